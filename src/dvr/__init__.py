@@ -1,0 +1,1 @@
+"""dvr: distributed virtual routing for Open vSwitch clouds."""

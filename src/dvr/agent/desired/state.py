@@ -1,0 +1,177 @@
+"""DesiredState: what one host's dataplane should hold, as frozen data.
+
+Produced by the pure functions of ``dvr.agent.desired`` from a HostView (plus the little
+observed input they need: local VLANs already in use and which VIF ports are plugged).
+Consumed by the reconciler (diff against what OVS and the kernel hold), the drivers
+(apply a plan), the tracer (walk a packet through it) and ``dvr flows``.
+
+Flows name OVS ports by *name* (``in_port=patch-tun``, ``output:"tap1234"``): ``ovs-ofctl``
+resolves names, so desired state needs no OpenFlow port numbers.
+
+Every flow carries an ``owner`` ("<kind>:<id>", e.g. ``hostmac:compute-2``,
+``subnet:<uuid>``, ``port:<uuid>``, ``network:<uuid>``, ``bridge:br-tun``) and a 64-bit cookie
+derived from it: the top 4 bits the owner kind, the next 28 bits a hash of the owner, the
+low 32 bits a hash of the flow's content.  So a cookie names its owner
+(``cookie=0x.../0xffffffff00000000`` selects all of an owner's flows), and a flow whose
+content changes gets a new cookie: the reconciler diffs bridges by cookie alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+# owner kind -> 4-bit code stored in the cookie's top nibble
+OWNER_KIND_CODES: dict[str, int] = {
+    "bridge": 0x1,
+    "hostmac": 0x2,
+    "network": 0x3,
+    "subnet": 0x4,
+    "port": 0x5,
+    "router": 0x6,
+    "tunnel": 0x7,
+    "fip": 0x8,
+    "snat": 0x9,
+}
+OWNER_COOKIE_MASK = 0xFFFFFFFF00000000
+
+
+def _hash(text: str, bits: int) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << bits) - 1)
+
+
+def owner_cookie_prefix(owner: str) -> int:
+    """The owner part (top 32 bits) of every cookie that ``owner``'s flows carry."""
+    kind, _, _ = owner.partition(":")
+    code = OWNER_KIND_CODES.get(kind, 0xF)
+    return (code << 60) | (_hash(owner, 28) << 32)
+
+
+@dataclass(frozen=True, order=True)
+class Flow:
+    table: int
+    priority: int
+    match: str  # ovs-ofctl syntax without table/priority, "" for match-all
+    actions: str  # ovs-ofctl syntax, e.g. 'mod_dl_src:fa:16:3f:00:00:01,resubmit(,2)'
+    owner: str  # "<kind>:<id>"
+
+    @property
+    def cookie(self) -> int:
+        content = f"{self.table}|{self.priority}|{self.match}|{self.actions}"
+        return owner_cookie_prefix(self.owner) | _hash(content, 32)
+
+    def to_ofctl(self) -> str:
+        """One line for ``ovs-ofctl add-flow(s)``."""
+        head = f"table={self.table},priority={self.priority},cookie={self.cookie:#x}"
+        match = f",{self.match}" if self.match else ""
+        return f"{head}{match},actions={self.actions}"
+
+
+@dataclass(frozen=True, order=True)
+class OvsPort:
+    """A port on a bridge.
+
+    ``managed`` ports are created and deleted by the agent (patch, vxlan, the bridge end of
+    router veths).  Unmanaged ones (VM taps plugged by the compute service / the lab) are
+    only given their ``tag``; the agent never creates or deletes them.
+    """
+
+    name: str
+    type: str = ""  # "" (system/veth), "internal", "patch", "vxlan", "tap"
+    options: tuple[tuple[str, str], ...] = ()  # e.g. (("peer", "patch-int"),)
+    tag: int | None = None  # local VLAN (access port) on br-int
+    external_ids: tuple[tuple[str, str], ...] = ()
+    managed: bool = True
+
+
+@dataclass(frozen=True)
+class BridgeState:
+    name: str
+    ports: tuple[OvsPort, ...]  # sorted by name
+    flows: frozenset[Flow]
+    datapath_type: str = "netdev"
+    fail_mode: str = "secure"
+    external_ids: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, order=True)
+class VethLink:
+    """A veth pair: ``name`` inside the namespace, ``peer`` as a port on ``bridge``."""
+
+    name: str
+    peer: str
+    bridge: str
+    mac_address: str
+    mtu: int
+    tag: int | None = None
+    external_ids: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    device: str
+    cidr: str  # "192.0.2.1/24" (interface address with prefix)
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    destination: str  # "198.51.100.0/24" or "default"
+    device: str
+    via: str | None = None
+    table: int = 254  # main
+    scope: str = "universe"  # or "link"
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    priority: int
+    table: int
+    source: str | None = None  # "192.0.2.0/24"
+    iif: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Neighbor:
+    device: str
+    ip_address: str
+    mac_address: str  # installed PERMANENT
+
+
+@dataclass(frozen=True, order=True)
+class NatRule:
+    """One nftables rule in the namespace's ``dvr`` table (``ip`` family)."""
+
+    chain: str  # "prerouting" | "postrouting" | "output"
+    rule: str  # nft rule text, e.g. 'oifname "qg-1234" snat to 203.0.113.5'
+    owner: str
+
+
+@dataclass(frozen=True)
+class NamespaceState:
+    """A router-side namespace: ``qrouter-<id>``, later ``snat-<id>`` and ``fip-<id>``."""
+
+    name: str
+    owner: str  # "router:<id>", "snat:<router id>", "fip:<external network id>"
+    links: tuple[VethLink, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    neighbors: tuple[Neighbor, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = (("net.ipv4.ip_forward", "1"),)
+    nat: tuple[NatRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    host: str
+    revision: int
+    bridges: tuple[BridgeState, ...]  # br-int, br-tun (later br-ex)
+    namespaces: tuple[NamespaceState, ...]  # sorted by name
+    local_vlans: tuple[tuple[str, int], ...] = field(default=())  # (network id, vlan)
+
+    def bridge(self, name: str) -> BridgeState | None:
+        return next((b for b in self.bridges if b.name == name), None)
+
+    def namespace(self, name: str) -> NamespaceState | None:
+        return next((n for n in self.namespaces if n.name == name), None)

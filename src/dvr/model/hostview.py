@@ -1,0 +1,276 @@
+"""HostView: everything one host needs from the server, as plain frozen data.
+
+This is the contract between the server (which builds it from the database) and the
+agent (which turns it into desired dataplane state).  It travels as JSON; ``to_dict`` and
+``host_view_from_dict`` are exact inverses.  Nothing here does I/O.
+
+Conventions:
+- every tuple is sorted by the object's id (or natural key) so that two views built from
+  the same database state compare equal and serialize identically;
+- MAC addresses are lower-case ``aa:bb:cc:dd:ee:ff``; IPs are strings as Python's
+  ``ipaddress`` prints them; CIDRs are normalized networks (``192.0.2.0/24``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+AGENT_MODES = ("dvr", "dvr_snat", "legacy")
+
+# device_owner values (Neutron's)
+OWNER_ROUTER_INTERFACE_DISTRIBUTED = "network:router_interface_distributed"
+OWNER_ROUTER_INTERFACE = "network:router_interface"
+OWNER_ROUTER_SNAT = "network:router_centralized_snat"
+OWNER_ROUTER_GATEWAY = "network:router_gateway"
+OWNER_FLOATINGIP_AGENT_GATEWAY = "network:floatingip_agent_gateway"
+OWNER_FLOATINGIP = "network:floatingip"
+OWNER_DHCP = "network:dhcp"
+OWNER_COMPUTE_PREFIX = "compute:"
+OWNER_LOADBALANCER = "neutron:LOADBALANCERV2"
+
+
+def is_dvr_serviceable(device_owner: str) -> bool:
+    """A port whose presence on a host makes the host need the subnet's DVR router."""
+    return (
+        device_owner.startswith(OWNER_COMPUTE_PREFIX)
+        or device_owner in (OWNER_DHCP, OWNER_LOADBALANCER)
+    )
+
+
+@dataclass(frozen=True)
+class FixedIp:
+    subnet_id: str
+    ip_address: str
+
+
+@dataclass(frozen=True)
+class PortView:
+    """A port bound to this host (a VM, DHCP, or an SNAT/FIP-gateway port of this host)."""
+
+    id: str
+    network_id: str
+    mac_address: str
+    fixed_ips: tuple[FixedIp, ...]
+    device_owner: str
+    device_id: str
+    host: str
+    admin_state_up: bool = True
+
+
+@dataclass(frozen=True)
+class SubnetView:
+    id: str
+    network_id: str
+    cidr: str
+    gateway_ip: str | None
+    ip_version: int
+
+
+@dataclass(frozen=True)
+class L2Entry:
+    """One unicast L2-population entry: a MAC (and its IPs) behind a remote tunnel."""
+
+    mac_address: str
+    ip_addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RemoteHost:
+    """Another host that takes part in a network: flood target and unicast entries."""
+
+    host: str
+    tunnel_ip: str
+    entries: tuple[L2Entry, ...]
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """A network this host touches (a local port on it, or a local router interface)."""
+
+    id: str
+    name: str
+    network_type: str  # "vxlan" (tenant) or "flat"/"vlan" (external/provider)
+    segmentation_id: int | None
+    mtu: int
+    external: bool
+    physical_network: str | None
+    subnets: tuple[SubnetView, ...]
+    remote_hosts: tuple[RemoteHost, ...]  # sorted by host
+
+
+@dataclass(frozen=True)
+class RouterInterfaceView:
+    """A distributed router interface: identical (MAC, IP) on every host of the router."""
+
+    port_id: str
+    subnet_id: str
+    network_id: str
+    mac_address: str
+    ip_address: str  # the subnet's gateway IP
+    cidr: str  # the subnet's CIDR (prefix length comes from here)
+    mtu: int
+
+
+@dataclass(frozen=True)
+class ArpEntry:
+    """A static (PERMANENT) neighbor for a port on a subnet attached to the router."""
+
+    subnet_id: str
+    ip_address: str
+    mac_address: str
+
+
+@dataclass(frozen=True)
+class ExtraRoute:
+    destination: str
+    nexthop: str
+
+
+@dataclass(frozen=True)
+class SnatPortView:
+    """A router's centralized-SNAT port on one internal subnet (lives on the SNAT host)."""
+
+    port_id: str
+    subnet_id: str
+    network_id: str
+    mac_address: str
+    ip_address: str
+    cidr: str
+    mtu: int
+
+
+@dataclass(frozen=True)
+class GatewayView:
+    """The router's external gateway port (on the external network)."""
+
+    port_id: str
+    network_id: str
+    mac_address: str
+    fixed_ips: tuple[FixedIp, ...]
+    subnets: tuple[SubnetView, ...]  # the external subnets (their gateway_ip is the next hop)
+    enable_snat: bool
+
+
+@dataclass(frozen=True)
+class FloatingIpView:
+    id: str
+    floating_ip_address: str
+    floating_network_id: str
+    fixed_ip_address: str
+    port_id: str
+    host: str  # host of the associated port
+
+
+@dataclass(frozen=True)
+class RouterView:
+    id: str
+    name: str
+    distributed: bool
+    ha: bool
+    admin_state_up: bool
+    interfaces: tuple[RouterInterfaceView, ...]  # sorted by subnet_id
+    arp_entries: tuple[ArpEntry, ...]  # sorted by (subnet_id, ip_address)
+    routes: tuple[ExtraRoute, ...]
+    gateway: GatewayView | None
+    snat_host: str | None  # host that runs this router's centralized SNAT part
+    snat_ports: tuple[SnatPortView, ...]  # sorted by subnet_id
+    floating_ips: tuple[FloatingIpView, ...]  # FIPs of ports on *this* host
+
+
+@dataclass(frozen=True)
+class HostMac:
+    host: str
+    mac_address: str
+
+
+@dataclass(frozen=True)
+class HostView:
+    host: str
+    revision: int
+    agent_mode: str
+    host_mac: str | None
+    tunnel_ip: str | None
+    ports: tuple[PortView, ...]  # ports bound to this host, sorted by id
+    networks: tuple[NetworkView, ...]  # sorted by id
+    routers: tuple[RouterView, ...]  # routers hosted here, sorted by id
+    peer_host_macs: tuple[HostMac, ...]  # every other host's MAC, sorted by host
+    fip_agent_gateways: tuple[PortView, ...] = field(default=())  # this host's fg- ports
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def network(self, network_id: str) -> NetworkView | None:
+        return next((n for n in self.networks if n.id == network_id), None)
+
+    def router(self, router_id: str) -> RouterView | None:
+        return next((r for r in self.routers if r.id == router_id), None)
+
+
+def _fixed_ips(items: list[dict[str, Any]]) -> tuple[FixedIp, ...]:
+    return tuple(FixedIp(**i) for i in items)
+
+
+def _port(d: dict[str, Any]) -> PortView:
+    return PortView(**{**d, "fixed_ips": _fixed_ips(d["fixed_ips"])})
+
+
+def _subnets(items: list[dict[str, Any]]) -> tuple[SubnetView, ...]:
+    return tuple(SubnetView(**s) for s in items)
+
+
+def _network(d: dict[str, Any]) -> NetworkView:
+    return NetworkView(
+        **{
+            **d,
+            "subnets": _subnets(d["subnets"]),
+            "remote_hosts": tuple(
+                RemoteHost(
+                    host=r["host"],
+                    tunnel_ip=r["tunnel_ip"],
+                    entries=tuple(
+                        L2Entry(e["mac_address"], tuple(e["ip_addresses"])) for e in r["entries"]
+                    ),
+                )
+                for r in d["remote_hosts"]
+            ),
+        }
+    )
+
+
+def _gateway(d: dict[str, Any] | None) -> GatewayView | None:
+    if d is None:
+        return None
+    return GatewayView(
+        **{**d, "fixed_ips": _fixed_ips(d["fixed_ips"]), "subnets": _subnets(d["subnets"])}
+    )
+
+
+def _router(d: dict[str, Any]) -> RouterView:
+    return RouterView(
+        **{
+            **d,
+            "interfaces": tuple(RouterInterfaceView(**i) for i in d["interfaces"]),
+            "arp_entries": tuple(ArpEntry(**a) for a in d["arp_entries"]),
+            "routes": tuple(ExtraRoute(**r) for r in d["routes"]),
+            "gateway": _gateway(d["gateway"]),
+            "snat_ports": tuple(SnatPortView(**s) for s in d["snat_ports"]),
+            "floating_ips": tuple(FloatingIpView(**f) for f in d["floating_ips"]),
+        }
+    )
+
+
+def host_view_from_dict(d: dict[str, Any]) -> HostView:
+    """Inverse of ``HostView.to_dict`` (lists in JSON become tuples again)."""
+    return HostView(
+        host=d["host"],
+        revision=d["revision"],
+        agent_mode=d["agent_mode"],
+        host_mac=d["host_mac"],
+        tunnel_ip=d["tunnel_ip"],
+        ports=tuple(_port(p) for p in d["ports"]),
+        networks=tuple(_network(n) for n in d["networks"]),
+        routers=tuple(_router(r) for r in d["routers"]),
+        peer_host_macs=tuple(HostMac(**m) for m in d["peer_host_macs"]),
+        fip_agent_gateways=tuple(_port(p) for p in d.get("fip_agent_gateways", [])),
+    )

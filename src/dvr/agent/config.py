@@ -1,0 +1,88 @@
+"""Agent configuration: one explicit object, from command-line flags or a small TOML file."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from dvr.model.hostview import AGENT_MODES
+
+DATAPATH_TYPES = ("netdev", "system")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    host: str
+    server: str  # http://127.0.0.1:9696 or unix:/path/to/server.sock
+    mode: str = "dvr"
+    local_ip: str | None = None  # tunnel endpoint (underlay) address of this host
+    datapath: str = "netdev"
+    integration_bridge: str = "br-int"
+    tunnel_bridge: str = "br-tun"
+    ovs_rundir: str = "/var/run/openvswitch"
+    token: str | None = None
+    heartbeat_interval: float = 10.0  # seconds between heartbeats
+    resync_interval: float = 60.0  # full reconcile at least this often, even without events
+    watch_timeout: float = 25.0  # long-poll duration
+    local_poll_interval: float = 1.0  # how often OVSDB is checked for newly plugged VIFs
+    max_backoff: float = 30.0
+
+    def validate(self) -> AgentConfig:
+        if not self.host:
+            raise ValueError("host must not be empty")
+        if self.mode not in AGENT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(AGENT_MODES)}, not {self.mode!r}")
+        if self.datapath not in DATAPATH_TYPES:
+            raise ValueError(f"datapath must be one of {', '.join(DATAPATH_TYPES)}")
+        if not (self.server.startswith("http://") or self.server.startswith("https://")
+                or self.server.startswith("unix:")):
+            raise ValueError("server must be http(s)://HOST:PORT or unix:/path")
+        return self
+
+
+def load_toml(path: str | Path) -> dict[str, object]:
+    """Read the [agent] table (or the top level) of a TOML file, with '-' in keys as '_'."""
+    data = tomllib.loads(Path(path).read_text())
+    table = data.get("agent", data)
+    known = {f.name for f in fields(AgentConfig)}
+    values = {key.replace("-", "_"): value for key, value in table.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown agent setting(s) in {path}: {', '.join(unknown)}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dvr-agent",
+        description="dvr agent: programs Open vSwitch and router namespaces on this host",
+    )
+    p.add_argument("--config", help="TOML file with agent settings (flags override it)")
+    p.add_argument("--host", help="this host's name as the server knows it")
+    p.add_argument("--server", help="http://HOST:PORT or unix:/path/to/server.sock")
+    p.add_argument("--mode", choices=AGENT_MODES, help="agent mode (default dvr)")
+    p.add_argument("--local-ip", help="this host's tunnel endpoint (underlay) IP")
+    p.add_argument("--datapath", choices=DATAPATH_TYPES, help="OVS datapath type")
+    p.add_argument("--integration-bridge", help="default br-int")
+    p.add_argument("--tunnel-bridge", help="default br-tun")
+    p.add_argument("--ovs-rundir", help="directory holding db.sock and the bridges' mgmt sockets")
+    p.add_argument("--token", help="static API token for a TCP server")
+    p.add_argument("--heartbeat-interval", type=float)
+    p.add_argument("--resync-interval", type=float)
+    p.add_argument("--once", action="store_true", help="reconcile once and exit")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    values: dict[str, object] = load_toml(args.config) if args.config else {}
+    for f in fields(AgentConfig):
+        flag_value = getattr(args, f.name, None)
+        if flag_value is not None:
+            values[f.name] = flag_value
+    missing = [name for name in ("host", "server") if not values.get(name)]
+    if missing:
+        raise ValueError(f"missing required setting(s): {', '.join('--' + m for m in missing)}")
+    return replace(AgentConfig(host="", server=""), **values).validate()  # type: ignore[arg-type]

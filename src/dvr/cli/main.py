@@ -1,0 +1,51 @@
+"""The `dvr` command: operators' views of the cloud, the lab and the tracer."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from dvr.client import ServerError
+
+# Each module contributes subcommands through `add_commands(subparsers)`.
+COMMAND_MODULES = ("dvr.cli.ops", "dvr.lab.cli", "dvr.trace.cli")
+DEFAULT_SERVER = "http://127.0.0.1:9696"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dvr", description=__doc__)
+    parser.add_argument(
+        "--server", default=os.environ.get("DVR_SERVER", DEFAULT_SERVER),
+        help="dvr server URL or unix:/path (default $DVR_SERVER or %(default)s)",
+    )
+    parser.add_argument("--token", default=os.environ.get("DVR_TOKEN"))
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except ServerError as exc:
+        print(f"dvr: server error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"dvr: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""HTTP client for the dvr server: the agent protocol (/dvr/v1) and the Neutron API (/v2.0).
+
+Used by the agent, the `dvr` CLI, the lab and the tracer.  The server is reached over TCP
+(``http://127.0.0.1:9696``) or a unix socket (``unix:/path/server.sock``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from dvr.model.hostview import HostView, host_view_from_dict
+
+
+class ServerError(Exception):
+    """The server answered with an error (Neutron-shaped body when it could)."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(f"{status} {error_type}: {message}")
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    revision: int
+    changes: tuple[tuple[str, str], ...]  # (kind, id)
+    resync: bool
+
+
+def make_http_client(server: str, token: str | None = None, timeout: float = 10.0) -> httpx.Client:
+    headers = {"X-Auth-Token": token} if token else {}
+    if server.startswith("unix:"):
+        transport = httpx.HTTPTransport(uds=server.removeprefix("unix:"))
+        return httpx.Client(
+            transport=transport, base_url="http://dvr-server", headers=headers, timeout=timeout
+        )
+    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        err = response.json()["NeutronError"]
+        raise ServerError(response.status_code, err.get("type", ""), err.get("message", ""))
+    except (ValueError, KeyError, TypeError):
+        raise ServerError(response.status_code, "HTTPError", response.text[:500]) from None
+
+
+class ServerClient:
+    """Typed calls of the dvr server. Create one per process; close it when done."""
+
+    def __init__(self, server: str, token: str | None = None, timeout: float = 10.0):
+        self.server = server
+        self._http = make_http_client(server, token, timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ServerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        _raise_for_error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params or None)
+
+    # -- agent protocol -----------------------------------------------------------------
+    def register_agent(self, host: str, agent_mode: str, tunnel_ip: str | None,
+                       datapath_type: str) -> Any:
+        body = {"host": host, "agent_mode": agent_mode, "tunnel_ip": tunnel_ip,
+                "datapath_type": datapath_type}
+        return self.request("POST", "/dvr/v1/agents", json=body)
+
+    def host_mac(self, host: str) -> str:
+        return self.request("POST", f"/dvr/v1/hosts/{host}/host-mac")["mac_address"]
+
+    def host_view(self, host: str) -> HostView:
+        return host_view_from_dict(self.get(f"/dvr/v1/hosts/{host}/view"))
+
+    def watch(self, host: str, since: int, timeout: float) -> WatchResult:
+        data = self.request(
+            "GET", f"/dvr/v1/hosts/{host}/watch",
+            params={"since": since, "timeout": timeout}, timeout=timeout + 10,
+        )
+        return WatchResult(
+            revision=data["revision"],
+            changes=tuple((c["kind"], c["id"]) for c in data["changes"]),
+            resync=bool(data.get("resync")),
+        )
+
+    def heartbeat(self, host: str, applied_revision: int, ports_up: list[str],
+                  ports_down: list[str], vifs: dict[str, str],
+                  local_vlans: dict[str, int]) -> Any:
+        body = {"applied_revision": applied_revision, "ports_up": ports_up,
+                "ports_down": ports_down, "vifs": vifs, "local_vlans": local_vlans}
+        return self.request("POST", f"/dvr/v1/hosts/{host}/heartbeat", json=body)
+
+    def hosts(self) -> list[dict[str, Any]]:
+        return self.get("/dvr/v1/hosts")["hosts"]
+
+    def agent_state(self, host: str) -> dict[str, Any]:
+        """What the host's agent last reported: its plugged VIFs and local VLANs."""
+        return self.get(f"/dvr/v1/hosts/{host}/agent-state")
+
+    # -- Neutron API ----------------------------------------------------------------------
+    def list(self, collection: str, **filters: Any) -> list[dict[str, Any]]:
+        return self.get(f"/v2.0/{collection}", **filters)[collection]
+
+    def show(self, collection: str, singular: str, obj_id: str) -> dict[str, Any]:
+        return self.get(f"/v2.0/{collection}/{obj_id}")[singular]
+
+    def create(self, collection: str, singular: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/v2.0/{collection}", json={singular: body})[singular]
+
+    def update(self, collection: str, singular: str, obj_id: str,
+               body: dict[str, Any]) -> dict[str, Any]:
+        return self.request(
+            "PUT", f"/v2.0/{collection}/{obj_id}", json={singular: body}
+        )[singular]
+
+    def delete(self, collection: str, obj_id: str) -> None:
+        self.request("DELETE", f"/v2.0/{collection}/{obj_id}")
+
+    def add_router_interface(self, router_id: str, subnet_id: str) -> dict[str, Any]:
+        return self.request(
+            "PUT", f"/v2.0/routers/{router_id}/add_router_interface",
+            json={"subnet_id": subnet_id},
+        )
+
+    def remove_router_interface(self, router_id: str, subnet_id: str) -> dict[str, Any]:
+        return self.request(
+            "PUT", f"/v2.0/routers/{router_id}/remove_router_interface",
+            json={"subnet_id": subnet_id},
+        )

@@ -1,0 +1,46 @@
+import pytest
+
+from dvr.agent.config import build_parser, config_from_args
+
+
+def parse(argv):
+    return config_from_args(build_parser().parse_args(argv))
+
+
+def test_flags_build_config_with_defaults():
+    cfg = parse(["--host", "compute-1", "--server", "unix:/tmp/s.sock", "--mode", "dvr_snat"])
+    assert (cfg.host, cfg.server, cfg.mode) == ("compute-1", "unix:/tmp/s.sock", "dvr_snat")
+    assert (cfg.integration_bridge, cfg.tunnel_bridge, cfg.datapath) == ("br-int", "br-tun",
+                                                                        "netdev")
+
+
+def test_toml_file_is_read_and_flags_override_it(tmp_path):
+    f = tmp_path / "agent.toml"
+    f.write_text('[agent]\nhost = "compute-9"\nserver = "http://127.0.0.1:9696"\n'
+                 'local-ip = "198.18.0.9"\ntunnel-bridge = "br-tun2"\n')
+    cfg = parse(["--config", str(f), "--host", "compute-2"])
+    assert cfg.host == "compute-2"
+    assert cfg.local_ip == "198.18.0.9"
+    assert cfg.tunnel_bridge == "br-tun2"
+
+
+def test_unknown_toml_key_is_rejected(tmp_path):
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "http://x"\nbogus = 1\n')
+    with pytest.raises(ValueError, match="bogus"):
+        parse(["--config", str(f)])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--server", "http://x"], "--host"),
+    (["--host", "h"], "--server"),
+    (["--host", "h", "--server", "ftp://x"], "server must be"),
+])
+def test_bad_settings_are_rejected(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse(argv)
+
+
+def test_bad_mode_is_rejected_by_the_parser():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--host", "h", "--server", "http://x", "--mode", "bogus"])

@@ -1,0 +1,1 @@
+"""The server's database: tables, sessions, Alembic migrations."""

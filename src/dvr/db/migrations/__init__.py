@@ -1,0 +1,1 @@
+"""Alembic migrations of the dvr database (applied on server start)."""

@@ -1,0 +1,260 @@
+"""SQLAlchemy Core tables: the single source of truth of the dvr server.
+
+Conventions: ids are uuid strings; ``project_id`` is "" for service-owned ports; timestamps
+are naive UTC datetimes; JSON columns hold small lists/dicts that are never queried in SQL.
+Uniqueness that the services rely on is enforced here (ip per subnet, MAC per network,
+host MAC, one router per subnet, one segment per (type, physnet, id)).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+ID = String(36)
+NAME = String(255)
+HOST = String(255)
+
+RevisionId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _standard_columns() -> list[Column]:
+    return [
+        Column("description", String(255), nullable=False, default=""),
+        Column("tags", JSON, nullable=False, default=list),
+        Column("created_at", DateTime, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+        Column("revision_number", Integer, nullable=False, default=1),
+    ]
+
+
+server_state = Table(
+    "server_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # last revision handed out to a write transaction that recorded changes
+    Column("revision", RevisionId, nullable=False),
+    # changes with revision <= pruned_revision may have been deleted
+    Column("pruned_revision", RevisionId, nullable=False),
+)
+
+networks = Table(
+    "networks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("name", NAME, nullable=False, default=""),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("status", String(16), nullable=False, default="ACTIVE"),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("mtu", Integer, nullable=False),
+    Column("external", Boolean, nullable=False, default=False),
+    Column("network_type", String(16), nullable=False),
+    Column("physical_network", String(64), nullable=True),
+    Column("segmentation_id", Integer, nullable=True),
+    Column("port_security_enabled", Boolean, nullable=False, default=True),
+    Column("availability_zone_hints", JSON, nullable=False, default=list),
+    *_standard_columns(),
+)
+
+segment_allocations = Table(
+    "segment_allocations",
+    metadata,
+    Column("network_type", String(16), primary_key=True),
+    Column("physical_network", String(64), primary_key=True),  # "" for tunnels
+    Column("segmentation_id", Integer, primary_key=True),  # 0 for flat
+    Column(
+        "network_id",
+        ID,
+        ForeignKey("networks.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+)
+
+subnets = Table(
+    "subnets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("network_id", ID, ForeignKey("networks.id"), nullable=False, index=True),
+    Column("name", NAME, nullable=False, default=""),
+    Column("ip_version", Integer, nullable=False),
+    Column("cidr", String(64), nullable=False),
+    Column("gateway_ip", String(64), nullable=True),
+    Column("enable_dhcp", Boolean, nullable=False, default=True),
+    Column("ipv6_ra_mode", String(32), nullable=True),
+    Column("ipv6_address_mode", String(32), nullable=True),
+    Column("allocation_pools", JSON, nullable=False, default=list),
+    Column("dns_nameservers", JSON, nullable=False, default=list),
+    Column("host_routes", JSON, nullable=False, default=list),
+    Column("service_types", JSON, nullable=False, default=list),
+    *_standard_columns(),
+)
+
+ports = Table(
+    "ports",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("network_id", ID, ForeignKey("networks.id"), nullable=False, index=True),
+    Column("name", NAME, nullable=False, default=""),
+    Column("mac_address", String(17), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("status", String(16), nullable=False, default="DOWN"),
+    Column("device_id", NAME, nullable=False, default="", index=True),
+    Column("device_owner", NAME, nullable=False, default=""),
+    Column("host", HOST, nullable=False, default="", index=True),
+    Column("vif_type", String(32), nullable=False, default="unbound"),
+    Column("vnic_type", String(32), nullable=False, default="normal"),
+    Column("binding_profile", JSON, nullable=False, default=dict),
+    Column("port_security_enabled", Boolean, nullable=False, default=True),
+    Column("allowed_address_pairs", JSON, nullable=False, default=list),
+    Column("security_groups", JSON, nullable=False, default=list),
+    # is_dvr_serviceable(device_owner), stored so scheduling queries can use it
+    Column("dvr_serviceable", Boolean, nullable=False, default=False),
+    *_standard_columns(),
+    UniqueConstraint("network_id", "mac_address", name="uq_ports_network_id_mac_address"),
+)
+
+ip_allocations = Table(
+    "ip_allocations",
+    metadata,
+    Column("subnet_id", ID, ForeignKey("subnets.id"), primary_key=True),
+    Column("ip_address", String(64), primary_key=True),
+    Column(
+        "port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("network_id", ID, nullable=False),
+)
+
+routers = Table(
+    "routers",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("name", NAME, nullable=False, default=""),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("status", String(16), nullable=False, default="ACTIVE"),
+    Column("distributed", Boolean, nullable=False, default=False),
+    Column("ha", Boolean, nullable=False, default=False),
+    Column("flavor_id", ID, nullable=True),
+    Column("gw_port_id", ID, ForeignKey("ports.id"), nullable=True),
+    Column("gw_network_id", ID, ForeignKey("networks.id"), nullable=True),
+    Column("enable_snat", Boolean, nullable=False, default=True),
+    Column("routes", JSON, nullable=False, default=list),
+    Column("availability_zone_hints", JSON, nullable=False, default=list),
+    *_standard_columns(),
+)
+
+# One row per (router, subnet) interface.  subnet_id is the primary key: a subnet is
+# attached to at most one router (see docs/API.md "One router per subnet").
+router_interfaces = Table(
+    "router_interfaces",
+    metadata,
+    Column("subnet_id", ID, ForeignKey("subnets.id"), primary_key=True),
+    Column("router_id", ID, ForeignKey("routers.id"), nullable=False, index=True),
+    Column(
+        "port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("network_id", ID, nullable=False, index=True),
+)
+
+# The centralized part of a router: SNAT host of a distributed router with a gateway,
+# or the single host of a centralized (legacy) router.
+router_l3_bindings = Table(
+    "router_l3_bindings",
+    metadata,
+    Column("router_id", ID, ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True),
+    Column("host", HOST, nullable=False, index=True),
+)
+
+floatingips = Table(
+    "floatingips",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("floating_network_id", ID, ForeignKey("networks.id"), nullable=False),
+    Column("floating_ip_address", String(64), nullable=False),
+    Column("floating_port_id", ID, ForeignKey("ports.id"), nullable=False),
+    Column("fixed_port_id", ID, ForeignKey("ports.id"), nullable=True, index=True),
+    Column("fixed_ip_address", String(64), nullable=True),
+    Column("router_id", ID, ForeignKey("routers.id"), nullable=True, index=True),
+    Column("status", String(16), nullable=False, default="DOWN"),
+    *_standard_columns(),
+    UniqueConstraint(
+        "floating_network_id",
+        "fixed_port_id",
+        "fixed_ip_address",
+        name="uq_floatingips_fixed_ip",
+    ),
+)
+
+dvr_hosts = Table(
+    "dvr_hosts",
+    metadata,
+    Column("host", HOST, primary_key=True),
+    Column("agent_mode", String(16), nullable=False),
+    Column("tunnel_ip", String(64), nullable=True),
+    Column("datapath_type", String(16), nullable=False, default="system"),
+    Column("applied_revision", RevisionId, nullable=False, default=0),
+    Column("registered_at", DateTime, nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("host", HOST, nullable=False, index=True),
+    Column("agent_type", String(64), nullable=False),
+    Column("binary", String(64), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("description", String(255), nullable=False, default=""),
+    Column("availability_zone", String(255), nullable=True),
+    Column("configurations", JSON, nullable=False, default=dict),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("heartbeat_timestamp", DateTime, nullable=False),
+    UniqueConstraint("agent_type", "host", name="uq_agents_agent_type_host"),
+)
+
+dvr_host_macs = Table(
+    "dvr_host_macs",
+    metadata,
+    Column("host", HOST, primary_key=True),
+    Column("mac_address", String(17), nullable=False, unique=True),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", RevisionId, primary_key=True, autoincrement=True),
+    Column("revision", RevisionId, nullable=False, index=True),
+    Column("host", HOST, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("object_id", String(255), nullable=False),
+    Index("ix_changes_host_revision", "host", "revision"),
+)

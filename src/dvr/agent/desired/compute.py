@@ -1,0 +1,87 @@
+"""The full desired-state computation: HostView (+ observed inputs) -> DesiredState."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dvr.agent.desired import tunnel_bridge as tunbr
+from dvr.agent.desired.assembly import Assembly
+from dvr.agent.desired.config import DesiredConfig, HostInputs
+from dvr.agent.desired.pieces import (
+    BASE_KEY,
+    HostContext,
+    NetworkFacts,
+    Piece,
+    PieceKey,
+    base_piece,
+    choose_gateway_mac,
+    host_mac_piece,
+    network_facts,
+    network_piece,
+    port_piece,
+    router_gateway_candidates,
+    router_piece,
+    tunnel_piece,
+)
+from dvr.agent.desired.state import DesiredState
+from dvr.agent.desired.vlans import allocate_local_vlans
+from dvr.model.hostview import HostView
+
+DEFAULT_CONFIG = DesiredConfig()
+NO_INPUTS = HostInputs()
+
+
+def compute_dvr_gateway_macs(view: HostView, ctx: HostContext) -> dict[str, str]:
+    """subnet id -> gateway MAC of the local DVR router interface on it."""
+    candidates: dict[str, list[tuple[str, str]]] = {}
+    for router in view.routers:
+        for subnet_id, candidate in router_gateway_candidates(router, ctx).items():
+            candidates.setdefault(subnet_id, []).append(candidate)
+    return {
+        subnet_id: mac
+        for subnet_id, options in candidates.items()
+        if (mac := choose_gateway_mac(options)) is not None
+    }
+
+
+def compute_pieces(
+    view: HostView, inputs: HostInputs, config: DesiredConfig
+) -> tuple[dict[PieceKey, Piece], dict[str, int]]:
+    """Every piece of the host's desired state, and the local VLAN allocation."""
+    ctx = HostContext.of(view, config)
+    vlans = allocate_local_vlans((n.id for n in view.networks), inputs.previous_local_vlans)
+    facts: Mapping[str, NetworkFacts] = {
+        n.id: network_facts(n, vlans[n.id]) for n in view.networks
+    }
+    gateway_macs = compute_dvr_gateway_macs(view, ctx)
+    pieces: dict[PieceKey, Piece] = {BASE_KEY: base_piece(ctx)}
+    for peer in view.peer_host_macs:
+        pieces[("hostmac", peer.host)] = host_mac_piece(ctx, peer.host, peer.mac_address)
+    tunnel_ips: set[str] = set()
+    for network in view.networks:
+        pieces[("network", network.id)] = network_piece(ctx, network, vlans[network.id])
+        tunnel_ips |= tunbr.remote_tunnel_ips(network, ctx.host, ctx.tunnel_ip)
+    for remote_ip in tunnel_ips:
+        pieces[("tunnel", remote_ip)] = tunnel_piece(ctx, remote_ip)
+    for router in view.routers:
+        pieces[("router", router.id)] = router_piece(ctx, router, facts)
+    for port in view.ports:
+        pieces[("port", port.id)] = port_piece(
+            ctx, port, inputs.plugged.get(port.id), facts.get(port.network_id), gateway_macs
+        )
+    return pieces, vlans
+
+
+def compute_desired_state(
+    view: HostView, inputs: HostInputs = NO_INPUTS, config: DesiredConfig = DEFAULT_CONFIG
+) -> DesiredState:
+    """Everything this host's OVS bridges and router namespaces should hold.
+
+    Pure: the same arguments always give an equal result.  Raises
+    ``vlans.LocalVlanExhausted`` when the host has more networks than local VLAN ids.
+    """
+    pieces, vlans = compute_pieces(view, inputs, config)
+    assembly = Assembly(config)
+    for piece in pieces.values():
+        assembly.add(piece)
+    return assembly.build(view.host, view.revision, vlans)

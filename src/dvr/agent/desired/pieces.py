@@ -1,0 +1,241 @@
+"""Pieces: the desired state cut along the objects that own it.
+
+A *piece* is the part of the desired state that one object produces (the bridge skeleton,
+one peer host MAC, one network, one tunnel endpoint, one router, one local port).  Each
+piece is a pure function of that object plus a few declared derived inputs:
+
+| piece          | reads                                                               |
+|----------------|---------------------------------------------------------------------|
+| base           | host context (config)                                               |
+| hostmac:<host> | host context, that host's MAC                                       |
+| network:<id>   | host context, the NetworkView, its local VLAN                       |
+| tunnel:<ip>    | host context (local tunnel IP); exists while any network needs <ip> |
+| router:<id>    | host context, the RouterView, NetworkFacts of its interfaces' nets  |
+| port:<id>      | host context, the PortView, plugged name, NetworkFacts of its net,  |
+|                | DVR gateway MAC of each of its subnets                              |
+
+The full computation (``compute.py``) and the incremental cache (``incremental.py``) call
+the same functions, so they can only disagree if a dependency above is missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from dvr.agent.desired import integration_bridge as intbr
+from dvr.agent.desired import tunnel_bridge as tunbr
+from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.router_namespace import compute_router_namespace
+from dvr.agent.desired.state import Flow, NamespaceState, OvsPort
+from dvr.agent.desired.vlans import DEAD_VLAN
+from dvr.model.hostview import (
+    OWNER_FLOATINGIP,
+    OWNER_FLOATINGIP_AGENT_GATEWAY,
+    OWNER_ROUTER_GATEWAY,
+    OWNER_ROUTER_INTERFACE,
+    OWNER_ROUTER_INTERFACE_DISTRIBUTED,
+    OWNER_ROUTER_SNAT,
+    HostView,
+    NetworkView,
+    PortView,
+    RouterView,
+    is_dvr_serviceable,
+)
+
+DVR_AGENT_MODES = frozenset({"dvr", "dvr_snat"})
+
+# Ports whose device the agent itself creates (qr-, sg-, qg-, fg-): never treated as VIFs.
+AGENT_DEVICE_OWNERS = frozenset(
+    {
+        OWNER_ROUTER_INTERFACE_DISTRIBUTED,
+        OWNER_ROUTER_INTERFACE,
+        OWNER_ROUTER_SNAT,
+        OWNER_ROUTER_GATEWAY,
+        OWNER_FLOATINGIP_AGENT_GATEWAY,
+        OWNER_FLOATINGIP,
+    }
+)
+
+PieceKey = tuple[str, str]  # (kind, id): ("port", "<uuid>"), ("base", "")
+BASE_KEY: PieceKey = ("base", "")
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """Host-wide inputs: a change here invalidates every piece (full recompute)."""
+
+    host: str
+    host_mac: str | None
+    tunnel_ip: str | None
+    config: DesiredConfig
+
+    @property
+    def dvr_enabled(self) -> bool:
+        return self.config.agent_mode in DVR_AGENT_MODES
+
+    @classmethod
+    def of(cls, view: HostView, config: DesiredConfig) -> HostContext:
+        return cls(view.host, view.host_mac, view.tunnel_ip, config)
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    """What routers and ports need to know about their network on this host."""
+
+    local_vlan: int
+    tunnelled: bool
+
+
+@dataclass(frozen=True)
+class Piece:
+    flows: tuple[tuple[str, Flow], ...] = ()  # (bridge name, flow)
+    ports: tuple[tuple[str, OvsPort], ...] = ()  # (bridge name, port)
+    namespaces: tuple[NamespaceState, ...] = ()
+
+
+EMPTY_PIECE = Piece()
+
+
+def _on(bridge: str, items: Iterable[Flow] | Iterable[OvsPort]) -> tuple:
+    return tuple((bridge, item) for item in items)
+
+
+def piece_label(key: PieceKey) -> str:
+    kind, ident = key
+    return f"{kind}:{ident}" if ident else kind
+
+
+# --- derived inputs ---------------------------------------------------------------------------
+
+
+def network_facts(network: NetworkView, local_vlan: int) -> NetworkFacts:
+    return NetworkFacts(local_vlan=local_vlan, tunnelled=tunbr.is_tunnelled(network))
+
+
+def router_gateway_candidates(router: RouterView, ctx: HostContext) -> dict[str, tuple[str, str]]:
+    """subnet id -> (port id, MAC) of this router's DVR interfaces (for br-int table 1)."""
+    if not (ctx.dvr_enabled and router.distributed and router.admin_state_up):
+        return {}
+    candidates: dict[str, tuple[str, str]] = {}
+    for interface in router.interfaces:
+        candidate = (interface.port_id, interface.mac_address)
+        current = candidates.get(interface.subnet_id)
+        if current is None or candidate < current:
+            candidates[interface.subnet_id] = candidate
+    return candidates
+
+
+def choose_gateway_mac(candidates: Iterable[tuple[str, str]]) -> str | None:
+    """Several local routers on one subnet (DVR.md §10): the lowest interface port id wins."""
+    best = min(candidates, default=None)
+    return None if best is None else best[1]
+
+
+# --- piece functions --------------------------------------------------------------------------
+
+
+def base_piece(ctx: HostContext) -> Piece:
+    config = ctx.config
+    return Piece(
+        flows=_on(config.integration_bridge, intbr.integration_bridge_base_flows(config))
+        + _on(config.tunnel_bridge, tunbr.tunnel_bridge_base_flows(config)),
+        ports=(
+            (config.integration_bridge, intbr.integration_bridge_patch_port(config)),
+            (config.tunnel_bridge, tunbr.tunnel_bridge_patch_port(config)),
+        ),
+    )
+
+
+def host_mac_piece(ctx: HostContext, host: str, mac: str) -> Piece:
+    if not ctx.dvr_enabled or host == ctx.host or mac == ctx.host_mac:
+        return EMPTY_PIECE
+    config = ctx.config
+    return Piece(
+        flows=_on(config.integration_bridge, intbr.host_mac_integration_flows(host, mac, config))
+        + _on(config.tunnel_bridge, tunbr.host_mac_tunnel_flows(host, mac, config))
+    )
+
+
+def network_piece(ctx: HostContext, network: NetworkView, local_vlan: int) -> Piece:
+    flows = tunbr.network_tunnel_flows(network, local_vlan, ctx.host, ctx.tunnel_ip)
+    return Piece(flows=_on(ctx.config.tunnel_bridge, flows)) if flows else EMPTY_PIECE
+
+
+def tunnel_piece(ctx: HostContext, remote_ip: str) -> Piece:
+    if ctx.tunnel_ip is None:
+        return EMPTY_PIECE
+    bridge = ctx.config.tunnel_bridge
+    return Piece(
+        flows=_on(bridge, tunbr.tunnel_port_flows(remote_ip)),
+        ports=((bridge, tunbr.tunnel_port(remote_ip, ctx.tunnel_ip)),),
+    )
+
+
+def router_piece(
+    ctx: HostContext, router: RouterView, facts: Mapping[str, NetworkFacts]
+) -> Piece:
+    """The router's namespace, its veths' bridge ends and its DVR subnets' br-tun flows.
+
+    An administratively down router is not instantiated (as if not hosted here).
+    """
+    if not router.admin_state_up:
+        return EMPTY_PIECE
+    config = ctx.config
+    vlans = {
+        i.network_id: facts[i.network_id].local_vlan
+        for i in router.interfaces
+        if i.network_id in facts
+    }
+    namespace = compute_router_namespace(router, vlans, config.integration_bridge)
+    ports = tuple(
+        (config.integration_bridge,
+         intbr.router_interface_bridge_port(
+             link.peer, DEAD_VLAN if link.tag is None else link.tag, link.external_ids))
+        for link in namespace.links
+    )
+    flows: list[tuple[str, Flow]] = []
+    if ctx.dvr_enabled and router.distributed:
+        for interface in router.interfaces:
+            fact = facts.get(interface.network_id)
+            if fact is None or not fact.tunnelled:
+                continue
+            flows.extend(
+                _on(config.tunnel_bridge,
+                    tunbr.dvr_subnet_tunnel_flows(interface, fact.local_vlan, ctx.host_mac))
+            )
+    return Piece(flows=tuple(flows), ports=ports, namespaces=(namespace,))
+
+
+def port_piece(
+    ctx: HostContext,
+    port: PortView,
+    ovs_port_name: str | None,
+    fact: NetworkFacts | None,
+    gateway_macs: Mapping[str, str],
+) -> Piece:
+    """A plugged VIF: its local VLAN tag and, on a DVR subnet, br-int table 1.
+
+    Admin-down ports and ports of unknown networks get the dead VLAN (no forwarding).  A
+    port with addresses on several DVR subnets gets the gateway MAC of the lowest subnet id.
+    """
+    if port.device_owner in AGENT_DEVICE_OWNERS or ovs_port_name is None:
+        return EMPTY_PIECE
+    bridge = ctx.config.integration_bridge
+    usable = port.admin_state_up and fact is not None
+    tag = fact.local_vlan if usable and fact is not None else DEAD_VLAN
+    flows: tuple[Flow, ...] = ()
+    if (
+        usable
+        and fact is not None
+        and fact.tunnelled
+        and ctx.dvr_enabled
+        and is_dvr_serviceable(port.device_owner)
+    ):
+        subnet_ids = sorted({f.subnet_id for f in port.fixed_ips if f.subnet_id in gateway_macs})
+        if subnet_ids:
+            flows = intbr.dvr_local_port_flows(
+                port.id, port.mac_address, fact.local_vlan, gateway_macs[subnet_ids[0]],
+                ovs_port_name,
+            )
+    return Piece(flows=_on(bridge, flows), ports=((bridge, intbr.vif_port(ovs_port_name, tag)),))

@@ -1,0 +1,213 @@
+"""br-tun: ports and flow families (Neutron's tables, DVR.md §5-§6).
+
+Each function returns the flows of one family for one owner object, so a family can be
+tested alone and an object's removal removes exactly its flows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from dvr.agent.desired import names
+from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.state import Flow, OvsPort
+from dvr.agent.desired.tables import (
+    MULTICAST_DST,
+    PRIO_DEFAULT,
+    PRIO_TUN_CLASSIFY,
+    PRIO_TUN_DVR_DROP_GATEWAY_ARP,
+    PRIO_TUN_DVR_DROP_TO_GATEWAY_MAC,
+    PRIO_TUN_DVR_REWRITE_SOURCE,
+    PRIO_TUN_FLOOD,
+    PRIO_TUN_HOST_MAC,
+    PRIO_TUN_L2POP_UNICAST,
+    PRIO_TUN_LEARN,
+    PRIO_TUN_TUNNEL_TO_LOCAL_VLAN,
+    PRIO_TUN_UNICAST_MULTICAST_SPLIT,
+    UNICAST_DST,
+    TunTable,
+)
+from dvr.model.hostview import NetworkView, RouterInterfaceView
+
+TUNNEL_NETWORK_TYPES = frozenset({"vxlan"})
+
+
+def _resubmit(table: int) -> str:
+    return f"resubmit(,{table})"
+
+
+def _output(port_name: str) -> str:
+    return f"output:{names.ofctl_port(port_name)}"
+
+
+# --- ports --------------------------------------------------------------------------------
+
+
+def tunnel_bridge_patch_port(config: DesiredConfig) -> OvsPort:
+    return OvsPort(
+        name=config.tun_peer_patch_port,
+        type="patch",
+        options=(("peer", config.int_peer_patch_port),),
+    )
+
+
+def tunnel_port(remote_ip: str, local_ip: str) -> OvsPort:
+    """The vxlan port towards ``remote_ip`` (VNI chosen per packet by the flows)."""
+    return OvsPort(
+        name=names.vxlan_port_name(remote_ip),
+        type="vxlan",
+        options=(
+            ("in_key", "flow"),
+            ("key", "flow"),
+            ("local_ip", local_ip),
+            ("out_key", "flow"),
+            ("remote_ip", remote_ip),
+        ),
+    )
+
+
+def valid_remote_tunnel_ip(remote_ip: str, local_ip: str | None) -> bool:
+    """A remote endpoint we can build a tunnel to: an IP of the local IP's family, not ours."""
+    if local_ip is None:
+        return False
+    try:
+        remote = ipaddress.ip_address(remote_ip)
+        local = ipaddress.ip_address(local_ip)
+    except ValueError:
+        return False
+    return remote.version == local.version and remote != local
+
+
+def remote_tunnel_ips(network: NetworkView, host: str, local_ip: str | None) -> frozenset[str]:
+    """The tunnel endpoints this host needs for ``network`` (flood targets)."""
+    if not is_tunnelled(network):
+        return frozenset()
+    return frozenset(
+        remote.tunnel_ip
+        for remote in network.remote_hosts
+        if remote.host != host and valid_remote_tunnel_ip(remote.tunnel_ip, local_ip)
+    )
+
+
+def is_tunnelled(network: NetworkView) -> bool:
+    return network.network_type in TUNNEL_NETWORK_TYPES and network.segmentation_id is not None
+
+
+# --- flow families ------------------------------------------------------------------------
+
+
+def tunnel_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
+    """Table skeleton: classify, defaults and the unicast/multicast split (owner bridge)."""
+    owner = names.bridge_owner(config.tunnel_bridge)
+    patch = names.ofctl_port(config.tun_peer_patch_port)
+    return (
+        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY, f"in_port={patch}",
+             _resubmit(TunTable.DVR_PROCESS), owner),
+        Flow(TunTable.CLASSIFY, PRIO_DEFAULT, "", "drop", owner),
+        Flow(TunTable.DVR_PROCESS, PRIO_DEFAULT, "", _resubmit(TunTable.PATCH_LV_TO_TUN), owner),
+        Flow(TunTable.PATCH_LV_TO_TUN, PRIO_TUN_UNICAST_MULTICAST_SPLIT, f"dl_dst={UNICAST_DST}",
+             _resubmit(TunTable.UCAST_TO_TUN), owner),
+        Flow(TunTable.PATCH_LV_TO_TUN, PRIO_TUN_UNICAST_MULTICAST_SPLIT,
+             f"dl_dst={MULTICAST_DST}", _resubmit(TunTable.FLOOD_TO_TUN), owner),
+        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_DEFAULT, "", "drop", owner),
+        Flow(TunTable.DVR_NOT_LEARN, PRIO_DEFAULT, "", _resubmit(TunTable.LEARN_FROM_TUN), owner),
+        # L2 population tells us every MAC, so table 10 does not learn (a learn() action
+        # would install flows with cookies the reconciler does not own).
+        Flow(TunTable.LEARN_FROM_TUN, PRIO_TUN_LEARN, "",
+             _output(config.tun_peer_patch_port), owner),
+        Flow(TunTable.UCAST_TO_TUN, PRIO_DEFAULT, "", _resubmit(TunTable.FLOOD_TO_TUN), owner),
+        Flow(TunTable.FLOOD_TO_TUN, PRIO_DEFAULT, "", "drop", owner),
+    )
+
+
+def tunnel_port_flows(remote_ip: str) -> tuple[Flow, ...]:
+    """Table 0: frames arriving from the tunnel towards ``remote_ip`` go to table 4."""
+    port = names.ofctl_port(names.vxlan_port_name(remote_ip))
+    return (
+        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY, f"in_port={port}",
+             _resubmit(TunTable.VXLAN_TUN_TO_LV), names.tunnel_owner(remote_ip)),
+    )
+
+
+def host_mac_tunnel_flows(host: str, mac: str, config: DesiredConfig) -> tuple[Flow, ...]:
+    """Table 9: a frame from another host's MAC (routed there) goes to br-int unlearned."""
+    return (
+        Flow(TunTable.DVR_NOT_LEARN, PRIO_TUN_HOST_MAC, f"dl_src={mac}",
+             _output(config.tun_peer_patch_port), names.host_mac_owner(host)),
+    )
+
+
+def dvr_subnet_tunnel_flows(
+    interface: RouterInterfaceView, local_vlan: int, host_mac: str | None
+) -> tuple[Flow, ...]:
+    """Table 1 for a subnet whose distributed router interface is on this host.
+
+    The gateway is local on every host, so ARP for the gateway IP (IPv6: neighbour
+    solicitations) and frames to the gateway MAC never leave the host; frames the local
+    router sends (source = gateway MAC) leave with this host's MAC.  Without a host MAC
+    (not allocated yet) such frames are dropped rather than leak the gateway MAC.
+    """
+    owner = names.subnet_owner(interface.subnet_id)
+    vlan = f"dl_vlan={local_vlan}"
+    if ipaddress.ip_address(interface.ip_address).version == 4:
+        gateway_probe = f"arp,{vlan},arp_tpa={interface.ip_address}"
+    else:
+        gateway_probe = f"icmp6,{vlan},icmp_type=135,nd_target={interface.ip_address}"
+    rewrite = (
+        f"mod_dl_src:{host_mac},{_resubmit(TunTable.PATCH_LV_TO_TUN)}" if host_mac else "drop"
+    )
+    return (
+        Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_GATEWAY_ARP, gateway_probe, "drop", owner),
+        Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_TO_GATEWAY_MAC,
+             f"{vlan},dl_dst={interface.mac_address}", "drop", owner),
+        Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_REWRITE_SOURCE,
+             f"{vlan},dl_src={interface.mac_address}", rewrite, owner),
+    )
+
+
+def network_tunnel_flows(
+    network: NetworkView, local_vlan: int, host: str, local_ip: str | None
+) -> tuple[Flow, ...]:
+    """Tables 4, 20 and 22 for one tunnelled network (owner network).
+
+    Only remote hosts with a valid tunnel endpoint are used, the same rule that decides
+    which vxlan ports exist, so every output names a port of the desired bridge.  When two
+    remote hosts claim the same MAC the first by host name wins (deterministic).
+    """
+    if not is_tunnelled(network):
+        return ()
+    owner = names.network_owner(network.id)
+    vni = network.segmentation_id
+    vlan = f"dl_vlan={local_vlan}"
+    flows = [
+        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_TUN_TUNNEL_TO_LOCAL_VLAN, f"tun_id={vni:#x}",
+             f"mod_vlan_vid:{local_vlan},{_resubmit(TunTable.DVR_NOT_LEARN)}", owner),
+    ]
+    seen_macs: set[str] = set()
+    flood_ports: list[str] = []
+    for remote in network.remote_hosts:
+        if remote.host == host or not valid_remote_tunnel_ip(remote.tunnel_ip, local_ip):
+            continue
+        port = names.vxlan_port_name(remote.tunnel_ip)
+        flood_ports.append(port)
+        for entry in remote.entries:
+            if entry.mac_address in seen_macs:
+                continue
+            seen_macs.add(entry.mac_address)
+            flows.append(
+                Flow(TunTable.UCAST_TO_TUN, PRIO_TUN_L2POP_UNICAST,
+                     f"{vlan},dl_dst={entry.mac_address}",
+                     f"strip_vlan,set_tunnel:{vni:#x},{_output(port)}", owner)
+            )
+    if flood_ports:
+        outputs = ",".join(_output(p) for p in _unique_sorted(flood_ports))
+        flows.append(
+            Flow(TunTable.FLOOD_TO_TUN, PRIO_TUN_FLOOD, vlan,
+                 f"strip_vlan,set_tunnel:{vni:#x},{outputs}", owner)
+        )
+    return tuple(flows)
+
+
+def _unique_sorted(items: Iterable[str]) -> list[str]:
+    return sorted(set(items))

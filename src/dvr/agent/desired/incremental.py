@@ -1,0 +1,338 @@
+"""Incremental desired state: recompute only the pieces whose inputs changed.
+
+The idea is OVN's incremental processing engine: every piece (see ``pieces.py``) is a
+materialized view of declared inputs; a change handler per input turns "these keys
+changed" into "these pieces are dirty"; a change no handler covers (the host context:
+host name, host MAC, tunnel IP, configuration) falls back to a full recompute.  The
+dependency graph, in one place:
+
+| input (node)            | handler marks dirty                                          |
+|-------------------------|--------------------------------------------------------------|
+| host context            | everything (unhandled: full recompute)                       |
+| peer_host_macs[host]    | hostmac:<host>                                               |
+| networks[id]            | network:<id>; tunnel:<ip> whose use count goes 0 <-> 1;      |
+|                         | local VLANs (when the set of networks changes)               |
+| previous_local_vlans    | local VLANs                                                  |
+| local VLANs[id]         | network:<id>; network facts[id]                              |
+| network facts[id]       | router:<r> for routers on it, port:<p> for ports on it       |
+| routers[id]             | router:<id>; DVR gateway MAC of its interfaces' subnets      |
+| DVR gateway MAC[subnet] | port:<p> for ports with an address on the subnet             |
+| ports[id]               | port:<id>                                                    |
+| plugged[port id]        | port:<id>                                                    |
+
+Because the full computation (``compute.py``) calls the very same piece functions and the
+same ``Assembly``, the incremental result equals the full one exactly when this table is
+complete; the property test in ``tests/unit/desired`` checks that on random histories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from dvr.agent.desired import tunnel_bridge as tunbr
+from dvr.agent.desired.assembly import Assembly
+from dvr.agent.desired.compute import DEFAULT_CONFIG, NO_INPUTS
+from dvr.agent.desired.config import DesiredConfig, HostInputs
+from dvr.agent.desired.pieces import (
+    BASE_KEY,
+    HostContext,
+    NetworkFacts,
+    Piece,
+    PieceKey,
+    base_piece,
+    choose_gateway_mac,
+    host_mac_piece,
+    network_facts,
+    network_piece,
+    piece_label,
+    port_piece,
+    router_gateway_candidates,
+    router_piece,
+    tunnel_piece,
+)
+from dvr.agent.desired.state import DesiredState
+from dvr.agent.desired.vlans import allocate_local_vlans
+from dvr.model.hostview import HostView, NetworkView, PortView, RouterView
+
+K = TypeVar("K", bound=Hashable)
+_MISSING = object()
+
+
+def changed_keys(old: Mapping[K, object], new: Mapping[K, object]) -> list[K]:
+    """Keys added, removed, or whose value is not equal (identity checked first: cheap)."""
+    changed = [key for key in old if key not in new]
+    for key, value in new.items():
+        before = old.get(key, _MISSING)
+        if before is not value and before != value:
+            changed.append(key)
+    return changed
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    full: bool  # the whole state was recomputed (first update or unhandled change)
+    recomputed: tuple[str, ...]  # labels of the pieces recomputed, e.g. "port:<id>"
+    changed: tuple[str, ...]  # labels of the pieces whose output actually changed
+
+
+def _index_add(index: dict[str, set[str]], key: str, member: str) -> None:
+    index.setdefault(key, set()).add(member)
+
+
+def _index_discard(index: dict[str, set[str]], key: str, member: str) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(member)
+        if not members:
+            del index[key]
+
+
+class DesiredStateCache:
+    """Per-object pieces of one host's desired state, kept between HostViews.
+
+    ``update(view, inputs)`` returns a DesiredState equal to
+    ``compute_desired_state(view, inputs, config)``, recomputing only what changed since the
+    previous call.  Not thread-safe: one cache per agent loop.
+    """
+
+    def __init__(self, config: DesiredConfig = DEFAULT_CONFIG) -> None:
+        self.config = config
+        self.last_stats = UpdateStats(full=False, recomputed=(), changed=())
+        self._reset(None)
+
+    def _reset(self, ctx: HostContext | None) -> None:
+        self._ctx = ctx
+        self._view: HostView | None = None
+        self._peer_macs: dict[str, str] = {}
+        self._networks: dict[str, NetworkView] = {}
+        self._routers: dict[str, RouterView] = {}
+        self._ports: dict[str, PortView] = {}
+        self._plugged: dict[str, str] = {}
+        self._vlan_input: dict[str, int] | None = None
+        self._vlans: dict[str, int] = {}
+        self._facts: dict[str, NetworkFacts] = {}
+        self._network_tunnels: dict[str, frozenset[str]] = {}
+        self._tunnel_refs: dict[str, int] = {}
+        self._router_candidates: dict[str, dict[str, tuple[str, str]]] = {}
+        self._subnet_candidates: dict[str, dict[str, tuple[str, str]]] = {}
+        self._gateway_macs: dict[str, str] = {}
+        self._ports_by_network: dict[str, set[str]] = {}
+        self._ports_by_subnet: dict[str, set[str]] = {}
+        self._routers_by_network: dict[str, set[str]] = {}
+        self._pieces: dict[PieceKey, Piece] = {}
+        self._assembly = Assembly(self.config)
+
+    # --- the public entry point ---------------------------------------------------------------
+    def update(self, view: HostView, inputs: HostInputs = NO_INPUTS) -> DesiredState:
+        try:
+            return self._update(view, inputs)
+        except Exception:
+            self._reset(None)  # never keep a half-applied cache: next update is full
+            raise
+
+    def _update(self, view: HostView, inputs: HostInputs) -> DesiredState:
+        ctx = HostContext.of(view, self.config)
+        full = ctx != self._ctx
+        if full:
+            self._reset(ctx)
+        old = self._view
+        dirty: set[PieceKey] = {BASE_KEY} if full else set()
+
+        if old is None or view.peer_host_macs is not old.peer_host_macs:
+            self._on_peer_macs(view, dirty)
+        network_set_changed = False
+        changed_networks: list[str] = []
+        if old is None or view.networks is not old.networks:
+            changed_networks, network_set_changed = self._on_networks(view, ctx, dirty)
+        vlan_changed = self._on_local_vlans(inputs, network_set_changed, dirty)
+        self._on_network_facts(set(changed_networks) | vlan_changed, dirty)
+        if old is None or view.routers is not old.routers:
+            self._on_routers(view, ctx, dirty)
+        if old is None or view.ports is not old.ports:
+            self._on_ports(view, dirty)
+        self._on_plugged(inputs, dirty)
+        self._view = view
+
+        recomputed, changed = self._recompute(ctx, dirty)
+        self.last_stats = UpdateStats(
+            full=full,
+            recomputed=tuple(sorted(piece_label(k) for k in recomputed)),
+            changed=tuple(sorted(piece_label(k) for k in changed)),
+        )
+        return self._assembly.build(view.host, view.revision, self._vlans)
+
+    # --- change handlers ----------------------------------------------------------------------
+    def _on_peer_macs(self, view: HostView, dirty: set[PieceKey]) -> None:
+        new = {m.host: m.mac_address for m in view.peer_host_macs}
+        for host in changed_keys(self._peer_macs, new):
+            dirty.add(("hostmac", host))
+        self._peer_macs = new
+
+    def _on_networks(
+        self, view: HostView, ctx: HostContext, dirty: set[PieceKey]
+    ) -> tuple[list[str], bool]:
+        new = {n.id: n for n in view.networks}
+        changed = changed_keys(self._networks, new)
+        set_changed = any((nid in new) != (nid in self._networks) for nid in changed)
+        self._networks = new
+        for nid in changed:
+            dirty.add(("network", nid))
+            before = self._network_tunnels.pop(nid, frozenset())
+            network = new.get(nid)
+            after = (
+                tunbr.remote_tunnel_ips(network, ctx.host, ctx.tunnel_ip)
+                if network is not None else frozenset()
+            )
+            if after:
+                self._network_tunnels[nid] = after
+            for ip in before - after:
+                left = self._tunnel_refs[ip] - 1
+                if left:
+                    self._tunnel_refs[ip] = left
+                else:
+                    del self._tunnel_refs[ip]
+                    dirty.add(("tunnel", ip))
+            for ip in after - before:
+                count = self._tunnel_refs.get(ip, 0)
+                self._tunnel_refs[ip] = count + 1
+                if not count:
+                    dirty.add(("tunnel", ip))
+        return changed, set_changed
+
+    def _on_local_vlans(
+        self, inputs: HostInputs, network_set_changed: bool, dirty: set[PieceKey]
+    ) -> set[str]:
+        previous = inputs.previous_local_vlans
+        if not network_set_changed and self._vlan_input is not None and (
+            previous == self._vlan_input
+        ):
+            return set()
+        vlans = allocate_local_vlans(self._networks.keys(), previous)
+        changed = set(changed_keys(self._vlans, vlans))
+        self._vlans = vlans
+        self._vlan_input = dict(previous)
+        for nid in changed:
+            if nid in self._networks:
+                dirty.add(("network", nid))
+        return changed
+
+    def _on_network_facts(self, network_ids: set[str], dirty: set[PieceKey]) -> None:
+        for nid in network_ids:
+            network = self._networks.get(nid)
+            fact = network_facts(network, self._vlans[nid]) if network is not None else None
+            if fact == self._facts.get(nid):
+                continue
+            if fact is None:
+                del self._facts[nid]
+            else:
+                self._facts[nid] = fact
+            dirty.update(("router", rid) for rid in self._routers_by_network.get(nid, ()))
+            dirty.update(("port", pid) for pid in self._ports_by_network.get(nid, ()))
+
+    def _on_routers(self, view: HostView, ctx: HostContext, dirty: set[PieceKey]) -> None:
+        new = {r.id: r for r in view.routers}
+        touched_subnets: set[str] = set()
+        for rid in changed_keys(self._routers, new):
+            dirty.add(("router", rid))
+            before, after = self._routers.get(rid), new.get(rid)
+            if before is not None:
+                for nid in {i.network_id for i in before.interfaces}:
+                    _index_discard(self._routers_by_network, nid, rid)
+            if after is not None:
+                for nid in {i.network_id for i in after.interfaces}:
+                    _index_add(self._routers_by_network, nid, rid)
+            old_candidates = self._router_candidates.pop(rid, {})
+            new_candidates = router_gateway_candidates(after, ctx) if after is not None else {}
+            if new_candidates:
+                self._router_candidates[rid] = new_candidates
+            for subnet_id in old_candidates.keys() | new_candidates.keys():
+                candidate = new_candidates.get(subnet_id)
+                if old_candidates.get(subnet_id) == candidate:
+                    continue
+                per_router = self._subnet_candidates.setdefault(subnet_id, {})
+                if candidate is None:
+                    per_router.pop(rid, None)
+                else:
+                    per_router[rid] = candidate
+                if not per_router:
+                    del self._subnet_candidates[subnet_id]
+                touched_subnets.add(subnet_id)
+        self._routers = new
+        for subnet_id in touched_subnets:
+            mac = choose_gateway_mac(self._subnet_candidates.get(subnet_id, {}).values())
+            if mac == self._gateway_macs.get(subnet_id):
+                continue
+            if mac is None:
+                del self._gateway_macs[subnet_id]
+            else:
+                self._gateway_macs[subnet_id] = mac
+            dirty.update(("port", pid) for pid in self._ports_by_subnet.get(subnet_id, ()))
+
+    def _on_ports(self, view: HostView, dirty: set[PieceKey]) -> None:
+        new = {p.id: p for p in view.ports}
+        for pid in changed_keys(self._ports, new):
+            dirty.add(("port", pid))
+            before, after = self._ports.get(pid), new.get(pid)
+            if before is not None:
+                _index_discard(self._ports_by_network, before.network_id, pid)
+                for fixed in before.fixed_ips:
+                    _index_discard(self._ports_by_subnet, fixed.subnet_id, pid)
+            if after is not None:
+                _index_add(self._ports_by_network, after.network_id, pid)
+                for fixed in after.fixed_ips:
+                    _index_add(self._ports_by_subnet, fixed.subnet_id, pid)
+        self._ports = new
+
+    def _on_plugged(self, inputs: HostInputs, dirty: set[PieceKey]) -> None:
+        if inputs.plugged == self._plugged:
+            return
+        new = dict(inputs.plugged)
+        for pid in changed_keys(self._plugged, new):
+            dirty.add(("port", pid))
+        self._plugged = new
+
+    # --- recompute ------------------------------------------------------------------------------
+    def _compute_piece(self, ctx: HostContext, key: PieceKey) -> Piece | None:
+        kind, ident = key
+        if kind == "base":
+            return base_piece(ctx)
+        if kind == "hostmac":
+            mac = self._peer_macs.get(ident)
+            return None if mac is None else host_mac_piece(ctx, ident, mac)
+        if kind == "network":
+            network = self._networks.get(ident)
+            return None if network is None else network_piece(ctx, network, self._vlans[ident])
+        if kind == "tunnel":
+            return tunnel_piece(ctx, ident) if ident in self._tunnel_refs else None
+        if kind == "router":
+            router = self._routers.get(ident)
+            return None if router is None else router_piece(ctx, router, self._facts)
+        if kind == "port":
+            port = self._ports.get(ident)
+            if port is None:
+                return None
+            return port_piece(
+                ctx, port, self._plugged.get(ident), self._facts.get(port.network_id),
+                self._gateway_macs,
+            )
+        raise ValueError(f"unknown piece kind {kind!r}")
+
+    def _recompute(
+        self, ctx: HostContext, dirty: set[PieceKey]
+    ) -> tuple[list[PieceKey], list[PieceKey]]:
+        changed: list[PieceKey] = []
+        for key in dirty:
+            before = self._pieces.get(key)
+            after = self._compute_piece(ctx, key)
+            if before == after:
+                continue
+            changed.append(key)
+            if before is not None:
+                self._assembly.remove(before)
+                del self._pieces[key]
+            if after is not None:
+                self._assembly.add(after)
+                self._pieces[key] = after
+        return list(dirty), changed

@@ -1,0 +1,63 @@
+"""The narrow interfaces every dataplane driver implements (real and fake alike).
+
+A driver observes what is there and carries out commands (``dvr.agent.drivers.ops``); it
+decides no policy: *which* namespaces, bridges and links to look at is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from dvr.agent.drivers.observed import ObservedBridge, ObservedLinux
+from dvr.agent.drivers.ops import FlowBundle, LinuxOp, OvsdbOp
+
+
+class DriverError(Exception):
+    """A command the dataplane refused (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class LinuxScope:
+    """What a Linux observation covers."""
+
+    namespace_prefixes: tuple[str, ...]  # namespaces whose names start with one of these
+    namespaces: tuple[str, ...] = ()  # and these, by exact name
+    host_links: tuple[str, ...] = ()  # links of the host's own namespace, by name
+    sysctl_keys: tuple[str, ...] = ()  # read in every observed namespace
+
+
+class OvsDriver(Protocol):
+    def observe(self, bridges: Iterable[str]) -> tuple[ObservedBridge, ...]:
+        """The named bridges that exist, with ports and flows."""
+        ...
+
+    def transact(self, ops: Sequence[OvsdbOp]) -> None:
+        """All of ``ops`` in one OVSDB transaction (all or nothing)."""
+        ...
+
+    def apply_flows(self, bundle: FlowBundle) -> None:
+        """One atomic OpenFlow bundle (all or nothing)."""
+        ...
+
+
+class LinuxDriver(Protocol):
+    def observe(self, scope: LinuxScope) -> ObservedLinux: ...
+
+    def apply(self, op: LinuxOp) -> None: ...
+
+
+class NatDriver(Protocol):
+    """nftables in router namespaces: arrives with SNAT/floating IPs (next issue)."""
+
+    def observe(self, namespaces: Iterable[str]) -> object: ...
+
+    def apply(self, op: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Drivers:
+    ovs: OvsDriver
+    linux: LinuxDriver
+    nat: NatDriver | None = None

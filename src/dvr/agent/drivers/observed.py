@@ -1,0 +1,111 @@
+"""What the drivers report back: the dataplane as it actually is, as frozen data.
+
+Drivers only *describe* (they decide nothing); the reconciler compares these values with a
+``DesiredState``.  Where a desired type already says exactly what is observed (``Address``,
+``Route``, ``Rule``) it is reused, so the diff is plain set arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dvr.agent.desired.state import Address, Route, Rule
+
+NEIGHBOR_PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, order=True)
+class ObservedFlow:
+    """One installed OpenFlow entry (``ovs-ofctl dump-flows``), identified by its cookie."""
+
+    cookie: int
+    table: int
+    priority: int
+    n_packets: int = 0
+    n_bytes: int = 0
+    text: str = ""  # the match and actions as the switch prints them
+
+
+@dataclass(frozen=True, order=True)
+class ObservedPort:
+    """A Port with its (single) Interface.  ``external_ids`` are the Interface's."""
+
+    name: str
+    type: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    tag: int | None = None
+    external_ids: tuple[tuple[str, str], ...] = ()
+    ofport: int | None = None  # None: not assigned (yet); -1: the switch failed to open it
+    error: str | None = None
+
+    def external_id(self, key: str) -> str | None:
+        return dict(self.external_ids).get(key)
+
+
+@dataclass(frozen=True)
+class ObservedBridge:
+    """A bridge, its ports (without the bridge's own internal port) and its flows."""
+
+    name: str
+    datapath_type: str = ""
+    fail_mode: str = ""
+    external_ids: tuple[tuple[str, str], ...] = ()
+    ports: tuple[ObservedPort, ...] = ()
+    flows: tuple[ObservedFlow, ...] = ()
+
+    def port(self, name: str) -> ObservedPort | None:
+        return next((p for p in self.ports if p.name == name), None)
+
+
+@dataclass(frozen=True, order=True)
+class ObservedLink:
+    name: str
+    kind: str  # "veth", "dummy", "" (unknown), ...
+    mac_address: str = ""
+    mtu: int = 0
+    up: bool = False
+    tx_checksumming: bool | None = None  # None: not known
+
+
+@dataclass(frozen=True, order=True)
+class ObservedNeighbor:
+    device: str
+    ip_address: str
+    mac_address: str | None
+    state: str  # "permanent", "reachable", "stale", "failed", ...
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.state == NEIGHBOR_PERMANENT
+
+
+@dataclass(frozen=True)
+class ObservedNamespace:
+    """A network namespace: its links (without ``lo``), addresses, routes, rules, neighbors.
+
+    Routes exclude those the kernel makes itself (connected and local routes); rules
+    exclude the kernel's three default rules; addresses exclude IPv6 link-local ones.
+    ``sysctls`` holds only the keys the observer was asked for.
+    """
+
+    name: str
+    links: tuple[ObservedLink, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    neighbors: tuple[ObservedNeighbor, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+
+    def link(self, name: str) -> ObservedLink | None:
+        return next((link for link in self.links if link.name == name), None)
+
+    def sysctl(self, key: str) -> str | None:
+        return dict(self.sysctls).get(key)
+
+
+@dataclass(frozen=True)
+class ObservedLinux:
+    """The owned namespaces and the named links of the host's own namespace."""
+
+    namespaces: tuple[ObservedNamespace, ...] = ()
+    host_links: tuple[ObservedLink, ...] = ()

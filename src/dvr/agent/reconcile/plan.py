@@ -1,0 +1,455 @@
+"""observe -> diff -> plan: pure.  ``plan_changes(desired, observed)`` returns the commands
+that turn what is observed into what is desired, in a safe order:
+
+1. create: bridges, namespaces, veth pairs, link settings, sysctls, OVS ports, VIF tags;
+2. configure: addresses, routes, rules, neighbors;
+3. flows: one atomic bundle per bridge (add new cookies, delete stale ones);
+4. remove, last: stale neighbors, routes, rules, addresses, links, ports, namespaces.
+
+Only what the agent owns is ever removed (``Ownership``); ports plugged by others only get
+their tag.  Wanted flows and devices are never touched, so their counters keep growing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from dvr.agent.desired.state import (
+    Address,
+    BridgeState,
+    DesiredState,
+    Flow,
+    NamespaceState,
+    Neighbor,
+    OvsPort,
+    Route,
+    Rule,
+)
+from dvr.agent.drivers.observed import ObservedNamespace, ObservedPort
+from dvr.agent.drivers.ops import (
+    AddAddress,
+    AddRule,
+    CreateNamespace,
+    CreateVeth,
+    DeleteAddress,
+    DeleteLink,
+    DeleteNamespace,
+    DeleteNeighbor,
+    DeletePort,
+    DeleteRoute,
+    DeleteRule,
+    EnsureBridge,
+    EnsurePort,
+    FlowBundle,
+    Op,
+    ReplaceNeighbor,
+    ReplaceRoute,
+    SetLink,
+    SetPortTag,
+    SetSysctl,
+    SetTxChecksumming,
+)
+from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, ObservedState, Ownership
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Commands in the order to run them.  ``deferred`` are desired flows left out because
+    a port they name is not on the bridge (a VIF not plugged yet): they follow once it is."""
+
+    commands: tuple[Op, ...] = ()
+    deferred: tuple[Flow, ...] = ()
+
+    def __iter__(self) -> Iterator[Op]:
+        return iter(self.commands)
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    def __bool__(self) -> bool:
+        return bool(self.commands)
+
+    def of_type(self, *types: type) -> tuple[Op, ...]:
+        return tuple(c for c in self.commands if isinstance(c, types))
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for command in self.commands:
+            name = type(command).__name__
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+
+@dataclass
+class _Steps:
+    """Commands collected per step; ``ordered()`` concatenates them in the safe order."""
+
+    bridges: list[Op] = field(default_factory=list)
+    namespaces: list[Op] = field(default_factory=list)
+    links: list[Op] = field(default_factory=list)
+    link_settings: list[Op] = field(default_factory=list)
+    ports: list[Op] = field(default_factory=list)
+    addresses: list[Op] = field(default_factory=list)
+    routes: list[Op] = field(default_factory=list)
+    rules: list[Op] = field(default_factory=list)
+    neighbors: list[Op] = field(default_factory=list)
+    flows: list[Op] = field(default_factory=list)
+    stale_neighbors: list[Op] = field(default_factory=list)
+    stale_routes: list[Op] = field(default_factory=list)
+    stale_rules: list[Op] = field(default_factory=list)
+    stale_addresses: list[Op] = field(default_factory=list)
+    stale_links: list[Op] = field(default_factory=list)
+    stale_ports: list[Op] = field(default_factory=list)
+    stale_namespaces: list[Op] = field(default_factory=list)
+
+    def ordered(self) -> tuple[Op, ...]:
+        return tuple(
+            [
+                *self.bridges,
+                *self.namespaces,
+                *self.links,
+                *self.link_settings,
+                *self.ports,
+                *self.addresses,
+                *self.routes,
+                *self.rules,
+                *self.neighbors,
+                *self.flows,
+                *self.stale_neighbors,
+                *self.stale_routes,
+                *self.stale_rules,
+                *self.stale_addresses,
+                *self.stale_links,
+                *self.stale_ports,
+                *self.stale_namespaces,
+            ]
+        )
+
+
+# --- normalization (desired and observed compare in one canonical form) ----------------
+
+
+def normalize_mac(mac: str | None) -> str | None:
+    return mac.lower() if mac else mac
+
+
+def normalize_address(address: Address) -> Address:
+    return Address(address.device, str(ipaddress.ip_interface(address.cidr)))
+
+
+def _normalize_prefix(prefix: str) -> str:
+    if prefix == "default":
+        return prefix
+    return str(ipaddress.ip_network(prefix, strict=False))
+
+
+def normalize_route(route: Route) -> Route:
+    via = str(ipaddress.ip_address(route.via)) if route.via else None
+    return Route(_normalize_prefix(route.destination), route.device, via, route.table,
+                 route.scope)
+
+
+def normalize_rule(rule: Rule) -> Rule:
+    source = _normalize_prefix(rule.source) if rule.source else None
+    return Rule(rule.priority, rule.table, source, rule.iif)
+
+
+def normalize_neighbor(neighbor: Neighbor) -> Neighbor:
+    ip = str(ipaddress.ip_address(neighbor.ip_address))
+    return Neighbor(neighbor.device, ip, neighbor.mac_address.lower())
+
+
+def route_key(route: Route) -> tuple[int, int, str]:
+    """The kernel keeps one route per (family, table, destination) at our metric."""
+    if route.destination != "default":
+        family = ipaddress.ip_network(route.destination, strict=False).version
+    elif route.via:
+        family = ipaddress.ip_address(route.via).version
+    else:
+        family = 4
+    return family, route.table, route.destination
+
+
+# --- the diff --------------------------------------------------------------------------
+
+
+def plan_changes(
+    desired: DesiredState,
+    observed: ObservedState,
+    ownership: Ownership = DEFAULT_OWNERSHIP,
+) -> Plan:
+    steps = _Steps()
+    _plan_bridges(desired.bridges, observed, steps)
+    recreated_peers = _plan_namespaces(desired.namespaces, observed, ownership, steps)
+    recreated_ports = _plan_ports(desired, observed, ownership, recreated_peers, steps)
+    present = _ports_present_after(desired, observed)
+    deferred = _plan_flows(desired.bridges, observed, recreated_ports, present, steps)
+    return Plan(steps.ordered(), deferred)
+
+
+def _plan_bridges(bridges: Iterable[BridgeState], observed: ObservedState, steps: _Steps):
+    for bridge in bridges:
+        seen = observed.bridge(bridge.name)
+        if (
+            seen is None
+            or seen.datapath_type != bridge.datapath_type
+            or seen.fail_mode != bridge.fail_mode
+            or not set(bridge.external_ids) <= set(seen.external_ids)
+        ):
+            steps.bridges.append(
+                EnsureBridge(bridge.name, bridge.datapath_type, bridge.fail_mode,
+                             bridge.external_ids)
+            )
+
+
+def _plan_namespaces(
+    namespaces: Iterable[NamespaceState],
+    observed: ObservedState,
+    ownership: Ownership,
+    steps: _Steps,
+) -> set[str]:
+    """Plan every desired namespace; returns the bridge ends of veths (re)created."""
+    recreated_peers: set[str] = set()
+    wanted = set()
+    for namespace in namespaces:
+        wanted.add(namespace.name)
+        seen = observed.namespace(namespace.name)
+        if seen is None:
+            steps.namespaces.append(CreateNamespace(namespace.name))
+            seen = ObservedNamespace(namespace.name)
+        recreated_peers |= _plan_links(namespace, seen, observed, steps)
+        _plan_sysctls(namespace, seen, steps)
+        _plan_namespace_config(namespace, seen, steps)
+    for seen in observed.namespaces:
+        if seen.name not in wanted and ownership.owns_namespace(seen.name):
+            steps.stale_namespaces.append(DeleteNamespace(seen.name))
+    return recreated_peers
+
+
+def _plan_links(
+    namespace: NamespaceState, seen: ObservedNamespace, observed: ObservedState, steps: _Steps
+) -> set[str]:
+    recreated: set[str] = set()
+    for link in namespace.links:
+        inside = seen.link(link.name)
+        outside = observed.host_link(link.peer)
+        if inside is None or outside is None or inside.kind != "veth":
+            # missing, half a pair, or something else by that name: start afresh
+            if inside is not None:
+                steps.links.append(DeleteLink(namespace.name, link.name))
+            if outside is not None:
+                steps.links.append(DeleteLink(None, link.peer))
+            steps.links.append(
+                CreateVeth(namespace.name, link.name, link.peer, link.mac_address.lower(),
+                           link.mtu)
+            )
+            recreated.add(link.peer)
+            continue
+        mac = link.mac_address.lower()
+        if normalize_mac(inside.mac_address) != mac or inside.mtu != link.mtu or not inside.up:
+            steps.link_settings.append(SetLink(namespace.name, link.name, mac, link.mtu))
+        if inside.tx_checksumming is True:
+            steps.link_settings.append(SetTxChecksumming(namespace.name, link.name, False))
+        if outside.mtu != link.mtu or not outside.up:
+            steps.link_settings.append(SetLink(None, link.peer, None, link.mtu))
+    wanted = {link.name for link in namespace.links}
+    for link in seen.links:
+        if link.name not in wanted:
+            steps.stale_links.append(DeleteLink(namespace.name, link.name))
+    return recreated
+
+
+def _plan_sysctls(namespace: NamespaceState, seen: ObservedNamespace, steps: _Steps) -> None:
+    for key, value in namespace.sysctls:
+        if seen.sysctl(key) != value:
+            steps.link_settings.append(SetSysctl(namespace.name, key, value))
+
+
+def _plan_namespace_config(
+    namespace: NamespaceState, seen: ObservedNamespace, steps: _Steps
+) -> None:
+    name = namespace.name
+    # devices that are going away take their addresses, routes and neighbors with them
+    doomed = {link.name for link in seen.links} - {link.name for link in namespace.links}
+
+    addresses = {normalize_address(a) for a in namespace.addresses}
+    seen_addresses = {normalize_address(a) for a in seen.addresses}
+    steps.addresses += [AddAddress(name, a) for a in sorted(addresses - seen_addresses)]
+    steps.stale_addresses += [
+        DeleteAddress(name, a)
+        for a in sorted(seen_addresses - addresses)
+        if a.device not in doomed
+    ]
+
+    routes = {route_key(r): r for r in map(normalize_route, namespace.routes)}
+    seen_routes = {route_key(r): r for r in map(normalize_route, seen.routes)}
+    for key in sorted(routes):
+        if seen_routes.get(key) != routes[key]:
+            steps.routes.append(ReplaceRoute(name, routes[key]))
+    for key in sorted(seen_routes.keys() - routes.keys()):
+        if seen_routes[key].device not in doomed:
+            steps.stale_routes.append(DeleteRoute(name, seen_routes[key]))
+
+    rules = {normalize_rule(r) for r in namespace.rules}
+    seen_rules = {normalize_rule(r) for r in seen.rules}
+    steps.rules += [AddRule(name, r) for r in sorted(rules - seen_rules, key=_rule_order)]
+    steps.stale_rules += [
+        DeleteRule(name, r) for r in sorted(seen_rules - rules, key=_rule_order)
+    ]
+
+    neighbors = {(n.device, n.ip_address): n for n in map(normalize_neighbor, namespace.neighbors)}
+    seen_neighbors = {(n.device, n.ip_address): n for n in seen.neighbors}
+    for key in sorted(neighbors):
+        have = seen_neighbors.get(key)
+        want = neighbors[key]
+        if have is None or not have.is_permanent or normalize_mac(have.mac_address) != (
+            want.mac_address
+        ):
+            steps.neighbors.append(ReplaceNeighbor(name, want))
+    for key in sorted(seen_neighbors.keys() - neighbors.keys()):
+        have = seen_neighbors[key]
+        if have.is_permanent and have.device not in doomed:
+            steps.stale_neighbors.append(DeleteNeighbor(name, have.device, have.ip_address))
+
+
+def _rule_order(rule: Rule) -> tuple[int, int, str, str]:
+    return rule.priority, rule.table, rule.source or "", rule.iif or ""
+
+
+def desired_ports(desired: DesiredState) -> dict[str, dict[str, OvsPort]]:
+    """bridge -> port name -> port: the bridges' ports plus the bridge ends of veths."""
+    ports: dict[str, dict[str, OvsPort]] = {b.name: {} for b in desired.bridges}
+    for bridge in desired.bridges:
+        for port in bridge.ports:
+            ports[bridge.name][port.name] = port
+    for namespace in desired.namespaces:
+        for link in namespace.links:
+            on_bridge = ports.setdefault(link.bridge, {})
+            on_bridge.setdefault(
+                link.peer,
+                OvsPort(name=link.peer, tag=link.tag, external_ids=link.external_ids),
+            )
+    return ports
+
+
+def _port_differs(want: OvsPort, have: ObservedPort, external_ids: set) -> bool:
+    return (
+        _port_type(want.type) != _port_type(have.type)
+        or dict(want.options) != dict(have.options)
+        or want.tag != have.tag
+        or not external_ids <= set(have.external_ids)
+    )
+
+
+def _port_type(type_: str) -> str:
+    return "" if type_ == "system" else type_
+
+
+def _plan_ports(
+    desired: DesiredState,
+    observed: ObservedState,
+    ownership: Ownership,
+    recreated_peers: set[str],
+    steps: _Steps,
+) -> dict[str, set[str]]:
+    """Plan ports; returns bridge -> names of ports created or recreated on it."""
+    created: dict[str, set[str]] = {}
+    wanted = desired_ports(desired)
+    wanted_anywhere = {name for ports in wanted.values() for name in ports}
+    for bridge, ports in wanted.items():
+        for name in sorted(ports):
+            want = ports[name]
+            found = observed.find_port(name)
+            if not want.managed:
+                if found is not None and found[1].tag != want.tag:
+                    steps.ports.append(SetPortTag(name, want.tag))
+                continue
+            external_ids = set(want.external_ids) | {ownership.managed_marker}
+            command = EnsurePort(
+                bridge, name, want.type, tuple(sorted(want.options)), want.tag,
+                tuple(sorted(external_ids)),
+            )
+            if found is None:
+                steps.ports.append(command)
+                created.setdefault(bridge, set()).add(name)
+                continue
+            where, have = found
+            if where != bridge or name in recreated_peers or have.ofport == -1:
+                steps.ports.append(_with_recreate(command))
+                created.setdefault(bridge, set()).add(name)
+            elif _port_differs(want, have, external_ids):
+                steps.ports.append(command)
+    for bridge in observed.bridges:
+        if bridge.name not in wanted:
+            continue
+        for port in bridge.ports:
+            if port.name not in wanted_anywhere and ownership.owns_port(port):
+                steps.stale_ports.append(DeletePort(bridge.name, port.name))
+    return created
+
+
+def _with_recreate(command: EnsurePort) -> EnsurePort:
+    return EnsurePort(command.bridge, command.name, command.type, command.options,
+                      command.tag, command.external_ids, recreate=True)
+
+
+_PORT_REFERENCE = re.compile(r'(?:in_port=|output:|output\(port=)"?([^",)\s]+)"?')
+
+
+_NOT_PORT_NAMES = frozenset({"LOCAL", "IN_PORT", "NORMAL", "CONTROLLER", "FLOOD", "ALL",
+                             "NONE", "ANY", "local", "in_port", "normal", "controller",
+                             "flood", "all", "none", "any"})
+
+
+def flow_port_names(flow: Flow) -> set[str]:
+    """The port names a flow refers to (``in_port=``, ``output:``), not numbers/keywords."""
+    found = _PORT_REFERENCE.findall(f"{flow.match} {flow.actions}")
+    return {name for name in found if not name.isdigit() and name not in _NOT_PORT_NAMES}
+
+
+def _ports_present_after(desired: DesiredState, observed: ObservedState) -> dict[str, set[str]]:
+    """bridge -> names of the ports it will have once the plan's creations have run."""
+    present: dict[str, set[str]] = {}
+    for bridge, ports in desired_ports(desired).items():
+        present[bridge] = {name for name, port in ports.items() if port.managed}
+    for bridge in observed.bridges:
+        present.setdefault(bridge.name, set()).update(p.name for p in bridge.ports)
+    for bridge in present:
+        present[bridge].add(bridge)  # the bridge's own internal port
+    return present
+
+
+def _plan_flows(
+    bridges: Iterable[BridgeState],
+    observed: ObservedState,
+    recreated_ports: dict[str, set[str]],
+    present: dict[str, set[str]],
+    steps: _Steps,
+) -> tuple[Flow, ...]:
+    """One bundle per bridge; returns the flows deferred for want of a port."""
+    deferred: list[Flow] = []
+    for bridge in bridges:
+        seen = observed.bridge(bridge.name)
+        seen_cookies = {f.cookie for f in seen.flows} if seen else set()
+        wanted = {}
+        for flow in bridge.flows:
+            missing = flow_port_names(flow) - present.get(bridge.name, set())
+            if missing and flow.cookie not in seen_cookies:
+                deferred.append(flow)
+            else:
+                wanted[flow.cookie] = flow
+        renumbered = recreated_ports.get(bridge.name, set())
+        # a flow installed for a port that was recreated points at a dead port number
+        reinstall = {
+            cookie
+            for cookie, flow in wanted.items()
+            if cookie in seen_cookies and renumbered and flow_port_names(flow) & renumbered
+        }
+        add = sorted(f for c, f in wanted.items() if c not in seen_cookies or c in reinstall)
+        delete = sorted((seen_cookies - wanted.keys()) | reinstall)
+        if add or delete:
+            steps.flows.append(FlowBundle(bridge.name, tuple(add), tuple(delete)))
+    return tuple(sorted(deferred))

@@ -1,0 +1,63 @@
+"""One reconcile pass: observe -> plan (pure) -> execute, with timings for the log line."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dvr.agent.desired.state import DesiredState
+from dvr.agent.drivers.base import Drivers
+from dvr.agent.reconcile.executor import ExecutionReport, execute_plan
+from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, ObservedState, Ownership, observe
+from dvr.agent.reconcile.plan import Plan, plan_changes
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    host: str
+    revision: int
+    observed: ObservedState
+    plan: Plan
+    report: ExecutionReport
+    observe_ms: float
+    plan_ms: float
+    apply_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.observe_ms + self.plan_ms + self.apply_ms
+
+    def log_line(self) -> str:
+        """One structured line: what changed and how long it took."""
+        return (
+            f"reconcile host={self.host} revision={self.revision} commands={len(self.plan)} "
+            f"{self.report.log_fields()} observe_ms={self.observe_ms:.1f} "
+            f"plan_ms={self.plan_ms:.1f} apply_ms={self.apply_ms:.1f} "
+            f"ms={self.total_ms:.1f}"
+        )
+
+
+def reconcile(
+    desired: DesiredState,
+    drivers: Drivers,
+    ownership: Ownership = DEFAULT_OWNERSHIP,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReconcileResult:
+    started = clock()
+    observed = observe(drivers, desired, ownership)
+    observed_at = clock()
+    plan = plan_changes(desired, observed, ownership)
+    planned_at = clock()
+    report = execute_plan(plan, drivers)
+    done = clock()
+    return ReconcileResult(
+        host=desired.host,
+        revision=desired.revision,
+        observed=observed,
+        plan=plan,
+        report=report,
+        observe_ms=(observed_at - started) * 1000,
+        plan_ms=(planned_at - observed_at) * 1000,
+        apply_ms=(done - planned_at) * 1000,
+    )

@@ -1,0 +1,103 @@
+"""The agent's host dataplane: observed inputs -> desired state (pure) -> reconcile.
+
+``host_inputs`` (pure) reads the few observed facts the desired state depends on from the
+integration bridge: which VIFs are plugged (by ``external_ids:iface-id``) and which local
+VLANs are already in use (the tags of ports of known networks), so that an agent restart
+keeps every VLAN — and therefore every flow — exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dvr.agent.config import AgentConfig
+from dvr.agent.desired import DesiredConfig, DesiredStateCache, HostInputs
+from dvr.agent.drivers.base import Drivers
+from dvr.agent.drivers.observed import ObservedBridge
+from dvr.agent.loop import ApplyOutcome
+from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, IFACE_ID, Ownership
+from dvr.agent.reconcile.reconciler import reconcile
+from dvr.model.hostview import HostView
+
+
+def port_networks(view: HostView) -> dict[str, str]:
+    """port id -> network id for every port this host may have on its integration bridge."""
+    networks = {p.id: p.network_id for p in view.ports}
+    for router in view.routers:
+        networks.update({i.port_id: i.network_id for i in router.interfaces})
+        networks.update({s.port_id: s.network_id for s in router.snat_ports})
+    return networks
+
+
+def plugged_vifs(bridge: ObservedBridge | None,
+                 ownership: Ownership = DEFAULT_OWNERSHIP) -> dict[str, str]:
+    """iface-id -> OVS port name of the VIFs others plugged (the agent's own ports excluded)."""
+    if bridge is None:
+        return {}
+    return {
+        iface_id: port.name
+        for port in bridge.ports
+        if (iface_id := port.external_id(IFACE_ID))
+        and not ownership.owns_port(port)
+        and port.ofport not in (None, -1)
+    }
+
+
+def host_inputs(view: HostView, bridge: ObservedBridge | None,
+                remembered_vlans: Mapping[str, int],
+                ownership: Ownership = DEFAULT_OWNERSHIP) -> HostInputs:
+    """The observed inputs of the desired state.
+
+    Local VLANs: what this process remembers wins; after a restart, the tags that ports of
+    known networks carry on the bridge are taken back.
+    """
+    previous: dict[str, int] = {}
+    if bridge is not None:
+        networks = port_networks(view)
+        for port in bridge.ports:
+            network_id = networks.get(port.external_id(IFACE_ID) or "")
+            if network_id and port.tag is not None and port.tag > 0:
+                previous.setdefault(network_id, port.tag)
+    previous.update(remembered_vlans)
+    return HostInputs(plugged=plugged_vifs(bridge, ownership), previous_local_vlans=previous)
+
+
+class HostDataplane:
+    """Implements the loop's ``Dataplane`` with real (or fake) drivers."""
+
+    def __init__(self, config: AgentConfig, drivers: Drivers):
+        self.config = config
+        self.drivers = drivers
+        self.desired_config = DesiredConfig(
+            integration_bridge=config.integration_bridge,
+            tunnel_bridge=config.tunnel_bridge,
+            datapath_type=config.datapath,
+            agent_mode=config.mode,
+        )
+        self.cache = DesiredStateCache(self.desired_config)
+        self._vlans: dict[str, int] = {}
+        self.last_log_line = ""
+
+    def _integration_bridge(self) -> ObservedBridge | None:
+        found = self.drivers.ovs.observe([self.config.integration_bridge])
+        return found[0] if found else None
+
+    def plugged_vifs(self) -> frozenset[str]:
+        return frozenset(plugged_vifs(self._integration_bridge()))
+
+    def reconcile(self, view: HostView) -> ApplyOutcome:
+        inputs = host_inputs(view, self._integration_bridge(), self._vlans)
+        desired = self.cache.update(view, inputs)
+        result = reconcile(desired, self.drivers)
+        self._vlans = dict(desired.local_vlans)
+        self.last_log_line = result.log_line()
+        failures = tuple(str(f) for f in result.report.failures)
+        local = {p.id for p in view.ports}
+        vifs = {pid: name for pid, name in inputs.plugged.items() if pid in local}
+        return ApplyOutcome(
+            counts=dict(result.report.counts),
+            errors=failures,
+            ports_up=tuple(sorted(vifs)) if not failures else (),
+            vifs=vifs,
+            local_vlans=dict(desired.local_vlans),
+        )

@@ -1,0 +1,123 @@
+"""The underlay: an L2 fabric joining lab hosts (DESIGN.md §3).
+
+A Linux bridge in its own network namespace (``Fabric.name``), one veth per host: the
+fabric end on the bridge, the host end a port of the host's ``br-phy`` (``netdev``, normal
+switching) whose internal interface carries the host's tunnel IP (from 198.18.0.0/15) at
+MTU 1500.  Userspace VXLAN needs exactly that: the tunnel IP on an OVS bridge, or
+``ofproto/trace`` reports "native tunnel routing failed".
+
+TX checksum offload is switched off on the kernel ends whose peer is an OVS netdev port
+(the fabric ends), as §3 requires for anything but ping to work.
+
+The fabric records its name in ``workdir/fabric.json``; ``cleanup_fabric`` removes the
+namespace (which takes the bridge and every veth with it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dvr.lab.hostenv import HostEnv, HostEnvError, delete_netns, netns_exists
+
+UNDERLAY = ipaddress.ip_network("198.18.0.0/15")
+FABRIC_BRIDGE = "fabric"
+PHYSICAL_BRIDGE = "br-phy"
+HOST_UPLINK = "uplink"  # the host end of the fabric veth (inside the host namespace)
+MANIFEST = "fabric.json"
+
+
+def _run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), text=True, capture_output=True, timeout=30)
+    if check and result.returncode != 0:
+        raise HostEnvError(f"{' '.join(argv)} failed ({result.returncode}): "
+                           f"{result.stderr.strip()}")
+    return result
+
+
+@dataclass(frozen=True)
+class Attachment:
+    host: str  # the host's namespace name
+    tunnel_ip: str
+    prefixlen: int
+    fabric_port: str  # the veth end on the fabric bridge
+    uplink: str = HOST_UPLINK  # the veth end in the host, a port of br-phy
+    bridge: str = PHYSICAL_BRIDGE
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.tunnel_ip}/{self.prefixlen}"
+
+
+class Fabric:
+    def __init__(self, name: str, workdir: str | Path, *, mtu: int = 1500,
+                 prefixlen: int = UNDERLAY.prefixlen):
+        self.name = name
+        self.workdir = Path(workdir).absolute()
+        self.mtu = mtu
+        self.prefixlen = prefixlen
+        self.attachments: dict[str, Attachment] = {}
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """argv run inside the fabric namespace (e.g. ``tcpdump`` on a host's port)."""
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def start(self) -> None:
+        if netns_exists(self.name):
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / MANIFEST).write_text(json.dumps({"name": self.name}))
+        _run(["ip", "netns", "add", self.name])
+        for argv in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "link", "add", FABRIC_BRIDGE, "mtu", str(self.mtu), "type", "bridge"],
+            ["ip", "link", "set", FABRIC_BRIDGE, "up"],
+        ):
+            _run(self.command(argv))
+
+    def stop(self) -> None:
+        cleanup_fabric(self.name, self.workdir)
+        self.attachments.clear()
+
+    def attach(self, host: HostEnv, tunnel_ip: str, port: str | None = None) -> Attachment:
+        """Join ``host`` to the fabric with ``tunnel_ip`` on its br-phy."""
+        address = ipaddress.ip_address(tunnel_ip)
+        if address not in UNDERLAY:
+            raise ValueError(f"{tunnel_ip} is not in the underlay range {UNDERLAY}")
+        fabric_port = port or f"f{len(self.attachments)}-{int(address) & 0xFFFF:04x}"
+        attachment = Attachment(host.name, str(address), self.prefixlen, fabric_port)
+        _run(["ip", "link", "add", fabric_port, "netns", self.name, "mtu", str(self.mtu),
+              "type", "veth", "peer", "name", HOST_UPLINK, "netns", host.name,
+              "mtu", str(self.mtu)])
+        for argv in (
+            ["ip", "link", "set", fabric_port, "master", FABRIC_BRIDGE],
+            ["ethtool", "-K", fabric_port, "tx", "off"],
+            ["ip", "link", "set", fabric_port, "up"],
+        ):
+            _run(self.command(argv))
+        host.vsctl("--may-exist", "add-br", PHYSICAL_BRIDGE, "--", "set", "bridge",
+                   PHYSICAL_BRIDGE, "datapath_type=netdev", "fail_mode=standalone",
+                   "--", "--may-exist", "add-port", PHYSICAL_BRIDGE, HOST_UPLINK)
+        for argv in (
+            ["ip", "link", "set", HOST_UPLINK, "up"],
+            ["ip", "link", "set", PHYSICAL_BRIDGE, "mtu", str(self.mtu), "up"],
+            ["ip", "address", "replace", attachment.cidr, "dev", PHYSICAL_BRIDGE],
+        ):
+            host.run(argv)
+        self.attachments[host.name] = attachment
+        return attachment
+
+
+def cleanup_fabric(name: str, workdir: str | Path) -> None:
+    """Remove the fabric namespace ``name`` (bridge and veths go with it) and its file."""
+    workdir = Path(workdir)
+    delete_netns(name)
+    (workdir / MANIFEST).unlink(missing_ok=True)
+    try:
+        workdir.rmdir()
+    except OSError:
+        pass

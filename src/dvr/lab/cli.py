@@ -1,0 +1,178 @@
+"""`dvr lab ...` commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dvr.cli.table import format_table
+from dvr.client import ServerClient
+from dvr.lab.lab import Lab, LabError
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    lab = subparsers.add_parser("lab", help="a multi-host DVR cloud on this machine")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default="dvr", help="lab name (default %(default)s)")
+    common.add_argument("--api-port", type=int, default=9696,
+                        help="port of the lab's API on 127.0.0.1 (default %(default)s)")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
+
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return lab_sub.add_parser(name, parents=[common], **kw)
+
+    up = command("up", help="build the lab and start the server and agents")
+    up.add_argument("--computes", type=int, default=2, help="compute hosts (default 2)")
+    up.set_defaults(handler=cmd_up)
+
+    status = command("status", help="hosts, VMs, routers and how to reach the API")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    exe = command("exec", help="run a command in a lab host or VM")
+    exe.add_argument("target", help="host (compute-1, network-1) or VM (blue-1)")
+    exe.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD ...")
+    exe.set_defaults(handler=cmd_exec)
+
+    ping = command("ping", help="ping from one VM to another VM or an IP")
+    ping.add_argument("source")
+    ping.add_argument("destination")
+    ping.add_argument("-c", "--count", type=int, default=3)
+    ping.set_defaults(handler=cmd_ping)
+
+    vm = lab_sub.add_parser("vm", help="add or delete a VM")
+    vm_sub = vm.add_subparsers(dest="vm_command", metavar="VM_COMMAND", required=True)
+    vm_add = vm_sub.add_parser("add", parents=[common], help="create a VM port and plug it")
+    vm_add.add_argument("vm_name")
+    vm_add.add_argument("--network", required=True)
+    vm_add.add_argument("--host", required=True)
+    vm_add.set_defaults(handler=cmd_vm_add)
+    vm_del = vm_sub.add_parser("del", parents=[common], help="unplug a VM, delete its port")
+    vm_del.add_argument("vm_name")
+    vm_del.set_defaults(handler=cmd_vm_del)
+
+    restart = command("restart-agent", help="restart the agent of a lab host")
+    restart.add_argument("host")
+    restart.set_defaults(handler=cmd_restart_agent)
+
+    down = command("down", help="remove everything the lab made")
+    down.set_defaults(handler=cmd_down)
+
+
+def _lab(args: argparse.Namespace) -> Lab:
+    return Lab(name=args.name, api_port=args.api_port, out=lambda m: print(f"» {m}", flush=True))
+
+
+def _guard(func):
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except LabError as exc:
+            print(f"dvr lab: {exc}", file=sys.stderr)
+            return 1
+    return wrapper
+
+
+@_guard
+def cmd_up(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    lab.up(args.computes)
+    print()
+    print(render_status(lab_status(lab)))
+    return 0
+
+
+def lab_status(lab: Lab) -> dict:
+    record = lab.record()
+    with ServerClient(lab.agent_server) as client:
+        hosts = {h["host"]: h for h in client.hosts()}
+        routers = client.list("routers")
+        ports = {p["id"]: p for p in client.list("ports", device_owner="compute:nova")}
+    return {
+        "lab": lab.name,
+        "api": f"http://127.0.0.1:{record.api_port}",
+        "openstack": f"openstack --os-auth-type none --os-endpoint "
+                     f"http://127.0.0.1:{record.api_port}",
+        "hosts": [{"host": h.name, "mode": h.mode, "tunnel_ip": h.tunnel_ip,
+                   "host_mac": hosts.get(h.name, {}).get("host_mac"),
+                   "alive": bool(hosts.get(h.name, {}).get("alive")),
+                   "routers": hosts.get(h.name, {}).get("routers", [])}
+                  for h in record.hosts.values()],
+        "vms": [{"vm": v.name, "host": v.host, "network": v.network, "ip": v.ip_address,
+                 "mac": v.mac_address, "port_id": v.port_id,
+                 "status": ports.get(v.port_id, {}).get("status", "MISSING")}
+                for v in record.vms.values()],
+        "routers": [{"id": r["id"], "name": r["name"], "distributed": r.get("distributed"),
+                     "hosts": sorted(n for n, h in hosts.items()
+                                     if r["id"] in h.get("routers", []))}
+                    for r in routers],
+    }
+
+
+def render_status(status: dict) -> str:
+    lines = [f"Lab {status['lab']!r} — API {status['api']}", ""]
+    lines.append(format_table(("HOST", "MODE", "TUNNEL IP", "HOST MAC", "ALIVE", "ROUTERS"), [
+        (h["host"], h["mode"], h["tunnel_ip"], h["host_mac"] or "-",
+         "yes" if h["alive"] else "NO", len(h["routers"])) for h in status["hosts"]]))
+    lines.append("")
+    lines.append(format_table(("VM", "HOST", "NETWORK", "IP", "MAC", "STATUS"), [
+        (v["vm"], v["host"], v["network"], v["ip"], v["mac"], v["status"])
+        for v in status["vms"]]))
+    lines.append("")
+    lines.append(format_table(("ROUTER", "ID", "DISTRIBUTED", "HOSTED ON"), [
+        (r["name"], r["id"], r["distributed"], ", ".join(r["hosts"]) or "-")
+        for r in status["routers"]]))
+    lines += ["", "Try:",
+              "  dvr lab ping blue-1 orange-1    # routed on compute-1, straight to compute-2",
+              "  dvr trace blue-1 orange-1       # the path, flow by flow",
+              "  dvr lab exec compute-1 -- ovs-ofctl dump-flows br-tun",
+              f"  {status['openstack']} router list",
+              "  dvr lab down                    # remove everything"]
+    return "\n".join(lines)
+
+
+@_guard
+def cmd_status(args: argparse.Namespace) -> int:
+    status = lab_status(_lab(args))
+    print(json.dumps(status, indent=2) if args.json else render_status(status))
+    return 0
+
+
+@_guard
+def cmd_exec(args: argparse.Namespace) -> int:
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise LabError("give a command: dvr lab exec NAME -- CMD ...")
+    return _lab(args).exec(args.target, argv)
+
+
+@_guard
+def cmd_ping(args: argparse.Namespace) -> int:
+    return _lab(args).ping(args.source, args.destination, args.count)
+
+
+@_guard
+def cmd_vm_add(args: argparse.Namespace) -> int:
+    vm = _lab(args).vm_add(args.vm_name, args.network, args.host)
+    print(f"{vm.name}: {vm.ip_address} ({vm.mac_address}) on {vm.host}, port {vm.port_id}")
+    return 0
+
+
+@_guard
+def cmd_vm_del(args: argparse.Namespace) -> int:
+    _lab(args).vm_del(args.vm_name)
+    print(f"deleted {args.vm_name}")
+    return 0
+
+
+@_guard
+def cmd_restart_agent(args: argparse.Namespace) -> int:
+    _lab(args).restart_agent(args.host)
+    return 0
+
+
+@_guard
+def cmd_down(args: argparse.Namespace) -> int:
+    _lab(args).down()
+    return 0

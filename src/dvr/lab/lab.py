@@ -1,0 +1,324 @@
+"""`dvr lab`: a multi-host DVR cloud on one Linux machine.
+
+The lab plays the parts around dvr: it runs the unchanged server (in the root namespace,
+on 127.0.0.1:<port> and a unix socket), builds hosts (each a network namespace with a
+private /run/netns and its own OVS daemons, see ``hostenv``) on an underlay fabric, runs
+the unchanged agent in every host, creates every cloud object through the server's API,
+and plugs VMs (namespaces) into br-int as a hypervisor would.  It records what it made in
+``lab.json`` after every step, so `down` can remove it all, even after a crash half-way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dvr.client import ServerClient, ServerError
+from dvr.lab import fabric as fabric_mod
+from dvr.lab.hostenv import HostEnv, cleanup
+from dvr.lab.procs import ProcessRef, is_running, start_daemon, stop_process
+from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord
+from dvr.lab.topology import TENANT_MTU, LabTopology, default_topology, validate_lab_name
+from dvr.lab.vm import VmPlug, plug_commands, unplug_commands, vm_namespace
+
+NETNS_PREFIX = "dvrlab-"
+Printer = Callable[[str], None]
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float,
+               interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Lab:
+    def __init__(self, name: str = "dvr", api_port: int = 9696, base: Path | None = None,
+                 out: Printer = print):
+        self.name = validate_lab_name(name)
+        self.api_port = api_port
+        self.paths = LabPaths.for_lab(name, base)
+        self.out = out
+
+    # -- names ------------------------------------------------------------------------------
+    def host_netns(self, host: str) -> str:
+        return f"{NETNS_PREFIX}{self.name}-{host}"
+
+    @property
+    def fabric_netns(self) -> str:
+        return f"{NETNS_PREFIX}{self.name}-fabric"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def agent_server(self) -> str:
+        return f"unix:{self.paths.server_socket}"
+
+    def record(self) -> LabRecord:
+        record = self.paths.load()
+        if record is None:
+            raise LabError(f"lab {self.name!r} is not up (no {self.paths.record})")
+        return record
+
+    def host_env(self, record: HostRecord) -> HostEnv:
+        return HostEnv(record.netns, record.workdir)
+
+    def client(self) -> ServerClient:
+        return ServerClient(self.agent_server)
+
+    # -- up -----------------------------------------------------------------------------------
+    def up(self, computes: int = 2) -> LabRecord:
+        existing = self.paths.load()
+        if existing is not None and existing.complete and self._server_alive(existing):
+            raise LabError(f"lab {self.name!r} is already up; `dvr lab down` first")
+        if existing is not None:
+            self.out("cleaning up what an earlier run left behind")
+            self.down(quiet=True)
+        topology = default_topology(self.name, computes)
+        record = LabRecord(name=self.name, api_port=self.api_port, computes=computes,
+                           fabric_netns=self.fabric_netns)
+        self.paths.save(record)
+        started = time.monotonic()
+        self._start_server(record)
+        self._build_hosts(record, topology)
+        self._start_agents(record)
+        with self.client() as client:
+            self._create_cloud(client, record, topology)
+            for vm in topology.vms:
+                self._add_vm(client, record, vm.name, vm.network, vm.host)
+            self._wait_ports_active(client, record, list(record.vms))
+        record.complete = True
+        self.paths.save(record)
+        self.out(f"lab {self.name!r} is up in {time.monotonic() - started:.1f}s")
+        return record
+
+    def _server_alive(self, record: LabRecord) -> bool:
+        ref = record.server_process
+        return ref is not None and is_running(ref)
+
+    def _start_server(self, record: LabRecord) -> None:
+        self.out(f"starting dvr-server on {self.api_url} and {self.paths.server_socket}")
+        self.paths.server_socket.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "dvr.server.main",
+                "--db", f"sqlite:///{self.paths.database}",
+                "--listen", f"127.0.0.1:{self.api_port}",
+                "--listen", f"unix:{self.paths.server_socket}",
+                "--state-dir", str(self.paths.root)]
+        ref = start_daemon(argv, self.paths.server_log)
+        record.server = ref.to_dict()
+        self.paths.save(record)
+
+        def ready() -> bool:
+            if not is_running(ref):
+                raise LabError(f"dvr-server exited; see {self.paths.server_log}")
+            try:
+                with self.client() as c:
+                    c.get("/")
+                return True
+            except Exception:  # not answering yet
+                return False
+
+        wait_until(ready, "dvr-server to answer", 30)
+
+    def _build_hosts(self, record: LabRecord, topology: LabTopology) -> None:
+        self.out("building the underlay fabric (198.18.0.0/24)")
+        fabric = fabric_mod.Fabric(self.fabric_netns, self.paths.root / "fabric")
+        fabric.start()
+        for host in topology.hosts:
+            self.out(f"starting host {host.name} ({host.mode}, tunnel {host.tunnel_ip})")
+            rec = HostRecord(name=host.name, mode=host.mode, tunnel_ip=host.tunnel_ip,
+                             netns=self.host_netns(host.name),
+                             workdir=str(self.paths.host_dir(host.name)))
+            record.hosts[host.name] = rec
+            self.paths.save(record)
+            env = self.host_env(rec)
+            env.start()
+            fabric.attach(env, f"{host.tunnel_ip}/24")
+
+    def _agent_argv(self, host: HostRecord) -> list[str]:
+        return [sys.executable, "-m", "dvr.agent.main", "--host", host.name,
+                "--server", self.agent_server, "--mode", host.mode,
+                "--local-ip", host.tunnel_ip, "--ovs-rundir", host.workdir,
+                "--heartbeat-interval", "5"]
+
+    def _start_agent(self, record: LabRecord, host: HostRecord) -> None:
+        env = self.host_env(host)
+        ref = start_daemon(env.command(self._agent_argv(host)),
+                           Path(host.workdir) / "agent.log", env=env.env())
+        host.agent = ref.to_dict()
+        self.paths.save(record)
+
+    def _start_agents(self, record: LabRecord) -> None:
+        for host in record.hosts.values():
+            self.out(f"starting dvr-agent on {host.name}")
+            self._start_agent(record, host)
+        with self.client() as client:
+            def all_alive() -> bool:
+                hosts = {h["host"]: h for h in client.hosts()}
+                return all(hosts.get(n, {}).get("alive") and hosts[n].get("host_mac")
+                           for n in record.hosts)
+            wait_until(all_alive, "every agent to register", 30)
+
+    def _create_cloud(self, client: ServerClient, record: LabRecord,
+                      topology: LabTopology) -> None:
+        subnets: dict[str, str] = {}
+        for net in topology.networks:
+            self.out(f"creating network {net.name} {net.cidr}")
+            body: dict[str, object] = {"name": net.name}
+            if net.external:
+                body["router:external"] = True
+            network = client.create("networks", "network", body)
+            subnet = client.create("subnets", "subnet", {
+                "name": f"{net.name}-subnet", "network_id": network["id"],
+                "cidr": net.cidr, "ip_version": 4})
+            subnets[net.name] = subnet["id"]
+        self.out(f"creating distributed router {topology.router}")
+        router = client.create("routers", "router",
+                               {"name": topology.router, "distributed": True})
+        record.router_id = router["id"]
+        for net in topology.router_networks:
+            client.add_router_interface(router["id"], subnets[net])
+        self.paths.save(record)
+
+    # -- VMs ----------------------------------------------------------------------------------
+    def _network_and_subnet(self, client: ServerClient, network: str) -> tuple[dict, dict]:
+        found = client.list("networks", name=network)
+        if not found:
+            raise LabError(f"no network named {network!r}")
+        subnets = client.list("subnets", network_id=found[0]["id"], ip_version=4)
+        if not subnets:
+            raise LabError(f"network {network!r} has no IPv4 subnet")
+        return found[0], subnets[0]
+
+    def _add_vm(self, client: ServerClient, record: LabRecord, name: str, network: str,
+                host: str) -> VmRecord:
+        if name in record.vms:
+            raise LabError(f"a VM named {name!r} exists already")
+        if host not in record.hosts:
+            raise LabError(f"no lab host {host!r} (hosts: {', '.join(record.hosts)})")
+        net, subnet = self._network_and_subnet(client, network)
+        self.out(f"creating VM {name} on {host} in {network}")
+        port = client.create("ports", "port", {
+            "name": name, "network_id": net["id"], "device_owner": "compute:nova",
+            "device_id": name, "binding:host_id": host,
+            "fixed_ips": [{"subnet_id": subnet["id"]}]})
+        ip = port["fixed_ips"][0]["ip_address"]
+        vm = VmRecord(name=name, host=host, network=network, port_id=port["id"],
+                      ip_address=ip, mac_address=port["mac_address"])
+        record.vms[name] = vm
+        self.paths.save(record)
+        env = self.host_env(record.hosts[host])
+        plug = VmPlug(name=name, port_id=port["id"], mac_address=port["mac_address"],
+                      ip_address=ip, cidr=subnet["cidr"], gateway_ip=subnet.get("gateway_ip"),
+                      mtu=min(net.get("mtu") or TENANT_MTU, TENANT_MTU), ovsdb=env.ovsdb)
+        for argv in plug_commands(plug):
+            env.run(argv)
+        return vm
+
+    def _wait_ports_active(self, client: ServerClient, record: LabRecord,
+                           names: list[str]) -> None:
+        wanted = {record.vms[n].port_id for n in names}
+
+        def active() -> bool:
+            return all(client.show("ports", "port", p)["status"] == "ACTIVE" for p in wanted)
+
+        wait_until(active, f"ports of {', '.join(names)} to become ACTIVE", 30)
+
+    def vm_add(self, name: str, network: str, host: str) -> VmRecord:
+        record = self.record()
+        with self.client() as client:
+            vm = self._add_vm(client, record, name, network, host)
+            self._wait_ports_active(client, record, [name])
+        return vm
+
+    def vm_del(self, name: str) -> None:
+        record = self.record()
+        vm = record.vms.get(name)
+        if vm is None:
+            raise LabError(f"no VM named {name!r}")
+        env = self.host_env(record.hosts[vm.host])
+        for argv in unplug_commands(name, vm.port_id, env.ovsdb):
+            env.run(argv, check=False)
+        with self.client() as client:
+            try:
+                client.delete("ports", vm.port_id)
+            except ServerError as exc:
+                if exc.status != 404:
+                    raise
+        del record.vms[name]
+        self.paths.save(record)
+
+    # -- operations ---------------------------------------------------------------------------
+    def target_command(self, target: str, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+        """The command line (and environment) that runs argv in a lab host or VM."""
+        record = self.record()
+        if target in record.hosts:
+            env = self.host_env(record.hosts[target])
+            return env.command(argv), env.env()
+        if target in record.vms:
+            vm = record.vms[target]
+            env = self.host_env(record.hosts[vm.host])
+            return env.command(["ip", "netns", "exec", vm_namespace(target), *argv]), env.env()
+        raise LabError(f"no lab host or VM named {target!r}")
+
+    def exec(self, target: str, argv: list[str]) -> int:
+        command, env = self.target_command(target, argv)
+        return subprocess.run(command, env=env).returncode
+
+    def resolve_ip(self, name_or_ip: str) -> str:
+        record = self.record()
+        if name_or_ip in record.vms:
+            return record.vms[name_or_ip].ip_address
+        try:
+            return str(ipaddress.ip_address(name_or_ip))
+        except ValueError:
+            raise LabError(f"{name_or_ip!r} is neither a lab VM nor an IP address") from None
+
+    def ping(self, source: str, destination: str, count: int = 3) -> int:
+        record = self.record()
+        if source not in record.vms:
+            raise LabError(f"no VM named {source!r}")
+        ip = self.resolve_ip(destination)
+        return self.exec(source, ["ping", "-c", str(count), "-W", "1", "-i", "0.2", ip])
+
+    def restart_agent(self, host: str) -> None:
+        record = self.record()
+        if host not in record.hosts:
+            raise LabError(f"no lab host {host!r}")
+        rec = record.hosts[host]
+        stop_process(ProcessRef.from_dict(rec.agent))
+        self._start_agent(record, rec)
+        self.out(f"restarted dvr-agent on {host}")
+
+    # -- down -----------------------------------------------------------------------------------
+    def down(self, quiet: bool = False) -> None:
+        record = self.paths.load()
+        if record is None:
+            if not quiet:
+                self.out(f"lab {self.name!r} is not up")
+            return
+        for host in record.hosts.values():
+            stop_process(ProcessRef.from_dict(host.agent))
+        stop_process(record.server_process)
+        for host in record.hosts.values():
+            cleanup(host.netns, host.workdir)
+        fabric_mod.cleanup(record.fabric_netns or self.fabric_netns, self.paths.root / "fabric")
+        self.paths.server_socket.unlink(missing_ok=True)
+        shutil.rmtree(self.paths.root, ignore_errors=True)
+        if not quiet:
+            self.out(f"lab {self.name!r} is down")
+

@@ -1,0 +1,100 @@
+"""The lab's record of what it made: written after every step so `down` can undo anything."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dvr.lab.procs import ProcessRef
+
+DEFAULT_ROOT = Path("/var/lib/dvr-lab")
+
+
+@dataclass
+class HostRecord:
+    name: str
+    mode: str
+    tunnel_ip: str
+    netns: str
+    workdir: str
+    agent: dict[str, int] | None = None  # ProcessRef.to_dict()
+
+
+@dataclass
+class VmRecord:
+    name: str
+    host: str
+    network: str
+    port_id: str
+    ip_address: str
+    mac_address: str
+
+
+@dataclass
+class LabRecord:
+    name: str
+    api_port: int
+    computes: int
+    server: dict[str, int] | None = None
+    fabric_netns: str = ""
+    hosts: dict[str, HostRecord] = field(default_factory=dict)
+    vms: dict[str, VmRecord] = field(default_factory=dict)
+    router_id: str = ""
+    complete: bool = False
+
+    @property
+    def server_process(self) -> ProcessRef | None:
+        return ProcessRef.from_dict(self.server)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> LabRecord:
+        data = json.loads(text)
+        data["hosts"] = {k: HostRecord(**v) for k, v in data.get("hosts", {}).items()}
+        data["vms"] = {k: VmRecord(**v) for k, v in data.get("vms", {}).items()}
+        return LabRecord(**data)
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    root: Path  # this lab's directory
+
+    @staticmethod
+    def for_lab(name: str, base: Path | None = None) -> LabPaths:
+        base = base or Path(os.environ.get("DVR_LAB_ROOT", DEFAULT_ROOT))
+        return LabPaths(base / name)
+
+    @property
+    def record(self) -> Path:
+        return self.root / "lab.json"
+
+    @property
+    def server_socket(self) -> Path:
+        return self.root / "server.sock"
+
+    @property
+    def server_log(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "dvr.db"
+
+    def host_dir(self, host: str) -> Path:
+        return self.root / "hosts" / host
+
+    def load(self) -> LabRecord | None:
+        try:
+            return LabRecord.from_json(self.record.read_text())
+        except FileNotFoundError:
+            return None
+
+    def save(self, record: LabRecord) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.record.with_suffix(".tmp")
+        tmp.write_text(record.to_json())
+        tmp.replace(self.record)

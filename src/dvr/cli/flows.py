@@ -1,0 +1,46 @@
+"""`dvr flows HOST`: the desired flows of a host, optionally grouped by owning object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+from dvr.agent.desired.state import Flow
+from dvr.client import ServerClient
+from dvr.hoststate import describe_owner, fetch_host_state
+
+
+def flow_line(flow: Flow) -> str:
+    return (f"cookie={flow.cookie:#018x} table={flow.table} priority={flow.priority} "
+            f"{flow.match or '(any)'} actions={flow.actions}")
+
+
+def show_flows(client: ServerClient, args: argparse.Namespace) -> int:
+    view, state = fetch_host_state(client, args.host)
+    bridges = [b for b in state.bridges if args.bridge in (None, b.name)]
+    if args.bridge and not bridges:
+        raise ValueError(f"host {args.host} has no bridge {args.bridge!r} "
+                         f"(bridges: {', '.join(b.name for b in state.bridges)})")
+    if args.json:
+        print(json.dumps([
+            {"bridge": b.name, "table": f.table, "priority": f.priority, "match": f.match,
+             "actions": f.actions, "owner": f.owner, "cookie": f"{f.cookie:#x}",
+             "owner_description": describe_owner(view, f.owner)}
+            for b in bridges for f in sorted(b.flows)], indent=2))
+        return 0
+    for bridge in bridges:
+        print(f"== {args.host} {bridge.name} ({len(bridge.flows)} flows, revision "
+              f"{state.revision})")
+        if not args.explain:
+            for flow in sorted(bridge.flows):
+                print("  " + flow_line(flow))
+            continue
+        by_owner: dict[str, list[Flow]] = defaultdict(list)
+        for flow in bridge.flows:
+            by_owner[flow.owner].append(flow)
+        for owner in sorted(by_owner):
+            print(f"  {owner} — {describe_owner(view, owner)}")
+            for flow in sorted(by_owner[owner]):
+                print("      " + flow_line(flow))
+    return 0

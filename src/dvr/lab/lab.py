@@ -147,7 +147,7 @@ class Lab:
             self.paths.save(record)
             env = self.host_env(rec)
             env.start()
-            fabric.attach(env, f"{host.tunnel_ip}/24")
+            fabric.attach(env, host.tunnel_ip)
 
     def _agent_argv(self, host: HostRecord) -> list[str]:
         return [sys.executable, "-m", "dvr.agent.main", "--host", host.name,
@@ -316,7 +316,8 @@ class Lab:
         stop_process(record.server_process)
         for host in record.hosts.values():
             cleanup(host.netns, host.workdir)
-        fabric_mod.cleanup(record.fabric_netns or self.fabric_netns, self.paths.root / "fabric")
+        fabric_mod.cleanup_fabric(record.fabric_netns or self.fabric_netns,
+                                  self.paths.root / "fabric")
         self.paths.server_socket.unlink(missing_ok=True)
         shutil.rmtree(self.paths.root, ignore_errors=True)
         if not quiet:

@@ -1,0 +1,178 @@
+"""East/west DVR on the real lab: real agents, real OVS, real namespaces, real packets.
+
+Covers the acceptance of the agent (issue 3) and the lab (issue 4).  Tests run in file
+order on one shared lab (compute-1, compute-2, compute-3 empty at first, network-1).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import flow_counters
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+
+def test_routed_ping_across_hosts(lab3):
+    result = lab3.ping("blue-1", "orange-1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0% packet loss" in result.stdout
+
+
+def test_reply_direction_and_same_host_routing(lab3):
+    assert lab3.ping("orange-1", "blue-1").returncode == 0
+    # orange-1 and blue-2 share compute-2: routed locally
+    assert lab3.ping("orange-1", "blue-2").returncode == 0
+
+
+def test_same_subnet_ping_across_hosts(lab3):
+    result = lab3.ping("blue-1", "blue-2")
+    assert result.returncode == 0, result.stdout
+
+
+def test_tcp_through_the_distributed_router(lab3):
+    server_ip = lab3.lab.resolve_ip("orange-1")
+    command, env = lab3.lab.target_command("orange-1", ["iperf3", "-s", "-1", "-p", "5201"])
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        result = lab3.run("blue-1", ["iperf3", "-c", server_ip, "-p", "5201", "-t", "2", "-J"],
+                          timeout=30)
+        report = json.loads(result.stdout)
+        assert report["end"]["sum_received"]["bytes"] > 1_000_000
+    finally:
+        server.wait(timeout=10) if server.poll() is None else None
+
+
+def test_identical_router_interfaces_on_both_computes(lab3):
+    def interfaces(host):
+        links = lab3.netns_json(host, lab3.qrouter(), ["addr", "show"])
+        return sorted(
+            (link["ifname"], link["address"], link.get("mtu"),
+             tuple(sorted(f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"]
+                          if a["family"] == "inet")))
+            for link in links if link["ifname"].startswith("qr-"))
+
+    first, second = interfaces("compute-1"), interfaces("compute-2")
+    assert len(first) == 2
+    assert first == second
+    gateways = {ip for _, _, _, ips in first for ip in ips}
+    assert gateways == {"192.0.2.1/24", "198.51.100.1/24"}
+
+
+def test_static_arp_entries_are_permanent_for_every_vm(lab3):
+    neighbors = lab3.netns_json("compute-1", lab3.qrouter(), ["neigh", "show"])
+    by_ip = {n["dst"]: n for n in neighbors}
+    for vm in lab3.record.vms.values():
+        assert vm.ip_address in by_ip, f"no neighbor entry for {vm.name}"
+        entry = by_ip[vm.ip_address]
+        assert entry["lladdr"] == vm.mac_address
+        assert "PERMANENT" in entry["state"]
+
+
+def test_host_mac_flows(lab3):
+    mac1, mac2 = lab3.host_mac("compute-1"), lab3.host_mac("compute-2")
+    assert mac1 != mac2
+    table1 = [f for f in lab3.dump_flows("compute-1", "br-tun") if "table=1," in f]
+    assert any(f"mod_dl_src:{mac1}" in f or f"set_field:{mac1}->eth_src" in f for f in table1)
+    assert not any(mac2 in f for f in table1)
+    table9 = [f for f in lab3.dump_flows("compute-1", "br-tun") if "table=9," in f]
+    assert any(f"dl_src={mac2}" in f for f in table9)
+    int0 = [f for f in lab3.dump_flows("compute-2", "br-int") if "table=0," in f]
+    assert any(f"dl_src={mac1}" in f for f in int0)
+
+
+def test_uninvolved_hosts_see_no_frame_of_the_ping(lab3):
+    """network-1 and compute-3 host nothing of this tenant: their underlay stays silent."""
+    captures = {}
+    for host in ("network-1", "compute-3"):
+        command, env = lab3.lab.target_command(
+            host, ["timeout", "4", "tcpdump", "-l", "-n", "-i", "uplink", "udp port 4789"])
+        captures[host] = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # let tcpdump attach
+    assert lab3.ping("blue-1", "orange-1", count=5).returncode == 0
+    for host, proc in captures.items():
+        out, _ = proc.communicate(timeout=10)
+        assert out.strip() == "", f"{host} saw tenant frames:\n{out}"
+
+
+def test_new_vm_is_reachable_and_existing_flows_keep_their_counters(lab3):
+    before = {b: flow_counters(lab3.dump_flows("compute-1", b)) for b in ("br-int", "br-tun")}
+    lab3.lab.vm_add("blue-3", "blue", "compute-1")
+    assert lab3.ping("blue-3", "orange-1").returncode == 0
+    assert lab3.ping("blue-1", "blue-3").returncode == 0
+    after = {b: flow_counters(lab3.dump_flows("compute-1", b)) for b in ("br-int", "br-tun")}
+    for bridge, counters in before.items():
+        for cookie, packets in counters.items():
+            assert cookie in after[bridge], f"{bridge} flow {cookie} was removed"
+            assert after[bridge][cookie] >= packets, f"{bridge} flow {cookie} was reinstalled"
+
+
+def test_agent_restart_keeps_forwarding_and_flows(lab3):
+    before = flow_counters(lab3.dump_flows("compute-1", "br-tun"))
+    lab3.lab.restart_agent("compute-1")
+    assert lab3.ping("blue-1", "orange-1").returncode == 0
+    time.sleep(2)  # the restarted agent has reconciled by now
+    after = flow_counters(lab3.dump_flows("compute-1", "br-tun"))
+    assert set(after) == set(before)
+    assert all(after[c] >= before[c] for c in before)
+
+
+def test_vm_on_a_third_compute_schedules_the_router_there(lab3):
+    assert lab3.qrouter() not in lab3.namespaces("compute-3")
+    lab3.lab.vm_add("orange-3", "orange", "compute-3")
+    with lab3.client() as c:
+        hosts = {h["host"]: h for h in c.hosts()}
+    assert lab3.router_id() in hosts["compute-3"]["routers"]
+    assert lab3.ping("orange-3", "blue-1").returncode == 0
+    assert lab3.ping("orange-3", "blue-2").returncode == 0
+
+
+def test_deleting_the_last_vm_of_a_host_removes_its_router(lab3):
+    lab3.lab.vm_del("orange-3")
+    lab3.wait_for(lambda: lab3.qrouter() not in lab3.namespaces("compute-3"),
+                  "qrouter namespace to leave compute-3")
+    table1 = [f for f in lab3.dump_flows("compute-3", "br-tun") if "table=1," in f]
+    assert not any("mod_dl_src" in f or "set_field" in f for f in table1)
+    qrb_ports = lab3.run("compute-3", ["ovs-vsctl", "list-ports", "br-int"]).stdout.split()
+    assert not any(p.startswith("qrb-") for p in qrb_ports)
+
+
+def test_removing_an_interface_removes_exactly_its_state(lab3):
+    with lab3.client() as c:
+        orange = c.list("subnets", name="orange-subnet")[0]
+        gateway_port = c.list("ports", device_id=lab3.router_id(),
+                              network_id=orange["network_id"])[0]
+    qr_orange = "qr-" + gateway_port["id"][:11]
+    flows_before = set(lab3.dump_flows("compute-1", "br-tun"))
+    c1_neighbors_before = lab3.netns_json("compute-1", lab3.qrouter(), ["neigh", "show"])
+    with lab3.client() as c:
+        c.remove_router_interface(lab3.router_id(), orange["id"])
+
+    def gone() -> bool:
+        links = lab3.netns_json("compute-1", lab3.qrouter(), ["link", "show"])
+        return all(link["ifname"] != qr_orange for link in links)
+
+    lab3.wait_for(gone, "the orange qr- device to disappear")
+    neighbors = lab3.netns_json("compute-1", lab3.qrouter(), ["neigh", "show"])
+    assert {n["dst"] for n in neighbors} == {
+        n["dst"] for n in c1_neighbors_before if n.get("dev") != qr_orange}
+    flows_after = set(lab3.dump_flows("compute-1", "br-tun"))
+    removed = {re.sub(r"duration=[^,]*, |n_packets=\d+, |n_bytes=\d+, |idle_age=\d+, ", "", f)
+               for f in flows_before - flows_after}
+    assert removed, "no flow was removed"
+    assert all(gateway_port["mac_address"] in f or "198.51.100.1" in f for f in removed
+               if "table=1," in f)
+    # blue still works, orange is now unreachable from blue-1
+    assert lab3.ping("blue-1", "blue-2").returncode == 0
+    assert lab3.ping("blue-1", "orange-1", count=1).returncode != 0
+    with lab3.client() as c:
+        c.add_router_interface(lab3.router_id(), orange["id"])
+    lab3.wait_for(lambda: lab3.ping("blue-1", "orange-1", count=1).returncode == 0,
+                  "routing to orange to come back")

@@ -46,7 +46,9 @@ def test_tcp_through_the_distributed_router(lab3):
         report = json.loads(result.stdout)
         assert report["end"]["sum_received"]["bytes"] > 1_000_000
     finally:
-        server.wait(timeout=10) if server.poll() is None else None
+        if server.poll() is None:
+            server.kill()
+        server.wait(timeout=10)
 
 
 def test_identical_router_interfaces_on_both_computes(lab3):

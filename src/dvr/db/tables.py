@@ -143,9 +143,7 @@ ip_allocations = Table(
     metadata,
     Column("subnet_id", ID, ForeignKey("subnets.id"), primary_key=True),
     Column("ip_address", String(64), primary_key=True),
-    Column(
-        "port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    Column("port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("network_id", ID, nullable=False),
 )
 
@@ -175,9 +173,7 @@ router_interfaces = Table(
     metadata,
     Column("subnet_id", ID, ForeignKey("subnets.id"), primary_key=True),
     Column("router_id", ID, ForeignKey("routers.id"), nullable=False, index=True),
-    Column(
-        "port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    Column("port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("network_id", ID, nullable=False, index=True),
 )
 

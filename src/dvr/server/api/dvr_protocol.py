@@ -1,0 +1,183 @@
+"""The agent protocol, JSON under /dvr/v1 (DESIGN.md §2).
+
+POST /dvr/v1/agents                        register/update a host's agents
+POST /dvr/v1/hosts/{host}/heartbeat        liveness, applied revision, port status
+POST /dvr/v1/hosts/{host}/host-mac         the host's DVR MAC (allocate-or-return)
+GET  /dvr/v1/hosts/{host}/view             HostView.to_dict()
+GET  /dvr/v1/hosts/{host}/watch?since=N&timeout=S   long poll for changes
+GET  /dvr/v1/hosts                         host summaries
+GET  /dvr/v1/hosts/{host}/routers          routers hosted on a host
+GET  /dvr/v1/routers/{id}/hosts            hosts of a router
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dvr.db.tables import dvr_host_macs, dvr_hosts
+from dvr.server.api.common import json_response
+from dvr.server.attributes import decode_json
+from dvr.server.context import ServerContext
+from dvr.server.errors import http_bad_request
+from dvr.server.hostview import build_host_view
+from dvr.server.services import agents as agent_service
+from dvr.server.services import host_macs
+from dvr.server.services.notify import changes_for_host, current_revision, pruned_revision
+from dvr.server.services.routers import get_router
+from dvr.server.services.scheduler import (
+    all_router_hosts,
+    central_host,
+    router_hosts,
+    routers_hosted_on,
+)
+from dvr.server.tx import ReadTx
+
+PREFIX = "/dvr/v1"
+
+
+async def _json_object(request: Request, allow_empty: bool = False) -> dict[str, Any]:
+    raw = await request.body()
+    if allow_empty and not raw.strip():
+        return {}
+    body = decode_json(raw)
+    if not isinstance(body, dict):
+        raise http_bad_request("Body contains invalid data")
+    return body
+
+
+def watch_result(tx: ReadTx, host: str, since: int) -> dict[str, Any]:
+    revision = current_revision(tx.conn)
+    if since < pruned_revision(tx.conn) or since > revision:
+        return {"revision": revision, "changes": [], "resync": True}
+    seen: dict[tuple[str, str], None] = {}
+    for _, kind, object_id in changes_for_host(tx.conn, host, since):
+        seen.setdefault((kind, object_id), None)
+    return {
+        "revision": revision,
+        "changes": [{"kind": k, "id": i} for k, i in seen],
+        "resync": False,
+    }
+
+
+def host_summaries(tx: ReadTx) -> list[dict[str, Any]]:
+    macs = dict(tx.conn.execute(select(dvr_host_macs.c.host, dvr_host_macs.c.mac_address)).all())
+    hosted = all_router_hosts(tx.conn)
+    rows = tx.conn.execute(select(dvr_hosts).order_by(dvr_hosts.c.host))
+    return [
+        {
+            "host": row.host,
+            "agent_mode": row.agent_mode,
+            "host_mac": macs.get(row.host),
+            "tunnel_ip": row.tunnel_ip,
+            "datapath_type": row.datapath_type,
+            "alive": agent_service.is_alive(tx, row.heartbeat_at),
+            "heartbeat_timestamp": agent_service.format_agent_time(row.heartbeat_at),
+            "applied_revision": row.applied_revision,
+            "routers": sorted(hosted.get(row.host, ())),
+        }
+        for row in rows
+    ]
+
+
+def _number(request: Request, key: str, default: float) -> float:
+    raw = request.query_params.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise http_bad_request(
+            f"Invalid input for {key}. Reason: '{raw}' is not a number."
+        ) from None
+    if value < 0:
+        raise http_bad_request(f"Invalid input for {key}. Reason: must not be negative.")
+    return value
+
+
+def routes(context: ServerContext) -> list[Route]:
+    config = context.config
+
+    async def register(request: Request) -> Response:
+        body = await _json_object(request)
+        agents = await context.write(lambda tx: agent_service.register(tx, body))
+        return json_response({"agents": agents})
+
+    async def heartbeat(request: Request) -> Response:
+        host = request.path_params["host"]
+        body = await _json_object(request, allow_empty=True)
+        return json_response(
+            await context.write(lambda tx: agent_service.heartbeat(tx, host, body))
+        )
+
+    async def host_mac(request: Request) -> Response:
+        host = request.path_params["host"]
+        mac = await context.write(lambda tx: host_macs.allocate_or_return(tx, host))
+        return json_response({"host": host, "mac_address": mac})
+
+    async def view(request: Request) -> Response:
+        host = request.path_params["host"]
+        host_view = await context.read(lambda tx: build_host_view(tx.conn, host))
+        return json_response(host_view.to_dict())
+
+    async def watch(request: Request) -> Response:
+        host = request.path_params["host"]
+        raw_since = request.query_params.get("since", "0")
+        if not raw_since.isdigit():
+            raise http_bad_request(
+                f"Invalid input for since. Reason: '{raw_since}' is not a revision."
+            )
+        since = int(raw_since)
+        timeout = min(
+            _number(request, "timeout", config.watch_default_timeout), config.watch_max_timeout
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = context.hub.snapshot()
+            result = await context.read(lambda tx: watch_result(tx, host, since))
+            remaining = deadline - loop.time()
+            if result["changes"] or result["resync"] or remaining <= 0:
+                return json_response(result)
+            woken = await context.hub.wait(event, remaining)
+            if not woken and loop.time() >= deadline:
+                return json_response(await context.read(lambda tx: watch_result(tx, host, since)))
+            if context.hub.closed:
+                return json_response(result)
+
+    async def hosts(request: Request) -> Response:
+        return json_response(await context.read(host_summaries))
+
+    async def host_routers(request: Request) -> Response:
+        host = request.path_params["host"]
+        ids = await context.read(lambda tx: sorted(routers_hosted_on(tx.conn, host)))
+        return json_response({"host": host, "routers": ids})
+
+    async def router_host_list(request: Request) -> Response:
+        router_id = request.path_params["id"]
+
+        def work(tx: ReadTx) -> dict[str, Any]:
+            get_router(tx.conn, router_id)
+            return {
+                "router_id": router_id,
+                "hosts": sorted(router_hosts(tx.conn, [router_id])[router_id]),
+                "snat_host": central_host(tx.conn, router_id),
+            }
+
+        return json_response(await context.read(work))
+
+    return [
+        Route(f"{PREFIX}/agents", register, methods=["POST"]),
+        Route(f"{PREFIX}/hosts", hosts, methods=["GET"]),
+        Route(f"{PREFIX}/hosts/{{host}}/heartbeat", heartbeat, methods=["POST"]),
+        Route(f"{PREFIX}/hosts/{{host}}/host-mac", host_mac, methods=["POST"]),
+        Route(f"{PREFIX}/hosts/{{host}}/view", view, methods=["GET"]),
+        Route(f"{PREFIX}/hosts/{{host}}/watch", watch, methods=["GET"]),
+        Route(f"{PREFIX}/hosts/{{host}}/routers", host_routers, methods=["GET"]),
+        Route(f"{PREFIX}/routers/{{id}}/hosts", router_host_list, methods=["GET"]),
+    ]

@@ -1,0 +1,74 @@
+"""Server configuration: one explicit, immutable object (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/var/lib/dvr")
+DEFAULT_LISTEN = "127.0.0.1:9696"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where to listen: TCP ``host:port`` or a unix socket path."""
+
+    host: str | None = None
+    port: int | None = None
+    unix_path: str | None = None
+
+    @property
+    def is_unix(self) -> bool:
+        return self.unix_path is not None
+
+    def __str__(self) -> str:
+        return f"unix:{self.unix_path}" if self.is_unix else f"{self.host}:{self.port}"
+
+
+def parse_listener(text: str) -> Listener:
+    """``unix:/path``, ``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (all interfaces)."""
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path:
+            raise ValueError("unix listener needs a path: unix:/path/to/socket")
+        return Listener(unix_path=path)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen address must be HOST:PORT or unix:PATH, not {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return Listener(host=host, port=int(port))
+
+
+def parse_vni_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition(":")
+    if not sep or not low.isdigit() or not high.isdigit():
+        raise ValueError(f"VNI range must be LOW:HIGH, not {text!r}")
+    first, last = int(low), int(high)
+    if not 1 <= first <= last < 2**24:
+        raise ValueError(f"VNI range must satisfy 1 <= LOW <= HIGH < 2^24, not {text!r}")
+    return first, last
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    db_url: str
+    listeners: tuple[Listener, ...] = (parse_listener(DEFAULT_LISTEN),)
+    state_dir: Path = DEFAULT_STATE_DIR
+    vni_range: tuple[int, int] = (1000, 1999)
+    host_mac_base: str = "fa:16:3f:00:00:00"
+    port_mac_base: str = "fa:16:3e:00:00:00"
+    agent_down_time: int = 75  # seconds without heartbeat before an agent is "dead"
+    token: str | None = None  # when set, TCP clients must send X-Auth-Token
+    underlay_mtu: int = 1500
+    retained_changes: int = 10_000  # change rows kept for resumable watches
+    watch_default_timeout: float = 25.0
+    watch_max_timeout: float = 60.0
+    watch_poll_interval: float = 1.0  # re-check the database for other replicas' writes
+
+    @property
+    def tenant_mtu(self) -> int:
+        return self.underlay_mtu - 50  # VXLAN overhead
+
+    @staticmethod
+    def default_db_url(state_dir: Path) -> str:
+        return f"sqlite:///{state_dir / 'dvr.db'}"

@@ -1,0 +1,68 @@
+"""What request handlers share: configuration, database, change hub.  One per app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from dvr.db.session import Database
+from dvr.server.config import ServerConfig
+from dvr.server.errors import conflict
+from dvr.server.services.notify import current_revision, record_changes
+from dvr.server.tx import ReadTx, WriteTx
+from dvr.server.watch import ChangeHub
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServerContext:
+    config: ServerConfig
+    db: Database
+    hub: ChangeHub
+
+    @classmethod
+    def create(cls, config: ServerConfig, db: Database) -> ServerContext:
+        context = cls(config=config, db=db, hub=None)  # type: ignore[arg-type]
+        context.hub = ChangeHub(
+            read_revision=context.read_revision, poll_interval=config.watch_poll_interval
+        )
+        return context
+
+    # -- synchronous (worker thread) ---------------------------------------------------------
+    def run_write(self, work: Callable[[WriteTx], T]) -> tuple[T, int | None]:
+        """Run ``work`` in one serialized transaction; record its change rows; commit."""
+        try:
+            with self.db.write() as conn:
+                tx = WriteTx(conn=conn, config=self.config)
+                result = work(tx)
+                hosts = tx.impact.affected_hosts()
+                revision = record_changes(
+                    conn, hosts, tx.impact.subjects, self.config.retained_changes
+                )
+        except IntegrityError as exc:
+            raise conflict(
+                "Conflict", f"The request conflicts with existing data: {exc.orig}"
+            ) from None
+        return result, revision
+
+    def run_read(self, work: Callable[[ReadTx], T]) -> T:
+        with self.db.read() as conn:
+            return work(ReadTx(conn=conn, config=self.config))
+
+    # -- asynchronous (event loop) -----------------------------------------------------------
+    async def write(self, work: Callable[[WriteTx], T]) -> T:
+        result, revision = await run_in_threadpool(self.run_write, work)
+        if revision is not None:
+            self.hub.publish(revision)
+        return result
+
+    async def read(self, work: Callable[[ReadTx], T]) -> T:
+        return await run_in_threadpool(self.run_read, work)
+
+    async def read_revision(self) -> int:
+        return await self.read(lambda tx: current_revision(tx.conn))

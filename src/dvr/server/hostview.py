@@ -1,0 +1,349 @@
+"""Build the HostView of one host with a handful of set-based queries (no per-object loops
+over the database): ports, networks and their remote hosts, routers and everything they
+carry, peer host MACs, FIP gateways, and the revision — all from one transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Connection, and_, select
+
+from dvr.db.tables import (
+    dvr_host_macs,
+    dvr_hosts,
+    floatingips,
+    ip_allocations,
+    networks,
+    ports,
+    router_interfaces,
+    router_l3_bindings,
+    routers,
+    subnets,
+)
+from dvr.model.hostview import (
+    OWNER_FLOATINGIP_AGENT_GATEWAY,
+    OWNER_ROUTER_INTERFACE,
+    OWNER_ROUTER_INTERFACE_DISTRIBUTED,
+    OWNER_ROUTER_SNAT,
+    ArpEntry,
+    ExtraRoute,
+    FixedIp,
+    FloatingIpView,
+    GatewayView,
+    HostMac,
+    HostView,
+    L2Entry,
+    NetworkView,
+    PortView,
+    RemoteHost,
+    RouterInterfaceView,
+    RouterView,
+    SnatPortView,
+    SubnetView,
+)
+from dvr.server.services.l2pop import touching_hosts, unicast_entries
+from dvr.server.services.notify import current_revision
+from dvr.server.services.scheduler import routers_hosted_on
+
+DEFAULT_AGENT_MODE = "dvr"
+
+
+def _fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, list[FixedIp]]:
+    result: dict[str, list[FixedIp]] = defaultdict(list)
+    if port_ids:
+        query = select(
+            ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address
+        ).where(ip_allocations.c.port_id.in_(list(port_ids)))
+        for port_id, subnet_id, ip in conn.execute(query):
+            result[port_id].append(FixedIp(subnet_id, ip))
+    return {k: sorted(v, key=lambda f: (f.subnet_id, f.ip_address)) for k, v in result.items()}
+
+
+def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
+    rows = list(conn.execute(select(ports).where(ports.c.host == host)))
+    fixed = _fixed_ips_by_port(conn, [r.id for r in rows])
+    return tuple(
+        sorted(
+            (
+                PortView(
+                    id=r.id,
+                    network_id=r.network_id,
+                    mac_address=r.mac_address,
+                    fixed_ips=tuple(fixed.get(r.id, [])),
+                    device_owner=r.device_owner,
+                    device_id=r.device_id,
+                    host=r.host,
+                    admin_state_up=r.admin_state_up,
+                )
+                for r in rows
+            ),
+            key=lambda p: p.id,
+        )
+    )
+
+
+def _subnet_views(conn: Connection, network_ids: Collection[str]) -> dict[str, list[SubnetView]]:
+    result: dict[str, list[SubnetView]] = defaultdict(list)
+    if network_ids:
+        query = select(
+            subnets.c.id,
+            subnets.c.network_id,
+            subnets.c.cidr,
+            subnets.c.gateway_ip,
+            subnets.c.ip_version,
+        ).where(subnets.c.network_id.in_(list(network_ids)))
+        for row in conn.execute(query):
+            result[row.network_id].append(SubnetView(*row))
+    return {k: sorted(v, key=lambda s: s.id) for k, v in result.items()}
+
+
+def _network_views(
+    conn: Connection, host: str, network_ids: set[str], subnet_map: dict[str, list[SubnetView]]
+) -> tuple[NetworkView, ...]:
+    if not network_ids:
+        return ()
+    touchers = touching_hosts(conn, network_ids)
+    entries = unicast_entries(conn, network_ids, host)
+    others = {h for hs in touchers.values() for h in hs} - {host}
+    tunnel_ips = (
+        dict(
+            conn.execute(
+                select(dvr_hosts.c.host, dvr_hosts.c.tunnel_ip).where(
+                    dvr_hosts.c.host.in_(list(others)), dvr_hosts.c.tunnel_ip.is_not(None)
+                )
+            ).all()
+        )
+        if others
+        else {}
+    )
+    rows = conn.execute(select(networks).where(networks.c.id.in_(list(network_ids))))
+    views = []
+    for row in rows:
+        remote = []
+        for other in sorted(touchers[row.id] - {host}):
+            if other not in tunnel_ips:
+                continue  # not registered yet: no tunnel endpoint to reach it
+            macs = entries.get((row.id, other), {})
+            remote.append(
+                RemoteHost(
+                    host=other,
+                    tunnel_ip=tunnel_ips[other],
+                    entries=tuple(
+                        L2Entry(mac, tuple(sorted(ips))) for mac, ips in sorted(macs.items())
+                    ),
+                )
+            )
+        views.append(
+            NetworkView(
+                id=row.id,
+                name=row.name,
+                network_type=row.network_type,
+                segmentation_id=row.segmentation_id,
+                mtu=row.mtu,
+                external=row.external,
+                physical_network=row.physical_network,
+                subnets=tuple(subnet_map.get(row.id, [])),
+                remote_hosts=tuple(remote),
+            )
+        )
+    return tuple(sorted(views, key=lambda n: n.id))
+
+
+def _interface_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
+    query = (
+        select(
+            router_interfaces.c.router_id,
+            router_interfaces.c.port_id,
+            router_interfaces.c.subnet_id,
+            router_interfaces.c.network_id,
+            ports.c.mac_address,
+            ip_allocations.c.ip_address,
+            subnets.c.cidr,
+            networks.c.mtu,
+        )
+        .select_from(
+            router_interfaces.join(ports, ports.c.id == router_interfaces.c.port_id)
+            .join(
+                ip_allocations,
+                and_(
+                    ip_allocations.c.port_id == router_interfaces.c.port_id,
+                    ip_allocations.c.subnet_id == router_interfaces.c.subnet_id,
+                ),
+            )
+            .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
+            .join(networks, networks.c.id == router_interfaces.c.network_id)
+        )
+        .where(router_interfaces.c.router_id.in_(list(router_ids)))
+    )
+    return list(conn.execute(query))
+
+
+def _arp_rows(conn: Connection, subnet_ids: Collection[str]) -> list[Any]:
+    if not subnet_ids:
+        return []
+    query = (
+        select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address, ports.c.mac_address)
+        .select_from(ip_allocations.join(ports, ports.c.id == ip_allocations.c.port_id))
+        .where(
+            ip_allocations.c.subnet_id.in_(list(subnet_ids)),
+            ports.c.device_owner.not_in(
+                (OWNER_ROUTER_INTERFACE, OWNER_ROUTER_INTERFACE_DISTRIBUTED)
+            ),
+        )
+    )
+    return list(conn.execute(query))
+
+
+def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
+    query = (
+        select(
+            ports.c.device_id,
+            ports.c.id,
+            ip_allocations.c.subnet_id,
+            ports.c.network_id,
+            ports.c.mac_address,
+            ip_allocations.c.ip_address,
+            subnets.c.cidr,
+            networks.c.mtu,
+        )
+        .select_from(
+            ports.join(ip_allocations, ip_allocations.c.port_id == ports.c.id)
+            .join(subnets, subnets.c.id == ip_allocations.c.subnet_id)
+            .join(networks, networks.c.id == ports.c.network_id)
+        )
+        .where(ports.c.device_owner == OWNER_ROUTER_SNAT, ports.c.device_id.in_(list(router_ids)))
+    )
+    return list(conn.execute(query))
+
+
+def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) -> list[Any]:
+    query = (
+        select(
+            floatingips.c.router_id,
+            floatingips.c.id,
+            floatingips.c.floating_ip_address,
+            floatingips.c.floating_network_id,
+            floatingips.c.fixed_ip_address,
+            floatingips.c.fixed_port_id,
+            ports.c.host,
+        )
+        .select_from(floatingips.join(ports, ports.c.id == floatingips.c.fixed_port_id))
+        .where(floatingips.c.router_id.in_(list(router_ids)), ports.c.host == host)
+    )
+    return list(conn.execute(query))
+
+
+def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[RouterView, ...]:
+    if not router_ids:
+        return ()
+    router_rows = list(conn.execute(select(routers).where(routers.c.id.in_(list(router_ids)))))
+    interfaces: dict[str, list[RouterInterfaceView]] = defaultdict(list)
+    subnet_router: dict[str, str] = {}
+    for r in _interface_rows(conn, router_ids):
+        interfaces[r.router_id].append(
+            RouterInterfaceView(
+                port_id=r.port_id,
+                subnet_id=r.subnet_id,
+                network_id=r.network_id,
+                mac_address=r.mac_address,
+                ip_address=r.ip_address,
+                cidr=r.cidr,
+                mtu=r.mtu,
+            )
+        )
+        subnet_router[r.subnet_id] = r.router_id
+    arp: dict[str, list[ArpEntry]] = defaultdict(list)
+    for subnet_id, ip, mac in _arp_rows(conn, subnet_router):
+        arp[subnet_router[subnet_id]].append(ArpEntry(subnet_id, ip, mac))
+    snat: dict[str, list[SnatPortView]] = defaultdict(list)
+    for r in _snat_rows(conn, router_ids):
+        snat[r.device_id].append(SnatPortView(*r[1:]))
+    fips: dict[str, list[FloatingIpView]] = defaultdict(list)
+    for r in _floating_ip_rows(conn, router_ids, host):
+        fips[r.router_id].append(FloatingIpView(*r[1:]))
+    central = dict(
+        conn.execute(
+            select(router_l3_bindings.c.router_id, router_l3_bindings.c.host).where(
+                router_l3_bindings.c.router_id.in_(list(router_ids))
+            )
+        ).all()
+    )
+    gateways = _gateway_views(conn, router_rows)
+    views = []
+    for row in router_rows:
+        views.append(
+            RouterView(
+                id=row.id,
+                name=row.name,
+                distributed=row.distributed,
+                ha=row.ha,
+                admin_state_up=row.admin_state_up,
+                interfaces=tuple(sorted(interfaces[row.id], key=lambda i: i.subnet_id)),
+                arp_entries=tuple(
+                    sorted(arp[row.id], key=lambda a: (a.subnet_id, a.ip_address, a.mac_address))
+                ),
+                routes=tuple(
+                    sorted(
+                        (ExtraRoute(r["destination"], r["nexthop"]) for r in row.routes or []),
+                        key=lambda r: (r.destination, r.nexthop),
+                    )
+                ),
+                gateway=gateways.get(row.id),
+                snat_host=central.get(row.id),
+                snat_ports=tuple(sorted(snat[row.id], key=lambda s: (s.subnet_id, s.port_id))),
+                floating_ips=tuple(sorted(fips[row.id], key=lambda f: f.id)),
+            )
+        )
+    return tuple(sorted(views, key=lambda r: r.id))
+
+
+def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, GatewayView]:
+    with_gateway = [r for r in router_rows if r.gw_port_id]
+    if not with_gateway:
+        return {}
+    port_ids = [r.gw_port_id for r in with_gateway]
+    macs = dict(
+        conn.execute(select(ports.c.id, ports.c.mac_address).where(ports.c.id.in_(port_ids))).all()
+    )
+    fixed = _fixed_ips_by_port(conn, port_ids)
+    external_subnets = _subnet_views(conn, {r.gw_network_id for r in with_gateway})
+    return {
+        r.id: GatewayView(
+            port_id=r.gw_port_id,
+            network_id=r.gw_network_id,
+            mac_address=macs[r.gw_port_id],
+            fixed_ips=tuple(fixed.get(r.gw_port_id, [])),
+            subnets=tuple(external_subnets.get(r.gw_network_id, [])),
+            enable_snat=r.enable_snat,
+        )
+        for r in with_gateway
+    }
+
+
+def build_host_view(conn: Connection, host: str) -> HostView:
+    revision = current_revision(conn)
+    registration = conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
+    macs = dict(conn.execute(select(dvr_host_macs.c.host, dvr_host_macs.c.mac_address)).all())
+    local_ports = _local_ports(conn, host)
+    router_ids = routers_hosted_on(conn, host)
+    router_views = _router_views(conn, host, router_ids)
+    network_ids = {p.network_id for p in local_ports} | {
+        i.network_id for r in router_views for i in r.interfaces
+    }
+    subnet_map = _subnet_views(conn, network_ids)
+    return HostView(
+        host=host,
+        revision=revision,
+        agent_mode=registration.agent_mode if registration else DEFAULT_AGENT_MODE,
+        host_mac=macs.get(host),
+        tunnel_ip=registration.tunnel_ip if registration else None,
+        ports=local_ports,
+        networks=_network_views(conn, host, network_ids, subnet_map),
+        routers=router_views,
+        peer_host_macs=tuple(HostMac(h, m) for h, m in sorted(macs.items()) if h != host),
+        fip_agent_gateways=tuple(
+            p for p in local_ports if p.device_owner == OWNER_FLOATINGIP_AGENT_GATEWAY
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Business logic of the server: each function works inside one database transaction."""

@@ -1,0 +1,231 @@
+"""Agents: registration and heartbeat of host agents, Neutron's /v2.0/agents rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from dvr.db.tables import agents, dvr_hosts, ports
+from dvr.model.hostview import AGENT_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
+from dvr.server.errors import NotFoundError, invalid_input
+from dvr.server.services import ports as port_service
+from dvr.server.services.common import get_row, new_id
+from dvr.server.services.l2pop import bound_port_networks
+from dvr.server.services.routers import schedule_pending
+from dvr.server.services.scheduler import alive_since, router_networks, routers_hosted_on
+from dvr.server.tx import ReadTx, WriteTx
+from dvr.server.validate import to_ip
+
+OVS_AGENT = "Open vSwitch agent"
+L3_AGENT = "L3 agent"
+AGENT_BINARIES = {OVS_AGENT: "dvr-agent", L3_AGENT: "dvr-agent"}
+AGENT_TOPICS = {OVS_AGENT: "N/A", L3_AGENT: "l3_agent"}
+DATAPATH_TYPES = ("system", "netdev")
+
+
+def format_agent_time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def is_alive(tx: ReadTx, heartbeat: Any) -> bool:
+    return heartbeat >= alive_since(tx.now, tx.config.agent_down_time)
+
+
+def render_agent(tx: ReadTx, row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "agent_type": row.agent_type,
+        "binary": row.binary,
+        "topic": row.topic,
+        "host": row.host,
+        "admin_state_up": row.admin_state_up,
+        "alive": is_alive(tx, row.heartbeat_timestamp),
+        "configurations": dict(row.configurations or {}),
+        "heartbeat_timestamp": format_agent_time(row.heartbeat_timestamp),
+        "created_at": format_agent_time(row.created_at),
+        "started_at": format_agent_time(row.started_at),
+        "description": row.description,
+        "availability_zone": row.availability_zone,
+        "resources_synced": None,
+    }
+
+
+def list_agent_rows(conn: Connection, hosts: list[str] | None = None) -> list[Any]:
+    query = select(agents).order_by(agents.c.host, agents.c.agent_type)
+    if hosts is not None:
+        query = query.where(agents.c.host.in_(hosts))
+    return list(conn.execute(query))
+
+
+def get_agent(conn: Connection, agent_id: str) -> Any:
+    return get_row(conn, agents, "agent", agent_id)
+
+
+def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath: str) -> dict:
+    if agent_type == L3_AGENT:
+        return {"agent_mode": mode}
+    return {
+        "agent_mode": mode,
+        "tunnel_types": ["vxlan"],
+        "tunneling_ip": tunnel_ip,
+        "l2_population": True,
+        "enable_distributed_routing": True,
+        "datapath_type": datapath,
+    }
+
+
+def networks_touched_by(conn: Connection, host: str) -> set[str]:
+    return bound_port_networks(conn, host) | router_networks(conn, routers_hosted_on(conn, host))
+
+
+def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
+    host = body.get("host")
+    if not isinstance(host, str) or not host or len(host) > 255:
+        raise invalid_input("host must be a non-empty string")
+    mode = body.get("agent_mode", "dvr")
+    if mode not in AGENT_MODES:
+        raise invalid_input(f"agent_mode '{mode}' is not one of {', '.join(AGENT_MODES)}")
+    tunnel_ip = body.get("tunnel_ip")
+    if tunnel_ip is not None:
+        try:
+            tunnel_ip = to_ip(tunnel_ip)
+        except ValueError as exc:
+            raise invalid_input(str(exc)) from None
+    datapath = body.get("datapath_type", "system")
+    if datapath not in DATAPATH_TYPES:
+        raise invalid_input(f"datapath_type '{datapath}' is not one of {', '.join(DATAPATH_TYPES)}")
+    existing = tx.conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
+    values = {
+        "agent_mode": mode,
+        "tunnel_ip": tunnel_ip,
+        "datapath_type": datapath,
+        "heartbeat_at": tx.now,
+    }
+    view_changed = existing is None or (existing.agent_mode, existing.tunnel_ip) != (
+        mode,
+        tunnel_ip,
+    )
+    if view_changed:
+        touched = networks_touched_by(tx.conn, host)
+        tx.impact.track_networks(touched)
+    if existing is None:
+        tx.conn.execute(
+            insert(dvr_hosts).values(host=host, registered_at=tx.now, applied_revision=0, **values)
+        )
+    else:
+        tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
+    for agent_type in (OVS_AGENT, L3_AGENT):
+        _upsert_agent(tx, host, agent_type, _configurations(agent_type, mode, tunnel_ip, datapath))
+    if view_changed:
+        tx.impact.host_changed(host)
+        for network_id in touched:
+            tx.impact.network_changed(network_id)
+        tx.impact.subject("agent", host)
+    _bind_host_ports(tx, host)
+    if mode in ("dvr_snat", "legacy"):
+        schedule_pending(tx)
+    return [render_agent(tx, row) for row in list_agent_rows(tx.conn, [host])]
+
+
+def _upsert_agent(tx: WriteTx, host: str, agent_type: str, configurations: dict) -> None:
+    query = select(agents.c.id).where(agents.c.host == host, agents.c.agent_type == agent_type)
+    agent_id = tx.conn.execute(query).scalar()
+    if agent_id is None:
+        tx.conn.execute(
+            insert(agents).values(
+                id=new_id(),
+                host=host,
+                agent_type=agent_type,
+                binary=AGENT_BINARIES[agent_type],
+                topic=AGENT_TOPICS[agent_type],
+                admin_state_up=True,
+                description="",
+                availability_zone="nova" if agent_type == L3_AGENT else None,
+                configurations=configurations,
+                created_at=tx.now,
+                started_at=tx.now,
+                heartbeat_timestamp=tx.now,
+            )
+        )
+    else:
+        tx.conn.execute(
+            update(agents)
+            .where(agents.c.id == agent_id)
+            .values(configurations=configurations, started_at=tx.now, heartbeat_timestamp=tx.now)
+        )
+
+
+def _bind_host_ports(tx: WriteTx, host: str) -> None:
+    """A live agent binds the ports waiting on its host (vif_type "ovs")."""
+    tx.conn.execute(
+        update(ports)
+        .where(
+            ports.c.host == host,
+            ports.c.vif_type.in_(("unbound", "binding_failed")),
+            ports.c.device_owner != OWNER_ROUTER_INTERFACE_DISTRIBUTED,
+        )
+        .values(vif_type="ovs")
+    )
+
+
+def require_host(tx: ReadTx, host: str) -> Any:
+    row = tx.conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
+    if row is None:
+        raise NotFoundError(
+            f"Agent with host={host} could not be found: register it first (POST /dvr/v1/agents).",
+            type_name="AgentNotFoundByTypeHost",
+        )
+    return row
+
+
+def heartbeat(tx: WriteTx, host: str, body: dict[str, Any]) -> dict[str, Any]:
+    row = require_host(tx, host)
+    was_alive = is_alive(tx, row.heartbeat_at)
+    applied = body.get("applied_revision", row.applied_revision)
+    if isinstance(applied, bool) or not isinstance(applied, int) or applied < 0:
+        raise invalid_input("applied_revision must be a non-negative integer")
+    ports_up = _id_list(body, "ports_up")
+    ports_down = _id_list(body, "ports_down")
+    tx.conn.execute(
+        update(dvr_hosts)
+        .where(dvr_hosts.c.host == host)
+        .values(heartbeat_at=tx.now, applied_revision=applied)
+    )
+    tx.conn.execute(update(agents).where(agents.c.host == host).values(heartbeat_timestamp=tx.now))
+    _bind_host_ports(tx, host)
+    up = port_service.set_status(tx, ports_up, host, "ACTIVE")
+    down = port_service.set_status(tx, ports_down, host, "DOWN")
+    if not was_alive and row.agent_mode in ("dvr_snat", "legacy"):
+        schedule_pending(tx)
+    return {"host": host, "alive": True, "ports_up": up, "ports_down": down}
+
+
+def _id_list(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise invalid_input(f"{key} must be a list of port ids")
+    return value
+
+
+def update_agent(tx: WriteTx, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    get_agent(tx.conn, agent_id)
+    values = {k: body[k] for k in ("admin_state_up", "description") if k in body}
+    if values:
+        tx.conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+    return render_agent(tx, get_agent(tx.conn, agent_id))
+
+
+def delete_agent(tx: WriteTx, agent_id: str) -> None:
+    """Delete one agent row; with the host's last agent the host registration goes too."""
+    row = get_agent(tx.conn, agent_id)
+    tx.conn.execute(delete(agents).where(agents.c.id == agent_id))
+    remaining = tx.conn.execute(select(agents.c.id).where(agents.c.host == row.host)).first()
+    if remaining is None:
+        touched = networks_touched_by(tx.conn, row.host)
+        tx.impact.track_networks(touched)
+        tx.conn.execute(delete(dvr_hosts).where(dvr_hosts.c.host == row.host))
+        tx.impact.host_changed(row.host)
+        for network_id in touched:
+            tx.impact.network_changed(network_id)
+        tx.impact.subject("agent", row.host)

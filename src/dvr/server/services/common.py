@@ -1,0 +1,64 @@
+"""Helpers shared by the resource services: timestamps, revisions, row lookup."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, select, update
+
+from dvr.server.errors import not_found
+from dvr.server.validate import is_uuid
+
+NOAUTH_PROJECT = "fake_project_id"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def format_time(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def standard_fields(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "project_id": row.project_id,
+        "tenant_id": row.project_id,
+        "description": row.description,
+        "tags": list(row.tags or []),
+        "created_at": format_time(row.created_at),
+        "updated_at": format_time(row.updated_at),
+        "revision_number": row.revision_number,
+    }
+
+
+def standard_values(now: datetime, project_id: str | None, description: str | None) -> dict:
+    return {
+        "project_id": NOAUTH_PROJECT if project_id is None else project_id,
+        "description": description or "",
+        "tags": [],
+        "created_at": now,
+        "updated_at": now,
+        "revision_number": 1,
+    }
+
+
+def get_row(conn: Connection, table: Table, resource: str, object_id: str) -> Any:
+    if not is_uuid(object_id):
+        raise not_found(resource, object_id)
+    row = conn.execute(select(table).where(table.c.id == object_id)).first()
+    if row is None:
+        raise not_found(resource, object_id)
+    return row
+
+
+def bump(conn: Connection, table: Table, object_id: str, now: datetime, **values: Any) -> None:
+    """Update columns (possibly none) and bump updated_at and revision_number."""
+    conn.execute(
+        update(table)
+        .where(table.c.id == object_id)
+        .values(updated_at=now, revision_number=table.c.revision_number + 1, **values)
+    )

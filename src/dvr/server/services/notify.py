@@ -1,0 +1,166 @@
+"""Who must hear about a write: exactly the hosts whose HostView it changes.
+
+A write declares what it is about to touch (``track_networks`` / ``track_routers``, BEFORE
+mutating: that snapshots who touches each network and who hosts each router), then what it
+changed (``network_changed``: something every host touching the network sees — subnets,
+network attributes, L2 entries of bound ports; ``router_changed``: something every host of
+the router sees — interfaces, static ARP, routes, gateway, SNAT; ``host_changed``: something
+only that host sees).  ``affected_hosts`` then answers, from before/after snapshots:
+
+- a tracked router whose hosts changed, or that changed:  its hosts before ∪ after;
+- a tracked network whose touching hosts changed, or that changed: its hosts before ∪ after;
+- plus the hosts named explicitly.
+
+Tracking a router tracks the networks of its interfaces, because a host starting or
+stopping to host a router starts or stops touching all of them.  In the same transaction
+``record_changes`` writes one change row per (host, subject) under a fresh revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from dvr.db.tables import changes, server_state
+from dvr.server.services.l2pop import touching_hosts
+from dvr.server.services.scheduler import router_hosts, router_networks
+
+CHANGE_KINDS = ("port", "network", "subnet", "router", "hostmac", "floatingip", "agent")
+PRUNE_EVERY = 64  # revisions
+
+
+@dataclass
+class Impact:
+    conn: Connection
+    network_hosts_before: dict[str, set[str]] = field(default_factory=dict)
+    router_hosts_before: dict[str, set[str]] = field(default_factory=dict)
+    changed_networks: set[str] = field(default_factory=set)
+    changed_routers: set[str] = field(default_factory=set)
+    # (router, host): host sees the change only if it hosts the router (before or after)
+    router_host_pairs: set[tuple[str, str]] = field(default_factory=set)
+    hosts: set[str] = field(default_factory=set)
+    subjects: list[tuple[str, str]] = field(default_factory=list)
+
+    # -- declared before mutating -------------------------------------------------------
+    def track_networks(self, network_ids: Iterable[str]) -> None:
+        new = {n for n in network_ids if n and n not in self.network_hosts_before}
+        self.network_hosts_before.update(touching_hosts(self.conn, new))
+
+    def track_routers(self, router_ids: Iterable[str]) -> None:
+        new = {r for r in router_ids if r and r not in self.router_hosts_before}
+        if not new:
+            return
+        self.router_hosts_before.update(router_hosts(self.conn, new))
+        self.track_networks(router_networks(self.conn, new))
+
+    # -- declared after mutating --------------------------------------------------------
+    def network_changed(self, network_id: str) -> None:
+        self._require(network_id in self.network_hosts_before, "network", network_id)
+        self.changed_networks.add(network_id)
+
+    def router_changed(self, router_id: str) -> None:
+        self._require(router_id in self.router_hosts_before, "router", router_id)
+        self.changed_routers.add(router_id)
+
+    def router_host_changed(self, router_id: str, host: str) -> None:
+        self._require(router_id in self.router_hosts_before, "router", router_id)
+        if host:
+            self.router_host_pairs.add((router_id, host))
+
+    def host_changed(self, *hosts: str | None) -> None:
+        self.hosts.update(h for h in hosts if h)
+
+    def subject(self, kind: str, object_id: str) -> None:
+        if kind not in CHANGE_KINDS:
+            raise ValueError(f"unknown change kind {kind}")
+        if (kind, object_id) not in self.subjects:
+            self.subjects.append((kind, object_id))
+
+    @staticmethod
+    def _require(ok: bool, kind: str, object_id: str) -> None:
+        if not ok:
+            raise RuntimeError(f"{kind} {object_id} changed without being tracked first")
+
+    # -- result ---------------------------------------------------------------------------
+    def affected_hosts(self) -> set[str]:
+        result = set(self.hosts)
+        after_routers = router_hosts(self.conn, self.router_hosts_before)
+        for router_id, before in self.router_hosts_before.items():
+            after = after_routers[router_id]
+            if router_id in self.changed_routers or before != after:
+                result |= before | after
+        for router_id, host in self.router_host_pairs:
+            if host in self.router_hosts_before[router_id] | after_routers[router_id]:
+                result.add(host)
+        after_networks = touching_hosts(self.conn, self.network_hosts_before)
+        for network_id, before in self.network_hosts_before.items():
+            after = after_networks[network_id]
+            if network_id in self.changed_networks or before != after:
+                result |= before | after
+        return result
+
+
+def current_revision(conn: Connection) -> int:
+    return conn.execute(select(server_state.c.revision).where(server_state.c.id == 1)).scalar_one()
+
+
+def pruned_revision(conn: Connection) -> int:
+    query = select(server_state.c.pruned_revision).where(server_state.c.id == 1)
+    return conn.execute(query).scalar_one()
+
+
+def record_changes(
+    conn: Connection,
+    hosts: Collection[str],
+    subjects: Collection[tuple[str, str]],
+    retained: int,
+) -> int | None:
+    """Write change rows for every (host, subject) under a new revision; returns it."""
+    if not hosts or not subjects:
+        return None
+    conn.execute(
+        update(server_state)
+        .where(server_state.c.id == 1)
+        .values(revision=server_state.c.revision + 1)
+    )
+    revision = current_revision(conn)
+    rows = [
+        {"revision": revision, "host": host, "kind": kind, "object_id": object_id}
+        for host in sorted(hosts)
+        for kind, object_id in subjects
+    ]
+    conn.execute(insert(changes), rows)
+    if revision % PRUNE_EVERY == 0:
+        prune_changes(conn, retained)
+    return revision
+
+
+def prune_changes(conn: Connection, retained: int) -> None:
+    """Keep only the newest ``retained`` change rows; remember the newest revision dropped."""
+    newest_id = conn.execute(select(func.max(changes.c.id))).scalar()
+    if newest_id is None or newest_id <= retained:
+        return
+    cutoff = newest_id - retained
+    dropped = conn.execute(
+        select(func.max(changes.c.revision)).where(changes.c.id <= cutoff)
+    ).scalar()
+    if dropped is None:
+        return
+    conn.execute(delete(changes).where(changes.c.id <= cutoff))
+    conn.execute(
+        update(server_state)
+        .where(server_state.c.id == 1, server_state.c.pruned_revision < dropped)
+        .values(pruned_revision=dropped)
+    )
+
+
+def changes_for_host(conn: Connection, host: str, since: int) -> list[tuple[int, str, str]]:
+    """(revision, kind, id) of changes for ``host`` after ``since``, oldest first."""
+    query = (
+        select(changes.c.revision, changes.c.kind, changes.c.object_id)
+        .where(changes.c.host == host, changes.c.revision > since)
+        .order_by(changes.c.revision, changes.c.id)
+    )
+    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]

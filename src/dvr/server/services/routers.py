@@ -1,0 +1,565 @@
+"""Routers: interfaces, external gateway, SNAT ports, central (SNAT/legacy) scheduling."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from dvr.db.tables import (
+    floatingips,
+    ip_allocations,
+    ports,
+    router_interfaces,
+    router_l3_bindings,
+    routers,
+)
+from dvr.model.hostview import (
+    OWNER_ROUTER_GATEWAY,
+    OWNER_ROUTER_INTERFACE,
+    OWNER_ROUTER_INTERFACE_DISTRIBUTED,
+    OWNER_ROUTER_SNAT,
+)
+from dvr.server.errors import BadRequestError, NotFoundError, bad_request, conflict
+from dvr.server.services import ports as port_service
+from dvr.server.services.common import bump, get_row, new_id, standard_fields, standard_values
+from dvr.server.services.networks import get_network
+from dvr.server.services.scheduler import central_host, central_modes, pick_central_host
+from dvr.server.services.subnets import get_subnet, network_subnets
+from dvr.server.tx import WriteTx
+
+
+def get_router(conn: Connection, router_id: str) -> Any:
+    return get_row(conn, routers, "router", router_id)
+
+
+def interface_owner(distributed: bool) -> str:
+    return OWNER_ROUTER_INTERFACE_DISTRIBUTED if distributed else OWNER_ROUTER_INTERFACE
+
+
+# -- rendering -----------------------------------------------------------------------------
+def _gateway_ips(conn: Connection, port_ids: list[str] | None) -> dict[str, list[dict]]:
+    query = select(
+        ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address
+    ).order_by(ip_allocations.c.subnet_id)
+    if port_ids is not None:
+        query = query.where(ip_allocations.c.port_id.in_(port_ids))
+    result: dict[str, list[dict]] = {}
+    for port_id, subnet_id, ip in conn.execute(query):
+        result.setdefault(port_id, []).append({"subnet_id": subnet_id, "ip_address": ip})
+    return result
+
+
+def render_routers(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    gw_ports = [r.gw_port_id for r in rows if r.gw_port_id]
+    ips = _gateway_ips(conn, gw_ports if len(gw_ports) < 500 else None)
+    return [render_router(row, ips.get(row.gw_port_id, [])) for row in rows]
+
+
+def render_router(row: Any, gateway_ips: list[dict]) -> dict[str, Any]:
+    gateway = None
+    if row.gw_network_id:
+        gateway = {
+            "network_id": row.gw_network_id,
+            "enable_snat": row.enable_snat,
+            "external_fixed_ips": gateway_ips,
+        }
+    return {
+        **standard_fields(row),
+        "name": row.name,
+        "admin_state_up": row.admin_state_up,
+        "status": row.status,
+        "distributed": row.distributed,
+        "ha": row.ha,
+        "external_gateway_info": gateway,
+        "routes": list(row.routes or []),
+        "availability_zone_hints": list(row.availability_zone_hints or []),
+        "availability_zones": [],
+        "flavor_id": row.flavor_id,
+    }
+
+
+def list_router_rows(conn: Connection, *clauses: Any) -> list[Any]:
+    query = select(routers).where(*clauses).order_by(routers.c.created_at, routers.c.id)
+    return list(conn.execute(query))
+
+
+def show(conn: Connection, router_id: str) -> dict[str, Any]:
+    return render_routers(conn, [get_router(conn, router_id)])[0]
+
+
+# -- queries ---------------------------------------------------------------------------------
+def interfaces(conn: Connection, router_id: str) -> list[Any]:
+    query = select(router_interfaces).where(router_interfaces.c.router_id == router_id)
+    return list(conn.execute(query.order_by(router_interfaces.c.subnet_id)))
+
+
+def owned_ports(conn: Connection, router_id: str, owner: str) -> list[str]:
+    query = select(ports.c.id).where(ports.c.device_id == router_id, ports.c.device_owner == owner)
+    return [row[0] for row in conn.execute(query.order_by(ports.c.id))]
+
+
+def snat_port_on_subnet(conn: Connection, router_id: str, subnet_id: str) -> str | None:
+    query = (
+        select(ports.c.id)
+        .select_from(ports.join(ip_allocations, ip_allocations.c.port_id == ports.c.id))
+        .where(
+            ports.c.device_id == router_id,
+            ports.c.device_owner == OWNER_ROUTER_SNAT,
+            ip_allocations.c.subnet_id == subnet_id,
+        )
+    )
+    return conn.execute(query).scalar()
+
+
+def central_ports(conn: Connection, router: Any) -> list[str]:
+    """Ports that live on the router's central host."""
+    owners = [OWNER_ROUTER_GATEWAY, OWNER_ROUTER_SNAT]
+    if not router.distributed:
+        owners.append(OWNER_ROUTER_INTERFACE)
+    query = select(ports.c.id).where(
+        ports.c.device_id == router.id, ports.c.device_owner.in_(owners)
+    )
+    return [row[0] for row in conn.execute(query.order_by(ports.c.id))]
+
+
+def needs_central_host(router: Any) -> bool:
+    return not router.distributed or router.gw_network_id is not None
+
+
+# -- central scheduling --------------------------------------------------------------------
+def ensure_central_host(tx: WriteTx, router_id: str) -> str | None:
+    """Bind the router's central part to a host if it needs one and has none; returns it."""
+    router = get_router(tx.conn, router_id)
+    if not needs_central_host(router):
+        return None
+    host = central_host(tx.conn, router_id)
+    if host is not None:
+        return host
+    host = pick_central_host(
+        tx.conn, central_modes(router.distributed), tx.now, tx.config.agent_down_time
+    )
+    if host is None:
+        return None
+    tx.impact.track_routers([router_id])
+    tx.conn.execute(insert(router_l3_bindings).values(router_id=router_id, host=host))
+    for port_id in central_ports(tx.conn, router):
+        port_service.set_host(tx, port_id, host)
+    tx.impact.router_changed(router_id)
+    tx.impact.subject("router", router_id)
+    return host
+
+
+def drop_central_host(tx: WriteTx, router_id: str) -> None:
+    tx.impact.track_routers([router_id])
+    tx.conn.execute(delete(router_l3_bindings).where(router_l3_bindings.c.router_id == router_id))
+    tx.impact.router_changed(router_id)
+
+
+def schedule_pending(tx: WriteTx) -> list[str]:
+    """Give a central host to every router that needs one and lacks it (agent came up)."""
+    bound = select(router_l3_bindings.c.router_id)
+    query = select(routers.c.id).where(
+        routers.c.id.not_in(bound),
+        (routers.c.distributed.is_(False)) | (routers.c.gw_network_id.is_not(None)),
+    )
+    scheduled = []
+    for (router_id,) in list(tx.conn.execute(query.order_by(routers.c.id))):
+        if ensure_central_host(tx, router_id) is not None:
+            scheduled.append(router_id)
+    return scheduled
+
+
+# -- create / update / delete ----------------------------------------------------------------
+def create(tx: WriteTx, body: dict[str, Any]) -> dict[str, Any]:
+    router_id = new_id()
+    if body.get("flavor_id") is not None:
+        raise bad_request("router", "flavors are not supported")
+    tx.conn.execute(
+        insert(routers).values(
+            id=router_id,
+            name=body.get("name", ""),
+            admin_state_up=body.get("admin_state_up", True),
+            status="ACTIVE",
+            distributed=body.get("distributed", False),
+            ha=body.get("ha", False),
+            flavor_id=None,
+            gw_port_id=None,
+            gw_network_id=None,
+            enable_snat=True,
+            routes=[],
+            availability_zone_hints=body.get("availability_zone_hints", []),
+            **standard_values(tx.now, body.get("project_id"), body.get("description")),
+        )
+    )
+    tx.impact.track_routers([router_id])
+    ensure_central_host(tx, router_id)
+    if body.get("external_gateway_info"):
+        set_gateway(tx, router_id, body["external_gateway_info"])
+    return show(tx.conn, router_id)
+
+
+def _check_routes(tx: WriteTx, router_id: str, routes: list[dict[str, str]]) -> None:
+    router = get_router(tx.conn, router_id)
+    subnet_ids = [i.subnet_id for i in interfaces(tx.conn, router_id)]
+    if router.gw_network_id:
+        subnet_ids += [s.id for s in network_subnets(tx.conn, router.gw_network_id)]
+    cidrs = [ipaddress.ip_network(get_subnet(tx.conn, s).cidr) for s in subnet_ids]
+    for route in routes:
+        nexthop = ipaddress.ip_address(route["nexthop"])
+        if not any(nexthop.version == c.version and nexthop in c for c in cidrs):
+            raise BadRequestError(
+                f"Invalid format for routes: {routes}, the nexthop is not connected with router",
+                type_name="InvalidRoutes",
+            )
+
+
+def update_router(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    row = get_router(tx.conn, router_id)
+    tx.impact.track_routers([router_id])
+    values = {k: body[k] for k in ("name", "description", "admin_state_up") if k in body}
+    for key in ("distributed", "ha"):
+        if key in body and body[key] != getattr(row, key):
+            if row.admin_state_up:
+                raise bad_request(
+                    "router",
+                    f"Cannot change the '{key}' attribute of active routers. Please set router "
+                    "admin_state_up to False prior to upgrade",
+                )
+            if key == "distributed" and not body[key]:
+                raise bad_request(
+                    "router", "Migration from distributed router to centralized is not supported"
+                )
+            values[key] = body[key]
+    view_changed = any(
+        k in values and values[k] != getattr(row, k)
+        for k in ("name", "admin_state_up", "distributed", "ha")
+    )
+    if "routes" in body:
+        _check_routes(tx, router_id, body["routes"])
+        values["routes"] = body["routes"]
+        view_changed = view_changed or body["routes"] != list(row.routes)
+    bump(tx.conn, routers, router_id, tx.now, **values)
+    if values.get("distributed") and not row.distributed:
+        _migrate_to_distributed(tx, router_id)
+    if "external_gateway_info" in body:
+        info = body["external_gateway_info"]
+        if not info:
+            if row.gw_network_id:
+                clear_gateway(tx, router_id)
+        else:
+            set_gateway(tx, router_id, info)
+    if view_changed:
+        tx.impact.router_changed(router_id)
+        tx.impact.subject("router", router_id)
+    return show(tx.conn, router_id)
+
+
+def _migrate_to_distributed(tx: WriteTx, router_id: str) -> None:
+    """Centralized -> distributed (admin down): interfaces become distributed ports."""
+    for interface in interfaces(tx.conn, router_id):
+        port_service.update_port(
+            tx,
+            interface.port_id,
+            {"device_owner": OWNER_ROUTER_INTERFACE_DISTRIBUTED, "binding:host_id": ""},
+            internal=True,
+        )
+    drop_central_host(tx, router_id)
+    router = get_router(tx.conn, router_id)
+    if router.gw_network_id:
+        for interface in interfaces(tx.conn, router_id):
+            _create_snat_port(tx, router, interface.subnet_id, central_host(tx.conn, router_id))
+        ensure_central_host(tx, router_id)
+
+
+def delete_router(tx: WriteTx, router_id: str) -> None:
+    row = get_router(tx.conn, router_id)
+    attached = interfaces(tx.conn, router_id)
+    if attached:
+        port_ids = sorted({i.port_id for i in attached})
+        raise conflict(
+            "RouterInUse",
+            f"Router {router_id} has ports still attached: {', '.join(port_ids)}",
+        )
+    tx.impact.track_routers([router_id])
+    if row.gw_network_id:
+        clear_gateway(tx, router_id)
+    drop_central_host(tx, router_id)
+    tx.conn.execute(delete(routers).where(routers.c.id == router_id))
+    tx.impact.subject("router", router_id)
+
+
+# -- external gateway ------------------------------------------------------------------------
+def set_gateway(tx: WriteTx, router_id: str, info: dict[str, Any]) -> None:
+    router = get_router(tx.conn, router_id)
+    network = get_network(tx.conn, info["network_id"])
+    if not network.external:
+        raise bad_request("router", f"Network {network.id} is not an external network.")
+    requested_ips = info.get("external_fixed_ips")
+    enable_snat = info.get("enable_snat", True)
+    same_network = router.gw_network_id == network.id
+    if same_network and requested_ips is None:
+        if enable_snat != router.enable_snat:
+            tx.impact.track_routers([router_id])
+            bump(tx.conn, routers, router_id, tx.now, enable_snat=enable_snat)
+            tx.impact.router_changed(router_id)
+            tx.impact.subject("router", router_id)
+        return
+    if not network_subnets(tx.conn, network.id):
+        raise bad_request("router", f"No subnets defined on external network {network.id}.")
+    if router.gw_network_id:
+        clear_gateway(tx, router_id, keep_snat_ports=True)
+    tx.impact.track_routers([router_id])
+    tx.impact.track_networks([network.id])
+    bump(tx.conn, routers, router_id, tx.now, gw_network_id=network.id, enable_snat=enable_snat)
+    host = ensure_central_host(tx, router_id)
+    port_id = port_service.create(
+        tx,
+        {
+            "network_id": network.id,
+            "project_id": "",
+            "device_owner": OWNER_ROUTER_GATEWAY,
+            "device_id": router_id,
+            "fixed_ips": requested_ips,
+            "binding:host_id": host or "",
+            "status": "ACTIVE",
+        },
+    )
+    tx.conn.execute(update(routers).where(routers.c.id == router_id).values(gw_port_id=port_id))
+    if router.distributed:
+        for interface in interfaces(tx.conn, router_id):
+            if snat_port_on_subnet(tx.conn, router_id, interface.subnet_id) is None:
+                _create_snat_port(tx, router, interface.subnet_id, host)
+    tx.impact.router_changed(router_id)
+    tx.impact.subject("router", router_id)
+
+
+def _create_snat_port(tx: WriteTx, router: Any, subnet_id: str, host: str | None) -> str:
+    subnet = get_subnet(tx.conn, subnet_id)
+    return port_service.create(
+        tx,
+        {
+            "network_id": subnet.network_id,
+            "project_id": "",
+            "device_owner": OWNER_ROUTER_SNAT,
+            "device_id": router.id,
+            "fixed_ips": [{"subnet_id": subnet_id}],
+            "binding:host_id": host or "",
+            "status": "ACTIVE",
+        },
+    )
+
+
+def clear_gateway(tx: WriteTx, router_id: str, keep_snat_ports: bool = False) -> None:
+    router = get_router(tx.conn, router_id)
+    users = tx.conn.execute(
+        select(floatingips.c.id).where(floatingips.c.router_id == router_id)
+    ).first()
+    if users is not None:
+        raise conflict(
+            "RouterExternalGatewayInUseByFloatingIp",
+            f"Gateway cannot be updated for router {router_id}, since a gateway to external "
+            f"network {router.gw_network_id} is required by one or more floating IPs.",
+        )
+    tx.impact.track_routers([router_id])
+    tx.impact.track_networks([router.gw_network_id])
+    tx.conn.execute(
+        update(routers)
+        .where(routers.c.id == router_id)
+        .values(gw_port_id=None, gw_network_id=None, enable_snat=True)
+    )
+    owners = (
+        [OWNER_ROUTER_GATEWAY] if keep_snat_ports else [OWNER_ROUTER_GATEWAY, OWNER_ROUTER_SNAT]
+    )
+    for owner in owners:
+        for port_id in owned_ports(tx.conn, router_id, owner):
+            port_service.delete_port(tx, port_id, internal=True)
+    if router.distributed and not keep_snat_ports:
+        drop_central_host(tx, router_id)
+    bump(tx.conn, routers, router_id, tx.now)
+    tx.impact.router_changed(router_id)
+    tx.impact.subject("router", router_id)
+
+
+# -- interfaces ------------------------------------------------------------------------------
+def _interface_info(router: Any, port_id: str, network_id: str, subnet_ids: list[str]) -> dict:
+    return {
+        "id": router.id,
+        "tenant_id": router.project_id,
+        "project_id": router.project_id,
+        "port_id": port_id,
+        "network_id": network_id,
+        "subnet_id": subnet_ids[0] if subnet_ids else None,
+        "subnet_ids": subnet_ids,
+    }
+
+
+def _check_attachable(tx: WriteTx, router: Any, subnet: Any) -> None:
+    attached = tx.conn.execute(
+        select(router_interfaces.c.router_id).where(router_interfaces.c.subnet_id == subnet.id)
+    ).scalar()
+    if attached == router.id:
+        raise bad_request("router", f"Router already has a port on subnet {subnet.id}")
+    if attached is not None:
+        raise conflict(
+            "RouterInterfaceInUseByOtherRouter",
+            f"Subnet {subnet.id} is already attached to router {attached}. A subnet can be "
+            "attached to only one router: DVR restores the gateway MAC of the one router of "
+            "the destination subnet on inbound routed frames (see docs/API.md).",
+        )
+    new = ipaddress.ip_network(subnet.cidr)
+    for interface in interfaces(tx.conn, router.id):
+        other = get_subnet(tx.conn, interface.subnet_id)
+        if ipaddress.ip_network(other.cidr).overlaps(new):
+            raise bad_request(
+                "router",
+                f"Cidr {subnet.cidr} of subnet {subnet.id} overlaps with cidr {other.cidr} of "
+                f"subnet {other.id}",
+            )
+
+
+def add_interface(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    router = get_router(tx.conn, router_id)
+    subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
+    if subnet_id and port_id:
+        raise bad_request("router", "Cannot specify both subnet-id and port-id")
+    if not subnet_id and not port_id:
+        raise bad_request("router", "Either subnet_id or port_id must be specified")
+    tx.impact.track_routers([router_id])
+    host = central_host(tx.conn, router_id) if not router.distributed else None
+    if subnet_id:
+        subnet = get_subnet(tx.conn, subnet_id)
+        if subnet.gateway_ip is None:
+            raise bad_request(
+                "router", f"Subnet for router interface must have a gateway IP: {subnet.id}"
+            )
+        _check_attachable(tx, router, subnet)
+        tx.impact.track_networks([subnet.network_id])
+        port_id = port_service.create(
+            tx,
+            {
+                "network_id": subnet.network_id,
+                "project_id": router.project_id,
+                "device_owner": interface_owner(router.distributed),
+                "device_id": router_id,
+                "fixed_ips": [{"subnet_id": subnet.id, "ip_address": subnet.gateway_ip}],
+                "binding:host_id": host or "",
+                "status": "ACTIVE",
+            },
+        )
+        subnet_ids = [subnet.id]
+        network_id = subnet.network_id
+    else:
+        port = get_row(tx.conn, ports, "port", port_id)
+        if port.device_id or port.device_owner:
+            raise conflict(
+                "PortInUse",
+                f"Unable to complete operation on port {port.id} for network "
+                f"{port.network_id}. Port already has an attached device {port.device_id}.",
+            )
+        state = port_service.load_state(tx.conn, port.id)
+        if not state.ips:
+            raise bad_request("router", "Router port must have at least one fixed IP")
+        subnet_ids = sorted(state.subnet_ids)
+        for sid in subnet_ids:
+            _check_attachable(tx, router, get_subnet(tx.conn, sid))
+        tx.impact.track_networks([port.network_id])
+        port_service.update_port(
+            tx,
+            port.id,
+            {
+                "device_owner": interface_owner(router.distributed),
+                "device_id": router_id,
+                "binding:host_id": host or "",
+            },
+            internal=True,
+        )
+        network_id = port.network_id
+    tx.conn.execute(
+        insert(router_interfaces),
+        [
+            {"subnet_id": s, "router_id": router_id, "port_id": port_id, "network_id": network_id}
+            for s in subnet_ids
+        ],
+    )
+    if router.distributed and router.gw_network_id:
+        for sid in subnet_ids:
+            _create_snat_port(tx, router, sid, central_host(tx.conn, router_id))
+    bump(tx.conn, routers, router_id, tx.now)
+    tx.impact.router_changed(router_id)
+    tx.impact.subject("router", router_id)
+    return _interface_info(router, port_id, network_id, subnet_ids)
+
+
+def remove_interface(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    router = get_router(tx.conn, router_id)
+    subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
+    if not subnet_id and not port_id:
+        raise bad_request("router", "Either subnet_id or port_id must be specified")
+    attached = interfaces(tx.conn, router_id)
+    if port_id:
+        rows = [i for i in attached if i.port_id == port_id]
+        if not rows:
+            raise not_found_interface(router_id, port_id)
+        if subnet_id and subnet_id not in {r.subnet_id for r in rows}:
+            raise conflict(
+                "SubnetMismatchForPort",
+                f"Subnet {subnet_id} does not match the port {port_id}.",
+            )
+    else:
+        get_subnet(tx.conn, subnet_id)
+        rows = [i for i in attached if i.subnet_id == subnet_id]
+        if not rows:
+            raise interface_not_found_for_subnet(router_id, subnet_id)
+    port_id = rows[0].port_id
+    port_rows = [i for i in attached if i.port_id == port_id]
+    subnet_ids = sorted(r.subnet_id for r in port_rows)
+    network_id = rows[0].network_id
+    _check_no_floating_ips(tx, router_id, subnet_ids)
+    tx.impact.track_routers([router_id])
+    tx.impact.track_networks([network_id])
+    for sid in subnet_ids:
+        snat = snat_port_on_subnet(tx.conn, router_id, sid)
+        if snat is not None:
+            port_service.delete_port(tx, snat, internal=True)
+    tx.conn.execute(delete(router_interfaces).where(router_interfaces.c.port_id == port_id))
+    port_service.delete_port(tx, port_id, internal=True)
+    bump(tx.conn, routers, router_id, tx.now)
+    tx.impact.router_changed(router_id)
+    tx.impact.subject("router", router_id)
+    return _interface_info(router, port_id, network_id, subnet_ids)
+
+
+def not_found_interface(router_id: str, port_id: str) -> Exception:
+    return NotFoundError(
+        f"Router {router_id} does not have an interface with id {port_id}",
+        type_name="RouterInterfaceNotFound",
+    )
+
+
+def interface_not_found_for_subnet(router_id: str, subnet_id: str) -> Exception:
+    return NotFoundError(
+        f"Router {router_id} has no interface on subnet {subnet_id}",
+        type_name="RouterInterfaceNotFoundForSubnet",
+    )
+
+
+def _check_no_floating_ips(tx: WriteTx, router_id: str, subnet_ids: list[str]) -> None:
+    query = (
+        select(floatingips.c.id)
+        .select_from(
+            floatingips.join(
+                ip_allocations,
+                (ip_allocations.c.port_id == floatingips.c.fixed_port_id)
+                & (ip_allocations.c.ip_address == floatingips.c.fixed_ip_address),
+            )
+        )
+        .where(floatingips.c.router_id == router_id, ip_allocations.c.subnet_id.in_(subnet_ids))
+    )
+    if tx.conn.execute(query).first() is not None:
+        raise conflict(
+            "RouterInterfaceInUseByFloatingIP",
+            f"Router interface for subnet {subnet_ids[0]} on router {router_id} cannot be "
+            "deleted, as it is required by one or more floating IPs.",
+        )

@@ -1,0 +1,190 @@
+"""Attribute converters/validators for request bodies and filters.
+
+Each converter takes the raw JSON value and returns the normalized value or raises
+ValueError with a human reason; ``dvr.server.attributes`` wraps the reason into
+Neutron's "Invalid input for <attr>. Reason: <reason>." HTTPBadRequest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from typing import Any
+
+MAC_RE = re.compile(r"^([0-9a-fA-F]{2})([:-][0-9a-fA-F]{2}){5}$")
+
+
+def to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise ValueError(f"'{value}' cannot be converted to boolean")
+
+
+def to_str(value: Any, max_len: int = 255) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"'{value}' is not a valid string")
+    if len(value) > max_len:
+        raise ValueError(f"'{value}' exceeds maximum length of {max_len}")
+    return value
+
+
+def to_str_or_none(value: Any) -> str | None:
+    return None if value is None else to_str(value)
+
+
+def to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"'{value}' is not an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{value}' is not an integer") from None
+
+
+def is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def to_uuid(value: Any) -> str:
+    if not is_uuid(value):
+        raise ValueError(f"'{value}' is not a valid UUID")
+    return str(value)
+
+
+def to_uuid_or_none(value: Any) -> str | None:
+    return None if value is None else to_uuid(value)
+
+
+def to_mac(value: Any) -> str:
+    if not isinstance(value, str) or not MAC_RE.match(value):
+        raise ValueError(f"'{value}' is not a valid MAC address")
+    mac = value.lower().replace("-", ":")
+    first = int(mac[:2], 16)
+    if first & 1 or mac == "00:00:00:00:00:00":
+        raise ValueError(f"'{value}' is not a valid MAC address")
+    return mac
+
+
+def to_ip(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"'{value}' is not a valid IP address") from None
+
+
+def to_ip_or_none(value: Any) -> str | None:
+    return None if value is None else to_ip(value)
+
+
+def to_cidr_loose(value: Any) -> str:
+    """A CIDR or a plain IP (allowed-address-pairs accept both)."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False)) if "/" in str(value) else to_ip(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{value}' is not a valid IP subnet") from None
+
+
+def to_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"'{value}' is not a list")
+    return value
+
+
+def to_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"'{value}' is not a dictionary")
+    return value
+
+
+def to_str_list(value: Any) -> list[str]:
+    items = to_list(value)
+    for item in items:
+        to_str(item)
+    return list(items)
+
+
+def to_fixed_ips(value: Any) -> list[dict[str, str]]:
+    result = []
+    for item in to_list(value):
+        if not isinstance(item, dict):
+            raise ValueError(f"'{item}' is not a dictionary")
+        unknown = set(item) - {"subnet_id", "ip_address"}
+        if unknown:
+            raise ValueError(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'")
+        entry = {}
+        if item.get("subnet_id") is not None:
+            entry["subnet_id"] = to_uuid(item["subnet_id"])
+        if item.get("ip_address") is not None:
+            entry["ip_address"] = to_ip(item["ip_address"])
+        if not entry:
+            raise ValueError(f"'{item}' needs subnet_id or ip_address")
+        result.append(entry)
+    return result
+
+
+def to_address_pairs(value: Any) -> list[dict[str, str]]:
+    result = []
+    for item in to_list(value):
+        if not isinstance(item, dict) or "ip_address" not in item:
+            raise ValueError("Allowed address pairs must be a list of dicts with 'ip_address'")
+        unknown = set(item) - {"ip_address", "mac_address"}
+        if unknown:
+            raise ValueError(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'")
+        pair = {"ip_address": to_cidr_loose(item["ip_address"])}
+        if item.get("mac_address") is not None:
+            pair["mac_address"] = to_mac(item["mac_address"])
+        result.append(pair)
+    return result
+
+
+def to_routes(value: Any) -> list[dict[str, str]]:
+    result = []
+    for item in to_list(value or []):
+        if not isinstance(item, dict) or set(item) != {"destination", "nexthop"}:
+            raise ValueError(f"'{item}' must be a dict with destination and nexthop")
+        try:
+            destination = str(ipaddress.ip_network(item["destination"], strict=True))
+        except (TypeError, ValueError):
+            raise ValueError(f"'{item['destination']}' is not a valid IP subnet") from None
+        result.append({"destination": destination, "nexthop": to_ip(item["nexthop"])})
+    return result
+
+
+def to_pools(value: Any) -> list[dict[str, str]]:
+    result = []
+    for item in to_list(value):
+        if not isinstance(item, dict) or set(item) != {"start", "end"}:
+            raise ValueError(f"'{item}' must be a dict with start and end")
+        result.append({"start": to_ip(item["start"]), "end": to_ip(item["end"])})
+    return result
+
+
+def to_host_routes(value: Any) -> list[dict[str, str]]:
+    return to_routes(value)
+
+
+def to_ip_list(value: Any) -> list[str]:
+    return [to_ip(v) for v in to_list(value)]
+
+
+def one_of(*choices: str | None):  # type: ignore[no-untyped-def]
+    def convert(value: Any) -> str | None:
+        if value not in choices:
+            allowed = ", ".join(str(c) for c in choices)
+            raise ValueError(f"'{value}' is not in [{allowed}]")
+        return value
+
+    return convert

@@ -35,6 +35,7 @@ from dvr.server.api.openapi import openapi_endpoint
 from dvr.server.config import ServerConfig
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
+from dvr.web.routes import web_routes
 
 log = logging.getLogger("dvr.server")
 
@@ -126,6 +127,7 @@ def build_routes(context: ServerContext) -> list[Route]:
         result += collection_routes(context, collection)
     result += dvr_protocol.routes(context)
     result.append(Route("/openapi.json", openapi_endpoint(COLLECTIONS), methods=["GET"]))
+    result += web_routes(context)  # type: ignore[arg-type]  # the web view (dvr.web)
     return result
 
 

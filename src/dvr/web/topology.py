@@ -1,0 +1,261 @@
+"""The topology document of ``GET /dvr/v1/topology``: the whole cloud in one JSON object.
+
+Built in one read transaction with a handful of set-based queries (no per-object loops over
+the database), reusing the server's own queries for host summaries and router placement:
+
+- ``hosts``: every registered host (mode, host MAC, tunnel IP, liveness, last heartbeat,
+  applied revision, revisions recorded for it after that one, routers it hosts), plus a
+  placeholder (``registered: false``) for a host that ports are bound to but whose agent
+  never registered;
+- ``networks`` with their subnets;
+- ``routers`` with the hosts each is instantiated on, its SNAT host and its interfaces;
+- ``vms``: compute ports with host, network, addresses, MAC and status;
+- ``revision``: the server's current global revision.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from dvr.db.tables import (
+    changes,
+    dvr_hosts,
+    ip_allocations,
+    networks,
+    ports,
+    router_interfaces,
+    router_l3_bindings,
+    routers,
+    subnets,
+)
+from dvr.model.hostview import OWNER_COMPUTE_PREFIX
+from dvr.server.api.dvr_protocol import host_summaries
+from dvr.server.services.notify import current_revision, pruned_revision
+from dvr.server.services.scheduler import all_router_hosts
+from dvr.server.tx import ReadTx
+
+
+def _fixed_ips(conn: Connection, port_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    result: dict[str, list[dict[str, str]]] = defaultdict(list)
+    if not port_ids:
+        return result
+    query = (
+        select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
+        .where(ip_allocations.c.port_id.in_(port_ids))
+        .order_by(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
+    )
+    for port_id, subnet_id, ip in conn.execute(query):
+        result[port_id].append({"subnet_id": subnet_id, "ip_address": ip})
+    return result
+
+
+def _pending_changes(conn: Connection) -> dict[str, int]:
+    """host -> number of revisions recorded for it after its applied revision."""
+    query = (
+        select(changes.c.host, func.count(func.distinct(changes.c.revision)))
+        .select_from(
+            changes.join(
+                dvr_hosts,
+                and_(
+                    dvr_hosts.c.host == changes.c.host,
+                    changes.c.revision > dvr_hosts.c.applied_revision,
+                ),
+            )
+        )
+        .group_by(changes.c.host)
+    )
+    return {host: count for host, count in conn.execute(query)}
+
+
+def _hosts(tx: ReadTx, referenced: set[str]) -> list[dict[str, Any]]:
+    pending = _pending_changes(tx.conn)
+    pruned = pruned_revision(tx.conn)
+    result = []
+    for summary in host_summaries(tx):
+        applied = summary["applied_revision"]
+        behind = pending.get(summary["host"], 0)
+        result.append(
+            {
+                **summary,
+                "registered": True,
+                "pending_revisions": behind,
+                # below the pruned revision we cannot know what it missed: assume behind
+                "in_sync": behind == 0 and applied >= pruned,
+            }
+        )
+    known = {h["host"] for h in result}
+    for host in sorted(referenced - known):
+        result.append(
+            {
+                "host": host,
+                "registered": False,
+                "agent_mode": None,
+                "host_mac": None,
+                "tunnel_ip": None,
+                "datapath_type": None,
+                "alive": False,
+                "heartbeat_timestamp": None,
+                "applied_revision": None,
+                "pending_revisions": 0,
+                "in_sync": False,
+                "routers": [],
+            }
+        )
+    return result
+
+
+def _networks(conn: Connection) -> list[dict[str, Any]]:
+    by_network: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    subnet_query = select(
+        subnets.c.id,
+        subnets.c.network_id,
+        subnets.c.name,
+        subnets.c.cidr,
+        subnets.c.gateway_ip,
+        subnets.c.ip_version,
+    ).order_by(subnets.c.network_id, subnets.c.cidr, subnets.c.id)
+    for row in conn.execute(subnet_query):
+        by_network[row.network_id].append(
+            {
+                "id": row.id,
+                "name": row.name,
+                "cidr": row.cidr,
+                "gateway_ip": row.gateway_ip,
+                "ip_version": row.ip_version,
+            }
+        )
+    network_query = select(networks).order_by(networks.c.name, networks.c.id)
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "network_type": row.network_type,
+            "segmentation_id": row.segmentation_id,
+            "mtu": row.mtu,
+            "external": row.external,
+            "admin_state_up": row.admin_state_up,
+            "subnets": by_network.get(row.id, []),
+        }
+        for row in conn.execute(network_query)
+    ]
+
+
+def _router_placement(conn: Connection) -> dict[str, list[str]]:
+    """router id -> hosts it is instantiated on, from the scheduler's own host index."""
+    result: dict[str, set[str]] = defaultdict(set)
+    for host, router_ids in all_router_hosts(conn).items():
+        for router_id in router_ids:
+            result[router_id].add(host)
+    return {router_id: sorted(hosts) for router_id, hosts in result.items()}
+
+
+def _routers(conn: Connection) -> list[dict[str, Any]]:
+    interface_query = (
+        select(
+            router_interfaces.c.router_id,
+            router_interfaces.c.port_id,
+            router_interfaces.c.subnet_id,
+            router_interfaces.c.network_id,
+            ports.c.mac_address,
+            ip_allocations.c.ip_address,
+            subnets.c.cidr,
+        )
+        .select_from(
+            router_interfaces.join(ports, ports.c.id == router_interfaces.c.port_id)
+            .join(
+                ip_allocations,
+                and_(
+                    ip_allocations.c.port_id == router_interfaces.c.port_id,
+                    ip_allocations.c.subnet_id == router_interfaces.c.subnet_id,
+                ),
+            )
+            .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
+        )
+        .order_by(router_interfaces.c.router_id, subnets.c.cidr)
+    )
+    interfaces: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in conn.execute(interface_query):
+        interfaces[row.router_id].append(
+            {
+                "port_id": row.port_id,
+                "subnet_id": row.subnet_id,
+                "network_id": row.network_id,
+                "ip_address": row.ip_address,
+                "mac_address": row.mac_address,
+                "cidr": row.cidr,
+            }
+        )
+    central = dict(
+        conn.execute(select(router_l3_bindings.c.router_id, router_l3_bindings.c.host)).all()
+    )
+    placement = _router_placement(conn)
+    rows = list(conn.execute(select(routers).order_by(routers.c.name, routers.c.id)))
+    gateway_ips = _fixed_ips(conn, [r.gw_port_id for r in rows if r.gw_port_id])
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "distributed": row.distributed,
+            "ha": row.ha,
+            "admin_state_up": row.admin_state_up,
+            "hosts": placement.get(row.id, []),
+            "snat_host": central.get(row.id),
+            "interfaces": interfaces.get(row.id, []),
+            "gateway": (
+                {
+                    "network_id": row.gw_network_id,
+                    "port_id": row.gw_port_id,
+                    "fixed_ips": gateway_ips.get(row.gw_port_id, []),
+                    "enable_snat": row.enable_snat,
+                }
+                if row.gw_port_id
+                else None
+            ),
+        }
+        for row in rows
+    ]
+
+
+def _vms(conn: Connection) -> list[dict[str, Any]]:
+    query = (
+        select(ports)
+        .where(ports.c.device_owner.startswith(OWNER_COMPUTE_PREFIX))
+        .order_by(ports.c.name, ports.c.id)
+    )
+    rows = list(conn.execute(query))
+    fixed = _fixed_ips(conn, [r.id for r in rows])
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "device_id": row.device_id,
+            "device_owner": row.device_owner,
+            "host": row.host or None,
+            "network_id": row.network_id,
+            "mac_address": row.mac_address,
+            "fixed_ips": fixed.get(row.id, []),
+            "status": row.status,
+            "admin_state_up": row.admin_state_up,
+        }
+        for row in rows
+    ]
+
+
+def build_topology(tx: ReadTx) -> dict[str, Any]:
+    """The whole topology document (see the module docstring)."""
+    revision = current_revision(tx.conn)
+    vms = _vms(tx.conn)
+    router_list = _routers(tx.conn)
+    referenced = {vm["host"] for vm in vms if vm["host"]} | {
+        host for router in router_list for host in router["hosts"]
+    }
+    return {
+        "revision": revision,
+        "hosts": _hosts(tx, referenced),
+        "networks": _networks(tx.conn),
+        "routers": router_list,
+        "vms": vms,
+    }

@@ -41,6 +41,7 @@ from dvr.agent.drivers.ops import (
     EnsureBridge,
     EnsurePort,
     FlowBundle,
+    FlowRef,
     ReplaceNeighbor,
     ReplaceRoute,
     SetLink,
@@ -152,7 +153,7 @@ def test_vif_plugged_later_gets_its_deferred_flow_and_nothing_else_changes():
     second = reconcile(desired, drivers)
     assert second.plan.of_type(SetPortTag) == (SetPortTag(vm.tap, 4),)
     (bundle,) = second.plan.of_type(FlowBundle)
-    assert bundle.delete_cookies == ()
+    assert bundle.delete == ()
     assert {f.owner for f in bundle.add} == {f"port:{vm.port_id}"}
     assert [f.owner for f in second.plan.deferred] == ["port:bb000000-0012-4000-8000-0000000000b2"]
     untouched = [f for b in drivers.ovs.observe(["br-int", "br-tun"]) for f in b.flows
@@ -175,7 +176,7 @@ def test_removing_a_router_interface_removes_exactly_its_flows_devices_and_neigh
                         for b in before.bridges for f in b.flows if f.cookie in gone)
     bundles = plan.of_type(FlowBundle)
     assert all(b.add == () for b in bundles)
-    assert {c for b in bundles for c in b.delete_cookies} == gone
+    assert {ref.cookie for b in bundles for ref in b.delete} == gone
     assert plan.of_type(DeleteLink) == (DeleteLink(QROUTER, ORANGE.qr_device),)
     assert plan.of_type(DeletePort) == (DeletePort("br-int", ORANGE.qr_bridge_port),)
     # the device takes its address and neighbors with it: no separate commands
@@ -240,7 +241,7 @@ def test_stale_flows_are_deleted_by_cookie_in_the_same_bundle():
     desired = DesiredState("h", 1, (replace(
         CLOUD.desired(HOST_A).bridge("br-tun"), ports=(), flows=frozenset({flow})),), ())
     plan = plan_changes(desired, observed)
-    assert plan.of_type(FlowBundle) == (FlowBundle("br-tun", (), (0x1234,)),)
+    assert plan.of_type(FlowBundle) == (FlowBundle("br-tun", (), (FlowRef(3, 0x1234),)),)
 
 
 # --- changes ---------------------------------------------------------------------------------
@@ -256,7 +257,7 @@ def test_a_flow_whose_content_changes_swaps_cookies_in_one_bundle():
                      flows=(desired.bridge("br-tun").flows - {old}) | {new})
     changed = replace(desired, bridges=(desired.bridge("br-int"), bridge))
     plan = replan(changed, drivers)
-    assert plan.commands == (FlowBundle("br-tun", (new,), (old.cookie,)),)
+    assert plan.commands == (FlowBundle("br-tun", (new,), (FlowRef(10, old.cookie),)),)
     execute_plan(plan, drivers)
     assert new in drivers.ovs.flows("br-tun") and old not in drivers.ovs.flows("br-tun")
 
@@ -276,7 +277,7 @@ def test_a_veth_lost_behind_our_back_is_rebuilt_with_its_port_and_the_flows_nami
     plan = replan(desired, drivers)
     assert EnsurePort("br-int", "qrb-1", tag=5, external_ids=(MANAGED,),
                       recreate=True) in plan.commands
-    assert plan.of_type(FlowBundle) == (FlowBundle("br-int", (flow,), (flow.cookie,)),)
+    assert plan.of_type(FlowBundle) == (FlowBundle("br-int", (flow,), (FlowRef(0, flow.cookie),)),)
     execute_plan(plan, drivers)
     assert drivers.ovs.stale_flows("br-int") == []
     assert not replan(desired, drivers)

@@ -141,8 +141,8 @@ class FakeOvsDriver:
                     raise DriverError(f"{name}: invalid or unknown port")
                 ofports[name] = bridge.ports[name].ofport
             installed.append(_Flow(flow, ofports))
-        deleted = set(bundle.delete_cookies)
-        flows = [f for f in bridge.flows if f.flow.cookie not in deleted]
+        deleted = {(ref.table, ref.cookie) for ref in bundle.delete}
+        flows = [f for f in bridge.flows if (f.flow.table, f.flow.cookie) not in deleted]
         for new in installed:
             same = (new.flow.table, new.flow.priority, new.flow.match)
             flows = [f for f in flows

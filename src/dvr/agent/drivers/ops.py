@@ -63,14 +63,25 @@ OvsdbOp = EnsureBridge | EnsurePort | SetPortTag | DeletePort
 # --- OpenFlow ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, order=True)
+class FlowRef:
+    """The flows of one table that carry one cookie.
+
+    Deletes name the table: a cookie-only delete covers every table, including the
+    switch's hidden one (254, cookie 0), and OVS refuses it (``OFPBRC_EPERM``)."""
+
+    table: int
+    cookie: int
+
+
 @dataclass(frozen=True)
 class FlowBundle:
-    """One atomic OpenFlow bundle on ``bridge``: delete every flow carrying one of
-    ``delete_cookies`` (whatever its table), then add ``add``."""
+    """One atomic OpenFlow bundle on ``bridge``: delete the flows ``delete`` names, then
+    add ``add``."""
 
     bridge: str
     add: tuple[Flow, ...] = ()
-    delete_cookies: tuple[int, ...] = ()
+    delete: tuple[FlowRef, ...] = ()
 
 
 # --- Linux (netlink, sysctl, ethtool) ---------------------------------------------------

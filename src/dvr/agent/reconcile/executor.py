@@ -153,7 +153,7 @@ class _Run:
             self.failed(bundle, error)
             return
         self.counts["flows_added"] += len(bundle.add)
-        self.counts["flows_removed"] += len(bundle.delete_cookies)
+        self.counts["flows_removed"] += len(bundle.delete)
 
     def linux(self, command: Op) -> None:
         if self.blocked(command):

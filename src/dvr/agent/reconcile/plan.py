@@ -44,6 +44,7 @@ from dvr.agent.drivers.ops import (
     EnsureBridge,
     EnsurePort,
     FlowBundle,
+    FlowRef,
     Op,
     ReplaceNeighbor,
     ReplaceRoute,
@@ -433,7 +434,8 @@ def _plan_flows(
     deferred: list[Flow] = []
     for bridge in bridges:
         seen = observed.bridge(bridge.name)
-        seen_cookies = {f.cookie for f in seen.flows} if seen else set()
+        seen_refs = {FlowRef(f.table, f.cookie) for f in seen.flows} if seen else set()
+        seen_cookies = {ref.cookie for ref in seen_refs}
         wanted = {}
         for flow in bridge.flows:
             missing = flow_port_names(flow) - present.get(bridge.name, set())
@@ -449,7 +451,8 @@ def _plan_flows(
             if cookie in seen_cookies and renumbered and flow_port_names(flow) & renumbered
         }
         add = sorted(f for c, f in wanted.items() if c not in seen_cookies or c in reinstall)
-        delete = sorted((seen_cookies - wanted.keys()) | reinstall)
+        delete = sorted(ref for ref in seen_refs
+                        if ref.cookie not in wanted or ref.cookie in reinstall)
         if add or delete:
             steps.flows.append(FlowBundle(bridge.name, tuple(add), tuple(delete)))
     return tuple(sorted(deferred))

@@ -1,0 +1,369 @@
+"""The Linux driver: namespaces, veths, addresses, routes, rules, neighbors (netlink through
+pyroute2), sysctls and TX checksum offload.
+
+It runs in the host's own namespaces (on a lab host: inside ``HostEnv.command``), names
+namespaces by files in ``netns_dir`` (``/run/netns``, private per lab host), and puts the
+bridge end of every veth into the namespace the driver runs in.
+
+Kernel-made things are not reported: connected and local routes (``proto kernel``, table
+local), the three default rules, IPv6 link-local addresses, NOARP neighbor entries, ``lo``.
+Routes the driver installs carry ``proto static``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from dvr.agent.desired.state import Address, Route, Rule
+from dvr.agent.drivers import netns
+from dvr.agent.drivers.base import DriverError, LinuxScope
+from dvr.agent.drivers.observed import (
+    ObservedLink,
+    ObservedLinux,
+    ObservedNamespace,
+    ObservedNeighbor,
+)
+from dvr.agent.drivers.ops import (
+    AddAddress,
+    AddRule,
+    CreateNamespace,
+    CreateVeth,
+    DeleteAddress,
+    DeleteLink,
+    DeleteNamespace,
+    DeleteNeighbor,
+    DeleteRoute,
+    DeleteRule,
+    LinuxOp,
+    ReplaceNeighbor,
+    ReplaceRoute,
+    SetLink,
+    SetSysctl,
+    SetTxChecksumming,
+)
+
+IFF_UP = 0x1
+RTPROT_BOOT, RTPROT_STATIC = 3, 4
+RT_TABLE_LOCAL = 255
+RTN_UNICAST = 1
+RT_SCOPE_LINK = 253
+NUD_PERMANENT, NUD_NOARP = 0x80, 0x40
+NUD_NAMES = {0x01: "incomplete", 0x02: "reachable", 0x04: "stale", 0x08: "delay",
+             0x10: "probe", 0x20: "failed", 0x40: "noarp", 0x80: "permanent"}
+KERNEL_DEFAULT_RULES = {(0, 255), (32766, 254), (32767, 253)}
+# errors that mean "already gone" for a delete
+GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL}
+
+
+@dataclass(frozen=True)
+class LinuxConfig:
+    netns_dir: Path = Path("/run/netns")
+
+
+class LinuxDriver:
+    def __init__(self, config: LinuxConfig = LinuxConfig()):
+        self.config = config
+
+    def netns_path(self, namespace: str | None) -> Path | None:
+        return None if namespace is None else self.config.netns_dir / namespace
+
+    @contextmanager
+    def _ipr(self, namespace: str | None) -> Iterator[IPRoute]:
+        path = self.netns_path(namespace)
+        if path is not None and not path.exists():
+            raise DriverError(f"Cannot open network namespace {namespace!r}: no such file")
+        try:
+            sock = netns.socket_in(path, socket.AF_NETLINK, socket.SOCK_DGRAM)
+        except OSError as error:
+            raise DriverError(f"cannot enter namespace {namespace!r}: {error}") from error
+        ipr = IPRoute(fileno=sock.detach())
+        try:
+            yield ipr
+        except NetlinkError as error:
+            raise DriverError(f"{namespace or 'host'}: netlink error {error.code}: "
+                              f"{os.strerror(error.code)}") from error
+        finally:
+            ipr.close()
+
+    # -- observe ----------------------------------------------------------------------------
+    def list_namespaces(self) -> list[str]:
+        try:
+            return sorted(os.listdir(self.config.netns_dir))
+        except FileNotFoundError:
+            return []
+
+    def observe(self, scope: LinuxScope) -> ObservedLinux:
+        names = [n for n in self.list_namespaces()
+                 if n.startswith(scope.namespace_prefixes) or n in scope.namespaces]
+        namespaces = []
+        for name in names:
+            try:
+                namespaces.append(self.observe_namespace(name, scope.sysctl_keys))
+            except DriverError:
+                continue  # vanished while we looked: it is not there
+        host_links: tuple[ObservedLink, ...] = ()
+        if scope.host_links:
+            wanted = set(scope.host_links)
+            with self._ipr(None) as ipr, self._ethtool_socket(None) as sock:
+                host_links = tuple(sorted(
+                    _link(link, sock) for link in ipr.get_links()
+                    if link.get_attr("IFLA_IFNAME") in wanted))
+        return ObservedLinux(tuple(namespaces), host_links)
+
+    def observe_namespace(self, name: str,
+                          sysctl_keys: tuple[str, ...] = ()) -> ObservedNamespace:
+        path = self.netns_path(name)
+        with self._ipr(name) as ipr:
+            raw_links = ipr.get_links()
+            names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in raw_links}
+            with self._ethtool_socket(name) as sock:
+                links = tuple(sorted(
+                    _link(link, sock) for link in raw_links
+                    if link.get_attr("IFLA_IFNAME") != "lo"))
+            addresses = tuple(sorted(_addresses(ipr, names)))
+            routes = tuple(sorted(_routes(ipr, names)))
+            rules = tuple(_rules(ipr))
+            neighbors = tuple(sorted(_neighbors(ipr, names)))
+        sysctls = tuple((key, value) for key in sysctl_keys
+                        if (value := netns.read_sysctl(path, key)) is not None)
+        return ObservedNamespace(name, links, addresses, routes, rules, neighbors, sysctls)
+
+    @contextmanager
+    def _ethtool_socket(self, namespace: str | None) -> Iterator[socket.socket]:
+        sock = netns.socket_in(self.netns_path(namespace), socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            yield sock
+        finally:
+            sock.close()
+
+    # -- apply ------------------------------------------------------------------------------
+    def apply(self, op: LinuxOp) -> None:
+        handler = getattr(self, f"_do_{type(op).__name__}", None)
+        if handler is None:
+            raise DriverError(f"not a Linux command: {op!r}")
+        try:
+            handler(op)
+        except OSError as error:
+            raise DriverError(f"{type(op).__name__}: {error}") from error
+
+    def _index(self, ipr: IPRoute, name: str, namespace: str | None) -> int:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            raise DriverError(f"Cannot find device {name!r} in {namespace or 'host'}")
+        return found[0]
+
+    def _do_CreateNamespace(self, op: CreateNamespace) -> None:
+        path = self.netns_path(op.name)
+        if path.exists():
+            raise DriverError(f"Cannot create namespace file {str(path)!r}: File exists")
+        netns.create_named(path)
+        with self._ipr(op.name) as ipr:
+            ipr.link("set", index=self._index(ipr, "lo", op.name), state="up")
+
+    def _do_DeleteNamespace(self, op: DeleteNamespace) -> None:
+        path = self.netns_path(op.name)
+        if path.exists():
+            netns.delete_named(path)
+
+    def _do_CreateVeth(self, op: CreateVeth) -> None:
+        own = os.open(netns.THREAD_NETNS, os.O_RDONLY)  # the bridge end stays here
+        try:
+            with self._ipr(op.namespace) as ipr:
+                ipr.link("add", ifname=op.name, kind="veth", mtu=op.mtu,
+                         address=op.mac_address, peer={"ifname": op.peer, "net_ns_fd": own})
+                ipr.link("set", index=self._index(ipr, op.name, op.namespace), state="up")
+        finally:
+            os.close(own)
+        with self._ipr(None) as ipr:
+            ipr.link("set", index=self._index(ipr, op.peer, None), mtu=op.mtu, state="up")
+        self._do_SetTxChecksumming(SetTxChecksumming(op.namespace, op.name, False))
+
+    def _do_SetLink(self, op: SetLink) -> None:
+        with self._ipr(op.namespace) as ipr:
+            index = self._index(ipr, op.name, op.namespace)
+            settings = {}
+            if op.mac_address is not None:
+                settings["address"] = op.mac_address
+            if op.mtu is not None:
+                settings["mtu"] = op.mtu
+            ipr.link("set", index=index, state="up" if op.up else "down", **settings)
+
+    def _do_DeleteLink(self, op: DeleteLink) -> None:
+        with self._ipr(op.namespace) as ipr:
+            found = ipr.link_lookup(ifname=op.name)
+            if found:
+                _ignore_gone(lambda: ipr.link("del", index=found[0]))
+
+    def _do_SetTxChecksumming(self, op: SetTxChecksumming) -> None:
+        with self._ethtool_socket(op.namespace) as sock:
+            netns.set_tx_checksumming(sock, op.device, op.enabled)
+
+    def _do_SetSysctl(self, op: SetSysctl) -> None:
+        netns.write_sysctl(self.netns_path(op.namespace), op.key, op.value)
+
+    def _do_AddAddress(self, op: AddAddress) -> None:
+        interface = ipaddress.ip_interface(op.address.cidr)
+        with self._ipr(op.namespace) as ipr:
+            ipr.addr("add", index=self._index(ipr, op.address.device, op.namespace),
+                     address=str(interface.ip), prefixlen=interface.network.prefixlen)
+
+    def _do_DeleteAddress(self, op: DeleteAddress) -> None:
+        interface = ipaddress.ip_interface(op.address.cidr)
+        with self._ipr(op.namespace) as ipr:
+            found = ipr.link_lookup(ifname=op.address.device)
+            if found:
+                _ignore_gone(lambda: ipr.addr("del", index=found[0], address=str(interface.ip),
+                                              prefixlen=interface.network.prefixlen))
+
+    def _route_args(self, ipr: IPRoute, namespace: str, route: Route) -> dict:
+        args = {"table": route.table, "proto": RTPROT_STATIC,
+                "oif": self._index(ipr, route.device, namespace)}
+        if route.destination == "default":
+            version = ipaddress.ip_address(route.via).version if route.via else 4
+            args["dst"] = "0.0.0.0/0" if version == 4 else "::/0"
+        else:
+            network = ipaddress.ip_network(route.destination, strict=False)
+            version = network.version
+            args["dst"] = str(network)
+        args["family"] = socket.AF_INET if version == 4 else socket.AF_INET6
+        if route.via:
+            args["gateway"] = route.via
+        if route.scope == "link":
+            args["scope"] = RT_SCOPE_LINK
+        return args
+
+    def _do_ReplaceRoute(self, op: ReplaceRoute) -> None:
+        with self._ipr(op.namespace) as ipr:
+            ipr.route("replace", **self._route_args(ipr, op.namespace, op.route))
+
+    def _do_DeleteRoute(self, op: DeleteRoute) -> None:
+        with self._ipr(op.namespace) as ipr:
+            if not ipr.link_lookup(ifname=op.route.device):
+                return  # the device took its routes with it
+            args = self._route_args(ipr, op.namespace, op.route)
+            _ignore_gone(lambda: ipr.route("del", **args))
+
+    def _rule_args(self, rule: Rule) -> dict:
+        args: dict = {"priority": rule.priority, "table": rule.table}
+        family = socket.AF_INET
+        if rule.source:
+            network = ipaddress.ip_network(rule.source, strict=False)
+            family = socket.AF_INET if network.version == 4 else socket.AF_INET6
+            args.update(src=str(network.network_address), src_len=network.prefixlen)
+        if rule.iif:
+            args["iifname"] = rule.iif
+        args["family"] = family
+        return args
+
+    def _do_AddRule(self, op: AddRule) -> None:
+        with self._ipr(op.namespace) as ipr:
+            ipr.rule("add", **self._rule_args(op.rule))
+
+    def _do_DeleteRule(self, op: DeleteRule) -> None:
+        with self._ipr(op.namespace) as ipr:
+            _ignore_gone(lambda: ipr.rule("del", **self._rule_args(op.rule)))
+
+    def _do_ReplaceNeighbor(self, op: ReplaceNeighbor) -> None:
+        n = op.neighbor
+        with self._ipr(op.namespace) as ipr:
+            ipr.neigh("replace", dst=n.ip_address, lladdr=n.mac_address,
+                      ifindex=self._index(ipr, n.device, op.namespace), state=NUD_PERMANENT)
+
+    def _do_DeleteNeighbor(self, op: DeleteNeighbor) -> None:
+        with self._ipr(op.namespace) as ipr:
+            found = ipr.link_lookup(ifname=op.device)
+            if found:
+                _ignore_gone(lambda: ipr.neigh("del", dst=op.ip_address, ifindex=found[0]))
+
+
+def _ignore_gone(call) -> None:
+    try:
+        call()
+    except NetlinkError as error:
+        if error.code not in GONE:
+            raise
+
+
+# --- netlink messages -> observed values -----------------------------------------------------
+
+
+def _link(message, sock: socket.socket) -> ObservedLink:
+    name = message.get_attr("IFLA_IFNAME")
+    return ObservedLink(
+        name=name,
+        kind=message.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or "",
+        mac_address=(message.get_attr("IFLA_ADDRESS") or "").lower(),
+        mtu=message.get_attr("IFLA_MTU") or 0,
+        up=bool(message["flags"] & IFF_UP),
+        tx_checksumming=netns.tx_checksumming(sock, name),
+    )
+
+
+def _addresses(ipr: IPRoute, names: dict[int, str]) -> Iterator[Address]:
+    for message in ipr.get_addr():
+        device = names.get(message["index"])
+        if device is None or device == "lo":
+            continue
+        ip = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
+        if ip is None or ipaddress.ip_address(ip).is_link_local:
+            continue
+        yield Address(device, f"{ip}/{message['prefixlen']}")
+
+
+def _routes(ipr: IPRoute, names: dict[int, str]) -> Iterator[Route]:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for message in ipr.get_routes(family=family):
+            table = message.get_attr("RTA_TABLE") or message["table"]
+            if (message["proto"] not in (RTPROT_BOOT, RTPROT_STATIC) or table == RT_TABLE_LOCAL
+                    or message["type"] != RTN_UNICAST):
+                continue
+            device = names.get(message.get_attr("RTA_OIF"))
+            if device is None:
+                continue  # multipath or device-less routes are not ours
+            if message["dst_len"] == 0:
+                destination = "default"
+            else:
+                destination = f"{message.get_attr('RTA_DST')}/{message['dst_len']}"
+            yield Route(
+                destination=destination,
+                device=device,
+                via=message.get_attr("RTA_GATEWAY"),
+                table=table,
+                scope="link" if message["scope"] == RT_SCOPE_LINK else "universe",
+            )
+
+
+def _rules(ipr: IPRoute) -> Iterator[Rule]:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for message in ipr.get_rules(family=family):
+            priority = message.get_attr("FRA_PRIORITY") or 0
+            table = message.get_attr("FRA_TABLE") or message["table"]
+            source = message.get_attr("FRA_SRC")
+            iif = message.get_attr("FRA_IIFNAME")
+            if source is None and iif is None and (priority, table) in KERNEL_DEFAULT_RULES:
+                continue
+            yield Rule(priority, table,
+                       f"{source}/{message['src_len']}" if source is not None else None, iif)
+
+
+def _neighbors(ipr: IPRoute, names: dict[int, str]) -> Iterator[ObservedNeighbor]:
+    for message in ipr.get_neighbours():
+        state = message["state"]
+        device = names.get(message["ifindex"])
+        ip = message.get_attr("NDA_DST")
+        if device is None or ip is None or state & NUD_NOARP:
+            continue
+        highest = max((bit for bit in NUD_NAMES if state & bit), default=0)
+        mac = message.get_attr("NDA_LLADDR")
+        yield ObservedNeighbor(device, ip, mac.lower() if mac else None,
+                               NUD_NAMES.get(highest, "none"))

@@ -1,0 +1,276 @@
+"""The Open vSwitch driver: OVSDB through ovsdbapp, OpenFlow through ``ovs-ofctl --bundle``.
+
+- OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
+  commands is one transaction, which returns once ovs-vswitchd has applied it.
+- OpenFlow: ``ovs-ofctl -O OpenFlow15 --bundle add-flows <bridge> -`` with ``OVS_RUNDIR``
+  set: flows name ports by *name* and ovs-ofctl resolves them (an unknown name fails the
+  whole bundle, nothing is applied).  Flows are observed with ``dump-flows``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ovsdbapp.backend.ovs_idl import command as ovs_command
+from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from dvr.agent.drivers.base import DriverError
+from dvr.agent.drivers.observed import ObservedBridge, ObservedFlow, ObservedPort
+from dvr.agent.drivers.openflow import bundle_lines, parse_dump_flows
+from dvr.agent.drivers.ops import (
+    DeletePort,
+    EnsureBridge,
+    EnsurePort,
+    FlowBundle,
+    OvsdbOp,
+    SetPortTag,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OvsConfig:
+    ovsdb: str  # "unix:/run/openvswitch/db.sock" or "unix:<rundir>/db.sock"
+    rundir: Path | None = None  # OVS_RUNDIR for ovs-ofctl (None: keep the environment's)
+    timeout: float = 10.0
+    ofctl: str = "ovs-ofctl"
+    openflow_version: str = "OpenFlow15"
+
+    @classmethod
+    def for_rundir(cls, rundir: str | Path, **kwargs) -> OvsConfig:
+        rundir = Path(rundir)
+        return cls(ovsdb=f"unix:{rundir / 'db.sock'}", rundir=rundir, **kwargs)
+
+
+def _single(value: list) -> object | None:
+    return value[0] if value else None
+
+
+class _ObserveBridges(ovs_command.ReadOnlyCommand):
+    def __init__(self, api, names: Sequence[str]):
+        super().__init__(api)
+        self.names = names
+
+    def run_idl(self, txn) -> None:
+        found = []
+        for name in self.names:
+            bridge = idlutils.row_by_value(self.api.idl, "Bridge", "name", name, None)
+            if bridge is None:
+                continue
+            ports = []
+            for port in bridge.ports:
+                if port.name == name or not port.interfaces:
+                    continue  # the bridge's own internal port
+                iface = port.interfaces[0]
+                ports.append(ObservedPort(
+                    name=port.name,
+                    type=iface.type,
+                    options=tuple(sorted(iface.options.items())),
+                    tag=_single(port.tag),
+                    external_ids=tuple(sorted(iface.external_ids.items())),
+                    ofport=_single(iface.ofport),
+                    error=_single(iface.error),
+                ))
+            found.append(ObservedBridge(
+                name=name,
+                datapath_type=bridge.datapath_type,
+                fail_mode=_single(bridge.fail_mode) or "",
+                external_ids=tuple(sorted(bridge.external_ids.items())),
+                ports=tuple(sorted(ports)),
+            ))
+        self.result = found
+
+
+def _find_port(api, name: str):
+    return idlutils.row_by_value(api.idl, "Port", "name", name, None)
+
+
+def _port_bridge(api, port):
+    return next((b for b in api.tables["Bridge"].rows.values() if port in b.ports), None)
+
+
+def _delete_port(api, port) -> None:
+    bridge = _port_bridge(api, port)
+    if bridge is not None:
+        bridge.delvalue("ports", port)
+    for iface in port.interfaces:
+        iface.delete()
+    port.delete()
+
+
+class _Apply(ovs_command.BaseCommand):
+    """One driver op inside an ovsdbapp transaction (idempotent, like ovs-vsctl --may-exist
+    / --if-exists)."""
+
+    def __init__(self, api, op: OvsdbOp):
+        super().__init__(api)
+        self.op = op
+
+    def run_idl(self, txn) -> None:
+        op = self.op
+        if isinstance(op, EnsureBridge):
+            self._ensure_bridge(txn, op)
+        elif isinstance(op, EnsurePort):
+            self._ensure_port(txn, op)
+        elif isinstance(op, SetPortTag):
+            port = _find_port(self.api, op.name)
+            if port is None:
+                raise DriverError(f"no port named {op.name}")
+            port.tag = [] if op.tag is None else [op.tag]
+        elif isinstance(op, DeletePort):
+            port = _find_port(self.api, op.name)
+            bridge = idlutils.row_by_value(self.api.idl, "Bridge", "name", op.bridge, None)
+            if port is not None and bridge is not None and port in bridge.ports:
+                _delete_port(self.api, port)
+        else:
+            raise DriverError(f"not an OVSDB command: {op!r}")
+
+    def _ensure_bridge(self, txn, op: EnsureBridge) -> None:
+        fail_mode = [op.fail_mode] if op.fail_mode else []
+        bridge = idlutils.row_by_value(self.api.idl, "Bridge", "name", op.name, None)
+        if bridge is None:  # a new row has no readable defaults: set every column we own
+            iface = txn.insert(self.api.tables["Interface"])
+            iface.name, iface.type = op.name, "internal"
+            port = txn.insert(self.api.tables["Port"])
+            port.name, port.interfaces = op.name, [iface]
+            bridge = txn.insert(self.api.tables["Bridge"])
+            bridge.name, bridge.ports = op.name, [port]
+            bridge.datapath_type, bridge.fail_mode = op.datapath_type, fail_mode
+            bridge.external_ids = dict(op.external_ids)
+            self.api._ovs.addvalue("bridges", bridge)
+            return
+        if bridge.datapath_type != op.datapath_type:
+            bridge.datapath_type = op.datapath_type
+        if list(bridge.fail_mode) != fail_mode:
+            bridge.fail_mode = fail_mode
+        for key, value in op.external_ids:
+            if bridge.external_ids.get(key) != value:
+                bridge.setkey("external_ids", key, value)
+
+    def _ensure_port(self, txn, op: EnsurePort) -> None:
+        bridge = idlutils.row_by_value(self.api.idl, "Bridge", "name", op.bridge, None)
+        if bridge is None:
+            raise DriverError(f"no bridge named {op.bridge}")
+        tag = [] if op.tag is None else [op.tag]
+        port = _find_port(self.api, op.name)
+        if port is not None and port not in bridge.ports:
+            _delete_port(self.api, port)  # on another bridge: move it
+            port = None
+        if port is None:  # a new row has no readable defaults: set every column we own
+            iface = txn.insert(self.api.tables["Interface"])
+            iface.name, iface.type, iface.options = op.name, op.type, dict(op.options)
+            iface.external_ids = dict(op.external_ids)
+            port = txn.insert(self.api.tables["Port"])
+            port.name, port.interfaces, port.tag = op.name, [iface], tag
+            bridge.addvalue("ports", port)
+            return
+        iface = port.interfaces[0]
+        if iface.type != op.type:
+            iface.type = op.type
+        if dict(iface.options) != dict(op.options):
+            iface.options = dict(op.options)
+        if list(port.tag) != tag:
+            port.tag = tag
+        for key, value in op.external_ids:
+            if iface.external_ids.get(key) != value:
+                iface.setkey("external_ids", key, value)
+
+
+class _Unplug(ovs_command.BaseCommand):
+    """Remove port ``name`` from whatever bridge has it (the first step of a recreate)."""
+
+    def __init__(self, api, name: str):
+        super().__init__(api)
+        self.name = name
+
+    def run_idl(self, txn) -> None:
+        port = _find_port(self.api, self.name)
+        if port is not None:
+            _delete_port(self.api, port)
+
+
+class OvsDriver:
+    """The real OVS driver (see the module docstring).  ``close()`` ends the connection."""
+
+    def __init__(self, config: OvsConfig):
+        self.config = config
+        self._api = None
+
+    # -- connection ---------------------------------------------------------------------------
+    @property
+    def api(self):
+        if self._api is None:
+            idl = connection.OvsdbIdl.from_server(self.config.ovsdb, "Open_vSwitch")
+            conn = connection.Connection(idl=idl, timeout=self.config.timeout)
+            # ovsdbapp keeps the connection on the API *class*: one class per driver lets
+            # several drivers (several lab hosts) live in one process
+            api_class = type("HostOvsdbApi", (impl_idl.OvsdbIdl,), {})
+            self._api = api_class(conn)
+        return self._api
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.ovsdb_connection.stop(timeout=self.config.timeout)
+            self._api = None
+
+    def __enter__(self) -> OvsDriver:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- driver interface -----------------------------------------------------------------------
+    def observe(self, bridges: Iterable[str]) -> tuple[ObservedBridge, ...]:
+        found = _ObserveBridges(self.api, list(bridges)).execute(check_error=True)
+        return tuple(
+            ObservedBridge(b.name, b.datapath_type, b.fail_mode, b.external_ids, b.ports,
+                           self.dump_flows(b.name))
+            for b in found
+        )
+
+    def transact(self, ops: Sequence[OvsdbOp]) -> None:
+        # a port recreated under the same name must disappear in a transaction of its own:
+        # ovs-vswitchd matches ports by name and would otherwise keep the old device open
+        recreate = [o for o in ops if isinstance(o, EnsurePort) and o.recreate]
+        if recreate:
+            self._commit([_Unplug(self.api, o.name) for o in recreate])
+        self._commit([_Apply(self.api, o) for o in ops])
+
+    def apply_flows(self, bundle: FlowBundle) -> None:
+        text = "\n".join(bundle_lines(bundle)) + "\n"
+        self._ofctl(["--bundle", "add-flows", bundle.bridge, "-"], text)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
+        return parse_dump_flows(self._ofctl(["--names", "dump-flows", bridge]))
+
+    def _commit(self, commands: Sequence[ovs_command.BaseCommand]) -> None:
+        try:
+            with self.api.transaction(check_error=True) as txn:
+                for command in commands:
+                    txn.add(command)
+        except DriverError:
+            raise
+        except Exception as error:
+            raise DriverError(f"OVSDB transaction failed: {error}") from error
+
+    def _ofctl(self, args: Sequence[str], stdin: str | None = None) -> str:
+        env = dict(os.environ)
+        if self.config.rundir is not None:
+            env["OVS_RUNDIR"] = str(self.config.rundir)
+        argv = [self.config.ofctl, "-O", self.config.openflow_version, *args]
+        try:
+            result = subprocess.run(argv, input=stdin, env=env, text=True, capture_output=True,
+                                    timeout=self.config.timeout)
+        except subprocess.TimeoutExpired as error:
+            raise DriverError(f"{' '.join(argv)} timed out") from error
+        if result.returncode != 0:
+            raise DriverError(f"{' '.join(argv)}: {result.stderr.strip()}")
+        return result.stdout

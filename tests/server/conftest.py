@@ -1,0 +1,204 @@
+"""Fixtures of the server tests.  Every test that takes ``backend`` runs twice: on SQLite
+and on a private PostgreSQL cluster (skipped, with the reason, when PostgreSQL is absent)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx works fine
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/pg.py
+
+import pg  # noqa: E402
+from server_helpers import Api  # noqa: E402
+
+from dvr.db.migrate import upgrade_to_head  # noqa: E402
+from dvr.db.session import Database  # noqa: E402
+from dvr.db.tables import metadata  # noqa: E402
+from dvr.server.app import create_app  # noqa: E402
+from dvr.server.config import ServerConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class SqliteBackend:
+    directory: Path
+    name: str = "sqlite"
+    counter: itertools.count = field(default_factory=itertools.count)
+    template: Path | None = None
+
+    def new_database(self) -> str:
+        if self.template is None:
+            self.template = self.directory / "template.db"
+            database = Database.from_url(f"sqlite:///{self.template}")
+            upgrade_to_head(database.engine)
+            with database.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            database.dispose()
+        target = self.directory / f"db{next(self.counter)}.db"
+        shutil.copyfile(self.template, target)
+        return f"sqlite:///{target}"
+
+    def drop(self, url: str) -> None:
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@dataclass
+class PostgresBackend:
+    """One migrated database per session, emptied (TRUNCATE) before each test: much faster
+    than CREATE DATABASE per test, and just as isolated for tests that run one at a time."""
+
+    cluster: pg.PgCluster
+    name: str = "postgres"
+    database: str = "dvr_test"
+    created: bool = False
+
+    def new_database(self) -> str:
+        url = self.cluster.url(self.database)
+        if not self.created:
+            admin = sa.create_engine(self.cluster.url(), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {self.database}")
+            admin.dispose()
+            database = Database.from_url(url)
+            upgrade_to_head(database.engine)
+            database.dispose()
+            self.created = True
+            return url
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET lock_timeout = '10s'")
+            names = [t.name for t in metadata.sorted_tables]
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
+            conn.exec_driver_sql(
+                "INSERT INTO server_state (id, revision, pruned_revision) VALUES (1, 0, 0)"
+            )
+        engine.dispose()
+        return url
+
+    def drop(self, url: str) -> None:
+        """Nothing: the next test empties the tables."""
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.PgCluster]:
+    reason = pg.unavailable_reason()
+    if reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    cluster = pg.start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    if request.param == "postgres":
+        return PostgresBackend(request.getfixturevalue("pg_cluster"))
+    return SqliteBackend(tmp_path_factory.mktemp("sqlite"))
+
+
+def pytest_collection_modifyitems(items):  # type: ignore[no-untyped-def]
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture
+def db_url(backend) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    url = backend.new_database()
+    yield url
+    backend.drop(url)
+
+
+def make_config(db_url: str, **overrides: object) -> ServerConfig:
+    return ServerConfig(db_url=db_url, watch_poll_interval=0.2, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def app(db_url):  # type: ignore[no-untyped-def]
+    database = Database.from_url(db_url)
+    application = create_app(make_config(db_url), database, migrate=False)
+    yield application
+    database.dispose()
+
+
+@pytest.fixture
+def api(app) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=True) as client:
+        yield Api(client, app.state.context)
+
+
+# -- a real dvr-server process ----------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def start_live_server(db_url: str, state_dir: Path, *extra: str) -> LiveServer:
+    port = free_port()
+    log_path = state_dir / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "dvr.server.main", "--db", db_url,
+                "--listen", f"127.0.0.1:{port}", "--state-dir", str(state_dir),
+                "--log-level", "warning", *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    server = LiveServer(url, process, log_path)
+    for _ in range(300):  # up to ~30 s
+        if process.poll() is not None:
+            raise RuntimeError(f"dvr-server exited: {log_path.read_text()}")
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"dvr-server did not start: {log_path.read_text()}")
+
+
+@pytest.fixture
+def live_server(db_url, tmp_path) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    server = start_live_server(db_url, tmp_path)
+    yield server
+    server.stop()

@@ -4,8 +4,11 @@ The assembly counts references: two pieces may produce the same flow (two local 
 attached to one subnet both drop ARP for its gateway IP) and the flow stays until the last
 of them goes.  ``build`` depends only on the multiset of pieces added, never on the order,
 so a full computation and an incremental one that hold the same pieces build equal states.
-Each bridge's flow set, port tuple and the namespace tuple are rebuilt only when a piece
-that touched them changed.
+Each bridge's flow set, each bridge's port tuple and the namespace tuple are rebuilt only
+when a piece that touched them changed.
+
+Two different ports (or namespaces) with one name would be a bug upstream; the assembly
+still resolves it deterministically (the least by value wins) instead of emitting both.
 """
 
 from __future__ import annotations
@@ -17,32 +20,37 @@ from dvr.agent.desired.pieces import Piece
 from dvr.agent.desired.state import BridgeState, DesiredState, Flow, NamespaceState, OvsPort
 
 
-class _Counter:
-    """A multiset: item -> count."""
+def _count(counts: dict, item: object, delta: int) -> bool:
+    """Change ``item``'s count; True when it entered or left the multiset."""
+    before = counts.get(item, 0)
+    left = before + delta
+    if left:
+        counts[item] = left
+    else:
+        del counts[item]
+    return not before or not left
 
-    __slots__ = ("counts",)
 
-    def __init__(self) -> None:
-        self.counts: dict = {}
+def _pick_port(variants: dict[OvsPort, int]) -> OvsPort:
+    if len(variants) == 1:
+        return next(iter(variants))
+    return min(variants)
 
-    def add(self, item: object) -> None:
-        self.counts[item] = self.counts.get(item, 0) + 1
 
-    def remove(self, item: object) -> None:
-        left = self.counts[item] - 1
-        if left:
-            self.counts[item] = left
-        else:
-            del self.counts[item]
+def _pick_namespace(variants: dict[NamespaceState, int]) -> NamespaceState:
+    if len(variants) == 1:
+        return next(iter(variants))
+    return min(variants, key=repr)
 
 
 class Assembly:
     def __init__(self, config: DesiredConfig) -> None:
         self.config = config
-        self._flows: dict[str, _Counter] = {}
-        self._ports: dict[str, dict[str, _Counter]] = {}  # bridge -> port name -> variants
-        self._namespaces: dict[str, _Counter] = {}  # name -> variants
-        self._dirty_bridges: set[str] = set()
+        self._flows: dict[str, dict[Flow, int]] = {}  # bridge -> flow -> count
+        self._ports: dict[str, dict[str, dict[OvsPort, int]]] = {}  # bridge -> name -> variants
+        self._namespaces: dict[str, dict[NamespaceState, int]] = {}  # name -> variants
+        self._dirty_flows: set[str] = set()
+        self._dirty_ports: set[str] = set()
         self._namespaces_dirty = True
         self._built_flows: dict[str, frozenset[Flow]] = {}
         self._built_ports: dict[str, tuple[OvsPort, ...]] = {}
@@ -50,70 +58,77 @@ class Assembly:
 
     # --- mutation -----------------------------------------------------------------------------
     def add(self, piece: Piece) -> None:
-        self._apply(piece, adding=True)
+        self._apply(piece, 1)
 
     def remove(self, piece: Piece) -> None:
-        self._apply(piece, adding=False)
+        self._apply(piece, -1)
 
-    def _apply(self, piece: Piece, adding: bool) -> None:
-        for bridge, flow in piece.flows:
-            counter = self._flows.get(bridge)
-            if counter is None:
-                counter = self._flows[bridge] = _Counter()
-            if adding:
-                counter.add(flow)
-            else:
-                counter.remove(flow)
-            self._dirty_bridges.add(bridge)
-        for bridge, port in piece.ports:
-            by_name = self._ports.setdefault(bridge, {})
-            variants = by_name.get(port.name)
-            if variants is None:
-                variants = by_name[port.name] = _Counter()
-            if adding:
-                variants.add(port)
-            else:
-                variants.remove(port)
-                if not variants.counts:
+    def replace(self, before: Piece | None, after: Piece | None) -> None:
+        """Swap one piece for its new version.  Adding first means items present in both
+        only change count, so untouched bridges and namespaces are not rebuilt."""
+        if after is not None:
+            self._apply(after, 1)
+        if before is not None:
+            self._apply(before, -1)
+
+    def _apply(self, piece: Piece, delta: int) -> None:
+        for bridge, flows in piece.flows:
+            counts = self._flows.get(bridge)
+            if counts is None:
+                counts = self._flows[bridge] = {}
+            changed = False
+            for flow in flows:
+                changed = _count(counts, flow, delta) or changed
+            if changed:
+                self._dirty_flows.add(bridge)
+        for bridge, ports in piece.ports:
+            by_name = self._ports.get(bridge)
+            if by_name is None:
+                by_name = self._ports[bridge] = {}
+            for port in ports:
+                variants = by_name.get(port.name)
+                if variants is None:
+                    variants = by_name[port.name] = {}
+                if _count(variants, port, delta):
+                    self._dirty_ports.add(bridge)
+                if not variants:
                     del by_name[port.name]
-            self._dirty_bridges.add(bridge)
         for namespace in piece.namespaces:
             variants = self._namespaces.get(namespace.name)
             if variants is None:
-                variants = self._namespaces[namespace.name] = _Counter()
-            if adding:
-                variants.add(namespace)
-            else:
-                variants.remove(namespace)
-                if not variants.counts:
-                    del self._namespaces[namespace.name]
-            self._namespaces_dirty = True
+                variants = self._namespaces[namespace.name] = {}
+            if _count(variants, namespace, delta):
+                self._namespaces_dirty = True
+            if not variants:
+                del self._namespaces[namespace.name]
 
     # --- output -------------------------------------------------------------------------------
     def _bridge_names(self) -> list[str]:
         first = [self.config.integration_bridge, self.config.tunnel_bridge]
-        used = {name for name, counter in self._flows.items() if counter.counts}
+        used = {name for name, counts in self._flows.items() if counts}
         used |= {name for name, by_name in self._ports.items() if by_name}
         return first + sorted(used - set(first))
 
     def _refresh(self) -> None:
-        for bridge in self._dirty_bridges:
-            counter = self._flows.get(bridge)
-            self._built_flows[bridge] = frozenset(counter.counts) if counter else frozenset()
+        for bridge in self._dirty_flows:
+            self._built_flows[bridge] = frozenset(self._flows.get(bridge, ()))
+        self._dirty_flows.clear()
+        for bridge in self._dirty_ports:
             by_name = self._ports.get(bridge, {})
-            # one port per name; conflicting variants (a bug upstream) resolve to the least
             self._built_ports[bridge] = tuple(
-                min(by_name[name].counts) for name in sorted(by_name)
+                _pick_port(by_name[name]) for name in sorted(by_name)
             )
-        self._dirty_bridges.clear()
+        self._dirty_ports.clear()
         if self._namespaces_dirty:
             self._built_namespaces = tuple(
-                min(self._namespaces[name].counts, key=repr) for name in sorted(self._namespaces)
+                _pick_namespace(self._namespaces[name]) for name in sorted(self._namespaces)
             )
             self._namespaces_dirty = False
 
     def build(self, host: str, revision: int, local_vlans: Mapping[str, int]) -> DesiredState:
         self._refresh()
+        for name in (self.config.integration_bridge, self.config.tunnel_bridge):
+            self._built_flows.setdefault(name, frozenset())
         config = self.config
         bridges = tuple(
             BridgeState(

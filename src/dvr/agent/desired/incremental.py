@@ -329,10 +329,9 @@ class DesiredStateCache:
             if before == after:
                 continue
             changed.append(key)
-            if before is not None:
-                self._assembly.remove(before)
+            self._assembly.replace(before, after)
+            if after is None:
                 del self._pieces[key]
-            if after is not None:
-                self._assembly.add(after)
+            else:
                 self._pieces[key] = after
         return list(dirty), changed

@@ -58,11 +58,22 @@ def router_interface_bridge_port_name(port_id: str) -> str:
     return f"{ROUTER_INTERFACE_BRIDGE_PREFIX}{port_id[:11]}"
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+
+def is_canonical_ipv4(text: str) -> bool:
+    """Dotted quad without leading zeros: string equality is then address equality."""
+    return _CANONICAL_IPV4.fullmatch(text) is not None
+
+
 def vxlan_port_name(remote_ip: str) -> str:
     """Tunnel port towards ``remote_ip``: ``vxlan-c0000202`` for 192.0.2.2 (like Neutron)."""
+    if is_canonical_ipv4(remote_ip):
+        return VXLAN_PORT_PREFIX + bytes(map(int, remote_ip.split("."))).hex()
     address = ipaddress.ip_address(remote_ip)
     if address.version == 4:
-        return f"{VXLAN_PORT_PREFIX}{int(address):08x}"
+        return VXLAN_PORT_PREFIX + address.packed.hex()
     digest = hashlib.blake2b(address.packed, digest_size=4).hexdigest()
     return f"{VXLAN_PORT_PREFIX}{digest}"
 

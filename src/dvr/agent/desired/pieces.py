@@ -89,16 +89,12 @@ class NetworkFacts:
 
 @dataclass(frozen=True)
 class Piece:
-    flows: tuple[tuple[str, Flow], ...] = ()  # (bridge name, flow)
-    ports: tuple[tuple[str, OvsPort], ...] = ()  # (bridge name, port)
+    flows: tuple[tuple[str, tuple[Flow, ...]], ...] = ()  # (bridge name, its flows)
+    ports: tuple[tuple[str, tuple[OvsPort, ...]], ...] = ()  # (bridge name, its ports)
     namespaces: tuple[NamespaceState, ...] = ()
 
 
 EMPTY_PIECE = Piece()
-
-
-def _on(bridge: str, items: Iterable[Flow] | Iterable[OvsPort]) -> tuple:
-    return tuple((bridge, item) for item in items)
 
 
 def piece_label(key: PieceKey) -> str:
@@ -138,11 +134,13 @@ def choose_gateway_mac(candidates: Iterable[tuple[str, str]]) -> str | None:
 def base_piece(ctx: HostContext) -> Piece:
     config = ctx.config
     return Piece(
-        flows=_on(config.integration_bridge, intbr.integration_bridge_base_flows(config))
-        + _on(config.tunnel_bridge, tunbr.tunnel_bridge_base_flows(config)),
+        flows=(
+            (config.integration_bridge, intbr.integration_bridge_base_flows(config)),
+            (config.tunnel_bridge, tunbr.tunnel_bridge_base_flows(config)),
+        ),
         ports=(
-            (config.integration_bridge, intbr.integration_bridge_patch_port(config)),
-            (config.tunnel_bridge, tunbr.tunnel_bridge_patch_port(config)),
+            (config.integration_bridge, (intbr.integration_bridge_patch_port(config),)),
+            (config.tunnel_bridge, (tunbr.tunnel_bridge_patch_port(config),)),
         ),
     )
 
@@ -152,14 +150,16 @@ def host_mac_piece(ctx: HostContext, host: str, mac: str) -> Piece:
         return EMPTY_PIECE
     config = ctx.config
     return Piece(
-        flows=_on(config.integration_bridge, intbr.host_mac_integration_flows(host, mac, config))
-        + _on(config.tunnel_bridge, tunbr.host_mac_tunnel_flows(host, mac, config))
+        flows=(
+            (config.integration_bridge, intbr.host_mac_integration_flows(host, mac, config)),
+            (config.tunnel_bridge, tunbr.host_mac_tunnel_flows(host, mac, config)),
+        )
     )
 
 
 def network_piece(ctx: HostContext, network: NetworkView, local_vlan: int) -> Piece:
     flows = tunbr.network_tunnel_flows(network, local_vlan, ctx.host, ctx.tunnel_ip)
-    return Piece(flows=_on(ctx.config.tunnel_bridge, flows)) if flows else EMPTY_PIECE
+    return Piece(flows=((ctx.config.tunnel_bridge, flows),)) if flows else EMPTY_PIECE
 
 
 def tunnel_piece(ctx: HostContext, remote_ip: str) -> Piece:
@@ -167,8 +167,8 @@ def tunnel_piece(ctx: HostContext, remote_ip: str) -> Piece:
         return EMPTY_PIECE
     bridge = ctx.config.tunnel_bridge
     return Piece(
-        flows=_on(bridge, tunbr.tunnel_port_flows(remote_ip)),
-        ports=((bridge, tunbr.tunnel_port(remote_ip, ctx.tunnel_ip)),),
+        flows=((bridge, tunbr.tunnel_port_flows(remote_ip)),),
+        ports=((bridge, (tunbr.tunnel_port(remote_ip, ctx.tunnel_ip),)),),
     )
 
 
@@ -189,22 +189,24 @@ def router_piece(
     }
     namespace = compute_router_namespace(router, vlans, config.integration_bridge)
     ports = tuple(
-        (config.integration_bridge,
-         intbr.router_interface_bridge_port(
-             link.peer, DEAD_VLAN if link.tag is None else link.tag, link.external_ids))
+        intbr.router_interface_bridge_port(
+            link.peer, DEAD_VLAN if link.tag is None else link.tag, link.external_ids)
         for link in namespace.links
     )
-    flows: list[tuple[str, Flow]] = []
+    flows: list[Flow] = []
     if ctx.dvr_enabled and router.distributed:
         for interface in router.interfaces:
             fact = facts.get(interface.network_id)
             if fact is None or not fact.tunnelled:
                 continue
             flows.extend(
-                _on(config.tunnel_bridge,
-                    tunbr.dvr_subnet_tunnel_flows(interface, fact.local_vlan, ctx.host_mac))
+                tunbr.dvr_subnet_tunnel_flows(interface, fact.local_vlan, ctx.host_mac)
             )
-    return Piece(flows=tuple(flows), ports=ports, namespaces=(namespace,))
+    return Piece(
+        flows=((config.tunnel_bridge, tuple(flows)),) if flows else (),
+        ports=((config.integration_bridge, ports),) if ports else (),
+        namespaces=(namespace,),
+    )
 
 
 def port_piece(
@@ -238,4 +240,7 @@ def port_piece(
                 port.id, port.mac_address, fact.local_vlan, gateway_macs[subnet_ids[0]],
                 ovs_port_name,
             )
-    return Piece(flows=_on(bridge, flows), ports=((bridge, intbr.vif_port(ovs_port_name, tag)),))
+    return Piece(
+        flows=((bridge, flows),) if flows else (),
+        ports=((bridge, (intbr.vif_port(ovs_port_name, tag),)),),
+    )

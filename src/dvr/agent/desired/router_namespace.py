@@ -39,8 +39,15 @@ def router_interface_link(
     )
 
 
+def _prefix_length(cidr: str) -> int:
+    _, slash, length = cidr.rpartition("/")
+    if slash and length.isdigit():
+        return int(length)
+    return ipaddress.ip_network(cidr, strict=False).prefixlen
+
+
 def interface_address(interface: RouterInterfaceView) -> Address:
-    prefix = ipaddress.ip_network(interface.cidr, strict=False).prefixlen
+    prefix = _prefix_length(interface.cidr)
     return Address(
         device=names.router_interface_device_name(interface.port_id),
         cidr=f"{interface.ip_address}/{prefix}",
@@ -77,6 +84,8 @@ def router_neighbors(router: RouterView) -> tuple[Neighbor, ...]:
 
 def router_extra_routes(router: RouterView) -> tuple[Route, ...]:
     """Extra routes via the interface whose subnet holds the next hop (others are skipped)."""
+    if not router.routes:
+        return ()
     networks = [
         (ipaddress.ip_network(i.cidr, strict=False), i)
         for i in sorted(router.interfaces, key=lambda i: (i.subnet_id, i.port_id))
@@ -102,7 +111,7 @@ def router_extra_routes(router: RouterView) -> tuple[Route, ...]:
 
 def router_sysctls(router: RouterView) -> tuple[tuple[str, str], ...]:
     sysctls = {IPV4_FORWARDING}
-    if any(ipaddress.ip_address(i.ip_address).version == 6 for i in router.interfaces):
+    if any(":" in i.ip_address for i in router.interfaces):
         sysctls.add(IPV6_FORWARDING)
     return tuple(sorted(sysctls))
 

@@ -71,6 +71,8 @@ def valid_remote_tunnel_ip(remote_ip: str, local_ip: str | None) -> bool:
     """A remote endpoint we can build a tunnel to: an IP of the local IP's family, not ours."""
     if local_ip is None:
         return False
+    if names.is_canonical_ipv4(remote_ip) and names.is_canonical_ipv4(local_ip):
+        return remote_ip != local_ip
     try:
         remote = ipaddress.ip_address(remote_ip)
         local = ipaddress.ip_address(local_ip)
@@ -150,7 +152,7 @@ def dvr_subnet_tunnel_flows(
     """
     owner = names.subnet_owner(interface.subnet_id)
     vlan = f"dl_vlan={local_vlan}"
-    if ipaddress.ip_address(interface.ip_address).version == 4:
+    if ":" not in interface.ip_address:
         gateway_probe = f"arp,{vlan},arp_tpa={interface.ip_address}"
     else:
         gateway_probe = f"icmp6,{vlan},icmp_type=135,nd_target={interface.ip_address}"

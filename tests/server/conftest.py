@@ -25,13 +25,12 @@ with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx wo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/pg.py
 
 import pg  # noqa: E402
-from server_helpers import Api  # noqa: E402
+from server_helpers import Api, make_config  # noqa: E402
 
 from dvr.db.migrate import upgrade_to_head  # noqa: E402
 from dvr.db.session import Database  # noqa: E402
 from dvr.db.tables import metadata  # noqa: E402
 from dvr.server.app import create_app  # noqa: E402
-from dvr.server.config import ServerConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -127,10 +126,6 @@ def db_url(backend) -> Iterator[str]:  # type: ignore[no-untyped-def]
     url = backend.new_database()
     yield url
     backend.drop(url)
-
-
-def make_config(db_url: str, **overrides: object) -> ServerConfig:
-    return ServerConfig(db_url=db_url, watch_poll_interval=0.2, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture

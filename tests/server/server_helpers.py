@@ -8,9 +8,14 @@ from sqlalchemy import select
 
 from dvr.db.tables import changes
 from dvr.model.hostview import HostView, host_view_from_dict
+from dvr.server.config import ServerConfig
 from dvr.server.hostview import build_host_view
 from dvr.server.services.hosts import all_hosts
 from dvr.server.services.notify import current_revision
+
+
+def make_config(db_url: str, **overrides: Any) -> ServerConfig:
+    return ServerConfig(db_url=db_url, watch_poll_interval=0.2, **overrides)
 
 
 class ApiError(AssertionError):

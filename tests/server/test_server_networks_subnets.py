@@ -45,10 +45,10 @@ def test_mtu_too_big_is_invalid_input(api):
 
 
 def test_vni_range_exhaustion_is_503(app, db_url):
+    from server_helpers import make_config
     from starlette.testclient import TestClient
 
     from dvr.server.app import create_app
-    from conftest import make_config
 
     small = create_app(make_config(db_url, vni_range=(5000, 5001)), migrate=False)
     with TestClient(small) as client:

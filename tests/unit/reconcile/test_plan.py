@@ -67,7 +67,8 @@ def namespace_only(namespace: NamespaceState) -> DesiredState:
 
 
 def observed_ns(**fields) -> ObservedState:
-    return ObservedState(namespaces=(ObservedNamespace(QROUTER, **fields),))
+    return ObservedState(namespaces=(ObservedNamespace(QROUTER, **fields),),
+                         host_links=(QR_PEER,))
 
 
 QR = ObservedLink("qr-1", "veth", "fa:16:3e:00:00:01", 1450, True, False)
@@ -359,11 +360,50 @@ def test_link_drift_is_set_back_and_tx_offload_switched_off_again():
         host_links=(replace(QR_PEER, mtu=1500),))
     plan = plan_changes(desired, observed)
     assert plan.commands == (
-        SetLink(QROUTER, "qr-1", "fa:16:3e:00:00:01", 1450),
+        SetLink(QROUTER, "qr-1", "fa:16:3e:00:00:01", None),
         SetTxChecksumming(QROUTER, "qr-1", False),
         SetLink(None, "qrb-1", None, 1450),
         EnsurePort("br-int", "qrb-1", tag=5, external_ids=(MANAGED,)),
     )
+
+
+def test_only_what_differs_is_set_and_a_new_mac_brings_the_neighbors_back():
+    desired = namespace_only(NamespaceState(QROUTER, "router:r", links=(QR_LINK,), neighbors=(
+        Neighbor("qr-1", "192.0.2.11", "fa:16:3e:00:00:11"),)))
+    permanent = ObservedNeighbor("qr-1", "192.0.2.11", "fa:16:3e:00:00:11", "permanent")
+    port = ObservedBridge("br-int", "netdev", "secure", ports=(
+        ObservedPort("qrb-1", tag=5, external_ids=(MANAGED,), ofport=1),))
+    mtu_only = ObservedState(
+        bridges=(port,), host_links=(QR_PEER,),
+        namespaces=(ObservedNamespace(QROUTER, links=(replace(QR, mtu=1300),),
+                                      neighbors=(permanent,),
+                                      sysctls=(("net.ipv4.ip_forward", "1"),)),))
+    assert plan_changes(desired, mtu_only).commands == (SetLink(QROUTER, "qr-1", None, 1450),)
+    # the kernel flushes every neighbor of a device whose MAC changes, PERMANENT ones too
+    new_mac = replace(mtu_only, namespaces=(replace(
+        mtu_only.namespaces[0], links=(replace(QR, mac_address="fa:16:3e:00:00:99"),)),))
+    assert plan_changes(desired, new_mac).commands == (
+        SetLink(QROUTER, "qr-1", "fa:16:3e:00:00:01", None),
+        ReplaceNeighbor(QROUTER, Neighbor("qr-1", "192.0.2.11", "fa:16:3e:00:00:11")))
+
+
+def test_a_recreated_device_gets_its_addresses_routes_and_neighbors_again():
+    desired = namespace_only(NamespaceState(
+        QROUTER, "router:r", links=(QR_LINK,), addresses=(Address("qr-1", "192.0.2.1/24"),),
+        routes=(Route("203.0.113.0/24", "qr-1", "192.0.2.6"),),
+        neighbors=(Neighbor("qr-1", "192.0.2.11", "fa:16:3e:00:00:11"),)))
+    # a dummy of the right name holds everything: replacing it loses all of it
+    observed = ObservedState(namespaces=(ObservedNamespace(
+        QROUTER, links=(replace(QR, kind="dummy"),), sysctls=(("net.ipv4.ip_forward", "1"),),
+        addresses=(Address("qr-1", "192.0.2.1/24"),),
+        routes=(Route("203.0.113.0/24", "qr-1", "192.0.2.6"),),
+        neighbors=(ObservedNeighbor("qr-1", "192.0.2.11", "fa:16:3e:00:00:11", "permanent"),)),),
+        host_links=(QR_PEER,))
+    plan = plan_changes(desired, observed)
+    assert plan.of_type(AddAddress, ReplaceRoute, ReplaceNeighbor) == (
+        AddAddress(QROUTER, Address("qr-1", "192.0.2.1/24")),
+        ReplaceRoute(QROUTER, Route("203.0.113.0/24", "qr-1", "192.0.2.6")),
+        ReplaceNeighbor(QROUTER, Neighbor("qr-1", "192.0.2.11", "fa:16:3e:00:00:11")))
 
 
 def test_mac_case_does_not_count_as_drift():

@@ -349,6 +349,11 @@ class FakeLinuxDriver:
 
     def _do_SetLink(self, op: SetLink) -> None:
         link = self._link(op.namespace, op.name)
+        ns = self._ns(op.namespace)
+        if op.mac_address is not None or (link.up and not op.up):
+            # like the kernel: setting a MAC (even the same one) or taking the device down
+            # flushes its neighbor entries, PERMANENT ones included
+            ns.neighbors = {k: n for k, n in ns.neighbors.items() if n.device != op.name}
         if op.mac_address is not None:
             link.mac_address = op.mac_address
         if op.mtu is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dvr.agent.desired.state import (
     Address,
@@ -221,52 +221,78 @@ def _plan_namespaces(
         if seen is None:
             steps.namespaces.append(CreateNamespace(namespace.name))
             seen = ObservedNamespace(namespace.name)
-        recreated_peers |= _plan_links(namespace, seen, observed, steps)
+        changes = _plan_links(namespace, seen, observed, steps)
+        recreated_peers |= changes.recreated_peers
         _plan_sysctls(namespace, seen, steps)
-        _plan_namespace_config(namespace, seen, steps)
+        _plan_namespace_config(namespace, _forget_devices(seen, changes), steps)
     for seen in observed.namespaces:
         if seen.name not in wanted and ownership.owns_namespace(seen.name):
             steps.stale_namespaces.append(DeleteNamespace(seen.name))
     return recreated_peers
 
 
+@dataclass(frozen=True)
+class _LinkChanges:
+    recreated_peers: set[str]  # bridge ends of veths (re)created: their OVS ports too
+    fresh_devices: set[str]  # (re)created in the namespace: nothing observed on them holds
+    new_macs: set[str]  # MAC changed: the kernel flushes even PERMANENT neighbors
+
+
 def _plan_links(
     namespace: NamespaceState, seen: ObservedNamespace, observed: ObservedState, steps: _Steps
-) -> set[str]:
-    recreated: set[str] = set()
+) -> _LinkChanges:
+    changes = _LinkChanges(set(), set(), set())
     for link in namespace.links:
         inside = seen.link(link.name)
         outside = observed.host_link(link.peer)
+        mac = link.mac_address.lower()
         if inside is None or outside is None or inside.kind != "veth":
             # missing, half a pair, or something else by that name: start afresh
             if inside is not None:
                 steps.links.append(DeleteLink(namespace.name, link.name))
             if outside is not None:
                 steps.links.append(DeleteLink(None, link.peer))
-            steps.links.append(
-                CreateVeth(namespace.name, link.name, link.peer, link.mac_address.lower(),
-                           link.mtu)
-            )
-            recreated.add(link.peer)
+            steps.links.append(CreateVeth(namespace.name, link.name, link.peer, mac, link.mtu))
+            changes.recreated_peers.add(link.peer)
+            changes.fresh_devices.add(link.name)
             continue
-        mac = link.mac_address.lower()
-        if normalize_mac(inside.mac_address) != mac or inside.mtu != link.mtu or not inside.up:
-            steps.link_settings.append(SetLink(namespace.name, link.name, mac, link.mtu))
+        # only what differs: setting even the same MAC again flushes the neighbor table
+        new_mac = mac if normalize_mac(inside.mac_address) != mac else None
+        new_mtu = link.mtu if inside.mtu != link.mtu else None
+        if new_mac or new_mtu or not inside.up:
+            steps.link_settings.append(SetLink(namespace.name, link.name, new_mac, new_mtu))
+        if new_mac:
+            changes.new_macs.add(link.name)
         if inside.tx_checksumming is True:
             steps.link_settings.append(SetTxChecksumming(namespace.name, link.name, False))
         if outside.mtu != link.mtu or not outside.up:
-            steps.link_settings.append(SetLink(None, link.peer, None, link.mtu))
+            new_mtu = link.mtu if outside.mtu != link.mtu else None
+            steps.link_settings.append(SetLink(None, link.peer, None, new_mtu))
     wanted = {link.name for link in namespace.links}
     for link in seen.links:
         if link.name not in wanted:
             steps.stale_links.append(DeleteLink(namespace.name, link.name))
-    return recreated
+    return changes
 
 
 def _plan_sysctls(namespace: NamespaceState, seen: ObservedNamespace, steps: _Steps) -> None:
     for key, value in namespace.sysctls:
         if seen.sysctl(key) != value:
             steps.link_settings.append(SetSysctl(namespace.name, key, value))
+
+
+def _forget_devices(seen: ObservedNamespace, changes: _LinkChanges) -> ObservedNamespace:
+    """What ``seen`` will still hold once the links are (re)made: nothing on a fresh device,
+    no neighbors on a device whose MAC changes."""
+    fresh, flushed = changes.fresh_devices, changes.fresh_devices | changes.new_macs
+    if not flushed:
+        return seen
+    return replace(
+        seen,
+        addresses=tuple(a for a in seen.addresses if a.device not in fresh),
+        routes=tuple(r for r in seen.routes if r.device not in fresh),
+        neighbors=tuple(n for n in seen.neighbors if n.device not in flushed),
+    )
 
 
 def _plan_namespace_config(

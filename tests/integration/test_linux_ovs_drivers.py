@@ -1,0 +1,190 @@
+"""The real Linux and OVS drivers, one host, no fabric: what they apply is what the ordinary
+tools see, what they observe is what they applied, and drift made behind their back is
+planned back exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from dataplane_support import processes_mentioning, root_namespaces
+
+from dvr.agent.desired.state import (
+    Address,
+    BridgeState,
+    DesiredState,
+    Flow,
+    NamespaceState,
+    Neighbor,
+    OvsPort,
+    Route,
+    Rule,
+    VethLink,
+)
+from dvr.agent.drivers.ops import (
+    DeleteNamespace,
+    DeleteNeighbor,
+    DeleteRoute,
+    DeleteRule,
+    EnsurePort,
+    FlowBundle,
+    ReplaceNeighbor,
+    ReplaceRoute,
+    SetLink,
+    SetSysctl,
+    SetTxChecksumming,
+)
+from dvr.lab.hostenv import HostEnv
+from dvr.lab.inhost import observe_in_host, plan_in_host, reconcile_in_host
+
+NS = "qrouter-drivers"
+SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "0"))
+
+
+def desired_state() -> DesiredState:
+    links = (
+        VethLink("qr-one", "qrb-one", "br-int", "fa:16:3e:00:00:01", 1450, tag=1,
+                 external_ids=(("iface-id", "one"),)),
+        VethLink("qr-two", "qrb-two", "br-int", "fa:16:3e:00:00:02", 1400, tag=2),
+    )
+    namespace = NamespaceState(
+        name=NS, owner="router:drivers", links=links,
+        addresses=(Address("qr-one", "192.0.2.1/24"), Address("qr-two", "198.51.100.1/24"),
+                   Address("qr-two", "2001:db8::1/64")),
+        routes=(Route("default", "qr-one", "192.0.2.254", table=16),
+                Route("203.0.113.0/24", "qr-two", "198.51.100.9"),
+                Route("203.0.113.128/25", "qr-one", scope="link", table=17)),
+        rules=(Rule(32768, 16, "198.51.100.0/24"), Rule(32769, 17, iif="qr-one")),
+        neighbors=(Neighbor("qr-one", "192.0.2.11", "fa:16:3e:10:00:11"),
+                   Neighbor("qr-two", "198.51.100.22", "fa:16:3e:20:00:22")),
+        sysctls=SYSCTLS)
+    flows = frozenset({
+        Flow(0, 10, "in_port=qrb-one", "output:qrb-two", "port:one"),
+        Flow(0, 0, "", "NORMAL", "bridge:br-int"),
+    })
+    bridge = BridgeState("br-int", (OvsPort("patch-x", "internal"),), flows)
+    return DesiredState("drivers", 1, (bridge,), (namespace,))
+
+
+@pytest.fixture
+def host(unique_names, workroot) -> Iterator[HostEnv]:
+    prefix = next(unique_names)
+    env = HostEnv(f"{prefix}-h", workroot / prefix / "h")
+    try:
+        env.start()
+        yield env
+    finally:
+        env.stop()
+        assert root_namespaces(prefix) == []
+        assert processes_mentioning(f"dvrhost-{prefix}") == []
+        assert processes_mentioning(str(workroot / prefix)) == []
+
+
+def ip_json(host: HostEnv, *argv: str) -> list[dict]:
+    return json.loads(host.run(["ip", "netns", "exec", NS, "ip", "-j", *argv]).stdout or "[]")
+
+
+def in_ns(host: HostEnv, *argv: str) -> str:
+    return host.run(["ip", "netns", "exec", NS, *argv]).stdout
+
+
+def test_applied_state_is_what_the_tools_see_and_what_the_driver_observes(host: HostEnv):
+    desired = desired_state()
+    result = reconcile_in_host(host, desired)
+    assert result.failures == ()
+    assert plan_in_host(host, desired).commands == ()
+
+    links = {link["ifname"]: link for link in ip_json(host, "link", "show")}
+    assert links["qr-one"]["address"] == "fa:16:3e:00:00:01" and links["qr-one"]["mtu"] == 1450
+    assert links["qr-two"]["mtu"] == 1400 and "UP" in links["qr-two"]["flags"]
+    assert "UP" in links["lo"]["flags"]
+    assert "tx-checksumming: off" in in_ns(host, "ethtool", "-k", "qr-one")
+    peer = json.loads(host.run(["ip", "-j", "link", "show", "qrb-two"]).stdout)[0]
+    assert peer["mtu"] == 1400 and "UP" in peer["flags"]
+
+    table16 = ip_json(host, "route", "show", "table", "16")
+    assert [(r["dst"], r["gateway"], r["dev"]) for r in table16] == [
+        ("default", "192.0.2.254", "qr-one")]
+    main = [(r["dst"], r.get("gateway"), r.get("protocol")) for r in ip_json(host, "route")]
+    assert ("203.0.113.0/24", "198.51.100.9", "static") in main
+    table17 = ip_json(host, "route", "show", "table", "17")
+    assert [(r["dst"], r["scope"]) for r in table17] == [("203.0.113.128/25", "link")]
+    rules = {(r["priority"], r["table"], None if r["src"] == "all" else r["src"], r.get("iif"))
+             for r in ip_json(host, "rule", "show")}
+    assert {(32768, "16", "198.51.100.0", None), (32769, "17", None, "qr-one")} <= rules
+    neighbors = {(n["dst"], n["lladdr"], tuple(n["state"]))
+                 for n in ip_json(host, "neigh", "show")}
+    assert neighbors == {("192.0.2.11", "fa:16:3e:10:00:11", ("PERMANENT",)),
+                         ("198.51.100.22", "fa:16:3e:20:00:22", ("PERMANENT",))}
+    assert in_ns(host, "sysctl", "-n", "net.ipv4.ip_forward").strip() == "1"
+
+    observed = observe_in_host(host, desired)
+    ns = observed.namespace(NS)
+    assert set(ns.addresses) == set(desired.namespaces[0].addresses)
+    assert set(ns.routes) == set(desired.namespaces[0].routes)
+    assert set(ns.rules) == set(desired.namespaces[0].rules)
+    assert {(n.device, n.ip_address, n.mac_address, n.state) for n in ns.neighbors} == {
+        ("qr-one", "192.0.2.11", "fa:16:3e:10:00:11", "permanent"),
+        ("qr-two", "198.51.100.22", "fa:16:3e:20:00:22", "permanent")}
+    assert dict(ns.sysctls) == dict(SYSCTLS)
+    assert {(link.name, link.kind, link.tx_checksumming) for link in ns.links} == {
+        ("qr-one", "veth", False), ("qr-two", "veth", False)}
+    br_int = observed.bridge("br-int")
+    assert (br_int.datapath_type, br_int.fail_mode) == ("netdev", "secure")
+    ports = {p.name: p for p in br_int.ports}
+    assert ports["qrb-one"].tag == 1 and ports["qrb-one"].external_id("iface-id") == "one"
+    assert ports["qrb-one"].external_id("dvr-managed") == "true"
+    assert {f.cookie for f in br_int.flows} == {f.cookie for f in desired.bridges[0].flows}
+
+
+def test_drift_behind_the_drivers_back_is_planned_back_exactly(host: HostEnv):
+    desired = desired_state()
+    assert reconcile_in_host(host, desired).failures == ()
+    for argv in (
+        ["ip", "route", "replace", "default", "via", "192.0.2.253", "dev", "qr-one",
+         "table", "16", "proto", "static"],
+        ["ip", "route", "add", "192.0.2.128/25", "via", "192.0.2.253", "proto", "static"],
+        ["ip", "rule", "add", "priority", "40000", "from", "192.0.2.0/24", "table", "40"],
+        ["ip", "neigh", "replace", "192.0.2.11", "lladdr", "fa:16:3e:10:00:99", "dev",
+         "qr-one", "nud", "reachable"],
+        ["ip", "neigh", "add", "192.0.2.77", "lladdr", "fa:16:3e:10:00:77", "dev", "qr-one",
+         "nud", "permanent"],
+        ["ip", "link", "set", "qr-two", "mtu", "1300"],
+        ["ethtool", "-K", "qr-one", "tx", "on"],
+        ["sysctl", "-qw", "net.ipv4.ip_forward=0"],
+    ):
+        host.run(["ip", "netns", "exec", NS, *argv])
+    host.vsctl("set", "port", "qrb-one", "tag=9")
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow15", "add-flow", "br-int",
+                    "cookie=0x77,table=5,priority=1,actions=drop"], env=host.env(), check=True)
+
+    plan = plan_in_host(host, desired)
+    kinds = {type(c) for c in plan.commands}
+    assert kinds == {ReplaceRoute, DeleteRoute, DeleteRule, ReplaceNeighbor, DeleteNeighbor,
+                     SetLink, SetTxChecksumming, SetSysctl, EnsurePort, FlowBundle}
+    assert [c.route.via for c in plan.commands if isinstance(c, ReplaceRoute)] == [
+        "192.0.2.254"]
+    assert [c.route.destination for c in plan.commands if isinstance(c, DeleteRoute)] == [
+        "192.0.2.128/25"]
+    assert [c.ip_address for c in plan.commands if isinstance(c, DeleteNeighbor)] == [
+        "192.0.2.77"]
+    assert [(b.add, [(r.table, r.cookie) for r in b.delete])
+            for b in plan.commands if isinstance(b, FlowBundle)] == [((), [(5, 0x77)])]
+
+    result = reconcile_in_host(host, desired)
+    assert result.failures == ()
+    assert plan_in_host(host, desired).commands == ()
+    assert "tx-checksumming: off" in in_ns(host, "ethtool", "-k", "qr-one")
+
+
+def test_stale_owned_namespaces_go_and_foreign_ones_stay(host: HostEnv):
+    desired = desired_state()
+    for name in ("qrouter-stale", "snat-stale", "vm-foreign"):
+        host.run(["ip", "netns", "add", name])
+    plan = plan_in_host(host, desired)
+    assert {c for c in plan.commands if isinstance(c, DeleteNamespace)} == {
+        DeleteNamespace("qrouter-stale"), DeleteNamespace("snat-stale")}
+    assert reconcile_in_host(host, desired).failures == ()
+    assert host.namespaces() == sorted([NS, "vm-foreign"])

@@ -1,0 +1,149 @@
+"""Per-host inputs of the tracer and what it derives from them (pure).
+
+``HostData`` is what the tracer needs of one host: the server's HostView and the desired
+state the host's agent computes from it (plus, optionally, the VIF names the agent
+reported).  ``HostSwitch`` compiles the host's bridges once and answers the questions the
+walk asks: which OVS port is a VM's, which namespace a router port leads to, and what a
+learning switch's MAC table would hold (NORMAL is modelled with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.names import router_namespace_name
+from dvr.agent.desired.state import DesiredState, NamespaceState, OvsPort, VethLink
+from dvr.model.hostview import HostView, PortView, RouterInterfaceView, RouterView
+from dvr.trace import ofsim
+
+VIF_PREFIX = "tap"  # Nova's (and the lab's) name for a VM port on br-int: tap<port id[:11]>
+DEFAULT_BRIDGES = DesiredConfig()
+
+
+class HostData(NamedTuple):
+    """One host as the tracer sees it."""
+
+    view: HostView
+    state: DesiredState
+    plugged: Mapping[str, str] | None = None  # port id -> OVS port name (agent's report)
+
+
+def default_vif_name(port_id: str) -> str:
+    return f"{VIF_PREFIX}{port_id[:11]}"
+
+
+@dataclass(frozen=True)
+class HostSwitch:
+    """A host's compiled pipeline and the facts the walk looks up on it."""
+
+    host: str
+    data: HostData
+    pipeline: ofsim.Pipeline
+    integration_bridge: str
+    tunnel_bridge: str
+    mac_table: Mapping[str, str]
+
+    @classmethod
+    def of(cls, data: HostData) -> HostSwitch:
+        """Compile ``data``; raises ``ofsim.UnsupportedFlow`` for flows it cannot model."""
+        integration = DEFAULT_BRIDGES.integration_bridge
+        links = [link for ns in data.state.namespaces for link in ns.links]
+        if links:
+            integration = links[0].bridge
+        tunnel = DEFAULT_BRIDGES.tunnel_bridge
+        return cls(
+            host=data.view.host,
+            data=data,
+            pipeline=ofsim.Pipeline(data.state.bridges),
+            integration_bridge=integration,
+            tunnel_bridge=tunnel,
+            mac_table=learned_macs(data, integration),
+        )
+
+    @property
+    def view(self) -> HostView:
+        return self.data.view
+
+    @property
+    def state(self) -> DesiredState:
+        return self.data.state
+
+    def bridge_ports(self, bridge: str) -> dict[str, OvsPort]:
+        found = self.state.bridge(bridge)
+        return {} if found is None else {p.name: p for p in found.ports}
+
+    def vif_name(self, port_id: str) -> str:
+        plugged = self.data.plugged or {}
+        return plugged.get(port_id) or default_vif_name(port_id)
+
+    def vif_plugged(self, port_id: str) -> bool:
+        return self.vif_name(port_id) in self.bridge_ports(self.integration_bridge)
+
+    def port(self, port_id: str) -> PortView | None:
+        return next((p for p in self.view.ports if p.id == port_id), None)
+
+    def router_link(self, ovs_port: str) -> tuple[NamespaceState, VethLink] | None:
+        """The namespace device whose veth peer is ``ovs_port`` (a ``qrb-`` port)."""
+        for namespace in self.state.namespaces:
+            for link in namespace.links:
+                if link.peer == ovs_port:
+                    return namespace, link
+        return None
+
+    def gateway_interface(
+        self, subnet_id: str, gateway_ip: str | None
+    ) -> tuple[RouterView, RouterInterfaceView] | None:
+        """The local distributed router interface that is ``subnet_id``'s gateway."""
+        found: list[tuple[RouterView, RouterInterfaceView]] = [
+            (router, interface)
+            for router in self.view.routers
+            for interface in router.interfaces
+            if interface.subnet_id == subnet_id
+        ]
+        exact = [f for f in found if gateway_ip is None or f[1].ip_address == gateway_ip]
+        chosen = sorted(exact or found, key=lambda f: f[1].port_id)
+        return chosen[0] if chosen else None
+
+    def router_namespace(self, router_id: str) -> NamespaceState | None:
+        return self.state.namespace(router_namespace_name(router_id))
+
+    def host_by_tunnel_ip(self, tunnel_ip: str) -> str | None:
+        """The host behind ``tunnel_ip`` as this host's view names it (L2 population)."""
+        for network in self.view.networks:
+            for remote in network.remote_hosts:
+                if remote.tunnel_ip == tunnel_ip:
+                    return remote.host
+        return None
+
+
+def learned_macs(data: HostData, integration_bridge: str) -> dict[str, str]:
+    """MAC -> port of br-int's NORMAL: what a learning switch holds once traffic flowed.
+
+    Local VIFs sit behind their tap, router interfaces behind their ``qrb-`` port, and
+    every other MAC the host knows of (L2-population entries, static ARP entries) behind
+    the patch port to br-tun.
+    """
+    bridge = data.state.bridge(integration_bridge)
+    if bridge is None:
+        return {}
+    names = {p.name for p in bridge.ports}
+    patch = next((p.name for p in bridge.ports if p.type == "patch"), None)
+    table: dict[str, str] = {}
+    if patch is not None:
+        remote = {e.mac_address for n in data.view.networks for r in n.remote_hosts
+                  for e in r.entries}
+        remote |= {a.mac_address for r in data.view.routers for a in r.arp_entries}
+        table.update({mac.lower(): patch for mac in remote})
+    plugged = data.plugged or {}
+    for port in data.view.ports:
+        name = plugged.get(port.id) or default_vif_name(port.id)
+        if name in names:
+            table[port.mac_address.lower()] = name
+    for namespace in data.state.namespaces:
+        for link in namespace.links:
+            if link.bridge == integration_bridge and link.peer in names:
+                table[link.mac_address.lower()] = link.peer
+    return table

@@ -1,0 +1,214 @@
+"""``--verify``: replay each switch pass of a trace on the real switch and compare.
+
+The tracer asks a real switch through exactly one narrow port, ``SwitchProbe.trace``:
+``ovs-appctl ofproto/trace <bridge> <flow>`` on a host, returning its text.  Each *switch
+pass* of the computed trace (one ingress port on one host, followed across patch ports)
+is replayed once; every computed OpenFlow step of that pass is then matched against the
+real lookups, in order:
+
+- the real switch looked up the same bridge and table and hit the same cookie: **agree**
+  (the cookie names the owner and hashes the flow's content, so equal cookies mean equal
+  flows);
+- it looked up that table but hit another flow (or none): **disagree**, naming what it
+  hit instead;
+- it never reached that table (it left the computed path earlier): **missing**;
+- it reported an error (``>>`` lines, e.g. "native tunnel routing failed") under the
+  lookup: **disagree**;
+- the probe failed or its output is unreadable: **error**.
+
+Lookups the real switch made beyond the computed path (copies of a flooded frame, since
+NORMAL floods until it has learned a MAC) are ignored: they are not a disagreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Protocol
+
+from dvr.agent.desired.names import ofctl_port
+from dvr.agent.desired.state import Flow
+from dvr.trace.hosts import HostData
+from dvr.trace.ofproto import RealTrace, parse_ofproto_trace
+from dvr.trace.steps import (
+    OpenFlowStep,
+    PacketView,
+    RealHit,
+    Step,
+    StepCheck,
+    Trace,
+    TunnelStep,
+)
+
+
+class SwitchProbe(Protocol):
+    """The one port through which the tracer asks a real switch."""
+
+    def trace(self, host: str, bridge: str, flow: str) -> str:
+        """The output of ``ovs-appctl ofproto/trace <bridge> <flow>`` on ``host``.
+
+        Raises ``ProbeError`` (or OSError) when the switch cannot be asked."""
+        ...
+
+
+class ProbeError(RuntimeError):
+    """The real switch could not be asked (host unknown, daemon down, command failed)."""
+
+
+def ofproto_flow(in_port: str, packet: PacketView,
+                 tunnel: tuple[str, str] | None = None) -> str:
+    """The ``ofproto/trace`` flow for ``packet`` entering through ``in_port``.
+
+    ``tunnel`` = (source IP, destination IP) of the outer header for a frame that arrives
+    from a VXLAN port (its VNI is ``packet.tun_id``).
+    """
+    fields = [f"in_port={ofctl_port(in_port)}"]
+    if packet.tun_id is not None:
+        fields.append(f"tun_id={packet.tun_id:#x}")
+        if tunnel is not None:
+            fields += [f"tun_src={tunnel[0]}", f"tun_dst={tunnel[1]}"]
+    fields += [packet.proto, f"dl_src={packet.dl_src}", f"dl_dst={packet.dl_dst}"]
+    if packet.dl_vlan is not None:
+        fields.append(f"dl_vlan={packet.dl_vlan}")
+    fields += [f"nw_src={packet.nw_src}", f"nw_dst={packet.nw_dst}", f"nw_ttl={packet.nw_ttl}"]
+    if packet.proto == "icmp":
+        fields += [f"icmp_type={packet.icmp_type or 0}", "icmp_code=0"]
+    else:
+        fields += [f"tp_src={packet.tp_src or 0}", f"tp_dst={packet.tp_dst or 0}"]
+    return ",".join(fields)
+
+
+def switch_passes(steps: tuple[Step, ...]) -> list[tuple[list[int], tuple[str, str] | None]]:
+    """Indexes of the OpenFlow steps of each pass, and the tunnel it arrived through."""
+    passes: dict[int, list[int]] = {}
+    tunnels: dict[int, tuple[str, str] | None] = {}
+    previous: Step | None = None
+    for index, step in enumerate(steps):
+        if isinstance(step, OpenFlowStep):
+            if step.switch_pass not in passes:
+                passes[step.switch_pass] = []
+                tunnels[step.switch_pass] = (
+                    (previous.local_ip, previous.remote_ip)
+                    if isinstance(previous, TunnelStep) else None)
+            passes[step.switch_pass].append(index)
+        previous = step
+    return [(indexes, tunnels[key]) for key, indexes in passes.items()]
+
+
+def _find(hits: tuple[RealHit, ...], start: int, step: OpenFlowStep,
+          wanted: Callable[[OpenFlowStep, RealHit], bool]) -> int | None:
+    return next((i for i in range(start, len(hits)) if wanted(step, hits[i])), None)
+
+
+def _same_lookup(step: OpenFlowStep, hit: RealHit) -> bool:
+    return hit.bridge == step.bridge and hit.table == step.table
+
+
+def _same_flow(step: OpenFlowStep, hit: RealHit) -> bool:
+    if not _same_lookup(step, hit):
+        return False
+    if step.flow is None:
+        return hit.miss
+    return not hit.miss and (hit.cookie or 0) == step.flow.cookie
+
+
+def _describe_real(hit: RealHit, known: Mapping[int, Flow]) -> str:
+    text = hit.describe()
+    flow = known.get(hit.cookie) if hit.cookie is not None else None
+    if flow is not None:
+        text += f" [{flow.owner}]"
+    elif not hit.miss:
+        text += " [a flow the desired state does not have]"
+    return text
+
+
+def compare_pass(steps: list[OpenFlowStep], real: RealTrace,
+                 known: Mapping[int, Flow]) -> list[StepCheck]:
+    """The real switch's opinion of each computed step of one pass."""
+    checks: list[StepCheck] = []
+    position = 0
+    diverged = False
+    for step in steps:
+        exact = None if diverged else _find(real.hits, position, step, _same_flow)
+        if exact is not None:
+            hit = real.hits[exact]
+            position = exact + 1
+            errors = [n.removeprefix(">>").strip() for n in hit.notes if n.startswith(">>")]
+            if errors:
+                checks.append(StepCheck("disagree", "the real switch reports: "
+                                        + "; ".join(errors), hit))
+            else:
+                checks.append(StepCheck("agree", "; ".join(hit.notes), hit))
+            continue
+        other = None if diverged else _find(real.hits, position, step,
+                                            _same_lookup)
+        if other is not None:
+            hit = real.hits[other]
+            position = other + 1
+            wanted = ("no flow" if step.flow is None
+                      else f"cookie {step.flow.cookie:#x}")
+            checks.append(StepCheck(
+                "disagree",
+                f"the real switch hit {_describe_real(hit, known)} instead of {wanted}", hit))
+            diverged = True
+            continue
+        checks.append(StepCheck(
+            "missing",
+            f"the real switch never looked up {step.bridge} table {step.table} on this path",
+        ))
+        diverged = True
+    return checks
+
+
+def _flows_by_cookie(trace: Trace,
+                     hosts: Mapping[str, HostData] | None) -> dict[str, dict[int, Flow]]:
+    """host -> cookie -> desired Flow, to name what the real switch hit instead."""
+    known: dict[str, dict[int, Flow]] = {}
+    for step in trace.openflow_steps():
+        flows = known.get(step.host)
+        if flows is None:
+            flows = known[step.host] = {}
+            data = hosts.get(step.host) if hosts is not None else None
+            if data is not None:
+                flows.update({f.cookie: f for b in data.state.bridges for f in b.flows})
+        if step.flow is not None:
+            flows[step.flow.cookie] = step.flow
+    return known
+
+
+def verify_trace(trace: Trace, probe: SwitchProbe,
+                 hosts: Mapping[str, HostData] | None = None) -> Trace:
+    """``trace`` (and its reply) with every OpenFlow step checked against the real switch.
+
+    ``hosts`` (the tracer's input) lets a disagreement name the desired flow the real
+    switch hit instead of the computed one.
+    """
+    known = _flows_by_cookie(trace, hosts)
+    steps = list(trace.steps)
+    for indexes, tunnel in switch_passes(trace.steps):
+        first = steps[indexes[0]]
+        assert isinstance(first, OpenFlowStep)
+        flow = ofproto_flow(first.in_port, first.packet_in, tunnel)
+        pass_steps = [steps[i] for i in indexes]
+        checks = _checks_for(probe, first.host, first.bridge, flow, pass_steps,  # type: ignore[arg-type]
+                             known.get(first.host, {}))
+        for index, check in zip(indexes, checks, strict=True):
+            step = steps[index]
+            assert isinstance(step, OpenFlowStep)
+            steps[index] = replace(step, check=check)
+    reply = verify_trace(trace.reply, probe, hosts) if trace.reply is not None else None
+    return replace(trace.with_steps(tuple(steps), verified=True), reply=reply)
+
+
+def _checks_for(probe: SwitchProbe, host: str, bridge: str, flow: str,
+                steps: list[OpenFlowStep], known: Mapping[int, Flow]) -> list[StepCheck]:
+    try:
+        text = probe.trace(host, bridge, flow)
+    except (ProbeError, OSError) as exc:
+        return [StepCheck("error", f"could not ask the real switch: {exc}")] * len(steps)
+    real = parse_ofproto_trace(text)
+    if not real.parsed:
+        first_line = text.strip().splitlines()[0] if text.strip() else "(no output)"
+        return [StepCheck("error", f"unreadable ofproto/trace output: {first_line}")] * len(
+            steps)
+    return compare_pass(steps, real, known)

@@ -1,0 +1,62 @@
+"""Tracer inputs built in memory from ``east_west_cloud()`` (the server's rules, DVR.md §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dvr.agent.desired import HostInputs, compute_desired_state
+from dvr.model.hostview import HostView
+from dvr.trace.hosts import HostData
+from dvr.trace.steps import TraceRequest
+from tests.unit.desired.desired_scenarios import (
+    BLUE_1,
+    BLUE_2,
+    HOST_2,
+    ORANGE_1,
+    Cloud,
+    east_west_cloud,
+)
+
+ViewEdit = Callable[[HostView], HostView]
+
+
+def host_data(cloud: Cloud, host: str, edit: ViewEdit | None = None) -> HostData:
+    """``host`` as its agent would compute it (optionally from an edited view)."""
+    view = cloud.view(host)
+    if edit is not None:
+        view = edit(view)
+    plugged = cloud.plugged(host)
+    state = compute_desired_state(view, HostInputs(plugged=plugged))
+    return HostData(view, state, plugged)
+
+
+def east_west_hosts(cloud: Cloud | None = None,
+                    edits: dict[str, ViewEdit] | None = None) -> dict[str, HostData]:
+    cloud = cloud or east_west_cloud()
+    edits = edits or {}
+    return {h.name: host_data(cloud, h.name, edits.get(h.name)) for h in cloud.hosts}
+
+
+# the traces whose real ofproto/trace texts are recorded in data/ofproto_traces.json
+RECORDED_REQUESTS = (
+    TraceRequest(BLUE_1, ORANGE_1),  # routed on compute-1, cross host (and the reply)
+    TraceRequest(BLUE_1, BLUE_2),  # same subnet, cross host
+    TraceRequest(BLUE_2, ORANGE_1, proto="tcp", dport=80),  # routed, same host
+)
+
+
+def orange_1_port_flow_cookie(hosts: dict[str, HostData]) -> int:
+    """br-int table 1 on compute-2: restore the gateway MAC and output to orange-1."""
+    bridge = hosts[HOST_2].state.bridge("br-int")
+    assert bridge is not None
+    flow = next(f for f in bridge.flows if f.owner == f"port:{ORANGE_1}" and f.table == 1)
+    return flow.cookie
+
+
+def deleted_variants(hosts: dict[str, HostData]) -> dict[str, list[tuple[str, str, str]]]:
+    """Flows deleted by hand on the real switch: variant -> [(host, bridge, del-flows spec)]."""
+    cookie = orange_1_port_flow_cookie(hosts)
+    return {
+        "deleted-port-flow": [(HOST_2, "br-int", f"cookie={cookie:#x}/-1")],
+        "deleted-table": [(HOST_2, "br-int", "table=1")],
+    }

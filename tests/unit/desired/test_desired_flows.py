@@ -331,6 +331,21 @@ def test_port_of_unknown_network_is_dead(cloud):
     assert port.tag == DEAD_VLAN
 
 
+def test_orphan_vif_is_parked_on_the_dead_vlan(cloud):
+    plugged = {**cloud.plugged(HOST_2), "gone-port-id": "tapgone"}
+    state = state_of(cloud.view(HOST_2), plugged)
+    port = next(p for p in bridge(state, "br-int").ports if p.name == "tapgone")
+    assert port.tag == DEAD_VLAN and not port.managed
+    assert not any(f.owner == "port:gone-port-id" for f in bridge(state, "br-int").flows)
+
+
+def test_agent_ports_found_by_iface_id_are_never_vifs(cloud):
+    """The qrb- veth ends carry iface-id too: an observer may report them as plugged."""
+    plugged = {**cloud.plugged(HOST_2), IF_ORANGE: router_interface_bridge_port_name(IF_ORANGE),
+               "x": "vxlan-c633640b", "y": "patch-tun"}
+    assert state_of(cloud.view(HOST_2), plugged) == host_state(cloud, HOST_2)
+
+
 def test_agent_owned_device_owners_are_never_vifs(cloud):
     view = cloud.view(HOST_2)
     view = replace(view, ports=tuple(replace(p, device_owner=OWNER_ROUTER_SNAT)

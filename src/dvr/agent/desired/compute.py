@@ -69,6 +69,9 @@ def compute_pieces(
         pieces[("port", port.id)] = port_piece(
             ctx, port, inputs.plugged.get(port.id), facts.get(port.network_id), gateway_macs
         )
+    for port_id, ovs_port_name in inputs.plugged.items():  # orphan VIFs
+        if ("port", port_id) not in pieces:
+            pieces[("port", port_id)] = port_piece(ctx, None, ovs_port_name, None, gateway_macs)
     return pieces, vlans
 
 

@@ -18,7 +18,7 @@ dependency graph, in one place:
 | routers[id]             | router:<id>; DVR gateway MAC of its interfaces' subnets      |
 | DVR gateway MAC[subnet] | port:<p> for ports with an address on the subnet             |
 | ports[id]               | port:<id>                                                    |
-| plugged[port id]        | port:<id>                                                    |
+| plugged[port id]        | port:<id> (also for an orphan VIF: plugged, not in ports)    |
 
 Because the full computation (``compute.py``) calls the very same piece functions and the
 same ``Assembly``, the incremental result equals the full one exactly when this table is
@@ -312,7 +312,8 @@ class DesiredStateCache:
         if kind == "port":
             port = self._ports.get(ident)
             if port is None:
-                return None
+                plugged = self._plugged.get(ident)
+                return None if plugged is None else port_piece(ctx, None, plugged, None, {})
             return port_piece(
                 ctx, port, self._plugged.get(ident), self._facts.get(port.network_id),
                 self._gateway_macs,

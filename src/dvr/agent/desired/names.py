@@ -32,6 +32,8 @@ FIP_NS_PREFIX = "fip-"
 ROUTER_INTERFACE_PREFIX = "qr-"
 ROUTER_INTERFACE_BRIDGE_PREFIX = "qrb-"
 VXLAN_PORT_PREFIX = "vxlan-"
+# ports the agent itself creates on its bridges (the next issue adds sg-/qg-/fg- bridge ends)
+AGENT_PORT_PREFIXES = (ROUTER_INTERFACE_BRIDGE_PREFIX, VXLAN_PORT_PREFIX)
 
 # --- namespaces and devices -------------------------------------------------------------
 
@@ -76,6 +78,11 @@ def vxlan_port_name(remote_ip: str) -> str:
         return VXLAN_PORT_PREFIX + address.packed.hex()
     digest = hashlib.blake2b(address.packed, digest_size=4).hexdigest()
     return f"{VXLAN_PORT_PREFIX}{digest}"
+
+
+def is_agent_port_name(name: str, patch_ports: tuple[str, ...] = ()) -> bool:
+    """A bridge port the agent creates itself (never a VIF, whatever its iface-id says)."""
+    return name.startswith(AGENT_PORT_PREFIXES) or name in patch_ports
 
 
 # --- owners -------------------------------------------------------------------------------

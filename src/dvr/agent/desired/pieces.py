@@ -11,8 +11,13 @@ piece is a pure function of that object plus a few declared derived inputs:
 | network:<id>   | host context, the NetworkView, its local VLAN                       |
 | tunnel:<ip>    | host context (local tunnel IP); exists while any network needs <ip> |
 | router:<id>    | host context, the RouterView, NetworkFacts of its interfaces' nets  |
-| port:<id>      | host context, the PortView, plugged name, NetworkFacts of its net,  |
-|                | DVR gateway MAC of each of its subnets                              |
+| port:<id>      | host context, the PortView (None: an orphan VIF), plugged name,     |
+|                | NetworkFacts of its net, DVR gateway MAC of each of its subnets     |
+
+Room for the next issue: ``snat:<router id>`` (the ``snat-`` namespace on a dvr_snat host)
+and ``fip:<external network id>`` (the ``fip-`` namespace, ``rfp-``/``fpr-`` links, NAT
+rules) become two more piece kinds with their own rows here and in the incremental
+dependency table; the ``router`` piece grows its FIP rules/routes.  Nothing else changes.
 
 The full computation (``compute.py``) and the incremental cache (``incremental.py``) call
 the same functions, so they can only disagree if a dependency above is missed.
@@ -24,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dvr.agent.desired import integration_bridge as intbr
+from dvr.agent.desired import names
 from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.config import DesiredConfig
 from dvr.agent.desired.router_namespace import compute_router_namespace
@@ -211,24 +217,33 @@ def router_piece(
 
 def port_piece(
     ctx: HostContext,
-    port: PortView,
+    port: PortView | None,
     ovs_port_name: str | None,
     fact: NetworkFacts | None,
     gateway_macs: Mapping[str, str],
 ) -> Piece:
     """A plugged VIF: its local VLAN tag and, on a DVR subnet, br-int table 1.
 
-    Admin-down ports and ports of unknown networks get the dead VLAN (no forwarding).  A
-    port with addresses on several DVR subnets gets the gateway MAC of the lowest subnet id.
+    Admin-down ports, ports of unknown networks and *orphan* VIFs (plugged with an
+    iface-id the server does not bind here, ``port`` None) get the dead VLAN: a stale tap
+    must never keep a VLAN that may be reused by another network.  A port with addresses
+    on several DVR subnets gets the gateway MAC of the lowest subnet id.  The agent's own
+    ports (``qrb-``, ``vxlan-``, patch ports) are never VIFs.
     """
-    if port.device_owner in AGENT_DEVICE_OWNERS or ovs_port_name is None:
+    config = ctx.config
+    if ovs_port_name is None or names.is_agent_port_name(
+        ovs_port_name, (config.int_peer_patch_port, config.tun_peer_patch_port)
+    ):
         return EMPTY_PIECE
-    bridge = ctx.config.integration_bridge
-    usable = port.admin_state_up and fact is not None
+    if port is not None and port.device_owner in AGENT_DEVICE_OWNERS:
+        return EMPTY_PIECE
+    bridge = config.integration_bridge
+    usable = port is not None and port.admin_state_up and fact is not None
     tag = fact.local_vlan if usable and fact is not None else DEAD_VLAN
     flows: tuple[Flow, ...] = ()
     if (
         usable
+        and port is not None
         and fact is not None
         and fact.tunnelled
         and ctx.dvr_enabled

@@ -545,3 +545,13 @@ def test_removing_a_vm_removes_only_its_port_flow_tag_and_l2pop_elsewhere(cloud)
     assert [(f.table, f.owner) for f in gone1] == [(20, f"network:{BLUE}")]
     assert cloud.vm(BLUE_2).mac in next(iter(gone1)).match
     assert not bridge(after1, "br-tun").flows - bridge(before1, "br-tun").flows
+
+
+def test_state_helpers(cloud):
+    state = host_state(cloud, HOST_2)
+    assert state.local_vlan(BLUE) == vlan(state, BLUE)
+    assert state.local_vlan("nope") is None
+    br_int = bridge(state, "br-int")
+    assert br_int.port(tap_name(BLUE_2)).tag == vlan(state, BLUE)
+    assert br_int.port("nope") is None
+    assert br_int.flows_owned_by(f"port:{BLUE_2}") == flows(state, "br-int", owner=f"port:{BLUE_2}")

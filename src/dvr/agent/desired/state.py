@@ -94,6 +94,13 @@ class BridgeState:
     fail_mode: str = "secure"
     external_ids: tuple[tuple[str, str], ...] = ()
 
+    def port(self, name: str) -> OvsPort | None:
+        return next((p for p in self.ports if p.name == name), None)
+
+    def flows_owned_by(self, owner: str) -> frozenset[Flow]:
+        """Exactly the flows that removing ``owner`` removes from this bridge."""
+        return frozenset(f for f in self.flows if f.owner == owner)
+
 
 @dataclass(frozen=True, order=True)
 class VethLink:
@@ -175,3 +182,6 @@ class DesiredState:
 
     def namespace(self, name: str) -> NamespaceState | None:
         return next((n for n in self.namespaces if n.name == name), None)
+
+    def local_vlan(self, network_id: str) -> int | None:
+        return next((vlan for net, vlan in self.local_vlans if net == network_id), None)

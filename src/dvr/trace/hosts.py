@@ -9,7 +9,7 @@ learning switch's MAC table would hold (NORMAL is modelled with it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,6 +33,39 @@ class HostData(NamedTuple):
 
 def default_vif_name(port_id: str) -> str:
     return f"{VIF_PREFIX}{port_id[:11]}"
+
+
+class LazyHostData(Mapping[str, HostData]):
+    """host name -> HostData, each loaded on first access by ``load`` (then kept).
+
+    The tracer reads only the hosts a packet visits, so a caller that fetches host state
+    over the network pays only for those.
+    """
+
+    def __init__(self, names: Iterable[str], load: Callable[[str], HostData]) -> None:
+        self._names = sorted(set(names))
+        self._load = load
+        self._loaded: dict[str, HostData] = {}
+
+    def __getitem__(self, host: str) -> HostData:
+        if host not in self._names:
+            raise KeyError(host)
+        if host not in self._loaded:
+            self._loaded[host] = self._load(host)
+        return self._loaded[host]
+
+    def __contains__(self, host: object) -> bool:  # without loading it
+        return host in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def loaded(self) -> dict[str, HostData]:
+        """The hosts loaded so far."""
+        return dict(self._loaded)
 
 
 @dataclass(frozen=True)

@@ -310,11 +310,19 @@ class Trace:
         """(host, bridge, table) of every OpenFlow step, in order."""
         return tuple((s.host, s.bridge, s.table) for s in self.openflow_steps())
 
+    def checked(self, *statuses: CheckStatus) -> tuple[OpenFlowStep, ...]:
+        """OpenFlow steps (this direction, then the reply) whose check has a given status."""
+        own = tuple(s for s in self.openflow_steps()
+                    if s.check is not None and s.check.status in statuses)
+        return own + (self.reply.checked(*statuses) if self.reply is not None else ())
+
     def disagreements(self) -> tuple[OpenFlowStep, ...]:
         """OpenFlow steps where the real switch disagreed (this direction and the reply)."""
-        own = tuple(s for s in self.openflow_steps()
-                    if s.check is not None and not s.check.agrees)
-        return own + (self.reply.disagreements() if self.reply is not None else ())
+        return self.checked("disagree", "missing")
+
+    def unverified(self) -> tuple[OpenFlowStep, ...]:
+        """OpenFlow steps the real switch could not be asked about."""
+        return self.checked("error")
 
     def with_steps(self, steps: tuple[Step, ...], verified: bool) -> Trace:
         return replace(self, steps=steps, verified=verified)

@@ -1,0 +1,199 @@
+"""`dvr trace SRC DST`: a packet's path across hosts, from the server's data.
+
+The server gives every host's HostView (and, when it keeps them, what the host's agent
+reported: plugged VIFs and local VLANs); the agent's own pure functions turn those into
+the host's desired state, and the pure tracer walks the packet through it.  Only the hosts
+the packet visits are fetched.  ``--verify`` then replays every switch pass with
+``ovs-appctl ofproto/trace`` on the real switch: the hosts of ``--lab NAME``, or the switch
+of the machine the command runs on.
+
+Exit status: 0 delivered (and, with --verify, the real switches agree), 1 dropped,
+3 the real switches disagree with the computed path, 4 some steps could not be verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from typing import Any
+
+from dvr.client import ServerClient, ServerError
+from dvr.hoststate import describe_owner, desired_state_from_reports
+from dvr.trace.hosts import HostData, LazyHostData, default_vif_name
+from dvr.trace.render import render_text, trace_to_dict
+from dvr.trace.steps import PROTOCOLS, Trace, TraceRequest
+from dvr.trace.tracer import trace_packet
+from dvr.trace.verify import SwitchProbe, verify_trace
+
+EXIT_DELIVERED = 0
+EXIT_DROPPED = 1
+EXIT_DISAGREES = 3
+EXIT_UNVERIFIED = 4
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "trace", help="trace a packet across hosts through the desired flows and namespaces",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", metavar="SRC", help="VM name (port name/device_id) or port id")
+    parser.add_argument("destination", metavar="DST", help="VM name, port id or IP address")
+    parser.add_argument("--proto", choices=PROTOCOLS, default="icmp")
+    parser.add_argument("--dport", type=int, help="destination port (tcp/udp)")
+    parser.add_argument("--no-reply", action="store_true",
+                        help="do not trace the answer back")
+    parser.add_argument("--verify", action="store_true",
+                        help="replay each OpenFlow step on the real switch (ofproto/trace)")
+    parser.add_argument("--lab", metavar="NAME",
+                        help="use the dvr lab NAME: its server, and its hosts' switches for "
+                             "--verify")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    parser.set_defaults(handler=cmd_trace)
+
+
+# --- inputs from the server -----------------------------------------------------------------
+
+
+def _port_matches(port: dict[str, Any], ident: str) -> bool:
+    return ident in (port.get("name"), port.get("device_id"))
+
+
+def resolve_port(ports: list[dict[str, Any]], ident: str) -> dict[str, Any] | None:
+    """The port named ``ident`` (id, name or device_id); ValueError when ambiguous."""
+    by_id = [p for p in ports if p.get("id") == ident]
+    if by_id:
+        return by_id[0]
+    named = [p for p in ports if _port_matches(p, ident)]
+    if len(named) > 1:
+        ids = ", ".join(sorted(p["id"] for p in named))
+        raise ValueError(f"{ident!r} names {len(named)} ports ({ids}): give a port id")
+    return named[0] if named else None
+
+
+def port_with_ip(ports: list[dict[str, Any]], ip: str) -> dict[str, Any] | None:
+    target = ipaddress.ip_address(ip)
+    for port in sorted(ports, key=lambda p: p["id"]):
+        for fixed in port.get("fixed_ips") or []:
+            if ipaddress.ip_address(fixed["ip_address"]) == target:
+                return port
+    return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def build_request(ports: list[dict[str, Any]], source: str, destination: str, proto: str,
+                  dport: int | None, with_reply: bool) -> TraceRequest:
+    """A request naming ports by id, with their hosts as hints (names resolved here)."""
+    src = resolve_port(ports, source)
+    dst = port_with_ip(ports, destination) if _is_ip(destination) else resolve_port(
+        ports, destination)
+    return TraceRequest(
+        source=src["id"] if src else source,
+        destination=destination if _is_ip(destination) or dst is None else dst["id"],
+        proto=proto,  # type: ignore[arg-type]
+        dport=dport, with_reply=with_reply,
+        source_host=(src.get("binding:host_id") or None) if src else None,
+        destination_host=(dst.get("binding:host_id") or None) if dst else None,
+    )
+
+
+def server_hosts(client: ServerClient, ports: list[dict[str, Any]],
+                 assumed: set[str]) -> LazyHostData:
+    """Every host the server knows of, each fetched when the walk first needs it."""
+    names = {h["host"] for h in client.hosts()}
+    names |= {p["binding:host_id"] for p in ports if p.get("binding:host_id")}
+
+    def load(host: str) -> HostData:
+        view = client.host_view(host)
+        try:
+            report = client.agent_state(host) or {}
+        except ServerError as exc:
+            if exc.status not in (404, 405):
+                raise
+            report = {}
+        if not report.get("vifs"):
+            assumed.add(host)
+            report = {**report, "vifs": {p.id: default_vif_name(p.id) for p in view.ports}}
+        state = desired_state_from_reports(view, report)
+        return HostData(view, state, dict(report["vifs"]))
+
+    return LazyHostData(names, load)
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def use_colour(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def exit_status(trace: Trace) -> int:
+    if trace.disagreements():
+        return EXIT_DISAGREES
+    if trace.unverified():
+        return EXIT_UNVERIFIED
+    delivered = trace.delivered and (trace.reply is None or trace.reply.delivered)
+    return EXIT_DELIVERED if delivered else EXIT_DROPPED
+
+
+def _client(args: argparse.Namespace) -> ServerClient:
+    if args.lab:
+        from dvr.lab.lab import Lab, LabError
+
+        lab = Lab(args.lab)
+        try:
+            lab.record()
+        except LabError as exc:
+            raise ValueError(str(exc)) from None
+        return lab.client()
+    return ServerClient(args.server, args.token)
+
+
+def _probe(args: argparse.Namespace) -> SwitchProbe:
+    from dvr.lab.lab import LabError
+    from dvr.trace.probes import lab_probe, local_probe
+
+    try:
+        return lab_probe(args.lab) if args.lab else local_probe()
+    except LabError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    assumed: set[str] = set()
+    with _client(args) as client:
+        ports = client.list("ports")
+        request = build_request(ports, args.source, args.destination, args.proto, args.dport,
+                                not args.no_reply)
+        hosts = server_hosts(client, ports, assumed)
+        trace = trace_packet(hosts, request)
+        if args.verify:
+            trace = verify_trace(trace, _probe(args), hosts)
+
+        def describe(host: str, owner: str) -> str:
+            return describe_owner(hosts[host].view, owner) if host in hosts else owner
+
+        if args.json:
+            document = trace_to_dict(trace, request, describe)
+            document["request"].update({"source": args.source,
+                                        "destination": args.destination})
+            document["assumed_plugged"] = sorted(assumed)
+            print(json.dumps(document, indent=2))
+        else:
+            print(render_text(trace, request, use_colour(args.color), describe))
+            if assumed:
+                print(f"note: no agent report for {', '.join(sorted(assumed))}: VM ports "
+                      "assumed plugged as tap<port id[:11]>, local VLANs recomputed",
+                      file=sys.stderr)
+    return exit_status(trace)

@@ -21,6 +21,7 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import http_bad_request
 from dvr.web.events import EventStreamLimits, revision_events, wait_for_revision_change
 from dvr.web.topology import build_topology
+from dvr.web.trace import parse_trace_request, run_trace
 
 PREFIX = "/dvr/v1"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -96,6 +97,10 @@ def web_routes(
         revision = await wait_for_revision_change(context, since, timeout)
         return json_response({"revision": revision, "changed": revision != since})
 
+    async def trace(request: Request) -> Response:
+        trace_request = parse_trace_request(request.query_params)
+        return json_response(await context.read(lambda tx: run_trace(tx, trace_request)))
+
     return [
         Route("/ui", index, methods=["GET"]),
         Route("/ui/", index, methods=["GET"]),
@@ -106,4 +111,5 @@ def web_routes(
         ),
         Route(f"{PREFIX}/topology", topology, methods=["GET"]),
         Route(f"{PREFIX}/events", events, methods=["GET"]),
+        Route(f"{PREFIX}/trace", trace, methods=["GET"]),
     ]

@@ -1,0 +1,312 @@
+"""``GET /dvr/v1/trace``: the tracer run on the server's own data, as one JSON document.
+
+Every host's desired state is rebuilt the way ``dvr flows`` and the agent do it
+(``dvr.hoststate.desired_state_from_reports`` over the server's HostView builder), all in
+one read transaction and only for the hosts the walk visits (a lazy mapping).  The
+tracer's ``trace_packet`` is pure; this module only feeds it and turns its ``Trace`` into
+the web view's shape:
+
+    {"src": Endpoint, "dst": Endpoint, "proto", "dport", "revision",
+     "verdict": "delivered" | "dropped", "reason", "summary",
+     "hops": [{"kind": "vm"|"router"|"tunnel"|"drop", "host", "id", "name", "to_host", "vni"}],
+     "steps": [{"index", "direction", "host", "kind", "bridge", "table", "priority",
+                "match", "actions", "owner", "owner_description", "summary"}],
+     "assumed_plugged": [hosts whose VIF names were assumed, not reported]}
+
+``kind`` of a step: send, flow, router, tunnel, deliver, drop.  ``hops`` are the forward
+path's places, in order, for drawing it; ``steps`` list both directions (the reply after
+the request, when the request was delivered to a port).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dvr.db.tables import dvr_hosts, ports
+from dvr.hoststate import describe_owner, desired_state_from_reports
+from dvr.model.hostview import HostView, is_dvr_serviceable
+from dvr.server.errors import NeutronError, http_bad_request
+from dvr.server.hostview import build_host_view
+from dvr.server.services.notify import current_revision
+from dvr.server.tx import ReadTx
+from dvr.trace import ofsim
+from dvr.trace.hosts import HostData, default_vif_name
+from dvr.trace.steps import (
+    PROTOCOLS,
+    DeliveryStep,
+    DropStep,
+    Endpoint,
+    NamespaceStep,
+    OpenFlowStep,
+    PacketView,
+    SendStep,
+    Step,
+    Trace,
+    TraceRequest,
+    TunnelStep,
+)
+from dvr.trace.tracer import trace_packet
+
+AgentReport = Callable[[Connection, str], dict[str, Any] | None]
+
+
+def no_agent_report(conn: Connection, host: str) -> dict[str, Any] | None:
+    """The server keeps no agent reports (plugged VIFs, local VLANs) yet."""
+    return None
+
+
+class LazyHosts(Mapping[str, HostData]):
+    """host name -> HostData, each built on first access inside one read transaction."""
+
+    def __init__(self, names: list[str], load: Callable[[str], HostData]) -> None:
+        self._names = names
+        self._load = load
+        self._loaded: dict[str, HostData] = {}
+
+    def __getitem__(self, host: str) -> HostData:
+        if host not in self._names:
+            raise KeyError(host)
+        if host not in self._loaded:
+            self._loaded[host] = self._load(host)
+        return self._loaded[host]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def loaded(self) -> dict[str, HostData]:
+        return dict(self._loaded)
+
+
+def known_hosts(conn: Connection) -> list[str]:
+    registered = {row[0] for row in conn.execute(select(dvr_hosts.c.host))}
+    bound = {row[0] for row in conn.execute(select(ports.c.host).where(ports.c.host != ""))}
+    return sorted(registered | bound)
+
+
+def assumed_vifs(view: HostView) -> dict[str, str]:
+    """Without a report: every VM/DHCP port of the host plugged under Nova's tap name."""
+    return {p.id: default_vif_name(p.id) for p in view.ports if is_dvr_serviceable(p.device_owner)}
+
+
+def load_hosts(
+    conn: Connection, report_of: AgentReport, assumed: set[str]
+) -> LazyHosts:
+    def load(host: str) -> HostData:
+        view = build_host_view(conn, host)
+        report = report_of(conn, host)
+        if report is None or report.get("vifs") is None:
+            assumed.add(host)
+            report = {**(report or {}), "vifs": assumed_vifs(view)}
+        state = desired_state_from_reports(view, report)
+        return HostData(view=view, state=state, plugged=dict(report["vifs"]))
+
+    return LazyHosts(known_hosts(conn), load)
+
+
+def parse_trace_request(params: Mapping[str, str]) -> TraceRequest:
+    src = (params.get("src") or "").strip()
+    dst = (params.get("dst") or "").strip()
+    if not src or not dst:
+        raise http_bad_request("Invalid input: src and dst are required (VM name, port id or IP).")
+    proto = (params.get("proto") or "icmp").lower()
+    if proto not in PROTOCOLS:
+        raise http_bad_request(
+            f"Invalid input for proto. Reason: '{proto}' is not one of {', '.join(PROTOCOLS)}."
+        )
+    raw_dport = (params.get("dport") or "").strip()
+    dport: int | None = None
+    if raw_dport:
+        if not raw_dport.isdigit():
+            raise http_bad_request(f"Invalid input for dport. Reason: '{raw_dport}' is not a port.")
+        dport = int(raw_dport)
+    try:
+        return TraceRequest(source=src, destination=dst, proto=proto, dport=dport)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise http_bad_request(f"Invalid input: {exc}") from None
+
+
+# --- the web shape ---------------------------------------------------------------------------
+
+
+def _endpoint(endpoint: Endpoint | None, asked: str) -> dict[str, Any]:
+    if endpoint is None:
+        return {"kind": "unknown", "id": None, "name": asked, "host": None, "ip": None,
+                "mac": None}
+    return {
+        "kind": "vm" if endpoint.port_id else "address",
+        "id": endpoint.port_id,
+        "name": endpoint.device,
+        "host": endpoint.host,
+        "ip": endpoint.ip,
+        "mac": endpoint.mac,
+    }
+
+
+def _packet_change(before: PacketView, after: PacketView) -> str:
+    changes = []
+    for field in ("dl_src", "dl_dst", "dl_vlan", "tun_id", "nw_ttl"):
+        old, new = getattr(before, field), getattr(after, field)
+        if old != new:
+            changes.append(f"{field} {old if old is not None else '-'} → "
+                           f"{new if new is not None else '-'}")
+    return "; ".join(changes)
+
+
+def _describe(hosts: Mapping[str, HostData], host: str, owner: str) -> str | None:
+    if not owner:
+        return None
+    try:
+        return describe_owner(hosts[host].view, owner)
+    except KeyError:
+        return owner
+
+
+def _step(hosts: Mapping[str, HostData], step: Step) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "host": None, "kind": step.kind, "bridge": None, "table": None, "priority": None,
+        "match": None, "actions": None, "owner": None, "owner_description": None,
+        "summary": "",
+    }
+    if isinstance(step, SendStep):
+        return {**base, "host": step.host, "kind": "send", "bridge": step.ovs_port,
+                "owner": f"port:{step.port_id}",
+                "owner_description": _describe(hosts, step.host, f"port:{step.port_id}"),
+                "summary": f"{step.device} sends {step.packet.nw_src} → {step.packet.nw_dst} "
+                           f"to {step.packet.dl_dst}: {step.why}"}
+    if isinstance(step, OpenFlowStep):
+        change = _packet_change(step.packet_in, step.packet)
+        summary = "; ".join(x for x in (
+            "no flow matched (table miss)" if step.flow is None else "", change, step.note) if x)
+        return {**base, "host": step.host, "kind": "flow", "bridge": step.bridge,
+                "table": step.table, "priority": step.priority, "match": step.match,
+                "actions": step.actions, "owner": step.owner or None,
+                "owner_description": _describe(hosts, step.host, step.owner),
+                "summary": summary}
+    if isinstance(step, NamespaceStep):
+        route = step.route
+        via = f" via {route.via}" if route.via else ""
+        rule = (f"rule {step.rule.priority} → table {step.rule.table}; "
+                if step.rule is not None else "")
+        actions = (f"{rule}route {route.destination}{via} dev {route.device} "
+                   f"(table {route.table}); neigh {step.neighbor.ip_address} lladdr "
+                   f"{step.neighbor.mac_address} PERMANENT")
+        nat = "; ".join(n.rule for n in step.nat)
+        return {**base, "host": step.host, "kind": "router", "bridge": step.namespace,
+                "match": f"in {step.in_device}, to {step.packet_in.nw_dst}",
+                "actions": actions + (f"; nat {nat}" if nat else ""),
+                "owner": step.owner, "owner_description": _describe(hosts, step.host, step.owner),
+                "summary": f"routed out of {step.out_device} to {step.nexthop}; "
+                           + _packet_change(step.packet_in, step.packet)}
+    if isinstance(step, TunnelStep):
+        flooded = (f"; also flooded to {', '.join(step.also_flooded_to)}"
+                   if step.also_flooded_to else "")
+        return {**base, "host": step.from_host, "kind": "tunnel", "bridge": step.bridge,
+                "match": f"out {step.port}",
+                "actions": f"VXLAN VNI {step.vni}: {step.local_ip} → {step.remote_ip}",
+                "summary": f"to {step.to_host or 'an unknown host'}{flooded}"}
+    if isinstance(step, DeliveryStep):
+        return {**base, "host": step.host, "kind": "deliver", "bridge": step.bridge,
+                "match": f"out {step.ovs_port}", "owner": f"port:{step.port_id}",
+                "owner_description": _describe(hosts, step.host, f"port:{step.port_id}"),
+                "summary": f"delivered to {step.device} ({step.packet.dl_dst})"}
+    if isinstance(step, DropStep):
+        flow = step.flow
+        return {**base, "host": step.host or None, "kind": "drop", "bridge": step.bridge,
+                "table": step.table, "priority": flow.priority if flow else None,
+                "match": flow.match if flow else None, "actions": flow.actions if flow else None,
+                "owner": flow.owner if flow else None,
+                "owner_description": _describe(hosts, step.host, flow.owner) if flow else None,
+                "summary": f"dropped at {step.place}: {step.reason}"}
+    return {**base, "summary": repr(step)}
+
+
+def _router_of_port(hosts: Mapping[str, HostData], host: str, port_id: str) -> str | None:
+    try:
+        view = hosts[host].view
+    except KeyError:
+        return None
+    for router in view.routers:
+        if any(i.port_id == port_id for i in router.interfaces):
+            return router.id
+    return None
+
+
+def _hops(hosts: Mapping[str, HostData], trace: Trace) -> list[dict[str, Any]]:
+    hops: list[dict[str, Any]] = []
+    source = trace.source
+    if source is not None and source.port_id:
+        hops.append({"kind": "vm", "host": source.host, "id": source.port_id,
+                     "name": source.device})
+    for step in trace.steps:
+        if isinstance(step, NamespaceStep):
+            router_id = step.owner.partition(":")[2]
+            hops.append({"kind": "router", "host": step.host, "id": router_id,
+                         "name": step.namespace})
+        elif isinstance(step, TunnelStep):
+            hops.append({"kind": "tunnel", "host": step.from_host, "to_host": step.to_host,
+                         "vni": step.vni})
+        elif isinstance(step, DeliveryStep):
+            router_id = _router_of_port(hosts, step.host, step.port_id)
+            if router_id is not None:
+                hops.append({"kind": "router", "host": step.host, "id": router_id,
+                             "name": step.device})
+            else:
+                hops.append({"kind": "vm", "host": step.host, "id": step.port_id,
+                             "name": step.device})
+        elif isinstance(step, DropStep) and step.host:
+            hops.append({"kind": "drop", "host": step.host, "name": step.place})
+    return hops
+
+
+def trace_document(
+    hosts: Mapping[str, HostData], request: TraceRequest, trace: Trace, revision: int
+) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    for direction, part in (("forward", trace), ("reply", trace.reply)):
+        if part is None:
+            continue
+        for step in part.steps:
+            steps.append({"index": len(steps) + 1, "direction": direction,
+                          **_step(hosts, step)})
+    reply = trace.reply
+    return {
+        "src": _endpoint(trace.source, request.source),
+        "dst": _endpoint(trace.destination, request.destination),
+        "proto": request.proto,
+        "dport": request.dport,
+        "revision": revision,
+        "verdict": "delivered" if trace.delivered else "dropped",
+        "reason": trace.verdict.reason or None,
+        "summary": trace.verdict.summary,
+        "reply": (
+            None
+            if reply is None
+            else {"verdict": "delivered" if reply.delivered else "dropped",
+                  "reason": reply.verdict.reason or None, "summary": reply.verdict.summary}
+        ),
+        "hops": _hops(hosts, trace),
+        "steps": steps,
+    }
+
+
+def run_trace(
+    tx: ReadTx, request: TraceRequest, report_of: AgentReport = no_agent_report
+) -> dict[str, Any]:
+    """Trace ``request`` over every host's desired state, rebuilt from this transaction."""
+    assumed: set[str] = set()
+    hosts = load_hosts(tx.conn, report_of, assumed)
+    try:
+        trace = trace_packet(hosts, request)
+    except (ofsim.UnsupportedFlow, ofsim.AmbiguousMatch, ofsim.SimulationLimit) as exc:
+        raise NeutronError(
+            f"The tracer cannot model this path: {exc}", type_name="TraceFailed"
+        ) from None
+    document = trace_document(hosts, request, trace, current_revision(tx.conn))
+    document["assumed_plugged"] = sorted(assumed)
+    return document

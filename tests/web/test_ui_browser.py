@@ -1,0 +1,195 @@
+"""The web view in a real browser: Debian's headless Chromium driven by Playwright against a
+real ``dvr-server`` process (temp SQLite database, free loopback port) holding a two-host
+DVR topology made through the API.  Stores a screenshot in artifacts/ui.png."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dvr.web.routes import STATIC_DIR
+from tests.web.cloud import Cloud, build_cloud, create_vm, report_plugged
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+WAIT_MS = 20_000
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
+)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """A real dvr-server process; stopped by its PID."""
+    assert (STATIC_DIR / "index.html").is_file(), "web view not built: see web/README.md"
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dvr.server.main", "--db", f"sqlite:///{tmp_path}/dvr.db",
+         "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path), "--log-level",
+         "warning"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DVR_SERVER_TOKEN": ""},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(f"{base}/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "dvr-server did not answer within 30 s"
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+
+
+@pytest.fixture
+def cloud(server: str) -> Iterator[tuple[str, Cloud]]:
+    with httpx.Client(base_url=server, timeout=10) as client:
+        yield server, build_cloud(client)
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        context.close()
+        browser.close()
+        assert not errors, f"the page raised: {errors}"
+
+
+def _nodes(page: Any, kind: str) -> list[dict[str, str]]:
+    return [n for n in page.evaluate("window.dvrView.nodes()") if n["kind"] == kind]
+
+
+def _click_node(page: Any, node_id: str) -> None:
+    position = page.evaluate("id => window.dvrView.position(id)", node_id)
+    assert position is not None, f"{node_id} is not in the diagram"
+    box = page.locator("#diagram").bounding_box()
+    page.mouse.click(box["x"] + position["x"], box["y"] + position["y"])
+
+
+def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
+    cloud: tuple[str, Cloud], page: Any
+) -> None:
+    base, made = cloud
+    router_id = made.router["id"]
+    vm_ids = {name: port["id"] for name, port in made.vms.items()}
+    page.goto(f"{base}/ui")
+
+    # hosts: one card each, with host MAC and liveness; one box each in the diagram
+    page.locator(".host-card").nth(1).wait_for(timeout=WAIT_MS)
+    cards = page.locator(".host-card")
+    assert cards.count() == 2
+    for host, mac in made.host_macs.items():
+        card = cards.filter(has_text=host)
+        assert card.count() == 1
+        assert mac in card.inner_text()
+        assert "alive" in card.get_attribute("class")
+        assert "r1" in card.inner_text()
+    host_boxes = _nodes(page, "host")
+    assert {n["id"] for n in host_boxes} == {f"host:{h}" for h in made.host_macs}
+    assert all(made.host_macs[n["id"][5:]] in n["label"] for n in host_boxes)
+
+    # the router, instantiated on both hosts: one box per host, labelled with its name
+    routers = _nodes(page, "router")
+    assert {n["id"] for n in routers} == {f"rtr:{router_id}@compute-1",
+                                          f"rtr:{router_id}@compute-2"}
+    assert all("r1" in n["label"] for n in routers)
+    assert {n["id"] for n in _nodes(page, "vm")} == {f"vm:{i}" for i in vm_ids.values()}
+    networks = _nodes(page, "network")
+    assert sorted(n["label"].split(" ")[0] for n in networks) == ["blue", "orange"]
+
+    # live: a VM created through the API appears without reloading the page
+    with httpx.Client(base_url=base, timeout=10) as client:
+        late = create_vm(client, "blue-3", made.networks["blue"]["id"], "compute-1")
+        revision = client.get("/dvr/v1/topology").json()["revision"]
+        report_plugged(client, "compute-1",
+                       [made.vms["blue-1"], late], revision)
+    page.wait_for_function("id => window.dvrView.nodes().some(n => n.id === id)",
+                           arg=f"vm:{late['id']}", timeout=WAIT_MS)
+    page.locator("#counts", has_text=f"revision {revision}").wait_for(timeout=WAIT_MS)
+
+    # click-to-pick: blue-1 then blue-2 traces the same-subnet path at once (no router)
+    _click_node(page, f"vm:{vm_ids['blue-1']}")
+    _click_node(page, f"vm:{vm_ids['blue-2']}")
+    page.locator("#trace-verdict", has_text="delivered").wait_for(timeout=WAIT_MS)
+    assert page.locator("#trace-src").input_value() == vm_ids["blue-1"]
+    assert page.locator("#trace-dst").input_value() == vm_ids["blue-2"]
+    same_subnet = {n["id"] for n in page.evaluate("window.dvrView.pathNodes()")}
+    assert {f"vm:{vm_ids['blue-1']}", f"vm:{vm_ids['blue-2']}"} <= same_subnet
+    assert not any(n.startswith("rtr:") for n in same_subnet)
+
+    # the routed path, picked with the selects: blue-1 (compute-1) -> orange-1 (compute-2)
+    page.select_option("#trace-src", vm_ids["blue-1"])
+    page.select_option("#trace-dst", vm_ids["orange-1"])
+    page.click("#trace-run")
+    page.locator("#trace-summary", has_text="orange-1").wait_for(timeout=WAIT_MS)
+    assert "delivered" in page.locator("#trace-verdict").inner_text()
+
+    path = {n["id"] for n in page.evaluate("window.dvrView.pathNodes()")}
+    assert {f"vm:{vm_ids['blue-1']}", f"rtr:{router_id}@compute-1",
+            f"vm:{vm_ids['orange-1']}", "host:compute-1", "host:compute-2"} <= path
+    assert f"rtr:{router_id}@compute-2" not in path  # routed on the source host only
+    edges = page.evaluate("window.dvrView.traceEdges()")
+    assert [(e["source"], e["target"]) for e in edges] == [
+        (f"vm:{vm_ids['blue-1']}", f"rtr:{router_id}@compute-1"),
+        (f"rtr:{router_id}@compute-1", f"vm:{vm_ids['orange-1']}"),
+    ]
+    assert "VXLAN VNI" in edges[1]["label"] and "compute-2" in edges[1]["label"]
+
+    rows = page.locator("#trace-steps tbody tr.step")
+    texts = [rows.nth(i).inner_text() for i in range(rows.count())]
+    forward = texts[: next(i for i, t in enumerate(texts) if "deliver" in t.lower()) + 1]
+    assert any("qrouter-" in t for t in forward), "router namespace step missing"
+    host_mac_1 = made.host_macs["compute-1"]
+    assert any("br-tun table 1" in t and f"mod_dl_src:{host_mac_1}" in t for t in forward)
+    assert any("VXLAN VNI" in t and "192.0.2.11 → 192.0.2.12" in t for t in forward)
+    assert any("compute-2" in t and "br-tun table 9" in t for t in forward)
+    assert any("compute-2" in t and "br-int table 1" in t for t in forward)
+    assert page.locator("#trace-steps tr.direction.reply").count() == 1
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui.png"), full_page=True)
+    assert (ARTIFACTS / "ui.png").stat().st_size > 10_000

@@ -1,0 +1,298 @@
+"""The web view's endpoints against an in-process app: /dvr/v1/topology, /dvr/v1/events
+(long poll and Server-Sent Events), /dvr/v1/trace and the /ui page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from dvr.server.app import create_app
+from dvr.server.config import ServerConfig
+from dvr.server.services import agents as agent_service
+from dvr.web.events import revision_events
+from dvr.web.routes import STATIC_DIR, web_routes
+from tests.web.cloud import Cloud, build_cloud, create_vm, report_plugged
+
+with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx works fine
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Starlette:
+    return create_app(ServerConfig(db_url=f"sqlite:///{tmp_path}/dvr.db", state_dir=tmp_path))
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def cloud(client: TestClient) -> Cloud:
+    return build_cloud(client)
+
+
+def topology(client: TestClient) -> dict[str, Any]:
+    response = client.get("/dvr/v1/topology")
+    assert response.status_code == 200
+    return response.json()
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(": ")
+            fields[key] = value
+        events.append(fields)
+    return events
+
+
+# --- /dvr/v1/topology ---------------------------------------------------------------------
+
+
+def test_topology_lists_hosts_networks_routers_and_vms(client: TestClient, cloud: Cloud) -> None:
+    doc = topology(client)
+    router_id = cloud.router["id"]
+
+    hosts = {h["host"]: h for h in doc["hosts"]}
+    assert set(hosts) == {"compute-1", "compute-2"}
+    for name, host in hosts.items():
+        assert host["registered"] and host["alive"]
+        assert host["agent_mode"] == "dvr"
+        assert host["host_mac"] == cloud.host_macs[name]
+        assert host["routers"] == [router_id]
+        assert host["heartbeat_timestamp"]
+    assert hosts["compute-1"]["tunnel_ip"] == "192.0.2.11"
+
+    networks = {n["name"]: n for n in doc["networks"]}
+    assert set(networks) == {"blue", "orange"}
+    assert [s["cidr"] for s in networks["blue"]["subnets"]] == ["198.51.100.0/24"]
+    assert networks["orange"]["segmentation_id"] == cloud.networks["orange"][
+        "provider:segmentation_id"]
+
+    (router,) = doc["routers"]
+    assert router["id"] == router_id and router["name"] == "r1" and router["distributed"]
+    assert router["hosts"] == ["compute-1", "compute-2"]
+    assert sorted(i["ip_address"] for i in router["interfaces"]) == [
+        "198.51.100.1", "203.0.113.1"]
+    assert {i["network_id"] for i in router["interfaces"]} == {
+        n["id"] for n in cloud.networks.values()}
+
+    vms = {v["name"]: v for v in doc["vms"]}
+    assert set(vms) == {"blue-1", "blue-2", "orange-1"}  # compute ports only
+    blue_1 = vms["blue-1"]
+    assert blue_1["host"] == "compute-1"
+    assert blue_1["network_id"] == cloud.networks["blue"]["id"]
+    assert blue_1["mac_address"] == cloud.vms["blue-1"]["mac_address"]
+    assert blue_1["fixed_ips"][0]["ip_address"] == cloud.ip("blue-1")
+    assert blue_1["status"] == "ACTIVE"  # the agent reported it up
+    assert doc["revision"] >= max(h["applied_revision"] for h in hosts.values())
+
+
+def test_topology_tracks_which_hosts_lag_behind_their_changes(
+    client: TestClient, cloud: Cloud
+) -> None:
+    before = {h["host"]: h for h in topology(client)["hosts"]}
+    assert before["compute-1"]["in_sync"] and before["compute-1"]["pending_revisions"] == 0
+
+    late = create_vm(client, "blue-3", cloud.networks["blue"]["id"], "compute-1")
+    doc = topology(client)
+    lagging = {h["host"]: h for h in doc["hosts"]}["compute-1"]
+    assert not lagging["in_sync"] and lagging["pending_revisions"] >= 1
+
+    report_plugged(client, "compute-1", [cloud.vms["blue-1"], late], doc["revision"])
+    caught_up = {h["host"]: h for h in topology(client)["hosts"]}["compute-1"]
+    assert caught_up["in_sync"] and caught_up["pending_revisions"] == 0
+    assert caught_up["applied_revision"] == doc["revision"]
+
+
+def test_topology_shows_a_host_without_agent_and_an_empty_cloud(client: TestClient) -> None:
+    empty = topology(client)
+    assert (empty["hosts"], empty["networks"], empty["routers"], empty["vms"]) == ([], [], [], [])
+
+    network = client.post("/v2.0/networks", json={"network": {"name": "blue"}}).json()["network"]
+    client.post("/v2.0/subnets", json={"subnet": {
+        "network_id": network["id"], "cidr": "198.51.100.0/24", "ip_version": 4}})
+    create_vm(client, "lonely", network["id"], "compute-9")
+    doc = topology(client)
+    (host,) = doc["hosts"]
+    assert host["host"] == "compute-9"
+    assert not host["registered"] and not host["alive"] and host["host_mac"] is None
+    assert doc["vms"][0]["host"] == "compute-9"
+
+
+# --- /dvr/v1/events -------------------------------------------------------------------------
+
+
+def test_events_long_poll_answers_at_once_when_the_revision_moved(
+    client: TestClient, cloud: Cloud
+) -> None:
+    revision = topology(client)["revision"]
+    assert client.get("/dvr/v1/events").json() == {"revision": revision, "changed": False}
+    answer = client.get("/dvr/v1/events", params={"since": 0, "timeout": 30}).json()
+    assert answer == {"revision": revision, "changed": True}
+
+
+def test_events_long_poll_without_change_ends_at_its_timeout(
+    client: TestClient, cloud: Cloud
+) -> None:
+    revision = topology(client)["revision"]
+    answer = client.get("/dvr/v1/events", params={"since": revision, "timeout": 0.2}).json()
+    assert answer == {"revision": revision, "changed": False}
+
+
+def test_events_long_poll_is_woken_by_a_write(client: TestClient, cloud: Cloud) -> None:
+    revision = topology(client)["revision"]
+    answers: list[dict[str, Any]] = []
+    poll = threading.Thread(target=lambda: answers.append(client.get(
+        "/dvr/v1/events", params={"since": revision, "timeout": 30}).json()))
+    poll.start()
+    create_vm(client, "blue-3", cloud.networks["blue"]["id"], "compute-1")
+    poll.join(timeout=60)
+    assert not poll.is_alive()
+    assert answers[0]["changed"] and answers[0]["revision"] > revision
+
+
+def test_events_rejects_bad_parameters(client: TestClient) -> None:
+    assert client.get("/dvr/v1/events", params={"since": "x"}).status_code == 400
+    assert client.get("/dvr/v1/events", params={"since": 1, "timeout": "-1"}).status_code == 400
+
+
+def test_events_stream_sends_the_revision_then_ticks(client: TestClient, cloud: Cloud) -> None:
+    revision = topology(client)["revision"]
+    with client.stream("GET", "/dvr/v1/events", params={"timeout": 0.5, "keepalive": 0.1},
+                       headers={"Accept": "text/event-stream"}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = parse_sse(response.read().decode())
+    assert events[0] == {"retry": "2000"}
+    assert events[1] == {"id": str(revision), "event": "revision",
+                         "data": f'{{"revision":{revision}}}'}
+    ticks = events[2:]
+    assert ticks and all(e == {"event": "tick", "data": f'{{"revision":{revision}}}'}
+                         for e in ticks)
+
+
+def test_event_stream_emits_each_new_revision(app: Starlette) -> None:
+    context = app.state.context
+
+    async def scenario() -> list[str]:
+        stream = revision_events(context, duration=60, keepalive=60, reconnect_ms=2000)
+        seen = [await anext(stream), await anext(stream)]
+        following = asyncio.ensure_future(anext(stream))
+        await context.write(lambda tx: agent_service.register(
+            tx, {"host": "compute-3", "tunnel_ip": "192.0.2.13"}))
+        seen.append(await asyncio.wait_for(following, 30))
+        await stream.aclose()
+        await context.hub.close()
+        return seen
+
+    retry, first, second = asyncio.run(scenario())
+    assert retry.startswith("retry:")
+    first_revision = int(re.search(r"^id: (\d+)$", first, re.M).group(1))
+    second_revision = int(re.search(r"^id: (\d+)$", second, re.M).group(1))
+    assert "event: revision" in second and second_revision == first_revision + 1
+
+
+# --- /dvr/v1/trace ----------------------------------------------------------------------------
+
+
+def test_trace_of_a_routed_cross_host_path(client: TestClient, cloud: Cloud) -> None:
+    response = client.get("/dvr/v1/trace", params={"src": "blue-1", "dst": "orange-1"})
+    assert response.status_code == 200
+    doc = response.json()
+    router_id = cloud.router["id"]
+    orange_vni = cloud.networks["orange"]["provider:segmentation_id"]
+
+    assert doc["verdict"] == "delivered" and doc["reason"] is None
+    assert doc["reply"]["verdict"] == "delivered"
+    assert doc["src"]["id"] == cloud.vms["blue-1"]["id"] and doc["src"]["host"] == "compute-1"
+    assert doc["dst"]["ip"] == cloud.ip("orange-1") and doc["dst"]["host"] == "compute-2"
+    assert [(h["kind"], h["host"]) for h in doc["hops"]] == [
+        ("vm", "compute-1"), ("router", "compute-1"), ("tunnel", "compute-1"),
+        ("vm", "compute-2")]
+    assert doc["hops"][1]["id"] == router_id
+    assert doc["hops"][2]["to_host"] == "compute-2" and doc["hops"][2]["vni"] == orange_vni
+    assert doc["hops"][3]["id"] == cloud.vms["orange-1"]["id"]
+
+    forward = [s for s in doc["steps"] if s["direction"] == "forward"]
+    assert [s["index"] for s in doc["steps"]] == list(range(1, len(doc["steps"]) + 1))
+    rewrite = next(s for s in forward if (s["host"], s["bridge"], s["table"]) ==
+                   ("compute-1", "br-tun", 1))
+    assert f"mod_dl_src:{cloud.host_macs['compute-1']}" in rewrite["actions"]
+    assert rewrite["priority"] is not None and rewrite["owner"].startswith("subnet:")
+    (routing,) = [s for s in forward if s["kind"] == "router"]
+    assert routing["host"] == "compute-1" and routing["owner"] == f"router:{router_id}"
+    (tunnel,) = [s for s in forward if s["kind"] == "tunnel"]
+    assert f"VXLAN VNI {orange_vni}: 192.0.2.11 → 192.0.2.12" == tunnel["actions"]
+    assert ("compute-2", "br-tun", 9) in [(s["host"], s["bridge"], s["table"]) for s in forward]
+    assert forward[-1]["kind"] == "deliver" and forward[-1]["host"] == "compute-2"
+    assert doc["assumed_plugged"] == ["compute-1", "compute-2"]
+
+
+def test_trace_of_a_same_subnet_path_has_no_router(client: TestClient, cloud: Cloud) -> None:
+    doc = client.get("/dvr/v1/trace", params={
+        "src": cloud.vms["blue-2"]["id"], "dst": cloud.ip("blue-1"),
+        "proto": "tcp", "dport": "22"}).json()
+    assert doc["verdict"] == "delivered" and doc["proto"] == "tcp" and doc["dport"] == 22
+    assert [(h["kind"], h["host"]) for h in doc["hops"]] == [
+        ("vm", "compute-2"), ("tunnel", "compute-2"), ("vm", "compute-1")]
+    assert doc["hops"][1]["vni"] == cloud.networks["blue"]["provider:segmentation_id"]
+    assert not any(s["kind"] == "router" for s in doc["steps"])
+
+
+def test_trace_names_an_unknown_endpoint(client: TestClient, cloud: Cloud) -> None:
+    doc = client.get("/dvr/v1/trace", params={"src": "nowhere", "dst": "blue-1"}).json()
+    assert doc["verdict"] == "dropped"
+    assert "'nowhere' not found" in doc["reason"]
+    assert doc["hops"] == []
+
+
+@pytest.mark.parametrize("params", [
+    {"src": "blue-1"},
+    {"dst": "blue-1"},
+    {"src": "blue-1", "dst": "blue-2", "proto": "sctp"},
+    {"src": "blue-1", "dst": "blue-2", "proto": "icmp", "dport": "22"},
+    {"src": "blue-1", "dst": "blue-2", "proto": "tcp", "dport": "ssh"},
+    {"src": "blue-1", "dst": "blue-2", "proto": "tcp", "dport": "70000"},
+])
+def test_trace_rejects_bad_requests(client: TestClient, params: dict[str, str]) -> None:
+    response = client.get("/dvr/v1/trace", params=params)
+    assert response.status_code == 400
+    assert response.json()["NeutronError"]["type"] == "HTTPBadRequest"
+
+
+# --- /ui ------------------------------------------------------------------------------------
+
+
+def test_ui_serves_the_built_page_and_its_assets(client: TestClient) -> None:
+    for path in ("/ui", "/ui/"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert 'id="diagram"' in page.text
+    assets = re.findall(r'(?:src|href)="(/ui/assets/[^"]+)"', page.text)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert (STATIC_DIR / asset.removeprefix("/ui/")).read_bytes() == response.content
+
+
+def test_ui_without_a_build_says_how_to_build_it(app: Starlette, tmp_path: Path) -> None:
+    bare = Starlette(routes=web_routes(app.state.context, static_dir=tmp_path / "none"))
+    with TestClient(bare) as bare_client:
+        response = bare_client.get("/ui")
+    assert response.status_code == 503
+    assert "npm run build" in response.text

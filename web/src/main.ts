@@ -1,0 +1,188 @@
+// The page: load the topology, draw it, keep it live from /dvr/v1/events, trace on demand.
+
+import "./style.css";
+
+import { fetchTopology, fetchTrace, followChanges } from "./api";
+import type { Host, StreamState, Topology, Trace, TraceRequest } from "./api";
+import { TopologyGraph, vmAddress } from "./graph";
+import { renderHosts, renderTrace, renderTraceError } from "./panels";
+
+const OTHER_ADDRESS = "__address__";
+
+function element<T extends HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`page is missing #${id}`);
+  return found as T;
+}
+
+class App {
+  private topology: Topology | null = null;
+  private revision = -1;
+  private refreshing: Promise<void> | null = null;
+  private refreshAgain = false;
+  private lastTrace: TraceRequest | null = null;
+  private readonly graph: TopologyGraph;
+  private readonly src = element<HTMLSelectElement>("trace-src");
+  private readonly dst = element<HTMLSelectElement>("trace-dst");
+  private readonly ip = element<HTMLInputElement>("trace-ip");
+  private readonly proto = element<HTMLSelectElement>("trace-proto");
+  private readonly dport = element<HTMLInputElement>("trace-dport");
+
+  constructor() {
+    this.graph = new TopologyGraph(element("diagram"), (portId) => this.pick(portId));
+    element<HTMLFormElement>("trace-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.runTrace();
+    });
+    element("trace-clear").addEventListener("click", () => this.clearTrace());
+    this.proto.addEventListener("change", () => {
+      this.dport.disabled = this.proto.value === "icmp";
+      if (this.dport.disabled) this.dport.value = "";
+      else if (!this.dport.value) this.dport.value = "22";
+    });
+    this.dst.addEventListener("change", () => this.syncPicks());
+    this.src.addEventListener("change", () => this.syncPicks());
+    (window as unknown as { dvrView: unknown }).dvrView = this.graph.inspector();
+  }
+
+  start(): void {
+    void this.refresh();
+    followChanges({
+      revision: (revision) => {
+        if (revision !== this.revision) void this.refresh();
+      },
+      tick: () => void this.refresh(),
+      state: (state) => this.showStreamState(state),
+    });
+  }
+
+  /** Re-read the topology (one request at a time; a change meanwhile triggers one more). */
+  private async refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        try {
+          const topology = await fetchTopology();
+          const changed = topology.revision !== this.revision;
+          this.apply(topology);
+          if (changed && this.lastTrace && this.revision >= 0) await this.traceWith(this.lastTrace);
+        } catch (error) {
+          this.showStreamState("reconnecting");
+          console.error("topology refresh failed", error);
+        }
+      } while (this.refreshAgain);
+    })();
+    try {
+      await this.refreshing;
+    } finally {
+      this.refreshing = null;
+    }
+  }
+
+  private apply(topology: Topology): void {
+    this.topology = topology;
+    this.revision = topology.revision;
+    this.graph.render(topology);
+    renderHosts(element("hosts"), topology);
+    this.fillEndpointChoices(topology);
+    const alive = topology.hosts.filter((h: Host) => h.alive).length;
+    element("counts").textContent =
+      `revision ${topology.revision} · ${topology.hosts.length} hosts (${alive} alive) · ` +
+      `${topology.networks.length} networks · ${topology.routers.length} routers · ${topology.vms.length} VMs`;
+  }
+
+  private fillEndpointChoices(topology: Topology): void {
+    const hostOf = (host: string | null) => host ?? "unbound";
+    const options = topology.vms.map((vm) => ({
+      value: vm.id,
+      text: `${vm.name || vm.id.slice(0, 8)} · ${vmAddress(vm)} · ${hostOf(vm.host)}`,
+    }));
+    const fill = (select: HTMLSelectElement, extra: { value: string; text: string }[]) => {
+      const kept = select.value;
+      select.replaceChildren(
+        new Option("choose a VM…", ""),
+        ...[...options, ...extra].map((o) => new Option(o.text, o.value)),
+      );
+      select.value = [...select.options].some((o) => o.value === kept) ? kept : "";
+    };
+    fill(this.src, []);
+    fill(this.dst, [{ value: OTHER_ADDRESS, text: "another address (IP)…" }]);
+    this.syncPicks();
+  }
+
+  /** A click on a VM in the diagram: the first pick is the source, the next the destination. */
+  private pick(portId: string): void {
+    if (!this.src.value || (this.src.value && this.dst.value && this.dst.value !== OTHER_ADDRESS)) {
+      this.src.value = portId;
+      this.dst.value = "";
+    } else if (portId !== this.src.value) {
+      this.dst.value = portId;
+    }
+    this.syncPicks();
+    if (this.src.value && this.dst.value) void this.runTrace();
+  }
+
+  private syncPicks(): void {
+    element("trace-ip-row").hidden = this.dst.value !== OTHER_ADDRESS;
+    const dst = this.dst.value === OTHER_ADDRESS ? null : this.dst.value || null;
+    this.graph.markPicked(this.src.value || null, dst);
+  }
+
+  private currentRequest(): TraceRequest | null {
+    const dst = this.dst.value === OTHER_ADDRESS ? this.ip.value.trim() : this.dst.value;
+    if (!this.src.value || !dst) return null;
+    return { src: this.src.value, dst, proto: this.proto.value, dport: this.dport.value };
+  }
+
+  private async runTrace(): Promise<void> {
+    const request = this.currentRequest();
+    if (!request) {
+      renderTraceError(element("trace-pane"), "Pick a source VM and a destination first.");
+      element("layout").classList.add("tracing");
+      return;
+    }
+    this.lastTrace = request;
+    await this.traceWith(request);
+  }
+
+  private async traceWith(request: TraceRequest): Promise<void> {
+    const pane = element("trace-pane");
+    element<HTMLButtonElement>("trace-run").disabled = true;
+    try {
+      const trace: Trace = await fetchTrace(request);
+      if (this.lastTrace !== request) return; // cleared or replaced meanwhile
+      renderTrace(pane, trace, this.topology);
+      element("layout").classList.add("tracing");
+      this.graph.showTrace(trace);
+    } catch (error) {
+      this.graph.clearTrace();
+      renderTraceError(pane, (error as Error).message);
+      element("layout").classList.add("tracing");
+    } finally {
+      element<HTMLButtonElement>("trace-run").disabled = false;
+    }
+  }
+
+  private clearTrace(): void {
+    this.lastTrace = null;
+    this.src.value = "";
+    this.dst.value = "";
+    this.syncPicks();
+    this.graph.clearTrace();
+    element("trace-pane").hidden = true;
+    element("layout").classList.remove("tracing");
+  }
+
+  private showStreamState(state: StreamState): void {
+    const live = element("live");
+    live.dataset.state = state;
+    element("live-text").textContent =
+      state === "live" ? "live" : state === "connecting" ? "connecting…" : "reconnecting…";
+  }
+}
+
+new App().start();

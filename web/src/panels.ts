@@ -1,0 +1,129 @@
+// The side and bottom panels: host cards and the traced path's steps.
+
+import type { Topology, Trace, TraceEndpoint, TraceStep } from "./api";
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: { class?: string; text?: string; title?: string } = {},
+  children: (Node | string)[] = [],
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (attrs.class) node.className = attrs.class;
+  if (attrs.text !== undefined) node.textContent = attrs.text;
+  if (attrs.title) node.title = attrs.title;
+  node.append(...children);
+  return node;
+}
+
+export function renderHosts(container: HTMLElement, topology: Topology): void {
+  const routerNames = new Map(topology.routers.map((r) => [r.id, r.name || r.id.slice(0, 8)]));
+  const vmCount = (host: string) => topology.vms.filter((v) => v.host === host).length;
+  if (!topology.hosts.length) {
+    container.replaceChildren(el("p", { class: "muted", text: "No host has registered an agent yet." }));
+    return;
+  }
+  container.replaceChildren(
+    ...topology.hosts.map((host) => {
+      const state = !host.registered ? "unregistered" : host.alive ? "alive" : "dead";
+      const sync = !host.registered
+        ? "—"
+        : host.in_sync
+          ? `${host.applied_revision} (in sync)`
+          : `${host.applied_revision} (${host.pending_revisions} behind)`;
+      const rows: [string, string][] = [
+        ["mode", host.agent_mode ?? "—"],
+        ["host MAC", host.host_mac ?? "—"],
+        ["tunnel IP", host.tunnel_ip ?? "—"],
+        ["applied rev", sync],
+        ["heartbeat", host.heartbeat_timestamp ? `${host.heartbeat_timestamp} UTC` : "—"],
+        ["routers", host.routers.map((id) => routerNames.get(id) ?? id).join(", ") || "—"],
+        ["VMs", String(vmCount(host.host))],
+      ];
+      return el("div", { class: `host-card ${state}` }, [
+        el("div", { class: "host-title" }, [
+          el("span", { class: "dot" }),
+          el("strong", { class: "host-name", text: host.host }),
+          el("span", { class: "state", text: state }),
+        ]),
+        el(
+          "dl",
+          {},
+          rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]),
+        ),
+      ]);
+    }),
+  );
+}
+
+function endpointText(endpoint: TraceEndpoint): string {
+  const name = endpoint.name ?? endpoint.ip ?? endpoint.id ?? "?";
+  const where = endpoint.host ? ` on ${endpoint.host}` : "";
+  const ip = endpoint.ip && endpoint.name ? ` (${endpoint.ip})` : "";
+  return `${name}${ip}${where}`;
+}
+
+function whereText(step: TraceStep): string {
+  if (step.bridge && step.table !== null) return `${step.bridge} table ${step.table}`;
+  if (step.bridge) return step.bridge;
+  return step.kind;
+}
+
+export function renderTrace(pane: HTMLElement, trace: Trace, topology: Topology | null): void {
+  pane.hidden = false;
+  const delivered = trace.verdict === "delivered";
+  const verdict = pane.querySelector<HTMLElement>("#trace-verdict")!;
+  verdict.textContent = delivered ? "✔ delivered" : `✘ ${trace.verdict}`;
+  verdict.className = `verdict ${delivered ? "ok" : "bad"}`;
+  const hosts = [...new Set(trace.steps.map((s) => s.host).filter((h): h is string => !!h))];
+  const port = trace.dport ? ` port ${trace.dport}` : "";
+  const stale = topology && topology.revision !== trace.revision ? " (older revision)" : "";
+  const reason = trace.reason ? ` — ${trace.reason}` : "";
+  const reply = trace.reply ? ` · reply ${trace.reply.verdict}` : "";
+  const assumed = trace.assumed_plugged.length
+    ? ` · VIF names assumed on ${trace.assumed_plugged.join(", ")} (no agent report)`
+    : "";
+  pane.querySelector<HTMLElement>("#trace-summary")!.textContent =
+    `${endpointText(trace.src)} → ${endpointText(trace.dst)} · ${trace.proto.toUpperCase()}${port} · ` +
+    `${trace.steps.length} steps across ${hosts.join(" → ") || "no host"}${reply} · ` +
+    `revision ${trace.revision}${stale}${reason}${assumed}`;
+  const rows: HTMLTableRowElement[] = [];
+  let direction = "";
+  for (const step of trace.steps) {
+    if (step.direction !== direction) {
+      direction = step.direction;
+      const title = direction === "forward" ? "request" : `reply — ${trace.reply?.summary ?? ""}`;
+      const cell = el("td", { text: direction === "forward" ? `${title} — ${trace.summary}` : title });
+      cell.colSpan = 7;
+      rows.push(el("tr", { class: `direction ${direction}` }, [cell]));
+    }
+    rows.push(stepRow(step));
+  }
+  pane.querySelector("tbody")!.replaceChildren(...rows);
+}
+
+function stepRow(step: TraceStep): HTMLTableRowElement {
+  const isTable = step.table !== null;
+  const cells: [string, string | null][] = [
+    ["num", String(step.index)],
+    ["host", step.host ?? ""],
+    ["where", whereText(step)],
+    ["num", step.priority !== null ? String(step.priority) : ""],
+    ["code", isTable ? step.match || "(any)" : step.match],
+    ["code", step.actions],
+    ["owner", [step.owner_description ?? step.owner, step.summary].filter(Boolean).join(" — ")],
+  ];
+  return el(
+    "tr",
+    { class: `step ${step.kind}` },
+    cells.map(([cls, text]) => el("td", { class: cls, text: text ?? "" })),
+  );
+}
+
+export function renderTraceError(pane: HTMLElement, message: string): void {
+  pane.hidden = false;
+  const verdict = pane.querySelector<HTMLElement>("#trace-verdict")!;
+  verdict.textContent = "trace failed";
+  verdict.className = "verdict bad";
+  pane.querySelector<HTMLElement>("#trace-summary")!.textContent = message;
+  pane.querySelector("tbody")!.replaceChildren();
+}

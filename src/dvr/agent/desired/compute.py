@@ -80,7 +80,8 @@ def compute_desired_state(
 ) -> DesiredState:
     """Everything this host's OVS bridges and router namespaces should hold.
 
-    Pure: the same arguments always give an equal result.  Raises
+    The agent mode is the local ``config.agent_mode`` (``view.agent_mode`` is only what the
+    server believes).  Pure: the same arguments always give an equal result.  Raises
     ``vlans.LocalVlanExhausted`` when the host has more networks than local VLAN ids.
     """
     pieces, vlans = compute_pieces(view, inputs, config)

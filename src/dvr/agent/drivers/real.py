@@ -1,0 +1,13 @@
+"""Build the real drivers (OVS over OVSDB + ovs-ofctl, Linux over netlink) for one host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dvr.agent.drivers.base import Drivers
+from dvr.agent.drivers.linux import LinuxDriver
+from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+
+
+def build_real_drivers(ovs_rundir: str | Path) -> Drivers:
+    return Drivers(ovs=OvsDriver(OvsConfig.for_rundir(ovs_rundir)), linux=LinuxDriver())

@@ -110,7 +110,8 @@ class ServerClient:
         return self.request("POST", f"/dvr/v1/hosts/{host}/heartbeat", json=body)
 
     def hosts(self) -> list[dict[str, Any]]:
-        return self.get("/dvr/v1/hosts")["hosts"]
+        data = self.get("/dvr/v1/hosts")
+        return data["hosts"] if isinstance(data, dict) else data
 
     def agent_state(self, host: str) -> dict[str, Any]:
         """What the host's agent last reported: its plugged VIFs and local VLANs."""

@@ -217,6 +217,8 @@ dvr_hosts = Table(
     Column("applied_revision", RevisionId, nullable=False, default=0),
     Column("registered_at", DateTime, nullable=False),
     Column("heartbeat_at", DateTime, nullable=False),
+    # what the agent last reported applying: {"vifs": {port: ovs port}, "local_vlans": {...}}
+    Column("agent_report", JSON, nullable=True),
 )
 
 agents = Table(

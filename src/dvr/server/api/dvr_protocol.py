@@ -7,6 +7,7 @@ GET  /dvr/v1/hosts/{host}/view             HostView.to_dict()
 GET  /dvr/v1/hosts/{host}/watch?since=N&timeout=S   long poll for changes
 GET  /dvr/v1/hosts                         host summaries
 GET  /dvr/v1/hosts/{host}/routers          routers hosted on a host
+GET  /dvr/v1/hosts/{host}/agent-state      what the agent last applied (VIFs, local VLANs)
 GET  /dvr/v1/routers/{id}/hosts            hosts of a router
 """
 
@@ -153,6 +154,10 @@ def routes(context: ServerContext) -> list[Route]:
     async def hosts(request: Request) -> Response:
         return json_response(await context.read(host_summaries))
 
+    async def agent_state(request: Request) -> Response:
+        host = request.path_params["host"]
+        return json_response(await context.read(lambda tx: agent_service.agent_report(tx, host)))
+
     async def host_routers(request: Request) -> Response:
         host = request.path_params["host"]
         ids = await context.read(lambda tx: sorted(routers_hosted_on(tx.conn, host)))
@@ -179,5 +184,6 @@ def routes(context: ServerContext) -> list[Route]:
         Route(f"{PREFIX}/hosts/{{host}}/view", view, methods=["GET"]),
         Route(f"{PREFIX}/hosts/{{host}}/watch", watch, methods=["GET"]),
         Route(f"{PREFIX}/hosts/{{host}}/routers", host_routers, methods=["GET"]),
+        Route(f"{PREFIX}/hosts/{{host}}/agent-state", agent_state, methods=["GET"]),
         Route(f"{PREFIX}/routers/{{id}}/hosts", router_host_list, methods=["GET"]),
     ]

@@ -187,11 +187,11 @@ def heartbeat(tx: WriteTx, host: str, body: dict[str, Any]) -> dict[str, Any]:
         raise invalid_input("applied_revision must be a non-negative integer")
     ports_up = _id_list(body, "ports_up")
     ports_down = _id_list(body, "ports_down")
-    tx.conn.execute(
-        update(dvr_hosts)
-        .where(dvr_hosts.c.host == host)
-        .values(heartbeat_at=tx.now, applied_revision=applied)
-    )
+    values: dict[str, Any] = {"heartbeat_at": tx.now, "applied_revision": applied}
+    report = _agent_report(body)
+    if report is not None:
+        values["agent_report"] = report
+    tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
     tx.conn.execute(update(agents).where(agents.c.host == host).values(heartbeat_timestamp=tx.now))
     _bind_host_ports(tx, host)
     up = port_service.set_status(tx, ports_up, host, "ACTIVE")
@@ -199,6 +199,35 @@ def heartbeat(tx: WriteTx, host: str, body: dict[str, Any]) -> dict[str, Any]:
     if not was_alive and row.agent_mode in ("dvr_snat", "legacy"):
         schedule_pending(tx)
     return {"host": host, "alive": True, "ports_up": up, "ports_down": down}
+
+
+def _agent_report(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The dataplane facts an agent reports (None: this heartbeat reports none)."""
+    if "vifs" not in body and "local_vlans" not in body:
+        return None
+    vifs = body.get("vifs") or {}
+    vlans = body.get("local_vlans") or {}
+    if not isinstance(vifs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in vifs.items()
+    ):
+        raise invalid_input("vifs must map port ids to OVS port names")
+    if not isinstance(vlans, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 < v < 4095
+        for k, v in vlans.items()
+    ):
+        raise invalid_input("local_vlans must map network ids to VLAN ids 1-4094")
+    return {"vifs": vifs, "local_vlans": vlans}
+
+
+def agent_report(tx: ReadTx, host: str) -> dict[str, Any]:
+    row = require_host(tx, host)
+    report = row.agent_report or {}
+    return {
+        "host": host,
+        "applied_revision": row.applied_revision,
+        "vifs": report.get("vifs", {}),
+        "local_vlans": report.get("local_vlans", {}),
+    }
 
 
 def _id_list(body: dict[str, Any], key: str) -> list[str]:

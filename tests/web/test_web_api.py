@@ -252,6 +252,15 @@ def test_trace_of_a_same_subnet_path_has_no_router(client: TestClient, cloud: Cl
     assert not any(s["kind"] == "router" for s in doc["steps"])
 
 
+def test_trace_of_a_drop_points_at_the_router_namespace(client: TestClient, cloud: Cloud) -> None:
+    doc = client.get("/dvr/v1/trace", params={"src": "blue-1", "dst": "192.0.2.99"}).json()
+    assert doc["verdict"] == "dropped" and "no route to 192.0.2.99" in doc["reason"]
+    assert doc["reply"] is None
+    assert doc["hops"][-1] == {"kind": "drop", "host": "compute-1", "id": cloud.router["id"],
+                               "name": f"qrouter-{cloud.router['id']}"}
+    assert doc["steps"][-1]["kind"] == "drop" and doc["steps"][-1]["host"] == "compute-1"
+
+
 def test_trace_names_an_unknown_endpoint(client: TestClient, cloud: Cloud) -> None:
     doc = client.get("/dvr/v1/trace", params={"src": "nowhere", "dst": "blue-1"}).json()
     assert doc["verdict"] == "dropped"

@@ -332,6 +332,8 @@ const STYLE: cytoscape.StylesheetJson = [
       "z-index": 99,
     },
   },
+  { selector: "node.drop-here", style: { "underlay-color": "#dc2626", "underlay-opacity": 0.4, "border-color": "#dc2626" } },
+  { selector: "node.host.drop-here", style: { "underlay-opacity": 0.08, "border-style": "solid" } },
   { selector: "edge.trace.dropped", style: { "line-color": "#dc2626", "target-arrow-color": "#dc2626", "target-arrow-shape": "tee", color: "#991b1b" } },
   {
     selector: "node.address",
@@ -424,7 +426,7 @@ export class TopologyGraph {
     this.trace = null;
     this.cy.batch(() => {
       this.cy.elements(".trace, .address").remove();
-      this.cy.elements().removeClass("faded on-path");
+      this.cy.elements().removeClass("faded on-path drop-here");
     });
   }
 
@@ -439,12 +441,20 @@ export class TopologyGraph {
       let previous: string | null = null;
       let pendingLabel: string[] = [];
       let hopNumber = 1;
-      for (const { nodeId, label } of nodes) {
+      for (const { nodeId, label, drop } of nodes) {
         if (label) pendingLabel.push(label);
         if (nodeId === null) continue;
         const node = this.cy.getElementById(nodeId);
         node.removeClass("faded").addClass("on-path");
         node.ancestors().removeClass("faded").addClass("on-path");
+        const enclosing = previous !== null && this.cy.getElementById(previous).ancestors().contains(node);
+        if (drop && (previous === nodeId || enclosing)) {
+          // dropped where the packet already is (or inside the host it is on): mark it there
+          this.cy.getElementById(previous ?? nodeId).addClass("drop-here");
+          node.addClass("drop-here");
+          pendingLabel = [];
+          continue;
+        }
         if (previous !== null && previous !== nodeId) {
           this.cy.add({
             group: "edges",
@@ -461,24 +471,29 @@ export class TopologyGraph {
         pendingLabel = [];
         previous = nodeId;
       }
-      if (dropped && previous !== null) {
+      if (dropped && this.cy.nodes(".drop-here").empty()) {
         const last = this.cy.edges(".trace").last();
         if (last.nonempty()) last.addClass("dropped");
+        else if (previous !== null) this.cy.getElementById(previous).addClass("drop-here");
       }
     });
   }
 
-  private hopNodes(hops: Hop[]): { nodeId: string | null; label?: string }[] {
+  private hopNodes(hops: Hop[]): { nodeId: string | null; label?: string; drop?: boolean }[] {
     return hops.map((hop) => {
       if (hop.kind === "vm" && hop.id) return { nodeId: vmNodeId(hop.id) };
       if (hop.kind === "router" && hop.id && hop.host) return { nodeId: routerNodeId(hop.id, hop.host) };
       if (hop.kind === "tunnel") {
         return { nodeId: null, label: `VXLAN${hop.vni != null ? ` VNI ${hop.vni}` : ""} → ${hop.to_host ?? "?"}` };
       }
-      if (hop.kind === "drop" && hop.host) return { nodeId: hostNodeId(hop.host), label: "✘ dropped" };
+      if (hop.kind === "drop" && hop.host) {
+        const inRouter = hop.id ? routerNodeId(hop.id, hop.host) : null;
+        const nodeId = inRouter && this.cy.getElementById(inRouter).nonempty() ? inRouter : hostNodeId(hop.host);
+        return { nodeId, label: "✘ dropped", drop: true };
+      }
       if (hop.kind === "address" && hop.ip) return { nodeId: this.addressNode(hop.ip) };
       return { nodeId: null };
-    }).map((n) => (n.nodeId === null || this.cy.getElementById(n.nodeId).nonempty() ? n : { nodeId: null, label: n.label }));
+    }).map((n) => (n.nodeId === null || this.cy.getElementById(n.nodeId).nonempty() ? n : { ...n, nodeId: null }));
   }
 
   private addressNode(ip: string): string {

@@ -9,6 +9,7 @@ the web view's shape:
     {"src": Endpoint, "dst": Endpoint, "proto", "dport", "revision",
      "verdict": "delivered" | "dropped", "reason", "summary",
      "hops": [{"kind": "vm"|"router"|"tunnel"|"drop", "host", "id", "name", "to_host", "vni"}],
+              (a drop's "id" is the router when it happened in a router namespace)
      "steps": [{"index", "direction", "host", "kind", "bridge", "table", "priority",
                 "match", "actions", "owner", "owner_description", "summary"}],
      "assumed_plugged": [hosts whose VIF names were assumed, not reported]}
@@ -25,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from dvr.agent.desired.names import router_namespace_name
 from dvr.db.tables import dvr_hosts, ports
 from dvr.hoststate import describe_owner, desired_state_from_reports
 from dvr.model.hostview import HostView, is_dvr_serviceable
@@ -237,6 +239,15 @@ def _router_of_port(hosts: Mapping[str, HostData], host: str, port_id: str) -> s
     return None
 
 
+def _router_of_namespace(hosts: Mapping[str, HostData], host: str, place: str) -> str | None:
+    """The router whose namespace is ``place`` on ``host`` (None: not a router namespace)."""
+    try:
+        view = hosts[host].view
+    except KeyError:
+        return None
+    return next((r.id for r in view.routers if router_namespace_name(r.id) == place), None)
+
+
 def _hops(hosts: Mapping[str, HostData], trace: Trace) -> list[dict[str, Any]]:
     hops: list[dict[str, Any]] = []
     source = trace.source
@@ -260,7 +271,8 @@ def _hops(hosts: Mapping[str, HostData], trace: Trace) -> list[dict[str, Any]]:
                 hops.append({"kind": "vm", "host": step.host, "id": step.port_id,
                              "name": step.device})
         elif isinstance(step, DropStep) and step.host:
-            hops.append({"kind": "drop", "host": step.host, "name": step.place})
+            hops.append({"kind": "drop", "host": step.host, "name": step.place,
+                         "id": _router_of_namespace(hosts, step.host, step.place)})
     return hops
 
 

@@ -13,6 +13,7 @@ from dvr.agent.desired.state import (
     Flow,
     NamespaceState,
     Neighbor,
+    OvsPort,
     Route,
     Rule,
     VethLink,
@@ -557,3 +558,59 @@ def test_fake_drivers_end_with_permanent_neighbors_only_for_desired_entries():
 ])
 def test_flow_port_names(flow, names):
     assert flow_port_names(flow) == names
+
+
+# --- flows and port numbers -----------------------------------------------------------------
+
+
+def test_an_unplugged_vif_loses_its_flows_and_gets_them_back_fresh_when_replugged():
+    desired = CLOUD.desired(HOST_B)
+    drivers = plugged_host(CLOUD, HOST_B)
+    reconcile(desired, drivers)
+    vm = CLOUD.vm("orange-b")
+    vm_flows = {f for b in desired.bridges for f in b.flows if f.owner == f"port:{vm.port_id}"}
+    drivers.ovs.unplug_vif(vm.tap)
+    gone = reconcile(desired, drivers)
+    assert set(gone.plan.deferred) == {f for f in vm_flows if flow_port_names(f)}
+    assert not drivers.ovs.flows("br-int") & vm_flows
+    drivers.ovs.plug_vif("br-int", vm.tap, vm.port_id)  # a new port number
+    back = reconcile(desired, drivers)
+    assert back.plan.deferred == () and back.report.ok
+    assert drivers.ovs.stale_flows("br-int") == []
+    assert not replan(desired, drivers)
+
+
+def test_a_vif_replugged_between_two_reconciles_gets_its_flows_reinstalled():
+    desired = CLOUD.desired(HOST_B)
+    drivers = plugged_host(CLOUD, HOST_B)
+    reconcile(desired, drivers)
+    vm = CLOUD.vm("orange-b")
+    drivers.ovs.unplug_vif(vm.tap)
+    drivers.ovs.plug_vif("br-int", vm.tap, vm.port_id, tag=4)  # same name, new number
+    assert [f.flow for f in drivers.ovs.bridges["br-int"].flows
+            if f.flow in drivers.ovs.stale_flows("br-int")]
+    plan = replan(desired, drivers)
+    (bundle,) = plan.of_type(FlowBundle)
+    assert {f.owner for f in bundle.add} == {f"port:{vm.port_id}"}
+    assert {ref.cookie for ref in bundle.delete} == {f.cookie for f in bundle.add}
+    execute_plan(plan, drivers)
+    assert drivers.ovs.stale_flows("br-int") == []
+    assert not replan(desired, drivers)
+
+
+def test_flows_printed_with_the_names_they_were_written_with_are_not_reinstalled():
+    flow = Flow(0, 1, "in_port=patch-tun", 'output:"tapaa000000-00"', "port:x")
+    seen = ObservedFlow(flow.cookie, 0, 1, 5, 500,
+                        'priority=1,in_port="patch-tun" actions=output:"tapaa000000-00"')
+    renumbered = replace(seen, text='priority=1,in_port="patch-tun" actions=output:7')
+    ports = (ObservedPort("patch-tun", "patch", (("peer", "patch-int"),), None, (MANAGED,), 1),
+             ObservedPort("tapaa000000-00", ofport=8))
+    wanted_ports = (OvsPort("patch-tun", "patch", (("peer", "patch-int"),)),
+                    OvsPort("tapaa000000-00", managed=False))
+    desired = DesiredState("h", 1, (replace(CLOUD.desired(HOST_A).bridge("br-int"),
+                                            ports=wanted_ports, flows=frozenset({flow})),), ())
+    for observed_flow, bundles in ((seen, ()), (renumbered, (FlowBundle(
+            "br-int", (flow,), (FlowRef(0, flow.cookie),)),))):
+        observed = ObservedState(bridges=(ObservedBridge("br-int", "netdev", "secure", ports=ports,
+                                                         flows=(observed_flow,)),))
+        assert plan_changes(desired, observed).of_type(FlowBundle) == bundles

@@ -111,7 +111,7 @@ class FakeOvsDriver:
             )
             flows = tuple(sorted(
                 ObservedFlow(f.flow.cookie, f.flow.table, f.flow.priority, f.n_packets,
-                             f.n_packets * 100, f"{f.flow.match} actions={f.flow.actions}")
+                             f.n_packets * 100, _printed(f, bridge))
                 for f in bridge.flows
             ))
             found.append(ObservedBridge(name, bridge.datapath_type, bridge.fail_mode,
@@ -214,6 +214,22 @@ class FakeOvsDriver:
         else:
             raise DriverError(f"not an OVSDB command: {op!r}")
         return next_ofport
+
+
+def _printed(installed: _Flow, bridge: _Bridge) -> str:
+    """The flow as ``ovs-ofctl --names dump-flows`` prints it: each port by the name of the
+    port that now has the number it was installed with, or by that number if none has."""
+    by_number = {port.ofport: name for name, port in bridge.ports.items()}
+
+    def name_now(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in installed.ofports:
+            return match.group(0)
+        number = installed.ofports[name]
+        return match.group(0).replace(name, by_number.get(number, str(number)))
+
+    flow = installed.flow
+    return _PORT_TOKEN.sub(name_now, f"{flow.match} actions={flow.actions}")
 
 
 def _port_bridge(bridges: dict[str, _Bridge], name: str) -> str | None:

@@ -28,7 +28,7 @@ from dvr.agent.desired.state import (
     Route,
     Rule,
 )
-from dvr.agent.drivers.observed import ObservedNamespace, ObservedPort
+from dvr.agent.drivers.observed import ObservedFlow, ObservedNamespace, ObservedPort
 from dvr.agent.drivers.ops import (
     AddAddress,
     AddRule,
@@ -59,7 +59,8 @@ from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, ObservedState, Owners
 @dataclass(frozen=True)
 class Plan:
     """Commands in the order to run them.  ``deferred`` are desired flows left out because
-    a port they name is not on the bridge (a VIF not plugged yet): they follow once it is."""
+    a port they name is not on the bridge (a VIF not plugged yet, or unplugged): they are
+    installed once it is there, with its port number of then."""
 
     commands: tuple[Op, ...] = ()
     deferred: tuple[Flow, ...] = ()
@@ -186,7 +187,7 @@ def plan_changes(
     _plan_bridges(desired.bridges, observed, steps)
     recreated_peers = _plan_namespaces(desired.namespaces, observed, ownership, steps)
     recreated_ports = _plan_ports(desired, observed, ownership, recreated_peers, steps)
-    present = _ports_present_after(desired, observed)
+    present = _ports_present_after(desired, observed, ownership)
     deferred = _plan_flows(desired.bridges, observed, recreated_ports, present, steps)
     return Plan(steps.ordered(), deferred)
 
@@ -431,22 +432,46 @@ _NOT_PORT_NAMES = frozenset({"LOCAL", "IN_PORT", "NORMAL", "CONTROLLER", "FLOOD"
                              "flood", "all", "none", "any"})
 
 
+def port_references(text: str) -> set[str]:
+    """Ports named or numbered in ``in_port=``/``output:`` of flow text (keywords left out)."""
+    return {name for name in _PORT_REFERENCE.findall(text) if name not in _NOT_PORT_NAMES}
+
+
 def flow_port_names(flow: Flow) -> set[str]:
     """The port names a flow refers to (``in_port=``, ``output:``), not numbers/keywords."""
-    found = _PORT_REFERENCE.findall(f"{flow.match} {flow.actions}")
-    return {name for name in found if not name.isdigit() and name not in _NOT_PORT_NAMES}
+    return {name for name in port_references(f"{flow.match} {flow.actions}")
+            if not name.isdigit()}
 
 
-def _ports_present_after(desired: DesiredState, observed: ObservedState) -> dict[str, set[str]]:
-    """bridge -> names of the ports it will have once the plan's creations have run."""
-    present: dict[str, set[str]] = {}
-    for bridge, ports in desired_ports(desired).items():
-        present[bridge] = {name for name, port in ports.items() if port.managed}
+def _ports_present_after(
+    desired: DesiredState, observed: ObservedState, ownership: Ownership
+) -> dict[str, set[str]]:
+    """bridge -> names of the ports it will have once the plan has run."""
+    wanted = desired_ports(desired)
+    home = {name: bridge for bridge, ports in wanted.items() for name in ports}
+    present: dict[str, set[str]] = {
+        bridge: {name for name, port in ports.items() if port.managed}
+        for bridge, ports in wanted.items()
+    }
     for bridge in observed.bridges:
-        present.setdefault(bridge.name, set()).update(p.name for p in bridge.ports)
+        present.setdefault(bridge.name, set()).update(
+            p.name for p in bridge.ports
+            if home.get(p.name, bridge.name) == bridge.name  # not moving elsewhere
+            and (p.name in home or not ownership.owns_port(p))  # not removed as stale
+        )
     for bridge in present:
         present[bridge].add(bridge)  # the bridge's own internal port
     return present
+
+
+def _installed_for_other_ports(flow: Flow, seen: list[ObservedFlow]) -> bool:
+    """The switch prints ports by name, and by number once a port is gone: a flow whose
+    installed ports differ from its wanted ones was installed for a port that was since
+    deleted or recreated (under a new number)."""
+    wanted = port_references(f"{flow.match} {flow.actions}")
+    if any(name.isdigit() for name in wanted):
+        return False  # numbered on purpose: nothing to compare
+    return any(port_references(f.text) != wanted for f in seen if f.text)
 
 
 def _plan_flows(
@@ -456,27 +481,31 @@ def _plan_flows(
     present: dict[str, set[str]],
     steps: _Steps,
 ) -> tuple[Flow, ...]:
-    """One bundle per bridge; returns the flows deferred for want of a port."""
+    """One bundle per bridge; returns the flows deferred because a port they name is not
+    (or no longer) on the bridge: they are not installed, and removed if they were."""
     deferred: list[Flow] = []
     for bridge in bridges:
         seen = observed.bridge(bridge.name)
-        seen_refs = {FlowRef(f.table, f.cookie) for f in seen.flows} if seen else set()
-        seen_cookies = {ref.cookie for ref in seen_refs}
+        seen_flows: dict[int, list[ObservedFlow]] = {}
+        for observed_flow in seen.flows if seen else ():
+            seen_flows.setdefault(observed_flow.cookie, []).append(observed_flow)
+        seen_refs = {FlowRef(f.table, f.cookie) for fs in seen_flows.values() for f in fs}
         wanted = {}
         for flow in bridge.flows:
-            missing = flow_port_names(flow) - present.get(bridge.name, set())
-            if missing and flow.cookie not in seen_cookies:
+            if flow_port_names(flow) - present.get(bridge.name, set()):
                 deferred.append(flow)
             else:
                 wanted[flow.cookie] = flow
         renumbered = recreated_ports.get(bridge.name, set())
-        # a flow installed for a port that was recreated points at a dead port number
         reinstall = {
             cookie
             for cookie, flow in wanted.items()
-            if cookie in seen_cookies and renumbered and flow_port_names(flow) & renumbered
+            if cookie in seen_flows and (
+                # a port recreated by this plan gets a new number: its flows follow it
+                flow_port_names(flow) & renumbered
+                or _installed_for_other_ports(flow, seen_flows[cookie]))
         }
-        add = sorted(f for c, f in wanted.items() if c not in seen_cookies or c in reinstall)
+        add = sorted(f for c, f in wanted.items() if c not in seen_flows or c in reinstall)
         delete = sorted(ref for ref in seen_refs
                         if ref.cookie not in wanted or ref.cookie in reinstall)
         if add or delete:

@@ -130,6 +130,9 @@ class Api:
         query = select(changes.c.host).where(changes.c.revision > revision)
         return self.context.run_read(lambda tx: {r[0] for r in tx.conn.execute(query)})
 
+    def known_hosts(self) -> set[str]:
+        return self.context.run_read(lambda tx: all_hosts(tx.conn))
+
     def all_views(self, extra_hosts: set[str] = frozenset()) -> dict[str, HostView]:
         """Every known host's view with the revision zeroed (to compare contents)."""
 

@@ -2,13 +2,22 @@
 
 A write declares what it is about to touch (``track_networks`` / ``track_routers``, BEFORE
 mutating: that snapshots who touches each network and who hosts each router), then what it
-changed (``network_changed``: something every host touching the network sees — subnets,
-network attributes, L2 entries of bound ports; ``router_changed``: something every host of
-the router sees — interfaces, static ARP, routes, gateway, SNAT; ``host_changed``: something
-only that host sees).  ``affected_hosts`` then answers, from before/after snapshots:
+changed:
+- ``network_changed(N)``: something every host touching N sees (network attributes,
+  subnets);
+- ``network_entries_changed(N, H)``: the L2 entry of a port bound to H on N — the other
+  hosts touching N see it only if H is *visible* (registered with a tunnel IP);
+- ``router_changed(R)``: something every host of R sees (interfaces, static ARP, routes,
+  gateway, SNAT);
+- ``router_host_changed(R, H)``: something of R only H sees, if H hosts R (its FIPs);
+- ``host_changed(H)``: something only H sees (its own ports, agent, MAC).
 
-- a tracked router whose hosts changed, or that changed:  its hosts before ∪ after;
-- a tracked network whose touching hosts changed, or that changed: its hosts before ∪ after;
+``affected_hosts`` then answers from before/after snapshots:
+- a router that changed: its hosts before ∪ after; a router whose hosts changed: the hosts
+  that started or stopped hosting it;
+- a network that changed: its hosts before ∪ after; a network whose touching hosts
+  changed: the hosts that joined or left, and — when one of those is visible — everybody
+  touching it before ∪ after (their flood lists / remote hosts changed);
 - plus the hosts named explicitly.
 
 Tracking a router tracks the networks of its interfaces, because a host starting or
@@ -23,7 +32,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from dvr.db.tables import changes, server_state
+from dvr.db.tables import changes, dvr_hosts, server_state
 from dvr.server.services.l2pop import touching_hosts
 from dvr.server.services.scheduler import router_hosts, router_networks
 
@@ -37,6 +46,8 @@ class Impact:
     network_hosts_before: dict[str, set[str]] = field(default_factory=dict)
     router_hosts_before: dict[str, set[str]] = field(default_factory=dict)
     changed_networks: set[str] = field(default_factory=set)
+    # (network, host): the L2 entry of a port bound to host changed
+    entry_changes: set[tuple[str, str]] = field(default_factory=set)
     changed_routers: set[str] = field(default_factory=set)
     # (router, host): host sees the change only if it hosts the router (before or after)
     router_host_pairs: set[tuple[str, str]] = field(default_factory=set)
@@ -59,6 +70,10 @@ class Impact:
     def network_changed(self, network_id: str) -> None:
         self._require(network_id in self.network_hosts_before, "network", network_id)
         self.changed_networks.add(network_id)
+
+    def network_entries_changed(self, network_id: str, host: str) -> None:
+        self._require(network_id in self.network_hosts_before, "network", network_id)
+        self.entry_changes.add((network_id, host))
 
     def router_changed(self, router_id: str) -> None:
         self._require(router_id in self.router_hosts_before, "router", router_id)
@@ -89,17 +104,35 @@ class Impact:
         after_routers = router_hosts(self.conn, self.router_hosts_before)
         for router_id, before in self.router_hosts_before.items():
             after = after_routers[router_id]
-            if router_id in self.changed_routers or before != after:
-                result |= before | after
+            result |= (before | after) if router_id in self.changed_routers else before ^ after
         for router_id, host in self.router_host_pairs:
             if host in self.router_hosts_before[router_id] | after_routers[router_id]:
                 result.add(host)
         after_networks = touching_hosts(self.conn, self.network_hosts_before)
+        moved = {n: before ^ after_networks[n] for n, before in self.network_hosts_before.items()}
+        candidates = {h for hosts in moved.values() for h in hosts}
+        candidates |= {h for _, h in self.entry_changes}
+        visible = visible_hosts(self.conn, candidates)
         for network_id, before in self.network_hosts_before.items():
-            after = after_networks[network_id]
-            if network_id in self.changed_networks or before != after:
-                result |= before | after
+            everyone = before | after_networks[network_id]
+            result |= moved[network_id]
+            if (
+                network_id in self.changed_networks
+                or moved[network_id] & visible
+                or any(n == network_id and h in visible for n, h in self.entry_changes)
+            ):
+                result |= everyone
         return result
+
+
+def visible_hosts(conn: Connection, hosts: Collection[str]) -> set[str]:
+    """Hosts other hosts can see: registered with a tunnel IP."""
+    if not hosts:
+        return set()
+    query = select(dvr_hosts.c.host).where(
+        dvr_hosts.c.host.in_(list(hosts)), dvr_hosts.c.tunnel_ip.is_not(None)
+    )
+    return {row[0] for row in conn.execute(query)}
 
 
 def current_revision(conn: Connection) -> int:

@@ -102,7 +102,7 @@ def end_change(tx: WriteTx, before: PortState | None, after: PortState | None) -
     if before_l2 != after_l2:
         for state in states:
             if state.host:
-                tx.impact.network_changed(state.network_id)
+                tx.impact.network_entries_changed(state.network_id, state.host)
     before_arp = before.arp_entries() if before else frozenset()
     after_arp = after.arp_entries() if after else frozenset()
     if before_arp != after_arp:
@@ -406,12 +406,7 @@ def update_port(tx: WriteTx, port_id: str, body: dict[str, Any], internal: bool 
     _check_address_pairs({"allowed_address_pairs": pairs}, port_security)
     mac = body.get("mac_address", row.mac_address)
     if mac != row.mac_address:
-        if row.vif_type not in ("unbound", "binding_failed"):
-            raise conflict(
-                "PortBound",
-                f"Unable to complete operation on port {port_id}, port is already bound, port "
-                f"type: {row.vif_type}, old_mac {row.mac_address}, new_mac {mac}.",
-            )
+        # Neutron refuses this on a bound port (PortBound); our agents reconcile the new MAC
         _check_mac(tx, row.network_id, mac)
         values["mac_address"] = mac
     ips = before.ips

@@ -238,7 +238,26 @@ def test_trace_of_a_routed_cross_host_path(client: TestClient, cloud: Cloud) -> 
     assert f"VXLAN VNI {orange_vni}: 192.0.2.11 → 192.0.2.12" == tunnel["actions"]
     assert ("compute-2", "br-tun", 9) in [(s["host"], s["bridge"], s["table"]) for s in forward]
     assert forward[-1]["kind"] == "deliver" and forward[-1]["host"] == "compute-2"
-    assert doc["assumed_plugged"] == ["compute-1", "compute-2"]
+    assert doc["assumed_plugged"] == []  # both agents reported their VIFs
+
+
+def test_trace_uses_reported_vif_names_and_assumes_them_only_without_a_report(
+    client: TestClient, cloud: Cloud
+) -> None:
+    blue_1 = cloud.vms["blue-1"]
+    revision = topology(client)["revision"]
+    client.post("/dvr/v1/hosts/compute-1/heartbeat", json={
+        "applied_revision": revision, "vifs": {blue_1["id"]: "vm-blue-1"}, "local_vlans": {}})
+    doc = client.get("/dvr/v1/trace", params={"src": "orange-1", "dst": "blue-1"}).json()
+    assert doc["verdict"] == "delivered"
+    assert doc["steps"][[s["direction"] for s in doc["steps"]].index("reply")]["bridge"] == (
+        "vm-blue-1")  # the reply is sent from the VIF the agent reported
+
+    client.post("/dvr/v1/agents", json={"host": "compute-3", "tunnel_ip": "192.0.2.13"})
+    create_vm(client, "blue-4", cloud.networks["blue"]["id"], "compute-3")
+    doc = client.get("/dvr/v1/trace", params={"src": "blue-4", "dst": "blue-1"}).json()
+    assert doc["verdict"] == "delivered"
+    assert doc["assumed_plugged"] == ["compute-3"]
 
 
 def test_trace_of_a_same_subnet_path_has_no_router(client: TestClient, cloud: Cloud) -> None:

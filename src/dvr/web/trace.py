@@ -1,8 +1,10 @@
 """``GET /dvr/v1/trace``: the tracer run on the server's own data, as one JSON document.
 
 Every host's desired state is rebuilt the way ``dvr flows`` and the agent do it
-(``dvr.hoststate.desired_state_from_reports`` over the server's HostView builder), all in
-one read transaction and only for the hosts the walk visits (a lazy mapping).  The
+(``dvr.hoststate.desired_state_from_reports`` over the server's HostView builder and the
+agent's last report of plugged VIFs and local VLANs), all in one read transaction and only
+for the hosts the walk visits (a lazy mapping).  A host whose agent never reported gets
+its VM/DHCP ports assumed plugged under Nova's tap names (listed in ``assumed_plugged``).  The
 tracer's ``trace_packet`` is pure; this module only feeds it and turns its ``Trace`` into
 the web view's shape:
 
@@ -32,6 +34,7 @@ from dvr.hoststate import describe_owner, desired_state_from_reports
 from dvr.model.hostview import HostView, is_dvr_serviceable
 from dvr.server.errors import NeutronError, http_bad_request
 from dvr.server.hostview import build_host_view
+from dvr.server.services import agents as agent_service
 from dvr.server.services.notify import current_revision
 from dvr.server.tx import ReadTx
 from dvr.trace import ofsim
@@ -52,12 +55,17 @@ from dvr.trace.steps import (
 )
 from dvr.trace.tracer import trace_packet
 
-AgentReport = Callable[[Connection, str], dict[str, Any] | None]
+AgentReport = Callable[[ReadTx, str], dict[str, Any] | None]
 
 
-def no_agent_report(conn: Connection, host: str) -> dict[str, Any] | None:
-    """The server keeps no agent reports (plugged VIFs, local VLANs) yet."""
-    return None
+def stored_agent_report(tx: ReadTx, host: str) -> dict[str, Any] | None:
+    """What the host's agent last reported with a heartbeat (VIFs, local VLANs); None when
+    the host is unregistered or its agent never reported."""
+    query = select(dvr_hosts.c.agent_report).where(dvr_hosts.c.host == host)
+    row = tx.conn.execute(query).first()
+    if row is None or row.agent_report is None:
+        return None
+    return agent_service.agent_report(tx, host)
 
 
 class LazyHosts(Mapping[str, HostData]):
@@ -96,19 +104,17 @@ def assumed_vifs(view: HostView) -> dict[str, str]:
     return {p.id: default_vif_name(p.id) for p in view.ports if is_dvr_serviceable(p.device_owner)}
 
 
-def load_hosts(
-    conn: Connection, report_of: AgentReport, assumed: set[str]
-) -> LazyHosts:
+def load_hosts(tx: ReadTx, report_of: AgentReport, assumed: set[str]) -> LazyHosts:
     def load(host: str) -> HostData:
-        view = build_host_view(conn, host)
-        report = report_of(conn, host)
+        view = build_host_view(tx.conn, host)
+        report = report_of(tx, host)
         if report is None or report.get("vifs") is None:
             assumed.add(host)
             report = {**(report or {}), "vifs": assumed_vifs(view)}
         state = desired_state_from_reports(view, report)
         return HostData(view=view, state=state, plugged=dict(report["vifs"]))
 
-    return LazyHosts(known_hosts(conn), load)
+    return LazyHosts(known_hosts(tx.conn), load)
 
 
 def parse_trace_request(params: Mapping[str, str]) -> TraceRequest:
@@ -308,11 +314,11 @@ def trace_document(
 
 
 def run_trace(
-    tx: ReadTx, request: TraceRequest, report_of: AgentReport = no_agent_report
+    tx: ReadTx, request: TraceRequest, report_of: AgentReport = stored_agent_report
 ) -> dict[str, Any]:
     """Trace ``request`` over every host's desired state, rebuilt from this transaction."""
     assumed: set[str] = set()
-    hosts = load_hosts(tx.conn, report_of, assumed)
+    hosts = load_hosts(tx, report_of, assumed)
     try:
         trace = trace_packet(hosts, request)
     except (ofsim.UnsupportedFlow, ofsim.AmbiguousMatch, ofsim.SimulationLimit) as exc:

@@ -7,9 +7,6 @@ compute-2 by hand (one flow by cookie; all of br-int table 1).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from dvr.trace.ofproto import parse_ofproto_trace
@@ -27,24 +24,12 @@ from tests.unit.desired.desired_scenarios import (
     tap_name,
 )
 from tests.unit.trace.trace_scenarios import (
+    RECORDED,
     RECORDED_REQUESTS,
+    RecordedSwitches,
     east_west_hosts,
     orange_1_port_flow_cookie,
 )
-
-RECORDED = json.loads((Path(__file__).parent / "data" / "ofproto_traces.json").read_text())
-
-
-class RecordedSwitches:
-    """The probe port answered from recorded texts; remembers what it was asked."""
-
-    def __init__(self, variant: str) -> None:
-        self.variant = variant
-        self.asked: list[tuple[str, str, str]] = []
-
-    def trace(self, host: str, bridge: str, flow: str) -> str:
-        self.asked.append((host, bridge, flow))
-        return RECORDED["traces"][f"{self.variant}|{host}|{bridge}|{flow}"]
 
 
 class EditedSwitches(RecordedSwitches):

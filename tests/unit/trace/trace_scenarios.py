@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from dvr.agent.desired import HostInputs, compute_desired_state
 from dvr.model.hostview import HostView
@@ -60,3 +62,19 @@ def deleted_variants(hosts: dict[str, HostData]) -> dict[str, list[tuple[str, st
         "deleted-port-flow": [(HOST_2, "br-int", f"cookie={cookie:#x}/-1")],
         "deleted-table": [(HOST_2, "br-int", "table=1")],
     }
+
+
+# real `ovs-appctl ofproto/trace` texts (OVS 3.1) for every switch pass of RECORDED_REQUESTS
+RECORDED = json.loads((Path(__file__).parent / "data" / "ofproto_traces.json").read_text())
+
+
+class RecordedSwitches:
+    """The tracer's switch port answered from recorded texts; remembers what it was asked."""
+
+    def __init__(self, variant: str) -> None:
+        self.variant = variant
+        self.asked: list[tuple[str, str, str]] = []
+
+    def trace(self, host: str, bridge: str, flow: str) -> str:
+        self.asked.append((host, bridge, flow))
+        return RECORDED["traces"][f"{self.variant}|{host}|{bridge}|{flow}"]

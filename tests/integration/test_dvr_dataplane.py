@@ -162,3 +162,18 @@ def test_a_router_namespace_lost_behind_the_agents_back_is_rebuilt(two_hosts: Tw
     assert lab.ping("blue-a", ORANGE_B)
     assert lab.ping("blue-a", BLUE_B)
     assert len(lab.plan(host_a)) == 0
+
+
+def test_a_vm_replugged_behind_the_agents_back_gets_its_flows_reinstalled(two_hosts):
+    lab = two_hosts
+    converge(lab)
+    host_b = lab.names[1]
+    vm = lab.cloud.vm("orange-b")
+    lab.unplug("orange-b")
+    lab.plug("orange-b")  # same port name, a new OpenFlow port number
+    plan = lab.plan(host_b)
+    bundles = [c for c in plan.commands if type(c).__name__ == "FlowBundle"]
+    assert [{f.owner for f in b.add} for b in bundles] == [{f"port:{vm.port_id}"}]
+    assert lab.apply(host_b).counts.get("flows_added") == 1
+    assert lab.ping("blue-a", ORANGE_B), "routed traffic reaches the VM's new port number"
+    assert len(lab.plan(host_b)) == 0

@@ -226,7 +226,10 @@ def _printed(installed: _Flow, bridge: _Bridge) -> str:
         if name not in installed.ofports:
             return match.group(0)
         number = installed.ofports[name]
-        return match.group(0).replace(name, by_number.get(number, str(number)))
+        now = by_number.get(number)
+        if now is None:  # gone: printed by number, unquoted
+            return match.group(0).replace(f'"{name}"', name).replace(name, str(number))
+        return match.group(0).replace(name, now)
 
     flow = installed.flow
     return _PORT_TOKEN.sub(name_now, f"{flow.match} actions={flow.actions}")

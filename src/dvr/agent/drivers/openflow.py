@@ -55,4 +55,5 @@ def _match_and_actions(line: str) -> str:
     parts = [p.strip() for p in head.split(",")]
     kept = [p for p in parts
             if p and not p.startswith(("cookie=", "table=")) and p.split("=")[0] not in _STATS]
-    return ",".join(kept) + (f" actions={actions}" if sep else "")
+    return " ".join(part for part in (",".join(kept), f"actions={actions}" if sep else "")
+                    if part)

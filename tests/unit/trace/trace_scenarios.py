@@ -77,4 +77,9 @@ class RecordedSwitches:
 
     def trace(self, host: str, bridge: str, flow: str) -> str:
         self.asked.append((host, bridge, flow))
-        return RECORDED["traces"][f"{self.variant}|{host}|{bridge}|{flow}"]
+        key = f"{self.variant}|{host}|{bridge}|{flow}"
+        if key not in RECORDED["traces"]:
+            raise AssertionError(
+                f"no recorded ofproto/trace for {key}: the desired flows or the walk changed; "
+                "re-record (as root): .venv/bin/python tests/unit/trace/record_ofproto_traces.py")
+        return RECORDED["traces"][key]

@@ -101,6 +101,11 @@ def flow_counters(lines: list[str]) -> dict[str, int]:
     return counters
 
 
+def flows_by_cookie(lines: list[str]) -> dict[str, str]:
+    """cookie -> the flow's text for dump-flows lines."""
+    return {line.split("cookie=", 1)[1].split(",", 1)[0]: line for line in lines}
+
+
 @pytest.fixture(scope="session")
 def lab3():
     """The default scenario with a third, initially empty, compute host."""

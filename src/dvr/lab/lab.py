@@ -84,7 +84,11 @@ class Lab:
     def up(self, computes: int = 2) -> LabRecord:
         existing = self.paths.load()
         if existing is not None and existing.complete and self._server_alive(existing):
-            raise LabError(f"lab {self.name!r} is already up; `dvr lab down` first")
+            if existing.computes != computes or existing.api_port != self.api_port:
+                raise LabError(f"lab {self.name!r} is already up with {existing.computes} "
+                               f"computes on port {existing.api_port}; `dvr lab down` first")
+            self.out(f"lab {self.name!r} is already up")
+            return existing
         if existing is not None:
             self.out("cleaning up what an earlier run left behind")
             self.down(quiet=True)

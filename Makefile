@@ -4,12 +4,17 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
-APT_PACKAGES := openvswitch-switch iproute2 iputils-ping ethtool nftables iperf3 tcpdump \
-	postgresql procps util-linux python3-venv python3-pip
+# what the lab needs at run time
+APT_RUNTIME := openvswitch-switch iproute2 iputils-ping ethtool nftables iperf3 tcpdump \
+	procps util-linux python3-venv python3-pip
+# and what the test suite needs besides (a real PostgreSQL, Chromium for the browser test)
+APT_TEST := postgresql chromium
 
-.PHONY: demo test system-deps venv lint down
+.PHONY: demo test system-deps test-deps venv lint down
 
-system-deps:
+system-deps: APT_PACKAGES = $(APT_RUNTIME)
+test-deps: APT_PACKAGES = $(APT_RUNTIME) $(APT_TEST)
+system-deps test-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -26,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-test: system-deps venv
+test: test-deps venv
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
 
 lint: venv
@@ -34,8 +39,14 @@ lint: venv
 
 demo: system-deps venv
 	$(VENV)/bin/dvr lab up
+	@echo; echo "== a routed ping: blue-1 (compute-1) -> orange-1 (compute-2)"
 	$(VENV)/bin/dvr lab ping blue-1 orange-1
-	$(VENV)/bin/dvr trace blue-1 orange-1
+	@echo; echo "== its path, flow by flow, checked against the real switches"
+	$(VENV)/bin/dvr trace blue-1 orange-1 --verify --lab dvr
+	@echo; echo "The lab is still running. '. $(VENV)/bin/activate' puts dvr on your PATH, then:"
+	@echo "  dvr lab status | dvr lab ping SRC DST | dvr trace SRC DST | dvr flows compute-1 --explain"
+	@echo "  open http://127.0.0.1:9696/ui in a browser on this machine for the web view"
+	@echo "  make down   (or dvr lab down) removes everything"
 
 down: venv
 	$(VENV)/bin/dvr lab down

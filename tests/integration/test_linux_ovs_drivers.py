@@ -188,3 +188,38 @@ def test_stale_owned_namespaces_go_and_foreign_ones_stay(host: HostEnv):
         DeleteNamespace("qrouter-stale"), DeleteNamespace("snat-stale")}
     assert reconcile_in_host(host, desired).failures == ()
     assert host.namespaces() == sorted([NS, "vm-foreign"])
+
+
+def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
+    """OVSDB and OpenFlow are unix sockets: the OVS driver works from any namespace."""
+    from dvr.agent.drivers.base import DriverError
+    from dvr.agent.drivers.ops import EnsureBridge, FlowRef
+    from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+
+    host.run(["ip", "link", "add", "tapx", "type", "veth", "peer", "name", "vmx"])
+    with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
+        # a bridge somebody made standalone: the switch's own NORMAL flow has cookie 0
+        host.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+        (bridge,) = ovs.observe(["br-int", "br-none"])
+        assert [(f.cookie, f.text) for f in bridge.flows] == [(0, "priority=0 actions=NORMAL")]
+        ovs.transact([EnsureBridge("br-int", "netdev", "secure", (("owner", "dvr"),)),
+                      EnsurePort("br-int", "tapx", tag=3, external_ids=(("iface-id", "x"),))])
+        keep = Flow(0, 5, "in_port=tapx", "drop", "port:x")
+        # deleting cookie 0 in every table would hit the hidden table 254: EPERM
+        ovs.apply_flows(FlowBundle("br-int", (keep,), (FlowRef(0, 0),)))
+        (bridge,) = ovs.observe(["br-int"])
+        assert [f.cookie for f in bridge.flows] == [keep.cookie]
+        assert (bridge.fail_mode, dict(bridge.external_ids)["owner"]) == ("secure", "dvr")
+        (port,) = bridge.ports
+        assert (port.name, port.tag, port.external_id("iface-id")) == ("tapx", 3, "x")
+        with pytest.raises(DriverError, match="nosuch"):
+            ovs.apply_flows(FlowBundle("br-int", (Flow(0, 6, "in_port=nosuch", "drop", "x:y"),),
+                                       (FlowRef(0, keep.cookie),)))
+        assert [f.cookie for f in ovs.observe(["br-int"])[0].flows] == [keep.cookie]
+        (cheap,) = ovs.observe(["br-int"], with_flows=False)
+        assert cheap.flows == () and cheap.ports == bridge.ports
+        # recreating the port gives it a new number; the flow now prints it by number
+        ovs.transact([EnsurePort("br-int", "tapx", tag=3, recreate=True)])
+        (after,) = ovs.observe(["br-int"])
+        assert after.ports[0].ofport != port.ofport
+        assert after.flows[0].text == f"priority=5,in_port={port.ofport} actions=drop"

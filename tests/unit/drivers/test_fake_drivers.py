@@ -193,3 +193,10 @@ def test_flows_print_a_gone_port_by_number(ovs):
     (bridge,) = ovs.observe(["br-int"])
     assert [f.text for f in bridge.flows] == [f"dl_vlan=1 actions=output:{number}"]
     assert ovs.stale_flows("br-int") == [flow]
+
+
+def test_bridges_can_be_observed_without_their_flows(ovs):
+    ovs.apply_flows(FlowBundle("br-int", (Flow(0, 0, "", "NORMAL", "bridge:br-int"),)))
+    (cheap,) = ovs.observe(["br-int", "br-none"], with_flows=False)
+    (full,) = ovs.observe(["br-int"])
+    assert cheap.flows == () and len(full.flows) == 1 and cheap.ports == full.ports

@@ -29,8 +29,10 @@ class LinuxScope:
 
 
 class OvsDriver(Protocol):
-    def observe(self, bridges: Iterable[str]) -> tuple[ObservedBridge, ...]:
-        """The named bridges that exist, with ports and flows."""
+    def observe(self, bridges: Iterable[str],
+                with_flows: bool = True) -> tuple[ObservedBridge, ...]:
+        """The named bridges that exist, with their ports and (unless told not to, which is
+        much cheaper) their flows."""
         ...
 
     def transact(self, ops: Sequence[OvsdbOp]) -> None:

@@ -98,7 +98,8 @@ class FakeOvsDriver:
         self.bundles = 0
 
     # -- driver interface ---------------------------------------------------------------
-    def observe(self, bridges: Iterable[str]) -> tuple[ObservedBridge, ...]:
+    def observe(self, bridges: Iterable[str],
+                with_flows: bool = True) -> tuple[ObservedBridge, ...]:
         found = []
         for name in bridges:
             bridge = self.bridges.get(name)
@@ -113,7 +114,7 @@ class FakeOvsDriver:
                 ObservedFlow(f.flow.cookie, f.flow.table, f.flow.priority, f.n_packets,
                              f.n_packets * 100, _printed(f, bridge))
                 for f in bridge.flows
-            ))
+            )) if with_flows else ()
             found.append(ObservedBridge(name, bridge.datapath_type, bridge.fail_mode,
                                         tuple(sorted(bridge.external_ids.items())),
                                         ports, flows))

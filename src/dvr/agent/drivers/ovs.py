@@ -227,11 +227,15 @@ class OvsDriver:
         self.close()
 
     # -- driver interface -----------------------------------------------------------------------
-    def observe(self, bridges: Iterable[str]) -> tuple[ObservedBridge, ...]:
+    def observe(self, bridges: Iterable[str],
+                with_flows: bool = True) -> tuple[ObservedBridge, ...]:
         found = _ObserveBridges(self.api, list(bridges)).execute(check_error=True)
+        if not with_flows:
+            return tuple(found)
+        flows = self.dump_all_flows([b.name for b in found])
         return tuple(
             ObservedBridge(b.name, b.datapath_type, b.fail_mode, b.external_ids, b.ports,
-                           self.dump_flows(b.name))
+                           flows[b.name])
             for b in found
         )
 
@@ -251,6 +255,25 @@ class OvsDriver:
     def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
         return parse_dump_flows(self._ofctl(["--names", "dump-flows", bridge]))
 
+    def dump_all_flows(self, bridges: Sequence[str]) -> dict[str, tuple[ObservedFlow, ...]]:
+        """``dump-flows`` of several bridges at once (one ovs-ofctl each, run side by side:
+        starting ovs-ofctl costs more than the dump)."""
+        running = {b: subprocess.Popen(self._ofctl_argv(["--names", "dump-flows", b]),
+                                       env=self._ofctl_env(), text=True, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE) for b in bridges}
+        flows = {}
+        for bridge, process in running.items():
+            try:
+                out, err = process.communicate(timeout=self.config.timeout)
+            except subprocess.TimeoutExpired as error:
+                process.kill()
+                process.communicate()
+                raise DriverError(f"dump-flows {bridge} timed out") from error
+            if process.returncode != 0:
+                raise DriverError(f"dump-flows {bridge}: {err.strip()}")
+            flows[bridge] = parse_dump_flows(out)
+        return flows
+
     def _commit(self, commands: Sequence[ovs_command.BaseCommand]) -> None:
         try:
             with self.api.transaction(check_error=True) as txn:
@@ -261,14 +284,20 @@ class OvsDriver:
         except Exception as error:
             raise DriverError(f"OVSDB transaction failed: {error}") from error
 
-    def _ofctl(self, args: Sequence[str], stdin: str | None = None) -> str:
+    def _ofctl_env(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.config.rundir is not None:
             env["OVS_RUNDIR"] = str(self.config.rundir)
-        argv = [self.config.ofctl, "-O", self.config.openflow_version, *args]
+        return env
+
+    def _ofctl_argv(self, args: Sequence[str]) -> list[str]:
+        return [self.config.ofctl, "-O", self.config.openflow_version, *args]
+
+    def _ofctl(self, args: Sequence[str], stdin: str | None = None) -> str:
+        argv = self._ofctl_argv(args)
         try:
-            result = subprocess.run(argv, input=stdin, env=env, text=True, capture_output=True,
-                                    timeout=self.config.timeout)
+            result = subprocess.run(argv, input=stdin, env=self._ofctl_env(), text=True,
+                                    capture_output=True, timeout=self.config.timeout)
         except subprocess.TimeoutExpired as error:
             raise DriverError(f"{' '.join(argv)} timed out") from error
         if result.returncode != 0:

@@ -35,7 +35,8 @@ def test_create_associate_disassociate_delete(api, topo):
     assert disassociated["port_id"] is None and disassociated["router_id"] is None
     assert api.list("port", device_owner=FIP_GW) == []  # last FIP of the host gone
     api.delete("floatingip", fip["id"])
-    assert api.list("floatingip") == [] and api.list("port", device_owner="network:floatingip") == []
+    assert api.list("floatingip") == []
+    assert api.list("port", device_owner="network:floatingip") == []
 
 
 def test_one_fip_gateway_per_host_and_network(api, topo):

@@ -202,7 +202,7 @@ class World:
 
     def change_mac(self):
         if self.ports:
-            mac = "fa:16:3e:%02x:%02x:%02x" % tuple(self.rng.randrange(256) for _ in range(3))
+            mac = "fa:16:3e:" + ":".join(f"{self.rng.randrange(256):02x}" for _ in range(3))
             self.api.update("port", self.pick(self.ports), mac_address=mac)
 
     def change_ip(self):

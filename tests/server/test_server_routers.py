@@ -155,7 +155,8 @@ def test_gateway_creates_gateway_and_snat_ports(api, topo):
     assert [p["id"] for p in api.list("port", device_owner=SNAT)] == [snat["id"]]
     cleared = api.clear_gateway(router["id"])
     assert cleared["external_gateway_info"] is None
-    assert api.list("port", device_owner=SNAT) == [] and api.list("port", device_owner=GATEWAY) == []
+    assert api.list("port", device_owner=SNAT) == []
+    assert api.list("port", device_owner=GATEWAY) == []
 
 
 def test_gateway_errors(api, topo):

@@ -1,0 +1,68 @@
+"""dvr-server as a process: listeners (TCP + unix socket), token, arguments, migrations."""
+
+import httpx
+import pytest
+from conftest import start_live_server
+
+from dvr.server.config import Listener, parse_listener, parse_vni_range
+from dvr.server.main import parse_args
+
+
+def test_tcp_and_unix_listeners_with_token(db_url, tmp_path):
+    socket_path = tmp_path / "dvr.sock"
+    server = start_live_server(db_url, tmp_path, "--listen", f"unix:{socket_path}",
+                               "--token", "s3cret")
+    try:
+        # the version document stays open (clients probe it before authenticating)
+        assert httpx.get(server.url + "/").status_code == 200
+        denied = httpx.get(server.url + "/v2.0/networks")
+        assert denied.status_code == 401
+        assert denied.json()["NeutronError"]["type"] == "HTTPUnauthorized"
+        allowed = httpx.get(server.url + "/v2.0/networks", headers={"X-Auth-Token": "s3cret"})
+        assert allowed.status_code == 200
+        assert allowed.headers["x-openstack-request-id"].startswith("req-")
+        transport = httpx.HTTPTransport(uds=str(socket_path))
+        with httpx.Client(transport=transport, base_url="http://dvr") as local:
+            created = local.post("/v2.0/networks", json={"network": {"name": "via-unix"}})
+            assert created.status_code == 201  # unix socket: no token needed
+        listed = httpx.get(server.url + "/v2.0/networks", headers={"X-Auth-Token": "s3cret"})
+        assert [n["name"] for n in listed.json()["networks"]] == ["via-unix"]
+    finally:
+        server.stop()
+    assert not socket_path.exists()
+
+
+def test_parse_args_defaults(tmp_path):
+    config, level = parse_args(["--state-dir", str(tmp_path)])
+    assert config.db_url == f"sqlite:///{tmp_path / 'dvr.db'}"
+    assert config.listeners == (Listener(host="127.0.0.1", port=9696),)
+    assert config.vni_range == (1000, 1999) and config.host_mac_base == "fa:16:3f:00:00:00"
+    assert config.agent_down_time == 75 and config.token is None and level == "info"
+
+
+def test_parse_args_everything(tmp_path):
+    config, _ = parse_args([
+        "--db", "postgresql://u@127.0.0.1/dvr", "--listen", "0.0.0.0:9797",
+        "--listen", "unix:/run/dvr.sock", "--vni-range", "5000:5999",
+        "--host-mac-base", "FA:16:3F:AA:00:00", "--agent-down-time", "30", "--token", "t",
+    ])
+    assert config.listeners == (Listener(host="0.0.0.0", port=9797),
+                                Listener(unix_path="/run/dvr.sock"))
+    assert (config.vni_range, config.host_mac_base) == ((5000, 5999), "fa:16:3f:aa:00:00")
+    assert (config.agent_down_time, config.token) == (30, "t")
+
+
+@pytest.mark.parametrize("bad", [["--listen", "nonsense"], ["--vni-range", "9:1"],
+                                 ["--host-mac-base", "zz"], ["--agent-down-time", "0"]])
+def test_parse_args_rejects(bad):
+    with pytest.raises(SystemExit):
+        parse_args(bad)
+
+
+def test_listener_and_range_parsing():
+    assert parse_listener("[::1]:9696") == Listener(host="::1", port=9696)
+    assert parse_listener(":9696") == Listener(host="0.0.0.0", port=9696)
+    with pytest.raises(ValueError):
+        parse_listener("unix:")
+    with pytest.raises(ValueError):
+        parse_vni_range("0:10")

@@ -79,7 +79,8 @@ class HostDataplane:
         self.last_log_line = ""
 
     def _integration_bridge(self) -> ObservedBridge | None:
-        found = self.drivers.ovs.observe([self.config.integration_bridge])
+        """br-int's ports (no flows: this is read every poll interval)."""
+        found = self.drivers.ovs.observe([self.config.integration_bridge], with_flows=False)
         return found[0] if found else None
 
     def plugged_vifs(self) -> frozenset[str]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from dvr.lab.procs import ProcessRef, is_alive, process_ref, stop_process
 
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 MANIFEST = "hostenv.json"
@@ -33,71 +33,10 @@ NETNS_DIR = Path("/run/netns")
 DAEMONS = ("ovs-vswitchd", "ovsdb-server")  # stop order
 
 
+
+
 class HostEnvError(RuntimeError):
     pass
-
-
-# --- processes, by PID -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProcessRef:
-    """A process we started: its PID and start time (guards against PID reuse)."""
-
-    pid: int
-    start_time: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {"pid": self.pid, "start_time": self.start_time}
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2:].split()  # fields from 3 (state) on
-
-
-def process_ref(pid: int) -> ProcessRef | None:
-    fields = _stat(pid)
-    return ProcessRef(pid, int(fields[19])) if fields else None
-
-
-def is_alive(ref: ProcessRef) -> bool:
-    """True while the process runs; a zombie (or a reused PID) counts as gone."""
-    fields = _stat(ref.pid)
-    return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == (
-        ref.start_time)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass  # not our child: PID 1 reaps it (slowly)
-
-
-def stop_process(ref: ProcessRef | None, timeout: float = 5.0) -> None:
-    """SIGTERM, wait (bounded), SIGKILL, wait (bounded).  Gone or zombie = stopped."""
-    if ref is None:
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
-        if not is_alive(ref):
-            break
-        try:
-            os.kill(ref.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(ref.pid)
-            if not is_alive(ref):
-                break
-            time.sleep(0.02)
-    _reap(ref.pid)
-    if is_alive(ref):
-        raise HostEnvError(f"process {ref.pid} survived SIGKILL")
 
 
 def _wait_for(check, what: str, timeout: float = 10.0, interval: float = 0.02) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from dvr.client import ServerClient, ServerError
 from dvr.lab import fabric as fabric_mod
 from dvr.lab.hostenv import HostEnv, cleanup
-from dvr.lab.procs import ProcessRef, is_running, start_daemon, stop_process
+from dvr.lab.procs import ProcessRef, is_alive, start_daemon, stop_process
 from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord
 from dvr.lab.topology import TENANT_MTU, LabTopology, default_topology, validate_lab_name
 from dvr.lab.vm import VmPlug, plug_commands, unplug_commands, vm_namespace
@@ -112,7 +112,7 @@ class Lab:
 
     def _server_alive(self, record: LabRecord) -> bool:
         ref = record.server_process
-        return ref is not None and is_running(ref)
+        return ref is not None and is_alive(ref)
 
     def _start_server(self, record: LabRecord) -> None:
         self.out(f"starting dvr-server on {self.api_url} and {self.paths.server_socket}")
@@ -123,11 +123,11 @@ class Lab:
                 "--listen", f"unix:{self.paths.server_socket}",
                 "--state-dir", str(self.paths.root)]
         ref = start_daemon(argv, self.paths.server_log)
-        record.server = ref.to_dict()
+        record.server = ref.as_dict()
         self.paths.save(record)
 
         def ready() -> bool:
-            if not is_running(ref):
+            if not is_alive(ref):
                 raise LabError(f"dvr-server exited; see {self.paths.server_log}")
             try:
                 with self.client() as c:
@@ -163,7 +163,7 @@ class Lab:
         env = self.host_env(host)
         ref = start_daemon(env.command(self._agent_argv(host)),
                            Path(host.workdir) / "agent.log", env=env.env())
-        host.agent = ref.to_dict()
+        host.agent = ref.as_dict()
         self.paths.save(record)
 
     def _start_agents(self, record: LabRecord) -> None:

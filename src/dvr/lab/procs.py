@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class ProcessError(RuntimeError):
+    pass
+
+
 @dataclass(frozen=True)
 class ProcessRef:
+    """A process we started: its PID and start time (guards against PID reuse)."""
+
     pid: int
     start_time: int
 
-    def to_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int]:
         return {"pid": self.pid, "start_time": self.start_time}
 
     @staticmethod
@@ -28,25 +34,53 @@ class ProcessRef:
         return ProcessRef(d["pid"], d["start_time"]) if d else None
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def _stat(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # the command name (field 2) may contain spaces: split after its closing parenthesis
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2:].split()  # fields from 3 (state) on
 
 
-def process_start_time(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
+def process_ref(pid: int) -> ProcessRef | None:
+    fields = _stat(pid)
+    return ProcessRef(pid, int(fields[19])) if fields else None
 
 
-def is_running(ref: ProcessRef) -> bool:
-    fields = _stat_fields(ref.pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return False
-    return int(fields[19]) == ref.start_time
+def is_alive(ref: ProcessRef) -> bool:
+    """True while the process runs; a zombie (or a reused PID) counts as gone."""
+    fields = _stat(ref.pid)
+    return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == (
+        ref.start_time)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child: PID 1 reaps it (slowly)
+
+
+def stop_process(ref: ProcessRef | None, timeout: float = 5.0) -> None:
+    """SIGTERM, wait (bounded), SIGKILL, wait (bounded).  Gone or zombie = stopped."""
+    if ref is None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+        if not is_alive(ref):
+            break
+        try:
+            os.kill(ref.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap(ref.pid)
+            if not is_alive(ref):
+                break
+            time.sleep(0.02)
+    _reap(ref.pid)
+    if is_alive(ref):
+        raise ProcessError(f"process {ref.pid} survived SIGKILL")
 
 
 def start_daemon(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> ProcessRef:
@@ -57,21 +91,7 @@ def start_daemon(argv: list[str], log_path: Path, env: dict[str, str] | None = N
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True,
         )
-    start = process_start_time(proc.pid)
-    if start is None:
-        raise RuntimeError(f"{argv[0]} exited at once; see {log_path}")
-    return ProcessRef(proc.pid, start)
-
-
-def stop_process(ref: ProcessRef | None, timeout: float = 5.0) -> None:
-    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL.  Missing processes are fine."""
-    if ref is None or not is_running(ref):
-        return
-    os.kill(ref.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(ref):
-            return
-        time.sleep(0.05)
-    if is_running(ref):
-        os.kill(ref.pid, signal.SIGKILL)
+    ref = process_ref(proc.pid)
+    if ref is None:
+        raise ProcessError(f"{argv[0]} exited at once; see {log_path}")
+    return ref

@@ -19,7 +19,7 @@ class HostRecord:
     tunnel_ip: str
     netns: str
     workdir: str
-    agent: dict[str, int] | None = None  # ProcessRef.to_dict()
+    agent: dict[str, int] | None = None  # ProcessRef.as_dict()
 
 
 @dataclass

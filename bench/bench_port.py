@@ -1,0 +1,237 @@
+"""Reconcile of one new port on real OVS (issue 3: port bound -> flows and ARP < 300 ms).
+
+Per run, on a lab of its own (default topology):
+1. before the clock starts, the "guest" is prepared like a hypervisor would: namespace
+   ``vm-bp<N>`` on HOST with its NIC (a veth, MAC/IP chosen by the benchmark, TX checksum
+   off, default route), and three watchers are started: ``ovs-ofctl monitor br-int
+   watch:table=1`` on HOST, ``ip monitor neigh`` in the ``qrouter-`` namespace of the OTHER
+   compute host, and ``ping -i 0.015`` from SOURCE (a VM on the other host, routed) — one
+   probe every 15 ms without waiting for the last, so a lost probe costs 15 ms, not a
+   timeout (DESIGN.md §3);
+2. t0: POST /v2.0/ports bound to HOST (binding:host_id, the chosen MAC and IP); then the VIF
+   is plugged into br-int (one ``ovs-vsctl add-port`` with ``external_ids:iface-id``);
+3. measured: (a) the port's br-int table-1 flow ADDED on HOST, (b) its PERMANENT neighbor in
+   the other host's qrouter namespace, (c) the first echo reply — each from t0 and (a), (c)
+   also from the plug; the agents' reconcile lines since t0 give the breakdown;
+4. the port is unplugged and deleted, the guest namespace removed, and the run waits until
+   the neighbor is gone again.
+
+    sudo .venv/bin/python bench/bench_port.py --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import random
+import sys
+import time
+
+from benchlab import BenchLab, LineWatcher, ReconcileLine, reconcile_lines
+from benchlib import conditions, fmt, machine, summary
+
+WAIT = 10.0  # seconds to wait for each outcome
+
+
+def reconcile_summary(lines: list[ReconcileLine], t0: float) -> list[str]:
+    out = []
+    for line in lines:
+        keep = {k: v for k, v in line.fields.items() if k not in ("host",)}
+        out.append(f"start=+{(line.started_at - t0) * 1000:.0f}ms "
+                   f"end=+{(line.logged_at - t0) * 1000:.0f}ms "
+                   + " ".join(f"{k}={v}" for k, v in keep.items()))
+    return out
+
+
+class PortBench:
+    def __init__(self, bench: BenchLab, args: argparse.Namespace):
+        self.bench = bench
+        self.args = args
+        self.client = bench.lab.client()
+        record = bench.record
+        self.router_id = record.router_id
+        network = self.client.list("networks", name=args.network)[0]
+        self.network_id = network["id"]
+        self.subnet = self.client.list("subnets", network_id=self.network_id, ip_version=4)[0]
+        self.source_vm = record.vms[args.source]
+        self.other_host = self.source_vm.host
+        if self.other_host == args.host:
+            raise SystemExit("--source must be a VM on another compute host than --host")
+        self.rng = random.Random(args.seed)
+
+    def free_ip(self, index: int) -> str:
+        used = {ip["ip_address"] for p in self.client.list("ports", network_id=self.network_id)
+                for ip in p["fixed_ips"]}
+        net = ipaddress.ip_network(self.subnet["cidr"])
+        for offset in range(200 + index, 250):
+            candidate = str(net.network_address + offset)
+            if candidate not in used:
+                return candidate
+        raise RuntimeError("no free address in .200-.249")
+
+    def prepare_guest(self, index: int, mac: str, ip: str) -> tuple[str, str]:
+        ns, tap, peer = f"vm-bp{index}", f"bptap{index}", f"bpv{index}"
+        prefix = ipaddress.ip_network(self.subnet["cidr"]).prefixlen
+        script = "; ".join([
+            "set -e",
+            f"ip netns add {ns}",
+            f"ip -n {ns} link set lo up",
+            f"ip link add {tap} mtu 1450 type veth peer name {peer} mtu 1450",
+            f"ip link set {peer} netns {ns}",
+            f"ip -n {ns} link set {peer} name eth0",
+            f"ip -n {ns} link set eth0 address {mac} up",
+            f"ip -n {ns} addr add {ip}/{prefix} dev eth0",
+            f"ip netns exec {ns} ethtool -K eth0 tx off >/dev/null",
+            f"ip -n {ns} route add default via {self.subnet['gateway_ip']}",
+            f"ip link set {tap} up",
+        ])
+        self.bench.host_run(self.args.host, ["sh", "-c", script])
+        return ns, tap
+
+    def remove_guest(self, ns: str, tap: str) -> None:
+        host = self.bench.lab.host_env(self.bench.host(self.args.host))
+        host.run(["ovs-vsctl", f"--db={host.ovsdb}", "--if-exists", "del-port", "br-int", tap],
+                 check=False)
+        host.run(["ip", "link", "del", tap], check=False)
+        host.run(["ip", "netns", "del", ns], check=False)
+
+    def one_run(self, index: int) -> dict[str, object]:
+        args = self.args
+        mac = f"fa:16:3e:b0:{self.rng.randrange(256):02x}:{self.rng.randrange(256):02x}"
+        ip = self.free_ip(index)
+        ns, tap = self.prepare_guest(index, mac, ip)
+        host = self.bench.lab.host_env(self.bench.host(args.host))
+        qrouter = f"qrouter-{self.router_id}"
+        flow_cmd = ["ovs-ofctl", "monitor", "br-int", "watch:table=1"]
+        neigh_cmd, neigh_env = self.bench.host_command(
+            self.other_host, ["ip", "netns", "exec", qrouter, "ip", "monitor", "neigh"])
+        ping_cmd, ping_env = self.bench.vm_command(
+            args.source, ["ping", "-D", "-n", "-c", "1", "-w", str(int(WAIT)), "-i", "0.015",
+                          ip])
+        port_id = ""
+        result: dict[str, object] = {"ip": ip, "mac": mac}
+        with (LineWatcher(flow_cmd, self.bench.ovs_env(args.host)) as flows,
+              LineWatcher(neigh_cmd, neigh_env) as neighbors):
+            time.sleep(0.3)  # both monitors connected
+            ping = LineWatcher(ping_cmd, ping_env)
+            try:
+                time.sleep(0.05)
+                t0 = time.time()
+                port = self.client.create("ports", "port", {
+                    "name": f"bp{index}", "network_id": self.network_id,
+                    "device_owner": "compute:nova", "device_id": f"bp{index}",
+                    "binding:host_id": args.host, "mac_address": mac,
+                    "fixed_ips": [{"subnet_id": self.subnet["id"], "ip_address": ip}]})
+                t_created = time.time()
+                port_id = port["id"]
+                host.run(["ovs-vsctl", f"--db={host.ovsdb}", "add-port", "br-int", tap, "--",
+                          "set", "interface", tap, f"external_ids:iface-id={port_id}",
+                          f"external_ids:attached-mac={mac}",
+                          "external_ids:iface-status=active", f"external_ids:vm-id=bp{index}"])
+                t_plugged = time.time()
+                flow = flows.wait_for(lambda s: "ADDED" in s and f"dl_dst={mac}" in s,
+                                      t0, WAIT)
+                neighbor = neighbors.wait_for(
+                    lambda s: s.startswith(ip + " ") and "PERMANENT" in s and not
+                    s.startswith("Deleted"), t0, WAIT)
+                reply = ping.wait_for(lambda s: "bytes from" in s, t0, WAIT + 2)
+            finally:
+                ping.stop()
+            time.sleep(args.settle)  # let the last reconciles of both hosts be logged
+            result.update(self._times(t0, t_created, t_plugged, flow, neighbor, reply))
+            result["reconciles_host"] = reconcile_summary(
+                reconcile_lines(self.bench.agent_log(args.host), t0), t0)
+            result["reconciles_other"] = reconcile_summary(
+                reconcile_lines(self.bench.agent_log(self.other_host), t0), t0)
+            # undo, and wait until the other host has dropped the neighbor again
+            t_undo = time.time()
+            self.remove_guest(ns, tap)
+            if port_id:
+                self.client.delete("ports", port_id)
+            gone = neighbors.wait_for(lambda s: s.startswith("Deleted " + ip + " "), t_undo,
+                                      WAIT)
+            result["cleanup_neighbor_removed_ms"] = (
+                None if gone is None else (gone[0] - t_undo) * 1000)
+        return result
+
+    @staticmethod
+    def _times(t0, t_created, t_plugged, flow, neighbor, reply) -> dict[str, object]:
+        def ms(at: float | None, since: float) -> float | None:
+            return None if at is None else (at - since) * 1000
+
+        reply_at = None
+        if reply is not None:  # ping -D: "[epoch] 64 bytes from ...: icmp_seq=N ..."
+            stamp = reply[1].split("]", 1)[0].lstrip("[")
+            reply_at = float(stamp)
+        flow_at = flow[0] if flow else None
+        neighbor_at = neighbor[0] if neighbor else None
+        return {
+            "api_create_ms": ms(t_created, t0),
+            "plug_ms": ms(t_plugged, t_created),
+            "a_flow_from_t0_ms": ms(flow_at, t0),
+            "a_flow_from_plug_ms": ms(flow_at, t_plugged),
+            "b_neighbor_from_t0_ms": ms(neighbor_at, t0),
+            "c_first_reply_from_t0_ms": ms(reply_at, t0),
+            "c_first_reply_from_plug_ms": ms(reply_at, t_plugged),
+            "first_reply_seq": (reply[1].split("icmp_seq=")[1].split()[0] if reply else None),
+        }
+
+
+NUMERIC = ("api_create_ms", "plug_ms", "a_flow_from_t0_ms", "a_flow_from_plug_ms",
+           "b_neighbor_from_t0_ms", "c_first_reply_from_t0_ms", "c_first_reply_from_plug_ms",
+           "cleanup_neighbor_removed_ms")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--name", default="benchport", help="lab name (its own lab)")
+    p.add_argument("--api-port", type=int, default=19831)
+    p.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
+    p.add_argument("--host", default="compute-2", help="where the new port is bound")
+    p.add_argument("--network", default="orange")
+    p.add_argument("--source", default="blue-1", help="VM that pings (on the other host)")
+    p.add_argument("--settle", type=float, default=1.5, help="seconds after the last event")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", help="write the raw results here")
+    p.add_argument("--label", default="", help="a note stored with the results")
+    args = p.parse_args()
+    if not 1 <= args.runs <= 40:
+        p.error("--runs must be 1..40")
+
+    runs = []
+    with BenchLab(args.name, args.api_port, keep=args.keep_lab) as bench:
+        time.sleep(2.0)  # the agents' first reconciles after `up` are done
+        before = conditions(args.name)
+        pb = PortBench(bench, args)
+        for i in range(args.runs):
+            r = pb.one_run(i)
+            runs.append(r)
+            print(f"run {i + 1}: " + " ".join(
+                f"{k}={v:.0f}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in r.items() if not k.startswith("reconciles")), flush=True)
+            for side in ("reconciles_host", "reconciles_other"):
+                for line in r[side]:
+                    print(f"    {side[11:]:5} {line}")
+            time.sleep(args.pause)
+        after = conditions(args.name)
+        pb.client.close()
+
+    stats = {k: summary([r[k] for r in runs if isinstance(r.get(k), float)]) for k in NUMERIC}
+    print(f"\nmachine: {json.dumps(machine())}\nbefore: {json.dumps(before)}\n"
+          f"after:  {json.dumps(after)}\n")
+    print("| measurement | median (min–max, n) |\n|---|---|")
+    for k in NUMERIC:
+        print(f"| {k} | {fmt(stats[k], ' ms', 0)} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"label": args.label, "machine": machine(), "before": before,
+                       "after": after, "args": vars(args), "runs": runs, "stats": stats},
+                      f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -170,9 +170,18 @@ def start_live_server(db_url: str, state_dir: Path, *extra: str) -> LiveServer:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "dvr.server.main", "--db", db_url,
-                "--listen", f"127.0.0.1:{port}", "--state-dir", str(state_dir),
-                "--log-level", "warning", *extra,
+                sys.executable,
+                "-m",
+                "dvr.server.main",
+                "--db",
+                db_url,
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--state-dir",
+                str(state_dir),
+                "--log-level",
+                "warning",
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -28,8 +28,9 @@ class Api:
         self.context = context
 
     # -- raw -------------------------------------------------------------------------------------
-    def call(self, method: str, path: str, body: Any = None, expect: int | None = None,
-             **params: Any) -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, expect: int | None = None, **params: Any
+    ) -> Any:
         response = self.client.request(method, path, json=body, params=params or None)
         if expect is not None and response.status_code != expect:
             raise ApiError(f"{method} {path} -> {response.status_code} {response.text}")
@@ -70,8 +71,9 @@ class Api:
         version = 6 if ":" in cidr else 4
         return self.create("subnet", network_id=network_id, cidr=cidr, ip_version=version, **attrs)
 
-    def port(self, network_id: str, host: str = "", owner: str = "compute:nova",
-             **attrs: Any) -> dict[str, Any]:
+    def port(
+        self, network_id: str, host: str = "", owner: str = "compute:nova", **attrs: Any
+    ) -> dict[str, Any]:
         if host:
             attrs["binding:host_id"] = host
         return self.create("port", network_id=network_id, device_owner=owner, **attrs)
@@ -80,16 +82,19 @@ class Api:
         return self.create("router", name=name, distributed=distributed, **attrs)
 
     def add_interface(self, router_id: str, expect: int = 200, **body: Any) -> dict[str, Any]:
-        return self.call("PUT", f"/v2.0/routers/{router_id}/add_router_interface", body,
-                         expect=expect)
+        return self.call(
+            "PUT", f"/v2.0/routers/{router_id}/add_router_interface", body, expect=expect
+        )
 
     def remove_interface(self, router_id: str, expect: int = 200, **body: Any) -> dict[str, Any]:
-        return self.call("PUT", f"/v2.0/routers/{router_id}/remove_router_interface", body,
-                         expect=expect)
+        return self.call(
+            "PUT", f"/v2.0/routers/{router_id}/remove_router_interface", body, expect=expect
+        )
 
     def set_gateway(self, router_id: str, network_id: str, **info: Any) -> dict[str, Any]:
-        return self.update("router", router_id,
-                           external_gateway_info={"network_id": network_id, **info})
+        return self.update(
+            "router", router_id, external_gateway_info={"network_id": network_id, **info}
+        )
 
     def clear_gateway(self, router_id: str) -> dict[str, Any]:
         return self.update("router", router_id, external_gateway_info={})
@@ -98,8 +103,9 @@ class Api:
         return self.create("floatingip", floating_network_id=network_id, **attrs)
 
     # -- agent protocol ----------------------------------------------------------------------------
-    def register(self, host: str, mode: str = "dvr", tunnel_ip: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+    def register(
+        self, host: str, mode: str = "dvr", tunnel_ip: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         body = {"host": host, "agent_mode": mode, "tunnel_ip": tunnel_ip, **extra}
         return self.call("POST", "/dvr/v1/agents", body, expect=200)
 
@@ -113,8 +119,9 @@ class Api:
         return host_view_from_dict(self.call("GET", f"/dvr/v1/hosts/{host}/view", expect=200))
 
     def watch(self, host: str, since: int, timeout: float = 0) -> dict[str, Any]:
-        return self.call("GET", f"/dvr/v1/hosts/{host}/watch", expect=200, since=since,
-                         timeout=timeout)
+        return self.call(
+            "GET", f"/dvr/v1/hosts/{host}/watch", expect=200, since=since, timeout=timeout
+        )
 
     def router_hosts(self, router_id: str) -> set[str]:
         return set(self.call("GET", f"/dvr/v1/routers/{router_id}/hosts", expect=200)["hosts"])

@@ -18,21 +18,29 @@ def test_50_concurrent_host_mac_requests_give_50_distinct_macs(live_server):
     assert len(set(macs)) == 50
     assert all(mac.startswith("fa:16:3f:") for mac in macs)
     with httpx.Client(base_url=live_server.url) as client:
-        again = {client.post(f"/dvr/v1/hosts/compute-{i}/host-mac").json()["mac_address"]
-                 for i in range(50)}
+        again = {
+            client.post(f"/dvr/v1/hosts/compute-{i}/host-mac").json()["mac_address"]
+            for i in range(50)
+        }
     assert again == set(macs)
 
 
 def test_200_concurrent_port_creates_on_one_slash_24_give_distinct_ips(live_server):
     with httpx.Client(base_url=live_server.url, timeout=60) as client:
         network = client.post("/v2.0/networks", json={"network": {"name": "n"}}).json()["network"]
-        client.post("/v2.0/subnets", json={"subnet": {
-            "network_id": network["id"], "cidr": "198.51.100.0/24", "ip_version": 4}})
+        client.post(
+            "/v2.0/subnets",
+            json={
+                "subnet": {"network_id": network["id"], "cidr": "198.51.100.0/24", "ip_version": 4}
+            },
+        )
 
     def create(i: int) -> dict:
         with httpx.Client(base_url=live_server.url, timeout=120) as client:
-            response = client.post("/v2.0/ports", json={"port": {
-                "network_id": network["id"], "binding:host_id": f"compute-{i % 7}"}})
+            response = client.post(
+                "/v2.0/ports",
+                json={"port": {"network_id": network["id"], "binding:host_id": f"compute-{i % 7}"}},
+            )
             assert response.status_code == 201, response.text
             return response.json()["port"]
 

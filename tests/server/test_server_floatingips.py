@@ -58,8 +58,9 @@ def test_fip_gateway_follows_a_moving_port(api, topo):
 def test_already_associated_fixed_ip(api, topo):
     api.fip(topo["ext"]["id"], port_id=topo["vm"]["id"])
     second = api.fip(topo["ext"]["id"])
-    status, error = api.error("PUT", f"/v2.0/floatingips/{second['id']}",
-                              {"floatingip": {"port_id": topo["vm"]["id"]}})
+    status, error = api.error(
+        "PUT", f"/v2.0/floatingips/{second['id']}", {"floatingip": {"port_id": topo["vm"]["id"]}}
+    )
     assert (status, error["type"]) == (409, "FloatingIPPortAlreadyAssociated")
 
 
@@ -67,26 +68,33 @@ def test_unreachable_external_network(api, topo):
     lonely = api.network("lonely")
     api.subnet(lonely["id"], "192.0.2.0/24")
     port = api.port(lonely["id"])
-    status, error = api.error("POST", "/v2.0/floatingips", {"floatingip": {
-        "floating_network_id": topo["ext"]["id"], "port_id": port["id"]}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/floatingips",
+        {"floatingip": {"floating_network_id": topo["ext"]["id"], "port_id": port["id"]}},
+    )
     assert (status, error["type"]) == (404, "ExternalGatewayForFloatingIPNotFound")
     assert api.list("floatingip") == []  # nothing half-written
 
 
 def test_fip_on_internal_network_rejected(api, topo):
-    status, error = api.error("POST", "/v2.0/floatingips", {"floatingip": {
-        "floating_network_id": topo["blue"]["id"]}})
+    status, error = api.error(
+        "POST", "/v2.0/floatingips", {"floatingip": {"floating_network_id": topo["blue"]["id"]}}
+    )
     assert (status, error["type"]) == (400, "BadRequest")
 
 
 def test_fip_blocks_gateway_and_interface_removal(api, topo):
     fip = api.fip(topo["ext"]["id"], port_id=topo["vm"]["id"])
-    status, error = api.error("PUT", f"/v2.0/routers/{topo['router']['id']}",
-                              {"router": {"external_gateway_info": {}}})
+    status, error = api.error(
+        "PUT", f"/v2.0/routers/{topo['router']['id']}", {"router": {"external_gateway_info": {}}}
+    )
     assert (status, error["type"]) == (409, "RouterExternalGatewayInUseByFloatingIp")
     status, error = api.error(
-        "PUT", f"/v2.0/routers/{topo['router']['id']}/remove_router_interface",
-        {"subnet_id": topo["vm"]["fixed_ips"][0]["subnet_id"]})
+        "PUT",
+        f"/v2.0/routers/{topo['router']['id']}/remove_router_interface",
+        {"subnet_id": topo["vm"]["fixed_ips"][0]["subnet_id"]},
+    )
     assert (status, error["type"]) == (409, "RouterInterfaceInUseByFloatingIP")
     api.delete("port", topo["vm"]["id"])  # deleting the port disassociates
     assert api.show("floatingip", fip["id"])["port_id"] is None
@@ -95,6 +103,14 @@ def test_fip_blocks_gateway_and_interface_removal(api, topo):
 def test_specific_floating_address(api, topo):
     fip = api.fip(topo["ext"]["id"], floating_ip_address="203.0.113.77")
     assert fip["floating_ip_address"] == "203.0.113.77"
-    status, error = api.error("POST", "/v2.0/floatingips", {"floatingip": {
-        "floating_network_id": topo["ext"]["id"], "floating_ip_address": "203.0.113.77"}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/floatingips",
+        {
+            "floatingip": {
+                "floating_network_id": topo["ext"]["id"],
+                "floating_ip_address": "203.0.113.77",
+            }
+        },
+    )
     assert (status, error["type"]) == (409, "IpAddressAlreadyAllocated")

@@ -23,18 +23,36 @@ def test_vnis_are_distinct_and_explicit_vni_conflicts(api):
     vnis = {api.network(f"n{i}")["provider:segmentation_id"] for i in range(20)}
     assert len(vnis) == 20
     taken = vnis.pop()
-    status, error = api.error("POST", "/v2.0/networks", {"network": {
-        "name": "x", "provider:network_type": "vxlan", "provider:segmentation_id": taken}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/networks",
+        {
+            "network": {
+                "name": "x",
+                "provider:network_type": "vxlan",
+                "provider:segmentation_id": taken,
+            }
+        },
+    )
     assert (status, error["type"]) == (409, "TunnelIdInUse")
 
 
 def test_external_flat_network(api):
-    net = api.network("ext", **{"router:external": True, "provider:network_type": "flat",
-                                "provider:physical_network": "physnet1"})
+    net = api.network(
+        "ext",
+        **{
+            "router:external": True,
+            "provider:network_type": "flat",
+            "provider:physical_network": "physnet1",
+        },
+    )
     assert net["router:external"] is True
     assert net["mtu"] == 1500 and net["provider:segmentation_id"] is None
-    status, error = api.error("POST", "/v2.0/networks", {"network": {
-        "provider:network_type": "flat", "provider:physical_network": "physnet1"}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/networks",
+        {"network": {"provider:network_type": "flat", "provider:physical_network": "physnet1"}},
+    )
     assert (status, error["type"]) == (409, "FlatNetworkInUse")
 
 
@@ -63,8 +81,9 @@ def test_network_update_and_revision(api):
     net = api.network("a")
     updated = api.update("network", net["id"], name="b", mtu=1400)
     assert (updated["name"], updated["mtu"], updated["revision_number"]) == ("b", 1400, 2)
-    status, error = api.error("PUT", f"/v2.0/networks/{net['id']}",
-                              {"network": {"provider:segmentation_id": 7}})
+    status, error = api.error(
+        "PUT", f"/v2.0/networks/{net['id']}", {"network": {"provider:segmentation_id": 7}}
+    )
     assert (status, error["type"]) == (400, "HTTPBadRequest")
 
 
@@ -88,8 +107,12 @@ def test_subnet_ipv6_defaults(api):
 
 def test_subnet_explicit_gateway_and_pools(api):
     net = api.network()
-    subnet = api.subnet(net["id"], "192.0.2.0/24", gateway_ip="192.0.2.254",
-                        allocation_pools=[{"start": "192.0.2.10", "end": "192.0.2.20"}])
+    subnet = api.subnet(
+        net["id"],
+        "192.0.2.0/24",
+        gateway_ip="192.0.2.254",
+        allocation_pools=[{"start": "192.0.2.10", "end": "192.0.2.20"}],
+    )
     assert subnet["gateway_ip"] == "192.0.2.254"
     assert subnet["allocation_pools"] == [{"start": "192.0.2.10", "end": "192.0.2.20"}]
     nogw = api.subnet(api.network()["id"], "192.0.2.0/25", gateway_ip=None)
@@ -100,38 +123,80 @@ def test_subnet_explicit_gateway_and_pools(api):
 @pytest.mark.parametrize(
     ("body", "status", "error_type", "text"),
     [
-        ({"cidr": "198.51.100.0/33"}, 400, "InvalidInput",
-         "Invalid input for operation: 198.51.100.0/33 is not in a CIDR format."),
+        (
+            {"cidr": "198.51.100.0/33"},
+            400,
+            "InvalidInput",
+            "Invalid input for operation: 198.51.100.0/33 is not in a CIDR format.",
+        ),
         ({"cidr": "banana"}, 400, "InvalidInput", "is not in a CIDR format"),
         ({"cidr": "198.51.100.5/24"}, 400, "InvalidInput", "198.51.100.0/24"),
         ({"cidr": "2001:db8::/64", "ip_version": 4}, 400, "InvalidInput", "ip_version"),
-        ({"cidr": "198.51.100.0/24", "gateway_ip": "192.0.2.1"}, 400, "InvalidInput",
-         "Gateway"),
-        ({"cidr": "198.51.100.0/24",
-          "allocation_pools": [{"start": "198.51.100.1", "end": "198.51.100.9"}]},
-         409, "GatewayConflictWithAllocationPools", "198.51.100.1"),
-        ({"cidr": "198.51.100.0/24",
-          "allocation_pools": [{"start": "198.51.101.1", "end": "198.51.101.9"}]},
-         400, "OutOfBoundsAllocationPool", "spans beyond"),
-        ({"cidr": "198.51.100.0/24",
-          "allocation_pools": [{"start": "198.51.100.9", "end": "198.51.100.5"}]},
-         400, "InvalidAllocationPool", "not valid"),
-        ({"cidr": "198.51.100.0/24",
-          "allocation_pools": [{"start": "198.51.100.5", "end": "198.51.100.20"},
-                               {"start": "198.51.100.10", "end": "198.51.100.30"}]},
-         409, "OverlappingAllocationPools", "overlapping"),
-        ({"cidr": "198.51.100.0/24", "bogus_attr": 1}, 400, "HTTPBadRequest",
-         "Unrecognized attribute(s) 'bogus_attr'"),
-        ({"cidr": "198.51.100.0/24", "ip_version": 5}, 400, "HTTPBadRequest",
-         "Invalid input for ip_version"),
-        ({"cidr": "198.51.100.0/24", "enable_dhcp": "maybe"}, 400, "HTTPBadRequest",
-         "cannot be converted to boolean"),
+        ({"cidr": "198.51.100.0/24", "gateway_ip": "192.0.2.1"}, 400, "InvalidInput", "Gateway"),
+        (
+            {
+                "cidr": "198.51.100.0/24",
+                "allocation_pools": [{"start": "198.51.100.1", "end": "198.51.100.9"}],
+            },
+            409,
+            "GatewayConflictWithAllocationPools",
+            "198.51.100.1",
+        ),
+        (
+            {
+                "cidr": "198.51.100.0/24",
+                "allocation_pools": [{"start": "198.51.101.1", "end": "198.51.101.9"}],
+            },
+            400,
+            "OutOfBoundsAllocationPool",
+            "spans beyond",
+        ),
+        (
+            {
+                "cidr": "198.51.100.0/24",
+                "allocation_pools": [{"start": "198.51.100.9", "end": "198.51.100.5"}],
+            },
+            400,
+            "InvalidAllocationPool",
+            "not valid",
+        ),
+        (
+            {
+                "cidr": "198.51.100.0/24",
+                "allocation_pools": [
+                    {"start": "198.51.100.5", "end": "198.51.100.20"},
+                    {"start": "198.51.100.10", "end": "198.51.100.30"},
+                ],
+            },
+            409,
+            "OverlappingAllocationPools",
+            "overlapping",
+        ),
+        (
+            {"cidr": "198.51.100.0/24", "bogus_attr": 1},
+            400,
+            "HTTPBadRequest",
+            "Unrecognized attribute(s) 'bogus_attr'",
+        ),
+        (
+            {"cidr": "198.51.100.0/24", "ip_version": 5},
+            400,
+            "HTTPBadRequest",
+            "Invalid input for ip_version",
+        ),
+        (
+            {"cidr": "198.51.100.0/24", "enable_dhcp": "maybe"},
+            400,
+            "HTTPBadRequest",
+            "cannot be converted to boolean",
+        ),
     ],
 )
 def test_subnet_validation_errors(api, body, status, error_type, text):
     net = api.network()
-    got_status, error = api.error("POST", "/v2.0/subnets",
-                                  {"subnet": {"network_id": net["id"], **body}})
+    got_status, error = api.error(
+        "POST", "/v2.0/subnets", {"subnet": {"network_id": net["id"], **body}}
+    )
     assert (got_status, error["type"]) == (status, error_type)
     assert text in error["message"]
     assert api.list("subnet") == []  # nothing half-written
@@ -140,26 +205,34 @@ def test_subnet_validation_errors(api, body, status, error_type, text):
 def test_overlapping_subnets_on_one_network_rejected(api):
     net = api.network()
     api.subnet(net["id"], "198.51.100.0/24")
-    status, error = api.error("POST", "/v2.0/subnets", {"subnet": {
-        "network_id": net["id"], "cidr": "198.51.100.128/25", "ip_version": 4}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/subnets",
+        {"subnet": {"network_id": net["id"], "cidr": "198.51.100.128/25", "ip_version": 4}},
+    )
     assert (status, error["type"]) == (400, "InvalidInput")
     assert "overlaps" in error["message"]
 
 
 def test_subnet_on_unknown_network(api):
-    status, error = api.error("POST", "/v2.0/subnets", {"subnet": {
-        "network_id": "6d7e2b0e-1b6f-4b43-9d8a-000000000000", "cidr": "192.0.2.0/24"}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/subnets",
+        {"subnet": {"network_id": "6d7e2b0e-1b6f-4b43-9d8a-000000000000", "cidr": "192.0.2.0/24"}},
+    )
     assert (status, error["type"]) == (404, "NetworkNotFound")
 
 
 def test_subnet_update_gateway_and_delete(api):
     net = api.network()
-    subnet = api.subnet(net["id"], "192.0.2.0/24",
-                        allocation_pools=[{"start": "192.0.2.10", "end": "192.0.2.20"}])
+    subnet = api.subnet(
+        net["id"], "192.0.2.0/24", allocation_pools=[{"start": "192.0.2.10", "end": "192.0.2.20"}]
+    )
     updated = api.update("subnet", subnet["id"], gateway_ip="192.0.2.200", name="s2")
     assert (updated["gateway_ip"], updated["name"]) == ("192.0.2.200", "s2")
-    status, error = api.error("PUT", f"/v2.0/subnets/{subnet['id']}",
-                              {"subnet": {"cidr": "10.0.0.0/8"}})
+    status, error = api.error(
+        "PUT", f"/v2.0/subnets/{subnet['id']}", {"subnet": {"cidr": "10.0.0.0/8"}}
+    )
     assert (status, error["type"]) == (400, "HTTPBadRequest")
     api.delete("subnet", subnet["id"])
     assert api.show("network", net["id"])["subnets"] == []
@@ -196,7 +269,9 @@ def test_filters_fields_sorting(api):
     assert {n["id"] for n in both} == {a["id"], c["id"]}
     assert [n["id"] for n in api.list("network", **{"router:external": "True"})] == [c["id"]]
     assert [n["id"] for n in api.list("network", shared="false")] in (
-        [b["id"], c["id"]], [c["id"], b["id"]])
+        [b["id"], c["id"]],
+        [c["id"], b["id"]],
+    )
     only = api.list("network", fields=["id", "name"])
     assert all(set(n) == {"id", "name"} for n in only)
     desc = api.list("network", sort_key="name", sort_dir="desc")
@@ -226,8 +301,15 @@ def test_pagination_with_links(api):
     last = api.call("GET", "/v2.0/networks", expect=200, limit=2, sort_key="id", marker=ids[3])
     assert [n["id"] for n in last["networks"]] == ids[4:]
     assert {link["rel"] for link in last["networks_links"]} == {"previous"}
-    previous = api.call("GET", "/v2.0/networks", expect=200, limit=2, sort_key="id",
-                        marker=ids[2], page_reverse="True")
+    previous = api.call(
+        "GET",
+        "/v2.0/networks",
+        expect=200,
+        limit=2,
+        sort_key="id",
+        marker=ids[2],
+        page_reverse="True",
+    )
     assert [n["id"] for n in previous["networks"]] == ids[:2]
 
 

@@ -18,8 +18,13 @@ def cloud(api):
     h1: VM on blue, h2: VM on orange, h3: VM on green.  touching(blue) = touching(orange) =
     {h1, h2, net-1}; touching(green) = {h3}.
     """
-    hosts = {"h1": "192.0.2.1", "h2": "192.0.2.2", "h3": "192.0.2.3", "h4": "192.0.2.4",
-             "h5": "192.0.2.5"}
+    hosts = {
+        "h1": "192.0.2.1",
+        "h2": "192.0.2.2",
+        "h3": "192.0.2.3",
+        "h4": "192.0.2.4",
+        "h5": "192.0.2.5",
+    }
     api.register("net-1", "dvr_snat", "192.0.2.100")
     for host, ip in hosts.items():
         api.register(host, "dvr", ip)
@@ -68,20 +73,24 @@ def test_port_delete(api, cloud):
 
 
 def test_port_mac_change(api, cloud):
-    got = notified(api, lambda: api.update("port", cloud["vm1"]["id"],
-                                           mac_address="fa:16:3e:01:02:03"))
+    got = notified(
+        api, lambda: api.update("port", cloud["vm1"]["id"], mac_address="fa:16:3e:01:02:03")
+    )
     assert got == ROUTER_HOSTS
 
 
 def test_port_ip_change(api, cloud):
-    got = notified(api, lambda: api.update("port", cloud["vm1"]["id"],
-                                           fixed_ips=[{"ip_address": "198.51.100.200"}]))
+    got = notified(
+        api,
+        lambda: api.update(
+            "port", cloud["vm1"]["id"], fixed_ips=[{"ip_address": "198.51.100.200"}]
+        ),
+    )
     assert got == ROUTER_HOSTS
 
 
 def test_port_host_change(api, cloud):
-    got = notified(api, lambda: api.update("port", cloud["vm3"]["id"],
-                                           **{"binding:host_id": "h5"}))
+    got = notified(api, lambda: api.update("port", cloud["vm3"]["id"], **{"binding:host_id": "h5"}))
     assert got == {"h3", "h5"}
 
 
@@ -138,8 +147,9 @@ def test_gateway_unset_and_set(api, cloud):
 
 
 def test_heartbeat_and_status_tell_nobody(api, cloud):
-    got = notified(api, lambda: api.heartbeat("h1", applied_revision=3,
-                                              ports_up=[cloud["vm1"]["id"]]))
+    got = notified(
+        api, lambda: api.heartbeat("h1", applied_revision=3, ports_up=[cloud["vm1"]["id"]])
+    )
     assert got == set()
 
 
@@ -174,10 +184,24 @@ class World:
             self.subnets.append(api.subnet(net["id"], f"10.{i}.0.0/24"))
 
     def ops(self):
-        return [self.create_port, self.create_port, self.delete_port, self.move_port,
-                self.change_mac, self.change_ip, self.add_interface, self.remove_interface,
-                self.set_gateway, self.clear_gateway, self.associate_fip, self.disassociate_fip,
-                self.register, self.host_mac, self.rename_network, self.change_owner]
+        return [
+            self.create_port,
+            self.create_port,
+            self.delete_port,
+            self.move_port,
+            self.change_mac,
+            self.change_ip,
+            self.add_interface,
+            self.remove_interface,
+            self.set_gateway,
+            self.clear_gateway,
+            self.associate_fip,
+            self.disassociate_fip,
+            self.register,
+            self.host_mac,
+            self.rename_network,
+            self.change_owner,
+        ]
 
     def pick(self, items):
         return self.rng.choice(items) if items else None
@@ -193,8 +217,9 @@ class World:
 
     def move_port(self):
         if self.ports:
-            self.api.update("port", self.pick(self.ports),
-                            **{"binding:host_id": self.pick([*HOSTS, ""])})
+            self.api.update(
+                "port", self.pick(self.ports), **{"binding:host_id": self.pick([*HOSTS, ""])}
+            )
 
     def change_owner(self):
         if self.ports:
@@ -217,15 +242,21 @@ class World:
 
     def add_interface(self):
         subnet, router = self.pick(self.subnets), self.pick(self.routers)
-        if not self.api.list("port", device_owner="network:router_interface_distributed",
-                             fixed_ips=f"subnet_id={subnet['id']}"):
+        if not self.api.list(
+            "port",
+            device_owner="network:router_interface_distributed",
+            fixed_ips=f"subnet_id={subnet['id']}",
+        ):
             self.api.add_interface(router["id"], subnet_id=subnet["id"])
 
     def remove_interface(self):
         router, subnet = self.pick(self.routers), self.pick(self.subnets)
-        attached = self.api.list("port", device_id=router["id"],
-                                 device_owner="network:router_interface_distributed",
-                                 fixed_ips=f"subnet_id={subnet['id']}")
+        attached = self.api.list(
+            "port",
+            device_id=router["id"],
+            device_owner="network:router_interface_distributed",
+            fixed_ips=f"subnet_id={subnet['id']}",
+        )
         fips = [f for f in self.api.list("floatingip", router_id=router["id"])]
         if attached and not fips:
             self.api.remove_interface(router["id"], subnet_id=subnet["id"])
@@ -247,8 +278,11 @@ class World:
         if not port["fixed_ips"] or self.api.list("floatingip", port_id=port["id"]):
             return
         subnet_id = port["fixed_ips"][0]["subnet_id"]
-        routers = self.api.list("port", fixed_ips=f"subnet_id={subnet_id}",
-                                device_owner="network:router_interface_distributed")
+        routers = self.api.list(
+            "port",
+            fixed_ips=f"subnet_id={subnet_id}",
+            device_owner="network:router_interface_distributed",
+        )
         if not routers:
             return
         router = self.api.show("router", routers[0]["device_id"])
@@ -258,8 +292,9 @@ class World:
 
     def disassociate_fip(self):
         if self.fips:
-            self.api.update("floatingip", self.fips.pop(self.rng.randrange(len(self.fips))),
-                            port_id=None)
+            self.api.update(
+                "floatingip", self.fips.pop(self.rng.randrange(len(self.fips))), port_id=None
+            )
 
     def register(self):
         host = self.pick(HOSTS)

@@ -27,25 +27,57 @@ def cli_json(url: str, *args: str):
 
 def test_acceptance_commands(live_server):
     url = live_server.url
-    httpx.post(f"{url}/dvr/v1/agents",
-               json={"host": "net-1", "agent_mode": "dvr_snat", "tunnel_ip": "192.0.2.21"})
-    httpx.post(f"{url}/dvr/v1/agents",
-               json={"host": "compute-1", "agent_mode": "dvr", "tunnel_ip": "192.0.2.11"})
+    httpx.post(
+        f"{url}/dvr/v1/agents",
+        json={"host": "net-1", "agent_mode": "dvr_snat", "tunnel_ip": "192.0.2.21"},
+    )
+    httpx.post(
+        f"{url}/dvr/v1/agents",
+        json={"host": "compute-1", "agent_mode": "dvr", "tunnel_ip": "192.0.2.11"},
+    )
     blue = cli_json(url, "network", "create", "blue")
     assert (blue["mtu"], blue["provider:network_type"]) == (1450, "vxlan")
-    subnet = cli_json(url, "subnet", "create", "--network", "blue", "--subnet-range",
-                      "198.51.100.0/24", "blue-sub")
+    subnet = cli_json(
+        url,
+        "subnet",
+        "create",
+        "--network",
+        "blue",
+        "--subnet-range",
+        "198.51.100.0/24",
+        "blue-sub",
+    )
     assert subnet["gateway_ip"] == "198.51.100.1"
     ext = cli_json(url, "network", "create", "--external", "ext")
     assert ext["router:external"] is True
-    cli_json(url, "subnet", "create", "--network", "ext", "--subnet-range", "203.0.113.0/24",
-             "--no-dhcp", "ext-sub")
+    cli_json(
+        url,
+        "subnet",
+        "create",
+        "--network",
+        "ext",
+        "--subnet-range",
+        "203.0.113.0/24",
+        "--no-dhcp",
+        "ext-sub",
+    )
     router = cli_json(url, "router", "create", "--distributed", "r1")
     assert router["distributed"] is True
     run_cli(url, "router", "add", "subnet", "r1", "blue-sub")
-    port = cli_json(url, "port", "create", "--network", "blue", "--host", "compute-1",
-                    "--device-owner", "compute:nova", "--fixed-ip",
-                    "subnet=blue-sub,ip-address=198.51.100.10", "vm1")
+    port = cli_json(
+        url,
+        "port",
+        "create",
+        "--network",
+        "blue",
+        "--host",
+        "compute-1",
+        "--device-owner",
+        "compute:nova",
+        "--fixed-ip",
+        "subnet=blue-sub,ip-address=198.51.100.10",
+        "vm1",
+    )
     assert port["binding_host_id"] == "compute-1"
     assert port["fixed_ips"][0]["ip_address"] == "198.51.100.10"
     run_cli(url, "router", "set", "--external-gateway", "ext", "r1")
@@ -55,7 +87,8 @@ def test_acceptance_commands(live_server):
     run_cli(url, "floating", "ip", "set", "--port", "vm1", fip["floating_ip_address"])
     fips = cli_json(url, "floating", "ip", "list")
     assert [(f["Floating IP Address"], f["Fixed IP Address"]) for f in fips] == [
-        (fip["floating_ip_address"], "198.51.100.10")]
+        (fip["floating_ip_address"], "198.51.100.10")
+    ]
     agents = cli_json(url, "network", "agent", "list", "--router", "r1")
     assert sorted(a["Host"] for a in agents) == ["compute-1", "net-1"]
     all_agents = cli_json(url, "network", "agent", "list")
@@ -73,8 +106,17 @@ def test_acceptance_commands(live_server):
 def test_cli_errors_are_reported(live_server):
     url = live_server.url
     run_cli(url, "network", "create", "n")
-    result = run_cli(url, "subnet", "create", "--network", "n", "--subnet-range",
-                     "198.51.100.0/33", "bad", check=False)
+    result = run_cli(
+        url,
+        "subnet",
+        "create",
+        "--network",
+        "n",
+        "--subnet-range",
+        "198.51.100.0/33",
+        "bad",
+        check=False,
+    )
     assert result.returncode != 0
     assert "is not in a CIDR format" in result.stderr
     missing = run_cli(url, "network", "show", "no-such-network", check=False)

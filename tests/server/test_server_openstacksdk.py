@@ -5,8 +5,9 @@ import pytest
 from openstack import exceptions
 
 # the SDK warns about its own future API changes; they are not ours to act on
-pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning",
-                                        "ignore::DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::PendingDeprecationWarning", "ignore::DeprecationWarning"
+)
 
 
 @pytest.fixture
@@ -19,8 +20,9 @@ def conn(live_server):
 def test_sdk_builds_a_dvr_topology(conn):
     net = conn.network.create_network(name="blue")
     assert net.mtu == 1450 and net.provider_network_type == "vxlan"
-    subnet = conn.network.create_subnet(network_id=net.id, cidr="198.51.100.0/24",
-                                        ip_version=4, name="blue-sub")
+    subnet = conn.network.create_subnet(
+        network_id=net.id, cidr="198.51.100.0/24", ip_version=4, name="blue-sub"
+    )
     assert subnet.gateway_ip == "198.51.100.1"
     v6 = conn.network.create_subnet(network_id=net.id, cidr="2001:db8::/64", ip_version=6)
     assert v6.gateway_ip == "2001:db8::1"
@@ -29,8 +31,9 @@ def test_sdk_builds_a_dvr_topology(conn):
     router = conn.network.create_router(name="r1", is_distributed=True)
     assert router.is_distributed is True
     conn.network.add_interface_to_router(router, subnet=subnet.id)
-    port = conn.network.create_port(network_id=net.id, binding_host_id="compute-1",
-                                    device_owner="compute:nova", name="vm1")
+    port = conn.network.create_port(
+        network_id=net.id, binding_host_id="compute-1", device_owner="compute:nova", name="vm1"
+    )
     assert port.binding_host_id == "compute-1"
     assert {ip["subnet_id"] for ip in port.fixed_ips} == {subnet.id, v6.id}
     router = conn.network.update_router(router, external_gateway_info={"network_id": ext.id})
@@ -45,8 +48,15 @@ def test_sdk_builds_a_dvr_topology(conn):
     assert conn.network.find_router("r1").id == router.id
     assert [p.name for p in conn.network.ports(binding_host_id="compute-1")] == ["vm1"]
     assert {e.alias for e in conn.network.extensions()} >= {
-        "router", "dvr", "external-net", "extraroute", "binding", "agent",
-        "l3_agent_scheduler", "allowed-address-pairs"}
+        "router",
+        "dvr",
+        "external-net",
+        "extraroute",
+        "binding",
+        "agent",
+        "l3_agent_scheduler",
+        "allowed-address-pairs",
+    }
 
 
 def test_sdk_follows_pagination_links(conn):
@@ -74,12 +84,15 @@ def test_sdk_sees_neutron_errors(conn):
 def test_sdk_agents(conn, live_server):
     import httpx
 
-    httpx.post(f"{live_server.url}/dvr/v1/agents",
-               json={"host": "net-1", "agent_mode": "dvr_snat", "tunnel_ip": "192.0.2.21"})
+    httpx.post(
+        f"{live_server.url}/dvr/v1/agents",
+        json={"host": "net-1", "agent_mode": "dvr_snat", "tunnel_ip": "192.0.2.21"},
+    )
     ext = conn.network.create_network(name="ext", is_router_external=True)
     conn.network.create_subnet(network_id=ext.id, cidr="203.0.113.0/24", ip_version=4)
-    router = conn.network.create_router(name="r", is_distributed=True,
-                                        external_gateway_info={"network_id": ext.id})
+    router = conn.network.create_router(
+        name="r", is_distributed=True, external_gateway_info={"network_id": ext.id}
+    )
     agents = list(conn.network.routers_hosting_l3_agents(router))
     assert [(a.host, a.agent_type) for a in agents] == [("net-1", "L3 agent")]
     assert {a.agent_type for a in conn.network.agents()} == {"L3 agent", "Open vSwitch agent"}

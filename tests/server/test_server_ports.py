@@ -39,23 +39,37 @@ def test_addresses_are_random_not_lowest(api, net):
 
 def test_fixed_ip_and_mac_requests(api, net):
     network, subnet = net
-    port = api.port(network["id"], mac_address="FA:16:3E:00:00:01",
-                    fixed_ips=[{"ip_address": "198.51.100.77"}])
+    port = api.port(
+        network["id"], mac_address="FA:16:3E:00:00:01", fixed_ips=[{"ip_address": "198.51.100.77"}]
+    )
     assert port["mac_address"] == "fa:16:3e:00:00:01"
     assert port["fixed_ips"] == [{"subnet_id": subnet["id"], "ip_address": "198.51.100.77"}]
-    status, error = api.error("POST", "/v2.0/ports", {"port": {
-        "network_id": network["id"], "fixed_ips": [{"ip_address": "198.51.100.77"}]}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/ports",
+        {"port": {"network_id": network["id"], "fixed_ips": [{"ip_address": "198.51.100.77"}]}},
+    )
     assert (status, error["type"]) == (409, "IpAddressAlreadyAllocated")
     assert error["message"] == (
-        f"IP address 198.51.100.77 already allocated in subnet {subnet['id']}")
-    status, error = api.error("POST", "/v2.0/ports", {"port": {
-        "network_id": network["id"], "mac_address": "fa:16:3e:00:00:01"}})
+        f"IP address 198.51.100.77 already allocated in subnet {subnet['id']}"
+    )
+    status, error = api.error(
+        "POST",
+        "/v2.0/ports",
+        {"port": {"network_id": network["id"], "mac_address": "fa:16:3e:00:00:01"}},
+    )
     assert (status, error["type"]) == (409, "MacAddressInUse")
-    status, error = api.error("POST", "/v2.0/ports", {"port": {
-        "network_id": network["id"], "mac_address": "zz:16:3e:00:00:01"}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/ports",
+        {"port": {"network_id": network["id"], "mac_address": "zz:16:3e:00:00:01"}},
+    )
     assert (status, error["type"]) == (400, "HTTPBadRequest")
-    status, error = api.error("POST", "/v2.0/ports", {"port": {
-        "network_id": network["id"], "fixed_ips": [{"ip_address": "192.0.2.5"}]}})
+    status, error = api.error(
+        "POST",
+        "/v2.0/ports",
+        {"port": {"network_id": network["id"], "fixed_ips": [{"ip_address": "192.0.2.5"}]}},
+    )
     assert (status, error["type"]) == (400, "InvalidInput")
     assert len(api.list("port")) == 1
 
@@ -74,8 +88,9 @@ def test_subnet_only_fixed_ip_and_dual_stack(api):
 
 def test_slaac_address_is_eui64(api):
     network = api.network()
-    subnet = api.subnet(network["id"], "2001:db8:2::/64", ipv6_address_mode="slaac",
-                        ipv6_ra_mode="slaac")
+    subnet = api.subnet(
+        network["id"], "2001:db8:2::/64", ipv6_address_mode="slaac", ipv6_ra_mode="slaac"
+    )
     port = api.port(network["id"], mac_address="fa:16:3e:11:22:33")
     assert port["fixed_ips"] == [
         {"subnet_id": subnet["id"], "ip_address": "2001:db8:2:0:f816:3eff:fe11:2233"}
@@ -84,8 +99,9 @@ def test_slaac_address_is_eui64(api):
 
 def test_pool_exhaustion(api):
     network = api.network()
-    api.subnet(network["id"], "192.0.2.0/29",
-               allocation_pools=[{"start": "192.0.2.2", "end": "192.0.2.3"}])
+    api.subnet(
+        network["id"], "192.0.2.0/29", allocation_pools=[{"start": "192.0.2.2", "end": "192.0.2.3"}]
+    )
     api.port(network["id"])
     api.port(network["id"])
     status, error = api.error("POST", "/v2.0/ports", {"port": {"network_id": network["id"]}})
@@ -103,8 +119,13 @@ def test_gateway_never_auto_allocated(api):
 def test_port_update_fixed_ips_mac_host(api, net):
     network, subnet = net
     port = api.port(network["id"], fixed_ips=[{"ip_address": "198.51.100.10"}])
-    moved = api.update("port", port["id"], fixed_ips=[{"ip_address": "198.51.100.11"}],
-                       mac_address="fa:16:3e:aa:bb:cc", **{"binding:host_id": "compute-2"})
+    moved = api.update(
+        "port",
+        port["id"],
+        fixed_ips=[{"ip_address": "198.51.100.11"}],
+        mac_address="fa:16:3e:aa:bb:cc",
+        **{"binding:host_id": "compute-2"},
+    )
     assert moved["fixed_ips"] == [{"subnet_id": subnet["id"], "ip_address": "198.51.100.11"}]
     assert moved["mac_address"] == "fa:16:3e:aa:bb:cc"
     assert moved["binding:host_id"] == "compute-2"
@@ -118,13 +139,25 @@ def test_port_update_fixed_ips_mac_host(api, net):
 
 def test_allowed_address_pairs(api, net):
     network, _ = net
-    port = api.port(network["id"], allowed_address_pairs=[{"ip_address": "198.51.100.200"},
-                                                          {"ip_address": "10.1.0.0/16"}])
-    assert port["allowed_address_pairs"] == [{"ip_address": "198.51.100.200"},
-                                             {"ip_address": "10.1.0.0/16"}]
-    status, error = api.error("POST", "/v2.0/ports", {"port": {
-        "network_id": network["id"], "port_security_enabled": False,
-        "allowed_address_pairs": [{"ip_address": "198.51.100.201"}]}})
+    port = api.port(
+        network["id"],
+        allowed_address_pairs=[{"ip_address": "198.51.100.200"}, {"ip_address": "10.1.0.0/16"}],
+    )
+    assert port["allowed_address_pairs"] == [
+        {"ip_address": "198.51.100.200"},
+        {"ip_address": "10.1.0.0/16"},
+    ]
+    status, error = api.error(
+        "POST",
+        "/v2.0/ports",
+        {
+            "port": {
+                "network_id": network["id"],
+                "port_security_enabled": False,
+                "allowed_address_pairs": [{"ip_address": "198.51.100.201"}],
+            }
+        },
+    )
     assert (status, error["type"]) == (409, "AddressPairAndPortSecurityRequired")
 
 
@@ -152,8 +185,9 @@ def test_unknown_and_malformed_port_ids(api):
 def test_port_on_unknown_network_and_bad_network_id(api):
     status, error = api.error("POST", "/v2.0/ports", {"port": {"network_id": "blue"}})
     assert (status, error["type"]) == (400, "HTTPBadRequest")
-    status, error = api.error("POST", "/v2.0/ports", {"port": {
-        "network_id": "1b1c1d1e-0000-4000-8000-000000000000"}})
+    status, error = api.error(
+        "POST", "/v2.0/ports", {"port": {"network_id": "1b1c1d1e-0000-4000-8000-000000000000"}}
+    )
     assert (status, error["type"]) == (404, "NetworkNotFound")
     status, error = api.error("POST", "/v2.0/ports", {"port": {}})
     assert (status, error["type"]) == (400, "HTTPBadRequest")
@@ -162,8 +196,12 @@ def test_port_on_unknown_network_and_bad_network_id(api):
 
 def test_bulk_create_is_all_or_nothing(api, net):
     network, _ = net
-    body = {"ports": [{"network_id": network["id"], "fixed_ips": [{"ip_address": "198.51.100.9"}]},
-                      {"network_id": network["id"], "fixed_ips": [{"ip_address": "198.51.100.9"}]}]}
+    body = {
+        "ports": [
+            {"network_id": network["id"], "fixed_ips": [{"ip_address": "198.51.100.9"}]},
+            {"network_id": network["id"], "fixed_ips": [{"ip_address": "198.51.100.9"}]},
+        ]
+    }
     status, error = api.error("POST", "/v2.0/ports", body)
     assert (status, error["type"]) == (409, "IpAddressAlreadyAllocated")
     assert api.list("port") == []

@@ -10,8 +10,9 @@ from dvr.server.main import parse_args
 
 def test_tcp_and_unix_listeners_with_token(db_url, tmp_path):
     socket_path = tmp_path / "dvr.sock"
-    server = start_live_server(db_url, tmp_path, "--listen", f"unix:{socket_path}",
-                               "--token", "s3cret")
+    server = start_live_server(
+        db_url, tmp_path, "--listen", f"unix:{socket_path}", "--token", "s3cret"
+    )
     try:
         # the version document stays open (clients probe it before authenticating)
         assert httpx.get(server.url + "/").status_code == 200
@@ -41,19 +42,41 @@ def test_parse_args_defaults(tmp_path):
 
 
 def test_parse_args_everything(tmp_path):
-    config, _ = parse_args([
-        "--db", "postgresql://u@127.0.0.1/dvr", "--listen", "0.0.0.0:9797",
-        "--listen", "unix:/run/dvr.sock", "--vni-range", "5000:5999",
-        "--host-mac-base", "FA:16:3F:AA:00:00", "--agent-down-time", "30", "--token", "t",
-    ])
-    assert config.listeners == (Listener(host="0.0.0.0", port=9797),
-                                Listener(unix_path="/run/dvr.sock"))
+    config, _ = parse_args(
+        [
+            "--db",
+            "postgresql://u@127.0.0.1/dvr",
+            "--listen",
+            "0.0.0.0:9797",
+            "--listen",
+            "unix:/run/dvr.sock",
+            "--vni-range",
+            "5000:5999",
+            "--host-mac-base",
+            "FA:16:3F:AA:00:00",
+            "--agent-down-time",
+            "30",
+            "--token",
+            "t",
+        ]
+    )
+    assert config.listeners == (
+        Listener(host="0.0.0.0", port=9797),
+        Listener(unix_path="/run/dvr.sock"),
+    )
     assert (config.vni_range, config.host_mac_base) == ((5000, 5999), "fa:16:3f:aa:00:00")
     assert (config.agent_down_time, config.token) == (30, "t")
 
 
-@pytest.mark.parametrize("bad", [["--listen", "nonsense"], ["--vni-range", "9:1"],
-                                 ["--host-mac-base", "zz"], ["--agent-down-time", "0"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--listen", "nonsense"],
+        ["--vni-range", "9:1"],
+        ["--host-mac-base", "zz"],
+        ["--agent-down-time", "0"],
+    ],
+)
 def test_parse_args_rejects(bad):
     with pytest.raises(SystemExit):
         parse_args(bad)

@@ -31,8 +31,12 @@ def test_register_creates_two_neutron_agents(api):
 
 
 def test_register_rejects_bad_input(api):
-    for body in ({"host": "h", "agent_mode": "bogus"}, {"agent_mode": "dvr"},
-                 {"host": "h", "tunnel_ip": "not-an-ip"}, {"host": "h", "datapath_type": "x"}):
+    for body in (
+        {"host": "h", "agent_mode": "bogus"},
+        {"agent_mode": "dvr"},
+        {"host": "h", "tunnel_ip": "not-an-ip"},
+        {"host": "h", "datapath_type": "x"},
+    ):
         status, error = api.error("POST", "/dvr/v1/agents", body)
         assert (status, error["type"]) == (400, "InvalidInput")
     status, error = api.error("POST", "/dvr/v1/agents", None)
@@ -61,8 +65,7 @@ def test_heartbeat_reports_status_and_binds_ports(api, app):
     assert host["applied_revision"] == 7
     # a port created on a host with a live agent is bound at once
     assert api.port(network["id"], host="compute-1")["binding:vif_type"] == "ovs"
-    status, error = api.error("POST", "/dvr/v1/hosts/compute-1/heartbeat",
-                              {"applied_revision": -1})
+    status, error = api.error("POST", "/dvr/v1/hosts/compute-1/heartbeat", {"applied_revision": -1})
     assert (status, error["type"]) == (400, "InvalidInput")
 
 
@@ -74,6 +77,7 @@ def test_agents_die_without_heartbeats(api, app):
     def age(tx):
         tx.conn.execute(update(dvr_hosts).values(heartbeat_at=tx.now - stale))
         from dvr.db.tables import agents
+
         tx.conn.execute(update(agents).values(heartbeat_timestamp=tx.now - stale))
 
     context.run_write(age)
@@ -106,13 +110,26 @@ def test_host_listings(api):
     mac = api.host_mac("compute-1")
     api.port(network["id"], host="compute-1")
     [host] = api.call("GET", "/dvr/v1/hosts", expect=200)
-    assert set(host) >= {"host", "agent_mode", "host_mac", "tunnel_ip", "alive",
-                         "heartbeat_timestamp", "applied_revision", "routers"}
+    assert set(host) >= {
+        "host",
+        "agent_mode",
+        "host_mac",
+        "tunnel_ip",
+        "alive",
+        "heartbeat_timestamp",
+        "applied_revision",
+        "routers",
+    }
     assert (host["host"], host["host_mac"], host["routers"]) == ("compute-1", mac, [router["id"]])
     assert api.call("GET", "/dvr/v1/hosts/compute-1/routers", expect=200) == {
-        "host": "compute-1", "routers": [router["id"]]}
+        "host": "compute-1",
+        "routers": [router["id"]],
+    }
     assert api.call("GET", f"/dvr/v1/routers/{router['id']}/hosts", expect=200) == {
-        "router_id": router["id"], "hosts": ["compute-1"], "snat_host": None}
+        "router_id": router["id"],
+        "hosts": ["compute-1"],
+        "snat_host": None,
+    }
     status, error = api.error("GET", "/dvr/v1/routers/nope/hosts")
     assert (status, error["type"]) == (404, "RouterNotFound")
 

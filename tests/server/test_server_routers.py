@@ -15,8 +15,14 @@ def topo(api):
     orange_sub = api.subnet(orange["id"], "192.0.2.0/24")
     ext = api.network("ext", **{"router:external": True})
     ext_sub = api.subnet(ext["id"], "203.0.113.0/24")
-    return {"blue": blue, "blue_sub": blue_sub, "orange": orange, "orange_sub": orange_sub,
-            "ext": ext, "ext_sub": ext_sub}
+    return {
+        "blue": blue,
+        "blue_sub": blue_sub,
+        "orange": orange,
+        "orange_sub": orange_sub,
+        "ext": ext,
+        "ext_sub": ext_sub,
+    }
 
 
 def test_router_defaults(api):
@@ -33,27 +39,37 @@ def test_router_defaults(api):
 def test_add_interface_by_subnet(api, topo):
     router = api.router()
     info = api.add_interface(router["id"], subnet_id=topo["blue_sub"]["id"])
-    assert set(info) == {"id", "tenant_id", "project_id", "port_id", "network_id", "subnet_id",
-                         "subnet_ids"}
+    assert set(info) == {
+        "id",
+        "tenant_id",
+        "project_id",
+        "port_id",
+        "network_id",
+        "subnet_id",
+        "subnet_ids",
+    }
     assert info["id"] == router["id"] and info["subnet_ids"] == [topo["blue_sub"]["id"]]
     port = api.show("port", info["port_id"])
     assert port["device_owner"] == INTERFACE and port["device_id"] == router["id"]
     assert port["binding:vif_type"] == "distributed" and port["binding:host_id"] == ""
-    assert port["fixed_ips"] == [{"subnet_id": topo["blue_sub"]["id"],
-                                  "ip_address": "198.51.100.1"}]
+    assert port["fixed_ips"] == [
+        {"subnet_id": topo["blue_sub"]["id"], "ip_address": "198.51.100.1"}
+    ]
 
 
 def test_add_interface_by_port(api, topo):
     router = api.router()
-    port = api.create("port", network_id=topo["orange"]["id"],
-                      fixed_ips=[{"ip_address": "192.0.2.1"}])
+    port = api.create(
+        "port", network_id=topo["orange"]["id"], fixed_ips=[{"ip_address": "192.0.2.1"}]
+    )
     info = api.add_interface(router["id"], port_id=port["id"])
     assert info["port_id"] == port["id"] and info["subnet_id"] == topo["orange_sub"]["id"]
     shown = api.show("port", port["id"])
     assert (shown["device_owner"], shown["device_id"]) == (INTERFACE, router["id"])
     busy = api.port(topo["orange"]["id"], device_id="vm-1")
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
-                              {"port_id": busy["id"]})
+    status, error = api.error(
+        "PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"port_id": busy["id"]}
+    )
     assert (status, error["type"]) == (409, "PortInUse")
 
 
@@ -62,13 +78,15 @@ def test_interface_request_errors(api, topo):
     path = f"/v2.0/routers/{router['id']}/add_router_interface"
     status, error = api.error("PUT", path, {})
     assert (status, error["type"]) == (400, "BadRequest")
-    status, error = api.error("PUT", path, {"subnet_id": topo["blue_sub"]["id"],
-                                            "port_id": topo["blue_sub"]["id"]})
+    status, error = api.error(
+        "PUT", path, {"subnet_id": topo["blue_sub"]["id"], "port_id": topo["blue_sub"]["id"]}
+    )
     assert (status, error["type"]) == (400, "BadRequest")
     status, error = api.error("PUT", path, {"subnet_id": "0b0b0b0b-0000-4000-8000-000000000000"})
     assert (status, error["type"]) == (404, "SubnetNotFound")
-    status, error = api.error("PUT", "/v2.0/routers/nope/add_router_interface",
-                              {"subnet_id": topo["blue_sub"]["id"]})
+    status, error = api.error(
+        "PUT", "/v2.0/routers/nope/add_router_interface", {"subnet_id": topo["blue_sub"]["id"]}
+    )
     assert (status, error["type"]) == (404, "RouterNotFound")
     nogw_net = api.network()
     nogw = api.subnet(nogw_net["id"], "10.9.0.0/24", gateway_ip=None)
@@ -83,8 +101,11 @@ def test_interface_request_errors(api, topo):
 def test_second_router_on_a_subnet_is_rejected(api, topo):
     first, second = api.router("a"), api.router("b")
     api.add_interface(first["id"], subnet_id=topo["blue_sub"]["id"])
-    status, error = api.error("PUT", f"/v2.0/routers/{second['id']}/add_router_interface",
-                              {"subnet_id": topo["blue_sub"]["id"]})
+    status, error = api.error(
+        "PUT",
+        f"/v2.0/routers/{second['id']}/add_router_interface",
+        {"subnet_id": topo["blue_sub"]["id"]},
+    )
     assert (status, error["type"]) == (409, "RouterInterfaceInUseByOtherRouter")
     assert first["id"] in error["message"] and "only one router" in error["message"]
     # nothing half-written: no second interface port on the subnet
@@ -95,19 +116,28 @@ def test_second_router_on_a_subnet_is_rejected(api, topo):
 def test_gateway_ip_taken_by_a_port(api, topo):
     api.port(topo["blue"]["id"], fixed_ips=[{"ip_address": "198.51.100.1"}])
     router = api.router()
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
-                              {"subnet_id": topo["blue_sub"]["id"]})
+    status, error = api.error(
+        "PUT",
+        f"/v2.0/routers/{router['id']}/add_router_interface",
+        {"subnet_id": topo["blue_sub"]["id"]},
+    )
     assert (status, error["type"]) == (409, "IpAddressAlreadyAllocated")
 
 
 def test_remove_interface(api, topo):
     router = api.router()
     info = api.add_interface(router["id"], subnet_id=topo["blue_sub"]["id"])
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}/remove_router_interface",
-                              {"subnet_id": topo["orange_sub"]["id"]})
+    status, error = api.error(
+        "PUT",
+        f"/v2.0/routers/{router['id']}/remove_router_interface",
+        {"subnet_id": topo["orange_sub"]["id"]},
+    )
     assert (status, error["type"]) == (404, "RouterInterfaceNotFoundForSubnet")
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}/remove_router_interface",
-                              {"port_id": topo["orange_sub"]["id"]})
+    status, error = api.error(
+        "PUT",
+        f"/v2.0/routers/{router['id']}/remove_router_interface",
+        {"port_id": topo["orange_sub"]["id"]},
+    )
     assert (status, error["type"]) == (404, "RouterInterfaceNotFound")
     removed = api.remove_interface(router["id"], subnet_id=topo["blue_sub"]["id"])
     assert removed["port_id"] == info["port_id"]
@@ -161,36 +191,51 @@ def test_gateway_creates_gateway_and_snat_ports(api, topo):
 
 def test_gateway_errors(api, topo):
     router = api.router()
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}", {"router": {
-        "external_gateway_info": {"network_id": topo["blue"]["id"]}}})
+    status, error = api.error(
+        "PUT",
+        f"/v2.0/routers/{router['id']}",
+        {"router": {"external_gateway_info": {"network_id": topo["blue"]["id"]}}},
+    )
     assert (status, error["type"]) == (400, "BadRequest")
     assert error["message"] == (
-        f"Bad router request: Network {topo['blue']['id']} is not an external network.")
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}", {"router": {
-        "external_gateway_info": {"network_id": "0b0b0b0b-0000-4000-8000-000000000000"}}})
+        f"Bad router request: Network {topo['blue']['id']} is not an external network."
+    )
+    status, error = api.error(
+        "PUT",
+        f"/v2.0/routers/{router['id']}",
+        {
+            "router": {
+                "external_gateway_info": {"network_id": "0b0b0b0b-0000-4000-8000-000000000000"}
+            }
+        },
+    )
     assert (status, error["type"]) == (404, "NetworkNotFound")
 
 
 def test_gateway_with_fixed_ip_and_snat_toggle(api, topo):
     router = api.router()
-    updated = api.set_gateway(router["id"], topo["ext"]["id"],
-                              external_fixed_ips=[{"ip_address": "203.0.113.50"}])
+    updated = api.set_gateway(
+        router["id"], topo["ext"]["id"], external_fixed_ips=[{"ip_address": "203.0.113.50"}]
+    )
     assert updated["external_gateway_info"]["external_fixed_ips"][0]["ip_address"] == (
-        "203.0.113.50")
+        "203.0.113.50"
+    )
     toggled = api.set_gateway(router["id"], topo["ext"]["id"], enable_snat=False)
     assert toggled["external_gateway_info"]["enable_snat"] is False
 
 
 def test_distributed_flag_needs_admin_down(api):
     router = api.create("router", name="legacy")
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}",
-                              {"router": {"distributed": True}})
+    status, error = api.error(
+        "PUT", f"/v2.0/routers/{router['id']}", {"router": {"distributed": True}}
+    )
     assert (status, error["type"]) == (400, "BadRequest")
     assert "admin_state_up to False" in error["message"]
     api.update("router", router["id"], admin_state_up=False)
     assert api.update("router", router["id"], distributed=True)["distributed"] is True
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}",
-                              {"router": {"distributed": False}})
+    status, error = api.error(
+        "PUT", f"/v2.0/routers/{router['id']}", {"router": {"distributed": False}}
+    )
     assert (status, error["type"]) == (400, "BadRequest")
 
 
@@ -199,8 +244,11 @@ def test_extra_routes(api, topo):
     api.add_interface(router["id"], subnet_id=topo["blue_sub"]["id"])
     routes = [{"destination": "10.20.0.0/16", "nexthop": "198.51.100.9"}]
     assert api.update("router", router["id"], routes=routes)["routes"] == routes
-    status, error = api.error("PUT", f"/v2.0/routers/{router['id']}", {"router": {
-        "routes": [{"destination": "10.30.0.0/16", "nexthop": "10.99.0.1"}]}})
+    status, error = api.error(
+        "PUT",
+        f"/v2.0/routers/{router['id']}",
+        {"router": {"routes": [{"destination": "10.30.0.0/16", "nexthop": "10.99.0.1"}]}},
+    )
     assert (status, error["type"]) == (400, "InvalidRoutes")
 
 

@@ -19,21 +19,27 @@ def topo(api):
     router = api.router("r")
     api.add_interface(router["id"], subnet_id=blue_sub["id"])
     api.add_interface(router["id"], subnet_id=orange_sub["id"])
-    return {"blue": blue, "orange": orange, "blue_sub": blue_sub, "orange_sub": orange_sub,
-            "ext": ext, "router": router}
+    return {
+        "blue": blue,
+        "orange": orange,
+        "blue_sub": blue_sub,
+        "orange_sub": orange_sub,
+        "ext": ext,
+        "router": router,
+    }
 
 
 def test_hosted_exactly_where_serviceable_ports_are(api, topo):
     r = topo["router"]["id"]
-    api.port(topo["blue"]["id"], host="h1")                      # VM
+    api.port(topo["blue"]["id"], host="h1")  # VM
     api.port(topo["orange"]["id"], host="h2", owner="compute:az1")
-    api.port(topo["blue"]["id"], host="h3", owner="")             # not DVR-serviceable
+    api.port(topo["blue"]["id"], host="h3", owner="")  # not DVR-serviceable
     api.port(topo["blue"]["id"], host="h4", owner="network:dhcp")
     api.port(topo["orange"]["id"], host="h5", owner="neutron:LOADBALANCERV2")
-    api.port(topo["blue"]["id"], host="h6", fixed_ips=[])         # no address on the subnet
+    api.port(topo["blue"]["id"], host="h6", fixed_ips=[])  # no address on the subnet
     other = api.network("other")
     api.subnet(other["id"], "10.50.0.0/24")
-    api.port(other["id"], host="h7")                              # subnet not on the router
+    api.port(other["id"], host="h7")  # subnet not on the router
     assert api.router_hosts(r) == {"h1", "h2", "h4", "h5"}
     for host in ("h1", "h2", "h4", "h5"):
         assert api.host_routers(host) == {r}
@@ -98,8 +104,11 @@ def test_snat_goes_to_least_loaded_alive_admin_up_agent(api, app):
     long_ago = app.state.context.config.agent_down_time + 10
 
     def kill(tx):
-        tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == "net-dead")
-                        .values(heartbeat_at=tx.now - timedelta(seconds=long_ago)))
+        tx.conn.execute(
+            update(dvr_hosts)
+            .where(dvr_hosts.c.host == "net-dead")
+            .values(heartbeat_at=tx.now - timedelta(seconds=long_ago))
+        )
 
     app.state.context.run_write(kill)
     down = [a for a in api.list("agent", host="net-down") if a["agent_type"] == "L3 agent"][0]
@@ -108,8 +117,9 @@ def test_snat_goes_to_least_loaded_alive_admin_up_agent(api, app):
     for i in range(4):
         router = api.router(f"r{i}")
         api.set_gateway(router["id"], ext["id"])
-        snat_hosts.append(api.call("GET", f"/dvr/v1/routers/{router['id']}/hosts",
-                                   expect=200)["snat_host"])
+        snat_hosts.append(
+            api.call("GET", f"/dvr/v1/routers/{router['id']}/hosts", expect=200)["snat_host"]
+        )
     assert sorted(snat_hosts) == ["net-a", "net-a", "net-b", "net-b"]
 
 
@@ -125,8 +135,7 @@ def test_neutron_agent_views_of_scheduling(api, topo):
     routers = api.call("GET", f"/v2.0/agents/{agent_id}/l3-routers", expect=200)["routers"]
     assert [x["id"] for x in routers] == [r]
     idle = [a for a in api.list("agent", host="compute-2") if a["agent_type"] == "L3 agent"][0]
-    assert api.call("GET", f"/v2.0/agents/{idle['id']}/l3-routers", expect=200) == {
-        "routers": []}
+    assert api.call("GET", f"/v2.0/agents/{idle['id']}/l3-routers", expect=200) == {"routers": []}
 
 
 def test_centralized_router_scheduled_to_one_legacy_or_snat_agent(api, topo):

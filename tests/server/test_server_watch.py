@@ -25,21 +25,32 @@ def client_for(app) -> httpx.AsyncClient:
 async def make_net(client) -> dict:
     response = await client.post("/v2.0/networks", json={"network": {"name": "n"}})
     network = response.json()["network"]
-    await client.post("/v2.0/subnets", json={"subnet": {
-        "network_id": network["id"], "cidr": "198.51.100.0/24", "ip_version": 4}})
+    await client.post(
+        "/v2.0/subnets",
+        json={"subnet": {"network_id": network["id"], "cidr": "198.51.100.0/24", "ip_version": 4}},
+    )
     return network
 
 
 async def create_port(client, network_id: str, host: str) -> dict:
-    response = await client.post("/v2.0/ports", json={"port": {
-        "network_id": network_id, "binding:host_id": host, "device_owner": "compute:nova"}})
+    response = await client.post(
+        "/v2.0/ports",
+        json={
+            "port": {
+                "network_id": network_id,
+                "binding:host_id": host,
+                "device_owner": "compute:nova",
+            }
+        },
+    )
     assert response.status_code == 201
     return response.json()["port"]
 
 
 async def watch(client, host: str, since: int, timeout: float) -> dict:
-    response = await client.get(f"/dvr/v1/hosts/{host}/watch",
-                                params={"since": since, "timeout": timeout})
+    response = await client.get(
+        f"/dvr/v1/hosts/{host}/watch", params={"since": since, "timeout": timeout}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 

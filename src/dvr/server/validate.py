@@ -26,7 +26,7 @@ def to_bool(value: Any) -> bool:
 
 
 def to_str(value: Any, max_len: int = 255) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         raise ValueError(f"'{value}' is not a valid string")
     if len(value) > max_len:
         raise ValueError(f"'{value}' exceeds maximum length of {max_len}")
@@ -178,6 +178,11 @@ def to_host_routes(value: Any) -> list[dict[str, str]]:
 
 def to_ip_list(value: Any) -> list[str]:
     return [to_ip(v) for v in to_list(value)]
+
+
+def is_plain_text(value: str, max_len: int = 255) -> bool:
+    """Storable as-is in every database (PostgreSQL text cannot hold NUL)."""
+    return "\x00" not in value and len(value) <= max_len
 
 
 def one_of(*choices: str | None):  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from dvr.server.services import agents as service
 from dvr.server.services import routers as router_service
 from dvr.server.services.scheduler import router_hosts, routers_hosted_on
 from dvr.server.tx import ReadTx
-from dvr.server.validate import to_bool, to_str
+from dvr.server.validate import is_plain_text, to_bool, to_str
 
 SPEC = ResourceSpec(
     singular="agent",
@@ -40,6 +40,8 @@ SPEC = ResourceSpec(
 
 def _list(tx: ReadTx, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
     hosts = filters.get("host")
+    if hosts is not None:
+        hosts = [h for h in hosts if is_plain_text(h)]
     return [service.render_agent(tx, row) for row in service.list_agent_rows(tx.conn, hosts)]
 
 

@@ -17,6 +17,7 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import http_bad_request
 from dvr.server.listing import Query, apply_filters, apply_sort, paginate, select_fields
 from dvr.server.tx import ReadTx, WriteTx
+from dvr.server.validate import is_plain_text
 
 
 def json_response(data: Any, status: int = 200) -> JSONResponse:
@@ -125,4 +126,8 @@ def _bulk_bodies(data: dict[str, Any], spec: ResourceSpec) -> list[dict[str, Any
 
 def prefilter(table: Any, filters: dict[str, list[str]], columns: dict[str, str]) -> list[Any]:
     """SQL ``IN`` clauses for filters on plain string columns (the rest is done in Python)."""
-    return [table.c[column].in_(filters[key]) for key, column in columns.items() if key in filters]
+    return [
+        table.c[column].in_([v for v in filters[key] if is_plain_text(v)])
+        for key, column in columns.items()
+        if key in filters
+    ]

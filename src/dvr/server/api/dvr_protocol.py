@@ -14,6 +14,8 @@ GET  /dvr/v1/routers/{id}/hosts            hosts of a router
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -38,6 +40,7 @@ from dvr.server.services.scheduler import (
     routers_hosted_on,
 )
 from dvr.server.tx import ReadTx
+from dvr.server.validate import is_plain_text
 
 PREFIX = "/dvr/v1"
 
@@ -92,6 +95,8 @@ def _number(request: Request, key: str, default: float) -> float:
         return default
     try:
         value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(raw)
     except ValueError:
         raise http_bad_request(
             f"Invalid input for {key}. Reason: '{raw}' is not a number."
@@ -99,6 +104,13 @@ def _number(request: Request, key: str, default: float) -> float:
     if value < 0:
         raise http_bad_request(f"Invalid input for {key}. Reason: must not be negative.")
     return value
+
+
+def host_param(request: Request) -> str:
+    host = request.path_params["host"]
+    if not host or not is_plain_text(host):
+        raise http_bad_request("Invalid input for host. Reason: not a valid host name.")
+    return host
 
 
 def routes(context: ServerContext) -> list[Route]:
@@ -110,26 +122,26 @@ def routes(context: ServerContext) -> list[Route]:
         return json_response({"agents": agents})
 
     async def heartbeat(request: Request) -> Response:
-        host = request.path_params["host"]
+        host = host_param(request)
         body = await _json_object(request, allow_empty=True)
         return json_response(
             await context.write(lambda tx: agent_service.heartbeat(tx, host, body))
         )
 
     async def host_mac(request: Request) -> Response:
-        host = request.path_params["host"]
+        host = host_param(request)
         mac = await context.write(lambda tx: host_macs.allocate_or_return(tx, host))
         return json_response({"host": host, "mac_address": mac})
 
     async def view(request: Request) -> Response:
-        host = request.path_params["host"]
+        host = host_param(request)
         host_view = await context.read(lambda tx: build_host_view(tx.conn, host))
         return json_response(host_view.to_dict())
 
     async def watch(request: Request) -> Response:
-        host = request.path_params["host"]
+        host = host_param(request)
         raw_since = request.query_params.get("since", "0")
-        if not raw_since.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", raw_since):
             raise http_bad_request(
                 f"Invalid input for since. Reason: '{raw_since}' is not a revision."
             )
@@ -155,11 +167,11 @@ def routes(context: ServerContext) -> list[Route]:
         return json_response(await context.read(host_summaries))
 
     async def agent_state(request: Request) -> Response:
-        host = request.path_params["host"]
+        host = host_param(request)
         return json_response(await context.read(lambda tx: agent_service.agent_report(tx, host)))
 
     async def host_routers(request: Request) -> Response:
-        host = request.path_params["host"]
+        host = host_param(request)
         ids = await context.read(lambda tx: sorted(routers_hosted_on(tx.conn, host)))
         return json_response({"host": host, "routers": ids})
 

@@ -16,6 +16,7 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import NotFoundError, http_bad_request
 from dvr.server.services.common import get_row
 from dvr.server.tx import ReadTx, WriteTx
+from dvr.server.validate import is_plain_text
 
 TABLES: dict[str, tuple[Table, str]] = {
     "networks": (networks, "network"),
@@ -27,7 +28,7 @@ TABLES: dict[str, tuple[Table, str]] = {
 
 
 def _valid_tag(tag: Any) -> str:
-    if not isinstance(tag, str) or not tag or len(tag) > 255 or "," in tag or "/" in tag:
+    if not isinstance(tag, str) or not tag or not is_plain_text(tag) or "," in tag or "/" in tag:
         raise http_bad_request(f"Invalid input for operation: '{tag}' is not a valid tag.")
     return tag
 

@@ -15,7 +15,7 @@ from dvr.server.services.l2pop import bound_port_networks
 from dvr.server.services.routers import schedule_pending
 from dvr.server.services.scheduler import alive_since, router_networks, routers_hosted_on
 from dvr.server.tx import ReadTx, WriteTx
-from dvr.server.validate import to_ip
+from dvr.server.validate import is_plain_text, to_ip
 
 OVS_AGENT = "Open vSwitch agent"
 L3_AGENT = "L3 agent"
@@ -81,7 +81,7 @@ def networks_touched_by(conn: Connection, host: str) -> set[str]:
 
 def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
     host = body.get("host")
-    if not isinstance(host, str) or not host or len(host) > 255:
+    if not isinstance(host, str) or not host or not is_plain_text(host):
         raise invalid_input("host must be a non-empty string")
     mode = body.get("agent_mode", "dvr")
     if mode not in AGENT_MODES:
@@ -183,7 +183,7 @@ def heartbeat(tx: WriteTx, host: str, body: dict[str, Any]) -> dict[str, Any]:
     row = require_host(tx, host)
     was_alive = is_alive(tx, row.heartbeat_at)
     applied = body.get("applied_revision", row.applied_revision)
-    if isinstance(applied, bool) or not isinstance(applied, int) or applied < 0:
+    if isinstance(applied, bool) or not isinstance(applied, int) or not 0 <= applied < 2**62:
         raise invalid_input("applied_revision must be a non-negative integer")
     ports_up = _id_list(body, "ports_up")
     ports_down = _id_list(body, "ports_down")

@@ -62,13 +62,16 @@ def report_plugged(client: Any, host: str, ports: list[dict[str, Any]], revision
     }))
 
 
+def register_host(client: Any, host: str, tunnel_ip: str, agent_mode: str = "dvr") -> str:
+    """Register the host's agent and allocate its host MAC (returned)."""
+    _ok(client.post("/dvr/v1/agents", json={
+        "host": host, "agent_mode": agent_mode, "tunnel_ip": tunnel_ip, "datapath_type": "netdev",
+    }))
+    return _ok(client.post(f"/dvr/v1/hosts/{host}/host-mac"))["mac_address"]
+
+
 def build_cloud(client: Any) -> Cloud:
-    host_macs = {}
-    for host, tunnel_ip in HOSTS.items():
-        _ok(client.post("/dvr/v1/agents", json={
-            "host": host, "agent_mode": "dvr", "tunnel_ip": tunnel_ip, "datapath_type": "netdev",
-        }))
-        host_macs[host] = _ok(client.post(f"/dvr/v1/hosts/{host}/host-mac"))["mac_address"]
+    host_macs = {host: register_host(client, host, tunnel_ip) for host, tunnel_ip in HOSTS.items()}
     networks, subnets = {}, {}
     for name in CIDRS:
         networks[name], subnets[name] = create_network(client, name)

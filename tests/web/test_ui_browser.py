@@ -1,6 +1,7 @@
 """The web view in a real browser: Debian's headless Chromium driven by Playwright against a
 real ``dvr-server`` process (temp SQLite database, free loopback port) holding a two-host
-DVR topology made through the API.  Stores a screenshot in artifacts/ui.png."""
+DVR topology made through the API, plus a registered host with nothing on it (network-1,
+dvr_snat, as in the lab).  Stores screenshots in artifacts/ui.png and artifacts/ui-detour.png."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import httpx
 import pytest
 
 from dvr.web.routes import STATIC_DIR
-from tests.web.cloud import Cloud, build_cloud, create_vm, report_plugged
+from tests.web.cloud import Cloud, build_cloud, create_vm, register_host, report_plugged
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -27,6 +29,8 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 WAIT_MS = 20_000
+EMPTY_HOST = "network-1"  # a registered dvr_snat host with no VM and no router
+EMPTY_HOST_NOTE = "no VMs, no routers"
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)",
@@ -78,9 +82,13 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def cloud(server: str) -> Iterator[tuple[str, Cloud]]:
+def cloud(server: str) -> Iterator[tuple[str, Cloud, str]]:
+    """The server, its two-host cloud, and the host MAC of the empty host."""
     with httpx.Client(base_url=server, timeout=10) as client:
-        yield server, build_cloud(client)
+        made = build_cloud(client)
+        empty_mac = register_host(client, EMPTY_HOST, "192.0.2.101", agent_mode="dvr_snat")
+        report_plugged(client, EMPTY_HOST, [], client.get("/dvr/v1/topology").json()["revision"])
+        yield server, made, empty_mac
 
 
 @pytest.fixture
@@ -110,27 +118,83 @@ def _click_node(page: Any, node_id: str) -> None:
     page.mouse.click(box["x"] + position["x"], box["y"] + position["y"])
 
 
+Box = dict[str, float]
+
+# every host box, its header band (which carries the host's label) with and without that
+# label, and the empty-host note, all in diagram coordinates as cytoscape computed them
+_HOST_LAYOUT_JS = """() => {
+  const view = window.dvrView;
+  const nodes = view.nodes();
+  const childOf = (host, kind) => nodes.find((n) => n.kind === kind && n.parent === host.id);
+  return nodes.filter((n) => n.kind === "host").map((host) => {
+    const header = childOf(host, "host-header");
+    const empty = childOf(host, "host-empty");
+    return {
+      id: host.id, label: host.label,
+      box: view.box(host.id, true), body: view.box(host.id, false),
+      header: header ? { label: header.label, body: view.box(header.id, false),
+                         withLabel: view.box(header.id, true) } : null,
+      empty: empty ? { label: empty.label, withLabel: view.box(empty.id, true) } : null,
+    };
+  });
+}"""
+
+
+def _inside(inner: Box, outer: Box, slack: float = 1.0) -> bool:
+    return (inner["x1"] >= outer["x1"] - slack and inner["x2"] <= outer["x2"] + slack
+            and inner["y1"] >= outer["y1"] - slack and inner["y2"] <= outer["y2"] + slack)
+
+
+def _apart(a: Box, b: Box) -> bool:
+    return a["x2"] < b["x1"] or b["x2"] < a["x1"] or a["y2"] < b["y1"] or b["y2"] < a["y1"]
+
+
+def _assert_hosts_laid_out_apart(page: Any) -> list[dict[str, Any]]:
+    """No two host boxes (labels included) overlap; each host's label is drawn inside its box,
+    within a header band the label fits in (so the box is at least as wide as the label)."""
+    hosts = page.evaluate(_HOST_LAYOUT_JS)
+    for a, b in combinations(hosts, 2):
+        assert _apart(a["box"], b["box"]), f"{a['id']} {a['box']} overlaps {b['id']} {b['box']}"
+    for host in hosts:
+        header = host["header"]
+        assert header is not None, f"{host['id']} has no header band"
+        assert header["label"] == host["label"]
+        assert _inside(header["withLabel"], header["body"]), f"{host['id']}: label wider than box"
+        assert _inside(header["body"], host["body"]), f"{host['id']}: header outside its box"
+        if host["empty"]:
+            assert _inside(host["empty"]["withLabel"], host["body"])
+    return hosts
+
+
 def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
-    cloud: tuple[str, Cloud], page: Any
+    cloud: tuple[str, Cloud, str], page: Any
 ) -> None:
-    base, made = cloud
+    base, made, empty_mac = cloud
     router_id = made.router["id"]
     vm_ids = {name: port["id"] for name, port in made.vms.items()}
     page.goto(f"{base}/ui")
 
     # hosts: one card each, with host MAC and liveness; one box each in the diagram
-    page.locator(".host-card").nth(1).wait_for(timeout=WAIT_MS)
+    page.locator(".host-card").nth(2).wait_for(timeout=WAIT_MS)
     cards = page.locator(".host-card")
-    assert cards.count() == 2
+    assert cards.count() == 3
     for host, mac in made.host_macs.items():
         card = cards.filter(has_text=host)
         assert card.count() == 1
         assert mac in card.inner_text()
         assert "alive" in card.get_attribute("class")
         assert "r1" in card.inner_text()
+    host_macs = {**made.host_macs, EMPTY_HOST: empty_mac}
     host_boxes = _nodes(page, "host")
-    assert {n["id"] for n in host_boxes} == {f"host:{h}" for h in made.host_macs}
-    assert all(made.host_macs[n["id"][5:]] in n["label"] for n in host_boxes)
+    assert {n["id"] for n in host_boxes} == {f"host:{h}" for h in host_macs}
+    assert all(host_macs[n["id"][5:]] in n["label"] for n in host_boxes)
+
+    # the layout: boxes apart, labels inside them, the empty host drawn as such
+    laid_out = {h["id"]: h for h in _assert_hosts_laid_out_apart(page)}
+    empty = laid_out[f"host:{EMPTY_HOST}"]
+    assert empty["empty"] is not None and empty["empty"]["label"] == EMPTY_HOST_NOTE
+    assert f"{EMPTY_HOST} · dvr_snat · alive" in empty["label"]
+    assert all(laid_out[f"host:{h}"]["empty"] is None for h in made.host_macs)
 
     # the router, instantiated on both hosts: one box per host, labelled with its name
     routers = _nodes(page, "router")
@@ -150,6 +214,7 @@ def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
     page.wait_for_function("id => window.dvrView.nodes().some(n => n.id === id)",
                            arg=f"vm:{late['id']}", timeout=WAIT_MS)
     page.locator("#counts", has_text=f"revision {revision}").wait_for(timeout=WAIT_MS)
+    _assert_hosts_laid_out_apart(page)
 
     # click-to-pick: blue-1 then blue-2 traces the same-subnet path at once (no router)
     _click_node(page, f"vm:{vm_ids['blue-1']}")
@@ -193,3 +258,28 @@ def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui.png"), full_page=True)
     assert (ARTIFACTS / "ui.png").stat().st_size > 10_000
+
+    # a VM on the formerly empty host: its box fills, and a path from compute-1 to it, which
+    # would run straight through compute-2's box, bends below the hosts instead
+    with httpx.Client(base_url=base, timeout=10) as client:
+        green = create_vm(client, "green-1", made.networks["blue"]["id"], EMPTY_HOST)
+        revision = client.get("/dvr/v1/topology").json()["revision"]
+        report_plugged(client, EMPTY_HOST, [green], revision)
+    page.wait_for_function("id => window.dvrView.nodes().some(n => n.id === id)",
+                           arg=f"vm:{green['id']}", timeout=WAIT_MS)
+    laid_out = {h["id"]: h for h in _assert_hosts_laid_out_apart(page)}
+    assert laid_out[f"host:{EMPTY_HOST}"]["empty"] is None
+    page.select_option("#trace-src", vm_ids["blue-1"])
+    page.select_option("#trace-dst", green["id"])
+    page.click("#trace-run")
+    page.locator("#trace-summary", has_text="green-1").wait_for(timeout=WAIT_MS)
+    assert "delivered" in page.locator("#trace-verdict").inner_text()
+    edges = page.evaluate("window.dvrView.traceEdges()")
+    assert [(e["source"], e["target"]) for e in edges] == [
+        (f"vm:{vm_ids['blue-1']}", f"vm:{green['id']}")]
+    assert EMPTY_HOST in edges[0]["label"]
+    between = laid_out["host:compute-2"]["body"]
+    ends = [laid_out["host:compute-1"]["body"], laid_out[f"host:{EMPTY_HOST}"]["body"]]
+    assert ends[0]["x2"] < between["x1"] and between["x2"] < ends[1]["x1"]  # it is in the way
+    assert edges[0]["midpoint"]["y"] > between["y2"], "the path crosses compute-2's box"
+    page.screenshot(path=str(ARTIFACTS / "ui-detour.png"), full_page=True)

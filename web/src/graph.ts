@@ -1,215 +1,34 @@
 // The diagram: hosts as boxes holding their router instances and VMs, networks as coloured
-// nodes above them, and a traced path drawn across hosts.  Positions are computed here
-// (a "preset" layout), so the picture is stable: the same topology always looks the same.
+// nodes above them, and a traced path drawn across hosts.  Positions are computed in
+// layout.ts (a "preset" layout), so the picture is stable: the same topology always looks
+// the same.
 
 import cytoscape from "cytoscape";
-import type { Core, ElementDefinition, NodeSingular } from "cytoscape";
+import type { Core, EdgeSingular, NodeSingular } from "cytoscape";
 
-import type { Hop, Host, Topology, Trace, Vm } from "./api";
-import { networkColors } from "./colors";
+import type { Hop, Topology, Trace } from "./api";
+import { hostNodeId, layoutTopology, routerNodeId, structureKey, vmNodeId } from "./layout";
+import type { FontWeight, MeasureText } from "./layout";
 
-const VM_W = 160;
-const VM_H = 46;
-const ROUTER_W = 160;
-const ROUTER_H = 38;
-const NET_W = 190;
-const NET_H = 46;
-const CELL_GAP = 26;
-const HOST_GAP = 90;
-const ROUTER_ROW_Y = 0;
-const VM_ROW_Y = 96;
-const VM_ROW_STEP = VM_H + 30;
-const NETWORK_BAND_Y = -190;
-const UNBOUND_HOST = "(unbound)";
+const FONT_FAMILY = "Inter, system-ui, sans-serif";
+const FONT_SIZE = 12;
+const DETOUR_MARGIN = 36; // how far below the host boxes a detouring trace edge passes
 
-export const vmNodeId = (portId: string): string => `vm:${portId}`;
-export const routerNodeId = (routerId: string, host: string): string => `rtr:${routerId}@${host}`;
-export const hostNodeId = (host: string): string => `host:${host}`;
-export const networkNodeId = (networkId: string): string => `net:${networkId}`;
-
-export function vmAddress(vm: Vm): string {
-  return vm.fixed_ips.map((f) => f.ip_address).join(", ") || "no IP";
-}
-
-function hostLabel(host: Host): string {
-  if (!host.registered) return `${host.host}\nno agent registered`;
-  const live = host.alive ? "alive" : "DEAD";
-  const sync = host.in_sync ? "in sync" : `${host.pending_revisions} behind`;
-  return (
-    `${host.host} · ${host.agent_mode} · ${live}\n` +
-    `host MAC ${host.host_mac ?? "—"}\n` +
-    `applied rev ${host.applied_revision} (${sync})`
-  );
-}
-
-function hostState(host: Host): string {
-  if (!host.registered) return "unregistered";
-  return host.alive ? "alive" : "dead";
-}
-
-/** Stable key of everything that affects positions: re-layout only when it changes. */
-export function structureKey(topology: Topology): string {
-  const parts = [
-    topology.hosts.map((h) => h.host).join(","),
-    topology.networks.map((n) => n.id).join(","),
-    topology.routers.map((r) => `${r.id}:${r.hosts.join("+")}:${r.interfaces.map((i) => i.network_id).join("+")}`).join(","),
-    topology.vms.map((v) => `${v.id}:${v.host}:${v.network_id}`).join(","),
-  ];
-  return parts.join("|");
-}
-
-interface Placed {
-  elements: ElementDefinition[];
-}
-
-function buildElements(topology: Topology): Placed {
-  const colors = networkColors(topology.networks);
-  const elements: ElementDefinition[] = [];
-  const hostsByName = new Map(topology.hosts.map((h) => [h.host, h]));
-  const hostOrder = topology.hosts.map((h) => h.host);
-  if (topology.vms.some((v) => !v.host)) hostOrder.push(UNBOUND_HOST);
-
-  const positions = new Map<string, { x: number; y: number }>();
-  let left = 0;
-  for (const hostName of hostOrder) {
-    const host = hostsByName.get(hostName);
-    const routers = topology.routers.filter((r) => r.hosts.includes(hostName));
-    const vms = topology.vms
-      .filter((v) => (v.host ?? UNBOUND_HOST) === hostName)
-      .sort((a, b) => a.network_id.localeCompare(b.network_id) || a.name.localeCompare(b.name));
-    const columns = Math.max(1, routers.length, Math.min(3, vms.length <= 2 ? vms.length : Math.ceil(vms.length / 2)));
-    const width = columns * (VM_W + CELL_GAP) - CELL_GAP;
-    elements.push({
-      group: "nodes",
-      data: {
-        id: hostNodeId(hostName),
-        label: host ? hostLabel(host) : `${UNBOUND_HOST}\nports bound to no host`,
-        kind: "host",
-        state: host ? hostState(host) : "unregistered",
-        name: hostName,
-      },
-      classes: "host",
-    });
-    const rowLeft = (count: number, cellWidth: number): number =>
-      left + (width - (count * (cellWidth + CELL_GAP) - CELL_GAP)) / 2 + cellWidth / 2;
-    routers.forEach((router, i) => {
-      const id = routerNodeId(router.id, hostName);
-      const x0 = rowLeft(routers.length, ROUTER_W);
-      positions.set(id, { x: x0 + i * (ROUTER_W + CELL_GAP), y: ROUTER_ROW_Y });
-      const snat = router.snat_host === hostName ? " · SNAT" : "";
-      elements.push({
-        group: "nodes",
-        data: {
-          id,
-          parent: hostNodeId(hostName),
-          label: `⇄ ${router.name || router.id.slice(0, 8)}${snat}`,
-          kind: "router",
-          routerId: router.id,
-          host: hostName,
-        },
-        classes: "router",
-      });
-    });
-    const vmTop = routers.length ? VM_ROW_Y : ROUTER_ROW_Y;
-    vms.forEach((vm, i) => {
-      const row = Math.floor(i / columns);
-      const inRow = Math.min(columns, vms.length - row * columns);
-      const x0 = rowLeft(inRow, VM_W);
-      const id = vmNodeId(vm.id);
-      positions.set(id, { x: x0 + (i % columns) * (VM_W + CELL_GAP), y: vmTop + row * VM_ROW_STEP });
-      elements.push({
-        group: "nodes",
-        data: {
-          id,
-          parent: hostNodeId(hostName),
-          label: `${vm.name || vm.device_id || vm.id.slice(0, 8)}\n${vmAddress(vm)}`,
-          kind: "vm",
-          portId: vm.id,
-          color: colors.get(vm.network_id) ?? "#4b5563",
-          status: vm.status,
-        },
-        classes: "vm",
-      });
-    });
-    left += width + HOST_GAP;
-  }
-
-  // Networks: above the hosts, each near the middle of what connects to it, never overlapping.
-  const attached = new Map<string, number[]>();
-  const attach = (networkId: string, nodeId: string): void => {
-    const position = positions.get(nodeId);
-    if (!position) return;
-    attached.set(networkId, [...(attached.get(networkId) ?? []), position.x]);
+/** Text widths from a canvas in the diagram's font (what cytoscape draws labels with). */
+function canvasMeasure(): MeasureText {
+  const context = document.createElement("canvas").getContext("2d");
+  const fallback = (text: string) => Math.max(...text.split("\n").map((l) => l.length)) * FONT_SIZE * 0.62;
+  if (!context) return fallback;
+  const cache = new Map<string, number>();
+  return (text: string, weight: FontWeight) => {
+    const key = `${weight}|${text}`;
+    const known = cache.get(key);
+    if (known !== undefined) return known;
+    context.font = `${weight === "bold" ? "bold " : ""}${FONT_SIZE}px ${FONT_FAMILY}`;
+    const width = Math.ceil(Math.max(...text.split("\n").map((line) => context.measureText(line).width)));
+    cache.set(key, width);
+    return width;
   };
-  for (const vm of topology.vms) attach(vm.network_id, vmNodeId(vm.id));
-  for (const router of topology.routers) {
-    for (const host of router.hosts) {
-      for (const itf of router.interfaces) attach(itf.network_id, routerNodeId(router.id, host));
-    }
-  }
-  const centre = (left - HOST_GAP) / 2;
-  const wanted = topology.networks
-    .map((n) => {
-      const xs = attached.get(n.id) ?? [];
-      return { network: n, x: xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : centre };
-    })
-    .sort((a, b) => a.x - b.x);
-  const span = wanted.length * (NET_W + CELL_GAP) - CELL_GAP;
-  let previous = -Infinity;
-  const shift = Math.min(0, centre - span / 2 - (wanted[0]?.x ?? 0) + NET_W / 2);
-  for (const { network, x } of wanted) {
-    const placedX = Math.max(x + shift, previous + NET_W + CELL_GAP);
-    previous = placedX;
-    const id = networkNodeId(network.id);
-    positions.set(id, { x: placedX, y: NETWORK_BAND_Y });
-    const cidrs = network.subnets.map((s) => s.cidr).join(", ") || "no subnet";
-    const vni = network.segmentation_id != null ? ` · ${network.network_type} ${network.segmentation_id}` : "";
-    elements.push({
-      group: "nodes",
-      data: {
-        id,
-        label: `${network.name || network.id.slice(0, 8)}${vni}\n${cidrs}`,
-        kind: "network",
-        color: colors.get(network.id),
-      },
-      classes: network.external ? "network external" : "network",
-    });
-  }
-
-  for (const vm of topology.vms) {
-    elements.push({
-      group: "edges",
-      data: {
-        id: `e:${vm.id}`,
-        source: vmNodeId(vm.id),
-        target: networkNodeId(vm.network_id),
-        color: colors.get(vm.network_id),
-      },
-      classes: "attachment",
-    });
-  }
-  for (const router of topology.routers) {
-    for (const host of router.hosts) {
-      for (const itf of router.interfaces) {
-        elements.push({
-          group: "edges",
-          data: {
-            id: `e:${itf.port_id}@${host}`,
-            source: routerNodeId(router.id, host),
-            target: networkNodeId(itf.network_id),
-            color: colors.get(itf.network_id),
-            label: itf.ip_address,
-          },
-          classes: "attachment interface",
-        });
-      }
-    }
-  }
-  for (const element of elements) {
-    const position = positions.get(element.data.id as string);
-    if (position) element.position = position;
-  }
-  return { elements };
 }
 
 const STYLE: cytoscape.StylesheetJson = [
@@ -218,51 +37,81 @@ const STYLE: cytoscape.StylesheetJson = [
     style: {
       label: "data(label)",
       "text-wrap": "wrap",
-      "font-family": "Inter, system-ui, sans-serif",
-      "font-size": 12,
+      "font-family": FONT_FAMILY,
+      "font-size": FONT_SIZE,
       color: "#111827",
       "text-valign": "center",
       "text-halign": "center",
     },
   },
   {
+    // the box: its label is drawn by its header band (host-header), inside the box
     selector: "node.host",
     style: {
+      label: "",
       shape: "round-rectangle",
       "background-color": "#f8fafc",
       "border-width": 2,
       "border-color": "#94a3b8",
-      padding: "22px",
-      "text-valign": "top",
-      "text-halign": "center",
-      "text-margin-y": -6,
-      "font-size": 12,
-      "font-weight": "bold",
-      "line-height": 1.35,
-      color: "#334155",
+      padding: "14px",
     },
   },
   { selector: 'node.host[state = "alive"]', style: { "border-color": "#16a34a" } },
   { selector: 'node.host[state = "dead"]', style: { "border-color": "#dc2626", "border-style": "dashed" } },
   { selector: 'node.host[state = "unregistered"]', style: { "border-style": "dotted" } },
   {
+    selector: "node.host-header",
+    style: {
+      shape: "round-rectangle",
+      width: "data(width)",
+      height: "data(height)",
+      "background-color": "#e2e8f0",
+      "border-width": 0,
+      "font-weight": "bold",
+      "line-height": 1.35,
+      "text-max-width": "data(width)",
+      color: "#334155",
+      events: "no",
+      // an opaque band above the lines that run to the networks, so the label stays legible
+      "z-compound-depth": "top",
+    },
+  },
+  { selector: 'node.host-header[state = "alive"]', style: { "background-color": "#dcfce7", color: "#14532d" } },
+  { selector: 'node.host-header[state = "dead"]', style: { "background-color": "#fee2e2", color: "#7f1d1d" } },
+  {
+    selector: "node.host-empty",
+    style: {
+      shape: "round-rectangle",
+      width: "data(width)",
+      height: "data(height)",
+      "background-opacity": 0,
+      "border-width": 1,
+      "border-style": "dashed",
+      "border-color": "#cbd5e1",
+      "font-style": "italic",
+      color: "#64748b",
+      events: "no",
+    },
+  },
+  {
     selector: "node.router",
     style: {
       shape: "round-rectangle",
-      width: ROUTER_W,
-      height: ROUTER_H,
+      width: "data(width)",
+      height: "data(height)",
       "background-color": "#fef3c7",
       "border-width": 2,
       "border-color": "#b45309",
       "font-weight": "bold",
+      "line-height": 1.35,
     },
   },
   {
     selector: "node.vm",
     style: {
       shape: "round-rectangle",
-      width: VM_W,
-      height: VM_H,
+      width: "data(width)",
+      height: "data(height)",
       "background-color": "#ffffff",
       "border-width": 3,
       "border-color": "data(color)",
@@ -273,8 +122,8 @@ const STYLE: cytoscape.StylesheetJson = [
     selector: "node.network",
     style: {
       shape: "round-rectangle",
-      width: NET_W,
-      height: NET_H,
+      width: "data(width)",
+      height: "data(height)",
       "background-color": "data(color)",
       color: "#ffffff",
       "font-weight": "bold",
@@ -289,18 +138,7 @@ const STYLE: cytoscape.StylesheetJson = [
       opacity: 0.55,
     },
   },
-  {
-    selector: "edge.interface",
-    style: {
-      "line-style": "dashed",
-      label: "data(label)",
-      "font-size": 10,
-      color: "#6b7280",
-      "text-background-color": "#ffffff",
-      "text-background-opacity": 0.85,
-      "text-background-padding": "2px",
-    },
-  },
+  { selector: "edge.interface", style: { "line-style": "dashed" } },
   { selector: "node.picked-src", style: { "border-color": "#111827", "border-width": 5, "underlay-color": "#22c55e", "underlay-opacity": 0.35, "underlay-padding": 6 } },
   { selector: "node.picked-dst", style: { "border-color": "#111827", "border-width": 5, "underlay-color": "#3b82f6", "underlay-opacity": 0.35, "underlay-padding": 6 } },
   { selector: ".faded", style: { opacity: 0.3 } },
@@ -345,20 +183,46 @@ export interface DiagramNode {
   id: string;
   kind: string;
   label: string;
+  parent: string | null;
+}
+
+export interface DiagramBox {
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
 }
 
 export interface DiagramInspector {
   nodes(): DiagramNode[];
   pathNodes(): DiagramNode[];
   position(id: string): { x: number; y: number } | null; // on the canvas, in CSS pixels
-  traceEdges(): { source: string; target: string; label: string }[];
+  /** A node's extent in diagram coordinates: its body, or body and label (``withLabel``). */
+  box(id: string, withLabel: boolean): DiagramBox | null;
+  traceEdges(): { source: string; target: string; label: string; midpoint: { x: number; y: number } }[];
 }
 
 export type VmClick = (portId: string) => void;
 
+type Point = { x: number; y: number };
+
+function segmentCrossesBox(from: Point, to: Point, box: DiagramBox): boolean {
+  const samples = 64;
+  for (let i = 0; i <= samples; i++) {
+    const x = from.x + ((to.x - from.x) * i) / samples;
+    const y = from.y + ((to.y - from.y) * i) / samples;
+    if (x > box.x1 && x < box.x2 && y > box.y1 && y < box.y2) return true;
+  }
+  return false;
+}
+
+const IMMUTABLE_DATA = new Set(["id", "parent", "source", "target"]);
+
 export class TopologyGraph {
   private readonly cy: Core;
+  private readonly measure: MeasureText = canvasMeasure();
   private key = "";
+  private geometryKey = "";
   private trace: Trace | null = null;
 
   constructor(container: HTMLElement, onVmClick: VmClick) {
@@ -379,22 +243,30 @@ export class TopologyGraph {
     }).observe(container);
   }
 
-  /** Draw ``topology``: rebuild and re-fit when its structure changed, else update labels. */
+  /**
+   * Draw ``topology``: rebuild and re-fit when its structure changed; else update labels, and
+   * sizes and positions when those changed (a host label that grew widens its box).
+   */
   render(topology: Topology): void {
     const key = structureKey(topology);
-    const { elements } = buildElements(topology);
+    const { elements, geometryKey } = layoutTopology(topology, this.measure);
     if (key !== this.key) {
       this.key = key;
+      this.geometryKey = geometryKey;
       this.cy.batch(() => {
         this.cy.elements().remove();
         this.cy.add(elements);
       });
       this.cy.fit(undefined, 40);
     } else {
+      const moved = geometryKey !== this.geometryKey;
+      this.geometryKey = geometryKey;
       this.cy.batch(() => {
         for (const element of elements) {
           const existing = this.cy.getElementById(element.data.id as string);
-          if (existing.nonempty()) existing.data(element.data);
+          if (existing.empty()) continue;
+          existing.data(Object.fromEntries(Object.entries(element.data).filter(([k]) => !IMMUTABLE_DATA.has(k))));
+          if (moved && element.position) existing.position(element.position);
         }
       });
     }
@@ -403,7 +275,12 @@ export class TopologyGraph {
 
   /** What the diagram shows, for tests and the console (read-only). */
   inspector(): DiagramInspector {
-    const describe = (n: NodeSingular) => ({ id: n.id(), kind: n.data("kind"), label: n.data("label") });
+    const describe = (n: NodeSingular): DiagramNode => ({
+      id: n.id(),
+      kind: n.data("kind"),
+      label: n.data("label"),
+      parent: n.isChild() ? n.parent().first().id() : null,
+    });
     return {
       nodes: () => this.cy.nodes().map(describe),
       pathNodes: () => this.cy.nodes(".on-path").map(describe),
@@ -411,8 +288,19 @@ export class TopologyGraph {
         const node = this.cy.getElementById(id);
         return node.nonempty() ? node.renderedPosition() : null;
       },
+      box: (id: string, withLabel: boolean) => {
+        const node = this.cy.getElementById(id);
+        if (node.empty()) return null;
+        const { x1, y1, x2, y2 } = node.boundingBox({ includeLabels: withLabel, includeOverlays: false });
+        return { x1, y1, x2, y2 };
+      },
       traceEdges: () =>
-        this.cy.edges(".trace").map((e) => ({ source: e.source().id(), target: e.target().id(), label: e.data("label") })),
+        this.cy.edges(".trace").map((e) => ({
+          source: e.source().id(),
+          target: e.target().id(),
+          label: e.data("label"),
+          midpoint: e.midpoint(),
+        })),
     };
   }
 
@@ -476,7 +364,42 @@ export class TopologyGraph {
         if (last.nonempty()) last.addClass("dropped");
         else if (previous !== null) this.cy.getElementById(previous).addClass("drop-here");
       }
+      // a host on the path keeps its header readable
+      this.cy.nodes(".host.on-path").children(".host-header").removeClass("faded");
     });
+    const traced = this.cy.edges(".trace");
+    traced.forEach((edge) => this.routeAroundHosts(edge));
+    // a path bent below the hosts (or to an outside address) may leave the view: show it all
+    const view = this.cy.extent();
+    const path = traced.union(this.cy.nodes(".address")).boundingBox({});
+    if (traced.nonempty() && (path.x1 < view.x1 || path.x2 > view.x2 || path.y1 < view.y1 || path.y2 > view.y2)) {
+      this.cy.fit(undefined, 40);
+    }
+  }
+
+  /**
+   * A trace edge that would cross a host it does not start or end in (e.g. compute-1 to
+   * network-1 past compute-2) is bent to pass below the host boxes, where nothing else is.
+   */
+  private routeAroundHosts(edge: EdgeSingular): void {
+    const from = edge.source().position();
+    const to = edge.target().position();
+    const own = edge.source().ancestors(".host").union(edge.target().ancestors(".host"));
+    const hosts = this.cy.nodes(".host");
+    const boxOf = (host: cytoscape.SingularElementArgument): DiagramBox => host.boundingBox({ includeLabels: false, includeOverlays: false });
+    const crossed = hosts.filter((host) => !own.contains(host) && segmentCrossesBox(from, to, boxOf(host)));
+    if (crossed.empty()) return;
+    const [left, right] = [Math.min(from.x, to.x), Math.max(from.x, to.x)];
+    const spanned = hosts.filter((host) => boxOf(host).x2 >= left && boxOf(host).x1 <= right);
+    const bottom = Math.max(...spanned.map((host) => boxOf(host).y2));
+    const length = Math.hypot(to.x - from.x, to.y - from.y);
+    const normalY = Math.abs(to.x - from.x) / length; // how much a sideways bend moves it down
+    if (normalY < 0.3) return; // a steep edge: bending would not clear the boxes
+    const middleY = (from.y + to.y) / 2;
+    // one control point: the curve's middle lies half way to it
+    const distance = (2 * (bottom + DETOUR_MARGIN - middleY)) / normalY;
+    edge.style({ "curve-style": "unbundled-bezier", "control-point-weights": 0.5, "control-point-distances": distance });
+    if (edge.midpoint().y < middleY) edge.style("control-point-distances", -distance);
   }
 
   private hopNodes(hops: Hop[]): { nodeId: string | null; label?: string; drop?: boolean }[] {

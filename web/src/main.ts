@@ -4,7 +4,8 @@ import "./style.css";
 
 import { fetchTopology, fetchTrace, followChanges } from "./api";
 import type { Host, StreamState, Topology, Trace, TraceRequest } from "./api";
-import { TopologyGraph, vmAddress } from "./graph";
+import { TopologyGraph } from "./graph";
+import { vmAddress } from "./layout";
 import { renderHosts, renderTrace, renderTraceError } from "./panels";
 
 const OTHER_ADDRESS = "__address__";

@@ -62,10 +62,14 @@ function endpointText(endpoint: TraceEndpoint): string {
   return `${name}${ip}${where}`;
 }
 
-function whereText(step: TraceStep): string {
-  if (step.bridge && step.table !== null) return `${step.bridge} table ${step.table}`;
-  if (step.bridge) return step.bridge;
-  return step.kind;
+/** "qrouter-50bfa5fc-ffdc-…" is as telling as the full UUID and fits the column. */
+const NAMESPACE_UUID = /^([a-z]+-)([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function whereText(step: TraceStep): { text: string; title?: string } {
+  if (step.bridge && step.table !== null) return { text: `${step.bridge} table ${step.table}` };
+  const short = step.bridge?.match(NAMESPACE_UUID);
+  if (short) return { text: `${short[1]}${short[2]}…`, title: step.bridge! };
+  return { text: step.bridge ?? step.kind };
 }
 
 export function renderTrace(pane: HTMLElement, trace: Trace, topology: Topology | null): void {
@@ -88,6 +92,7 @@ export function renderTrace(pane: HTMLElement, trace: Trace, topology: Topology 
     `revision ${trace.revision}${stale}${reason}${assumed}`;
   const rows: HTMLTableRowElement[] = [];
   let direction = "";
+  let host: string | null = null; // of the previous row: a new host starts a new group
   for (const step of trace.steps) {
     if (step.direction !== direction) {
       direction = step.direction;
@@ -95,18 +100,21 @@ export function renderTrace(pane: HTMLElement, trace: Trace, topology: Topology 
       const cell = el("td", { text: direction === "forward" ? `${title} — ${trace.summary}` : title });
       cell.colSpan = 7;
       rows.push(el("tr", { class: `direction ${direction}` }, [cell]));
+      host = null;
     }
-    rows.push(stepRow(step));
+    rows.push(stepRow(step, step.host !== host));
+    host = step.host;
   }
   pane.querySelector("tbody")!.replaceChildren(...rows);
 }
 
-function stepRow(step: TraceStep): HTMLTableRowElement {
+function stepRow(step: TraceStep, newHost: boolean): HTMLTableRowElement {
   const isTable = step.table !== null;
-  const cells: [string, string | null][] = [
+  const where = whereText(step);
+  const cells: [string, string | null, string?][] = [
     ["num", String(step.index)],
-    ["host", step.host ?? ""],
-    ["where", whereText(step)],
+    [newHost ? "host" : "host repeat", step.host ?? ""],
+    ["where", where.text, where.title],
     ["num", step.priority !== null ? String(step.priority) : ""],
     ["code", isTable ? step.match || "(any)" : step.match],
     ["code", step.actions],
@@ -114,8 +122,8 @@ function stepRow(step: TraceStep): HTMLTableRowElement {
   ];
   return el(
     "tr",
-    { class: `step ${step.kind}` },
-    cells.map(([cls, text]) => el("td", { class: cls, text: text ?? "" })),
+    { class: `step ${step.kind}${newHost ? " host-start" : ""}` },
+    cells.map(([cls, text, title]) => el("td", { class: cls, text: text ?? "", title })),
   );
 }
 

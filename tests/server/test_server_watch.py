@@ -8,6 +8,7 @@ from server_helpers import make_config
 
 from dvr.db.session import Database
 from dvr.server.app import create_app
+from dvr.server.watch import ChangeHub
 
 pytestmark = pytest.mark.anyio
 GUARD = 20  # seconds: a watcher that is never woken fails the test instead of hanging it
@@ -132,3 +133,26 @@ async def test_a_second_replica_sees_writes_of_the_first(db_url):
     db_a.dispose()
     db_b.dispose()
     assert result["changes"] == [{"kind": "port", "id": port["id"]}]
+
+
+async def test_hub_wakes_only_the_hosts_concerned():
+    async def nothing_new(since: int) -> tuple[int, set[str]]:
+        return since, set()
+
+    hub = ChangeHub(read_new_changes=nothing_new, poll_interval=0.05)
+    h1, h2 = hub.snapshot("h1"), hub.snapshot("h2")
+    hub.publish(5, {"h2", "h9"})
+    assert h2.is_set() and not h1.is_set()
+    assert hub.snapshot("h2") is not h2  # the next publish needs a fresh event
+    hub.publish(6)  # None: everyone (e.g. shutdown)
+    assert h1.is_set() and hub.latest == 6
+
+
+async def test_hub_poller_wakes_hosts_changed_by_another_replica():
+    async def replica_wrote(since: int) -> tuple[int, set[str]]:
+        return 9, {"h1"}
+
+    hub = ChangeHub(read_new_changes=replica_wrote, poll_interval=0.05)
+    woken = await asyncio.wait_for(hub.wait(hub.snapshot("h1"), 30), GUARD)
+    assert woken and hub.latest == 9
+    await hub.close()

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from dvr.db.session import Database
 from dvr.server.config import ServerConfig
 from dvr.server.errors import conflict
-from dvr.server.services.notify import current_revision, record_changes
+from dvr.server.services.notify import current_revision, new_changes, record_changes
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.watch import ChangeHub
 
@@ -29,13 +29,16 @@ class ServerContext:
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:
         context = cls(config=config, db=db, hub=None)  # type: ignore[arg-type]
         context.hub = ChangeHub(
-            read_revision=context.read_revision, poll_interval=config.watch_poll_interval
+            read_new_changes=context.read_new_changes, poll_interval=config.watch_poll_interval
         )
         return context
 
     # -- synchronous (worker thread) ---------------------------------------------------------
-    def run_write(self, work: Callable[[WriteTx], T]) -> tuple[T, int | None]:
-        """Run ``work`` in one serialized transaction; record its change rows; commit."""
+    def run_write(self, work: Callable[[WriteTx], T]) -> tuple[T, int | None, set[str]]:
+        """Run ``work`` in one serialized transaction; record its change rows; commit.
+
+        Returns the work's result, the revision of its changes (None: nobody concerned) and
+        the hosts concerned."""
         try:
             with self.db.write() as conn:
                 tx = WriteTx(conn=conn, config=self.config)
@@ -48,7 +51,7 @@ class ServerContext:
             raise conflict(
                 "Conflict", f"The request conflicts with existing data: {exc.orig}"
             ) from None
-        return result, revision
+        return result, revision, hosts
 
     def run_read(self, work: Callable[[ReadTx], T]) -> T:
         with self.db.read() as conn:
@@ -56,9 +59,9 @@ class ServerContext:
 
     # -- asynchronous (event loop) -----------------------------------------------------------
     async def write(self, work: Callable[[WriteTx], T]) -> T:
-        result, revision = await run_in_threadpool(self.run_write, work)
+        result, revision, hosts = await run_in_threadpool(self.run_write, work)
         if revision is not None:
-            self.hub.publish(revision)
+            self.hub.publish(revision, hosts)
         return result
 
     async def read(self, work: Callable[[ReadTx], T]) -> T:
@@ -66,3 +69,7 @@ class ServerContext:
 
     async def read_revision(self) -> int:
         return await self.read(lambda tx: current_revision(tx.conn))
+
+    async def read_new_changes(self, since: int) -> tuple[int, set[str]]:
+        """The newest revision and the hosts with changes after ``since`` (other replicas)."""
+        return await self.read(lambda tx: new_changes(tx.conn, since))

@@ -1,26 +1,29 @@
-"""Per-host change streams: long-poll waiting woken in-process when a write commits.
+"""Per-host change streams: long-poll waiting, woken in-process when a write commits.
 
-``ChangeHub.publish(revision)`` is called (in the event loop) after a write commits; every
-waiter wakes and re-reads its host's change rows.  To see writes made by other server
-replicas sharing one PostgreSQL database, a single poller task per hub re-reads the
-current revision every ``poll_interval`` seconds while anyone is waiting, and publishes
-when it moved.
+``ChangeHub.publish(revision, hosts)`` is called (in the event loop) after a write commits,
+with the hosts that write concerned; only the waiters of those hosts wake and re-read their
+change rows.  To see writes made by other server replicas sharing one database, one poller
+task per hub re-reads the newest revision every ``poll_interval`` seconds while anyone is
+waiting and, when it moved, wakes the hosts named by the new change rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+
+# (newest revision, hosts with changes after ``since``) for the poller
+ReadNewChanges = Callable[[int], Awaitable[tuple[int, set[str]]]]
 
 
 @dataclass
 class ChangeHub:
-    read_revision: Callable[[], Awaitable[int]]
+    read_new_changes: ReadNewChanges
     poll_interval: float = 1.0
     latest: int = 0
-    _event: asyncio.Event | None = None
+    _events: dict[str, asyncio.Event] = field(default_factory=dict)
     _waiters: int = 0
     _poller: asyncio.Task | None = None
     _closed: bool = False
@@ -29,21 +32,19 @@ class ChangeHub:
     def closed(self) -> bool:
         return self._closed
 
-    def _current_event(self) -> asyncio.Event:
-        if self._event is None:
-            self._event = asyncio.Event()
-        return self._event
+    def snapshot(self, host: str) -> asyncio.Event:
+        """The event the next publish for ``host`` sets (take it BEFORE reading the database)."""
+        event = self._events.get(host)
+        if event is None:
+            event = self._events[host] = asyncio.Event()
+        return event
 
-    def publish(self, revision: int) -> None:
-        """A write committed ``revision``: wake every waiter."""
-        if revision > self.latest:
-            self.latest = revision
-        event, self._event = self._current_event(), asyncio.Event()
-        event.set()
-
-    def snapshot(self) -> asyncio.Event:
-        """The event the next publish will set (take it BEFORE checking the database)."""
-        return self._current_event()
+    def publish(self, revision: int, hosts: Collection[str] | None = None) -> None:
+        """``revision`` committed, concerning ``hosts`` (None: possibly everyone)."""
+        self.latest = max(self.latest, revision)
+        targets = list(self._events) if hosts is None else [h for h in hosts if h in self._events]
+        for host in targets:
+            self._events.pop(host).set()
 
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
         """Wait until ``event`` is set or ``timeout``; True when woken by a publish."""
@@ -67,11 +68,11 @@ class ChangeHub:
         while self._waiters > 0 and not self._closed:
             await asyncio.sleep(self.poll_interval)
             try:
-                revision = await self.read_revision()
+                revision, hosts = await self.read_new_changes(self.latest)
             except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
                 continue
             if revision > self.latest:
-                self.publish(revision)
+                self.publish(revision, hosts)
 
     async def close(self) -> None:
         """Wake everyone and stop polling (server shutdown)."""

@@ -152,7 +152,7 @@ def routes(context: ServerContext) -> list[Route]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            event = context.hub.snapshot()
+            event = context.hub.snapshot(host)
             result = await context.read(lambda tx: watch_result(tx, host, since))
             remaining = deadline - loop.time()
             if result["changes"] or result["resync"] or remaining <= 0:

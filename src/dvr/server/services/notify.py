@@ -197,3 +197,12 @@ def changes_for_host(conn: Connection, host: str, since: int) -> list[tuple[int,
         .order_by(changes.c.revision, changes.c.id)
     )
     return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def new_changes(conn: Connection, since: int) -> tuple[int, set[str]]:
+    """The newest revision and every host with a change after ``since``."""
+    revision = current_revision(conn)
+    if revision <= since:
+        return revision, set()
+    query = select(changes.c.host).where(changes.c.revision > since).distinct()
+    return revision, {row[0] for row in conn.execute(query)}

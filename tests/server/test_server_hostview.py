@@ -183,3 +183,12 @@ def test_view_json_round_trips_and_is_deterministic(api, cloud):
     assert isinstance(view, HostView)
     assert json.loads(json.dumps(view.to_dict())) == raw
     assert api.call("GET", "/dvr/v1/hosts/compute-1/view", expect=200) == raw
+
+
+def test_fast_serialization_equals_asdict(api, cloud):
+    from dvr.server.hostview import build_host_view
+    from dvr.server.serialize import to_jsonable
+
+    for host in ("compute-1", "net-1", "nobody"):
+        view = api.context.run_read(lambda tx, h=host: build_host_view(tx.conn, h))
+        assert to_jsonable(view) == json.loads(json.dumps(view.to_dict()))

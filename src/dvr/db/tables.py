@@ -118,7 +118,7 @@ ports = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("project_id", NAME, nullable=False),
-    Column("network_id", ID, ForeignKey("networks.id"), nullable=False, index=True),
+    Column("network_id", ID, ForeignKey("networks.id"), nullable=False),
     Column("name", NAME, nullable=False, default=""),
     Column("mac_address", String(17), nullable=False),
     Column("admin_state_up", Boolean, nullable=False, default=True),
@@ -136,6 +136,8 @@ ports = Table(
     Column("dvr_serviceable", Boolean, nullable=False, default=False),
     *_standard_columns(),
     UniqueConstraint("network_id", "mac_address", name="uq_ports_network_id_mac_address"),
+    # L2 population and "who touches this network": bound ports per network
+    Index("ix_ports_network_id_host", "network_id", "host"),
 )
 
 ip_allocations = Table(

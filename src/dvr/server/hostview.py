@@ -43,9 +43,8 @@ from dvr.model.hostview import (
     SnatPortView,
     SubnetView,
 )
-from dvr.server.services.l2pop import touching_hosts, unicast_entries
 from dvr.server.services.notify import current_revision
-from dvr.server.services.scheduler import routers_hosted_on
+from dvr.server.services.scheduler import router_hosts, routers_hosted_on, routers_on_networks
 
 DEFAULT_AGENT_MODE = "dvr"
 
@@ -56,13 +55,13 @@ def _fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str,
         query = select(
             ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address
         ).where(ip_allocations.c.port_id.in_(list(port_ids)))
-        for port_id, subnet_id, ip in conn.execute(query):
+        for port_id, subnet_id, ip in conn.execute(query).all():
             result[port_id].append(FixedIp(subnet_id, ip))
     return {k: sorted(v, key=lambda f: (f.subnet_id, f.ip_address)) for k, v in result.items()}
 
 
 def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
-    rows = list(conn.execute(select(ports).where(ports.c.host == host)))
+    rows = conn.execute(select(ports).where(ports.c.host == host)).all()
     fixed = _fixed_ips_by_port(conn, [r.id for r in rows])
     return tuple(
         sorted(
@@ -94,7 +93,7 @@ def _subnet_views(conn: Connection, network_ids: Collection[str]) -> dict[str, l
             subnets.c.gateway_ip,
             subnets.c.ip_version,
         ).where(subnets.c.network_id.in_(list(network_ids)))
-        for row in conn.execute(query):
+        for row in conn.execute(query).all():
             result[row.network_id].append(SubnetView(*row))
     return {k: sorted(v, key=lambda s: s.id) for k, v in result.items()}
 
@@ -104,8 +103,21 @@ def _network_views(
 ) -> tuple[NetworkView, ...]:
     if not network_ids:
         return ()
-    touchers = touching_hosts(conn, network_ids)
-    entries = unicast_entries(conn, network_ids, host)
+    # one pass over the bound ports of these networks: who touches them through a port, and
+    # the L2 entries of every other host
+    touchers: dict[str, set[str]] = defaultdict(set)
+    entries: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(dict)
+    for network_id, other, mac, ip in bound_port_addresses(conn, network_ids):
+        touchers[network_id].add(other)
+        if other != host:
+            ips = entries[(network_id, other)].setdefault(mac, [])
+            if ip is not None:
+                ips.append(ip)
+    routers_by_network = routers_on_networks(conn, network_ids)
+    hosts_by_router = router_hosts(conn, {r for rs in routers_by_network.values() for r in rs})
+    for network_id, router_ids in routers_by_network.items():
+        for router_id in router_ids:
+            touchers[network_id] |= hosts_by_router[router_id]
     others = {h for hs in touchers.values() for h in hs} - {host}
     tunnel_ips = (
         dict(
@@ -118,7 +130,7 @@ def _network_views(
         if others
         else {}
     )
-    rows = conn.execute(select(networks).where(networks.c.id.in_(list(network_ids))))
+    rows = conn.execute(select(networks).where(networks.c.id.in_(list(network_ids)))).all()
     views = []
     for row in rows:
         remote = []
@@ -151,6 +163,16 @@ def _network_views(
     return tuple(sorted(views, key=lambda n: n.id))
 
 
+def bound_port_addresses(conn: Connection, network_ids: Collection[str]) -> list[Any]:
+    """(network, host, mac, ip-or-None) of every bound port on these networks."""
+    query = (
+        select(ports.c.network_id, ports.c.host, ports.c.mac_address, ip_allocations.c.ip_address)
+        .select_from(ports.outerjoin(ip_allocations, ip_allocations.c.port_id == ports.c.id))
+        .where(ports.c.network_id.in_(list(network_ids)), ports.c.host != "")
+    )
+    return conn.execute(query).all()
+
+
 def _interface_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
     query = (
         select(
@@ -177,7 +199,7 @@ def _interface_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
         )
         .where(router_interfaces.c.router_id.in_(list(router_ids)))
     )
-    return list(conn.execute(query))
+    return conn.execute(query).all()
 
 
 def _arp_rows(conn: Connection, subnet_ids: Collection[str]) -> list[Any]:
@@ -193,7 +215,7 @@ def _arp_rows(conn: Connection, subnet_ids: Collection[str]) -> list[Any]:
             ),
         )
     )
-    return list(conn.execute(query))
+    return conn.execute(query).all()
 
 
 def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
@@ -215,7 +237,7 @@ def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
         )
         .where(ports.c.device_owner == OWNER_ROUTER_SNAT, ports.c.device_id.in_(list(router_ids)))
     )
-    return list(conn.execute(query))
+    return conn.execute(query).all()
 
 
 def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) -> list[Any]:
@@ -232,13 +254,13 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
         .select_from(floatingips.join(ports, ports.c.id == floatingips.c.fixed_port_id))
         .where(floatingips.c.router_id.in_(list(router_ids)), ports.c.host == host)
     )
-    return list(conn.execute(query))
+    return conn.execute(query).all()
 
 
 def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[RouterView, ...]:
     if not router_ids:
         return ()
-    router_rows = list(conn.execute(select(routers).where(routers.c.id.in_(list(router_ids)))))
+    router_rows = conn.execute(select(routers).where(routers.c.id.in_(list(router_ids)))).all()
     interfaces: dict[str, list[RouterInterfaceView]] = defaultdict(list)
     subnet_router: dict[str, str] = {}
     for r in _interface_rows(conn, router_ids):

@@ -29,6 +29,7 @@ from dvr.server.attributes import decode_json
 from dvr.server.context import ServerContext
 from dvr.server.errors import http_bad_request
 from dvr.server.hostview import build_host_view
+from dvr.server.serialize import to_jsonable
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
 from dvr.server.services.notify import changes_for_host, current_revision, pruned_revision
@@ -135,8 +136,8 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def view(request: Request) -> Response:
         host = host_param(request)
-        host_view = await context.read(lambda tx: build_host_view(tx.conn, host))
-        return json_response(host_view.to_dict())
+        body = await context.read(lambda tx: to_jsonable(build_host_view(tx.conn, host)))
+        return json_response(body)
 
     async def watch(request: Request) -> Response:
         host = host_param(request)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -21,6 +21,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ENUMERATE_LIMIT = 1 << 16  # pools up to this size are enumerated, larger ones sampled
 RANDOM_TRIES = 64
+PROBES = 8  # random candidates checked one by one before loading the whole subnet
 SLAAC_MODES = ("slaac", "dhcpv6-stateless")
 
 
@@ -151,37 +152,69 @@ def _pool_ranges(pools: Iterable[dict[str, str]]) -> list[tuple[int, int]]:
     ]
 
 
+def _nth_address(ranges: list[tuple[int, int]], offset: int) -> int:
+    for start, end in ranges:
+        if offset <= end - start:
+            return start + offset
+        offset -= end - start + 1
+    raise IndexError(offset)
+
+
 def pick_free_address(
     pools: list[dict[str, str]],
     taken: set[str],
     version: int,
     rng: random.Random,
     reserved: Iterable[str] = (),
+    is_taken: Callable[[str], bool] | None = None,
 ) -> str | None:
-    """A random address from the pools that is neither taken nor reserved, or None."""
+    """A random pool address that is neither taken nor reserved, or None when full.
+
+    ``taken`` may be partial when ``is_taken`` (a point lookup) is given: random candidates
+    are tried first, each confirmed by ``is_taken``; callers fall back to a complete
+    ``taken`` set (see ``allocate``) when sampling finds nothing.
+    """
     cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
     blocked = {int(ipaddress.ip_address(a)) for a in (*taken, *reserved)}
     ranges = _pool_ranges(pools)
     size = sum(end - start + 1 for start, end in ranges)
     if size == 0:
         return None
+    for _ in range(RANDOM_TRIES if is_taken is None else PROBES):
+        candidate = _nth_address(ranges, rng.randrange(size))
+        if candidate not in blocked and (is_taken is None or not is_taken(str(cls(candidate)))):
+            return str(cls(candidate))
+    if is_taken is not None:
+        return None
     if size <= ENUMERATE_LIMIT:
         free = [a for start, end in ranges for a in range(start, end + 1) if a not in blocked]
         return str(cls(rng.choice(free))) if free else None
-    for _ in range(RANDOM_TRIES):
-        offset = rng.randrange(size)
-        for start, end in ranges:
-            if offset <= end - start:
-                candidate = start + offset
-                break
-            offset -= end - start + 1
+    # a huge, nearly full pool: a window of len(blocked)+1 addresses holds a free one
+    first = rng.randrange(size)
+    for step in range(min(size, len(blocked) + 1)):
+        candidate = _nth_address(ranges, (first + step) % size)
         if candidate not in blocked:
             return str(cls(candidate))
-    for start, end in ranges:  # pathological: nearly full huge pool
-        for candidate in range(start, min(end, start + len(blocked) + 1) + 1):
-            if candidate not in blocked:
-                return str(cls(candidate))
     return None
+
+
+def allocate(
+    conn: Connection,
+    subnet_id: str,
+    pools: list[dict[str, str]],
+    version: int,
+    rng: random.Random,
+    reserved: Iterable[str] = (),
+    pending: set[str] = frozenset(),  # type: ignore[assignment]
+) -> str | None:
+    """A random free address of the subnet: a few point lookups, else one full scan."""
+    reserved = [*reserved, *pending]
+    picked = pick_free_address(
+        pools, set(), version, rng, reserved, lambda ip: is_allocated(conn, subnet_id, ip)
+    )
+    if picked is not None:
+        return picked
+    return pick_free_address(pools, allocated_addresses(conn, subnet_id), version, rng, reserved)
 
 
 def eui64_address(cidr: str, mac: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from sqlalchemy import Connection, select
 
-from dvr.db.tables import ip_allocations, ports
+from dvr.db.tables import ports
 from dvr.server.services.scheduler import router_hosts, routers_on_networks
 
 
@@ -41,25 +41,3 @@ def bound_port_networks(conn: Connection, host: str) -> set[str]:
     query = select(ports.c.network_id).where(ports.c.host == host).distinct()
     return {row[0] for row in conn.execute(query)}
 
-
-def unicast_entries(
-    conn: Connection, network_ids: Collection[str], exclude_host: str
-) -> dict[tuple[str, str], dict[str, list[str]]]:
-    """(network id, host) -> {mac: [ips]} for ports bound to other hosts on these networks."""
-    result: dict[tuple[str, str], dict[str, list[str]]] = {}
-    if not network_ids:
-        return result
-    query = (
-        select(ports.c.network_id, ports.c.host, ports.c.mac_address, ip_allocations.c.ip_address)
-        .select_from(ports.outerjoin(ip_allocations, ip_allocations.c.port_id == ports.c.id))
-        .where(
-            ports.c.network_id.in_(list(network_ids)),
-            ports.c.host != "",
-            ports.c.host != exclude_host,
-        )
-    )
-    for network_id, host, mac, ip in conn.execute(query):
-        ips = result.setdefault((network_id, host), {}).setdefault(mac, [])
-        if ip is not None:
-            ips.append(ip)
-    return result

@@ -203,9 +203,14 @@ def _pick(tx: WriteTx, subnet: Any, taken: set[str], mac: str) -> str | None:
     if subnet.ip_version == 6 and subnet.ipv6_address_mode in ipam.SLAAC_MODES:
         return ipam.eui64_address(subnet.cidr, mac)
     reserved = [subnet.gateway_ip] if subnet.gateway_ip else []
-    allocated = ipam.allocated_addresses(tx.conn, subnet.id) | taken
-    return ipam.pick_free_address(
-        list(subnet.allocation_pools), allocated, subnet.ip_version, tx.rng, reserved
+    return ipam.allocate(
+        tx.conn,
+        subnet.id,
+        list(subnet.allocation_pools),
+        subnet.ip_version,
+        tx.rng,
+        reserved,
+        pending=taken,
     )
 
 

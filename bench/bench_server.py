@@ -1,0 +1,415 @@
+"""dvr-server benchmarks (issue 2): port-create throughput through the API, HostView build
+time at scale, and the delay from a write to its watchers being woken.
+
+    .venv/bin/python bench/bench_server.py                     # SQLite and PostgreSQL
+    .venv/bin/python bench/bench_server.py --backends sqlite --ports 300 --quick
+
+Scale scenario (built with bulk SQL inserts that mirror what the services write): 1,000
+hosts (990 `dvr`, 10 `dvr_snat`), 500 distributed routers each on 2 of 1,000 tenant
+networks (/24) with a gateway to one external network (SNAT on the 10 `dvr_snat` hosts),
+10,000 VM ports (10 per network, spread over the compute hosts), 2,000 floating IPs (so
+~900 hosts have a FIP gateway port on the external network), host MACs for every host.
+PostgreSQL runs as a private cluster with its durable defaults (fsync on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert, text
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # tests/pg.py
+sys.path.insert(0, str(HERE))
+
+import pg  # noqa: E402
+from benchlib import load_average, machine  # noqa: E402
+
+from dvr.db import tables as t  # noqa: E402
+from dvr.db.migrate import upgrade_to_head  # noqa: E402
+from dvr.db.session import Database  # noqa: E402
+from dvr.model.hostview import is_dvr_serviceable  # noqa: E402
+from dvr.server.hostview import build_host_view  # noqa: E402
+from dvr.server.serialize import to_jsonable  # noqa: E402
+from dvr.server.services.ipam import default_pools  # noqa: E402
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "n": len(values),
+        "median": statistics.median(ordered),
+        "p95": ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))],
+        "min": ordered[0],
+        "max": ordered[-1],
+    }
+
+
+# -- a server process --------------------------------------------------------------------
+class Server:
+    def __init__(self, db_url: str, state_dir: Path) -> None:
+        with __import__("socket").socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(state_dir / f"server-{port}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dvr.server.main", "--db", db_url, "--listen",
+             f"127.0.0.1:{port}", "--state-dir", str(state_dir), "--log-level", "warning"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        for _ in range(300):
+            try:
+                if httpx.get(self.url + "/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("dvr-server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+# -- port-create throughput --------------------------------------------------------------
+def bench_port_create(url: str, ports: int, concurrency: int) -> dict[str, float]:
+    with httpx.Client(base_url=url, timeout=120) as client:
+        network = client.post("/v2.0/networks", json={"network": {"name": "bench"}}).json()
+        network_id = network["network"]["id"]
+        client.post("/v2.0/subnets", json={"subnet": {
+            "network_id": network_id, "cidr": "198.18.0.0/16", "ip_version": 4}})
+    per_worker = ports // concurrency
+    latencies: list[float] = []
+
+    def worker(w: int) -> list[float]:
+        mine = []
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for i in range(per_worker):
+                started = time.perf_counter()
+                response = client.post("/v2.0/ports", json={"port": {
+                    "network_id": network_id, "device_owner": "compute:nova",
+                    "binding:host_id": f"compute-{(w * per_worker + i) % 50}"}})
+                assert response.status_code == 201, response.text
+                mine.append(time.perf_counter() - started)
+        return mine
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for result in pool.map(worker, range(concurrency)):
+            latencies += result
+    elapsed = time.perf_counter() - started
+    latency = stats([x * 1000 for x in latencies])
+    return {"ports": per_worker * concurrency, "concurrency": concurrency,
+            "ports_per_s": per_worker * concurrency / elapsed,
+            "latency_median_ms": latency["median"], "latency_p95_ms": latency["p95"]}
+
+
+# -- the scale database ------------------------------------------------------------------
+def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int = 500,
+             ports: int = 10_000, fips: int = 2_000) -> dict[str, int]:
+    database = Database.from_url(db_url)
+    upgrade_to_head(database.engine)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    std = {"project_id": "p", "description": "", "tags": [], "created_at": now,
+           "updated_at": now, "revision_number": 1}
+    ids = lambda: str(uuid.uuid4())  # noqa: E731
+    macs = iter(f"fa:16:3e:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+                for i in range(1, 1 << 24))
+    computes = [f"compute-{i:04d}" for i in range(hosts - snat_hosts)]
+    snats = [f"snat-{i}" for i in range(snat_hosts)]
+    rows: dict[str, list[dict]] = {k: [] for k in (
+        "dvr_hosts", "dvr_host_macs", "agents", "networks", "segment_allocations", "subnets",
+        "ports", "ip_allocations", "routers", "router_interfaces", "router_l3_bindings",
+        "floatingips")}
+    for i, host in enumerate(computes + snats):
+        mode = "dvr_snat" if host.startswith("snat") else "dvr"
+        rows["dvr_hosts"].append({"host": host, "agent_mode": mode,
+                                  "tunnel_ip": f"198.19.{i // 250}.{i % 250 + 1}",
+                                  "datapath_type": "system", "applied_revision": 0,
+                                  "registered_at": now, "heartbeat_at": now})
+        rows["dvr_host_macs"].append({"host": host, "mac_address":
+                                      f"fa:16:3f:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:"
+                                      f"{i & 255:02x}"})
+        for agent_type in ("Open vSwitch agent", "L3 agent"):
+            rows["agents"].append({"id": ids(), "host": host, "agent_type": agent_type,
+                                   "binary": "dvr-agent", "topic": "N/A",
+                                   "admin_state_up": True, "description": "",
+                                   "availability_zone": None,
+                                   "configurations": {"agent_mode": mode}, "created_at": now,
+                                   "started_at": now, "heartbeat_timestamp": now})
+
+    def network(name: str, external: bool, vni: int) -> str:
+        network_id = ids()
+        rows["networks"].append({"id": network_id, "name": name, "admin_state_up": True,
+                                 "status": "ACTIVE", "shared": False, "mtu": 1450,
+                                 "external": external, "network_type": "vxlan",
+                                 "physical_network": None, "segmentation_id": vni,
+                                 "port_security_enabled": True, "availability_zone_hints": [],
+                                 **std})
+        rows["segment_allocations"].append({"network_type": "vxlan", "physical_network": "",
+                                            "segmentation_id": vni, "network_id": network_id})
+        return network_id
+
+    def subnet(network_id: str, cidr: str, gateway: str) -> str:
+        import ipaddress
+
+        subnet_id = ids()
+        rows["subnets"].append({"id": subnet_id, "network_id": network_id, "name": "",
+                                "ip_version": 4, "cidr": cidr, "gateway_ip": gateway,
+                                "enable_dhcp": True, "ipv6_ra_mode": None,
+                                "ipv6_address_mode": None,
+                                "allocation_pools": default_pools(ipaddress.ip_network(cidr),
+                                                                  gateway),
+                                "dns_nameservers": [], "host_routes": [], "service_types": [],
+                                **std})
+        return subnet_id
+
+    def port(network_id: str, subnet_id: str | None, ip: str | None, owner: str, device: str,
+             host: str, port_id: str | None = None) -> str:
+        port_id = port_id or ids()
+        rows["ports"].append({"id": port_id, "network_id": network_id, "name": "",
+                              "mac_address": next(macs), "admin_state_up": True,
+                              "status": "ACTIVE", "device_id": device, "device_owner": owner,
+                              "host": host, "vif_type": "ovs" if host else "distributed",
+                              "vnic_type": "normal", "binding_profile": {},
+                              "port_security_enabled": True, "allowed_address_pairs": [],
+                              "security_groups": [], "dvr_serviceable": is_dvr_serviceable(owner),
+                              **{**std, "project_id": "" if owner.startswith("network:") else "p"}})
+        if ip is not None:
+            rows["ip_allocations"].append({"subnet_id": subnet_id, "ip_address": ip,
+                                           "port_id": port_id, "network_id": network_id})
+        return port_id
+
+    ext = network("ext", True, 99_999)  # outside the default range: the API keeps working
+    ext_sub = subnet(ext, "198.18.0.0/15", "198.18.0.1")
+    ext_ips = (f"198.18.{i // 250}.{i % 250 + 2}" for i in range(10**6))
+    tenant = []
+    for n in range(2 * routers):
+        network_id = network(f"n{n}", False, 100_000 + n)
+        prefix = f"10.{n // 250}.{n % 250}"
+        tenant.append((network_id, subnet(network_id, f"{prefix}.0/24", f"{prefix}.1"), prefix))
+    router_of_network = {}
+    for r in range(routers):
+        router_id, snat_host = ids(), snats[r % len(snats)]
+        gw_port = port(ext, ext_sub, next(ext_ips), "network:router_gateway", router_id,
+                       snat_host)
+        rows["routers"].append({"id": router_id, "name": f"r{r}", "admin_state_up": True,
+                                "status": "ACTIVE", "distributed": True, "ha": False,
+                                "flavor_id": None, "gw_port_id": gw_port, "gw_network_id": ext,
+                                "enable_snat": True, "routes": [],
+                                "availability_zone_hints": [], **std})
+        rows["router_l3_bindings"].append({"router_id": router_id, "host": snat_host})
+        for network_id, subnet_id, prefix in tenant[2 * r: 2 * r + 2]:
+            interface = port(network_id, subnet_id, f"{prefix}.1",
+                             "network:router_interface_distributed", router_id, "")
+            rows["router_interfaces"].append({"subnet_id": subnet_id, "router_id": router_id,
+                                              "port_id": interface, "network_id": network_id})
+            port(network_id, subnet_id, f"{prefix}.2", "network:router_centralized_snat",
+                 router_id, snat_host)
+            router_of_network[network_id] = router_id
+    vm_ports = []
+    for k in range(ports):
+        network_id, subnet_id, prefix = tenant[k % len(tenant)]
+        host = computes[(k * 7919) % len(computes)]
+        ip = f"{prefix}.{10 + k // len(tenant)}"
+        vm_ports.append((port(network_id, subnet_id, ip, "compute:nova", f"vm-{k}", host),
+                         ip, router_of_network[network_id], host))
+    fip_hosts = set()
+    step = max(1, ports // fips)
+    for i in range(min(fips, ports // step)):
+        vm_id, fixed_ip, router_id, host = vm_ports[step * i + i % step]
+        fip_id = ids()
+        fip_port = port(ext, ext_sub, next(ext_ips), "network:floatingip", fip_id, "")
+        address = rows["ip_allocations"][-1]["ip_address"]
+        rows["floatingips"].append({"id": fip_id, "floating_network_id": ext,
+                                    "floating_ip_address": address, "floating_port_id": fip_port,
+                                    "fixed_port_id": vm_id, "fixed_ip_address": fixed_ip,
+                                    "router_id": router_id, "status": "ACTIVE", **std})
+        if host not in fip_hosts:
+            fip_hosts.add(host)
+            port(ext, ext_sub, next(ext_ips), "network:floatingip_agent_gateway", host, host)
+    with database.engine.begin() as conn:
+        for name in ("dvr_hosts", "dvr_host_macs", "agents", "networks", "segment_allocations",
+                     "subnets", "ports", "ip_allocations", "routers", "router_interfaces",
+                     "router_l3_bindings", "floatingips"):
+            table = t.metadata.tables[name]
+            batch = rows[name]
+            for start in range(0, len(batch), 2000):
+                conn.execute(insert(table), batch[start:start + 2000])
+        if database.is_postgres:
+            conn.execute(text("ANALYZE"))
+    with database.engine.connect() as conn:
+        if not database.is_postgres:
+            conn.exec_driver_sql("ANALYZE")
+    database.dispose()
+    return {"hosts": hosts, "routers": routers, "vm_ports": ports,
+            "all_ports": len(rows["ports"]), "floating_ips": len(rows["floatingips"]),
+            "fip_gateway_hosts": len(fip_hosts)}
+
+
+def bench_hostview(db_url: str, sample: list[str], repeat: int) -> dict[str, object]:
+    database = Database.from_url(db_url)
+    timings, cpu, to_json, sizes = [], [], [], {}
+    for host in sample:
+        for _ in range(repeat):
+            with database.read() as conn:
+                started, cpu_started = time.perf_counter(), time.thread_time()
+                view = build_host_view(conn, host)
+                timings.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.thread_time() - cpu_started) * 1000)
+            started = time.perf_counter()
+            json.dumps(to_jsonable(view))
+            to_json.append((time.perf_counter() - started) * 1000)
+        sizes[host] = {"ports": len(view.ports), "networks": len(view.networks),
+                       "routers": len(view.routers),
+                       "remote_hosts": sum(len(n.remote_hosts) for n in view.networks),
+                       "arp_entries": sum(len(r.arp_entries) for r in view.routers),
+                       "json_bytes": len(json.dumps(view.to_dict()))}
+    database.dispose()
+    return {"build_ms": stats(timings), "build_cpu_ms": stats(cpu),
+            "to_json_ms": stats(to_json), "views": sizes}
+
+
+def bench_hostview_http(url: str, sample: list[str], repeat: int) -> dict[str, float]:
+    timings = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for host in sample:
+            for _ in range(repeat):
+                started = time.perf_counter()
+                response = client.get(f"/dvr/v1/hosts/{host}/view")
+                response.raise_for_status()
+                timings.append((time.perf_counter() - started) * 1000)
+    return stats(timings)
+
+
+# -- write -> watcher woken --------------------------------------------------------------
+async def bench_wakeup(url: str, trials: int, watchers: int) -> dict[str, object]:
+    hosts = [f"watch-{i:03d}" for i in range(watchers)]
+    async with httpx.AsyncClient(base_url=url, timeout=120,
+                                 limits=httpx.Limits(max_connections=watchers + 10)) as client:
+        network = (await client.post("/v2.0/networks", json={"network": {}})).json()["network"]
+        await client.post("/v2.0/subnets", json={"subnet": {
+            "network_id": network["id"], "cidr": "198.18.0.0/16", "ip_version": 4}})
+        revision = (await client.get(f"/dvr/v1/hosts/{hosts[0]}/watch",
+                                     params={"since": 0, "timeout": 0})).json()["revision"]
+        woken: dict[str, asyncio.Queue] = {h: asyncio.Queue() for h in hosts}
+        cursors = dict.fromkeys(hosts, revision)
+
+        async def watcher(host: str) -> None:
+            while True:
+                response = await client.get(f"/dvr/v1/hosts/{host}/watch",
+                                            params={"since": cursors[host], "timeout": 30})
+                arrived = time.perf_counter()
+                body = response.json()
+                cursors[host] = body["revision"]
+                if body["changes"]:
+                    await woken[host].put(arrived)
+
+        tasks = [asyncio.create_task(watcher(h)) for h in hosts]
+        await asyncio.sleep(1.0)  # every watcher is parked
+        to_watcher, after_response, write_ms = [], [], []
+        for trial in range(trials):
+            host = hosts[trial % len(hosts)]
+            started = time.perf_counter()
+            response = await client.post("/v2.0/ports", json={"port": {
+                "network_id": network["id"], "binding:host_id": host,
+                "device_owner": "compute:nova"}})
+            answered = time.perf_counter()
+            assert response.status_code == 201
+            arrived = await asyncio.wait_for(woken[host].get(), 30)
+            to_watcher.append((arrived - started) * 1000)
+            after_response.append((arrived - answered) * 1000)
+            write_ms.append((answered - started) * 1000)
+            await asyncio.sleep(0.05)
+        for task in tasks:
+            task.cancel()
+    return {"watchers": watchers, "write_start_to_watcher_ms": stats(to_watcher),
+            "write_response_to_watcher_ms": stats(after_response), "write_ms": stats(write_ms)}
+
+
+# -- main --------------------------------------------------------------------------------
+def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, object]:
+    cluster = None
+    if name == "postgres":
+        reason = pg.unavailable_reason()
+        if reason:
+            return {"skipped": reason}
+        cluster = pg.start_cluster(durable=True)
+
+    def fresh_url(tag: str) -> str:
+        if cluster is None:
+            return f"sqlite:///{workdir / f'{tag}.db'}"
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {tag}")
+        admin.dispose()
+        return cluster.url(tag)
+
+    result: dict[str, object] = {}
+    try:
+        url = fresh_url("throughput")
+        server = Server(url, workdir)
+        try:
+            result["port_create"] = [bench_port_create(server.url, args.ports, c)
+                                     for c in args.concurrency]
+            result["wakeup"] = asyncio.run(bench_wakeup(server.url, args.trials, args.watchers))
+        finally:
+            server.stop()
+        if not args.quick:
+            url = fresh_url("scale")
+            started = time.perf_counter()
+            result["scale"] = populate(url)
+            result["populate_s"] = time.perf_counter() - started
+            sample = [f"compute-{i:04d}" for i in range(0, 990, 99)] + ["snat-0"]
+            result["hostview"] = bench_hostview(url, sample, args.repeat)
+            server = Server(url, workdir)
+            try:
+                result["hostview_http_ms"] = bench_hostview_http(server.url, sample, args.repeat)
+                result["wakeup_at_scale"] = asyncio.run(
+                    bench_wakeup(server.url, args.trials, args.watchers))
+            finally:
+                server.stop()
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--ports", type=int, default=1000, help="ports per throughput run")
+    parser.add_argument("--concurrency", default="1,8", help="client threads, comma-separated")
+    parser.add_argument("--trials", type=int, default=50, help="write->watcher trials")
+    parser.add_argument("--watchers", type=int, default=50, help="parked long-polls")
+    parser.add_argument("--repeat", type=int, default=10, help="HostView builds per host")
+    parser.add_argument("--quick", action="store_true", help="skip the 10,000-port scenario")
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    report: dict[str, object] = {"machine": machine(), "load_average_before": load_average()}
+    with tempfile.TemporaryDirectory(prefix="dvr-bench-server-") as tmp:
+        for backend in args.backends.split(","):
+            report[backend] = run_backend(backend, args, Path(tmp))
+            print(json.dumps({backend: report[backend]}, indent=1), flush=True)
+    report["load_average_after"] = load_average()
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,7 @@ the request, when the request was delivered to a port).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -38,7 +38,7 @@ from dvr.server.services import agents as agent_service
 from dvr.server.services.notify import current_revision
 from dvr.server.tx import ReadTx
 from dvr.trace import ofsim
-from dvr.trace.hosts import HostData, default_vif_name
+from dvr.trace.hosts import HostData, LazyHostData, default_vif_name
 from dvr.trace.steps import (
     PROTOCOLS,
     DeliveryStep,
@@ -68,31 +68,6 @@ def stored_agent_report(tx: ReadTx, host: str) -> dict[str, Any] | None:
     return agent_service.agent_report(tx, host)
 
 
-class LazyHosts(Mapping[str, HostData]):
-    """host name -> HostData, each built on first access inside one read transaction."""
-
-    def __init__(self, names: list[str], load: Callable[[str], HostData]) -> None:
-        self._names = names
-        self._load = load
-        self._loaded: dict[str, HostData] = {}
-
-    def __getitem__(self, host: str) -> HostData:
-        if host not in self._names:
-            raise KeyError(host)
-        if host not in self._loaded:
-            self._loaded[host] = self._load(host)
-        return self._loaded[host]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def loaded(self) -> dict[str, HostData]:
-        return dict(self._loaded)
-
-
 def known_hosts(conn: Connection) -> list[str]:
     registered = {row[0] for row in conn.execute(select(dvr_hosts.c.host))}
     bound = {row[0] for row in conn.execute(select(ports.c.host).where(ports.c.host != ""))}
@@ -104,7 +79,7 @@ def assumed_vifs(view: HostView) -> dict[str, str]:
     return {p.id: default_vif_name(p.id) for p in view.ports if is_dvr_serviceable(p.device_owner)}
 
 
-def load_hosts(tx: ReadTx, report_of: AgentReport, assumed: set[str]) -> LazyHosts:
+def load_hosts(tx: ReadTx, report_of: AgentReport, assumed: set[str]) -> LazyHostData:
     def load(host: str) -> HostData:
         view = build_host_view(tx.conn, host)
         report = report_of(tx, host)
@@ -114,7 +89,7 @@ def load_hosts(tx: ReadTx, report_of: AgentReport, assumed: set[str]) -> LazyHos
         state = desired_state_from_reports(view, report)
         return HostData(view=view, state=state, plugged=dict(report["vifs"]))
 
-    return LazyHosts(known_hosts(tx.conn), load)
+    return LazyHostData(known_hosts(tx.conn), load)
 
 
 def parse_trace_request(params: Mapping[str, str]) -> TraceRequest:

@@ -2,18 +2,36 @@
 
 The server knows each host's HostView and what its agent last reported (plugged VIFs and
 local VLANs); running the agent's own pure functions on those gives exactly the desired
-state the agent holds — without touching the host.  Used by `dvr flows` and the tracer.
+state the agent holds — without touching the host.  Without a report of plugged VIFs,
+every VM/DHCP port of the host is assumed plugged under Nova's tap name
+(``tap<port id[:11]>``) and the local VLANs are recomputed.  Used by `dvr flows`, `dvr
+trace` and the web view's trace.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
-from dvr.client import ServerClient
-from dvr.model.hostview import HostView
+from dvr.client import ServerClient, ServerError
+from dvr.model.hostview import HostView, is_dvr_serviceable
+from dvr.trace.hosts import default_vif_name
 
 
-def desired_state_from_reports(view: HostView, agent_state: dict) -> DesiredState:
+@dataclass(frozen=True)
+class RebuiltHost:
+    """One host's view and the desired state its agent computes from it."""
+
+    view: HostView
+    state: DesiredState
+    plugged: Mapping[str, str]  # port id -> OVS port name: as reported, or assumed
+    assumed: bool  # no report of plugged VIFs: ``plugged`` is ``assumed_vifs(view)``
+
+
+def desired_state_from_reports(view: HostView, agent_state: Mapping[str, Any]) -> DesiredState:
     inputs = HostInputs(
         plugged=dict(agent_state.get("vifs") or {}),
         previous_local_vlans={k: int(v) for k, v in (agent_state.get("local_vlans") or {}).items()},
@@ -21,9 +39,45 @@ def desired_state_from_reports(view: HostView, agent_state: dict) -> DesiredStat
     return compute_desired_state(view, inputs, DesiredConfig(agent_mode=view.agent_mode))
 
 
-def fetch_host_state(client: ServerClient, host: str) -> tuple[HostView, DesiredState]:
+def assumed_vifs(view: HostView) -> dict[str, str]:
+    """Without a report: every VM/DHCP port of the host plugged under Nova's tap name."""
+    return {p.id: default_vif_name(p.id) for p in view.ports if is_dvr_serviceable(p.device_owner)}
+
+
+def rebuild_host(view: HostView, report: Mapping[str, Any] | None) -> RebuiltHost:
+    """The host's desired state from its view and its agent's last report.
+
+    ``report`` None, or its ``vifs`` None: the agent never said which VIFs are plugged, so
+    they are assumed (``assumed_vifs``); its ``local_vlans``, if any, are still used.
+    """
+    report = report or {}
+    vifs = report.get("vifs")
+    plugged = assumed_vifs(view) if vifs is None else dict(vifs)
+    state = desired_state_from_reports(view, {**report, "vifs": plugged})
+    return RebuiltHost(view=view, state=state, plugged=plugged, assumed=vifs is None)
+
+
+def fetch_host_state(client: ServerClient, host: str) -> RebuiltHost:
+    """``rebuild_host`` over what the server gives for ``host``.
+
+    The agent-state endpoint answers no VIFs both for an agent that never reported and
+    for a host it does not know (404; 405 from a server without the endpoint): all of
+    those count as no report.
+    """
     view = client.host_view(host)
-    return view, desired_state_from_reports(view, client.agent_state(host))
+    try:
+        report: dict[str, Any] = client.agent_state(host) or {}
+    except ServerError as exc:
+        if exc.status not in (404, 405):
+            raise
+        report = {}
+    return rebuild_host(view, {**report, "vifs": report.get("vifs") or None})
+
+
+def assumed_note(hosts: Iterable[str]) -> str:
+    """What the commands print (on stderr) for hosts whose VIFs were assumed."""
+    return (f"note: no agent report for {', '.join(sorted(hosts))}: VM ports assumed plugged "
+            "as tap<port id[:11]>, local VLANs recomputed")
 
 
 def describe_owner(view: HostView, owner: str) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 
 from dvr.agent.desired.state import Flow
 from dvr.client import ServerClient
-from dvr.hoststate import describe_owner, fetch_host_state
+from dvr.hoststate import assumed_note, describe_owner, fetch_host_state
 
 
 def flow_line(flow: Flow) -> str:
@@ -17,7 +18,10 @@ def flow_line(flow: Flow) -> str:
 
 
 def show_flows(client: ServerClient, args: argparse.Namespace) -> int:
-    view, state = fetch_host_state(client, args.host)
+    rebuilt = fetch_host_state(client, args.host)
+    view, state = rebuilt.view, rebuilt.state
+    if rebuilt.assumed:
+        print(assumed_note([args.host]), file=sys.stderr)
     bridges = [b for b in state.bridges if args.bridge in (None, b.name)]
     if args.bridge and not bridges:
         raise ValueError(f"host {args.host} has no bridge {args.bridge!r} "

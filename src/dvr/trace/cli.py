@@ -20,9 +20,9 @@ import os
 import sys
 from typing import Any
 
-from dvr.client import ServerClient, ServerError
-from dvr.hoststate import describe_owner, desired_state_from_reports
-from dvr.trace.hosts import HostData, LazyHostData, default_vif_name
+from dvr.client import ServerClient
+from dvr.hoststate import assumed_note, describe_owner, fetch_host_state
+from dvr.trace.hosts import HostData, LazyHostData
 from dvr.trace.render import render_text, trace_to_dict
 from dvr.trace.steps import PROTOCOLS, Trace, TraceRequest
 from dvr.trace.tracer import trace_packet
@@ -113,18 +113,10 @@ def server_hosts(client: ServerClient, ports: list[dict[str, Any]],
     names |= {p["binding:host_id"] for p in ports if p.get("binding:host_id")}
 
     def load(host: str) -> HostData:
-        view = client.host_view(host)
-        try:
-            report = client.agent_state(host) or {}
-        except ServerError as exc:
-            if exc.status not in (404, 405):
-                raise
-            report = {}
-        if not report.get("vifs"):
+        rebuilt = fetch_host_state(client, host)
+        if rebuilt.assumed:
             assumed.add(host)
-            report = {**report, "vifs": {p.id: default_vif_name(p.id) for p in view.ports}}
-        state = desired_state_from_reports(view, report)
-        return HostData(view, state, dict(report["vifs"]))
+        return HostData(rebuilt.view, rebuilt.state, rebuilt.plugged)
 
     return LazyHostData(names, load)
 
@@ -193,7 +185,5 @@ def cmd_trace(args: argparse.Namespace) -> int:
         else:
             print(render_text(trace, request, use_colour(args.color), describe))
             if assumed:
-                print(f"note: no agent report for {', '.join(sorted(assumed))}: VM ports "
-                      "assumed plugged as tap<port id[:11]>, local VLANs recomputed",
-                      file=sys.stderr)
+                print(assumed_note(assumed), file=sys.stderr)
     return exit_status(trace)

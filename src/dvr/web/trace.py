@@ -1,8 +1,8 @@
 """``GET /dvr/v1/trace``: the tracer run on the server's own data, as one JSON document.
 
 Every host's desired state is rebuilt the way ``dvr flows`` and the agent do it
-(``dvr.hoststate.desired_state_from_reports`` over the server's HostView builder and the
-agent's last report of plugged VIFs and local VLANs), all in one read transaction and only
+(``dvr.hoststate.rebuild_host`` over the server's HostView builder and the agent's last
+report of plugged VIFs and local VLANs), all in one read transaction and only
 for the hosts the walk visits (a lazy mapping).  A host whose agent never reported gets
 its VM/DHCP ports assumed plugged under Nova's tap names (listed in ``assumed_plugged``).  The
 tracer's ``trace_packet`` is pure; this module only feeds it and turns its ``Trace`` into
@@ -30,15 +30,14 @@ from sqlalchemy import Connection, select
 
 from dvr.agent.desired.names import router_namespace_name
 from dvr.db.tables import dvr_hosts, ports
-from dvr.hoststate import describe_owner, desired_state_from_reports
-from dvr.model.hostview import HostView, is_dvr_serviceable
+from dvr.hoststate import describe_owner, rebuild_host
 from dvr.server.errors import NeutronError, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.services import agents as agent_service
 from dvr.server.services.notify import current_revision
 from dvr.server.tx import ReadTx
 from dvr.trace import ofsim
-from dvr.trace.hosts import HostData, LazyHostData, default_vif_name
+from dvr.trace.hosts import HostData, LazyHostData
 from dvr.trace.steps import (
     PROTOCOLS,
     DeliveryStep,
@@ -74,20 +73,12 @@ def known_hosts(conn: Connection) -> list[str]:
     return sorted(registered | bound)
 
 
-def assumed_vifs(view: HostView) -> dict[str, str]:
-    """Without a report: every VM/DHCP port of the host plugged under Nova's tap name."""
-    return {p.id: default_vif_name(p.id) for p in view.ports if is_dvr_serviceable(p.device_owner)}
-
-
 def load_hosts(tx: ReadTx, report_of: AgentReport, assumed: set[str]) -> LazyHostData:
     def load(host: str) -> HostData:
-        view = build_host_view(tx.conn, host)
-        report = report_of(tx, host)
-        if report is None or report.get("vifs") is None:
+        rebuilt = rebuild_host(build_host_view(tx.conn, host), report_of(tx, host))
+        if rebuilt.assumed:
             assumed.add(host)
-            report = {**(report or {}), "vifs": assumed_vifs(view)}
-        state = desired_state_from_reports(view, report)
-        return HostData(view=view, state=state, plugged=dict(report["vifs"]))
+        return HostData(rebuilt.view, rebuilt.state, rebuilt.plugged)
 
     return LazyHostData(known_hosts(tx.conn), load)
 

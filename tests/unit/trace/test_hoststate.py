@@ -1,0 +1,106 @@
+"""dvr.hoststate: one host's desired state rebuilt from the server's data, with Nova's tap
+names assumed when the agent never said which VIFs are plugged (`dvr trace`, `dvr flows`
+and the web trace all use it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dvr.cli import ops as ops_cli
+from dvr.cli.main import main
+from dvr.client import ServerError
+from dvr.hoststate import assumed_vifs, fetch_host_state, rebuild_host
+from tests.unit.desired.desired_scenarios import (
+    BLUE,
+    BLUE_1,
+    HOST_1,
+    Vm,
+    east_west_cloud,
+    tap_name,
+)
+
+ROUTER_PORT = "3d3d3d3d-0000-0000-0000-00000000000d"
+CLOUD = east_west_cloud().with_vm(
+    Vm(ROUTER_PORT, BLUE, "fa:16:3e:00:01:09", "203.0.113.19", HOST_1,
+       device_owner="network:router_gateway")
+)
+
+
+def vif_ports(state) -> set[str]:
+    bridge = state.bridge("br-int")
+    return {p.name for p in bridge.ports if p.name.startswith("tap")}
+
+
+def test_without_a_report_vm_ports_are_assumed_plugged_under_nova_tap_names():
+    view = CLOUD.view(HOST_1)
+    rebuilt = rebuild_host(view, None)
+    assert rebuilt.assumed
+    assert dict(rebuilt.plugged) == {BLUE_1: tap_name(BLUE_1)} == assumed_vifs(view)
+    assert vif_ports(rebuilt.state) == {tap_name(BLUE_1)}  # not the router's port
+
+
+def test_a_report_without_vifs_keeps_its_local_vlans():
+    rebuilt = rebuild_host(CLOUD.view(HOST_1), {"vifs": None, "local_vlans": {BLUE: 9}})
+    assert rebuilt.assumed and rebuilt.state.local_vlan(BLUE) == 9
+
+
+def test_reported_vifs_are_used_as_they_are():
+    rebuilt = rebuild_host(CLOUD.view(HOST_1), {"vifs": {}, "local_vlans": {}})
+    assert not rebuilt.assumed and rebuilt.plugged == {}
+    assert vif_ports(rebuilt.state) == set()
+    renamed = rebuild_host(CLOUD.view(HOST_1), {"vifs": {BLUE_1: "vm-eth0"}})
+    assert not renamed.assumed and "vm-eth0" in {p.name for p in
+                                                  renamed.state.bridge("br-int").ports}
+
+
+class FakeServer:
+    def __init__(self, answer: dict[str, Any] | ServerError) -> None:
+        self.answer = answer
+
+    def __enter__(self) -> FakeServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def host_view(self, host: str):
+        return CLOUD.view(host)
+
+    def agent_state(self, host: str) -> dict[str, Any]:
+        if isinstance(self.answer, ServerError):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [
+    {"host": HOST_1, "vifs": {}, "local_vlans": {}},  # the endpoint for a silent agent
+    ServerError(404, "HostNotFound", "no such host"),
+    ServerError(405, "HTTPMethodNotAllowed", "older server"),
+])
+def test_fetched_state_assumes_vifs_when_the_server_has_none(answer):
+    rebuilt = fetch_host_state(FakeServer(answer), HOST_1)
+    assert rebuilt.assumed and dict(rebuilt.plugged) == {BLUE_1: tap_name(BLUE_1)}
+
+
+def test_fetched_state_uses_a_report_and_passes_other_server_errors_on():
+    reported = {"vifs": {BLUE_1: "vm-eth0"}, "local_vlans": {BLUE: 5}}
+    rebuilt = fetch_host_state(FakeServer(reported), HOST_1)
+    assert not rebuilt.assumed and rebuilt.plugged == {BLUE_1: "vm-eth0"}
+    assert rebuilt.state.local_vlan(BLUE) == 5
+    with pytest.raises(ServerError):
+        fetch_host_state(FakeServer(ServerError(500, "Internal", "boom")), HOST_1)
+
+
+def test_dvr_flows_says_when_it_assumed_the_vifs(monkeypatch, capsys):
+    monkeypatch.setattr(ops_cli, "_client", lambda args: FakeServer({"vifs": {}}))
+    assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0
+    out, err = capsys.readouterr()
+    assert f"no agent report for {HOST_1}: VM ports assumed plugged" in err
+    assert f"output:{tap_name(BLUE_1)}" in out  # the assumed tap's DVR flow
+    reported = FakeServer({"vifs": {BLUE_1: tap_name(BLUE_1)}, "local_vlans": {}})
+    monkeypatch.setattr(ops_cli, "_client", lambda args: reported)
+    assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0
+    out_reported, err = capsys.readouterr()
+    assert err == "" and out_reported == out

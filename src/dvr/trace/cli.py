@@ -25,7 +25,7 @@ from dvr.hoststate import assumed_note, describe_owner, fetch_host_state
 from dvr.trace.hosts import HostData, LazyHostData
 from dvr.trace.render import render_text, trace_to_dict
 from dvr.trace.steps import PROTOCOLS, Trace, TraceRequest
-from dvr.trace.tracer import trace_packet
+from dvr.trace.tracer import is_ip, trace_packet
 from dvr.trace.verify import SwitchProbe, verify_trace
 
 EXIT_DELIVERED = 0
@@ -82,23 +82,15 @@ def port_with_ip(ports: list[dict[str, Any]], ip: str) -> dict[str, Any] | None:
     return None
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 def build_request(ports: list[dict[str, Any]], source: str, destination: str, proto: str,
                   dport: int | None, with_reply: bool) -> TraceRequest:
     """A request naming ports by id, with their hosts as hints (names resolved here)."""
     src = resolve_port(ports, source)
-    dst = port_with_ip(ports, destination) if _is_ip(destination) else resolve_port(
+    dst = port_with_ip(ports, destination) if is_ip(destination) else resolve_port(
         ports, destination)
     return TraceRequest(
         source=src["id"] if src else source,
-        destination=destination if _is_ip(destination) or dst is None else dst["id"],
+        destination=destination if is_ip(destination) or dst is None else dst["id"],
         proto=proto,  # type: ignore[arg-type]
         dport=dport, with_reply=with_reply,
         source_host=(src.get("binding:host_id") or None) if src else None,

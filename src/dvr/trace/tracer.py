@@ -58,7 +58,8 @@ def _search_order(hosts: Mapping[str, HostData], hint: str | None) -> Iterator[s
             yield name
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
+    """Is ``text`` an IPv4 or IPv6 address (rather than a port id or VM name)?"""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -114,7 +115,7 @@ def resolve_source(hosts: Mapping[str, HostData], request: TraceRequest,
 
 
 def resolve_destination(hosts: Mapping[str, HostData], request: TraceRequest) -> Endpoint | None:
-    if _is_ip(request.destination):
+    if is_ip(request.destination):
         ip = str(ipaddress.ip_address(request.destination))
         found = find_port_by_ip(hosts, ip, request.destination_host)
         if found is None:

@@ -138,6 +138,16 @@ const STYLE: cytoscape.StylesheetJson = [
       opacity: 0.55,
     },
   },
+  {
+    // down from the VM or router, across at the network's own height, up into the network
+    selector: "edge.attachment",
+    style: {
+      "curve-style": "taxi",
+      "taxi-direction": "vertical",
+      "taxi-turn": "data(turn)",
+      "taxi-turn-min-distance": 4,
+    },
+  },
   { selector: "edge.interface", style: { "line-style": "dashed" } },
   { selector: "node.picked-src", style: { "border-color": "#111827", "border-width": 5, "underlay-color": "#22c55e", "underlay-opacity": 0.35, "underlay-padding": 6 } },
   { selector: "node.picked-dst", style: { "border-color": "#111827", "border-width": 5, "underlay-color": "#3b82f6", "underlay-opacity": 0.35, "underlay-padding": 6 } },

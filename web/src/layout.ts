@@ -3,11 +3,12 @@
 //
 // Hosts are columns, left to right in the server's order.  Each host box holds, top to bottom:
 // a header band carrying the host's label (name · mode · liveness / host MAC / applied rev),
-// the row of router instances, and the VMs in a small grid; a host with neither shows a
+// the row of router instances, and its VMs in at most two rows; a host with neither shows a
 // "no VMs, no routers" note.  A column is as wide as the widest of those (the header's text
 // included), and columns are separated by a fixed gap, so host boxes and their labels never
 // overlap whatever the hosts hold.  Networks sit in a band above, each near the middle of
-// what attaches to it, never overlapping each other.
+// what attaches to it, never overlapping each other; the lines to them run straight up from
+// each VM or router, then across at a height of their network's own (see ``arrangeHost``).
 
 import type { ElementDefinition } from "cytoscape";
 
@@ -24,9 +25,9 @@ export const EMPTY_HOST_NOTE = "no VMs, no routers";
 export const SIZES = {
   fontSize: 12,
   lineHeight: 1.35,
-  vmMinWidth: 160,
+  vmMinWidth: 136,
   vmHeight: 46,
-  routerMinWidth: 160,
+  routerMinWidth: 136,
   routerLineHeight: 17,
   routerPadding: 14,
   networkMinWidth: 190,
@@ -34,11 +35,16 @@ export const SIZES = {
   textPadding: 24, // horizontal room around a label inside its box
   headerHeight: 64, // three lines of 12px bold at 1.35, and a margin
   emptyHeight: 40,
-  cellGap: 26,
-  rowGap: 24,
+  cellGap: 22,
+  rowGap: 20,
   hostPadding: 14, // cytoscape's padding of a host box around what it holds
-  hostGap: 56, // between neighbouring host boxes
-  networkGap: 110, // between the network band and the top of the host boxes
+  hostGap: 44, // between neighbouring host boxes
+  // Lines from a network run down, across at a height of their own network's (so colours
+  // do not merge), then straight down into their host: they never cross another host's box.
+  firstTurn: 22, // below the network band: the first network's horizontal run
+  turnStep: 14, // each further network's run lies this much lower
+  turnLevels: 8, // then the heights repeat
+  turnClearance: 30, // between the lowest run and the top of the host boxes
 } as const;
 
 export const vmNodeId = (portId: string): string => `vm:${portId}`;
@@ -99,26 +105,56 @@ export interface Layout {
   geometryKey: string;
 }
 
-interface Cell {
-  id: string;
-  width: number;
-  height: number;
+const LINE_MARGIN = 8; // between a VM's line up to its network and a router box
+
+const rowWidth = (widths: readonly number[]): number =>
+  widths.reduce((sum, w) => sum + w, 0) + SIZES.cellGap * Math.max(0, widths.length - 1);
+
+export interface HostArrangement {
+  width: number; // of what the host holds, from its left edge
+  routerXs: number[]; // centres of the router instances
+  vmSlots: { x: number; row: number }[]; // centres and rows of the VMs, in order
 }
 
-/** Centres of ``cells`` laid side by side, centred on ``middle``. */
-function rowCentres(cells: readonly Cell[], middle: number): number[] {
-  const total = cells.reduce((sum, c) => sum + c.width, 0) + SIZES.cellGap * Math.max(0, cells.length - 1);
-  let x = middle - total / 2;
-  return cells.map((c) => {
-    const centre = x + c.width / 2;
-    x += c.width + SIZES.cellGap;
+/**
+ * Where a host's routers and VMs go, horizontally.  The VMs fill at most two rows, the second
+ * in the gaps of the first (a brick pattern); the routers' row, above them, is put where it
+ * covers no VM's line (each VM's line runs straight up from its centre to its network), as
+ * near the middle as that allows.  So no line seems to pass through a box it does not join.
+ */
+export function arrangeHost(routerWidths: readonly number[], vmCount: number, vmWidth: number): HostArrangement {
+  const pitch = vmWidth + SIZES.cellGap;
+  const first = vmCount <= 2 ? vmCount : Math.ceil((vmCount + 1) / 2);
+  const second = vmCount - first; // at most first - 1: one per gap
+  const offset = Math.floor((first - 1 - second) / 2);
+  const slots = [
+    ...Array.from({ length: first }, (_, j) => ({ x: vmWidth / 2 + j * pitch, row: 0 })),
+    ...Array.from({ length: second }, (_, i) => ({ x: vmWidth / 2 + (offset + i + 0.5) * pitch, row: 1 })),
+  ];
+  const vmSpan = first ? first * pitch - SIZES.cellGap : 0;
+  const routerSpan = rowWidth(routerWidths);
+  if (!routerWidths.length) return { width: vmSpan, routerXs: [], vmSlots: slots };
+
+  const lines = slots.map((slot) => slot.x);
+  const blocked = (left: number) =>
+    lines.some((x) => x > left - LINE_MARGIN + 1e-6 && x < left + routerSpan + LINE_MARGIN - 1e-6);
+  const preferred = (vmSpan - routerSpan) / 2;
+  const spanOf = (left: number) => Math.max(vmSpan, left + routerSpan) - Math.min(0, left);
+  const [left] = [preferred, ...lines.flatMap((x) => [x - LINE_MARGIN - routerSpan, x + LINE_MARGIN])]
+    .filter((candidate) => !blocked(candidate)) // right of every line is always free
+    .sort((a, b) => spanOf(a) - spanOf(b) || Math.abs(a - preferred) - Math.abs(b - preferred) || a - b);
+  const shift = -Math.min(0, left);
+  let x = left + shift;
+  const routerXs = routerWidths.map((width) => {
+    const centre = x + width / 2;
+    x += width + SIZES.cellGap;
     return centre;
   });
-}
-
-function vmColumns(count: number): number {
-  if (count <= 2) return Math.max(1, count);
-  return Math.min(3, Math.ceil(count / 2));
+  return {
+    width: spanOf(left),
+    routerXs,
+    vmSlots: slots.map((slot) => ({ x: slot.x + shift, row: slot.row })),
+  };
 }
 
 export function layoutTopology(topology: Topology, measure: MeasureText): Layout {
@@ -153,33 +189,21 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
       .sort((a, b) => a.network_id.localeCompare(b.network_id) || a.name.localeCompare(b.name));
     const header = host ? hostLabel(host) : `${UNBOUND_HOST}\nports bound to no host`;
 
-    const routerCells: Cell[] = routers.map((r) => {
+    const routerSizes = routers.map((r) => {
       const label = routerLabel(r, hostName);
       return {
-        id: routerNodeId(r.id, hostName),
         width: Math.max(SIZES.routerMinWidth, measure(label, "bold") + SIZES.textPadding),
         height: label.split("\n").length * SIZES.routerLineHeight + SIZES.routerPadding,
       };
     });
     const vmWidth = Math.max(SIZES.vmMinWidth, ...vms.map((v) => measure(vmLabel(v), "normal") + SIZES.textPadding));
-    const columns = vmColumns(vms.length);
-    const vmRows: Cell[][] = [];
-    for (let i = 0; i < vms.length; i += columns) {
-      vmRows.push(vms.slice(i, i + columns).map((v) => ({ id: vmNodeId(v.id), width: vmWidth, height: SIZES.vmHeight })));
-    }
-    const rowWidth = (cells: readonly Cell[]) =>
-      cells.reduce((sum, c) => sum + c.width, 0) + SIZES.cellGap * Math.max(0, cells.length - 1);
+    const arranged = arrangeHost(routerSizes.map((r) => r.width), vms.length, vmWidth);
     const empty = !routers.length && !vms.length;
     const emptyWidth = measure(EMPTY_HOST_NOTE, "normal") + SIZES.textPadding;
     const width = Math.ceil(
-      Math.max(
-        measure(header, "bold") + SIZES.textPadding,
-        rowWidth(routerCells),
-        ...vmRows.map(rowWidth),
-        empty ? emptyWidth : 0,
-        SIZES.vmMinWidth,
-      ),
+      Math.max(measure(header, "bold") + SIZES.textPadding, arranged.width, empty ? emptyWidth : 0, SIZES.vmMinWidth),
     );
+    const contentLeft = left + (width - arranged.width) / 2;
     const middle = left + width / 2;
 
     elements.push({
@@ -225,42 +249,41 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
       });
     }
 
-    const routerXs = rowCentres(routerCells, middle);
     routers.forEach((router, i) => {
-      const cell = routerCells[i];
+      const id = routerNodeId(router.id, hostName);
+      const { width: w, height: h } = routerSizes[i];
       elements.push({
         group: "nodes",
         data: {
-          id: cell.id,
+          id,
           parent: hostNodeId(hostName),
           label: routerLabel(router, hostName),
           kind: "router",
           routerId: router.id,
           host: hostName,
-          ...sized(cell.id, routerXs[i], routerRowTop + cell.height / 2, cell.width, cell.height),
+          ...sized(id, contentLeft + arranged.routerXs[i], routerRowTop + h / 2, w, h),
         },
         classes: "router",
       });
     });
 
-    vmRows.forEach((row, r) => {
-      const xs = rowCentres(row, middle);
-      row.forEach((cell, i) => {
-        const vm = vms[r * columns + i];
-        elements.push({
-          group: "nodes",
-          data: {
-            id: cell.id,
-            parent: hostNodeId(hostName),
-            label: vmLabel(vm),
-            kind: "vm",
-            portId: vm.id,
-            color: colors.get(vm.network_id) ?? "#4b5563",
-            status: vm.status,
-            ...sized(cell.id, xs[i], vmRowsTop + r * (SIZES.vmHeight + SIZES.rowGap) + SIZES.vmHeight / 2, cell.width, cell.height),
-          },
-          classes: "vm",
-        });
+    vms.forEach((vm, i) => {
+      const id = vmNodeId(vm.id);
+      const slot = arranged.vmSlots[i];
+      const y = vmRowsTop + slot.row * (SIZES.vmHeight + SIZES.rowGap) + SIZES.vmHeight / 2;
+      elements.push({
+        group: "nodes",
+        data: {
+          id,
+          parent: hostNodeId(hostName),
+          label: vmLabel(vm),
+          kind: "vm",
+          portId: vm.id,
+          color: colors.get(vm.network_id) ?? "#4b5563",
+          status: vm.status,
+          ...sized(id, contentLeft + slot.x, y, vmWidth, SIZES.vmHeight),
+        },
+        classes: "vm",
       });
     });
     left += width + 2 * SIZES.hostPadding + SIZES.hostGap;
@@ -280,7 +303,9 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
     }
   }
   const centre = right / 2;
-  const networkY = -SIZES.hostPadding - SIZES.networkGap - SIZES.networkHeight / 2;
+  const levels = Math.max(1, Math.min(SIZES.turnLevels, topology.networks.length));
+  const networkGap = SIZES.firstTurn + SIZES.turnStep * (levels - 1) + SIZES.turnClearance;
+  const networkY = -SIZES.hostPadding - networkGap - SIZES.networkHeight / 2;
   const wanted = topology.networks
     .map((network) => {
       const xs = attached.get(network.id) ?? [];
@@ -300,6 +325,8 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
     return x;
   });
   const drift = packed.length ? packed.reduce((sum, x, i) => sum + (x - wanted[i].x), 0) / packed.length : 0;
+  // the height of each network's horizontal run, as a distance below the network band
+  const turn = new Map(wanted.map(({ network }, i) => [network.id, -(SIZES.firstTurn + SIZES.turnStep * (i % levels))]));
   wanted.forEach(({ network, label, width }, i) => {
     const id = networkNodeId(network.id);
     elements.push({
@@ -323,6 +350,7 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
         source: vmNodeId(vm.id),
         target: networkNodeId(vm.network_id),
         color: colors.get(vm.network_id),
+        turn: turn.get(vm.network_id),
       },
       classes: "attachment",
     });
@@ -337,6 +365,7 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
             source: routerNodeId(router.id, host),
             target: networkNodeId(itf.network_id),
             color: colors.get(itf.network_id),
+            turn: turn.get(itf.network_id),
             address: itf.ip_address,
           },
           classes: "attachment interface",

@@ -18,7 +18,6 @@ from dvr.db.tables import (
     networks,
     ports,
     router_interfaces,
-    router_l3_bindings,
     routers,
     subnets,
 )
@@ -44,12 +43,18 @@ from dvr.model.hostview import (
     SubnetView,
 )
 from dvr.server.services.notify import current_revision
-from dvr.server.services.scheduler import router_hosts, routers_hosted_on, routers_on_networks
+from dvr.server.services.scheduler import (
+    central_hosts,
+    router_hosts,
+    routers_hosted_on,
+    routers_on_networks,
+)
 
 DEFAULT_AGENT_MODE = "dvr"
 
 
-def _fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, list[FixedIp]]:
+def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, list[FixedIp]]:
+    """port id -> its fixed IPs, sorted by (subnet id, address); ports without any are absent."""
     result: dict[str, list[FixedIp]] = defaultdict(list)
     if port_ids:
         query = select(
@@ -62,7 +67,7 @@ def _fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str,
 
 def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
     rows = conn.execute(select(ports).where(ports.c.host == host)).all()
-    fixed = _fixed_ips_by_port(conn, [r.id for r in rows])
+    fixed = fixed_ips_by_port(conn, [r.id for r in rows])
     return tuple(
         sorted(
             (
@@ -173,7 +178,11 @@ def bound_port_addresses(conn: Connection, network_ids: Collection[str]) -> list
     return conn.execute(query).all()
 
 
-def _interface_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
+def router_interface_rows(
+    conn: Connection, router_ids: Collection[str] | None = None
+) -> list[Any]:
+    """(router_id, port_id, subnet_id, network_id, mac_address, ip_address, cidr, mtu) of
+    every interface of these routers (None: of every router), in no particular order."""
     query = (
         select(
             router_interfaces.c.router_id,
@@ -197,8 +206,9 @@ def _interface_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
             .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
             .join(networks, networks.c.id == router_interfaces.c.network_id)
         )
-        .where(router_interfaces.c.router_id.in_(list(router_ids)))
     )
+    if router_ids is not None:
+        query = query.where(router_interfaces.c.router_id.in_(list(router_ids)))
     return conn.execute(query).all()
 
 
@@ -263,7 +273,7 @@ def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[Ro
     router_rows = conn.execute(select(routers).where(routers.c.id.in_(list(router_ids)))).all()
     interfaces: dict[str, list[RouterInterfaceView]] = defaultdict(list)
     subnet_router: dict[str, str] = {}
-    for r in _interface_rows(conn, router_ids):
+    for r in router_interface_rows(conn, router_ids):
         interfaces[r.router_id].append(
             RouterInterfaceView(
                 port_id=r.port_id,
@@ -285,13 +295,7 @@ def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[Ro
     fips: dict[str, list[FloatingIpView]] = defaultdict(list)
     for r in _floating_ip_rows(conn, router_ids, host):
         fips[r.router_id].append(FloatingIpView(*r[1:]))
-    central = dict(
-        conn.execute(
-            select(router_l3_bindings.c.router_id, router_l3_bindings.c.host).where(
-                router_l3_bindings.c.router_id.in_(list(router_ids))
-            )
-        ).all()
-    )
+    central = central_hosts(conn, router_ids)
     gateways = _gateway_views(conn, router_rows)
     views = []
     for row in router_rows:
@@ -329,7 +333,7 @@ def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, Gatewa
     macs = dict(
         conn.execute(select(ports.c.id, ports.c.mac_address).where(ports.c.id.in_(port_ids))).all()
     )
-    fixed = _fixed_ips_by_port(conn, port_ids)
+    fixed = fixed_ips_by_port(conn, port_ids)
     external_subnets = _subnet_views(conn, {r.gw_network_id for r in with_gateway})
     return {
         r.id: GatewayView(

@@ -1,7 +1,8 @@
 """The topology document of ``GET /dvr/v1/topology``: the whole cloud in one JSON object.
 
 Built in one read transaction with a handful of set-based queries (no per-object loops over
-the database), reusing the server's own queries for host summaries and router placement:
+the database), reusing the server's own queries for host summaries, router placement,
+central (SNAT) hosts, router interfaces and fixed IPs:
 
 - ``hosts``: every registered host (mode, host MAC, tunnel IP, liveness, last heartbeat,
   applied revision, revisions recorded for it after that one, routers it hosts), plus a
@@ -23,33 +24,24 @@ from sqlalchemy import Connection, and_, func, select
 from dvr.db.tables import (
     changes,
     dvr_hosts,
-    ip_allocations,
     networks,
     ports,
-    router_interfaces,
-    router_l3_bindings,
     routers,
     subnets,
 )
 from dvr.model.hostview import OWNER_COMPUTE_PREFIX
 from dvr.server.api.dvr_protocol import host_summaries
+from dvr.server.hostview import fixed_ips_by_port, router_interface_rows
 from dvr.server.services.notify import current_revision, pruned_revision
-from dvr.server.services.scheduler import all_router_hosts
+from dvr.server.services.scheduler import all_router_hosts, central_hosts
 from dvr.server.tx import ReadTx
 
 
 def _fixed_ips(conn: Connection, port_ids: list[str]) -> dict[str, list[dict[str, str]]]:
-    result: dict[str, list[dict[str, str]]] = defaultdict(list)
-    if not port_ids:
-        return result
-    query = (
-        select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
-        .where(ip_allocations.c.port_id.in_(port_ids))
-        .order_by(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
-    )
-    for port_id, subnet_id, ip in conn.execute(query):
-        result[port_id].append({"subnet_id": subnet_id, "ip_address": ip})
-    return result
+    return {
+        port_id: [{"subnet_id": f.subnet_id, "ip_address": f.ip_address} for f in fixed]
+        for port_id, fixed in fixed_ips_by_port(conn, port_ids).items()
+    }
 
 
 def _pending_changes(conn: Connection) -> dict[str, int]:
@@ -153,31 +145,8 @@ def _router_placement(conn: Connection) -> dict[str, list[str]]:
 
 
 def _routers(conn: Connection) -> list[dict[str, Any]]:
-    interface_query = (
-        select(
-            router_interfaces.c.router_id,
-            router_interfaces.c.port_id,
-            router_interfaces.c.subnet_id,
-            router_interfaces.c.network_id,
-            ports.c.mac_address,
-            ip_allocations.c.ip_address,
-            subnets.c.cidr,
-        )
-        .select_from(
-            router_interfaces.join(ports, ports.c.id == router_interfaces.c.port_id)
-            .join(
-                ip_allocations,
-                and_(
-                    ip_allocations.c.port_id == router_interfaces.c.port_id,
-                    ip_allocations.c.subnet_id == router_interfaces.c.subnet_id,
-                ),
-            )
-            .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
-        )
-        .order_by(router_interfaces.c.router_id, subnets.c.cidr)
-    )
     interfaces: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in conn.execute(interface_query):
+    for row in sorted(router_interface_rows(conn), key=lambda r: r.cidr):
         interfaces[row.router_id].append(
             {
                 "port_id": row.port_id,
@@ -188,9 +157,7 @@ def _routers(conn: Connection) -> list[dict[str, Any]]:
                 "cidr": row.cidr,
             }
         )
-    central = dict(
-        conn.execute(select(router_l3_bindings.c.router_id, router_l3_bindings.c.host)).all()
-    )
+    central = central_hosts(conn)
     placement = _router_placement(conn)
     rows = list(conn.execute(select(routers).order_by(routers.c.name, routers.c.id)))
     gateway_ips = _fixed_ips(conn, [r.gw_port_id for r in rows if r.gw_port_id])

@@ -139,6 +139,15 @@ def central_host(conn: Connection, router_id: str) -> str | None:
     return conn.execute(query).scalar()
 
 
+def central_hosts(conn: Connection, router_ids: Collection[str] | None = None) -> dict[str, str]:
+    """router id -> the host of its centralized part, for these routers (None: all) that
+    have one."""
+    query = select(router_l3_bindings.c.router_id, router_l3_bindings.c.host)
+    if router_ids is not None:
+        query = query.where(router_l3_bindings.c.router_id.in_(list(router_ids)))
+    return dict(conn.execute(query).all())
+
+
 def all_router_hosts(conn: Connection) -> dict[str, set[str]]:
     """host -> routers it hosts, for every host (one query)."""
     query = union(

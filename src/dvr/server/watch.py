@@ -24,6 +24,7 @@ class ChangeHub:
     poll_interval: float = 1.0
     latest: int = 0
     _events: dict[str, asyncio.Event] = field(default_factory=dict)
+    _any: asyncio.Event | None = None  # set by every publish (the web view's global stream)
     _waiters: int = 0
     _poller: asyncio.Task | None = None
     _closed: bool = False
@@ -39,9 +40,18 @@ class ChangeHub:
             event = self._events[host] = asyncio.Event()
         return event
 
+    def snapshot_any(self) -> asyncio.Event:
+        """The event the next publish, whatever hosts it concerns, sets."""
+        if self._any is None:
+            self._any = asyncio.Event()
+        return self._any
+
     def publish(self, revision: int, hosts: Collection[str] | None = None) -> None:
         """``revision`` committed, concerning ``hosts`` (None: possibly everyone)."""
         self.latest = max(self.latest, revision)
+        if self._any is not None:
+            self._any.set()
+            self._any = None
         targets = list(self._events) if hosts is None else [h for h in hosts if h in self._events]
         for host in targets:
             self._events.pop(host).set()

@@ -54,7 +54,7 @@ async def revision_events(
     yield f"retry: {reconnect_ms}\n\n"
     sent: int | None = None
     while True:
-        woken_by = context.hub.snapshot()  # taken BEFORE reading, so no change slips by
+        woken_by = context.hub.snapshot_any()  # taken BEFORE reading, so no change slips by
         revision = await context.read_revision()
         if revision != sent:
             yield format_event("revision", {"revision": revision}, event_id=revision)
@@ -72,7 +72,7 @@ async def wait_for_revision_change(context: ServerContext, since: int, timeout: 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        woken_by = context.hub.snapshot()
+        woken_by = context.hub.snapshot_any()
         revision = await context.read_revision()
         remaining = deadline - loop.time()
         if revision != since or remaining <= 0 or context.hub.closed:

@@ -51,6 +51,7 @@ from dvr.server.services.scheduler import (
 )
 
 DEFAULT_AGENT_MODE = "dvr"
+MANY = 100  # beyond this many keys, read the whole (small) table instead of a long IN list
 
 
 def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, list[FixedIp]]:
@@ -66,7 +67,19 @@ def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, 
 
 
 def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
-    rows = conn.execute(select(ports).where(ports.c.host == host)).all()
+    columns = [
+        ports.c[n]
+        for n in (
+            "id",
+            "network_id",
+            "mac_address",
+            "device_owner",
+            "device_id",
+            "host",
+            "admin_state_up",
+        )
+    ]
+    rows = conn.execute(select(*columns).where(ports.c.host == host)).all()
     fixed = fixed_ips_by_port(conn, [r.id for r in rows])
     return tuple(
         sorted(
@@ -124,18 +137,20 @@ def _network_views(
         for router_id in router_ids:
             touchers[network_id] |= hosts_by_router[router_id]
     others = {h for hs in touchers.values() for h in hs} - {host}
-    tunnel_ips = (
-        dict(
-            conn.execute(
-                select(dvr_hosts.c.host, dvr_hosts.c.tunnel_ip).where(
-                    dvr_hosts.c.host.in_(list(others)), dvr_hosts.c.tunnel_ip.is_not(None)
-                )
-            ).all()
+    tunnel_ips = _tunnel_ips(conn, others)
+    columns = [
+        networks.c[n]
+        for n in (
+            "id",
+            "name",
+            "network_type",
+            "segmentation_id",
+            "mtu",
+            "external",
+            "physical_network",
         )
-        if others
-        else {}
-    )
-    rows = conn.execute(select(networks).where(networks.c.id.in_(list(network_ids)))).all()
+    ]
+    rows = conn.execute(select(*columns).where(networks.c.id.in_(list(network_ids)))).all()
     views = []
     for row in rows:
         remote = []
@@ -168,6 +183,17 @@ def _network_views(
     return tuple(sorted(views, key=lambda n: n.id))
 
 
+def _tunnel_ips(conn: Connection, hosts: set[str]) -> dict[str, str]:
+    if not hosts:
+        return {}
+    query = select(dvr_hosts.c.host, dvr_hosts.c.tunnel_ip).where(
+        dvr_hosts.c.tunnel_ip.is_not(None)
+    )
+    if len(hosts) <= MANY:
+        query = query.where(dvr_hosts.c.host.in_(list(hosts)))
+    return {h: ip for h, ip in conn.execute(query).all() if h in hosts}
+
+
 def bound_port_addresses(conn: Connection, network_ids: Collection[str]) -> list[Any]:
     """(network, host, mac, ip-or-None) of every bound port on these networks."""
     query = (
@@ -178,34 +204,29 @@ def bound_port_addresses(conn: Connection, network_ids: Collection[str]) -> list
     return conn.execute(query).all()
 
 
-def router_interface_rows(
-    conn: Connection, router_ids: Collection[str] | None = None
-) -> list[Any]:
+def router_interface_rows(conn: Connection, router_ids: Collection[str] | None = None) -> list[Any]:
     """(router_id, port_id, subnet_id, network_id, mac_address, ip_address, cidr, mtu) of
     every interface of these routers (None: of every router), in no particular order."""
-    query = (
-        select(
-            router_interfaces.c.router_id,
-            router_interfaces.c.port_id,
-            router_interfaces.c.subnet_id,
-            router_interfaces.c.network_id,
-            ports.c.mac_address,
-            ip_allocations.c.ip_address,
-            subnets.c.cidr,
-            networks.c.mtu,
+    query = select(
+        router_interfaces.c.router_id,
+        router_interfaces.c.port_id,
+        router_interfaces.c.subnet_id,
+        router_interfaces.c.network_id,
+        ports.c.mac_address,
+        ip_allocations.c.ip_address,
+        subnets.c.cidr,
+        networks.c.mtu,
+    ).select_from(
+        router_interfaces.join(ports, ports.c.id == router_interfaces.c.port_id)
+        .join(
+            ip_allocations,
+            and_(
+                ip_allocations.c.port_id == router_interfaces.c.port_id,
+                ip_allocations.c.subnet_id == router_interfaces.c.subnet_id,
+            ),
         )
-        .select_from(
-            router_interfaces.join(ports, ports.c.id == router_interfaces.c.port_id)
-            .join(
-                ip_allocations,
-                and_(
-                    ip_allocations.c.port_id == router_interfaces.c.port_id,
-                    ip_allocations.c.subnet_id == router_interfaces.c.subnet_id,
-                ),
-            )
-            .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
-            .join(networks, networks.c.id == router_interfaces.c.network_id)
-        )
+        .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
+        .join(networks, networks.c.id == router_interfaces.c.network_id)
     )
     if router_ids is not None:
         query = query.where(router_interfaces.c.router_id.in_(list(router_ids)))
@@ -270,7 +291,21 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
 def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[RouterView, ...]:
     if not router_ids:
         return ()
-    router_rows = conn.execute(select(routers).where(routers.c.id.in_(list(router_ids)))).all()
+    columns = [
+        routers.c[n]
+        for n in (
+            "id",
+            "name",
+            "distributed",
+            "ha",
+            "admin_state_up",
+            "routes",
+            "gw_port_id",
+            "gw_network_id",
+            "enable_snat",
+        )
+    ]
+    router_rows = conn.execute(select(*columns).where(routers.c.id.in_(list(router_ids)))).all()
     interfaces: dict[str, list[RouterInterfaceView]] = defaultdict(list)
     subnet_router: dict[str, str] = {}
     for r in router_interface_rows(conn, router_ids):

@@ -12,6 +12,8 @@ from dvr.server.errors import not_found
 from dvr.server.validate import is_uuid
 
 NOAUTH_PROJECT = "fake_project_id"
+# rendering more rows than this reads a related table whole instead of a long IN list
+BULK_RENDER_THRESHOLD = 500
 
 
 def new_id() -> str:

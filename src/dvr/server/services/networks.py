@@ -8,7 +8,14 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from dvr.db.tables import floatingips, networks, ports, routers, subnets
 from dvr.server.errors import conflict, invalid_input
-from dvr.server.services.common import bump, get_row, new_id, standard_fields, standard_values
+from dvr.server.services.common import (
+    BULK_RENDER_THRESHOLD,
+    bump,
+    get_row,
+    new_id,
+    standard_fields,
+    standard_values,
+)
 from dvr.server.services.scheduler import routers_on_networks
 from dvr.server.services.segments import allocate_segment
 from dvr.server.tx import WriteTx
@@ -32,7 +39,7 @@ def subnet_ids_by_network(conn: Connection, network_ids: list[str] | None) -> di
 
 
 def render_networks(conn: Connection, rows: list[Any]) -> list[dict]:
-    many = len(rows) > 500
+    many = len(rows) > BULK_RENDER_THRESHOLD
     subnet_map = subnet_ids_by_network(conn, None if many else [r.id for r in rows])
     return [render_network(row, subnet_map.get(row.id, [])) for row in rows]
 

@@ -19,7 +19,14 @@ from dvr.model.hostview import (
 )
 from dvr.server.errors import BadRequestError, conflict, invalid_input
 from dvr.server.services import ipam
-from dvr.server.services.common import bump, get_row, new_id, standard_fields, standard_values
+from dvr.server.services.common import (
+    BULK_RENDER_THRESHOLD,
+    bump,
+    get_row,
+    new_id,
+    standard_fields,
+    standard_values,
+)
 from dvr.server.services.macs import allocate_port_mac, mac_in_use
 from dvr.server.services.networks import get_network
 from dvr.server.services.scheduler import alive_since, routers_on_subnets
@@ -33,7 +40,6 @@ SERVICE_OWNERS = (
     OWNER_FLOATINGIP,
     OWNER_FLOATINGIP_AGENT_GATEWAY,
 )
-BULK_RENDER_THRESHOLD = 500
 
 
 # -- state snapshots used to decide who is affected -----------------------------------------
@@ -114,7 +120,8 @@ def end_change(tx: WriteTx, before: PortState | None, after: PortState | None) -
 
 
 # -- rendering -----------------------------------------------------------------------------
-def _allocations(conn: Connection, port_ids: list[str] | None) -> dict[str, list[dict]]:
+def fixed_ips_of_ports(conn: Connection, port_ids: list[str] | None) -> dict[str, list[dict]]:
+    """port id -> its ``fixed_ips`` as the API renders them (None: of every port)."""
     query = (
         select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
         .select_from(ip_allocations.join(subnets, subnets.c.id == ip_allocations.c.subnet_id))
@@ -130,7 +137,7 @@ def _allocations(conn: Connection, port_ids: list[str] | None) -> dict[str, list
 
 def render_ports(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     ids = None if len(rows) > BULK_RENDER_THRESHOLD else [r.id for r in rows]
-    allocations = _allocations(conn, ids)
+    allocations = fixed_ips_of_ports(conn, ids)
     return [render_port(row, allocations.get(row.id, [])) for row in rows]
 
 

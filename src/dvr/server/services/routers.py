@@ -23,7 +23,14 @@ from dvr.model.hostview import (
 )
 from dvr.server.errors import BadRequestError, NotFoundError, bad_request, conflict
 from dvr.server.services import ports as port_service
-from dvr.server.services.common import bump, get_row, new_id, standard_fields, standard_values
+from dvr.server.services.common import (
+    BULK_RENDER_THRESHOLD,
+    bump,
+    get_row,
+    new_id,
+    standard_fields,
+    standard_values,
+)
 from dvr.server.services.networks import get_network
 from dvr.server.services.scheduler import central_host, central_modes, pick_central_host
 from dvr.server.services.subnets import get_subnet, network_subnets
@@ -39,21 +46,11 @@ def interface_owner(distributed: bool) -> str:
 
 
 # -- rendering -----------------------------------------------------------------------------
-def _gateway_ips(conn: Connection, port_ids: list[str] | None) -> dict[str, list[dict]]:
-    query = select(
-        ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address
-    ).order_by(ip_allocations.c.subnet_id)
-    if port_ids is not None:
-        query = query.where(ip_allocations.c.port_id.in_(port_ids))
-    result: dict[str, list[dict]] = {}
-    for port_id, subnet_id, ip in conn.execute(query):
-        result.setdefault(port_id, []).append({"subnet_id": subnet_id, "ip_address": ip})
-    return result
-
-
 def render_routers(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     gw_ports = [r.gw_port_id for r in rows if r.gw_port_id]
-    ips = _gateway_ips(conn, gw_ports if len(gw_ports) < 500 else None)
+    ips = port_service.fixed_ips_of_ports(
+        conn, None if len(gw_ports) > BULK_RENDER_THRESHOLD else gw_ports
+    )
     return [render_router(row, ips.get(row.gw_port_id, [])) for row in rows]
 
 

@@ -7,6 +7,8 @@ import importlib
 import os
 import sys
 
+import httpx
+
 from dvr.client import ServerError
 
 # Each module contributes subcommands through `add_commands(subparsers)`.
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except ServerError as exc:
         print(f"dvr: server error: {exc}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as exc:
+        print(f"dvr: cannot reach the dvr server at {args.server}: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:
         print(f"dvr: {exc}", file=sys.stderr)

@@ -8,11 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dvr.db.tables import routers
 from dvr.server.api.common import Collection, json_response, list_payload
 from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.context import ServerContext
 from dvr.server.services import agents as service
 from dvr.server.services import routers as router_service
+from dvr.server.services.common import list_rows
 from dvr.server.services.scheduler import router_hosts, routers_hosted_on
 from dvr.server.tx import ReadTx
 from dvr.server.validate import is_plain_text, to_bool, to_str
@@ -66,9 +68,7 @@ def _l3_routers(tx: ReadTx, agent_id: str) -> list[dict[str, Any]]:
     if agent.agent_type != service.L3_AGENT:
         return []
     router_ids = routers_hosted_on(tx.conn, agent.host)
-    rows = router_service.list_router_rows(
-        tx.conn, router_service.routers.c.id.in_(sorted(router_ids))
-    )
+    rows = list_rows(tx.conn, routers, routers.c.id.in_(sorted(router_ids)))
     return router_service.render_routers(tx.conn, rows)
 
 

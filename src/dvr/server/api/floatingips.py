@@ -6,6 +6,7 @@ from dvr.db.tables import floatingips
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.services import floatingips as service
+from dvr.server.services.common import list_rows
 from dvr.server.validate import to_ip, to_ip_or_none, to_str, to_uuid, to_uuid_or_none
 
 SPEC = ResourceSpec(
@@ -36,7 +37,7 @@ COLLECTION = Collection(
     spec=SPEC,
     list_items=lambda tx, filters: service.render_floatingips(
         tx.conn,
-        service.list_floatingip_rows(tx.conn, *prefilter(floatingips, filters, SQL_FILTERS)),
+        list_rows(tx.conn, floatingips, *prefilter(floatingips, filters, SQL_FILTERS)),
     ),
     show=lambda tx, fip_id: service.show(tx.conn, fip_id),
     create=service.create,

@@ -6,6 +6,7 @@ from dvr.db.tables import networks
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.services import networks as service
+from dvr.server.services.common import list_rows
 from dvr.server.validate import one_of, to_bool, to_int, to_str, to_str_list, to_str_or_none
 
 SPEC = ResourceSpec(
@@ -34,7 +35,7 @@ SQL_FILTERS = {"id": "id", "name": "name"}
 COLLECTION = Collection(
     spec=SPEC,
     list_items=lambda tx, filters: service.render_networks(
-        tx.conn, service.list_network_rows(tx.conn, *prefilter(networks, filters, SQL_FILTERS))
+        tx.conn, list_rows(tx.conn, networks, *prefilter(networks, filters, SQL_FILTERS))
     ),
     show=lambda tx, network_id: service.show(tx.conn, network_id),
     create=service.create,

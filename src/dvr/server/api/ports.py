@@ -8,6 +8,7 @@ from dvr.db.tables import ports
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.services import ports as service
+from dvr.server.services.common import list_rows
 from dvr.server.tx import WriteTx
 from dvr.server.validate import (
     to_address_pairs,
@@ -78,7 +79,7 @@ def update(tx: WriteTx, port_id: str, body: dict[str, Any]) -> dict[str, Any]:
 COLLECTION = Collection(
     spec=SPEC,
     list_items=lambda tx, filters: service.render_ports(
-        tx.conn, service.list_port_rows(tx.conn, *prefilter(ports, filters, SQL_FILTERS))
+        tx.conn, list_rows(tx.conn, ports, *prefilter(ports, filters, SQL_FILTERS))
     ),
     show=lambda tx, port_id: service.show(tx.conn, port_id),
     create=create,

@@ -15,6 +15,7 @@ from dvr.server.attributes import Attr, ResourceSpec, decode_json
 from dvr.server.context import ServerContext
 from dvr.server.errors import http_bad_request
 from dvr.server.services import routers as service
+from dvr.server.services.common import list_rows
 from dvr.server.validate import (
     is_uuid,
     to_bool,
@@ -69,7 +70,7 @@ SQL_FILTERS = {"id": "id", "name": "name"}
 COLLECTION = Collection(
     spec=SPEC,
     list_items=lambda tx, filters: service.render_routers(
-        tx.conn, service.list_router_rows(tx.conn, *prefilter(routers, filters, SQL_FILTERS))
+        tx.conn, list_rows(tx.conn, routers, *prefilter(routers, filters, SQL_FILTERS))
     ),
     show=lambda tx, router_id: service.show(tx.conn, router_id),
     create=service.create,

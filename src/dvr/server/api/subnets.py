@@ -6,6 +6,7 @@ from dvr.db.tables import subnets
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.services import subnets as service
+from dvr.server.services.common import list_rows
 from dvr.server.validate import (
     one_of,
     to_bool,
@@ -68,7 +69,7 @@ COLLECTION = Collection(
     spec=SPEC,
     list_items=lambda tx, filters: [
         service.render_subnet(row)
-        for row in service.list_subnet_rows(tx.conn, *prefilter(subnets, filters, SQL_FILTERS))
+        for row in list_rows(tx.conn, subnets, *prefilter(subnets, filters, SQL_FILTERS))
     ],
     show=lambda tx, subnet_id: service.show(tx.conn, subnet_id),
     create=service.create,

@@ -57,6 +57,12 @@ def get_row(conn: Connection, table: Table, resource: str, object_id: str) -> An
     return row
 
 
+def list_rows(conn: Connection, table: Table, *clauses: Any) -> list[Any]:
+    """The rows of ``table`` matching ``clauses``, oldest first (then by id)."""
+    query = select(table).where(*clauses).order_by(table.c.created_at, table.c.id)
+    return list(conn.execute(query))
+
+
 def bump(conn: Connection, table: Table, object_id: str, now: datetime, **values: Any) -> None:
     """Update columns (possibly none) and bump updated_at and revision_number."""
     conn.execute(

@@ -53,11 +53,6 @@ def render_floatingip(row: Any, port_details: dict[str, Any] | None) -> dict[str
     }
 
 
-def list_floatingip_rows(conn: Connection, *clauses: Any) -> list[Any]:
-    query = select(floatingips).where(*clauses).order_by(floatingips.c.created_at, floatingips.c.id)
-    return list(conn.execute(query))
-
-
 def show(conn: Connection, fip_id: str) -> dict[str, Any]:
     return render_floatingips(conn, [get_floatingip(conn, fip_id)])[0]
 

@@ -63,11 +63,6 @@ def render_network(row: Any, subnet_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def list_network_rows(conn: Connection, *clauses: Any) -> list[Any]:
-    query = select(networks).where(*clauses).order_by(networks.c.created_at, networks.c.id)
-    return list(conn.execute(query))
-
-
 def show(conn: Connection, network_id: str) -> dict[str, Any]:
     return render_networks(conn, [get_network(conn, network_id)])[0]
 

@@ -174,11 +174,6 @@ def _vif_details(row: Any) -> dict[str, Any]:
     }
 
 
-def list_port_rows(conn: Connection, *clauses: Any) -> list[Any]:
-    query = select(ports).where(*clauses).order_by(ports.c.created_at, ports.c.id)
-    return list(conn.execute(query))
-
-
 def show(conn: Connection, port_id: str) -> dict[str, Any]:
     return render_ports(conn, [get_row(conn, ports, "port", port_id)])[0]
 

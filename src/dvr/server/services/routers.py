@@ -77,11 +77,6 @@ def render_router(row: Any, gateway_ips: list[dict]) -> dict[str, Any]:
     }
 
 
-def list_router_rows(conn: Connection, *clauses: Any) -> list[Any]:
-    query = select(routers).where(*clauses).order_by(routers.c.created_at, routers.c.id)
-    return list(conn.execute(query))
-
-
 def show(conn: Connection, router_id: str) -> dict[str, Any]:
     return render_routers(conn, [get_router(conn, router_id)])[0]
 

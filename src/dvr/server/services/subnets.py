@@ -40,11 +40,6 @@ def render_subnet(row: Any) -> dict[str, Any]:
     }
 
 
-def list_subnet_rows(conn: Connection, *clauses: Any) -> list[Any]:
-    query = select(subnets).where(*clauses).order_by(subnets.c.created_at, subnets.c.id)
-    return list(conn.execute(query))
-
-
 def show(conn: Connection, subnet_id: str) -> dict[str, Any]:
     return render_subnet(get_subnet(conn, subnet_id))
 

@@ -9,7 +9,9 @@ Per run, on a lab of its own (default topology):
    probe every 15 ms without waiting for the last, so a lost probe costs 15 ms, not a
    timeout (DESIGN.md §3);
 2. t0: POST /v2.0/ports bound to HOST (binding:host_id, the chosen MAC and IP); then the VIF
-   is plugged into br-int (one ``ovs-vsctl add-port`` with ``external_ids:iface-id``);
+   is plugged into br-int (one ``ovs-vsctl add-port`` with ``external_ids:iface-id``), at
+   once or ``--plug-delay`` seconds later (then the agent has programmed everything but
+   the VIF before it is plugged, and the plug alone must be noticed);
 3. measured: (a) the port's br-int table-1 flow ADDED on HOST, (b) its PERMANENT neighbor in
    the other host's qrouter namespace, (c) the first echo reply — each from t0 and (a), (c)
    also from the plug; the agents' reconcile lines since t0 give the breakdown;
@@ -125,6 +127,8 @@ class PortBench:
                     "fixed_ips": [{"subnet_id": self.subnet["id"], "ip_address": ip}]})
                 t_created = time.time()
                 port_id = port["id"]
+                if args.plug_delay:  # Nova binds first and plugs later
+                    time.sleep(args.plug_delay)
                 host.run(["ovs-vsctl", f"--db={host.ovsdb}", "add-port", "br-int", tap, "--",
                           "set", "interface", tap, f"external_ids:iface-id={port_id}",
                           f"external_ids:attached-mac={mac}",
@@ -194,6 +198,8 @@ def main() -> int:
     p.add_argument("--source", default="blue-1", help="VM that pings (on the other host)")
     p.add_argument("--settle", type=float, default=1.5, help="seconds after the last event")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
+    p.add_argument("--plug-delay", type=float, default=0.0,
+                   help="seconds between the port create and the plug (0: back to back)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", help="write the raw results here")
     p.add_argument("--label", default="", help="a note stored with the results")

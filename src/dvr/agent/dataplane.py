@@ -8,7 +8,8 @@ keeps every VLAN — and therefore every flow — exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.desired import DesiredConfig, DesiredStateCache, HostInputs
@@ -41,6 +42,21 @@ def plugged_vifs(bridge: ObservedBridge | None,
         and not ownership.owns_port(port)
         and port.ofport not in (None, -1)
     }
+
+
+def vif_fingerprint(bridge: ObservedBridge | None,
+                    ownership: Ownership = DEFAULT_OWNERSHIP) -> frozenset[str]:
+    """One ``iface-id port-name ofport`` string per VIF plugged by others: it changes when a
+    VIF is plugged, unplugged, or replugged under the same name (a new OpenFlow number)."""
+    if bridge is None:
+        return frozenset()
+    return frozenset(
+        f"{iface_id} {port.name} {port.ofport}"
+        for port in bridge.ports
+        if (iface_id := port.external_id(IFACE_ID))
+        and not ownership.owns_port(port)
+        and port.ofport not in (None, -1)
+    )
 
 
 def host_inputs(view: HostView, bridge: ObservedBridge | None,
@@ -84,12 +100,26 @@ class HostDataplane:
         return found[0] if found else None
 
     def plugged_vifs(self) -> frozenset[str]:
-        return frozenset(plugged_vifs(self._integration_bridge()))
+        """The fingerprint of the plugged VIFs (``vif_fingerprint``): iface-id, port, number."""
+        return vif_fingerprint(self._integration_bridge())
+
+    def on_local_change(self, callback: Callable[[], None]) -> None:
+        """``callback()`` whenever a port of a bridge changes (a VIF plugged, unplugged,
+        renumbered), if the OVS driver can tell; otherwise the loop's polling finds it."""
+        subscribe = getattr(self.drivers.ovs, "on_port_change", None)
+        if subscribe is not None:
+            subscribe(callback)
 
     def reconcile(self, view: HostView) -> ApplyOutcome:
-        inputs = host_inputs(view, self._integration_bridge(), self._vlans)
+        started = time.perf_counter()
+        integration_bridge = self._integration_bridge()
+        inputs = host_inputs(view, integration_bridge, self._vlans)
+        read_inputs = time.perf_counter()
         desired = self.cache.update(view, inputs)
+        computed = time.perf_counter()
         result = reconcile(desired, self.drivers)
+        timings = {"inputs": (read_inputs - started) * 1000,
+                   "compute": (computed - read_inputs) * 1000, **result.timings()}
         self._vlans = dict(desired.local_vlans)
         self.last_log_line = result.log_line()
         failures = tuple(str(f) for f in result.report.failures)
@@ -101,4 +131,6 @@ class HostDataplane:
             ports_up=tuple(sorted(vifs)) if not failures else (),
             vifs=vifs,
             local_vlans=dict(desired.local_vlans),
+            plugged=vif_fingerprint(integration_bridge),
+            timings=timings,
         )

@@ -33,7 +33,12 @@ class ApplyOutcome:
     errors: tuple[str, ...]
     ports_up: tuple[str, ...]  # local ports that are plugged and fully programmed
     vifs: dict[str, str] = field(default_factory=dict)  # port id -> OVS port name
+    # what ``Dataplane.plugged_vifs()`` said when this reconcile looked (None: not reported),
+    # so that a VIF plugged while the loop was busy, but already programmed, does not cause
+    # another reconcile
+    plugged: frozenset[str] | None = None
     local_vlans: dict[str, int] = field(default_factory=dict)  # network id -> local VLAN
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> ms, for the log line
 
 
 class Dataplane(Protocol):
@@ -42,8 +47,21 @@ class Dataplane(Protocol):
     def reconcile(self, view: HostView) -> ApplyOutcome: ...
 
     def plugged_vifs(self) -> frozenset[str]:
-        """The iface-ids currently plugged into the integration bridge (cheap to call)."""
+        """What is plugged into the integration bridge, as comparable values (e.g. the
+        iface-ids, or iface-id + port number so a replug counts); cheap to call."""
         ...
+
+    # optional: ``on_local_change(callback)`` -- call ``callback()`` (from any thread) when
+    # the plugged VIFs may have changed, so the loop need not wait for its next poll
+
+
+def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) -> bool:
+    """Ask ``dataplane`` to call ``callback`` on local changes, if it can; True if it can."""
+    subscribe = getattr(dataplane, "on_local_change", None)
+    if subscribe is None:
+        return False
+    subscribe(callback)
+    return True
 
 
 def backoff_delay(failures: int, maximum: float) -> float:
@@ -54,23 +72,41 @@ def backoff_delay(failures: int, maximum: float) -> float:
 
 
 class WakeSignal:
-    """Level-triggered wake-up: any number of pokes before a wait collapse into one."""
+    """Level-triggered wake-up: any number of pokes before a wait collapse into one.
 
-    def __init__(self) -> None:
+    ``poked_at`` is when the first of the pokes that ended the last ``wait`` came (None if
+    there was none): the log line reports how long the loop took to start after it.
+    A ``nudge`` only ends the wait early.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._event = threading.Event()
         self.latest_revision = 0
         self._lock = threading.Lock()
+        self._clock = clock
+        self._pending_since: float | None = None
+        self.poked_at: float | None = None
 
     def poke(self, revision: int | None = None) -> None:
+        """Something changed: the loop must reconcile."""
         with self._lock:
             if revision is not None:
                 self.latest_revision = max(self.latest_revision, revision)
+            if self._pending_since is None:
+                self._pending_since = self._clock()
+        self._event.set()
+
+    def nudge(self) -> None:
+        """Something local may have changed: the loop looks (cheaply) before deciding."""
         self._event.set()
 
     def wait(self, timeout: float) -> bool:
-        fired = self._event.wait(timeout)
+        """Wait for a poke or a nudge (or ``timeout``); True if there was a poke."""
+        self._event.wait(timeout)
         self._event.clear()
-        return fired
+        with self._lock:
+            self.poked_at, self._pending_since = self._pending_since, None
+        return self.poked_at is not None
 
 
 class AgentLoop:
@@ -80,7 +116,7 @@ class AgentLoop:
         self.client = client
         self.dataplane = dataplane
         self.clock = clock
-        self.wake = WakeSignal()
+        self.wake = WakeSignal(clock)
         self.applied_revision = 0
         self.last_outcome: ApplyOutcome | None = None
 
@@ -104,14 +140,22 @@ class AgentLoop:
         return ""
 
     # -- one pass -----------------------------------------------------------------------
-    def reconcile_once(self) -> ApplyOutcome:
+    def reconcile_once(self, trigger: str = "start", since: float | None = None) -> ApplyOutcome:
+        """Fetch, reconcile, log, report.  ``trigger`` (why) and ``since`` (when the reason
+        arose) only go into the log line."""
         started = self.clock()
         view = self.client.host_view(self.config.host)
+        fetched = self.clock()
         outcome = self.dataplane.reconcile(view)
         elapsed_ms = (self.clock() - started) * 1000
         counts = " ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()))
-        log.info("reconcile host=%s revision=%d %s errors=%d ms=%.1f", self.config.host,
-                 view.revision, counts, len(outcome.errors), elapsed_ms)
+        phases = {"fetch": (fetched - started) * 1000, **outcome.timings}
+        if since is not None:
+            phases = {"wait": (started - since) * 1000, **phases}
+        timings = " ".join(f"{k}_ms={v:.1f}" for k, v in phases.items())
+        log.info("reconcile host=%s revision=%d trigger=%s %s errors=%d %s ms=%.1f",
+                 self.config.host, view.revision, trigger, counts, len(outcome.errors),
+                 timings, elapsed_ms)
         for error in outcome.errors:
             log.warning("reconcile error: %s", error)
         if not outcome.errors:
@@ -160,16 +204,24 @@ class AgentLoop:
         failures = 0
         last_full = last_heartbeat = self.clock()
         vifs: frozenset[str] | None = None
+        try:
+            subscribe_local_changes(self.dataplane, self.wake.nudge)
+        except Exception as exc:  # polling still finds every change
+            log.warning("cannot follow local changes (%s); polling every %.1fs", exc,
+                        self.config.local_poll_interval)
         self.wake.poke()
         while not stop.is_set():
             fired = self.wake.wait(self.config.local_poll_interval)
             now = self.clock()
             current_vifs = self.dataplane.plugged_vifs()
             if fired or current_vifs != vifs or now - last_full >= self.config.resync_interval:
+                trigger = ("watch" if fired else "vif" if current_vifs != vifs else "resync")
                 vifs = current_vifs
                 try:
-                    outcome = self.reconcile_once()
+                    outcome = self.reconcile_once(trigger, self.wake.poked_at if fired else now)
                     failures = failures + 1 if outcome.errors else 0
+                    if outcome.plugged is not None:
+                        vifs = outcome.plugged
                 except Exception:  # the loop never dies
                     failures += 1
                     log.exception("reconcile failed")

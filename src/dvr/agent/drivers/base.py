@@ -6,7 +6,7 @@ decides no policy: *which* namespaces, bridges and links to look at is passed in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +41,11 @@ class OvsDriver(Protocol):
 
     def apply_flows(self, bundle: FlowBundle) -> None:
         """One atomic OpenFlow bundle (all or nothing)."""
+        ...
+
+    def on_port_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from any thread; it must be quick) whenever a port of a
+        bridge appears, goes, or changes what ``observe`` reports about it."""
         ...
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dvr.agent.desired.state import Address, Flow, Route, Rule
@@ -96,6 +96,7 @@ class FakeOvsDriver:
         self._next_ofport = 1
         self.transactions = 0
         self.bundles = 0
+        self._port_listeners: list[Callable[[], None]] = []
 
     # -- driver interface ---------------------------------------------------------------
     def observe(self, bridges: Iterable[str],
@@ -127,6 +128,14 @@ class FakeOvsDriver:
             next_ofport = self._apply_db(bridges, op, next_ofport)
         self.bridges, self._next_ofport = bridges, next_ofport
         self.transactions += 1
+        self._ports_changed()
+
+    def on_port_change(self, callback: Callable[[], None]) -> None:
+        self._port_listeners.append(callback)
+
+    def _ports_changed(self) -> None:
+        for callback in list(self._port_listeners):
+            callback()
 
     def apply_flows(self, bundle: FlowBundle) -> None:
         bridge = self.bridges.get(bundle.bridge)
@@ -165,6 +174,7 @@ class FakeOvsDriver:
     def unplug_vif(self, name: str) -> None:
         for bridge in self.bridges.values():
             bridge.ports.pop(name, None)
+        self._ports_changed()
 
     def send_packets(self, count: int = 1) -> None:
         """Every installed flow matches ``count`` more packets."""

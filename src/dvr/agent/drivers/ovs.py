@@ -3,8 +3,14 @@
 - OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
   commands is one transaction, which returns once ovs-vswitchd has applied it.
 - OpenFlow: ``ovs-ofctl -O OpenFlow15 --bundle add-flows <bridge> -`` with ``OVS_RUNDIR``
-  set: flows name ports by *name* and ovs-ofctl resolves them (an unknown name fails the
-  whole bundle, nothing is applied).  Flows are observed with ``dump-flows``.
+  set: flows name ports by *name*; the driver turns names into the numbers OVSDB reports
+  and runs ovs-ofctl with ``--no-names`` (it would otherwise ask the switch for its ports
+  on a second connection, the larger part of its run time).  A name OVSDB does not know
+  is left to ovs-ofctl to resolve or refuse (an unknown name fails the whole bundle,
+  nothing is applied).  Flows are observed with ``dump-flows`` and printed with port
+  names, as ``ovs-ofctl --names`` prints them.
+- Changes to the ports of any bridge (seen by the OVSDB connection as they happen) are
+  announced to the callbacks given to ``on_port_change``.
 """
 
 from __future__ import annotations
@@ -12,17 +18,23 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ovs.db import idl as ovs_idl
 from ovsdbapp.backend.ovs_idl import command as ovs_command
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.observed import ObservedBridge, ObservedFlow, ObservedPort
-from dvr.agent.drivers.openflow import bundle_lines, parse_dump_flows
+from dvr.agent.drivers.openflow import (
+    bundle_lines,
+    parse_dump_flows,
+    ports_to_names,
+    ports_to_numbers,
+)
 from dvr.agent.drivers.ops import (
     DeletePort,
     EnsureBridge,
@@ -51,6 +63,40 @@ class OvsConfig:
 
 def _single(value: list) -> object | None:
     return value[0] if value else None
+
+
+OFPP_LOCAL = 65534  # the bridge's own internal port; ovs-ofctl prints it as LOCAL
+
+# the columns whose changes alter what ``observe(with_flows=False)`` reports
+_PORT_COLUMNS: dict[str, frozenset[str]] = {
+    "Bridge": frozenset({"name", "ports"}),
+    "Port": frozenset({"name", "interfaces", "tag"}),
+    "Interface": frozenset({"name", "type", "options", "external_ids", "ofport", "error"}),
+}
+
+
+class _PortWatchingIdl(connection.OvsdbIdl):
+    """The OVSDB IDL, calling ``listeners`` (from the connection's thread) whenever a row
+    change touches what the driver reports about ports; statistics updates do not."""
+
+    def __init__(self, *args, listeners: Sequence[Callable[[], None]] = (), **kwargs):
+        self.listeners = listeners
+        super().__init__(*args, **kwargs)
+
+    def notify(self, event, row, updates=None) -> None:
+        if not self.listeners:
+            return
+        columns = _PORT_COLUMNS.get(row._table.name)
+        if columns is None:
+            return
+        if event == ovs_idl.ROW_UPDATE and updates is not None:
+            if not columns.intersection(updates._data or ()):
+                return
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:  # a listener must never break the OVSDB connection
+                log.exception("port change listener failed")
 
 
 class _ObserveBridges(ovs_command.ReadOnlyCommand):
@@ -196,18 +242,35 @@ class _Unplug(ovs_command.BaseCommand):
             _delete_port(self.api, port)
 
 
+def _port_numbers(bridge: ObservedBridge) -> dict[str, int]:
+    numbers = {p.name: p.ofport for p in bridge.ports if p.ofport is not None and p.ofport > 0}
+    numbers[bridge.name] = OFPP_LOCAL
+    return numbers
+
+
+def _named(dump: str, bridge: ObservedBridge | None) -> tuple[ObservedFlow, ...]:
+    """Parse a ``--no-names`` dump, printing port numbers by name as ``--names`` would."""
+    if bridge is None:
+        return parse_dump_flows(dump)
+    names = {number: name for name, number in _port_numbers(bridge).items()
+             if number != OFPP_LOCAL}
+    return parse_dump_flows(ports_to_names(dump, names))
+
+
 class OvsDriver:
     """The real OVS driver (see the module docstring).  ``close()`` ends the connection."""
 
     def __init__(self, config: OvsConfig):
         self.config = config
         self._api = None
+        self._port_listeners: list[Callable[[], None]] = []
 
     # -- connection ---------------------------------------------------------------------------
     @property
     def api(self):
         if self._api is None:
-            idl = connection.OvsdbIdl.from_server(self.config.ovsdb, "Open_vSwitch")
+            idl = _PortWatchingIdl.from_server(self.config.ovsdb, "Open_vSwitch",
+                                               listeners=self._port_listeners)
             conn = connection.Connection(idl=idl, timeout=self.config.timeout)
             # ovsdbapp keeps the connection on the API *class*: one class per driver lets
             # several drivers (several lab hosts) live in one process
@@ -239,6 +302,12 @@ class OvsDriver:
             for b in found
         )
 
+    def on_port_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the OVSDB connection's thread; it must be quick) when a
+        port of any bridge appears, goes, or changes what ``observe`` reports about it."""
+        self._port_listeners.append(callback)
+        _ = self.api  # connect now: changes are only seen by a live connection
+
     def transact(self, ops: Sequence[OvsdbOp]) -> None:
         # a port recreated under the same name must disappear in a transaction of its own:
         # ovs-vswitchd matches ports by name and would otherwise keep the old device open
@@ -249,16 +318,25 @@ class OvsDriver:
 
     def apply_flows(self, bundle: FlowBundle) -> None:
         text = "\n".join(bundle_lines(bundle)) + "\n"
-        self._ofctl(["--bundle", "add-flows", bundle.bridge, "-"], text)
+        numbered = ports_to_numbers(text, self.port_numbers(bundle.bridge))
+        if numbered is None:  # a name OVSDB does not know: ovs-ofctl resolves or refuses it
+            self._ofctl(["--bundle", "add-flows", bundle.bridge, "-"], text)
+        else:
+            self._ofctl(["--no-names", "--bundle", "add-flows", bundle.bridge, "-"], numbered)
 
     # -- helpers --------------------------------------------------------------------------------
+    def port_numbers(self, bridge: str) -> dict[str, int]:
+        """name -> OpenFlow port number of the ports of ``bridge`` that have one."""
+        found = _ObserveBridges(self.api, [bridge]).execute(check_error=True)
+        return _port_numbers(found[0]) if found else {}
+
     def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
-        return parse_dump_flows(self._ofctl(["--names", "dump-flows", bridge]))
+        return self.dump_all_flows([bridge])[bridge]
 
     def dump_all_flows(self, bridges: Sequence[str]) -> dict[str, tuple[ObservedFlow, ...]]:
         """``dump-flows`` of several bridges at once (one ovs-ofctl each, run side by side:
         starting ovs-ofctl costs more than the dump)."""
-        running = {b: subprocess.Popen(self._ofctl_argv(["--names", "dump-flows", b]),
+        running = {b: subprocess.Popen(self._ofctl_argv(["--no-names", "dump-flows", b]),
                                        env=self._ofctl_env(), text=True, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE) for b in bridges}
         flows = {}
@@ -271,8 +349,12 @@ class OvsDriver:
                 raise DriverError(f"dump-flows {bridge} timed out") from error
             if process.returncode != 0:
                 raise DriverError(f"dump-flows {bridge}: {err.strip()}")
-            flows[bridge] = parse_dump_flows(out)
-        return flows
+            flows[bridge] = out
+        # port names as they are once the flows are read: a number printed for a port that
+        # has since gone stays a number, as with ovs-ofctl --names
+        ports = {b.name: b for b in _ObserveBridges(self.api, list(flows)).execute(
+            check_error=True)}
+        return {bridge: _named(out, ports.get(bridge)) for bridge, out in flows.items()}
 
     def _commit(self, commands: Sequence[ovs_command.BaseCommand]) -> None:
         try:

@@ -1,13 +1,17 @@
 """Apply a Plan through the drivers, in order, and count what was done.
 
 Consecutive OVSDB commands go into one OVSDB transaction; each flow bundle is one atomic
-OpenFlow bundle; Linux commands run one by one.  A failing command never stops the rest:
+OpenFlow bundle (consecutive bundles, one per bridge, are sent side by side: they touch
+different switches' tables and each is all-or-nothing by itself); Linux commands run one
+by one.  A failing command never stops the rest:
 it is recorded, and commands that depend on a namespace or bridge whose creation failed
 are skipped (the next reconcile retries all of it).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +81,8 @@ class ExecutionReport:
     counts: tuple[tuple[str, int], ...]  # sorted by key; only non-zero counts
     failures: tuple[CommandFailure, ...] = ()
     skipped: tuple[Op, ...] = ()
+    # milliseconds spent per kind of driver call ("ovsdb", "flows", "linux"), for the log
+    timings: tuple[tuple[str, float], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -117,6 +123,7 @@ class _Run:
         self.skipped: list[Op] = []
         self.broken_namespaces: set[str] = set()
         self.broken_bridges: set[str] = set()
+        self.seconds: Counter[str] = Counter()
 
     def blocked(self, command: Op) -> bool:
         return (_namespace_of(command) in self.broken_namespaces
@@ -143,17 +150,35 @@ class _Run:
         for command in runnable:
             self.counts[COUNT_KEYS[type(command)]] += 1
 
-    def flows(self, bundle: FlowBundle) -> None:
-        if self.blocked(bundle):
-            self.skipped.append(bundle)
-            return
-        try:
-            self.drivers.ovs.apply_flows(bundle)
-        except Exception as error:
-            self.failed(bundle, error)
-            return
-        self.counts["flows_added"] += len(bundle.add)
-        self.counts["flows_removed"] += len(bundle.delete)
+    def flows(self, bundles: Sequence[FlowBundle]) -> None:
+        """Apply bundles of different bridges side by side; results are recorded in order."""
+        runnable = [b for b in bundles if not self.blocked(b)]
+        self.skipped += [b for b in bundles if self.blocked(b)]
+        errors: dict[int, Exception] = {}
+
+        def apply(index: int, bundle: FlowBundle) -> None:
+            try:
+                self.drivers.ovs.apply_flows(bundle)
+            except Exception as error:
+                errors[index] = error
+
+        bridges = [b.bridge for b in runnable]
+        if len(runnable) > 1 and len(set(bridges)) == len(bridges):
+            threads = [threading.Thread(target=apply, args=(i, b), daemon=True)
+                       for i, b in enumerate(runnable)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        else:
+            for i, bundle in enumerate(runnable):
+                apply(i, bundle)
+        for i, bundle in enumerate(runnable):
+            if i in errors:
+                self.failed(bundle, errors[i])
+                continue
+            self.counts["flows_added"] += len(bundle.add)
+            self.counts["flows_removed"] += len(bundle.delete)
 
     def linux(self, command: Op) -> None:
         if self.blocked(command):
@@ -167,21 +192,39 @@ class _Run:
         self.counts[COUNT_KEYS[type(command)]] += 1
 
 
-def execute_plan(plan: Plan, drivers: Drivers) -> ExecutionReport:
+def execute_plan(plan: Plan, drivers: Drivers,
+                 clock=time.perf_counter) -> ExecutionReport:
     run = _Run(drivers)
     batch: list[OvsdbOp] = []
+
+    def timed(kind: str, call, *args) -> None:
+        started = clock()
+        call(*args)
+        run.seconds[kind] += clock() - started
+
+    bundles: list[FlowBundle] = []
+
+    def flush() -> None:  # at most one of the two is pending
+        if batch:
+            timed("ovsdb", run.ovsdb, list(batch))
+            batch.clear()
+        if bundles:
+            timed("flows", run.flows, list(bundles))
+            bundles.clear()
+
     for command in plan:
         if isinstance(command, OVSDB_OPS):
+            if bundles:
+                flush()
             batch.append(command)
-            continue
-        if batch:
-            run.ovsdb(batch)
-            batch = []
-        if isinstance(command, FlowBundle):
-            run.flows(command)
+        elif isinstance(command, FlowBundle):
+            if batch:
+                flush()
+            bundles.append(command)
         else:
-            run.linux(command)
-    if batch:
-        run.ovsdb(batch)
+            flush()
+            timed("linux", run.linux, command)
+    flush()
     counts = tuple(sorted((k, v) for k, v in run.counts.items() if v))
-    return ExecutionReport(counts, tuple(run.failures), tuple(run.skipped))
+    timings = tuple(sorted((k, v * 1000) for k, v in run.seconds.items()))
+    return ExecutionReport(counts, tuple(run.failures), tuple(run.skipped), timings)

@@ -7,6 +7,7 @@ external id, and every flow on the bridges of the desired state.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from dvr.agent.desired.state import DesiredState
@@ -92,9 +93,29 @@ def observation_scope(desired: DesiredState, ownership: Ownership) -> LinuxScope
 def observe(
     drivers: Drivers, desired: DesiredState, ownership: Ownership = DEFAULT_OWNERSHIP
 ) -> ObservedState:
-    """Read the bridges of ``desired``, the owned namespaces and the veth bridge ends."""
-    bridges = drivers.ovs.observe([b.name for b in desired.bridges])
-    linux = drivers.linux.observe(observation_scope(desired, ownership))
+    """Read the bridges of ``desired``, the owned namespaces and the veth bridge ends.
+
+    The switch and the kernel are read side by side (the switch's flows come from
+    ``ovs-ofctl`` processes, so that thread mostly waits); the result is the same as
+    reading one after the other."""
+    names = [b.name for b in desired.bridges]
+    switch: dict[str, object] = {}
+
+    def read_switch() -> None:
+        try:
+            switch["bridges"] = drivers.ovs.observe(names)
+        except BaseException as error:  # re-raised in the caller's thread
+            switch["error"] = error
+
+    reader = threading.Thread(target=read_switch, name="dvr-observe-ovs", daemon=True)
+    reader.start()
+    try:
+        linux = drivers.linux.observe(observation_scope(desired, ownership))
+    finally:
+        reader.join()
+    if "error" in switch:
+        raise switch["error"]  # type: ignore[misc]
     return ObservedState(
-        bridges=bridges, namespaces=linux.namespaces, host_links=linux.host_links
+        bridges=switch["bridges"],  # type: ignore[arg-type]
+        namespaces=linux.namespaces, host_links=linux.host_links,
     )

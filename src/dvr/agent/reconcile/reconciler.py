@@ -28,6 +28,13 @@ class ReconcileResult:
     def total_ms(self) -> float:
         return self.observe_ms + self.plan_ms + self.apply_ms
 
+    def timings(self) -> dict[str, float]:
+        """Milliseconds per phase (``observe``/``plan``/``apply``) and, inside ``apply``,
+        per kind of driver call (``apply_ovsdb``, ``apply_flows``, ``apply_linux``)."""
+        phases = {"observe": self.observe_ms, "plan": self.plan_ms, "apply": self.apply_ms}
+        phases.update({f"apply_{kind}": ms for kind, ms in self.report.timings})
+        return phases
+
     def log_line(self) -> str:
         """One structured line: what changed and how long it took."""
         return (

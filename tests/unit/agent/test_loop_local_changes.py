@@ -1,0 +1,145 @@
+"""The loop follows local changes a dataplane announces, instead of waiting for its poll,
+and does not reconcile again for a VIF the last reconcile already programmed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from dvr.agent.config import AgentConfig
+from dvr.agent.loop import AgentLoop, ApplyOutcome, WakeSignal
+from dvr.client import WatchResult
+from dvr.model.hostview import HostView
+
+
+def view(revision: int) -> HostView:
+    return HostView(host="h", revision=revision, agent_mode="dvr", host_mac="fa:16:3f:00:00:01",
+                    tunnel_ip="198.18.0.1", ports=(), networks=(), routers=(),
+                    peer_host_macs=())
+
+
+class QuietClient:
+    """A server that never reports a change."""
+
+    def __init__(self) -> None:
+        self.heartbeats = 0
+
+    def register_agent(self, host, mode, ip, datapath):
+        pass
+
+    def host_mac(self, host):
+        return "fa:16:3f:00:00:01"
+
+    def host_view(self, host):
+        return view(1)
+
+    def heartbeat(self, *args):
+        self.heartbeats += 1
+
+    def watch(self, host, since, timeout):
+        time.sleep(min(timeout, 0.05))
+        return WatchResult(revision=since, changes=(), resync=False)
+
+
+class AnnouncingDataplane:
+    """VIFs appear when the test says so; ``on_local_change`` subscribers are told."""
+
+    def __init__(self, plugged_during_reconcile: frozenset[str] = frozenset()):
+        self.vifs: frozenset[str] = frozenset()
+        self.callbacks = []
+        self.reconciles: list[frozenset[str]] = []
+        self.plugged_during_reconcile = plugged_during_reconcile
+
+    def on_local_change(self, callback) -> None:
+        self.callbacks.append(callback)
+
+    def plug(self, *iface_ids: str) -> None:
+        self.vifs = self.vifs | frozenset(iface_ids)
+        for callback in self.callbacks:
+            callback()
+
+    def plugged_vifs(self) -> frozenset[str]:
+        return self.vifs
+
+    def reconcile(self, v: HostView) -> ApplyOutcome:
+        if self.plugged_during_reconcile and not self.reconciles:
+            self.vifs = self.vifs | self.plugged_during_reconcile  # plugged meanwhile...
+        self.reconciles.append(self.vifs)  # ...and seen by this very reconcile
+        return ApplyOutcome(counts={}, errors=(), ports_up=(), plugged=self.vifs)
+
+
+def config(**overrides) -> AgentConfig:
+    values = dict(host="h", server="http://127.0.0.1:1", local_poll_interval=3600,
+                  resync_interval=3600, heartbeat_interval=3600, watch_timeout=0.05,
+                  max_backoff=0.02)
+    values.update(overrides)
+    return AgentConfig(**values)
+
+
+def run_loop(loop: AgentLoop, until, seconds: float = 5.0) -> bool:
+    stop = threading.Event()
+    runner = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + seconds
+    done = False
+    while time.monotonic() < deadline and not done:
+        done = until()
+        time.sleep(0.01)
+    stop.set()
+    loop.wake.nudge()
+    runner.join(5)
+    return done
+
+
+def test_a_nudge_ends_the_wait_but_is_not_a_poke():
+    wake = WakeSignal()
+    wake.nudge()
+    assert wake.wait(5) is False and wake.poked_at is None
+    wake.poke(4)
+    wake.poke(5)
+    assert wake.wait(5) is True and wake.poked_at is not None
+    assert wake.latest_revision == 5
+    assert wake.wait(0) is False
+
+
+def test_an_announced_vif_is_reconciled_without_waiting_for_the_poll():
+    dataplane = AnnouncingDataplane()
+    loop = AgentLoop(config(), QuietClient(), dataplane)
+
+    def plugged_then_reconciled() -> bool:
+        if len(dataplane.reconciles) == 1 and not dataplane.vifs:
+            dataplane.plug("port-1")
+        return frozenset({"port-1"}) in dataplane.reconciles
+
+    # the poll interval is an hour: only the announcement can explain the second reconcile
+    assert run_loop(loop, plugged_then_reconciled)
+
+
+def test_a_vif_the_reconcile_already_saw_causes_no_second_reconcile():
+    dataplane = AnnouncingDataplane(plugged_during_reconcile=frozenset({"port-1"}))
+    loop = AgentLoop(config(local_poll_interval=0.01), QuietClient(), dataplane)
+    polls = 0
+
+    def many_polls_later() -> bool:
+        nonlocal polls
+        polls += 1
+        return polls > 30
+
+    run_loop(loop, many_polls_later)
+    assert dataplane.reconciles == [frozenset({"port-1"})]
+
+
+class SilentDataplane(AnnouncingDataplane):
+    on_local_change = None  # type: ignore[assignment]  # cannot announce anything
+
+
+def test_a_dataplane_that_cannot_announce_is_still_polled():
+    dataplane = SilentDataplane()
+    loop = AgentLoop(config(local_poll_interval=0.01), QuietClient(), dataplane)
+
+    def plugged_then_reconciled() -> bool:
+        if len(dataplane.reconciles) == 1 and not dataplane.vifs:
+            dataplane.vifs = frozenset({"port-1"})  # nobody is told
+        return frozenset({"port-1"}) in dataplane.reconciles
+
+    assert run_loop(loop, plugged_then_reconciled)

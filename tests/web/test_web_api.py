@@ -170,6 +170,19 @@ def test_events_rejects_bad_parameters(client: TestClient) -> None:
     assert client.get("/dvr/v1/events", params={"since": 1, "timeout": "-1"}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"since": "\u00b2"}, {"since": "9" * 40}, {"since": "1", "timeout": "nan"},
+     {"since": "1", "timeout": "inf"}],
+)
+def test_events_rejects_odd_numbers_with_a_400(client: TestClient, params: dict[str, str]) -> None:
+    """The same checks as the agent's watch: ASCII revisions of at most 18 digits, finite
+    timeouts (a superscript digit or a NaN timeout must not reach the code as a number)."""
+    response = client.get("/dvr/v1/events", params=params)
+    assert response.status_code == 400
+    assert response.json()["NeutronError"]["type"] == "HTTPBadRequest"
+
+
 def test_events_stream_sends_the_revision_then_ticks(client: TestClient, cloud: Cloud) -> None:
     revision = topology(client)["revision"]
     with client.stream("GET", "/dvr/v1/events", params={"timeout": 0.5, "keepalive": 0.1},

@@ -17,8 +17,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dvr.server.api.common import json_response
+from dvr.server.api.dvr_protocol import number_param, revision_param
 from dvr.server.context import ServerContext
-from dvr.server.errors import http_bad_request
 from dvr.web.events import EventStreamLimits, revision_events, wait_for_revision_change
 from dvr.web.topology import build_topology
 from dvr.web.trace import parse_trace_request, run_trace
@@ -32,27 +32,7 @@ NOT_BUILT = (
 
 
 def _seconds(request: Request, key: str, default: float, low: float, high: float) -> float:
-    raw = request.query_params.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise http_bad_request(
-            f"Invalid input for {key}. Reason: '{raw}' is not a number."
-        ) from None
-    if value < 0:
-        raise http_bad_request(f"Invalid input for {key}. Reason: must not be negative.")
-    return min(max(value, low), high)
-
-
-def _revision(request: Request, key: str) -> int | None:
-    raw = request.query_params.get(key)
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise http_bad_request(f"Invalid input for {key}. Reason: '{raw}' is not a revision.")
-    return int(raw)
+    return min(max(number_param(request, key, default), low), high)
 
 
 def web_routes(
@@ -87,7 +67,7 @@ def web_routes(
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        since = _revision(request, "since")
+        since = revision_param(request, "since")
         timeout = _seconds(
             request, "timeout", config.watch_default_timeout, 0.0, config.watch_max_timeout
         )

@@ -90,7 +90,8 @@ def host_summaries(tx: ReadTx) -> list[dict[str, Any]]:
     ]
 
 
-def _number(request: Request, key: str, default: float) -> float:
+def number_param(request: Request, key: str, default: float) -> float:
+    """A finite, non-negative number from the query string (``default`` when absent)."""
     raw = request.query_params.get(key)
     if raw is None:
         return default
@@ -105,6 +106,16 @@ def _number(request: Request, key: str, default: float) -> float:
     if value < 0:
         raise http_bad_request(f"Invalid input for {key}. Reason: must not be negative.")
     return value
+
+
+def revision_param(request: Request, key: str) -> int | None:
+    """A revision from the query string (None when absent): at most 18 ASCII digits."""
+    raw = request.query_params.get(key)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", raw):
+        raise http_bad_request(f"Invalid input for {key}. Reason: '{raw}' is not a revision.")
+    return int(raw)
 
 
 def host_param(request: Request) -> str:
@@ -141,14 +152,10 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def watch(request: Request) -> Response:
         host = host_param(request)
-        raw_since = request.query_params.get("since", "0")
-        if not re.fullmatch(r"[0-9]{1,18}", raw_since):
-            raise http_bad_request(
-                f"Invalid input for since. Reason: '{raw_since}' is not a revision."
-            )
-        since = int(raw_since)
+        since = revision_param(request, "since") or 0
         timeout = min(
-            _number(request, "timeout", config.watch_default_timeout), config.watch_max_timeout
+            number_param(request, "timeout", config.watch_default_timeout),
+            config.watch_max_timeout,
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -92,18 +92,23 @@ def start_cluster(durable: bool = False) -> PgCluster:
         bin_dir / "initdb", "-D", cluster.data_dir, "-U", user, "-A", "trust", "-E", "UTF8",
         "--no-instructions",
     )
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c unix_socket_directories={base}"
-        " -c max_connections=300 -c shared_buffers=64MB"
-    )
-    if not durable:
-        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    try:
-        cluster._run(
-            bin_dir / "pg_ctl", "-D", cluster.data_dir, "-l", base / "server.log", "-o", options,
-            "-w", "-t", "60", "start",
+    for attempt in range(3):  # the free port may be taken by someone else before we bind it
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={cluster.port}"
+            f" -c unix_socket_directories={base} -c max_connections=300 -c shared_buffers=64MB"
         )
-    except subprocess.CalledProcessError:
-        shutil.rmtree(base, ignore_errors=True)
-        raise
-    return cluster
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        try:
+            cluster._run(
+                bin_dir / "pg_ctl", "-D", cluster.data_dir, "-l", base / "server.log", "-o",
+                options, "-w", "-t", "60", "start",
+            )
+            return cluster
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
+                shutil.rmtree(base, ignore_errors=True)
+                raise RuntimeError(f"PostgreSQL did not start:\n{log}") from None
+            cluster.port = free_port()
+    raise AssertionError("unreachable")

@@ -21,11 +21,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dvr.lab.procs import ProcessRef, is_alive, process_ref, stop_process
+from dvr.lab.procs import ProcessRef, is_alive, poll_until, process_ref, stop_process
 
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 MANIFEST = "hostenv.json"
@@ -40,12 +39,8 @@ class HostEnvError(RuntimeError):
 
 
 def _wait_for(check, what: str, timeout: float = 10.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise HostEnvError(f"timed out waiting for {what}")
+    if not poll_until(check, timeout, interval):
+        raise HostEnvError(f"timed out waiting for {what}")
 
 
 def _run(argv: Sequence[str], env: Mapping[str, str] | None = None, check: bool = True,

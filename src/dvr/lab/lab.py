@@ -21,7 +21,7 @@ from pathlib import Path
 from dvr.client import ServerClient, ServerError
 from dvr.lab import fabric as fabric_mod
 from dvr.lab.hostenv import HostEnv, cleanup
-from dvr.lab.procs import ProcessRef, is_alive, start_daemon, stop_process
+from dvr.lab.procs import ProcessRef, is_alive, poll_until, start_daemon, stop_process
 from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord
 from dvr.lab.topology import TENANT_MTU, LabTopology, default_topology, validate_lab_name
 from dvr.lab.vm import VmPlug, plug_commands, unplug_commands, vm_namespace
@@ -36,12 +36,8 @@ class LabError(RuntimeError):
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float,
                interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+    if not poll_until(check, timeout, interval):
+        raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Lab:

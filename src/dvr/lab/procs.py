@@ -11,12 +11,24 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 
 class ProcessError(RuntimeError):
     pass
+
+
+def poll_until(check: Callable[[], bool], timeout: float, interval: float) -> bool:
+    """Call ``check`` every ``interval`` seconds until it holds (True) or ``timeout`` seconds
+    have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,11 @@ def stop_process(ref: ProcessRef | None, timeout: float = 5.0) -> None:
     """SIGTERM, wait (bounded), SIGKILL, wait (bounded).  Gone or zombie = stopped."""
     if ref is None:
         return
+
+    def gone() -> bool:
+        _reap(ref.pid)
+        return not is_alive(ref)
+
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
         if not is_alive(ref):
             break
@@ -72,12 +89,7 @@ def stop_process(ref: ProcessRef | None, timeout: float = 5.0) -> None:
             os.kill(ref.pid, sig)
         except ProcessLookupError:
             break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(ref.pid)
-            if not is_alive(ref):
-                break
-            time.sleep(0.02)
+        poll_until(gone, wait, 0.02)
     _reap(ref.pid)
     if is_alive(ref):
         raise ProcessError(f"process {ref.pid} survived SIGKILL")

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 
 from benchlab import BenchLab
-from benchlib import conditions, fmt, machine, summary
+from benchlib import conditions, fmt, machine, summary, wait_for_quiet
 
 LEGACY_HOST = "network-1"
 LEGACY_NS = "vm-legacyrtr"
@@ -232,6 +232,9 @@ def main() -> int:
     p.add_argument("--api-port", type=int, default=19851)
     p.add_argument("--keep-lab", action="store_true")
     p.add_argument("--no-centralized", action="store_true", help="skip path v")
+    p.add_argument("--wait-idle", type=float, metavar="LOAD",
+                   help="first wait (up to --wait-max s) for the 1-min load average < LOAD")
+    p.add_argument("--wait-max", type=float, default=600.0)
     p.add_argument("--json", help="write the raw results here")
     args = p.parse_args()
     if not (1 <= args.runs <= 10 and 1 <= args.seconds <= 60 and 10 <= args.pings <= 1000):
@@ -248,6 +251,8 @@ def main() -> int:
                 legacy.build()
             runner = Runner(bench, args, legacy)
             time.sleep(1.0)
+            print(f"waiting for a quieter machine: {wait_for_quiet(args.wait_idle, args.wait_max)}",
+                  flush=True)
             before = conditions(args.name)
             for run in range(args.runs):
                 for index, case in enumerate(cases):

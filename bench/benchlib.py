@@ -12,6 +12,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,3 +93,17 @@ def run_dvr(args: Sequence[str], timeout: float = 120.0) -> subprocess.Completed
 
 def lab_down(name: str, api_port: int) -> None:
     run_dvr(["lab", "down", "--name", name, "--api-port", str(api_port)])
+
+
+def wait_for_quiet(threshold: float | None, longest: float = 600.0) -> str:
+    """Wait (at most ``longest`` seconds) until the 1-minute load average is below
+    ``threshold``; says what happened (the machine is shared: other sessions run tests)."""
+    if threshold is None:
+        return "not waited"
+    started = time.monotonic()
+    while time.monotonic() - started < longest:
+        load = float(load_average().split()[0])
+        if load < threshold:
+            return f"load {load:.2f} < {threshold} after {time.monotonic() - started:.0f}s"
+        time.sleep(5)
+    return f"load still {load_average()} after {longest:.0f}s: measured anyway"

@@ -14,6 +14,7 @@ from dvr.server.api.common import Collection, json_response, prefilter
 from dvr.server.attributes import Attr, ResourceSpec, decode_json
 from dvr.server.context import ServerContext
 from dvr.server.errors import http_bad_request
+from dvr.server.services import router_interfaces
 from dvr.server.services import routers as service
 from dvr.server.services.common import list_rows
 from dvr.server.validate import (
@@ -100,13 +101,15 @@ def extra_routes(context: ServerContext) -> list[Route]:
     async def add_interface(request: Request) -> Response:
         router_id = request.path_params["id"]
         body = _interface_body(await request.body())
-        info = await context.write(lambda tx: service.add_interface(tx, router_id, body))
+        info = await context.write(lambda tx: router_interfaces.add_interface(tx, router_id, body))
         return json_response(info)
 
     async def remove_interface(request: Request) -> Response:
         router_id = request.path_params["id"]
         body = _interface_body(await request.body())
-        info = await context.write(lambda tx: service.remove_interface(tx, router_id, body))
+        info = await context.write(
+            lambda tx: router_interfaces.remove_interface(tx, router_id, body)
+        )
         return json_response(info)
 
     async def l3_agents(request: Request) -> Response:

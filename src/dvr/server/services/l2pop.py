@@ -40,4 +40,3 @@ def touching_hosts(conn: Connection, network_ids: Collection[str]) -> dict[str, 
 def bound_port_networks(conn: Connection, host: str) -> set[str]:
     query = select(ports.c.network_id).where(ports.c.host == host).distinct()
     return {row[0] for row in conn.execute(query)}
-

@@ -117,9 +117,6 @@ def create(tx: WriteTx, body: dict[str, Any]) -> dict[str, Any]:
     return show(tx.conn, network_id)
 
 
-VIEW_FIELDS = ("name", "mtu", "router:external")
-
-
 def update_network(tx: WriteTx, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
     row = get_network(tx.conn, network_id)
     values: dict[str, Any] = {}

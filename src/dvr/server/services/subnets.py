@@ -13,7 +13,7 @@ from dvr.server.services import ipam
 from dvr.server.services.common import bump, get_row, new_id, standard_fields, standard_values
 from dvr.server.tx import WriteTx
 
-IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+AUTO_DELETE_OWNERS = ("network:dhcp",)  # their addresses go with the subnet
 
 
 def get_subnet(conn: Connection, subnet_id: str) -> Any:
@@ -170,9 +170,6 @@ def update_subnet(tx: WriteTx, subnet_id: str, body: dict[str, Any]) -> dict[str
     if gateway_changed:
         _subnets_of_network_changed(tx, row.network_id, subnet_id)
     return show(tx.conn, subnet_id)
-
-
-AUTO_DELETE_OWNERS = ("network:dhcp",)
 
 
 def delete_subnet(tx: WriteTx, subnet_id: str) -> None:

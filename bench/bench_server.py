@@ -263,13 +263,18 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
 def bench_hostview(db_url: str, sample: list[str], repeat: int) -> dict[str, object]:
     database = Database.from_url(db_url)
     timings, cpu, to_json, sizes = [], [], [], {}
+    by_kind: dict[str, dict[str, list[float]]] = {}
     for host in sample:
+        kind = by_kind.setdefault("snat" if host.startswith("snat") else "compute",
+                                  {"build_ms": [], "build_cpu_ms": []})
         for _ in range(repeat):
             with database.read() as conn:
                 started, cpu_started = time.perf_counter(), time.thread_time()
                 view = build_host_view(conn, host)
                 timings.append((time.perf_counter() - started) * 1000)
                 cpu.append((time.thread_time() - cpu_started) * 1000)
+                kind["build_ms"].append(timings[-1])
+                kind["build_cpu_ms"].append(cpu[-1])
             started = time.perf_counter()
             json.dumps(to_jsonable(view))
             to_json.append((time.perf_counter() - started) * 1000)
@@ -280,7 +285,8 @@ def bench_hostview(db_url: str, sample: list[str], repeat: int) -> dict[str, obj
                        "json_bytes": len(json.dumps(view.to_dict()))}
     database.dispose()
     return {"build_ms": stats(timings), "build_cpu_ms": stats(cpu),
-            "to_json_ms": stats(to_json), "views": sizes}
+            "to_json_ms": stats(to_json), "views": sizes,
+            "by_kind": {k: {m: stats(v) for m, v in d.items()} for k, d in by_kind.items()}}
 
 
 def bench_hostview_http(url: str, sample: list[str], repeat: int) -> dict[str, float]:

@@ -31,7 +31,7 @@ import sys
 import time
 
 from benchlab import BenchLab, LineWatcher, ReconcileLine, reconcile_lines
-from benchlib import conditions, fmt, machine, summary
+from benchlib import conditions, fmt, machine, summary, wait_for_quiet
 
 WAIT = 10.0  # seconds to wait for each outcome
 
@@ -203,6 +203,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", help="write the raw results here")
     p.add_argument("--label", default="", help="a note stored with the results")
+    p.add_argument("--wait-idle", type=float, metavar="LOAD",
+                   help="first wait (up to --wait-max s) for the 1-min load average < LOAD")
+    p.add_argument("--wait-max", type=float, default=600.0)
     args = p.parse_args()
     if not 1 <= args.runs <= 40:
         p.error("--runs must be 1..40")
@@ -210,6 +213,8 @@ def main() -> int:
     runs = []
     with BenchLab(args.name, args.api_port, keep=args.keep_lab) as bench:
         time.sleep(2.0)  # the agents' first reconciles after `up` are done
+        print(f"waiting for a quieter machine: {wait_for_quiet(args.wait_idle, args.wait_max)}",
+              flush=True)
         before = conditions(args.name)
         pb = PortBench(bench, args)
         for i in range(args.runs):

@@ -42,6 +42,7 @@ from dvr.model.hostview import (
     SnatPortView,
     SubnetView,
 )
+from dvr.server.services.common import in_ids
 from dvr.server.services.notify import current_revision
 from dvr.server.services.scheduler import (
     central_hosts,
@@ -60,7 +61,7 @@ def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, 
     if port_ids:
         query = select(
             ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address
-        ).where(ip_allocations.c.port_id.in_(list(port_ids)))
+        ).where(in_ids(conn, ip_allocations.c.port_id, port_ids))
         for port_id, subnet_id, ip in conn.execute(query).all():
             result[port_id].append(FixedIp(subnet_id, ip))
     return {k: sorted(v, key=lambda f: (f.subnet_id, f.ip_address)) for k, v in result.items()}
@@ -110,7 +111,7 @@ def _subnet_views(conn: Connection, network_ids: Collection[str]) -> dict[str, l
             subnets.c.cidr,
             subnets.c.gateway_ip,
             subnets.c.ip_version,
-        ).where(subnets.c.network_id.in_(list(network_ids)))
+        ).where(in_ids(conn, subnets.c.network_id, network_ids))
         for row in conn.execute(query).all():
             result[row.network_id].append(SubnetView(*row))
     return {k: sorted(v, key=lambda s: s.id) for k, v in result.items()}
@@ -122,15 +123,20 @@ def _network_views(
     if not network_ids:
         return ()
     # one pass over the bound ports of these networks: who touches them through a port, and
-    # the L2 entries of every other host
-    touchers: dict[str, set[str]] = defaultdict(set)
-    entries: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(dict)
+    # the L2 entries of every host (network -> host -> mac -> ips; the local host is skipped
+    # when the views are built)
+    by_network: dict[str, dict[str, dict[str, list[str]]]] = {n: {} for n in network_ids}
     for network_id, other, mac, ip in bound_port_addresses(conn, network_ids):
-        touchers[network_id].add(other)
-        if other != host:
-            ips = entries[(network_id, other)].setdefault(mac, [])
-            if ip is not None:
-                ips.append(ip)
+        hosts = by_network[network_id]
+        macs = hosts.get(other)
+        if macs is None:
+            macs = hosts[other] = {}
+        ips = macs.get(mac)
+        if ips is None:
+            ips = macs[mac] = []
+        if ip is not None:
+            ips.append(ip)
+    touchers: dict[str, set[str]] = {n: set(hosts) for n, hosts in by_network.items()}
     routers_by_network = routers_on_networks(conn, network_ids)
     hosts_by_router = router_hosts(conn, {r for rs in routers_by_network.values() for r in rs})
     for network_id, router_ids in routers_by_network.items():
@@ -150,23 +156,25 @@ def _network_views(
             "physical_network",
         )
     ]
-    rows = conn.execute(select(*columns).where(networks.c.id.in_(list(network_ids)))).all()
+    rows = conn.execute(select(*columns).where(in_ids(conn, networks.c.id, network_ids))).all()
     views = []
     for row in rows:
+        hosts = by_network[row.id]
         remote = []
         for other in sorted(touchers[row.id] - {host}):
-            if other not in tunnel_ips:
+            tunnel_ip = tunnel_ips.get(other)
+            if tunnel_ip is None:
                 continue  # not registered yet: no tunnel endpoint to reach it
-            macs = entries.get((row.id, other), {})
-            remote.append(
-                RemoteHost(
-                    host=other,
-                    tunnel_ip=tunnel_ips[other],
-                    entries=tuple(
-                        L2Entry(mac, tuple(sorted(ips))) for mac, ips in sorted(macs.items())
-                    ),
+            macs = hosts.get(other)
+            entries = (
+                tuple(
+                    L2Entry(mac, tuple(sorted(ips)) if len(ips) > 1 else tuple(ips))
+                    for mac, ips in sorted(macs.items())
                 )
+                if macs
+                else ()
             )
+            remote.append(RemoteHost(other, tunnel_ip, entries))
         views.append(
             NetworkView(
                 id=row.id,
@@ -190,7 +198,7 @@ def _tunnel_ips(conn: Connection, hosts: set[str]) -> dict[str, str]:
         dvr_hosts.c.tunnel_ip.is_not(None)
     )
     if len(hosts) <= MANY:
-        query = query.where(dvr_hosts.c.host.in_(list(hosts)))
+        query = query.where(in_ids(conn, dvr_hosts.c.host, hosts))
     return {h: ip for h, ip in conn.execute(query).all() if h in hosts}
 
 
@@ -199,7 +207,7 @@ def bound_port_addresses(conn: Connection, network_ids: Collection[str]) -> list
     query = (
         select(ports.c.network_id, ports.c.host, ports.c.mac_address, ip_allocations.c.ip_address)
         .select_from(ports.outerjoin(ip_allocations, ip_allocations.c.port_id == ports.c.id))
-        .where(ports.c.network_id.in_(list(network_ids)), ports.c.host != "")
+        .where(in_ids(conn, ports.c.network_id, network_ids), ports.c.host != "")
     )
     return conn.execute(query).all()
 
@@ -229,7 +237,7 @@ def router_interface_rows(conn: Connection, router_ids: Collection[str] | None =
         .join(networks, networks.c.id == router_interfaces.c.network_id)
     )
     if router_ids is not None:
-        query = query.where(router_interfaces.c.router_id.in_(list(router_ids)))
+        query = query.where(in_ids(conn, router_interfaces.c.router_id, router_ids))
     return conn.execute(query).all()
 
 
@@ -240,7 +248,7 @@ def _arp_rows(conn: Connection, subnet_ids: Collection[str]) -> list[Any]:
         select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address, ports.c.mac_address)
         .select_from(ip_allocations.join(ports, ports.c.id == ip_allocations.c.port_id))
         .where(
-            ip_allocations.c.subnet_id.in_(list(subnet_ids)),
+            in_ids(conn, ip_allocations.c.subnet_id, subnet_ids),
             ports.c.device_owner.not_in(
                 (OWNER_ROUTER_INTERFACE, OWNER_ROUTER_INTERFACE_DISTRIBUTED)
             ),
@@ -266,7 +274,9 @@ def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
             .join(subnets, subnets.c.id == ip_allocations.c.subnet_id)
             .join(networks, networks.c.id == ports.c.network_id)
         )
-        .where(ports.c.device_owner == OWNER_ROUTER_SNAT, ports.c.device_id.in_(list(router_ids)))
+        .where(
+            ports.c.device_owner == OWNER_ROUTER_SNAT, in_ids(conn, ports.c.device_id, router_ids)
+        )
     )
     return conn.execute(query).all()
 
@@ -283,7 +293,7 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
             ports.c.host,
         )
         .select_from(floatingips.join(ports, ports.c.id == floatingips.c.fixed_port_id))
-        .where(floatingips.c.router_id.in_(list(router_ids)), ports.c.host == host)
+        .where(in_ids(conn, floatingips.c.router_id, router_ids), ports.c.host == host)
     )
     return conn.execute(query).all()
 
@@ -305,7 +315,7 @@ def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[Ro
             "enable_snat",
         )
     ]
-    router_rows = conn.execute(select(*columns).where(routers.c.id.in_(list(router_ids)))).all()
+    router_rows = conn.execute(select(*columns).where(in_ids(conn, routers.c.id, router_ids))).all()
     interfaces: dict[str, list[RouterInterfaceView]] = defaultdict(list)
     subnet_router: dict[str, str] = {}
     for r in router_interface_rows(conn, router_ids):
@@ -366,7 +376,9 @@ def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, Gatewa
         return {}
     port_ids = [r.gw_port_id for r in with_gateway]
     macs = dict(
-        conn.execute(select(ports.c.id, ports.c.mac_address).where(ports.c.id.in_(port_ids))).all()
+        conn.execute(
+            select(ports.c.id, ports.c.mac_address).where(in_ids(conn, ports.c.id, port_ids))
+        ).all()
     )
     fixed = fixed_ips_by_port(conn, port_ids)
     external_subnets = _subnet_views(conn, {r.gw_network_id for r in with_gateway})

@@ -6,7 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import String
 
 from dvr.server.errors import not_found
 from dvr.server.validate import is_uuid
@@ -14,6 +17,16 @@ from dvr.server.validate import is_uuid
 NOAUTH_PROJECT = "fake_project_id"
 # rendering more rows than this reads a related table whole instead of a long IN list
 BULK_RENDER_THRESHOLD = 500
+
+
+def in_ids(conn: Connection, column: Any, ids: Any) -> ColumnElement[bool]:
+    """``column IN ids`` as one bound parameter on PostgreSQL (``= ANY(array)``: constant SQL
+    text, so no per-id rendering and the driver's statement cache applies), a plain IN list
+    elsewhere."""
+    values = list(ids)
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
 
 
 def new_id() -> str:

@@ -22,6 +22,7 @@ from dvr.db.tables import (
     router_l3_bindings,
     routers,
 )
+from dvr.server.services.common import in_ids
 
 
 def _serviceable_hosts_select():  # type: ignore[no-untyped-def]
@@ -42,9 +43,9 @@ def router_hosts(conn: Connection, router_ids: Collection[str]) -> dict[str, set
         return result
     ids = list(result)
     query = union(
-        _serviceable_hosts_select().where(router_interfaces.c.router_id.in_(ids)),
+        _serviceable_hosts_select().where(in_ids(conn, router_interfaces.c.router_id, ids)),
         select(router_l3_bindings.c.router_id, router_l3_bindings.c.host).where(
-            router_l3_bindings.c.router_id.in_(ids)
+            in_ids(conn, router_l3_bindings.c.router_id, ids)
         ),
     )
     for router_id, host in conn.execute(query):
@@ -77,7 +78,7 @@ def routers_on_networks(conn: Connection, network_ids: Collection[str]) -> dict[
     if not result:
         return result
     query = select(router_interfaces.c.network_id, router_interfaces.c.router_id).where(
-        router_interfaces.c.network_id.in_(list(result))
+        in_ids(conn, router_interfaces.c.network_id, result)
     )
     for network_id, router_id in conn.execute(query):
         result[network_id].add(router_id)
@@ -144,7 +145,7 @@ def central_hosts(conn: Connection, router_ids: Collection[str] | None = None) -
     have one."""
     query = select(router_l3_bindings.c.router_id, router_l3_bindings.c.host)
     if router_ids is not None:
-        query = query.where(router_l3_bindings.c.router_id.in_(list(router_ids)))
+        query = query.where(in_ids(conn, router_l3_bindings.c.router_id, router_ids))
     return dict(conn.execute(query).all())
 
 

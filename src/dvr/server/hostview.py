@@ -53,6 +53,11 @@ from dvr.server.services.scheduler import (
 
 DEFAULT_AGENT_MODE = "dvr"
 MANY = 100  # beyond this many keys, read the whole (small) table instead of a long IN list
+# PostgreSQL's default random_page_cost (4) assumes spinning disks: with it, the planner
+# scans the whole ports table to join a few hundred rows instead of probing its primary key.
+# The tables a view reads fit in memory, so the read transaction plans with the usual
+# SSD/cached value (SET LOCAL: this transaction only).
+POSTGRES_RANDOM_PAGE_COST = "1.1"
 
 
 def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, list[FixedIp]]:
@@ -396,6 +401,8 @@ def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, Gatewa
 
 
 def build_host_view(conn: Connection, host: str) -> HostView:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
     revision = current_revision(conn)
     registration = conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
     macs = dict(conn.execute(select(dvr_host_macs.c.host, dvr_host_macs.c.mac_address)).all())

@@ -136,8 +136,9 @@ ports = Table(
     Column("dvr_serviceable", Boolean, nullable=False, default=False),
     *_standard_columns(),
     UniqueConstraint("network_id", "mac_address", name="uq_ports_network_id_mac_address"),
-    # L2 population and "who touches this network": bound ports per network
-    Index("ix_ports_network_id_host", "network_id", "host"),
+    # L2 population and "who touches this network": bound ports per network; mac_address
+    # and id make it covering for the HostView's pass over them (no table row reads)
+    Index("ix_ports_network_id_host_mac_address_id", "network_id", "host", "mac_address", "id"),
 )
 
 ip_allocations = Table(
@@ -145,8 +146,10 @@ ip_allocations = Table(
     metadata,
     Column("subnet_id", ID, ForeignKey("subnets.id"), primary_key=True),
     Column("ip_address", String(64), primary_key=True),
-    Column("port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
     Column("network_id", ID, nullable=False),
+    # a port's addresses; ip_address makes it covering for joins from ports
+    Index("ix_ip_allocations_port_id_ip_address", "port_id", "ip_address"),
 )
 
 routers = Table(

@@ -18,6 +18,16 @@ def make_config(db_url: str, **overrides: Any) -> ServerConfig:
     return ServerConfig(db_url=db_url, watch_poll_interval=0.2, **overrides)
 
 
+def pool(prefix: str) -> list[dict[str, str]]:
+    """An allocation pool of ``prefix``.100-.254 of a /24: random allocations never take the
+    low addresses a test asks for by name (a fixed IP may lie outside the pools, as in Neutron).
+    """
+    return [{"start": f"{prefix}.100", "end": f"{prefix}.254"}]
+
+
+UPPER_POOL = pool("198.51.100")
+
+
 class ApiError(AssertionError):
     pass
 

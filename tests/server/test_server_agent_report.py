@@ -2,25 +2,45 @@
 
 
 def register(api, host="compute-1"):
-    api.call("POST", "/dvr/v1/agents", {"host": host, "agent_mode": "dvr",
-                                         "tunnel_ip": "198.18.0.11",
-                                         "datapath_type": "netdev"}, expect=200)
+    api.call(
+        "POST",
+        "/dvr/v1/agents",
+        {"host": host, "agent_mode": "dvr", "tunnel_ip": "198.18.0.11", "datapath_type": "netdev"},
+        expect=200,
+    )
 
 
 def test_heartbeat_report_is_returned_by_agent_state(api):
     register(api)
-    api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat",
-             {"applied_revision": 3, "ports_up": [], "ports_down": [],
-              "vifs": {"p1": "tapp1"}, "local_vlans": {"n1": 1, "n2": 2}}, expect=200)
+    api.call(
+        "POST",
+        "/dvr/v1/hosts/compute-1/heartbeat",
+        {
+            "applied_revision": 3,
+            "ports_up": [],
+            "ports_down": [],
+            "vifs": {"p1": "tapp1"},
+            "local_vlans": {"n1": 1, "n2": 2},
+        },
+        expect=200,
+    )
     state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
-    assert state == {"host": "compute-1", "applied_revision": 3, "vifs": {"p1": "tapp1"},
-                     "local_vlans": {"n1": 1, "n2": 2}}
+    assert state == {
+        "host": "compute-1",
+        "applied_revision": 3,
+        "vifs": {"p1": "tapp1"},
+        "local_vlans": {"n1": 1, "n2": 2},
+    }
 
 
 def test_heartbeat_without_report_keeps_the_last_one(api):
     register(api)
-    api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat",
-             {"applied_revision": 1, "vifs": {"p1": "tapp1"}, "local_vlans": {}}, expect=200)
+    api.call(
+        "POST",
+        "/dvr/v1/hosts/compute-1/heartbeat",
+        {"applied_revision": 1, "vifs": {"p1": "tapp1"}, "local_vlans": {}},
+        expect=200,
+    )
     api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat", {"applied_revision": 2}, expect=200)
     state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
     assert state["vifs"] == {"p1": "tapp1"}
@@ -29,8 +49,12 @@ def test_heartbeat_without_report_keeps_the_last_one(api):
 
 def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):
     register(api)
-    for body in ({"vifs": ["p1"]}, {"local_vlans": {"n1": 5000}},
-                 {"local_vlans": {"n1": "1"}}, {"vifs": {"p1": 3}}):
+    for body in (
+        {"vifs": ["p1"]},
+        {"local_vlans": {"n1": 5000}},
+        {"local_vlans": {"n1": "1"}},
+        {"vifs": {"p1": 3}},
+    ):
         status, error = api.error("POST", "/dvr/v1/hosts/compute-1/heartbeat", body)
         assert status == 400 and error["type"] == "InvalidInput", body
     status, _ = api.error("GET", "/dvr/v1/hosts/nowhere/agent-state")

@@ -7,6 +7,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from server_helpers import UPPER_POOL
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
@@ -14,7 +15,7 @@ UNKNOWN = "00000000-0000-4000-8000-000000000000"
 @pytest.fixture
 def world(api):
     net = api.network("blue")
-    sub = api.subnet(net["id"], "198.51.100.0/24")
+    sub = api.subnet(net["id"], "198.51.100.0/24", allocation_pools=UPPER_POOL)
     ext = api.network("ext", **{"router:external": True})
     api.subnet(ext["id"], "203.0.113.0/24")
     router = api.router()

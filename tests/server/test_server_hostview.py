@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from server_helpers import UPPER_POOL, pool
 
 from dvr.model.hostview import HostView, host_view_from_dict
 
@@ -15,9 +16,9 @@ def cloud(api):
     macs = {h: api.host_mac(h) for h in ("compute-1", "compute-2", "net-1")}
     c = {"macs": macs}
     c["blue"] = api.network("blue")
-    c["blue_sub"] = api.subnet(c["blue"]["id"], "198.51.100.0/24")
+    c["blue_sub"] = api.subnet(c["blue"]["id"], "198.51.100.0/24", allocation_pools=UPPER_POOL)
     c["orange"] = api.network("orange")
-    c["orange_sub"] = api.subnet(c["orange"]["id"], "10.1.0.0/24")
+    c["orange_sub"] = api.subnet(c["orange"]["id"], "10.1.0.0/24", allocation_pools=pool("10.1.0"))
     c["green"] = api.network("green")
     c["green_sub"] = api.subnet(c["green"]["id"], "10.2.0.0/24")
     c["ext"] = api.network("ext", **{"router:external": True})

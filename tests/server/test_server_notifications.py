@@ -9,6 +9,7 @@ import os
 import random
 
 import pytest
+from server_helpers import UPPER_POOL
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def cloud(api):
         api.host_mac(host)
     c = {}
     c["blue"] = api.network("blue")
-    c["blue_sub"] = api.subnet(c["blue"]["id"], "198.51.100.0/24")
+    c["blue_sub"] = api.subnet(c["blue"]["id"], "198.51.100.0/24", allocation_pools=UPPER_POOL)
     c["orange"] = api.network("orange")
     c["orange_sub"] = api.subnet(c["orange"]["id"], "10.1.0.0/24")
     c["green"] = api.network("green")
@@ -82,9 +83,7 @@ def test_port_mac_change(api, cloud):
 def test_port_ip_change(api, cloud):
     got = notified(
         api,
-        lambda: api.update(
-            "port", cloud["vm1"]["id"], fixed_ips=[{"ip_address": "198.51.100.200"}]
-        ),
+        lambda: api.update("port", cloud["vm1"]["id"], fixed_ips=[{"ip_address": "198.51.100.20"}]),
     )
     assert got == ROUTER_HOSTS
 

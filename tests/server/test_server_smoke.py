@@ -19,12 +19,22 @@ def test_resource_list(api):
 def test_extensions(api):
     extensions = api.call("GET", "/v2.0/extensions", expect=200)["extensions"]
     aliases = {e["alias"] for e in extensions}
-    assert {"router", "dvr", "external-net", "extraroute", "binding", "agent",
-            "l3_agent_scheduler", "allowed-address-pairs", "provider", "net-mtu",
-            "pagination", "sorting"} <= aliases
+    assert {
+        "router",
+        "dvr",
+        "external-net",
+        "extraroute",
+        "binding",
+        "agent",
+        "l3_agent_scheduler",
+        "allowed-address-pairs",
+        "provider",
+        "net-mtu",
+        "pagination",
+        "sorting",
+    } <= aliases
     assert "security-group" not in aliases and "external-gateway-multihoming" not in aliases
-    assert all(set(e) == {"name", "alias", "description", "updated", "links"}
-               for e in extensions)
+    assert all(set(e) == {"name", "alias", "description", "updated", "links"} for e in extensions)
     assert api.call("GET", "/v2.0/extensions/dvr", expect=200)["extension"]["alias"] == "dvr"
     status, error = api.error("GET", "/v2.0/extensions/security-group")
     assert status == 404
@@ -34,8 +44,13 @@ def test_openapi_document(api):
     document = api.call("GET", "/openapi.json", expect=200)
     assert document["openapi"].startswith("3.")
     paths = document["paths"]
-    for path in ("/v2.0/networks", "/v2.0/ports/{id}", "/v2.0/routers/{id}/add_router_interface",
-                 "/dvr/v1/hosts/{host}/view", "/dvr/v1/hosts/{host}/watch"):
+    for path in (
+        "/v2.0/networks",
+        "/v2.0/ports/{id}",
+        "/v2.0/routers/{id}/add_router_interface",
+        "/dvr/v1/hosts/{host}/view",
+        "/dvr/v1/hosts/{host}/watch",
+    ):
         assert path in paths
     assert set(paths["/v2.0/networks"]) == {"get", "post"}
     assert set(paths["/v2.0/networks/{id}"]) == {"get", "put", "delete"}

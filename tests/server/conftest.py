@@ -188,11 +188,13 @@ def start_live_server(db_url: str, state_dir: Path, *extra: str) -> LiveServer:
         )
     url = f"http://127.0.0.1:{port}"
     server = LiveServer(url, process, log_path)
+    sockets = [Path(arg.removeprefix("unix:")) for arg in extra if arg.startswith("unix:")]
     for _ in range(300):  # up to ~30 s
         if process.poll() is not None:
             raise RuntimeError(f"dvr-server exited: {log_path.read_text()}")
         try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
+            tcp_ready = httpx.get(url + "/", timeout=1).status_code == 200
+            if tcp_ready and all(path.exists() for path in sockets):
                 return server
         except httpx.HTTPError:
             pass

@@ -170,15 +170,22 @@ HOSTS = ["c1", "c2", "c3", "c4", "snat"]
 OWNERS = ["compute:nova", "compute:nova", "network:dhcp", ""]
 
 
+def flat(physnet):
+    return {"provider:network_type": "flat", "provider:physical_network": physnet}
+
+
 class World:
-    def __init__(self, api, rng):
+    """Three VXLAN tenant networks and a flat one; the external network VXLAN or flat."""
+
+    def __init__(self, api, rng, external_type="vxlan"):
         self.api, self.rng = api, rng
         self.nets, self.subnets, self.ports, self.fips = [], [], [], []
-        self.ext = api.network("ext", **{"router:external": True})
+        provider = flat("public") if external_type == "flat" else {}
+        self.ext = api.network("ext", **{"router:external": True}, **provider)
         api.subnet(self.ext["id"], "203.0.113.0/24")
         self.routers = [api.router("R1"), api.router("R2")]
-        for i in range(3):
-            net = api.network(f"n{i}")
+        for i in range(4):
+            net = api.network(f"n{i}", **(flat("physnet1") if i == 3 else {}))
             self.nets.append(net)
             self.subnets.append(api.subnet(net["id"], f"10.{i}.0.0/24"))
 
@@ -311,10 +318,11 @@ class World:
 SEEDS = [int(x) for x in os.environ.get("DVR_ORACLE_SEEDS", "1,2,3").split(",")]
 
 
+@pytest.mark.parametrize("external_type", ["vxlan", "flat"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_notified_hosts_are_exactly_the_hosts_whose_view_changed(api, seed):
+def test_notified_hosts_are_exactly_the_hosts_whose_view_changed(api, seed, external_type):
     rng = random.Random(seed)
-    world = World(api, rng)
+    world = World(api, rng, external_type)
     for step in range(45):
         op = rng.choice(world.ops())
         known = api.known_hosts()

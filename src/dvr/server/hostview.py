@@ -43,6 +43,7 @@ from dvr.model.hostview import (
     SubnetView,
 )
 from dvr.server.services.common import in_ids
+from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
 from dvr.server.services.scheduler import (
     central_hosts,
@@ -127,9 +128,48 @@ def _network_views(
 ) -> tuple[NetworkView, ...]:
     if not network_ids:
         return ()
+    columns = [
+        networks.c[n]
+        for n in (
+            "id",
+            "name",
+            "network_type",
+            "segmentation_id",
+            "mtu",
+            "external",
+            "physical_network",
+        )
+    ]
+    rows = conn.execute(select(*columns).where(in_ids(conn, networks.c.id, network_ids))).all()
+    remote = _remote_hosts(
+        conn, host, {row.id for row in rows if row.network_type in L2POP_NETWORK_TYPES}
+    )
+    views = [
+        NetworkView(
+            id=row.id,
+            name=row.name,
+            network_type=row.network_type,
+            segmentation_id=row.segmentation_id,
+            mtu=row.mtu,
+            external=row.external,
+            physical_network=row.physical_network,
+            subnets=tuple(subnet_map.get(row.id, [])),
+            remote_hosts=remote.get(row.id, ()),
+        )
+        for row in rows
+    ]
+    return tuple(sorted(views, key=lambda n: n.id))
+
+
+def _remote_hosts(
+    conn: Connection, host: str, network_ids: set[str]
+) -> dict[str, tuple[RemoteHost, ...]]:
+    """L2 population of the tunnel networks: network -> the other hosts touching it (those
+    with a tunnel endpoint), each with the L2 entries of its bound ports."""
+    if not network_ids:
+        return {}
     # one pass over the bound ports of these networks: who touches them through a port, and
-    # the L2 entries of every host (network -> host -> mac -> ips; the local host is skipped
-    # when the views are built)
+    # the L2 entries of every host (network -> host -> mac -> ips)
     by_network: dict[str, dict[str, dict[str, list[str]]]] = {n: {} for n in network_ids}
     for network_id, other, mac, ip in bound_port_addresses(conn, network_ids):
         hosts = by_network[network_id]
@@ -149,24 +189,10 @@ def _network_views(
             touchers[network_id] |= hosts_by_router[router_id]
     others = {h for hs in touchers.values() for h in hs} - {host}
     tunnel_ips = _tunnel_ips(conn, others)
-    columns = [
-        networks.c[n]
-        for n in (
-            "id",
-            "name",
-            "network_type",
-            "segmentation_id",
-            "mtu",
-            "external",
-            "physical_network",
-        )
-    ]
-    rows = conn.execute(select(*columns).where(in_ids(conn, networks.c.id, network_ids))).all()
-    views = []
-    for row in rows:
-        hosts = by_network[row.id]
+    result = {}
+    for network_id, hosts in by_network.items():
         remote = []
-        for other in sorted(touchers[row.id] - {host}):
+        for other in sorted(touchers[network_id] - {host}):
             tunnel_ip = tunnel_ips.get(other)
             if tunnel_ip is None:
                 continue  # not registered yet: no tunnel endpoint to reach it
@@ -180,20 +206,8 @@ def _network_views(
                 else ()
             )
             remote.append(RemoteHost(other, tunnel_ip, entries))
-        views.append(
-            NetworkView(
-                id=row.id,
-                name=row.name,
-                network_type=row.network_type,
-                segmentation_id=row.segmentation_id,
-                mtu=row.mtu,
-                external=row.external,
-                physical_network=row.physical_network,
-                subnets=tuple(subnet_map.get(row.id, [])),
-                remote_hosts=tuple(remote),
-            )
-        )
-    return tuple(sorted(views, key=lambda n: n.id))
+        result[network_id] = tuple(remote)
+    return result
 
 
 def _tunnel_ips(conn: Connection, hosts: set[str]) -> dict[str, str]:

@@ -120,7 +120,7 @@ def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
     if view_changed:
         tx.impact.host_changed(host)
         for network_id in touched:
-            tx.impact.network_changed(network_id)
+            tx.impact.network_endpoints_changed(network_id)
         tx.impact.subject("agent", host)
     _bind_host_ports(tx, host)
     if mode in ("dvr_snat", "legacy"):
@@ -256,5 +256,5 @@ def delete_agent(tx: WriteTx, agent_id: str) -> None:
         tx.conn.execute(delete(dvr_hosts).where(dvr_hosts.c.host == row.host))
         tx.impact.host_changed(row.host)
         for network_id in touched:
-            tx.impact.network_changed(network_id)
+            tx.impact.network_endpoints_changed(network_id)
         tx.impact.subject("agent", row.host)

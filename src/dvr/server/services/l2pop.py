@@ -1,9 +1,11 @@
 """L2 population: who takes part in which network, and which MACs live where.
 
 A host *touches* network N when it has a port bound on N or hosts a router with an
-interface on N.  Every other host touching N is a flood target of N, and the ports bound
-to it on N (never a distributed router interface: those have no host) are its unicast
-entries.
+interface on N.  On a tunnel network (VXLAN), every other host touching N is a flood target
+of N, and the ports bound to it on N (never a distributed router interface: those have no
+host) are its unicast entries.  Flat and VLAN networks have none of that: their frames
+cross the physical network, which learns where MACs are (as Neutron's l2population does
+only for tunnel types).
 """
 
 from __future__ import annotations
@@ -12,8 +14,21 @@ from collections.abc import Collection
 
 from sqlalchemy import Connection, select
 
-from dvr.db.tables import ports
+from dvr.db.tables import networks, ports
 from dvr.server.services.scheduler import router_hosts, routers_on_networks
+
+L2POP_NETWORK_TYPES = ("vxlan",)
+
+
+def populated_networks(conn: Connection, network_ids: Collection[str]) -> set[str]:
+    """The networks among these that take part in L2 population (tunnel networks)."""
+    if not network_ids:
+        return set()
+    query = select(networks.c.id).where(
+        networks.c.id.in_(list(network_ids)),
+        networks.c.network_type.in_(L2POP_NETWORK_TYPES),
+    )
+    return {row[0] for row in conn.execute(query)}
 
 
 def touching_hosts(conn: Connection, network_ids: Collection[str]) -> dict[str, set[str]]:

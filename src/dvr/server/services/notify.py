@@ -7,6 +7,8 @@ changed:
   subnets);
 - ``network_entries_changed(N, H)``: the L2 entry of a port bound to H on N — the other
   hosts touching N see it only if H is *visible* (registered with a tunnel IP);
+- ``network_endpoints_changed(N)``: a tunnel endpoint of N appeared, moved or left (a host
+  touching N registered or went away) — every host touching a tunnel network N sees it;
 - ``router_changed(R)``: something every host of R sees (interfaces, static ARP, routes,
   gateway, SNAT);
 - ``router_host_changed(R, H)``: something of R only H sees, if H hosts R (its FIPs);
@@ -16,8 +18,9 @@ changed:
 - a router that changed: its hosts before ∪ after; a router whose hosts changed: the hosts
   that started or stopped hosting it;
 - a network that changed: its hosts before ∪ after; a network whose touching hosts
-  changed: the hosts that joined or left, and — when one of those is visible — everybody
-  touching it before ∪ after (their flood lists / remote hosts changed);
+  changed: the hosts that joined or left, and — when one of those is visible and the
+  network is a tunnel network — everybody touching it before ∪ after (their flood lists /
+  remote hosts changed; flat and VLAN networks have no L2 population);
 - plus the hosts named explicitly.
 
 Tracking a router tracks the networks of its interfaces, because a host starting or
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dvr.db.tables import changes, dvr_hosts, server_state
-from dvr.server.services.l2pop import touching_hosts
+from dvr.server.services.l2pop import populated_networks, touching_hosts
 from dvr.server.services.scheduler import router_hosts, router_networks
 
 CHANGE_KINDS = ("port", "network", "subnet", "router", "hostmac", "floatingip", "agent")
@@ -46,6 +49,7 @@ class Impact:
     network_hosts_before: dict[str, set[str]] = field(default_factory=dict)
     router_hosts_before: dict[str, set[str]] = field(default_factory=dict)
     changed_networks: set[str] = field(default_factory=set)
+    endpoint_networks: set[str] = field(default_factory=set)
     # (network, host): the L2 entry of a port bound to host changed
     entry_changes: set[tuple[str, str]] = field(default_factory=set)
     changed_routers: set[str] = field(default_factory=set)
@@ -70,6 +74,10 @@ class Impact:
     def network_changed(self, network_id: str) -> None:
         self._require(network_id in self.network_hosts_before, "network", network_id)
         self.changed_networks.add(network_id)
+
+    def network_endpoints_changed(self, network_id: str) -> None:
+        self._require(network_id in self.network_hosts_before, "network", network_id)
+        self.endpoint_networks.add(network_id)
 
     def network_entries_changed(self, network_id: str, host: str) -> None:
         self._require(network_id in self.network_hosts_before, "network", network_id)
@@ -113,13 +121,17 @@ class Impact:
         candidates = {h for hosts in moved.values() for h in hosts}
         candidates |= {h for _, h in self.entry_changes}
         visible = visible_hosts(self.conn, candidates)
+        populated = populated_networks(self.conn, self.network_hosts_before)
         for network_id, before in self.network_hosts_before.items():
             everyone = before | after_networks[network_id]
             result |= moved[network_id]
-            if (
-                network_id in self.changed_networks
-                or moved[network_id] & visible
-                or any(n == network_id and h in visible for n, h in self.entry_changes)
+            if network_id in self.changed_networks or (
+                network_id in populated
+                and (
+                    network_id in self.endpoint_networks
+                    or moved[network_id] & visible
+                    or any(n == network_id and h in visible for n, h in self.entry_changes)
+                )
             ):
                 result |= everyone
         return result

@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -106,15 +106,29 @@ def flows_by_cookie(lines: list[str]) -> dict[str, str]:
     return {line.split("cookie=", 1)[1].split(",", 1)[0]: line for line in lines}
 
 
-@pytest.fixture(scope="session")
-def lab3():
-    """The default scenario with a third, initially empty, compute host."""
+def running_lab(name: str, computes: int = 2) -> Iterator[LabDriver]:
+    """Bring lab ``name`` up, yield it, and take it down again.
+
+    A running lab of the same name (another test run on this machine) is never touched.
+    """
     reason = lab_prerequisites_missing()
     if reason:
         pytest.skip(reason)
-    lab = Lab(name="e2e", api_port=free_port(), out=lambda m: None)
+    lab = Lab(name=name, api_port=free_port(), out=lambda m: None)
+    if lab.is_up():
+        pytest.fail(f"a lab named {name!r} is running already (another test run?); "
+                    f"`dvr lab down --name {name}` if it is a leftover")
     try:
-        lab.up(computes=3)
+        lab.up(computes=computes)
         yield LabDriver(lab)
     finally:
         lab.down(quiet=True)
+
+
+@pytest.fixture(scope="package")
+def lab3() -> Iterator[LabDriver]:
+    """The default scenario with a third, initially empty, compute host.
+
+    Package scope: the lab goes down when the e2e tests are done, not at the end of the run.
+    """
+    yield from running_lab("e2e", computes=3)

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from dvr.lab.lab import Lab
-from tests.e2e.conftest import LabDriver, free_port, lab_prerequisites_missing
+from tests.e2e.conftest import LabDriver, running_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -27,15 +26,7 @@ LAB_NAME = "trc"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabDriver]:
-    reason = lab_prerequisites_missing()
-    if reason:
-        pytest.skip(reason)
-    lab = Lab(name=LAB_NAME, api_port=free_port(), out=lambda m: None)
-    try:
-        lab.up()
-        yield LabDriver(lab)
-    finally:
-        lab.down(quiet=True)
+    yield from running_lab(LAB_NAME)
 
 
 def dvr_trace(*argv: str) -> subprocess.CompletedProcess[str]:

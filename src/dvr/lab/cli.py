@@ -31,11 +31,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=cmd_status)
 
     exe = command("exec", help="run a command in a lab host or VM")
-    exe.add_argument("target", help="host (compute-1, network-1) or VM (blue-1)")
+    exe.add_argument("target", help="host (compute-1, network-1, outside) or VM (blue-1)")
     exe.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD ...")
     exe.set_defaults(handler=cmd_exec)
 
-    ping = command("ping", help="ping from one VM to another VM or an IP")
+    ping = command("ping", help="ping from a VM (or outside) to a VM, outside or an IP")
     ping.add_argument("source")
     ping.add_argument("destination")
     ping.add_argument("-c", "--count", type=int, default=3)
@@ -107,6 +107,9 @@ def lab_status(lab: Lab) -> dict:
                      "hosts": sorted(n for n, h in hosts.items()
                                      if r["id"] in h.get("routers", []))}
                     for r in routers],
+        "outside": ({"host": "outside", "netns": record.outside_netns,
+                     "address": record.outside_cidr, "segment": "external (br-ex on every host)"}
+                    if record.outside_cidr else None),
     }
 
 
@@ -123,6 +126,10 @@ def render_status(status: dict) -> str:
     lines.append(format_table(("ROUTER", "ID", "DISTRIBUTED", "HOSTED ON"), [
         (r["name"], r["id"], r["distributed"], ", ".join(r["hosts"]) or "-")
         for r in status["routers"]]))
+    if status.get("outside"):
+        outside = status["outside"]
+        lines += ["", f"Outside host: {outside['host']} {outside['address']} on the external "
+                      f"segment (br-ex on every host); `dvr lab exec outside -- CMD`"]
     lines += ["", "Try:",
               "  dvr lab ping blue-1 orange-1    # routed on compute-1, straight to compute-2",
               "  dvr trace blue-1 orange-1       # the path, flow by flow",

@@ -9,8 +9,14 @@ MTU 1500.  Userspace VXLAN needs exactly that: the tunnel IP on an OVS bridge, o
 TX checksum offload is switched off on the kernel ends whose peer is an OVS netdev port
 (the fabric ends), as §3 requires for anything but ping to work.
 
+The same namespace holds a second bridge, the *external* segment (the provider network a
+real cloud's external network lives on): each host joins it through a veth whose host end
+is a port of the host's ``br-ex`` (the external bridge that north/south plumbing attaches
+to), and the *outside* host (a plain namespace, the upstream router of the external
+subnet) sits on it with the external subnet's gateway address.
+
 The fabric records its name in ``workdir/fabric.json``; ``cleanup_fabric`` removes the
-namespace (which takes the bridge and every veth with it).
+namespace (which takes the bridges and every veth with it).
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ UNDERLAY = ipaddress.ip_network("198.18.0.0/15")
 FABRIC_BRIDGE = "fabric"
 PHYSICAL_BRIDGE = "br-phy"
 HOST_UPLINK = "uplink"  # the host end of the fabric veth (inside the host namespace)
+EXTERNAL_SEGMENT = "external"  # the external segment's bridge (fabric namespace)
+EXTERNAL_BRIDGE = "br-ex"  # the host's OVS bridge on the external segment
+HOST_EXTERNAL_UPLINK = "ext-uplink"  # its port: the host end of the external veth
+OUTSIDE_LINK = "eth0"  # the outside host's link to the external segment
 MANIFEST = "fabric.json"
 
 
@@ -76,6 +86,8 @@ class Fabric:
             ["ip", "link", "set", "lo", "up"],
             ["ip", "link", "add", FABRIC_BRIDGE, "mtu", str(self.mtu), "type", "bridge"],
             ["ip", "link", "set", FABRIC_BRIDGE, "up"],
+            ["ip", "link", "add", EXTERNAL_SEGMENT, "mtu", str(self.mtu), "type", "bridge"],
+            ["ip", "link", "set", EXTERNAL_SEGMENT, "up"],
         ):
             _run(self.command(argv))
 
@@ -110,6 +122,57 @@ class Fabric:
             host.run(argv)
         self.attachments[host.name] = attachment
         return attachment
+
+
+    def attach_external(self, host: HostEnv, index: int) -> str:
+        """Join ``host``'s ``br-ex`` to the external segment; returns the fabric-side port.
+
+        br-ex is a plain switch (``standalone``) with no address: the host has no presence on
+        the external network of its own; the agent's north/south plumbing attaches to it.
+        """
+        fabric_port = f"x{index}"
+        _run(["ip", "link", "add", fabric_port, "netns", self.name, "mtu", str(self.mtu),
+              "type", "veth", "peer", "name", HOST_EXTERNAL_UPLINK, "netns", host.name,
+              "mtu", str(self.mtu)])
+        for argv in (
+            ["ip", "link", "set", fabric_port, "master", EXTERNAL_SEGMENT],
+            ["ethtool", "-K", fabric_port, "tx", "off"],
+            ["ip", "link", "set", fabric_port, "up"],
+        ):
+            _run(self.command(argv))
+        host.vsctl("--may-exist", "add-br", EXTERNAL_BRIDGE, "--", "set", "bridge",
+                   EXTERNAL_BRIDGE, "datapath_type=netdev", "fail_mode=standalone",
+                   "--", "--may-exist", "add-port", EXTERNAL_BRIDGE, HOST_EXTERNAL_UPLINK)
+        for argv in (
+            ["ip", "link", "set", HOST_EXTERNAL_UPLINK, "up"],
+            ["ip", "link", "set", EXTERNAL_BRIDGE, "mtu", str(self.mtu), "up"],
+        ):
+            host.run(argv)
+        return fabric_port
+
+    def add_outside_host(self, netns: str, cidr: str) -> None:
+        """The outside host: namespace ``netns`` on the external segment with ``cidr``.
+
+        Checksum offload is off on both ends: its frames reach OVS netdev ports (br-ex).
+        """
+        _run(["ip", "netns", "add", netns])
+        fabric_port = "o-outside"
+        _run(["ip", "link", "add", fabric_port, "netns", self.name, "mtu", str(self.mtu),
+              "type", "veth", "peer", "name", OUTSIDE_LINK, "netns", netns,
+              "mtu", str(self.mtu)])
+        for argv in (
+            ["ip", "link", "set", fabric_port, "master", EXTERNAL_SEGMENT],
+            ["ethtool", "-K", fabric_port, "tx", "off"],
+            ["ip", "link", "set", fabric_port, "up"],
+        ):
+            _run(self.command(argv))
+        for argv in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ethtool", "-K", OUTSIDE_LINK, "tx", "off"],
+            ["ip", "address", "add", cidr, "dev", OUTSIDE_LINK],
+            ["ip", "link", "set", OUTSIDE_LINK, "up"],
+        ):
+            _run(["ip", "netns", "exec", netns, *argv])
 
 
 def cleanup_fabric(name: str, workdir: str | Path) -> None:

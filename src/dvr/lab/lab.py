@@ -11,6 +11,7 @@ and plugs VMs (namespaces) into br-int as a hypervisor would.  It records what i
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import subprocess
 import sys
@@ -20,10 +21,16 @@ from pathlib import Path
 
 from dvr.client import ServerClient, ServerError
 from dvr.lab import fabric as fabric_mod
-from dvr.lab.hostenv import HostEnv, cleanup
+from dvr.lab.hostenv import HostEnv, cleanup, delete_netns
 from dvr.lab.procs import ProcessRef, is_alive, poll_until, start_daemon, stop_process
 from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord
-from dvr.lab.topology import TENANT_MTU, LabTopology, default_topology, validate_lab_name
+from dvr.lab.topology import (
+    OUTSIDE_HOST,
+    TENANT_MTU,
+    LabTopology,
+    default_topology,
+    validate_lab_name,
+)
 from dvr.lab.vm import VmPlug, plug_commands, unplug_commands, vm_namespace
 
 NETNS_PREFIX = "dvrlab-"
@@ -57,6 +64,10 @@ class Lab:
         return f"{NETNS_PREFIX}{self.name}-fabric"
 
     @property
+    def outside_netns(self) -> str:
+        return f"{NETNS_PREFIX}{self.name}-{OUTSIDE_HOST}"
+
+    @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
@@ -79,7 +90,7 @@ class Lab:
     # -- up -----------------------------------------------------------------------------------
     def up(self, computes: int = 2) -> LabRecord:
         existing = self.paths.load()
-        if existing is not None and existing.complete and self._server_alive(existing):
+        if self.is_up(existing):
             if existing.computes != computes or existing.api_port != self.api_port:
                 raise LabError(f"lab {self.name!r} is already up with {existing.computes} "
                                f"computes on port {existing.api_port}; `dvr lab down` first")
@@ -105,6 +116,11 @@ class Lab:
         self.paths.save(record)
         self.out(f"lab {self.name!r} is up in {time.monotonic() - started:.1f}s")
         return record
+
+    def is_up(self, record: LabRecord | None = None) -> bool:
+        """Whether this lab is fully up with its server running."""
+        record = record or self.paths.load()
+        return record is not None and record.complete and self._server_alive(record)
 
     def _server_alive(self, record: LabRecord) -> bool:
         ref = record.server_process
@@ -135,10 +151,14 @@ class Lab:
         wait_until(ready, "dvr-server to answer", 30)
 
     def _build_hosts(self, record: LabRecord, topology: LabTopology) -> None:
-        self.out("building the underlay fabric (198.18.0.0/24)")
+        self.out("building the underlay fabric (198.18.0.0/24) and the external segment")
         fabric = fabric_mod.Fabric(self.fabric_netns, self.paths.root / "fabric")
         fabric.start()
-        for host in topology.hosts:
+        record.outside_netns, record.outside_cidr = self.outside_netns, topology.outside_cidr
+        self.paths.save(record)
+        self.out(f"starting the outside host at {topology.outside_cidr} on the external segment")
+        fabric.add_outside_host(record.outside_netns, record.outside_cidr)
+        for index, host in enumerate(topology.hosts):
             self.out(f"starting host {host.name} ({host.mode}, tunnel {host.tunnel_ip})")
             rec = HostRecord(name=host.name, mode=host.mode, tunnel_ip=host.tunnel_ip,
                              netns=self.host_netns(host.name),
@@ -148,6 +168,7 @@ class Lab:
             env = self.host_env(rec)
             env.start()
             fabric.attach(env, host.tunnel_ip)
+            fabric.attach_external(env, index)
 
     def _agent_argv(self, host: HostRecord) -> list[str]:
         return [sys.executable, "-m", "dvr.agent.main", "--host", host.name,
@@ -178,10 +199,7 @@ class Lab:
         subnets: dict[str, str] = {}
         for net in topology.networks:
             self.out(f"creating network {net.name} {net.cidr}")
-            body: dict[str, object] = {"name": net.name}
-            if net.external:
-                body["router:external"] = True
-            network = client.create("networks", "network", body)
+            network = client.create("networks", "network", net.api_body())
             subnet = client.create("subnets", "subnet", {
                 "name": f"{net.name}-subnet", "network_id": network["id"],
                 "cidr": net.cidr, "ip_version": 4})
@@ -273,6 +291,8 @@ class Lab:
             vm = record.vms[target]
             env = self.host_env(record.hosts[vm.host])
             return env.command(["ip", "netns", "exec", vm_namespace(target), *argv]), env.env()
+        if target == OUTSIDE_HOST and record.outside_netns:
+            return ["ip", "netns", "exec", record.outside_netns, *argv], dict(os.environ)
         raise LabError(f"no lab host or VM named {target!r}")
 
     def exec(self, target: str, argv: list[str]) -> int:
@@ -283,6 +303,8 @@ class Lab:
         record = self.record()
         if name_or_ip in record.vms:
             return record.vms[name_or_ip].ip_address
+        if name_or_ip == OUTSIDE_HOST and record.outside_cidr:
+            return record.outside_ip
         try:
             return str(ipaddress.ip_address(name_or_ip))
         except ValueError:
@@ -290,8 +312,8 @@ class Lab:
 
     def ping(self, source: str, destination: str, count: int = 3) -> int:
         record = self.record()
-        if source not in record.vms:
-            raise LabError(f"no VM named {source!r}")
+        if source not in record.vms and source != OUTSIDE_HOST:
+            raise LabError(f"no VM named {source!r} (a VM or {OUTSIDE_HOST!r})")
         ip = self.resolve_ip(destination)
         return self.exec(source, ["ping", "-c", str(count), "-W", "1", "-i", "0.2", ip])
 
@@ -316,6 +338,7 @@ class Lab:
         stop_process(record.server_process)
         for host in record.hosts.values():
             cleanup(host.netns, host.workdir)
+        delete_netns(record.outside_netns or self.outside_netns)
         fabric_mod.cleanup_fabric(record.fabric_netns or self.fabric_netns,
                                   self.paths.root / "fabric")
         self.paths.server_socket.unlink(missing_ok=True)

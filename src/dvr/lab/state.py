@@ -39,10 +39,16 @@ class LabRecord:
     computes: int
     server: dict[str, int] | None = None
     fabric_netns: str = ""
+    outside_netns: str = ""  # the outside host on the external segment
+    outside_cidr: str = ""
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     vms: dict[str, VmRecord] = field(default_factory=dict)
     router_id: str = ""
     complete: bool = False
+
+    @property
+    def outside_ip(self) -> str:
+        return self.outside_cidr.split("/")[0]
 
     @property
     def server_process(self) -> ProcessRef | None:

@@ -2,7 +2,9 @@
 
 The default is the scenario of DVR.md §5: compute-1 and compute-2 (agent mode ``dvr``),
 network-1 (``dvr_snat``), networks ``blue`` and ``orange`` on the distributed router
-``demo-router``, VMs ``blue-1`` on compute-1, ``orange-1`` and ``blue-2`` on compute-2.
+``demo-router``, VMs ``blue-1`` on compute-1, ``orange-1`` and ``blue-2`` on compute-2; the
+external network ``public`` (flat, physical network ``public``) and the ``outside`` host
+on it at the external subnet's gateway address.
 Only documentation/benchmark ranges are used.
 """
 
@@ -16,6 +18,8 @@ UNDERLAY = ipaddress.ip_network("198.18.0.0/24")
 UNDERLAY_FIRST_HOST = 11  # compute-1 = 198.18.0.11, ...
 NETWORK_NODE_OFFSET = 100  # network-1 = 198.18.0.101
 TENANT_MTU = 1450
+EXTERNAL_PHYSNET = "public"  # the provider network the external segment carries
+OUTSIDE_HOST = "outside"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 
 
@@ -31,6 +35,18 @@ class LabNetwork:
     name: str
     cidr: str
     external: bool = False
+
+    @property
+    def gateway_ip(self) -> str:
+        return str(next(ipaddress.ip_network(self.cidr).hosts()))
+
+    def api_body(self) -> dict[str, object]:
+        """The network's create request: an external network is flat on ``public``."""
+        body: dict[str, object] = {"name": self.name}
+        if self.external:
+            body.update({"router:external": True, "provider:network_type": "flat",
+                         "provider:physical_network": EXTERNAL_PHYSNET})
+        return body
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,16 @@ class LabTopology:
     router: str
     router_networks: tuple[str, ...]
     vms: tuple[LabVm, ...]
+
+    @property
+    def external_network(self) -> LabNetwork:
+        return next(n for n in self.networks if n.external)
+
+    @property
+    def outside_cidr(self) -> str:
+        """The outside host's address: the external subnet's gateway (its upstream router)."""
+        prefix = ipaddress.ip_network(self.external_network.cidr).prefixlen
+        return f"{self.external_network.gateway_ip}/{prefix}"
 
     def host(self, name: str) -> LabHost:
         for h in self.hosts:

@@ -34,6 +34,22 @@ def test_every_address_is_from_documentation_ranges_and_unique(computes):
     assert all(in_doc_ranges(n.cidr.split("/")[0]) for n in t.networks)
 
 
+def test_external_network_is_flat_and_the_outside_host_is_its_gateway():
+    t = default_topology()
+    public = t.external_network
+    assert (public.name, public.cidr) == ("public", "203.0.113.0/24")
+    assert public.api_body() == {
+        "name": "public",
+        "router:external": True,
+        "provider:network_type": "flat",
+        "provider:physical_network": "public",
+    }
+    assert t.outside_cidr == "203.0.113.1/24" and in_doc_ranges(t.outside_cidr)
+    blue = next(n for n in t.networks if n.name == "blue")
+    assert blue.api_body() == {"name": "blue"}  # tenant networks: VXLAN by default
+    assert blue.gateway_ip == "192.0.2.1"
+
+
 def test_computes_bounds_and_names():
     with pytest.raises(ValueError):
         lab_hosts(0)

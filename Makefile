@@ -42,7 +42,7 @@ demo: system-deps venv
 	@echo; echo "== a routed ping: blue-1 (compute-1) -> orange-1 (compute-2)"
 	$(VENV)/bin/dvr lab ping blue-1 orange-1
 	@echo; echo "== its path, flow by flow, checked against the real switches"
-	$(VENV)/bin/dvr trace blue-1 orange-1 --verify --lab dvr
+	$(VENV)/bin/dvr trace blue-1 orange-1 --verify
 	@echo; echo "The lab is still running. '. $(VENV)/bin/activate' puts dvr on your PATH, then:"
 	@echo "  dvr lab status | dvr lab ping SRC DST | dvr trace SRC DST | dvr flows compute-1 --explain"
 	@echo "  open http://127.0.0.1:9696/ui in a browser on this machine for the web view"

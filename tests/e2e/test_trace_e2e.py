@@ -29,9 +29,12 @@ def lab() -> Iterator[LabDriver]:
     yield from running_lab(LAB_NAME)
 
 
-def dvr_trace(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dvr.cli.main", "trace", *argv,
-                           "--lab", LAB_NAME], text=True, capture_output=True, timeout=120)
+def dvr_trace(*argv: str, server: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`dvr trace ... --lab trc`, or with ``server``: `dvr --server URL trace ...` (the lab
+    found from its API URL, as a user types it after `dvr lab up`)."""
+    where = ["--server", server, "trace", *argv] if server else ["trace", *argv, "--lab", LAB_NAME]
+    return subprocess.run([sys.executable, "-m", "dvr.cli.main", *where], text=True,
+                          capture_output=True, timeout=120)
 
 
 def trace_json(*argv: str) -> tuple[int, dict[str, Any]]:
@@ -83,6 +86,14 @@ def test_text_output_for_people(lab):
     assert "== compute-1 ==" in result.stdout and "== compute-2 ==" in result.stdout
     assert "verify: the real switches agree" in result.stdout
     assert "\033[" not in result.stdout
+
+
+def test_verify_finds_the_lab_from_its_api_url(lab):
+    """`dvr trace blue-1 orange-1 --verify` with no --lab: the lab serving the API is used."""
+    result = dvr_trace("blue-1", "orange-1", "--verify", "--json", server=lab.lab.api_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["verified"] is True and doc["unverified"] == 0 and doc["disagreements"] == 0
 
 
 def test_deleting_a_flow_by_hand_is_named_by_verify(lab):

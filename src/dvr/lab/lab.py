@@ -23,7 +23,7 @@ from dvr.client import ServerClient, ServerError
 from dvr.lab import fabric as fabric_mod
 from dvr.lab.hostenv import HostEnv, cleanup, delete_netns
 from dvr.lab.procs import ProcessRef, is_alive, poll_until, start_daemon, stop_process
-from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord
+from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord, url_reaches_lab
 from dvr.lab.topology import (
     OUTSIDE_HOST,
     TENANT_MTU,
@@ -45,6 +45,22 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float,
                interval: float = 0.1) -> None:
     if not poll_until(check, timeout, interval):
         raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def lab_serving(server_url: str, base: Path | None = None) -> Lab | None:
+    """The running lab whose API ``server_url`` is, if any (so `dvr trace --verify` against
+    http://127.0.0.1:9696 checks the lab's switches without being told ``--lab``)."""
+    base = base or LabPaths.base_dir()
+    for record_path in sorted(base.glob("*/lab.json")):
+        try:
+            lab = Lab(record_path.parent.name, base=base)
+            record = lab.paths.load()
+        except (ValueError, OSError, TypeError):
+            continue  # not a lab directory of ours, or a record being rewritten
+        if (record is not None and lab.is_up(record)
+                and url_reaches_lab(server_url, record.api_port, lab.paths.server_socket)):
+            return Lab(lab.name, api_port=record.api_port, base=base)
+    return None
 
 
 class Lab:

@@ -6,10 +6,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dvr.lab.procs import ProcessRef
 
 DEFAULT_ROOT = Path("/var/lib/dvr-lab")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -70,9 +72,13 @@ class LabPaths:
     root: Path  # this lab's directory
 
     @staticmethod
+    def base_dir() -> Path:
+        """Where every lab keeps its directory ($DVR_LAB_ROOT or /var/lib/dvr-lab)."""
+        return Path(os.environ.get("DVR_LAB_ROOT", DEFAULT_ROOT))
+
+    @staticmethod
     def for_lab(name: str, base: Path | None = None) -> LabPaths:
-        base = base or Path(os.environ.get("DVR_LAB_ROOT", DEFAULT_ROOT))
-        return LabPaths(base / name)
+        return LabPaths((base or LabPaths.base_dir()) / name)
 
     @property
     def record(self) -> Path:
@@ -104,3 +110,16 @@ class LabPaths:
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(record.to_json())
         tmp.replace(self.record)
+
+
+def url_reaches_lab(server_url: str, api_port: int, server_socket: Path) -> bool:
+    """Whether ``server_url`` (as the ``dvr`` CLI takes it) is a lab's API: its TCP port on
+    loopback, or its unix socket."""
+    if server_url.startswith("unix:"):
+        return Path(server_url.removeprefix("unix:")) == server_socket
+    parts = urlsplit(server_url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return False
+    return parts.hostname in LOOPBACK_NAMES and port == api_port

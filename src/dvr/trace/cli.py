@@ -4,8 +4,8 @@ The server gives every host's HostView (and, when it keeps them, what the host's
 reported: plugged VIFs and local VLANs); the agent's own pure functions turn those into
 the host's desired state, and the pure tracer walks the packet through it.  Only the hosts
 the packet visits are fetched.  ``--verify`` then replays every switch pass with
-``ovs-appctl ofproto/trace`` on the real switch: the hosts of ``--lab NAME``, or the switch
-of the machine the command runs on.
+``ovs-appctl ofproto/trace`` on the real switch: the hosts of ``--lab NAME`` (by default the
+running lab whose API ``--server`` is), or the switch of the machine the command runs on.
 
 Exit status: 0 delivered (and, with --verify, the real switches agree), 1 dropped,
 3 the real switches disagree with the computed path, 4 some steps could not be verified.
@@ -48,7 +48,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="replay each OpenFlow step on the real switch (ofproto/trace)")
     parser.add_argument("--lab", metavar="NAME",
                         help="use the dvr lab NAME: its server, and its hosts' switches for "
-                             "--verify")
+                             "--verify (default: the running lab serving --server)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     parser.set_defaults(handler=cmd_trace)
@@ -145,11 +145,17 @@ def _client(args: argparse.Namespace) -> ServerClient:
 
 
 def _probe(args: argparse.Namespace) -> SwitchProbe:
-    from dvr.lab.lab import LabError
+    """The real switches to ask: those of ``--lab``, else of the running lab whose API is
+    ``--server``, else this machine's own."""
+    from dvr.lab.lab import LabError, lab_serving
     from dvr.trace.probes import lab_probe, local_probe
 
+    lab_name = args.lab
+    if not lab_name:
+        lab = lab_serving(args.server)
+        lab_name = lab.name if lab else None
     try:
-        return lab_probe(args.lab) if args.lab else local_probe()
+        return lab_probe(lab_name) if lab_name else local_probe()
     except LabError as exc:
         raise ValueError(str(exc)) from None
 

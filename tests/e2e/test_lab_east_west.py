@@ -34,8 +34,22 @@ def test_same_subnet_ping_across_hosts(lab3):
     assert result.returncode == 0, result.stdout
 
 
+def tunnel_counters(lab3, host: str) -> dict[str, int]:
+    """What ``host``'s tunnels carried: packets of its vxlan ports and of its br-tun flows."""
+    out = lab3.run(host, ["ovs-vsctl", "--format=json", "--columns=name,statistics", "find",
+                          "interface", "type=vxlan"]).stdout
+    counters = {}
+    for name, (_, stats) in json.loads(out)["data"]:
+        stats = dict(stats)
+        counters[f"port {name}"] = stats.get("rx_packets", 0) + stats.get("tx_packets", 0)
+    counters["br-tun flows"] = sum(flow_counters(lab3.dump_flows(host, "br-tun")).values())
+    return counters
+
+
 def test_tcp_through_the_distributed_router(lab3):
+    """iperf3 blue-1 -> orange-1, routed on compute-1: network-1's tunnels carry none of it."""
     server_ip = lab3.lab.resolve_ip("orange-1")
+    network_node_before = tunnel_counters(lab3, "network-1")
     command, env = lab3.lab.target_command("orange-1", ["iperf3", "-s", "-1", "-p", "5201"])
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -48,6 +62,7 @@ def test_tcp_through_the_distributed_router(lab3):
         if server.poll() is None:
             server.kill()
         server.wait(timeout=10)
+    assert tunnel_counters(lab3, "network-1") == network_node_before
 
 
 def test_identical_router_interfaces_on_both_computes(lab3):

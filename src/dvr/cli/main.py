@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (`dvr flows ... | head`): quiet, as other Unix tools are
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except ServerError as exc:
         print(f"dvr: server error: {exc}", file=sys.stderr)
         return 2

@@ -40,3 +40,25 @@ def test_unreachable_server_is_a_clear_error_not_a_traceback(capsys):
     assert code != 0
     err = capsys.readouterr().err
     assert err.startswith("dvr: ") and "Traceback" not in err
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """`dvr flows HOST --explain | head`: the reader leaves early; no error, no traceback."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dvr.cli.main as m, dvr.cli.ops as ops\n"
+        "def flood(args):\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "ops.cmd_hosts = flood\n"
+        "sys.exit(m.main(['--server', 'http://127.0.0.1:1', 'hosts']))\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    writer.stdout.readline()
+    writer.stdout.close()  # the reader goes away after one line
+    _, err = writer.communicate(timeout=30)
+    assert writer.returncode == 141
+    assert err == b""

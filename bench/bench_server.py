@@ -347,6 +347,9 @@ async def bench_wakeup(url: str, trials: int, watchers: int) -> dict[str, object
 
 
 # -- main --------------------------------------------------------------------------------
+BACKENDS = ("sqlite", "postgres")
+
+
 def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     cluster = None
     if name == "postgres":
@@ -398,7 +401,8 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--backends", default="sqlite,postgres",
+                        help="comma-separated: sqlite, postgres (default %(default)s)")
     parser.add_argument("--ports", type=int, default=1000, help="ports per throughput run")
     parser.add_argument("--concurrency", default="1,8", help="client threads, comma-separated")
     parser.add_argument("--trials", type=int, default=50, help="write->watcher trials")
@@ -407,6 +411,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-port scenario")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    unknown = set(args.backends.split(",")) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(sorted(unknown))}; "
+                     f"choose from {', '.join(BACKENDS)}")
     report: dict[str, object] = {"machine": machine(), "load_average_before": load_average()}
     with tempfile.TemporaryDirectory(prefix="dvr-bench-server-") as tmp:
         for backend in args.backends.split(","):

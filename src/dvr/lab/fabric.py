@@ -95,6 +95,27 @@ class Fabric:
         cleanup_fabric(self.name, self.workdir)
         self.attachments.clear()
 
+    def _plug(self, fabric_port: str, segment: str, peer: str, peer_netns: str) -> None:
+        """A veth from bridge ``segment`` (port ``fabric_port``, TX offload off: its peer may
+        be an OVS netdev port) to device ``peer`` in namespace ``peer_netns``."""
+        _run(["ip", "link", "add", fabric_port, "netns", self.name, "mtu", str(self.mtu),
+              "type", "veth", "peer", "name", peer, "netns", peer_netns,
+              "mtu", str(self.mtu)])
+        for argv in (
+            ["ip", "link", "set", fabric_port, "master", segment],
+            ["ethtool", "-K", fabric_port, "tx", "off"],
+            ["ip", "link", "set", fabric_port, "up"],
+        ):
+            _run(self.command(argv))
+
+    def _uplink_bridge(self, host: HostEnv, bridge: str, uplink: str) -> None:
+        """``host``'s OVS ``bridge`` (netdev, standalone) with the veth end ``uplink``."""
+        host.vsctl("--may-exist", "add-br", bridge, "--", "set", "bridge", bridge,
+                   "datapath_type=netdev", "fail_mode=standalone",
+                   "--", "--may-exist", "add-port", bridge, uplink)
+        host.run(["ip", "link", "set", uplink, "up"])
+        host.run(["ip", "link", "set", bridge, "mtu", str(self.mtu), "up"])
+
     def attach(self, host: HostEnv, tunnel_ip: str, port: str | None = None) -> Attachment:
         """Join ``host`` to the fabric with ``tunnel_ip`` on its br-phy."""
         address = ipaddress.ip_address(tunnel_ip)
@@ -102,27 +123,11 @@ class Fabric:
             raise ValueError(f"{tunnel_ip} is not in the underlay range {UNDERLAY}")
         fabric_port = port or f"f{len(self.attachments)}-{int(address) & 0xFFFF:04x}"
         attachment = Attachment(host.name, str(address), self.prefixlen, fabric_port)
-        _run(["ip", "link", "add", fabric_port, "netns", self.name, "mtu", str(self.mtu),
-              "type", "veth", "peer", "name", HOST_UPLINK, "netns", host.name,
-              "mtu", str(self.mtu)])
-        for argv in (
-            ["ip", "link", "set", fabric_port, "master", FABRIC_BRIDGE],
-            ["ethtool", "-K", fabric_port, "tx", "off"],
-            ["ip", "link", "set", fabric_port, "up"],
-        ):
-            _run(self.command(argv))
-        host.vsctl("--may-exist", "add-br", PHYSICAL_BRIDGE, "--", "set", "bridge",
-                   PHYSICAL_BRIDGE, "datapath_type=netdev", "fail_mode=standalone",
-                   "--", "--may-exist", "add-port", PHYSICAL_BRIDGE, HOST_UPLINK)
-        for argv in (
-            ["ip", "link", "set", HOST_UPLINK, "up"],
-            ["ip", "link", "set", PHYSICAL_BRIDGE, "mtu", str(self.mtu), "up"],
-            ["ip", "address", "replace", attachment.cidr, "dev", PHYSICAL_BRIDGE],
-        ):
-            host.run(argv)
+        self._plug(fabric_port, FABRIC_BRIDGE, HOST_UPLINK, host.name)
+        self._uplink_bridge(host, PHYSICAL_BRIDGE, HOST_UPLINK)
+        host.run(["ip", "address", "replace", attachment.cidr, "dev", PHYSICAL_BRIDGE])
         self.attachments[host.name] = attachment
         return attachment
-
 
     def attach_external(self, host: HostEnv, index: int) -> str:
         """Join ``host``'s ``br-ex`` to the external segment; returns the fabric-side port.
@@ -131,23 +136,8 @@ class Fabric:
         the external network of its own; the agent's north/south plumbing attaches to it.
         """
         fabric_port = f"x{index}"
-        _run(["ip", "link", "add", fabric_port, "netns", self.name, "mtu", str(self.mtu),
-              "type", "veth", "peer", "name", HOST_EXTERNAL_UPLINK, "netns", host.name,
-              "mtu", str(self.mtu)])
-        for argv in (
-            ["ip", "link", "set", fabric_port, "master", EXTERNAL_SEGMENT],
-            ["ethtool", "-K", fabric_port, "tx", "off"],
-            ["ip", "link", "set", fabric_port, "up"],
-        ):
-            _run(self.command(argv))
-        host.vsctl("--may-exist", "add-br", EXTERNAL_BRIDGE, "--", "set", "bridge",
-                   EXTERNAL_BRIDGE, "datapath_type=netdev", "fail_mode=standalone",
-                   "--", "--may-exist", "add-port", EXTERNAL_BRIDGE, HOST_EXTERNAL_UPLINK)
-        for argv in (
-            ["ip", "link", "set", HOST_EXTERNAL_UPLINK, "up"],
-            ["ip", "link", "set", EXTERNAL_BRIDGE, "mtu", str(self.mtu), "up"],
-        ):
-            host.run(argv)
+        self._plug(fabric_port, EXTERNAL_SEGMENT, HOST_EXTERNAL_UPLINK, host.name)
+        self._uplink_bridge(host, EXTERNAL_BRIDGE, HOST_EXTERNAL_UPLINK)
         return fabric_port
 
     def add_outside_host(self, netns: str, cidr: str) -> None:
@@ -156,16 +146,7 @@ class Fabric:
         Checksum offload is off on both ends: its frames reach OVS netdev ports (br-ex).
         """
         _run(["ip", "netns", "add", netns])
-        fabric_port = "o-outside"
-        _run(["ip", "link", "add", fabric_port, "netns", self.name, "mtu", str(self.mtu),
-              "type", "veth", "peer", "name", OUTSIDE_LINK, "netns", netns,
-              "mtu", str(self.mtu)])
-        for argv in (
-            ["ip", "link", "set", fabric_port, "master", EXTERNAL_SEGMENT],
-            ["ethtool", "-K", fabric_port, "tx", "off"],
-            ["ip", "link", "set", fabric_port, "up"],
-        ):
-            _run(self.command(argv))
+        self._plug("o-outside", EXTERNAL_SEGMENT, OUTSIDE_LINK, netns)
         for argv in (
             ["ip", "link", "set", "lo", "up"],
             ["ethtool", "-K", OUTSIDE_LINK, "tx", "off"],

@@ -25,6 +25,7 @@ from dvr.server.config import (
     parse_listener,
     parse_vni_range,
 )
+from dvr.server.runtime import tune_garbage_collector
 from dvr.server.validate import to_mac
 
 log = logging.getLogger("dvr.server")
@@ -99,6 +100,7 @@ async def serve_all(config: ServerConfig, log_level: str) -> None:
     database = Database.from_url(config.db_url)
     upgrade_to_head(database.engine)
     app = create_app(config, database, migrate=False)
+    tune_garbage_collector()
     servers = [
         _Server(_uvicorn_config(app, listener, log_level, "on" if i == 0 else "off"))
         for i, listener in enumerate(config.listeners)

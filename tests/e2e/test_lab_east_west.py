@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -53,7 +54,9 @@ def test_tcp_through_the_distributed_router(lab3):
     command, env = lab3.lab.target_command("orange-1", ["iperf3", "-s", "-1", "-p", "5201"])
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)
+        listening = ["ss", "-Hltn", "sport = :5201"]
+        lab3.wait_for(lambda: "5201" in lab3.run("orange-1", listening).stdout,
+                      "iperf3 to listen in orange-1", timeout=15)
         result = lab3.run("blue-1", ["iperf3", "-c", server_ip, "-p", "5201", "-t", "2", "-J"],
                           timeout=30)
         report = json.loads(result.stdout)
@@ -131,10 +134,17 @@ def test_new_vm_is_reachable_and_existing_flows_keep_their_counters(lab3):
 
 
 def test_agent_restart_keeps_forwarding_and_flows(lab3):
+    log = Path(lab3.record.hosts["compute-1"].workdir) / "agent.log"
+
+    def reconciles() -> int:
+        return log.read_text(errors="replace").count(" reconcile host=compute-1 ")
+
     before = flow_counters(lab3.dump_flows("compute-1", "br-tun"))
+    reconciled_before = reconciles()
     lab3.lab.restart_agent("compute-1")
     assert lab3.ping("blue-1", "orange-1").returncode == 0
-    time.sleep(2)  # the restarted agent has reconciled by now
+    lab3.wait_for(lambda: reconciles() > reconciled_before,
+                  "the restarted agent's first reconcile", timeout=30)
     after = flow_counters(lab3.dump_flows("compute-1", "br-tun"))
     assert set(after) == set(before)
     assert all(after[c] >= before[c] for c in before)

@@ -10,9 +10,11 @@ and plugs VMs (namespaces) into br-int as a hypervisor would.  It records what i
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +47,17 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float,
                interval: float = 0.1) -> None:
     if not poll_until(check, timeout, interval):
         raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def loopback_port_in_use(port: int) -> bool:
+    """Whether a TCP listener already holds 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def lab_serving(server_url: str, base: Path | None = None) -> Lab | None:
@@ -116,6 +129,9 @@ class Lab:
             self.out("cleaning up what an earlier run left behind")
             self.down(quiet=True)
         topology = default_topology(self.name, computes)
+        if loopback_port_in_use(self.api_port):
+            raise LabError(f"127.0.0.1:{self.api_port} is in use (another dvr-server or lab?); "
+                           f"choose another with --api-port")
         record = LabRecord(name=self.name, api_port=self.api_port, computes=computes,
                            fabric_netns=self.fabric_netns)
         self.paths.save(record)

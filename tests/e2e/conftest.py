@@ -125,10 +125,9 @@ def running_lab(name: str, computes: int = 2) -> Iterator[LabDriver]:
         lab.down(quiet=True)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def lab3() -> Iterator[LabDriver]:
-    """The default scenario with a third, initially empty, compute host.
-
-    Package scope: the lab goes down when the e2e tests are done, not at the end of the run.
-    """
+    """The default scenario with a third, initially empty, compute host, shared by the e2e
+    files that use it; it goes down at the end of the run (tests/e2e is not a package, so a
+    package scope would be the session anyway)."""
     yield from running_lab("e2e", computes=3)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -106,19 +105,30 @@ def test_host_mac_flows(lab3):
     assert any(f"dl_src={mac1}" in f for f in int0)
 
 
-def test_uninvolved_hosts_see_no_frame_of_the_ping(lab3):
-    """network-1 and compute-3 host nothing of this tenant: their underlay stays silent."""
+def test_uninvolved_hosts_see_no_frame_of_the_ping(lab3, tmp_path):
+    """network-1 and compute-3 host nothing of this tenant: their underlay stays silent, while
+    the same capture on compute-2 (the destination) does see the ping's VXLAN frames."""
     captures = {}
-    for host in ("network-1", "compute-3"):
+    for host in ("network-1", "compute-3", "compute-2"):
         command, env = lab3.lab.target_command(
-            host, ["timeout", "4", "tcpdump", "-l", "-n", "-i", "uplink", "udp port 4789"])
-        captures[host] = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # let tcpdump attach
+            host, ["timeout", "6", "tcpdump", "-l", "-n", "-i", "uplink", "udp port 4789"])
+        errors = open(tmp_path / f"{host}.err", "w+")  # closed below
+        captures[host] = (subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                           stderr=errors, text=True), errors)
+    for host, (_, errors) in captures.items():
+        lab3.wait_for(lambda errors=errors: "listening on" in Path(errors.name).read_text(),
+                      f"tcpdump to attach on {host}", timeout=8)
     assert lab3.ping("blue-1", "orange-1", count=5).returncode == 0
-    for host, proc in captures.items():
-        out, _ = proc.communicate(timeout=10)
-        assert out.strip() == "", f"{host} saw tenant frames:\n{out}"
+    seen = {}
+    for host, (proc, errors) in captures.items():
+        seen[host], _ = proc.communicate(timeout=15)
+        errors.close()
+    with lab3.client() as client:
+        [orange] = client.list("networks", name="orange")
+    routed_vni = f"vni {orange['provider:segmentation_id']}"  # routed on compute-1 into orange
+    assert routed_vni in seen["compute-2"], seen["compute-2"]
+    for host in ("network-1", "compute-3"):
+        assert seen[host].strip() == "", f"{host} saw tenant frames:\n{seen[host]}"
 
 
 def test_new_vm_is_reachable_and_existing_flows_keep_their_counters(lab3):

@@ -120,7 +120,10 @@ def bench_port_create(url: str, ports: int, concurrency: int) -> dict[str, float
 
 # -- the scale database ------------------------------------------------------------------
 def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int = 500,
-             ports: int = 10_000, fips: int = 2_000) -> dict[str, int]:
+             ports: int = 10_000, fips: int = 2_000,
+             external_type: str = "vxlan") -> dict[str, int]:
+    """The scale database; ``external_type`` "flat" puts the external network on physical
+    network ``public`` (as the lab and most clouds do) instead of a VXLAN segment."""
     database = Database.from_url(db_url)
     upgrade_to_head(database.engine)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -154,14 +157,19 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
 
     def network(name: str, external: bool, vni: int) -> str:
         network_id = ids()
+        flat = external and external_type == "flat"
+        segment = (("flat", "public", None, 1500) if flat else ("vxlan", None, vni, 1450))
+        network_type, physnet, segmentation_id, mtu = segment
         rows["networks"].append({"id": network_id, "name": name, "admin_state_up": True,
-                                 "status": "ACTIVE", "shared": False, "mtu": 1450,
-                                 "external": external, "network_type": "vxlan",
-                                 "physical_network": None, "segmentation_id": vni,
+                                 "status": "ACTIVE", "shared": False, "mtu": mtu,
+                                 "external": external, "network_type": network_type,
+                                 "physical_network": physnet, "segmentation_id": segmentation_id,
                                  "port_security_enabled": True, "availability_zone_hints": [],
                                  **std})
-        rows["segment_allocations"].append({"network_type": "vxlan", "physical_network": "",
-                                            "segmentation_id": vni, "network_id": network_id})
+        rows["segment_allocations"].append({"network_type": network_type,
+                                            "physical_network": physnet or "",
+                                            "segmentation_id": segmentation_id or 0,
+                                            "network_id": network_id})
         return network_id
 
     def subnet(network_id: str, cidr: str, gateway: str) -> str:
@@ -384,7 +392,7 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         if not args.quick:
             url = fresh_url("scale")
             started = time.perf_counter()
-            result["scale"] = populate(url)
+            result["scale"] = populate(url, external_type=args.external_type)
             result["populate_s"] = time.perf_counter() - started
             sample = [f"compute-{i:04d}" for i in range(0, 990, 99)] + ["snat-0"]
             result["hostview"] = bench_hostview(url, sample, args.repeat)
@@ -411,6 +419,8 @@ def main() -> int:
     parser.add_argument("--watchers", type=int, default=50, help="parked long-polls")
     parser.add_argument("--repeat", type=int, default=10, help="HostView builds per host")
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-port scenario")
+    parser.add_argument("--external-type", choices=("vxlan", "flat"), default="vxlan",
+                        help="segment of the scenario's external network (default vxlan)")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     unknown = set(args.backends.split(",")) - set(BACKENDS)

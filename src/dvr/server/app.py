@@ -12,9 +12,9 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database
@@ -35,6 +35,7 @@ from dvr.server.api.openapi import openapi_endpoint
 from dvr.server.config import ServerConfig
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
+from dvr.server.jsonbody import error_response
 from dvr.web.routes import web_routes
 
 log = logging.getLogger("dvr.server")
@@ -50,13 +51,9 @@ COLLECTIONS = [
 TRANSPORT_KEY = "dvr.transport"
 
 
-def _error_response(error: NeutronError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status)
-
-
 async def _neutron_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NeutronError)
-    return _error_response(exc)
+    return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -66,44 +63,86 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         405: ("HTTPMethodNotAllowed", "The method is not allowed for this resource."),
     }
     type_name, message = names.get(exc.status_code, (f"HTTP{exc.status_code}", str(exc.detail)))
-    return _error_response(NeutronError(message, type_name=type_name, status=exc.status_code))
+    return error_response(NeutronError(message, type_name=type_name, status=exc.status_code))
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _error_response(
-        NeutronError("Request Failed: internal server error while processing your request.")
+def _request_too_large(limit: int) -> NeutronError:
+    return NeutronError(
+        f"Request is too large: the body may hold at most {limit} bytes.",
+        type_name="HTTPRequestEntityTooLarge",
+        status=413,
     )
 
 
 class RequestMiddleware:
-    """Adds x-openstack-request-id; enforces the static token on TCP when configured."""
+    """The outer edge of every HTTP request.
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    - adds ``x-openstack-request-id``;
+    - enforces the static token on TCP when configured;
+    - caps the request body (413 before the handler reads past the limit);
+    - turns any exception that escapes a handler into Neutron's 500 shape, logged with the
+      request id.  Nothing re-raises it to the server, so the client's keep-alive connection
+      survives, and the handler's transaction has already rolled back.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
         self.app = app
         self.token = token
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = f"req-{uuid.uuid4()}"
+        started = False
 
         async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 MutableHeaders(scope=message).append("x-openstack-request-id", request_id)
             await send(message)
 
+        headers = Headers(scope=scope)
         if self.token and scope.get(TRANSPORT_KEY, "tcp") == "tcp" and scope["path"] != "/":
-            if Headers(scope=scope).get("x-auth-token") != self.token:
+            if headers.get("x-auth-token") != self.token:
                 error = NeutronError(
                     "Authentication required: send the server token as X-Auth-Token.",
                     type_name="HTTPUnauthorized",
                     status=401,
                 )
-                await _error_response(error)(scope, receive, send_with_id)
+                await error_response(error)(scope, receive, send_with_id)
                 return
-        await self.app(scope, receive, send_with_id)
+        declared = headers.get("content-length")
+        if declared is not None and (
+            not declared.isdigit() or int(declared) > self.max_body_bytes
+        ):
+            error = _request_too_large(self.max_body_bytes)
+            await error_response(error)(scope, receive, send_with_id)
+            return
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _request_too_large(self.max_body_bytes)
+            return message
+
+        try:
+            await self.app(scope, capped_receive, send_with_id)
+        except Exception:
+            log.exception(
+                "%s: unexpected error on %s %s", request_id, scope.get("method"), scope["path"]
+            )
+            if not started:
+                error = NeutronError(
+                    "Request Failed: internal server error while processing your request."
+                )
+                await error_response(error)(scope, receive, send_with_id)
 
 
 class TransportTag:
@@ -148,10 +187,11 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
         exception_handlers={
             NeutronError: _neutron_error,
             HTTPException: _http_error,
-            Exception: _unexpected_error,
         },
         lifespan=lifespan,
     )
     app.state.context = context
-    app.add_middleware(RequestMiddleware, token=config.token)
+    app.add_middleware(
+        RequestMiddleware, token=config.token, max_body_bytes=config.limits.max_request_body_bytes
+    )
     return app

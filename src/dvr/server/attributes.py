@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dvr.server.errors import http_bad_request
+from dvr.server.config import ApiLimits
+from dvr.server.errors import BadRequestError, http_bad_request
+from dvr.server.jsonbody import decode_json
+from dvr.server.listing import FilterTypes
+from dvr.server.validate import to_bool, to_int
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,6 @@ class ResourceSpec:
 COMMON_OUTPUT_ONLY = frozenset(
     {"id", "created_at", "updated_at", "revision_number", "tags", "status"}
 )
-
-
-def decode_json(raw: bytes) -> Any:
-    if not raw.strip():
-        raise http_bad_request("Resource body required")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise http_bad_request("Body contains invalid data") from None
 
 
 def unwrap(raw: bytes, key: str) -> dict[str, Any]:
@@ -103,3 +97,70 @@ def _merge_project(result: dict[str, Any]) -> None:
         raise http_bad_request("'project_id' and 'tenant_id' do not match")
     if tenant is not None:
         result["project_id"] = tenant
+
+
+@dataclass(frozen=True)
+class CountLimit:
+    """A Neutron maximum on the length of a list attribute (``ApiLimits`` field ``option``)."""
+
+    option: str
+    type_name: str
+    message: str  # formatted with {id} (the object, or "new <resource>") and {quota}
+
+
+COUNT_LIMITS: dict[tuple[str, str], CountLimit] = {
+    ("subnet", "dns_nameservers"): CountLimit(
+        "max_dns_nameservers", "DNSNameServersExhausted",
+        "Unable to complete operation for {id}. "
+        "The number of DNS nameservers exceeds the limit {quota}.",
+    ),
+    ("subnet", "host_routes"): CountLimit(
+        "max_subnet_host_routes", "HostRoutesExhausted",
+        "Unable to complete operation for {id}. "
+        "The number of host routes exceeds the limit {quota}.",
+    ),
+    ("port", "allowed_address_pairs"): CountLimit(
+        "max_allowed_address_pair", "AllowedAddressPairExhausted",
+        "The number of allowed address pair exceeds the maximum {quota}.",
+    ),
+    ("router", "routes"): CountLimit(
+        "max_routes", "RoutesExhausted",
+        "Unable to complete operation for {id}. The number of routes exceeds the maximum {quota}.",
+    ),
+}
+
+
+def check_count_limits(
+    spec: ResourceSpec, body: dict[str, Any], limits: ApiLimits, object_id: str | None = None
+) -> None:
+    """Refuse list attributes longer than the configured maxima (Neutron's ``*Exhausted``)."""
+    for (resource, key), limit in COUNT_LIMITS.items():
+        if resource != spec.singular or not isinstance(body.get(key), list):
+            continue
+        quota = getattr(limits, limit.option)
+        if len(body[key]) > quota:
+            name = object_id or f"new {resource}"
+            raise BadRequestError(
+                limit.message.format(id=name, quota=quota), type_name=limit.type_name
+            )
+
+
+# attributes whose converter does not say what they hold (custom or output-only)
+_INTEGER_NAMES = frozenset({"ip_version", "provider:segmentation_id", "revision_number"})
+_STRUCTURED_NAMES = frozenset(
+    {"tags", "subnets", "availability_zones", "external_gateway_info", "binding:vif_details",
+     "binding:profile", "fixed_ips", "allowed_address_pairs", "security_groups", "routes",
+     "host_routes", "dns_nameservers", "allocation_pools", "availability_zone_hints",
+     "service_types", "configurations"}
+)
+
+
+def filter_types(spec: ResourceSpec) -> FilterTypes:
+    """How list filters and sort keys of ``spec``'s collection are checked."""
+    names = {a.name for a in spec.attrs} | set(spec.output_only) | COMMON_OUTPUT_ONLY
+    return FilterTypes(
+        integers=frozenset(a.name for a in spec.attrs if a.convert is to_int)
+        | (_INTEGER_NAMES & names),
+        booleans=frozenset(a.name for a in spec.attrs if a.convert is to_bool),
+        unsortable=_STRUCTURED_NAMES & names,
+    )

@@ -50,6 +50,18 @@ def parse_vni_range(text: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
+class ApiLimits:
+    """Neutron's configurable maxima (its option names and defaults), plus the body cap."""
+
+    max_request_body_bytes: int = 1024 * 1024  # 413 above this (Neutron/oslo: 114,688)
+    max_dns_nameservers: int = 5
+    max_subnet_host_routes: int = 20
+    max_allowed_address_pair: int = 10
+    max_routes: int = 30
+    max_tags: int = 50  # per resource
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     db_url: str
     listeners: tuple[Listener, ...] = (parse_listener(DEFAULT_LISTEN),)
@@ -64,6 +76,7 @@ class ServerConfig:
     watch_default_timeout: float = 25.0
     watch_max_timeout: float = 60.0
     watch_poll_interval: float = 1.0  # re-check the database for other replicas' writes
+    limits: ApiLimits = ApiLimits()
 
     @property
     def tenant_mtu(self) -> int:

@@ -16,10 +16,48 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dvr.server.errors import http_bad_request, not_found
-from dvr.server.validate import to_bool
+from dvr.server.validate import to_bool, to_int
 
 PAGING_KEYS = frozenset({"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"})
 TAG_KEYS = frozenset({"tags", "tags-any", "not-tags", "not-tags-any"})
+FIXED_IPS_FILTER_KEYS = frozenset({"ip_address", "subnet_id", "ip_address_substr"})
+
+
+@dataclass(frozen=True)
+class FilterTypes:
+    """Which attributes of a collection are integers or booleans (their filter values are
+    converted, as Neutron's ``convert_to`` does, and refused when they do not convert), and
+    which cannot be sort keys (lists and dicts)."""
+
+    integers: frozenset[str] = frozenset()
+    booleans: frozenset[str] = frozenset()
+    unsortable: frozenset[str] = frozenset()
+
+
+def _canonical_filter_value(key: str, value: str, types: FilterTypes) -> str:
+    try:
+        if key in types.integers:
+            return str(to_int(value))
+        if key in types.booleans:
+            return str(to_bool(value))
+    except ValueError as exc:
+        raise http_bad_request(f"Invalid input for {key}. Reason: {exc}.") from None
+    if key == "fixed_ips":
+        name, sep, expected = value.partition("=")
+        if not sep or name not in FIXED_IPS_FILTER_KEYS or not expected:
+            raise http_bad_request(
+                f"Invalid input for fixed_ips. Reason: '{value}' must be one of "
+                f"{', '.join(sorted(f'{k}=VALUE' for k in FIXED_IPS_FILTER_KEYS))}."
+            )
+    return value
+
+
+def validated_filters(filters: dict[str, list[str]], types: FilterTypes) -> dict[str, list[str]]:
+    """The filters with integer/boolean values in canonical form; 400 for a bad value."""
+    return {
+        key: [_canonical_filter_value(key, value, types) for value in values]
+        for key, values in filters.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -135,14 +173,16 @@ def _sort_value(value: Any) -> tuple[int, Any]:
 
 
 def apply_sort(
-    items: list[dict[str, Any]], query: Query, allowed: set[str]
+    items: list[dict[str, Any]], query: Query, allowed: set[str],
+    unsortable: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     keys = query.get_all("sort_key")
     dirs = query.get_all("sort_dir")
     if dirs and len(dirs) != len(keys):
         raise http_bad_request("The number of sort_keys and sort_dirs must be same")
     for key in keys:
-        if key not in allowed:
+        structured = any(isinstance(i.get(key), list | dict) for i in items)
+        if key not in allowed or key in unsortable or key in TAG_KEYS or structured:
             raise http_bad_request(f"{key} is an invalid attribute for sort_keys")
     for direction in dirs:
         if direction not in ("asc", "desc"):
@@ -173,7 +213,10 @@ def _link(base_url: str, query: Query, rel: str, marker: str, reverse: bool) -> 
 def paginate(items: list[dict[str, Any]], query: Query, base_url: str, resource: str) -> Page:
     raw_limit = query.first("limit")
     marker = query.first("marker")
-    reverse = to_bool(query.first("page_reverse") or "false")
+    try:
+        reverse = to_bool(query.first("page_reverse") or "false")
+    except ValueError as exc:
+        raise http_bad_request(f"Invalid input for page_reverse. Reason: {exc}.") from None
     if raw_limit is None and marker is None:
         return Page(items, [])
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from dvr.server.app import TransportTag, create_app
 from dvr.server.config import (
     DEFAULT_LISTEN,
     DEFAULT_STATE_DIR,
+    ApiLimits,
     Listener,
     ServerConfig,
     parse_listener,
@@ -49,7 +51,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, str]:
     )
     parser.add_argument("--token", help="static token TCP clients must send as X-Auth-Token")
     parser.add_argument("--log-level", default="info")
+    defaults = ApiLimits()
+    for field in dataclasses.fields(ApiLimits):
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"), type=int, default=getattr(defaults, field.name),
+            metavar="N", help=f"API limit (default {getattr(defaults, field.name)})",
+        )
     args = parser.parse_args(argv)
+    limits = ApiLimits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ApiLimits)})
+    if any(getattr(limits, f.name) < 0 for f in dataclasses.fields(ApiLimits)):
+        parser.error("API limits must not be negative")
     try:
         listeners = tuple(parse_listener(x) for x in (args.listen or [DEFAULT_LISTEN]))
         vni_range = parse_vni_range(args.vni_range)
@@ -66,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, str]:
         host_mac_base=host_mac_base,
         agent_down_time=args.agent_down_time,
         token=args.token or os.environ.get("DVR_SERVER_TOKEN") or None,
+        limits=limits,
     ), args.log_level
 
 

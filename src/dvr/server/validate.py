@@ -12,6 +12,8 @@ import re
 import uuid
 from typing import Any
 
+from dvr.server.jsonbody import has_surrogate
+
 MAC_RE = re.compile(r"^([0-9a-fA-F]{2})([:-][0-9a-fA-F]{2}){5}$")
 
 
@@ -26,8 +28,8 @@ def to_bool(value: Any) -> bool:
 
 
 def to_str(value: Any, max_len: int = 255) -> str:
-    if not isinstance(value, str) or "\x00" in value:
-        raise ValueError(f"'{value}' is not a valid string")
+    if not isinstance(value, str) or "\x00" in value or has_surrogate(value):
+        raise ValueError(f"{value!r} is not a valid string")
     if len(value) > max_len:
         raise ValueError(f"'{value}' exceeds maximum length of {max_len}")
     return value
@@ -37,13 +39,20 @@ def to_str_or_none(value: Any) -> str | None:
     return None if value is None else to_str(value)
 
 
+INT32_MAX = 2**31 - 1
+
+
 def to_int(value: Any) -> int:
-    if isinstance(value, bool):
+    """An integer (or its decimal string) that fits a signed 32-bit column."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"'{value}' is not an integer")
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"'{value}' is not an integer") from None
+    if not -INT32_MAX - 1 <= number <= INT32_MAX:
+        raise ValueError(f"'{value}' is out of range")
+    return number
 
 
 def is_uuid(value: Any) -> bool:
@@ -152,7 +161,7 @@ def to_address_pairs(value: Any) -> list[dict[str, str]]:
 
 def to_routes(value: Any) -> list[dict[str, str]]:
     result = []
-    for item in to_list(value or []):
+    for item in to_list([] if value is None else value):
         if not isinstance(item, dict) or set(item) != {"destination", "nexthop"}:
             raise ValueError(f"'{item}' must be a dict with destination and nexthop")
         try:
@@ -181,8 +190,9 @@ def to_ip_list(value: Any) -> list[str]:
 
 
 def is_plain_text(value: str, max_len: int = 255) -> bool:
-    """Storable as-is in every database (PostgreSQL text cannot hold NUL)."""
-    return "\x00" not in value and len(value) <= max_len
+    """Storable as-is in every database (PostgreSQL text cannot hold NUL) and renderable
+    (valid Unicode: no lone surrogates)."""
+    return "\x00" not in value and len(value) <= max_len and not has_surrogate(value)
 
 
 def one_of(*choices: str | None):  # type: ignore[no-untyped-def]

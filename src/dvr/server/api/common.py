@@ -9,19 +9,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from dvr.server.attributes import COMMON_OUTPUT_ONLY, ResourceSpec, decode_json, parse_body
+from dvr.server.attributes import (
+    COMMON_OUTPUT_ONLY,
+    ResourceSpec,
+    check_count_limits,
+    decode_json,
+    filter_types,
+    parse_body,
+)
 from dvr.server.context import ServerContext
 from dvr.server.errors import http_bad_request
-from dvr.server.listing import Query, apply_filters, apply_sort, paginate, select_fields
+from dvr.server.jsonbody import SafeJSONResponse
+from dvr.server.listing import (
+    Query,
+    apply_filters,
+    apply_sort,
+    paginate,
+    select_fields,
+    validated_filters,
+)
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.validate import is_plain_text
 
 
-def json_response(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+def json_response(data: Any, status: int = 200) -> SafeJSONResponse:
+    return SafeJSONResponse(data, status_code=status)
 
 
 def query_of(request: Request) -> Query:
@@ -45,8 +60,9 @@ def list_payload(
 ) -> dict[str, Any]:
     query = query_of(request)
     allowed = visible_keys(spec)
-    items = apply_filters(items, query.filters(), allowed)
-    items = apply_sort(items, query, allowed)
+    types = filter_types(spec)
+    items = apply_filters(items, validated_filters(query.filters(), types), allowed)
+    items = apply_sort(items, query, allowed, types.unsortable)
     page = paginate(items, query, str(request.url.replace(query="")), spec.singular)
     payload: dict[str, Any] = {spec.plural: [select_fields(i, query.fields) for i in page.items]}
     if page.links:
@@ -85,6 +101,8 @@ def collection_routes(context: ServerContext, coll: Collection) -> list[Route]:
         data = decode_json(raw)
         if isinstance(data, dict) and spec.plural in data:
             bodies = _bulk_bodies(data, spec)
+            for bulk_body in bodies:
+                check_count_limits(spec, bulk_body, context.config.limits)
 
             def work_bulk(tx: WriteTx) -> list[dict[str, Any]]:
                 return [coll.create(tx, body) for body in bodies]  # type: ignore[misc]
@@ -92,12 +110,14 @@ def collection_routes(context: ServerContext, coll: Collection) -> list[Route]:
             items = await context.write(work_bulk)
             return json_response({spec.plural: items}, 201)
         body = parse_body(raw, spec, "POST")
+        check_count_limits(spec, body, context.config.limits)
         item = await context.write(lambda tx: coll.create(tx, body))  # type: ignore[misc]
         return json_response({spec.singular: item}, 201)
 
     async def update(request: Request) -> Response:
         object_id = request.path_params["id"]
         body = parse_body(await request.body(), spec, "PUT")
+        check_count_limits(spec, body, context.config.limits, object_id)
         item = await context.write(lambda tx: coll.update(tx, object_id, body))  # type: ignore[misc]
         return json_response({spec.singular: item})
 

@@ -13,7 +13,7 @@ from dvr.db.tables import floatingips, networks, ports, routers, subnets
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
 from dvr.server.context import ServerContext
-from dvr.server.errors import NotFoundError, http_bad_request
+from dvr.server.errors import NotFoundError, http_bad_request, invalid_input
 from dvr.server.services.common import get_row
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.validate import is_plain_text
@@ -42,6 +42,11 @@ def _set_tags(tx: WriteTx, collection: str, object_id: str, tags: list[str]) -> 
     table, resource = TABLES[collection]
     get_row(tx.conn, table, resource, object_id)
     unique = sorted(set(tags))
+    if len(unique) > tx.config.limits.max_tags:
+        raise invalid_input(
+            f"the number of tags ({len(unique)}) exceeds the maximum "
+            f"{tx.config.limits.max_tags} per resource."
+        )
     tx.conn.execute(
         update(table)
         .where(table.c.id == object_id)

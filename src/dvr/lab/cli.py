@@ -51,6 +51,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     vm_del = vm_sub.add_parser("del", parents=[common], help="unplug a VM, delete its port")
     vm_del.add_argument("vm_name")
     vm_del.set_defaults(handler=cmd_vm_del)
+    vm_move = vm_sub.add_parser("move", parents=[common],
+                                help="live-migrate a VM: replug it on HOST, rebind its port")
+    vm_move.add_argument("vm_name")
+    vm_move.add_argument("--host", required=True)
+    vm_move.set_defaults(handler=cmd_vm_move)
+
+    fip = command("fip", help="give a VM a floating IP on the external network (or remove it)")
+    fip.add_argument("vm_name")
+    fip.add_argument("--delete", action="store_true", help="remove the VM's floating IPs")
+    fip.set_defaults(handler=cmd_fip)
 
     restart = command("restart-agent", help="restart the agent of a lab host")
     restart.add_argument("host")
@@ -89,6 +99,8 @@ def lab_status(lab: Lab) -> dict:
         hosts = {h["host"]: h for h in client.hosts()}
         routers = client.list("routers")
         ports = {p["id"]: p for p in client.list("ports", device_owner="compute:nova")}
+        fips = client.list("floatingips")
+    vm_by_port = {v.port_id: v for v in record.vms.values()}
     return {
         "lab": lab.name,
         "api": f"http://127.0.0.1:{record.api_port}",
@@ -105,8 +117,18 @@ def lab_status(lab: Lab) -> dict:
                 for v in record.vms.values()],
         "routers": [{"id": r["id"], "name": r["name"], "distributed": r.get("distributed"),
                      "hosts": sorted(n for n, h in hosts.items()
-                                     if r["id"] in h.get("routers", []))}
+                                     if r["id"] in h.get("routers", [])),
+                     "gateway_ips": [ip["ip_address"] for ip in
+                                     (r.get("external_gateway_info") or {}).get(
+                                         "external_fixed_ips", [])]}
                     for r in routers],
+        "floating_ips": [{"floating_ip": f["floating_ip_address"],
+                          "vm": vm_by_port[f["port_id"]].name
+                          if f.get("port_id") in vm_by_port else None,
+                          "fixed_ip": f.get("fixed_ip_address"),
+                          "host": vm_by_port[f["port_id"]].host
+                          if f.get("port_id") in vm_by_port else None}
+                         for f in sorted(fips, key=lambda f: f["floating_ip_address"])],
         "outside": ({"host": "outside", "netns": record.outside_netns,
                      "address": record.outside_cidr, "segment": "external (br-ex on every host)"}
                     if record.outside_cidr else None),
@@ -123,9 +145,15 @@ def render_status(status: dict) -> str:
         (v["vm"], v["host"], v["network"], v["ip"], v["mac"], v["status"])
         for v in status["vms"]]))
     lines.append("")
-    lines.append(format_table(("ROUTER", "ID", "DISTRIBUTED", "HOSTED ON"), [
-        (r["name"], r["id"], r["distributed"], ", ".join(r["hosts"]) or "-")
+    lines.append(format_table(("ROUTER", "ID", "DISTRIBUTED", "GATEWAY IP", "HOSTED ON"), [
+        (r["name"], r["id"], r["distributed"], ", ".join(r["gateway_ips"]) or "-",
+         ", ".join(r["hosts"]) or "-")
         for r in status["routers"]]))
+    if status.get("floating_ips"):
+        lines.append("")
+        lines.append(format_table(("FLOATING IP", "VM", "FIXED IP", "HOST"), [
+            (f["floating_ip"], f["vm"] or "-", f["fixed_ip"] or "-", f["host"] or "-")
+            for f in status["floating_ips"]]))
     if status.get("outside"):
         outside = status["outside"]
         lines += ["", f"Outside host: {outside['host']} {outside['address']} on the external "
@@ -170,6 +198,26 @@ def cmd_vm_add(args: argparse.Namespace) -> int:
 def cmd_vm_del(args: argparse.Namespace) -> int:
     _lab(args).vm_del(args.vm_name)
     print(f"deleted {args.vm_name}")
+    return 0
+
+
+@_guard
+def cmd_vm_move(args: argparse.Namespace) -> int:
+    vm = _lab(args).vm_move(args.vm_name, args.host)
+    print(f"{vm.name}: {vm.ip_address} ({vm.mac_address}) now on {vm.host}")
+    return 0
+
+
+@_guard
+def cmd_fip(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    if args.delete:
+        removed = lab.fip_delete(args.vm_name)
+        if not removed:
+            raise LabError(f"{args.vm_name} has no floating IP")
+        print("\n".join(removed))
+        return 0
+    print(lab.fip_add(args.vm_name))
     return 0
 
 

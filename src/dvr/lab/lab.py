@@ -271,13 +271,18 @@ class Lab:
                       ip_address=ip, mac_address=port["mac_address"])
         record.vms[name] = vm
         self.paths.save(record)
+        self._plug(record, vm, net, subnet, host)
+        return vm
+
+    def _plug(self, record: LabRecord, vm: VmRecord, net: dict, subnet: dict,
+              host: str) -> None:
         env = self.host_env(record.hosts[host])
-        plug = VmPlug(name=name, port_id=port["id"], mac_address=port["mac_address"],
-                      ip_address=ip, cidr=subnet["cidr"], gateway_ip=subnet.get("gateway_ip"),
+        plug = VmPlug(name=vm.name, port_id=vm.port_id, mac_address=vm.mac_address,
+                      ip_address=vm.ip_address, cidr=subnet["cidr"],
+                      gateway_ip=subnet.get("gateway_ip"),
                       mtu=min(net.get("mtu") or TENANT_MTU, TENANT_MTU), ovsdb=env.ovsdb)
         for argv in plug_commands(plug):
             env.run(argv)
-        return vm
 
     def _wait_ports_active(self, client: ServerClient, record: LabRecord,
                            names: list[str]) -> None:
@@ -311,6 +316,65 @@ class Lab:
                     raise
         del record.vms[name]
         self.paths.save(record)
+
+    def vm_move(self, name: str, host: str) -> VmRecord:
+        """Live-migrate a VM the way Nova does: plug it on ``host`` (same MAC and IP), rebind
+        its port there through the API, then unplug it from the old host."""
+        record = self.record()
+        vm = record.vms.get(name)
+        if vm is None:
+            raise LabError(f"no VM named {name!r}")
+        if host not in record.hosts:
+            raise LabError(f"no lab host {host!r} (hosts: {', '.join(record.hosts)})")
+        if host == vm.host:
+            raise LabError(f"{name} is on {host} already")
+        old = record.hosts[vm.host]
+        with self.client() as client:
+            net, subnet = self._network_and_subnet(client, vm.network)
+            self.out(f"moving VM {name} from {vm.host} to {host}")
+            self._plug(record, vm, net, subnet, host)
+            client.update("ports", "port", vm.port_id, {"binding:host_id": host})
+            old_env = self.host_env(old)
+            for argv in unplug_commands(name, vm.port_id, old_env.ovsdb):
+                old_env.run(argv, check=False)
+            vm.host = host
+            self.paths.save(record)
+            self._wait_ports_active(client, record, [name])
+        return vm
+
+    # -- floating IPs -----------------------------------------------------------------------
+    def _external_network(self, client: ServerClient) -> dict:
+        found = client.list("networks", **{"router:external": "true"})
+        if not found:
+            raise LabError("the lab has no external network")
+        return found[0]
+
+    def fip_add(self, vm_name: str) -> str:
+        """Create a floating IP on the external network for a VM's port; its address."""
+        record = self.record()
+        vm = record.vms.get(vm_name)
+        if vm is None:
+            raise LabError(f"no VM named {vm_name!r}")
+        with self.client() as client:
+            network = self._external_network(client)
+            try:
+                fip = client.create("floatingips", "floatingip", {
+                    "floating_network_id": network["id"], "port_id": vm.port_id})
+            except ServerError as exc:
+                raise LabError(f"cannot give {vm_name} a floating IP: {exc}") from None
+        return fip["floating_ip_address"]
+
+    def fip_delete(self, vm_name: str) -> list[str]:
+        """Delete every floating IP of a VM's port; their addresses."""
+        record = self.record()
+        vm = record.vms.get(vm_name)
+        if vm is None:
+            raise LabError(f"no VM named {vm_name!r}")
+        with self.client() as client:
+            fips = client.list("floatingips", port_id=vm.port_id)
+            for fip in fips:
+                client.delete("floatingips", fip["id"])
+        return sorted(f["floating_ip_address"] for f in fips)
 
     # -- operations ---------------------------------------------------------------------------
     def target_command(self, target: str, argv: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -1,4 +1,5 @@
-"""Agents: registration and heartbeat of host agents, Neutron's /v2.0/agents rows."""
+"""Agents: registration and heartbeat of host agents, Neutron's /v2.0/agents rows, and
+which L3 agents host which routers."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from dvr.db.tables import agents, dvr_hosts, ports
+from dvr.db.tables import agents, dvr_hosts, ports, routers
 from dvr.model.hostview import AGENT_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
 from dvr.server.errors import NotFoundError, invalid_input
 from dvr.server.services import ports as port_service
-from dvr.server.services.common import get_row, new_id
+from dvr.server.services.common import get_row, list_rows, new_id
 from dvr.server.services.l2pop import bound_port_networks
-from dvr.server.services.routers import schedule_pending
-from dvr.server.services.scheduler import alive_since, router_networks, routers_hosted_on
+from dvr.server.services.queries import get_router
+from dvr.server.services.routers import render_routers, schedule_pending
+from dvr.server.services.scheduler import (
+    alive_since,
+    router_hosts,
+    router_networks,
+    routers_hosted_on,
+)
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.validate import is_plain_text, to_ip
 
@@ -60,6 +67,24 @@ def list_agent_rows(conn: Connection, hosts: list[str] | None = None) -> list[An
 
 def get_agent(conn: Connection, agent_id: str) -> Any:
     return get_row(conn, agents, "agent", agent_id)
+
+
+def l3_agents_hosting(tx: ReadTx, router_id: str) -> list[dict[str, Any]]:
+    """The L3 agents of the hosts that host the router (/v2.0/routers/{id}/l3-agents)."""
+    get_router(tx.conn, router_id)
+    hosts = sorted(router_hosts(tx.conn, [router_id])[router_id])
+    rows = [r for r in list_agent_rows(tx.conn, hosts) if r.agent_type == L3_AGENT]
+    return [{**render_agent(tx, r), "ha_state": None} for r in rows]
+
+
+def routers_on_agent(tx: ReadTx, agent_id: str) -> list[dict[str, Any]]:
+    """The routers an L3 agent's host hosts, rendered (/v2.0/agents/{id}/l3-routers)."""
+    agent = get_agent(tx.conn, agent_id)
+    if agent.agent_type != L3_AGENT:
+        return []
+    router_ids = routers_hosted_on(tx.conn, agent.host)
+    rows = list_rows(tx.conn, routers, routers.c.id.in_(sorted(router_ids)))
+    return render_routers(tx.conn, rows)
 
 
 def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath: str) -> dict:

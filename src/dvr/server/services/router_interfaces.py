@@ -7,20 +7,20 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from dvr.db.tables import floatingips, ip_allocations, ports, router_interfaces
+from dvr.db.tables import floatingips, ip_allocations, router_interfaces, routers
 from dvr.server.errors import NotFoundError, bad_request, conflict
+from dvr.server.services import cascades
 from dvr.server.services import ports as port_service
-from dvr.server.services.common import bump, get_row
+from dvr.server.services.common import bump
+from dvr.server.services.port_changes import load_state
+from dvr.server.services.queries import get_port, get_router, get_subnet
 from dvr.server.services.routers import (
     create_snat_port,
-    get_router,
     interface_owner,
     interfaces,
-    routers,
     snat_port_on_subnet,
 )
 from dvr.server.services.scheduler import central_host
-from dvr.server.services.subnets import get_subnet
 from dvr.server.tx import WriteTx
 
 
@@ -92,21 +92,21 @@ def add_interface(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str
         subnet_ids = [subnet.id]
         network_id = subnet.network_id
     else:
-        port = get_row(tx.conn, ports, "port", port_id)
+        port = get_port(tx.conn, port_id)
         if port.device_id or port.device_owner:
             raise conflict(
                 "PortInUse",
                 f"Unable to complete operation on port {port.id} for network "
                 f"{port.network_id}. Port already has an attached device {port.device_id}.",
             )
-        state = port_service.load_state(tx.conn, port.id)
+        state = load_state(tx.conn, port.id)
         if not state.ips:
             raise bad_request("router", "Router port must have at least one fixed IP")
         subnet_ids = sorted(state.subnet_ids)
         for sid in subnet_ids:
             _check_attachable(tx, router, get_subnet(tx.conn, sid))
         tx.impact.track_networks([port.network_id])
-        port_service.update_port(
+        cascades.update_port(
             tx,
             port.id,
             {
@@ -163,9 +163,9 @@ def remove_interface(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[
     for sid in subnet_ids:
         snat = snat_port_on_subnet(tx.conn, router_id, sid)
         if snat is not None:
-            port_service.delete_port(tx, snat, internal=True)
+            cascades.delete_port(tx, snat, internal=True)
     tx.conn.execute(delete(router_interfaces).where(router_interfaces.c.port_id == port_id))
-    port_service.delete_port(tx, port_id, internal=True)
+    cascades.delete_port(tx, port_id, internal=True)
     bump(tx.conn, routers, router_id, tx.now)
     tx.impact.router_changed(router_id)
     tx.impact.subject("router", router_id)

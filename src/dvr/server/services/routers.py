@@ -22,23 +22,24 @@ from dvr.model.hostview import (
     OWNER_ROUTER_SNAT,
 )
 from dvr.server.errors import BadRequestError, bad_request, conflict
+from dvr.server.services import cascades
 from dvr.server.services import ports as port_service
 from dvr.server.services.common import (
     BULK_RENDER_THRESHOLD,
     bump,
-    get_row,
     new_id,
     standard_fields,
     standard_values,
 )
-from dvr.server.services.networks import get_network
+from dvr.server.services.queries import (
+    fixed_ips_of_ports,
+    get_network,
+    get_router,
+    get_subnet,
+    network_subnets,
+)
 from dvr.server.services.scheduler import central_host, central_modes, pick_central_host
-from dvr.server.services.subnets import get_subnet, network_subnets
 from dvr.server.tx import WriteTx
-
-
-def get_router(conn: Connection, router_id: str) -> Any:
-    return get_row(conn, routers, "router", router_id)
 
 
 def interface_owner(distributed: bool) -> str:
@@ -48,9 +49,7 @@ def interface_owner(distributed: bool) -> str:
 # -- rendering -----------------------------------------------------------------------------
 def render_routers(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     gw_ports = [r.gw_port_id for r in rows if r.gw_port_id]
-    ips = port_service.fixed_ips_of_ports(
-        conn, None if len(gw_ports) > BULK_RENDER_THRESHOLD else gw_ports
-    )
+    ips = fixed_ips_of_ports(conn, None if len(gw_ports) > BULK_RENDER_THRESHOLD else gw_ports)
     return [render_router(row, ips.get(row.gw_port_id, [])) for row in rows]
 
 
@@ -137,7 +136,7 @@ def ensure_central_host(tx: WriteTx, router_id: str) -> str | None:
     tx.impact.track_routers([router_id])
     tx.conn.execute(insert(router_l3_bindings).values(router_id=router_id, host=host))
     for port_id in central_ports(tx.conn, router):
-        port_service.set_host(tx, port_id, host)
+        cascades.update_port(tx, port_id, {"binding:host_id": host}, internal=True)
     tx.impact.router_changed(router_id)
     tx.impact.subject("router", router_id)
     return host
@@ -251,7 +250,7 @@ def update_router(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str
 def _migrate_to_distributed(tx: WriteTx, router_id: str) -> None:
     """Centralized -> distributed (admin down): interfaces become distributed ports."""
     for interface in interfaces(tx.conn, router_id):
-        port_service.update_port(
+        cascades.update_port(
             tx,
             interface.port_id,
             {"device_owner": OWNER_ROUTER_INTERFACE_DISTRIBUTED, "binding:host_id": ""},
@@ -366,7 +365,7 @@ def clear_gateway(tx: WriteTx, router_id: str, keep_snat_ports: bool = False) ->
     )
     for owner in owners:
         for port_id in owned_ports(tx.conn, router_id, owner):
-            port_service.delete_port(tx, port_id, internal=True)
+            cascades.delete_port(tx, port_id, internal=True)
     if router.distributed and not keep_snat_ports:
         drop_central_host(tx, router_id)
     bump(tx.conn, routers, router_id, tx.now)

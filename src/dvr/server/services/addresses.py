@@ -3,7 +3,7 @@
 ``plan_addresses`` reads the network's subnets and the allocations already made, picks free
 addresses (or checks requested ones) and returns the plan; ``write_allocations`` and
 ``delete_allocations`` store it.  Nothing here declares change impact: the port write that
-uses a plan does (``port_changes.port_change``).
+uses a plan does (``changes.port_change``).
 """
 
 from __future__ import annotations

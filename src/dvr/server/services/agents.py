@@ -3,6 +3,7 @@ which L3 agents host which routers."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -11,16 +12,11 @@ from dvr.db.tables import agents, dvr_hosts, ports, routers
 from dvr.model.hostview import AGENT_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
 from dvr.server.errors import NotFoundError, invalid_input
 from dvr.server.services import ports as port_service
+from dvr.server.services.changes import host_registration_change
 from dvr.server.services.common import get_row, list_rows, new_id
-from dvr.server.services.l2pop import bound_port_networks
 from dvr.server.services.queries import get_router
 from dvr.server.services.routers import render_routers, schedule_pending
-from dvr.server.services.scheduler import (
-    alive_since,
-    router_hosts,
-    router_networks,
-    routers_hosted_on,
-)
+from dvr.server.services.scheduler import alive_since, router_hosts, routers_hosted_on
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.validate import is_plain_text, to_ip
 
@@ -100,10 +96,6 @@ def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath:
     }
 
 
-def networks_touched_by(conn: Connection, host: str) -> set[str]:
-    return bound_port_networks(conn, host) | router_networks(conn, routers_hosted_on(conn, host))
-
-
 def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
     host = body.get("host")
     if not isinstance(host, str) or not host or not is_plain_text(host):
@@ -131,22 +123,18 @@ def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
         mode,
         tunnel_ip,
     )
-    if view_changed:
-        touched = networks_touched_by(tx.conn, host)
-        tx.impact.track_networks(touched)
-    if existing is None:
-        tx.conn.execute(
-            insert(dvr_hosts).values(host=host, registered_at=tx.now, applied_revision=0, **values)
-        )
-    else:
-        tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
-    for agent_type in (OVS_AGENT, L3_AGENT):
-        _upsert_agent(tx, host, agent_type, _configurations(agent_type, mode, tunnel_ip, datapath))
-    if view_changed:
-        tx.impact.host_changed(host)
-        for network_id in touched:
-            tx.impact.network_endpoints_changed(network_id)
-        tx.impact.subject("agent", host)
+    with host_registration_change(tx, host) if view_changed else nullcontext():
+        if existing is None:
+            tx.conn.execute(
+                insert(dvr_hosts).values(
+                    host=host, registered_at=tx.now, applied_revision=0, **values
+                )
+            )
+        else:
+            tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
+        for agent_type in (OVS_AGENT, L3_AGENT):
+            configurations = _configurations(agent_type, mode, tunnel_ip, datapath)
+            _upsert_agent(tx, host, agent_type, configurations)
     _bind_host_ports(tx, host)
     if mode in ("dvr_snat", "legacy"):
         schedule_pending(tx)
@@ -276,10 +264,5 @@ def delete_agent(tx: WriteTx, agent_id: str) -> None:
     tx.conn.execute(delete(agents).where(agents.c.id == agent_id))
     remaining = tx.conn.execute(select(agents.c.id).where(agents.c.host == row.host)).first()
     if remaining is None:
-        touched = networks_touched_by(tx.conn, row.host)
-        tx.impact.track_networks(touched)
-        tx.conn.execute(delete(dvr_hosts).where(dvr_hosts.c.host == row.host))
-        tx.impact.host_changed(row.host)
-        for network_id in touched:
-            tx.impact.network_endpoints_changed(network_id)
-        tx.impact.subject("agent", row.host)
+        with host_registration_change(tx, row.host):
+            tx.conn.execute(delete(dvr_hosts).where(dvr_hosts.c.host == row.host))

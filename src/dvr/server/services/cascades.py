@@ -11,11 +11,11 @@
 - ``update_port``: the port; when it moved to another host, the FIP agent gateway ports of
   its floating IPs follow it (created on the new host, deleted from the old one).
 - ``disassociate_floatingip``: the mapping goes; so does the host's FIP agent gateway port
-  if no floating IP needs it any more (``delete_port``: the one recursion here, ending at
-  the gateway port, which carries no floating IP).
+  if no floating IP needs it any more (``delete_port``: the one recursion here; it ends at
+  the gateway port, which has no floating IP of its own).
 
-Every step below keeps its own change bookkeeping (``port_changes.port_change``,
-``subnets.subnets_change``); this module only decides what goes with what.
+Each write keeps its own change bookkeeping (the context managers of ``changes``); this
+module only decides what goes with what, and in which order.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from sqlalchemy import delete, select
 from dvr.db.tables import floatingips, ip_allocations, networks, ports, routers, subnets
 from dvr.server.errors import conflict
 from dvr.server.services import ports as port_service
+from dvr.server.services.changes import floatingip_change, load_state, subnets_change
 from dvr.server.services.common import bump
 from dvr.server.services.fip_gateways import ensure_fip_agent_gateway, unused_fip_agent_gateways
-from dvr.server.services.port_changes import load_state
 from dvr.server.services.queries import (
     get_floatingip,
     get_network,
@@ -37,7 +37,6 @@ from dvr.server.services.queries import (
     get_subnet,
     subnet_ids_by_network,
 )
-from dvr.server.services.subnets import subnets_change
 from dvr.server.tx import WriteTx
 
 AUTO_DELETE_OWNERS = ("network:dhcp",)  # ports that go with their network, and addresses
@@ -135,22 +134,20 @@ def disassociate_floatingip(tx: WriteTx, fip_id: str) -> None:
     fip = get_floatingip(tx.conn, fip_id)
     if fip.fixed_port_id is None:
         return
-    host = tx.conn.execute(select(ports.c.host).where(ports.c.id == fip.fixed_port_id)).scalar()
-    tx.impact.track_routers([fip.router_id])
-    tx.impact.track_networks([fip.floating_network_id])
-    bump(
-        tx.conn,
-        floatingips,
-        fip_id,
-        tx.now,
-        fixed_port_id=None,
-        fixed_ip_address=None,
-        router_id=None,
-        status="DOWN",
-    )
-    _drop_unused_fip_gateways(tx, fip.floating_network_id, host or "")
-    tx.impact.router_host_changed(fip.router_id, host or "")
-    tx.impact.subject("floatingip", fip_id)
+    query = select(ports.c.host).where(ports.c.id == fip.fixed_port_id)
+    host = tx.conn.execute(query).scalar() or ""
+    with floatingip_change(tx, fip_id, fip.router_id, fip.floating_network_id, host):
+        bump(
+            tx.conn,
+            floatingips,
+            fip_id,
+            tx.now,
+            fixed_port_id=None,
+            fixed_ip_address=None,
+            router_id=None,
+            status="DOWN",
+        )
+        _drop_unused_fip_gateways(tx, fip.floating_network_id, host)
 
 
 def _drop_unused_fip_gateways(tx: WriteTx, network_id: str, host: str) -> None:

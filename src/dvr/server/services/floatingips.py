@@ -15,9 +15,9 @@ from dvr.model.hostview import OWNER_FLOATINGIP
 from dvr.server.errors import NotFoundError, bad_request, conflict
 from dvr.server.services import ports as port_service
 from dvr.server.services.cascades import disassociate_floatingip
+from dvr.server.services.changes import PortState, floatingip_change, load_state
 from dvr.server.services.common import bump, new_id, standard_fields, standard_values
 from dvr.server.services.fip_gateways import ensure_fip_agent_gateway, one_ipv4_address
-from dvr.server.services.port_changes import PortState, load_state
 from dvr.server.services.queries import get_floatingip, get_network
 from dvr.server.tx import WriteTx
 
@@ -122,22 +122,19 @@ def associate(tx: WriteTx, fip_id: str, port_id: str, fixed_ip: str | None) -> N
         return
     if fip.fixed_port_id is not None:
         disassociate_floatingip(tx, fip_id)
-    tx.impact.track_routers([router.id])
-    tx.impact.track_networks([fip.floating_network_id])
-    bump(
-        tx.conn,
-        floatingips,
-        fip_id,
-        tx.now,
-        fixed_port_id=port_id,
-        fixed_ip_address=address,
-        router_id=router.id,
-        status="ACTIVE",
-    )
-    if router.distributed:
-        ensure_fip_agent_gateway(tx, fip.floating_network_id, state.host)
-    tx.impact.router_host_changed(router.id, state.host)
-    tx.impact.subject("floatingip", fip_id)
+    with floatingip_change(tx, fip_id, router.id, fip.floating_network_id, state.host):
+        bump(
+            tx.conn,
+            floatingips,
+            fip_id,
+            tx.now,
+            fixed_port_id=port_id,
+            fixed_ip_address=address,
+            router_id=router.id,
+            status="ACTIVE",
+        )
+        if router.distributed:
+            ensure_fip_agent_gateway(tx, fip.floating_network_id, state.host)
 
 
 # -- create / update / delete ----------------------------------------------------------------

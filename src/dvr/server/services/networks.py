@@ -3,14 +3,14 @@ ports and subnets with it: ``cascades.delete_network``.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from dvr.db.tables import floatingips, networks, routers
 from dvr.server.errors import conflict, invalid_input
+from dvr.server.services.changes import network_change
 from dvr.server.services.common import (
     BULK_RENDER_THRESHOLD,
     bump,
@@ -19,7 +19,6 @@ from dvr.server.services.common import (
     standard_values,
 )
 from dvr.server.services.queries import get_network, subnet_ids_by_network
-from dvr.server.services.scheduler import routers_on_networks
 from dvr.server.services.segments import allocate_segment
 from dvr.server.tx import WriteTx
 
@@ -128,25 +127,10 @@ def update_network(tx: WriteTx, network_id: str, body: dict[str, Any]) -> dict[s
         column in values and values[column] != getattr(row, column)
         for column in ("name", "mtu", "external")
     )
-    change = _shown_change(tx, network_id, "mtu" in values) if view_changed else nullcontext()
+    change = network_change(tx, network_id, "mtu" in values) if view_changed else nullcontext()
     with change:
         bump(tx.conn, networks, network_id, tx.now, **values)
     return show(tx.conn, network_id)
-
-
-@contextmanager
-def _shown_change(tx: WriteTx, network_id: str, mtu_written: bool) -> Iterator[None]:
-    """Wrap a write to what host views show of a network (name, MTU, external): every host
-    touching it sees it; an MTU change, every host of a router on it too."""
-    tx.impact.track_networks([network_id])
-    attached = routers_on_networks(tx.conn, [network_id])[network_id]
-    tx.impact.track_routers(attached)
-    yield
-    tx.impact.network_changed(network_id)
-    if mtu_written:
-        for router_id in attached:
-            tx.impact.router_changed(router_id)
-    tx.impact.subject("network", network_id)
 
 
 def _check_not_used_as_external(conn: Connection, network_id: str) -> None:

@@ -1,5 +1,5 @@
 """Ports: create, update and delete one port (its row, MAC, addresses and binding), each
-write inside ``port_changes.port_change``; and how the API renders ports.
+write inside ``changes.port_change``; and how the API renders ports.
 
 ``update_row`` and ``delete_row`` touch the port alone.  What a port update or delete takes
 with it beyond the port (its floating IPs, their FIP agent gateway ports) is in
@@ -24,6 +24,12 @@ from dvr.model.hostview import (
 )
 from dvr.server.errors import BadRequestError, conflict
 from dvr.server.services.addresses import delete_allocations, plan_addresses, write_allocations
+from dvr.server.services.changes import (
+    ROUTER_INTERFACE_OWNERS,
+    PortState,
+    load_state,
+    port_change,
+)
 from dvr.server.services.common import (
     BULK_RENDER_THRESHOLD,
     bump,
@@ -32,12 +38,6 @@ from dvr.server.services.common import (
     standard_values,
 )
 from dvr.server.services.macs import allocate_port_mac, mac_in_use
-from dvr.server.services.port_changes import (
-    ROUTER_INTERFACE_OWNERS,
-    PortState,
-    load_state,
-    port_change,
-)
 from dvr.server.services.queries import fixed_ips_of_ports, get_network, get_port
 from dvr.server.services.scheduler import alive_since
 from dvr.server.tx import WriteTx

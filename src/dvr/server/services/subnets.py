@@ -1,12 +1,10 @@
-"""Subnets: CIDR/gateway/pool validation, create, update, render; ``subnets_change``, the
-change bookkeeping of every write to a network's subnets.  (Deleting a subnet takes DHCP
-addresses with it: ``cascades.delete_subnet``.)"""
+"""Subnets: CIDR/gateway/pool validation, create, update, render.  (Deleting a subnet
+takes DHCP addresses with it: ``cascades.delete_subnet``.)"""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
@@ -14,22 +12,10 @@ from sqlalchemy import Connection, insert, select
 from dvr.db.tables import networks, router_interfaces, subnets
 from dvr.server.errors import bad_request, conflict, invalid_input
 from dvr.server.services import ipam
+from dvr.server.services.changes import subnets_change
 from dvr.server.services.common import bump, new_id, standard_fields, standard_values
-from dvr.server.services.queries import gateway_routers, get_network, get_subnet, network_subnets
+from dvr.server.services.queries import get_network, get_subnet, network_subnets
 from dvr.server.tx import WriteTx
-
-
-@contextmanager
-def subnets_change(tx: WriteTx, network_id: str, subnet_id: str) -> Iterator[None]:
-    """Wrap a write that changes the subnets of a network: every host touching the network
-    sees them, and so does every host of a router with its gateway on it."""
-    tx.impact.track_networks([network_id])
-    tx.impact.track_routers(gateway_routers(tx.conn, network_id))
-    yield
-    tx.impact.network_changed(network_id)
-    for router_id in gateway_routers(tx.conn, network_id):
-        tx.impact.router_changed(router_id)
-    tx.impact.subject("subnet", subnet_id)
 
 
 def render_subnet(row: Any) -> dict[str, Any]:

@@ -8,14 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dvr.db.tables import routers
 from dvr.server.api.common import Collection, json_response, list_payload
+from dvr.server.api.routers import SPEC as ROUTER_SPEC
 from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.context import ServerContext
 from dvr.server.services import agents as service
-from dvr.server.services import routers as router_service
-from dvr.server.services.common import list_rows
-from dvr.server.services.scheduler import router_hosts, routers_hosted_on
 from dvr.server.tx import ReadTx
 from dvr.server.validate import is_plain_text, to_bool, to_str
 
@@ -56,28 +53,10 @@ COLLECTION = Collection(
 )
 
 
-def l3_agents_hosting(tx: ReadTx, router_id: str) -> list[dict[str, Any]]:
-    router_service.get_router(tx.conn, router_id)
-    hosts = sorted(router_hosts(tx.conn, [router_id])[router_id])
-    rows = [r for r in service.list_agent_rows(tx.conn, hosts) if r.agent_type == service.L3_AGENT]
-    return [{**service.render_agent(tx, r), "ha_state": None} for r in rows]
-
-
-def _l3_routers(tx: ReadTx, agent_id: str) -> list[dict[str, Any]]:
-    agent = service.get_agent(tx.conn, agent_id)
-    if agent.agent_type != service.L3_AGENT:
-        return []
-    router_ids = routers_hosted_on(tx.conn, agent.host)
-    rows = list_rows(tx.conn, routers, routers.c.id.in_(sorted(router_ids)))
-    return router_service.render_routers(tx.conn, rows)
-
-
 def extra_routes(context: ServerContext) -> list[Route]:
-    from dvr.server.api.routers import SPEC as ROUTER_SPEC
-
     async def l3_routers(request: Request) -> Response:
         agent_id = request.path_params["id"]
-        items = await context.read(lambda tx: _l3_routers(tx, agent_id))
+        items = await context.read(lambda tx: service.routers_on_agent(tx, agent_id))
         return json_response(list_payload(request, ROUTER_SPEC, items))
 
     return [Route("/v2.0/agents/{id}/l3-routers", l3_routers, methods=["GET"])]

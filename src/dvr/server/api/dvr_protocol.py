@@ -33,7 +33,7 @@ from dvr.server.serialize import to_jsonable
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
 from dvr.server.services.notify import changes_for_host, current_revision, pruned_revision
-from dvr.server.services.routers import get_router
+from dvr.server.services.queries import get_router
 from dvr.server.services.scheduler import (
     all_router_hosts,
     central_host,

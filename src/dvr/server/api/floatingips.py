@@ -5,6 +5,7 @@ from __future__ import annotations
 from dvr.db.tables import floatingips
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
+from dvr.server.services import cascades
 from dvr.server.services import floatingips as service
 from dvr.server.services.common import list_rows
 from dvr.server.validate import to_ip, to_ip_or_none, to_str, to_uuid, to_uuid_or_none
@@ -42,5 +43,5 @@ COLLECTION = Collection(
     show=lambda tx, fip_id: service.show(tx.conn, fip_id),
     create=service.create,
     update=service.update_floatingip,
-    delete=service.delete_floatingip,
+    delete=cascades.delete_floatingip,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dvr.db.tables import networks
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
+from dvr.server.services import cascades
 from dvr.server.services import networks as service
 from dvr.server.services.common import list_rows
 from dvr.server.validate import one_of, to_bool, to_int, to_str, to_str_list, to_str_or_none
@@ -40,5 +41,5 @@ COLLECTION = Collection(
     show=lambda tx, network_id: service.show(tx.conn, network_id),
     create=service.create,
     update=service.update_network,
-    delete=service.delete_network,
+    delete=cascades.delete_network,
 )

@@ -7,6 +7,7 @@ from typing import Any
 from dvr.db.tables import ports
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
+from dvr.server.services import cascades
 from dvr.server.services import ports as service
 from dvr.server.services.common import list_rows
 from dvr.server.tx import WriteTx
@@ -72,7 +73,7 @@ def create(tx: WriteTx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def update(tx: WriteTx, port_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    service.update_port(tx, port_id, body)
+    cascades.update_port(tx, port_id, body)
     return service.show(tx.conn, port_id)
 
 
@@ -84,5 +85,5 @@ COLLECTION = Collection(
     show=lambda tx, port_id: service.show(tx.conn, port_id),
     create=create,
     update=update,
-    delete=lambda tx, port_id: service.delete_port(tx, port_id),
+    delete=lambda tx, port_id: cascades.delete_port(tx, port_id),
 )

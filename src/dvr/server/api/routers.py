@@ -9,13 +9,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dvr.db.tables import routers
-from dvr.server.api.agents import l3_agents_hosting
 from dvr.server.api.common import Collection, json_response, prefilter
 from dvr.server.attributes import Attr, ResourceSpec, decode_json
 from dvr.server.context import ServerContext
 from dvr.server.errors import http_bad_request
 from dvr.server.services import router_interfaces
 from dvr.server.services import routers as service
+from dvr.server.services.agents import l3_agents_hosting
 from dvr.server.services.common import list_rows
 from dvr.server.validate import (
     is_uuid,

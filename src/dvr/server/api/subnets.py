@@ -5,6 +5,7 @@ from __future__ import annotations
 from dvr.db.tables import subnets
 from dvr.server.api.common import Collection, prefilter
 from dvr.server.attributes import Attr, ResourceSpec
+from dvr.server.services import cascades
 from dvr.server.services import subnets as service
 from dvr.server.services.common import list_rows
 from dvr.server.validate import (
@@ -74,5 +75,5 @@ COLLECTION = Collection(
     show=lambda tx, subnet_id: service.show(tx.conn, subnet_id),
     create=service.create,
     update=service.update_subnet,
-    delete=service.delete_subnet,
+    delete=cascades.delete_subnet,
 )

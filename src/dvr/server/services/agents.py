@@ -1,19 +1,22 @@
-"""Agents: registration and heartbeat of host agents, Neutron's /v2.0/agents rows."""
+"""Agents: registration and heartbeat of host agents, Neutron's /v2.0/agents rows, and
+which L3 agents host which routers."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from dvr.db.tables import agents, dvr_hosts, ports
+from dvr.db.tables import agents, dvr_hosts, ports, routers
 from dvr.model.hostview import AGENT_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
 from dvr.server.errors import NotFoundError, invalid_input
 from dvr.server.services import ports as port_service
-from dvr.server.services.common import get_row, new_id
-from dvr.server.services.l2pop import bound_port_networks
-from dvr.server.services.routers import schedule_pending
-from dvr.server.services.scheduler import alive_since, router_networks, routers_hosted_on
+from dvr.server.services.changes import host_registration_change
+from dvr.server.services.common import get_row, list_rows, new_id
+from dvr.server.services.queries import get_router
+from dvr.server.services.routers import render_routers, schedule_pending
+from dvr.server.services.scheduler import alive_since, router_hosts, routers_hosted_on
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.validate import is_plain_text, to_ip
 
@@ -62,6 +65,24 @@ def get_agent(conn: Connection, agent_id: str) -> Any:
     return get_row(conn, agents, "agent", agent_id)
 
 
+def l3_agents_hosting(tx: ReadTx, router_id: str) -> list[dict[str, Any]]:
+    """The L3 agents of the hosts that host the router (/v2.0/routers/{id}/l3-agents)."""
+    get_router(tx.conn, router_id)
+    hosts = sorted(router_hosts(tx.conn, [router_id])[router_id])
+    rows = [r for r in list_agent_rows(tx.conn, hosts) if r.agent_type == L3_AGENT]
+    return [{**render_agent(tx, r), "ha_state": None} for r in rows]
+
+
+def routers_on_agent(tx: ReadTx, agent_id: str) -> list[dict[str, Any]]:
+    """The routers an L3 agent's host hosts, rendered (/v2.0/agents/{id}/l3-routers)."""
+    agent = get_agent(tx.conn, agent_id)
+    if agent.agent_type != L3_AGENT:
+        return []
+    router_ids = routers_hosted_on(tx.conn, agent.host)
+    rows = list_rows(tx.conn, routers, routers.c.id.in_(sorted(router_ids)))
+    return render_routers(tx.conn, rows)
+
+
 def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath: str) -> dict:
     if agent_type == L3_AGENT:
         return {"agent_mode": mode}
@@ -73,10 +94,6 @@ def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath:
         "enable_distributed_routing": True,
         "datapath_type": datapath,
     }
-
-
-def networks_touched_by(conn: Connection, host: str) -> set[str]:
-    return bound_port_networks(conn, host) | router_networks(conn, routers_hosted_on(conn, host))
 
 
 def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,22 +123,18 @@ def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
         mode,
         tunnel_ip,
     )
-    if view_changed:
-        touched = networks_touched_by(tx.conn, host)
-        tx.impact.track_networks(touched)
-    if existing is None:
-        tx.conn.execute(
-            insert(dvr_hosts).values(host=host, registered_at=tx.now, applied_revision=0, **values)
-        )
-    else:
-        tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
-    for agent_type in (OVS_AGENT, L3_AGENT):
-        _upsert_agent(tx, host, agent_type, _configurations(agent_type, mode, tunnel_ip, datapath))
-    if view_changed:
-        tx.impact.host_changed(host)
-        for network_id in touched:
-            tx.impact.network_endpoints_changed(network_id)
-        tx.impact.subject("agent", host)
+    with host_registration_change(tx, host) if view_changed else nullcontext():
+        if existing is None:
+            tx.conn.execute(
+                insert(dvr_hosts).values(
+                    host=host, registered_at=tx.now, applied_revision=0, **values
+                )
+            )
+        else:
+            tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
+        for agent_type in (OVS_AGENT, L3_AGENT):
+            configurations = _configurations(agent_type, mode, tunnel_ip, datapath)
+            _upsert_agent(tx, host, agent_type, configurations)
     _bind_host_ports(tx, host)
     if mode in ("dvr_snat", "legacy"):
         schedule_pending(tx)
@@ -251,10 +264,5 @@ def delete_agent(tx: WriteTx, agent_id: str) -> None:
     tx.conn.execute(delete(agents).where(agents.c.id == agent_id))
     remaining = tx.conn.execute(select(agents.c.id).where(agents.c.host == row.host)).first()
     if remaining is None:
-        touched = networks_touched_by(tx.conn, row.host)
-        tx.impact.track_networks(touched)
-        tx.conn.execute(delete(dvr_hosts).where(dvr_hosts.c.host == row.host))
-        tx.impact.host_changed(row.host)
-        for network_id in touched:
-            tx.impact.network_endpoints_changed(network_id)
-        tx.impact.subject("agent", row.host)
+        with host_registration_change(tx, row.host):
+            tx.conn.execute(delete(dvr_hosts).where(dvr_hosts.c.host == row.host))

@@ -1,41 +1,28 @@
-"""Networks: create (with a segment), update, delete, render."""
+"""Networks: create (with a segment), update, render.  (Deleting a network takes its DHCP
+ports and subnets with it: ``cascades.delete_network``.)"""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from dvr.db.tables import floatingips, networks, ports, routers, subnets
+from dvr.db.tables import floatingips, networks, routers
 from dvr.server.errors import conflict, invalid_input
+from dvr.server.services.changes import network_change
 from dvr.server.services.common import (
     BULK_RENDER_THRESHOLD,
     bump,
-    get_row,
     new_id,
     standard_fields,
     standard_values,
 )
-from dvr.server.services.scheduler import routers_on_networks
+from dvr.server.services.queries import get_network, subnet_ids_by_network
 from dvr.server.services.segments import allocate_segment
 from dvr.server.tx import WriteTx
 
-AUTO_DELETE_OWNERS = ("network:dhcp",)
 MIN_MTU = 68
-
-
-def get_network(conn: Connection, network_id: str) -> Any:
-    return get_row(conn, networks, "network", network_id)
-
-
-def subnet_ids_by_network(conn: Connection, network_ids: list[str] | None) -> dict[str, list[str]]:
-    query = select(subnets.c.network_id, subnets.c.id).order_by(subnets.c.created_at, subnets.c.id)
-    if network_ids is not None:
-        query = query.where(subnets.c.network_id.in_(network_ids))
-    result: dict[str, list[str]] = {}
-    for network_id, subnet_id in conn.execute(query):
-        result.setdefault(network_id, []).append(subnet_id)
-    return result
 
 
 def render_networks(conn: Connection, rows: list[Any]) -> list[dict]:
@@ -140,17 +127,9 @@ def update_network(tx: WriteTx, network_id: str, body: dict[str, Any]) -> dict[s
         column in values and values[column] != getattr(row, column)
         for column in ("name", "mtu", "external")
     )
-    if view_changed:
-        tx.impact.track_networks([network_id])
-        attached = routers_on_networks(tx.conn, [network_id])[network_id]
-        tx.impact.track_routers(attached)
-    bump(tx.conn, networks, network_id, tx.now, **values)
-    if view_changed:
-        tx.impact.network_changed(network_id)
-        if "mtu" in values:
-            for router_id in attached:
-                tx.impact.router_changed(router_id)
-        tx.impact.subject("network", network_id)
+    change = network_change(tx, network_id, "mtu" in values) if view_changed else nullcontext()
+    with change:
+        bump(tx.conn, networks, network_id, tx.now, **values)
     return show(tx.conn, network_id)
 
 
@@ -167,27 +146,3 @@ def _check_not_used_as_external(conn: Connection, network_id: str) -> None:
             f"External network {network_id} cannot be updated to be internal: it is used by "
             "router gateways or floating IPs.",
         )
-
-
-def delete_network(tx: WriteTx, network_id: str) -> None:
-    from dvr.server.services import ports as port_service
-    from dvr.server.services import subnets as subnet_service
-
-    get_network(tx.conn, network_id)
-    rows = list(
-        tx.conn.execute(
-            select(ports.c.id, ports.c.device_owner).where(ports.c.network_id == network_id)
-        )
-    )
-    blocking = sorted(r.id for r in rows if r.device_owner not in AUTO_DELETE_OWNERS)
-    if blocking:
-        raise conflict(
-            "NetworkInUse",
-            f"Unable to complete operation on network {network_id}. There are one or more "
-            f"ports still in use on the network, id for these ports is: {', '.join(blocking)}.",
-        )
-    for row in rows:
-        port_service.delete_port(tx, row.id, internal=True)
-    for subnet_id in subnet_ids_by_network(tx.conn, [network_id]).get(network_id, []):
-        subnet_service.delete_subnet(tx, subnet_id)
-    tx.conn.execute(delete(networks).where(networks.c.id == network_id))

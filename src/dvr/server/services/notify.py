@@ -23,6 +23,10 @@ changed:
   remote hosts changed; flat and VLAN networks have no L2 population);
 - plus the hosts named explicitly.
 
+Services track only through the context managers of ``changes`` (``port_change``,
+``router_change``, ...), which track on entry and declare on exit; a write that needs no
+snapshot (it names its hosts, or only a subject) declares directly.
+
 Tracking a router tracks the networks of its interfaces, because a host starting or
 stopping to host a router starts or stops touching all of them.  In the same transaction
 ``record_changes`` writes one change row per (host, subject) under a fresh revision.

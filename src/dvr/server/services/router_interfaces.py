@@ -7,20 +7,20 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from dvr.db.tables import floatingips, ip_allocations, ports, router_interfaces
+from dvr.db.tables import floatingips, ip_allocations, router_interfaces, routers
 from dvr.server.errors import NotFoundError, bad_request, conflict
+from dvr.server.services import cascades
 from dvr.server.services import ports as port_service
-from dvr.server.services.common import bump, get_row
+from dvr.server.services.changes import load_state, router_change
+from dvr.server.services.common import bump
+from dvr.server.services.queries import get_port, get_router, get_subnet
 from dvr.server.services.routers import (
     create_snat_port,
-    get_router,
     interface_owner,
     interfaces,
-    routers,
     snat_port_on_subnet,
 )
 from dvr.server.services.scheduler import central_host
-from dvr.server.services.subnets import get_subnet
 from dvr.server.tx import WriteTx
 
 
@@ -67,7 +67,6 @@ def add_interface(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str
         raise bad_request("router", "Cannot specify both subnet-id and port-id")
     if not subnet_id and not port_id:
         raise bad_request("router", "Either subnet_id or port_id must be specified")
-    tx.impact.track_routers([router_id])
     host = central_host(tx.conn, router_id) if not router.distributed else None
     if subnet_id:
         subnet = get_subnet(tx.conn, subnet_id)
@@ -76,60 +75,62 @@ def add_interface(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str
                 "router", f"Subnet for router interface must have a gateway IP: {subnet.id}"
             )
         _check_attachable(tx, router, subnet)
-        tx.impact.track_networks([subnet.network_id])
-        port_id = port_service.create(
-            tx,
-            {
-                "network_id": subnet.network_id,
-                "project_id": router.project_id,
-                "device_owner": interface_owner(router.distributed),
-                "device_id": router_id,
-                "fixed_ips": [{"subnet_id": subnet.id, "ip_address": subnet.gateway_ip}],
-                "binding:host_id": host or "",
-                "status": "ACTIVE",
-            },
-        )
-        subnet_ids = [subnet.id]
-        network_id = subnet.network_id
+        subnet_ids, network_id = [subnet.id], subnet.network_id
     else:
-        port = get_row(tx.conn, ports, "port", port_id)
+        port = get_port(tx.conn, port_id)
         if port.device_id or port.device_owner:
             raise conflict(
                 "PortInUse",
                 f"Unable to complete operation on port {port.id} for network "
                 f"{port.network_id}. Port already has an attached device {port.device_id}.",
             )
-        state = port_service.load_state(tx.conn, port.id)
+        state = load_state(tx.conn, port.id)
         if not state.ips:
             raise bad_request("router", "Router port must have at least one fixed IP")
-        subnet_ids = sorted(state.subnet_ids)
+        subnet_ids, network_id = sorted(state.subnet_ids), port.network_id
         for sid in subnet_ids:
             _check_attachable(tx, router, get_subnet(tx.conn, sid))
-        tx.impact.track_networks([port.network_id])
-        port_service.update_port(
-            tx,
-            port.id,
-            {
-                "device_owner": interface_owner(router.distributed),
-                "device_id": router_id,
-                "binding:host_id": host or "",
-            },
-            internal=True,
+    with router_change(tx, router_id, networks=[network_id]):
+        if subnet_id:
+            port_id = port_service.create(
+                tx,
+                {
+                    "network_id": network_id,
+                    "project_id": router.project_id,
+                    "device_owner": interface_owner(router.distributed),
+                    "device_id": router_id,
+                    "fixed_ips": [{"subnet_id": subnet.id, "ip_address": subnet.gateway_ip}],
+                    "binding:host_id": host or "",
+                    "status": "ACTIVE",
+                },
+            )
+        else:
+            cascades.update_port(
+                tx,
+                port_id,
+                {
+                    "device_owner": interface_owner(router.distributed),
+                    "device_id": router_id,
+                    "binding:host_id": host or "",
+                },
+                internal=True,
+            )
+        tx.conn.execute(
+            insert(router_interfaces),
+            [
+                {
+                    "subnet_id": s,
+                    "router_id": router_id,
+                    "port_id": port_id,
+                    "network_id": network_id,
+                }
+                for s in subnet_ids
+            ],
         )
-        network_id = port.network_id
-    tx.conn.execute(
-        insert(router_interfaces),
-        [
-            {"subnet_id": s, "router_id": router_id, "port_id": port_id, "network_id": network_id}
-            for s in subnet_ids
-        ],
-    )
-    if router.distributed and router.gw_network_id:
-        for sid in subnet_ids:
-            create_snat_port(tx, router, sid, central_host(tx.conn, router_id))
-    bump(tx.conn, routers, router_id, tx.now)
-    tx.impact.router_changed(router_id)
-    tx.impact.subject("router", router_id)
+        if router.distributed and router.gw_network_id:
+            for sid in subnet_ids:
+                create_snat_port(tx, router, sid, central_host(tx.conn, router_id))
+        bump(tx.conn, routers, router_id, tx.now)
     return _interface_info(router, port_id, network_id, subnet_ids)
 
 
@@ -158,17 +159,14 @@ def remove_interface(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[
     subnet_ids = sorted(r.subnet_id for r in port_rows)
     network_id = rows[0].network_id
     _check_no_floating_ips(tx, router_id, subnet_ids)
-    tx.impact.track_routers([router_id])
-    tx.impact.track_networks([network_id])
-    for sid in subnet_ids:
-        snat = snat_port_on_subnet(tx.conn, router_id, sid)
-        if snat is not None:
-            port_service.delete_port(tx, snat, internal=True)
-    tx.conn.execute(delete(router_interfaces).where(router_interfaces.c.port_id == port_id))
-    port_service.delete_port(tx, port_id, internal=True)
-    bump(tx.conn, routers, router_id, tx.now)
-    tx.impact.router_changed(router_id)
-    tx.impact.subject("router", router_id)
+    with router_change(tx, router_id, networks=[network_id]):
+        for sid in subnet_ids:
+            snat = snat_port_on_subnet(tx.conn, router_id, sid)
+            if snat is not None:
+                cascades.delete_port(tx, snat, internal=True)
+        tx.conn.execute(delete(router_interfaces).where(router_interfaces.c.port_id == port_id))
+        cascades.delete_port(tx, port_id, internal=True)
+        bump(tx.conn, routers, router_id, tx.now)
     return _interface_info(router, port_id, network_id, subnet_ids)
 
 

@@ -22,23 +22,25 @@ from dvr.model.hostview import (
     OWNER_ROUTER_SNAT,
 )
 from dvr.server.errors import BadRequestError, bad_request, conflict
+from dvr.server.services import cascades
 from dvr.server.services import ports as port_service
+from dvr.server.services.changes import router_change
 from dvr.server.services.common import (
     BULK_RENDER_THRESHOLD,
     bump,
-    get_row,
     new_id,
     standard_fields,
     standard_values,
 )
-from dvr.server.services.networks import get_network
+from dvr.server.services.queries import (
+    fixed_ips_of_ports,
+    get_network,
+    get_router,
+    get_subnet,
+    network_subnets,
+)
 from dvr.server.services.scheduler import central_host, central_modes, pick_central_host
-from dvr.server.services.subnets import get_subnet, network_subnets
 from dvr.server.tx import WriteTx
-
-
-def get_router(conn: Connection, router_id: str) -> Any:
-    return get_row(conn, routers, "router", router_id)
 
 
 def interface_owner(distributed: bool) -> str:
@@ -48,9 +50,7 @@ def interface_owner(distributed: bool) -> str:
 # -- rendering -----------------------------------------------------------------------------
 def render_routers(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     gw_ports = [r.gw_port_id for r in rows if r.gw_port_id]
-    ips = port_service.fixed_ips_of_ports(
-        conn, None if len(gw_ports) > BULK_RENDER_THRESHOLD else gw_ports
-    )
+    ips = fixed_ips_of_ports(conn, None if len(gw_ports) > BULK_RENDER_THRESHOLD else gw_ports)
     return [render_router(row, ips.get(row.gw_port_id, [])) for row in rows]
 
 
@@ -134,19 +134,17 @@ def ensure_central_host(tx: WriteTx, router_id: str) -> str | None:
     )
     if host is None:
         return None
-    tx.impact.track_routers([router_id])
-    tx.conn.execute(insert(router_l3_bindings).values(router_id=router_id, host=host))
-    for port_id in central_ports(tx.conn, router):
-        port_service.set_host(tx, port_id, host)
-    tx.impact.router_changed(router_id)
-    tx.impact.subject("router", router_id)
+    with router_change(tx, router_id):
+        tx.conn.execute(insert(router_l3_bindings).values(router_id=router_id, host=host))
+        for port_id in central_ports(tx.conn, router):
+            cascades.update_port(tx, port_id, {"binding:host_id": host}, internal=True)
     return host
 
 
 def drop_central_host(tx: WriteTx, router_id: str) -> None:
-    tx.impact.track_routers([router_id])
-    tx.conn.execute(delete(router_l3_bindings).where(router_l3_bindings.c.router_id == router_id))
-    tx.impact.router_changed(router_id)
+    with router_change(tx, router_id, subject=False):
+        query = delete(router_l3_bindings).where(router_l3_bindings.c.router_id == router_id)
+        tx.conn.execute(query)
 
 
 def schedule_pending(tx: WriteTx) -> list[str]:
@@ -168,27 +166,28 @@ def create(tx: WriteTx, body: dict[str, Any]) -> dict[str, Any]:
     router_id = new_id()
     if body.get("flavor_id") is not None:
         raise bad_request("router", "flavors are not supported")
-    tx.conn.execute(
-        insert(routers).values(
-            id=router_id,
-            name=body.get("name", ""),
-            admin_state_up=body.get("admin_state_up", True),
-            status="ACTIVE",
-            distributed=body.get("distributed", False),
-            ha=body.get("ha", False),
-            flavor_id=None,
-            gw_port_id=None,
-            gw_network_id=None,
-            enable_snat=True,
-            routes=[],
-            availability_zone_hints=body.get("availability_zone_hints", []),
-            **standard_values(tx.now, body.get("project_id"), body.get("description")),
+    # a new router is seen by the hosts that start hosting it (its central host, ...)
+    with router_change(tx, router_id, seen=False, subject=False):
+        tx.conn.execute(
+            insert(routers).values(
+                id=router_id,
+                name=body.get("name", ""),
+                admin_state_up=body.get("admin_state_up", True),
+                status="ACTIVE",
+                distributed=body.get("distributed", False),
+                ha=body.get("ha", False),
+                flavor_id=None,
+                gw_port_id=None,
+                gw_network_id=None,
+                enable_snat=True,
+                routes=[],
+                availability_zone_hints=body.get("availability_zone_hints", []),
+                **standard_values(tx.now, body.get("project_id"), body.get("description")),
+            )
         )
-    )
-    tx.impact.track_routers([router_id])
-    ensure_central_host(tx, router_id)
-    if body.get("external_gateway_info"):
-        set_gateway(tx, router_id, body["external_gateway_info"])
+        ensure_central_host(tx, router_id)
+        if body.get("external_gateway_info"):
+            set_gateway(tx, router_id, body["external_gateway_info"])
     return show(tx.conn, router_id)
 
 
@@ -209,7 +208,6 @@ def _check_routes(tx: WriteTx, router_id: str, routes: list[dict[str, str]]) -> 
 
 def update_router(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
     row = get_router(tx.conn, router_id)
-    tx.impact.track_routers([router_id])
     values = {k: body[k] for k in ("name", "description", "admin_state_up") if k in body}
     for key in ("distributed", "ha"):
         if key in body and body[key] != getattr(row, key):
@@ -232,26 +230,24 @@ def update_router(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str
         _check_routes(tx, router_id, body["routes"])
         values["routes"] = body["routes"]
         view_changed = view_changed or body["routes"] != list(row.routes)
-    bump(tx.conn, routers, router_id, tx.now, **values)
-    if values.get("distributed") and not row.distributed:
-        _migrate_to_distributed(tx, router_id)
-    if "external_gateway_info" in body:
-        info = body["external_gateway_info"]
-        if not info:
-            if row.gw_network_id:
-                clear_gateway(tx, router_id)
-        else:
-            set_gateway(tx, router_id, info)
-    if view_changed:
-        tx.impact.router_changed(router_id)
-        tx.impact.subject("router", router_id)
+    with router_change(tx, router_id, seen=view_changed, subject=view_changed):
+        bump(tx.conn, routers, router_id, tx.now, **values)
+        if values.get("distributed") and not row.distributed:
+            _migrate_to_distributed(tx, router_id)
+        if "external_gateway_info" in body:
+            info = body["external_gateway_info"]
+            if not info:
+                if row.gw_network_id:
+                    clear_gateway(tx, router_id)
+            else:
+                set_gateway(tx, router_id, info)
     return show(tx.conn, router_id)
 
 
 def _migrate_to_distributed(tx: WriteTx, router_id: str) -> None:
     """Centralized -> distributed (admin down): interfaces become distributed ports."""
     for interface in interfaces(tx.conn, router_id):
-        port_service.update_port(
+        cascades.update_port(
             tx,
             interface.port_id,
             {"device_owner": OWNER_ROUTER_INTERFACE_DISTRIBUTED, "binding:host_id": ""},
@@ -274,12 +270,11 @@ def delete_router(tx: WriteTx, router_id: str) -> None:
             "RouterInUse",
             f"Router {router_id} has ports still attached: {', '.join(port_ids)}",
         )
-    tx.impact.track_routers([router_id])
-    if row.gw_network_id:
-        clear_gateway(tx, router_id)
-    drop_central_host(tx, router_id)
-    tx.conn.execute(delete(routers).where(routers.c.id == router_id))
-    tx.impact.subject("router", router_id)
+    with router_change(tx, router_id, seen=False):
+        if row.gw_network_id:
+            clear_gateway(tx, router_id)
+        drop_central_host(tx, router_id)
+        tx.conn.execute(delete(routers).where(routers.c.id == router_id))
 
 
 # -- external gateway ------------------------------------------------------------------------
@@ -293,38 +288,35 @@ def set_gateway(tx: WriteTx, router_id: str, info: dict[str, Any]) -> None:
     same_network = router.gw_network_id == network.id
     if same_network and requested_ips is None:
         if enable_snat != router.enable_snat:
-            tx.impact.track_routers([router_id])
-            bump(tx.conn, routers, router_id, tx.now, enable_snat=enable_snat)
-            tx.impact.router_changed(router_id)
-            tx.impact.subject("router", router_id)
+            with router_change(tx, router_id):
+                bump(tx.conn, routers, router_id, tx.now, enable_snat=enable_snat)
         return
     if not network_subnets(tx.conn, network.id):
         raise bad_request("router", f"No subnets defined on external network {network.id}.")
     if router.gw_network_id:
         clear_gateway(tx, router_id, keep_snat_ports=True)
-    tx.impact.track_routers([router_id])
-    tx.impact.track_networks([network.id])
-    bump(tx.conn, routers, router_id, tx.now, gw_network_id=network.id, enable_snat=enable_snat)
-    host = ensure_central_host(tx, router_id)
-    port_id = port_service.create(
-        tx,
-        {
-            "network_id": network.id,
-            "project_id": "",
-            "device_owner": OWNER_ROUTER_GATEWAY,
-            "device_id": router_id,
-            "fixed_ips": requested_ips,
-            "binding:host_id": host or "",
-            "status": "ACTIVE",
-        },
-    )
-    tx.conn.execute(update(routers).where(routers.c.id == router_id).values(gw_port_id=port_id))
-    if router.distributed:
-        for interface in interfaces(tx.conn, router_id):
-            if snat_port_on_subnet(tx.conn, router_id, interface.subnet_id) is None:
-                create_snat_port(tx, router, interface.subnet_id, host)
-    tx.impact.router_changed(router_id)
-    tx.impact.subject("router", router_id)
+    with router_change(tx, router_id, networks=[network.id]):
+        values = {"gw_network_id": network.id, "enable_snat": enable_snat}
+        bump(tx.conn, routers, router_id, tx.now, **values)
+        host = ensure_central_host(tx, router_id)
+        port_id = port_service.create(
+            tx,
+            {
+                "network_id": network.id,
+                "project_id": "",
+                "device_owner": OWNER_ROUTER_GATEWAY,
+                "device_id": router_id,
+                "fixed_ips": requested_ips,
+                "binding:host_id": host or "",
+                "status": "ACTIVE",
+            },
+        )
+        query = update(routers).where(routers.c.id == router_id).values(gw_port_id=port_id)
+        tx.conn.execute(query)
+        if router.distributed:
+            for interface in interfaces(tx.conn, router_id):
+                if snat_port_on_subnet(tx.conn, router_id, interface.subnet_id) is None:
+                    create_snat_port(tx, router, interface.subnet_id, host)
 
 
 def create_snat_port(tx: WriteTx, router: Any, subnet_id: str, host: str | None) -> str:
@@ -354,21 +346,18 @@ def clear_gateway(tx: WriteTx, router_id: str, keep_snat_ports: bool = False) ->
             f"Gateway cannot be updated for router {router_id}, since a gateway to external "
             f"network {router.gw_network_id} is required by one or more floating IPs.",
         )
-    tx.impact.track_routers([router_id])
-    tx.impact.track_networks([router.gw_network_id])
-    tx.conn.execute(
-        update(routers)
-        .where(routers.c.id == router_id)
-        .values(gw_port_id=None, gw_network_id=None, enable_snat=True)
-    )
     owners = (
         [OWNER_ROUTER_GATEWAY] if keep_snat_ports else [OWNER_ROUTER_GATEWAY, OWNER_ROUTER_SNAT]
     )
-    for owner in owners:
-        for port_id in owned_ports(tx.conn, router_id, owner):
-            port_service.delete_port(tx, port_id, internal=True)
-    if router.distributed and not keep_snat_ports:
-        drop_central_host(tx, router_id)
-    bump(tx.conn, routers, router_id, tx.now)
-    tx.impact.router_changed(router_id)
-    tx.impact.subject("router", router_id)
+    with router_change(tx, router_id, networks=[router.gw_network_id]):
+        tx.conn.execute(
+            update(routers)
+            .where(routers.c.id == router_id)
+            .values(gw_port_id=None, gw_network_id=None, enable_snat=True)
+        )
+        for owner in owners:
+            for port_id in owned_ports(tx.conn, router_id, owner):
+                cascades.delete_port(tx, port_id, internal=True)
+        if router.distributed and not keep_snat_ports:
+            drop_central_host(tx, router_id)
+        bump(tx.conn, routers, router_id, tx.now)

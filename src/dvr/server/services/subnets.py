@@ -1,23 +1,21 @@
-"""Subnets: CIDR/gateway/pool validation, create, update, delete, render."""
+"""Subnets: CIDR/gateway/pool validation, create, update, render.  (Deleting a subnet
+takes DHCP addresses with it: ``cascades.delete_subnet``.)"""
 
 from __future__ import annotations
 
 import ipaddress
+from contextlib import nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, insert, select
 
-from dvr.db.tables import ip_allocations, networks, ports, router_interfaces, routers, subnets
+from dvr.db.tables import networks, router_interfaces, subnets
 from dvr.server.errors import bad_request, conflict, invalid_input
 from dvr.server.services import ipam
-from dvr.server.services.common import bump, get_row, new_id, standard_fields, standard_values
+from dvr.server.services.changes import subnets_change
+from dvr.server.services.common import bump, new_id, standard_fields, standard_values
+from dvr.server.services.queries import get_network, get_subnet, network_subnets
 from dvr.server.tx import WriteTx
-
-AUTO_DELETE_OWNERS = ("network:dhcp",)  # their addresses go with the subnet
-
-
-def get_subnet(conn: Connection, subnet_id: str) -> Any:
-    return get_row(conn, subnets, "subnet", subnet_id)
 
 
 def render_subnet(row: Any) -> dict[str, Any]:
@@ -44,21 +42,6 @@ def show(conn: Connection, subnet_id: str) -> dict[str, Any]:
     return render_subnet(get_subnet(conn, subnet_id))
 
 
-def network_subnets(conn: Connection, network_id: str) -> list[Any]:
-    query = (
-        select(subnets)
-        .where(subnets.c.network_id == network_id)
-        .order_by(subnets.c.created_at, subnets.c.id)
-    )
-    return list(conn.execute(query))
-
-
-def gateway_routers(conn: Connection, network_id: str) -> set[str]:
-    """Routers whose external gateway is on this network (they show its subnets)."""
-    query = select(routers.c.id).where(routers.c.gw_network_id == network_id)
-    return {row[0] for row in conn.execute(query)}
-
-
 def _check_ipv6_modes(body: dict[str, Any], ip_version: int) -> None:
     for key in ("ipv6_ra_mode", "ipv6_address_mode"):
         if body.get(key) is not None and ip_version != 6:
@@ -80,7 +63,7 @@ def _check_no_overlap(conn: Connection, network_id: str, network: ipam.IPNetwork
 
 
 def create(tx: WriteTx, body: dict[str, Any]) -> dict[str, Any]:
-    network_row = get_row(tx.conn, networks, "network", body["network_id"])
+    network_row = get_network(tx.conn, body["network_id"])
     if body.get("subnetpool_id") is not None or body.get("use_default_subnetpool"):
         raise bad_request("subnet", "subnet pools are not supported; give a cidr")
     if body.get("cidr") is None:
@@ -104,36 +87,27 @@ def create(tx: WriteTx, body: dict[str, Any]) -> dict[str, Any]:
     else:
         pools = ipam.default_pools(network, gateway)
     subnet_id = new_id()
-    tx.impact.track_networks([network_row.id])
-    tx.impact.track_routers(gateway_routers(tx.conn, network_row.id))
-    tx.conn.execute(
-        insert(subnets).values(
-            id=subnet_id,
-            network_id=network_row.id,
-            name=body.get("name", ""),
-            ip_version=ip_version,
-            cidr=str(network),
-            gateway_ip=gateway,
-            enable_dhcp=body.get("enable_dhcp", True),
-            ipv6_ra_mode=body.get("ipv6_ra_mode"),
-            ipv6_address_mode=body.get("ipv6_address_mode"),
-            allocation_pools=pools,
-            dns_nameservers=body.get("dns_nameservers", []),
-            host_routes=body.get("host_routes", []),
-            service_types=body.get("service_types", []),
-            **standard_values(tx.now, body.get("project_id"), body.get("description")),
+    with subnets_change(tx, network_row.id, subnet_id):
+        tx.conn.execute(
+            insert(subnets).values(
+                id=subnet_id,
+                network_id=network_row.id,
+                name=body.get("name", ""),
+                ip_version=ip_version,
+                cidr=str(network),
+                gateway_ip=gateway,
+                enable_dhcp=body.get("enable_dhcp", True),
+                ipv6_ra_mode=body.get("ipv6_ra_mode"),
+                ipv6_address_mode=body.get("ipv6_address_mode"),
+                allocation_pools=pools,
+                dns_nameservers=body.get("dns_nameservers", []),
+                host_routes=body.get("host_routes", []),
+                service_types=body.get("service_types", []),
+                **standard_values(tx.now, body.get("project_id"), body.get("description")),
+            )
         )
-    )
-    bump(tx.conn, networks, network_row.id, tx.now)
-    _subnets_of_network_changed(tx, network_row.id, subnet_id)
+        bump(tx.conn, networks, network_row.id, tx.now)
     return show(tx.conn, subnet_id)
-
-
-def _subnets_of_network_changed(tx: WriteTx, network_id: str, subnet_id: str) -> None:
-    tx.impact.network_changed(network_id)
-    for router_id in gateway_routers(tx.conn, network_id):
-        tx.impact.router_changed(router_id)
-    tx.impact.subject("subnet", subnet_id)
 
 
 def update_subnet(tx: WriteTx, subnet_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -163,36 +137,7 @@ def update_subnet(tx: WriteTx, subnet_id: str, body: dict[str, Any]) -> dict[str
         values["allocation_pools"] = ipam.validate_pools(network, body["allocation_pools"], gateway)
     elif gateway_changed and gateway is not None:
         ipam.validate_pools(network, list(row.allocation_pools), gateway)
-    if gateway_changed:
-        tx.impact.track_networks([row.network_id])
-        tx.impact.track_routers(gateway_routers(tx.conn, row.network_id))
-    bump(tx.conn, subnets, subnet_id, tx.now, **values)
-    if gateway_changed:
-        _subnets_of_network_changed(tx, row.network_id, subnet_id)
+    # only the gateway shows in host views
+    with subnets_change(tx, row.network_id, subnet_id) if gateway_changed else nullcontext():
+        bump(tx.conn, subnets, subnet_id, tx.now, **values)
     return show(tx.conn, subnet_id)
-
-
-def delete_subnet(tx: WriteTx, subnet_id: str) -> None:
-    from dvr.server.services import ports as port_service
-
-    row = get_subnet(tx.conn, subnet_id)
-    users = list(
-        tx.conn.execute(
-            select(ports.c.id, ports.c.device_owner)
-            .select_from(ip_allocations.join(ports, ports.c.id == ip_allocations.c.port_id))
-            .where(ip_allocations.c.subnet_id == subnet_id)
-        )
-    )
-    if any(u.device_owner not in AUTO_DELETE_OWNERS for u in users):
-        raise conflict(
-            "SubnetInUse",
-            f"Unable to complete operation on subnet {subnet_id}: One or more ports have an IP "
-            "allocation from this subnet.",
-        )
-    for user in users:
-        port_service.remove_subnet_addresses(tx, user.id, subnet_id)
-    tx.impact.track_networks([row.network_id])
-    tx.impact.track_routers(gateway_routers(tx.conn, row.network_id))
-    tx.conn.execute(delete(subnets).where(subnets.c.id == subnet_id))
-    bump(tx.conn, networks, row.network_id, tx.now)
-    _subnets_of_network_changed(tx, row.network_id, subnet_id)

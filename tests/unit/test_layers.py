@@ -1,4 +1,4 @@
-"""The layer rules of ``src/dvr``, checked on its import graph (docs/design.md §2).
+"""The layer rules of ``src/dvr``, checked on its import graph (docs/design.md §4).
 
 Read from the source with ``ast`` only: nothing under test is imported.  Every import
 counts, function-local ones included.  Two graphs are built from them:

@@ -51,9 +51,11 @@ PURE_STDLIB = frozenset({
 })
 IO_BUILTINS = frozenset({"open", "input", "print", "exec", "eval", "compile", "__import__",
                          "breakpoint"})
-IO_MODULES = ("subprocess", "socket", "os", "shutil", "asyncio", "httpx", "sqlalchemy",
-              "pyroute2", "ovsdbapp", "dvr.client", "dvr.db", "dvr.server", "dvr.lab",
-              "dvr.agent.drivers", "dvr.agent.reconcile", "dvr.agent.loop")
+IO_MODULES = ("subprocess", "socket", "os", "shutil", "pathlib", "tempfile", "time",
+              "threading", "asyncio", "urllib", "http", "httpx", "sqlite3", "sqlalchemy",
+              "psycopg", "pyroute2", "ovsdbapp", "dvr.client", "dvr.db", "dvr.server",
+              "dvr.lab", "dvr.cli", "dvr.agent.drivers", "dvr.agent.reconcile",
+              "dvr.agent.loop", "dvr.agent.dataplane", "dvr.agent.main")
 
 
 # ---------------------------------------------------------------- the graphs

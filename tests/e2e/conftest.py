@@ -83,6 +83,18 @@ class LabDriver:
         lines = self.dump_flows(host, bridge)
         return flow_install_times(lines, time.monotonic())
 
+    def converged(self) -> bool:
+        """Every agent has applied every change that concerns its host."""
+        with self.client() as c:
+            for host in c.hosts():
+                pending = c.watch(host["host"], host["applied_revision"], 0)
+                if pending.changes or pending.resync:
+                    return False
+        return True
+
+    def wait_converged(self, timeout: float = 30) -> None:
+        self.wait_for(self.converged, "every agent to apply the latest changes", timeout)
+
     def host_mac(self, host: str) -> str:
         with self.client() as c:
             return next(h["host_mac"] for h in c.hosts() if h["host"] == host)

@@ -25,8 +25,11 @@ SAME_INSTALL = 0.5
 
 
 def settled_flows(lab3, host: str, bridges: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """Install times of the flows of ``bridges``, once every flow is older than twice the
-    tolerance (so that a reinstall is always visible)."""
+    """Install times of the flows of ``bridges``, once every agent has applied the latest
+    changes and every flow is older than twice the tolerance (so that a reinstall is always
+    visible)."""
+    lab3.wait_converged()
+
     def oldest_enough() -> bool:
         now = time.monotonic()
         return all(now - t > 2 * SAME_INSTALL for b in bridges
@@ -53,6 +56,7 @@ def vm(lab3, name: str, network: str, host: str) -> Iterator[None]:
         yield
     finally:
         lab3.lab.vm_del(name)
+        lab3.wait_converged()
 
 
 def test_routed_ping_across_hosts(lab3):
@@ -214,6 +218,7 @@ def test_deleting_the_last_vm_of_a_host_removes_its_router(lab3):
                       "qrouter namespace on compute-3")
     finally:
         lab3.lab.vm_del("orange-4")
+        lab3.wait_converged()
     lab3.wait_for(lambda: lab3.qrouter() not in lab3.namespaces("compute-3"),
                   "qrouter namespace to leave compute-3")
     table1 = [f for f in lab3.dump_flows("compute-3", "br-tun") if "table=1," in f]

@@ -123,7 +123,7 @@ FLOW_STATISTICS = frozenset({"duration", "n_packets", "n_bytes", "idle_age", "ha
 
 def flow_identity(line: str) -> str:
     """What names one flow of a dump-flows line: its cookie, table, priority and match (the
-    text before its actions, without the statistics).  Several flows share a cookie."""
+    text before its actions, without the statistics)."""
     head = line.split(" actions=", 1)[0]
     fields = [f for f in head.replace(",", " ").split()
               if f.split("=", 1)[0] not in FLOW_STATISTICS]

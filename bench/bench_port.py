@@ -7,7 +7,7 @@ Per run, on a lab of its own (default topology):
    watch:table=1`` on HOST, ``ip monitor neigh`` in the ``qrouter-`` namespace of the OTHER
    compute host, and ``ping -i 0.015`` from SOURCE (a VM on the other host, routed) — one
    probe every 15 ms without waiting for the last, so a lost probe costs 15 ms, not a
-   timeout (DESIGN.md §3);
+   timeout (docs/design.md §3);
 2. t0: POST /v2.0/ports bound to HOST (binding:host_id, the chosen MAC and IP); then the VIF
    is plugged into br-int (one ``ovs-vsctl add-port`` with ``external_ids:iface-id``), at
    once or ``--plug-delay`` seconds later (then the agent has programmed everything but

@@ -5,7 +5,8 @@ local VLANs); running the agent's own pure functions on those gives exactly the 
 state the agent holds — without touching the host.  Without a report of plugged VIFs,
 every VM/DHCP port of the host is assumed plugged under Nova's tap name
 (``tap<port id[:11]>``) and the local VLANs are recomputed.  Used by `dvr flows`, `dvr
-trace` and the web view's trace.
+trace` and the web view's trace.  Pure: asking a server for the inputs is
+``dvr.cli.server_state.fetch_host_state``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
-from dvr.client import ServerClient, ServerError
 from dvr.model.hostview import HostView, is_dvr_serviceable
 from dvr.trace.hosts import default_vif_name
 
@@ -55,23 +55,6 @@ def rebuild_host(view: HostView, report: Mapping[str, Any] | None) -> RebuiltHos
     plugged = assumed_vifs(view) if vifs is None else dict(vifs)
     state = desired_state_from_reports(view, {**report, "vifs": plugged})
     return RebuiltHost(view=view, state=state, plugged=plugged, assumed=vifs is None)
-
-
-def fetch_host_state(client: ServerClient, host: str) -> RebuiltHost:
-    """``rebuild_host`` over what the server gives for ``host``.
-
-    The agent-state endpoint answers no VIFs both for an agent that never reported and
-    for a host it does not know (404; 405 from a server without the endpoint): all of
-    those count as no report.
-    """
-    view = client.host_view(host)
-    try:
-        report: dict[str, Any] = client.agent_state(host) or {}
-    except ServerError as exc:
-        if exc.status not in (404, 405):
-            raise
-        report = {}
-    return rebuild_host(view, {**report, "vifs": report.get("vifs") or None})
 
 
 def assumed_note(hosts: Iterable[str]) -> str:

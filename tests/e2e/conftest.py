@@ -78,6 +78,23 @@ class LabDriver:
         out = self.run(host, ["ovs-ofctl", "-O", "OpenFlow15", "dump-flows", bridge]).stdout
         return [line.strip() for line in out.splitlines() if "cookie=" in line]
 
+    def flows_installed_at(self, host: str, bridge: str) -> dict[str, float]:
+        """``flow_install_times`` of a bridge, on this process's monotonic clock."""
+        lines = self.dump_flows(host, bridge)
+        return flow_install_times(lines, time.monotonic())
+
+    def converged(self) -> bool:
+        """Every agent has applied every change that concerns its host."""
+        with self.client() as c:
+            for host in c.hosts():
+                pending = c.watch(host["host"], host["applied_revision"], 0)
+                if pending.changes or pending.resync:
+                    return False
+        return True
+
+    def wait_converged(self, timeout: float = 30) -> None:
+        self.wait_for(self.converged, "every agent to apply the latest changes", timeout)
+
     def host_mac(self, host: str) -> str:
         with self.client() as c:
             return next(h["host_mac"] for h in c.hosts() if h["host"] == host)
@@ -99,6 +116,30 @@ def flow_counters(lines: list[str]) -> dict[str, int]:
                       if "=" in part and part.split("=", 1)[0] in ("cookie", "n_packets"))
         counters[fields["cookie"]] = int(fields.get("n_packets", 0))
     return counters
+
+
+FLOW_STATISTICS = frozenset({"duration", "n_packets", "n_bytes", "idle_age", "hard_age"})
+
+
+def flow_identity(line: str) -> str:
+    """What names one flow of a dump-flows line: its cookie, table, priority and match (the
+    text before its actions, without the statistics)."""
+    head = line.split(" actions=", 1)[0]
+    fields = [f for f in head.replace(",", " ").split()
+              if f.split("=", 1)[0] not in FLOW_STATISTICS]
+    return ",".join(fields)
+
+
+def flow_install_times(lines: list[str], now: float) -> dict[str, float]:
+    """flow identity -> when the switch installed it (``now`` minus its duration).
+
+    A flow that is deleted and added again keeps its cookie, and its packet counter may
+    have been 0 anyway: only its install time tells that it was reinstalled."""
+    times = {}
+    for line in lines:
+        duration = next(f for f in line.replace(",", " ").split() if f.startswith("duration="))
+        times[flow_identity(line)] = now - float(duration.removeprefix("duration=").rstrip("s"))
+    return times
 
 
 def flows_by_cookie(lines: list[str]) -> dict[str, str]:

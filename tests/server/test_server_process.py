@@ -1,5 +1,7 @@
 """dvr-server as a process: listeners (TCP + unix socket), token, arguments, migrations."""
 
+import sys
+
 import httpx
 import pytest
 from conftest import start_live_server
@@ -89,3 +91,17 @@ def test_listener_and_range_parsing():
         parse_listener("unix:")
     with pytest.raises(ValueError):
         parse_vni_range("0:10")
+
+
+def test_a_postgresql_url_without_the_driver_is_refused_clearly(tmp_path, monkeypatch, capsys):
+    """psycopg is the optional extra dvr[postgresql]: without it, a PostgreSQL URL gets a
+    message that says what to install, not a traceback from deep inside SQLAlchemy."""
+    from dvr.server.main import main
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # "import psycopg" fails
+    status = main(["--state-dir", str(tmp_path), "--listen", f"unix:{tmp_path}/dvr.sock",
+                   "--db", "postgresql://dvr@127.0.0.1:1/dvr"])
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "dvr-server: the database URL needs the Python module 'psycopg', which is not "
+        "installed (pip install 'dvr[postgresql]')\n")

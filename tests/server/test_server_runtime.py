@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -32,13 +33,39 @@ def test_a_larger_configured_threshold_is_kept(restore_gc):
     assert gc.get_threshold() == (50_000, 5, 5)
 
 
-def test_cycles_made_after_start_up_are_still_collected(restore_gc):
-    tune_garbage_collector()
+class Node:
+    peer: Node
 
-    class Node:
-        pass
 
+def garbage_cycle() -> weakref.ref[Node]:
+    """Two objects that only reference each other; a weak reference tells if they live."""
     a, b = Node(), Node()
     a.peer, b.peer = b, a
-    del a, b
-    assert gc.collect() >= 2
+    return weakref.ref(a)
+
+
+@pytest.fixture
+def collector_off():
+    """Cycles made now stay until something collects them explicitly."""
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def test_start_up_garbage_is_collected_before_the_rest_is_frozen(restore_gc, collector_off):
+    gc.unfreeze()
+    start_up_garbage = garbage_cycle()
+    tune_garbage_collector()
+    assert start_up_garbage() is None  # not frozen for the life of the process
+
+
+def test_cycles_made_after_start_up_are_collected_automatically_but_less_often(restore_gc):
+    gc.set_threshold(700, 10, 10)
+    gc.unfreeze()
+    tune_garbage_collector()
+    assert gc.isenabled()
+    later = garbage_cycle()
+    keep = [[] for _ in range(1_000)]  # > CPython's default threshold of 700 allocations
+    assert later() is not None  # no young collection yet
+    keep += [[] for _ in range(2 * GC_YOUNG_THRESHOLD)]
+    assert later() is None  # collected without anyone calling gc.collect()

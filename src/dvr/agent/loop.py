@@ -3,15 +3,19 @@
 register -> host MAC -> [fetch HostView -> observe -> compute desired (pure) -> plan diff ->
 apply -> report] and again whenever the server's watch says something for this host changed,
 a VIF is plugged or unplugged locally, or the resync timer fires.  Events carry no payload:
-they only wake the loop, which always recomputes from fresh data (DESIGN.md §1.2).
+they only wake the loop, which always recomputes from fresh data (docs/design.md §1).
 
-Errors never stop the loop: a failed reconcile is logged and retried with exponential
-backoff; the watch thread reconnects with backoff too.
+Errors never stop the loop (``dvr.agent.retry``): a transient failure is retried after a
+capped, jittered exponential backoff, the watch thread reconnects the same way; an error
+that retrying cannot fix is logged once and the loop waits for a change (a watch event, a
+VIF, the resync tick) — meanwhile its heartbeats keep telling the server which revision it
+has applied.  Only a registration the server refuses stops the agent (``AgentRefused``).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dvr.agent.config import AgentConfig
+from dvr.agent.retry import IncompleteReconcile, Retries
 from dvr.client import ServerClient
 from dvr.model.hostview import HostView
 
@@ -64,11 +69,8 @@ def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) 
     return True
 
 
-def backoff_delay(failures: int, maximum: float) -> float:
-    """0.5 s, 1 s, 2 s, ... capped at ``maximum``."""
-    if failures <= 0:
-        return 0.0
-    return min(maximum, 0.5 * (2 ** (failures - 1)))
+class AgentRefused(Exception):
+    """The server refused to register this agent, and asking again will not change that."""
 
 
 class WakeSignal:
@@ -111,19 +113,25 @@ class WakeSignal:
 
 class AgentLoop:
     def __init__(self, config: AgentConfig, client: ServerClient, dataplane: Dataplane,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 random: Callable[[], float] = random.random):
         self.config = config
         self.client = client
         self.dataplane = dataplane
         self.clock = clock
+        self.random = random  # in [0, 1): the jitter of every backoff
         self.wake = WakeSignal(clock)
         self.applied_revision = 0
         self.last_outcome: ApplyOutcome | None = None
 
     # -- start-up -----------------------------------------------------------------------
+    def retries(self, activity: str) -> Retries:
+        return Retries(activity, self.config.max_backoff, self.random, log)
+
     def register(self, stop: threading.Event) -> str:
-        """Register with the server and get this host's MAC, retrying until it works."""
-        failures = 0
+        """Register with the server and get this host's MAC, retrying until it works;
+        ``AgentRefused`` if the server refuses in a way that retrying cannot fix."""
+        retries = self.retries("register")
         while not stop.is_set():
             try:
                 self.client.register_agent(self.config.host, self.config.mode,
@@ -132,10 +140,10 @@ class AgentLoop:
                 log.info("registered host=%s mode=%s host_mac=%s", self.config.host,
                          self.config.mode, mac)
                 return mac
-            except Exception as exc:  # any failure is retried
-                failures += 1
-                delay = backoff_delay(failures, self.config.max_backoff)
-                log.warning("register failed (%s); retrying in %.1fs", exc, delay)
+            except Exception as exc:
+                delay = retries.failed(exc)
+                if delay is None:
+                    raise AgentRefused(str(exc)) from exc
                 stop.wait(delay)
         return ""
 
@@ -174,18 +182,18 @@ class AgentLoop:
     # -- threads --------------------------------------------------------------------------
     def watch_forever(self, stop: threading.Event) -> None:
         since = 0
-        failures = 0
+        retries = self.retries("watch")
         while not stop.is_set():
             try:
                 result = self.client.watch(self.config.host, since, self.config.watch_timeout)
-                failures = 0
+                retries.succeeded()
                 if result.resync or result.changes or result.revision < since:
                     self.wake.poke(result.revision)
                 since = result.revision
             except Exception as exc:  # reconnect with backoff
-                failures += 1
-                delay = backoff_delay(failures, self.config.max_backoff)
-                log.warning("watch failed (%s); reconnecting in %.1fs", exc, delay)
+                delay = retries.failed(exc)
+                if delay is None:  # the watch is how changes arrive: ask again, but rarely
+                    delay = retries.longest_delay()
                 stop.wait(delay)
                 self.wake.poke()  # we may have missed changes: resync
 
@@ -201,7 +209,7 @@ class AgentLoop:
         self._main_loop(stop)
 
     def _main_loop(self, stop: threading.Event) -> None:
-        failures = 0
+        retries = self.retries("reconcile")
         last_full = last_heartbeat = self.clock()
         vifs: frozenset[str] | None = None
         try:
@@ -217,17 +225,20 @@ class AgentLoop:
             if fired or current_vifs != vifs or now - last_full >= self.config.resync_interval:
                 trigger = ("watch" if fired else "vif" if current_vifs != vifs else "resync")
                 vifs = current_vifs
+                delay = None
                 try:
                     outcome = self.reconcile_once(trigger, self.wake.poked_at if fired else now)
-                    failures = failures + 1 if outcome.errors else 0
                     if outcome.plugged is not None:
                         vifs = outcome.plugged
-                except Exception:  # the loop never dies
-                    failures += 1
-                    log.exception("reconcile failed")
+                    if outcome.errors:
+                        delay = retries.failed(IncompleteReconcile(outcome.errors))
+                    else:
+                        retries.succeeded()
+                except Exception as exc:  # the loop never dies
+                    delay = retries.failed(exc)
                 last_full = last_heartbeat = self.clock()
-                if failures:
-                    stop.wait(backoff_delay(failures, self.config.max_backoff))
+                if delay is not None:
+                    stop.wait(delay)
                     self.wake.poke()
             elif now - last_heartbeat >= self.config.heartbeat_interval:
                 self._heartbeat()

@@ -10,7 +10,7 @@ import threading
 from dvr.agent.config import build_parser, config_from_args
 from dvr.agent.dataplane import HostDataplane
 from dvr.agent.drivers.real import build_real_drivers
-from dvr.agent.loop import AgentLoop
+from dvr.agent.loop import AgentLoop, AgentRefused
 from dvr.client import ServerClient
 
 
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir))
     try:
         AgentLoop(config, client, dataplane).run(stop, once=args.once)
+    except AgentRefused:  # logged: "register failed and retrying cannot fix it: ..."
+        return 1
     finally:
         client.close()
     return 0

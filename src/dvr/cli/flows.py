@@ -8,8 +8,9 @@ import sys
 from collections import defaultdict
 
 from dvr.agent.desired.state import Flow
+from dvr.cli.server_state import fetch_host_state
 from dvr.client import ServerClient
-from dvr.hoststate import assumed_note, describe_owner, fetch_host_state
+from dvr.hoststate import assumed_note, describe_owner
 
 
 def flow_line(flow: Flow) -> str:

@@ -23,6 +23,10 @@ WRITE_LOCK_KEY = 0x64767231  # "dvr1"
 MIGRATION_LOCK_KEY = 0x64767232
 
 
+class DatabaseDriverMissing(RuntimeError):
+    """The database URL names a driver that is not installed."""
+
+
 def normalize_url(url: str) -> str:
     """Use the psycopg (3) driver for plain ``postgresql://`` URLs."""
     parsed = make_url(url)
@@ -64,7 +68,13 @@ def make_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=5, max_overflow=30, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_size=5, max_overflow=30, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        extra = " (pip install 'dvr[postgresql]')" if exc.name == "psycopg" else ""
+        raise DatabaseDriverMissing(
+            f"the database URL needs the Python module {exc.name!r}, which is not "
+            f"installed{extra}") from None
 
 
 @dataclass

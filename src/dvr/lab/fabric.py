@@ -1,4 +1,4 @@
-"""The underlay: an L2 fabric joining lab hosts (DESIGN.md §3).
+"""The underlay: an L2 fabric joining lab hosts (docs/design.md §3).
 
 A Linux bridge in its own network namespace (``Fabric.name``), one veth per host: the
 fabric end on the bridge, the host end a port of the host's ``br-phy`` (``netdev``, normal

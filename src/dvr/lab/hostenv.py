@@ -1,4 +1,4 @@
-"""A lab host on one machine: a network namespace with its own Open vSwitch (DESIGN.md §3).
+"""A lab host on one machine: a network namespace with its own Open vSwitch (docs/design.md §3).
 
 ``HostEnv(name, workdir)``:
 - network namespace ``name`` (the caller picks it, e.g. ``dvrlab-<lab>-<host>``);

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from dvr.db.migrate import upgrade_to_head
-from dvr.db.session import Database
+from dvr.db.session import Database, DatabaseDriverMissing
 from dvr.server.app import TransportTag, create_app
 from dvr.server.config import (
     DEFAULT_LISTEN,
@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve_all(config, log_level))
     except KeyboardInterrupt:
         pass
+    except DatabaseDriverMissing as exc:
+        print(f"dvr-server: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -20,8 +20,9 @@ import os
 import sys
 from typing import Any
 
+from dvr.cli.server_state import fetch_host_state
 from dvr.client import ServerClient
-from dvr.hoststate import assumed_note, describe_owner, fetch_host_state
+from dvr.hoststate import assumed_note, describe_owner
 from dvr.trace.hosts import HostData, LazyHostData
 from dvr.trace.render import render_text, trace_to_dict
 from dvr.trace.steps import PROTOCOLS, Trace, TraceRequest

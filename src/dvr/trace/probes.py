@@ -1,7 +1,7 @@
 """Implementations of the tracer's one switch port (``verify.SwitchProbe``): I/O lives here.
 
 ``AppctlSwitchProbe`` runs ``ovs-appctl -t <rundir>/ovs-vswitchd.<pid>.ctl ofproto/trace
-<bridge> <flow>`` (DESIGN.md §3: with a private run directory, ovs-appctl needs the control
+<bridge> <flow>`` (docs/design.md §3: with a private run directory, ovs-appctl needs the control
 socket named explicitly).  ``lab_probe(lab)`` builds one for the hosts of a ``dvr lab``
 (each host's run directory is its workdir; the command runs inside the host);
 ``local_probe(host)`` answers for the switch of the machine it runs on only.

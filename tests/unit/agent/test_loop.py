@@ -1,8 +1,12 @@
+import logging
 import threading
 
+import httpx
+import pytest
+
 from dvr.agent.config import AgentConfig
-from dvr.agent.loop import AgentLoop, ApplyOutcome, WakeSignal, backoff_delay
-from dvr.client import WatchResult
+from dvr.agent.loop import AgentLoop, AgentRefused, ApplyOutcome, WakeSignal
+from dvr.client import ServerError, WatchResult
 from dvr.model.hostview import FixedIp, HostView, PortView
 
 
@@ -117,8 +121,107 @@ def test_failing_reconcile_is_retried_and_loop_survives():
     assert dp.views[:3] == [3, 3, 3]
 
 
-def test_backoff_grows_and_is_capped():
-    assert [backoff_delay(n, 4.0) for n in range(6)] == [0.0, 0.5, 1.0, 2.0, 4.0, 4.0]
+class FakeStop:
+    """A stop event that never sleeps: it records each wait and is set after ``checks``
+    calls of ``is_set`` (one per turn of a loop)."""
+
+    def __init__(self, checks):
+        self.checks = checks
+        self.waits = []
+
+    def is_set(self):
+        self.checks -= 1
+        return self.checks < 0
+
+    def wait(self, timeout):
+        self.waits.append(timeout)
+        return False
+
+
+class ScriptedClient(FakeClient):
+    """Each call of ``call_name`` takes the next item of ``script``: raised if an error."""
+
+    def __init__(self, call_name, script):
+        super().__init__([view(3)])
+        self.script = list(script)
+        original = getattr(self, call_name)
+
+        def scripted(*args):
+            item = self.script.pop(0) if self.script else None
+            if isinstance(item, Exception):
+                raise item
+            return original(*args)
+
+        setattr(self, call_name, scripted)
+
+
+class ChangingVifs(FakeDataplane):
+    """Reports a different set of plugged VIFs on every look, so each loop turn reconciles."""
+
+    looks = 0
+
+    def plugged_vifs(self):
+        self.looks += 1
+        return frozenset({f"vif-{self.looks}"})
+
+
+def half():
+    return 0.5
+
+
+def test_register_retries_transient_errors_with_jittered_backoff():
+    unavailable = ServerError(503, "ServiceUnavailable", "starting")
+    client = ScriptedClient("register_agent", [httpx.ConnectError("refused"), unavailable])
+    loop = AgentLoop(config(max_backoff=30.0), client, FakeDataplane(), random=half)
+    stop = FakeStop(checks=10)
+    assert loop.register(stop) == "fa:16:3f:00:00:01"
+    assert stop.waits == [0.375, 0.75]  # 0.5 s then 1 s, each at 3/4 of its step
+
+
+def test_register_refused_for_good_stops_the_agent_after_one_try(caplog):
+    client = ScriptedClient("register_agent", [ServerError(400, "BadRequest", "invalid mode")])
+    loop = AgentLoop(config(), client, FakeDataplane(), random=half)
+    stop = FakeStop(checks=10)
+    with pytest.raises(AgentRefused, match="invalid mode"):
+        loop.register(stop)
+    assert stop.waits == []
+    assert [r.levelno for r in caplog.records if r.name == "dvr.agent"] == [logging.ERROR]
+
+
+def test_a_transient_reconcile_failure_is_retried_after_a_jittered_backoff():
+    client, dp = FakeClient([view(3)]), FakeDataplane(fail_times=1)
+    loop = AgentLoop(config(local_poll_interval=0, max_backoff=30.0), client, dp, random=half)
+    stop = FakeStop(checks=2)
+    loop._main_loop(stop)
+    assert stop.waits == [0.375]
+    assert dp.views == [3, 3] and loop.applied_revision == 3
+
+
+def test_a_permanent_reconcile_failure_waits_for_a_change_and_is_logged_once(caplog):
+    gone = ServerError(404, "HostNotFound", "host h is not registered")
+    client, dp = ScriptedClient("host_view", [gone, gone]), ChangingVifs()
+    loop = AgentLoop(config(local_poll_interval=0), client, dp, random=half)
+    stop = FakeStop(checks=3)
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop._main_loop(stop)
+    assert stop.waits == []  # no retry on a timer: each turn was a new VIF (a change)
+    assert dp.views == [3] and loop.applied_revision == 3
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["reconcile failed and retrying cannot fix it: 404 HostNotFound: host h "
+                      "is not registered; waiting for a change"]
+    assert "reconcile works again" in [r.getMessage() for r in caplog.records]
+
+
+def test_the_watch_reconnects_with_jittered_backoff_and_resyncs():
+    client = ScriptedClient("watch", [httpx.ReadTimeout("server gone"),
+                                      httpx.ConnectError("refused")])
+    client.watch_event.set()
+    loop = AgentLoop(config(max_backoff=30.0, watch_timeout=0), client, FakeDataplane(),
+                     random=half)
+    stop = FakeStop(checks=2)
+    loop.watch_forever(stop)
+    assert stop.waits == [0.375, 0.75]
+    assert loop.wake.wait(0) is True  # a missed change is assumed: the main loop resyncs
 
 
 def test_wake_signal_collapses_pokes():

@@ -10,8 +10,9 @@ import pytest
 
 from dvr.cli import ops as ops_cli
 from dvr.cli.main import main
+from dvr.cli.server_state import fetch_host_state
 from dvr.client import ServerError
-from dvr.hoststate import assumed_vifs, fetch_host_state, rebuild_host
+from dvr.hoststate import assumed_vifs, rebuild_host
 from tests.unit.desired.desired_scenarios import (
     BLUE,
     BLUE_1,

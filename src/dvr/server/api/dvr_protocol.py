@@ -1,4 +1,4 @@
-"""The agent protocol, JSON under /dvr/v1 (DESIGN.md §2).
+"""The agent protocol, JSON under /dvr/v1 (docs/design.md §2).
 
 POST /dvr/v1/agents                        register/update a host's agents
 POST /dvr/v1/hosts/{host}/heartbeat        liveness, applied revision, port status

@@ -1,0 +1,26 @@
+"""A host's rebuilt desired state, asked of a running server (the I/O half of
+``dvr.hoststate``, which stays pure).  Used by ``dvr flows`` and ``dvr trace``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dvr.client import ServerClient, ServerError
+from dvr.hoststate import RebuiltHost, rebuild_host
+
+
+def fetch_host_state(client: ServerClient, host: str) -> RebuiltHost:
+    """``rebuild_host`` over what the server gives for ``host``.
+
+    The agent-state endpoint answers no VIFs both for an agent that never reported and
+    for a host it does not know (404; 405 from a server without the endpoint): all of
+    those count as no report.
+    """
+    view = client.host_view(host)
+    try:
+        report: dict[str, Any] = client.agent_state(host) or {}
+    except ServerError as exc:
+        if exc.status not in (404, 405):
+            raise
+        report = {}
+    return rebuild_host(view, {**report, "vifs": report.get("vifs") or None})

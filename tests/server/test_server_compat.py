@@ -67,3 +67,56 @@ def test_network_ip_availability_counts_pools_and_allocations(api):
                               "/v2.0/network-ip-availabilities/00000000-0000-4000-8000-0000000000ff")
     assert status == 404
 
+
+
+def _l3_agent(api, host):
+    [agent] = api.list("agent", host=host, agent_type="L3 agent")
+    return agent["id"]
+
+
+def _hosted(api, agent_id):
+    return {r["id"] for r in api.call("GET", f"/v2.0/agents/{agent_id}/l3-routers")["routers"]}
+
+
+def test_manual_l3_scheduling_with_neutrons_rules(api):
+    api.register("compute-1", "dvr", "198.18.0.11")
+    net_a = _l3_agent(api, "compute-1")
+    legacy = api.create("router", name="legacy")  # no central host yet: no snat agent
+    distributed = api.router("dvr")
+    status, error = api.error("POST", f"/v2.0/agents/{net_a}/l3-routers",
+                              {"router_id": legacy["id"]})
+    assert (status, error["type"]) == (400, "DVRL3CannotAssignToDvrAgent")
+
+    api.register("old-1", "legacy", "198.18.0.21")
+    old = _l3_agent(api, "old-1")  # registering scheduled the pending legacy router there
+    assert legacy["id"] in _hosted(api, old)
+    status, error = api.error("POST", f"/v2.0/agents/{old}/l3-routers",
+                              {"router_id": distributed["id"]})
+    assert (status, error["type"]) == (409, "RouterL3AgentMismatch")
+    api.call("POST", f"/v2.0/agents/{old}/l3-routers", {"router_id": legacy["id"]}, expect=201)
+
+    api.register("network-1", "dvr_snat", "198.18.0.101")
+    snat = _l3_agent(api, "network-1")
+    status, error = api.error("POST", f"/v2.0/agents/{snat}/l3-routers",
+                              {"router_id": legacy["id"]})
+    assert (status, error["type"]) == (409, "RouterHostedByL3Agent")
+    assert old in error["message"]
+
+    api.call("DELETE", f"/v2.0/agents/{old}/l3-routers/{legacy['id']}", expect=204)
+    assert legacy["id"] not in _hosted(api, old)
+    status, error = api.error("DELETE", f"/v2.0/agents/{old}/l3-routers/{legacy['id']}")
+    assert (status, error["type"]) == (409, "RouterNotHostedByL3Agent")
+    api.call("POST", f"/v2.0/agents/{snat}/l3-routers", {"router_id": legacy["id"]}, expect=201)
+    assert legacy["id"] in _hosted(api, snat)
+    api.call("POST", f"/v2.0/agents/{snat}/l3-routers", {"router_id": distributed["id"]},
+             expect=201)
+    assert distributed["id"] in _hosted(api, snat)
+    assert {a["host"] for a in api.call(
+        "GET", f"/v2.0/routers/{legacy['id']}/l3-agents")["agents"]} == {"network-1"}
+
+    api.update("agent", old, admin_state_up=False)
+    status, error = api.error("POST", f"/v2.0/agents/{old}/l3-routers",
+                              {"router_id": legacy["id"]})
+    assert (status, error["type"]) == (404, "InvalidL3Agent")
+    status, error = api.error("POST", f"/v2.0/agents/{snat}/l3-routers", {"router": 1})
+    assert (status, error["type"]) == (400, "InvalidInput")

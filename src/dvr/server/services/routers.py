@@ -135,11 +135,26 @@ def ensure_central_host(tx: WriteTx, router_id: str) -> str | None:
     )
     if host is None:
         return None
+    bind_central_host(tx, router_id, host)
+    return host
+
+
+def bind_central_host(tx: WriteTx, router_id: str, host: str) -> None:
+    """Bind the router's central part (and the ports that live there) to ``host``."""
+    router = get_router(tx.conn, router_id)
     with router_change(tx, router_id):
         tx.conn.execute(insert(router_l3_bindings).values(router_id=router_id, host=host))
         for port_id in central_ports(tx.conn, router):
             cascades.update_port(tx, port_id, {"binding:host_id": host}, internal=True)
-    return host
+
+
+def unbind_central_host(tx: WriteTx, router_id: str) -> None:
+    """Remove the router's central binding; the ports that lived there wait unbound."""
+    router = get_router(tx.conn, router_id)
+    drop_central_host(tx, router_id)
+    with router_change(tx, router_id):
+        for port_id in central_ports(tx.conn, router):
+            cascades.update_port(tx, port_id, {"binding:host_id": ""}, internal=True)
 
 
 def drop_central_host(tx: WriteTx, router_id: str) -> None:

@@ -280,3 +280,44 @@ def test_rows_stored_by_an_older_version_still_render(api, cloud, db_url):
     assert api.client.get(f"/v2.0/networks/{cloud['net']['id']}").status_code == 200
     api.call("PUT", f"/v2.0/networks/{cloud['net']['id']}/tags", {"tags": ["red"]}, expect=200)
     assert api.show("network", cloud["net"]["id"])["tags"] == ["red"]
+
+
+# -- Neutron's address rules ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("address", ["198.51.100.0", "198.51.100.255"])
+def test_fixed_ip_on_network_or_broadcast_address_is_refused(api, cloud, address):
+    refused(api, (400, "InvalidIpForSubnet"), "POST", "/v2.0/ports",
+            {"port": {"network_id": cloud["net"]["id"], "fixed_ips": [{"ip_address": address}]}})
+    refused(api, (400, "InvalidIpForSubnet"), "PUT", f"/v2.0/ports/{cloud['port']['id']}",
+            {"port": {"fixed_ips": [{"subnet_id": cloud["sub"]["id"], "ip_address": address}]}})
+
+
+def test_fixed_ip_at_the_edges_of_a_slash_31_is_fine(api, cloud):
+    net = api.network("p2p")
+    sub = api.subnet(net["id"], "192.0.2.0/31", gateway_ip=None)
+    port = api.port(net["id"], fixed_ips=[{"subnet_id": sub["id"], "ip_address": "192.0.2.0"}])
+    assert port["fixed_ips"][0]["ip_address"] == "192.0.2.0"
+
+
+def test_route_via_the_routers_own_address_is_refused(api, cloud):
+    router = cloud["router"]["id"]
+    own = api.show("subnet", cloud["sub"]["id"])["gateway_ip"]
+    error = refused(api, (400, "InvalidRoutes"), "PUT", f"/v2.0/routers/{router}",
+                    {"router": {"routes": [{"destination": "10.1.0.0/16", "nexthop": own}]}})
+    assert "used by router" in error["message"]
+    api.set_gateway(router, cloud["ext"]["id"])
+    [gateway_ip] = [i["ip_address"] for i in
+                    api.show("router", router)["external_gateway_info"]["external_fixed_ips"]]
+    refused(api, (400, "InvalidRoutes"), "PUT", f"/v2.0/routers/{router}",
+            {"router": {"routes": [{"destination": "10.1.0.0/16", "nexthop": gateway_ip}]}})
+
+
+def test_gateway_on_an_external_network_without_subnets(api, cloud):
+    bare = api.network("bare-ext", **{"router:external": True})
+    router = api.router("gw-only")
+    info = api.set_gateway(router["id"], bare["id"])["external_gateway_info"]
+    assert info["network_id"] == bare["id"] and info["external_fixed_ips"] == []
+    [gateway] = api.list("port", device_id=router["id"], device_owner="network:router_gateway")
+    assert gateway["fixed_ips"] == []
+    snapshot(api)

@@ -98,3 +98,16 @@ def test_sdk_agents(conn, live_server):
     assert {a.agent_type for a in conn.network.agents()} == {"L3 agent", "Open vSwitch agent"}
     routers = list(conn.network.agent_hosted_routers(agents[0]))
     assert [r.id for r in routers] == [router.id]
+
+
+def test_sdk_tags_zones_providers_and_ip_availability(conn):
+    net = conn.network.create_network(name="sdk-avail")
+    conn.network.add_tags(net, ["a", "b"])
+    conn.network.add_tags(net, ["b", "c"])
+    assert sorted(conn.network.get_network(net.id).tags) == ["a", "b", "c"]
+    assert net.id in [a.network_id for a in conn.network.network_ip_availabilities()]
+    assert conn.network.get_network_ip_availability(net.id).network_name == "sdk-avail"
+    assert {p.name for p in conn.network.service_providers()} == {"single_node", "dvr"}
+    for zone in conn.network.availability_zones():
+        assert (zone.resource, zone.state) == ("router", zone.state)
+    conn.network.delete_network(net.id)

@@ -233,10 +233,49 @@ def test_distributed_flag_needs_admin_down(api):
     assert "admin_state_up to False" in error["message"]
     api.update("router", router["id"], admin_state_up=False)
     assert api.update("router", router["id"], distributed=True)["distributed"] is True
+    assert api.update("router", router["id"], distributed=False)["distributed"] is False
+    api.update("router", router["id"], admin_state_up=True)
     status, error = api.error(
-        "PUT", f"/v2.0/routers/{router['id']}", {"router": {"distributed": False}}
+        "PUT", f"/v2.0/routers/{router['id']}", {"router": {"distributed": True}}
     )
     assert (status, error["type"]) == (400, "BadRequest")
+    assert api.show("router", router["id"])["distributed"] is False
+
+
+def _router_ports(api, router_id):
+    ports = api.list("port", device_id=router_id)
+    return {(p["device_owner"], p["binding:host_id"]) for p in ports}
+
+
+def test_migration_legacy_to_distributed_and_back(api, topo):
+    api.register("net-1", "dvr_snat", "192.0.2.201")
+    api.register("h1", "dvr", "192.0.2.211")
+    router = api.create("router", name="r", distributed=False)
+    api.add_interface(router["id"], subnet_id=topo["blue_sub"]["id"])
+    api.set_gateway(router["id"], topo["ext"]["id"])
+    vm = api.port(topo["blue"]["id"], host="h1")
+    fip = api.fip(topo["ext"]["id"], port_id=vm["id"])
+    legacy_ports = {("network:router_interface", "net-1"), (GATEWAY, "net-1")}
+    assert _router_ports(api, router["id"]) == legacy_ports
+    assert api.list("port", device_owner="network:floatingip_agent_gateway") == []
+    assert api.router_hosts(router["id"]) == {"net-1"}
+
+    api.update("router", router["id"], admin_state_up=False)
+    api.update("router", router["id"], distributed=True)
+    assert _router_ports(api, router["id"]) == {(INTERFACE, ""), (GATEWAY, "net-1"),
+                                                (SNAT, "net-1")}
+    [fg] = api.list("port", device_owner="network:floatingip_agent_gateway")
+    assert fg["binding:host_id"] == "h1"
+    assert api.router_hosts(router["id"]) == {"net-1", "h1"}
+    assert api.show("floatingip", fip["id"])["port_id"] == vm["id"]
+
+    api.update("router", router["id"], distributed=False)
+    assert _router_ports(api, router["id"]) == legacy_ports
+    assert api.list("port", device_owner="network:floatingip_agent_gateway") == []
+    assert api.router_hosts(router["id"]) == {"net-1"}
+    assert api.show("floatingip", fip["id"])["port_id"] == vm["id"]
+    assert api.view("h1").router(router["id"]) is None
+    assert api.view("net-1").router(router["id"]) is not None
 
 
 def test_extra_routes(api, topo):

@@ -20,6 +20,7 @@ from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database
 from dvr.server.api import (
     agents,
+    availability,
     dvr_protocol,
     extensions,
     floatingips,
@@ -162,6 +163,7 @@ def build_routes(context: ServerContext) -> list[Route]:
     result += routers.extra_routes(context)
     result += agents.extra_routes(context)
     result += tags.routes(context)
+    result += availability.routes(context)
     for collection in COLLECTIONS:
         result += collection_routes(context, collection)
     result += dvr_protocol.routes(context)

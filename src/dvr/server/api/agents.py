@@ -12,7 +12,10 @@ from dvr.server.api.common import Collection, json_response, list_payload
 from dvr.server.api.routers import SPEC as ROUTER_SPEC
 from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.context import ServerContext
+from dvr.server.errors import http_bad_request
+from dvr.server.jsonbody import decode_json
 from dvr.server.services import agents as service
+from dvr.server.services import l3_scheduling
 from dvr.server.tx import ReadTx
 from dvr.server.validate import is_plain_text, to_bool, to_str
 
@@ -59,4 +62,30 @@ def extra_routes(context: ServerContext) -> list[Route]:
         items = await context.read(lambda tx: service.routers_on_agent(tx, agent_id))
         return json_response(list_payload(request, ROUTER_SPEC, items))
 
-    return [Route("/v2.0/agents/{id}/l3-routers", l3_routers, methods=["GET"])]
+    async def add_router(request: Request) -> Response:
+        agent_id = request.path_params["id"]
+        body = await _json_object(request)
+        await context.write(
+            lambda tx: l3_scheduling.add_router_to_agent(tx, agent_id, body.get("router_id"))
+        )
+        return json_response(None, 201)
+
+    async def remove_router(request: Request) -> Response:
+        agent_id, router_id = request.path_params["id"], request.path_params["router_id"]
+        await context.write(
+            lambda tx: l3_scheduling.remove_router_from_agent(tx, agent_id, router_id)
+        )
+        return Response(status_code=204)
+
+    return [
+        Route("/v2.0/agents/{id}/l3-routers", l3_routers, methods=["GET"]),
+        Route("/v2.0/agents/{id}/l3-routers", add_router, methods=["POST"]),
+        Route("/v2.0/agents/{id}/l3-routers/{router_id}", remove_router, methods=["DELETE"]),
+    ]
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    body = decode_json(await request.body())
+    if not isinstance(body, dict):
+        raise http_bad_request("Body contains invalid data")
+    return body

@@ -32,6 +32,10 @@ EXTENSIONS = (
     ("standard-attr-timestamp", "Resource timestamps", "created_at/updated_at on resources"),
     ("standard-attr-description", "standard-attr-description", "description on resources"),
     ("standard-attr-tag", "Tag support for resources", "Enables setting tags on resources."),
+    ("availability_zone", "Availability Zone", "The availability zone extension."),
+    ("network-ip-availability", "Network IP Availability", "IP availability of networks"),
+    ("service-type", "Neutron Service Type Management", "API for retrieving service providers"),
+    ("tag-creation", "Tag creation extension", "Add several tags at once (POST .../tags)."),
     ("port-security", "Port Security", "Provides port security"),
     (
         "router-admin-state-down-before-update",

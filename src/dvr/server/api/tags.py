@@ -75,6 +75,16 @@ def routes(context: ServerContext) -> list[Route]:
         result = await context.write(lambda tx: _set_tags(tx, c, i, tags))
         return json_response({"tags": result})
 
+    async def add_many(request: Request) -> Response:
+        """``POST .../tags`` (tag-creation): add the given tags to those already there."""
+        c, i = request.path_params["collection"], request.path_params["id"]
+        body = decode_json(await request.body())
+        if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
+            raise http_bad_request("Invalid tags body")
+        tags = [_valid_tag(t) for t in body["tags"]]
+        result = await context.write(lambda tx: _set_tags(tx, c, i, [*_get_tags(tx, c, i), *tags]))
+        return json_response({"tags": result}, 201)
+
     async def delete_all(request: Request) -> Response:
         c, i = request.path_params["collection"], request.path_params["id"]
         await context.write(lambda tx: _set_tags(tx, c, i, []))
@@ -110,6 +120,7 @@ def routes(context: ServerContext) -> list[Route]:
         result += [
             Route(base, _bind(get_all, collection), methods=["GET"]),
             Route(base, _bind(replace_all, collection), methods=["PUT"]),
+            Route(base, _bind(add_many, collection), methods=["POST"]),
             Route(base, _bind(delete_all, collection), methods=["DELETE"]),
             Route(base + "/{tag}", _bind(check_one, collection), methods=["GET"]),
             Route(base + "/{tag}", _bind(add_one, collection), methods=["PUT"]),

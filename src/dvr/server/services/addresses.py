@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, insert
 
 from dvr.db.tables import ip_allocations
-from dvr.server.errors import conflict, invalid_input
+from dvr.server.errors import BadRequestError, conflict, invalid_input
 from dvr.server.services import ipam
 from dvr.server.services.queries import network_subnets
 from dvr.server.tx import WriteTx
@@ -72,8 +72,13 @@ def plan_addresses(
             )
         if ip is not None:
             subnet = by_id[subnet_id] if subnet_id else _subnet_for_ip(subnet_rows, ip, network_id)
-            if not ipam.address_in_subnet(ip, subnet.cidr):
-                raise invalid_input(f"IP address {ip} is not a valid IP for the specified subnet.")
+            if not ipam.address_in_subnet(ip, subnet.cidr) or ipam.is_subnet_boundary(
+                ip, subnet.cidr
+            ):
+                raise BadRequestError(
+                    f"IP address {ip} is not a valid IP for the specified subnet.",
+                    type_name="InvalidIpForSubnet",
+                )
             already_ours = (subnet.id, ip) in keep
             if (subnet.id, ip) in planned or (
                 not already_ours and ipam.is_allocated(tx.conn, subnet.id, ip)

@@ -22,6 +22,7 @@ from dvr.server.validate import is_plain_text, to_ip
 
 OVS_AGENT = "Open vSwitch agent"
 L3_AGENT = "L3 agent"
+DEFAULT_AVAILABILITY_ZONE = "nova"
 AGENT_BINARIES = {OVS_AGENT: "dvr-agent", L3_AGENT: "dvr-agent"}
 AGENT_TOPICS = {OVS_AGENT: "N/A", L3_AGENT: "l3_agent"}
 DATAPATH_TYPES = ("system", "netdev")
@@ -112,6 +113,9 @@ def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
     datapath = body.get("datapath_type", "system")
     if datapath not in DATAPATH_TYPES:
         raise invalid_input(f"datapath_type '{datapath}' is not one of {', '.join(DATAPATH_TYPES)}")
+    zone = body.get("availability_zone", DEFAULT_AVAILABILITY_ZONE)
+    if not isinstance(zone, str) or not zone or not is_plain_text(zone):
+        raise invalid_input("availability_zone must be a non-empty string")
     existing = tx.conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
     values = {
         "agent_mode": mode,
@@ -134,14 +138,18 @@ def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
             tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
         for agent_type in (OVS_AGENT, L3_AGENT):
             configurations = _configurations(agent_type, mode, tunnel_ip, datapath)
-            _upsert_agent(tx, host, agent_type, configurations)
+            _upsert_agent(tx, host, agent_type, configurations, zone)
     _bind_host_ports(tx, host)
     if mode in ("dvr_snat", "legacy"):
         schedule_pending(tx)
     return [render_agent(tx, row) for row in list_agent_rows(tx.conn, [host])]
 
 
-def _upsert_agent(tx: WriteTx, host: str, agent_type: str, configurations: dict) -> None:
+def _upsert_agent(
+    tx: WriteTx, host: str, agent_type: str, configurations: dict, zone: str
+) -> None:
+    """Neutron gives L3 agents an availability zone (the routers' zones), not OVS agents."""
+    agent_zone = zone if agent_type == L3_AGENT else None
     query = select(agents.c.id).where(agents.c.host == host, agents.c.agent_type == agent_type)
     agent_id = tx.conn.execute(query).scalar()
     if agent_id is None:
@@ -154,7 +162,7 @@ def _upsert_agent(tx: WriteTx, host: str, agent_type: str, configurations: dict)
                 topic=AGENT_TOPICS[agent_type],
                 admin_state_up=True,
                 description="",
-                availability_zone="nova" if agent_type == L3_AGENT else None,
+                availability_zone=agent_zone,
                 configurations=configurations,
                 created_at=tx.now,
                 started_at=tx.now,
@@ -165,7 +173,12 @@ def _upsert_agent(tx: WriteTx, host: str, agent_type: str, configurations: dict)
         tx.conn.execute(
             update(agents)
             .where(agents.c.id == agent_id)
-            .values(configurations=configurations, started_at=tx.now, heartbeat_timestamp=tx.now)
+            .values(
+                configurations=configurations,
+                availability_zone=agent_zone,
+                started_at=tx.now,
+                heartbeat_timestamp=tx.now,
+            )
         )
 
 

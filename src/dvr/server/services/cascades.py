@@ -10,6 +10,8 @@
   the port goes.
 - ``update_port``: the port; when it moved to another host, the FIP agent gateway ports of
   its floating IPs follow it (created on the new host, deleted from the old one).
+- ``router_fip_gateways_follow``: a router changed between distributed and centralized:
+  the FIP agent gateway ports its floating IPs need are created, the unneeded deleted.
 - ``disassociate_floatingip``: the mapping goes; so does the host's FIP agent gateway port
   if no floating IP needs it any more (``delete_port``: the one recursion here; it ends at
   the gateway port, which has no floating IP of its own).
@@ -128,6 +130,25 @@ def _fip_gateways_follow(tx: WriteTx, port_id: str, old_host: str, new_host: str
         if distributed:
             ensure_fip_agent_gateway(tx, network_id, new_host)
             _drop_unused_fip_gateways(tx, network_id, old_host)
+
+
+def router_fip_gateways_follow(tx: WriteTx, router_id: str) -> None:
+    """After a router's ``distributed`` flag changed: a distributed router's floating IPs
+    need their ports' hosts' gateway ports; a centralized router's need none."""
+    query = (
+        select(floatingips.c.floating_network_id, ports.c.host, routers.c.distributed)
+        .select_from(
+            floatingips.join(ports, ports.c.id == floatingips.c.fixed_port_id).join(
+                routers, routers.c.id == floatingips.c.router_id
+            )
+        )
+        .where(floatingips.c.router_id == router_id)
+    )
+    for network_id, host, distributed in list(tx.conn.execute(query)):
+        if distributed:
+            ensure_fip_agent_gateway(tx, network_id, host)
+        else:
+            _drop_unused_fip_gateways(tx, network_id, host)
 
 
 def disassociate_floatingip(tx: WriteTx, fip_id: str) -> None:

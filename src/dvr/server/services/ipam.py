@@ -231,3 +231,13 @@ def address_in_subnet(ip_address: str, cidr: str) -> bool:
     address = ipaddress.ip_address(ip_address)
     network = ipaddress.ip_network(cidr)
     return address.version == network.version and address in network
+
+
+def is_subnet_boundary(ip_address: str, cidr: str) -> bool:
+    """The network or broadcast address of an IPv4 subnet that has both (prefix < 31): no
+    port may hold it (Neutron's InvalidIpForSubnet)."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    if network.version != 4 or network.prefixlen >= 31:
+        return False
+    address = ipaddress.ip_address(ip_address)
+    return address in (network.network_address, network.broadcast_address)

@@ -38,6 +38,7 @@ from dvr.server.services.queries import (
     get_router,
     get_subnet,
     network_subnets,
+    port_ips,
 )
 from dvr.server.services.scheduler import central_host, central_modes, pick_central_host
 from dvr.server.tx import WriteTx
@@ -134,11 +135,26 @@ def ensure_central_host(tx: WriteTx, router_id: str) -> str | None:
     )
     if host is None:
         return None
+    bind_central_host(tx, router_id, host)
+    return host
+
+
+def bind_central_host(tx: WriteTx, router_id: str, host: str) -> None:
+    """Bind the router's central part (and the ports that live there) to ``host``."""
+    router = get_router(tx.conn, router_id)
     with router_change(tx, router_id):
         tx.conn.execute(insert(router_l3_bindings).values(router_id=router_id, host=host))
         for port_id in central_ports(tx.conn, router):
             cascades.update_port(tx, port_id, {"binding:host_id": host}, internal=True)
-    return host
+
+
+def unbind_central_host(tx: WriteTx, router_id: str) -> None:
+    """Remove the router's central binding; the ports that lived there wait unbound."""
+    router = get_router(tx.conn, router_id)
+    drop_central_host(tx, router_id)
+    with router_change(tx, router_id):
+        for port_id in central_ports(tx.conn, router):
+            cascades.update_port(tx, port_id, {"binding:host_id": ""}, internal=True)
 
 
 def drop_central_host(tx: WriteTx, router_id: str) -> None:
@@ -197,8 +213,19 @@ def _check_routes(tx: WriteTx, router_id: str, routes: list[dict[str, str]]) -> 
     if router.gw_network_id:
         subnet_ids += [s.id for s in network_subnets(tx.conn, router.gw_network_id)]
     cidrs = [ipaddress.ip_network(get_subnet(tx.conn, s).cidr) for s in subnet_ids]
+    own_ports = [i.port_id for i in interfaces(tx.conn, router_id)]
+    if router.gw_port_id:
+        own_ports.append(router.gw_port_id)
+    own_ips = {
+        ipaddress.ip_address(ip) for port_id in own_ports for _, ip in port_ips(tx.conn, port_id)
+    }
     for route in routes:
         nexthop = ipaddress.ip_address(route["nexthop"])
+        if nexthop in own_ips:
+            raise BadRequestError(
+                f"Invalid format for routes: {routes}, the nexthop is used by router",
+                type_name="InvalidRoutes",
+            )
         if not any(nexthop.version == c.version and nexthop in c for c in cidrs):
             raise BadRequestError(
                 f"Invalid format for routes: {routes}, the nexthop is not connected with router",
@@ -217,10 +244,6 @@ def update_router(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str
                     f"Cannot change the '{key}' attribute of active routers. Please set router "
                     "admin_state_up to False prior to upgrade",
                 )
-            if key == "distributed" and not body[key]:
-                raise bad_request(
-                    "router", "Migration from distributed router to centralized is not supported"
-                )
             values[key] = body[key]
     view_changed = any(
         k in values and values[k] != getattr(row, k)
@@ -232,8 +255,11 @@ def update_router(tx: WriteTx, router_id: str, body: dict[str, Any]) -> dict[str
         view_changed = view_changed or body["routes"] != list(row.routes)
     with router_change(tx, router_id, seen=view_changed, subject=view_changed):
         bump(tx.conn, routers, router_id, tx.now, **values)
-        if values.get("distributed") and not row.distributed:
-            _migrate_to_distributed(tx, router_id)
+        if "distributed" in values and values["distributed"] != row.distributed:
+            if values["distributed"]:
+                _migrate_to_distributed(tx, router_id)
+            else:
+                _migrate_to_centralized(tx, router_id)
         if "external_gateway_info" in body:
             info = body["external_gateway_info"]
             if not info:
@@ -259,6 +285,25 @@ def _migrate_to_distributed(tx: WriteTx, router_id: str) -> None:
         for interface in interfaces(tx.conn, router_id):
             create_snat_port(tx, router, interface.subnet_id, central_host(tx.conn, router_id))
         ensure_central_host(tx, router_id)
+    cascades.router_fip_gateways_follow(tx, router_id)
+
+
+def _migrate_to_centralized(tx: WriteTx, router_id: str) -> None:
+    """Distributed -> centralized (admin down): the SNAT ports go, the interfaces become
+    ordinary router ports on the central host (rescheduled to a legacy or dvr_snat agent),
+    and the floating IPs no longer need their hosts' FIP agent gateways."""
+    for port_id in owned_ports(tx.conn, router_id, OWNER_ROUTER_SNAT):
+        cascades.delete_port(tx, port_id, internal=True)
+    drop_central_host(tx, router_id)
+    host = ensure_central_host(tx, router_id)
+    for interface in interfaces(tx.conn, router_id):
+        cascades.update_port(
+            tx,
+            interface.port_id,
+            {"device_owner": OWNER_ROUTER_INTERFACE, "binding:host_id": host or ""},
+            internal=True,
+        )
+    cascades.router_fip_gateways_follow(tx, router_id)
 
 
 def delete_router(tx: WriteTx, router_id: str) -> None:
@@ -291,8 +336,6 @@ def set_gateway(tx: WriteTx, router_id: str, info: dict[str, Any]) -> None:
             with router_change(tx, router_id):
                 bump(tx.conn, routers, router_id, tx.now, enable_snat=enable_snat)
         return
-    if not network_subnets(tx.conn, network.id):
-        raise bad_request("router", f"No subnets defined on external network {network.id}.")
     if router.gw_network_id:
         clear_gateway(tx, router_id, keep_snat_ports=True)
     with router_change(tx, router_id, networks=[network.id]):

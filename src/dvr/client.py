@@ -80,9 +80,9 @@ class ServerClient:
 
     # -- agent protocol -----------------------------------------------------------------
     def register_agent(self, host: str, agent_mode: str, tunnel_ip: str | None,
-                       datapath_type: str) -> Any:
+                       datapath_type: str, availability_zone: str = "nova") -> Any:
         body = {"host": host, "agent_mode": agent_mode, "tunnel_ip": tunnel_ip,
-                "datapath_type": datapath_type}
+                "datapath_type": datapath_type, "availability_zone": availability_zone}
         return self.request("POST", "/dvr/v1/agents", json=body)
 
     def host_mac(self, host: str) -> str:

@@ -28,6 +28,7 @@ class AgentConfig:
     watch_timeout: float = 25.0  # long-poll duration
     local_poll_interval: float = 1.0  # how often OVSDB is checked for newly plugged VIFs
     max_backoff: float = 30.0
+    availability_zone: str = "nova"  # the zone this host's L3 agent is in
 
     def validate(self) -> AgentConfig:
         if not self.host:
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tunnel-bridge", help="default br-tun")
     p.add_argument("--ovs-rundir", help="directory holding db.sock and the bridges' mgmt sockets")
     p.add_argument("--token", help="static API token for a TCP server")
+    p.add_argument("--availability-zone", help="this host's availability zone (default nova)")
     p.add_argument("--heartbeat-interval", type=float)
     p.add_argument("--resync-interval", type=float)
     p.add_argument("--once", action="store_true", help="reconcile once and exit")

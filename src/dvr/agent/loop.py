@@ -135,7 +135,8 @@ class AgentLoop:
         while not stop.is_set():
             try:
                 self.client.register_agent(self.config.host, self.config.mode,
-                                           self.config.local_ip, self.config.datapath)
+                                           self.config.local_ip, self.config.datapath,
+                                           self.config.availability_zone)
                 mac = self.client.host_mac(self.config.host)
                 log.info("registered host=%s mode=%s host_mac=%s", self.config.host,
                          self.config.mode, mac)

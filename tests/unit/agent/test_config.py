@@ -12,6 +12,9 @@ def test_flags_build_config_with_defaults():
     assert (cfg.host, cfg.server, cfg.mode) == ("compute-1", "unix:/tmp/s.sock", "dvr_snat")
     assert (cfg.integration_bridge, cfg.tunnel_bridge, cfg.datapath) == ("br-int", "br-tun",
                                                                         "netdev")
+    assert cfg.availability_zone == "nova"
+    zoned = parse(["--host", "h", "--server", "unix:/s", "--availability-zone", "az-2"])
+    assert zoned.availability_zone == "az-2"
 
 
 def test_toml_file_is_read_and_flags_override_it(tmp_path):

@@ -27,7 +27,7 @@ class FakeClient:
         self.watch_results = []
         self.watch_event = threading.Event()
 
-    def register_agent(self, host, mode, ip, datapath):
+    def register_agent(self, host, mode, ip, datapath, zone="nova"):
         self.registered.append((host, mode))
 
     def host_mac(self, host):

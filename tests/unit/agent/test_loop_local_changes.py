@@ -24,7 +24,7 @@ class QuietClient:
     def __init__(self) -> None:
         self.heartbeats = 0
 
-    def register_agent(self, host, mode, ip, datapath):
+    def register_agent(self, host, mode, ip, datapath, zone="nova"):
         pass
 
     def host_mac(self, host):

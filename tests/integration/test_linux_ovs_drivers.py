@@ -23,7 +23,7 @@ from dvr.agent.desired.state import (
     Rule,
     VethLink,
 )
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     DeleteNamespace,
     DeleteNeighbor,
     DeleteRoute,
@@ -193,8 +193,8 @@ def test_stale_owned_namespaces_go_and_foreign_ones_stay(host: HostEnv):
 def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
     """OVSDB and OpenFlow are unix sockets: the OVS driver works from any namespace."""
     from dvr.agent.drivers.base import DriverError
-    from dvr.agent.drivers.ops import EnsureBridge, FlowRef
     from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+    from dvr.agent.reconcile.commands import EnsureBridge, FlowRef
 
     host.run(["ip", "link", "add", "tapx", "type", "veth", "peer", "name", "vmx"])
     with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:

@@ -14,8 +14,8 @@ from dataplane_support import processes_mentioning, root_namespaces
 from dvr.agent.desired.state import Flow
 from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.openflow import parse_dump_flows
-from dvr.agent.drivers.ops import EnsureBridge, EnsurePort, FlowBundle
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+from dvr.agent.reconcile.commands import EnsureBridge, EnsurePort, FlowBundle
 from dvr.lab.hostenv import HostEnv
 
 

@@ -122,19 +122,3 @@ def snat_owner(router_id: str) -> str:
 
 def fip_owner(external_network_id: str) -> str:
     return f"fip:{external_network_id}"
-
-
-# --- ovs-ofctl port references ---------------------------------------------------------------
-
-_PLAIN_PORT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-_OFCTL_PORT_KEYWORDS = frozenset(
-    {"in_port", "table", "normal", "flood", "all", "controller", "local", "none", "any"}
-)
-
-
-def ofctl_port(name: str) -> str:
-    """A port name as ``ovs-ofctl`` reads it: bare when unambiguous, else double-quoted."""
-    if _PLAIN_PORT_NAME.fullmatch(name) and name.lower() not in _OFCTL_PORT_KEYWORDS:
-        return name
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'

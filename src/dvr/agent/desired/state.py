@@ -5,8 +5,8 @@ observed input they need: local VLANs already in use and which VIF ports are plu
 Consumed by the reconciler (diff against what OVS and the kernel hold), the drivers
 (apply a plan), the tracer (walk a packet through it) and ``dvr flows``.
 
-Flows name OVS ports by *name* (``in_port=patch-tun``, ``output:"tap1234"``): ``ovs-ofctl``
-resolves names, so desired state needs no OpenFlow port numbers.
+Flows are typed (``dvr.agent.desired.openflow``) and name OVS ports by *name*: the OVS
+driver binds names to OpenFlow port numbers, so desired state needs none.
 
 Every flow carries an ``owner`` ("<kind>:<id>", e.g. ``hostmac:compute-2``,
 ``subnet:<uuid>``, ``port:<uuid>``, ``network:<uuid>``, ``bridge:br-tun``) and a 64-bit cookie
@@ -20,6 +20,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
+
+from dvr.agent.desired.openflow import (
+    Action,
+    Match,
+    flow_ports,
+    render_actions,
+    render_match,
+)
 
 # owner kind -> 4-bit code stored in the cookie's top nibble
 OWNER_KIND_CODES: dict[str, int] = {
@@ -48,24 +57,68 @@ def owner_cookie_prefix(owner: str) -> int:
     return (code << 60) | (_hash(owner, 28) << 32)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, eq=False)
 class Flow:
+    """One OpenFlow entry: typed match and actions (``dvr.agent.desired.openflow``).
+
+    Equality, hashing and ordering use (table, priority, content, owner), where content is
+    the canonical rendering of match and actions, computed once per Flow (as is the cookie).
+    """
+
     table: int
     priority: int
-    match: str  # ovs-ofctl syntax without table/priority, "" for match-all
-    actions: str  # ovs-ofctl syntax, e.g. 'mod_dl_src:fa:16:3f:00:00:01,resubmit(,2)'
+    match: Match
+    actions: tuple[Action, ...]
     owner: str  # "<kind>:<id>"
 
     @property
+    def match_text(self) -> str:
+        """The match as ``ovs-ofctl`` text ("" for match-all), for people and logs."""
+        return render_match(self.match)
+
+    @property
+    def actions_text(self) -> str:
+        """The actions as ``ovs-ofctl`` text, for people and logs."""
+        return render_actions(self.actions)
+
+    @cached_property
+    def content(self) -> str:
+        """Match and actions as ``ovs-ofctl`` text (canonical: one rendering per value)."""
+        return f"{render_match(self.match)} actions={render_actions(self.actions)}"
+
+    @cached_property
     def cookie(self) -> int:
-        content = f"{self.table}|{self.priority}|{self.match}|{self.actions}"
+        content = f"{self.table}|{self.priority}|{self.content}"
         return owner_cookie_prefix(self.owner) | _hash(content, 32)
 
-    def to_ofctl(self) -> str:
-        """One line for ``ovs-ofctl add-flow(s)``."""
-        head = f"table={self.table},priority={self.priority},cookie={self.cookie:#x}"
-        match = f",{self.match}" if self.match else ""
-        return f"{head}{match},actions={self.actions}"
+    @cached_property
+    def ports(self) -> frozenset[str]:
+        """The port names the flow refers to (``in_port`` and outputs)."""
+        return flow_ports(self.match, self.actions)
+
+    @cached_property
+    def _key(self) -> tuple[int, int, str, str]:
+        return (self.table, self.priority, self.content, self.owner)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Flow):
+            return NotImplemented
+        return self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __lt__(self, other: Flow) -> bool:
+        return self._key < other._key
+
+    def __le__(self, other: Flow) -> bool:
+        return self._key <= other._key
+
+    def __gt__(self, other: Flow) -> bool:
+        return self._key > other._key
+
+    def __ge__(self, other: Flow) -> bool:
+        return self._key >= other._key
 
 
 @dataclass(frozen=True, order=True)

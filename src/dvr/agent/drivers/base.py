@@ -1,6 +1,6 @@
 """The narrow interfaces every dataplane driver implements (real and fake alike).
 
-A driver observes what is there and carries out commands (``dvr.agent.drivers.ops``); it
+A driver observes what is there and carries out commands (``dvr.agent.reconcile.commands``); it
 decides no policy: *which* namespaces, bridges and links to look at is passed in.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dvr.agent.drivers.observed import ObservedBridge, ObservedLinux
-from dvr.agent.drivers.ops import FlowBundle, LinuxOp, OvsdbOp
+from dvr.agent.reconcile.commands import FlowBundle, LinuxOp, OvsdbOp
+from dvr.agent.reconcile.observed import ObservedBridge, ObservedLinux
 
 
 class DriverError(Exception):

@@ -1,0 +1,261 @@
+"""The OpenFlow vocabulary of desired flows: typed matches and actions (pure).
+
+A flow's match is a ``Match`` (typed fields, ``None`` = wildcard) and its actions a tuple of
+action values (``Output``, ``Resubmit``, ``ModDlSrc``, ...).  Ports are referred to by
+*name*: the OVS driver binds names to OpenFlow port numbers when it installs a flow.
+
+This module also holds the one rendering of these values to ``ovs-ofctl`` text
+(``render_match``, ``render_actions``, ``render_flow``), used by the OVS driver to install
+flows, by the cookie (a hash of the rendered content) and by ``dvr flows`` for people.
+Port names are quoted the way ``ovs-ofctl --names`` prints them (``port_text``), which
+``ovs-ofctl`` also reads back.  Nothing here parses flow text: switch dumps are parsed by
+``dvr.agent.drivers.openflow`` (on top of ``ovs.flow.ofp``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+# --- matches ----------------------------------------------------------------------------------
+
+# ovs-ofctl protocol shorthands (each fixes dl_type and, for some, nw_proto)
+Protocol = Literal["ip", "ipv6", "arp", "icmp", "icmp6", "tcp", "udp"]
+
+ETH_TYPE_IP = 0x0800
+ETH_TYPE_ARP = 0x0806
+ETH_TYPE_IPV6 = 0x86DD
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ICMPV6 = 58
+
+# protocol -> (dl_type, nw_proto or None)
+PROTOCOLS: dict[str, tuple[int, int | None]] = {
+    "ip": (ETH_TYPE_IP, None),
+    "ipv6": (ETH_TYPE_IPV6, None),
+    "arp": (ETH_TYPE_ARP, None),
+    "icmp": (ETH_TYPE_IP, IPPROTO_ICMP),
+    "icmp6": (ETH_TYPE_IPV6, IPPROTO_ICMPV6),
+    "tcp": (ETH_TYPE_IP, IPPROTO_TCP),
+    "udp": (ETH_TYPE_IP, IPPROTO_UDP),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The fields a flow matches on; ``None`` is a wildcard.  ``Match()`` matches all.
+
+    MACs are ``xx:xx:xx:xx:xx:xx`` (lower case); IP fields are an address or a prefix
+    (``192.0.2.0/24``); ``dl_vlan`` 0xffff means untagged; ``*_mask`` fields make the field
+    before them a masked match.
+    """
+
+    in_port: str | None = None  # a port name
+    proto: Protocol | None = None
+    dl_vlan: int | None = None
+    vlan_tci: int | None = None
+    vlan_tci_mask: int | None = None
+    dl_src: str | None = None
+    dl_src_mask: str | None = None
+    dl_dst: str | None = None
+    dl_dst_mask: str | None = None
+    tun_id: int | None = None
+    tun_id_mask: int | None = None
+    nw_src: str | None = None
+    nw_dst: str | None = None
+    arp_op: int | None = None
+    arp_spa: str | None = None
+    arp_tpa: str | None = None
+    icmp_type: int | None = None
+    nd_target: str | None = None
+
+
+MATCH_ALL = Match()
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: str  # a port name
+
+
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    table: int  # resubmit(,table): the same in_port, another table
+
+
+@dataclass(frozen=True, slots=True)
+class ModDlSrc:
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModDlDst:
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModVlanVid:
+    vlan: int  # pushes a tag on an untagged frame
+
+
+@dataclass(frozen=True, slots=True)
+class StripVlan:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetTunnel:
+    tun_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecTtl:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Normal:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OutputInPort:
+    """Output to the port the frame came in on (``IN_PORT``)."""
+
+
+Action = (Output | Resubmit | ModDlSrc | ModDlDst | ModVlanVid | StripVlan | SetTunnel
+          | DecTtl | Drop | Normal | OutputInPort)
+
+STRIP_VLAN = StripVlan()
+DEC_TTL = DecTtl()
+DROP = Drop()
+NORMAL = Normal()
+IN_PORT = OutputInPort()
+
+# --- port references --------------------------------------------------------------------------
+
+# names ovs-ofctl reads as reserved ports rather than as port names
+RESERVED_PORT_NAMES = frozenset({"IN_PORT", "TABLE", "NORMAL", "FLOOD", "ALL", "CONTROLLER",
+                                 "LOCAL", "NONE", "ANY", "UNSET"})
+
+
+def port_text(name: str) -> str:
+    """A port name as ``ovs-ofctl --names`` prints it (and reads it): bare when it is a
+    letter followed by letters and digits, double-quoted otherwise (``"patch-tun"``)."""
+    if name[:1].isascii() and name[:1].isalpha() and name.isascii() and name.isalnum() \
+            and name.upper() not in RESERVED_PORT_NAMES:
+        return name
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+class UnboundPort(KeyError):
+    """A flow names a port that has no OpenFlow number (yet)."""
+
+
+def port_numbers(numbers: Mapping[str, int]) -> Callable[[str], str]:
+    """A port writer for ``render_*`` that writes each port as its number (the driver's
+    binding); a name without a number raises ``UnboundPort``."""
+
+    def number(name: str) -> str:
+        found = numbers.get(name)
+        if found is None:
+            raise UnboundPort(name)
+        return str(found)
+
+    return number
+
+
+def flow_ports(match: Match, actions: Iterable[Action]) -> frozenset[str]:
+    """The port names a flow refers to (its ``in_port`` and its outputs)."""
+    names = {a.port for a in actions if type(a) is Output}
+    if match.in_port is not None:
+        names.add(match.in_port)
+    return frozenset(names)
+
+
+# --- rendering to ovs-ofctl text ----------------------------------------------------------------
+
+
+def _masked(value: str, mask: str | None) -> str:
+    return value if mask is None else f"{value}/{mask}"
+
+
+def _masked_int(value: int, mask: int | None) -> str:
+    return f"{value:#x}" if mask is None else f"{value:#x}/{mask:#x}"
+
+
+def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
+    """``ovs-ofctl`` match text, fields in a fixed order; "" for match-all."""
+    if match == MATCH_ALL:
+        return ""
+    parts: list[str] = []
+    if match.in_port is not None:
+        parts.append(f"in_port={port(match.in_port)}")
+    if match.proto is not None:
+        parts.append(match.proto)
+    if match.dl_vlan is not None:
+        parts.append(f"dl_vlan={match.dl_vlan}")
+    if match.vlan_tci is not None:
+        parts.append(f"vlan_tci={_masked_int(match.vlan_tci, match.vlan_tci_mask)}")
+    if match.dl_src is not None:
+        parts.append(f"dl_src={_masked(match.dl_src, match.dl_src_mask)}")
+    if match.dl_dst is not None:
+        parts.append(f"dl_dst={_masked(match.dl_dst, match.dl_dst_mask)}")
+    if match.tun_id is not None:
+        parts.append(f"tun_id={_masked_int(match.tun_id, match.tun_id_mask)}")
+    for name in ("nw_src", "nw_dst", "arp_op", "arp_spa", "arp_tpa", "icmp_type",
+                 "nd_target"):
+        value = getattr(match, name)
+        if value is not None:
+            parts.append(f"{name}={value}")
+    return ",".join(parts)
+
+
+def render_action(action: Action, port: Callable[[str], str] = port_text) -> str:
+    kind = type(action)
+    if kind is Output:
+        return f"output:{port(action.port)}"  # type: ignore[union-attr]
+    if kind is Resubmit:
+        return f"resubmit(,{action.table})"  # type: ignore[union-attr]
+    if kind is ModDlSrc:
+        return f"mod_dl_src:{action.mac}"  # type: ignore[union-attr]
+    if kind is ModDlDst:
+        return f"mod_dl_dst:{action.mac}"  # type: ignore[union-attr]
+    if kind is ModVlanVid:
+        return f"mod_vlan_vid:{action.vlan}"  # type: ignore[union-attr]
+    if kind is SetTunnel:
+        return f"set_tunnel:{action.tun_id:#x}"  # type: ignore[union-attr]
+    return _KEYWORDS[kind]
+
+
+_KEYWORDS: dict[type, str] = {
+    StripVlan: "strip_vlan",
+    DecTtl: "dec_ttl",
+    Drop: "drop",
+    Normal: "NORMAL",
+    OutputInPort: "IN_PORT",
+}
+
+
+def render_actions(actions: Iterable[Action], port: Callable[[str], str] = port_text) -> str:
+    """``ovs-ofctl`` action text; "drop" for no actions."""
+    return ",".join(render_action(a, port) for a in actions) or "drop"
+
+
+def render_flow(table: int, priority: int, cookie: int, match: Match,
+                actions: Iterable[Action], port: Callable[[str], str] = port_text) -> str:
+    """One line for ``ovs-ofctl add-flow(s)``."""
+    text = render_match(match, port)
+    body = f",{text}" if text else ""
+    return (f"table={table},priority={priority},cookie={cookie:#x}{body},"
+            f"actions={render_actions(actions, port)}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 # --- matches ----------------------------------------------------------------------------------
 
@@ -43,13 +43,13 @@ PROTOCOLS: dict[str, tuple[int, int | None]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """The fields a flow matches on; ``None`` is a wildcard.  ``Match()`` matches all.
 
     MACs are ``xx:xx:xx:xx:xx:xx`` (lower case); IP fields are an address or a prefix
     (``192.0.2.0/24``); ``dl_vlan`` 0xffff means untagged; ``*_mask`` fields make the field
-    before them a masked match.
+    before them a masked match.  (A NamedTuple rather than a frozen dataclass: desired state
+    builds and hashes thousands of these, and a tuple is several times cheaper at both.)
     """
 
     in_port: str | None = None  # a port name
@@ -70,6 +70,11 @@ class Match:
     arp_tpa: str | None = None
     icmp_type: int | None = None
     nd_target: str | None = None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True)
+                           if value is not None)
+        return f"Match({fields})"
 
 
 MATCH_ALL = Match()

@@ -19,8 +19,9 @@ content changes gets a new cookie: the reconciler diffs bridges by cookie alone.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Literal, TypeVar
 
 from dvr.agent.desired.openflow import (
     Action,
@@ -57,12 +58,14 @@ def owner_cookie_prefix(owner: str) -> int:
     return (code << 60) | (_hash(owner, 28) << 32)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Flow:
     """One OpenFlow entry: typed match and actions (``dvr.agent.desired.openflow``).
 
-    Equality, hashing and ordering use (table, priority, content, owner), where content is
-    the canonical rendering of match and actions, computed once per Flow (as is the cookie).
+    Equal flows have equal fields.  The rendered content, the cookie, the port names and
+    the hash are computed once per Flow, when first asked for (desired state is compared
+    and hashed far more often than it is installed).  Flows sort by (table, priority,
+    content, owner).
     """
 
     table: int
@@ -70,6 +73,12 @@ class Flow:
     match: Match
     actions: tuple[Action, ...]
     owner: str  # "<kind>:<id>"
+
+    def _cached(self, key: str, compute: Callable[[], T]) -> T:
+        found = self.__dict__.get(key, _MISSING)
+        if found is _MISSING:
+            found = self.__dict__[key] = compute()  # a cache, not state: frozen stays true
+        return found  # type: ignore[return-value]
 
     @property
     def match_text(self) -> str:
@@ -81,44 +90,52 @@ class Flow:
         """The actions as ``ovs-ofctl`` text, for people and logs."""
         return render_actions(self.actions)
 
-    @cached_property
+    @property
     def content(self) -> str:
         """Match and actions as ``ovs-ofctl`` text (canonical: one rendering per value)."""
-        return f"{render_match(self.match)} actions={render_actions(self.actions)}"
+        return self._cached("_content", lambda: f"{self.match_text} actions={self.actions_text}")
 
-    @cached_property
+    @property
     def cookie(self) -> int:
-        content = f"{self.table}|{self.priority}|{self.content}"
-        return owner_cookie_prefix(self.owner) | _hash(content, 32)
+        return self._cached("_cookie", lambda: owner_cookie_prefix(self.owner) | _hash(
+            f"{self.table}|{self.priority}|{self.content}", 32))
 
-    @cached_property
+    @property
     def ports(self) -> frozenset[str]:
         """The port names the flow refers to (``in_port`` and outputs)."""
-        return flow_ports(self.match, self.actions)
+        return self._cached("_ports", lambda: flow_ports(self.match, self.actions))
 
-    @cached_property
+    def __hash__(self) -> int:
+        cache = self.__dict__
+        found = cache.get("_hash")
+        if found is None:
+            found = cache["_hash"] = hash(
+                (self.table, self.priority, self.match, self.actions, self.owner))
+        return found
+
+    def __getstate__(self) -> dict[str, object]:
+        """Fields only: a cached hash must not travel to a process with another seed."""
+        return {name: self.__dict__[name] for name in _FLOW_FIELDS}
+
     def _key(self) -> tuple[int, int, str, str]:
         return (self.table, self.priority, self.content, self.owner)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Flow):
-            return NotImplemented
-        return self._key == other._key
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
     def __lt__(self, other: Flow) -> bool:
-        return self._key < other._key
+        return self._key() < other._key()
 
     def __le__(self, other: Flow) -> bool:
-        return self._key <= other._key
+        return self._key() <= other._key()
 
     def __gt__(self, other: Flow) -> bool:
-        return self._key > other._key
+        return self._key() > other._key()
 
     def __ge__(self, other: Flow) -> bool:
-        return self._key >= other._key
+        return self._key() >= other._key()
+
+
+_MISSING = object()
+_FLOW_FIELDS = ("table", "priority", "match", "actions", "owner")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -198,13 +215,35 @@ class Neighbor:
     mac_address: str  # installed PERMANENT
 
 
-@dataclass(frozen=True, order=True)
-class NatRule:
-    """One nftables rule in the namespace's ``dvr`` table (``ip`` family)."""
+NatChain = Literal["prerouting", "postrouting", "output"]
 
-    chain: str  # "prerouting" | "postrouting" | "output"
-    rule: str  # nft rule text, e.g. 'oifname "qg-1234" snat to 203.0.113.5'
-    owner: str
+
+@dataclass(frozen=True)
+class NatRule:
+    """One rule of the namespace's ``dvr`` nftables table (``ip`` family), as typed fields.
+
+    It matches on the input/output interface name and the source/destination address or
+    prefix (``None``: any) and rewrites the source (``snat_to``, in ``postrouting``) or the
+    destination (``dnat_to``, in ``prerouting``/``output``).  Rendered once, to nftables
+    JSON, by ``dvr.agent.desired.nftables``.
+    """
+
+    chain: NatChain
+    owner: str  # "<kind>:<id>", kept as the rule's comment
+    iif: str | None = None
+    oif: str | None = None
+    saddr: str | None = None  # "192.0.2.5" or "192.0.2.0/24"
+    daddr: str | None = None
+    snat_to: str | None = None
+    dnat_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.snat_to is None) == (self.dnat_to is None):
+            raise ValueError("a NAT rule rewrites either the source or the destination")
+        if self.snat_to is not None and self.chain != "postrouting":
+            raise ValueError("SNAT belongs in the postrouting chain")
+        if self.dnat_to is not None and self.chain == "postrouting":
+            raise ValueError("DNAT belongs in the prerouting or output chain")
 
 
 @dataclass(frozen=True)

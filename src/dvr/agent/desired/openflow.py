@@ -72,8 +72,8 @@ class Match(NamedTuple):
     nd_target: str | None = None
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True)
-                           if value is not None)
+        pairs = zip(self._fields, self, strict=True)
+        fields = ", ".join(f"{name}={value!r}" for name, value in pairs if value is not None)
         return f"Match({fields})"
 
 

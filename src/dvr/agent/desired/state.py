@@ -62,10 +62,9 @@ def owner_cookie_prefix(owner: str) -> int:
 class Flow:
     """One OpenFlow entry: typed match and actions (``dvr.agent.desired.openflow``).
 
-    Equal flows have equal fields.  The rendered content, the cookie, the port names and
-    the hash are computed once per Flow, when first asked for (desired state is compared
-    and hashed far more often than it is installed).  Flows sort by (table, priority,
-    content, owner).
+    Equal flows have equal fields.  The rendered content, the cookie and the port names are
+    computed once per Flow, when first asked for (desired state is compared and hashed far
+    more often than it is installed).  Flows sort by (table, priority, content, owner).
     """
 
     table: int
@@ -106,15 +105,12 @@ class Flow:
         return self._cached("_ports", lambda: flow_ports(self.match, self.actions))
 
     def __hash__(self) -> int:
-        cache = self.__dict__
-        found = cache.get("_hash")
-        if found is None:
-            found = cache["_hash"] = hash(
-                (self.table, self.priority, self.match, self.actions, self.owner))
-        return found
+        # consistent with equality (equal flows have equal matches), and cheap: the match
+        # is a tuple hashed in C; the actions rarely tell two flows of one owner apart
+        return hash((self.table, self.priority, self.match, self.owner))
 
     def __getstate__(self) -> dict[str, object]:
-        """Fields only: a cached hash must not travel to a process with another seed."""
+        """Fields only (the caches are recomputed where they are needed)."""
         return {name: self.__dict__[name] for name in _FLOW_FIELDS}
 
     def _key(self) -> tuple[int, int, str, str]:

@@ -7,7 +7,6 @@ tested alone and an object's removal removes exactly its flows.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 
 from dvr.agent.desired import names
 from dvr.agent.desired.config import DesiredConfig
@@ -196,12 +195,12 @@ def network_tunnel_flows(
              (ModVlanVid(local_vlan), Resubmit(TunTable.DVR_NOT_LEARN)), owner),
     ]
     seen_macs: set[str] = set()
-    flood_ports: list[str] = []
+    outputs: dict[str, Output] = {}  # port name -> its output action (one per port)
     for remote in network.remote_hosts:
         if remote.host == host or not valid_remote_tunnel_ip(remote.tunnel_ip, local_ip):
             continue
         port = names.vxlan_port_name(remote.tunnel_ip)
-        flood_ports.append(port)
+        output = outputs.setdefault(port, Output(port))
         for entry in remote.entries:
             if entry.mac_address in seen_macs:
                 continue
@@ -209,16 +208,11 @@ def network_tunnel_flows(
             flows.append(
                 Flow(TunTable.UCAST_TO_TUN, PRIO_TUN_L2POP_UNICAST,
                      Match(dl_vlan=local_vlan, dl_dst=entry.mac_address),
-                     (*to_tunnel, Output(port)), owner)
+                     (*to_tunnel, output), owner)
             )
-    if flood_ports:
-        outputs = tuple(Output(p) for p in _unique_sorted(flood_ports))
+    if outputs:
         flows.append(
             Flow(TunTable.FLOOD_TO_TUN, PRIO_TUN_FLOOD, Match(dl_vlan=local_vlan),
-                 (*to_tunnel, *outputs), owner)
+                 (*to_tunnel, *(outputs[p] for p in sorted(outputs))), owner)
         )
     return tuple(flows)
-
-
-def _unique_sorted(items: Iterable[str]) -> list[str]:
-    return sorted(set(items))

@@ -22,6 +22,9 @@ from dvr.agent.desired.tables import (
     IntTable,
 )
 
+# actions shared by every flow that uses them (immutable; built once)
+TO_DVR_TO_SRC_MAC = (Resubmit(IntTable.DVR_TO_SRC_MAC),)
+
 
 def integration_bridge_patch_port(config: DesiredConfig) -> OvsPort:
     return OvsPort(
@@ -60,7 +63,7 @@ def host_mac_integration_flows(host: str, mac: str, config: DesiredConfig) -> tu
     return (
         Flow(IntTable.LOCAL_SWITCHING, PRIO_INT_HOST_MAC,
              Match(in_port=config.int_peer_patch_port, dl_src=mac),
-             (Resubmit(IntTable.DVR_TO_SRC_MAC),), names.host_mac_owner(host)),
+             TO_DVR_TO_SRC_MAC, names.host_mac_owner(host)),
     )
 
 

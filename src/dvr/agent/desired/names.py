@@ -69,10 +69,15 @@ def is_canonical_ipv4(text: str) -> bool:
     return _CANONICAL_IPV4.fullmatch(text) is not None
 
 
+def canonical_ipv4_port_name(remote_ip: str) -> str:
+    """``vxlan_port_name`` of an address already known to be a canonical dotted quad."""
+    return VXLAN_PORT_PREFIX + bytes(map(int, remote_ip.split("."))).hex()
+
+
 def vxlan_port_name(remote_ip: str) -> str:
     """Tunnel port towards ``remote_ip``: ``vxlan-c0000202`` for 192.0.2.2 (like Neutron)."""
     if is_canonical_ipv4(remote_ip):
-        return VXLAN_PORT_PREFIX + bytes(map(int, remote_ip.split("."))).hex()
+        return canonical_ipv4_port_name(remote_ip)
     address = ipaddress.ip_address(remote_ip)
     if address.version == 4:
         return VXLAN_PORT_PREFIX + address.packed.hex()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 # --- matches ----------------------------------------------------------------------------------
 
@@ -145,6 +145,7 @@ DEC_TTL = DecTtl()
 DROP = Drop()
 NORMAL = Normal()
 IN_PORT = OutputInPort()
+DROP_ONLY: tuple[Action, ...] = (DROP,)  # the actions of a flow that drops what it matches
 
 # --- port references --------------------------------------------------------------------------
 
@@ -201,60 +202,59 @@ def _masked_int(value: int, mask: int | None) -> str:
 
 def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
     """``ovs-ofctl`` match text, fields in a fixed order; "" for match-all."""
-    if match == MATCH_ALL:
-        return ""
+    (in_port, proto, dl_vlan, vlan_tci, vlan_tci_mask, dl_src, dl_src_mask, dl_dst,
+     dl_dst_mask, tun_id, tun_id_mask, nw_src, nw_dst, arp_op, arp_spa, arp_tpa, icmp_type,
+     nd_target) = match
     parts: list[str] = []
-    if match.in_port is not None:
-        parts.append(f"in_port={port(match.in_port)}")
-    if match.proto is not None:
-        parts.append(match.proto)
-    if match.dl_vlan is not None:
-        parts.append(f"dl_vlan={match.dl_vlan}")
-    if match.vlan_tci is not None:
-        parts.append(f"vlan_tci={_masked_int(match.vlan_tci, match.vlan_tci_mask)}")
-    if match.dl_src is not None:
-        parts.append(f"dl_src={_masked(match.dl_src, match.dl_src_mask)}")
-    if match.dl_dst is not None:
-        parts.append(f"dl_dst={_masked(match.dl_dst, match.dl_dst_mask)}")
-    if match.tun_id is not None:
-        parts.append(f"tun_id={_masked_int(match.tun_id, match.tun_id_mask)}")
-    for name in ("nw_src", "nw_dst", "arp_op", "arp_spa", "arp_tpa", "icmp_type",
-                 "nd_target"):
-        value = getattr(match, name)
+    if in_port is not None:
+        parts.append(f"in_port={port(in_port)}")
+    if proto is not None:
+        parts.append(proto)
+    if dl_vlan is not None:
+        parts.append(f"dl_vlan={dl_vlan}")
+    if vlan_tci is not None:
+        parts.append(f"vlan_tci={_masked_int(vlan_tci, vlan_tci_mask)}")
+    if dl_src is not None:
+        parts.append(f"dl_src={_masked(dl_src, dl_src_mask)}")
+    if dl_dst is not None:
+        parts.append(f"dl_dst={_masked(dl_dst, dl_dst_mask)}")
+    if tun_id is not None:
+        parts.append(f"tun_id={_masked_int(tun_id, tun_id_mask)}")
+    for name, value in (("nw_src", nw_src), ("nw_dst", nw_dst), ("arp_op", arp_op),
+                        ("arp_spa", arp_spa), ("arp_tpa", arp_tpa), ("icmp_type", icmp_type),
+                        ("nd_target", nd_target)):
         if value is not None:
             parts.append(f"{name}={value}")
     return ",".join(parts)
 
 
-def render_action(action: Action, port: Callable[[str], str] = port_text) -> str:
-    kind = type(action)
-    if kind is Output:
-        return f"output:{port(action.port)}"  # type: ignore[union-attr]
-    if kind is Resubmit:
-        return f"resubmit(,{action.table})"  # type: ignore[union-attr]
-    if kind is ModDlSrc:
-        return f"mod_dl_src:{action.mac}"  # type: ignore[union-attr]
-    if kind is ModDlDst:
-        return f"mod_dl_dst:{action.mac}"  # type: ignore[union-attr]
-    if kind is ModVlanVid:
-        return f"mod_vlan_vid:{action.vlan}"  # type: ignore[union-attr]
-    if kind is SetTunnel:
-        return f"set_tunnel:{action.tun_id:#x}"  # type: ignore[union-attr]
-    return _KEYWORDS[kind]
+def _output_text(action: Output, port: Callable[[str], str]) -> str:
+    return f"output:{port(action.port)}"
 
 
-_KEYWORDS: dict[type, str] = {
-    StripVlan: "strip_vlan",
-    DecTtl: "dec_ttl",
-    Drop: "drop",
-    Normal: "NORMAL",
-    OutputInPort: "IN_PORT",
+_ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
+    Output: _output_text,
+    Resubmit: lambda a, _: f"resubmit(,{a.table})",
+    ModDlSrc: lambda a, _: f"mod_dl_src:{a.mac}",
+    ModDlDst: lambda a, _: f"mod_dl_dst:{a.mac}",
+    ModVlanVid: lambda a, _: f"mod_vlan_vid:{a.vlan}",
+    SetTunnel: lambda a, _: f"set_tunnel:{a.tun_id:#x}",
+    StripVlan: lambda a, _: "strip_vlan",
+    DecTtl: lambda a, _: "dec_ttl",
+    Drop: lambda a, _: "drop",
+    Normal: lambda a, _: "NORMAL",
+    OutputInPort: lambda a, _: "IN_PORT",
 }
+
+
+def render_action(action: Action, port: Callable[[str], str] = port_text) -> str:
+    return _ACTION_TEXT[type(action)](action, port)
 
 
 def render_actions(actions: Iterable[Action], port: Callable[[str], str] = port_text) -> str:
     """``ovs-ofctl`` action text; "drop" for no actions."""
-    return ",".join(render_action(a, port) for a in actions) or "drop"
+    texts = _ACTION_TEXT
+    return ",".join([texts[type(a)](a, port) for a in actions]) or "drop"
 
 
 def render_flow(table: int, priority: int, cookie: int, match: Match,

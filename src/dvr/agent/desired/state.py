@@ -19,7 +19,6 @@ content changes gets a new cookie: the reconciler diffs bridges by cookie alone.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -63,7 +62,7 @@ class Flow:
     """One OpenFlow entry: typed match and actions (``dvr.agent.desired.openflow``).
 
     Equal flows have equal fields.  The rendered content, the cookie and the port names are
-    computed once per Flow, when first asked for (desired state is compared and hashed far
+    computed once per Flow, when first asked for (desired state is built and compared far
     more often than it is installed).  Flows sort by (table, priority, content, owner).
     """
 
@@ -73,11 +72,9 @@ class Flow:
     actions: tuple[Action, ...]
     owner: str  # "<kind>:<id>"
 
-    def _cached(self, key: str, compute: Callable[[], T]) -> T:
-        found = self.__dict__.get(key, _MISSING)
-        if found is _MISSING:
-            found = self.__dict__[key] = compute()  # a cache, not state: frozen stays true
-        return found  # type: ignore[return-value]
+    def _remember(self, key: str, value: T) -> T:
+        object.__setattr__(self, key, value)  # a cache, not state: the Flow stays frozen
+        return value
 
     @property
     def match_text(self) -> str:
@@ -92,22 +89,34 @@ class Flow:
     @property
     def content(self) -> str:
         """Match and actions as ``ovs-ofctl`` text (canonical: one rendering per value)."""
-        return self._cached("_content", lambda: f"{self.match_text} actions={self.actions_text}")
+        found = getattr(self, "_content", None)
+        if found is None:
+            found = self._remember(
+                "_content", f"{render_match(self.match)} actions={render_actions(self.actions)}")
+        return found
 
     @property
     def cookie(self) -> int:
-        return self._cached("_cookie", lambda: owner_cookie_prefix(self.owner) | _hash(
-            f"{self.table}|{self.priority}|{self.content}", 32))
+        found = getattr(self, "_cookie", None)
+        if found is None:
+            found = self._remember("_cookie", owner_cookie_prefix(self.owner) | _hash(
+                f"{self.table}|{self.priority}|{self.content}", 32))
+        return found
 
     @property
     def ports(self) -> frozenset[str]:
         """The port names the flow refers to (``in_port`` and outputs)."""
-        return self._cached("_ports", lambda: flow_ports(self.match, self.actions))
+        found = getattr(self, "_ports", None)
+        if found is None:
+            found = self._remember("_ports", flow_ports(self.match, self.actions))
+        return found
 
     def __hash__(self) -> int:
-        # consistent with equality (equal flows have equal matches), and cheap: the match
-        # is a tuple hashed in C; the actions rarely tell two flows of one owner apart
-        return hash((self.table, self.priority, self.match, self.owner))
+        # consistent with equality (equal flows have equal fields) and cheap: the fields
+        # that tell the flows of one owner apart, not all 18 of the match
+        match = self.match
+        return hash((self.table, self.priority, self.owner, match.in_port, match.dl_vlan,
+                     match.dl_src, match.dl_dst, match.tun_id, match.arp_tpa, match.nd_target))
 
     def __getstate__(self) -> dict[str, object]:
         """Fields only (the caches are recomputed where they are needed)."""
@@ -129,7 +138,6 @@ class Flow:
         return self._key() >= other._key()
 
 
-_MISSING = object()
 _FLOW_FIELDS = ("table", "priority", "match", "actions", "owner")
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import ipaddress
 from dvr.agent.desired import names
 from dvr.agent.desired.config import DesiredConfig
 from dvr.agent.desired.openflow import (
-    DROP,
+    DROP_ONLY,
     MATCH_ALL,
     STRIP_VLAN,
     Action,
@@ -40,9 +40,14 @@ from dvr.agent.desired.tables import (
     UNICAST_DST,
     TunTable,
 )
-from dvr.model.hostview import NetworkView, RouterInterfaceView
+from dvr.model.hostview import NetworkView, RemoteHost, RouterInterfaceView
 
 TUNNEL_NETWORK_TYPES = frozenset({"vxlan"})
+
+# action values shared by every flow that uses them (immutable; built once)
+TO_VXLAN_TUN_TO_LV = (Resubmit(TunTable.VXLAN_TUN_TO_LV),)
+TO_DVR_NOT_LEARN = Resubmit(TunTable.DVR_NOT_LEARN)
+TO_PATCH_LV_TO_TUN = Resubmit(TunTable.PATCH_LV_TO_TUN)
 
 
 # --- ports --------------------------------------------------------------------------------
@@ -85,15 +90,30 @@ def valid_remote_tunnel_ip(remote_ip: str, local_ip: str | None) -> bool:
     return remote.version == local.version and remote != local
 
 
+def tunnel_remotes(network: NetworkView, host: str,
+                   local_ip: str | None) -> list[tuple[RemoteHost, str]]:
+    """The remote hosts of ``network`` this host tunnels to (``valid_remote_tunnel_ip``),
+    each with the vxlan port towards it.  (Called per network per computation: the common
+    case, IPv4 in canonical form, is checked once per address.)"""
+    if local_ip is None or not is_tunnelled(network):
+        return []
+    local_v4 = names.is_canonical_ipv4(local_ip)
+    found = []
+    for remote in network.remote_hosts:
+        ip = remote.tunnel_ip
+        if remote.host == host:
+            continue
+        if local_v4 and names.is_canonical_ipv4(ip):
+            if ip != local_ip:
+                found.append((remote, names.canonical_ipv4_port_name(ip)))
+        elif valid_remote_tunnel_ip(ip, local_ip):
+            found.append((remote, names.vxlan_port_name(ip)))
+    return found
+
+
 def remote_tunnel_ips(network: NetworkView, host: str, local_ip: str | None) -> frozenset[str]:
     """The tunnel endpoints this host needs for ``network`` (flood targets)."""
-    if not is_tunnelled(network):
-        return frozenset()
-    return frozenset(
-        remote.tunnel_ip
-        for remote in network.remote_hosts
-        if remote.host != host and valid_remote_tunnel_ip(remote.tunnel_ip, local_ip)
-    )
+    return frozenset(remote.tunnel_ip for remote, _ in tunnel_remotes(network, host, local_ip))
 
 
 def is_tunnelled(network: NetworkView) -> bool:
@@ -109,7 +129,7 @@ def tunnel_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
     return (
         Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY, Match(in_port=config.tun_peer_patch_port),
              (Resubmit(TunTable.DVR_PROCESS),), owner),
-        Flow(TunTable.CLASSIFY, PRIO_DEFAULT, MATCH_ALL, (DROP,), owner),
+        Flow(TunTable.CLASSIFY, PRIO_DEFAULT, MATCH_ALL, DROP_ONLY, owner),
         Flow(TunTable.DVR_PROCESS, PRIO_DEFAULT, MATCH_ALL,
              (Resubmit(TunTable.PATCH_LV_TO_TUN),), owner),
         Flow(TunTable.PATCH_LV_TO_TUN, PRIO_TUN_UNICAST_MULTICAST_SPLIT,
@@ -118,7 +138,7 @@ def tunnel_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
         Flow(TunTable.PATCH_LV_TO_TUN, PRIO_TUN_UNICAST_MULTICAST_SPLIT,
              Match(dl_dst=MULTICAST_DST, dl_dst_mask=GROUP_BIT_MASK),
              (Resubmit(TunTable.FLOOD_TO_TUN),), owner),
-        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_DEFAULT, MATCH_ALL, (DROP,), owner),
+        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_DEFAULT, MATCH_ALL, DROP_ONLY, owner),
         Flow(TunTable.DVR_NOT_LEARN, PRIO_DEFAULT, MATCH_ALL,
              (Resubmit(TunTable.LEARN_FROM_TUN),), owner),
         # L2 population tells us every MAC, so table 10 does not learn (a learn() action
@@ -127,15 +147,16 @@ def tunnel_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
              (Output(config.tun_peer_patch_port),), owner),
         Flow(TunTable.UCAST_TO_TUN, PRIO_DEFAULT, MATCH_ALL,
              (Resubmit(TunTable.FLOOD_TO_TUN),), owner),
-        Flow(TunTable.FLOOD_TO_TUN, PRIO_DEFAULT, MATCH_ALL, (DROP,), owner),
+        Flow(TunTable.FLOOD_TO_TUN, PRIO_DEFAULT, MATCH_ALL, DROP_ONLY, owner),
     )
 
 
 def tunnel_port_flows(remote_ip: str) -> tuple[Flow, ...]:
     """Table 0: frames arriving from the tunnel towards ``remote_ip`` go to table 4."""
     return (
-        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY, Match(in_port=names.vxlan_port_name(remote_ip)),
-             (Resubmit(TunTable.VXLAN_TUN_TO_LV),), names.tunnel_owner(remote_ip)),
+        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY,
+             Match(in_port=names.vxlan_port_name(remote_ip)), TO_VXLAN_TUN_TO_LV,
+             names.tunnel_owner(remote_ip)),
     )
 
 
@@ -164,12 +185,12 @@ def dvr_subnet_tunnel_flows(
         gateway_probe = Match(proto="icmp6", dl_vlan=local_vlan, icmp_type=135,
                               nd_target=interface.ip_address)
     rewrite: tuple[Action, ...] = (
-        (ModDlSrc(host_mac), Resubmit(TunTable.PATCH_LV_TO_TUN)) if host_mac else (DROP,)
+        (ModDlSrc(host_mac), TO_PATCH_LV_TO_TUN) if host_mac else DROP_ONLY
     )
     return (
-        Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_GATEWAY_ARP, gateway_probe, (DROP,), owner),
+        Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_GATEWAY_ARP, gateway_probe, DROP_ONLY, owner),
         Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_TO_GATEWAY_MAC,
-             Match(dl_vlan=local_vlan, dl_dst=interface.mac_address), (DROP,), owner),
+             Match(dl_vlan=local_vlan, dl_dst=interface.mac_address), DROP_ONLY, owner),
         Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_REWRITE_SOURCE,
              Match(dl_vlan=local_vlan, dl_src=interface.mac_address), rewrite, owner),
     )
@@ -192,23 +213,20 @@ def network_tunnel_flows(
     to_tunnel: tuple[Action, ...] = (STRIP_VLAN, SetTunnel(vni))
     flows = [
         Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_TUN_TUNNEL_TO_LOCAL_VLAN, Match(tun_id=vni),
-             (ModVlanVid(local_vlan), Resubmit(TunTable.DVR_NOT_LEARN)), owner),
+             (ModVlanVid(local_vlan), TO_DVR_NOT_LEARN), owner),
     ]
     seen_macs: set[str] = set()
     outputs: dict[str, Output] = {}  # port name -> its output action (one per port)
-    for remote in network.remote_hosts:
-        if remote.host == host or not valid_remote_tunnel_ip(remote.tunnel_ip, local_ip):
-            continue
-        port = names.vxlan_port_name(remote.tunnel_ip)
+    for remote, port in tunnel_remotes(network, host, local_ip):
         output = outputs.setdefault(port, Output(port))
+        unicast = (*to_tunnel, output)  # shared by this remote host's entries
         for entry in remote.entries:
             if entry.mac_address in seen_macs:
                 continue
             seen_macs.add(entry.mac_address)
             flows.append(
                 Flow(TunTable.UCAST_TO_TUN, PRIO_TUN_L2POP_UNICAST,
-                     Match(dl_vlan=local_vlan, dl_dst=entry.mac_address),
-                     (*to_tunnel, output), owner)
+                     Match(dl_vlan=local_vlan, dl_dst=entry.mac_address), unicast, owner)
             )
     if outputs:
         flows.append(

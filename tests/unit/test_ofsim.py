@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dvr.agent.desired.openflow import (
+    DEC_TTL,
     DROP,
     IN_PORT,
     NORMAL,
@@ -174,6 +177,15 @@ def test_resubmit_continues_with_remaining_actions_and_keeps_modifications():
     assert by_port["p3"].dl_vlan == 7  # changes made in table 1 persist after the resubmit
     assert trace.tables("br0") == (0, 1)
     assert trace.steps[0].packet_out.dl_vlan == 7
+    # what the flow itself did, without what the table it resubmitted to did
+    assert trace.steps[0].packet_own == replace(frame(), dl_src="fa:16:3f:00:00:01")
+    assert trace.steps[1].packet_own.dl_vlan == 7
+
+
+def test_dec_ttl_decrements_the_ttl():
+    sim = single([flow(0, 1, ANY, (DEC_TTL, Output("p2")))])
+    (out,) = sim.trace("br0", "p1", frame(nw_ttl=64)).delivered
+    assert out.packet.nw_ttl == 63
 
 
 def test_strip_vlan_and_mod_dl_dst():

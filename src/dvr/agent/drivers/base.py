@@ -1,7 +1,9 @@
 """The narrow interfaces every dataplane driver implements (real and fake alike).
 
-A driver observes what is there and carries out commands (``dvr.agent.reconcile.commands``); it
-decides no policy: *which* namespaces, bridges and links to look at is passed in.
+A driver observes what is there (``dvr.agent.reconcile.observed``) and carries out commands
+(``dvr.agent.reconcile.commands``); it decides no policy: *which* namespaces, bridges and
+links to look at is passed in.  Those value types live with the reconciler, so the pure
+planner never imports a driver.
 """
 
 from __future__ import annotations

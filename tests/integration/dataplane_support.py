@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.drivers.observed import ObservedFlow
 from dvr.agent.drivers.openflow import parse_dump_flows
+from dvr.agent.reconcile.observed import ObservedFlow
 from dvr.agent.reconcile.plan import Plan
 from dvr.lab.fabric import Fabric
 from dvr.lab.handmade import HandmadeCloud, HmVm

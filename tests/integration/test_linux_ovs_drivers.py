@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from dataplane_support import processes_mentioning, root_namespaces
 
+from dvr.agent.desired.openflow import DROP, NORMAL, Match, Output
 from dvr.agent.desired.state import (
     Address,
     BridgeState,
@@ -23,7 +24,7 @@ from dvr.agent.desired.state import (
     Rule,
     VethLink,
 )
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     DeleteNamespace,
     DeleteNeighbor,
     DeleteRoute,
@@ -61,8 +62,8 @@ def desired_state() -> DesiredState:
                    Neighbor("qr-two", "198.51.100.22", "fa:16:3e:20:00:22")),
         sysctls=SYSCTLS)
     flows = frozenset({
-        Flow(0, 10, "in_port=qrb-one", "output:qrb-two", "port:one"),
-        Flow(0, 0, "", "NORMAL", "bridge:br-int"),
+        Flow(0, 10, Match(in_port="qrb-one"), (Output("qrb-two"),), "port:one"),
+        Flow(0, 0, Match(), (NORMAL,), "bridge:br-int"),
     })
     bridge = BridgeState("br-int", (OvsPort("patch-x", "internal"),), flows)
     return DesiredState("drivers", 1, (bridge,), (namespace,))
@@ -193,8 +194,8 @@ def test_stale_owned_namespaces_go_and_foreign_ones_stay(host: HostEnv):
 def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
     """OVSDB and OpenFlow are unix sockets: the OVS driver works from any namespace."""
     from dvr.agent.drivers.base import DriverError
-    from dvr.agent.drivers.ops import EnsureBridge, FlowRef
     from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+    from dvr.agent.reconcile.commands import EnsureBridge, FlowRef
 
     host.run(["ip", "link", "add", "tapx", "type", "veth", "peer", "name", "vmx"])
     with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
@@ -204,7 +205,7 @@ def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
         assert [(f.cookie, f.text) for f in bridge.flows] == [(0, "priority=0 actions=NORMAL")]
         ovs.transact([EnsureBridge("br-int", "netdev", "secure", (("owner", "dvr"),)),
                       EnsurePort("br-int", "tapx", tag=3, external_ids=(("iface-id", "x"),))])
-        keep = Flow(0, 5, "in_port=tapx", "drop", "port:x")
+        keep = Flow(0, 5, Match(in_port="tapx"), (DROP,), "port:x")
         # deleting cookie 0 in every table would hit the hidden table 254: EPERM
         ovs.apply_flows(FlowBundle("br-int", (keep,), (FlowRef(0, 0),)))
         (bridge,) = ovs.observe(["br-int"])
@@ -213,7 +214,8 @@ def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
         (port,) = bridge.ports
         assert (port.name, port.tag, port.external_id("iface-id")) == ("tapx", 3, "x")
         with pytest.raises(DriverError, match="nosuch"):
-            ovs.apply_flows(FlowBundle("br-int", (Flow(0, 6, "in_port=nosuch", "drop", "x:y"),),
+            unknown = Flow(0, 6, Match(in_port="nosuch"), (DROP,), "x:y")
+            ovs.apply_flows(FlowBundle("br-int", (unknown,),
                                        (FlowRef(0, keep.cookie),)))
         assert [f.cookie for f in ovs.observe(["br-int"])[0].flows] == [keep.cookie]
         (cheap,) = ovs.observe(["br-int"], with_flows=False)
@@ -223,3 +225,4 @@ def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
         (after,) = ovs.observe(["br-int"])
         assert after.ports[0].ofport != port.ofport
         assert after.flows[0].text == f"priority=5,in_port={port.ofport} actions=drop"
+        assert after.flows[0].ports == (str(port.ofport),)

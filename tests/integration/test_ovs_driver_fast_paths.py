@@ -11,11 +11,12 @@ from collections.abc import Iterator
 import pytest
 from dataplane_support import processes_mentioning, root_namespaces
 
+from dvr.agent.desired.openflow import DROP, NORMAL, STRIP_VLAN, Match, Output
 from dvr.agent.desired.state import Flow
 from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.openflow import parse_dump_flows
-from dvr.agent.drivers.ops import EnsureBridge, EnsurePort, FlowBundle
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+from dvr.agent.reconcile.commands import EnsureBridge, EnsurePort, FlowBundle
 from dvr.lab.hostenv import HostEnv
 
 
@@ -78,19 +79,22 @@ def test_flows_by_name_in_and_out_match_what_ovs_ofctl_names_prints(host: HostEn
         ovs.transact([EnsureBridge("br-int", "netdev", "secure"),
                       EnsurePort("br-int", "tap-a"),
                       EnsurePort("br-int", "patch-x", "internal")])
-        flows = (Flow(0, 5, "in_port=tap-a", "output:patch-x", "port:a"),
-                 Flow(1, 4, 'in_port="patch-x",dl_vlan=3',
-                      'strip_vlan,output:"tap-a",output:LOCAL', "port:x"))
+        flows = (Flow(0, 5, Match(in_port="tap-a"), (Output("patch-x"),), "port:a"),
+                 Flow(1, 4, Match(in_port="patch-x", dl_vlan=3),
+                      (STRIP_VLAN, Output("tap-a"), NORMAL), "port:x"))
         ovs.apply_flows(FlowBundle("br-int", flows, ()))
         (bridge,) = ovs.observe(["br-int"])
         printed = parse_dump_flows(ofctl(host, "--names", "dump-flows", "br-int"))
-        assert [(f.cookie, f.text) for f in bridge.flows] == [(f.cookie, f.text)
-                                                              for f in printed]
+        assert [(f.cookie, f.text, f.ports) for f in bridge.flows] == [
+            (f.cookie, f.text, f.ports) for f in printed]
+        assert {f.cookie: frozenset(f.ports) for f in bridge.flows} == {
+            f.cookie: f.ports for f in flows}
         assert any('in_port="patch-x"' in f.text and 'output:"tap-a"' in f.text
                    for f in bridge.flows)
         assert {f.cookie for f in bridge.flows} == {f.cookie for f in flows}
         # a name the switch does not know: refused as a whole, by ovs-ofctl, naming it
         with pytest.raises(DriverError, match="nosuch"):
-            ovs.apply_flows(FlowBundle("br-int", (Flow(0, 6, "in_port=nosuch", "drop", "x:y"),),
+            unknown = Flow(0, 6, Match(in_port="nosuch"), (DROP,), "x:y")
+            ovs.apply_flows(FlowBundle("br-int", (unknown,),
                                        ()))
         assert {f.cookie for f in ovs.observe(["br-int"])[0].flows} == {f.cookie for f in flows}

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from dvr.agent.desired.openflow import (
+    DEC_TTL,
+    DROP,
+    IN_PORT,
+    NORMAL,
+    STRIP_VLAN,
+    Action,
+    Match,
+    ModDlDst,
+    ModDlSrc,
+    ModVlanVid,
+    Output,
+    Resubmit,
+    SetTunnel,
+)
 from dvr.agent.desired.state import BridgeState, Flow, OvsPort
 from dvr.trace.ofsim import (
     AmbiguousMatch,
@@ -14,17 +31,24 @@ from dvr.trace.ofsim import (
     SimulationLimit,
     Tunnelled,
     UnsupportedFlow,
-    parse_actions,
-    parse_match,
-    split_top_level,
+    compile_match,
 )
 
 VM_A, VM_B = "fa:16:3e:00:00:0a", "fa:16:3e:00:00:0b"
+GROUP = "01:00:00:00:00:00"
 OWNER = "bridge:test"
 
 
-def flow(table: int, priority: int, match: str, actions: str, owner: str = OWNER) -> Flow:
+ANY = Match()
+
+
+def flow(table: int, priority: int, match: Match, actions: tuple[Action, ...],
+         owner: str = OWNER) -> Flow:
     return Flow(table, priority, match, actions, owner)
+
+
+def out(port: str) -> tuple[Action, ...]:
+    return (Output(port),)
 
 
 def bridge(name: str, ports: list[OvsPort], flows: list[Flow]) -> BridgeState:
@@ -40,27 +64,20 @@ def single(flows: list[Flow], ports: list[OvsPort] | None = None) -> Pipeline:
     return Pipeline([bridge("br0", ports, flows)])
 
 
-# --- parsing --------------------------------------------------------------------
+# --- compiling --------------------------------------------------------------------
 
 
-def test_split_respects_parentheses_and_quotes():
-    assert split_top_level('resubmit(,2),output:"a,b",drop') == [
-        "resubmit(,2)", 'output:"a,b"', "drop"]
-
-
-def test_unsupported_match_and_action_are_rejected():
+def test_values_the_simulator_cannot_model_are_rejected():
     with pytest.raises(UnsupportedFlow):
-        parse_match("ct_state=+trk")
+        compile_match(Match(dl_src="not-a-mac"))
     with pytest.raises(UnsupportedFlow):
-        parse_actions("learn(table=20)")
+        compile_match(Match(nw_dst="192.0.2.0/33"))
     with pytest.raises(UnsupportedFlow):
-        parse_actions("resubmit(1,2)")
-    with pytest.raises(UnsupportedFlow):
-        Pipeline([bridge("br0", [OvsPort("p1")], [flow(0, 0, "", "ct(commit)")])])
+        single([flow(0, 0, Match(dl_dst="fa:16:3e:00:00"), (DROP,))])
 
 
 def test_shorthand_protocols_expand():
-    conditions = {(c.field, c.value) for c in parse_match("icmp6")}
+    conditions = {(c.field, c.value) for c in compile_match(Match(proto="icmp6"))}
     assert conditions == {("dl_type", 0x86DD), ("nw_proto", 58)}
 
 
@@ -68,15 +85,15 @@ def test_shorthand_protocols_expand():
 
 
 def test_highest_priority_match_wins():
-    sim = single([flow(0, 1, "", "output:p2"), flow(0, 5, f"dl_dst={VM_B}", "output:p3")])
+    sim = single([flow(0, 1, ANY, out("p2")), flow(0, 5, Match(dl_dst=VM_B), out("p3"))])
     trace = sim.trace("br0", "p1", frame())
     assert [d.port for d in trace.delivered] == ["p3"]
     assert trace.steps[0].flow.priority == 5
 
 
-def test_in_port_match_with_quoted_name():
+def test_in_port_match_with_an_odd_name():
     ports = [OvsPort("tap 1"), OvsPort("p2")]
-    sim = single([flow(0, 1, 'in_port="tap 1"', "output:p2")], ports)
+    sim = single([flow(0, 1, Match(in_port="tap 1"), out("p2"))], ports)
     assert sim.trace("br0", "tap 1", frame()).delivered[0].port == "p2"
     assert sim.trace("br0", "p2", frame()).dropped
 
@@ -84,20 +101,21 @@ def test_in_port_match_with_quoted_name():
 @pytest.mark.parametrize(
     ("match", "dst", "hit"),
     [
-        ("dl_dst=00:00:00:00:00:00/01:00:00:00:00:00", VM_B, True),
-        ("dl_dst=00:00:00:00:00:00/01:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", False),
-        ("dl_dst=01:00:00:00:00:00/01:00:00:00:00:00", "33:33:00:00:00:01", True),
-        (f"dl_dst={VM_B}", VM_B, True),
-        (f"dl_dst={VM_B}", VM_A, False),
+        (Match(dl_dst="00:00:00:00:00:00", dl_dst_mask=GROUP), VM_B, True),
+        (Match(dl_dst="00:00:00:00:00:00", dl_dst_mask=GROUP), "ff:ff:ff:ff:ff:ff", False),
+        (Match(dl_dst="01:00:00:00:00:00", dl_dst_mask=GROUP), "33:33:00:00:00:01", True),
+        (Match(dl_dst=VM_B), VM_B, True),
+        (Match(dl_dst=VM_B), VM_A, False),
     ],
 )
 def test_mac_masks(match, dst, hit):
-    sim = single([flow(0, 1, match, "output:p2")])
+    sim = single([flow(0, 1, match, out("p2"))])
     assert bool(sim.trace("br0", "p1", frame(dst=dst)).delivered) is hit
 
 
 def test_vlan_match_and_untagged_match():
-    sim = single([flow(0, 2, "dl_vlan=5", "output:p2"), flow(0, 1, "dl_vlan=0xffff", "output:p3")])
+    sim = single([flow(0, 2, Match(dl_vlan=5), out("p2")),
+                  flow(0, 1, Match(dl_vlan=0xFFFF), out("p3"))])
     assert sim.trace("br0", "p1", frame(dl_vlan=5)).delivered[0].port == "p2"
     assert sim.trace("br0", "p1", frame()).delivered[0].port == "p3"
     assert sim.trace("br0", "p1", frame(dl_vlan=6)).dropped
@@ -105,9 +123,9 @@ def test_vlan_match_and_untagged_match():
 
 def test_arp_and_ip_fields():
     sim = single([
-        flow(0, 3, "arp,arp_tpa=192.0.2.1", "drop"),
-        flow(0, 2, "ip,nw_dst=198.51.100.0/24", "output:p2"),
-        flow(0, 1, "", "output:p3"),
+        flow(0, 3, Match(proto="arp", arp_tpa="192.0.2.1"), (DROP,)),
+        flow(0, 2, Match(proto="ip", nw_dst="198.51.100.0/24"), out("p2")),
+        flow(0, 1, ANY, out("p3")),
     ])
     arp = Packet.arp_request(VM_A, "192.0.2.10", "192.0.2.1")
     assert sim.trace("br0", "p1", arp).dropped
@@ -120,8 +138,9 @@ def test_arp_and_ip_fields():
 
 
 def test_neighbor_solicitation_fields():
-    sim = single([flow(0, 1, "icmp6,icmp_type=135,nd_target=2001:db8::1", "drop"),
-                  flow(0, 0, "", "output:p2")])
+    sim = single([flow(0, 1, Match(proto="icmp6", icmp_type=135, nd_target="2001:db8::1"),
+                       (DROP,)),
+                  flow(0, 0, ANY, out("p2"))])
     ns = Packet.neighbor_solicitation(VM_A, "2001:db8::5", "2001:db8::1")
     assert ns.dl_dst == "33:33:ff:00:00:01" and ns.nw_dst == "ff02::1:ff00:1"
     assert sim.trace("br0", "p1", ns).dropped
@@ -130,16 +149,16 @@ def test_neighbor_solicitation_fields():
 
 
 def test_tun_id_match():
-    sim = single([flow(0, 1, "tun_id=0x3e9", "output:p2"),
-                  flow(0, 1, "tun_id=0x100/0xf00", "output:p3")])
+    sim = single([flow(0, 1, Match(tun_id=0x3E9), out("p2")),
+                  flow(0, 1, Match(tun_id=0x100, tun_id_mask=0xF00), out("p3"))])
     assert sim.trace("br0", "p1", frame(tun_id=1001)).delivered[0].port == "p2"
     assert sim.trace("br0", "p1", frame(tun_id=0x1AB)).delivered[0].port == "p3"
     assert sim.trace("br0", "p1", frame()).dropped
 
 
 def test_equal_priority_overlap_is_ambiguous():
-    sim = single([flow(0, 1, f"dl_dst={VM_B}", "output:p2"), flow(0, 1, f"dl_src={VM_A}",
-                                                                  "output:p3")])
+    sim = single([flow(0, 1, Match(dl_dst=VM_B), out("p2")),
+                  flow(0, 1, Match(dl_src=VM_A), out("p3"))])
     with pytest.raises(AmbiguousMatch):
         sim.trace("br0", "p1", frame())
 
@@ -149,8 +168,8 @@ def test_equal_priority_overlap_is_ambiguous():
 
 def test_resubmit_continues_with_remaining_actions_and_keeps_modifications():
     sim = single([
-        flow(0, 1, "", "mod_dl_src:fa:16:3f:00:00:01,resubmit(,1),output:p3"),
-        flow(1, 1, "", "mod_vlan_vid:7,output:p2"),
+        flow(0, 1, ANY, (ModDlSrc("fa:16:3f:00:00:01"), Resubmit(1), Output("p3"))),
+        flow(1, 1, ANY, (ModVlanVid(7), Output("p2"))),
     ])
     trace = sim.trace("br0", "p1", frame())
     by_port = {d.port: d.packet for d in trace.delivered}
@@ -158,31 +177,40 @@ def test_resubmit_continues_with_remaining_actions_and_keeps_modifications():
     assert by_port["p3"].dl_vlan == 7  # changes made in table 1 persist after the resubmit
     assert trace.tables("br0") == (0, 1)
     assert trace.steps[0].packet_out.dl_vlan == 7
+    # what the flow itself did, without what the table it resubmitted to did
+    assert trace.steps[0].packet_own == replace(frame(), dl_src="fa:16:3f:00:00:01")
+    assert trace.steps[1].packet_own.dl_vlan == 7
+
+
+def test_dec_ttl_decrements_the_ttl():
+    sim = single([flow(0, 1, ANY, (DEC_TTL, Output("p2")))])
+    (out,) = sim.trace("br0", "p1", frame(nw_ttl=64)).delivered
+    assert out.packet.nw_ttl == 63
 
 
 def test_strip_vlan_and_mod_dl_dst():
-    sim = single([flow(0, 1, "", "strip_vlan,mod_dl_dst:fa:16:3e:00:00:99,output:p2")])
+    sim = single([flow(0, 1, ANY, (STRIP_VLAN, ModDlDst("fa:16:3e:00:00:99"), Output("p2")))])
     (out,) = sim.trace("br0", "p1", frame(dl_vlan=3)).delivered
     assert out.packet.dl_vlan is None and out.packet.dl_dst == "fa:16:3e:00:00:99"
 
 
 def test_table_miss_and_drop_have_reasons():
-    sim = single([flow(0, 1, "", "resubmit(,5)"), flow(1, 1, "", "drop")])
+    sim = single([flow(0, 1, ANY, (Resubmit(5),)), flow(1, 1, ANY, (DROP,))])
     miss = sim.trace("br0", "p1", frame())
     assert miss.dropped and miss.drops[0].table == 5 and "no flow" in miss.drops[0].reason
-    explicit = single([flow(0, 1, "", "drop")]).trace("br0", "p1", frame())
+    explicit = single([flow(0, 1, ANY, (DROP,))]).trace("br0", "p1", frame())
     assert explicit.drops[0].flow is not None and explicit.drops[0].flow.owner == OWNER
 
 
 def test_output_to_in_port_is_suppressed_unless_in_port_action():
-    sim = single([flow(0, 1, "", "output:p1")])
+    sim = single([flow(0, 1, ANY, out("p1"))])
     assert sim.trace("br0", "p1", frame()).dropped
-    back = single([flow(0, 1, "", "IN_PORT")]).trace("br0", "p1", frame())
+    back = single([flow(0, 1, ANY, (IN_PORT,))]).trace("br0", "p1", frame())
     assert [d.port for d in back.delivered] == ["p1"]
 
 
 def test_resubmit_loop_is_bounded():
-    sim = single([flow(0, 1, "", "resubmit(,0)")])
+    sim = single([flow(0, 1, ANY, (Resubmit(0),))])
     with pytest.raises(SimulationLimit):
         sim.trace("br0", "p1", frame())
 
@@ -200,14 +228,15 @@ def test_unknown_port_in_trace_call_is_an_error():
 def two_bridges() -> Pipeline:
     br_a = bridge("br-a", [OvsPort("vm1", tag=3), OvsPort("to-b", type="patch",
                                                             options=(("peer", "to-a"),))],
-                  [flow(0, 1, "in_port=vm1", "mod_vlan_vid:3,output:to-b"),
-                   flow(0, 1, "in_port=to-b", "strip_vlan,output:vm1")])
+                  [flow(0, 1, Match(in_port="vm1"), (ModVlanVid(3), Output("to-b"))),
+                   flow(0, 1, Match(in_port="to-b"), (STRIP_VLAN, Output("vm1")))])
     br_b = bridge("br-b", [
         OvsPort("to-a", type="patch", options=(("peer", "to-b"),)),
         OvsPort("vxlan-1", type="vxlan", options=(("local_ip", "198.51.100.1"),
                                                   ("remote_ip", "198.51.100.2"))),
-    ], [flow(0, 1, "in_port=to-a,dl_vlan=3", "strip_vlan,set_tunnel:0x64,output:vxlan-1"),
-        flow(0, 1, "in_port=vxlan-1,tun_id=0x64", "mod_vlan_vid:3,output:to-a")])
+    ], [flow(0, 1, Match(in_port="to-a", dl_vlan=3),
+             (STRIP_VLAN, SetTunnel(0x64), Output("vxlan-1"))),
+        flow(0, 1, Match(in_port="vxlan-1", tun_id=0x64), (ModVlanVid(3), Output("to-a")))])
     return Pipeline([br_a, br_b])
 
 
@@ -233,9 +262,9 @@ def test_receive_from_tunnel_finds_port_by_remote_ip():
 
 def test_patch_crossing_clears_tunnel_metadata():
     br_a = bridge("br-a", [OvsPort("in"), OvsPort("x", type="patch", options=(("peer", "y"),))],
-                  [flow(0, 1, "", "set_tunnel:0x5,output:x")])
+                  [flow(0, 1, ANY, (SetTunnel(0x5), Output("x")))])
     br_b = bridge("br-b", [OvsPort("y", type="patch", options=(("peer", "x"),)), OvsPort("out")],
-                  [flow(0, 2, "tun_id=0x5", "drop"), flow(0, 1, "", "output:out")])
+                  [flow(0, 2, Match(tun_id=0x5), (DROP,)), flow(0, 1, ANY, out("out"))])
     trace = Pipeline([br_a, br_b]).trace("br-a", "in", frame())
     assert [d.port for d in trace.delivered] == ["out"]
 
@@ -246,7 +275,7 @@ def test_patch_crossing_clears_tunnel_metadata():
 def normal_bridge() -> Pipeline:
     ports = [OvsPort("a1", tag=1), OvsPort("a2", tag=1), OvsPort("b1", tag=2),
              OvsPort("trunk"), OvsPort("dead", tag=4095)]
-    return Pipeline([bridge("br0", ports, [flow(0, 0, "", "NORMAL")])])
+    return Pipeline([bridge("br0", ports, [flow(0, 0, ANY, (NORMAL,))])])
 
 
 def test_normal_floods_unknown_unicast_within_vlan_and_to_trunks():

@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping
 from dvr.agent.config import AgentConfig
 from dvr.agent.desired import DesiredConfig, DesiredStateCache, HostInputs
 from dvr.agent.drivers.base import Drivers
-from dvr.agent.drivers.observed import ObservedBridge
 from dvr.agent.loop import ApplyOutcome
-from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, IFACE_ID, Ownership
+from dvr.agent.reconcile.observed import DEFAULT_OWNERSHIP, IFACE_ID, ObservedBridge, Ownership
 from dvr.agent.reconcile.reconciler import reconcile
 from dvr.model.hostview import HostView
 

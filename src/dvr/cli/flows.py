@@ -15,7 +15,7 @@ from dvr.hoststate import assumed_note, describe_owner
 
 def flow_line(flow: Flow) -> str:
     return (f"cookie={flow.cookie:#018x} table={flow.table} priority={flow.priority} "
-            f"{flow.match or '(any)'} actions={flow.actions}")
+            f"{flow.match_text or '(any)'} actions={flow.actions_text}")
 
 
 def show_flows(client: ServerClient, args: argparse.Namespace) -> int:
@@ -29,8 +29,8 @@ def show_flows(client: ServerClient, args: argparse.Namespace) -> int:
                          f"(bridges: {', '.join(b.name for b in state.bridges)})")
     if args.json:
         print(json.dumps([
-            {"bridge": b.name, "table": f.table, "priority": f.priority, "match": f.match,
-             "actions": f.actions, "owner": f.owner, "cookie": f"{f.cookie:#x}",
+            {"bridge": b.name, "table": f.table, "priority": f.priority, "match": f.match_text,
+             "actions": f.actions_text, "owner": f.owner, "cookie": f"{f.cookie:#x}",
              "owner_description": describe_owner(view, f.owner)}
             for b in bridges for f in sorted(b.flows)], indent=2))
         return 0

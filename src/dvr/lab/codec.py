@@ -2,8 +2,8 @@
 
 Used to hand a ``DesiredState`` to a process running inside a lab host, and to bring an
 ``ObservedState`` or a plan back.  Handles what these types use: nested dataclasses,
-``tuple[X, ...]``, fixed tuples, ``frozenset[X]``, ``X | None``, ``Union`` of dataclasses
-(tagged with their class name), ``str``/``int``/``bool``/``float``/``Path``.
+NamedTuples, ``tuple[X, ...]``, fixed tuples, ``frozenset[X]``, ``X | None``, ``Union`` of
+dataclasses (tagged with their class name), ``str``/``int``/``bool``/``float``/``Path``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ def from_jsonable(data: Any, hint: Any) -> Any:
         return frozenset(from_jsonable(v, args[0]) for v in data)
     if origin is dict:
         return {k: from_jsonable(v, args[1]) for k, v in data.items()}
+    if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):
+        hints = _hints(hint)  # a NamedTuple: encoded as a list of its fields
+        return hint(*(from_jsonable(v, hints[name])
+                      for v, name in zip(data, hint._fields, strict=True)))
     if dataclasses.is_dataclass(hint):
         hints = _hints(hint)
         return hint(**{f.name: from_jsonable(data[f.name], hints[f.name])

@@ -15,6 +15,17 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
+from dvr.agent.desired.openflow import (
+    DROP,
+    NORMAL,
+    STRIP_VLAN,
+    Match,
+    ModDlSrc,
+    ModVlanVid,
+    Output,
+    Resubmit,
+    SetTunnel,
+)
 from dvr.agent.desired.state import (
     Address,
     BridgeState,
@@ -30,8 +41,10 @@ INTEGRATION_BRIDGE = "br-int"
 TUNNEL_BRIDGE = "br-tun"
 PATCH_INT = "patch-int"  # on br-tun
 PATCH_TUN = "patch-tun"  # on br-int
-UNICAST = "00:00:00:00:00:00/01:00:00:00:00:00"
-MULTICAST = "01:00:00:00:00:00/01:00:00:00:00:00"
+GROUP_BIT = "01:00:00:00:00:00"
+UNICAST = Match(dl_dst="00:00:00:00:00:00", dl_dst_mask=GROUP_BIT)
+MULTICAST = Match(dl_dst="01:00:00:00:00:00", dl_dst_mask=GROUP_BIT)
+ANY = Match()
 
 
 @dataclass(frozen=True)
@@ -142,19 +155,19 @@ class HandmadeCloud:
     def _integration_bridge(self, host: HmHost) -> BridgeState:
         own = "bridge:br-int"
         flows = {
-            Flow(0, 65535, "vlan_tci=0x0fff/0x1fff", "drop", own),
-            Flow(0, 0, "", "resubmit(,60)", own),
-            Flow(60, 3, "", "NORMAL", own),
+            Flow(0, 65535, Match(vlan_tci=0x0FFF, vlan_tci_mask=0x1FFF), (DROP,), own),
+            Flow(0, 0, ANY, (Resubmit(60),), own),
+            Flow(60, 3, ANY, (NORMAL,), own),
         }
         for other in self._others(host):
-            flows.add(Flow(0, 2, f"in_port={PATCH_TUN},dl_src={other.host_mac}",
-                           "resubmit(,1)", f"hostmac:{other.name}"))
+            flows.add(Flow(0, 2, Match(in_port=PATCH_TUN, dl_src=other.host_mac),
+                           (Resubmit(1),), f"hostmac:{other.name}"))
         for vm in self.vms:
             if vm.host != host.name or vm.network not in self.routed:
                 continue
             net = self.network(vm.network)
-            flows.add(Flow(1, 4, f"dl_vlan={host.vlan(net.id)},dl_dst={vm.mac}",
-                           f'strip_vlan,mod_dl_src:{net.gateway_mac},output:"{vm.tap}"',
+            flows.add(Flow(1, 4, Match(dl_vlan=host.vlan(net.id), dl_dst=vm.mac),
+                           (STRIP_VLAN, ModDlSrc(net.gateway_mac), Output(vm.tap)),
                            f"port:{vm.port_id}"))
         ports = [OvsPort(PATCH_TUN, "patch", (("peer", PATCH_INT),))]
         for vm in self.vms:
@@ -166,16 +179,16 @@ class HandmadeCloud:
     def _tunnel_bridge(self, host: HmHost) -> BridgeState:
         own = "bridge:br-tun"
         flows = {
-            Flow(0, 1, f"in_port={PATCH_INT}", "resubmit(,1)", own),
-            Flow(0, 0, "", "drop", own),
-            Flow(1, 0, "", "resubmit(,2)", own),
-            Flow(2, 1, f"dl_dst={UNICAST}", "resubmit(,20)", own),
-            Flow(2, 1, f"dl_dst={MULTICAST}", "resubmit(,22)", own),
-            Flow(4, 0, "", "drop", own),
-            Flow(9, 0, "", "resubmit(,10)", own),
-            Flow(10, 1, "", f"output:{PATCH_INT}", own),
-            Flow(20, 0, "", "resubmit(,22)", own),
-            Flow(22, 0, "", "drop", own),
+            Flow(0, 1, Match(in_port=PATCH_INT), (Resubmit(1),), own),
+            Flow(0, 0, ANY, (DROP,), own),
+            Flow(1, 0, ANY, (Resubmit(2),), own),
+            Flow(2, 1, UNICAST, (Resubmit(20),), own),
+            Flow(2, 1, MULTICAST, (Resubmit(22),), own),
+            Flow(4, 0, ANY, (DROP,), own),
+            Flow(9, 0, ANY, (Resubmit(10),), own),
+            Flow(10, 1, ANY, (Output(PATCH_INT),), own),
+            Flow(20, 0, ANY, (Resubmit(22),), own),
+            Flow(22, 0, ANY, (DROP,), own),
         }
         ports = [OvsPort(PATCH_INT, "patch", (("peer", PATCH_TUN),))]
         others = self._others(host)
@@ -183,34 +196,34 @@ class HandmadeCloud:
             port = vxlan_port(other.tunnel_ip)
             ports.append(OvsPort(port, "vxlan", (
                 ("key", "flow"), ("local_ip", host.tunnel_ip), ("remote_ip", other.tunnel_ip))))
-            flows.add(Flow(0, 1, f"in_port={port}", "resubmit(,4)",
+            flows.add(Flow(0, 1, Match(in_port=port), (Resubmit(4),),
                            f"tunnel:{other.tunnel_ip}"))
-            flows.add(Flow(9, 1, f"dl_src={other.host_mac}", f"output:{PATCH_INT}",
+            flows.add(Flow(9, 1, Match(dl_src=other.host_mac), (Output(PATCH_INT),),
                            f"hostmac:{other.name}"))
         hosted = self.hosts_router(host.name)
         for net in self.networks_on(host.name):
             vlan = host.vlan(net.id)
             owner = f"network:{net.id}"
-            flows.add(Flow(4, 1, f"tun_id={net.vni:#x}",
-                           f"mod_vlan_vid:{vlan},resubmit(,9)", owner))
-            outputs = ",".join(f"output:{vxlan_port(o.tunnel_ip)}" for o in others)
-            flows.add(Flow(22, 1, f"dl_vlan={vlan}",
-                           f"strip_vlan,set_tunnel:{net.vni:#x},{outputs}", owner))
+            flows.add(Flow(4, 1, Match(tun_id=net.vni), (ModVlanVid(vlan), Resubmit(9)),
+                           owner))
+            outputs = tuple(Output(vxlan_port(o.tunnel_ip)) for o in others)
+            flows.add(Flow(22, 1, Match(dl_vlan=vlan),
+                           (STRIP_VLAN, SetTunnel(net.vni), *outputs), owner))
             if hosted and net.id in self.routed:
                 subnet = f"subnet:{net.id}"
-                flows.add(Flow(1, 3, f"dl_vlan={vlan},arp,arp_tpa={net.gateway_ip}", "drop",
+                flows.add(Flow(1, 3, Match(proto="arp", dl_vlan=vlan, arp_tpa=net.gateway_ip),
+                               (DROP,), subnet))
+                flows.add(Flow(1, 2, Match(dl_vlan=vlan, dl_dst=net.gateway_mac), (DROP,),
                                subnet))
-                flows.add(Flow(1, 2, f"dl_vlan={vlan},dl_dst={net.gateway_mac}", "drop",
-                               subnet))
-                flows.add(Flow(1, 1, f"dl_vlan={vlan},dl_src={net.gateway_mac}",
-                               f"mod_dl_src:{host.host_mac},resubmit(,2)", subnet))
+                flows.add(Flow(1, 1, Match(dl_vlan=vlan, dl_src=net.gateway_mac),
+                               (ModDlSrc(host.host_mac), Resubmit(2)), subnet))
             for vm in self.vms:
                 if vm.network != net.id or vm.host == host.name:
                     continue
                 remote = self.host(vm.host)
-                flows.add(Flow(20, 2, f"dl_vlan={vlan},dl_dst={vm.mac}",
-                               f"strip_vlan,set_tunnel:{net.vni:#x},"
-                               f"output:{vxlan_port(remote.tunnel_ip)}",
+                flows.add(Flow(20, 2, Match(dl_vlan=vlan, dl_dst=vm.mac),
+                               (STRIP_VLAN, SetTunnel(net.vni),
+                                Output(vxlan_port(remote.tunnel_ip))),
                                f"port:{vm.port_id}"))
         return BridgeState(TUNNEL_BRIDGE, tuple(sorted(ports)), frozenset(flows))
 

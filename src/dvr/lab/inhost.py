@@ -18,8 +18,8 @@ from pathlib import Path
 from dvr.agent.desired.state import DesiredState, Flow
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.drivers.linux import LinuxConfig, LinuxDriver
-from dvr.agent.drivers.ops import Op
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+from dvr.agent.reconcile.commands import Op
 from dvr.agent.reconcile.observe import ObservedState, observe
 from dvr.agent.reconcile.plan import Plan, plan_changes
 from dvr.agent.reconcile.reconciler import reconcile

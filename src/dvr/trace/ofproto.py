@@ -36,18 +36,10 @@ versions do not break the parse.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dvr.trace.steps import RealHit
 
-_BRIDGE = re.compile(r'^(?P<indent>\s*)bridge\("(?P<name>[^"]+)"\)\s*$')
-_TABLE = re.compile(r"^(?P<indent>\s*)(?P<table>\d+)\.\s+(?P<rest>.*)$")
-_HIT = re.compile(
-    r"^(?:(?P<match>.*?),\s*)?priority\s+(?P<priority>\d+)"
-    r"(?:,\s*cookie\s+(?P<cookie>0x[0-9a-fA-F]+|\d+))?\s*$"
-)
-_DASHES = re.compile(r"^\s*-{3,}\s*$")
 # OVS's internal rules that a table miss falls to (ofproto-dpif: miss, no-packet-in,
 # drop-fragments), printed with their own match by OVS 3.1: "1. reg0=0x2, priority 0"
 _INTERNAL_MISS_MATCHES = frozenset({"reg0=0x1", "reg0=0x2", "reg0=0x3"})
@@ -87,6 +79,64 @@ class _Open:
                        actions=tuple(self.actions), notes=tuple(self.notes), miss=self.miss)
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _is_dashes(stripped: str) -> bool:
+    return len(stripped) >= 3 and set(stripped) == {"-"}
+
+
+def _bridge_header(stripped: str) -> str | None:
+    """``bridge("br-int")`` -> ``br-int``."""
+    if stripped.startswith('bridge("') and stripped.endswith('")'):
+        name = stripped[len('bridge("'):-2]
+        return name if name and '"' not in name else None
+    return None
+
+
+def _table_line(stripped: str) -> tuple[int, str] | None:
+    """`` 0. <rest>`` -> (0, rest)."""
+    number, dot, rest = stripped.partition(".")
+    if not (dot and number.isdigit() and rest[:1].isspace()):
+        return None
+    return int(number), rest.strip()
+
+
+@dataclass(frozen=True)
+class _Hit:
+    match: str
+    priority: int
+    cookie: int | None
+
+
+def _hit(rest: str) -> _Hit | None:
+    """``<match>, priority <n>[, cookie <hex>]`` (no match text for a match-all flow)."""
+    if rest.startswith("priority "):
+        match, tail = "", rest
+    else:
+        match, sep, tail = rest.rpartition(", priority ")
+        if not sep:
+            return None
+        tail = "priority " + tail
+    fields = [part.strip() for part in tail.split(",")]
+    word, _, priority = fields[0].partition(" ")
+    if word != "priority" or not priority.strip().isdigit():
+        return None
+    cookie = None
+    if len(fields) == 2:
+        word, _, value = fields[1].partition(" ")
+        try:
+            cookie = int(value.strip(), 0) if word == "cookie" else None
+        except ValueError:
+            return None
+        if cookie is None:
+            return None
+    elif len(fields) > 2:
+        return None
+    return _Hit(match.strip(), int(priority), cookie)
+
+
 def parse_ofproto_trace(text: str) -> RealTrace:
     hits: list[RealHit] = []
     errors: list[str] = []
@@ -103,7 +153,7 @@ def parse_ofproto_trace(text: str) -> RealTrace:
     for raw in text.splitlines():
         line = raw.rstrip()
         stripped = line.strip()
-        if not stripped or _DASHES.match(line):
+        if not stripped or _is_dashes(stripped):
             continue
         if line.startswith("Flow:"):
             flow = stripped.removeprefix("Flow:").strip()
@@ -118,34 +168,31 @@ def parse_ofproto_trace(text: str) -> RealTrace:
         if line.startswith("Datapath actions:"):
             datapath = stripped.removeprefix("Datapath actions:").strip()
             continue
-        header = _BRIDGE.match(line)
+        header = _bridge_header(stripped)
         if header is not None:
             close()
-            indent = len(header["indent"])
+            indent = _indent(line)
             while bridges and bridges[-1][0] >= indent:
                 bridges.pop()
-            bridges.append((indent, header["name"]))
+            bridges.append((indent, header))
             continue
-        table = _TABLE.match(line)
+        table = _table_line(stripped)
         if table is not None:
             close()
-            indent = len(table["indent"])
+            indent = _indent(line)
             while len(bridges) > 1 and bridges[-1][0] > indent:
                 bridges.pop()
             bridge = bridges[-1][1] if bridges else ""
-            rest = table["rest"].strip()
-            hit = _HIT.match(rest)
+            number, rest = table
+            hit = _hit(rest)
             if rest.lower().startswith("no match") or hit is None:
-                current = _Open(bridge, int(table["table"]), indent, "", None, None, True,
+                current = _Open(bridge, number, indent, "", None, None, True,
                                 [], [rest] if hit is None and not rest.lower().startswith(
                                     "no match") else [])
-            elif hit["cookie"] is None and (hit["match"] or "") in _INTERNAL_MISS_MATCHES:
-                current = _Open(bridge, int(table["table"]), indent, "", None, None, True,
-                                [], [])
+            elif hit.cookie is None and hit.match in _INTERNAL_MISS_MATCHES:
+                current = _Open(bridge, number, indent, "", None, None, True, [], [])
             else:
-                cookie = hit["cookie"]
-                current = _Open(bridge, int(table["table"]), indent, hit["match"] or "",
-                                int(hit["priority"]), int(cookie, 0) if cookie else None,
+                current = _Open(bridge, number, indent, hit.match, hit.priority, hit.cookie,
                                 False, [], [])
             continue
         if stripped.startswith(">>"):

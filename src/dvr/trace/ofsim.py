@@ -5,18 +5,17 @@ state holds and record every step, so tests (and the tracer) assert *packet beha
 ("this frame leaves through vxlan-c0000202 with tun_id 0x3e9 and the host MAC as source")
 instead of flow text.
 
-Scope: the ``ovs-ofctl`` match and action syntax our flow generator emits.
+Scope: the typed flows of ``dvr.agent.desired.openflow``, executed as values (no flow text
+is parsed here): every ``Match`` field (``dl_vlan`` 0xffff = untagged, masks, prefixes,
+protocol shorthands) and every action (``Resubmit``, ``Output``, ``ModDlSrc``/``ModDlDst``,
+``ModVlanVid`` (pushes a tag on an untagged frame), ``StripVlan``, ``SetTunnel``,
+``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``).  Each step records the packet after
+the flow's own header rewrites (``packet_own``) and after everything it led to
+(``packet_out``), so the tracer needs no action interpreter of its own.
 
-- matches: ``in_port``, ``dl_src``/``dl_dst`` (with ``/mask``), ``dl_vlan`` (``0xffff`` =
-  untagged), ``dl_type``, ``nw_src``/``nw_dst``/``arp_spa``/``arp_tpa`` (with prefix or
-  mask), ``nw_proto``, ``arp_op``, ``icmp_type``, ``nd_target``, ``tun_id`` (with mask) and
-  the shorthands ``ip``, ``ipv6``, ``arp``, ``icmp``, ``icmp6``, ``tcp``, ``udp``;
-- actions: ``resubmit(,T)``, ``output:P``, ``mod_dl_src:M``, ``mod_dl_dst:M``,
-  ``mod_vlan_vid:V`` (pushes a tag on an untagged frame), ``strip_vlan``/``pop_vlan``,
-  ``set_tunnel:V``/``set_tunnel64:V``, ``drop``, ``NORMAL``, ``IN_PORT``.
-
-Anything else raises ``UnsupportedFlow`` when the pipeline is built, so a flow the
-simulator cannot model is never silently ignored.  Two flows of equal priority that both
+A value the simulator cannot model (a malformed MAC or prefix, an unknown action type)
+raises ``UnsupportedFlow`` when the pipeline is built or run, so a flow is never silently
+ignored.  Two flows of equal priority that both
 match one packet raise ``AmbiguousMatch`` (OVS leaves the choice undefined).
 
 Model of the switch:
@@ -41,19 +40,33 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from dvr.agent.desired.openflow import (
+    ETH_TYPE_ARP,
+    ETH_TYPE_IP,
+    ETH_TYPE_IPV6,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    PROTOCOLS,
+    Action,
+    DecTtl,
+    Drop,
+    Match,
+    ModDlDst,
+    ModDlSrc,
+    ModVlanVid,
+    Normal,
+    Output,
+    OutputInPort,
+    Resubmit,
+    SetTunnel,
+    StripVlan,
+)
 from dvr.agent.desired.state import BridgeState, Flow, OvsPort
 
 MAX_RESUBMIT_DEPTH = 64
 MAX_STEPS = 4096
 DEAD_VLAN = 4095
 
-ETH_TYPE_IP = 0x0800
-ETH_TYPE_ARP = 0x0806
-ETH_TYPE_IPV6 = 0x86DD
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
@@ -89,6 +102,7 @@ class Packet:
     icmp_type: int | None = None
     nd_target: str | None = None
     tun_id: int | None = None  # tunnel metadata, not a header
+    nw_ttl: int | None = None
 
     @classmethod
     def ipv4(cls, dl_src: str, dl_dst: str, nw_src: str, nw_dst: str,
@@ -122,9 +136,10 @@ class TraceStep:
     table: int | None  # None for NORMAL and patch crossings
     flow: Flow | None  # the matching flow (None on a miss / NORMAL / patch)
     packet_in: Packet
-    packet_out: Packet
+    packet_out: Packet  # after all actions, those of the tables it resubmitted to included
     note: str = ""
     in_port: str = ""
+    packet_own: Packet | None = None  # after the flow's own header rewrites only
 
 
 @dataclass(frozen=True)
@@ -191,73 +206,22 @@ class Trace:
         return tuple(s.flow.owner for s in self.steps if s.flow is not None)
 
 
-# --- parsing ----------------------------------------------------------------------------------
-
-
-def split_top_level(text: str) -> list[str]:
-    """Split on commas outside parentheses and double quotes."""
-    parts: list[str] = []
-    depth = 0
-    quoted = False
-    current: list[str] = []
-    escaped = False
-    for char in text:
-        if quoted:
-            current.append(char)
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-            continue
-        if char == '"':
-            quoted = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    tail = "".join(current).strip()
-    if tail:
-        parts.append(tail)
-    return [p for p in parts if p]
-
-
-def unquote_port(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
-        return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return text
+# --- compiling typed matches ------------------------------------------------------------------
 
 
 def _mac_int(text: str) -> int:
     parts = text.split(":")
     if len(parts) != 6:
         raise UnsupportedFlow(f"bad MAC {text!r}")
-    return int("".join(f"{int(p, 16):02x}" for p in parts), 16)
+    try:
+        return int("".join(f"{int(p, 16):02x}" for p in parts), 16)
+    except ValueError as exc:
+        raise UnsupportedFlow(f"bad MAC {text!r}") from exc
 
 
-def _int(text: str) -> int:
-    return int(text, 0)
-
-
-_SHORTHANDS: dict[str, tuple[tuple[str, int], ...]] = {
-    "ip": (("dl_type", ETH_TYPE_IP),),
-    "ipv6": (("dl_type", ETH_TYPE_IPV6),),
-    "arp": (("dl_type", ETH_TYPE_ARP),),
-    "icmp": (("dl_type", ETH_TYPE_IP), ("nw_proto", IPPROTO_ICMP)),
-    "icmp6": (("dl_type", ETH_TYPE_IPV6), ("nw_proto", IPPROTO_ICMPV6)),
-    "tcp": (("dl_type", ETH_TYPE_IP), ("nw_proto", IPPROTO_TCP)),
-    "udp": (("dl_type", ETH_TYPE_IP), ("nw_proto", IPPROTO_UDP)),
-}
-_MAC_FIELDS = frozenset({"dl_src", "dl_dst"})
-_IP_FIELDS = frozenset({"nw_src", "nw_dst", "arp_spa", "arp_tpa", "nd_target"})
-_INT_FIELDS = frozenset({"dl_type", "nw_proto", "arp_op", "icmp_type"})
+_ALL_MAC = (1 << 48) - 1
+_IP_FIELDS = ("nw_src", "nw_dst", "arp_spa", "arp_tpa", "nd_target")
+_INT_FIELDS = ("arp_op", "icmp_type")
 
 
 @dataclass(frozen=True)
@@ -272,14 +236,15 @@ class Condition:
             return in_port == self.value
         if name == "dl_vlan":
             return (packet.dl_vlan if packet.dl_vlan is not None else 0xFFFF) == self.value
+        if name == "vlan_tci":
+            tci = 0 if packet.dl_vlan is None else 0x1000 | packet.dl_vlan
+            return tci & self.mask == self.value & self.mask  # type: ignore[operator]
         if name == "tun_id":
             actual = packet.tun_id or 0
-            mask = self.mask if isinstance(self.mask, int) else -1
-            return actual & mask == self.value & mask  # type: ignore[operator]
-        if name in _MAC_FIELDS:
+            return actual & self.mask == self.value & self.mask  # type: ignore[operator]
+        if name in ("dl_src", "dl_dst"):
             actual = _mac_int(getattr(packet, name))
-            mask = self.mask if isinstance(self.mask, int) else (1 << 48) - 1
-            return actual & mask == self.value & mask  # type: ignore[operator]
+            return actual & self.mask == self.value  # type: ignore[operator]
         if name in _IP_FIELDS:
             raw = getattr(packet, name)
             if raw is None:
@@ -293,81 +258,69 @@ class Condition:
         return getattr(packet, name) == self.value
 
 
-def parse_match(match: str) -> tuple[Condition, ...]:
+def compile_match(match: Match) -> tuple[Condition, ...]:
+    """The conditions a packet must meet to match ``match``."""
     conditions: list[Condition] = []
-    for part in split_top_level(match):
-        if "=" not in part:
-            if part not in _SHORTHANDS:
-                raise UnsupportedFlow(f"unsupported match keyword {part!r}")
-            conditions.extend(Condition(f, v) for f, v in _SHORTHANDS[part])
-            continue
-        name, _, raw = part.partition("=")
-        name, raw = name.strip(), raw.strip()
-        if name == "in_port":
-            conditions.append(Condition("in_port", unquote_port(raw)))
-        elif name == "dl_vlan":
-            conditions.append(Condition("dl_vlan", _int(raw)))
-        elif name == "tun_id":
-            value, _, mask = raw.partition("/")
-            conditions.append(Condition("tun_id", _int(value), _int(mask) if mask else None))
-        elif name in _MAC_FIELDS:
-            value, _, mask = raw.partition("/")
-            conditions.append(
-                Condition(name, _mac_int(value), _mac_int(mask) if mask else None)
-            )
-        elif name in _IP_FIELDS:
-            conditions.append(Condition(name, ipaddress.ip_network(raw, strict=False)))
-        elif name in _INT_FIELDS:
-            conditions.append(Condition(name, _int(raw)))
-        else:
-            raise UnsupportedFlow(f"unsupported match field {name!r}")
+    if match.in_port is not None:
+        conditions.append(Condition("in_port", match.in_port))
+    if match.proto is not None:
+        dl_type, nw_proto = PROTOCOLS[match.proto]
+        conditions.append(Condition("dl_type", dl_type))
+        if nw_proto is not None:
+            conditions.append(Condition("nw_proto", nw_proto))
+    if match.dl_vlan is not None:
+        conditions.append(Condition("dl_vlan", match.dl_vlan))
+    if match.vlan_tci is not None:
+        mask = 0xFFFF if match.vlan_tci_mask is None else match.vlan_tci_mask
+        conditions.append(Condition("vlan_tci", match.vlan_tci, mask))
+    for name, value, mask in (("dl_src", match.dl_src, match.dl_src_mask),
+                              ("dl_dst", match.dl_dst, match.dl_dst_mask)):
+        if value is not None:
+            bits = _ALL_MAC if mask is None else _mac_int(mask)
+            conditions.append(Condition(name, _mac_int(value) & bits, bits))
+    if match.tun_id is not None:
+        mask = -1 if match.tun_id_mask is None else match.tun_id_mask
+        conditions.append(Condition("tun_id", match.tun_id, mask))
+    for name in _IP_FIELDS:
+        value = getattr(match, name, None)
+        if value is not None:
+            try:
+                network = ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise UnsupportedFlow(f"bad {name} {value!r}") from exc
+            conditions.append(Condition(name, network))
+    for name in _INT_FIELDS:
+        value = getattr(match, name)
+        if value is not None:
+            conditions.append(Condition(name, value))
     return tuple(conditions)
 
 
-@dataclass(frozen=True)
-class Action:
-    kind: str  # resubmit | output | mod_dl_src | mod_dl_dst | mod_vlan_vid | strip_vlan
-    #            | set_tunnel | drop | normal | in_port
-    argument: object = None
+_HEADER_ACTIONS = (ModDlSrc, ModDlDst, ModVlanVid, StripVlan, SetTunnel, DecTtl)
 
 
-def parse_actions(actions: str) -> tuple[Action, ...]:
-    parsed: list[Action] = []
-    for part in split_top_level(actions):
-        lower = part.lower()
-        if lower.startswith("resubmit(") and part.endswith(")"):
-            port, _, table = part[len("resubmit("):-1].partition(",")
-            if port.strip() or not table.strip():
-                raise UnsupportedFlow(f"only resubmit(,TABLE) is modelled: {part!r}")
-            parsed.append(Action("resubmit", _int(table.strip())))
-        elif lower.startswith("output:"):
-            parsed.append(Action("output", unquote_port(part[len("output:"):])))
-        elif lower.startswith("mod_dl_src:") or lower.startswith("mod_dl_dst:"):
-            kind, _, mac = part.partition(":")
-            _mac_int(mac)
-            parsed.append(Action(kind.lower(), mac.lower()))
-        elif lower.startswith("mod_vlan_vid:"):
-            parsed.append(Action("mod_vlan_vid", _int(part.partition(":")[2])))
-        elif lower in ("strip_vlan", "pop_vlan"):
-            parsed.append(Action("strip_vlan"))
-        elif lower.startswith("set_tunnel:") or lower.startswith("set_tunnel64:"):
-            parsed.append(Action("set_tunnel", _int(part.partition(":")[2])))
-        elif lower == "drop":
-            parsed.append(Action("drop"))
-        elif lower == "normal":
-            parsed.append(Action("normal"))
-        elif lower == "in_port":
-            parsed.append(Action("in_port"))
-        else:
-            raise UnsupportedFlow(f"unsupported action {part!r}")
-    return tuple(parsed)
+def rewrite(packet: Packet, action: Action) -> Packet:
+    """``packet`` after one header-rewriting action (others leave it as it is)."""
+    kind = type(action)
+    if kind is ModDlSrc:
+        return replace(packet, dl_src=action.mac.lower())  # type: ignore[union-attr]
+    if kind is ModDlDst:
+        return replace(packet, dl_dst=action.mac.lower())  # type: ignore[union-attr]
+    if kind is ModVlanVid:
+        return replace(packet, dl_vlan=action.vlan)  # type: ignore[union-attr]
+    if kind is StripVlan:
+        return replace(packet, dl_vlan=None)
+    if kind is SetTunnel:
+        return replace(packet, tun_id=action.tun_id)  # type: ignore[union-attr]
+    if kind is DecTtl and packet.nw_ttl is not None:
+        return replace(packet, nw_ttl=packet.nw_ttl - 1)
+    return packet
 
 
 @dataclass(frozen=True)
 class _CompiledFlow:
     flow: Flow
     conditions: tuple[Condition, ...]
-    actions: tuple[Action, ...]
 
 
 @dataclass(frozen=True)
@@ -381,7 +334,7 @@ def _compile_bridge(bridge: BridgeState) -> _CompiledBridge:
     tables: dict[int, list[_CompiledFlow]] = {}
     for flow in bridge.flows:
         tables.setdefault(flow.table, []).append(
-            _CompiledFlow(flow, parse_match(flow.match), parse_actions(flow.actions))
+            _CompiledFlow(flow, compile_match(flow.match))
         )
     return _CompiledBridge(
         state=bridge,
@@ -498,34 +451,27 @@ class Pipeline:
             run.outcomes.append(Dropped(bridge, table, f"no flow matched in table {table}"))
             return packet
         index = run.step(TraceStep(bridge, table, match.flow, packet, packet, "", in_port))
-        current = packet
-        for action in match.actions:
-            kind = action.kind
-            if kind == "resubmit":
-                assert isinstance(action.argument, int)
-                current = self._table(run, bridge, action.argument, in_port, current, depth + 1)
-            elif kind == "output":
-                assert isinstance(action.argument, str)
-                self._output(run, bridge, action.argument, in_port, current, depth)
-            elif kind == "in_port":
+        current = own = packet
+        for action in match.flow.actions:
+            kind = type(action)
+            if kind in _HEADER_ACTIONS:
+                current, own = rewrite(current, action), rewrite(own, action)
+            elif kind is Resubmit:
+                current = self._table(run, bridge, action.table, in_port, current,  # type: ignore[union-attr]
+                                      depth + 1)
+            elif kind is Output:
+                self._output(run, bridge, action.port, in_port, current, depth)  # type: ignore[union-attr]
+            elif kind is OutputInPort:
                 self._output(run, bridge, in_port, in_port, current, depth, allow_in_port=True)
-            elif kind == "mod_dl_src":
-                current = replace(current, dl_src=str(action.argument))
-            elif kind == "mod_dl_dst":
-                current = replace(current, dl_dst=str(action.argument))
-            elif kind == "mod_vlan_vid":
-                current = replace(current, dl_vlan=int(action.argument))  # type: ignore[arg-type]
-            elif kind == "strip_vlan":
-                current = replace(current, dl_vlan=None)
-            elif kind == "set_tunnel":
-                current = replace(current, tun_id=int(action.argument))  # type: ignore[arg-type]
-            elif kind == "drop":
+            elif kind is Drop:
                 run.outcomes.append(
                     Dropped(bridge, table, f"dropped by flow in table {table}", match.flow)
                 )
-            elif kind == "normal":
+            elif kind is Normal:
                 self._normal(run, bridge, in_port, current, depth)
-        run.steps[index] = replace(run.steps[index], packet_out=current)
+            else:
+                raise UnsupportedFlow(f"unsupported action {action!r}")
+        run.steps[index] = replace(run.steps[index], packet_out=current, packet_own=own)
         return current
 
     def _output(

@@ -109,8 +109,8 @@ def step_to_dict(step: Step, describe: OwnerDescriber | None = None) -> dict[str
     return {"kind": step.kind, "host": step.host, "place": step.place, "reason": step.reason,
             "bridge": step.bridge, "table": step.table,
             "flow": None if flow is None else {
-                "table": flow.table, "priority": flow.priority, "match": flow.match,
-                "actions": flow.actions, "owner": flow.owner, "cookie": _cookie(flow.cookie)}}
+                "table": flow.table, "priority": flow.priority, "match": flow.match_text,
+                "actions": flow.actions_text, "owner": flow.owner, "cookie": _cookie(flow.cookie)}}
 
 
 def trace_to_dict(trace: Trace, request: TraceRequest | None = None,

@@ -56,12 +56,14 @@ class PacketView:
             dl_vlan=self.dl_vlan, nw_src=self.nw_src, nw_dst=self.nw_dst,
             nw_proto=IP_PROTO_NUMBERS[self.proto],
             icmp_type=self.icmp_type if self.proto == "icmp" else None, tun_id=self.tun_id,
+            nw_ttl=self.nw_ttl,
         )
 
     def with_ofsim(self, packet: ofsim.Packet) -> PacketView:
         """These headers after the OpenFlow actions that turned them into ``packet``."""
         return replace(self, dl_src=packet.dl_src, dl_dst=packet.dl_dst,
-                       dl_vlan=packet.dl_vlan, tun_id=packet.tun_id)
+                       dl_vlan=packet.dl_vlan, tun_id=packet.tun_id,
+                       nw_ttl=self.nw_ttl if packet.nw_ttl is None else packet.nw_ttl)
 
     def reply(self) -> PacketView:
         """The answer a destination sends back (addresses and ports swapped)."""
@@ -167,11 +169,13 @@ class OpenFlowStep:
 
     @property
     def match(self) -> str:
-        return "" if self.flow is None else self.flow.match
+        """The flow's match as ``ovs-ofctl`` text (for people)."""
+        return "" if self.flow is None else self.flow.match_text
 
     @property
     def actions(self) -> str:
-        return "" if self.flow is None else self.flow.actions
+        """The flow's actions as ``ovs-ofctl`` text (for people)."""
+        return "" if self.flow is None else self.flow.actions_text
 
     @property
     def owner(self) -> str:

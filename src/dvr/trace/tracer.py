@@ -19,7 +19,7 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from dvr.agent.desired.state import Flow, NamespaceState, VethLink
+from dvr.agent.desired.state import NamespaceState, VethLink
 from dvr.model.hostview import PortView, SubnetView
 from dvr.trace import ofsim
 from dvr.trace.hosts import HostData, HostSwitch
@@ -299,7 +299,8 @@ class _Walk:
         try:
             simulated = switch.pipeline.trace(at.bridge, at.in_port, at.packet.to_ofsim(),
                                               switch.mac_table)
-        except (ofsim.AmbiguousMatch, ofsim.SimulationLimit, KeyError) as exc:
+        except (ofsim.AmbiguousMatch, ofsim.SimulationLimit, ofsim.UnsupportedFlow,
+                KeyError) as exc:
             steps.append(DropStep(host=at.host, place=at.bridge,
                                   reason=f"cannot simulate: {exc}"))
             return _DONE
@@ -430,23 +431,6 @@ def _host_of(position: _Position) -> str:
 # --- converting a simulated pass into steps ------------------------------------------------------
 
 
-def own_actions(packet: ofsim.Packet, flow: Flow) -> ofsim.Packet:
-    """``packet`` after the header rewrites of ``flow`` itself (not those of its resubmits)."""
-    current = packet
-    for action in ofsim.parse_actions(flow.actions):
-        if action.kind == "mod_dl_src":
-            current = replace(current, dl_src=str(action.argument))
-        elif action.kind == "mod_dl_dst":
-            current = replace(current, dl_dst=str(action.argument))
-        elif action.kind == "mod_vlan_vid":
-            current = replace(current, dl_vlan=int(action.argument))  # type: ignore[arg-type]
-        elif action.kind == "strip_vlan":
-            current = replace(current, dl_vlan=None)
-        elif action.kind == "set_tunnel":
-            current = replace(current, tun_id=int(action.argument))  # type: ignore[arg-type]
-    return current
-
-
 def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
                    switch_pass: int) -> list[OpenFlowStep]:
     """One OpenFlowStep per table lookup; NORMAL and patch crossings become notes."""
@@ -458,7 +442,7 @@ def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
                 note = f"{last.note}; {step.note}" if last.note else step.note
                 result[-1] = replace(last, note=note)
             continue
-        after = step.packet_in if step.flow is None else own_actions(step.packet_in, step.flow)
+        after = step.packet_in if step.packet_own is None else step.packet_own
         result.append(OpenFlowStep(
             host=host, bridge=step.bridge, table=step.table, in_port=step.in_port,
             flow=step.flow, packet_in=base.with_ofsim(step.packet_in),
@@ -503,8 +487,9 @@ def diagnose_drop(switch: HostSwitch, simulated: ofsim.Trace, flow_steps: list[O
     place = chosen.bridge + (f" table {chosen.table}" if chosen.table is not None else "")
     if chosen.flow is not None:
         flow = chosen.flow
-        reason = (f"dropped by flow priority {flow.priority} {flow.match or '(any)'} "
-                  f"=> {flow.actions} [{flow.owner}]")
+        reason = (f"dropped by flow priority {flow.priority} "
+                  f"{flow.match_text or '(any)'} "
+                  f"=> {flow.actions_text} [{flow.owner}]")
     else:
         reason = chosen.reason
     return DropStep(host=host, place=place, reason=reason + tail, bridge=chosen.bridge,

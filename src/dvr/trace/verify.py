@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
 
-from dvr.agent.desired.names import ofctl_port
+from dvr.agent.desired.openflow import port_text
 from dvr.agent.desired.state import Flow
 from dvr.trace.hosts import HostData
 from dvr.trace.ofproto import RealTrace, parse_ofproto_trace
@@ -62,7 +62,7 @@ def ofproto_flow(in_port: str, packet: PacketView,
     ``tunnel`` = (source IP, destination IP) of the outer header for a frame that arrives
     from a VXLAN port (its VNI is ``packet.tun_id``).
     """
-    fields = [f"in_port={ofctl_port(in_port)}"]
+    fields = [f"in_port={port_text(in_port)}"]
     if packet.tun_id is not None:
         fields.append(f"tun_id={packet.tun_id:#x}")
         if tunnel is not None:

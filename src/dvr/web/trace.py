@@ -193,7 +193,8 @@ def _step(hosts: Mapping[str, HostData], step: Step) -> dict[str, Any]:
         flow = step.flow
         return {**base, "host": step.host or None, "kind": "drop", "bridge": step.bridge,
                 "table": step.table, "priority": flow.priority if flow else None,
-                "match": flow.match if flow else None, "actions": flow.actions if flow else None,
+                "match": flow.match_text if flow else None,
+                "actions": flow.actions_text if flow else None,
                 "owner": flow.owner if flow else None,
                 "owner_description": _describe(hosts, step.host, flow.owner) if flow else None,
                 "summary": f"dropped at {step.place}: {step.reason}"}

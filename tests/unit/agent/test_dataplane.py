@@ -4,7 +4,7 @@ from dvr.agent.config import AgentConfig
 from dvr.agent.dataplane import HostDataplane, host_inputs, plugged_vifs
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.drivers.fake import FakeLinuxDriver, FakeOvsDriver
-from dvr.agent.drivers.observed import ObservedBridge, ObservedPort
+from dvr.agent.reconcile.observed import ObservedBridge, ObservedPort
 from tests.unit.desired.desired_scenarios import (
     BLUE,
     BLUE_1,

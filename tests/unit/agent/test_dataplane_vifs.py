@@ -7,7 +7,7 @@ from dvr.agent.config import AgentConfig
 from dvr.agent.dataplane import HostDataplane, vif_fingerprint
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.drivers.fake import FakeLinuxDriver, FakeOvsDriver
-from dvr.agent.drivers.observed import ObservedBridge, ObservedPort
+from dvr.agent.reconcile.observed import ObservedBridge, ObservedPort
 from tests.unit.desired.desired_scenarios import BLUE_1, HOST_1, east_west_cloud, tap_name
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dvr.agent.desired import names
+from dvr.agent.desired.openflow import port_text
 from dvr.agent.desired.state import OWNER_KIND_CODES
 from dvr.agent.desired.vlans import (
     MAX_LOCAL_VLAN,
@@ -56,11 +57,11 @@ def test_owner_kinds_are_all_known_to_the_cookie_scheme():
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("patch-tun", "patch-tun"), ("tap1234-56", "tap1234-56"), ("1", '"1"'),
+    [("patch-tun", '"patch-tun"'), ("tap1234", "tap1234"), ("1", '"1"'),
      ("local", '"local"'), ('we"ird', '"we\\"ird"'), ("a b", '"a b"')],
 )
-def test_ofctl_port_quotes_only_when_needed(name, expected):
-    assert names.ofctl_port(name) == expected
+def test_port_text_quotes_only_when_needed(name, expected):
+    assert port_text(name) == expected
 
 
 # --- local VLANs ---------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from dvr.agent.desired.openflow import DROP, NORMAL, Match, Output
 from dvr.agent.desired.state import Address, Flow, Neighbor, Route, Rule
 from dvr.agent.drivers.base import DriverError, LinuxScope
 from dvr.agent.drivers.fake import FakeLinuxDriver, FakeOvsDriver
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
     CreateNamespace,
@@ -162,17 +163,17 @@ def test_ports_move_between_bridges_and_recreated_ports_get_new_numbers(ovs):
 
 
 def test_a_bundle_with_an_unknown_port_name_changes_nothing(ovs):
-    good = Flow(0, 1, "in_port=patch-tun", "NORMAL", "bridge:br-int")
+    good = Flow(0, 1, Match(in_port="patch-tun"), (NORMAL,), "bridge:br-int")
     ovs.apply_flows(FlowBundle("br-int", (good,)))
-    bad = Flow(0, 2, "in_port=tap-nope", "drop", "port:x")
+    bad = Flow(0, 2, Match(in_port="tap-nope"), (DROP,), "port:x")
     with pytest.raises(DriverError, match="tap-nope"):
         ovs.apply_flows(FlowBundle("br-int", (bad,), (FlowRef(0, good.cookie),)))
     assert ovs.flows("br-int") == {good}
 
 
 def test_an_add_with_the_same_match_replaces_and_deletes_name_their_table(ovs):
-    one = Flow(0, 1, "in_port=patch-tun", "NORMAL", "bridge:br-int")
-    other = Flow(0, 1, "in_port=patch-tun", "drop", "bridge:br-int")
+    one = Flow(0, 1, Match(in_port="patch-tun"), (NORMAL,), "bridge:br-int")
+    other = Flow(0, 1, Match(in_port="patch-tun"), (DROP,), "bridge:br-int")
     ovs.apply_flows(FlowBundle("br-int", (one,)))
     ovs.apply_flows(FlowBundle("br-int", (other,)))
     assert ovs.flows("br-int") == {other}
@@ -184,19 +185,21 @@ def test_an_add_with_the_same_match_replaces_and_deletes_name_their_table(ovs):
 
 def test_flows_print_a_gone_port_by_number(ovs):
     ovs.plug_vif("br-int", "tap1", "vif-1")
-    flow = Flow(1, 4, "dl_vlan=1", 'output:"tap1"', "port:vif-1")
+    flow = Flow(1, 4, Match(dl_vlan=1), (Output("tap1"),), "port:vif-1")
     ovs.apply_flows(FlowBundle("br-int", (flow,)))
     number = ovs.bridges["br-int"].ports["tap1"].ofport
     (bridge,) = ovs.observe(["br-int"])
-    assert [f.text for f in bridge.flows] == ['dl_vlan=1 actions=output:"tap1"']
+    assert [f.text for f in bridge.flows] == ["dl_vlan=1 actions=output:tap1"]
+    assert [f.ports for f in bridge.flows] == [("tap1",)]
     ovs.unplug_vif("tap1")
     (bridge,) = ovs.observe(["br-int"])
     assert [f.text for f in bridge.flows] == [f"dl_vlan=1 actions=output:{number}"]
+    assert [f.ports for f in bridge.flows] == [(str(number),)]
     assert ovs.stale_flows("br-int") == [flow]
 
 
 def test_bridges_can_be_observed_without_their_flows(ovs):
-    ovs.apply_flows(FlowBundle("br-int", (Flow(0, 0, "", "NORMAL", "bridge:br-int"),)))
+    ovs.apply_flows(FlowBundle("br-int", (Flow(0, 0, Match(), (NORMAL,), "bridge:br-int"),)))
     (cheap,) = ovs.observe(["br-int", "br-none"], with_flows=False)
     (full,) = ovs.observe(["br-int"])
     assert cheap.flows == () and len(full.flows) == 1 and cheap.ports == full.ports

@@ -1,16 +1,24 @@
-"""Port names <-> OpenFlow port numbers in ovs-ofctl text (what lets the OVS driver run
-ovs-ofctl with --no-names)."""
+"""Port names <-> OpenFlow port numbers (what lets the OVS driver run ovs-ofctl with
+--no-names): typed flows are rendered with numbers, dumps get their names back."""
 
 from __future__ import annotations
 
 import pytest
 
-from dvr.agent.drivers.openflow import (
-    parse_dump_flows,
-    ports_to_names,
-    ports_to_numbers,
-    printed_port_name,
+from dvr.agent.desired.openflow import (
+    DROP,
+    NORMAL,
+    STRIP_VLAN,
+    Match,
+    ModDlSrc,
+    Output,
+    Resubmit,
+    SetTunnel,
+    port_text,
 )
+from dvr.agent.desired.state import Flow
+from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
+from dvr.agent.reconcile.commands import FlowBundle, FlowRef
 
 # real output of ovs-ofctl -O OpenFlow15 --no-names dump-flows (OVS 3.1)
 DUMP = """OFPST_FLOW reply (OF1.5) (xid=0x2):
@@ -37,46 +45,67 @@ NAMES = {1: "patch-tun", 2: "tapd2684d5b-75"}  # port 9 is gone
     ("a_b", '"a_b"'), ("a.b", '"a.b"'), ("a-b", '"a-b"'), ("Ab_C9", '"Ab_C9"'),
     ("9ab", '"9ab"'), ("patch-tun", '"patch-tun"'), ("LOCAL", '"LOCAL"'),
 ])
-def test_printed_port_names_are_quoted_like_ovs_ofctl_does(name, printed):
-    assert printed_port_name(name) == printed
+def test_port_names_are_quoted_like_ovs_ofctl_prints_them(name, printed):
+    assert port_text(name) == printed
 
 
 def test_numbers_in_a_dump_become_the_names_ovs_ofctl_names_would_print():
-    assert ports_to_names(DUMP, NAMES) == NAMED
-    assert parse_dump_flows(ports_to_names(DUMP, NAMES)) == parse_dump_flows(NAMED)
+    named = parse_dump_flows(DUMP, NAMES)
+    assert [f.text for f in named] == [f.text for f in parse_dump_flows(NAMED)]
+    assert {f.cookie: f.ports for f in named} == {
+        0x5325D5B8AF671241: ("tapd2684d5b-75",), 0x2FAE203EE4F5D96B: ("patch-tun",),
+        0x14BC215EDFFBE963: (), 0x77: ("9",)}
+    assert {f.cookie: f.ports for f in parse_dump_flows(NAMED)} == {
+        f.cookie: f.ports for f in named}
 
 
 def test_a_number_no_port_has_stays_a_number_and_keywords_stay():
-    flows = {f.cookie: f.text for f in parse_dump_flows(ports_to_names(DUMP, NAMES))}
+    flows = {f.cookie: f.text for f in parse_dump_flows(DUMP, NAMES)}
     assert flows[0x77] == "priority=5,in_port=9 actions=output:LOCAL"
 
 
-def test_names_become_numbers_bare_or_quoted_in_match_and_actions():
-    text = ('add table=1,priority=4,cookie=0x1,dl_vlan=2,dl_dst=fa:16:3e:fc:8e:e6,'
-            'actions=strip_vlan,mod_dl_src:fa:16:3e:06:fd:3d,output:tapd2684d5b-75\n'
-            'add table=0,priority=2,cookie=0x2,in_port="patch-tun",actions=resubmit(,1)\n'
-            'add table=22,priority=1,cookie=0x3,dl_vlan=1,'
-            'actions=strip_vlan,set_tunnel:0x64,output:"vxlan-c6120001",output:patch-tun\n'
-            'add table=0,priority=1,cookie=0x4,in_port=3,actions=output:LOCAL,NORMAL\n'
-            "delete table=5,cookie=0x77/-1\n")
+def _flows() -> tuple[Flow, ...]:
+    return (
+        Flow(1, 4, Match(dl_vlan=2, dl_dst="fa:16:3e:fc:8e:e6"),
+             (STRIP_VLAN, ModDlSrc("fa:16:3e:06:fd:3d"), Output("tapd2684d5b-75")), "port:a"),
+        Flow(0, 2, Match(in_port="patch-tun"), (Resubmit(1),), "bridge:br-int"),
+        Flow(22, 1, Match(dl_vlan=1),
+             (STRIP_VLAN, SetTunnel(0x64), Output("vxlan-c6120001"), Output("patch-tun")),
+             "network:n"),
+        Flow(60, 1, Match(), (NORMAL,), "bridge:br-int"),
+    )
+
+
+def test_names_become_numbers_in_match_and_actions():
+    flows = _flows()
     numbers = {"patch-tun": 1, "tapd2684d5b-75": 2, "vxlan-c6120001": 7}
-    assert ports_to_numbers(text, numbers) == (
-        'add table=1,priority=4,cookie=0x1,dl_vlan=2,dl_dst=fa:16:3e:fc:8e:e6,'
-        'actions=strip_vlan,mod_dl_src:fa:16:3e:06:fd:3d,output:2\n'
-        'add table=0,priority=2,cookie=0x2,in_port=1,actions=resubmit(,1)\n'
-        'add table=22,priority=1,cookie=0x3,dl_vlan=1,'
-        'actions=strip_vlan,set_tunnel:0x64,output:7,output:1\n'
-        'add table=0,priority=1,cookie=0x4,in_port=3,actions=output:LOCAL,NORMAL\n'
-        "delete table=5,cookie=0x77/-1\n")
+    bundle = FlowBundle("br-int", flows, (FlowRef(5, 0x77),))
+    c = [f"{f.cookie:#x}" for f in flows]
+    assert numbered_bundle(bundle, numbers) == [
+        "delete table=5,cookie=0x77/-1",
+        f"add table=1,priority=4,cookie={c[0]},dl_vlan=2,dl_dst=fa:16:3e:fc:8e:e6,"
+        "actions=strip_vlan,mod_dl_src:fa:16:3e:06:fd:3d,output:2",
+        f"add table=0,priority=2,cookie={c[1]},in_port=1,actions=resubmit(,1)",
+        f"add table=22,priority=1,cookie={c[2]},dl_vlan=1,"
+        "actions=strip_vlan,set_tunnel:0x64,output:7,output:1",
+        f"add table=60,priority=1,cookie={c[3]},actions=NORMAL",
+    ]
+    assert bundle_lines(bundle)[2] == (
+        f"add table=0,priority=2,cookie={c[1]},in_port=\"patch-tun\",actions=resubmit(,1)")
 
 
 def test_an_unknown_name_is_left_to_ovs_ofctl():
-    assert ports_to_numbers("add table=0,in_port=nosuch,actions=drop", {"tapx": 1}) is None
+    flow = Flow(0, 1, Match(in_port="nosuch"), (DROP,), "bridge:br-int")
+    assert numbered_bundle(FlowBundle("br-int", (flow,)), {"tapx": 1}) is None
 
 
 def test_names_to_numbers_and_back_round_trip():
+    flow = Flow(1, 4, Match(in_port="patch-tun"), (Output("tapd2684d5b-75"),), "port:a")
     numbers = {"patch-tun": 1, "tapd2684d5b-75": 2}
-    line = 'priority=4,in_port="patch-tun" actions=output:"tapd2684d5b-75"'
-    numbered = ports_to_numbers(line, numbers)
-    assert numbered == "priority=4,in_port=1 actions=output:2"
-    assert ports_to_names(numbered, {n: name for name, n in numbers.items()}) == line
+    line = numbered_bundle(FlowBundle("br-int", (flow,)), numbers)[0]
+    assert line.endswith(",in_port=1,actions=output:2")
+    dumped = (f" cookie={flow.cookie:#x}, duration=1s, table=1, n_packets=0, n_bytes=0, "
+              "priority=4,in_port=1 actions=output:2")
+    (observed,) = parse_dump_flows(dumped, {n: name for name, n in numbers.items()})
+    assert observed.text == 'priority=4,in_port="patch-tun" actions=output:"tapd2684d5b-75"'
+    assert frozenset(observed.ports) == flow.ports

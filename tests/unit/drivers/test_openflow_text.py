@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dvr.agent.desired.openflow import Match, Resubmit
 from dvr.agent.desired.state import Flow
-from dvr.agent.drivers.observed import ObservedFlow
 from dvr.agent.drivers.openflow import bundle_lines, parse_dump_flows, parse_flow_line
-from dvr.agent.drivers.ops import FlowBundle, FlowRef
+from dvr.agent.reconcile.commands import FlowBundle, FlowRef
+from dvr.agent.reconcile.observed import ObservedFlow
 
 # real output of ovs-ofctl -O OpenFlow15 --names dump-flows (OVS 3.1)
 DUMP = """OFPST_FLOW reply (OF1.5) (xid=0x2):
@@ -17,12 +18,13 @@ DUMP = """OFPST_FLOW reply (OF1.5) (xid=0x2):
 
 
 def test_bundle_deletes_by_table_and_exact_cookie_then_adds():
-    flow = Flow(0, 1, "in_port=patch-int", "resubmit(,1)", "bridge:br-tun")
+    flow = Flow(0, 1, Match(in_port="patch-int"), (Resubmit(1),), "bridge:br-tun")
     bundle = FlowBundle("br-tun", (flow,), (FlowRef(3, 0x1234), FlowRef(0, 0)))
     assert bundle_lines(bundle) == [
         "delete table=3,cookie=0x1234/-1",
         "delete table=0,cookie=0x0/-1",
-        f"add table=0,priority=1,cookie={flow.cookie:#x},in_port=patch-int,actions=resubmit(,1)",
+        f'add table=0,priority=1,cookie={flow.cookie:#x},in_port="patch-int",'
+        "actions=resubmit(,1)",
     ]
 
 
@@ -30,7 +32,7 @@ def test_dump_flows_is_parsed_into_cookie_table_priority_and_counters():
     flows = {f.cookie: f for f in parse_dump_flows(DUMP)}
     assert flows[0x1000000000000001] == ObservedFlow(
         0x1000000000000001, 0, 1, 12, 1176,
-        'priority=1,in_port="patch-tun" actions=output:tapx')
+        'priority=1,in_port="patch-tun" actions=output:tapx', ("patch-tun", "tapx"))
     assert flows[0x0].text == "priority=0 actions=NORMAL"
     assert (flows[0x4566AD1899B78E4A].table, flows[0x4566AD1899B78E4A].priority) == (1, 1)
 
@@ -38,7 +40,8 @@ def test_dump_flows_is_parsed_into_cookie_table_priority_and_counters():
 def test_default_priority_and_fields_inside_actions_do_not_confuse_the_header():
     learn = next(f for f in parse_dump_flows(DUMP) if f.cookie == 5)
     assert (learn.table, learn.priority, learn.n_packets) == (3, 32768, 4)
-    assert learn.text.startswith("actions=learn(table=20,priority=1")
+    assert learn.text.startswith("priority=32768 actions=learn(table=20,priority=1")
+    assert learn.ports == ("2",)  # the port number, printed without --names
 
 
 def test_a_line_without_the_reply_header():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.drivers.fake import fake_drivers
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
     CreateNamespace,

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reconcile_helpers import phases
 
+from dvr.agent.desired.openflow import NORMAL, STRIP_VLAN, Match, Output, Resubmit
 from dvr.agent.desired.state import (
     Address,
     BridgeState,
@@ -27,7 +28,7 @@ from dvr.agent.desired.state import (
     VethLink,
 )
 from dvr.agent.drivers.fake import fake_drivers
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     CreateVeth,
     DeleteAddress,
     DeleteLink,
@@ -41,7 +42,6 @@ from dvr.agent.drivers.ops import (
 from dvr.agent.reconcile.observe import observe
 from dvr.agent.reconcile.plan import (
     desired_ports,
-    flow_port_names,
     normalize_neighbor,
     normalize_route,
     normalize_rule,
@@ -96,16 +96,18 @@ def desired_states(draw) -> DesiredState:
     tun_ports += [OvsPort(port, "vxlan", (("key", "flow"), ("remote_ip", f"198.18.0.{k + 2}")))
                   for k, port in vxlan.items()]
     # never two flows with one (table, priority, match): the switch keeps only the last
-    int_pool = [Flow(0, 0, "", "resubmit(,60)", "bridge:br-int"),
-                Flow(60, 3, "", "NORMAL", "bridge:br-int")]
-    int_pool += [Flow(0, 2, f"in_port=patch-tun,dl_src={mac}", "resubmit(,1)", f"hostmac:{mac}")
+    int_pool = [Flow(0, 0, Match(), (Resubmit(60),), "bridge:br-int"),
+                Flow(60, 3, Match(), (NORMAL,), "bridge:br-int")]
+    int_pool += [Flow(0, 2, Match(in_port="patch-tun", dl_src=mac), (Resubmit(1),),
+                      f"hostmac:{mac}")
                  for mac in HOST_MACS]
-    int_pool += [Flow(1, 4, f"dl_vlan={v},dl_dst=fa:16:3e:10:00:0{i}",
-                      f'strip_vlan,output:"{tap}"', f"port:{tap}")
+    int_pool += [Flow(1, 4, Match(dl_vlan=v, dl_dst=f"fa:16:3e:10:00:0{i}"),
+                      (STRIP_VLAN, Output(tap)), f"port:{tap}")
                  for i, tap in enumerate(TAPS) for v in (1, 2)]
-    tun_pool = [Flow(0, 1, "in_port=patch-int", "resubmit(,1)", "bridge:br-tun"),
-                Flow(10, 1, "", "output:patch-int", "bridge:br-tun")]
-    tun_pool += [Flow(0, 1, f"in_port=vxlan-c612000{k + 2}", "resubmit(,4)", f"tunnel:{k}")
+    tun_pool = [Flow(0, 1, Match(in_port="patch-int"), (Resubmit(1),), "bridge:br-tun"),
+                Flow(10, 1, Match(), (Output("patch-int"),), "bridge:br-tun")]
+    tun_pool += [Flow(0, 1, Match(in_port=f"vxlan-c612000{k + 2}"), (Resubmit(4),),
+                      f"tunnel:{k}")
                  for k in range(3)]
     flows_int = frozenset(f for f in int_pool if draw(st.booleans()))
     flows_tun = frozenset(f for f in tun_pool if draw(st.booleans()))
@@ -131,7 +133,7 @@ def assert_converged(desired: DesiredState, drivers) -> None:
     present = {b.name: set(drivers.ovs.bridges[b.name].ports) | {b.name}
                for b in desired.bridges}
     expected_deferred = sorted(f for b in desired.bridges for f in b.flows
-                               if flow_port_names(f) - present[b.name])
+                               if f.ports - present[b.name])
     assert list(plan.deferred) == expected_deferred
 
 
@@ -204,4 +206,4 @@ def test_one_pass_from_any_other_state_converges_without_removing_what_stays(bef
     reinstalled = {f.cookie for c in result.plan if isinstance(c, FlowBundle) for f in c.add}
     assert all(counters[c] == 5 for c in kept - reinstalled if c in counters)
     assert reinstalled & kept <= {f.cookie for c in result.plan if isinstance(c, FlowBundle)
-                                  for f in c.add if flow_port_names(f)}
+                                  for f in c.add if f.ports}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from reconcile_helpers import plugged_host
 
+from dvr.agent.desired.openflow import DROP, NORMAL, Match
 from dvr.agent.desired.state import Address, Flow, Neighbor
 from dvr.agent.drivers.base import DriverError, Drivers
 from dvr.agent.drivers.fake import FakeLinuxDriver, FakeOvsDriver, fake_drivers
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     AddAddress,
     CreateNamespace,
     CreateVeth,
@@ -48,7 +49,7 @@ def test_consecutive_ovsdb_commands_share_one_transaction():
         CreateNamespace("qrouter-1"),
         CreateVeth("qrouter-1", "qr-1", "qrb-1", "fa:16:3e:00:00:01", 1450),
         EnsurePort("br-int", "qrb-1", tag=1), EnsurePort("br-tun", "patch-int", "patch"),
-        FlowBundle("br-int", (Flow(0, 0, "", "NORMAL", "bridge:br-int"),)),
+        FlowBundle("br-int", (Flow(0, 0, Match(), (NORMAL,), "bridge:br-int"),)),
         DeletePort("br-tun", "patch-int"),
     ))
     report = execute_plan(plan, drivers)
@@ -102,7 +103,7 @@ def test_commands_on_a_bridge_that_could_not_be_created_are_skipped():
         EnsureBridge("br-int", "netdev", "secure"),
         CreateNamespace("qrouter-1"),
         EnsurePort("br-int", "qrb-1"),
-        FlowBundle("br-int", (Flow(0, 0, "", "NORMAL", "bridge:br-int"),)),
+        FlowBundle("br-int", (Flow(0, 0, Match(), (NORMAL,), "bridge:br-int"),)),
     ))
     report = execute_plan(plan, drivers)
     assert [type(c).__name__ for c in report.skipped] == ["EnsurePort", "FlowBundle"]
@@ -115,7 +116,7 @@ def test_a_refused_bundle_changes_nothing_and_is_reported():
     reconcile(desired, drivers)
     before = drivers.ovs.flows("br-int")
     flow = next(iter(before))
-    bad = FlowBundle("br-int", (Flow(0, 9, "in_port=nosuchport", "drop", "port:x"),),
+    bad = FlowBundle("br-int", (Flow(0, 9, Match(in_port="nosuchport"), (DROP,), "port:x"),),
                      (FlowRef(flow.table, flow.cookie),))
     report = execute_plan(Plan((bad,)), drivers)
     assert "nosuchport" in report.failures[0].error

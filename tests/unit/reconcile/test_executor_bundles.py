@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 
+from dvr.agent.desired.openflow import DROP, Match
 from dvr.agent.desired.state import Flow
 from dvr.agent.drivers.base import DriverError, Drivers
 from dvr.agent.drivers.fake import FakeLinuxDriver, FakeOvsDriver
-from dvr.agent.drivers.ops import EnsureBridge, FlowBundle, SetSysctl
+from dvr.agent.reconcile.commands import EnsureBridge, FlowBundle, SetSysctl
 from dvr.agent.reconcile.executor import execute_plan
 from dvr.agent.reconcile.plan import Plan
 
@@ -42,7 +43,7 @@ class MeetingOvs(FakeOvsDriver):
 
 
 def bundle(bridge: str, n: int) -> FlowBundle:
-    flows = tuple(Flow(0, 10 + i, f"dl_vlan={i + 1}", "drop", f"x:{bridge}{i}")
+    flows = tuple(Flow(0, 10 + i, Match(dl_vlan=i + 1), (DROP,), f"x:{bridge}{i}")
                   for i in range(n))
     return FlowBundle(bridge, flows, ())
 

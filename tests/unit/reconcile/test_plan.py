@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from reconcile_helpers import CONFIGURE, CREATE, FLOWS, REMOVE, phases, plugged_host, replan
 
+from dvr.agent.desired.openflow import IN_PORT, NORMAL, STRIP_VLAN, Match, Output, Resubmit
 from dvr.agent.desired.state import (
     Address,
     DesiredState,
@@ -19,15 +20,7 @@ from dvr.agent.desired.state import (
     VethLink,
 )
 from dvr.agent.drivers.fake import fake_drivers
-from dvr.agent.drivers.observed import (
-    ObservedBridge,
-    ObservedFlow,
-    ObservedLink,
-    ObservedNamespace,
-    ObservedNeighbor,
-    ObservedPort,
-)
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
     CreateNamespace,
@@ -52,7 +45,15 @@ from dvr.agent.drivers.ops import (
 )
 from dvr.agent.reconcile.executor import execute_plan
 from dvr.agent.reconcile.observe import ObservedState
-from dvr.agent.reconcile.plan import flow_port_names, plan_changes
+from dvr.agent.reconcile.observed import (
+    ObservedBridge,
+    ObservedFlow,
+    ObservedLink,
+    ObservedNamespace,
+    ObservedNeighbor,
+    ObservedPort,
+)
+from dvr.agent.reconcile.plan import plan_changes
 from dvr.agent.reconcile.reconciler import reconcile
 from dvr.lab.handmade import two_host_cloud
 
@@ -235,7 +236,7 @@ def test_managed_ports_no_longer_desired_are_deleted_unmarked_ones_are_kept():
 
 
 def test_stale_flows_are_deleted_by_cookie_in_the_same_bundle():
-    flow = Flow(0, 1, "in_port=patch-int", "resubmit(,1)", "bridge:br-tun")
+    flow = Flow(0, 1, Match(in_port="patch-int"), (Resubmit(1),), "bridge:br-tun")
     stranger = ObservedFlow(cookie=0x1234, table=3, priority=9)
     observed = ObservedState(bridges=(ObservedBridge(
         "br-tun", "netdev", "secure", ports=(ObservedPort("patch-int", "patch"),),
@@ -254,7 +255,7 @@ def test_a_flow_whose_content_changes_swaps_cookies_in_one_bundle():
     drivers = plugged_host(CLOUD, HOST_A)
     reconcile(desired, drivers)
     old = next(f for f in desired.bridge("br-tun").flows if f.table == 10)
-    new = replace(old, actions="output:patch-int,output:patch-int")
+    new = replace(old, actions=(Output("patch-int"), Output("patch-int")))
     bridge = replace(desired.bridge("br-tun"),
                      flows=(desired.bridge("br-tun").flows - {old}) | {new})
     changed = replace(desired, bridges=(desired.bridge("br-int"), bridge))
@@ -265,7 +266,7 @@ def test_a_flow_whose_content_changes_swaps_cookies_in_one_bundle():
 
 
 def test_a_veth_lost_behind_our_back_is_rebuilt_with_its_port_and_the_flows_naming_it():
-    flow = Flow(0, 9, "in_port=qrb-1", "NORMAL", "router:r")
+    flow = Flow(0, 9, Match(in_port="qrb-1"), (NORMAL,), "router:r")
     desired = DesiredState(
         "h", 1,
         (replace(CLOUD.desired(HOST_A).bridge("br-int"), ports=(), flows=frozenset({flow})),),
@@ -549,15 +550,16 @@ def test_fake_drivers_end_with_permanent_neighbors_only_for_desired_entries():
 
 
 @pytest.mark.parametrize("flow,names", [
-    (Flow(0, 1, "in_port=patch-tun,dl_src=fa:16:3f:00:00:01", "resubmit(,1)", "x"),
+    (Flow(0, 1, Match(in_port="patch-tun", dl_src="fa:16:3f:00:00:01"), (Resubmit(1),), "x"),
      {"patch-tun"}),
-    (Flow(1, 4, "dl_vlan=1", 'strip_vlan,output:"tapaa000000-00"', "x"), {"tapaa000000-00"}),
-    (Flow(22, 1, "dl_vlan=1", "output:vxlan-c6120002,output:vxlan-c6120003", "x"),
+    (Flow(1, 4, Match(dl_vlan=1), (STRIP_VLAN, Output("tapaa000000-00")), "x"),
+     {"tapaa000000-00"}),
+    (Flow(22, 1, Match(dl_vlan=1), (Output("vxlan-c6120002"), Output("vxlan-c6120003")), "x"),
      {"vxlan-c6120002", "vxlan-c6120003"}),
-    (Flow(0, 1, "in_port=LOCAL", "output:7,NORMAL", "x"), set()),
+    (Flow(0, 1, Match(), (NORMAL, IN_PORT), "x"), set()),
 ])
 def test_flow_port_names(flow, names):
-    assert flow_port_names(flow) == names
+    assert flow.ports == names
 
 
 # --- flows and port numbers -----------------------------------------------------------------
@@ -571,7 +573,7 @@ def test_an_unplugged_vif_loses_its_flows_and_gets_them_back_fresh_when_replugge
     vm_flows = {f for b in desired.bridges for f in b.flows if f.owner == f"port:{vm.port_id}"}
     drivers.ovs.unplug_vif(vm.tap)
     gone = reconcile(desired, drivers)
-    assert set(gone.plan.deferred) == {f for f in vm_flows if flow_port_names(f)}
+    assert set(gone.plan.deferred) == {f for f in vm_flows if f.ports}
     assert not drivers.ovs.flows("br-int") & vm_flows
     drivers.ovs.plug_vif("br-int", vm.tap, vm.port_id)  # a new port number
     back = reconcile(desired, drivers)
@@ -599,10 +601,12 @@ def test_a_vif_replugged_between_two_reconciles_gets_its_flows_reinstalled():
 
 
 def test_flows_printed_with_the_names_they_were_written_with_are_not_reinstalled():
-    flow = Flow(0, 1, "in_port=patch-tun", 'output:"tapaa000000-00"', "port:x")
+    flow = Flow(0, 1, Match(in_port="patch-tun"), (Output("tapaa000000-00"),), "port:x")
     seen = ObservedFlow(flow.cookie, 0, 1, 5, 500,
-                        'priority=1,in_port="patch-tun" actions=output:"tapaa000000-00"')
-    renumbered = replace(seen, text='priority=1,in_port="patch-tun" actions=output:7')
+                        'priority=1,in_port="patch-tun" actions=output:"tapaa000000-00"',
+                        ("patch-tun", "tapaa000000-00"))
+    renumbered = replace(seen, text='priority=1,in_port="patch-tun" actions=output:7',
+                         ports=("7", "patch-tun"))
     ports = (ObservedPort("patch-tun", "patch", (("peer", "patch-int"),), None, (MANAGED,), 1),
              ObservedPort("tapaa000000-00", ofport=8))
     wanted_ports = (OvsPort("patch-tun", "patch", (("peer", "patch-int"),)),

@@ -7,10 +7,11 @@ import json
 
 from reconcile_helpers import plugged_host
 
+from dvr.agent.desired.openflow import ModDlSrc
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.drivers.ops import Op
+from dvr.agent.reconcile.commands import Op
 from dvr.agent.reconcile.observe import ObservedState, observe
-from dvr.agent.reconcile.plan import flow_port_names, plan_changes
+from dvr.agent.reconcile.plan import plan_changes
 from dvr.agent.reconcile.reconciler import reconcile
 from dvr.lab.codec import decode, from_jsonable, to_jsonable
 from dvr.lab.handmade import two_host_cloud
@@ -46,13 +47,14 @@ def test_the_handmade_cloud_is_consistent():
             names = {p.name for p in bridge.ports} | {
                 link.peer for ns in desired.namespaces for link in ns.links
                 if link.bridge == bridge.name}
-            assert all(flow_port_names(f) <= names for f in bridge.flows)
+            assert all(f.ports <= names for f in bridge.flows)
         (qrouter,) = desired.namespaces
         assert {n.ip_address for n in qrouter.neighbors} == {v.ip for v in CLOUD.vms}
         other = next(h for h in CLOUD.hosts if h.name != host.name)
         tun = desired.bridge("br-tun").flows
-        assert any(f.table == 9 and other.host_mac in f.match for f in tun)
-        assert all(host.host_mac in f.actions for f in tun if f.table == 1 and f.priority == 1)
+        assert any(f.table == 9 and f.match.dl_src == other.host_mac for f in tun)
+        assert all(ModDlSrc(host.host_mac) in f.actions
+                   for f in tun if f.table == 1 and f.priority == 1)
     # the router is identical on both hosts, but for the local VLAN of its bridge ports
     a, b = (CLOUD.desired(h.name).namespaces[0] for h in CLOUD.hosts)
     assert [(x.name, x.peer, x.mac_address, x.mtu) for x in a.links] == [

@@ -23,7 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))  # the repo root, for tests.unit...
 
-from dvr.agent.desired.state import DesiredState  # noqa: E402
+from dvr.agent.desired.openflow import render_flow  # noqa: E402
+from dvr.agent.desired.state import BridgeState, DesiredState  # noqa: E402
 from dvr.lab.hostenv import HostEnv  # noqa: E402
 from dvr.trace.probes import AppctlSwitchProbe  # noqa: E402
 from dvr.trace.tracer import trace_packet  # noqa: E402
@@ -35,6 +36,11 @@ from tests.unit.trace.trace_scenarios import (  # noqa: E402
 )
 
 OUTPUT = HERE / "data" / "ofproto_traces.json"
+
+
+def flow_lines(bridge: BridgeState) -> str:
+    return "\n".join(render_flow(f.table, f.priority, f.cookie, f.match, f.actions)
+                     for f in sorted(bridge.flows)) + "\n"
 
 
 def build_switch(env: HostEnv, state: DesiredState, tunnel_ip: str) -> None:
@@ -52,7 +58,7 @@ def build_switch(env: HostEnv, state: DesiredState, tunnel_ip: str) -> None:
             if port.tag is not None:
                 args += ["--", "set", "port", port.name, f"tag={port.tag}"]
             env.vsctl(*args)
-        lines = "\n".join(flow.to_ofctl() for flow in sorted(bridge.flows)) + "\n"
+        lines = flow_lines(bridge)
         subprocess.run(["ovs-ofctl", "del-flows", bridge.name], env=env.env(), check=True)
         subprocess.run(["ovs-ofctl", "add-flows", bridge.name, "-"], input=lines, text=True,
                        env=env.env(), check=True)
@@ -108,7 +114,7 @@ def main() -> int:
 
 def build_flows_again(env: HostEnv, state: DesiredState) -> None:
     for bridge in state.bridges:
-        lines = "\n".join(flow.to_ofctl() for flow in sorted(bridge.flows)) + "\n"
+        lines = flow_lines(bridge)
         subprocess.run(["ovs-ofctl", "del-flows", bridge.name], env=env.env(), check=True)
         subprocess.run(["ovs-ofctl", "add-flows", bridge.name, "-"], input=lines, text=True,
                        env=env.env(), check=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dvr.agent.desired.openflow import port_text
 from dvr.cli import ops as ops_cli
 from dvr.cli.main import main
 from dvr.cli.server_state import fetch_host_state
@@ -99,7 +100,7 @@ def test_dvr_flows_says_when_it_assumed_the_vifs(monkeypatch, capsys):
     assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0
     out, err = capsys.readouterr()
     assert f"no agent report for {HOST_1}: VM ports assumed plugged" in err
-    assert f"output:{tap_name(BLUE_1)}" in out  # the assumed tap's DVR flow
+    assert f"output:{port_text(tap_name(BLUE_1))}" in out  # the assumed tap's DVR flow
     reported = FakeServer({"vifs": {BLUE_1: tap_name(BLUE_1)}, "local_vlans": {}})
     monkeypatch.setattr(ops_cli, "_client", lambda args: reported)
     assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0

@@ -67,7 +67,7 @@ def recorded_text(variant: str, host: str, bridge: str, start: str) -> str:
 
 def test_parser_reads_lookups_across_patch_ports():
     text = recorded_text("intact", "compute-2", "br-tun",
-                         "in_port=vxlan-c633640b,tun_id=0x3ea")
+                         "in_port=\"vxlan-c633640b\",tun_id=0x3ea")
     real = parse_ofproto_trace(text)
     assert [(h.bridge, h.table) for h in real.hits] == [
         ("br-tun", 0), ("br-tun", 4), ("br-tun", 9), ("br-int", 0), ("br-int", 1)]
@@ -81,13 +81,13 @@ def test_parser_reads_lookups_across_patch_ports():
 
 def test_parser_reads_match_all_flows_notes_and_the_miss_rule():
     text = recorded_text("deleted-table", "compute-2", "br-tun",
-                         "in_port=vxlan-c633640b,tun_id=0x3ea")
+                         "in_port=\"vxlan-c633640b\",tun_id=0x3ea")
     real = parse_ofproto_trace(text)
     miss = real.hits[-1]
     assert (miss.bridge, miss.table, miss.miss, miss.cookie) == ("br-int", 1, True, None)
     assert real.datapath_actions == "drop"
     normal = parse_ofproto_trace(recorded_text("intact", "compute-1", "br-int",
-                                               "in_port=tapb1000000-00")).hits[1]
+                                               "in_port=\"tapb1000000-00\"")).hits[1]
     assert (normal.table, normal.match, normal.priority) == (60, "", 3)
     assert normal.notes == ("-> no learned MAC for destination, flooding",)
 
@@ -136,14 +136,14 @@ def test_flow_of_a_frame_from_a_vm_and_from_a_tunnel():
     packet = PacketView(dl_src="fa:16:3e:00:01:01", dl_dst="fa:16:3e:aa:00:0b",
                         nw_src="203.0.113.11", nw_dst="203.0.113.75")
     assert ofproto_flow(tap_name(BLUE_1), packet) == (
-        "in_port=tapb1000000-00,icmp,dl_src=fa:16:3e:00:01:01,dl_dst=fa:16:3e:aa:00:0b,"
+        "in_port=\"tapb1000000-00\",icmp,dl_src=fa:16:3e:00:01:01,dl_dst=fa:16:3e:aa:00:0b,"
         "nw_src=203.0.113.11,nw_dst=203.0.113.75,nw_ttl=64,icmp_type=8,icmp_code=0")
     tunnelled = PacketView(dl_src="fa:16:3f:00:00:01", dl_dst="fa:16:3e:00:02:01",
                            nw_src="203.0.113.11", nw_dst="203.0.113.75", proto="udp",
                            nw_ttl=63, tp_src=49152, tp_dst=53, icmp_type=None,
                            tun_id=ORANGE_VNI)
     assert ofproto_flow("vxlan-c633640b", tunnelled, (TUNNEL_IP_1, TUNNEL_IP_2)) == (
-        "in_port=vxlan-c633640b,tun_id=0x3ea,tun_src=198.51.100.11,tun_dst=198.51.100.12,udp,"
+        "in_port=\"vxlan-c633640b\",tun_id=0x3ea,tun_src=198.51.100.11,tun_dst=198.51.100.12,udp,"
         "dl_src=fa:16:3f:00:00:01,dl_dst=fa:16:3e:00:02:01,nw_src=203.0.113.11,"
         "nw_dst=203.0.113.75,nw_ttl=63,tp_src=49152,tp_dst=53")
 

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from dvr.agent.desired import names
 from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.openflow import (
+    MATCH_ALL,
+    NORMAL,
+    STRIP_VLAN,
+    Match,
+    ModDlSrc,
+    Output,
+    Resubmit,
+)
 from dvr.agent.desired.state import Flow, OvsPort
 from dvr.agent.desired.tables import (
     PRIO_DEFAULT,
@@ -13,9 +22,8 @@ from dvr.agent.desired.tables import (
     IntTable,
 )
 
-
-def _resubmit(table: int) -> str:
-    return f"resubmit(,{table})"
+# actions shared by every flow that uses them (immutable; built once)
+TO_DVR_TO_SRC_MAC = (Resubmit(IntTable.DVR_TO_SRC_MAC),)
 
 
 def integration_bridge_patch_port(config: DesiredConfig) -> OvsPort:
@@ -42,18 +50,20 @@ def integration_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
     """Table skeleton: everything not claimed by DVR ends in NORMAL (owner bridge)."""
     owner = names.bridge_owner(config.integration_bridge)
     return (
-        Flow(IntTable.LOCAL_SWITCHING, PRIO_DEFAULT, "", _resubmit(IntTable.TRANSIENT), owner),
-        Flow(IntTable.DVR_TO_SRC_MAC, PRIO_DEFAULT, "", _resubmit(IntTable.TRANSIENT), owner),
-        Flow(IntTable.TRANSIENT, PRIO_INT_NORMAL, "", "NORMAL", owner),
+        Flow(IntTable.LOCAL_SWITCHING, PRIO_DEFAULT, MATCH_ALL,
+             (Resubmit(IntTable.TRANSIENT),), owner),
+        Flow(IntTable.DVR_TO_SRC_MAC, PRIO_DEFAULT, MATCH_ALL,
+             (Resubmit(IntTable.TRANSIENT),), owner),
+        Flow(IntTable.TRANSIENT, PRIO_INT_NORMAL, MATCH_ALL, (NORMAL,), owner),
     )
 
 
 def host_mac_integration_flows(host: str, mac: str, config: DesiredConfig) -> tuple[Flow, ...]:
     """Table 0: a frame from br-tun with another host's MAC as source was routed there."""
-    patch = names.ofctl_port(config.int_peer_patch_port)
     return (
-        Flow(IntTable.LOCAL_SWITCHING, PRIO_INT_HOST_MAC, f"in_port={patch},dl_src={mac}",
-             _resubmit(IntTable.DVR_TO_SRC_MAC), names.host_mac_owner(host)),
+        Flow(IntTable.LOCAL_SWITCHING, PRIO_INT_HOST_MAC,
+             Match(in_port=config.int_peer_patch_port, dl_src=mac),
+             TO_DVR_TO_SRC_MAC, names.host_mac_owner(host)),
     )
 
 
@@ -63,7 +73,7 @@ def dvr_local_port_flows(
     """Table 1: a routed frame for a local VM gets the gateway MAC back as source."""
     return (
         Flow(IntTable.DVR_TO_SRC_MAC, PRIO_INT_DVR_TO_SRC_MAC,
-             f"dl_vlan={local_vlan},dl_dst={port_mac}",
-             f"strip_vlan,mod_dl_src:{gateway_mac},output:{names.ofctl_port(ovs_port_name)}",
+             Match(dl_vlan=local_vlan, dl_dst=port_mac),
+             (STRIP_VLAN, ModDlSrc(gateway_mac), Output(ovs_port_name)),
              names.port_owner(port_id)),
     )

@@ -69,10 +69,15 @@ def is_canonical_ipv4(text: str) -> bool:
     return _CANONICAL_IPV4.fullmatch(text) is not None
 
 
+def canonical_ipv4_port_name(remote_ip: str) -> str:
+    """``vxlan_port_name`` of an address already known to be a canonical dotted quad."""
+    return VXLAN_PORT_PREFIX + bytes(map(int, remote_ip.split("."))).hex()
+
+
 def vxlan_port_name(remote_ip: str) -> str:
     """Tunnel port towards ``remote_ip``: ``vxlan-c0000202`` for 192.0.2.2 (like Neutron)."""
     if is_canonical_ipv4(remote_ip):
-        return VXLAN_PORT_PREFIX + bytes(map(int, remote_ip.split("."))).hex()
+        return canonical_ipv4_port_name(remote_ip)
     address = ipaddress.ip_address(remote_ip)
     if address.version == 4:
         return VXLAN_PORT_PREFIX + address.packed.hex()
@@ -122,19 +127,3 @@ def snat_owner(router_id: str) -> str:
 
 def fip_owner(external_network_id: str) -> str:
     return f"fip:{external_network_id}"
-
-
-# --- ovs-ofctl port references ---------------------------------------------------------------
-
-_PLAIN_PORT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-_OFCTL_PORT_KEYWORDS = frozenset(
-    {"in_port", "table", "normal", "flood", "all", "controller", "local", "none", "any"}
-)
-
-
-def ofctl_port(name: str) -> str:
-    """A port name as ``ovs-ofctl`` reads it: bare when unambiguous, else double-quoted."""
-    if _PLAIN_PORT_NAME.fullmatch(name) and name.lower() not in _OFCTL_PORT_KEYWORDS:
-        return name
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'

@@ -5,8 +5,8 @@ observed input they need: local VLANs already in use and which VIF ports are plu
 Consumed by the reconciler (diff against what OVS and the kernel hold), the drivers
 (apply a plan), the tracer (walk a packet through it) and ``dvr flows``.
 
-Flows name OVS ports by *name* (``in_port=patch-tun``, ``output:"tap1234"``): ``ovs-ofctl``
-resolves names, so desired state needs no OpenFlow port numbers.
+Flows are typed (``dvr.agent.desired.openflow``) and name OVS ports by *name*: the OVS
+driver binds names to OpenFlow port numbers, so desired state needs none.
 
 Every flow carries an ``owner`` ("<kind>:<id>", e.g. ``hostmac:compute-2``,
 ``subnet:<uuid>``, ``port:<uuid>``, ``network:<uuid>``, ``bridge:br-tun``) and a 64-bit cookie
@@ -20,6 +20,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from dvr.agent.desired.openflow import (
+    Action,
+    Match,
+    flow_ports,
+    render_actions,
+    render_match,
+)
 
 # owner kind -> 4-bit code stored in the cookie's top nibble
 OWNER_KIND_CODES: dict[str, int] = {
@@ -48,24 +57,89 @@ def owner_cookie_prefix(owner: str) -> int:
     return (code << 60) | (_hash(owner, 28) << 32)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Flow:
+    """One OpenFlow entry: typed match and actions (``dvr.agent.desired.openflow``).
+
+    Equal flows have equal fields.  The rendered content, the cookie and the port names are
+    computed once per Flow, when first asked for (desired state is built and compared far
+    more often than it is installed).  Flows sort by (table, priority, content, owner).
+    """
+
     table: int
     priority: int
-    match: str  # ovs-ofctl syntax without table/priority, "" for match-all
-    actions: str  # ovs-ofctl syntax, e.g. 'mod_dl_src:fa:16:3f:00:00:01,resubmit(,2)'
+    match: Match
+    actions: tuple[Action, ...]
     owner: str  # "<kind>:<id>"
+
+    def _remember(self, key: str, value: T) -> T:
+        object.__setattr__(self, key, value)  # a cache, not state: the Flow stays frozen
+        return value
+
+    @property
+    def match_text(self) -> str:
+        """The match as ``ovs-ofctl`` text ("" for match-all), for people and logs."""
+        return render_match(self.match)
+
+    @property
+    def actions_text(self) -> str:
+        """The actions as ``ovs-ofctl`` text, for people and logs."""
+        return render_actions(self.actions)
+
+    @property
+    def content(self) -> str:
+        """Match and actions as ``ovs-ofctl`` text (canonical: one rendering per value)."""
+        found = getattr(self, "_content", None)
+        if found is None:
+            found = self._remember(
+                "_content", f"{render_match(self.match)} actions={render_actions(self.actions)}")
+        return found
 
     @property
     def cookie(self) -> int:
-        content = f"{self.table}|{self.priority}|{self.match}|{self.actions}"
-        return owner_cookie_prefix(self.owner) | _hash(content, 32)
+        found = getattr(self, "_cookie", None)
+        if found is None:
+            found = self._remember("_cookie", owner_cookie_prefix(self.owner) | _hash(
+                f"{self.table}|{self.priority}|{self.content}", 32))
+        return found
 
-    def to_ofctl(self) -> str:
-        """One line for ``ovs-ofctl add-flow(s)``."""
-        head = f"table={self.table},priority={self.priority},cookie={self.cookie:#x}"
-        match = f",{self.match}" if self.match else ""
-        return f"{head}{match},actions={self.actions}"
+    @property
+    def ports(self) -> frozenset[str]:
+        """The port names the flow refers to (``in_port`` and outputs)."""
+        found = getattr(self, "_ports", None)
+        if found is None:
+            found = self._remember("_ports", flow_ports(self.match, self.actions))
+        return found
+
+    def __hash__(self) -> int:
+        # consistent with equality (equal flows have equal fields) and cheap: the fields
+        # that tell the flows of one owner apart, not all 18 of the match
+        match = self.match
+        return hash((self.table, self.priority, self.owner, match.in_port, match.dl_vlan,
+                     match.dl_src, match.dl_dst, match.tun_id, match.arp_tpa, match.nd_target))
+
+    def __getstate__(self) -> dict[str, object]:
+        """Fields only (the caches are recomputed where they are needed)."""
+        return {name: self.__dict__[name] for name in _FLOW_FIELDS}
+
+    def _key(self) -> tuple[int, int, str, str]:
+        return (self.table, self.priority, self.content, self.owner)
+
+    def __lt__(self, other: Flow) -> bool:
+        return self._key() < other._key()
+
+    def __le__(self, other: Flow) -> bool:
+        return self._key() <= other._key()
+
+    def __gt__(self, other: Flow) -> bool:
+        return self._key() > other._key()
+
+    def __ge__(self, other: Flow) -> bool:
+        return self._key() >= other._key()
+
+
+_FLOW_FIELDS = ("table", "priority", "match", "actions", "owner")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -145,13 +219,35 @@ class Neighbor:
     mac_address: str  # installed PERMANENT
 
 
-@dataclass(frozen=True, order=True)
-class NatRule:
-    """One nftables rule in the namespace's ``dvr`` table (``ip`` family)."""
+NatChain = Literal["prerouting", "postrouting", "output"]
 
-    chain: str  # "prerouting" | "postrouting" | "output"
-    rule: str  # nft rule text, e.g. 'oifname "qg-1234" snat to 203.0.113.5'
-    owner: str
+
+@dataclass(frozen=True)
+class NatRule:
+    """One rule of the namespace's ``dvr`` nftables table (``ip`` family), as typed fields.
+
+    It matches on the input/output interface name and the source/destination address or
+    prefix (``None``: any) and rewrites the source (``snat_to``, in ``postrouting``) or the
+    destination (``dnat_to``, in ``prerouting``/``output``).  Rendered once, to nftables
+    JSON, by ``dvr.agent.desired.nftables``.
+    """
+
+    chain: NatChain
+    owner: str  # "<kind>:<id>", kept as the rule's comment
+    iif: str | None = None
+    oif: str | None = None
+    saddr: str | None = None  # "192.0.2.5" or "192.0.2.0/24"
+    daddr: str | None = None
+    snat_to: str | None = None
+    dnat_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.snat_to is None) == (self.dnat_to is None):
+            raise ValueError("a NAT rule rewrites either the source or the destination")
+        if self.snat_to is not None and self.chain != "postrouting":
+            raise ValueError("SNAT belongs in the postrouting chain")
+        if self.dnat_to is not None and self.chain == "postrouting":
+            raise ValueError("DNAT belongs in the prerouting or output chain")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ PRIO_TUN_L2POP_UNICAST = 2  # table 20
 PRIO_TUN_FLOOD = 1  # table 22
 PRIO_DEFAULT = 0
 
-# Ethernet address masks for the unicast / multicast split of table 2
-UNICAST_DST = "00:00:00:00:00:00/01:00:00:00:00:00"
-MULTICAST_DST = "01:00:00:00:00:00/01:00:00:00:00:00"
+# Ethernet destinations (value, mask) of the unicast / multicast split of table 2
+GROUP_BIT_MASK = "01:00:00:00:00:00"
+UNICAST_DST = "00:00:00:00:00:00"
+MULTICAST_DST = "01:00:00:00:00:00"

@@ -7,12 +7,24 @@ tested alone and an object's removal removes exactly its flows.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 
 from dvr.agent.desired import names
 from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.openflow import (
+    DROP_ONLY,
+    MATCH_ALL,
+    STRIP_VLAN,
+    Action,
+    Match,
+    ModDlSrc,
+    ModVlanVid,
+    Output,
+    Resubmit,
+    SetTunnel,
+)
 from dvr.agent.desired.state import Flow, OvsPort
 from dvr.agent.desired.tables import (
+    GROUP_BIT_MASK,
     MULTICAST_DST,
     PRIO_DEFAULT,
     PRIO_TUN_CLASSIFY,
@@ -28,17 +40,14 @@ from dvr.agent.desired.tables import (
     UNICAST_DST,
     TunTable,
 )
-from dvr.model.hostview import NetworkView, RouterInterfaceView
+from dvr.model.hostview import NetworkView, RemoteHost, RouterInterfaceView
 
 TUNNEL_NETWORK_TYPES = frozenset({"vxlan"})
 
-
-def _resubmit(table: int) -> str:
-    return f"resubmit(,{table})"
-
-
-def _output(port_name: str) -> str:
-    return f"output:{names.ofctl_port(port_name)}"
+# action values shared by every flow that uses them (immutable; built once)
+TO_VXLAN_TUN_TO_LV = (Resubmit(TunTable.VXLAN_TUN_TO_LV),)
+TO_DVR_NOT_LEARN = Resubmit(TunTable.DVR_NOT_LEARN)
+TO_PATCH_LV_TO_TUN = Resubmit(TunTable.PATCH_LV_TO_TUN)
 
 
 # --- ports --------------------------------------------------------------------------------
@@ -81,15 +90,30 @@ def valid_remote_tunnel_ip(remote_ip: str, local_ip: str | None) -> bool:
     return remote.version == local.version and remote != local
 
 
+def tunnel_remotes(network: NetworkView, host: str,
+                   local_ip: str | None) -> list[tuple[RemoteHost, str]]:
+    """The remote hosts of ``network`` this host tunnels to (``valid_remote_tunnel_ip``),
+    each with the vxlan port towards it.  (Called per network per computation: the common
+    case, IPv4 in canonical form, is checked once per address.)"""
+    if local_ip is None or not is_tunnelled(network):
+        return []
+    local_v4 = names.is_canonical_ipv4(local_ip)
+    found = []
+    for remote in network.remote_hosts:
+        ip = remote.tunnel_ip
+        if remote.host == host:
+            continue
+        if local_v4 and names.is_canonical_ipv4(ip):
+            if ip != local_ip:
+                found.append((remote, names.canonical_ipv4_port_name(ip)))
+        elif valid_remote_tunnel_ip(ip, local_ip):
+            found.append((remote, names.vxlan_port_name(ip)))
+    return found
+
+
 def remote_tunnel_ips(network: NetworkView, host: str, local_ip: str | None) -> frozenset[str]:
     """The tunnel endpoints this host needs for ``network`` (flood targets)."""
-    if not is_tunnelled(network):
-        return frozenset()
-    return frozenset(
-        remote.tunnel_ip
-        for remote in network.remote_hosts
-        if remote.host != host and valid_remote_tunnel_ip(remote.tunnel_ip, local_ip)
-    )
+    return frozenset(remote.tunnel_ip for remote, _ in tunnel_remotes(network, host, local_ip))
 
 
 def is_tunnelled(network: NetworkView) -> bool:
@@ -102,41 +126,45 @@ def is_tunnelled(network: NetworkView) -> bool:
 def tunnel_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
     """Table skeleton: classify, defaults and the unicast/multicast split (owner bridge)."""
     owner = names.bridge_owner(config.tunnel_bridge)
-    patch = names.ofctl_port(config.tun_peer_patch_port)
     return (
-        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY, f"in_port={patch}",
-             _resubmit(TunTable.DVR_PROCESS), owner),
-        Flow(TunTable.CLASSIFY, PRIO_DEFAULT, "", "drop", owner),
-        Flow(TunTable.DVR_PROCESS, PRIO_DEFAULT, "", _resubmit(TunTable.PATCH_LV_TO_TUN), owner),
-        Flow(TunTable.PATCH_LV_TO_TUN, PRIO_TUN_UNICAST_MULTICAST_SPLIT, f"dl_dst={UNICAST_DST}",
-             _resubmit(TunTable.UCAST_TO_TUN), owner),
+        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY, Match(in_port=config.tun_peer_patch_port),
+             (Resubmit(TunTable.DVR_PROCESS),), owner),
+        Flow(TunTable.CLASSIFY, PRIO_DEFAULT, MATCH_ALL, DROP_ONLY, owner),
+        Flow(TunTable.DVR_PROCESS, PRIO_DEFAULT, MATCH_ALL,
+             (Resubmit(TunTable.PATCH_LV_TO_TUN),), owner),
         Flow(TunTable.PATCH_LV_TO_TUN, PRIO_TUN_UNICAST_MULTICAST_SPLIT,
-             f"dl_dst={MULTICAST_DST}", _resubmit(TunTable.FLOOD_TO_TUN), owner),
-        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_DEFAULT, "", "drop", owner),
-        Flow(TunTable.DVR_NOT_LEARN, PRIO_DEFAULT, "", _resubmit(TunTable.LEARN_FROM_TUN), owner),
+             Match(dl_dst=UNICAST_DST, dl_dst_mask=GROUP_BIT_MASK),
+             (Resubmit(TunTable.UCAST_TO_TUN),), owner),
+        Flow(TunTable.PATCH_LV_TO_TUN, PRIO_TUN_UNICAST_MULTICAST_SPLIT,
+             Match(dl_dst=MULTICAST_DST, dl_dst_mask=GROUP_BIT_MASK),
+             (Resubmit(TunTable.FLOOD_TO_TUN),), owner),
+        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_DEFAULT, MATCH_ALL, DROP_ONLY, owner),
+        Flow(TunTable.DVR_NOT_LEARN, PRIO_DEFAULT, MATCH_ALL,
+             (Resubmit(TunTable.LEARN_FROM_TUN),), owner),
         # L2 population tells us every MAC, so table 10 does not learn (a learn() action
         # would install flows with cookies the reconciler does not own).
-        Flow(TunTable.LEARN_FROM_TUN, PRIO_TUN_LEARN, "",
-             _output(config.tun_peer_patch_port), owner),
-        Flow(TunTable.UCAST_TO_TUN, PRIO_DEFAULT, "", _resubmit(TunTable.FLOOD_TO_TUN), owner),
-        Flow(TunTable.FLOOD_TO_TUN, PRIO_DEFAULT, "", "drop", owner),
+        Flow(TunTable.LEARN_FROM_TUN, PRIO_TUN_LEARN, MATCH_ALL,
+             (Output(config.tun_peer_patch_port),), owner),
+        Flow(TunTable.UCAST_TO_TUN, PRIO_DEFAULT, MATCH_ALL,
+             (Resubmit(TunTable.FLOOD_TO_TUN),), owner),
+        Flow(TunTable.FLOOD_TO_TUN, PRIO_DEFAULT, MATCH_ALL, DROP_ONLY, owner),
     )
 
 
 def tunnel_port_flows(remote_ip: str) -> tuple[Flow, ...]:
     """Table 0: frames arriving from the tunnel towards ``remote_ip`` go to table 4."""
-    port = names.ofctl_port(names.vxlan_port_name(remote_ip))
     return (
-        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY, f"in_port={port}",
-             _resubmit(TunTable.VXLAN_TUN_TO_LV), names.tunnel_owner(remote_ip)),
+        Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY,
+             Match(in_port=names.vxlan_port_name(remote_ip)), TO_VXLAN_TUN_TO_LV,
+             names.tunnel_owner(remote_ip)),
     )
 
 
 def host_mac_tunnel_flows(host: str, mac: str, config: DesiredConfig) -> tuple[Flow, ...]:
     """Table 9: a frame from another host's MAC (routed there) goes to br-int unlearned."""
     return (
-        Flow(TunTable.DVR_NOT_LEARN, PRIO_TUN_HOST_MAC, f"dl_src={mac}",
-             _output(config.tun_peer_patch_port), names.host_mac_owner(host)),
+        Flow(TunTable.DVR_NOT_LEARN, PRIO_TUN_HOST_MAC, Match(dl_src=mac),
+             (Output(config.tun_peer_patch_port),), names.host_mac_owner(host)),
     )
 
 
@@ -151,20 +179,20 @@ def dvr_subnet_tunnel_flows(
     (not allocated yet) such frames are dropped rather than leak the gateway MAC.
     """
     owner = names.subnet_owner(interface.subnet_id)
-    vlan = f"dl_vlan={local_vlan}"
     if ":" not in interface.ip_address:
-        gateway_probe = f"arp,{vlan},arp_tpa={interface.ip_address}"
+        gateway_probe = Match(proto="arp", dl_vlan=local_vlan, arp_tpa=interface.ip_address)
     else:
-        gateway_probe = f"icmp6,{vlan},icmp_type=135,nd_target={interface.ip_address}"
-    rewrite = (
-        f"mod_dl_src:{host_mac},{_resubmit(TunTable.PATCH_LV_TO_TUN)}" if host_mac else "drop"
+        gateway_probe = Match(proto="icmp6", dl_vlan=local_vlan, icmp_type=135,
+                              nd_target=interface.ip_address)
+    rewrite: tuple[Action, ...] = (
+        (ModDlSrc(host_mac), TO_PATCH_LV_TO_TUN) if host_mac else DROP_ONLY
     )
     return (
-        Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_GATEWAY_ARP, gateway_probe, "drop", owner),
+        Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_GATEWAY_ARP, gateway_probe, DROP_ONLY, owner),
         Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_TO_GATEWAY_MAC,
-             f"{vlan},dl_dst={interface.mac_address}", "drop", owner),
+             Match(dl_vlan=local_vlan, dl_dst=interface.mac_address), DROP_ONLY, owner),
         Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_REWRITE_SOURCE,
-             f"{vlan},dl_src={interface.mac_address}", rewrite, owner),
+             Match(dl_vlan=local_vlan, dl_src=interface.mac_address), rewrite, owner),
     )
 
 
@@ -181,35 +209,28 @@ def network_tunnel_flows(
         return ()
     owner = names.network_owner(network.id)
     vni = network.segmentation_id
-    vlan = f"dl_vlan={local_vlan}"
+    assert vni is not None
+    to_tunnel: tuple[Action, ...] = (STRIP_VLAN, SetTunnel(vni))
     flows = [
-        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_TUN_TUNNEL_TO_LOCAL_VLAN, f"tun_id={vni:#x}",
-             f"mod_vlan_vid:{local_vlan},{_resubmit(TunTable.DVR_NOT_LEARN)}", owner),
+        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_TUN_TUNNEL_TO_LOCAL_VLAN, Match(tun_id=vni),
+             (ModVlanVid(local_vlan), TO_DVR_NOT_LEARN), owner),
     ]
     seen_macs: set[str] = set()
-    flood_ports: list[str] = []
-    for remote in network.remote_hosts:
-        if remote.host == host or not valid_remote_tunnel_ip(remote.tunnel_ip, local_ip):
-            continue
-        port = names.vxlan_port_name(remote.tunnel_ip)
-        flood_ports.append(port)
+    outputs: dict[str, Output] = {}  # port name -> its output action (one per port)
+    for remote, port in tunnel_remotes(network, host, local_ip):
+        output = outputs.setdefault(port, Output(port))
+        unicast = (*to_tunnel, output)  # shared by this remote host's entries
         for entry in remote.entries:
             if entry.mac_address in seen_macs:
                 continue
             seen_macs.add(entry.mac_address)
             flows.append(
                 Flow(TunTable.UCAST_TO_TUN, PRIO_TUN_L2POP_UNICAST,
-                     f"{vlan},dl_dst={entry.mac_address}",
-                     f"strip_vlan,set_tunnel:{vni:#x},{_output(port)}", owner)
+                     Match(dl_vlan=local_vlan, dl_dst=entry.mac_address), unicast, owner)
             )
-    if flood_ports:
-        outputs = ",".join(_output(p) for p in _unique_sorted(flood_ports))
+    if outputs:
         flows.append(
-            Flow(TunTable.FLOOD_TO_TUN, PRIO_TUN_FLOOD, vlan,
-                 f"strip_vlan,set_tunnel:{vni:#x},{outputs}", owner)
+            Flow(TunTable.FLOOD_TO_TUN, PRIO_TUN_FLOOD, Match(dl_vlan=local_vlan),
+                 (*to_tunnel, *(outputs[p] for p in sorted(outputs))), owner)
         )
     return tuple(flows)
-
-
-def _unique_sorted(items: Iterable[str]) -> list[str]:
-    return sorted(set(items))

@@ -1,7 +1,9 @@
 """The narrow interfaces every dataplane driver implements (real and fake alike).
 
-A driver observes what is there and carries out commands (``dvr.agent.drivers.ops``); it
-decides no policy: *which* namespaces, bridges and links to look at is passed in.
+A driver observes what is there (``dvr.agent.reconcile.observed``) and carries out commands
+(``dvr.agent.reconcile.commands``); it decides no policy: *which* namespaces, bridges and
+links to look at is passed in.  Those value types live with the reconciler, so the pure
+planner never imports a driver.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dvr.agent.drivers.observed import ObservedBridge, ObservedLinux
-from dvr.agent.drivers.ops import FlowBundle, LinuxOp, OvsdbOp
+from dvr.agent.reconcile.commands import FlowBundle, LinuxOp, OvsdbOp
+from dvr.agent.reconcile.observed import ObservedBridge, ObservedLinux
 
 
 class DriverError(Exception):

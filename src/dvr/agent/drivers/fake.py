@@ -19,19 +19,10 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from dvr.agent.desired.openflow import port_text, render_actions, render_match
 from dvr.agent.desired.state import Address, Flow, Route, Rule
 from dvr.agent.drivers.base import DriverError, Drivers, LinuxScope
-from dvr.agent.drivers.observed import (
-    NEIGHBOR_PERMANENT,
-    ObservedBridge,
-    ObservedFlow,
-    ObservedLink,
-    ObservedLinux,
-    ObservedNamespace,
-    ObservedNeighbor,
-    ObservedPort,
-)
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
     CreateNamespace,
@@ -55,10 +46,19 @@ from dvr.agent.drivers.ops import (
     SetSysctl,
     SetTxChecksumming,
 )
+from dvr.agent.reconcile.observed import (
+    NEIGHBOR_PERMANENT,
+    ObservedBridge,
+    ObservedFlow,
+    ObservedLink,
+    ObservedLinux,
+    ObservedNamespace,
+    ObservedNeighbor,
+    ObservedPort,
+)
 
 IFNAMSIZ = 15
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_PORT_TOKEN = re.compile(r'(?:in_port=|output:)"?([^",\s)]+)"?')
 
 
 # --- OVS --------------------------------------------------------------------------------
@@ -111,11 +111,8 @@ class FakeOvsDriver:
                              tuple(sorted(p.external_ids.items())), p.ofport)
                 for p in sorted(bridge.ports.values(), key=lambda p: p.name)
             )
-            flows = tuple(sorted(
-                ObservedFlow(f.flow.cookie, f.flow.table, f.flow.priority, f.n_packets,
-                             f.n_packets * 100, _printed(f, bridge))
-                for f in bridge.flows
-            )) if with_flows else ()
+            flows = tuple(sorted(_observed(f, bridge) for f in bridge.flows)) \
+                if with_flows else ()
             found.append(ObservedBridge(name, bridge.datapath_type, bridge.fail_mode,
                                         tuple(sorted(bridge.external_ids.items())),
                                         ports, flows))
@@ -144,9 +141,7 @@ class FakeOvsDriver:
         installed = []
         for flow in bundle.add:
             ofports = {}
-            for name in _PORT_TOKEN.findall(f"{flow.match} {flow.actions}"):
-                if name.isdigit() or name in ("LOCAL", "IN_PORT", "NORMAL", "CONTROLLER"):
-                    continue
+            for name in sorted(flow.ports):
                 if name not in bridge.ports:
                     raise DriverError(f"{name}: invalid or unknown port")
                 ofports[name] = bridge.ports[name].ofport
@@ -227,23 +222,25 @@ class FakeOvsDriver:
         return next_ofport
 
 
-def _printed(installed: _Flow, bridge: _Bridge) -> str:
-    """The flow as ``ovs-ofctl --names dump-flows`` prints it: each port by the name of the
+def _observed(installed: _Flow, bridge: _Bridge) -> ObservedFlow:
+    """The flow as ``ovs-ofctl --names dump-flows`` reports it: each port by the name of the
     port that now has the number it was installed with, or by that number if none has."""
     by_number = {port.ofport: name for name, port in bridge.ports.items()}
 
-    def name_now(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in installed.ofports:
-            return match.group(0)
+    def now(name: str) -> str:
         number = installed.ofports[name]
-        now = by_number.get(number)
-        if now is None:  # gone: printed by number, unquoted
-            return match.group(0).replace(f'"{name}"', name).replace(name, str(number))
-        return match.group(0).replace(name, now)
+        return by_number.get(number, str(number))
+
+    def printed(name: str) -> str:
+        current = now(name)
+        return current if current.isdigit() else port_text(current)
 
     flow = installed.flow
-    return _PORT_TOKEN.sub(name_now, f"{flow.match} actions={flow.actions}")
+    text = " ".join(p for p in (render_match(flow.match, printed),
+                                f"actions={render_actions(flow.actions, printed)}") if p)
+    return ObservedFlow(flow.cookie, flow.table, flow.priority, installed.n_packets,
+                        installed.n_packets * 100, text,
+                        tuple(sorted(now(name) for name in flow.ports)))
 
 
 def _port_bridge(bridges: dict[str, _Bridge], name: str) -> str | None:

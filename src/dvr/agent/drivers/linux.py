@@ -27,13 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dvr.agent.desired.state import Address, Route, Rule
 from dvr.agent.drivers import netns
 from dvr.agent.drivers.base import DriverError, LinuxScope
-from dvr.agent.drivers.observed import (
-    ObservedLink,
-    ObservedLinux,
-    ObservedNamespace,
-    ObservedNeighbor,
-)
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
     CreateNamespace,
@@ -50,6 +44,12 @@ from dvr.agent.drivers.ops import (
     SetLink,
     SetSysctl,
     SetTxChecksumming,
+)
+from dvr.agent.reconcile.observed import (
+    ObservedLink,
+    ObservedLinux,
+    ObservedNamespace,
+    ObservedNeighbor,
 )
 
 IFF_UP = 0x1

@@ -1,76 +1,116 @@
-"""``ovs-ofctl`` text in and out (pure): bundle files and ``dump-flows`` parsing."""
+"""``ovs-ofctl`` text in and out (pure): bundle files from typed flows, and the one parser
+of switch dumps (``dump-flows``), built on ``ovs.flow.ofp``.
+
+Port names and numbers: ``ovs-ofctl`` resolves port names itself by asking the switch for
+its port descriptions on a second connection, which costs more than the command it serves
+(~15 ms of the ~20 ms of a small bundle or dump here).  Given the bridge's ports (name ->
+number, as OVSDB reports them), the driver binds the flows' port names to numbers when it
+renders them and runs ovs-ofctl with ``--no-names``; a dump read with ``--no-names`` is
+given the names back here, exactly where ovs-ofctl would do it (a number that no port has
+any more stays a number).
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Mapping
 
-from dvr.agent.drivers.observed import ObservedFlow
-from dvr.agent.drivers.ops import FlowBundle
+from ovs.flow.kv import KeyValue
+from ovs.flow.ofp import OFPFlow
+
+from dvr.agent.desired.openflow import (
+    RESERVED_PORT_NAMES,
+    UnboundPort,
+    port_numbers,
+    port_text,
+    render_flow,
+)
+from dvr.agent.reconcile.commands import FlowBundle
+from dvr.agent.reconcile.observed import ObservedFlow
 
 DEFAULT_PRIORITY = 32768
-
-_FIELD = re.compile(r"\b(cookie|table|n_packets|n_bytes|priority)=(0x[0-9a-fA-F]+|\d+)")
-_STATS = ("duration", "n_packets", "n_bytes", "idle_age", "hard_age", "idle_timeout",
-          "hard_timeout", "reset_counts", "importance", "out_port", "out_group")
+_REPLY_HEADERS = ("OFPST_", "NXST_")
 
 
-def bundle_lines(bundle: FlowBundle) -> list[str]:
+# --- bundles ------------------------------------------------------------------------------------
+
+
+def bundle_lines(bundle: FlowBundle, port: Callable[[str], str] = port_text) -> list[str]:
     """The lines of one ``ovs-ofctl --bundle add-flows`` file: deletes by table and exact
-    cookie, then adds.  Within a bundle the order is the order of the file."""
+    cookie, then adds.  Within a bundle the order is the order of the file.  ``port`` writes
+    a port reference (by default its name; ``port_numbers`` binds names to numbers)."""
     lines = [f"delete table={ref.table},cookie={ref.cookie:#x}/-1" for ref in bundle.delete]
-    lines += [f"add {flow.to_ofctl()}" for flow in bundle.add]
+    lines += [f"add {render_flow(f.table, f.priority, f.cookie, f.match, f.actions, port)}"
+              for f in bundle.add]
     return lines
 
 
-def parse_dump_flows(text: str) -> tuple[ObservedFlow, ...]:
-    """Parse ``ovs-ofctl dump-flows`` output (any OpenFlow version, with or without names)."""
+def numbered_bundle(bundle: FlowBundle, numbers: Mapping[str, int]) -> list[str] | None:
+    """``bundle_lines`` with every port written as its number; None if a flow names a port
+    ``numbers`` does not have (then only ovs-ofctl can say what is wrong)."""
+    try:
+        return bundle_lines(bundle, port_numbers(numbers))
+    except UnboundPort:
+        return None
+
+
+# --- dumps --------------------------------------------------------------------------------------
+
+
+def parse_dump_flows(text: str, names: Mapping[int, str] | None = None
+                     ) -> tuple[ObservedFlow, ...]:
+    """Parse ``ovs-ofctl dump-flows`` output (any OpenFlow version, with or without names).
+
+    ``names`` (OpenFlow number -> port name) gives a ``--no-names`` dump its port names
+    back, as ``ovs-ofctl --names`` would print them."""
     flows = []
     for line in text.splitlines():
         line = line.strip()
-        if not line or line.startswith(("OFPST_FLOW", "NXST_FLOW", "OFPST_", "NXST_")):
+        if not line or line.startswith(_REPLY_HEADERS):
             continue
-        flows.append(parse_flow_line(line))
+        flows.append(parse_flow_line(line, names or {}))
     return tuple(sorted(flows))
 
 
-def parse_flow_line(line: str) -> ObservedFlow:
-    fields: dict[str, int] = {}
-    head = line.partition(" actions=")[0]
-    for key, value in _FIELD.findall(head):
-        if key not in fields:  # the first occurrence is the header's (not a match field)
-            fields[key] = int(value, 0)
+def parse_flow_line(line: str, names: Mapping[int, str] | None = None) -> ObservedFlow:
+    head, sep, actions = line.partition("actions=")
+    if head.rstrip().endswith(",") or not head.strip():
+        # no match text at all: OVS omits the default priority, and OFPFlow takes the
+        # last word before the actions for the match; give it that priority explicitly
+        line = f"{head.rstrip()} priority={DEFAULT_PRIORITY} {sep}{actions}"
+    flow = OFPFlow(line)
+    names = names or {}
+    info, match = flow.info, flow.match
     return ObservedFlow(
-        cookie=fields.get("cookie", 0),
-        table=fields.get("table", 0),
-        priority=fields.get("priority", DEFAULT_PRIORITY),
-        n_packets=fields.get("n_packets", 0),
-        n_bytes=fields.get("n_bytes", 0),
-        text=_match_and_actions(line),
+        cookie=info.get("cookie", 0),
+        table=info.get("table", 0),
+        priority=match.get("priority", DEFAULT_PRIORITY),
+        n_packets=info.get("n_packets", 0),
+        n_bytes=info.get("n_bytes", 0),
+        text=_printed(flow, names),
+        ports=tuple(sorted(_ports(flow, names))),
     )
 
 
-def _match_and_actions(line: str) -> str:
-    """The line without cookie/table and the statistics: ``priority=..,match actions=..``."""
-    head, sep, actions = line.partition(" actions=")
-    parts = [p.strip() for p in head.split(",")]
-    kept = [p for p in parts
-            if p and not p.startswith(("cookie=", "table=")) and p.split("=")[0] not in _STATS]
-    return " ".join(part for part in (",".join(kept), f"actions={actions}" if sep else "")
-                    if part)
+def _port_value(kv: KeyValue) -> object:
+    """The port of an ``in_port`` match or an ``output`` action (None for other keys)."""
+    if kv.key == "in_port":
+        return kv.value
+    if kv.key == "output" and isinstance(kv.value, dict):
+        return kv.value.get("port")
+    return None
 
 
-# --- port names <-> OpenFlow port numbers ------------------------------------------------------
-#
-# ``ovs-ofctl`` resolves port names itself by asking the switch for its port descriptions
-# on a second connection, which costs more than the command it serves (~15 ms of the
-# ~20 ms of a small bundle or dump here).  Given the bridge's ports (name -> number, as
-# OVSDB reports them), the driver does the same translation in-process and runs ovs-ofctl
-# with ``--no-names``: port names become numbers on the way in and numbers become names on
-# the way out, exactly where ovs-ofctl would do it.
-
-_PORT_REF = re.compile(r'(in_port=|output:|output\(port=)("(?:[^"\\]|\\.)*"|[^",)\s]+)')
-_RESERVED_PORTS = frozenset({"IN_PORT", "TABLE", "NORMAL", "FLOOD", "ALL", "CONTROLLER",
-                             "LOCAL", "NONE", "ANY", "UNSET"})
+def _port_name(value: object, names: Mapping[int, str]) -> str | None:
+    """A port reference as a name (the printed name unquoted, the name of a number), or
+    the number as text when no port has it; None for reserved ports and field references."""
+    if isinstance(value, int):
+        return names.get(value, str(value))
+    if not isinstance(value, str) or not value:
+        return None
+    name = _unquote(value)
+    if name.upper() in RESERVED_PORT_NAMES or name.endswith("]"):
+        return None
+    return name
 
 
 def _unquote(token: str) -> str:
@@ -79,43 +119,31 @@ def _unquote(token: str) -> str:
     return token
 
 
-def printed_port_name(name: str) -> str:
-    """A port name as ``ovs-ofctl --names`` prints it: bare when it is a letter followed by
-    letters and digits, double-quoted otherwise (``in_port="patch-tun"``, ``output:tap1``)."""
-    if name[:1].isascii() and name[:1].isalpha() and name.isascii() and name.isalnum() \
-            and name.upper() not in _RESERVED_PORTS:
-        return name
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+def _ports(flow: OFPFlow, names: Mapping[int, str]) -> set[str]:
+    found = set()
+    for kv in [*flow.match_kv, *flow.actions_kv]:
+        name = _port_name(_port_value(kv), names)
+        if name is not None:
+            found.add(name)
+    return found
 
 
-def ports_to_numbers(text: str, numbers: dict[str, int]) -> str | None:
-    """``text`` with every port named in ``in_port=``/``output:`` replaced by its number;
-    None if a name is not in ``numbers`` (then only ovs-ofctl can say what is wrong)."""
-    unknown = False
-
-    def number(match: re.Match) -> str:
-        nonlocal unknown
-        token = _unquote(match.group(2))
-        if token.isdigit() or token.upper() in _RESERVED_PORTS:
-            return match.group(0)
-        if token not in numbers:
-            unknown = True
-            return match.group(0)
-        return f"{match.group(1)}{numbers[token]}"
-
-    translated = _PORT_REF.sub(number, text)
-    return None if unknown else translated
+def _section_text(section, names: Mapping[int, str]) -> str:
+    """A section of the flow as printed, every port number that belongs to a port of the
+    bridge replaced by that port's printed name (spliced at the parser's positions)."""
+    text = section.string
+    for kv in sorted(section.data, key=lambda kv: kv.meta.vpos, reverse=True):
+        value = _port_value(kv)
+        if not isinstance(value, int) or value not in names or kv.meta.vstring != str(value):
+            continue
+        start = kv.meta.vpos
+        text = text[:start] + port_text(names[value]) + text[start + len(kv.meta.vstring):]
+    return text
 
 
-def ports_to_names(text: str, names: dict[int, str]) -> str:
-    """``text`` (printed with port numbers) with every number that belongs to a port of the
-    bridge replaced by that port's printed name, as ``ovs-ofctl --names`` prints it."""
-
-    def name(match: re.Match) -> str:
-        token = match.group(2)
-        if not token.isdigit() or int(token) not in names:
-            return match.group(0)
-        return f"{match.group(1)}{printed_port_name(names[int(token)])}"
-
-    return _PORT_REF.sub(name, text)
+def _printed(flow: OFPFlow, names: Mapping[int, str]) -> str:
+    """``priority=..,match actions=..`` as ``ovs-ofctl --names dump-flows`` prints it."""
+    parts = {s.name: s for s in flow.sections}
+    match = _section_text(parts["match"], names) if "match" in parts else ""
+    actions = _section_text(parts["actions"], names) if "actions" in parts else ""
+    return " ".join(p for p in (match, f"actions={actions}" if "actions" in parts else "") if p)

@@ -3,12 +3,13 @@
 - OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
   commands is one transaction, which returns once ovs-vswitchd has applied it.
 - OpenFlow: ``ovs-ofctl -O OpenFlow15 --bundle add-flows <bridge> -`` with ``OVS_RUNDIR``
-  set: flows name ports by *name*; the driver turns names into the numbers OVSDB reports
-  and runs ovs-ofctl with ``--no-names`` (it would otherwise ask the switch for its ports
-  on a second connection, the larger part of its run time).  A name OVSDB does not know
-  is left to ovs-ofctl to resolve or refuse (an unknown name fails the whole bundle,
-  nothing is applied).  Flows are observed with ``dump-flows`` and printed with port
-  names, as ``ovs-ofctl --names`` prints them.
+  set: typed flows name ports by *name*; the driver binds names to the numbers OVSDB
+  reports when it renders the bundle and runs ovs-ofctl with ``--no-names`` (it would
+  otherwise ask the switch for its ports on a second connection, the larger part of its
+  run time).  A name OVSDB does not know is left to ovs-ofctl to resolve or refuse (an
+  unknown name fails the whole bundle, nothing is applied).  Flows are observed with
+  ``dump-flows`` (parsed by ``openflow.parse_dump_flows``) with their ports named, as
+  ``ovs-ofctl --names`` prints them.
 - Changes to the ports of any bridge (seen by the OVSDB connection as they happen) are
   announced to the callbacks given to ``on_port_change``.
 """
@@ -28,14 +29,8 @@ from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from dvr.agent.drivers.base import DriverError
-from dvr.agent.drivers.observed import ObservedBridge, ObservedFlow, ObservedPort
-from dvr.agent.drivers.openflow import (
-    bundle_lines,
-    parse_dump_flows,
-    ports_to_names,
-    ports_to_numbers,
-)
-from dvr.agent.drivers.ops import (
+from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
+from dvr.agent.reconcile.commands import (
     DeletePort,
     EnsureBridge,
     EnsurePort,
@@ -43,6 +38,7 @@ from dvr.agent.drivers.ops import (
     OvsdbOp,
     SetPortTag,
 )
+from dvr.agent.reconcile.observed import ObservedBridge, ObservedFlow, ObservedPort
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +245,12 @@ def _port_numbers(bridge: ObservedBridge) -> dict[str, int]:
 
 
 def _named(dump: str, bridge: ObservedBridge | None) -> tuple[ObservedFlow, ...]:
-    """Parse a ``--no-names`` dump, printing port numbers by name as ``--names`` would."""
+    """Parse a ``--no-names`` dump, naming port numbers as ``--names`` would."""
     if bridge is None:
         return parse_dump_flows(dump)
     names = {number: name for name, number in _port_numbers(bridge).items()
              if number != OFPP_LOCAL}
-    return parse_dump_flows(ports_to_names(dump, names))
+    return parse_dump_flows(dump, names)
 
 
 class OvsDriver:
@@ -317,12 +313,13 @@ class OvsDriver:
         self._commit([_Apply(self.api, o) for o in ops])
 
     def apply_flows(self, bundle: FlowBundle) -> None:
-        text = "\n".join(bundle_lines(bundle)) + "\n"
-        numbered = ports_to_numbers(text, self.port_numbers(bundle.bridge))
+        numbered = numbered_bundle(bundle, self.port_numbers(bundle.bridge))
         if numbered is None:  # a name OVSDB does not know: ovs-ofctl resolves or refuses it
+            text = "\n".join(bundle_lines(bundle)) + "\n"
             self._ofctl(["--bundle", "add-flows", bundle.bridge, "-"], text)
         else:
-            self._ofctl(["--no-names", "--bundle", "add-flows", bundle.bridge, "-"], numbered)
+            self._ofctl(["--no-names", "--bundle", "add-flows", bundle.bridge, "-"],
+                        "\n".join(numbered) + "\n")
 
     # -- helpers --------------------------------------------------------------------------------
     def port_numbers(self, bridge: str) -> dict[str, int]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dvr.agent.drivers.base import Drivers
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     OVSDB_OPS,
     AddAddress,
     AddRule,

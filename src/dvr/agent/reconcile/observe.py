@@ -1,82 +1,16 @@
 """ObservedState: the part of a host's dataplane the agent looks at, and how it is read.
 
-What the agent *owns* is policy and lives here (``Ownership``), not in the drivers:
-namespaces named ``qrouter-``/``snat-``/``fip-``, OVS ports marked with the managed
-external id, and every flow on the bridges of the desired state.
+The values (``ObservedState``, ``Ownership``) live in ``dvr.agent.reconcile.observed``, so
+the pure planner reads them without reaching the drivers; this module does the reading.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.base import Drivers, LinuxScope
-from dvr.agent.drivers.observed import (
-    ObservedBridge,
-    ObservedLink,
-    ObservedNamespace,
-    ObservedPort,
-)
-
-IFACE_ID = "iface-id"
-
-
-@dataclass(frozen=True)
-class Ownership:
-    """Which objects the agent may remove when they are no longer desired."""
-
-    namespace_prefixes: tuple[str, ...] = ("qrouter-", "snat-", "fip-")
-    managed_port_key: str = "dvr-managed"  # in the interface's external_ids
-    managed_port_value: str = "true"
-
-    def owns_namespace(self, name: str) -> bool:
-        return name.startswith(self.namespace_prefixes)
-
-    def owns_port(self, port: ObservedPort) -> bool:
-        return port.external_id(self.managed_port_key) == self.managed_port_value
-
-    @property
-    def managed_marker(self) -> tuple[str, str]:
-        return (self.managed_port_key, self.managed_port_value)
-
-
-DEFAULT_OWNERSHIP = Ownership()
-
-
-@dataclass(frozen=True)
-class ObservedState:
-    bridges: tuple[ObservedBridge, ...] = ()
-    namespaces: tuple[ObservedNamespace, ...] = ()
-    host_links: tuple[ObservedLink, ...] = ()
-
-    def bridge(self, name: str) -> ObservedBridge | None:
-        return next((b for b in self.bridges if b.name == name), None)
-
-    def namespace(self, name: str) -> ObservedNamespace | None:
-        return next((n for n in self.namespaces if n.name == name), None)
-
-    def host_link(self, name: str) -> ObservedLink | None:
-        return next((link for link in self.host_links if link.name == name), None)
-
-    def find_port(self, name: str) -> tuple[str, ObservedPort] | None:
-        """(bridge name, port) of the port called ``name`` on any observed bridge."""
-        for bridge in self.bridges:
-            port = bridge.port(name)
-            if port is not None:
-                return bridge.name, port
-        return None
-
-    def vif_ports(self, bridge: str = "br-int") -> dict[str, str]:
-        """iface-id -> port name of the ports on ``bridge`` that carry an iface-id."""
-        observed = self.bridge(bridge)
-        if observed is None:
-            return {}
-        return {
-            iface_id: port.name
-            for port in observed.ports
-            if (iface_id := port.external_id(IFACE_ID)) is not None
-        }
+from dvr.agent.reconcile.observed import DEFAULT_OWNERSHIP, ObservedState, Ownership
 
 
 def observation_scope(desired: DesiredState, ownership: Ownership) -> LinuxScope:

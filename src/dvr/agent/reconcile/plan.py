@@ -13,7 +13,6 @@ their tag.  Wanted flows and devices are never touched, so their counters keep g
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -28,8 +27,7 @@ from dvr.agent.desired.state import (
     Route,
     Rule,
 )
-from dvr.agent.drivers.observed import ObservedFlow, ObservedNamespace, ObservedPort
-from dvr.agent.drivers.ops import (
+from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
     CreateNamespace,
@@ -53,7 +51,14 @@ from dvr.agent.drivers.ops import (
     SetSysctl,
     SetTxChecksumming,
 )
-from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, ObservedState, Ownership
+from dvr.agent.reconcile.observed import (
+    DEFAULT_OWNERSHIP,
+    ObservedFlow,
+    ObservedNamespace,
+    ObservedPort,
+    ObservedState,
+    Ownership,
+)
 
 
 @dataclass(frozen=True)
@@ -424,25 +429,6 @@ def _with_recreate(command: EnsurePort) -> EnsurePort:
                       command.tag, command.external_ids, recreate=True)
 
 
-_PORT_REFERENCE = re.compile(r'(?:in_port=|output:|output\(port=)"?([^",)\s]+)"?')
-
-
-_NOT_PORT_NAMES = frozenset({"LOCAL", "IN_PORT", "NORMAL", "CONTROLLER", "FLOOD", "ALL",
-                             "NONE", "ANY", "local", "in_port", "normal", "controller",
-                             "flood", "all", "none", "any"})
-
-
-def port_references(text: str) -> set[str]:
-    """Ports named or numbered in ``in_port=``/``output:`` of flow text (keywords left out)."""
-    return {name for name in _PORT_REFERENCE.findall(text) if name not in _NOT_PORT_NAMES}
-
-
-def flow_port_names(flow: Flow) -> set[str]:
-    """The port names a flow refers to (``in_port=``, ``output:``), not numbers/keywords."""
-    return {name for name in port_references(f"{flow.match} {flow.actions}")
-            if not name.isdigit()}
-
-
 def _ports_present_after(
     desired: DesiredState, observed: ObservedState, ownership: Ownership
 ) -> dict[str, set[str]]:
@@ -465,13 +451,10 @@ def _ports_present_after(
 
 
 def _installed_for_other_ports(flow: Flow, seen: list[ObservedFlow]) -> bool:
-    """The switch prints ports by name, and by number once a port is gone: a flow whose
+    """The switch reports ports by name, and by number once a port is gone: a flow whose
     installed ports differ from its wanted ones was installed for a port that was since
     deleted or recreated (under a new number)."""
-    wanted = port_references(f"{flow.match} {flow.actions}")
-    if any(name.isdigit() for name in wanted):
-        return False  # numbered on purpose: nothing to compare
-    return any(port_references(f.text) != wanted for f in seen if f.text)
+    return any(f.ports is not None and frozenset(f.ports) != flow.ports for f in seen)
 
 
 def _plan_flows(
@@ -492,7 +475,7 @@ def _plan_flows(
         seen_refs = {FlowRef(f.table, f.cookie) for fs in seen_flows.values() for f in fs}
         wanted = {}
         for flow in bridge.flows:
-            if flow_port_names(flow) - present.get(bridge.name, set()):
+            if flow.ports - present.get(bridge.name, set()):
                 deferred.append(flow)
             else:
                 wanted[flow.cookie] = flow
@@ -502,7 +485,7 @@ def _plan_flows(
             for cookie, flow in wanted.items()
             if cookie in seen_flows and (
                 # a port recreated by this plan gets a new number: its flows follow it
-                flow_port_names(flow) & renumbered
+                flow.ports & renumbered
                 or _installed_for_other_ports(flow, seen_flows[cookie]))
         }
         add = sorted(f for c, f in wanted.items() if c not in seen_flows or c in reinstall)

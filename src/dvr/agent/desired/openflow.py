@@ -1,0 +1,266 @@
+"""The OpenFlow vocabulary of desired flows: typed matches and actions (pure).
+
+A flow's match is a ``Match`` (typed fields, ``None`` = wildcard) and its actions a tuple of
+action values (``Output``, ``Resubmit``, ``ModDlSrc``, ...).  Ports are referred to by
+*name*: the OVS driver binds names to OpenFlow port numbers when it installs a flow.
+
+This module also holds the one rendering of these values to ``ovs-ofctl`` text
+(``render_match``, ``render_actions``, ``render_flow``), used by the OVS driver to install
+flows, by the cookie (a hash of the rendered content) and by ``dvr flows`` for people.
+Port names are quoted the way ``ovs-ofctl --names`` prints them (``port_text``), which
+``ovs-ofctl`` also reads back.  Nothing here parses flow text: switch dumps are parsed by
+``dvr.agent.drivers.openflow`` (on top of ``ovs.flow.ofp``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+# --- matches ----------------------------------------------------------------------------------
+
+# ovs-ofctl protocol shorthands (each fixes dl_type and, for some, nw_proto)
+Protocol = Literal["ip", "ipv6", "arp", "icmp", "icmp6", "tcp", "udp"]
+
+ETH_TYPE_IP = 0x0800
+ETH_TYPE_ARP = 0x0806
+ETH_TYPE_IPV6 = 0x86DD
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ICMPV6 = 58
+
+# protocol -> (dl_type, nw_proto or None)
+PROTOCOLS: dict[str, tuple[int, int | None]] = {
+    "ip": (ETH_TYPE_IP, None),
+    "ipv6": (ETH_TYPE_IPV6, None),
+    "arp": (ETH_TYPE_ARP, None),
+    "icmp": (ETH_TYPE_IP, IPPROTO_ICMP),
+    "icmp6": (ETH_TYPE_IPV6, IPPROTO_ICMPV6),
+    "tcp": (ETH_TYPE_IP, IPPROTO_TCP),
+    "udp": (ETH_TYPE_IP, IPPROTO_UDP),
+}
+
+
+class Match(NamedTuple):
+    """The fields a flow matches on; ``None`` is a wildcard.  ``Match()`` matches all.
+
+    MACs are ``xx:xx:xx:xx:xx:xx`` (lower case); IP fields are an address or a prefix
+    (``192.0.2.0/24``); ``dl_vlan`` 0xffff means untagged; ``*_mask`` fields make the field
+    before them a masked match.  (A NamedTuple rather than a frozen dataclass: desired state
+    builds and hashes thousands of these, and a tuple is several times cheaper at both.)
+    """
+
+    in_port: str | None = None  # a port name
+    proto: Protocol | None = None
+    dl_vlan: int | None = None
+    vlan_tci: int | None = None
+    vlan_tci_mask: int | None = None
+    dl_src: str | None = None
+    dl_src_mask: str | None = None
+    dl_dst: str | None = None
+    dl_dst_mask: str | None = None
+    tun_id: int | None = None
+    tun_id_mask: int | None = None
+    nw_src: str | None = None
+    nw_dst: str | None = None
+    arp_op: int | None = None
+    arp_spa: str | None = None
+    arp_tpa: str | None = None
+    icmp_type: int | None = None
+    nd_target: str | None = None
+
+    def __repr__(self) -> str:
+        pairs = zip(self._fields, self, strict=True)
+        fields = ", ".join(f"{name}={value!r}" for name, value in pairs if value is not None)
+        return f"Match({fields})"
+
+
+MATCH_ALL = Match()
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: str  # a port name
+
+
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    table: int  # resubmit(,table): the same in_port, another table
+
+
+@dataclass(frozen=True, slots=True)
+class ModDlSrc:
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModDlDst:
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModVlanVid:
+    vlan: int  # pushes a tag on an untagged frame
+
+
+@dataclass(frozen=True, slots=True)
+class StripVlan:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetTunnel:
+    tun_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecTtl:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Normal:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OutputInPort:
+    """Output to the port the frame came in on (``IN_PORT``)."""
+
+
+Action = (Output | Resubmit | ModDlSrc | ModDlDst | ModVlanVid | StripVlan | SetTunnel
+          | DecTtl | Drop | Normal | OutputInPort)
+
+STRIP_VLAN = StripVlan()
+DEC_TTL = DecTtl()
+DROP = Drop()
+NORMAL = Normal()
+IN_PORT = OutputInPort()
+DROP_ONLY: tuple[Action, ...] = (DROP,)  # the actions of a flow that drops what it matches
+
+# --- port references --------------------------------------------------------------------------
+
+# names ovs-ofctl reads as reserved ports rather than as port names
+RESERVED_PORT_NAMES = frozenset({"IN_PORT", "TABLE", "NORMAL", "FLOOD", "ALL", "CONTROLLER",
+                                 "LOCAL", "NONE", "ANY", "UNSET"})
+
+
+def port_text(name: str) -> str:
+    """A port name as ``ovs-ofctl --names`` prints it (and reads it): bare when it is a
+    letter followed by letters and digits, double-quoted otherwise (``"patch-tun"``)."""
+    if name[:1].isascii() and name[:1].isalpha() and name.isascii() and name.isalnum() \
+            and name.upper() not in RESERVED_PORT_NAMES:
+        return name
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+class UnboundPort(KeyError):
+    """A flow names a port that has no OpenFlow number (yet)."""
+
+
+def port_numbers(numbers: Mapping[str, int]) -> Callable[[str], str]:
+    """A port writer for ``render_*`` that writes each port as its number (the driver's
+    binding); a name without a number raises ``UnboundPort``."""
+
+    def number(name: str) -> str:
+        found = numbers.get(name)
+        if found is None:
+            raise UnboundPort(name)
+        return str(found)
+
+    return number
+
+
+def flow_ports(match: Match, actions: Iterable[Action]) -> frozenset[str]:
+    """The port names a flow refers to (its ``in_port`` and its outputs)."""
+    names = {a.port for a in actions if type(a) is Output}
+    if match.in_port is not None:
+        names.add(match.in_port)
+    return frozenset(names)
+
+
+# --- rendering to ovs-ofctl text ----------------------------------------------------------------
+
+
+def _masked(value: str, mask: str | None) -> str:
+    return value if mask is None else f"{value}/{mask}"
+
+
+def _masked_int(value: int, mask: int | None) -> str:
+    return f"{value:#x}" if mask is None else f"{value:#x}/{mask:#x}"
+
+
+def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
+    """``ovs-ofctl`` match text, fields in a fixed order; "" for match-all."""
+    (in_port, proto, dl_vlan, vlan_tci, vlan_tci_mask, dl_src, dl_src_mask, dl_dst,
+     dl_dst_mask, tun_id, tun_id_mask, nw_src, nw_dst, arp_op, arp_spa, arp_tpa, icmp_type,
+     nd_target) = match
+    parts: list[str] = []
+    if in_port is not None:
+        parts.append(f"in_port={port(in_port)}")
+    if proto is not None:
+        parts.append(proto)
+    if dl_vlan is not None:
+        parts.append(f"dl_vlan={dl_vlan}")
+    if vlan_tci is not None:
+        parts.append(f"vlan_tci={_masked_int(vlan_tci, vlan_tci_mask)}")
+    if dl_src is not None:
+        parts.append(f"dl_src={_masked(dl_src, dl_src_mask)}")
+    if dl_dst is not None:
+        parts.append(f"dl_dst={_masked(dl_dst, dl_dst_mask)}")
+    if tun_id is not None:
+        parts.append(f"tun_id={_masked_int(tun_id, tun_id_mask)}")
+    for name, value in (("nw_src", nw_src), ("nw_dst", nw_dst), ("arp_op", arp_op),
+                        ("arp_spa", arp_spa), ("arp_tpa", arp_tpa), ("icmp_type", icmp_type),
+                        ("nd_target", nd_target)):
+        if value is not None:
+            parts.append(f"{name}={value}")
+    return ",".join(parts)
+
+
+def _output_text(action: Output, port: Callable[[str], str]) -> str:
+    return f"output:{port(action.port)}"
+
+
+_ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
+    Output: _output_text,
+    Resubmit: lambda a, _: f"resubmit(,{a.table})",
+    ModDlSrc: lambda a, _: f"mod_dl_src:{a.mac}",
+    ModDlDst: lambda a, _: f"mod_dl_dst:{a.mac}",
+    ModVlanVid: lambda a, _: f"mod_vlan_vid:{a.vlan}",
+    SetTunnel: lambda a, _: f"set_tunnel:{a.tun_id:#x}",
+    StripVlan: lambda a, _: "strip_vlan",
+    DecTtl: lambda a, _: "dec_ttl",
+    Drop: lambda a, _: "drop",
+    Normal: lambda a, _: "NORMAL",
+    OutputInPort: lambda a, _: "IN_PORT",
+}
+
+
+def render_action(action: Action, port: Callable[[str], str] = port_text) -> str:
+    return _ACTION_TEXT[type(action)](action, port)
+
+
+def render_actions(actions: Iterable[Action], port: Callable[[str], str] = port_text) -> str:
+    """``ovs-ofctl`` action text; "drop" for no actions."""
+    texts = _ACTION_TEXT
+    return ",".join([texts[type(a)](a, port) for a in actions]) or "drop"
+
+
+def render_flow(table: int, priority: int, cookie: int, match: Match,
+                actions: Iterable[Action], port: Callable[[str], str] = port_text) -> str:
+    """One line for ``ovs-ofctl add-flow(s)``."""
+    text = render_match(match, port)
+    body = f",{text}" if text else ""
+    return (f"table={table},priority={priority},cookie={cookie:#x}{body},"
+            f"actions={render_actions(actions, port)}")

@@ -1,0 +1,86 @@
+"""Typed flows as values: equality, cookies, ordering, the one rendering."""
+
+from __future__ import annotations
+
+import pickle
+
+from dvr.agent.desired.openflow import (
+    DROP,
+    IN_PORT,
+    NORMAL,
+    STRIP_VLAN,
+    Match,
+    ModDlSrc,
+    Output,
+    Resubmit,
+    SetTunnel,
+    render_actions,
+    render_flow,
+    render_match,
+)
+from dvr.agent.desired.state import OWNER_COOKIE_MASK, Flow, owner_cookie_prefix
+
+VM = "fa:16:3e:00:00:01"
+
+
+def l2pop(mac: str = VM, port: str = "vxlan-c0000202") -> Flow:
+    return Flow(20, 2, Match(dl_vlan=1, dl_dst=mac), (STRIP_VLAN, SetTunnel(0x3E9), Output(port)),
+                "network:n1")
+
+
+def test_equal_content_is_an_equal_flow_with_the_same_cookie():
+    a, b = l2pop(), l2pop()
+    assert a == b and hash(a) == hash(b) and a.cookie == b.cookie
+    assert len({a, b}) == 1
+
+
+def test_the_cookie_names_the_owner_and_changes_with_the_content():
+    a = l2pop()
+    assert a.cookie & OWNER_COOKIE_MASK == owner_cookie_prefix("network:n1")
+    for other in (l2pop(mac="fa:16:3e:00:00:02"), l2pop(port="vxlan-c0000203")):
+        assert other != a and other.cookie != a.cookie
+        assert other.cookie & OWNER_COOKIE_MASK == a.cookie & OWNER_COOKIE_MASK
+
+
+def test_flows_with_the_same_match_but_other_actions_differ():
+    a = Flow(0, 1, Match(in_port="patch-tun"), (NORMAL,), "bridge:br-int")
+    b = Flow(0, 1, Match(in_port="patch-tun"), (DROP,), "bridge:br-int")
+    assert a != b and a.cookie != b.cookie and len({a, b}) == 2
+
+
+def test_flows_sort_by_table_priority_and_content():
+    flows = [l2pop(mac="fa:16:3e:00:00:09"), Flow(0, 0, Match(), (DROP,), "bridge:b"),
+             l2pop(), Flow(20, 1, Match(), (DROP,), "bridge:b")]
+    assert [(f.table, f.priority) for f in sorted(flows)] == [(0, 0), (20, 1), (20, 2), (20, 2)]
+    assert sorted(flows)[2] == l2pop()
+
+
+def test_a_pickled_flow_is_equal_and_recomputes_its_caches():
+    a = l2pop()
+    cookie, _ = a.cookie, hash(a)
+    b = pickle.loads(pickle.dumps(a))
+    assert set(vars(b)) == {"table", "priority", "match", "actions", "owner"}
+    assert b == a and hash(b) == hash(a) and b.cookie == cookie
+
+
+def test_rendering_quotes_port_names_like_ovs_ofctl_prints_them():
+    flow = Flow(0, 1, Match(in_port="patch-tun", dl_src=VM),
+                (ModDlSrc("fa:16:3f:00:00:01"), Resubmit(1), Output("tap1"), IN_PORT), "x:y")
+    assert render_match(flow.match) == f'in_port="patch-tun",dl_src={VM}'
+    assert render_actions(flow.actions) == (
+        "mod_dl_src:fa:16:3f:00:00:01,resubmit(,1),output:tap1,IN_PORT")
+    assert render_flow(0, 1, 0x5, flow.match, flow.actions) == (
+        f'table=0,priority=1,cookie=0x5,in_port="patch-tun",dl_src={VM},'
+        "actions=mod_dl_src:fa:16:3f:00:00:01,resubmit(,1),output:tap1,IN_PORT")
+    assert flow.ports == {"patch-tun", "tap1"}
+
+
+def test_masks_protocols_and_match_all():
+    assert render_match(Match()) == ""
+    assert render_actions(()) == "drop"
+    assert render_match(Match(dl_dst="01:00:00:00:00:00", dl_dst_mask="01:00:00:00:00:00")) \
+        == "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00"
+    assert render_match(Match(vlan_tci=0x0FFF, vlan_tci_mask=0x1FFF)) == "vlan_tci=0xfff/0x1fff"
+    assert render_match(Match(proto="icmp6", dl_vlan=3, icmp_type=135, nd_target="2001:db8::1")) \
+        == "icmp6,dl_vlan=3,icmp_type=135,nd_target=2001:db8::1"
+    assert repr(Match(dl_vlan=3)) == "Match(dl_vlan=3)"

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +129,15 @@ def clouds_yaml(url: str) -> str:
     return f'{{"clouds": {{{entries}}}}}\n'
 
 
+def sdk_environment(inherited: Mapping[str, str], home: Path, clouds_file: Path) -> dict[str, str]:
+    """Our clouds.yaml and nothing else: no inherited OS_* / OPENSTACKSDK_* settings, and a
+    HOME of our own so no user's clouds.yaml or secure.yaml is merged in."""
+    env = {key: value for key, value in inherited.items()
+           if not key.startswith(("OS_", "OPENSTACKSDK_")) and key != "XDG_CONFIG_HOME"}
+    env.update(HOME=str(home), OS_CLIENT_CONFIG_FILE=str(clouds_file), OS_CLOUD="devstack-admin")
+    return env
+
+
 def run_sdk_tests(work_dir: Path, clouds_file: Path, junit: Path, select: str | None) -> None:
     """pytest on the SDK's package, isolated from this repository's pytest configuration."""
     (work_dir / "pytest.ini").write_text("[pytest]\n")
@@ -140,7 +149,7 @@ def run_sdk_tests(work_dir: Path, clouds_file: Path, junit: Path, select: str | 
     ]
     if select:
         command += ["-k", select]
-    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds_file), "OS_CLOUD": "devstack-admin"}
+    env = sdk_environment(os.environ, work_dir, clouds_file)
     with open(work_dir / "pytest.log", "wb") as log:
         subprocess.run(command, cwd=work_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
                        check=False, timeout=1800)
@@ -185,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", dest="select", help="a pytest -k expression (default: all)")
     args = parser.parse_args(argv)
     outcome = run(args.out, args.select)
-    print(report(outcome.results))
     print(f"per-test results: {outcome.tsv}")
+    print(report(outcome.results))
     return exit_status(outcome.results)
 
 

@@ -4,7 +4,7 @@ the clouds.yaml the SDK reads."""
 from __future__ import annotations
 
 import openstack.config
-from run_sdk_functional import CLOUD_NAMES, clouds_yaml
+from run_sdk_functional import CLOUD_NAMES, clouds_yaml, sdk_environment
 from sdk_results import (
     PACKAGE,
     Outcome,
@@ -109,3 +109,11 @@ def test_clouds_are_authless_with_only_a_network_endpoint(tmp_path):
         assert region.config["auth_type"] == "none"
         assert region.get_endpoint("network") == "http://127.0.0.1:9"
         assert region.get_endpoint("compute") is None
+
+
+def test_the_sdk_sees_only_our_clouds(tmp_path):
+    inherited = {"PATH": "/usr/bin", "OS_AUTH_URL": "http://keystone", "OS_CLOUD": "prod",
+                 "OPENSTACKSDK_DEMO_CLOUD": "x", "XDG_CONFIG_HOME": "/root/.config"}
+    env = sdk_environment(inherited, tmp_path, tmp_path / "clouds.yaml")
+    assert env == {"PATH": "/usr/bin", "HOME": str(tmp_path), "OS_CLOUD": "devstack-admin",
+                   "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml")}

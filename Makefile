@@ -10,7 +10,7 @@ APT_RUNTIME := openvswitch-switch iproute2 iputils-ping ethtool nftables iperf3 
 # and what the test suite needs besides (a real PostgreSQL, Chromium for the browser test)
 APT_TEST := postgresql chromium
 
-.PHONY: demo test system-deps test-deps venv lint down
+.PHONY: demo test system-deps test-deps venv lint down compat
 
 system-deps: APT_PACKAGES = $(APT_RUNTIME)
 test-deps: APT_PACKAGES = $(APT_RUNTIME) $(APT_TEST)
@@ -33,6 +33,11 @@ $(VENV)/.installed: pyproject.toml
 
 test: test-deps venv
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+# openstacksdk's own functional network tests against a private dvr-server (about 30 s;
+# not part of 'test'): counts by scope, per-test results in artifacts/compat/
+compat: venv
+	$(VENV)/bin/python tests/compat/run_sdk_functional.py $(COMPAT_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check src tests

@@ -20,6 +20,7 @@ Run:  .venv/bin/python bench/bench_desired.py [--repeat 20]
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import statistics
@@ -218,7 +219,14 @@ def main() -> None:
     parser.add_argument("--local-per-subnet", type=int, default=1)
     parser.add_argument("--peers", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--agent-gc", action="store_true",
+                        help="run under the garbage-collector settings dvr-agent uses "
+                             "(dvr.gc_tuning), applied before the view is built")
     args = parser.parse_args()
+    if args.agent_gc:
+        from dvr.gc_tuning import tune_garbage_collector
+
+        tune_garbage_collector()
 
     view, plugged = build_view(args.routers, args.subnets_per_router, args.ports_per_subnet,
                                args.peers, args.local_per_subnet)
@@ -227,7 +235,8 @@ def main() -> None:
     ports = {b.name: len(b.ports) for b in state.bridges}
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{platform.python_implementation()} {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}, load average {os.getloadavg()[0]:.2f}")
+          f"{platform.system()} {platform.release()}, load average {os.getloadavg()[0]:.2f}, "
+          f"gc thresholds {gc.get_threshold()}")
     print(f"view: {len(view.routers)} routers, {len(view.networks)} networks/subnets, "
           f"{args.ports_per_subnet * len(view.networks)} ports ({len(view.ports)} local), "
           f"{len(view.peer_host_macs)} peer hosts")

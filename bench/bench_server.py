@@ -40,9 +40,9 @@ from benchlib import load_average, machine  # noqa: E402
 from dvr.db import tables as t  # noqa: E402
 from dvr.db.migrate import upgrade_to_head  # noqa: E402
 from dvr.db.session import Database  # noqa: E402
+from dvr.gc_tuning import tune_garbage_collector  # noqa: E402
 from dvr.model.hostview import is_dvr_serviceable  # noqa: E402
 from dvr.server.hostview import build_host_view  # noqa: E402
-from dvr.server.runtime import tune_garbage_collector  # noqa: E402
 from dvr.server.serialize import to_jsonable  # noqa: E402
 from dvr.server.services.ipam import default_pools  # noqa: E402
 

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from dvr.server.runtime import GC_YOUNG_THRESHOLD, tune_garbage_collector
+from dvr.gc_tuning import GC_YOUNG_THRESHOLD, tune_garbage_collector
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from dvr.agent.dataplane import HostDataplane
 from dvr.agent.drivers.real import build_real_drivers
 from dvr.agent.loop import AgentLoop, AgentRefused
 from dvr.client import ServerClient
+from dvr.gc_tuning import tune_garbage_collector
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     client = ServerClient(config.server, config.token)
     dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir))
+    tune_garbage_collector()  # full desired-state computations build thousands of flows
     try:
         AgentLoop(config, client, dataplane).run(stop, once=args.once)
     except AgentRefused:  # logged: "register failed and retrying cannot fix it: ..."

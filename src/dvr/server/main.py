@@ -17,6 +17,7 @@ import uvicorn
 
 from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database, DatabaseDriverMissing
+from dvr.gc_tuning import tune_garbage_collector
 from dvr.server.app import TransportTag, create_app
 from dvr.server.config import (
     DEFAULT_LISTEN,
@@ -27,7 +28,6 @@ from dvr.server.config import (
     parse_listener,
     parse_vni_range,
 )
-from dvr.server.runtime import tune_garbage_collector
 from dvr.server.validate import to_mac
 
 log = logging.getLogger("dvr.server")

@@ -54,7 +54,7 @@ def test_every_operation_declares_its_path_parameters(api):
 def test_lookups_by_id_declare_404_and_bodies_declare_400_and_413(api):
     doc = document(api)
     for path, method, op in operations(doc):
-        if "{" in path and not path.startswith("/dvr/v1/hosts/"):
+        if "{" in path:  # an unknown object, or a value with "/" (no route then)
             assert "404" in op["responses"], (method, path)
         if "requestBody" in op:
             assert {"400", "413"} <= set(op["responses"]), (method, path)

@@ -26,7 +26,10 @@ from dvr.server.validate import (
 )
 from dvr.trace.steps import PROTOCOLS
 
-HOST_SCHEMA: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_STRING}
+# a host name with "/" could not be named in a URL (such a URL is a 404)
+HOST_SCHEMA: JsonSchema = {
+    "type": "string", "minLength": 1, "maxLength": MAX_STRING, "pattern": "^[^/]+$",
+}
 HOST_PARAM = path_param("host", HOST_SCHEMA, "the host's name, as its agent registered it")
 REVISION_SCHEMA: JsonSchema = {"type": "string", "pattern": "^[0-9]{1,18}$"}
 SECONDS_SCHEMA: JsonSchema = {"type": "number", "minimum": 0}
@@ -119,22 +122,22 @@ def describe(agent: JsonSchema) -> tuple[dict[str, JsonSchema], dict[str, Any]]:
             "allocateHostMac", "The host's DVR MAC (allocated on first call)",
             (200, "OK", obj({"host": STRING, "mac_address": MAC_SCHEMA},
                             ("host", "mac_address"))),
-            (400, 503), parameters=[HOST_PARAM], tags=kind,
+            (400, 404, 503), parameters=[HOST_PARAM], tags=kind,
         )},
         f"{p}/hosts/{{host}}/view": {"get": operation(
             "showHostView", "Everything the host's agent needs (HostView)",
-            (200, "OK", ref("HostView")), (400,), parameters=[HOST_PARAM], tags=kind,
+            (200, "OK", ref("HostView")), (400, 404), parameters=[HOST_PARAM], tags=kind,
         )},
         f"{p}/hosts/{{host}}/watch": {"get": operation(
             "watchHost", "Long poll: what changed for the host since a revision",
-            (200, "OK", WATCH_REPLY), (400,),
+            (200, "OK", WATCH_REPLY), (400, 404),
             parameters=[HOST_PARAM, query_param("since", REVISION_SCHEMA),
                         query_param("timeout", SECONDS_SCHEMA, "seconds, capped by the server")],
             tags=kind,
         )},
         f"{p}/hosts/{{host}}/routers": {"get": operation(
             "listHostRouters", "Routers hosted on the host",
-            (200, "OK", obj({"host": STRING, "routers": array_of(UUID_SCHEMA)})), (400,),
+            (200, "OK", obj({"host": STRING, "routers": array_of(UUID_SCHEMA)})), (400, 404),
             parameters=[HOST_PARAM], tags=kind,
         )},
         f"{p}/hosts/{{host}}/agent-state": {"get": operation(

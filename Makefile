@@ -39,7 +39,7 @@ test: test-deps venv
 fuzz: test-deps venv
 	@seed=$${DVR_FUZZ_SEED:-$$RANDOM$$RANDOM}; echo "fuzz seed: $$seed"; \
 	DVR_FUZZ_SEED=$$seed DVR_FUZZ_EXAMPLES=$${DVR_FUZZ_EXAMPLES:-40} \
-	DVR_FUZZ_STEPS=$${DVR_FUZZ_STEPS:-10} \
+	DVR_FUZZ_STEPS=$${DVR_FUZZ_STEPS:-10} DVR_FUZZ_ALL_TAGS=1 \
 	$(VENV)/bin/python -m pytest -ra tests/server/test_server_fuzz.py $(PYTEST_ARGS)
 
 lint: venv

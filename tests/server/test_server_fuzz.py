@@ -9,6 +9,8 @@ Bounded and seeded for ``make test``; ``make fuzz`` runs it longer:
   DVR_FUZZ_EXAMPLES  examples per operation and mode (default 3); each stateful walk runs
                      five times as many scenarios, of up to DVR_FUZZ_STEPS (default 6) calls
   DVR_FUZZ_SEED      the seed (default fixed, so a CI failure replays exactly)
+  DVR_FUZZ_ALL_TAGS  1: fuzz the tag routes of every collection (default: of networks only;
+                     they are one handler bound to five tables, and the walks tag every kind)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 import os
+import re
 import warnings
 import zlib
 
@@ -35,6 +38,8 @@ from dvr.server.app import create_app
 EXAMPLES = int(os.environ.get("DVR_FUZZ_EXAMPLES", "3"))
 STEPS = int(os.environ.get("DVR_FUZZ_STEPS", "6"))
 SEED = int(os.environ.get("DVR_FUZZ_SEED", "20261202"))
+ALL_TAGS = os.environ.get("DVR_FUZZ_ALL_TAGS") == "1"
+TAGGED_ELSEWHERE = re.compile(r"^/v2\.0/(subnets|ports|routers|floatingips)/\{id\}/tags")
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -131,7 +136,11 @@ def _fuzz(operation, mode: GenerationMode) -> str | None:  # type: ignore[no-unt
 def test_every_operation_answers_as_documented(fuzz_app):  # type: ignore[no-untyped-def]
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=_config(False))
     schema.validate()  # it is a valid OpenAPI 3.1 document
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [
+        operation
+        for operation in (result.ok() for result in schema.get_all_operations())
+        if ALL_TAGS or not TAGGED_ELSEWHERE.match(operation.path)
+    ]
     failures = [
         failure
         for operation in operations

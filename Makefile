@@ -10,7 +10,7 @@ APT_RUNTIME := openvswitch-switch iproute2 iputils-ping ethtool nftables iperf3 
 # and what the test suite needs besides (a real PostgreSQL, Chromium for the browser test)
 APT_TEST := postgresql chromium
 
-.PHONY: demo test system-deps test-deps venv lint down compat
+.PHONY: demo test fuzz compat system-deps test-deps venv lint down
 
 system-deps: APT_PACKAGES = $(APT_RUNTIME)
 test-deps: APT_PACKAGES = $(APT_RUNTIME) $(APT_TEST)
@@ -38,6 +38,14 @@ test: test-deps venv
 # not part of 'test'): counts by scope, per-test results in artifacts/compat/
 compat: venv
 	$(VENV)/bin/python tests/compat/run_sdk_functional.py $(COMPAT_ARGS)
+
+# the API fuzz suite for longer than `make test` runs it, with a fresh seed each time
+# (replay one with DVR_FUZZ_SEED=N; DVR_FUZZ_EXAMPLES / DVR_FUZZ_STEPS set the length)
+fuzz: test-deps venv
+	@seed=$${DVR_FUZZ_SEED:-$$RANDOM$$RANDOM}; echo "fuzz seed: $$seed"; \
+	DVR_FUZZ_SEED=$$seed DVR_FUZZ_EXAMPLES=$${DVR_FUZZ_EXAMPLES:-40} \
+	DVR_FUZZ_STEPS=$${DVR_FUZZ_STEPS:-10} DVR_FUZZ_ALL_TAGS=1 \
+	$(VENV)/bin/python -m pytest -ra tests/server/test_server_fuzz.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check src tests

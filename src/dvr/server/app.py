@@ -167,7 +167,8 @@ def build_routes(context: ServerContext) -> list[Route]:
     for collection in COLLECTIONS:
         result += collection_routes(context, collection)
     result += dvr_protocol.routes(context)
-    result.append(Route("/openapi.json", openapi_endpoint(COLLECTIONS), methods=["GET"]))
+    document = openapi_endpoint(COLLECTIONS, context.config.limits)
+    result.append(Route("/openapi.json", document, methods=["GET"]))
     result += web_routes(context)  # type: ignore[arg-type]  # the web view (dvr.web)
     return result
 

@@ -20,7 +20,15 @@ from dvr.server.config import ApiLimits
 from dvr.server.errors import BadRequestError, http_bad_request
 from dvr.server.jsonbody import decode_json
 from dvr.server.listing import FilterTypes
-from dvr.server.validate import to_bool, to_int
+from dvr.server.validate import (
+    STRING_SCHEMA,
+    UUID_SCHEMA,
+    JsonSchema,
+    array_of,
+    json_types,
+    nullable,
+    schema_of,
+)
 
 
 @dataclass(frozen=True)
@@ -145,22 +153,66 @@ def check_count_limits(
             )
 
 
-# attributes whose converter does not say what they hold (custom or output-only)
-_INTEGER_NAMES = frozenset({"ip_version", "provider:segmentation_id", "revision_number"})
-_STRUCTURED_NAMES = frozenset(
-    {"tags", "subnets", "availability_zones", "external_gateway_info", "binding:vif_details",
-     "binding:profile", "fixed_ips", "allowed_address_pairs", "security_groups", "routes",
-     "host_routes", "dns_nameservers", "allocation_pools", "availability_zone_hints",
-     "service_types", "configurations"}
-)
+TIMESTAMP_SCHEMA: JsonSchema = {"type": "string"}
+
+# what the attributes that are never written through the API hold (by name: one name means
+# one thing across resources)
+OUTPUT_SCHEMAS: dict[str, JsonSchema] = {
+    "id": UUID_SCHEMA,
+    "tenant_id": STRING_SCHEMA,
+    "project_id": STRING_SCHEMA,
+    "created_at": TIMESTAMP_SCHEMA,
+    "updated_at": TIMESTAMP_SCHEMA,
+    "revision_number": {"type": "integer", "minimum": 0},
+    "tags": array_of({"type": "string"}),
+    "status": {"type": "string"},
+    "subnets": array_of(UUID_SCHEMA),
+    "availability_zones": array_of({"type": "string"}),
+    "binding:vif_type": {"type": "string"},
+    "binding:vif_details": {"type": "object"},
+    "router_id": nullable(UUID_SCHEMA),
+    "port_details": {"type": ["object", "null"]},
+    "port_forwardings": {"type": "array"},
+    "agent_type": {"type": "string"},
+    "binary": {"type": "string"},
+    "topic": {"type": "string"},
+    "host": {"type": "string"},
+    "alive": {"type": "boolean"},
+    "configurations": {"type": "object"},
+    "heartbeat_timestamp": TIMESTAMP_SCHEMA,
+    "started_at": TIMESTAMP_SCHEMA,
+    "availability_zone": {"type": ["string", "null"]},
+    "resources_synced": {"type": ["boolean", "null"]},
+}
+
+
+def attribute_names(spec: ResourceSpec) -> set[str]:
+    """Every attribute a client of ``spec``'s collection may see, filter and sort on."""
+    return (
+        {a.name for a in spec.attrs}
+        | set(spec.output_only)
+        | COMMON_OUTPUT_ONLY
+        | {"tenant_id", "project_id"}
+    )
+
+
+def attribute_schema(spec: ResourceSpec, name: str) -> JsonSchema:
+    """The JSON schema of attribute ``name`` of ``spec`` (its converter's, else by name)."""
+    attr = spec.attr(name)
+    schema = schema_of(attr.convert) if attr is not None else None
+    if schema is None:
+        schema = OUTPUT_SCHEMAS.get(name)
+    if schema is None:
+        raise KeyError(f"{spec.singular}.{name} declares no JSON schema")
+    return schema
 
 
 def filter_types(spec: ResourceSpec) -> FilterTypes:
-    """How list filters and sort keys of ``spec``'s collection are checked."""
-    names = {a.name for a in spec.attrs} | set(spec.output_only) | COMMON_OUTPUT_ONLY
+    """How list filters and sort keys of ``spec``'s collection are checked (from the
+    attributes' JSON schemas)."""
+    types = {name: json_types(attribute_schema(spec, name)) for name in attribute_names(spec)}
     return FilterTypes(
-        integers=frozenset(a.name for a in spec.attrs if a.convert is to_int)
-        | (_INTEGER_NAMES & names),
-        booleans=frozenset(a.name for a in spec.attrs if a.convert is to_bool),
-        unsortable=_STRUCTURED_NAMES & names,
+        integers=frozenset(n for n, t in types.items() if "integer" in t),
+        booleans=frozenset(n for n, t in types.items() if t == {"boolean"}),
+        unsortable=frozenset(n for n, t in types.items() if t & {"array", "object"}),
     )

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dvr.server.attributes import (
-    COMMON_OUTPUT_ONLY,
     ResourceSpec,
+    attribute_names,
     check_count_limits,
     decode_json,
     filter_types,
@@ -44,15 +44,7 @@ def query_of(request: Request) -> Query:
 
 
 def visible_keys(spec: ResourceSpec) -> set[str]:
-    return (
-        {a.name for a in spec.attrs}
-        | set(spec.output_only)
-        | set(COMMON_OUTPUT_ONLY)
-        | {
-            "tenant_id",
-            "project_id",
-        }
-    )
+    return attribute_names(spec)
 
 
 def list_payload(

@@ -8,7 +8,23 @@ from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.services import cascades
 from dvr.server.services import networks as service
 from dvr.server.services.common import list_rows
-from dvr.server.validate import one_of, to_bool, to_int, to_str, to_str_list, to_str_or_none
+from dvr.server.validate import (
+    INTEGER_SCHEMA,
+    accepts,
+    nullable,
+    one_of,
+    to_bool,
+    to_int,
+    to_str,
+    to_str_list,
+    to_str_or_none,
+)
+
+
+@accepts(nullable(INTEGER_SCHEMA))
+def _segmentation_id(value: object) -> int | None:
+    return None if value is None else to_int(value)
+
 
 SPEC = ResourceSpec(
     singular="network",
@@ -24,7 +40,7 @@ SPEC = ResourceSpec(
         Attr("availability_zone_hints", to_str_list),
         Attr("provider:network_type", one_of("vxlan", "flat", "vlan"), put=False),
         Attr("provider:physical_network", to_str_or_none, put=False),
-        Attr("provider:segmentation_id", lambda v: None if v is None else to_int(v), put=False),
+        Attr("provider:segmentation_id", _segmentation_id, put=False),
         Attr("project_id", to_str, put=False),
         Attr("tenant_id", to_str, put=False),
     ),

@@ -1,4 +1,16 @@
-"""GET /openapi.json: an OpenAPI 3.1 description generated from the resource specs."""
+"""GET /openapi.json: an OpenAPI 3.1 description of every route of the server.
+
+The Neutron collections are described from the same ``ResourceSpec``s that validate their
+requests: each attribute's schema is its converter's (``validate.schema_of``) or, for
+output-only attributes, ``attributes.OUTPUT_SCHEMAS``; which attributes a create or update
+accepts is the spec's ``post``/``put``; the list maxima are the server's ``ApiLimits``.
+Creates link to the operations that take the new object's id, so a stateful client (or
+fuzzer) can walk from a created object to everything that uses it.
+
+Not described: ``/ui`` (the web view's HTML and assets) and the Server-Sent-Events form of
+``GET /dvr/v1/events`` (asked for with ``Accept: text/event-stream``); its JSON long-poll
+form is described.
+"""
 
 from __future__ import annotations
 
@@ -7,130 +19,318 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dvr.server.api.common import Collection, json_response, visible_keys
+from dvr.server.api import openapi_protocol
+from dvr.server.api.common import Collection, json_response
+from dvr.server.api.extensions import EXTENSIONS
+from dvr.server.api.openapi_parts import (
+    ERROR_SCHEMA,
+    link,
+    obj,
+    operation,
+    path_param,
+    query_param,
+    ref,
+    request_body,
+)
+from dvr.server.api.tags import TABLES as TAGGED_COLLECTIONS
+from dvr.server.attributes import (
+    COUNT_LIMITS,
+    ResourceSpec,
+    attribute_names,
+    attribute_schema,
+    filter_types,
+)
+from dvr.server.config import ApiLimits
+from dvr.server.listing import FIXED_IPS_FILTER_KEYS, TAG_KEYS
+from dvr.server.validate import INTEGER_SCHEMA, MAX_STRING, UUID_SCHEMA, JsonSchema, array_of
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "NeutronError": {
-            "type": "object",
-            "properties": {
-                "type": {"type": "string"},
-                "message": {"type": "string"},
-                "detail": {"type": "string"},
-            },
-            "required": ["type", "message", "detail"],
-        }
-    },
+ID_PARAM = path_param("id", UUID_SCHEMA, "the object's id (a malformed id is a 404)")
+TAG_SCHEMA: JsonSchema = {
+    "type": "string", "minLength": 1, "maxLength": MAX_STRING, "pattern": "^[^,/]+$",
 }
-
-DVR_PATHS: dict[str, dict[str, str]] = {
-    "/dvr/v1/agents": {"post": "Register or update a host's agents"},
-    "/dvr/v1/hosts": {"get": "Host summaries"},
-    "/dvr/v1/hosts/{host}/heartbeat": {"post": "Heartbeat, applied revision, port status"},
-    "/dvr/v1/hosts/{host}/host-mac": {"post": "Allocate or return the host's DVR MAC"},
-    "/dvr/v1/hosts/{host}/view": {"get": "Everything the host needs (HostView)"},
-    "/dvr/v1/hosts/{host}/watch": {"get": "Long poll: changes for the host since a revision"},
-    "/dvr/v1/hosts/{host}/routers": {"get": "Routers hosted on the host"},
-    "/dvr/v1/routers/{id}/hosts": {"get": "Hosts of the router"},
-}
+LINKS_SCHEMA = array_of(obj({"rel": {"type": "string"}, "href": {"type": "string"}}))
+DOCUMENT_NOTE = (
+    "Neutron API v2.0 (the subset dvr implements) and the dvr agent protocol. Errors have "
+    "Neutron's shape. Not described here: /ui (the web view) and the Server-Sent-Events "
+    "form of GET /dvr/v1/events."
+)
 
 
-def _errors() -> dict[str, Any]:
-    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def title(spec: ResourceSpec) -> str:
+    return {"floatingip": "FloatingIP"}.get(spec.singular, spec.singular.capitalize())
+
+
+def _limited(spec: ResourceSpec, name: str, schema: JsonSchema, limits: ApiLimits) -> JsonSchema:
+    limit = COUNT_LIMITS.get((spec.singular, name))
+    if limit is None:
+        return schema
+    return {**schema, "maxItems": getattr(limits, limit.option)}
+
+
+def _write_body(spec: ResourceSpec, method: str, limits: ApiLimits) -> JsonSchema:
+    allowed = [a for a in spec.attrs if (a.post if method == "POST" else a.put)]
+    inner = obj(
+        {a.name: _limited(spec, a.name, attribute_schema(spec, a.name), limits) for a in allowed},
+        tuple(a.name for a in allowed if a.required and method == "POST"),
+        additional=False,
+    )
+    return obj({spec.singular: inner}, (spec.singular,))
+
+
+def resource_schema(spec: ResourceSpec) -> JsonSchema:
+    """The object as responses show it (any subset of it with ``fields``)."""
+    return obj({name: attribute_schema(spec, name) for name in sorted(attribute_names(spec))})
+
+
+def list_parameters(spec: ResourceSpec) -> list[dict[str, Any]]:
+    """Neutron's list query: a filter per attribute, fields, sorting, pagination."""
+    types = filter_types(spec)
+    names = sorted(attribute_names(spec))
+    params = []
+    for name in names:
+        if name in types.integers:
+            schema: JsonSchema = INTEGER_SCHEMA
+        elif name in types.booleans:
+            schema = {"type": "boolean"}
+        elif name == "fixed_ips":
+            keys = "|".join(sorted(FIXED_IPS_FILTER_KEYS))
+            schema = {"type": "string", "pattern": f"^({keys})=.+$"}
+        else:
+            schema = {"type": "string"}
+        if name not in TAG_KEYS:
+            params.append(query_param(name, schema, "keep objects with this value (repeatable)"))
+    for key in sorted(TAG_KEYS):
+        params.append(query_param(key, {"type": "string"}, "comma-separated tags"))
+    sortable = [n for n in names if n not in types.unsortable and n not in TAG_KEYS]
+    params += [
+        fields_param(spec),
+        query_param("sort_key", array_of({"enum": sortable})),
+        query_param("sort_dir", array_of({"enum": ["asc", "desc"]}),
+                    "one per sort_key when given"),
+        query_param("limit", {"type": "integer", "minimum": 0}),
+        query_param("marker", UUID_SCHEMA, "the id of the last object of the previous page"),
+        query_param("page_reverse", {"type": "boolean"}),
+    ]
+    return params
+
+
+def fields_param(spec: ResourceSpec) -> dict[str, Any]:
+    return query_param(
+        "fields", array_of({"enum": sorted(attribute_names(spec))}), "only these attributes"
+    )
+
+
+def list_schema(spec: ResourceSpec) -> JsonSchema:
+    return obj({spec.plural: array_of(ref(title(spec))), f"{spec.plural}_links": LINKS_SCHEMA},
+               (spec.plural,))
+
+
+def _created_links(spec: ResourceSpec, coll: Collection) -> dict[str, Any]:
+    name = title(spec)
+    new_id = {"id": f"$response.body#/{spec.singular}/id"}
+    links = {f"Show{name}": link(f"show{name}", new_id)}
+    if coll.update is not None:
+        links[f"Update{name}"] = link(f"update{name}", new_id)
+    if coll.delete is not None:
+        links[f"Delete{name}"] = link(f"delete{name}", new_id)
+    if spec.plural in TAGGED_COLLECTIONS:
+        for verb in ("list", "replace", "clear"):
+            links[f"{verb.capitalize()}{name}Tags"] = link(f"{verb}{name}Tags", new_id)
+        for verb in ("check", "add", "remove"):
+            links[f"{verb.capitalize()}{name}Tag"] = link(f"{verb}{name}Tag", new_id)
+    network = f"$response.body#/{spec.singular}/id"
+    extra: dict[str, dict[str, Any]] = {
+        "network": {
+            "CreateSubnet": link("createSubnet", body={"subnet": {"network_id": network}}),
+            "CreatePort": link("createPort", body={"port": {"network_id": network}}),
+            "CreateFloatingIP": link(
+                "createFloatingIP", body={"floatingip": {"floating_network_id": network}}
+            ),
+        },
+        "router": {
+            "AddRouterInterface": link("addRouterInterface", new_id),
+            "RemoveRouterInterface": link("removeRouterInterface", new_id),
+            "ListRouterL3Agents": link("listRouterL3Agents", new_id),
+            "ShowRouterHosts": link("showRouterHosts", new_id),
+        },
+    }
+    links.update(extra.get(spec.singular, {}))
+    return links
+
+
+def collection_paths(coll: Collection, limits: ApiLimits) -> dict[str, Any]:
+    spec = coll.spec
+    name = title(spec)
+    one = obj({spec.singular: ref(name)}, (spec.singular,))
+    base, item = f"/v2.0/{spec.plural}", f"/v2.0/{spec.plural}/{{id}}"
+    tag = (spec.plural,)
+    paths: dict[str, Any] = {
+        base: {"get": operation(
+            f"list{name}s", f"List {spec.plural}", (200, "OK", list_schema(spec)), (400, 404),
+            parameters=list_parameters(spec), tags=tag,
+        )},
+        item: {"get": operation(
+            f"show{name}", f"Show a {spec.singular}", (200, "OK", one), (404,),
+            parameters=[ID_PARAM, fields_param(spec)], tags=tag,
+        )},
+    }
+    if coll.create is not None:
+        single = _write_body(spec, "POST", limits)
+        bulk = obj({spec.plural: {**array_of(single["properties"][spec.singular]),
+                                  "minItems": 1}}, (spec.plural,))
+        many = obj({spec.plural: array_of(ref(name))}, (spec.plural,))
+        paths[base]["post"] = operation(
+            f"create{name}", f"Create a {spec.singular} (or several: {{\"{spec.plural}\": []}})",
+            (201, "Created", {"anyOf": [one, many]}), (404, 409, 503),
+            body=request_body({"anyOf": [single, bulk]}), links=_created_links(spec, coll),
+            tags=tag,
+        )
+    if coll.update is not None:
+        paths[item]["put"] = operation(
+            f"update{name}", f"Update a {spec.singular}", (200, "OK", one), (404, 409),
+            parameters=[ID_PARAM], body=request_body(_write_body(spec, "PUT", limits)),
+            tags=tag,
+        )
+    if coll.delete is not None:
+        paths[item]["delete"] = operation(
+            f"delete{name}", f"Delete a {spec.singular}", (204, "Deleted", None), (404, 409),
+            parameters=[ID_PARAM], tags=tag,
+        )
+    return paths
+
+
+def tag_paths(plural: str, singular_title: str, limits: ApiLimits) -> dict[str, Any]:
+    base = f"/v2.0/{plural}/{{id}}/tags"
+    tags_body = obj({"tags": {**array_of(TAG_SCHEMA), "maxItems": limits.max_tags}}, ("tags",))
+    tag_param = path_param("tag", TAG_SCHEMA)
+    name, kind = singular_title, ("tags",)
     return {
-        "400": {"description": "Bad request", **ref},
-        "404": {"description": "Not found", **ref},
-        "409": {"description": "Conflict", **ref},
+        base: {
+            "get": operation(f"list{name}Tags", f"Tags of a {plural[:-1]}",
+                             (200, "OK", tags_body), (404,), parameters=[ID_PARAM], tags=kind),
+            "put": operation(f"replace{name}Tags", "Replace all tags", (200, "OK", tags_body),
+                             (404,), parameters=[ID_PARAM], body=request_body(tags_body),
+                             tags=kind),
+            "delete": operation(f"clear{name}Tags", "Remove all tags", (204, "Removed", None),
+                                (404,), parameters=[ID_PARAM], tags=kind),
+        },
+        base + "/{tag}": {
+            "get": operation(f"check{name}Tag", "Is the tag set? (204 yes, 404 no)",
+                             (204, "Set", None), (404,), parameters=[ID_PARAM, tag_param],
+                             tags=kind),
+            "put": operation(f"add{name}Tag", "Add one tag", (201, "Added", None), (400, 404),
+                             parameters=[ID_PARAM, tag_param], tags=kind),
+            "delete": operation(f"remove{name}Tag", "Remove one tag", (204, "Removed", None),
+                                (404,), parameters=[ID_PARAM, tag_param], tags=kind),
+        },
     }
 
 
-def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"description": description}
-    if schema is not None:
-        body["content"] = {"application/json": {"schema": schema}}
-    return body
-
-
-def build_document(collections: list[Collection]) -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+def router_extra_paths(router: ResourceSpec, limits: ApiLimits) -> dict[str, Any]:
+    interface_body = obj({"subnet_id": {"type": ["string", "null"], "format": "uuid"},
+                         "port_id": {"type": ["string", "null"], "format": "uuid"}})
+    interface = obj({
+        "id": UUID_SCHEMA, "tenant_id": {"type": "string"}, "project_id": {"type": "string"},
+        "port_id": UUID_SCHEMA, "network_id": UUID_SCHEMA, "subnet_id": UUID_SCHEMA,
+        "subnet_ids": array_of(UUID_SCHEMA),
+    })
+    kind = ("routers",)
     paths: dict[str, Any] = {}
+    for verb, action in (("add", "add_router_interface"), ("remove", "remove_router_interface")):
+        links = None
+        if verb == "add":
+            links = {"RemoveRouterInterface": link(
+                "removeRouterInterface", {"id": "$request.path.id"},
+                body={"subnet_id": "$response.body#/subnet_id"},
+            )}
+        paths[f"/v2.0/routers/{{id}}/{action}"] = {"put": operation(
+            f"{verb}RouterInterface", f"{verb.capitalize()} a router interface (subnet or port)",
+            (200, "OK", interface), (404, 409), parameters=[ID_PARAM],
+            body=request_body(interface_body), links=links, tags=kind,
+        )}
+    l3_agent = {"allOf": [ref("Agent"), obj({"ha_state": {"type": ["string", "null"]}})]}
+    paths["/v2.0/routers/{id}/l3-agents"] = {"get": operation(
+        "listRouterL3Agents", "L3 agents hosting a router",
+        (200, "OK", obj({"agents": array_of(l3_agent)}, ("agents",))), (404,),
+        parameters=[ID_PARAM], tags=kind,
+    )}
+    paths["/v2.0/agents/{id}/l3-routers"] = {"get": operation(
+        "listAgentL3Routers", "Routers hosted by an L3 agent (a list query on routers)",
+        (200, "OK", list_schema(router)), (400, 404),
+        parameters=[ID_PARAM, *list_parameters(router)], tags=("agents",),
+    )}
+    return paths
+
+
+def root_paths() -> dict[str, Any]:
+    links_obj = obj({"links": LINKS_SCHEMA})
+    versions = obj({"versions": array_of(
+        {"allOf": [links_obj, obj({"id": {"type": "string"}, "status": {"type": "string"}})]}
+    )}, ("versions",))
+    resources = obj({"resources": array_of(
+        {"allOf": [links_obj, obj({"name": {"type": "string"},
+                                   "collection": {"type": "string"}})]}
+    )}, ("resources",))
+    extension = obj({key: {"type": "string"} for key in
+                     ("alias", "name", "description", "updated")} | {"links": {"type": "array"}})
+    aliases = {"enum": [alias for alias, _, _ in EXTENSIONS]}
+    return {
+        "/": {"get": operation("listVersions", "API versions (open even with a token)",
+                               (200, "OK", versions), public=True)},
+        "/v2.0": {"get": operation("listResources", "Resources of v2.0",
+                                   (200, "OK", resources))},
+        "/v2.0/": {"get": operation("listResourcesSlash", "Resources of v2.0",
+                                    (200, "OK", resources))},
+        "/v2.0/extensions": {"get": operation(
+            "listExtensions", "Extensions",
+            (200, "OK", obj({"extensions": array_of(extension)}, ("extensions",))),
+        )},
+        "/v2.0/extensions/{alias}": {"get": operation(
+            "showExtension", "One extension", (200, "OK", obj({"extension": extension})),
+            (404,), parameters=[path_param("alias", aliases)],
+        )},
+        "/openapi.json": {"get": operation("openapi", "This document",
+                                           (200, "OK", {"type": "object"}))},
+    }
+
+
+def build_document(collections: list[Collection], limits: ApiLimits) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths: dict[str, Any] = root_paths()
+    by_singular = {coll.spec.singular: coll.spec for coll in collections}
     for coll in collections:
-        spec = coll.spec
-        name = spec.singular.capitalize()
-        schemas[name] = {
-            "type": "object",
-            "properties": {key: {} for key in sorted(visible_keys(spec))},
-        }
-        ref = {"$ref": f"#/components/schemas/{name}"}
-        one = {"type": "object", "properties": {spec.singular: ref}}
-        many = {"type": "object", "properties": {spec.plural: {"type": "array", "items": ref}}}
-        base = f"/v2.0/{spec.plural}"
-        item = f"{base}/{{id}}"
-        paths[base] = {
-            "get": {
-                "summary": f"List {spec.plural}",
-                "responses": {"200": _ok("OK", many), **_errors()},
-            }
-        }
-        paths[item] = {
-            "get": {
-                "summary": f"Show a {spec.singular}",
-                "responses": {"200": _ok("OK", one), **_errors()},
-            }
-        }
-        if coll.create:
-            paths[base]["post"] = {
-                "summary": f"Create a {spec.singular}",
-                "requestBody": {"content": {"application/json": {"schema": one}}},
-                "responses": {"201": _ok("Created", one), **_errors()},
-            }
-        if coll.update:
-            paths[item]["put"] = {
-                "summary": f"Update a {spec.singular}",
-                "requestBody": {"content": {"application/json": {"schema": one}}},
-                "responses": {"200": _ok("OK", one), **_errors()},
-            }
-        if coll.delete:
-            paths[item]["delete"] = {
-                "summary": f"Delete a {spec.singular}",
-                "responses": {"204": _ok("Deleted"), **_errors()},
-            }
-    for action in ("add_router_interface", "remove_router_interface"):
-        paths[f"/v2.0/routers/{{id}}/{action}"] = {
-            "put": {
-                "summary": action.replace("_", " "),
-                "responses": {"200": _ok("OK"), **_errors()},
-            }
-        }
-    paths["/v2.0/routers/{id}/l3-agents"] = {
-        "get": {"summary": "L3 agents hosting a router", "responses": {"200": _ok("OK")}}
-    }
-    paths["/v2.0/agents/{id}/l3-routers"] = {
-        "get": {"summary": "Routers hosted by an L3 agent", "responses": {"200": _ok("OK")}}
-    }
-    paths["/v2.0/extensions"] = {"get": {"summary": "Extensions", "responses": {"200": _ok("OK")}}}
-    paths["/"] = {"get": {"summary": "API versions", "responses": {"200": _ok("OK")}}}
-    for path, methods in DVR_PATHS.items():
-        paths[path] = {
-            method: {"summary": summary, "responses": {"200": _ok("OK"), **_errors()}}
-            for method, summary in methods.items()
-        }
+        schemas[title(coll.spec)] = resource_schema(coll.spec)
+        paths.update(collection_paths(coll, limits))
+    for plural, (_, singular) in TAGGED_COLLECTIONS.items():
+        paths.update(tag_paths(plural, title(by_singular[singular]), limits))
+    paths.update(router_extra_paths(by_singular["router"], limits))
+    protocol_schemas, protocol_paths = openapi_protocol.describe(ref("Agent"))
+    schemas.update(protocol_schemas)
+    paths.update(protocol_paths)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "dvr server: Neutron API v2.0 and the dvr agent protocol",
             "version": "2.0",
+            "description": DOCUMENT_NOTE,
         },
-        "paths": paths,
-        "components": {"schemas": schemas},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token",
+                          "description": "only when the server was started with --token"},
+            },
+        },
+        "security": [{}, {"token": []}],
     }
 
 
-def openapi_endpoint(collections: list[Collection]):  # type: ignore[no-untyped-def]
-    document = build_document(collections)
+def openapi_endpoint(collections: list[Collection], limits: ApiLimits):  # type: ignore[no-untyped-def]
+    document = build_document(collections, limits)
 
     async def handler(request: Request) -> Response:
         return json_response(document)
 
     return handler
+

@@ -12,6 +12,9 @@ from dvr.server.services import ports as service
 from dvr.server.services.common import list_rows
 from dvr.server.tx import WriteTx
 from dvr.server.validate import (
+    STRING_SCHEMA,
+    accepts,
+    nullable,
     to_address_pairs,
     to_bool,
     to_dict,
@@ -26,10 +29,17 @@ from dvr.server.validate import (
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder")
 
 
+@accepts({"enum": list(VNIC_TYPES)})
 def _vnic_type(value: Any) -> str:
     if value not in VNIC_TYPES:
         raise ValueError(f"'{value}' is not in {list(VNIC_TYPES)}")
     return value
+
+
+@accepts(nullable(STRING_SCHEMA))
+def _host_id(value: Any) -> str:
+    """The binding host; null unbinds (stored as "")."""
+    return to_str_or_none(value) or ""
 
 
 SPEC = ResourceSpec(
@@ -44,7 +54,7 @@ SPEC = ResourceSpec(
         Attr("fixed_ips", to_fixed_ips),
         Attr("device_id", to_str),
         Attr("device_owner", to_str),
-        Attr("binding:host_id", lambda v: to_str_or_none(v) or ""),
+        Attr("binding:host_id", _host_id),
         Attr("binding:profile", to_dict),
         Attr("binding:vnic_type", _vnic_type),
         Attr("allowed_address_pairs", to_address_pairs),

@@ -18,6 +18,8 @@ from dvr.server.services import routers as service
 from dvr.server.services.agents import l3_agents_hosting
 from dvr.server.services.common import list_rows
 from dvr.server.validate import (
+    GATEWAY_INFO_SCHEMA,
+    accepts,
     is_uuid,
     to_bool,
     to_dict,
@@ -30,6 +32,7 @@ from dvr.server.validate import (
 )
 
 
+@accepts(GATEWAY_INFO_SCHEMA)
 def _gateway_info(value: Any) -> dict[str, Any] | None:
     info = to_dict(value)
     if not info:

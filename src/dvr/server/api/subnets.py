@@ -9,6 +9,8 @@ from dvr.server.services import cascades
 from dvr.server.services import subnets as service
 from dvr.server.services.common import list_rows
 from dvr.server.validate import (
+    CIDR_SCHEMA,
+    accepts,
     one_of,
     to_bool,
     to_host_routes,
@@ -25,6 +27,7 @@ from dvr.server.validate import (
 IPV6_MODES = one_of(None, "slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 
 
+@accepts({"enum": [4, 6]})
 def _ip_version(value: object) -> int:
     version = to_int(value)
     if version not in (4, 6):
@@ -32,10 +35,17 @@ def _ip_version(value: object) -> int:
     return version
 
 
+@accepts({"type": "null"})
 def _null_only(value: object) -> None:
     if value is not None:
         raise ValueError("only null is supported")
     return None
+
+
+@accepts(CIDR_SCHEMA)
+def _cidr(value: object) -> object:
+    """Checked by the subnet service (it answers Neutron's InvalidInput)."""
+    return value
 
 
 SPEC = ResourceSpec(
@@ -46,7 +56,7 @@ SPEC = ResourceSpec(
         Attr("description", to_str),
         Attr("network_id", to_uuid, put=False, required=True),
         Attr("ip_version", _ip_version, put=False),
-        Attr("cidr", lambda v: v, put=False),
+        Attr("cidr", _cidr, put=False),
         Attr("gateway_ip", to_ip_or_none),
         Attr("allocation_pools", to_pools),
         Attr("enable_dhcp", to_bool),

@@ -239,3 +239,15 @@ def test_a_broken_pair_is_recreated_with_its_far_end_configuration(cloud):
 def test_blue_vm_without_fip_has_no_fip_rule(cloud):
     qrouter = state(cloud, HOST_1).namespace(f"qrouter-{ROUTER}")
     assert all(r.source != f"{cloud.vm(BLUE_1).ip}/32" for r in qrouter.rules)
+
+
+def test_a_floating_ip_is_announced_when_it_is_configured_and_only_then(cloud):
+    drivers = fake_drivers()
+    converge(state(cloud.with_router(replace(cloud.routers[0], fips=())), HOST_2), drivers)
+    assert drivers.linux.announced == []
+    converge(state(cloud, HOST_2), drivers)
+    fg = next(n for n in drivers.linux.namespaces[f"fip-{EXT}"].links if n.startswith("fg-"))
+    assert (f"fip-{EXT}", fg, FIP) in drivers.linux.announced
+    count = len(drivers.linux.announced)
+    reconcile(state(cloud, HOST_2), drivers)
+    assert len(drivers.linux.announced) == count  # nothing new: no announcement

@@ -164,6 +164,7 @@ def snat_namespace(
         neighbors=tuple(sorted(neighbors)),
         sysctls=(IPV4_FORWARDING,),
         nat=nat,
+        announced=_announced(qg_addresses),
     )
 
 
@@ -320,6 +321,7 @@ def legacy_router_north_south(
         nat.append(NatRule("postrouting", owner, oif=qg.name, snat_to=snat_ip))
     return replace(namespace, links=tuple(sorted({*namespace.links, qg})),
                    addresses=tuple(sorted(addresses)),
+                   announced=_announced(a for a in addresses if a.device == qg.name),
                    routes=tuple(sorted({*namespace.routes, *routes})),
                    nat=tuple(_dedupe(nat)))
 
@@ -344,11 +346,13 @@ def fip_namespace(
                  for f in used}
     next_hop = external_next_hop(subnets.values(), (f.subnet_id for f in used))
     routes = {Route("default", fg.name, next_hop)} if next_hop else set()
+    announced = set(_announced(a for a in addresses if a.device == fg.name))
     for router, link in routers:
         fpr = names.fip_to_router_device_name(router.id)
         addresses.add(Address(fpr, f"{link.fip_ip}/31"))
         for fip in local_floating_ips(router, host):
             routes.add(Route(f"{fip.floating_ip_address}/32", fpr, link.router_ip))
+            announced.add((fg.name, fip.floating_ip_address))
     return NamespaceState(
         name=names.fip_namespace_name(gateway_port.network_id),
         owner=names.fip_owner(gateway_port.network_id),
@@ -356,4 +360,9 @@ def fip_namespace(
         addresses=tuple(sorted(addresses)),
         routes=tuple(sorted(routes)),
         sysctls=tuple(sorted({IPV4_FORWARDING, *proxy_arp_sysctls(fg.name)})),
+        announced=tuple(sorted(announced)),
     )
+
+
+def _announced(addresses: Iterable[Address]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({(a.device, a.cidr.split("/")[0]) for a in addresses}))

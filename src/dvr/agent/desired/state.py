@@ -289,7 +289,11 @@ class NamespaceState:
 
     ``links`` are veths whose other end is a port of a bridge; ``peer_links`` are veths
     whose other end is in another namespace.  ``nat`` is the namespace's ``ip dvr``
-    nftables table, in order (see ``dvr.agent.desired.nftables``).
+    nftables table, in order (see ``dvr.agent.desired.nftables``).  ``announced`` are the
+    (device, IPv4 address) pairs the namespace answers ARP for on an external network (its
+    own gateway addresses, floating IPs by proxy ARP): whenever one is (re)configured a
+    gratuitous ARP tells the segment, so that a floating IP that moves or comes back is
+    reached at its new MAC at once.
     """
 
     name: str
@@ -302,6 +306,7 @@ class NamespaceState:
     sysctls: tuple[tuple[str, str], ...] = (("net.ipv4.ip_forward", "1"),)
     nat: tuple[NatRule, ...] = ()
     peer_links: tuple[PeerLink, ...] = ()
+    announced: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

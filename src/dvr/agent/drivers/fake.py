@@ -26,6 +26,7 @@ from dvr.agent.drivers.base import DriverError, Drivers, LinuxScope
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
+    AnnounceAddress,
     CreateNamespace,
     CreateVeth,
     CreateVethPair,
@@ -301,6 +302,7 @@ class FakeLinuxDriver:
         self.namespaces: dict[str, _Namespace] = {}
         self.applied = 0
         self.deleted_namespaces: set[str] = set()  # a NAT table dies with its namespace
+        self.announced: list[tuple[str, str, str]] = []  # (namespace, device, ip) sent
 
     # -- driver interface ---------------------------------------------------------------
     def observe(self, scope: LinuxScope) -> ObservedLinux:
@@ -389,6 +391,10 @@ class FakeLinuxDriver:
                                   (op.peer_namespace, op.peer))
         peer_ns.links[op.peer] = _Link(op.peer, "veth", "fe:00:00:00:00:03", op.mtu, True,
                                        True, (op.namespace, op.name))
+
+    def _do_AnnounceAddress(self, op: AnnounceAddress) -> None:
+        self._link(op.namespace, op.device)
+        self.announced.append((op.namespace, op.device, op.ip_address))
 
     def _do_SetLink(self, op: SetLink) -> None:
         link = self._link(op.namespace, op.name)

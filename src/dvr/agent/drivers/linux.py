@@ -30,6 +30,7 @@ from dvr.agent.drivers.base import DriverError, LinuxScope
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
+    AnnounceAddress,
     CreateNamespace,
     CreateVeth,
     CreateVethPair,
@@ -204,6 +205,12 @@ class LinuxDriver:
         with self._ipr(op.peer_namespace) as ipr:
             ipr.link("set", index=self._index(ipr, op.peer, op.peer_namespace), mtu=op.mtu,
                      state="up")
+
+    def _do_AnnounceAddress(self, op: AnnounceAddress) -> None:
+        with self._ipr(op.namespace) as ipr:
+            [link] = ipr.get_links(self._index(ipr, op.device, op.namespace))
+            mac = link.get_attr("IFLA_ADDRESS")
+        netns.send_gratuitous_arp(self.netns_path(op.namespace), op.device, mac, op.ip_address)
 
     def _do_SetLink(self, op: SetLink) -> None:
         with self._ipr(op.namespace) as ipr:

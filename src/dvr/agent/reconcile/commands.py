@@ -205,6 +205,15 @@ class DeleteNeighbor:
     ip_address: str
 
 
+@dataclass(frozen=True)
+class AnnounceAddress:
+    """A gratuitous ARP for ``ip`` out of ``device`` (with the device's MAC)."""
+
+    namespace: str
+    device: str
+    ip_address: str
+
+
 # --- nftables -----------------------------------------------------------------------------
 
 
@@ -236,6 +245,7 @@ LinuxOp = (
     | DeleteRule
     | ReplaceNeighbor
     | DeleteNeighbor
+    | AnnounceAddress
 )
 
 OVSDB_OPS = (EnsureBridge, EnsurePort, SetPortTag, DeletePort)
@@ -256,6 +266,7 @@ LINUX_OPS = (
     DeleteRule,
     ReplaceNeighbor,
     DeleteNeighbor,
+    AnnounceAddress,
 )
 
 Op = OvsdbOp | FlowBundle | LinuxOp | NatOp

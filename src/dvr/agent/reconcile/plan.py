@@ -32,6 +32,7 @@ from dvr.agent.desired.state import (
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
+    AnnounceAddress,
     CreateNamespace,
     CreateVeth,
     CreateVethPair,
@@ -109,6 +110,7 @@ class _Steps:
     neighbors: list[Op] = field(default_factory=list)
     nat: list[Op] = field(default_factory=list)
     flows: list[Op] = field(default_factory=list)
+    announcements: list[Op] = field(default_factory=list)
     stale_neighbors: list[Op] = field(default_factory=list)
     stale_routes: list[Op] = field(default_factory=list)
     stale_rules: list[Op] = field(default_factory=list)
@@ -131,6 +133,7 @@ class _Steps:
                 *self.neighbors,
                 *self.nat,
                 *self.flows,
+                *self.announcements,
                 *self.stale_neighbors,
                 *self.stale_routes,
                 *self.stale_rules,
@@ -240,12 +243,27 @@ def _plan_namespaces(
         changes.fresh_devices.update(pairs.fresh.get(namespace.name, set()))
         recreated_peers |= changes.recreated_peers
         _plan_sysctls(namespace, seen, steps)
-        _plan_namespace_config(namespace, _forget_devices(seen, changes), steps)
+        kept = _forget_devices(seen, changes)
+        _plan_namespace_config(namespace, kept, steps)
         _plan_nat(namespace, seen, steps)
+        _plan_announcements(namespace, kept, steps)
     for seen in observed.namespaces:
         if seen.name not in wanted and ownership.owns_namespace(seen.name):
             steps.stale_namespaces.append(DeleteNamespace(seen.name))
     return recreated_peers
+
+
+def _plan_announcements(namespace: NamespaceState, seen: ObservedNamespace,
+                        steps: _Steps) -> None:
+    """A gratuitous ARP for each announced address that is being (re)configured: not yet an
+    address of its device, nor the destination of a host route (proxy ARP) there."""
+    configured = {(a.device, a.cidr.split("/")[0]) for a in seen.addresses}
+    routed = {r.destination.removesuffix("/32") for r in seen.routes
+              if r.destination.endswith("/32")}
+    devices = {link.name for link in seen.links}
+    for device, ip in namespace.announced:
+        if device not in devices or ((device, ip) not in configured and ip not in routed):
+            steps.announcements.append(AnnounceAddress(namespace.name, device, ip))
 
 
 @dataclass(frozen=True)

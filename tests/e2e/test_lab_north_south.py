@@ -42,12 +42,12 @@ def tunnel_packets(lab3, host: str) -> int:
     return sum(flow_counters(lab3.dump_flows(host, "br-tun")).values())
 
 
-def routed_to_network_1(lab3) -> int:
-    """Packets routed to network-1 by another host's router: its br-int table-1 flows (the
-    SNAT ports' "DVR to source MAC" flows; broadcasts and floods never match them)."""
-    flows = [f for f in lab3.dump_flows("network-1", "br-int")
-             if "table=1," in f and ("mod_dl_src" in f or "eth_src" in f)]
-    return sum(flow_counters(flows).values())
+def snat_packets(lab3) -> int:
+    """Packets network-1's snat- namespace sent to the external network (out of its qg-):
+    what it forwarded with source NAT (broadcasts from outside never count)."""
+    links = lab3.netns_json("network-1", f"snat-{lab3.router_id()}", ["-s", "link", "show"])
+    return sum(link["stats64"]["tx"]["packets"] for link in links
+               if link["ifname"].startswith("qg-"))
 
 
 def answers(lab3, source: str, ip: str, wait: float = 0.5) -> bool:
@@ -122,16 +122,19 @@ def set_fip_port(lab3, fip: dict, port: str | None) -> None:
 
 
 def north_south_traces(lab3, host: str) -> dict[str, str]:
-    """What ``host`` holds of the FIP plumbing, as text: per namespace its rules, routes of
-    every table and nft ruleset (handles included: a replaced table gets new ones)."""
+    """What ``host`` holds of the north/south plumbing, as text: per namespace its IPv4
+    rules, routes of every table but the kernel's local one, and nft ruleset (handles
+    included: a replaced table gets new ones)."""
     found = {}
     for namespace in lab3.namespaces(host):
         if not namespace.startswith(("qrouter-", "snat-", "fip-")):
             continue
         prefix = ["ip", "netns", "exec", namespace]
-        found[namespace] = "\n".join(lab3.run(host, prefix + argv).stdout for argv in (
-            ["ip", "rule"], ["ip", "route", "show", "table", "all"],
-            ["nft", "-a", "list", "ruleset"]))
+        routes = lab3.run(host, prefix + ["ip", "-4", "route", "show", "table", "all"]).stdout
+        found[namespace] = "\n".join([
+            lab3.run(host, prefix + ["ip", "-4", "rule"]).stdout,
+            "\n".join(line for line in routes.splitlines() if "table local" not in line),
+            lab3.run(host, prefix + ["nft", "-a", "list", "ruleset"]).stdout])
     return found
 
 
@@ -153,13 +156,13 @@ def assert_flows_untouched(before, after) -> None:
 
 def test_snat_ping_and_tcp_leave_through_network_1_from_the_gateway_ip(lab3):
     lab3.wait_converged()
-    before = routed_to_network_1(lab3)
+    before = snat_packets(lab3)
     result = lab3.ping("blue-1", OUTSIDE_IP)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0% packet loss" in result.stdout
-    assert routed_to_network_1(lab3) >= before + 3
+    assert snat_packets(lab3) >= before + 3
     assert tcp_transfer(lab3, "blue-1", "outside", OUTSIDE_IP, 5301) == gateway_ip(lab3)
-    assert routed_to_network_1(lab3) > before + 100
+    assert snat_packets(lab3) > before + 100
     snat = f"snat-{lab3.router_id()}"
     assert snat in lab3.namespaces("network-1")
     for host in ("compute-1", "compute-2"):
@@ -174,12 +177,12 @@ def test_floating_ip_reaches_and_is_reached_directly_on_compute_2(lab3):
         address = fip["floating_ip_address"]
         elapsed = wait_answering(lab3, "outside", address, timeout=10)
         lab3.wait_converged()
-        before = routed_to_network_1(lab3)
+        before = snat_packets(lab3)
         result = lab3.ping("outside", address, count=5)
         assert " 0% packet loss" in result.stdout, result.stdout
         assert tcp_transfer(lab3, "outside", "orange-1", address, 5302) == OUTSIDE_IP
         assert tcp_transfer(lab3, "orange-1", "outside", OUTSIDE_IP, 5303) == address
-        assert routed_to_network_1(lab3) == before
+        assert snat_packets(lab3) == before
         assert f"fip-{fip['floating_network_id']}" in lab3.namespaces("compute-2")
         assert f"fip-{fip['floating_network_id']}" not in lab3.namespaces("compute-1")
         assert elapsed < 10
@@ -268,31 +271,45 @@ def migrate(lab3, router_id: str, distributed: bool) -> None:
         client.update("routers", "router", router_id, {"admin_state_up": True})
 
 
+def forwarded_by(lab3, host: str, namespace: str) -> int:
+    """Packets received by the router's qr- devices in ``namespace`` on ``host``."""
+    links = lab3.netns_json(host, namespace, ["-s", "link", "show"])
+    return sum(link["stats64"]["rx"]["packets"] for link in links
+               if link["ifname"].startswith("qr-"))
+
+
+def routed_ping(lab3) -> None:
+    green = lab3.lab.resolve_ip("green-1")
+    wait_answering(lab3, "red-1", green, timeout=15)
+    lab3.wait_converged()
+    result = lab3.ping("red-1", "green-1", count=5)
+    assert " 0% packet loss" in result.stdout, result.stdout
+
+
 def test_legacy_router_routes_through_network_1_and_migrates_both_ways(lab3):
     with legacy_tenant(lab3) as router_id:
         qrouter = f"qrouter-{router_id}"
         lab3.wait_for(lambda: qrouter in lab3.namespaces("network-1"), "the legacy qrouter")
+        routed_ping(lab3)
         assert qrouter not in lab3.namespaces("compute-1")
-        lab3.wait_converged()
-        before = tunnel_packets(lab3, "network-1")
-        wait_answering(lab3, "red-1", lab3.lab.resolve_ip("green-1"), timeout=10)
-        assert " 0% packet loss" in lab3.ping("red-1", "green-1").stdout
-        assert tunnel_packets(lab3, "network-1") > before
+        before = forwarded_by(lab3, "network-1", qrouter)
+        routed_ping(lab3)
+        assert forwarded_by(lab3, "network-1", qrouter) >= before + 10  # 5 requests, 5 replies
 
         migrate(lab3, router_id, distributed=True)
-        wait_answering(lab3, "red-1", lab3.lab.resolve_ip("green-1"), timeout=15)
-        lab3.wait_converged()
+        routed_ping(lab3)
         assert qrouter in lab3.namespaces("compute-1")
-        before = tunnel_packets(lab3, "network-1")
-        assert " 0% packet loss" in lab3.ping("red-1", "green-1").stdout
-        assert tunnel_packets(lab3, "network-1") == before  # routed on compute-1 now
+        before = forwarded_by(lab3, "compute-1", qrouter)
+        routed_ping(lab3)
+        assert forwarded_by(lab3, "compute-1", qrouter) >= before + 5  # routed on compute-1
 
         migrate(lab3, router_id, distributed=False)
-        wait_answering(lab3, "red-1", lab3.lab.resolve_ip("green-1"), timeout=15)
-        lab3.wait_converged()
+        routed_ping(lab3)
         lab3.wait_for(lambda: qrouter not in lab3.namespaces("compute-1"),
                       "the distributed copy to leave compute-1")
-        assert " 0% packet loss" in lab3.ping("red-1", "green-1").stdout
+        before = forwarded_by(lab3, "network-1", qrouter)
+        routed_ping(lab3)
+        assert forwarded_by(lab3, "network-1", qrouter) >= before + 10
 
 
 # --- agent restarts -----------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def snat_namespace(
         neighbors=tuple(sorted(neighbors)),
         sysctls=(IPV4_FORWARDING,),
         nat=nat,
-        announced=_announced(qg_addresses),
+        announced=announced_ipv4(qg_addresses),
     )
 
 
@@ -321,7 +321,8 @@ def legacy_router_north_south(
         nat.append(NatRule("postrouting", owner, oif=qg.name, snat_to=snat_ip))
     return replace(namespace, links=tuple(sorted({*namespace.links, qg})),
                    addresses=tuple(sorted(addresses)),
-                   announced=_announced(a for a in addresses if a.device == qg.name),
+                   announced=tuple(sorted({*namespace.announced, *announced_ipv4(
+                       a for a in addresses if a.device == qg.name)})),
                    routes=tuple(sorted({*namespace.routes, *routes})),
                    nat=tuple(_dedupe(nat)))
 
@@ -346,7 +347,7 @@ def fip_namespace(
                  for f in used}
     next_hop = external_next_hop(subnets.values(), (f.subnet_id for f in used))
     routes = {Route("default", fg.name, next_hop)} if next_hop else set()
-    announced = set(_announced(a for a in addresses if a.device == fg.name))
+    announced = set(announced_ipv4(a for a in addresses if a.device == fg.name))
     for router, link in routers:
         fpr = names.fip_to_router_device_name(router.id)
         addresses.add(Address(fpr, f"{link.fip_ip}/31"))
@@ -364,5 +365,8 @@ def fip_namespace(
     )
 
 
-def _announced(addresses: Iterable[Address]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted({(a.device, a.cidr.split("/")[0]) for a in addresses}))
+def announced_ipv4(addresses: Iterable[Address]) -> tuple[tuple[str, str], ...]:
+    """(device, IP) of the IPv4 ``addresses``: announced when configured, so that hosts that
+    knew another MAC for the address (a router that migrated) learn the new one at once."""
+    return tuple(sorted({(a.device, a.cidr.split("/")[0]) for a in addresses
+                         if _ipv4(a.cidr)}))

@@ -229,6 +229,7 @@ def router_piece(
         if i.network_id in facts
     }
     namespace = compute_router_namespace(router, vlans, config.integration_bridge)
+    namespace = replace(namespace, announced=ns.announced_ipv4(namespace.addresses))
     if router.distributed:
         namespace = ns.distributed_router_north_south(namespace, router, ctx.host, fip_link)
     else:

@@ -182,7 +182,9 @@ def test_floating_ip_reaches_and_is_reached_directly_on_compute_2(lab3):
         assert " 0% packet loss" in result.stdout, result.stdout
         assert tcp_transfer(lab3, "outside", "orange-1", address, 5302) == OUTSIDE_IP
         assert tcp_transfer(lab3, "orange-1", "outside", OUTSIDE_IP, 5303) == address
-        assert snat_packets(lab3) == before
+        # 5 pings and two TCP transfers (hundreds of segments) went by: none through the
+        # snat- namespace (an ARP refresh of its own next hop may go out meanwhile)
+        assert snat_packets(lab3) - before <= 2
         assert f"fip-{fip['floating_network_id']}" in lab3.namespaces("compute-2")
         assert f"fip-{fip['floating_network_id']}" not in lab3.namespaces("compute-1")
         assert elapsed < 10

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -116,17 +117,22 @@ class ExternalHost:
 
     def source_seen_outside(self) -> str:
         """Ping the outside host from the VM while capturing there: the source it sees."""
-        capture = self.in_outside(["timeout", "8", "tcpdump", "-l", "-n", "-c", "1", "-i",
+        for _ in range(20):  # first until it answers at all (ARP on a fresh segment)
+            if self.in_vm(["ping", "-c", "1", "-W", "1", OUTSIDE]).returncode == 0:
+                break
+        capture = self.in_outside(["timeout", "10", "tcpdump", "-l", "-n", "-c", "1", "-i",
                                    "eth0", "icmp and icmp[icmptype] == icmp-echo"])
         try:
-            for _ in range(20):
-                if self.in_vm(["ping", "-c", "1", "-W", "1", OUTSIDE]).returncode == 0:
+            for _ in range(8):
+                time.sleep(0.5)  # tcpdump attaches
+                self.in_vm(["ping", "-c", "1", "-W", "1", OUTSIDE])
+                if capture.poll() is not None:
                     break
-            out, _ = capture.communicate(timeout=15)
+            out, err = capture.communicate(timeout=15)
         finally:
             if capture.poll() is None:
                 capture.kill()
-        return out.split(" > ")[0].split()[-1] if " > " in out else out
+        return out.split(" > ")[0].split()[-1] if " > " in out else f"{out} {err}"
 
 
 @pytest.fixture

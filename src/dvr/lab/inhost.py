@@ -18,6 +18,7 @@ from pathlib import Path
 from dvr.agent.desired.state import DesiredState, Flow
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.drivers.linux import LinuxConfig, LinuxDriver
+from dvr.agent.drivers.nft import NftDriver
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
 from dvr.agent.reconcile.commands import Op
 from dvr.agent.reconcile.observe import ObservedState, observe
@@ -43,7 +44,8 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     desired = decode(json.load(sys.stdin), DesiredState)
     ovs = OvsDriver(OvsConfig.for_rundir(args.rundir))
-    drivers = Drivers(ovs=ovs, linux=LinuxDriver(LinuxConfig(Path(args.netns_dir))))
+    drivers = Drivers(ovs=ovs, linux=LinuxDriver(LinuxConfig(Path(args.netns_dir))),
+                      nat=NftDriver(Path(args.netns_dir)))
     try:
         if args.action == "observe":
             out = to_jsonable(observe(drivers, desired))

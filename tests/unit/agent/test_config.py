@@ -47,3 +47,22 @@ def test_bad_settings_are_rejected(argv, message):
 def test_bad_mode_is_rejected_by_the_parser():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--host", "h", "--server", "http://x", "--mode", "bogus"])
+
+
+def test_bridge_mappings_from_repeated_flags_comma_lists_and_toml(tmp_path):
+    base = ["--host", "h", "--server", "unix:/s"]
+    assert parse(base).parsed_bridge_mappings() == ()
+    cfg = parse([*base, "--bridge-mappings", "public:br-ex,prov:br-prov",
+                 "--bridge-mappings", "other:br-o"])
+    assert cfg.parsed_bridge_mappings() == (("public", "br-ex"), ("prov", "br-prov"),
+                                            ("other", "br-o"))
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "unix:/s"\nbridge_mappings = ["public:br-ex"]\n')
+    assert parse(["--config", str(f)]).parsed_bridge_mappings() == (("public", "br-ex"),)
+
+
+@pytest.mark.parametrize("mapping", ["public", "public:", ":br-ex", "public:br-int",
+                                     "a:br-x,a:br-y"])
+def test_bad_bridge_mappings_are_rejected(mapping):
+    with pytest.raises(ValueError):
+        parse(["--host", "h", "--server", "unix:/s", "--bridge-mappings", mapping])

@@ -30,8 +30,10 @@ from dvr.agent.drivers.base import DriverError, LinuxScope
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
+    AnnounceAddress,
     CreateNamespace,
     CreateVeth,
+    CreateVethPair,
     DeleteAddress,
     DeleteLink,
     DeleteNamespace,
@@ -188,6 +190,28 @@ class LinuxDriver:
             ipr.link("set", index=self._index(ipr, op.peer, None), mtu=op.mtu, state="up")
         self._do_SetTxChecksumming(SetTxChecksumming(op.namespace, op.name, False))
 
+    def _do_CreateVethPair(self, op: CreateVethPair) -> None:
+        peer_path = self.netns_path(op.peer_namespace)
+        if not peer_path.exists():
+            raise DriverError(f"Cannot open network namespace {op.peer_namespace!r}")
+        peer_fd = os.open(str(peer_path), os.O_RDONLY)
+        try:
+            with self._ipr(op.namespace) as ipr:
+                ipr.link("add", ifname=op.name, kind="veth", mtu=op.mtu,
+                         peer={"ifname": op.peer, "net_ns_fd": peer_fd, "mtu": op.mtu})
+                ipr.link("set", index=self._index(ipr, op.name, op.namespace), state="up")
+        finally:
+            os.close(peer_fd)
+        with self._ipr(op.peer_namespace) as ipr:
+            ipr.link("set", index=self._index(ipr, op.peer, op.peer_namespace), mtu=op.mtu,
+                     state="up")
+
+    def _do_AnnounceAddress(self, op: AnnounceAddress) -> None:
+        with self._ipr(op.namespace) as ipr:
+            [link] = ipr.get_links(self._index(ipr, op.device, op.namespace))
+            mac = link.get_attr("IFLA_ADDRESS")
+        netns.send_gratuitous_arp(self.netns_path(op.namespace), op.device, mac, op.ip_address)
+
     def _do_SetLink(self, op: SetLink) -> None:
         with self._ipr(op.namespace) as ipr:
             index = self._index(ipr, op.name, op.namespace)
@@ -315,8 +339,11 @@ def _addresses(ipr: IPRoute, names: dict[int, str]) -> Iterator[Address]:
         if device is None or device == "lo":
             continue
         ip = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
-        if ip is None or ipaddress.ip_address(ip).is_link_local:
+        if ip is None:
             continue
+        address = ipaddress.ip_address(ip)
+        if address.version == 6 and address.is_link_local:
+            continue  # the kernel's own (IPv4 link-local ones are ours: rfp-/fpr- pairs)
         yield Address(device, f"{ip}/{message['prefixlen']}")
 
 

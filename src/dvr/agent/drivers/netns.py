@@ -140,3 +140,29 @@ def tx_checksumming(sock: socket.socket, device: str) -> bool | None:
 def set_tx_checksumming(sock: socket.socket, device: str, enabled: bool) -> None:
     """``ethtool -K <device> tx on|off`` (every TX checksum feature)."""
     _ethtool(sock, device, ETHTOOL_STXCSUM, int(enabled))
+
+
+ETH_P_ARP = 0x0806
+
+
+def gratuitous_arp_frames(mac: str, ip: str) -> list[bytes]:
+    """A gratuitous ARP request and reply for ``ip`` from ``mac`` (Ethernet broadcast)."""
+    sender = bytes.fromhex(mac.replace(":", ""))
+    address = socket.inet_aton(ip)
+    broadcast = b"\xff" * 6
+    frames = []
+    for op, target_mac in ((1, b"\x00" * 6), (2, broadcast)):
+        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4,
+                          op, sender, address, target_mac, address)
+        frames.append(broadcast + sender + struct.pack("!H", ETH_P_ARP) + arp)
+    return frames
+
+
+def send_gratuitous_arp(netns_path: str | Path | None, device: str, mac: str, ip: str) -> None:
+    sock = socket_in(netns_path, socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        sock.bind((device, 0))
+        for frame in gratuitous_arp_frames(mac, ip):
+            sock.send(frame)
+    finally:
+        sock.close()

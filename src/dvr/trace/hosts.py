@@ -12,16 +12,16 @@ desired state's own unmanaged port on that bridge if it lists one, else the name
 caller gives in ``HostData.uplinks``, else ``DEFAULT_UPLINK``.  It is added to the
 simulated bridge so that NORMAL can send frames out to the segment.
 
-A namespace device is either a ``VethLink`` (its peer is a port on a bridge) or a veth
-whose peer is a device of another namespace (``rfp-``/``fpr-``): any link value with a
-``peer_namespace`` attribute.
+A namespace device is either a ``VethLink`` (its peer is a port on a bridge) or one end
+of a veth pair between two namespaces (``rfp-``/``fpr-``): a ``PeerLink`` declared once,
+in one of the two namespaces' ``peer_links``; the kernel picks those devices' MACs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from dvr.agent.desired.config import DesiredConfig
 from dvr.agent.desired.names import router_namespace_name
@@ -149,18 +149,22 @@ class HostSwitch:
         return None
 
     def namespace_peer(self, namespace: NamespaceState,
-                       device: str) -> tuple[NamespaceState, str, str | None] | None:
-        """For a namespace-to-namespace veth ``device``: (peer namespace, peer device, the
-        peer device's MAC if known)."""
-        link = namespace_link(namespace, device)
-        if link is None or not hasattr(link, "peer_namespace"):
-            return None
-        peer_ns = self.state.namespace(link.peer_namespace)
-        if peer_ns is None:
-            return None
-        peer_link = namespace_link(peer_ns, link.peer)
-        mac = getattr(peer_link, "mac_address", None) if peer_link is not None else None
-        return peer_ns, link.peer, mac
+                       device: str) -> tuple[NamespaceState, str] | None:
+        """For ``device``, one end of a namespace-to-namespace veth: (the namespace of the
+        other end, the other end's name)."""
+        for link in getattr(namespace, "peer_links", ()):
+            if link.name == device:
+                peer_ns = self.state.namespace(link.peer_namespace)
+                return None if peer_ns is None else (peer_ns, link.peer)
+        for other in self.state.namespaces:
+            for link in getattr(other, "peer_links", ()):
+                if link.peer_namespace == namespace.name and link.peer == device:
+                    return other, link.name
+        return None
+
+    def has_device(self, namespace: NamespaceState, device: str) -> bool:
+        return (namespace_link(namespace, device) is not None
+                or self.namespace_peer(namespace, device) is not None)
 
     def network_of_vlan(self, vlan: int | None) -> str | None:
         """The network whose local VLAN on this host is ``vlan``."""
@@ -243,23 +247,14 @@ def learned_macs(data: HostData, integration_bridge: str) -> dict[str, str]:
     return table
 
 
-def namespace_links(namespace: NamespaceState) -> tuple[Any, ...]:
-    """Every device of the namespace: veths to a bridge and veths to another namespace."""
-    extra: tuple[Any, ...] = ()
-    for attribute in ("veths", "pairs"):
-        extra += tuple(getattr(namespace, attribute, ()) or ())
-    return tuple(namespace.links) + extra
-
-
-def namespace_link(namespace: NamespaceState, device: str) -> Any | None:
-    return next((link for link in namespace_links(namespace)
-                 if getattr(link, "name", None) == device), None)
+def namespace_link(namespace: NamespaceState, device: str) -> VethLink | None:
+    """The namespace's veth ``device`` whose peer is a port on a bridge."""
+    return next((link for link in namespace.links if link.name == device), None)
 
 
 def bridge_links(namespace: NamespaceState) -> tuple[VethLink, ...]:
     """The namespace's veths whose peer is a port on a bridge."""
-    return tuple(link for link in namespace_links(namespace)
-                 if isinstance(link, VethLink) and not hasattr(link, "peer_namespace"))
+    return namespace.links
 
 
 def with_uplinks(data: HostData, internal: tuple[str, ...]

@@ -20,12 +20,13 @@ tunnel IP or a station on a segment without a hint.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired.names import ROUTER_INTERFACE_PREFIX, ROUTER_NS_PREFIX
-from dvr.agent.desired.state import NamespaceState, NatRule, Neighbor, VethLink
+from dvr.agent.desired.state import NamespaceState, NatRule, Neighbor
 from dvr.model.hostview import PortView, SubnetView
 from dvr.trace import nat, ofsim
 from dvr.trace.hosts import HostData, HostSwitch, bridge_links, namespace_link
@@ -482,12 +483,13 @@ class _Walk:
             self.connections.append(nat.Connection(
                 host, namespace.name, (arrived.nw_src, arrived.nw_dst),
                 (packet.nw_src, packet.nw_dst)))
-        link = namespace_link(namespace, device)
-        if link is None:
+        switch = self.switch(host)
+        if isinstance(switch, str) or not switch.has_device(namespace, device):
             steps.append(DropStep(host=host, place=namespace.name,
                                   reason=f"route via {device}, a device {namespace.name} "
                                          "does not have"))
             return _DONE
+        link = namespace_link(namespace, device)
         found = self.neighbor(host, namespace, device, decision.nexthop, packet.nw_src)
         if isinstance(found, str):
             why = ("" if destination.port_id is not None or destination.external
@@ -496,7 +498,7 @@ class _Walk:
                                   reason=found + why))
             return _DONE
         neighbor, resolved_by = found
-        own_mac = getattr(link, "mac_address", None) or placeholder_mac(decision.nexthop)
+        own_mac = link.mac_address if link is not None else kernel_mac(host, namespace, device)
         out = replace(packet, dl_src=own_mac.lower(), dl_dst=neighbor.mac_address.lower(),
                       dl_vlan=None, nw_ttl=packet.nw_ttl - 1, tun_id=None)
         steps.append(NamespaceStep(
@@ -505,15 +507,10 @@ class _Walk:
             route=decision.route, nexthop=decision.nexthop, neighbor=neighbor,
             packet_in=arrived, packet=out, nat=tuple(rules), resolved_by=resolved_by,
             conntrack=tuple(notes), routed=routed))
-        if isinstance(link, VethLink) and link in bridge_links(namespace):
+        if link is not None:
             return _AtSwitch(host, link.bridge, link.peer, out)
-        switch = self.switch(host)
-        peer = None if isinstance(switch, str) else switch.namespace_peer(namespace, device)
-        if peer is None:
-            steps.append(DropStep(host=host, place=f"{namespace.name} {device}",
-                                  reason=f"the peer of {device} is not in {host}'s desired "
-                                         "state"))
-            return _DONE
+        peer = switch.namespace_peer(namespace, device)
+        assert peer is not None  # has_device
         return _InNamespace(host, peer[0], peer[1], out)
 
     def no_route(self, host: str, namespace: NamespaceState, packet: PacketView) -> str:
@@ -541,13 +538,11 @@ class _Walk:
             return switch
         peer = switch.namespace_peer(namespace, device)
         if peer is not None:
-            peer_ns, peer_device, mac = peer
-            link = namespace_link(peer_ns, peer_device)
+            peer_ns, peer_device = peer
             if local_address(peer_ns, ip) is None:
                 return (f"{peer_device} in {peer_ns.name} (the peer of {device}) does not "
                         f"answer ARP for {ip}")
-            mac = mac or getattr(link, "mac_address", None) or placeholder_mac(ip)
-            return (Neighbor(device, ip, mac.lower()),
+            return (Neighbor(device, ip, kernel_mac(host, peer_ns, peer_device)),
                     f"ARP: answered by {peer_device} in {peer_ns.name}")
         link = namespace_link(namespace, device)
         if (namespace.name.startswith(ROUTER_NS_PREFIX)
@@ -556,7 +551,7 @@ class _Walk:
             return (f"no static (PERMANENT) ARP entry for {ip} on {device} in "
                     f"{namespace.name}: DVR never ARPs across the tunnel mesh, the agent "
                     "installs one entry per port of the subnet")
-        network = switch.network_of_vlan(getattr(link, "tag", None))
+        network = switch.network_of_vlan(link.tag if link is not None else None)
         station = None if network is None else self.station(host, network, ip, sender,
                                                             (host, namespace.name, device))
         if station is None:
@@ -698,6 +693,15 @@ class _Walk:
         bridge, port = found
         return self.switch_pass(steps, _AtSwitch(at.host, bridge, port,
                                                  replace(at.packet, tun_id=at.vni)), destination)
+
+
+def kernel_mac(host: str, namespace: NamespaceState, device: str) -> str:
+    """A stand-in for the MAC the kernel gives a veth end the desired state does not name
+    (the ``rfp-``/``fpr-`` pair): stable per (host, namespace, device), locally
+    administered."""
+    digest = hashlib.blake2b(f"{host}|{namespace.name}|{device}".encode(),
+                             digest_size=5).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest)
 
 
 def _host_of(position: _Position) -> str:

@@ -174,6 +174,8 @@ def resolve_destination(hosts: Mapping[str, HostData], request: TraceRequest) ->
     if is_ip(request.destination):
         ip = str(ipaddress.ip_address(request.destination))
         found = find_port_by_ip(hosts, ip, request.destination_host)
+        if found is None and external_network_of(hosts, ip) is not None:
+            return _external_endpoint(ExternalHost(name=ip, ip=ip))
         if found is None:
             return Endpoint(ip=ip)
         endpoint = _endpoint(found[0], found[1], ipaddress.ip_address(ip).version)
@@ -429,7 +431,7 @@ class _Walk:
                       destination: Endpoint) -> ofsim.Tunnelled | None:
         if not tunnels:
             return None
-        if destination.host is not None:
+        if destination.host is not None and destination.host in self.hosts:
             wanted = self.tunnel_ip_of(destination.host)
             return next((t for t in tunnels if wanted is not None and t.remote_ip == wanted),
                         None)
@@ -642,11 +644,11 @@ class _Walk:
                           packet: PacketView) -> _Position | _Done:
         """An outside host sends on its segment: ARP for the destination, then the frame."""
         name = source.device or source.ip
-        station = self.outside_arp(destination.ip, source.ip)
+        station = self.outside_arp(packet.nw_dst, packet.nw_src)
         if station is None:
             steps.append(DropStep(host=name, place=f"outside host {name}",
                                   reason=f"nothing on the external segment answers ARP for "
-                                         f"{destination.ip}"))
+                                         f"{packet.nw_dst}"))
             return _DONE
         entry = self.external_entry(station.mac)
         assert entry is not None and station.host is not None
@@ -654,7 +656,7 @@ class _Walk:
         packet = replace(packet, dl_src=(source.mac or placeholder_mac(source.ip)).lower(),
                          dl_dst=station.mac)
         steps.append(SendStep(host=name, port_id="", device=name, ovs_port=uplink,
-                              why=f"ARP for {destination.ip} answered by {station.label}",
+                              why=f"ARP for {packet.nw_dst} answered by {station.label}",
                               packet=packet))
         steps.append(SegmentStep(from_host=name, to_host=to_host, bridge=bridge, port=uplink,
                                  station=station.label, packet=packet))

@@ -1,0 +1,139 @@
+"""North/south paths over hand-built SNAT and floating-IP plumbing (DVR.md §8-§9): SNAT out
+and its reply, rule/table selection, the drops without a gateway or without SNAT."""
+
+from __future__ import annotations
+
+import pytest
+
+from dvr.agent.desired.names import router_namespace_name, snat_namespace_name
+from dvr.trace.hosts import HostData
+from dvr.trace.steps import (
+    DeliveryStep,
+    DropStep,
+    NamespaceStep,
+    SegmentStep,
+    Trace,
+    TraceRequest,
+    TunnelStep,
+)
+from dvr.trace.tracer import trace_packet
+from tests.unit.desired.desired_scenarios import BLUE_1, BLUE_2, HOST_1, ORANGE_1
+from tests.unit.trace.north_south_scenarios import (
+    BLUE_CIDR,
+    GATEWAY_IP,
+    NETWORK_1,
+    OUTSIDE,
+    QG,
+    ROUTER,
+    SG,
+    SNAT_BLUE_IP,
+    SNAT_TABLE,
+    UPLINK,
+    ext_vlan,
+    north_south_hosts,
+)
+
+BLUE_1_IP = "203.0.113.11"
+
+
+@pytest.fixture(scope="module")
+def hosts() -> dict[str, HostData]:
+    return north_south_hosts()
+
+
+def outside(destination: str = OUTSIDE.name, source: str = BLUE_1) -> TraceRequest:
+    return TraceRequest(source, destination, external_hosts=(OUTSIDE,))
+
+
+def namespaces(trace: Trace) -> list[tuple[str, str]]:
+    return [(s.host, s.namespace) for s in trace.steps if isinstance(s, NamespaceStep)]
+
+
+def test_snat_path_out_and_back(hosts):
+    trace = trace_packet(hosts, outside())
+    assert trace.delivered, trace.verdict.summary
+    assert namespaces(trace) == [(HOST_1, router_namespace_name(ROUTER)),
+                                 (NETWORK_1, snat_namespace_name(ROUTER))]
+    router, snat = (s for s in trace.steps if isinstance(s, NamespaceStep))
+    # the policy rule of blue (after main) sends it to the SNAT port across the tunnel
+    assert router.rule is not None and router.rule.source == BLUE_CIDR
+    assert router.route.table == SNAT_TABLE and router.nexthop == SNAT_BLUE_IP
+    assert router.resolved_by == "PERMANENT"
+    tunnel = next(s for s in trace.steps if isinstance(s, TunnelStep))
+    assert (tunnel.from_host, tunnel.to_host) == (HOST_1, NETWORK_1)
+    # the snat- namespace: in on sg-, out of qg- to the outside router, source rewritten
+    assert (snat.in_device, snat.out_device) == (SG, QG)
+    assert snat.rule is None and snat.route.destination == "192.0.2.0/24"  # connected
+    assert [n.snat_to for n in snat.nat] == [GATEWAY_IP]
+    assert snat.packet.nw_src == GATEWAY_IP and snat.packet_in.nw_src == BLUE_1_IP
+    assert snat.neighbor.mac_address == OUTSIDE.mac and "ARP" in snat.resolved_by
+    # then br-int -> int-br-ex -> br-ex (VLAN stripped) -> the uplink, across the segment
+    path = trace.path()
+    assert (NETWORK_1, "br-ex", 0) in path and path[-1] == (NETWORK_1, "br-ex", 0)
+    ex = [s for s in trace.openflow_steps() if s.bridge == "br-ex"][0]
+    assert ex.packet_in.dl_vlan == ext_vlan(hosts[NETWORK_1]) and ex.packet.dl_vlan is None
+    segment = next(s for s in trace.steps if isinstance(s, SegmentStep))
+    assert (segment.from_host, segment.to_host, segment.port) == (NETWORK_1, "outside", UPLINK)
+    delivered = trace.steps[-1]
+    assert isinstance(delivered, DeliveryStep) and delivered.host == "outside"
+    assert delivered.packet.nw_src == GATEWAY_IP  # outside sees the gateway IP
+    # the reply: outside -> gateway IP, ARP answered by qg-, conntrack undoes the SNAT
+    reply = trace.reply
+    assert reply is not None and reply.delivered, reply.verdict.summary
+    assert reply.steps[0].kind == "send" and QG in reply.steps[0].why
+    back = next(s for s in reply.steps if isinstance(s, NamespaceStep))
+    assert back.namespace == snat_namespace_name(ROUTER) and back.nat == ()
+    assert back.conntrack and back.routed is not None and back.routed.nw_dst == BLUE_1_IP
+    assert back.out_device == SG
+    end = reply.steps[-1]
+    assert isinstance(end, DeliveryStep) and end.host == HOST_1 and end.device
+
+
+def test_tcp_to_an_unknown_outside_address(hosts):
+    """An address on no known station: the frame goes to the outside router's MAC."""
+    trace = trace_packet(hosts, TraceRequest(BLUE_1, "198.18.0.7", proto="tcp", dport=443,
+                                             external_hosts=(OUTSIDE,)))
+    assert trace.delivered
+    last = trace.steps[-1]
+    assert isinstance(last, DeliveryStep) and last.host == "outside"
+    assert last.packet.nw_dst == "198.18.0.7" and last.packet.tp_dst == 443
+
+
+def test_outside_without_its_mac_still_traced(hosts):
+    """The web view does not know the outside host: its address is enough."""
+    trace = trace_packet(hosts, TraceRequest(BLUE_1, OUTSIDE.ip))
+    assert trace.delivered, trace.verdict.summary
+    assert trace.reply is not None and trace.reply.delivered, trace.reply.verdict.summary
+
+
+def test_east_west_still_wins_over_the_snat_rule(hosts):
+    """Connected routes in main come before the SNAT rule (priority after main)."""
+    trace = trace_packet(hosts, TraceRequest(BLUE_1, ORANGE_1))
+    assert trace.delivered
+    (router,) = (s for s in trace.steps if isinstance(s, NamespaceStep))
+    assert router.rule is None and router.route.table == 254
+
+
+def test_same_subnet_is_not_routed(hosts):
+    trace = trace_packet(hosts, TraceRequest(BLUE_1, BLUE_2))
+    assert trace.delivered and namespaces(trace) == []
+
+
+def test_no_gateway_drops_in_the_router():
+    hosts = north_south_hosts(gateway_on=False)
+    trace = trace_packet(hosts, outside())
+    drop = trace.steps[-1]
+    assert isinstance(drop, DropStep) and drop.host == HOST_1
+    assert drop.place == router_namespace_name(ROUTER)
+    assert f"no route to {OUTSIDE.ip}" in drop.reason
+    assert "has no external gateway" in drop.reason
+    assert "not traced yet" not in drop.reason
+
+
+def test_snat_disabled_leaves_the_source_alone():
+    hosts = north_south_hosts(enable_snat=False)
+    trace = trace_packet(hosts, outside())
+    snat = [s for s in trace.steps if isinstance(s, NamespaceStep)][-1]
+    assert snat.nat == () and snat.packet.nw_src == BLUE_1_IP
+    # outside answers to a tenant address it has no route for: the reply is not routed back
+    assert trace.delivered

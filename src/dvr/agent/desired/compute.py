@@ -15,12 +15,16 @@ from dvr.agent.desired.pieces import (
     PieceKey,
     base_piece,
     choose_gateway_mac,
+    fip_gateway_ports,
+    fip_link_allocation,
+    fip_piece,
     host_mac_piece,
     network_facts,
     network_piece,
     port_piece,
     router_gateway_candidates,
     router_piece,
+    snat_piece,
     tunnel_piece,
 )
 from dvr.agent.desired.state import DesiredState
@@ -63,8 +67,18 @@ def compute_pieces(
         tunnel_ips |= tunbr.remote_tunnel_ips(network, ctx.host, ctx.tunnel_ip)
     for remote_ip in tunnel_ips:
         pieces[("tunnel", remote_ip)] = tunnel_piece(ctx, remote_ip)
+    fip_gateways = fip_gateway_ports(view.fip_agent_gateways)
+    fip_links = fip_link_allocation(view.routers, view.host, fip_gateways)
     for router in view.routers:
-        pieces[("router", router.id)] = router_piece(ctx, router, facts)
+        pieces[("router", router.id)] = router_piece(
+            ctx, router, facts, fip_links.get(router.id))
+        pieces[("snat", router.id)] = snat_piece(ctx, router, facts)
+    for network_id in sorted(fip_gateways.keys() | {link.network_id for link in
+                                                     fip_links.values()}):
+        pieces[("fip", network_id)] = fip_piece(
+            ctx, fip_gateways.get(network_id), view.network(network_id), facts.get(network_id),
+            tuple((router, fip_links[router.id]) for router in view.routers
+                  if router.id in fip_links and fip_links[router.id].network_id == network_id))
     for port in view.ports:
         pieces[("port", port.id)] = port_piece(
             ctx, port, inputs.plugged.get(port.id), facts.get(port.network_id), gateway_macs

@@ -24,12 +24,21 @@ class DesiredConfig:
     # patch port on br-int towards br-tun, and its peer on br-tun (Neutron's defaults)
     int_peer_patch_port: str = "patch-tun"
     tun_peer_patch_port: str = "patch-int"
+    # (physical network, bridge): external/provider networks on that physical network reach
+    # br-int through that bridge (Neutron's ``bridge_mappings``, e.g. (("public", "br-ex"),))
+    bridge_mappings: tuple[tuple[str, str], ...] = ()
+
+    def bridge_for(self, physical_network: str | None) -> str | None:
+        return next((b for p, b in self.bridge_mappings if p == physical_network), None)
 
     def __post_init__(self) -> None:
         if self.agent_mode not in AGENT_MODES:
             raise ValueError(f"agent_mode must be one of {AGENT_MODES}, not {self.agent_mode!r}")
         if self.integration_bridge == self.tunnel_bridge:
             raise ValueError("integration and tunnel bridge must differ")
+        for _, bridge in self.bridge_mappings:
+            if bridge in (self.integration_bridge, self.tunnel_bridge):
+                raise ValueError(f"a mapped bridge cannot be {bridge}")
 
 
 @dataclass(frozen=True)

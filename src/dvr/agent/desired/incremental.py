@@ -14,8 +14,12 @@ dependency graph, in one place:
 |                         | local VLANs (when the set of networks changes)               |
 | previous_local_vlans    | local VLANs                                                  |
 | local VLANs[id]         | network:<id>; network facts[id]                              |
-| network facts[id]       | router:<r> for routers on it, port:<p> for ports on it       |
-| routers[id]             | router:<id>; DVR gateway MAC of its interfaces' subnets      |
+| network facts[id]       | router:<r>, snat:<r> for routers on it (interfaces, SNAT     |
+|                         | ports, gateway), port:<p> for ports on it; fip:<id>          |
+| routers[id]             | router:<id>, snat:<id>; DVR gateway MAC of its interfaces'   |
+|                         | subnets; FIP links; every fip:<net>                           |
+| fip_agent_gateways      | FIP links; every fip:<net>                                    |
+| FIP links[router]       | router:<router>                                              |
 | DVR gateway MAC[subnet] | port:<p> for ports with an address on the subnet             |
 | ports[id]               | port:<id>                                                    |
 | plugged[port id]        | port:<id> (also for an orphan VIF: plugged, not in ports)    |
@@ -35,6 +39,7 @@ from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.assembly import Assembly
 from dvr.agent.desired.compute import DEFAULT_CONFIG, NO_INPUTS
 from dvr.agent.desired.config import DesiredConfig, HostInputs
+from dvr.agent.desired.north_south import FipLink
 from dvr.agent.desired.pieces import (
     BASE_KEY,
     HostContext,
@@ -43,6 +48,9 @@ from dvr.agent.desired.pieces import (
     PieceKey,
     base_piece,
     choose_gateway_mac,
+    fip_gateway_ports,
+    fip_link_allocation,
+    fip_piece,
     host_mac_piece,
     network_facts,
     network_piece,
@@ -50,6 +58,7 @@ from dvr.agent.desired.pieces import (
     port_piece,
     router_gateway_candidates,
     router_piece,
+    snat_piece,
     tunnel_piece,
 )
 from dvr.agent.desired.state import DesiredState
@@ -121,6 +130,8 @@ class DesiredStateCache:
         self._ports_by_network: dict[str, set[str]] = {}
         self._ports_by_subnet: dict[str, set[str]] = {}
         self._routers_by_network: dict[str, set[str]] = {}
+        self._fip_gateways: dict[str, PortView] = {}
+        self._fip_links: dict[str, FipLink] = {}
         self._pieces: dict[PieceKey, Piece] = {}
         self._assembly = Assembly(self.config)
 
@@ -148,8 +159,12 @@ class DesiredStateCache:
             changed_networks, network_set_changed = self._on_networks(view, ctx, dirty)
         vlan_changed = self._on_local_vlans(inputs, network_set_changed, dirty)
         self._on_network_facts(set(changed_networks) | vlan_changed, dirty)
-        if old is None or view.routers is not old.routers:
+        routers_changed = old is None or view.routers is not old.routers
+        if routers_changed:
             self._on_routers(view, ctx, dirty)
+        gateways_changed = old is None or view.fip_agent_gateways is not old.fip_agent_gateways
+        if routers_changed or gateways_changed:
+            self._on_fip_links(view, dirty)
         if old is None or view.ports is not old.ports:
             self._on_ports(view, dirty)
         self._on_plugged(inputs, dirty)
@@ -228,20 +243,22 @@ class DesiredStateCache:
                 del self._facts[nid]
             else:
                 self._facts[nid] = fact
-            dirty.update(("router", rid) for rid in self._routers_by_network.get(nid, ()))
+            for rid in self._routers_by_network.get(nid, ()):
+                dirty.update((("router", rid), ("snat", rid)))
+            dirty.add(("fip", nid))
             dirty.update(("port", pid) for pid in self._ports_by_network.get(nid, ()))
 
     def _on_routers(self, view: HostView, ctx: HostContext, dirty: set[PieceKey]) -> None:
         new = {r.id: r for r in view.routers}
         touched_subnets: set[str] = set()
         for rid in changed_keys(self._routers, new):
-            dirty.add(("router", rid))
+            dirty.update((("router", rid), ("snat", rid)))
             before, after = self._routers.get(rid), new.get(rid)
             if before is not None:
-                for nid in {i.network_id for i in before.interfaces}:
+                for nid in _router_networks(before):
                     _index_discard(self._routers_by_network, nid, rid)
             if after is not None:
-                for nid in {i.network_id for i in after.interfaces}:
+                for nid in _router_networks(after):
                     _index_add(self._routers_by_network, nid, rid)
             old_candidates = self._router_candidates.pop(rid, {})
             new_candidates = router_gateway_candidates(after, ctx) if after is not None else {}
@@ -269,6 +286,16 @@ class DesiredStateCache:
             else:
                 self._gateway_macs[subnet_id] = mac
             dirty.update(("port", pid) for pid in self._ports_by_subnet.get(subnet_id, ()))
+
+    def _on_fip_links(self, view: HostView, dirty: set[PieceKey]) -> None:
+        gateways = fip_gateway_ports(view.fip_agent_gateways)
+        links = fip_link_allocation(view.routers, view.host, gateways)
+        for rid in changed_keys(self._fip_links, links):
+            dirty.add(("router", rid))
+        keys = (self._fip_gateways.keys() | gateways.keys()
+                | {link.network_id for link in (*self._fip_links.values(), *links.values())})
+        dirty.update(("fip", nid) for nid in keys)
+        self._fip_gateways, self._fip_links = gateways, links
 
     def _on_ports(self, view: HostView, dirty: set[PieceKey]) -> None:
         new = {p.id: p for p in view.ports}
@@ -308,7 +335,13 @@ class DesiredStateCache:
             return tunnel_piece(ctx, ident) if ident in self._tunnel_refs else None
         if kind == "router":
             router = self._routers.get(ident)
-            return None if router is None else router_piece(ctx, router, self._facts)
+            return None if router is None else router_piece(
+                ctx, router, self._facts, self._fip_links.get(ident))
+        if kind == "snat":
+            router = self._routers.get(ident)
+            return None if router is None else snat_piece(ctx, router, self._facts)
+        if kind == "fip":
+            return self._fip_piece(ctx, ident)
         if kind == "port":
             port = self._ports.get(ident)
             if port is None:
@@ -319,6 +352,15 @@ class DesiredStateCache:
                 self._gateway_macs,
             )
         raise ValueError(f"unknown piece kind {kind!r}")
+
+    def _fip_piece(self, ctx: HostContext, network_id: str) -> Piece | None:
+        gateway = self._fip_gateways.get(network_id)
+        routers = tuple((self._routers[rid], link) for rid, link in sorted(self._fip_links.items())
+                        if link.network_id == network_id and rid in self._routers)
+        if gateway is None and not routers:
+            return None
+        return fip_piece(ctx, gateway, self._networks.get(network_id),
+                         self._facts.get(network_id), routers)
 
     def _recompute(
         self, ctx: HostContext, dirty: set[PieceKey]
@@ -336,3 +378,12 @@ class DesiredStateCache:
             else:
                 self._pieces[key] = after
         return list(dirty), changed
+
+
+def _router_networks(router: RouterView) -> set[str]:
+    """The networks whose facts a router's pieces read."""
+    networks = {i.network_id for i in router.interfaces}
+    networks |= {s.network_id for s in router.snat_ports}
+    if router.gateway is not None:
+        networks.add(router.gateway.network_id)
+    return networks

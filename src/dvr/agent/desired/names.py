@@ -11,8 +11,15 @@ Linux interface names are at most 15 characters (IFNAMSIZ - 1).
 | its veth peer (port on br-int) | ``qrb-`` + port_id[:11]               | qrb-0a1b2c3d-4e      |
 | tunnel port (on br-tun)        | ``vxlan-`` + 8 hex digits of the IPv4 | vxlan-c0000202       |
 |                                | (IPv6: 8 hex digits of a hash)        |                      |
-| SNAT namespace (next issue)    | ``snat-<router id>``                  |                      |
-| FIP namespace (next issue)     | ``fip-<external network id>``         |                      |
+| SNAT namespace                 | ``snat-<router id>``                  |                      |
+| SNAT port (in snat-)           | ``sg-`` + port_id[:11], bridge end    | sg-0a1b2c3d-4e       |
+|                                | ``sgb-`` + port_id[:11]               |                      |
+| gateway port (snat-/qrouter-)  | ``qg-`` / ``qgb-`` + port_id[:11]     |                      |
+| FIP namespace                  | ``fip-<external network id>``         |                      |
+| FIP gateway port (in fip-)     | ``fg-`` / ``fgb-`` + port_id[:11]     |                      |
+| router <-> fip- veth pair      | ``rfp-`` (qrouter) / ``fpr-`` (fip-)  | rfp-6f1c0a1b-2c      |
+|                                | + router_id[:11]                      |                      |
+| patch br-int <-> mapped bridge | ``int-<bridge>`` / ``phy-<bridge>``   | int-br-ex            |
 
 Owner strings ("<kind>:<id>") name the object a flow or namespace belongs to; the kind is
 one of ``state.OWNER_KIND_CODES``.
@@ -31,9 +38,21 @@ SNAT_NS_PREFIX = "snat-"
 FIP_NS_PREFIX = "fip-"
 ROUTER_INTERFACE_PREFIX = "qr-"
 ROUTER_INTERFACE_BRIDGE_PREFIX = "qrb-"
+SNAT_PORT_PREFIX = "sg-"
+SNAT_PORT_BRIDGE_PREFIX = "sgb-"
+GATEWAY_PREFIX = "qg-"
+GATEWAY_BRIDGE_PREFIX = "qgb-"
+FIP_GATEWAY_PREFIX = "fg-"
+FIP_GATEWAY_BRIDGE_PREFIX = "fgb-"
+ROUTER_TO_FIP_PREFIX = "rfp-"
+FIP_TO_ROUTER_PREFIX = "fpr-"
+INT_TO_PHYS_PREFIX = "int-"
+PHYS_TO_INT_PREFIX = "phy-"
 VXLAN_PORT_PREFIX = "vxlan-"
-# ports the agent itself creates on its bridges (the next issue adds sg-/qg-/fg- bridge ends)
-AGENT_PORT_PREFIXES = (ROUTER_INTERFACE_BRIDGE_PREFIX, VXLAN_PORT_PREFIX)
+# ports the agent itself creates on its bridges
+AGENT_PORT_PREFIXES = (ROUTER_INTERFACE_BRIDGE_PREFIX, SNAT_PORT_BRIDGE_PREFIX,
+                       GATEWAY_BRIDGE_PREFIX, FIP_GATEWAY_BRIDGE_PREFIX, VXLAN_PORT_PREFIX,
+                       INT_TO_PHYS_PREFIX, PHYS_TO_INT_PREFIX)
 
 # --- namespaces and devices -------------------------------------------------------------
 
@@ -58,6 +77,48 @@ def router_interface_device_name(port_id: str) -> str:
 def router_interface_bridge_port_name(port_id: str) -> str:
     """The veth peer of the ``qr-`` device, a port on the integration bridge."""
     return f"{ROUTER_INTERFACE_BRIDGE_PREFIX}{port_id[:11]}"
+
+
+def snat_port_device_name(port_id: str) -> str:
+    return f"{SNAT_PORT_PREFIX}{port_id[:11]}"
+
+
+def snat_port_bridge_port_name(port_id: str) -> str:
+    return f"{SNAT_PORT_BRIDGE_PREFIX}{port_id[:11]}"
+
+
+def gateway_device_name(port_id: str) -> str:
+    return f"{GATEWAY_PREFIX}{port_id[:11]}"
+
+
+def gateway_bridge_port_name(port_id: str) -> str:
+    return f"{GATEWAY_BRIDGE_PREFIX}{port_id[:11]}"
+
+
+def fip_gateway_device_name(port_id: str) -> str:
+    return f"{FIP_GATEWAY_PREFIX}{port_id[:11]}"
+
+
+def fip_gateway_bridge_port_name(port_id: str) -> str:
+    return f"{FIP_GATEWAY_BRIDGE_PREFIX}{port_id[:11]}"
+
+
+def router_to_fip_device_name(router_id: str) -> str:
+    return f"{ROUTER_TO_FIP_PREFIX}{router_id[:11]}"
+
+
+def fip_to_router_device_name(router_id: str) -> str:
+    return f"{FIP_TO_ROUTER_PREFIX}{router_id[:11]}"
+
+
+def int_to_phys_patch_name(bridge: str) -> str:
+    """The patch port on br-int towards a mapped bridge (Neutron's ``int-br-ex``)."""
+    return f"{INT_TO_PHYS_PREFIX}{bridge}"[:IFNAME_MAX]
+
+
+def phys_to_int_patch_name(bridge: str) -> str:
+    """Its peer on the mapped bridge (Neutron's ``phy-br-ex``)."""
+    return f"{PHYS_TO_INT_PREFIX}{bridge}"[:IFNAME_MAX]
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"

@@ -11,13 +11,14 @@ piece is a pure function of that object plus a few declared derived inputs:
 | network:<id>   | host context, the NetworkView, its local VLAN                       |
 | tunnel:<ip>    | host context (local tunnel IP); exists while any network needs <ip> |
 | router:<id>    | host context, the RouterView, NetworkFacts of its interfaces' nets  |
+|                | (external network's facts, its FIP link allocation)               |
 | port:<id>      | host context, the PortView (None: an orphan VIF), plugged name,     |
 |                | NetworkFacts of its net, DVR gateway MAC of each of its subnets     |
-
-Room for the next issue: ``snat:<router id>`` (the ``snat-`` namespace on a dvr_snat host)
-and ``fip:<external network id>`` (the ``fip-`` namespace, ``rfp-``/``fpr-`` links, NAT
-rules) become two more piece kinds with their own rows here and in the incremental
-dependency table; the ``router`` piece grows its FIP rules/routes.  Nothing else changes.
+| snat:<id>      | host context, the RouterView, NetworkFacts of its SNAT ports' and   |
+|                | gateway's networks (only on the router's SNAT host)                 |
+| fip:<net id>   | host context, this host's FIP gateway port on that network, the     |
+|                | NetworkView and facts of the network, the routers with a FIP link   |
+|                | on it and their links                                               |
 
 The full computation (``compute.py``) and the incremental cache (``incremental.py``) call
 the same functions, so they can only disagree if a dependency above is missed.
@@ -26,14 +27,16 @@ the same functions, so they can only disagree if a dependency above is missed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from dvr.agent.desired import external_bridge as extbr
 from dvr.agent.desired import integration_bridge as intbr
 from dvr.agent.desired import names
+from dvr.agent.desired import north_south as ns
 from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.config import DesiredConfig
 from dvr.agent.desired.router_namespace import compute_router_namespace
-from dvr.agent.desired.state import Flow, NamespaceState, OvsPort
+from dvr.agent.desired.state import Flow, NamespaceState, OvsPort, VethLink
 from dvr.agent.desired.vlans import DEAD_VLAN
 from dvr.model.hostview import (
     OWNER_FLOATINGIP,
@@ -91,6 +94,7 @@ class NetworkFacts:
 
     local_vlan: int
     tunnelled: bool
+    mtu: int = 1500
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ def piece_label(key: PieceKey) -> str:
 
 
 def network_facts(network: NetworkView, local_vlan: int) -> NetworkFacts:
-    return NetworkFacts(local_vlan=local_vlan, tunnelled=tunbr.is_tunnelled(network))
+    return NetworkFacts(local_vlan=local_vlan, tunnelled=tunbr.is_tunnelled(network),
+                        mtu=network.mtu)
 
 
 def router_gateway_candidates(router: RouterView, ctx: HostContext) -> dict[str, tuple[str, str]]:
@@ -139,15 +144,23 @@ def choose_gateway_mac(candidates: Iterable[tuple[str, str]]) -> str | None:
 
 def base_piece(ctx: HostContext) -> Piece:
     config = ctx.config
+    flows: dict[str, list[Flow]] = {
+        config.integration_bridge: list(intbr.integration_bridge_base_flows(config)),
+        config.tunnel_bridge: list(tunbr.tunnel_bridge_base_flows(config)),
+    }
+    ports: dict[str, list[OvsPort]] = {
+        config.integration_bridge: [intbr.integration_bridge_patch_port(config)],
+        config.tunnel_bridge: [tunbr.tunnel_bridge_patch_port(config)],
+    }
+    for bridge in extbr.mapped_bridges(config):
+        int_side, phys_side = extbr.mapped_bridge_ports(config, bridge)
+        ports[config.integration_bridge].append(int_side)
+        ports.setdefault(bridge, []).append(phys_side)
+        for name, extra in extbr.mapped_bridge_base_flows(config, bridge).items():
+            flows.setdefault(name, []).extend(extra)
     return Piece(
-        flows=(
-            (config.integration_bridge, intbr.integration_bridge_base_flows(config)),
-            (config.tunnel_bridge, tunbr.tunnel_bridge_base_flows(config)),
-        ),
-        ports=(
-            (config.integration_bridge, (intbr.integration_bridge_patch_port(config),)),
-            (config.tunnel_bridge, (tunbr.tunnel_bridge_patch_port(config),)),
-        ),
+        flows=tuple((name, tuple(fs)) for name, fs in flows.items()),
+        ports=tuple((name, tuple(ps)) for name, ps in ports.items()),
     )
 
 
@@ -165,7 +178,9 @@ def host_mac_piece(ctx: HostContext, host: str, mac: str) -> Piece:
 
 def network_piece(ctx: HostContext, network: NetworkView, local_vlan: int) -> Piece:
     flows = tunbr.network_tunnel_flows(network, local_vlan, ctx.host, ctx.tunnel_ip)
-    return Piece(flows=((ctx.config.tunnel_bridge, flows),)) if flows else EMPTY_PIECE
+    by_bridge = [(ctx.config.tunnel_bridge, flows)] if flows else []
+    by_bridge += sorted(extbr.provider_network_flows(network, local_vlan, ctx.config).items())
+    return Piece(flows=tuple(by_bridge)) if by_bridge else EMPTY_PIECE
 
 
 def tunnel_piece(ctx: HostContext, remote_ip: str) -> Piece:
@@ -178,12 +193,32 @@ def tunnel_piece(ctx: HostContext, remote_ip: str) -> Piece:
     )
 
 
+def _bridge_ports(links: tuple[VethLink, ...]) -> tuple[OvsPort, ...]:
+    return tuple(
+        intbr.router_interface_bridge_port(
+            link.peer, DEAD_VLAN if link.tag is None else link.tag, link.external_ids)
+        for link in links
+    )
+
+
+def _vlans(facts: Mapping[str, NetworkFacts]) -> dict[str, int]:
+    return {nid: fact.local_vlan for nid, fact in facts.items()}
+
+
+def _mtu(facts: Mapping[str, NetworkFacts], network_id: str) -> int:
+    fact = facts.get(network_id)
+    return 1500 if fact is None else fact.mtu
+
+
 def router_piece(
-    ctx: HostContext, router: RouterView, facts: Mapping[str, NetworkFacts]
+    ctx: HostContext, router: RouterView, facts: Mapping[str, NetworkFacts],
+    fip_link: ns.FipLink | None = None,
 ) -> Piece:
     """The router's namespace, its veths' bridge ends and its DVR subnets' br-tun flows.
 
-    An administratively down router is not instantiated (as if not hosted here).
+    A distributed router gains its rules towards the SNAT ports and, with ``fip_link``, its
+    floating IPs of this host; a legacy router its gateway side.  An administratively down
+    router is not instantiated (as if not hosted here).
     """
     if not router.admin_state_up:
         return EMPTY_PIECE
@@ -194,11 +229,15 @@ def router_piece(
         if i.network_id in facts
     }
     namespace = compute_router_namespace(router, vlans, config.integration_bridge)
-    ports = tuple(
-        intbr.router_interface_bridge_port(
-            link.peer, DEAD_VLAN if link.tag is None else link.tag, link.external_ids)
-        for link in namespace.links
-    )
+    if router.distributed:
+        namespace = ns.distributed_router_north_south(namespace, router, ctx.host, fip_link)
+    else:
+        gateway_net = router.gateway.network_id if router.gateway else ""
+        fact = facts.get(gateway_net)
+        namespace = ns.legacy_router_north_south(
+            replace(namespace, neighbors=()), router, fact.local_vlan if fact else None,
+            _mtu(facts, gateway_net), config.integration_bridge)
+    ports = _bridge_ports(namespace.links)
     flows: list[Flow] = []
     if ctx.dvr_enabled and router.distributed:
         for interface in router.interfaces:
@@ -213,6 +252,72 @@ def router_piece(
         ports=((config.integration_bridge, ports),) if ports else (),
         namespaces=(namespace,),
     )
+
+
+def hosts_snat(ctx: HostContext, router: RouterView) -> bool:
+    """Whether this host runs the router's ``snat-`` namespace."""
+    return (router.distributed and router.admin_state_up and router.gateway is not None
+            and router.snat_host == ctx.host)
+
+
+def snat_piece(ctx: HostContext, router: RouterView, facts: Mapping[str, NetworkFacts]) -> Piece:
+    """``snat-<router id>`` on the router's SNAT host, and br-int table 1 for its ports."""
+    if not hosts_snat(ctx, router) or router.gateway is None:
+        return EMPTY_PIECE
+    config = ctx.config
+    vlans = _vlans(facts)
+    namespace = ns.snat_namespace(router, vlans, _mtu(facts, router.gateway.network_id),
+                                  config.integration_bridge)
+    if namespace is None:
+        return EMPTY_PIECE
+    tunnelled = {nid: fact.local_vlan for nid, fact in facts.items() if fact.tunnelled}
+    flows = ns.snat_port_flows(router, tunnelled) if ctx.dvr_enabled else ()
+    return Piece(
+        flows=((config.integration_bridge, flows),) if flows else (),
+        ports=((config.integration_bridge, _bridge_ports(namespace.links)),),
+        namespaces=(namespace,),
+    )
+
+
+def fip_piece(
+    ctx: HostContext,
+    gateway_port: PortView | None,
+    network: NetworkView | None,
+    fact: NetworkFacts | None,
+    routers: tuple[tuple[RouterView, ns.FipLink], ...],
+) -> Piece:
+    """``fip-<network id>``: present while a router has a FIP link on this network here."""
+    if gateway_port is None or network is None or not routers:
+        return EMPTY_PIECE
+    config = ctx.config
+    namespace = ns.fip_namespace(
+        gateway_port, network.subnets, fact.local_vlan if fact else None, network.mtu,
+        config.integration_bridge, routers, ctx.host)
+    return Piece(
+        ports=((config.integration_bridge, _bridge_ports(namespace.links)),),
+        namespaces=(namespace,),
+    )
+
+
+def fip_gateway_ports(view_gateways: Iterable[PortView]) -> dict[str, PortView]:
+    """external network id -> this host's FIP gateway port on it (lowest port id)."""
+    chosen: dict[str, PortView] = {}
+    for port in sorted(view_gateways, key=lambda p: p.id):
+        chosen.setdefault(port.network_id, port)
+    return chosen
+
+
+def fip_link_allocation(
+    routers: Iterable[RouterView], host: str, fip_networks: Iterable[str]
+) -> dict[str, ns.FipLink]:
+    """router id -> its FIP link on this host (routers with floating IPs here)."""
+    networks = set(fip_networks)
+    wanted = {}
+    for router in routers:
+        network_id = ns.needs_fip_link(router, host, networks)
+        if network_id is not None:
+            wanted[router.id] = network_id
+    return ns.allocate_fip_links(wanted)
 
 
 def port_piece(

@@ -190,6 +190,19 @@ class VethLink:
 
 
 @dataclass(frozen=True, order=True)
+class PeerLink:
+    """A veth pair between two namespaces: ``name`` in the namespace that declares it,
+    ``peer`` in ``peer_namespace`` (the ``rfp-``/``fpr-`` pair between ``qrouter-<id>`` and
+    ``fip-<external network id>``).  The kernel picks the MACs.  The peer namespace declares
+    the peer's addresses and routes; the pair itself is declared once, here."""
+
+    name: str
+    peer: str
+    peer_namespace: str
+    mtu: int = 1500
+
+
+@dataclass(frozen=True, order=True)
 class Address:
     device: str
     cidr: str  # "192.0.2.1/24" (interface address with prefix)
@@ -252,7 +265,32 @@ class NatRule:
 
 @dataclass(frozen=True)
 class NamespaceState:
-    """A router-side namespace: ``qrouter-<id>``, later ``snat-<id>`` and ``fip-<id>``."""
+    """A router-side namespace and everything in it.
+
+    Kinds (owner in brackets):
+
+    - ``qrouter-<router id>`` (``router:<id>``): one ``qr-`` link per interface.  A
+      distributed router with a gateway adds, per internal subnet with an SNAT port, a rule
+      ``from <subnet> lookup T`` (priority = table = the subnet's gateway IP as an integer,
+      after main) and ``default via <SNAT port IP> dev qr-..`` in table T; with floating IPs
+      on this host a ``rfp-`` ``PeerLink`` into ``fip-<net>`` (link-local /31), rules
+      ``from <fixed IP> lookup 16`` (priority ``FIP_RULE_PRIORITY``), ``default via <fpr IP>``
+      in table 16 and NAT: prerouting ``iif rfp- daddr FIP -> dnat fixed``, postrouting
+      ``oif rfp- saddr fixed -> snat FIP``.  A legacy router (on its central host only) adds
+      the ``qg-`` link, the default route in main, its floating IPs as /32 on ``qg-`` and
+      NAT: DNAT/SNAT per floating IP, then SNAT to the gateway IP on ``qg-``.
+    - ``snat-<router id>`` (``snat:<id>``, on the router's SNAT host): one ``sg-`` link per
+      SNAT port, the ``qg-`` link, default route via the external subnet's gateway, PERMANENT
+      neighbors of the subnets' ports, NAT postrouting ``oif qg- -> snat <gateway IP>``.
+    - ``fip-<external network id>`` (``fip:<net id>``, on a host with floating IPs): the
+      ``fg-`` link, default route via the external gateway, ``proxy_arp`` on ``fg-``; per
+      router the ``fpr-`` end of its pair (its /31 address) and per floating IP a route
+      ``<FIP>/32 via <rfp IP> dev fpr-..``.
+
+    ``links`` are veths whose other end is a port of a bridge; ``peer_links`` are veths
+    whose other end is in another namespace.  ``nat`` is the namespace's ``ip dvr``
+    nftables table, in order (see ``dvr.agent.desired.nftables``).
+    """
 
     name: str
     owner: str  # "router:<id>", "snat:<router id>", "fip:<external network id>"
@@ -263,13 +301,14 @@ class NamespaceState:
     neighbors: tuple[Neighbor, ...] = ()
     sysctls: tuple[tuple[str, str], ...] = (("net.ipv4.ip_forward", "1"),)
     nat: tuple[NatRule, ...] = ()
+    peer_links: tuple[PeerLink, ...] = ()
 
 
 @dataclass(frozen=True)
 class DesiredState:
     host: str
     revision: int
-    bridges: tuple[BridgeState, ...]  # br-int, br-tun (later br-ex)
+    bridges: tuple[BridgeState, ...]  # br-int, br-tun, then the mapped bridges (br-ex)
     namespaces: tuple[NamespaceState, ...]  # sorted by name
     local_vlans: tuple[tuple[str, int], ...] = field(default=())  # (network id, vlan)
 

@@ -126,6 +126,19 @@ def find_port_by_ip(
     return None
 
 
+def find_floating_ip(
+    hosts: Mapping[str, HostData], ip: str, hint: str | None = None
+) -> tuple[str, PortView] | None:
+    """The port floating IP ``ip`` is associated with: (host, port)."""
+    target = ipaddress.ip_address(ip)
+    for name in _search_order(hosts, hint):
+        for router in hosts[name].view.routers:
+            for fip in router.floating_ips:
+                if ipaddress.ip_address(fip.floating_ip_address) == target:
+                    return find_port(hosts, fip.port_id, fip.host or name)
+    return None
+
+
 def _external_endpoint(host: ExternalHost) -> Endpoint:
     return Endpoint(ip=str(ipaddress.ip_address(host.ip)), device=host.name,
                     mac=(host.mac or placeholder_mac(host.ip)).lower(), host=host.name,
@@ -173,7 +186,8 @@ def resolve_destination(hosts: Mapping[str, HostData], request: TraceRequest) ->
         return _external_endpoint(external)
     if is_ip(request.destination):
         ip = str(ipaddress.ip_address(request.destination))
-        found = find_port_by_ip(hosts, ip, request.destination_host)
+        found = find_port_by_ip(hosts, ip, request.destination_host) or find_floating_ip(
+            hosts, ip, request.destination_host)
         if found is None and external_network_of(hosts, ip) is not None:
             return _external_endpoint(ExternalHost(name=ip, ip=ip))
         if found is None:

@@ -34,6 +34,7 @@ from dvr.agent.desired.state import (
     NatRule,
     Neighbor,
     OvsPort,
+    PeerLink,
     Route,
     Rule,
     VethLink,
@@ -232,8 +233,6 @@ def north_south_hosts(enable_snat: bool = True, gateway_on: bool = True,
 def with_floating_ip(data: HostData) -> HostData:
     """orange-1's floating IP on compute-2: ``fip-``, the ``rfp-``/``fpr-`` pair, rule,
     table 16 and NAT in ``qrouter-``."""
-    from dvr.agent.desired.state import PeerLink  # the ns branch's namespace-to-namespace veth
-
     fip_name = fip_namespace_name(EXT)
     fg = VethLink(FG, f"fgb-{FG_PORT[:11]}", "br-int", FG_MAC, 1500, ext_vlan(data))
     data = with_external_bridge(data, (fg,))
@@ -248,7 +247,7 @@ def with_floating_ip(data: HostData) -> HostData:
     owner = f"fip:{FIP_ID}"
     router_ns = replace(
         router_ns,
-        peer_links=(PeerLink(RFP, FPR, fip_name),),  # type: ignore[call-arg]
+        peer_links=(PeerLink(RFP, FPR, fip_name),),
         addresses=tuple(sorted(router_ns.addresses + (Address(RFP, f"{RFP_IP}/31"),))),
         rules=tuple(sorted(router_ns.rules + (
             Rule(FIP_RULE_PRIORITY, FIP_TABLE, f"{ORANGE_1_IP}/32"),))),

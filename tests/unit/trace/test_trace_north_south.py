@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from dvr.agent.desired.names import router_namespace_name, snat_namespace_name
+from dvr.agent.desired.names import (
+    fip_namespace_name,
+    router_namespace_name,
+    snat_namespace_name,
+)
 from dvr.trace.hosts import HostData
 from dvr.trace.steps import (
     DeliveryStep,
@@ -17,13 +21,22 @@ from dvr.trace.steps import (
     TunnelStep,
 )
 from dvr.trace.tracer import trace_packet
-from tests.unit.desired.desired_scenarios import BLUE_1, BLUE_2, HOST_1, ORANGE_1
+from tests.unit.desired.desired_scenarios import BLUE_1, BLUE_2, HOST_1, HOST_2, ORANGE_1
 from tests.unit.trace.north_south_scenarios import (
     BLUE_CIDR,
+    EXT,
+    FG,
+    FG_MAC,
+    FIP,
+    FIP_RULE_PRIORITY,
+    FIP_TABLE,
+    FPR,
     GATEWAY_IP,
     NETWORK_1,
+    ORANGE_1_IP,
     OUTSIDE,
     QG,
+    RFP,
     ROUTER,
     SG,
     SNAT_BLUE_IP,
@@ -137,3 +150,72 @@ def test_snat_disabled_leaves_the_source_alone():
     assert snat.nat == () and snat.packet.nw_src == BLUE_1_IP
     # outside answers to a tenant address it has no route for: the reply is not routed back
     assert trace.delivered
+
+
+# --- floating IPs -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fip_hosts() -> dict[str, HostData]:
+    return north_south_hosts(floating=True)
+
+
+def test_floating_ip_out_leaves_from_its_own_host(fip_hosts):
+    trace = trace_packet(fip_hosts, outside(source=ORANGE_1))
+    assert trace.delivered, trace.verdict.summary
+    fip_ns = fip_namespace_name(EXT)
+    assert namespaces(trace) == [(HOST_2, router_namespace_name(ROUTER)), (HOST_2, fip_ns)]
+    router, fip = (s for s in trace.steps if isinstance(s, NamespaceStep))
+    # the floating IP's rule (table 16) wins over the SNAT rule; SNAT to the floating IP
+    assert router.rule is not None and router.rule.table == FIP_TABLE
+    assert router.rule.priority == FIP_RULE_PRIORITY and router.out_device == RFP
+    assert [n.snat_to for n in router.nat] == [FIP] and router.packet.nw_src == FIP
+    assert router.resolved_by == f"ARP: answered by {FPR} in {fip_ns}"
+    assert (fip.in_device, fip.out_device) == (FPR, FG)
+    assert not any(isinstance(s, TunnelStep) for s in trace.steps)  # network-1 not involved
+    segment = next(s for s in trace.steps if isinstance(s, SegmentStep))
+    assert segment.from_host == HOST_2
+    assert trace.steps[-1].packet.nw_src == FIP  # type: ignore[union-attr]
+    reply = trace.reply
+    assert reply is not None and reply.delivered, reply.verdict.summary
+    assert f"proxy ARP on {FG}" in reply.steps[0].why  # type: ignore[union-attr]
+    back = [s for s in reply.steps if isinstance(s, NamespaceStep)]
+    assert [s.namespace for s in back] == [fip_ns, router_namespace_name(ROUTER)]
+    assert back[1].conntrack and back[1].packet.nw_dst == ORANGE_1_IP
+
+
+def test_outside_reaches_the_floating_ip(fip_hosts):
+    trace = trace_packet(fip_hosts, TraceRequest("outside", FIP, proto="tcp", dport=22,
+                                                 external_hosts=(OUTSIDE,)))
+    assert trace.delivered, trace.verdict.summary
+    send = trace.steps[0]
+    assert send.kind == "send" and "proxy ARP" in send.why  # type: ignore[union-attr]
+    assert send.packet.dl_dst == FG_MAC  # type: ignore[union-attr]
+    fip, router = (s for s in trace.steps if isinstance(s, NamespaceStep))
+    assert fip.route.destination == f"{FIP}/32" and fip.out_device == FPR
+    assert [n.dnat_to for n in router.nat] == [ORANGE_1_IP]
+    assert router.routed is not None and router.routed.nw_dst == ORANGE_1_IP
+    assert router.in_device == RFP
+    end = trace.steps[-1]
+    assert isinstance(end, DeliveryStep) and end.host == HOST_2
+    assert end.packet.nw_dst == ORANGE_1_IP and end.packet.tp_dst == 22
+    # the answer leaves from the floating IP, the way it came
+    reply = trace.reply
+    assert reply is not None and reply.delivered, reply.verdict.summary
+    assert reply.steps[-1].packet.nw_src == FIP  # type: ignore[union-attr]
+    assert reply.steps[-1].host == "outside"
+
+
+def test_floating_ip_of_another_host_is_not_answered(fip_hosts):
+    """Without the fip- namespace nobody answers ARP for the floating IP."""
+    hosts = north_south_hosts()
+    trace = trace_packet(hosts, TraceRequest("outside", FIP, external_hosts=(OUTSIDE,)))
+    drop = trace.steps[-1]
+    assert isinstance(drop, DropStep)
+    assert f"nothing on the external segment answers ARP for {FIP}" in drop.reason
+
+
+def test_blue_still_uses_snat_when_orange_has_a_floating_ip(fip_hosts):
+    trace = trace_packet(fip_hosts, outside())
+    assert trace.delivered
+    assert namespaces(trace)[-1] == (NETWORK_1, snat_namespace_name(ROUTER))

@@ -326,6 +326,14 @@ def render_text(trace: Trace, request: TraceRequest | None = None, colour: bool 
             count = len(trace.openflow_steps())
             lines.append(style.green(f"verify: the real switches agree with all {count} "
                                      "OpenFlow steps"))
+        checked = [s for s in trace.namespace_steps() if s.check is not None]
+        wrong = [s for s in checked if s.check is not None and not s.check.agrees]
+        if checked and not wrong:
+            lines.append(style.green(f"verify: the kernel agrees with all {len(checked)} "
+                                     "namespace steps"))
+        elif wrong:
+            named = ", ".join(f"{s.host} {s.namespace}" for s in wrong)
+            lines.append(style.red(f"verify: the kernel disagrees or was not asked at {named}"))
     if trace.reply is not None:
         lines.append("")
         lines.append(render_text(trace.reply, None, colour, describe))

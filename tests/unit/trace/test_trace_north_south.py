@@ -3,6 +3,8 @@ and its reply, rule/table selection, the drops without a gateway or without SNAT
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dvr.agent.desired.names import (
@@ -10,7 +12,9 @@ from dvr.agent.desired.names import (
     router_namespace_name,
     snat_namespace_name,
 )
+from dvr.agent.desired.nftables import nat_table_document
 from dvr.trace.hosts import HostData
+from dvr.trace.routing import lookup_route
 from dvr.trace.steps import (
     DeliveryStep,
     DropStep,
@@ -21,6 +25,7 @@ from dvr.trace.steps import (
     TunnelStep,
 )
 from dvr.trace.tracer import trace_packet
+from dvr.trace.verify import ProbeError, verify_trace
 from tests.unit.desired.desired_scenarios import BLUE_1, BLUE_2, HOST_1, HOST_2, ORANGE_1
 from tests.unit.trace.north_south_scenarios import (
     BLUE_CIDR,
@@ -219,3 +224,66 @@ def test_blue_still_uses_snat_when_orange_has_a_floating_ip(fip_hosts):
     trace = trace_packet(fip_hosts, outside())
     assert trace.delivered
     assert namespaces(trace)[-1] == (NETWORK_1, snat_namespace_name(ROUTER))
+
+
+# --- --verify of the namespace steps --------------------------------------------------------------
+
+
+class Kernels:
+    """Switch and namespace probes answering from the desired state itself (what a kernel
+    that holds exactly that state would say), with optional breakage."""
+
+    def __init__(self, hosts: dict[str, HostData], wrong_device: str | None = None,
+                 drop_nat: bool = False) -> None:
+        self.hosts = hosts
+        self.wrong_device = wrong_device
+        self.drop_nat = drop_nat
+        self.asked: list[tuple[str, ...]] = []
+
+    def trace(self, host: str, bridge: str, flow: str) -> str:
+        raise ProbeError("no switch here")
+
+    def route_get(self, host, namespace, destination, source, in_device):
+        self.asked.append(("route", host, namespace, destination, source, in_device))
+        state = self.hosts[host].state.namespace(namespace)
+        decision = lookup_route(state, source, destination, in_device)
+        assert decision is not None
+        answer = {"dst": destination, "dev": self.wrong_device or decision.route.device}
+        if decision.route.via:
+            answer["gateway"] = decision.route.via
+        return json.dumps([answer])
+
+    def nat_ruleset(self, host, namespace):
+        self.asked.append(("nft", host, namespace))
+        state = self.hosts[host].state.namespace(namespace)
+        document = nat_table_document(() if self.drop_nat else state.nat)
+        rules = [c["add"] for c in document["nftables"] if "rule" in c.get("add", {})]
+        return json.dumps({"nftables": [{"metainfo": {}}] + rules})
+
+
+def test_verify_checks_every_namespace_step_in_the_kernel(hosts):
+    trace = trace_packet(hosts, outside())
+    kernels = Kernels(hosts)
+    checked = verify_trace(trace, kernels, hosts)
+    steps = checked.namespace_steps() + checked.reply.namespace_steps()  # type: ignore[union-attr]
+    assert len(steps) == 3 and all(s.check is not None and s.check.agrees for s in steps)
+    assert ("route", NETWORK_1, snat_namespace_name(ROUTER), OUTSIDE.ip, BLUE_1_IP, SG) in (
+        kernels.asked)
+    assert ("nft", NETWORK_1, snat_namespace_name(ROUTER)) in kernels.asked
+    assert checked.checked_namespaces("disagree", "missing") == ()
+
+
+def test_verify_reports_a_kernel_that_routes_elsewhere(hosts):
+    trace = trace_packet(hosts, outside())
+    checked = verify_trace(trace, Kernels(hosts, wrong_device="eth9"), hosts)
+    bad = checked.checked_namespaces("disagree")
+    assert bad and "device eth9 instead of" in bad[0].check.detail  # type: ignore[union-attr]
+    assert all(s in checked.disagreements() for s in bad)
+
+
+def test_verify_reports_a_missing_nat_rule(hosts):
+    trace = trace_packet(hosts, outside())
+    checked = verify_trace(trace, Kernels(hosts, drop_nat=True), hosts)
+    (bad,) = checked.checked_namespaces("disagree")
+    assert bad.namespace == snat_namespace_name(ROUTER)
+    assert "nft: no rule postrouting" in bad.check.detail  # type: ignore[union-attr]

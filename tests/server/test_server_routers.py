@@ -299,3 +299,21 @@ def test_centralized_router_interfaces_live_on_its_host(api, topo):
     assert port["device_owner"] == "network:router_interface"
     assert port["binding:host_id"] == "net-1"
     assert api.router_hosts(router["id"]) == {"net-1"}
+
+
+def test_legacy_router_floating_ips_are_all_in_its_central_host_view(api, topo):
+    api.register("net-1", "dvr_snat", "192.0.2.201")
+    api.register("h1", "dvr", "192.0.2.211")
+    router = api.create("router", name="r", distributed=False)
+    api.add_interface(router["id"], subnet_id=topo["blue_sub"]["id"])
+    api.set_gateway(router["id"], topo["ext"]["id"])
+    vm = api.port(topo["blue"]["id"], host="h1")
+    fip = api.fip(topo["ext"]["id"], port_id=vm["id"])
+    [seen] = api.view("net-1").router(router["id"]).floating_ips
+    assert (seen.id, seen.port_id, seen.host) == (fip["id"], vm["id"], "h1")
+    assert api.view("h1").router(router["id"]) is None
+    # distributed again: the FIP follows its port's host, the central host has none
+    api.update("router", router["id"], admin_state_up=False)
+    api.update("router", router["id"], distributed=True)
+    assert api.view("net-1").router(router["id"]).floating_ips == ()
+    assert [f.id for f in api.view("h1").router(router["id"]).floating_ips] == [fip["id"]]

@@ -29,6 +29,13 @@ class AgentConfig:
     local_poll_interval: float = 1.0  # how often OVSDB is checked for newly plugged VIFs
     max_backoff: float = 30.0
     availability_zone: str = "nova"  # the zone this host's L3 agent is in
+    # "physnet:bridge" pairs: provider/external networks on physnet reach br-int through
+    # bridge (TOML: bridge_mappings = ["public:br-ex"])
+    bridge_mappings: tuple[str, ...] = ()
+
+    def parsed_bridge_mappings(self) -> tuple[tuple[str, str], ...]:
+        """(physical network, bridge) pairs, in order."""
+        return tuple(parse_bridge_mapping(item) for item in self.bridge_mappings)
 
     def validate(self) -> AgentConfig:
         if not self.host:
@@ -37,10 +44,28 @@ class AgentConfig:
             raise ValueError(f"mode must be one of {', '.join(AGENT_MODES)}, not {self.mode!r}")
         if self.datapath not in DATAPATH_TYPES:
             raise ValueError(f"datapath must be one of {', '.join(DATAPATH_TYPES)}")
+        mappings = self.parsed_bridge_mappings()
+        if len({p for p, _ in mappings}) != len(mappings):
+            raise ValueError("bridge_mappings: a physical network is mapped twice")
+        if any(b in (self.integration_bridge, self.tunnel_bridge) for _, b in mappings):
+            raise ValueError("bridge_mappings: a mapped bridge cannot be br-int or br-tun")
         if not (self.server.startswith("http://") or self.server.startswith("https://")
                 or self.server.startswith("unix:")):
             raise ValueError("server must be http(s)://HOST:PORT or unix:/path")
         return self
+
+
+def parse_bridge_mapping(item: str) -> tuple[str, str]:
+    """``public:br-ex`` -> ("public", "br-ex")."""
+    physnet, sep, bridge = item.strip().partition(":")
+    if not sep or not physnet or not bridge or len(bridge) > 15:
+        raise ValueError(f"bridge mapping {item!r}: expected PHYSNET:BRIDGE")
+    return physnet, bridge
+
+
+def split_mappings(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Repeated flags and comma lists, flattened: ["a:br-a,b:br-b", "c:br-c"]."""
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
 def load_toml(path: str | Path) -> dict[str, object]:
@@ -71,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ovs-rundir", help="directory holding db.sock and the bridges' mgmt sockets")
     p.add_argument("--token", help="static API token for a TCP server")
     p.add_argument("--availability-zone", help="this host's availability zone (default nova)")
+    p.add_argument("--bridge-mappings", action="append", metavar="PHYSNET:BRIDGE",
+                   help="provider/external network bridge, e.g. public:br-ex (repeatable, "
+                        "or a comma list)")
     p.add_argument("--heartbeat-interval", type=float)
     p.add_argument("--resync-interval", type=float)
     p.add_argument("--once", action="store_true", help="reconcile once and exit")
@@ -84,6 +112,9 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         flag_value = getattr(args, f.name, None)
         if flag_value is not None:
             values[f.name] = flag_value
+    if "bridge_mappings" in values:
+        raw = values["bridge_mappings"]
+        values["bridge_mappings"] = split_mappings([raw] if isinstance(raw, str) else list(raw))
     missing = [name for name in ("host", "server") if not values.get(name)]
     if missing:
         raise ValueError(f"missing required setting(s): {', '.join('--' + m for m in missing)}")

@@ -88,6 +88,7 @@ class HostDataplane:
             tunnel_bridge=config.tunnel_bridge,
             datapath_type=config.datapath,
             agent_mode=config.mode,
+            bridge_mappings=config.parsed_bridge_mappings(),
         )
         self.cache = DesiredStateCache(self.desired_config)
         self._vlans: dict[str, int] = {}

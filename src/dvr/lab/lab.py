@@ -27,6 +27,7 @@ from dvr.lab.hostenv import HostEnv, cleanup, delete_netns
 from dvr.lab.procs import ProcessRef, is_alive, poll_until, start_daemon, stop_process
 from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord, url_reaches_lab
 from dvr.lab.topology import (
+    EXTERNAL_PHYSNET,
     OUTSIDE_HOST,
     TENANT_MTU,
     LabTopology,
@@ -206,7 +207,8 @@ class Lab:
         return [sys.executable, "-m", "dvr.agent.main", "--host", host.name,
                 "--server", self.agent_server, "--mode", host.mode,
                 "--local-ip", host.tunnel_ip, "--ovs-rundir", host.workdir,
-                "--heartbeat-interval", "5"]
+                "--heartbeat-interval", "5",
+                "--bridge-mappings", f"{EXTERNAL_PHYSNET}:{fabric_mod.EXTERNAL_BRIDGE}"]
 
     def _start_agent(self, record: LabRecord, host: HostRecord) -> None:
         env = self.host_env(host)
@@ -242,6 +244,11 @@ class Lab:
         record.router_id = router["id"]
         for net in topology.router_networks:
             client.add_router_interface(router["id"], subnets[net])
+        external = topology.external_network
+        self.out(f"giving {topology.router} an external gateway on {external.name}")
+        external_id = client.list("networks", name=external.name)[0]["id"]
+        client.update("routers", "router", router["id"], {
+            "external_gateway_info": {"network_id": external_id}})
         self.paths.save(record)
 
     # -- VMs ----------------------------------------------------------------------------------

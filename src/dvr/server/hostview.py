@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from dvr.db.tables import (
     dvr_host_macs,
@@ -301,6 +301,9 @@ def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
 
 
 def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) -> list[Any]:
+    """The floating IPs of these routers that ``host`` serves: those of ports bound to it
+    (distributed routers), and every one of a legacy router (all on its central host,
+    the only host such a router is hosted on)."""
     query = (
         select(
             floatingips.c.router_id,
@@ -311,8 +314,14 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
             floatingips.c.fixed_port_id,
             ports.c.host,
         )
-        .select_from(floatingips.join(ports, ports.c.id == floatingips.c.fixed_port_id))
-        .where(in_ids(conn, floatingips.c.router_id, router_ids), ports.c.host == host)
+        .select_from(
+            floatingips.join(ports, ports.c.id == floatingips.c.fixed_port_id)
+            .join(routers, routers.c.id == floatingips.c.router_id)
+        )
+        .where(
+            in_ids(conn, floatingips.c.router_id, router_ids),
+            or_(ports.c.host == host, routers.c.distributed.is_(False)),
+        )
     )
     return conn.execute(query).all()
 

@@ -5,17 +5,29 @@ router is hosted where a DVR-serviceable port sits on one of its subnets; a host
 network when it has a port or a hosted router interface on it; remote hosts of a network
 are the other hosts touching it, with their VM ports as L2-population entries; ARP entries
 are every port on each attached subnet.
+
+North/south: a router may have a gateway on the cloud's ``external`` network (flat, physical
+network ``public``) with an SNAT host; a distributed router is also hosted on its SNAT host,
+which holds its gateway port and one SNAT port per interface; a legacy router is hosted
+only there.  Floating IPs (address, VM id) of a distributed router go to the VM's host,
+which then has a FIP agent gateway port; a legacy router's all go to its SNAT host.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field, replace
 
 from dvr.model.hostview import (
+    OWNER_FLOATINGIP_AGENT_GATEWAY,
+    OWNER_ROUTER_GATEWAY,
+    OWNER_ROUTER_SNAT,
     ArpEntry,
     ExtraRoute,
     FixedIp,
+    FloatingIpView,
+    GatewayView,
     HostMac,
     HostView,
     L2Entry,
@@ -24,6 +36,7 @@ from dvr.model.hostview import (
     RemoteHost,
     RouterInterfaceView,
     RouterView,
+    SnatPortView,
     SubnetView,
     is_dvr_serviceable,
 )
@@ -75,6 +88,10 @@ class Router:
     distributed: bool = True
     admin_state_up: bool = True
     routes: tuple[tuple[str, str], ...] = ()
+    gateway_ip: str | None = None  # on the cloud's external network
+    enable_snat: bool = True
+    snat_host: str | None = None
+    fips: tuple[tuple[str, str], ...] = ()  # (floating IP, VM id)
 
 
 @dataclass(frozen=True)
@@ -85,6 +102,7 @@ class Cloud:
     routers: tuple[Router, ...] = ()
     revision: int = 1
     extra_remote: dict = field(default_factory=dict, compare=False)
+    external: Net | None = None
 
     def net(self, network_id: str) -> Net:
         return next(n for n in self.networks if n.id == network_id)
@@ -102,23 +120,78 @@ class Cloud:
         }
         return [
             r for r in self.routers
-            if r.distributed and any(i.network_id in local_nets for i in r.interfaces)
+            if (r.distributed and any(i.network_id in local_nets for i in r.interfaces))
+            or (r.snat_host == host and (r.gateway_ip is not None or not r.distributed))
         ]
+
+    def _with_gateway(self, router: Router) -> bool:
+        return router.gateway_ip is not None and self.external is not None
+
+    def local_fips(self, router: Router, host: str) -> list[tuple[str, Vm]]:
+        if not self._with_gateway(router):
+            return []
+        vms = {v.id: v for v in self.vms}
+        found = [(ip, vms[vm_id]) for ip, vm_id in router.fips if vm_id in vms]
+        if not router.distributed:
+            return found if router.snat_host == host else []
+        return [(ip, vm) for ip, vm in found if vm.host == host]
+
+    def agent_ports(self, host: str) -> list[PortView]:
+        """The SNAT, gateway and FIP agent gateway ports bound to ``host``."""
+        ports = []
+        external = self.external
+        fg_needed = False
+        for router in self.routers:
+            if not self._with_gateway(router) or external is None:
+                continue
+            if router.distributed and self.local_fips(router, host):
+                fg_needed = True
+            if router.snat_host != host:
+                continue
+            ports.append(PortView(
+                id=f"gw-{router.id}", network_id=external.id, mac_address=_mac(router.id, 1),
+                fixed_ips=(FixedIp(external.subnet_id, router.gateway_ip),),
+                device_owner=OWNER_ROUTER_GATEWAY, device_id=router.id, host=host))
+            if router.distributed:
+                for snat in self.snat_ports(router):
+                    ports.append(PortView(
+                        id=snat.port_id, network_id=snat.network_id,
+                        mac_address=snat.mac_address,
+                        fixed_ips=(FixedIp(snat.subnet_id, snat.ip_address),),
+                        device_owner=OWNER_ROUTER_SNAT, device_id=router.id, host=host))
+        if fg_needed and external is not None:
+            index = sorted(h.name for h in self.hosts).index(host) if host in {
+                h.name for h in self.hosts} else 0
+            ports.append(PortView(
+                id=f"fg-{host}", network_id=external.id, mac_address=_mac(host, 2),
+                fixed_ips=(FixedIp(external.subnet_id, _nth(external.cidr, 200 + index)),),
+                device_owner=OWNER_FLOATINGIP_AGENT_GATEWAY, device_id=host, host=host))
+        return ports
+
+    def snat_ports(self, router: Router) -> list[SnatPortView]:
+        if not (router.distributed and self._with_gateway(router)):
+            return []
+        return sorted(
+            (SnatPortView(f"sg-{router.id}-{i.network_id}", self.net(i.network_id).subnet_id,
+                          i.network_id, _mac(i.port_id, 3), _nth(self.net(i.network_id).cidr, -2),
+                          self.net(i.network_id).cidr, self.net(i.network_id).mtu)
+             for i in router.interfaces),
+            key=lambda s: (s.subnet_id, s.port_id))
 
     def networks_touched(self, host: str) -> set[str]:
         nets = {v.network_id for v in self.vms if v.host == host}
         for router in self.routers_on(host):
             nets |= {i.network_id for i in router.interfaces}
-        return nets & {n.id for n in self.networks}
+        nets |= {p.network_id for p in self.agent_ports(host)}
+        known = {n.id for n in self.networks}
+        if self.external is not None:
+            known.add(self.external.id)
+        return nets & known
 
-    def view(self, host: str) -> HostView:
-        me = self.host(host)
-        touched = self.networks_touched(host)
-        networks = []
-        for net in sorted(self.networks, key=lambda n: n.id):
-            if net.id not in touched:
-                continue
-            remotes = []
+    def _network_view(self, net: Net, host: str) -> NetworkView:
+        external = self.external is not None and net.id == self.external.id
+        remotes = []
+        if not external:
             for other in sorted(self.hosts, key=lambda h: h.name):
                 if other.name == host or net.id not in self.networks_touched(other.name):
                     continue
@@ -128,15 +201,20 @@ class Cloud:
                     if v.host == other.name and v.network_id == net.id
                 )
                 remotes.append(RemoteHost(other.name, other.tunnel_ip, entries))
-            networks.append(
-                NetworkView(
-                    id=net.id, name=net.id, network_type=net.network_type,
-                    segmentation_id=net.vni, mtu=net.mtu, external=False,
-                    physical_network=None,
-                    subnets=(SubnetView(net.subnet_id, net.id, net.cidr, net.gateway_ip, 4),),
-                    remote_hosts=tuple(remotes),
-                )
-            )
+        return NetworkView(
+            id=net.id, name=net.id, network_type=net.network_type,
+            segmentation_id=None if external else net.vni, mtu=net.mtu, external=external,
+            physical_network="public" if external else None,
+            subnets=(SubnetView(net.subnet_id, net.id, net.cidr, net.gateway_ip, 4),),
+            remote_hosts=tuple(remotes),
+        )
+
+    def view(self, host: str) -> HostView:
+        me = self.host(host)
+        touched = self.networks_touched(host)
+        all_networks = list(self.networks) + ([self.external] if self.external else [])
+        networks = [self._network_view(net, host)
+                    for net in sorted(all_networks, key=lambda n: n.id) if net.id in touched]
         routers = []
         for router in sorted(self.routers_on(host), key=lambda r: r.id):
             interfaces = tuple(
@@ -157,35 +235,54 @@ class Cloud:
                 )
             )
             attached = {i.network_id for i in router.interfaces}
+            snat_ports = self.snat_ports(router)
             arp = tuple(
                 sorted(
-                    (
+                    [
                         ArpEntry(self.net(v.network_id).subnet_id, v.ip, v.mac)
                         for v in self.vms
                         if v.network_id in attached
-                    ),
+                    ] + [ArpEntry(s.subnet_id, s.ip_address, s.mac_address) for s in snat_ports],
                     key=lambda a: (a.subnet_id, a.ip_address),
                 )
             )
+            gateway = None
+            external = self.external
+            if self._with_gateway(router) and external is not None:
+                gateway = GatewayView(
+                    port_id=f"gw-{router.id}", network_id=external.id,
+                    mac_address=_mac(router.id, 1),
+                    fixed_ips=(FixedIp(external.subnet_id, router.gateway_ip or ""),),
+                    subnets=(SubnetView(external.subnet_id, external.id, external.cidr,
+                                        external.gateway_ip, 4),),
+                    enable_snat=router.enable_snat)
+            fips = tuple(sorted(
+                (FloatingIpView(f"fip-{ip}", ip, external.id, vm.ip, vm.id, vm.host)
+                 for ip, vm in self.local_fips(router, host) if external is not None),
+                key=lambda f: f.id))
             routers.append(
                 RouterView(
                     id=router.id, name=router.id, distributed=router.distributed, ha=False,
                     admin_state_up=router.admin_state_up, interfaces=interfaces,
                     arp_entries=arp,
                     routes=tuple(ExtraRoute(d, n) for d, n in router.routes),
-                    gateway=None, snat_host=None, snat_ports=(), floating_ips=(),
+                    gateway=gateway,
+                    snat_host=router.snat_host if gateway or not router.distributed else None,
+                    snat_ports=tuple(snat_ports), floating_ips=fips,
                 )
             )
-        ports = tuple(
+        vm_ports = [
             PortView(
                 id=v.id, network_id=v.network_id, mac_address=v.mac,
                 fixed_ips=(FixedIp(self.net(v.network_id).subnet_id, v.ip),),
                 device_owner=v.device_owner, device_id=f"device-{v.id}", host=v.host,
                 admin_state_up=v.admin_state_up,
             )
-            for v in sorted(self.vms, key=lambda v: v.id)
+            for v in self.vms
             if v.host == host
-        )
+        ]
+        agent_ports = self.agent_ports(host)
+        ports = tuple(sorted(vm_ports + agent_ports, key=lambda p: p.id))
         return HostView(
             host=host,
             revision=self.revision,
@@ -200,6 +297,8 @@ class Cloud:
                 for h in sorted(self.hosts, key=lambda h: h.name)
                 if h.name != host and h.mac is not None
             ),
+            fip_agent_gateways=tuple(p for p in ports
+                                     if p.device_owner == OWNER_FLOATINGIP_AGENT_GATEWAY),
         )
 
     def plugged(self, host: str) -> dict[str, str]:
@@ -231,6 +330,17 @@ class Cloud:
 
 def tap_name(port_id: str) -> str:
     return f"tap{port_id[:11]}"
+
+
+def _mac(seed: str, kind: int) -> str:
+    """A stable MAC for an agent-owned port (``kind`` tells gateway/FIP/SNAT ports apart)."""
+    digest = hashlib.blake2b(seed.encode(), digest_size=2).digest()
+    return f"fa:16:3e:{kind:02x}:{digest[0]:02x}:{digest[1]:02x}"
+
+
+def _nth(cidr: str, index: int) -> str:
+    """The ``index``-th address of ``cidr`` (negative: from the end, -1 the broadcast)."""
+    return str(ipaddress.ip_network(cidr)[index])
 
 
 # --- the standard east/west scenario (DVR.md §5) ------------------------------------------------

@@ -74,7 +74,9 @@ def draw_cloud(data: st.DataObject) -> Cloud:
             network_type=data.draw(st.sampled_from(["vxlan", "vxlan", "vxlan", "vlan"])))
         for i in range(network_count)
     )
-    cloud = Cloud(hosts=hosts, networks=networks, vms=())
+    external = (Net("ext-net", 0, "ext-sub", "192.0.2.0/24", mtu=1500, network_type="flat")
+                if data.draw(st.booleans(), label="external network") else None)
+    cloud = Cloud(hosts=hosts, networks=networks, vms=(), external=external)
     for _ in range(data.draw(st.integers(1, 8), label="vms")):
         cloud = add_vm(data, cloud)
     for index in range(data.draw(st.integers(0, 3), label="routers")):
@@ -83,7 +85,11 @@ def draw_cloud(data: st.DataObject) -> Cloud:
         cloud = cloud.with_router(
             Router(f"r{index}", tuple(Interface(f"if-{index}-{n}", n, draw_mac(data))
                                       for n in sorted(nets)),
-                   distributed=data.draw(st.sampled_from([True, True, False]))))
+                   distributed=data.draw(st.sampled_from([True, True, False])),
+                   gateway_ip=data.draw(st.sampled_from([None, "192.0.2.10"])),
+                   snat_host=data.draw(st.sampled_from([ME, ME, "h1"])),
+                   fips=tuple(("192.0.2.50", v.id) for v in cloud.vms[:1]
+                              if data.draw(st.booleans(), label="fip"))))
     return cloud
 
 
@@ -109,6 +115,7 @@ def edit(data: st.DataObject, cloud: Cloud, unplugged: set[str], vlans: dict[str
         "add_interface", "remove_interface", "interface_mac", "remove_router", "router_flags",
         "add_host", "remove_host", "host_mac", "tunnel_ip", "my_host_mac",
         "unplug", "replug", "stale_vif", "vlans", "revision", "route",
+        "gateway", "gateway", "fip", "fip", "fip",
     ]), label="edit")
     vms = list(cloud.vms)
     if kind == "add_vm":
@@ -186,6 +193,21 @@ def edit(data: st.DataObject, cloud: Cloud, unplugged: set[str], vlans: dict[str
         return cloud
     if kind == "revision":
         return replace(cloud, revision=cloud.revision + 1)
+    if kind == "gateway" and cloud.routers:
+        router = data.draw(st.sampled_from(cloud.routers))
+        return cloud.with_router(replace(
+            router,
+            gateway_ip=data.draw(st.sampled_from([None, "192.0.2.10", "192.0.2.11"])),
+            snat_host=data.draw(st.sampled_from([ME, *(h.name for h in cloud.hosts), None])),
+            enable_snat=data.draw(st.booleans())))
+    if kind == "fip" and cloud.routers and vms:
+        router = data.draw(st.sampled_from(cloud.routers))
+        fip = (data.draw(st.sampled_from(["192.0.2.50", "192.0.2.51", "192.0.2.52"])),
+               data.draw(st.sampled_from([v for v in vms if v.host == ME] or vms)).id)
+        fips = tuple(f for f in router.fips if f[0] != fip[0])
+        if fip not in router.fips:
+            fips += (fip,)
+        return cloud.with_router(replace(router, fips=fips))
     if kind == "route" and cloud.routers:
         router = data.draw(st.sampled_from(cloud.routers))
         routes = data.draw(st.sampled_from([(), (("198.18.0.0/16", "203.0.113.5"),),
@@ -200,7 +222,8 @@ def test_incremental_equals_full_on_random_histories(data):
     cloud = draw_cloud(data)
     share = data.draw(st.booleans(), label="share unchanged objects")
     mode = data.draw(st.sampled_from(["dvr", "dvr", "dvr_snat", "legacy"]), label="mode")
-    config = DesiredConfig(agent_mode=mode)
+    mappings = data.draw(st.sampled_from([(), (("public", "br-ex"),)]), label="mappings")
+    config = DesiredConfig(agent_mode=mode, bridge_mappings=mappings)
     cache = DesiredStateCache(config)
     unplugged: set[str] = set()
     stale: dict[str, str] = {}
@@ -218,6 +241,8 @@ def test_incremental_equals_full_on_random_histories(data):
         dvr_port_flows = any(f.owner.startswith("port:") for f in full.bridge("br-int").flows)
         event(f"dvr port flows: {dvr_port_flows}")
         event(f"namespaces: {min(len(full.namespaces), 2)}")
+        kinds = sorted({n.name.split("-")[0] for n in full.namespaces} - {"qrouter"})
+        event(f"north/south namespaces: {kinds}")
         event(f"incremental step was full: {cache.last_stats.full}")
         previous_view = view
         vlans = dict(full.local_vlans)

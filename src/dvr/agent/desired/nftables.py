@@ -92,3 +92,89 @@ def nat_table_document(rules: Iterable[NatRule]) -> Json:
             "expr": rule_expressions(rule), "comment": rule.owner,
         }}})
     return {"nftables": commands}
+
+
+# --- reading a table back (the inverse of ``nat_table_document``) -------------------------------
+
+
+class UnknownNatTable(ValueError):
+    """A ``dvr`` table whose content this module did not write (it is to be replaced)."""
+
+
+def _address_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "prefix" in value:
+        prefix = value["prefix"]
+        return f"{prefix['addr']}/{prefix['len']}"
+    raise UnknownNatTable(f"address {value!r}")
+
+
+def _rule_from_json(rule: Json) -> NatRule:
+    fields: dict[str, Any] = {}
+    for expression in rule.get("expr", []):
+        if "match" in expression:
+            match = expression["match"]
+            left, right = match.get("left", {}), match.get("right")
+            if match.get("op") != "==":
+                raise UnknownNatTable(f"operator {match.get('op')!r}")
+            if "meta" in left and left["meta"].get("key") in ("iifname", "oifname"):
+                fields[left["meta"]["key"][:3]] = right
+            elif "payload" in left and left["payload"].get("field") in ("saddr", "daddr"):
+                fields[left["payload"]["field"]] = _address_text(right)
+            else:
+                raise UnknownNatTable(f"match {match!r}")
+        elif "snat" in expression:
+            fields["snat_to"] = expression["snat"].get("addr")
+        elif "dnat" in expression:
+            fields["dnat_to"] = expression["dnat"].get("addr")
+        else:
+            raise UnknownNatTable(f"statement {expression!r}")
+    try:
+        return NatRule(chain=rule["chain"], owner=rule.get("comment", ""), **fields)
+    except (TypeError, ValueError) as error:
+        raise UnknownNatTable(str(error)) from error
+
+
+def nat_rules_from_json(listing: Json) -> tuple[NatRule, ...]:
+    """The typed rules of ``nft -j list table ip dvr`` output, in chain order.
+
+    Raises ``UnknownNatTable`` when the table holds anything ``nat_table_document`` would not
+    have written (another chain, another kind of rule): then it must be replaced."""
+    chains: set[str] = set()
+    rules: dict[str, list[NatRule]] = {name: [] for name in CHAINS}
+    for item in listing.get("nftables", []):
+        if "chain" in item:
+            chain = item["chain"]
+            hook, priority = CHAINS.get(chain.get("name"), (None, None))
+            if hook is None or chain.get("hook") != hook or chain.get("prio") != priority \
+                    or chain.get("type") != "nat":
+                raise UnknownNatTable(f"chain {chain!r}")
+            chains.add(chain["name"])
+        elif "rule" in item:
+            rule = _rule_from_json(item["rule"])
+            if rule.chain not in rules:
+                raise UnknownNatTable(f"rule in chain {rule.chain!r}")
+            rules[rule.chain].append(rule)
+    if chains != set(CHAINS):
+        raise UnknownNatTable(f"chains {sorted(chains)}")
+    return tuple(rule for name in CHAINS for rule in rules[name])
+
+
+def canonical_nat_rules(rules: Iterable[NatRule]) -> tuple[NatRule, ...]:
+    """Rules in the order the table lists them (by chain, each chain's rules in order) and
+    with addresses as nft prints them: what ``nat_rules_from_json`` returns once applied."""
+    by_chain: dict[str, list[NatRule]] = {name: [] for name in CHAINS}
+    for rule in rules:
+        by_chain[rule.chain].append(NatRule(
+            chain=rule.chain, owner=rule.owner, iif=rule.iif, oif=rule.oif,
+            saddr=_canonical(rule.saddr), daddr=_canonical(rule.daddr),
+            snat_to=rule.snat_to, dnat_to=rule.dnat_to))
+    return tuple(rule for name in CHAINS for rule in by_chain[name])
+
+
+def _canonical(address: str | None) -> str | None:
+    if address is None:
+        return None
+    value = _address(address)
+    return value if isinstance(value, str) else _address_text(value)

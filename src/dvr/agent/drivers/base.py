@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dvr.agent.reconcile.commands import FlowBundle, LinuxOp, OvsdbOp
+from dvr.agent.desired.state import NatRule
+from dvr.agent.reconcile.commands import FlowBundle, LinuxOp, NatOp, OvsdbOp
 from dvr.agent.reconcile.observed import ObservedBridge, ObservedLinux
 
 
@@ -58,11 +59,14 @@ class LinuxDriver(Protocol):
 
 
 class NatDriver(Protocol):
-    """nftables in router namespaces: arrives with SNAT/floating IPs (next issue)."""
+    """nftables in router namespaces: each namespace's ``ip dvr`` table."""
 
-    def observe(self, namespaces: Iterable[str]) -> object: ...
+    def observe(self, namespaces: Iterable[str]) -> dict[str, tuple[NatRule, ...] | None]:
+        """namespace -> its table's rules (``()``: no table), None if the table holds
+        something else; namespaces that do not exist are left out."""
+        ...
 
-    def apply(self, op: object) -> None: ...
+    def apply(self, op: NatOp) -> None: ...
 
 
 @dataclass(frozen=True)

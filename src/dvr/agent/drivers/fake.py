@@ -19,14 +19,16 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from dvr.agent.desired.nftables import canonical_nat_rules
 from dvr.agent.desired.openflow import port_text, render_actions, render_match
-from dvr.agent.desired.state import Address, Flow, Route, Rule
+from dvr.agent.desired.state import Address, Flow, NatRule, Route, Rule
 from dvr.agent.drivers.base import DriverError, Drivers, LinuxScope
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
     CreateNamespace,
     CreateVeth,
+    CreateVethPair,
     DeleteAddress,
     DeleteLink,
     DeleteNamespace,
@@ -39,6 +41,7 @@ from dvr.agent.reconcile.commands import (
     FlowBundle,
     LinuxOp,
     OvsdbOp,
+    ReplaceNatTable,
     ReplaceNeighbor,
     ReplaceRoute,
     SetLink,
@@ -297,6 +300,7 @@ class FakeLinuxDriver:
         self.host = _Namespace()  # the host's own namespace (bridge ends of veths)
         self.namespaces: dict[str, _Namespace] = {}
         self.applied = 0
+        self.deleted_namespaces: set[str] = set()  # a NAT table dies with its namespace
 
     # -- driver interface ---------------------------------------------------------------
     def observe(self, scope: LinuxScope) -> ObservedLinux:
@@ -355,6 +359,7 @@ class FakeLinuxDriver:
         self.namespaces[op.name] = _Namespace()
 
     def _do_DeleteNamespace(self, op: DeleteNamespace) -> None:
+        self.deleted_namespaces.add(op.name)
         ns = self.namespaces.pop(op.name, None)
         if ns is None:
             return
@@ -373,6 +378,17 @@ class FakeLinuxDriver:
                                   (None, op.peer))
         self.host.links[op.peer] = _Link(op.peer, "veth", "fe:00:00:00:00:01", op.mtu, True,
                                          True, (op.namespace, op.name))
+
+    def _do_CreateVethPair(self, op: CreateVethPair) -> None:
+        ns, peer_ns = self._ns(op.namespace), self._ns(op.peer_namespace)
+        _check_name(op.name)
+        _check_name(op.peer)
+        if op.name in ns.links or op.peer in peer_ns.links:
+            raise DriverError(f"RTNETLINK answers: File exists ({op.name}/{op.peer})")
+        ns.links[op.name] = _Link(op.name, "veth", "fe:00:00:00:00:02", op.mtu, True, True,
+                                  (op.peer_namespace, op.peer))
+        peer_ns.links[op.peer] = _Link(op.peer, "veth", "fe:00:00:00:00:03", op.mtu, True,
+                                       True, (op.namespace, op.name))
 
     def _do_SetLink(self, op: SetLink) -> None:
         link = self._link(op.namespace, op.name)
@@ -462,6 +478,41 @@ def _observe_link(link: _Link) -> ObservedLink:
                         link.tx_checksumming)
 
 
+class FakeNatDriver:
+    """nftables tables per namespace of a ``FakeLinuxDriver``: rules are kept as nft lists
+    them back (``canonical_nat_rules``); a table in a namespace that is gone is gone."""
+
+    def __init__(self, linux: FakeLinuxDriver) -> None:
+        self.linux = linux
+        self.tables: dict[str, tuple[NatRule, ...]] = {}
+        self.applied = 0
+
+    def observe(self, namespaces: Iterable[str]) -> dict[str, tuple[NatRule, ...] | None]:
+        self._forget_deleted()
+        return {name: self.tables.get(name, ()) for name in namespaces
+                if name in self.linux.namespaces}
+
+    def _forget_deleted(self) -> None:
+        for name in self.linux.deleted_namespaces:
+            self.tables.pop(name, None)
+        self.linux.deleted_namespaces.clear()
+
+    def apply(self, op: ReplaceNatTable) -> None:
+        self._forget_deleted()
+        if op.namespace not in self.linux.namespaces:
+            raise DriverError(f"Cannot open network namespace {op.namespace!r}")
+        self.tables[op.namespace] = canonical_nat_rules(op.rules)
+        self.applied += 1
+
+    def rules(self, namespace: str) -> tuple[NatRule, ...]:
+        """The rules the namespace's table holds now (``()`` without a table or namespace)."""
+        self._forget_deleted()
+        if namespace not in self.linux.namespaces:
+            return ()
+        return self.tables.get(namespace, ())
+
+
 def fake_drivers() -> Drivers:
-    """A fresh in-memory host: fake OVS and fake Linux."""
-    return Drivers(ovs=FakeOvsDriver(), linux=FakeLinuxDriver())
+    """A fresh in-memory host: fake OVS, fake Linux and fake nftables."""
+    linux = FakeLinuxDriver()
+    return Drivers(ovs=FakeOvsDriver(), linux=linux, nat=FakeNatDriver(linux))

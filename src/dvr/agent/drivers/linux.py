@@ -32,6 +32,7 @@ from dvr.agent.reconcile.commands import (
     AddRule,
     CreateNamespace,
     CreateVeth,
+    CreateVethPair,
     DeleteAddress,
     DeleteLink,
     DeleteNamespace,
@@ -187,6 +188,22 @@ class LinuxDriver:
         with self._ipr(None) as ipr:
             ipr.link("set", index=self._index(ipr, op.peer, None), mtu=op.mtu, state="up")
         self._do_SetTxChecksumming(SetTxChecksumming(op.namespace, op.name, False))
+
+    def _do_CreateVethPair(self, op: CreateVethPair) -> None:
+        peer_path = self.netns_path(op.peer_namespace)
+        if not peer_path.exists():
+            raise DriverError(f"Cannot open network namespace {op.peer_namespace!r}")
+        peer_fd = os.open(str(peer_path), os.O_RDONLY)
+        try:
+            with self._ipr(op.namespace) as ipr:
+                ipr.link("add", ifname=op.name, kind="veth", mtu=op.mtu,
+                         peer={"ifname": op.peer, "net_ns_fd": peer_fd, "mtu": op.mtu})
+                ipr.link("set", index=self._index(ipr, op.name, op.namespace), state="up")
+        finally:
+            os.close(peer_fd)
+        with self._ipr(op.peer_namespace) as ipr:
+            ipr.link("set", index=self._index(ipr, op.peer, op.peer_namespace), mtu=op.mtu,
+                     state="up")
 
     def _do_SetLink(self, op: SetLink) -> None:
         with self._ipr(op.namespace) as ipr:

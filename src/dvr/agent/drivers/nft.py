@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dvr.agent.desired.nftables import (
+    FAMILY,
+    TABLE,
+    UnknownNatTable,
+    nat_rules_from_json,
+    nat_table_document,
+)
+from dvr.agent.desired.state import NatRule
 from dvr.agent.drivers.base import DriverError
+from dvr.agent.reconcile.commands import ReplaceNatTable
 
 TIMEOUT = 10.0
 
@@ -51,3 +60,35 @@ def list_table(netns_path: Path | None, family: str, table: str,
         if "No such file or directory" in str(error):
             return None
         raise
+
+
+class NftDriver:
+    """The NAT driver: each named namespace's ``ip dvr`` table (``netns_dir`` as the Linux
+    driver's)."""
+
+    def __init__(self, netns_dir: Path = Path("/run/netns"), nft: str = "nft"):
+        self.netns_dir = netns_dir
+        self.nft = nft
+
+    def observe(self, namespaces: Sequence[str]) -> dict[str, tuple[NatRule, ...] | None]:
+        found: dict[str, tuple[NatRule, ...] | None] = {}
+        for name in namespaces:
+            path = self.netns_dir / name
+            if not path.exists():
+                continue
+            try:
+                listing = list_table(path, FAMILY, TABLE, self.nft)
+            except DriverError:
+                found[name] = None  # unreadable: replace it
+                continue
+            try:
+                found[name] = () if listing is None else nat_rules_from_json(listing)
+            except UnknownNatTable:
+                found[name] = None
+        return found
+
+    def apply(self, op: ReplaceNatTable) -> None:
+        path = self.netns_dir / op.namespace
+        if not path.exists():
+            raise DriverError(f"Cannot open network namespace {op.namespace!r}")
+        apply_nat_document(path, nat_table_document(op.rules), self.nft)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.drivers.linux import LinuxDriver
+from dvr.agent.drivers.nft import NftDriver
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
 
 
 def build_real_drivers(ovs_rundir: str | Path) -> Drivers:
-    return Drivers(ovs=OvsDriver(OvsConfig.for_rundir(ovs_rundir)), linux=LinuxDriver())
+    return Drivers(ovs=OvsDriver(OvsConfig.for_rundir(ovs_rundir)), linux=LinuxDriver(),
+                   nat=NftDriver())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dvr.agent.desired.state import Address, Flow, Neighbor, Route, Rule
+from dvr.agent.desired.state import Address, Flow, NatRule, Neighbor, Route, Rule
 
 # --- OVSDB (a batch of these is one OVSDB transaction) --------------------------------
 
@@ -112,6 +112,18 @@ class CreateVeth:
 
 
 @dataclass(frozen=True)
+class CreateVethPair:
+    """A veth pair between two namespaces: ``name`` in ``namespace``, ``peer`` in
+    ``peer_namespace``, both up with ``mtu`` (the kernel picks the MACs)."""
+
+    namespace: str
+    name: str
+    peer_namespace: str
+    peer: str
+    mtu: int
+
+
+@dataclass(frozen=True)
 class SetLink:
     namespace: str | None
     name: str
@@ -193,10 +205,25 @@ class DeleteNeighbor:
     ip_address: str
 
 
+# --- nftables -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplaceNatTable:
+    """Replace the namespace's ``ip dvr`` table with exactly ``rules`` (one atomic nft
+    transaction; no rules still leaves the empty table)."""
+
+    namespace: str
+    rules: tuple[NatRule, ...]
+
+
+NatOp = ReplaceNatTable
+
 LinuxOp = (
     CreateNamespace
     | DeleteNamespace
     | CreateVeth
+    | CreateVethPair
     | SetLink
     | DeleteLink
     | SetTxChecksumming
@@ -216,6 +243,7 @@ LINUX_OPS = (
     CreateNamespace,
     DeleteNamespace,
     CreateVeth,
+    CreateVethPair,
     SetLink,
     DeleteLink,
     SetTxChecksumming,
@@ -230,4 +258,4 @@ LINUX_OPS = (
     DeleteNeighbor,
 )
 
-Op = OvsdbOp | FlowBundle | LinuxOp
+Op = OvsdbOp | FlowBundle | LinuxOp | NatOp

@@ -23,6 +23,7 @@ from dvr.agent.reconcile.commands import (
     AddRule,
     CreateNamespace,
     CreateVeth,
+    CreateVethPair,
     DeleteAddress,
     DeleteLink,
     DeleteNamespace,
@@ -35,6 +36,7 @@ from dvr.agent.reconcile.commands import (
     FlowBundle,
     Op,
     OvsdbOp,
+    ReplaceNatTable,
     ReplaceNeighbor,
     ReplaceRoute,
     SetLink,
@@ -52,6 +54,8 @@ COUNT_KEYS: dict[type, str] = {
     CreateNamespace: "namespaces_created",
     DeleteNamespace: "namespaces_removed",
     CreateVeth: "links_created",
+    CreateVethPair: "links_created",
+    ReplaceNatTable: "nat_tables_set",
     SetLink: "links_updated",
     DeleteLink: "links_removed",
     SetTxChecksumming: "tx_offload_set",
@@ -181,11 +185,17 @@ class _Run:
             self.counts["flows_removed"] += len(bundle.delete)
 
     def linux(self, command: Op) -> None:
-        if self.blocked(command):
+        if self.blocked(command) or (isinstance(command, CreateVethPair)
+                                     and command.peer_namespace in self.broken_namespaces):
             self.skipped.append(command)
             return
         try:
-            self.drivers.linux.apply(command)  # type: ignore[arg-type]
+            if isinstance(command, ReplaceNatTable):
+                if self.drivers.nat is None:
+                    raise RuntimeError("no NAT driver: cannot set a NAT table")
+                self.drivers.nat.apply(command)
+            else:
+                self.drivers.linux.apply(command)  # type: ignore[arg-type]
         except Exception as error:
             self.failed(command, error)
             return

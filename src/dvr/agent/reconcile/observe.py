@@ -7,6 +7,7 @@ the pure planner reads them without reaching the drivers; this module does the r
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.base import Drivers, LinuxScope
@@ -49,7 +50,11 @@ def observe(
         reader.join()
     if "error" in switch:
         raise switch["error"]  # type: ignore[misc]
+    namespaces = linux.namespaces
+    if drivers.nat is not None and namespaces:
+        tables = drivers.nat.observe([n.name for n in namespaces])
+        namespaces = tuple(replace(n, nat=tables.get(n.name, ())) for n in namespaces)
     return ObservedState(
         bridges=switch["bridges"],  # type: ignore[arg-type]
-        namespaces=linux.namespaces, host_links=linux.host_links,
+        namespaces=namespaces, host_links=linux.host_links,
     )

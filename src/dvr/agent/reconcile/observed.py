@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dvr.agent.desired.state import Address, Route, Rule
+from dvr.agent.desired.state import Address, NatRule, Route, Rule
 
 NEIGHBOR_PERMANENT = "permanent"
 
@@ -92,7 +92,9 @@ class ObservedNamespace:
 
     Routes exclude those the kernel makes itself (connected and local routes); rules
     exclude the kernel's three default rules; addresses exclude IPv6 link-local ones.
-    ``sysctls`` holds only the keys the observer was asked for.
+    ``sysctls`` holds only the keys the observer was asked for.  ``nat`` is the content of
+    its ``ip dvr`` nftables table: the typed rules read back, ``()`` when there is none (or
+    it is empty), None when it holds something else (to be replaced) or was not read.
     """
 
     name: str
@@ -102,6 +104,7 @@ class ObservedNamespace:
     rules: tuple[Rule, ...] = ()
     neighbors: tuple[ObservedNeighbor, ...] = ()
     sysctls: tuple[tuple[str, str], ...] = ()
+    nat: tuple[NatRule, ...] | None = ()
 
     def link(self, name: str) -> ObservedLink | None:
         return next((link for link in self.links if link.name == name), None)

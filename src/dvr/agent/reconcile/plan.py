@@ -2,7 +2,8 @@
 that turn what is observed into what is desired, in a safe order:
 
 1. create: bridges, namespaces, veth pairs, link settings, sysctls, OVS ports, VIF tags;
-2. configure: addresses, routes, rules, neighbors;
+2. configure: addresses, routes, rules, neighbors, NAT tables (only those whose rules read
+   back differ from the desired ones);
 3. flows: one atomic bundle per bridge (add new cookies, delete stale ones);
 4. remove, last: stale neighbors, routes, rules, addresses, links, ports, namespaces.
 
@@ -16,6 +17,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from dvr.agent.desired.nftables import canonical_nat_rules
 from dvr.agent.desired.state import (
     Address,
     BridgeState,
@@ -32,6 +34,7 @@ from dvr.agent.reconcile.commands import (
     AddRule,
     CreateNamespace,
     CreateVeth,
+    CreateVethPair,
     DeleteAddress,
     DeleteLink,
     DeleteNamespace,
@@ -44,6 +47,7 @@ from dvr.agent.reconcile.commands import (
     FlowBundle,
     FlowRef,
     Op,
+    ReplaceNatTable,
     ReplaceNeighbor,
     ReplaceRoute,
     SetLink,
@@ -103,6 +107,7 @@ class _Steps:
     routes: list[Op] = field(default_factory=list)
     rules: list[Op] = field(default_factory=list)
     neighbors: list[Op] = field(default_factory=list)
+    nat: list[Op] = field(default_factory=list)
     flows: list[Op] = field(default_factory=list)
     stale_neighbors: list[Op] = field(default_factory=list)
     stale_routes: list[Op] = field(default_factory=list)
@@ -124,6 +129,7 @@ class _Steps:
                 *self.routes,
                 *self.rules,
                 *self.neighbors,
+                *self.nat,
                 *self.flows,
                 *self.stale_neighbors,
                 *self.stale_routes,
@@ -219,22 +225,72 @@ def _plan_namespaces(
     steps: _Steps,
 ) -> set[str]:
     """Plan every desired namespace; returns the bridge ends of veths (re)created."""
+    namespaces = tuple(namespaces)
     recreated_peers: set[str] = set()
     wanted = set()
     for namespace in namespaces:
         wanted.add(namespace.name)
-        seen = observed.namespace(namespace.name)
-        if seen is None:
+        if observed.namespace(namespace.name) is None:
             steps.namespaces.append(CreateNamespace(namespace.name))
-            seen = ObservedNamespace(namespace.name)
-        changes = _plan_links(namespace, seen, observed, steps)
+    pairs = _plan_peer_links(namespaces, observed, steps)
+    for namespace in namespaces:
+        seen = observed.namespace(namespace.name) or ObservedNamespace(namespace.name, nat=())
+        changes = _plan_links(namespace, seen, observed, steps,
+                              pairs.wanted.get(namespace.name, set()))
+        changes.fresh_devices.update(pairs.fresh.get(namespace.name, set()))
         recreated_peers |= changes.recreated_peers
         _plan_sysctls(namespace, seen, steps)
         _plan_namespace_config(namespace, _forget_devices(seen, changes), steps)
+        _plan_nat(namespace, seen, steps)
     for seen in observed.namespaces:
         if seen.name not in wanted and ownership.owns_namespace(seen.name):
             steps.stale_namespaces.append(DeleteNamespace(seen.name))
     return recreated_peers
+
+
+@dataclass(frozen=True)
+class _PairChanges:
+    wanted: dict[str, set[str]]  # namespace -> devices that are ends of wanted pairs
+    fresh: dict[str, set[str]]  # namespace -> ends (re)created: nothing observed holds
+
+
+def _plan_peer_links(
+    namespaces: tuple[NamespaceState, ...], observed: ObservedState, steps: _Steps
+) -> _PairChanges:
+    """Veth pairs between two namespaces: created when either end is missing (or is not a
+    veth), after deleting the end that is left; brought up when down."""
+    changes = _PairChanges({}, {})
+    for namespace in namespaces:
+        for pair in namespace.peer_links:
+            changes.wanted.setdefault(namespace.name, set()).add(pair.name)
+            changes.wanted.setdefault(pair.peer_namespace, set()).add(pair.peer)
+            seen_here = observed.namespace(namespace.name)
+            seen_there = observed.namespace(pair.peer_namespace)
+            here = seen_here.link(pair.name) if seen_here else None
+            there = seen_there.link(pair.peer) if seen_there else None
+            if here is None or there is None or here.kind != "veth" or there.kind != "veth":
+                if here is not None:
+                    steps.links.append(DeleteLink(namespace.name, pair.name))
+                if there is not None:
+                    steps.links.append(DeleteLink(pair.peer_namespace, pair.peer))
+                steps.links.append(CreateVethPair(namespace.name, pair.name,
+                                                  pair.peer_namespace, pair.peer, pair.mtu))
+                changes.fresh.setdefault(namespace.name, set()).add(pair.name)
+                changes.fresh.setdefault(pair.peer_namespace, set()).add(pair.peer)
+                continue
+            for where, name, link in ((namespace.name, pair.name, here),
+                                      (pair.peer_namespace, pair.peer, there)):
+                if link.mtu != pair.mtu or not link.up:
+                    steps.link_settings.append(SetLink(
+                        where, name, None, pair.mtu if link.mtu != pair.mtu else None))
+    return changes
+
+
+def _plan_nat(namespace: NamespaceState, seen: ObservedNamespace, steps: _Steps) -> None:
+    """Replace the NAT table only when the rules read back differ from the desired ones."""
+    wanted = canonical_nat_rules(namespace.nat)
+    if seen.nat is None or tuple(seen.nat) != wanted:
+        steps.nat.append(ReplaceNatTable(namespace.name, tuple(namespace.nat)))
 
 
 @dataclass(frozen=True)
@@ -245,7 +301,8 @@ class _LinkChanges:
 
 
 def _plan_links(
-    namespace: NamespaceState, seen: ObservedNamespace, observed: ObservedState, steps: _Steps
+    namespace: NamespaceState, seen: ObservedNamespace, observed: ObservedState, steps: _Steps,
+    pair_ends: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> _LinkChanges:
     changes = _LinkChanges(set(), set(), set())
     for link in namespace.links:
@@ -274,7 +331,7 @@ def _plan_links(
         if outside.mtu != link.mtu or not outside.up:
             new_mtu = link.mtu if outside.mtu != link.mtu else None
             steps.link_settings.append(SetLink(None, link.peer, None, new_mtu))
-    wanted = {link.name for link in namespace.links}
+    wanted = {link.name for link in namespace.links} | set(pair_ends)
     for link in seen.links:
         if link.name not in wanted:
             steps.stale_links.append(DeleteLink(namespace.name, link.name))
@@ -306,7 +363,9 @@ def _plan_namespace_config(
 ) -> None:
     name = namespace.name
     # devices that are going away take their addresses, routes and neighbors with them
-    doomed = {link.name for link in seen.links} - {link.name for link in namespace.links}
+    doomed = {link.name for link in seen.links} - {link.name for link in namespace.links} - {
+        pair.name for pair in namespace.peer_links} - {
+        a.device for a in namespace.addresses}
 
     addresses = {normalize_address(a) for a in namespace.addresses}
     seen_addresses = {normalize_address(a) for a in seen.addresses}

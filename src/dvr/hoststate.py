@@ -75,6 +75,10 @@ def describe_owner(view: HostView, owner: str) -> str:
         return f"host MAC {mac} of {ident}"
     if kind == "network":
         net = view.network(ident)
+        if net is not None and net.network_type in ("flat", "vlan"):
+            segment = f"{net.network_type} on {net.physical_network}" + (
+                f", VLAN {net.segmentation_id}" if net.segmentation_id is not None else "")
+            return f"network {net.name} ({segment})"
         return f"network {net.name if net else ident} (VNI {net.segmentation_id if net else '?'})"
     if kind == "subnet":
         for router in view.routers:

@@ -152,12 +152,12 @@ class HostSwitch:
                        device: str) -> tuple[NamespaceState, str] | None:
         """For ``device``, one end of a namespace-to-namespace veth: (the namespace of the
         other end, the other end's name)."""
-        for link in getattr(namespace, "peer_links", ()):
+        for link in namespace.peer_links:
             if link.name == device:
                 peer_ns = self.state.namespace(link.peer_namespace)
                 return None if peer_ns is None else (peer_ns, link.peer)
         for other in self.state.namespaces:
-            for link in getattr(other, "peer_links", ()):
+            for link in other.peer_links:
                 if link.peer_namespace == namespace.name and link.peer == device:
                     return other, link.name
         return None

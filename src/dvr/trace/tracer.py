@@ -337,7 +337,7 @@ class _Walk:
                                   reason=f"subnet {source.subnet_id} of the source port is not "
                                          f"in {host}'s view"))
             return _DONE
-        same_subnet = ipaddress.ip_address(destination.ip) in ipaddress.ip_network(subnet.cidr)
+        same_subnet = ipaddress.ip_address(packet.nw_dst) in ipaddress.ip_network(subnet.cidr)
         if same_subnet:
             if destination.mac is None:
                 steps.append(DropStep(
@@ -348,30 +348,11 @@ class _Walk:
             dl_dst = destination.mac
             why = f"same subnet {subnet.cidr}: straight to {destination.label()} ({dl_dst})"
         else:
-            if subnet.gateway_ip is None:
-                steps.append(DropStep(host=host, place=f"source VM {source.label()}",
-                                      reason=f"subnet {subnet.cidr} has no gateway: "
-                                             f"{destination.ip} is unreachable"))
+            hop = self.gateway_hop(switch, source, subnet, packet.nw_dst)
+            if isinstance(hop, DropStep):
+                steps.append(hop)
                 return _DONE
-            found = switch.gateway_interface(subnet.id, subnet.gateway_ip)
-            if found is None:
-                steps.append(DropStep(
-                    host=host, place=f"{host} (no router)",
-                    reason=f"no router for subnet {subnet.cidr} is instantiated on {host}: the "
-                           f"VM's gateway {subnet.gateway_ip} does not answer here (DVR routes "
-                           "on the source host; the router is scheduled to every host with a "
-                           "serviceable port on one of its subnets)"))
-                return _DONE
-            router, interface = found
-            if switch.router_namespace(router.id) is None:
-                steps.append(DropStep(
-                    host=host, place=f"{host} (no router)",
-                    reason=f"router {router.name or router.id} is in {host}'s view but its "
-                           f"namespace is not (administratively down?)"))
-                return _DONE
-            dl_dst = interface.mac_address.lower()
-            why = (f"routed: to its gateway {subnet.gateway_ip} ({dl_dst}), answered by the "
-                   f"local router {router.name or router.id}")
+            dl_dst, why = hop
         packet = replace(packet, dl_dst=dl_dst)
         steps.append(SendStep(host=host, port_id=source.port_id or "",
                               device=source.device or "", ovs_port=vif, why=why, packet=packet))
@@ -381,6 +362,50 @@ class _Walk:
                                          f"OVS port {vif} on {switch.integration_bridge}"))
             return _DONE
         return _AtSwitch(host, switch.integration_bridge, vif, packet)
+
+    def central_gateway(self, switch: HostSwitch, subnet: SubnetView) -> Station | None:
+        """The interface of a centralized (legacy) router that is ``subnet``'s gateway: from
+        L2 population, else from the router's own host."""
+        found = port_station(switch.view, subnet.network_id, subnet.gateway_ip or "")
+        if found is not None:
+            return found
+        for name in sorted(self.hosts):
+            for router in self.hosts[name].view.routers:
+                for interface in router.interfaces:
+                    if (not router.distributed and interface.subnet_id == subnet.id
+                            and interface.ip_address == subnet.gateway_ip):
+                        return Station(mac=interface.mac_address.lower(),
+                                       label=f"router {router.name or router.id} on {name}")
+        return None
+
+    def gateway_hop(self, switch: HostSwitch, source: Endpoint, subnet: SubnetView,
+                    destination_ip: str) -> tuple[str, str] | DropStep:
+        """The MAC a VM sends a routed packet to (its gateway's), and why; or the drop."""
+        host = switch.host
+        if subnet.gateway_ip is None:
+            return DropStep(host=host, place=f"source VM {source.label()}",
+                            reason=f"subnet {subnet.cidr} has no gateway: "
+                                   f"{destination_ip} is unreachable")
+        found = switch.gateway_interface(subnet.id, subnet.gateway_ip)
+        if found is None:
+            remote = self.central_gateway(switch, subnet)
+            if remote is not None:  # a centralized (legacy) router, reached over L2
+                return remote.mac, (f"routed: to its gateway {subnet.gateway_ip} "
+                                    f"({remote.mac}), {remote.label}: a centralized router")
+            return DropStep(
+                host=host, place=f"{host} (no router)",
+                reason=f"no router for subnet {subnet.cidr} is instantiated on {host}: the "
+                       f"VM's gateway {subnet.gateway_ip} does not answer here (DVR routes "
+                       "on the source host; the router is scheduled to every host with a "
+                       "serviceable port on one of its subnets)")
+        router, interface = found
+        if switch.router_namespace(router.id) is None:
+            return DropStep(host=host, place=f"{host} (no router)",
+                            reason=f"router {router.name or router.id} is in {host}'s view but "
+                                   "its namespace is not (administratively down?)")
+        dl_dst = interface.mac_address.lower()
+        return dl_dst, (f"routed: to its gateway {subnet.gateway_ip} ({dl_dst}), answered by "
+                        f"the local router {router.name or router.id}")
 
     # -- a pass through one host's switch ----------------------------------------------------------
     def switch_pass(self, steps: list[Step], at: _AtSwitch,
@@ -445,11 +470,31 @@ class _Walk:
                       destination: Endpoint) -> ofsim.Tunnelled | None:
         if not tunnels:
             return None
-        if destination.host is not None and destination.host in self.hosts:
-            wanted = self.tunnel_ip_of(destination.host)
-            return next((t for t in tunnels if wanted is not None and t.remote_ip == wanted),
-                        None)
-        return tunnels[0] if len(tunnels) == 1 else None
+        frame_to = tunnels[0].packet.dl_dst.lower()
+        if (destination.host is not None and destination.host in self.hosts
+                and (destination.mac or "").lower() == frame_to):
+            target: str | None = destination.host
+        elif len(tunnels) == 1:
+            return tunnels[0]
+        else:
+            # bound for another MAC (a router's or an SNAT port's): the copy that reaches the
+            # host holding that MAC
+            target = self.mac_owner(frame_to) or (
+                destination.host if destination.host in self.hosts else None)
+        wanted = self.tunnel_ip_of(target) if target is not None else None
+        return next((t for t in tunnels if wanted is not None and t.remote_ip == wanted), None)
+
+    def mac_owner(self, mac: str) -> str | None:
+        """The host whose namespace device or port has ``mac``."""
+        mac = mac.lower()
+        for name in sorted(self.hosts):
+            data = self.hosts[name]
+            if any(p.mac_address.lower() == mac for p in data.view.ports):
+                return name
+            if any(link.mac_address.lower() == mac for ns in data.state.namespaces
+                   for link in bridge_links(ns)):
+                return name
+        return None
 
     def tunnel_ip_of(self, host: str) -> str | None:
         data = self.hosts.get(host)
@@ -535,10 +580,11 @@ class _Walk:
         switch = self.switch(host)
         if namespace.name.startswith(ROUTER_NS_PREFIX) and not isinstance(switch, str):
             router = switch.view.router(namespace.name.removeprefix(ROUTER_NS_PREFIX))
-            if router is not None and router.gateway is None:
+            gateway = router.gateway if router is not None else None
+            if router is not None and gateway is None:
                 reason += (f" (router {router.name or router.id} has no external gateway: "
                            "nothing leaves the tenant networks)")
-            elif router is not None and not router.gateway.enable_snat:  # type: ignore[union-attr]
+            elif router is not None and gateway is not None and not gateway.enable_snat:
                 reason += (f" (router {router.name or router.id} has SNAT disabled and "
                            f"{packet.nw_src} has no floating IP)")
         return reason
@@ -610,7 +656,7 @@ class _Walk:
         self.stations[station.mac] = station
         return station
 
-    def mac_table(self, switch: HostSwitch) -> dict[str, str] | Mapping[str, str]:
+    def mac_table(self, switch: HostSwitch) -> Mapping[str, str]:
         """The host's learned MACs, and the outside stations behind its external patch."""
         patch = switch.external_patch() if self.stations else None
         if patch is None:

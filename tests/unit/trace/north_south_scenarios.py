@@ -13,12 +13,17 @@ with the SNAT/FIP plumbing hand-built in the shape the agent's desired state giv
 - ``with_floating_ip`` adds orange-1's floating IP on compute-2: the ``fip-`` namespace
   (``fg-``, proxy ARP, ``fpr-``, the /32 route), the ``rfp-`` peer link, rule, table 16 and
   NAT in ``qrouter-``.
+
+``agent_cloud``/``agent_hosts`` give the same cloud with everything computed by the
+agent's own pure functions (the scenario ``Cloud``'s gateways, floating IPs and legacy
+routers), so the tracer is also tested against the real shape, not only the hand-built one.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.names import (
     fip_namespace_name,
     router_interface_device_name,
@@ -58,6 +63,7 @@ from tests.unit.desired.desired_scenarios import (
     ROUTER,
     Cloud,
     Host,
+    Net,
     Vm,
     east_west_cloud,
     tap_name,
@@ -257,3 +263,32 @@ def with_floating_ip(data: HostData) -> HostData:
     )
     return add_namespaces(data, fip_ns, router_ns)
 
+
+
+# --- the same cloud with the plumbing computed by the agent's own functions ----------------------
+
+BRIDGE_MAPPINGS = (("public", "br-ex"),)
+
+
+def agent_cloud(distributed: bool = True, floating: bool = True) -> Cloud:
+    """``east_west_cloud()`` plus network-1 (dvr_snat), the flat external network and R's
+    gateway (SNAT on network-1); orange-1's floating IP when ``floating``; R legacy
+    (hosted on network-1 only) when not ``distributed``."""
+    base = east_west_cloud().with_host(Host(NETWORK_1, TUNNEL_IP_N, HOST_MAC_N))
+    router = replace(base.routers[0], distributed=distributed, gateway_ip=GATEWAY_IP,
+                     snat_host=NETWORK_1, fips=((FIP, ORANGE_1),) if floating else ())
+    external = Net(EXT, 0, EXT_SUBNET, EXT_CIDR, mtu=1500, network_type="flat")
+    return replace(base, routers=(router,), external=external)
+
+
+def agent_hosts(cloud: Cloud) -> dict[str, HostData]:
+    """Every host's desired state as its agent computes it (br-ex mapped, lab uplinks)."""
+    hosts = {}
+    for host in cloud.hosts:
+        view = cloud.view(host.name)
+        mode = "dvr_snat" if host.name == NETWORK_1 else "dvr"
+        config = DesiredConfig(agent_mode=mode, bridge_mappings=BRIDGE_MAPPINGS)
+        plugged = cloud.plugged(host.name)
+        state = compute_desired_state(view, HostInputs(plugged=plugged), config)
+        hosts[host.name] = HostData(view, state, plugged, {"br-ex": UPLINK})
+    return hosts

@@ -47,6 +47,8 @@ from tests.unit.trace.north_south_scenarios import (
     SNAT_BLUE_IP,
     SNAT_TABLE,
     UPLINK,
+    agent_cloud,
+    agent_hosts,
     ext_vlan,
     north_south_hosts,
 )
@@ -287,3 +289,35 @@ def test_verify_reports_a_missing_nat_rule(hosts):
     (bad,) = checked.checked_namespaces("disagree")
     assert bad.namespace == snat_namespace_name(ROUTER)
     assert "nft: no rule postrouting" in bad.check.detail  # type: ignore[union-attr]
+
+
+# --- the plumbing the agent computes -------------------------------------------------------------
+
+
+def test_agent_computed_snat_and_floating_ip_paths():
+    hosts = agent_hosts(agent_cloud())
+    snat = trace_packet(hosts, outside())
+    assert snat.delivered and snat.reply is not None and snat.reply.delivered, (
+        snat.verdict.summary, snat.reply and snat.reply.verdict.summary)
+    assert namespaces(snat)[-1] == (NETWORK_1, snat_namespace_name(ROUTER))
+    assert snat.steps[-1].packet.nw_src == GATEWAY_IP  # type: ignore[union-attr]
+    out = trace_packet(hosts, outside(source=ORANGE_1))
+    assert out.delivered and out.steps[-1].packet.nw_src == FIP  # type: ignore[union-attr]
+    assert namespaces(out)[-1] == (HOST_2, fip_namespace_name(EXT))
+    inbound = trace_packet(hosts, TraceRequest("outside", FIP, external_hosts=(OUTSIDE,)))
+    assert inbound.delivered, inbound.verdict.summary
+    assert inbound.reply is not None and inbound.reply.delivered
+
+
+def test_legacy_router_routes_on_its_central_host():
+    hosts = agent_hosts(agent_cloud(distributed=False, floating=False))
+    east_west = trace_packet(hosts, TraceRequest(BLUE_1, ORANGE_1))
+    assert east_west.delivered, east_west.verdict.summary
+    assert "a centralized router" in east_west.steps[0].why  # type: ignore[union-attr]
+    assert namespaces(east_west) == [(NETWORK_1, router_namespace_name(ROUTER))]
+    tunnels = [(s.from_host, s.to_host) for s in east_west.steps if isinstance(s, TunnelStep)]
+    assert tunnels == [(HOST_1, NETWORK_1), (NETWORK_1, HOST_2)]
+    north = trace_packet(hosts, outside())
+    assert north.delivered and north.reply is not None and north.reply.delivered
+    assert namespaces(north) == [(NETWORK_1, router_namespace_name(ROUTER))]
+    assert north.steps[-1].packet.nw_src == GATEWAY_IP  # type: ignore[union-attr]

@@ -172,7 +172,7 @@ class Cloud:
         if not (router.distributed and self._with_gateway(router)):
             return []
         return sorted(
-            (SnatPortView(f"sg-{router.id}-{i.network_id}", self.net(i.network_id).subnet_id,
+            (SnatPortView(f"5{i.port_id}", self.net(i.network_id).subnet_id,
                           i.network_id, _mac(i.port_id, 3), _nth(self.net(i.network_id).cidr, -2),
                           self.net(i.network_id).cidr, self.net(i.network_id).mtu)
              for i in router.interfaces),

@@ -10,6 +10,7 @@ from dvr.agent.reconcile.commands import (
     AddRule,
     CreateNamespace,
     CreateVeth,
+    CreateVethPair,
     DeleteAddress,
     DeleteLink,
     DeleteNamespace,
@@ -20,6 +21,7 @@ from dvr.agent.reconcile.commands import (
     EnsureBridge,
     EnsurePort,
     FlowBundle,
+    ReplaceNatTable,
     ReplaceNeighbor,
     ReplaceRoute,
     SetLink,
@@ -34,6 +36,7 @@ from dvr.lab.handmade import HandmadeCloud
 CREATE, CONFIGURE, FLOWS, REMOVE = range(4)
 PHASES: dict[type, int] = {
     EnsureBridge: CREATE, CreateNamespace: CREATE, CreateVeth: CREATE, SetLink: CREATE,
+    CreateVethPair: CREATE, ReplaceNatTable: CONFIGURE,
     SetTxChecksumming: CREATE, SetSysctl: CREATE, EnsurePort: CREATE, SetPortTag: CREATE,
     AddAddress: CONFIGURE, ReplaceRoute: CONFIGURE, AddRule: CONFIGURE,
     ReplaceNeighbor: CONFIGURE,

@@ -49,8 +49,18 @@ FIP_LINK_SLOTS = FIP_LINK_RANGE.num_addresses // 2
 SNAT_RULE_MIN_PRIORITY = FIP_RULE_PRIORITY + 1
 
 
-def proxy_arp_sysctl(device: str) -> tuple[str, str]:
-    return (f"net.ipv4.conf.{device}.proxy_arp", "1")
+def proxy_arp_sysctls(device: str) -> tuple[tuple[str, str], ...]:
+    """Proxy ARP on ``device``, answering at once (the default delays up to 0.8 s)."""
+    return ((f"net.ipv4.conf.{device}.proxy_arp", "1"),
+            (f"net.ipv4.neigh.{device}.proxy_delay", "0"))
+
+
+def no_redirects_sysctls(devices: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """No ICMP redirects from a router that forwards back out the interface a packet came
+    in on (a subnet's traffic towards its SNAT port): the kernel sends one if ``all`` or
+    the device says so."""
+    return (("net.ipv4.conf.all.send_redirects", "0"),
+            *((f"net.ipv4.conf.{device}.send_redirects", "0") for device in devices))
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -239,10 +249,12 @@ def distributed_router_north_south(
     by_subnet = interfaces_by_subnet(router)
     rules = list(namespace.rules)
     routes = list(namespace.routes)
+    redirecting = []
     for port in router.snat_ports:
         interface = by_subnet.get(port.subnet_id)
         if interface is None or not _ipv4(port.ip_address):
             continue
+        redirecting.append(names.router_interface_device_name(interface.port_id))
         table = snat_rule_table(interface.ip_address)
         rules.append(Rule(table, table, str(ipaddress.ip_network(interface.cidr, strict=False))))
         routes.append(Route("default", names.router_interface_device_name(interface.port_id),
@@ -264,9 +276,11 @@ def distributed_router_north_south(
                                dnat_to=fip.fixed_ip_address))
             nat.append(NatRule("postrouting", owner, oif=rfp, saddr=fip.fixed_ip_address,
                                snat_to=fip.floating_ip_address))
+    sysctls = {*namespace.sysctls, *no_redirects_sysctls(redirecting)} if redirecting else set(
+        namespace.sysctls)
     return replace(namespace, rules=tuple(sorted(set(rules))), routes=tuple(sorted(set(routes))),
                    addresses=tuple(sorted(set(addresses))), nat=tuple(_dedupe(nat)),
-                   peer_links=peer_links)
+                   peer_links=peer_links, sysctls=tuple(sorted(sysctls)))
 
 
 def _dedupe(rules: Iterable[NatRule]) -> list[NatRule]:
@@ -341,5 +355,5 @@ def fip_namespace(
         links=(fg,),
         addresses=tuple(sorted(addresses)),
         routes=tuple(sorted(routes)),
-        sysctls=tuple(sorted({IPV4_FORWARDING, proxy_arp_sysctl(fg.name)})),
+        sysctls=tuple(sorted({IPV4_FORWARDING, *proxy_arp_sysctls(fg.name)})),
     )

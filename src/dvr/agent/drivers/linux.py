@@ -332,8 +332,11 @@ def _addresses(ipr: IPRoute, names: dict[int, str]) -> Iterator[Address]:
         if device is None or device == "lo":
             continue
         ip = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
-        if ip is None or ipaddress.ip_address(ip).is_link_local:
+        if ip is None:
             continue
+        address = ipaddress.ip_address(ip)
+        if address.version == 6 and address.is_link_local:
+            continue  # the kernel's own (IPv4 link-local ones are ours: rfp-/fpr- pairs)
         yield Address(device, f"{ip}/{message['prefixlen']}")
 
 

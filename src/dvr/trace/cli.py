@@ -23,11 +23,12 @@ from typing import Any
 from dvr.cli.server_state import fetch_host_state
 from dvr.client import ServerClient
 from dvr.hoststate import assumed_note, describe_owner
+from dvr.trace.endpoints import is_ip
 from dvr.trace.hosts import HostData, LazyHostData
 from dvr.trace.probes import LabSegment, lab_segment
 from dvr.trace.render import render_text, trace_to_dict
 from dvr.trace.steps import PROTOCOLS, ExternalHost, Trace, TraceRequest
-from dvr.trace.tracer import is_ip, trace_packet
+from dvr.trace.tracer import trace_packet
 from dvr.trace.verify import SwitchProbe, verify_trace
 
 EXIT_DELIVERED = 0

@@ -22,13 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired.names import ROUTER_INTERFACE_PREFIX, ROUTER_NS_PREFIX
 from dvr.agent.desired.state import NamespaceState, NatRule, Neighbor
-from dvr.model.hostview import PortView, SubnetView
+from dvr.model.hostview import SubnetView
 from dvr.trace import nat, ofsim
+from dvr.trace.endpoints import (
+    first_packet,
+    resolve_destination,
+    resolve_source,
+    subnet_of,
+)
 from dvr.trace.hosts import HostData, HostSwitch, bridge_links, namespace_link
 from dvr.trace.routing import find_neighbor, local_address, lookup_route
 from dvr.trace.stations import (
@@ -41,9 +47,6 @@ from dvr.trace.stations import (
     port_station,
 )
 from dvr.trace.steps import (
-    DEFAULT_TTL,
-    EPHEMERAL_PORT,
-    ICMP_ECHO_REQUEST,
     DeliveryStep,
     DropStep,
     Endpoint,
@@ -63,150 +66,6 @@ from dvr.trace.steps import (
 MAX_HOPS = 16  # switch passes + namespaces + tunnels in one direction (a loop guard)
 L2POP_TABLE = 20
 FLOOD_TABLE = 22
-
-
-# --- endpoints ------------------------------------------------------------------------------
-
-
-def _search_order(hosts: Mapping[str, HostData], hint: str | None) -> Iterator[str]:
-    if hint is not None and hint in hosts:
-        yield hint
-    for name in sorted(hosts):
-        if name != hint:
-            yield name
-
-
-def is_ip(text: str) -> bool:
-    """Is ``text`` an IPv4 or IPv6 address (rather than a port id or VM name)?"""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _subnet(view_data: HostData, subnet_id: str) -> SubnetView | None:
-    for network in view_data.view.networks:
-        for subnet in network.subnets:
-            if subnet.id == subnet_id:
-                return subnet
-    return None
-
-
-def _endpoint(host: str, port: PortView, version: int | None) -> Endpoint | None:
-    fixed = [f for f in port.fixed_ips
-             if version is None or ipaddress.ip_address(f.ip_address).version == version]
-    if not fixed:
-        return None
-    preferred = sorted(fixed, key=lambda f: ipaddress.ip_address(f.ip_address).version)[0]
-    return Endpoint(ip=preferred.ip_address, port_id=port.id,
-                    device=port.device_id or port.id, mac=port.mac_address.lower(), host=host,
-                    network_id=port.network_id, subnet_id=preferred.subnet_id)
-
-
-def find_port(
-    hosts: Mapping[str, HostData], ident: str, hint: str | None = None
-) -> tuple[str, PortView] | None:
-    """The port whose id or device_id (VM name) is ``ident``: (host, port)."""
-    for name in _search_order(hosts, hint):
-        for port in hosts[name].view.ports:
-            if ident in (port.id, port.device_id):
-                return name, port
-    return None
-
-
-def find_port_by_ip(
-    hosts: Mapping[str, HostData], ip: str, hint: str | None = None
-) -> tuple[str, PortView] | None:
-    target = ipaddress.ip_address(ip)
-    for name in _search_order(hosts, hint):
-        for port in hosts[name].view.ports:
-            if any(ipaddress.ip_address(f.ip_address) == target for f in port.fixed_ips):
-                return name, port
-    return None
-
-
-def find_floating_ip(
-    hosts: Mapping[str, HostData], ip: str, hint: str | None = None
-) -> tuple[str, PortView] | None:
-    """The port floating IP ``ip`` is associated with: (host, port)."""
-    target = ipaddress.ip_address(ip)
-    for name in _search_order(hosts, hint):
-        for router in hosts[name].view.routers:
-            for fip in router.floating_ips:
-                if ipaddress.ip_address(fip.floating_ip_address) == target:
-                    return find_port(hosts, fip.port_id, fip.host or name)
-    return None
-
-
-def _external_endpoint(host: ExternalHost) -> Endpoint:
-    return Endpoint(ip=str(ipaddress.ip_address(host.ip)), device=host.name,
-                    mac=(host.mac or placeholder_mac(host.ip)).lower(), host=host.name,
-                    external=True)
-
-
-def find_external(request: TraceRequest, ident: str) -> ExternalHost | None:
-    """The outside host named ``ident`` (or with that IP) in the request."""
-    for host in request.external_hosts:
-        if ident == host.name or (is_ip(ident) and ipaddress.ip_address(ident)
-                                  == ipaddress.ip_address(host.ip)):
-            return host
-    return None
-
-
-def external_network_of(hosts: Mapping[str, HostData], ip: str) -> str | None:
-    """The name of an external network with ``ip`` on one of its subnets (any host's view)."""
-    for name in sorted(hosts):
-        view = hosts[name].view
-        ids = {n.id for n in view.networks if n.external}
-        ids |= {r.gateway.network_id for r in view.routers if r.gateway is not None}
-        for network_id in sorted(ids):
-            found = external_subnet_of([view], network_id, ip)
-            if found is not None:
-                return found
-    return None
-
-
-def resolve_source(hosts: Mapping[str, HostData], request: TraceRequest,
-                   version: int | None) -> Endpoint | None:
-    external = find_external(request, request.source)
-    if external is not None:
-        return _external_endpoint(external)
-    found = find_port(hosts, request.source, request.source_host)
-    if found is None and is_ip(request.source):
-        found = find_port_by_ip(hosts, request.source, request.source_host)
-        if found is None and external_network_of(hosts, request.source) is not None:
-            return _external_endpoint(ExternalHost(name=request.source, ip=request.source))
-    return None if found is None else _endpoint(found[0], found[1], version)
-
-
-def resolve_destination(hosts: Mapping[str, HostData], request: TraceRequest) -> Endpoint | None:
-    external = find_external(request, request.destination)
-    if external is not None:
-        return _external_endpoint(external)
-    if is_ip(request.destination):
-        ip = str(ipaddress.ip_address(request.destination))
-        found = find_port_by_ip(hosts, ip, request.destination_host) or find_floating_ip(
-            hosts, ip, request.destination_host)
-        if found is None and external_network_of(hosts, ip) is not None:
-            return _external_endpoint(ExternalHost(name=ip, ip=ip))
-        if found is None:
-            return Endpoint(ip=ip)
-        endpoint = _endpoint(found[0], found[1], ipaddress.ip_address(ip).version)
-        return None if endpoint is None else replace(endpoint, ip=ip)
-    found = find_port(hosts, request.destination, request.destination_host)
-    return None if found is None else _endpoint(found[0], found[1], None)
-
-
-def first_packet(source: Endpoint, destination: Endpoint, request: TraceRequest) -> PacketView:
-    ports = request.proto in ("tcp", "udp")
-    return PacketView(
-        dl_src=source.mac or "00:00:00:00:00:00", dl_dst="00:00:00:00:00:00",
-        nw_src=source.ip, nw_dst=destination.ip, proto=request.proto, nw_ttl=DEFAULT_TTL,
-        tp_src=EPHEMERAL_PORT if ports else None,
-        tp_dst=(request.dport or 0) if ports else None,
-        icmp_type=ICMP_ECHO_REQUEST if request.proto == "icmp" else None,
-    )
 
 
 # --- positions of the walk --------------------------------------------------------------------
@@ -331,7 +190,7 @@ class _Walk:
             steps.append(DropStep(host=host, place="source host", reason=switch))
             return _DONE
         vif = switch.vif_name(source.port_id or "")
-        subnet = _subnet(switch.data, source.subnet_id or "")
+        subnet = subnet_of(switch.data, source.subnet_id or "")
         if subnet is None:
             steps.append(DropStep(host=host, place=f"source VM {source.label()}",
                                   reason=f"subnet {source.subnet_id} of the source port is not "

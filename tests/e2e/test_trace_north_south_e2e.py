@@ -2,10 +2,11 @@
 
 SNAT (blue-1 -> outside through network-1's snat- namespace), a floating IP out
 (orange-1 -> outside through compute-2's fip- namespace) and in (outside -> the floating
-IP): every OpenFlow step (br-int, br-tun and br-ex) agrees with ``ofproto/trace`` on the
-real switches and every namespace step with the kernel (``ip route get``, ``nft -j list
-ruleset``), in both directions.  The lab is this module's own (``nst``), on a free API
-port, torn down in a finalizer; each test brings what it needs (the floating IP).
+IP), and east/west through a legacy router on network-1: every OpenFlow step (br-int,
+br-tun and br-ex) agrees with ``ofproto/trace`` on the real switches and every namespace
+step with the kernel (``ip route get``, ``nft -j list ruleset``), in both directions.  The
+lab is this module's own (``nst``), on a free API port, torn down in a finalizer; each test
+brings what it needs (the floating IP, the legacy router).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -107,3 +109,52 @@ def test_floating_ip_in_is_traced_and_confirmed(lab):
     assert end["kind"] == "delivery" and end["device"] == "orange-1"
     assert end["packet"]["nw_dst"] == lab.record.vms["orange-1"].ip_address
     assert doc["reply"]["steps"][-1]["packet"]["nw_src"] == address
+
+
+@contextmanager
+def legacy_tenant(lab: LabDriver) -> Iterator[str]:
+    """A legacy router between two new networks, a VM on each (compute-1, compute-2)."""
+    networks: list[str] = []
+    vms: list[str] = []
+    router = None
+    with lab.client() as client:
+        try:
+            router = client.create("routers", "router", {"name": "legacy-t",
+                                                          "distributed": False})
+            for name, cidr in (("lred", "198.18.20.0/24"), ("lgreen", "198.18.21.0/24")):
+                network = client.create("networks", "network", {"name": name})
+                networks.append(network["id"])
+                subnet = client.create("subnets", "subnet", {
+                    "network_id": network["id"], "cidr": cidr, "ip_version": 4})
+                client.add_router_interface(router["id"], subnet["id"])
+            for vm, network, host in (("lred-1", "lred", "compute-1"),
+                                      ("lgreen-1", "lgreen", "compute-2")):
+                lab.lab.vm_add(vm, network, host)
+                vms.append(vm)
+            yield router["id"]
+        finally:
+            for vm in vms:
+                lab.lab.vm_del(vm)
+            if router is not None:
+                for port in client.list("ports", device_id=router["id"]):
+                    if port["device_owner"].startswith("network:router_interface"):
+                        client.request("PUT", f"/v2.0/routers/{router['id']}/"
+                                       "remove_router_interface", json={"port_id": port["id"]})
+                client.delete("routers", router["id"])
+            for network in networks:
+                client.delete("networks", network)
+            lab.wait_converged()
+
+
+def test_legacy_router_path_is_traced_and_confirmed(lab):
+    with legacy_tenant(lab) as router_id:
+        lab.wait_for(lambda: lab.ping("lred-1", "lgreen-1", count=1).returncode == 0,
+                     "lred-1 reaching lgreen-1 through the legacy router")
+        status, doc = trace_json("lred-1", "lgreen-1")
+        assert_all_confirmed(status, doc)
+        assert "centralized router" in doc["steps"][0]["why"]
+        assert namespaces(doc["steps"]) == [("network-1", "qrouter")]
+        assert [s["namespace"] for s in doc["steps"] if s["kind"] == "namespace"] == [
+            f"qrouter-{router_id}"]
+        tunnels = [(s["from_host"], s["to_host"]) for s in doc["steps"] if s["kind"] == "tunnel"]
+        assert tunnels == [("compute-1", "network-1"), ("network-1", "compute-2")]

@@ -104,9 +104,16 @@ class ServerClient:
 
     def heartbeat(self, host: str, applied_revision: int, ports_up: list[str],
                   ports_down: list[str], vifs: dict[str, str],
-                  local_vlans: dict[str, int]) -> Any:
-        body = {"applied_revision": applied_revision, "ports_up": ports_up,
-                "ports_down": ports_down, "vifs": vifs, "local_vlans": local_vlans}
+                  local_vlans: dict[str, int],
+                  bridge_mappings: dict[str, str] | None = None) -> Any:
+        """``bridge_mappings`` (physical network -> bridge): sent when given, so that the
+        server's rebuild of the host's desired state (``dvr flows``, ``dvr trace``, the web
+        view) has the mapped bridges too."""
+        body: dict[str, Any] = {"applied_revision": applied_revision, "ports_up": ports_up,
+                                "ports_down": ports_down, "vifs": vifs,
+                                "local_vlans": local_vlans}
+        if bridge_mappings is not None:
+            body["bridge_mappings"] = bridge_mappings
         return self.request("POST", f"/dvr/v1/hosts/{host}/heartbeat", json=body)
 
     def hosts(self) -> list[dict[str, Any]]:
@@ -114,7 +121,8 @@ class ServerClient:
         return data["hosts"] if isinstance(data, dict) else data
 
     def agent_state(self, host: str) -> dict[str, Any]:
-        """What the host's agent last reported: its plugged VIFs and local VLANs."""
+        """What the host's agent last reported: its plugged VIFs, local VLANs and bridge
+        mappings."""
         return self.get(f"/dvr/v1/hosts/{host}/agent-state")
 
     # -- Neutron API ----------------------------------------------------------------------

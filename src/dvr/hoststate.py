@@ -1,10 +1,11 @@
 """A host's desired state as its agent computes it, rebuilt from the server's data.
 
-The server knows each host's HostView and what its agent last reported (plugged VIFs and
-local VLANs); running the agent's own pure functions on those gives exactly the desired
-state the agent holds — without touching the host.  Without a report of plugged VIFs,
-every VM/DHCP port of the host is assumed plugged under Nova's tap name
-(``tap<port id[:11]>``) and the local VLANs are recomputed.  Used by `dvr flows`, `dvr
+The server knows each host's HostView and what its agent last reported (plugged VIFs,
+local VLANs and its bridge mappings, e.g. ``{"public": "br-ex"}``); running the agent's
+own pure functions on those gives exactly the desired state the agent holds — without
+touching the host.  Without a report of plugged VIFs, every VM/DHCP port of the host is
+assumed plugged under Nova's tap name (``tap<port id[:11]>``) and the local VLANs are
+recomputed.  Used by `dvr flows`, `dvr
 trace` and the web view's trace.  Pure: asking a server for the inputs is
 ``dvr.cli.server_state.fetch_host_state``.
 """
@@ -36,7 +37,10 @@ def desired_state_from_reports(view: HostView, agent_state: Mapping[str, Any]) -
         plugged=dict(agent_state.get("vifs") or {}),
         previous_local_vlans={k: int(v) for k, v in (agent_state.get("local_vlans") or {}).items()},
     )
-    return compute_desired_state(view, inputs, DesiredConfig(agent_mode=view.agent_mode))
+    mappings = tuple(sorted((str(k), str(v))
+                            for k, v in (agent_state.get("bridge_mappings") or {}).items()))
+    config = DesiredConfig(agent_mode=view.agent_mode, bridge_mappings=mappings)
+    return compute_desired_state(view, inputs, config)
 
 
 def assumed_vifs(view: HostView) -> dict[str, str]:
@@ -71,6 +75,10 @@ def describe_owner(view: HostView, owner: str) -> str:
         return f"host MAC {mac} of {ident}"
     if kind == "network":
         net = view.network(ident)
+        if net is not None and net.network_type in ("flat", "vlan"):
+            segment = f"{net.network_type} on {net.physical_network}" + (
+                f", VLAN {net.segmentation_id}" if net.segmentation_id is not None else "")
+            return f"network {net.name} ({segment})"
         return f"network {net.name if net else ident} (VNI {net.segmentation_id if net else '?'})"
     if kind == "subnet":
         for router in view.routers:

@@ -1,4 +1,5 @@
-"""The agent's report (plugged VIFs, local VLANs): stored with the heartbeat, read back."""
+"""The agent's report (plugged VIFs, local VLANs, bridge mappings): stored with the
+heartbeat, read back."""
 
 
 def register(api, host="compute-1"):
@@ -21,6 +22,7 @@ def test_heartbeat_report_is_returned_by_agent_state(api):
             "ports_down": [],
             "vifs": {"p1": "tapp1"},
             "local_vlans": {"n1": 1, "n2": 2},
+            "bridge_mappings": {"public": "br-ex"},
         },
         expect=200,
     )
@@ -30,6 +32,7 @@ def test_heartbeat_report_is_returned_by_agent_state(api):
         "applied_revision": 3,
         "vifs": {"p1": "tapp1"},
         "local_vlans": {"n1": 1, "n2": 2},
+        "bridge_mappings": {"public": "br-ex"},
     }
 
 
@@ -45,6 +48,7 @@ def test_heartbeat_without_report_keeps_the_last_one(api):
     state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
     assert state["vifs"] == {"p1": "tapp1"}
     assert state["applied_revision"] == 2
+    assert state["bridge_mappings"] == {}  # an agent that reports none maps nothing
 
 
 def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):
@@ -54,6 +58,8 @@ def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):
         {"local_vlans": {"n1": 5000}},
         {"local_vlans": {"n1": "1"}},
         {"vifs": {"p1": 3}},
+        {"vifs": {}, "bridge_mappings": ["public:br-ex"]},
+        {"vifs": {}, "bridge_mappings": {"public": ""}},
     ):
         status, error = api.error("POST", "/dvr/v1/hosts/compute-1/heartbeat", body)
         assert status == 400 and error["type"] == "InvalidInput", body

@@ -337,3 +337,82 @@ def test_ui_without_a_build_says_how_to_build_it(app: Starlette, tmp_path: Path)
         response = bare_client.get("/ui")
     assert response.status_code == 503
     assert "npm run build" in response.text
+
+
+# --- north/south ------------------------------------------------------------------------------
+
+EXTERNAL_CIDR, OUTSIDE_IP = "198.18.0.0/24", "198.18.0.1"
+MAPPINGS = {"public": "br-ex"}
+
+
+def _ok(response: Any) -> Any:
+    assert response.status_code < 300, (response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+def north_south(client: TestClient, cloud: Cloud) -> dict[str, Any]:
+    """network-1 (dvr_snat), an external network, r1's gateway, a floating IP on orange-1;
+    every agent reports its VIFs and the bridge mapping public:br-ex."""
+    client.post("/dvr/v1/agents", json={"host": "network-1", "agent_mode": "dvr_snat",
+                                         "tunnel_ip": "192.0.2.19", "datapath_type": "netdev"})
+    _ok(client.post("/dvr/v1/hosts/network-1/host-mac"))
+    public = _ok(client.post("/v2.0/networks", json={"network": {
+        "name": "public", "router:external": True, "provider:network_type": "flat",
+        "provider:physical_network": "public"}}))["network"]
+    _ok(client.post("/v2.0/subnets", json={"subnet": {
+        "network_id": public["id"], "cidr": EXTERNAL_CIDR, "ip_version": 4,
+        "gateway_ip": OUTSIDE_IP}}))
+    _ok(client.put(f"/v2.0/routers/{cloud.router['id']}", json={"router": {
+        "external_gateway_info": {"network_id": public["id"]}}}))
+    fip = _ok(client.post("/v2.0/floatingips", json={"floatingip": {
+        "floating_network_id": public["id"], "port_id": cloud.vms["orange-1"]["id"]}}))
+    revision = topology(client)["revision"]
+    for host in ("compute-1", "compute-2", "network-1"):
+        ports = [p for p in cloud.vms.values() if p["binding:host_id"] == host]
+        _ok(client.post(f"/dvr/v1/hosts/{host}/heartbeat", json={
+            "applied_revision": revision, "vifs": {p["id"]: f"tap{p['id'][:11]}" for p in ports},
+            "local_vlans": {}, "bridge_mappings": MAPPINGS}))
+    return fip["floatingip"]
+
+
+def test_topology_shows_gateways_snat_hosts_and_floating_ips(
+    client: TestClient, cloud: Cloud
+) -> None:
+    fip = north_south(client, cloud)
+    doc = topology(client)
+    (router,) = doc["routers"]
+    assert router["snat_host"] == "network-1"
+    assert router["gateway"]["fixed_ips"][0]["ip_address"].startswith("198.18.0.")
+    (listed,) = doc["floating_ips"]
+    assert listed["floating_ip_address"] == fip["floating_ip_address"]
+    assert (listed["port_id"], listed["host"], listed["router_id"]) == (
+        cloud.vms["orange-1"]["id"], "compute-2", cloud.router["id"])
+    assert listed["fixed_ip_address"] == cloud.ip("orange-1")
+
+
+def test_trace_north_south_paths(client: TestClient, cloud: Cloud) -> None:
+    fip = north_south(client, cloud)
+    address = fip["floating_ip_address"]
+    # SNAT: blue-1 leaves through network-1's snat- namespace
+    doc = client.get("/dvr/v1/trace", params={"src": "blue-1", "dst": OUTSIDE_IP}).json()
+    assert doc["verdict"] == "delivered", doc["summary"]
+    assert doc["dst"]["kind"] == "outside"
+    assert [(h["kind"], h["host"]) for h in doc["hops"]] == [
+        ("vm", "compute-1"), ("router", "compute-1"), ("tunnel", "compute-1"),
+        ("router", "network-1"), ("segment", "network-1"), ("address", None)]
+    assert doc["hops"][3]["name"] == f"snat-{cloud.router['id']}"
+    assert any("snat to" in (s["actions"] or "") for s in doc["steps"])
+    assert doc["reply"]["verdict"] == "delivered"
+    # the floating IP: orange-1 leaves from compute-2, through fip-
+    doc = client.get("/dvr/v1/trace", params={"src": "orange-1", "dst": OUTSIDE_IP}).json()
+    assert doc["verdict"] == "delivered", doc["summary"]
+    kinds = [(h["kind"], h["host"]) for h in doc["hops"]]
+    assert ("namespace", "compute-2") in kinds and ("tunnel", "compute-2") not in kinds
+    # and in: the outside router reaches the floating IP through proxy ARP on fg-
+    doc = client.get("/dvr/v1/trace", params={"src": OUTSIDE_IP, "dst": address}).json()
+    assert doc["verdict"] == "delivered", doc["summary"]
+    assert doc["src"]["kind"] == "outside" and doc["hops"][0]["kind"] == "address"
+    assert doc["hops"][-1] == {"kind": "vm", "host": "compute-2",
+                               "id": cloud.vms["orange-1"]["id"], "name": "orange-1"}
+    assert "proxy ARP" in doc["steps"][0]["summary"]
+    assert doc["reply"]["verdict"] == "delivered"

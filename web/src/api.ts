@@ -46,6 +46,13 @@ export interface RouterInterface {
   cidr: string;
 }
 
+export interface RouterGateway {
+  network_id: string;
+  port_id: string;
+  fixed_ips: FixedIp[];
+  enable_snat: boolean;
+}
+
 export interface Router {
   id: string;
   name: string;
@@ -53,6 +60,19 @@ export interface Router {
   hosts: string[];
   snat_host: string | null;
   interfaces: RouterInterface[];
+  gateway: RouterGateway | null;
+}
+
+export interface FloatingIp {
+  id: string;
+  floating_ip_address: string;
+  floating_network_id: string;
+  router_id: string | null;
+  port_id: string | null; // the associated port (null: not associated)
+  port_name: string | null;
+  fixed_ip_address: string | null;
+  host: string | null; // the associated port's host: where its plumbing lives
+  status: string;
 }
 
 export interface Vm {
@@ -72,16 +92,17 @@ export interface Topology {
   networks: Network[];
   routers: Router[];
   vms: Vm[];
+  floating_ips: FloatingIp[];
 }
 
-export type HopKind = "vm" | "router" | "tunnel" | "drop" | "address";
+export type HopKind = "vm" | "router" | "namespace" | "tunnel" | "segment" | "drop" | "address";
 
 export interface Hop {
   kind: HopKind;
   host: string | null;
-  id?: string | null; // vm port id or router id
+  id?: string | null; // vm port id or router id (a namespace hop: its owner's id)
   name?: string | null;
-  to_host?: string | null; // tunnel: receiving host
+  to_host?: string | null; // tunnel, segment: receiving host (or outside host)
   vni?: number | null;
   ip?: string | null; // address: an IP that is not a VM port
 }
@@ -90,7 +111,7 @@ export interface TraceStep {
   index: number;
   direction: "forward" | "reply";
   host: string | null;
-  kind: string; // "send", "flow", "router", "tunnel", "deliver", "drop"
+  kind: string; // "send", "flow", "router", "tunnel", "segment", "deliver", "drop"
   bridge: string | null;
   table: number | null;
   priority: number | null;
@@ -102,7 +123,7 @@ export interface TraceStep {
 }
 
 export interface TraceEndpoint {
-  kind: "vm" | "address" | "unknown";
+  kind: "vm" | "address" | "outside" | "unknown";
   id: string | null;
   name: string | null;
   host: string | null;

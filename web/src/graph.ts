@@ -425,6 +425,8 @@ export class TopologyGraph {
         return { nodeId, label: "✘ dropped", drop: true };
       }
       if (hop.kind === "address" && hop.ip) return { nodeId: this.addressNode(hop.ip) };
+      if (hop.kind === "namespace") return { nodeId: null, label: `${hop.name ?? "namespace"} on ${hop.host ?? "?"}` };
+      if (hop.kind === "segment") return { nodeId: null, label: `${hop.name ?? "br-ex"} → external segment → ${hop.to_host ?? "?"}` };
       return { nodeId: null };
     }).map((n) => (n.nodeId === null || this.cy.getElementById(n.nodeId).nonempty() ? n : { ...n, nodeId: null }));
   }

@@ -74,8 +74,15 @@ export function hostState(host: Host | undefined): string {
   return host.alive ? "alive" : "dead";
 }
 
+/** The router's external gateway addresses ("" without a gateway). */
+export function gatewayAddresses(router: Router): string {
+  return (router.gateway?.fixed_ips ?? []).map((f) => f.ip_address).join(" · ");
+}
+
 function routerLabel(router: Router, hostName: string): string {
-  const snat = router.snat_host === hostName ? " · SNAT" : "";
+  const gateway = gatewayAddresses(router);
+  const snatText = router.gateway && !router.gateway.enable_snat ? "gw" : "SNAT";
+  const snat = router.snat_host === hostName ? ` · ${snatText}${gateway ? ` ${gateway}` : ""}` : "";
   const title = `⇄ ${router.name || router.id.slice(0, 8)}${snat}`;
   // the gateway addresses, two a line: the same on every host (that is what DVR does)
   const ips = router.interfaces.map((i) => i.ip_address);
@@ -84,8 +91,20 @@ function routerLabel(router: Router, hostName: string): string {
   return lines.join("\n");
 }
 
-function vmLabel(vm: Vm): string {
-  return `${vm.name || vm.device_id || vm.id.slice(0, 8)}\n${vmAddress(vm)}`;
+function vmLabel(vm: Vm, floating: ReadonlyMap<string, string[]>): string {
+  const fips = floating.get(vm.id) ?? [];
+  const fip = fips.length ? ` · FIP ${fips.join(" · ")}` : "";
+  return `${vm.name || vm.device_id || vm.id.slice(0, 8)}\n${vmAddress(vm)}${fip}`;
+}
+
+/** port id -> its floating IPs. */
+export function floatingByPort(topology: Topology): Map<string, string[]> {
+  const result = new Map<string, string[]>();
+  for (const fip of topology.floating_ips ?? []) {
+    if (!fip.port_id) continue;
+    result.set(fip.port_id, [...(result.get(fip.port_id) ?? []), fip.floating_ip_address]);
+  }
+  return result;
 }
 
 /** Stable key of everything that affects which elements exist: re-fit only when it changes. */
@@ -159,6 +178,7 @@ export function arrangeHost(routerWidths: readonly number[], vmCount: number, vm
 
 export function layoutTopology(topology: Topology, measure: MeasureText): Layout {
   const colors = networkColors(topology.networks);
+  const floating = floatingByPort(topology);
   const elements: ElementDefinition[] = [];
   const positions = new Map<string, { x: number; y: number }>();
   const sized = (id: string, x: number, y: number, width: number, height: number) => {
@@ -196,7 +216,7 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
         height: label.split("\n").length * SIZES.routerLineHeight + SIZES.routerPadding,
       };
     });
-    const vmWidth = Math.max(SIZES.vmMinWidth, ...vms.map((v) => measure(vmLabel(v), "normal") + SIZES.textPadding));
+    const vmWidth = Math.max(SIZES.vmMinWidth, ...vms.map((v) => measure(vmLabel(v, floating), "normal") + SIZES.textPadding));
     const arranged = arrangeHost(routerSizes.map((r) => r.width), vms.length, vmWidth);
     const empty = !routers.length && !vms.length;
     const emptyWidth = measure(EMPTY_HOST_NOTE, "normal") + SIZES.textPadding;
@@ -276,7 +296,7 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
         data: {
           id,
           parent: hostNodeId(hostName),
-          label: vmLabel(vm),
+          label: vmLabel(vm, floating),
           kind: "vm",
           portId: vm.id,
           color: colors.get(vm.network_id) ?? "#4b5563",

@@ -110,8 +110,20 @@ class App {
       );
       select.value = [...select.options].some((o) => o.value === kept) ? kept : "";
     };
-    fill(this.src, []);
-    fill(this.dst, [{ value: OTHER_ADDRESS, text: "another address (IP)…" }]);
+    // north/south: floating IPs (to their VM), external gateways, and the outside router
+    // (the external subnets' gateway) as a source or destination on the external segment
+    const floating = (topology.floating_ips ?? []).map((f) => ({
+      value: f.floating_ip_address,
+      text: `floating IP ${f.floating_ip_address} → ${f.port_name || f.fixed_ip_address || "not associated"}`,
+    }));
+    const outside = topology.networks
+      .filter((n) => n.external)
+      .flatMap((n) => n.subnets.filter((s) => s.gateway_ip).map((s) => ({
+        value: s.gateway_ip as string,
+        text: `outside ${s.gateway_ip} (upstream router of ${n.name || n.id.slice(0, 8)})`,
+      })));
+    fill(this.src, outside);
+    fill(this.dst, [...outside, ...floating, { value: OTHER_ADDRESS, text: "another address (IP)…" }]);
     this.syncPicks();
   }
 

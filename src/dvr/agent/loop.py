@@ -178,7 +178,13 @@ class AgentLoop:
         up = sorted(set(outcome.ports_up) & local)
         down = sorted(local - set(outcome.ports_up))
         self.client.heartbeat(self.config.host, self.applied_revision, up, down,
-                              outcome.vifs, outcome.local_vlans)
+                              outcome.vifs, outcome.local_vlans, **self.mappings_report())
+
+    def mappings_report(self) -> dict[str, dict[str, str]]:
+        """The bridge mappings for the heartbeat (none without any): the server's rebuild of
+        this host's desired state (``dvr flows``, ``dvr trace``, the web view) needs them."""
+        mappings = dict(self.config.parsed_bridge_mappings())
+        return {"bridge_mappings": mappings} if mappings else {}
 
     # -- threads --------------------------------------------------------------------------
     def watch_forever(self, stop: threading.Event) -> None:
@@ -251,6 +257,7 @@ class AgentLoop:
             return
         try:
             self.client.heartbeat(self.config.host, self.applied_revision,
-                                  list(outcome.ports_up), [], outcome.vifs, outcome.local_vlans)
+                                  list(outcome.ports_up), [], outcome.vifs, outcome.local_vlans,
+                                  **self.mappings_report())
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)

@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from dvr.client import ServerClient, ServerError
 from dvr.hoststate import RebuiltHost, rebuild_host
 
 
-def fetch_host_state(client: ServerClient, host: str) -> RebuiltHost:
+def fetch_host_state(client: ServerClient, host: str,
+                     bridge_mappings: Mapping[str, str] | None = None) -> RebuiltHost:
     """``rebuild_host`` over what the server gives for ``host``.
 
     The agent-state endpoint answers no VIFs both for an agent that never reported and
     for a host it does not know (404; 405 from a server without the endpoint): all of
-    those count as no report.
+    those count as no report.  ``bridge_mappings`` stand in for the agent's when its
+    report has none (the caller knows them, e.g. from a lab).
     """
     view = client.host_view(host)
     try:
@@ -23,4 +26,6 @@ def fetch_host_state(client: ServerClient, host: str) -> RebuiltHost:
         if exc.status not in (404, 405):
             raise
         report = {}
+    if not report.get("bridge_mappings") and bridge_mappings:
+        report = {**report, "bridge_mappings": dict(bridge_mappings)}
     return rebuild_host(view, {**report, "vifs": report.get("vifs") or None})

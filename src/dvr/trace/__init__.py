@@ -4,8 +4,11 @@ Public entry points:
 - ``trace_packet(hosts, request) -> Trace`` (pure): ``hosts`` maps host name ->
   ``HostData(view, state, plugged)``; ``request`` is a ``TraceRequest``;
 - ``verify_trace(trace, probe, hosts) -> Trace``: every OpenFlow step checked against the
-  real switch, asked through the one-method port ``SwitchProbe.trace(host, bridge, flow)``
-  (implementations with I/O live in ``dvr.trace.probes``);
+  real switch, asked through the one-method port ``SwitchProbe.trace(host, bridge, flow)``,
+  and, when the probe is also a ``NamespaceProbe`` (``route_get``, ``nat_ruleset``), every
+  namespace step against the kernel (implementations with I/O live in ``dvr.trace.probes``);
+- north/south: ``TraceRequest.external_hosts`` names outside hosts (``ExternalHost``);
+  a ``SegmentStep`` is a crossing of the external segment;
 - ``render_text`` / ``trace_to_dict``: output for people and for programs;
 - ``dvr.trace.cli``: the ``dvr trace`` command; ``dvr.trace.ofsim``: the OpenFlow simulator.
 """
@@ -15,8 +18,10 @@ from dvr.trace.render import render_text, trace_to_dict
 from dvr.trace.steps import (
     DeliveryStep,
     DropStep,
+    ExternalHost,
     NamespaceStep,
     OpenFlowStep,
+    SegmentStep,
     SendStep,
     Step,
     Trace,
@@ -25,15 +30,18 @@ from dvr.trace.steps import (
     Verdict,
 )
 from dvr.trace.tracer import trace_packet
-from dvr.trace.verify import SwitchProbe, verify_trace
+from dvr.trace.verify import NamespaceProbe, SwitchProbe, verify_trace
 
 __all__ = [
     "DeliveryStep",
     "DropStep",
+    "ExternalHost",
     "HostData",
     "LazyHostData",
+    "NamespaceProbe",
     "NamespaceStep",
     "OpenFlowStep",
+    "SegmentStep",
     "SendStep",
     "Step",
     "SwitchProbe",

@@ -23,10 +23,12 @@ from typing import Any
 from dvr.cli.server_state import fetch_host_state
 from dvr.client import ServerClient
 from dvr.hoststate import assumed_note, describe_owner
+from dvr.trace.endpoints import is_ip
 from dvr.trace.hosts import HostData, LazyHostData
+from dvr.trace.probes import LabSegment, lab_segment
 from dvr.trace.render import render_text, trace_to_dict
-from dvr.trace.steps import PROTOCOLS, Trace, TraceRequest
-from dvr.trace.tracer import is_ip, trace_packet
+from dvr.trace.steps import PROTOCOLS, ExternalHost, Trace, TraceRequest
+from dvr.trace.tracer import trace_packet
 from dvr.trace.verify import SwitchProbe, verify_trace
 
 EXIT_DELIVERED = 0
@@ -39,14 +41,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "trace", help="trace a packet across hosts through the desired flows and namespaces",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", metavar="SRC", help="VM name (port name/device_id) or port id")
-    parser.add_argument("destination", metavar="DST", help="VM name, port id or IP address")
+    parser.add_argument("source", metavar="SRC",
+                        help="VM name (port name/device_id), port id, or a lab's outside host")
+    parser.add_argument("destination", metavar="DST",
+                        help="VM name, port id, IP address (a floating IP too) or outside")
     parser.add_argument("--proto", choices=PROTOCOLS, default="icmp")
     parser.add_argument("--dport", type=int, help="destination port (tcp/udp)")
     parser.add_argument("--no-reply", action="store_true",
                         help="do not trace the answer back")
     parser.add_argument("--verify", action="store_true",
-                        help="replay each OpenFlow step on the real switch (ofproto/trace)")
+                        help="replay each OpenFlow step on the real switch (ofproto/trace) and "
+                             "each namespace step in the kernel (ip route get, nft)")
     parser.add_argument("--lab", metavar="NAME",
                         help="use the dvr lab NAME: its server, and its hosts' switches for "
                              "--verify (default: the running lab serving --server)")
@@ -84,8 +89,11 @@ def port_with_ip(ports: list[dict[str, Any]], ip: str) -> dict[str, Any] | None:
 
 
 def build_request(ports: list[dict[str, Any]], source: str, destination: str, proto: str,
-                  dport: int | None, with_reply: bool) -> TraceRequest:
-    """A request naming ports by id, with their hosts as hints (names resolved here)."""
+                  dport: int | None, with_reply: bool,
+                  external_hosts: tuple[ExternalHost, ...] = ()) -> TraceRequest:
+    """A request naming ports by id, with their hosts as hints (names resolved here).
+
+    ``external_hosts`` (the lab's ``outside``) may be named as source or destination."""
     src = resolve_port(ports, source)
     dst = port_with_ip(ports, destination) if is_ip(destination) else resolve_port(
         ports, destination)
@@ -96,20 +104,24 @@ def build_request(ports: list[dict[str, Any]], source: str, destination: str, pr
         dport=dport, with_reply=with_reply,
         source_host=(src.get("binding:host_id") or None) if src else None,
         destination_host=(dst.get("binding:host_id") or None) if dst else None,
+        external_hosts=external_hosts,
     )
 
 
 def server_hosts(client: ServerClient, ports: list[dict[str, Any]],
-                 assumed: set[str]) -> LazyHostData:
-    """Every host the server knows of, each fetched when the walk first needs it."""
+                 assumed: set[str], segment: LabSegment | None = None) -> LazyHostData:
+    """Every host the server knows of, each fetched when the walk first needs it
+    (``segment``: the lab's external bridge uplinks and bridge mappings)."""
     names = {h["host"] for h in client.hosts()}
     names |= {p["binding:host_id"] for p in ports if p.get("binding:host_id")}
+    segment = segment or LabSegment()
 
     def load(host: str) -> HostData:
-        rebuilt = fetch_host_state(client, host)
+        rebuilt = fetch_host_state(client, host, segment.bridge_mappings)
         if rebuilt.assumed:
             assumed.add(host)
-        return HostData(rebuilt.view, rebuilt.state, rebuilt.plugged)
+        return HostData(rebuilt.view, rebuilt.state, rebuilt.plugged,
+                        segment.uplinks or None)
 
     return LazyHostData(names, load)
 
@@ -145,16 +157,33 @@ def _client(args: argparse.Namespace) -> ServerClient:
     return ServerClient(args.server, args.token)
 
 
-def _probe(args: argparse.Namespace) -> SwitchProbe:
-    """The real switches to ask: those of ``--lab``, else of the running lab whose API is
-    ``--server``, else this machine's own."""
-    from dvr.lab.lab import LabError, lab_serving
+def _lab_name(args: argparse.Namespace) -> str | None:
+    """``--lab``, else the running lab whose API is ``--server`` (None: no lab)."""
+    from dvr.lab.lab import lab_serving
+
+    if args.lab:
+        return str(args.lab)
+    lab = lab_serving(args.server)
+    return lab.name if lab else None
+
+
+def _segment(lab_name: str | None) -> LabSegment:
+    """The lab's outside host, uplinks and bridge mappings (nothing without a lab)."""
+    from dvr.lab.lab import LabError
+
+    if lab_name is None:
+        return LabSegment()
+    try:
+        return lab_segment(lab_name)
+    except LabError:
+        return LabSegment()
+
+
+def _probe(lab_name: str | None) -> SwitchProbe:
+    """The real switches (and kernels) to ask: those of the lab, else this machine's own."""
+    from dvr.lab.lab import LabError
     from dvr.trace.probes import lab_probe, local_probe
 
-    lab_name = args.lab
-    if not lab_name:
-        lab = lab_serving(args.server)
-        lab_name = lab.name if lab else None
     try:
         return lab_probe(lab_name) if lab_name else local_probe()
     except LabError as exc:
@@ -164,13 +193,15 @@ def _probe(args: argparse.Namespace) -> SwitchProbe:
 def cmd_trace(args: argparse.Namespace) -> int:
     assumed: set[str] = set()
     with _client(args) as client:
+        lab_name = _lab_name(args)
+        segment = _segment(lab_name)
         ports = client.list("ports")
         request = build_request(ports, args.source, args.destination, args.proto, args.dport,
-                                not args.no_reply)
-        hosts = server_hosts(client, ports, assumed)
+                                not args.no_reply, segment.external_hosts)
+        hosts = server_hosts(client, ports, assumed, segment)
         trace = trace_packet(hosts, request)
         if args.verify:
-            trace = verify_trace(trace, _probe(args), hosts)
+            trace = verify_trace(trace, _probe(lab_name), hosts)
 
         def describe(host: str, owner: str) -> str:
             return describe_owner(hosts[host].view, owner) if host in hosts else owner

@@ -5,22 +5,39 @@ state the host's agent computes from it (plus, optionally, the VIF names the age
 reported).  ``HostSwitch`` compiles the host's bridges once and answers the questions the
 walk asks: which OVS port is a VM's, which namespace a router port leads to, and what a
 learning switch's MAC table would hold (NORMAL is modelled with it).
+
+External bridges (every bridge but the integration and tunnel bridges, e.g. ``br-ex``)
+reach their physical segment through an *uplink* port the agent does not own: the
+desired state's own unmanaged port on that bridge if it lists one, else the name the
+caller gives in ``HostData.uplinks``, else ``DEFAULT_UPLINK``.  It is added to the
+simulated bridge so that NORMAL can send frames out to the segment.
+
+A namespace device is either a ``VethLink`` (its peer is a port on a bridge) or one end
+of a veth pair between two namespaces (``rfp-``/``fpr-``): a ``PeerLink`` declared once,
+in one of the two namespaces' ``peer_links``; the kernel picks those devices' MACs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dvr.agent.desired.config import DesiredConfig
 from dvr.agent.desired.names import router_namespace_name
-from dvr.agent.desired.state import DesiredState, NamespaceState, OvsPort, VethLink
+from dvr.agent.desired.state import (
+    BridgeState,
+    DesiredState,
+    NamespaceState,
+    OvsPort,
+    VethLink,
+)
 from dvr.model.hostview import HostView, PortView, RouterInterfaceView, RouterView
 from dvr.trace import ofsim
 
 VIF_PREFIX = "tap"  # Nova's (and the lab's) name for a VM port on br-int: tap<port id[:11]>
 DEFAULT_BRIDGES = DesiredConfig()
+DEFAULT_UPLINK = "uplink"  # the name of an external bridge's physical port when none is known
 
 
 class HostData(NamedTuple):
@@ -29,6 +46,7 @@ class HostData(NamedTuple):
     view: HostView
     state: DesiredState
     plugged: Mapping[str, str] | None = None  # port id -> OVS port name (agent's report)
+    uplinks: Mapping[str, str] | None = None  # external bridge -> its physical port's name
 
 
 def default_vif_name(port_id: str) -> str:
@@ -78,22 +96,25 @@ class HostSwitch:
     integration_bridge: str
     tunnel_bridge: str
     mac_table: Mapping[str, str]
+    uplinks: Mapping[str, str]  # external bridge -> its uplink port (on the segment)
 
     @classmethod
     def of(cls, data: HostData) -> HostSwitch:
         """Compile ``data``; raises ``ofsim.UnsupportedFlow`` for flows it cannot model."""
         integration = DEFAULT_BRIDGES.integration_bridge
-        links = [link for ns in data.state.namespaces for link in ns.links]
+        links = [link for ns in data.state.namespaces for link in bridge_links(ns)]
         if links:
             integration = links[0].bridge
         tunnel = DEFAULT_BRIDGES.tunnel_bridge
+        bridges, uplinks = with_uplinks(data, (integration, tunnel))
         return cls(
             host=data.view.host,
             data=data,
-            pipeline=ofsim.Pipeline(data.state.bridges),
+            pipeline=ofsim.Pipeline(bridges),
             integration_bridge=integration,
             tunnel_bridge=tunnel,
             mac_table=learned_macs(data, integration),
+            uplinks=uplinks,
         )
 
     @property
@@ -119,11 +140,52 @@ class HostSwitch:
         return next((p for p in self.view.ports if p.id == port_id), None)
 
     def router_link(self, ovs_port: str) -> tuple[NamespaceState, VethLink] | None:
-        """The namespace device whose veth peer is ``ovs_port`` (a ``qrb-`` port)."""
+        """The namespace device whose veth peer is ``ovs_port`` (``qrb-``, ``sg-``, ``qg-``,
+        ``fg-`` bridge ends)."""
         for namespace in self.state.namespaces:
-            for link in namespace.links:
+            for link in bridge_links(namespace):
                 if link.peer == ovs_port:
                     return namespace, link
+        return None
+
+    def namespace_peer(self, namespace: NamespaceState,
+                       device: str) -> tuple[NamespaceState, str] | None:
+        """For ``device``, one end of a namespace-to-namespace veth: (the namespace of the
+        other end, the other end's name)."""
+        for link in namespace.peer_links:
+            if link.name == device:
+                peer_ns = self.state.namespace(link.peer_namespace)
+                return None if peer_ns is None else (peer_ns, link.peer)
+        for other in self.state.namespaces:
+            for link in other.peer_links:
+                if link.peer_namespace == namespace.name and link.peer == device:
+                    return other, link.name
+        return None
+
+    def has_device(self, namespace: NamespaceState, device: str) -> bool:
+        return (namespace_link(namespace, device) is not None
+                or self.namespace_peer(namespace, device) is not None)
+
+    def network_of_vlan(self, vlan: int | None) -> str | None:
+        """The network whose local VLAN on this host is ``vlan``."""
+        return next((net for net, tag in self.state.local_vlans if tag == vlan), None)
+
+    def network_links(self, network_id: str) -> list[tuple[NamespaceState, VethLink]]:
+        """Namespace devices attached to ``network_id`` (tagged with its local VLAN)."""
+        vlan = self.state.local_vlan(network_id)
+        if vlan is None:
+            return []
+        return [(ns, link) for ns in self.state.namespaces for link in bridge_links(ns)
+                if link.tag == vlan]
+
+    def external_patch(self) -> str | None:
+        """The integration bridge's patch port towards an external bridge."""
+        ports = self.bridge_ports(self.integration_bridge)
+        for port in ports.values():
+            if port.type == "patch":
+                peer = dict(port.options).get("peer", "")
+                if self.pipeline.bridge_of_port(peer) in self.uplinks:
+                    return port.name
         return None
 
     def gateway_interface(
@@ -163,7 +225,10 @@ def learned_macs(data: HostData, integration_bridge: str) -> dict[str, str]:
     if bridge is None:
         return {}
     names = {p.name for p in bridge.ports}
-    patch = next((p.name for p in bridge.ports if p.type == "patch"), None)
+    tunnel = data.state.bridge(DEFAULT_BRIDGES.tunnel_bridge)
+    tunnel_ports = {p.name for p in tunnel.ports} if tunnel is not None else set()
+    patch = next((p.name for p in bridge.ports if p.type == "patch"
+                  and dict(p.options).get("peer") in tunnel_ports), None)
     table: dict[str, str] = {}
     if patch is not None:
         remote = {e.mac_address for n in data.view.networks for r in n.remote_hosts
@@ -176,7 +241,38 @@ def learned_macs(data: HostData, integration_bridge: str) -> dict[str, str]:
         if name in names:
             table[port.mac_address.lower()] = name
     for namespace in data.state.namespaces:
-        for link in namespace.links:
+        for link in bridge_links(namespace):
             if link.bridge == integration_bridge and link.peer in names:
                 table[link.mac_address.lower()] = link.peer
     return table
+
+
+def namespace_link(namespace: NamespaceState, device: str) -> VethLink | None:
+    """The namespace's veth ``device`` whose peer is a port on a bridge."""
+    return next((link for link in namespace.links if link.name == device), None)
+
+
+def bridge_links(namespace: NamespaceState) -> tuple[VethLink, ...]:
+    """The namespace's veths whose peer is a port on a bridge."""
+    return namespace.links
+
+
+def with_uplinks(data: HostData, internal: tuple[str, ...]
+                 ) -> tuple[tuple[BridgeState, ...], dict[str, str]]:
+    """The host's bridges with every external bridge's uplink port present, and the uplinks."""
+    bridges: list[BridgeState] = []
+    uplinks: dict[str, str] = {}
+    given = data.uplinks or {}
+    for bridge in data.state.bridges:
+        if bridge.name in internal:
+            bridges.append(bridge)
+            continue
+        own = next((p.name for p in bridge.ports
+                    if not p.managed and p.type not in ("patch", "vxlan")), None)
+        name = own or given.get(bridge.name) or DEFAULT_UPLINK
+        uplinks[bridge.name] = name
+        if bridge.port(name) is None:
+            ports = tuple(sorted(bridge.ports + (OvsPort(name=name, managed=False),)))
+            bridge = replace(bridge, ports=ports)
+        bridges.append(bridge)
+    return tuple(bridges), uplinks

@@ -14,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dvr.trace.nat import describe_rule
 from dvr.trace.steps import (
     DeliveryStep,
     Endpoint,
+    NamespaceCheck,
     NamespaceStep,
     OpenFlowStep,
     PacketView,
     RealHit,
+    SegmentStep,
     SendStep,
     Step,
     StepCheck,
@@ -86,10 +89,20 @@ def step_to_dict(step: Step, describe: OwnerDescriber | None = None) -> dict[str
                       "via": route.via, "table": route.table, "scope": route.scope},
             "nexthop": step.nexthop,
             "neighbor": {"device": step.neighbor.device, "ip": step.neighbor.ip_address,
-                         "mac": step.neighbor.mac_address, "state": "PERMANENT"},
-            "nat": [{"chain": n.chain, "rule": n.rule, "owner": n.owner} for n in step.nat],
+                         "mac": step.neighbor.mac_address,
+                         "state": "PERMANENT" if step.resolved_by == "PERMANENT" else "REACHABLE",
+                         "resolved_by": step.resolved_by},
+            "nat": [{"chain": n.chain, "rule": describe_rule(n), "owner": n.owner}
+                    for n in step.nat],
+            "conntrack": list(step.conntrack),
             "packet_in": step.packet_in.to_dict(), "packet": step.packet.to_dict(),
+            "check": (None if step.check is None
+                      else {"status": step.check.status, "detail": step.check.detail}),
         }
+    if isinstance(step, SegmentStep):
+        return {"kind": step.kind, "host": step.from_host, "from_host": step.from_host,
+                "to_host": step.to_host, "bridge": step.bridge, "port": step.port,
+                "station": step.station, "packet": step.packet.to_dict()}
     if isinstance(step, TunnelStep):
         return {
             "kind": step.kind, "host": step.from_host, "from_host": step.from_host,
@@ -165,7 +178,7 @@ class Style:
         return self._wrap("36", text)
 
 
-REWRITTEN_FIELDS = ("dl_src", "dl_dst", "dl_vlan", "tun_id", "nw_ttl")
+REWRITTEN_FIELDS = ("dl_src", "dl_dst", "dl_vlan", "tun_id", "nw_ttl", "nw_src", "nw_dst")
 
 
 def rewrites(before: PacketView, after: PacketView) -> list[str]:
@@ -175,7 +188,8 @@ def rewrites(before: PacketView, after: PacketView) -> list[str]:
         old, new = getattr(before, name), getattr(after, name)
         if old == new:
             continue
-        label = {"dl_vlan": "vlan", "tun_id": "tun_id", "nw_ttl": "ttl"}.get(name, name)
+        label = {"dl_vlan": "vlan", "tun_id": "tun_id", "nw_ttl": "ttl", "nw_src": "src",
+                 "nw_dst": "dst"}.get(name, name)
         shown = [("-" if v is None else (f"{v:#x}" if name == "tun_id" else str(v)))
                  for v in (old, new)]
         changes.append(f"{label} {shown[0]} -> {shown[1]}")
@@ -194,6 +208,11 @@ def _check_line(check: StepCheck, style: Style) -> str:
              "missing": "REAL SWITCH DISAGREES", "error": "NOT VERIFIED"}[check.status]
     if check.agrees:
         return style.green(label)
+    return style.red(f"{label}: {check.detail}")
+
+
+def _kernel_line(check: NamespaceCheck, style: Style) -> str:
+    label = "NOT VERIFIED" if check.status == "error" else "KERNEL DISAGREES"
     return style.red(f"{label}: {check.detail}")
 
 
@@ -228,15 +247,26 @@ def _step_lines(step: Step, style: Style, describe: OwnerDescriber | None) -> li
         kind = "connected" if route.scope == "link" and not route.via else f"table {route.table}"
         rule = (f"rule {step.rule.priority} from {step.rule.source or 'all'} lookup "
                 f"{step.rule.table}; " if step.rule is not None else "")
-        nat = ("; nat: " + ", ".join(n.rule for n in step.nat)) if step.nat else ""
-        return [
+        lines = [
             f"  {style.cyan('route')}    {step.namespace}: in {step.in_device}, "
-            f"{rule}route {route.destination}{via} dev {route.device} ({kind}){nat}",
+            f"{rule}route {route.destination}{via} dev {route.device} ({kind})",
+        ]
+        lines += [f"           nat {describe_rule(n)} [{n.owner}]" for n in step.nat]
+        lines += [f"           {note}" for note in step.conntrack]
+        lines += [
             f"           neighbour {step.neighbor.ip_address} lladdr "
-            f"{step.neighbor.mac_address} PERMANENT on {step.neighbor.device}; out "
-            f"{step.out_device}",
+            f"{step.neighbor.mac_address} on {step.neighbor.device} ({step.resolved_by}); "
+            f"out {step.out_device}",
             "           " + style.dim("; ".join(rewrites(step.packet_in, step.packet))),
         ]
+        if step.check is not None:
+            lines.append("           " + (style.green("[kernel agrees]") if step.check.agrees
+                                          else _kernel_line(step.check, style)))
+        return lines
+    if isinstance(step, SegmentStep):
+        return [f"  {style.cyan('segment')}  {step.from_host} -> {step.to_host} on the "
+                f"external segment of {step.bridge} ({step.port}): {step.station}",
+                f"           {style.dim(_packet_line(step.packet))}"]
     if isinstance(step, TunnelStep):
         flooded = (f" (flooded; also to {', '.join(step.also_flooded_to)})"
                    if step.also_flooded_to else "")
@@ -251,7 +281,7 @@ def _step_lines(step: Step, style: Style, describe: OwnerDescriber | None) -> li
 
 
 def _step_host(step: Step) -> str:
-    return step.from_host if isinstance(step, TunnelStep) else step.host
+    return step.from_host if isinstance(step, TunnelStep | SegmentStep) else step.host
 
 
 def _title(trace: Trace, request: TraceRequest | None) -> str:
@@ -296,6 +326,14 @@ def render_text(trace: Trace, request: TraceRequest | None = None, colour: bool 
             count = len(trace.openflow_steps())
             lines.append(style.green(f"verify: the real switches agree with all {count} "
                                      "OpenFlow steps"))
+        checked = [s for s in trace.namespace_steps() if s.check is not None]
+        wrong = [s for s in checked if s.check is not None and not s.check.agrees]
+        if checked and not wrong:
+            lines.append(style.green(f"verify: the kernel agrees with all {len(checked)} "
+                                     "namespace steps"))
+        elif wrong:
+            named = ", ".join(f"{s.host} {s.namespace}" for s in wrong)
+            lines.append(style.red(f"verify: the kernel disagrees or was not asked at {named}"))
     if trace.reply is not None:
         lines.append("")
         lines.append(render_text(trace.reply, None, colour, describe))

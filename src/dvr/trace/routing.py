@@ -1,10 +1,13 @@
 """Routing inside a desired namespace, the way the Linux kernel would do it (pure).
 
-Policy rules first (the kernel's ``main`` rule sits at priority 32766; the namespace's own
-rules, e.g. the per-subnet SNAT rules of a later issue, come before it), then the longest
-prefix match in the chosen table.  Connected subnets are the link-scope routes the kernel
-derives from the interface addresses.  A table without a matching route falls through to
-the next rule, as in Linux.
+Policy rules by priority (the kernel's ``main`` rule sits at priority 32766; the
+namespace's own rules -- floating-IP rules, the per-subnet SNAT rules -- come before or
+after it), each with its ``from``/``iif`` selectors; then the longest prefix match in the
+chosen table.  Connected subnets are the link-scope routes the kernel derives from the
+interface addresses.  A table without a matching route falls through to the next rule,
+as in Linux.  A device answers ARP for its own addresses, and with proxy ARP
+(``net.ipv4.conf.<device>.proxy_arp=1``) for any address the namespace routes out of
+another device.
 """
 
 from __future__ import annotations
@@ -102,3 +105,34 @@ def find_neighbor(namespace: NamespaceState, device: str, ip: str) -> Neighbor |
     target = ipaddress.ip_address(ip)
     return next((n for n in namespace.neighbors
                  if n.device == device and ipaddress.ip_address(n.ip_address) == target), None)
+
+
+PROXY_ARP_PREFIX = "net.ipv4.conf."
+PROXY_ARP_SUFFIX = ".proxy_arp"
+
+
+def proxy_arp_devices(namespace: NamespaceState) -> frozenset[str]:
+    """The devices with ``net.ipv4.conf.<device>.proxy_arp=1``."""
+    return frozenset(
+        key[len(PROXY_ARP_PREFIX):-len(PROXY_ARP_SUFFIX)]
+        for key, value in namespace.sysctls
+        if key.startswith(PROXY_ARP_PREFIX) and key.endswith(PROXY_ARP_SUFFIX)
+        and value.strip() == "1"
+    )
+
+
+def answers_arp(namespace: NamespaceState, device: str, ip: str, sender: str) -> str | None:
+    """Why ``device`` of ``namespace`` answers an ARP request for ``ip`` (None: it does not).
+
+    Its own address; or proxy ARP, when the kernel would route ``ip`` (from ``sender``,
+    arriving on ``device``) out of another device."""
+    target = ipaddress.ip_address(ip)
+    if any(a.device == device and ipaddress.ip_interface(a.cidr).ip == target
+           for a in namespace.addresses):
+        return f"{device} has {ip}"
+    if device not in proxy_arp_devices(namespace):
+        return None
+    decision = lookup_route(namespace, sender, ip, device)
+    if decision is None or decision.route.device == device:
+        return None
+    return f"proxy ARP on {device} (route {decision.route.destination} dev {decision.route.device})"

@@ -2,10 +2,10 @@
 
 A trace is a flat sequence of steps, each one place where something happened to the
 packet.  Every step kind is a frozen dataclass with a ``kind`` tag; ``Step`` is their union.
-New paths plug in as new step kinds (SNAT through ``snat-<router>`` with nftables,
-floating IPs through ``fip-<network>`` and ``rfp-``/``fpr-``) or through the fields that
-are already there (``NamespaceStep.rule`` and ``NamespaceStep.nat``) -- the walk and the
-renderers dispatch on ``kind`` and never need a rewrite for them.
+North/south paths use the same kinds: a ``NamespaceStep`` in ``qrouter-``, ``snat-`` or
+``fip-`` (policy rule, route, NAT rules and conntrack translations, how the next hop's MAC
+was found), and a ``SegmentStep`` when the frame crosses an external (physical) segment
+between a host's external bridge and an outside host or another host.
 
 Nothing here does I/O.
 """
@@ -189,13 +189,29 @@ class OpenFlowStep:
 
 
 @dataclass(frozen=True)
+class NamespaceCheck:
+    """The kernel's opinion of one computed namespace step (``--verify``)."""
+
+    status: CheckStatus
+    detail: str = ""
+
+    @property
+    def agrees(self) -> bool:
+        return self.status == "agree"
+
+
+@dataclass(frozen=True)
 class NamespaceStep:
-    """Routing in a namespace (``qrouter-<id>``; later ``snat-``/``fip-``).
+    """Routing in a namespace (``qrouter-<id>``, ``snat-<router id>``, ``fip-<network id>``).
 
     ``rule`` is the policy rule that chose the routing table (None: no rule, the main
     table), ``route`` the route used (connected subnets appear as link-scope routes),
-    ``neighbor`` the PERMANENT neighbour entry that gave the next hop's MAC.  ``nat`` is
-    where SNAT/DNAT rules applied to the packet go (empty on east/west paths).
+    ``neighbor`` the neighbour entry that gave the next hop's MAC and ``resolved_by`` how
+    it was found ("PERMANENT", or who answered ARP: the host itself, a proxy-ARP device,
+    the peer of a namespace-to-namespace veth).  ``nat`` are the NAT rules that rewrote the
+    packet (prerouting DNAT, postrouting SNAT) and ``conntrack`` the translations undone
+    for a reply of a translated connection.  ``routed`` is the packet as the routing
+    decision saw it (after prerouting NAT).
     """
 
     host: str
@@ -210,7 +226,34 @@ class NamespaceStep:
     packet_in: PacketView
     packet: PacketView
     nat: tuple[NatRule, ...] = ()
+    resolved_by: str = "PERMANENT"
+    conntrack: tuple[str, ...] = ()
+    routed: PacketView | None = None
+    check: NamespaceCheck | None = None
     kind: Literal["namespace"] = "namespace"
+
+    @property
+    def decision_packet(self) -> PacketView:
+        """The headers the routing decision used (after prerouting NAT)."""
+        return self.routed if self.routed is not None else self.packet_in
+
+
+@dataclass(frozen=True)
+class SegmentStep:
+    """The frame crosses an external (physical) segment.
+
+    From ``from_host`` (a host's external bridge uplink ``port``, or an outside host) to
+    ``to_host`` (the outside host, or the host whose namespace device has the frame's
+    destination MAC); ``station`` names who owns that MAC and why.
+    """
+
+    from_host: str
+    to_host: str
+    bridge: str  # the external bridge on the cloud host's side (br-ex)
+    port: str  # its uplink port
+    station: str
+    packet: PacketView
+    kind: Literal["segment"] = "segment"
 
 
 @dataclass(frozen=True)
@@ -255,7 +298,8 @@ class DropStep:
     kind: Literal["drop"] = "drop"
 
 
-Step = SendStep | OpenFlowStep | NamespaceStep | TunnelStep | DeliveryStep | DropStep
+Step = (SendStep | OpenFlowStep | NamespaceStep | TunnelStep | SegmentStep | DeliveryStep
+        | DropStep)
 
 
 # --- endpoints, verdicts, traces ------------------------------------------------------------
@@ -272,6 +316,7 @@ class Endpoint:
     host: str | None = None
     network_id: str | None = None
     subnet_id: str | None = None
+    external: bool = False  # a host on an external segment (not a cloud port)
 
     def label(self) -> str:
         name = self.device or self.port_id
@@ -314,31 +359,56 @@ class Trace:
         """(host, bridge, table) of every OpenFlow step, in order."""
         return tuple((s.host, s.bridge, s.table) for s in self.openflow_steps())
 
+    def namespace_steps(self) -> tuple[NamespaceStep, ...]:
+        return tuple(s for s in self.steps if isinstance(s, NamespaceStep))
+
     def checked(self, *statuses: CheckStatus) -> tuple[OpenFlowStep, ...]:
         """OpenFlow steps (this direction, then the reply) whose check has a given status."""
         own = tuple(s for s in self.openflow_steps()
                     if s.check is not None and s.check.status in statuses)
         return own + (self.reply.checked(*statuses) if self.reply is not None else ())
 
-    def disagreements(self) -> tuple[OpenFlowStep, ...]:
-        """OpenFlow steps where the real switch disagreed (this direction and the reply)."""
-        return self.checked("disagree", "missing")
+    def checked_namespaces(self, *statuses: CheckStatus) -> tuple[NamespaceStep, ...]:
+        """Namespace steps (this direction, then the reply) whose check has a given status."""
+        own = tuple(s for s in self.namespace_steps()
+                    if s.check is not None and s.check.status in statuses)
+        return own + (self.reply.checked_namespaces(*statuses)
+                      if self.reply is not None else ())
 
-    def unverified(self) -> tuple[OpenFlowStep, ...]:
-        """OpenFlow steps the real switch could not be asked about."""
-        return self.checked("error")
+    def disagreements(self) -> tuple[OpenFlowStep | NamespaceStep, ...]:
+        """Steps where the real switch or kernel disagreed (this direction and the reply)."""
+        return self.checked("disagree", "missing") + self.checked_namespaces("disagree",
+                                                                               "missing")
+
+    def unverified(self) -> tuple[OpenFlowStep | NamespaceStep, ...]:
+        """Steps the real switch or kernel could not be asked about."""
+        return self.checked("error") + self.checked_namespaces("error")
 
     def with_steps(self, steps: tuple[Step, ...], verified: bool) -> Trace:
         return replace(self, steps=steps, verified=verified)
 
 
 @dataclass(frozen=True)
+class ExternalHost:
+    """A host on an external segment that is not a cloud object (the lab's ``outside``).
+
+    ``mac`` None: unknown (the tracer then uses a placeholder for it)."""
+
+    name: str
+    ip: str
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
 class TraceRequest:
     """What to trace.
 
-    ``source``: a VM name (its port's ``device_id``) or a port id.  ``destination``: a VM
-    name, a port id, or an IP address.  ``source_host``/``destination_host`` are optional
-    hints (where to look first).  ``with_reply``: once delivered, trace the answer too.
+    ``source``: a VM name (its port's ``device_id``), a port id, the name of one of
+    ``external_hosts`` or an IP address on an external subnet.  ``destination``: a VM
+    name, a port id, an external host's name or an IP address.
+    ``source_host``/``destination_host`` are optional hints (where to look first).
+    ``with_reply``: once delivered, trace the answer too.  ``external_hosts``: hosts on
+    external segments that are not cloud objects (the lab's ``outside``).
     """
 
     source: str
@@ -348,6 +418,7 @@ class TraceRequest:
     with_reply: bool = True
     source_host: str | None = None
     destination_host: str | None = None
+    external_hosts: tuple[ExternalHost, ...] = ()
 
     def __post_init__(self) -> None:
         if self.proto not in PROTOCOLS:

@@ -1,39 +1,60 @@
 """Walk a packet across hosts through their desired state (pure: no I/O, no clock).
 
-``trace_packet(hosts, request)`` follows the packet the way DVR forwards it (DVR.md §5):
-the source VM's NIC -> br-int of its host -> (routed) the local ``qrouter-`` namespace ->
-br-int -> br-tun (host-MAC rewrite) -> the VXLAN tunnel -> the receiving host's br-tun ->
-br-int -> the destination VM's port; or wherever and why it is dropped.  OpenFlow lookups
-are simulated with ``ofsim`` over each host's desired flows; the namespace step uses the
-desired routes, rules and PERMANENT neighbours.  Once delivered, the answer is traced
-back the same way (routed on the destination's host).
+``trace_packet(hosts, request)`` follows the packet the way DVR forwards it (DVR.md §5,
+§8-§9): the source VM's NIC -> br-int of its host -> (routed) the local ``qrouter-``
+namespace -> br-int -> br-tun (host-MAC rewrite) -> the VXLAN tunnel -> the receiving
+host's br-tun -> br-int -> the destination VM's port; north/south through the router's
+policy rules to the SNAT port across the tunnel, the ``snat-`` namespace (SNAT) and its
+``qg-`` device, or through ``rfp-``/``fpr-`` to the ``fip-`` namespace and its ``fg-``
+device, then br-int -> br-ex -> the external segment (and in from it: proxy ARP on
+``fg-``, DNAT in ``qrouter-``); or wherever and why it is dropped.  OpenFlow lookups are
+simulated with ``ofsim`` over each host's desired flows (every bridge, br-ex included);
+a namespace step follows Linux (``routing``: rules, tables, connected routes; ``nat``:
+prerouting DNAT, postrouting SNAT, conntrack for replies; ``stations``: PERMANENT
+neighbours, else who answers ARP).  Once delivered, the answer is traced back the same way.
 
 ``hosts`` may be lazy (a Mapping that loads a host on first access): the walk only reads
-the hosts the packet visits, plus every host when it must search for an endpoint or a
-tunnel IP without a hint.
+the hosts the packet visits, plus every host when it must search for an endpoint, a
+tunnel IP or a station on a segment without a hint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from dvr.agent.desired.state import NamespaceState, VethLink
-from dvr.model.hostview import PortView, SubnetView
-from dvr.trace import ofsim
-from dvr.trace.hosts import HostData, HostSwitch
+from dvr.agent.desired.names import ROUTER_INTERFACE_PREFIX, ROUTER_NS_PREFIX
+from dvr.agent.desired.state import NamespaceState, NatRule, Neighbor
+from dvr.model.hostview import SubnetView
+from dvr.trace import nat, ofsim
+from dvr.trace.endpoints import (
+    first_packet,
+    resolve_destination,
+    resolve_source,
+    subnet_of,
+)
+from dvr.trace.hosts import HostData, HostSwitch, bridge_links, namespace_link
 from dvr.trace.routing import find_neighbor, local_address, lookup_route
+from dvr.trace.stations import (
+    Station,
+    assumed_station,
+    external_station,
+    external_subnet_of,
+    namespace_station,
+    placeholder_mac,
+    port_station,
+)
 from dvr.trace.steps import (
-    DEFAULT_TTL,
-    EPHEMERAL_PORT,
-    ICMP_ECHO_REQUEST,
     DeliveryStep,
     DropStep,
     Endpoint,
+    ExternalHost,
     NamespaceStep,
     OpenFlowStep,
     PacketView,
+    SegmentStep,
     SendStep,
     Step,
     Trace,
@@ -45,96 +66,6 @@ from dvr.trace.steps import (
 MAX_HOPS = 16  # switch passes + namespaces + tunnels in one direction (a loop guard)
 L2POP_TABLE = 20
 FLOOD_TABLE = 22
-
-
-# --- endpoints ------------------------------------------------------------------------------
-
-
-def _search_order(hosts: Mapping[str, HostData], hint: str | None) -> Iterator[str]:
-    if hint is not None and hint in hosts:
-        yield hint
-    for name in sorted(hosts):
-        if name != hint:
-            yield name
-
-
-def is_ip(text: str) -> bool:
-    """Is ``text`` an IPv4 or IPv6 address (rather than a port id or VM name)?"""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _subnet(view_data: HostData, subnet_id: str) -> SubnetView | None:
-    for network in view_data.view.networks:
-        for subnet in network.subnets:
-            if subnet.id == subnet_id:
-                return subnet
-    return None
-
-
-def _endpoint(host: str, port: PortView, version: int | None) -> Endpoint | None:
-    fixed = [f for f in port.fixed_ips
-             if version is None or ipaddress.ip_address(f.ip_address).version == version]
-    if not fixed:
-        return None
-    preferred = sorted(fixed, key=lambda f: ipaddress.ip_address(f.ip_address).version)[0]
-    return Endpoint(ip=preferred.ip_address, port_id=port.id,
-                    device=port.device_id or port.id, mac=port.mac_address.lower(), host=host,
-                    network_id=port.network_id, subnet_id=preferred.subnet_id)
-
-
-def find_port(
-    hosts: Mapping[str, HostData], ident: str, hint: str | None = None
-) -> tuple[str, PortView] | None:
-    """The port whose id or device_id (VM name) is ``ident``: (host, port)."""
-    for name in _search_order(hosts, hint):
-        for port in hosts[name].view.ports:
-            if ident in (port.id, port.device_id):
-                return name, port
-    return None
-
-
-def find_port_by_ip(
-    hosts: Mapping[str, HostData], ip: str, hint: str | None = None
-) -> tuple[str, PortView] | None:
-    target = ipaddress.ip_address(ip)
-    for name in _search_order(hosts, hint):
-        for port in hosts[name].view.ports:
-            if any(ipaddress.ip_address(f.ip_address) == target for f in port.fixed_ips):
-                return name, port
-    return None
-
-
-def resolve_source(hosts: Mapping[str, HostData], request: TraceRequest,
-                   version: int | None) -> Endpoint | None:
-    found = find_port(hosts, request.source, request.source_host)
-    return None if found is None else _endpoint(found[0], found[1], version)
-
-
-def resolve_destination(hosts: Mapping[str, HostData], request: TraceRequest) -> Endpoint | None:
-    if is_ip(request.destination):
-        ip = str(ipaddress.ip_address(request.destination))
-        found = find_port_by_ip(hosts, ip, request.destination_host)
-        if found is None:
-            return Endpoint(ip=ip)
-        endpoint = _endpoint(found[0], found[1], ipaddress.ip_address(ip).version)
-        return None if endpoint is None else replace(endpoint, ip=ip)
-    found = find_port(hosts, request.destination, request.destination_host)
-    return None if found is None else _endpoint(found[0], found[1], None)
-
-
-def first_packet(source: Endpoint, destination: Endpoint, request: TraceRequest) -> PacketView:
-    ports = request.proto in ("tcp", "udp")
-    return PacketView(
-        dl_src=source.mac or "00:00:00:00:00:00", dl_dst="00:00:00:00:00:00",
-        nw_src=source.ip, nw_dst=destination.ip, proto=request.proto, nw_ttl=DEFAULT_TTL,
-        tp_src=EPHEMERAL_PORT if ports else None,
-        tp_dst=(request.dport or 0) if ports else None,
-        icmp_type=ICMP_ECHO_REQUEST if request.proto == "icmp" else None,
-    )
 
 
 # --- positions of the walk --------------------------------------------------------------------
@@ -149,10 +80,20 @@ class _AtSwitch:
 
 
 @dataclass(frozen=True)
-class _InRouter:
+class _InNamespace:
     host: str
     namespace: NamespaceState
-    link: VethLink  # the device the frame arrived on
+    device: str  # the device the frame arrived on
+    packet: PacketView
+
+
+@dataclass(frozen=True)
+class _OnSegment:
+    """The frame left ``host`` through the uplink ``port`` of external bridge ``bridge``."""
+
+    host: str
+    bridge: str
+    port: str
     packet: PacketView
 
 
@@ -165,7 +106,7 @@ class _FromTunnel:
     packet: PacketView
 
 
-_Position = _AtSwitch | _InRouter | _FromTunnel
+_Position = _AtSwitch | _InNamespace | _FromTunnel | _OnSegment
 
 
 @dataclass(frozen=True)
@@ -182,10 +123,17 @@ _DONE = _Done()
 class _Walk:
     """One trace_packet call: compiled hosts are cached here, nothing outlives the call."""
 
-    def __init__(self, hosts: Mapping[str, HostData]) -> None:
+    def __init__(self, hosts: Mapping[str, HostData],
+                 external_hosts: tuple[ExternalHost, ...] = ()) -> None:
         self.hosts = hosts
         self._switches: dict[str, HostSwitch | str] = {}
         self._passes = 0
+        self.connections: list[nat.Connection] = []  # conntrack, across both directions
+        # outside hosts on the segments, by MAC (the request's, and those assumed on the way)
+        self.stations: dict[str, Station] = {}
+        for host in external_hosts:
+            station = external_station(host)
+            self.stations[station.mac] = station
 
     def switch(self, host: str) -> HostSwitch | str:
         """The compiled host, or why it cannot be used."""
@@ -222,8 +170,10 @@ class _Walk:
                 break
             if isinstance(position, _AtSwitch):
                 position = self.switch_pass(steps, position, destination)
-            elif isinstance(position, _InRouter):
+            elif isinstance(position, _InNamespace):
                 position = self.route(steps, position, destination)
+            elif isinstance(position, _OnSegment):
+                position = self.cross_segment(steps, position, destination)
             else:
                 position = self.receive(steps, position, destination)
         return Trace(direction=direction, source=source, destination=destination,  # type: ignore[arg-type]
@@ -232,19 +182,21 @@ class _Walk:
     # -- the source VM ---------------------------------------------------------------------------
     def send(self, steps: list[Step], source: Endpoint, destination: Endpoint,
              packet: PacketView) -> _Position | _Done:
+        if source.external:
+            return self.send_from_outside(steps, source, destination, packet)
         host = source.host or ""
         switch = self.switch(host)
         if isinstance(switch, str):
             steps.append(DropStep(host=host, place="source host", reason=switch))
             return _DONE
         vif = switch.vif_name(source.port_id or "")
-        subnet = _subnet(switch.data, source.subnet_id or "")
+        subnet = subnet_of(switch.data, source.subnet_id or "")
         if subnet is None:
             steps.append(DropStep(host=host, place=f"source VM {source.label()}",
                                   reason=f"subnet {source.subnet_id} of the source port is not "
                                          f"in {host}'s view"))
             return _DONE
-        same_subnet = ipaddress.ip_address(destination.ip) in ipaddress.ip_network(subnet.cidr)
+        same_subnet = ipaddress.ip_address(packet.nw_dst) in ipaddress.ip_network(subnet.cidr)
         if same_subnet:
             if destination.mac is None:
                 steps.append(DropStep(
@@ -255,30 +207,11 @@ class _Walk:
             dl_dst = destination.mac
             why = f"same subnet {subnet.cidr}: straight to {destination.label()} ({dl_dst})"
         else:
-            if subnet.gateway_ip is None:
-                steps.append(DropStep(host=host, place=f"source VM {source.label()}",
-                                      reason=f"subnet {subnet.cidr} has no gateway: "
-                                             f"{destination.ip} is unreachable"))
+            hop = self.gateway_hop(switch, source, subnet, packet.nw_dst)
+            if isinstance(hop, DropStep):
+                steps.append(hop)
                 return _DONE
-            found = switch.gateway_interface(subnet.id, subnet.gateway_ip)
-            if found is None:
-                steps.append(DropStep(
-                    host=host, place=f"{host} (no router)",
-                    reason=f"no router for subnet {subnet.cidr} is instantiated on {host}: the "
-                           f"VM's gateway {subnet.gateway_ip} does not answer here (DVR routes "
-                           "on the source host; the router is scheduled to every host with a "
-                           "serviceable port on one of its subnets)"))
-                return _DONE
-            router, interface = found
-            if switch.router_namespace(router.id) is None:
-                steps.append(DropStep(
-                    host=host, place=f"{host} (no router)",
-                    reason=f"router {router.name or router.id} is in {host}'s view but its "
-                           f"namespace is not (administratively down?)"))
-                return _DONE
-            dl_dst = interface.mac_address.lower()
-            why = (f"routed: to its gateway {subnet.gateway_ip} ({dl_dst}), answered by the "
-                   f"local router {router.name or router.id}")
+            dl_dst, why = hop
         packet = replace(packet, dl_dst=dl_dst)
         steps.append(SendStep(host=host, port_id=source.port_id or "",
                               device=source.device or "", ovs_port=vif, why=why, packet=packet))
@@ -289,6 +222,50 @@ class _Walk:
             return _DONE
         return _AtSwitch(host, switch.integration_bridge, vif, packet)
 
+    def central_gateway(self, switch: HostSwitch, subnet: SubnetView) -> Station | None:
+        """The interface of a centralized (legacy) router that is ``subnet``'s gateway: from
+        L2 population, else from the router's own host."""
+        found = port_station(switch.view, subnet.network_id, subnet.gateway_ip or "")
+        if found is not None:
+            return found
+        for name in sorted(self.hosts):
+            for router in self.hosts[name].view.routers:
+                for interface in router.interfaces:
+                    if (not router.distributed and interface.subnet_id == subnet.id
+                            and interface.ip_address == subnet.gateway_ip):
+                        return Station(mac=interface.mac_address.lower(),
+                                       label=f"router {router.name or router.id} on {name}")
+        return None
+
+    def gateway_hop(self, switch: HostSwitch, source: Endpoint, subnet: SubnetView,
+                    destination_ip: str) -> tuple[str, str] | DropStep:
+        """The MAC a VM sends a routed packet to (its gateway's), and why; or the drop."""
+        host = switch.host
+        if subnet.gateway_ip is None:
+            return DropStep(host=host, place=f"source VM {source.label()}",
+                            reason=f"subnet {subnet.cidr} has no gateway: "
+                                   f"{destination_ip} is unreachable")
+        found = switch.gateway_interface(subnet.id, subnet.gateway_ip)
+        if found is None:
+            remote = self.central_gateway(switch, subnet)
+            if remote is not None:  # a centralized (legacy) router, reached over L2
+                return remote.mac, (f"routed: to its gateway {subnet.gateway_ip} "
+                                    f"({remote.mac}), {remote.label}: a centralized router")
+            return DropStep(
+                host=host, place=f"{host} (no router)",
+                reason=f"no router for subnet {subnet.cidr} is instantiated on {host}: the "
+                       f"VM's gateway {subnet.gateway_ip} does not answer here (DVR routes "
+                       "on the source host; the router is scheduled to every host with a "
+                       "serviceable port on one of its subnets)")
+        router, interface = found
+        if switch.router_namespace(router.id) is None:
+            return DropStep(host=host, place=f"{host} (no router)",
+                            reason=f"router {router.name or router.id} is in {host}'s view but "
+                                   "its namespace is not (administratively down?)")
+        dl_dst = interface.mac_address.lower()
+        return dl_dst, (f"routed: to its gateway {subnet.gateway_ip} ({dl_dst}), answered by "
+                        f"the local router {router.name or router.id}")
+
     # -- a pass through one host's switch ----------------------------------------------------------
     def switch_pass(self, steps: list[Step], at: _AtSwitch,
                     destination: Endpoint) -> _Position | _Done:
@@ -298,7 +275,7 @@ class _Walk:
             return _DONE
         try:
             simulated = switch.pipeline.trace(at.bridge, at.in_port, at.packet.to_ofsim(),
-                                              switch.mac_table)
+                                              self.mac_table(switch))
         except (ofsim.AmbiguousMatch, ofsim.SimulationLimit, ofsim.UnsupportedFlow,
                 KeyError) as exc:
             steps.append(DropStep(host=at.host, place=at.bridge,
@@ -325,7 +302,10 @@ class _Walk:
         for out in simulated.delivered:
             found = switch.router_link(out.port)
             if found is not None and found[1].mac_address.lower() == out.packet.dl_dst.lower():
-                return _InRouter(host, found[0], found[1], packet.with_ofsim(out.packet))
+                return _InNamespace(host, found[0], found[1].name, packet.with_ofsim(out.packet))
+        for out in simulated.delivered:
+            if switch.uplinks.get(out.bridge) == out.port:
+                return _OnSegment(host, out.bridge, out.port, packet.with_ofsim(out.packet))
         tunnels = simulated.tunnelled
         chosen = self.choose_tunnel(switch, tunnels, destination)
         if chosen is not None:
@@ -349,61 +329,273 @@ class _Walk:
                       destination: Endpoint) -> ofsim.Tunnelled | None:
         if not tunnels:
             return None
-        if destination.host is not None:
-            wanted = self.tunnel_ip_of(destination.host)
-            return next((t for t in tunnels if wanted is not None and t.remote_ip == wanted),
-                        None)
-        return tunnels[0] if len(tunnels) == 1 else None
+        frame_to = tunnels[0].packet.dl_dst.lower()
+        if (destination.host is not None and destination.host in self.hosts
+                and (destination.mac or "").lower() == frame_to):
+            target: str | None = destination.host
+        elif len(tunnels) == 1:
+            return tunnels[0]
+        else:
+            # bound for another MAC (a router's or an SNAT port's): the copy that reaches the
+            # host holding that MAC
+            target = self.mac_owner(frame_to) or (
+                destination.host if destination.host in self.hosts else None)
+        wanted = self.tunnel_ip_of(target) if target is not None else None
+        return next((t for t in tunnels if wanted is not None and t.remote_ip == wanted), None)
+
+    def mac_owner(self, mac: str) -> str | None:
+        """The host whose namespace device or port has ``mac``."""
+        mac = mac.lower()
+        for name in sorted(self.hosts):
+            data = self.hosts[name]
+            if any(p.mac_address.lower() == mac for p in data.view.ports):
+                return name
+            if any(link.mac_address.lower() == mac for ns in data.state.namespaces
+                   for link in bridge_links(ns)):
+                return name
+        return None
 
     def tunnel_ip_of(self, host: str) -> str | None:
         data = self.hosts.get(host)
         return None if data is None else data.view.tunnel_ip
 
-    # -- a router namespace ------------------------------------------------------------------------
-    def route(self, steps: list[Step], at: _InRouter, destination: Endpoint) -> _Position | _Done:
-        namespace, packet = at.namespace, at.packet
+    # -- a namespace: NAT, rules, routes, neighbours ----------------------------------------------
+    def connection(self, host: str, namespace: str,
+                   packet: PacketView) -> nat.Connection | None:
+        """The conntrack entry ``packet`` is a reply of, in that namespace."""
+        return next((c for c in self.connections if c.host == host
+                     and c.namespace == namespace and c.is_reply(packet)), None)
+
+    def route(self, steps: list[Step], at: _InNamespace,
+              destination: Endpoint) -> _Position | _Done:
+        namespace, arrived, host = at.namespace, at.packet, at.host
+        rules: list[NatRule] = []
+        notes: list[str] = []
+        connection = self.connection(host, namespace.name, arrived)
+        if connection is not None:
+            packet, note = connection.undo_source_nat(arrived)
+            notes += [note] if note else []
+        else:
+            rule, packet = nat.prerouting(namespace, arrived, at.device)
+            rules += [rule] if rule is not None else []
+        routed = packet
         own = local_address(namespace, packet.nw_dst)
         if own is not None:
-            steps.append(DeliveryStep(host=at.host, bridge=namespace.name, ovs_port=own.device,
+            steps.append(DeliveryStep(host=host, bridge=namespace.name, ovs_port=own.device,
                                       port_id="", device=namespace.name, packet=packet))
             return _DONE
-        decision = lookup_route(namespace, packet.nw_src, packet.nw_dst, at.link.name)
+        decision = lookup_route(namespace, packet.nw_src, packet.nw_dst, at.device)
         if decision is None:
-            steps.append(DropStep(
-                host=at.host, place=namespace.name,
-                reason=f"no route to {packet.nw_dst} in {namespace.name} (north/south paths "
-                       "through SNAT and floating IPs are not traced yet)"))
+            steps.append(DropStep(host=host, place=namespace.name,
+                                  reason=self.no_route(host, namespace, packet)))
             return _DONE
         if packet.nw_ttl <= 1:
-            steps.append(DropStep(host=at.host, place=namespace.name,
+            steps.append(DropStep(host=host, place=namespace.name,
                                   reason=f"TTL {packet.nw_ttl} expires in {namespace.name}"))
             return _DONE
         device = decision.route.device
-        neighbor = find_neighbor(namespace, device, decision.nexthop)
-        if neighbor is None:
-            why = ("" if destination.port_id is not None
-                   else f"; no known port has the IP {destination.ip}")
-            steps.append(DropStep(
-                host=at.host, place=f"{namespace.name} {device}",
-                reason=f"no static (PERMANENT) ARP entry for {decision.nexthop} on {device} in "
-                       f"{namespace.name}: DVR never ARPs across the tunnel mesh, the agent "
-                       f"installs one entry per port of the subnet{why}"))
-            return _DONE
-        out_link = next((link for link in namespace.links if link.name == device), None)
-        if out_link is None:
-            steps.append(DropStep(host=at.host, place=namespace.name,
+        if connection is not None:
+            packet, note = connection.undo_destination_nat(packet)
+            notes += [note] if note else []
+        else:
+            rule, packet = nat.postrouting(namespace, packet, at.device, device)
+            rules += [rule] if rule is not None else []
+            self.connections.append(nat.Connection(
+                host, namespace.name, (arrived.nw_src, arrived.nw_dst),
+                (packet.nw_src, packet.nw_dst)))
+        switch = self.switch(host)
+        if isinstance(switch, str) or not switch.has_device(namespace, device):
+            steps.append(DropStep(host=host, place=namespace.name,
                                   reason=f"route via {device}, a device {namespace.name} "
                                          "does not have"))
             return _DONE
-        routed = replace(packet, dl_src=out_link.mac_address.lower(),
-                         dl_dst=neighbor.mac_address.lower(), dl_vlan=None,
-                         nw_ttl=packet.nw_ttl - 1, tun_id=None)
+        link = namespace_link(namespace, device)
+        found = self.neighbor(host, namespace, device, decision.nexthop, packet.nw_src)
+        if isinstance(found, str):
+            why = ("" if destination.port_id is not None or destination.external
+                   else f"; no known port has the IP {destination.ip}")
+            steps.append(DropStep(host=host, place=f"{namespace.name} {device}",
+                                  reason=found + why))
+            return _DONE
+        neighbor, resolved_by = found
+        own_mac = link.mac_address if link is not None else kernel_mac(host, namespace, device)
+        out = replace(packet, dl_src=own_mac.lower(), dl_dst=neighbor.mac_address.lower(),
+                      dl_vlan=None, nw_ttl=packet.nw_ttl - 1, tun_id=None)
         steps.append(NamespaceStep(
-            host=at.host, namespace=namespace.name, owner=namespace.owner,
-            in_device=at.link.name, out_device=device, rule=decision.rule,
+            host=host, namespace=namespace.name, owner=namespace.owner,
+            in_device=at.device, out_device=device, rule=decision.rule,
             route=decision.route, nexthop=decision.nexthop, neighbor=neighbor,
-            packet_in=packet, packet=routed))
-        return _AtSwitch(at.host, out_link.bridge, out_link.peer, routed)
+            packet_in=arrived, packet=out, nat=tuple(rules), resolved_by=resolved_by,
+            conntrack=tuple(notes), routed=routed))
+        if link is not None:
+            return _AtSwitch(host, link.bridge, link.peer, out)
+        peer = switch.namespace_peer(namespace, device)
+        assert peer is not None  # has_device
+        return _InNamespace(host, peer[0], peer[1], out)
+
+    def no_route(self, host: str, namespace: NamespaceState, packet: PacketView) -> str:
+        reason = (f"no route to {packet.nw_dst} in {namespace.name}: no policy rule's table "
+                  "and no route of the main table matches it")
+        switch = self.switch(host)
+        if namespace.name.startswith(ROUTER_NS_PREFIX) and not isinstance(switch, str):
+            router = switch.view.router(namespace.name.removeprefix(ROUTER_NS_PREFIX))
+            gateway = router.gateway if router is not None else None
+            if router is not None and gateway is None:
+                reason += (f" (router {router.name or router.id} has no external gateway: "
+                           "nothing leaves the tenant networks)")
+            elif router is not None and gateway is not None and not gateway.enable_snat:
+                reason += (f" (router {router.name or router.id} has SNAT disabled and "
+                           f"{packet.nw_src} has no floating IP)")
+        return reason
+
+    def neighbor(self, host: str, namespace: NamespaceState, device: str, ip: str,
+                 sender: str) -> tuple[Neighbor, str] | str:
+        """The next hop's MAC on ``device`` and how it was found, or why there is none."""
+        static = find_neighbor(namespace, device, ip)
+        if static is not None:
+            return static, "PERMANENT"
+        switch = self.switch(host)
+        if isinstance(switch, str):
+            return switch
+        peer = switch.namespace_peer(namespace, device)
+        if peer is not None:
+            peer_ns, peer_device = peer
+            if local_address(peer_ns, ip) is None:
+                return (f"{peer_device} in {peer_ns.name} (the peer of {device}) does not "
+                        f"answer ARP for {ip}")
+            return (Neighbor(device, ip, kernel_mac(host, peer_ns, peer_device)),
+                    f"ARP: answered by {peer_device} in {peer_ns.name}")
+        link = namespace_link(namespace, device)
+        if (namespace.name.startswith(ROUTER_NS_PREFIX)
+                and device.startswith(ROUTER_INTERFACE_PREFIX)
+                and self.distributed(switch, namespace)):
+            return (f"no static (PERMANENT) ARP entry for {ip} on {device} in "
+                    f"{namespace.name}: DVR never ARPs across the tunnel mesh, the agent "
+                    "installs one entry per port of the subnet")
+        network = switch.network_of_vlan(link.tag if link is not None else None)
+        station = None if network is None else self.station(host, network, ip, sender,
+                                                            (host, namespace.name, device))
+        if station is None:
+            return (f"no neighbour for {ip} on {device} in {namespace.name}: no PERMANENT "
+                    "entry, and nothing on that network answers ARP for it")
+        return Neighbor(device, ip, station.mac), f"ARP: answered by {station.label}"
+
+    @staticmethod
+    def distributed(switch: HostSwitch, namespace: NamespaceState) -> bool:
+        router = switch.view.router(namespace.name.removeprefix(ROUTER_NS_PREFIX))
+        return router is None or router.distributed
+
+    # -- segments and the stations on them -------------------------------------------------------
+    def station(self, host: str, network_id: str, ip: str, sender: str,
+                exclude: tuple[str, str, str] | None = None) -> Station | None:
+        """Who answers ARP for ``ip`` on network ``network_id`` (asked from ``host``)."""
+        target = ipaddress.ip_address(ip)
+        for station in self.stations.values():
+            if station.external is not None and ipaddress.ip_address(
+                    station.external.ip) == target:
+                return station
+        order = [host] + [h for h in sorted(self.hosts) if h != host]
+        for name in order:
+            switch = self.switch(name)
+            if isinstance(switch, str):
+                continue
+            for namespace, link in switch.network_links(network_id):
+                if exclude == (name, namespace.name, link.name):
+                    continue
+                found = namespace_station(name, namespace, link, ip, sender)
+                if found is not None:
+                    return found
+            found = port_station(switch.view, network_id, ip)
+            if found is not None:
+                return found
+        external = external_subnet_of([self.hosts[host].view], network_id, ip)
+        if external is None:
+            return None
+        station = assumed_station(ip, external)
+        self.stations[station.mac] = station
+        return station
+
+    def mac_table(self, switch: HostSwitch) -> Mapping[str, str]:
+        """The host's learned MACs, and the outside stations behind its external patch."""
+        patch = switch.external_patch() if self.stations else None
+        if patch is None:
+            return switch.mac_table
+        return {**{mac: patch for mac in self.stations}, **switch.mac_table}
+
+    def external_entry(self, mac: str) -> tuple[str, str, str, str] | None:
+        """(host, external bridge, uplink, label) of the namespace device with ``mac``."""
+        for name in sorted(self.hosts):
+            switch = self.switch(name)
+            if isinstance(switch, str) or not switch.uplinks:
+                continue
+            for namespace in switch.state.namespaces:
+                for link in bridge_links(namespace):
+                    if link.mac_address.lower() == mac.lower():
+                        bridge = sorted(switch.uplinks)[0]
+                        return (name, bridge, switch.uplinks[bridge],
+                                f"{link.name} in {namespace.name} on {name}")
+        return None
+
+    def cross_segment(self, steps: list[Step], at: _OnSegment,
+                      destination: Endpoint) -> _Position | _Done:
+        mac = at.packet.dl_dst.lower()
+        station = self.stations.get(mac)
+        if station is not None:
+            assert station.external is not None
+            steps.append(SegmentStep(from_host=at.host, to_host=station.external.name,
+                                     bridge=at.bridge, port=at.port, station=station.label,
+                                     packet=at.packet))
+            steps.append(DeliveryStep(host=station.external.name, bridge=at.bridge,
+                                      ovs_port=at.port, port_id="",
+                                      device=station.external.name, packet=at.packet))
+            return _DONE
+        entry = self.external_entry(mac)
+        if entry is None or entry[0] == at.host:
+            steps.append(DropStep(host=at.host, place=f"{at.bridge} {at.port}",
+                                  reason=f"nothing on the external segment has MAC {mac}"))
+            return _DONE
+        to_host, bridge, uplink, label = entry
+        steps.append(SegmentStep(from_host=at.host, to_host=to_host, bridge=bridge,
+                                 port=uplink, station=label, packet=at.packet))
+        return _AtSwitch(to_host, bridge, uplink, at.packet)
+
+    def send_from_outside(self, steps: list[Step], source: Endpoint, destination: Endpoint,
+                          packet: PacketView) -> _Position | _Done:
+        """An outside host sends on its segment: ARP for the destination, then the frame."""
+        name = source.device or source.ip
+        station = self.outside_arp(packet.nw_dst, packet.nw_src)
+        if station is None:
+            steps.append(DropStep(host=name, place=f"outside host {name}",
+                                  reason=f"nothing on the external segment answers ARP for "
+                                         f"{packet.nw_dst}"))
+            return _DONE
+        entry = self.external_entry(station.mac)
+        assert entry is not None and station.host is not None
+        to_host, bridge, uplink, _label = entry
+        packet = replace(packet, dl_src=(source.mac or placeholder_mac(source.ip)).lower(),
+                         dl_dst=station.mac)
+        steps.append(SendStep(host=name, port_id="", device=name, ovs_port=uplink,
+                              why=f"ARP for {packet.nw_dst} answered by {station.label}",
+                              packet=packet))
+        steps.append(SegmentStep(from_host=name, to_host=to_host, bridge=bridge, port=uplink,
+                                 station=station.label, packet=packet))
+        return _AtSwitch(to_host, bridge, uplink, packet)
+
+    def outside_arp(self, ip: str, sender: str) -> Station | None:
+        """The namespace device of some host that answers ARP for ``ip`` on a segment."""
+        for name in sorted(self.hosts):
+            switch = self.switch(name)
+            if isinstance(switch, str) or not switch.uplinks:
+                continue
+            external = sorted({n.id for n in switch.view.networks if n.external}
+                              | {r.gateway.network_id for r in switch.view.routers
+                                 if r.gateway is not None})
+            for network_id in external:
+                for namespace, link in switch.network_links(network_id):
+                    found = namespace_station(name, namespace, link, ip, sender)
+                    if found is not None:
+                        return found
+        return None
 
     # -- arriving from a tunnel ----------------------------------------------------------------
     def receive(self, steps: list[Step], at: _FromTunnel,
@@ -422,6 +614,15 @@ class _Walk:
         bridge, port = found
         return self.switch_pass(steps, _AtSwitch(at.host, bridge, port,
                                                  replace(at.packet, tun_id=at.vni)), destination)
+
+
+def kernel_mac(host: str, namespace: NamespaceState, device: str) -> str:
+    """A stand-in for the MAC the kernel gives a veth end the desired state does not name
+    (the ``rfp-``/``fpr-`` pair): stable per (host, namespace, device), locally
+    administered."""
+    digest = hashlib.blake2b(f"{host}|{namespace.name}|{device}".encode(),
+                             digest_size=5).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest)
 
 
 def _host_of(position: _Position) -> str:
@@ -533,7 +734,7 @@ def _not_found(what: str, request: TraceRequest, source: Endpoint | None) -> Tra
 
 def trace_packet(hosts: Mapping[str, HostData], request: TraceRequest) -> Trace:
     """Trace ``request`` through the desired state of ``hosts`` (host name -> HostData)."""
-    walk = _Walk(hosts)
+    walk = _Walk(hosts, request.external_hosts)
     destination = resolve_destination(hosts, request)
     version = ipaddress.ip_address(destination.ip).version if destination is not None else None
     source = resolve_source(hosts, request, version)
@@ -542,8 +743,16 @@ def trace_packet(hosts: Mapping[str, HostData], request: TraceRequest) -> Trace:
     if destination is None:
         return _not_found("destination", request, source)
     packet = first_packet(source, destination, request)
+    if source.external:
+        walk.stations.setdefault(source.mac or "", external_station(ExternalHost(
+            name=source.device or source.ip, ip=source.ip, mac=source.mac)))
+    if destination.external:
+        walk.stations.setdefault(destination.mac or "", external_station(ExternalHost(
+            name=destination.device or destination.ip, ip=destination.ip,
+            mac=destination.mac)))
     forward = walk.run("forward", source, destination, packet)
-    if forward.delivered and request.with_reply and destination.port_id is not None:
+    answers = destination.port_id is not None or destination.external
+    if forward.delivered and request.with_reply and answers:
         delivered = forward.steps[-1]
         assert isinstance(delivered, DeliveryStep)
         reply = walk.run("reply", destination, source, delivered.packet.reply())

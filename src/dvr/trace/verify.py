@@ -18,19 +18,29 @@ real lookups, in order:
 
 Lookups the real switch made beyond the computed path (copies of a flooded frame, since
 NORMAL floods until it has learned a MAC) are ignored: they are not a disagreement.
+
+Namespace steps are checked against the kernel when the probe also implements
+``NamespaceProbe``: ``ip -j route get <dst> from <src> iif <in device>`` in the namespace
+must pick the computed device and gateway, and every NAT rule the step applied must be in
+the namespace's ``ip dvr`` table as ``nft -j list ruleset`` prints it (same chain, the
+owner as comment, the same statements).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from dvr.agent.desired.nftables import FAMILY, TABLE, rule_expressions
 from dvr.agent.desired.openflow import port_text
-from dvr.agent.desired.state import Flow
+from dvr.agent.desired.state import Flow, NatRule
 from dvr.trace.hosts import HostData
 from dvr.trace.ofproto import RealTrace, parse_ofproto_trace
 from dvr.trace.steps import (
+    NamespaceCheck,
+    NamespaceStep,
     OpenFlowStep,
     PacketView,
     RealHit,
@@ -48,6 +58,20 @@ class SwitchProbe(Protocol):
         """The output of ``ovs-appctl ofproto/trace <bridge> <flow>`` on ``host``.
 
         Raises ``ProbeError`` (or OSError) when the switch cannot be asked."""
+        ...
+
+
+@runtime_checkable
+class NamespaceProbe(Protocol):
+    """The port through which the tracer asks a host's kernel about one namespace."""
+
+    def route_get(self, host: str, namespace: str, destination: str, source: str,
+                  in_device: str) -> str:
+        """The output of ``ip -j route get <destination> from <source> iif <in_device>``."""
+        ...
+
+    def nat_ruleset(self, host: str, namespace: str) -> str:
+        """The output of ``nft -j list ruleset`` in the namespace."""
         ...
 
 
@@ -196,8 +220,98 @@ def verify_trace(trace: Trace, probe: SwitchProbe,
             step = steps[index]
             assert isinstance(step, OpenFlowStep)
             steps[index] = replace(step, check=check)
+    if isinstance(probe, NamespaceProbe):
+        rulesets: dict[tuple[str, str], str | Exception] = {}
+        for index, step in enumerate(steps):
+            if isinstance(step, NamespaceStep):
+                steps[index] = replace(step, check=check_namespace(probe, step, rulesets))
     reply = verify_trace(trace.reply, probe, hosts) if trace.reply is not None else None
     return replace(trace.with_steps(tuple(steps), verified=True), reply=reply)
+
+
+# --- namespaces ---------------------------------------------------------------------------------
+
+
+def _route_disagreement(step: NamespaceStep, text: str) -> str | None:
+    """What the kernel's ``ip -j route get`` answer says differently (None: it agrees)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return f"unreadable ip route get output: {text.strip()[:80]}"
+    if not isinstance(answer, list) or not answer or not isinstance(answer[0], dict):
+        return f"unexpected ip route get output: {text.strip()[:80]}"
+    route: dict[str, Any] = answer[0]
+    computed = step.route
+    if route.get("type") not in (None, "unicast"):
+        return f"the kernel answers a {route.get('type')} route, not via {computed.device}"
+    problems = []
+    if route.get("dev") != computed.device:
+        problems.append(f"device {route.get('dev')} instead of {computed.device}")
+    if computed.via is not None and route.get("gateway") != computed.via:
+        problems.append(f"gateway {route.get('gateway') or 'none'} instead of {computed.via}")
+    return "; ".join(problems) or None
+
+
+def _contains(real: object, wanted: object) -> bool:
+    """``wanted`` is in ``real`` (dicts: every wanted key, recursively; else equal)."""
+    if isinstance(wanted, dict):
+        return isinstance(real, dict) and all(
+            key in real and _contains(real[key], value) for key, value in wanted.items())
+    if isinstance(wanted, list):
+        return (isinstance(real, list) and len(real) == len(wanted)
+                and all(_contains(r, w) for r, w in zip(real, wanted, strict=True)))
+    return real == wanted
+
+
+def real_nat_rules(text: str) -> list[dict[str, Any]]:
+    """The rules of the ``ip dvr`` table in ``nft -j list ruleset`` output."""
+    document = json.loads(text)
+    rules = []
+    for item in document.get("nftables", []):
+        rule = item.get("rule") if isinstance(item, dict) else None
+        if rule and rule.get("family") == FAMILY and rule.get("table") == TABLE:
+            rules.append(rule)
+    return rules
+
+
+def _nat_missing(rule: NatRule, real: list[dict[str, Any]]) -> bool:
+    wanted = rule_expressions(rule)
+    return not any(r.get("chain") == rule.chain and r.get("comment") == rule.owner
+                   and _contains(r.get("expr"), wanted) for r in real)
+
+
+def check_namespace(probe: NamespaceProbe, step: NamespaceStep,
+                    rulesets: dict[tuple[str, str], str | Exception]) -> NamespaceCheck:
+    """The kernel's opinion of one namespace step (``rulesets`` caches nft per namespace)."""
+    packet = step.decision_packet
+    try:
+        text = probe.route_get(step.host, step.namespace, packet.nw_dst, packet.nw_src,
+                               step.in_device)
+    except (ProbeError, OSError) as exc:
+        return NamespaceCheck("error", f"could not ask the kernel: {exc}")
+    problem = _route_disagreement(step, text)
+    if problem is not None:
+        return NamespaceCheck("disagree", f"ip route get: {problem}")
+    if not step.nat:
+        return NamespaceCheck("agree", "ip route get agrees")
+    key = (step.host, step.namespace)
+    if key not in rulesets:
+        try:
+            rulesets[key] = probe.nat_ruleset(step.host, step.namespace)
+        except (ProbeError, OSError) as exc:
+            rulesets[key] = exc
+    ruleset = rulesets[key]
+    if isinstance(ruleset, Exception):
+        return NamespaceCheck("error", f"could not list the nft ruleset: {ruleset}")
+    try:
+        real = real_nat_rules(ruleset)
+    except (ValueError, AttributeError):
+        return NamespaceCheck("error", "unreadable nft -j list ruleset output")
+    missing = [r for r in step.nat if _nat_missing(r, real)]
+    if missing:
+        return NamespaceCheck("disagree", "nft: no rule " + "; ".join(
+            f"{r.chain} [{r.owner}] {rule_expressions(r)}" for r in missing))
+    return NamespaceCheck("agree", "ip route get and the nft ruleset agree")
 
 
 def _checks_for(probe: SwitchProbe, host: str, bridge: str, flow: str,

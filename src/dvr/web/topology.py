@@ -9,8 +9,11 @@ central (SNAT) hosts, router interfaces and fixed IPs:
   placeholder (``registered: false``) for a host that ports are bound to but whose agent
   never registered;
 - ``networks`` with their subnets;
-- ``routers`` with the hosts each is instantiated on, its SNAT host and its interfaces;
+- ``routers`` with the hosts each is instantiated on, its SNAT host, its interfaces and its
+  external gateway (network, port, IPs, ``enable_snat``);
 - ``vms``: compute ports with host, network, addresses, MAC and status;
+- ``floating_ips``: each floating IP with its external network, router, and the port,
+  fixed IP and host it is associated with (all null when it is not);
 - ``revision``: the server's current global revision.
 """
 
@@ -24,6 +27,7 @@ from sqlalchemy import Connection, and_, func, select
 from dvr.db.tables import (
     changes,
     dvr_hosts,
+    floatingips,
     networks,
     ports,
     routers,
@@ -211,6 +215,28 @@ def _vms(conn: Connection) -> list[dict[str, Any]]:
     ]
 
 
+def _floating_ips(conn: Connection) -> list[dict[str, Any]]:
+    query = (
+        select(floatingips, ports.c.host, ports.c.name.label("port_name"))
+        .select_from(floatingips.outerjoin(ports, ports.c.id == floatingips.c.fixed_port_id))
+        .order_by(floatingips.c.floating_ip_address, floatingips.c.id)
+    )
+    return [
+        {
+            "id": row.id,
+            "floating_ip_address": row.floating_ip_address,
+            "floating_network_id": row.floating_network_id,
+            "router_id": row.router_id,
+            "port_id": row.fixed_port_id,
+            "port_name": row.port_name if row.fixed_port_id else None,
+            "fixed_ip_address": row.fixed_ip_address,
+            "host": (row.host or None) if row.fixed_port_id else None,
+            "status": row.status,
+        }
+        for row in conn.execute(query)
+    ]
+
+
 def build_topology(tx: ReadTx) -> dict[str, Any]:
     """The whole topology document (see the module docstring)."""
     revision = current_revision(tx.conn)
@@ -225,4 +251,5 @@ def build_topology(tx: ReadTx) -> dict[str, Any]:
         "networks": _networks(tx.conn),
         "routers": router_list,
         "vms": vms,
+        "floating_ips": _floating_ips(tx.conn),
     }

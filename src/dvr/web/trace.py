@@ -10,13 +10,17 @@ the web view's shape:
 
     {"src": Endpoint, "dst": Endpoint, "proto", "dport", "revision",
      "verdict": "delivered" | "dropped", "reason", "summary",
-     "hops": [{"kind": "vm"|"router"|"tunnel"|"drop", "host", "id", "name", "to_host", "vni"}],
-              (a drop's "id" is the router when it happened in a router namespace)
+     "hops": [{"kind": "vm"|"router"|"namespace"|"tunnel"|"segment"|"address"|"drop",
+               "host", "id", "name", "to_host", "vni", "ip"}],
+              (a drop's "id" is the router when it happened in a router namespace; a
+              router's SNAT namespace is a "router" hop on its SNAT host, a fip- namespace
+              a "namespace" hop; an outside address -- the source or the destination of a
+              north/south path -- an "address" hop with its "ip")
      "steps": [{"index", "direction", "host", "kind", "bridge", "table", "priority",
                 "match", "actions", "owner", "owner_description", "summary"}],
      "assumed_plugged": [hosts whose VIF names were assumed, not reported]}
 
-``kind`` of a step: send, flow, router, tunnel, deliver, drop.  ``hops`` are the forward
+``kind`` of a step: send, flow, router, tunnel, segment, deliver, drop.  ``hops`` are the forward
 path's places, in order, for drawing it; ``steps`` list both directions (the reply after
 the request, when the request was delivered to a port).
 """
@@ -28,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dvr.agent.desired.names import router_namespace_name
+from dvr.agent.desired.names import router_namespace_name, snat_namespace_name
 from dvr.db.tables import dvr_hosts, ports
 from dvr.hoststate import describe_owner, rebuild_host
 from dvr.server.errors import NeutronError, http_bad_request
@@ -38,6 +42,7 @@ from dvr.server.services.notify import current_revision
 from dvr.server.tx import ReadTx
 from dvr.trace import ofsim
 from dvr.trace.hosts import HostData, LazyHostData
+from dvr.trace.nat import describe_rule
 from dvr.trace.steps import (
     PROTOCOLS,
     DeliveryStep,
@@ -46,6 +51,7 @@ from dvr.trace.steps import (
     NamespaceStep,
     OpenFlowStep,
     PacketView,
+    SegmentStep,
     SendStep,
     Step,
     Trace,
@@ -113,7 +119,7 @@ def _endpoint(endpoint: Endpoint | None, asked: str) -> dict[str, Any]:
         return {"kind": "unknown", "id": None, "name": asked, "host": None, "ip": None,
                 "mac": None}
     return {
-        "kind": "vm" if endpoint.port_id else "address",
+        "kind": "vm" if endpoint.port_id else ("outside" if endpoint.external else "address"),
         "id": endpoint.port_id,
         "name": endpoint.device,
         "host": endpoint.host,
@@ -124,7 +130,7 @@ def _endpoint(endpoint: Endpoint | None, asked: str) -> dict[str, Any]:
 
 def _packet_change(before: PacketView, after: PacketView) -> str:
     changes = []
-    for field in ("dl_src", "dl_dst", "dl_vlan", "tun_id", "nw_ttl"):
+    for field in ("nw_src", "nw_dst", "dl_src", "dl_dst", "dl_vlan", "tun_id", "nw_ttl"):
         old, new = getattr(before, field), getattr(after, field)
         if old != new:
             changes.append(f"{field} {old if old is not None else '-'} → "
@@ -169,8 +175,8 @@ def _step(hosts: Mapping[str, HostData], step: Step) -> dict[str, Any]:
                 if step.rule is not None else "")
         actions = (f"{rule}route {route.destination}{via} dev {route.device} "
                    f"(table {route.table}); neigh {step.neighbor.ip_address} lladdr "
-                   f"{step.neighbor.mac_address} PERMANENT")
-        nat = "; ".join(n.rule for n in step.nat)
+                   f"{step.neighbor.mac_address} ({step.resolved_by})")
+        nat = "; ".join([describe_rule(n) for n in step.nat] + list(step.conntrack))
         return {**base, "host": step.host, "kind": "router", "bridge": step.namespace,
                 "match": f"in {step.in_device}, to {step.packet_in.nw_dst}",
                 "actions": actions + (f"; nat {nat}" if nat else ""),
@@ -184,6 +190,11 @@ def _step(hosts: Mapping[str, HostData], step: Step) -> dict[str, Any]:
                 "match": f"out {step.port}",
                 "actions": f"VXLAN VNI {step.vni}: {step.local_ip} → {step.remote_ip}",
                 "summary": f"to {step.to_host or 'an unknown host'}{flooded}"}
+    if isinstance(step, SegmentStep):
+        return {**base, "host": step.from_host, "kind": "segment", "bridge": step.bridge,
+                "match": f"out {step.port}" if step.to_host == step.station else None,
+                "actions": f"{step.from_host} → {step.to_host} on the external segment",
+                "summary": f"to {step.station} ({step.packet.dl_dst})"}
     if isinstance(step, DeliveryStep):
         return {**base, "host": step.host, "kind": "deliver", "bridge": step.bridge,
                 "match": f"out {step.ovs_port}", "owner": f"port:{step.port_id}",
@@ -218,7 +229,9 @@ def _router_of_namespace(hosts: Mapping[str, HostData], host: str, place: str) -
         view = hosts[host].view
     except KeyError:
         return None
-    return next((r.id for r in view.routers if router_namespace_name(r.id) == place), None)
+    namespace = place.split(" ")[0]
+    return next((r.id for r in view.routers
+                 if namespace in (router_namespace_name(r.id), snat_namespace_name(r.id))), None)
 
 
 def _hops(hosts: Mapping[str, HostData], trace: Trace) -> list[dict[str, Any]]:
@@ -227,14 +240,23 @@ def _hops(hosts: Mapping[str, HostData], trace: Trace) -> list[dict[str, Any]]:
     if source is not None and source.port_id:
         hops.append({"kind": "vm", "host": source.host, "id": source.port_id,
                      "name": source.device})
+    elif source is not None and source.external:
+        hops.append({"kind": "address", "host": None, "id": None, "name": source.device,
+                     "ip": source.ip})
     for step in trace.steps:
         if isinstance(step, NamespaceStep):
-            router_id = step.owner.partition(":")[2]
-            hops.append({"kind": "router", "host": step.host, "id": router_id,
-                         "name": step.namespace})
+            kind, _, ident = step.owner.partition(":")
+            hops.append({"kind": "router" if kind in ("router", "snat") else "namespace",
+                         "host": step.host, "id": ident, "name": step.namespace})
         elif isinstance(step, TunnelStep):
             hops.append({"kind": "tunnel", "host": step.from_host, "to_host": step.to_host,
                          "vni": step.vni})
+        elif isinstance(step, SegmentStep):
+            hops.append({"kind": "segment", "host": step.from_host, "to_host": step.to_host,
+                         "name": step.bridge})
+        elif isinstance(step, DeliveryStep) and step.host not in hosts:
+            hops.append({"kind": "address", "host": None, "id": None, "name": step.device,
+                         "ip": trace.destination.ip if trace.destination else None})
         elif isinstance(step, DeliveryStep):
             router_id = _router_of_port(hosts, step.host, step.port_id)
             if router_id is not None:

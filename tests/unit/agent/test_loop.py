@@ -231,3 +231,17 @@ def test_wake_signal_collapses_pokes():
     assert w.wait(0) is True
     assert w.wait(0) is False
     assert w.latest_revision == 5
+
+
+def test_heartbeat_reports_the_bridge_mappings_only_when_there_are_some():
+    class MappingsClient(FakeClient):
+        def heartbeat(self, host, rev, up, down, vifs, vlans, **extra):
+            self.heartbeats.append(extra)
+
+    plain = MappingsClient([view(1)])
+    AgentLoop(config(), plain, FakeDataplane()).run(threading.Event(), once=True)
+    assert plain.heartbeats == [{}]
+    mapped = MappingsClient([view(1)])
+    AgentLoop(config(bridge_mappings=("public:br-ex",)), mapped, FakeDataplane()).run(
+        threading.Event(), once=True)
+    assert mapped.heartbeats == [{"bridge_mappings": {"public": "br-ex"}}]

@@ -57,6 +57,23 @@ def test_reported_vifs_are_used_as_they_are():
                                                   renamed.state.bridge("br-int").ports}
 
 
+def test_reported_bridge_mappings_give_the_mapped_bridge():
+    plain = rebuild_host(CLOUD.view(HOST_1), {"vifs": {}})
+    assert plain.state.bridge("br-ex") is None
+    mapped = rebuild_host(CLOUD.view(HOST_1), {"vifs": {}, "bridge_mappings": {"public": "br-ex"}})
+    bridge = mapped.state.bridge("br-ex")
+    assert bridge is not None and bridge.port("phy-br-ex") is not None
+
+
+def test_fetched_state_takes_the_callers_bridge_mappings_only_without_the_agents():
+    lab = {"public": "br-ex"}
+    rebuilt = fetch_host_state(FakeServer({"vifs": {}}), HOST_1, lab)
+    assert rebuilt.state.bridge("br-ex") is not None
+    own = fetch_host_state(FakeServer({"vifs": {}, "bridge_mappings": {"public": "br-pub"}}),
+                           HOST_1, lab)
+    assert own.state.bridge("br-pub") is not None and own.state.bridge("br-ex") is None
+
+
 class FakeServer:
     def __init__(self, answer: dict[str, Any] | ServerError) -> None:
         self.answer = answer

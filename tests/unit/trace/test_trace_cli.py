@@ -11,7 +11,7 @@ from dvr.cli.main import main
 from dvr.client import ServerError
 from dvr.trace import cli as trace_cli
 from dvr.trace.render import rewrites, step_to_dict, trace_to_dict
-from dvr.trace.steps import PacketView, TraceRequest
+from dvr.trace.steps import ExternalHost, PacketView, TraceRequest
 from dvr.trace.tracer import trace_packet
 from tests.unit.desired.desired_scenarios import (
     BLUE_1,
@@ -22,6 +22,7 @@ from tests.unit.desired.desired_scenarios import (
     ORANGE_1,
     east_west_cloud,
 )
+from tests.unit.trace.north_south_scenarios import north_south_hosts
 from tests.unit.trace.trace_scenarios import RecordedSwitches, east_west_hosts
 
 CLOUD = east_west_cloud()
@@ -183,6 +184,11 @@ def test_build_request_resolves_names_ips_and_host_hints():
     unknown = trace_cli.build_request(ports, "ghost", ORANGE_1_NAME, "icmp", None, False)
     assert unknown.source == "ghost" and unknown.source_host is None
     assert unknown.destination == ORANGE_1 and not unknown.with_reply
+    outside = ExternalHost("outside", "192.0.2.1")
+    north = trace_cli.build_request(ports, "outside", BLUE_1_NAME, "icmp", None, True,
+                                    (outside,))
+    assert north.source == "outside" and north.source_host is None
+    assert north.destination == BLUE_1 and north.external_hosts == (outside,)
 
 
 # --- renderers -----------------------------------------------------------------------------------
@@ -200,7 +206,8 @@ def test_rewrites_lists_changed_headers_only():
 def test_every_step_kind_serialises_with_kind_and_host():
     hosts = east_west_hosts()
     traces = [trace_packet(hosts, TraceRequest(BLUE_1, ORANGE_1)),
-              trace_packet(hosts, TraceRequest(BLUE_1, "nothing"))]
+              trace_packet(hosts, TraceRequest(BLUE_1, "nothing")),
+              trace_packet(north_south_hosts(), TraceRequest(BLUE_1, "192.0.2.1"))]
     seen = set()
     for trace in traces:
         doc = trace_to_dict(trace)
@@ -209,4 +216,4 @@ def test_every_step_kind_serialises_with_kind_and_host():
             data = step_to_dict(step)
             assert data["kind"] == step.kind and "host" in data
             seen.add(step.kind)
-    assert seen == {"send", "openflow", "namespace", "tunnel", "delivery", "drop"}
+    assert seen == {"send", "openflow", "namespace", "tunnel", "segment", "delivery", "drop"}

@@ -242,7 +242,15 @@ def _agent_report(body: dict[str, Any]) -> dict[str, Any] | None:
         for k, v in vlans.items()
     ):
         raise invalid_input("local_vlans must map network ids to VLAN ids 1-4094")
-    return {"vifs": vifs, "local_vlans": vlans}
+    report: dict[str, Any] = {"vifs": vifs, "local_vlans": vlans}
+    mappings = body.get("bridge_mappings")
+    if mappings is not None:
+        if not isinstance(mappings, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k and v for k, v in mappings.items()
+        ):
+            raise invalid_input("bridge_mappings must map physical networks to bridge names")
+        report["bridge_mappings"] = mappings
+    return report
 
 
 def agent_report(tx: ReadTx, host: str) -> dict[str, Any]:
@@ -253,6 +261,7 @@ def agent_report(tx: ReadTx, host: str) -> dict[str, Any]:
         "applied_revision": row.applied_revision,
         "vifs": report.get("vifs", {}),
         "local_vlans": report.get("local_vlans", {}),
+        "bridge_mappings": report.get("bridge_mappings", {}),
     }
 
 

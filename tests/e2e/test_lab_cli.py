@@ -35,7 +35,10 @@ def test_lab_status_json_lists_hosts_vms_and_the_api(lab3):
     assert statuses.items() >= {"blue-1": "ACTIVE", "orange-1": "ACTIVE",
                                 "blue-2": "ACTIVE"}.items()
     router = next(r for r in status["routers"] if r["name"] == "demo-router")
-    assert router["hosts"] == ["compute-1", "compute-2"]
+    # its VMs' hosts, and network-1 for its SNAT part (the gateway on "public")
+    assert router["hosts"] == ["compute-1", "compute-2", "network-1"]
+    [gateway_ip] = router["gateway_ips"]
+    assert gateway_ip.startswith("203.0.113.")
 
 
 def test_lab_exec_runs_ovs_and_ip_tools_inside_a_host(lab3):
@@ -67,7 +70,9 @@ def test_operator_commands(lab3):
     assert by_host["network-1"]["agent_mode"] == "dvr_snat"
     routers = dvr(lab3, "routers", "--host", "compute-1")
     assert lab3.router_id() in routers.stdout and "compute-2" not in routers.stdout
-    nothing = dvr(lab3, "routers", "--host", "network-1")
+    snat = dvr(lab3, "routers", "--host", "network-1")  # its SNAT part
+    assert lab3.router_id() in snat.stdout
+    nothing = dvr(lab3, "routers", "--host", "compute-3")
     assert lab3.router_id() not in nothing.stdout
     flows = dvr(lab3, "flows", "compute-1", "--bridge", "br-tun", "--explain")
     assert flows.returncode == 0, flows.stderr
@@ -96,4 +101,5 @@ def test_unchanged_openstack_client_manages_the_lab(lab3):
     agents = subprocess.run([*base, "network", "agent", "list", "--router", "demo-router",
                              "-f", "json"], text=True, capture_output=True, timeout=60)
     assert agents.returncode == 0, agents.stderr
-    assert {a["Host"] for a in json.loads(agents.stdout)} == {"compute-1", "compute-2"}
+    assert {a["Host"] for a in json.loads(agents.stdout)} == {"compute-1", "compute-2",
+                                                               "network-1"}

@@ -106,7 +106,13 @@ def test_tcp_through_the_distributed_router(lab3):
         if server.poll() is None:
             server.kill()
         server.wait(timeout=10)
-    assert tunnel_counters(lab3, "network-1") == network_node_before
+    # network-1 is on both networks now (demo-router's SNAT ports live there), so it sees
+    # their broadcasts (ARP) and its snat- namespace refreshes its neighbours; the routed
+    # transfer (> 1 MB: hundreds of segments each way) would be orders of magnitude more
+    after = tunnel_counters(lab3, "network-1")
+    grown = {k: after.get(k, 0) - v for k, v in network_node_before.items()}
+    assert set(after) == set(network_node_before)
+    assert all(delta < 50 for delta in grown.values()), grown
 
 
 def test_identical_router_interfaces_on_both_computes(lab3):

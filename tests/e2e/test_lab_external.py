@@ -41,7 +41,7 @@ def test_outside_host_is_the_external_gateway(lab3):
 @pytest.mark.parametrize("host", ["compute-1", "compute-2", "compute-3", "network-1"])
 def test_every_host_has_br_ex_on_the_external_segment(lab3, host):
     ports = lab3.run(host, ["ovs-vsctl", "list-ports", "br-ex"]).stdout.split()
-    assert ports == ["ext-uplink"]
+    assert ports == ["ext-uplink", "phy-br-ex"]  # the uplink, and the agent's patch to br-int
     datapath = lab3.run(host, ["ovs-vsctl", "get", "bridge", "br-ex", "datapath_type"]).stdout
     assert datapath.strip() == "netdev"
 
@@ -80,4 +80,5 @@ def test_frames_from_br_ex_reach_the_outside_host(lab3, host, address):
         neighbours = lab3.run("outside", ["ip", "-j", "neigh", "show", address]).stdout
         assert json.loads(neighbours), "the outside host learnt the probe's address by ARP"
     assert "ext-probe" not in lab3.namespaces(host)
-    assert lab3.run(host, ["ovs-vsctl", "list-ports", "br-ex"]).stdout.split() == ["ext-uplink"]
+    assert lab3.run(host, ["ovs-vsctl", "list-ports", "br-ex"]).stdout.split() == [
+        "ext-uplink", "phy-br-ex"]

@@ -38,6 +38,11 @@ class ResourceSpec:
     plural: str
     attrs: tuple[Attr, ...]
     output_only: frozenset[str] = field(default_factory=frozenset)
+    path: str | None = None  # the URL's collection segment when it is not ``plural``
+
+    @property
+    def url_path(self) -> str:
+        return f"/v2.0/{self.path or self.plural}"
 
     def attr(self, name: str) -> Attr | None:
         return next((a for a in self.attrs if a.name == name), None)
@@ -146,12 +151,15 @@ def check_count_limits(
 
 
 # attributes whose converter does not say what they hold (custom or output-only)
-_INTEGER_NAMES = frozenset({"ip_version", "provider:segmentation_id", "revision_number"})
+_INTEGER_NAMES = frozenset(
+    {"ip_version", "provider:segmentation_id", "revision_number", "default_prefixlen",
+     "min_prefixlen", "max_prefixlen", "default_quota"}
+)
 _STRUCTURED_NAMES = frozenset(
     {"tags", "subnets", "availability_zones", "external_gateway_info", "binding:vif_details",
      "binding:profile", "fixed_ips", "allowed_address_pairs", "security_groups", "routes",
      "host_routes", "dns_nameservers", "allocation_pools", "availability_zone_hints",
-     "service_types", "configurations"}
+     "service_types", "configurations", "prefixes"}
 )
 
 

@@ -203,3 +203,52 @@ def one_of(*choices: str | None):  # type: ignore[no-untyped-def]
         return value
 
     return convert
+
+
+def to_non_negative_int(value: Any) -> int:
+    number = to_int(value)
+    if number < 0:
+        raise ValueError(f"'{value}' should be non-negative")
+    return number
+
+
+def to_cidr(value: Any) -> str:
+    """A network in canonical form (Neutron's ``type:subnet``: no host bits set)."""
+    try:
+        if not isinstance(value, str) or "/" not in value:
+            raise ValueError
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a valid IP subnet") from None
+    if str(network) != value:
+        raise ValueError(f"'{value}' isn't a recognized IP subnet cidr, '{network}' is recommended")
+    return value
+
+
+def to_cidr_list(value: Any) -> list[str]:
+    """A list of distinct networks (Neutron's ``type:subnet_list``)."""
+    items = [to_cidr(item) for item in to_list(value)]
+    duplicates = sorted({item for item in items if items.count(item) > 1})
+    if duplicates:
+        raise ValueError(f"Duplicate items in the list: '{', '.join(duplicates)}'")
+    return items
+
+
+def to_not_empty_str(value: Any) -> str:
+    text = to_str(value)
+    if not text.strip():
+        raise ValueError("'' Blank strings are not permitted")
+    return text
+
+
+def one_of_ints(*choices: int):  # type: ignore[no-untyped-def]
+    """An integer (or its decimal string) among ``choices`` (Neutron's ``type:values`` after
+    ``convert_to_int``)."""
+
+    def convert(value: Any) -> int:
+        number = to_int(value)
+        if number not in choices:
+            raise ValueError(f"{value} is not in {list(choices)}")
+        return number
+
+    return convert

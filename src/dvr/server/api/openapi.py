@@ -65,7 +65,7 @@ def build_document(collections: list[Collection]) -> dict[str, Any]:
         ref = {"$ref": f"#/components/schemas/{name}"}
         one = {"type": "object", "properties": {spec.singular: ref}}
         many = {"type": "object", "properties": {spec.plural: {"type": "array", "items": ref}}}
-        base = f"/v2.0/{spec.plural}"
+        base = spec.url_path
         item = f"{base}/{{id}}"
         paths[base] = {
             "get": {

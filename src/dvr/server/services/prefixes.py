@@ -62,9 +62,14 @@ def is_free(prefixes: Iterable[IPNetwork], taken: Iterable[IPNetwork], wanted: I
 
 
 def covers(outer: Iterable[IPNetwork], inner: Iterable[IPNetwork]) -> bool:
-    """Every address of ``inner`` is in ``outer``."""
-    blocks = collapse(outer)
-    return all(any(n.subnet_of(b) for b in blocks) for n in collapse(inner))  # type: ignore[arg-type]
+    """Every address of ``inner`` is in ``outer`` (either may mix IP versions)."""
+    blocks, wanted_all = list(outer), list(inner)
+    for version in (4, 6):
+        wanted = [n for n in wanted_all if n.version == version]
+        have = collapse(b for b in blocks if b.version == version)
+        if not all(any(n.subnet_of(b) for b in have) for n in wanted):  # type: ignore[arg-type]
+            return False
+    return True
 
 
 def overlap(a: Iterable[IPNetwork], b: Iterable[IPNetwork]) -> bool:

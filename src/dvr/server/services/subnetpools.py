@@ -129,8 +129,7 @@ def _check_address_scope(
     conn: Connection, address_scope_id: str | None, subnetpool_id: str, shape: PoolShape
 ) -> None:
     """Neutron's ``_validate_address_scope_id``: the scope exists, has the pool's IP
-    version, leaves no network with subnets in two scopes, and the pool overlaps none of
-    the scope's other pools."""
+    version, and the pool overlaps none of the scope's other pools."""
     if address_scope_id is None:
         return
     scope = get_address_scope(conn, address_scope_id)
@@ -141,7 +140,6 @@ def _check_address_scope(
             f"{scope.ip_version}.",
             type_name="IllegalSubnetPoolIpVersionAssociationToAddressScope",
         )
-    _check_rescoping_keeps_networks_whole(conn, subnetpool_id, shape.ip_version)
     query = select(subnetpools.c.id, subnetpools.c.prefixes).where(
         subnetpools.c.address_scope_id == address_scope_id, subnetpools.c.id != subnetpool_id
     )
@@ -158,7 +156,9 @@ def _check_rescoping_keeps_networks_whole(
     conn: Connection, subnetpool_id: str, ip_version: int
 ) -> None:
     """The pool's subnets change scope together: refused if a network they are on also has
-    subnets of that IP version from elsewhere."""
+    subnets of that IP version from elsewhere.  (Neutron checks this on every update of a
+    pool in a scope, so renaming one of two pools of a scope that share a network fails
+    there; we check it when the scope changes.)"""
     pool_subnets = select(subnets.c.network_id).where(subnets.c.subnetpool_id == subnetpool_id)
     query = select(subnets.c.id).where(
         subnets.c.network_id.in_(pool_subnets),
@@ -229,6 +229,8 @@ def update_subnetpool(tx: WriteTx, subnetpool_id: str, body: dict[str, Any]) -> 
         _check_one_default(tx.conn, shape.ip_version)
     scope_id = body["address_scope_id"] if "address_scope_id" in body else row.address_scope_id
     _check_address_scope(tx.conn, scope_id, subnetpool_id, shape)
+    if scope_id != row.address_scope_id:
+        _check_rescoping_keeps_networks_whole(tx.conn, subnetpool_id, shape.ip_version)
     values: dict[str, Any] = {
         k: body[k] for k in ("name", "description", "default_quota") if k in body
     }

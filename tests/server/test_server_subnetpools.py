@@ -348,6 +348,24 @@ def test_specific_cidr_from_a_pool(api):
             "subnetpool_id and use_default_subnetpool cannot both be specified",
         ),
         ({"prefixlen": -1}, 400, "HTTPBadRequest", "Invalid input for prefixlen"),
+        (
+            {"gateway_ip": "2001:db8::1"},
+            400,
+            "BadRequest",
+            "Bad subnets request: Cannot allocate IPv6 subnet from IPv4 subnet pool",
+        ),
+        (
+            {"gateway_ip": "192.0.2.1", "prefixlen": 33},
+            400,
+            "InvalidInput",
+            "192.0.2.1/33 is not in a CIDR format.",
+        ),
+        (
+            {"cidr": "2001:db8::/64"},
+            400,
+            "InvalidInput",
+            "Cidr and ip_version do not match",
+        ),
     ],
 )
 def test_subnet_from_pool_refusals(api, extra, status, error_type, text):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections import Counter
 from typing import Any
 
 from dvr.server.jsonbody import has_surrogate
@@ -228,7 +229,7 @@ def to_cidr(value: Any) -> str:
 def to_cidr_list(value: Any) -> list[str]:
     """A list of distinct networks (Neutron's ``type:subnet_list``)."""
     items = [to_cidr(item) for item in to_list(value)]
-    duplicates = sorted({item for item in items if items.count(item) > 1})
+    duplicates = sorted(item for item, count in Counter(items).items() if count > 1)
     if duplicates:
         raise ValueError(f"Duplicate items in the list: '{', '.join(duplicates)}'")
     return items

@@ -105,20 +105,22 @@ def _requested_network(tx: WriteTx, body: dict[str, Any]) -> tuple[ipam.IPNetwor
     if not has_cidr and body.get("allocation_pools"):
         raise bad_request("subnets", "allocation_pools allowed only for specific subnet requests.")
     pool = get_subnetpool(tx.conn, pool_id)
-    if body.get("ip_version") not in (None, pool.ip_version):
+    gateway = body.get("gateway_ip")
+    requested_version = body.get("ip_version")
+    if requested_version is None and not has_cidr and gateway is not None:
+        requested_version = ipaddress.ip_address(gateway).version
+    if requested_version not in (None, pool.ip_version):
         raise bad_request(
             "subnets",
-            f"Cannot allocate IPv{body['ip_version']} subnet from IPv{pool.ip_version} "
+            f"Cannot allocate IPv{requested_version} subnet from IPv{pool.ip_version} "
             "subnet pool",
         )
     wanted = None
     if has_cidr:
         wanted = ipam.parse_cidr(body["cidr"], pool.ip_version)
-    elif body.get("gateway_ip") is not None:
+    elif gateway is not None:
         prefixlen = body.get("prefixlen", pool.default_prefixlen)
-        wanted = subnetpools.prefix_for_gateway(body["gateway_ip"], prefixlen)
-        if wanted.version != pool.ip_version:
-            raise invalid_input("Cidr and ip_version do not match")
+        wanted = subnetpools.prefix_for_gateway(gateway, prefixlen)
     return subnetpools.allocate_prefix(tx.conn, pool, wanted, body.get("prefixlen")), pool
 
 

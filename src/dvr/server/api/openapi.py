@@ -41,6 +41,7 @@ from dvr.server.attributes import (
     filter_types,
 )
 from dvr.server.config import ApiLimits
+from dvr.server.errors import RESOURCE_TITLES
 from dvr.server.listing import FIXED_IPS_FILTER_KEYS, TAG_KEYS
 from dvr.server.validate import INTEGER_SCHEMA, MAX_STRING, UUID_SCHEMA, JsonSchema, array_of
 
@@ -57,7 +58,7 @@ DOCUMENT_NOTE = (
 
 
 def title(spec: ResourceSpec) -> str:
-    return {"floatingip": "FloatingIP"}.get(spec.singular, spec.singular.capitalize())
+    return RESOURCE_TITLES[spec.singular]
 
 
 def _limited(spec: ResourceSpec, name: str, schema: JsonSchema, limits: ApiLimits) -> JsonSchema:
@@ -162,7 +163,8 @@ def collection_paths(coll: Collection, limits: ApiLimits) -> dict[str, Any]:
     spec = coll.spec
     name = title(spec)
     one = obj({spec.singular: ref(name)}, (spec.singular,))
-    base, item = f"/v2.0/{spec.plural}", f"/v2.0/{spec.plural}/{{id}}"
+    base = spec.url_path
+    item = f"{base}/{{id}}"
     tag = (spec.plural,)
     paths: dict[str, Any] = {
         base: {"get": operation(

@@ -329,6 +329,16 @@ def is_plain_text(value: str, max_len: int = MAX_STRING) -> bool:
     return "\x00" not in value and len(value) <= max_len and not has_surrogate(value)
 
 
+# One URL path segment that names something: no "/" (a request's %2F is decoded before
+# routing, so it would split the segment) and not "." or ".." (clients resolve those away).
+PATH_SEGMENT_PATTERN = r"^([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)$"
+
+
+def is_path_segment(value: str) -> bool:
+    """Whether ``value`` can be addressed as ``.../{value}/...`` (percent-encoded)."""
+    return re.fullmatch(PATH_SEGMENT_PATTERN, value) is not None
+
+
 def one_of(*choices: str | None):  # type: ignore[no-untyped-def]
     @accepts({"enum": list(choices)})
     def convert(value: Any) -> str | None:

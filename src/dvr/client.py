@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -51,6 +52,12 @@ def _raise_for_error(response: httpx.Response) -> None:
         raise ServerError(response.status_code, "HTTPError", response.text[:500]) from None
 
 
+def host_path(host: str, tail: str) -> str:
+    """``/dvr/v1/hosts/{host}/{tail}`` with the host name percent-encoded (it may hold "?",
+    "#", "%", spaces: anything but what registration refuses)."""
+    return f"/dvr/v1/hosts/{quote(host, safe='')}/{tail}"
+
+
 class ServerClient:
     """Typed calls of the dvr server. Create one per process; close it when done."""
 
@@ -86,14 +93,14 @@ class ServerClient:
         return self.request("POST", "/dvr/v1/agents", json=body)
 
     def host_mac(self, host: str) -> str:
-        return self.request("POST", f"/dvr/v1/hosts/{host}/host-mac")["mac_address"]
+        return self.request("POST", host_path(host, "host-mac"))["mac_address"]
 
     def host_view(self, host: str) -> HostView:
-        return host_view_from_dict(self.get(f"/dvr/v1/hosts/{host}/view"))
+        return host_view_from_dict(self.get(host_path(host, "view")))
 
     def watch(self, host: str, since: int, timeout: float) -> WatchResult:
         data = self.request(
-            "GET", f"/dvr/v1/hosts/{host}/watch",
+            "GET", host_path(host, "watch"),
             params={"since": since, "timeout": timeout}, timeout=timeout + 10,
         )
         return WatchResult(
@@ -114,7 +121,7 @@ class ServerClient:
                                 "local_vlans": local_vlans}
         if bridge_mappings is not None:
             body["bridge_mappings"] = bridge_mappings
-        return self.request("POST", f"/dvr/v1/hosts/{host}/heartbeat", json=body)
+        return self.request("POST", host_path(host, "heartbeat"), json=body)
 
     def hosts(self) -> list[dict[str, Any]]:
         data = self.get("/dvr/v1/hosts")
@@ -123,7 +130,7 @@ class ServerClient:
     def agent_state(self, host: str) -> dict[str, Any]:
         """What the host's agent last reported: its plugged VIFs, local VLANs and bridge
         mappings."""
-        return self.get(f"/dvr/v1/hosts/{host}/agent-state")
+        return self.get(host_path(host, "agent-state"))
 
     # -- Neutron API ----------------------------------------------------------------------
     def list(self, collection: str, **filters: Any) -> list[dict[str, Any]]:

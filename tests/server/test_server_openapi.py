@@ -11,6 +11,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import schemathesis
 
+from dvr.server.api.availability import (
+    AVAILABILITY_ZONE_SPEC,
+    IP_AVAILABILITY_SPEC,
+    SERVICE_PROVIDER_SPEC,
+)
+from dvr.server.api.openapi import title
 from dvr.server.app import COLLECTIONS
 from dvr.server.attributes import attribute_names, attribute_schema
 
@@ -64,9 +70,9 @@ def test_lookups_by_id_declare_404_and_bodies_declare_400_and_413(api):
 
 def test_attributes_are_typed_from_the_specs(api):
     schemas = document(api)["components"]["schemas"]
-    for coll in COLLECTIONS:
-        spec = coll.spec
-        shown = schemas[{"floatingip": "FloatingIP"}.get(spec.singular, spec.singular.title())]
+    read_only = (AVAILABILITY_ZONE_SPEC, SERVICE_PROVIDER_SPEC, IP_AVAILABILITY_SPEC)
+    for spec in (*(coll.spec for coll in COLLECTIONS), *read_only):
+        shown = schemas[title(spec)]
         assert set(shown["properties"]) == attribute_names(spec)
         for name in attribute_names(spec):
             assert shown["properties"][name] == attribute_schema(spec, name)
@@ -86,4 +92,32 @@ def test_create_bodies_follow_post_put_and_required(api):
     assert links["ShowNetwork"]["parameters"] == {"id": "$response.body#/network/id"}
     assert links["CreateSubnet"]["requestBody"] == {
         "subnet": {"network_id": "$response.body#/network/id"}
+    }
+
+
+def body_schema(op):  # type: ignore[no-untyped-def]
+    return op["requestBody"]["content"]["application/json"]["schema"]
+
+
+def test_pools_scheduling_and_tag_creation_are_typed(api):
+    paths = document(api)["paths"]
+    pool = paths["/v2.0/subnetpools"]["post"]
+    links = pool["responses"]["201"]["links"]
+    assert {"AddSubnetPoolPrefixes", "RemoveSubnetPoolPrefixes"} <= set(links)
+    add_prefixes = paths["/v2.0/subnetpools/{id}/add_prefixes"]["put"]
+    prefixes = body_schema(add_prefixes)["properties"]["prefixes"]
+    assert prefixes["items"] == {"type": "string", "format": "cidr"}
+    assert prefixes["uniqueItems"] is True
+    assert "/v2.0/address-scopes/{id}" in paths
+    schedule = paths["/v2.0/agents/{id}/l3-routers"]["post"]
+    assert body_schema(schedule)["required"] == ["router_id"]
+    assert {"201", "400", "404", "409"} <= set(schedule["responses"])
+    unschedule = paths["/v2.0/agents/{id}/l3-routers/{router_id}"]["delete"]
+    assert {"204", "404", "409"} <= set(unschedule["responses"])
+    add_many = paths["/v2.0/networks/{id}/tags"]["post"]
+    assert body_schema(add_many)["properties"]["tags"]["maxItems"] == 50  # ApiLimits
+    assert "201" in add_many["responses"]
+    network_links = paths["/v2.0/networks"]["post"]["responses"]["201"]["links"]
+    assert network_links["ShowNetworkIpAvailability"]["parameters"] == {
+        "network_id": "$response.body#/network/id"
     }

@@ -7,6 +7,7 @@ from server_helpers import make_config
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
+from dvr.client import host_path
 from dvr.db.tables import dvr_hosts
 from dvr.server.app import create_app
 
@@ -42,6 +43,24 @@ def test_register_rejects_bad_input(api):
     status, error = api.error("POST", "/dvr/v1/agents", None)
     assert status == 400
     assert api.list("agent") == []
+
+
+def test_register_refuses_host_names_no_url_can_name(api):
+    """A host registered as "a/b" (or "." or "..") could never be reached again: the hosts'
+    URLs (/dvr/v1/hosts/{host}/...) would be 404s or another path (fuzzer-found)."""
+    for host in ("a/b", "/", "compute-1/", ".", ".."):
+        status, error = api.error("POST", "/dvr/v1/agents", {"host": host})
+        assert (status, error["type"]) == (400, "InvalidInput"), host
+        assert "URL path segment" in error["message"]
+    assert api.list("agent") == []
+
+
+def test_any_other_host_name_is_addressable(api):
+    for host in ("...", ".hidden", "a.b", "a?b#c%d e", "\u00e9t\u00e9"):
+        api.register(host)
+        view = api.call("GET", host_path(host, "view"), expect=200)
+        assert view["host"] == host
+        api.call("POST", host_path(host, "heartbeat"), {}, expect=200)
 
 
 def test_heartbeat_reports_status_and_binds_ports(api, app):

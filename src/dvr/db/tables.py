@@ -93,6 +93,35 @@ segment_allocations = Table(
     ),
 )
 
+address_scopes = Table(
+    "address_scopes",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("name", NAME, nullable=False, default=""),
+    Column("ip_version", Integer, nullable=False),
+    Column("shared", Boolean, nullable=False, default=False),
+)
+
+# prefixes: the pool's CIDRs, collapsed and sorted (a small list, never queried in SQL)
+subnetpools = Table(
+    "subnetpools",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("ip_version", Integer, nullable=False),
+    Column("prefixes", JSON, nullable=False, default=list),
+    Column("default_prefixlen", Integer, nullable=False),
+    Column("min_prefixlen", Integer, nullable=False),
+    Column("max_prefixlen", Integer, nullable=False),
+    Column("default_quota", Integer, nullable=True),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("address_scope_id", ID, ForeignKey("address_scopes.id"), nullable=True, index=True),
+    *_standard_columns(),
+)
+
 subnets = Table(
     "subnets",
     metadata,
@@ -110,6 +139,7 @@ subnets = Table(
     Column("dns_nameservers", JSON, nullable=False, default=list),
     Column("host_routes", JSON, nullable=False, default=list),
     Column("service_types", JSON, nullable=False, default=list),
+    Column("subnetpool_id", ID, ForeignKey("subnetpools.id"), nullable=True, index=True),
     *_standard_columns(),
 )
 

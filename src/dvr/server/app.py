@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database
 from dvr.server.api import (
+    address_scopes,
     agents,
     availability,
     dvr_protocol,
@@ -28,6 +29,7 @@ from dvr.server.api import (
     ports,
     root,
     routers,
+    subnetpools,
     subnets,
     tags,
 )
@@ -48,6 +50,8 @@ COLLECTIONS = [
     routers.COLLECTION,
     floatingips.COLLECTION,
     agents.COLLECTION,
+    subnetpools.COLLECTION,
+    address_scopes.COLLECTION,
 ]
 TRANSPORT_KEY = "dvr.transport"
 
@@ -162,6 +166,7 @@ def build_routes(context: ServerContext) -> list[Route]:
     result: list[Route] = [*root.ROUTES, *extensions.ROUTES]
     result += routers.extra_routes(context)
     result += agents.extra_routes(context)
+    result += subnetpools.extra_routes(context)
     result += tags.routes(context)
     result += availability.routes(context)
     for collection in COLLECTIONS:

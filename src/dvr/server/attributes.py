@@ -21,6 +21,7 @@ from dvr.server.errors import BadRequestError, http_bad_request
 from dvr.server.jsonbody import decode_json
 from dvr.server.listing import FilterTypes
 from dvr.server.validate import (
+    CIDR_SCHEMA,
     STRING_SCHEMA,
     UUID_SCHEMA,
     JsonSchema,
@@ -46,6 +47,11 @@ class ResourceSpec:
     plural: str
     attrs: tuple[Attr, ...]
     output_only: frozenset[str] = field(default_factory=frozenset)
+    path: str | None = None  # the URL's collection segment when it is not ``plural``
+
+    @property
+    def url_path(self) -> str:
+        return f"/v2.0/{self.path or self.plural}"
 
     def attr(self, name: str) -> Attr | None:
         return next((a for a in self.attrs if a.name == name), None)
@@ -154,6 +160,7 @@ def check_count_limits(
 
 
 TIMESTAMP_SCHEMA: JsonSchema = {"type": "string"}
+IP_COUNT_SCHEMA: JsonSchema = {"type": "integer", "minimum": 0}  # an IPv6 subnet has 2**64
 
 # what the attributes that are never written through the API hold (by name: one name means
 # one thing across resources)
@@ -183,6 +190,27 @@ OUTPUT_SCHEMAS: dict[str, JsonSchema] = {
     "started_at": TIMESTAMP_SCHEMA,
     "availability_zone": {"type": ["string", "null"]},
     "resources_synced": {"type": ["boolean", "null"]},
+    "ip_version": {"enum": [4, 6]},
+    "ipv4_address_scope": nullable(UUID_SCHEMA),
+    "ipv6_address_scope": nullable(UUID_SCHEMA),
+    # availability zones, service providers, network IP availabilities (read-only lists)
+    "name": STRING_SCHEMA,
+    "resource": {"type": "string"},
+    "state": {"enum": ["available", "unavailable"]},
+    "service_type": {"type": "string"},
+    "default": {"type": "boolean"},
+    "network_id": UUID_SCHEMA,
+    "network_name": STRING_SCHEMA,
+    "total_ips": IP_COUNT_SCHEMA,
+    "used_ips": IP_COUNT_SCHEMA,
+    "subnet_ip_availability": array_of({
+        "type": "object",
+        "properties": {
+            "subnet_id": UUID_SCHEMA, "subnet_name": STRING_SCHEMA, "cidr": CIDR_SCHEMA,
+            "ip_version": {"enum": [4, 6]}, "total_ips": IP_COUNT_SCHEMA,
+            "used_ips": IP_COUNT_SCHEMA,
+        },
+    }),
 }
 
 

@@ -60,6 +60,8 @@ RESOURCE_TITLES = {
     "router": "Router",
     "floatingip": "FloatingIP",
     "agent": "Agent",
+    "subnetpool": "SubnetPool",
+    "address_scope": "AddressScope",
 }
 
 
@@ -68,6 +70,8 @@ def not_found(resource: str, resource_id: str) -> NeutronError:
     messages = {
         "floatingip": f"Floating IP {resource_id} could not be found",
         "agent": f"Agent {resource_id} could not be found.",
+        "subnetpool": f"Subnet pool {resource_id} could not be found.",
+        "address_scope": f"Address scope {resource_id} could not be found.",
     }
     message = messages.get(resource, f"{title} {resource_id} could not be found.")
     return NotFoundError(message, type_name=f"{title}NotFound")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -76,6 +77,7 @@ def _json_type(value: Any) -> str:
 
 STRING_SCHEMA: JsonSchema = {"type": "string", "maxLength": MAX_STRING}
 INTEGER_SCHEMA: JsonSchema = {"type": "integer", "minimum": -INT32_MAX - 1, "maximum": INT32_MAX}
+NON_NEGATIVE_INT_SCHEMA: JsonSchema = {"type": "integer", "minimum": 0, "maximum": INT32_MAX}
 UUID_SCHEMA: JsonSchema = {"type": "string", "format": "uuid"}
 IP_SCHEMA: JsonSchema = {"anyOf": [{"type": "string", "format": "ipv4"},
                                    {"type": "string", "format": "ipv6"}]}
@@ -327,6 +329,16 @@ def is_plain_text(value: str, max_len: int = MAX_STRING) -> bool:
     return "\x00" not in value and len(value) <= max_len and not has_surrogate(value)
 
 
+# One URL path segment that names something: no "/" (a request's %2F is decoded before
+# routing, so it would split the segment) and not "." or ".." (clients resolve those away).
+PATH_SEGMENT_PATTERN = r"^([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)$"
+
+
+def is_path_segment(value: str) -> bool:
+    """Whether ``value`` can be addressed as ``.../{value}/...`` (percent-encoded)."""
+    return re.fullmatch(PATH_SEGMENT_PATTERN, value) is not None
+
+
 def one_of(*choices: str | None):  # type: ignore[no-untyped-def]
     @accepts({"enum": list(choices)})
     def convert(value: Any) -> str | None:
@@ -334,5 +346,59 @@ def one_of(*choices: str | None):  # type: ignore[no-untyped-def]
             allowed = ", ".join(str(c) for c in choices)
             raise ValueError(f"'{value}' is not in [{allowed}]")
         return value
+
+    return convert
+
+
+@accepts(NON_NEGATIVE_INT_SCHEMA)
+def to_non_negative_int(value: Any) -> int:
+    number = to_int(value)
+    if number < 0:
+        raise ValueError(f"'{value}' should be non-negative")
+    return number
+
+
+@accepts(CIDR_SCHEMA)
+def to_cidr(value: Any) -> str:
+    """A network in canonical form (Neutron's ``type:subnet``: no host bits set)."""
+    try:
+        if not isinstance(value, str) or "/" not in value:
+            raise ValueError
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a valid IP subnet") from None
+    if str(network) != value:
+        raise ValueError(f"'{value}' isn't a recognized IP subnet cidr, '{network}' is recommended")
+    return value
+
+
+@accepts({**array_of(CIDR_SCHEMA), "uniqueItems": True})
+def to_cidr_list(value: Any) -> list[str]:
+    """A list of distinct networks (Neutron's ``type:subnet_list``)."""
+    items = [to_cidr(item) for item in to_list(value)]
+    duplicates = sorted(item for item, count in Counter(items).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"Duplicate items in the list: '{', '.join(duplicates)}'")
+    return items
+
+
+@accepts({**STRING_SCHEMA, "pattern": r"\S"})
+def to_not_empty_str(value: Any) -> str:
+    text = to_str(value)
+    if not text.strip():
+        raise ValueError("'' Blank strings are not permitted")
+    return text
+
+
+def one_of_ints(*choices: int):  # type: ignore[no-untyped-def]
+    """An integer (or its decimal string) among ``choices`` (Neutron's ``type:values`` after
+    ``convert_to_int``)."""
+
+    @accepts({"enum": list(choices)})
+    def convert(value: Any) -> int:
+        number = to_int(value)
+        if number not in choices:
+            raise ValueError(f"{value} is not in {list(choices)}")
+        return number
 
     return convert

@@ -28,12 +28,14 @@ AVAILABILITY_ZONE_SPEC = ResourceSpec(
 SERVICE_PROVIDER_SPEC = ResourceSpec(
     singular="service_provider",
     plural="service_providers",
+    path="service-providers",
     attrs=(),
     output_only=frozenset({"service_type", "name", "default"}),
 )
 IP_AVAILABILITY_SPEC = ResourceSpec(
     singular="network_ip_availability",
     plural="network_ip_availabilities",
+    path="network-ip-availabilities",
     attrs=(),
     output_only=frozenset(
         {"network_id", "network_name", "total_ips", "used_ips", "subnet_ip_availability",
@@ -96,9 +98,9 @@ def routes(context: ServerContext) -> list[Route]:
         )
 
     return [
-        Route("/v2.0/availability_zones", list_zones, methods=["GET"]),
-        Route("/v2.0/service-providers", list_providers, methods=["GET"]),
-        Route("/v2.0/network-ip-availabilities", list_availabilities, methods=["GET"]),
-        Route("/v2.0/network-ip-availabilities/{network_id}", show_availability,
+        Route(AVAILABILITY_ZONE_SPEC.url_path, list_zones, methods=["GET"]),
+        Route(SERVICE_PROVIDER_SPEC.url_path, list_providers, methods=["GET"]),
+        Route(IP_AVAILABILITY_SPEC.url_path, list_availabilities, methods=["GET"]),
+        Route(IP_AVAILABILITY_SPEC.url_path + "/{network_id}", show_availability,
               methods=["GET"]),
     ]

@@ -76,7 +76,7 @@ class Collection:
 
 def collection_routes(context: ServerContext, coll: Collection) -> list[Route]:
     spec = coll.spec
-    base = f"/v2.0/{spec.plural}"
+    base = spec.url_path
 
     async def list_(request: Request) -> Response:
         filters = query_of(request).filters()

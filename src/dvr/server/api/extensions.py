@@ -37,6 +37,14 @@ EXTENSIONS = (
     ("service-type", "Neutron Service Type Management", "API for retrieving service providers"),
     ("tag-creation", "Tag creation extension", "Add several tags at once (POST .../tags)."),
     ("port-security", "Port Security", "Provides port security"),
+    ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    ("address-scope", "Address scope", "Address scopes extension."),
+    ("default-subnetpools", "Default Subnetpools", "Mark and use a subnetpool as the default"),
+    (
+        "subnetpool-prefix-ops",
+        "Subnet Pool Prefix Operations",
+        "Provides support for adjusting the prefix list of subnet pools",
+    ),
     (
         "router-admin-state-down-before-update",
         "Enforce Router's Admin State Down Before Update",

@@ -44,7 +44,9 @@ SPEC = ResourceSpec(
         Attr("project_id", to_str, put=False),
         Attr("tenant_id", to_str, put=False),
     ),
-    output_only=frozenset({"subnets", "availability_zones", "status"}),
+    output_only=frozenset(
+        {"subnets", "availability_zones", "status", "ipv4_address_scope", "ipv6_address_scope"}
+    ),
 )
 
 SQL_FILTERS = {"id": "id", "name": "name"}

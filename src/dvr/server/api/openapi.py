@@ -20,6 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dvr.server.api import openapi_protocol
+from dvr.server.api.availability import (
+    AVAILABILITY_ZONE_SPEC,
+    IP_AVAILABILITY_SPEC,
+    SERVICE_PROVIDER_SPEC,
+)
 from dvr.server.api.common import Collection, json_response
 from dvr.server.api.extensions import EXTENSIONS
 from dvr.server.api.openapi_parts import (
@@ -41,6 +46,7 @@ from dvr.server.attributes import (
     filter_types,
 )
 from dvr.server.config import ApiLimits
+from dvr.server.errors import RESOURCE_TITLES
 from dvr.server.listing import FIXED_IPS_FILTER_KEYS, TAG_KEYS
 from dvr.server.validate import INTEGER_SCHEMA, MAX_STRING, UUID_SCHEMA, JsonSchema, array_of
 
@@ -57,7 +63,9 @@ DOCUMENT_NOTE = (
 
 
 def title(spec: ResourceSpec) -> str:
-    return {"floatingip": "FloatingIP"}.get(spec.singular, spec.singular.capitalize())
+    """The schema name and operation-id stem of ``spec``: NetworkIpAvailability, SubnetPool."""
+    camel = "".join(word.capitalize() for word in spec.singular.split("_"))
+    return RESOURCE_TITLES.get(spec.singular, camel)
 
 
 def _limited(spec: ResourceSpec, name: str, schema: JsonSchema, limits: ApiLimits) -> JsonSchema:
@@ -146,6 +154,13 @@ def _created_links(spec: ResourceSpec, coll: Collection) -> dict[str, Any]:
             "CreateFloatingIP": link(
                 "createFloatingIP", body={"floatingip": {"floating_network_id": network}}
             ),
+            "ShowNetworkIpAvailability": link(
+                "showNetworkIpAvailability", {"network_id": network}
+            ),
+        },
+        "subnetpool": {
+            "AddSubnetPoolPrefixes": link("addSubnetPoolPrefixes", new_id),
+            "RemoveSubnetPoolPrefixes": link("removeSubnetPoolPrefixes", new_id),
         },
         "router": {
             "AddRouterInterface": link("addRouterInterface", new_id),
@@ -162,7 +177,8 @@ def collection_paths(coll: Collection, limits: ApiLimits) -> dict[str, Any]:
     spec = coll.spec
     name = title(spec)
     one = obj({spec.singular: ref(name)}, (spec.singular,))
-    base, item = f"/v2.0/{spec.plural}", f"/v2.0/{spec.plural}/{{id}}"
+    base = spec.url_path
+    item = f"{base}/{{id}}"
     tag = (spec.plural,)
     paths: dict[str, Any] = {
         base: {"get": operation(
@@ -211,6 +227,9 @@ def tag_paths(plural: str, singular_title: str, limits: ApiLimits) -> dict[str, 
             "put": operation(f"replace{name}Tags", "Replace all tags", (200, "OK", tags_body),
                              (404,), parameters=[ID_PARAM], body=request_body(tags_body),
                              tags=kind),
+            "post": operation(f"addMany{name}Tags", "Add tags to those set (tag-creation)",
+                              (201, "Added; all the tags now set", tags_body), (404,),
+                              parameters=[ID_PARAM], body=request_body(tags_body), tags=kind),
             "delete": operation(f"clear{name}Tags", "Remove all tags", (204, "Removed", None),
                                 (404,), parameters=[ID_PARAM], tags=kind),
         },
@@ -227,6 +246,9 @@ def tag_paths(plural: str, singular_title: str, limits: ApiLimits) -> dict[str, 
 
 
 def router_extra_paths(router: ResourceSpec, limits: ApiLimits) -> dict[str, Any]:
+    """Router interfaces, and manual L3 scheduling. (Scheduling has no link to its undoing:
+    a link would make it the one "reliable" start of schemathesis' walks, whose random agent
+    ids are all 404s, and the Neutron walk would never reach a create.)"""
     interface_body = obj({"subnet_id": {"type": ["string", "null"], "format": "uuid"},
                          "port_id": {"type": ["string", "null"], "format": "uuid"}})
     interface = obj({
@@ -258,6 +280,50 @@ def router_extra_paths(router: ResourceSpec, limits: ApiLimits) -> dict[str, Any
         "listAgentL3Routers", "Routers hosted by an L3 agent (a list query on routers)",
         (200, "OK", list_schema(router)), (400, 404),
         parameters=[ID_PARAM, *list_parameters(router)], tags=("agents",),
+    ), "post": operation(
+        "addAgentL3Router", "Host a router on an L3 agent (manual scheduling)",
+        (201, "Scheduled", {"type": "null"}), (404, 409), parameters=[ID_PARAM],
+        body=request_body(obj({"router_id": UUID_SCHEMA}, ("router_id",))),
+        tags=("agents",),
+    )}
+    paths["/v2.0/agents/{id}/l3-routers/{router_id}"] = {"delete": operation(
+        "removeAgentL3Router", "Stop hosting a router on an L3 agent",
+        (204, "Unscheduled", None), (404, 409),
+        parameters=[ID_PARAM, path_param("router_id", UUID_SCHEMA)], tags=("agents",),
+    )}
+    return paths
+
+
+def subnetpool_extra_paths(subnetpool: ResourceSpec) -> dict[str, Any]:
+    """``subnetpool-prefix-ops``: both take and answer ``{"prefixes": [...]}``."""
+    prefixes = attribute_schema(subnetpool, "prefixes")
+    body = obj({"prefixes": prefixes}, ("prefixes",))
+    answer = obj({"prefixes": prefixes}, ("prefixes",))
+    return {
+        f"{subnetpool.url_path}/{{id}}/{action}": {"put": operation(
+            f"{verb}SubnetPoolPrefixes", f"{verb.capitalize()} prefixes; the pool's prefixes after",
+            (200, "OK", answer), (404, 409), parameters=[ID_PARAM], body=request_body(body),
+            tags=(subnetpool.plural,),
+        )}
+        for verb, action in (("add", "add_prefixes"), ("remove", "remove_prefixes"))
+    }
+
+
+def read_only_paths() -> dict[str, Any]:
+    """Availability zones, service providers and network IP availabilities: lists (and one
+    show) computed from other resources."""
+    paths: dict[str, Any] = {}
+    for spec in (AVAILABILITY_ZONE_SPEC, SERVICE_PROVIDER_SPEC, IP_AVAILABILITY_SPEC):
+        paths[spec.url_path] = {"get": operation(
+            f"list{title(spec)}s", f"List {spec.plural}", (200, "OK", list_schema(spec)),
+            (400, 404), parameters=list_parameters(spec), tags=(spec.plural,),
+        )}
+    spec = IP_AVAILABILITY_SPEC
+    paths[f"{spec.url_path}/{{network_id}}"] = {"get": operation(
+        f"show{title(spec)}", "One network's IP availability",
+        (200, "OK", obj({spec.singular: ref(title(spec))}, (spec.singular,))), (404,),
+        parameters=[path_param("network_id", UUID_SCHEMA, "a network's id"), fields_param(spec)],
+        tags=(spec.plural,),
     )}
     return paths
 
@@ -304,6 +370,10 @@ def build_document(collections: list[Collection], limits: ApiLimits) -> dict[str
     for plural, (_, singular) in TAGGED_COLLECTIONS.items():
         paths.update(tag_paths(plural, title(by_singular[singular]), limits))
     paths.update(router_extra_paths(by_singular["router"], limits))
+    paths.update(subnetpool_extra_paths(by_singular["subnetpool"]))
+    for spec in (AVAILABILITY_ZONE_SPEC, SERVICE_PROVIDER_SPEC, IP_AVAILABILITY_SPEC):
+        schemas[title(spec)] = resource_schema(spec)
+    paths.update(read_only_paths())
     protocol_schemas, protocol_paths = openapi_protocol.describe(ref("Agent"))
     schemas.update(protocol_schemas)
     paths.update(protocol_paths)

@@ -19,6 +19,7 @@ from dvr.server.validate import (
     IP_SCHEMA,
     MAC_SCHEMA,
     MAX_STRING,
+    PATH_SEGMENT_PATTERN,
     UUID_SCHEMA,
     JsonSchema,
     array_of,
@@ -26,9 +27,9 @@ from dvr.server.validate import (
 )
 from dvr.trace.steps import PROTOCOLS
 
-# a host name with "/" could not be named in a URL (such a URL is a 404)
+# registration refuses a host name that could not be named in the hosts' URLs
 HOST_SCHEMA: JsonSchema = {
-    "type": "string", "minLength": 1, "maxLength": MAX_STRING, "pattern": "^[^/]+$",
+    "type": "string", "minLength": 1, "maxLength": MAX_STRING, "pattern": PATH_SEGMENT_PATTERN,
 }
 HOST_PARAM = path_param("host", HOST_SCHEMA, "the host's name, as its agent registered it")
 REVISION_SCHEMA: JsonSchema = {"type": "string", "pattern": "^[0-9]{1,18}$"}

@@ -12,27 +12,20 @@ from dvr.server.validate import (
     CIDR_SCHEMA,
     accepts,
     one_of,
+    one_of_ints,
     to_bool,
     to_host_routes,
-    to_int,
     to_ip_list,
     to_ip_or_none,
+    to_non_negative_int,
     to_pools,
     to_str,
     to_str_list,
-    to_str_or_none,
     to_uuid,
+    to_uuid_or_none,
 )
 
 IPV6_MODES = one_of(None, "slaac", "dhcpv6-stateful", "dhcpv6-stateless")
-
-
-@accepts({"enum": [4, 6]})
-def _ip_version(value: object) -> int:
-    version = to_int(value)
-    if version not in (4, 6):
-        raise ValueError(f"{value} is not in [4, 6]")
-    return version
 
 
 @accepts({"type": "null"})
@@ -55,7 +48,7 @@ SPEC = ResourceSpec(
         Attr("name", to_str),
         Attr("description", to_str),
         Attr("network_id", to_uuid, put=False, required=True),
-        Attr("ip_version", _ip_version, put=False),
+        Attr("ip_version", one_of_ints(4, 6), put=False),
         Attr("cidr", _cidr, put=False),
         Attr("gateway_ip", to_ip_or_none),
         Attr("allocation_pools", to_pools),
@@ -64,9 +57,9 @@ SPEC = ResourceSpec(
         Attr("host_routes", to_host_routes),
         Attr("ipv6_ra_mode", IPV6_MODES, put=False),
         Attr("ipv6_address_mode", IPV6_MODES, put=False),
-        Attr("subnetpool_id", to_str_or_none, put=False),
-        Attr("use_default_subnet_pool", to_bool, put=False),
-        Attr("prefixlen", _null_only, put=False),
+        Attr("subnetpool_id", to_uuid_or_none, put=False),
+        Attr("use_default_subnetpool", to_bool, put=False),
+        Attr("prefixlen", to_non_negative_int, put=False),
         Attr("segment_id", _null_only, put=False),
         Attr("service_types", to_str_list),
         Attr("project_id", to_str, put=False),
@@ -74,7 +67,12 @@ SPEC = ResourceSpec(
     ),
 )
 
-SQL_FILTERS = {"id": "id", "name": "name", "network_id": "network_id", "cidr": "cidr"}
+SQL_FILTERS = {
+    "id": "id",
+    "name": "name",
+    "network_id": "network_id",
+    "cidr": "cidr",
+}
 
 COLLECTION = Collection(
     spec=SPEC,

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dvr.db.tables import floatingips, networks, ports, routers, subnets
+from dvr.db.tables import floatingips, networks, ports, routers, subnetpools, subnets
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
 from dvr.server.context import ServerContext
@@ -24,6 +24,7 @@ TABLES: dict[str, tuple[Table, str]] = {
     "ports": (ports, "port"),
     "routers": (routers, "router"),
     "floatingips": (floatingips, "floatingip"),
+    "subnetpools": (subnetpools, "subnetpool"),
 }
 
 

@@ -18,7 +18,7 @@ from dvr.server.services.queries import get_router
 from dvr.server.services.routers import render_routers, schedule_pending
 from dvr.server.services.scheduler import alive_since, router_hosts, routers_hosted_on
 from dvr.server.tx import ReadTx, WriteTx
-from dvr.server.validate import is_plain_text, to_ip
+from dvr.server.validate import is_path_segment, is_plain_text, to_ip
 
 OVS_AGENT = "Open vSwitch agent"
 L3_AGENT = "L3 agent"
@@ -101,6 +101,10 @@ def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
     host = body.get("host")
     if not isinstance(host, str) or not host or not is_plain_text(host):
         raise invalid_input("host must be a non-empty string")
+    if not is_path_segment(host):
+        raise invalid_input(
+            f"host '{host}' cannot name a URL path segment (no '/', not '.' or '..')"
+        )
     mode = body.get("agent_mode", "dvr")
     if mode not in AGENT_MODES:
         raise invalid_input(f"agent_mode '{mode}' is not one of {', '.join(AGENT_MODES)}")

@@ -18,7 +18,11 @@ from dvr.server.services.common import (
     standard_fields,
     standard_values,
 )
-from dvr.server.services.queries import get_network, subnet_ids_by_network
+from dvr.server.services.queries import (
+    address_scopes_by_network,
+    get_network,
+    subnet_ids_by_network,
+)
 from dvr.server.services.segments import allocate_segment
 from dvr.server.tx import WriteTx
 
@@ -27,11 +31,20 @@ MIN_MTU = 68
 
 def render_networks(conn: Connection, rows: list[Any]) -> list[dict]:
     many = len(rows) > BULK_RENDER_THRESHOLD
-    subnet_map = subnet_ids_by_network(conn, None if many else [r.id for r in rows])
-    return [render_network(row, subnet_map.get(row.id, [])) for row in rows]
+    ids = None if many else [r.id for r in rows]
+    subnet_map = subnet_ids_by_network(conn, ids)
+    scope_map = address_scopes_by_network(conn, ids)
+    return [
+        render_network(row, subnet_map.get(row.id, []), scope_map.get(row.id, {}))
+        for row in rows
+    ]
 
 
-def render_network(row: Any, subnet_ids: list[str]) -> dict[str, Any]:
+def render_network(
+    row: Any, subnet_ids: list[str], scopes: dict[int, str | None] | None = None
+) -> dict[str, Any]:
+    """``scopes``: ip_version -> the address scope of the pool its subnets came from."""
+    scopes = scopes or {}
     return {
         **standard_fields(row),
         "name": row.name,
@@ -47,6 +60,8 @@ def render_network(row: Any, subnet_ids: list[str]) -> dict[str, Any]:
         "port_security_enabled": row.port_security_enabled,
         "availability_zone_hints": list(row.availability_zone_hints or []),
         "availability_zones": [],
+        "ipv4_address_scope": scopes.get(4),
+        "ipv6_address_scope": scopes.get(6),
     }
 
 

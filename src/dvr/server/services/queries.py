@@ -11,7 +11,16 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dvr.db.tables import floatingips, ip_allocations, networks, ports, routers, subnets
+from dvr.db.tables import (
+    address_scopes,
+    floatingips,
+    ip_allocations,
+    networks,
+    ports,
+    routers,
+    subnetpools,
+    subnets,
+)
 from dvr.server.services.common import get_row
 
 
@@ -36,6 +45,14 @@ def get_floatingip(conn: Connection, fip_id: str) -> Any:
     return get_row(conn, floatingips, "floatingip", fip_id)
 
 
+def get_subnetpool(conn: Connection, subnetpool_id: str) -> Any:
+    return get_row(conn, subnetpools, "subnetpool", subnetpool_id)
+
+
+def get_address_scope(conn: Connection, address_scope_id: str) -> Any:
+    return get_row(conn, address_scopes, "address_scope", address_scope_id)
+
+
 # -- networks and their subnets --------------------------------------------------------------
 def network_subnets(conn: Connection, network_id: str) -> list[Any]:
     """The subnet rows of a network, oldest first."""
@@ -55,6 +72,24 @@ def subnet_ids_by_network(conn: Connection, network_ids: list[str] | None) -> di
     result: dict[str, list[str]] = {}
     for network_id, subnet_id in conn.execute(query):
         result.setdefault(network_id, []).append(subnet_id)
+    return result
+
+
+def address_scopes_by_network(
+    conn: Connection, network_ids: list[str] | None
+) -> dict[str, dict[int, str | None]]:
+    """network id -> {ip_version: address scope id} of the pools its subnets came from
+    (None: of every network).  A network has one pool per IP version (subnets enforce it)."""
+    query = (
+        select(subnets.c.network_id, subnetpools.c.ip_version, subnetpools.c.address_scope_id)
+        .select_from(subnets.join(subnetpools, subnetpools.c.id == subnets.c.subnetpool_id))
+        .distinct()
+    )
+    if network_ids is not None:
+        query = query.where(subnets.c.network_id.in_(network_ids))
+    result: dict[str, dict[int, str | None]] = {}
+    for network_id, ip_version, scope_id in conn.execute(query):
+        result.setdefault(network_id, {})[ip_version] = scope_id
     return result
 
 

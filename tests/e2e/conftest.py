@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -172,3 +173,39 @@ def lab3() -> Iterator[LabDriver]:
     files that use it; it goes down at the end of the run (tests/e2e is not a package, so a
     package scope would be the session anyway)."""
     yield from running_lab("e2e", computes=3)
+
+
+@contextmanager
+def legacy_tenant(lab: LabDriver, router_name: str,
+                  networks: tuple[tuple[str, str], tuple[str, str]]) -> Iterator[str]:
+    """A legacy (centralized) router between two new networks ``(name, cidr)``, a VM
+    ``<name>-1`` on each (compute-1, compute-2); everything is removed afterwards."""
+    made_networks: list[str] = []
+    vms: list[str] = []
+    router = None
+    with lab.client() as client:
+        try:
+            router = client.create("routers", "router", {"name": router_name,
+                                                          "distributed": False})
+            for name, cidr in networks:
+                network = client.create("networks", "network", {"name": name})
+                made_networks.append(network["id"])
+                subnet = client.create("subnets", "subnet", {
+                    "network_id": network["id"], "cidr": cidr, "ip_version": 4})
+                client.add_router_interface(router["id"], subnet["id"])
+            for (name, _), host in zip(networks, ("compute-1", "compute-2"), strict=True):
+                lab.lab.vm_add(f"{name}-1", name, host)
+                vms.append(f"{name}-1")
+            yield router["id"]
+        finally:
+            for vm in vms:
+                lab.lab.vm_del(vm)
+            if router is not None:
+                for port in client.list("ports", device_id=router["id"]):
+                    if port["device_owner"].startswith("network:router_interface"):
+                        client.request("PUT", f"/v2.0/routers/{router['id']}/"
+                                       "remove_router_interface", json={"port_id": port["id"]})
+                client.delete("routers", router["id"])
+            for network in made_networks:
+                client.delete("networks", network)
+            lab.wait_converged()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dvr.lab.procs import ProcessRef, is_alive
-from tests.e2e.conftest import flow_counters
+from tests.e2e.conftest import flow_counters, legacy_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -232,40 +232,6 @@ def test_moving_a_vm_moves_its_floating_ip(lab3):
 # --- legacy routers ------------------------------------------------------------------------------
 
 
-@contextmanager
-def legacy_tenant(lab3) -> Iterator[str]:
-    """Two new networks on a new legacy router, a VM on each (compute-1, compute-2)."""
-    made: dict[str, list[str]] = {"networks": [], "vms": []}
-    router = None
-    with lab3.client() as client:
-        try:
-            router = client.create("routers", "router", {"name": "legacy-r",
-                                                          "distributed": False})
-            for name, cidr in (("red", "198.18.10.0/24"), ("green", "198.18.11.0/24")):
-                network = client.create("networks", "network", {"name": name})
-                made["networks"].append(network["id"])
-                subnet = client.create("subnets", "subnet", {
-                    "network_id": network["id"], "cidr": cidr, "ip_version": 4})
-                client.add_router_interface(router["id"], subnet["id"])
-            for vm, network, host in (("red-1", "red", "compute-1"),
-                                      ("green-1", "green", "compute-2")):
-                lab3.lab.vm_add(vm, network, host)
-                made["vms"].append(vm)
-            yield router["id"]
-        finally:
-            for vm in made["vms"]:
-                lab3.lab.vm_del(vm)
-            if router is not None:
-                for port in client.list("ports", device_id=router["id"]):
-                    if port["device_owner"].startswith("network:router_interface"):
-                        client.request("PUT", f"/v2.0/routers/{router['id']}/"
-                                       "remove_router_interface", json={"port_id": port["id"]})
-                client.delete("routers", router["id"])
-            for network in made["networks"]:
-                client.delete("networks", network)
-            lab3.wait_converged()
-
-
 def migrate(lab3, router_id: str, distributed: bool) -> None:
     with lab3.client() as client:
         client.update("routers", "router", router_id, {"admin_state_up": False})
@@ -289,7 +255,8 @@ def routed_ping(lab3) -> None:
 
 
 def test_legacy_router_routes_through_network_1_and_migrates_both_ways(lab3):
-    with legacy_tenant(lab3) as router_id:
+    with legacy_tenant(lab3, "legacy-r", (("red", "198.18.10.0/24"),
+                                            ("green", "198.18.11.0/24"))) as router_id:
         qrouter = f"qrouter-{router_id}"
         lab3.wait_for(lambda: qrouter in lab3.namespaces("network-1"), "the legacy qrouter")
         routed_ping(lab3)

@@ -15,12 +15,11 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LabDriver, running_lab
+from tests.e2e.conftest import LabDriver, legacy_tenant, running_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -111,43 +110,9 @@ def test_floating_ip_in_is_traced_and_confirmed(lab):
     assert doc["reply"]["steps"][-1]["packet"]["nw_src"] == address
 
 
-@contextmanager
-def legacy_tenant(lab: LabDriver) -> Iterator[str]:
-    """A legacy router between two new networks, a VM on each (compute-1, compute-2)."""
-    networks: list[str] = []
-    vms: list[str] = []
-    router = None
-    with lab.client() as client:
-        try:
-            router = client.create("routers", "router", {"name": "legacy-t",
-                                                          "distributed": False})
-            for name, cidr in (("lred", "198.18.20.0/24"), ("lgreen", "198.18.21.0/24")):
-                network = client.create("networks", "network", {"name": name})
-                networks.append(network["id"])
-                subnet = client.create("subnets", "subnet", {
-                    "network_id": network["id"], "cidr": cidr, "ip_version": 4})
-                client.add_router_interface(router["id"], subnet["id"])
-            for vm, network, host in (("lred-1", "lred", "compute-1"),
-                                      ("lgreen-1", "lgreen", "compute-2")):
-                lab.lab.vm_add(vm, network, host)
-                vms.append(vm)
-            yield router["id"]
-        finally:
-            for vm in vms:
-                lab.lab.vm_del(vm)
-            if router is not None:
-                for port in client.list("ports", device_id=router["id"]):
-                    if port["device_owner"].startswith("network:router_interface"):
-                        client.request("PUT", f"/v2.0/routers/{router['id']}/"
-                                       "remove_router_interface", json={"port_id": port["id"]})
-                client.delete("routers", router["id"])
-            for network in networks:
-                client.delete("networks", network)
-            lab.wait_converged()
-
-
 def test_legacy_router_path_is_traced_and_confirmed(lab):
-    with legacy_tenant(lab) as router_id:
+    with legacy_tenant(lab, "legacy-t", (("lred", "198.18.20.0/24"),
+                                          ("lgreen", "198.18.21.0/24"))) as router_id:
         lab.wait_for(lambda: lab.ping("lred-1", "lgreen-1", count=1).returncode == 0,
                      "lred-1 reaching lgreen-1 through the legacy router")
         status, doc = trace_json("lred-1", "lgreen-1")

@@ -247,7 +247,9 @@ def _router_ports(api, router_id):
     return {(p["device_owner"], p["binding:host_id"]) for p in ports}
 
 
-def test_migration_legacy_to_distributed_and_back(api, topo):
+@pytest.fixture
+def legacy_with_fip(api, topo):
+    """A legacy router on net-1 (dvr_snat) with a gateway, and a FIP on a VM port of h1."""
     api.register("net-1", "dvr_snat", "192.0.2.201")
     api.register("h1", "dvr", "192.0.2.211")
     router = api.create("router", name="r", distributed=False)
@@ -255,6 +257,11 @@ def test_migration_legacy_to_distributed_and_back(api, topo):
     api.set_gateway(router["id"], topo["ext"]["id"])
     vm = api.port(topo["blue"]["id"], host="h1")
     fip = api.fip(topo["ext"]["id"], port_id=vm["id"])
+    return router, vm, fip
+
+
+def test_migration_legacy_to_distributed_and_back(api, legacy_with_fip):
+    router, vm, fip = legacy_with_fip
     legacy_ports = {("network:router_interface", "net-1"), (GATEWAY, "net-1")}
     assert _router_ports(api, router["id"]) == legacy_ports
     assert api.list("port", device_owner="network:floatingip_agent_gateway") == []
@@ -301,14 +308,8 @@ def test_centralized_router_interfaces_live_on_its_host(api, topo):
     assert api.router_hosts(router["id"]) == {"net-1"}
 
 
-def test_legacy_router_floating_ips_are_all_in_its_central_host_view(api, topo):
-    api.register("net-1", "dvr_snat", "192.0.2.201")
-    api.register("h1", "dvr", "192.0.2.211")
-    router = api.create("router", name="r", distributed=False)
-    api.add_interface(router["id"], subnet_id=topo["blue_sub"]["id"])
-    api.set_gateway(router["id"], topo["ext"]["id"])
-    vm = api.port(topo["blue"]["id"], host="h1")
-    fip = api.fip(topo["ext"]["id"], port_id=vm["id"])
+def test_legacy_router_floating_ips_are_all_in_its_central_host_view(api, legacy_with_fip):
+    router, vm, fip = legacy_with_fip
     [seen] = api.view("net-1").router(router["id"]).floating_ips
     assert (seen.id, seen.port_id, seen.host) == (fip["id"], vm["id"], "h1")
     assert api.view("h1").router(router["id"]) is None

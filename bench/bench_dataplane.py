@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from benchlab import BenchLab
+from benchlab import BenchLab, iperf3, run_in
 from benchlib import conditions, fmt, machine, summary, wait_for_quiet
 
 LEGACY_HOST = "network-1"
@@ -151,12 +151,7 @@ class Runner:
 
     def vm(self, vm: str, argv: list[str], timeout: float = 60.0,
            check: bool = True) -> subprocess.CompletedProcess[str]:
-        command, env = self.bench.vm_command(vm, argv)
-        result = subprocess.run(command, env=env, text=True, capture_output=True,
-                                timeout=timeout)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"[{vm}] {' '.join(argv)}: {result.stderr or result.stdout}")
-        return result
+        return run_in(self.bench, vm, argv, timeout=timeout, check=check)
 
     def routes(self, case: Case, add: bool) -> None:
         """The /32 routes that send v's traffic through the legacy router (or remove them)."""
@@ -176,34 +171,8 @@ class Runner:
         return [float(t) for t in re.findall(r"time=([0-9.]+) ms", out)]
 
     def iperf(self, case: Case, port: int) -> dict[str, float]:
-        ip = self.vms[case.destination].ip_address
-        command, env = self.bench.vm_command(case.destination,
-                                             ["iperf3", "-s", "-1", "-p", str(port)])
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            for _attempt in range(20):  # until the server listens
-                time.sleep(0.2)
-                result = self.vm(case.source, ["iperf3", "-c", ip, "-p", str(port), "-t",
-                                               str(self.args.seconds), "-J"],
-                                 timeout=self.args.seconds + 60, check=False)
-                data = json.loads(result.stdout or "{}")
-                if "end" in data and "sum_sent" in data["end"]:
-                    sent, received = data["end"]["sum_sent"], data["end"]["sum_received"]
-                    return {"sent_gbps": sent["bits_per_second"] / 1e9,
-                            "received_gbps": received["bits_per_second"] / 1e9,
-                            "retransmits": float(sent.get("retransmits", 0))}
-                if "unable to connect" not in (data.get("error") or ""):
-                    raise RuntimeError(f"iperf3 {case.key}: {data.get('error') or result}")
-            raise RuntimeError(f"iperf3 server for {case.key} never answered")
-        finally:
-            if server.poll() is None:
-                server.terminate()
-                try:
-                    server.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait(timeout=5)
+        return iperf3(self.bench, case.source, case.destination,
+                      self.vms[case.destination].ip_address, port, self.args.seconds)
 
     def one_case(self, case: Case, index: int) -> dict[str, object]:
         if case.centralized:

@@ -9,6 +9,7 @@ it is stopped by its PID.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -60,6 +61,49 @@ class BenchLab:
 
     def agent_log(self, host: str) -> Path:
         return Path(self.host(host).workdir) / "agent.log"
+
+
+def run_in(bench: BenchLab, target: str, argv: Sequence[str], timeout: float = 60.0,
+           check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run argv in a lab VM, host or ``outside``."""
+    command, env = bench.vm_command(target, argv)
+    result = subprocess.run(command, env=env, text=True, capture_output=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"[{target}] {' '.join(argv)}: {result.stderr or result.stdout}")
+    return result
+
+
+def iperf3(bench: BenchLab, client: str, server: str, server_ip: str, port: int,
+           seconds: int) -> dict[str, float]:
+    """One ``iperf3 -t seconds`` TCP run, data from ``client`` to ``server_ip`` (an
+    ``iperf3 -s -1`` in ``server``): sent/received Gbit/s and the sender's retransmits."""
+    command, env = bench.vm_command(server, ["iperf3", "-s", "-1", "-p", str(port)])
+    daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _attempt in range(20):  # until the server listens
+            time.sleep(0.2)
+            result = run_in(bench, client, ["iperf3", "-c", server_ip, "-p", str(port), "-t",
+                                            str(seconds), "-J"],
+                            timeout=seconds + 60, check=False)
+            data = json.loads(result.stdout or "{}")
+            if "end" in data and "sum_sent" in data["end"]:
+                sent, received = data["end"]["sum_sent"], data["end"]["sum_received"]
+                return {"sent_gbps": sent["bits_per_second"] / 1e9,
+                        "received_gbps": received["bits_per_second"] / 1e9,
+                        "retransmits": float(sent.get("retransmits", 0))}
+            if "unable to connect" not in (data.get("error") or ""):
+                raise RuntimeError(f"iperf3 {client} -> {server_ip}: "
+                                   f"{data.get('error') or result}")
+        raise RuntimeError(f"iperf3 server in {server} never answered")
+    finally:
+        if daemon.poll() is None:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait(timeout=5)
 
 
 class LineWatcher:

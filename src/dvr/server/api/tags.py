@@ -62,6 +62,14 @@ def _tag_not_found(object_id: str, tag: str) -> NotFoundError:
     )
 
 
+async def _tags_body(request: Request) -> list[str]:
+    """The valid tags of a ``{"tags": [...]}`` body (400 otherwise)."""
+    body = decode_json(await request.body())
+    if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
+        raise http_bad_request("Invalid tags body")
+    return [_valid_tag(t) for t in body["tags"]]
+
+
 def routes(context: ServerContext) -> list[Route]:
     async def get_all(request: Request) -> Response:
         c, i = request.path_params["collection"], request.path_params["id"]
@@ -69,20 +77,14 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def replace_all(request: Request) -> Response:
         c, i = request.path_params["collection"], request.path_params["id"]
-        body = decode_json(await request.body())
-        if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
-            raise http_bad_request("Invalid tags body")
-        tags = [_valid_tag(t) for t in body["tags"]]
+        tags = await _tags_body(request)
         result = await context.write(lambda tx: _set_tags(tx, c, i, tags))
         return json_response({"tags": result})
 
     async def add_many(request: Request) -> Response:
         """``POST .../tags`` (tag-creation): add the given tags to those already there."""
         c, i = request.path_params["collection"], request.path_params["id"]
-        body = decode_json(await request.body())
-        if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
-            raise http_bad_request("Invalid tags body")
-        tags = [_valid_tag(t) for t in body["tags"]]
+        tags = await _tags_body(request)
         result = await context.write(lambda tx: _set_tags(tx, c, i, [*_get_tags(tx, c, i), *tags]))
         return json_response({"tags": result}, 201)
 

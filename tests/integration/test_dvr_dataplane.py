@@ -8,6 +8,7 @@ from dataclasses import replace
 from dataplane_support import TwoHosts
 
 from dvr.lab.handmade import HmVm
+from dvr.lab.procs import poll_until
 
 BLUE_A, BLUE_B, ORANGE_B = "192.0.2.11", "192.0.2.12", "198.51.100.22"
 
@@ -159,6 +160,9 @@ def test_a_router_namespace_lost_behind_the_agents_back_is_rebuilt(two_hosts: Tw
     assert result.counts["namespaces_created"] == 1 and result.counts["links_created"] == 2
     # the veths' bridge ends are new devices: their OVS ports are recreated to reopen them
     assert result.counts["ports_ensured"] == 2
+    # the userspace switch starts reading a reopened port (and relearns the gateway MAC on
+    # it) within a moment, not at once: routed traffic resumes, bounded in time
+    assert poll_until(lambda: lab.ping("blue-a", ORANGE_B, count=1), timeout=10, interval=0.2)
     assert lab.ping("blue-a", ORANGE_B)
     assert lab.ping("blue-a", BLUE_B)
     assert len(lab.plan(host_a)) == 0

@@ -208,3 +208,13 @@ def live_server(db_url, tmp_path) -> Iterator[LiveServer]:  # type: ignore[no-un
     server = start_live_server(db_url, tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def conn(live_server):  # type: ignore[no-untyped-def]
+    """openstacksdk, unchanged, against the live server (no authentication)."""
+    import openstack
+
+    connection = openstack.connect(auth_type="none", auth={"endpoint": live_server.url})
+    yield connection
+    connection.close()

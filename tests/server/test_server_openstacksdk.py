@@ -1,6 +1,5 @@
 """The unchanged openstacksdk against a real dvr-server process."""
 
-import openstack
 import pytest
 from openstack import exceptions
 
@@ -8,13 +7,6 @@ from openstack import exceptions
 pytestmark = pytest.mark.filterwarnings(
     "ignore::PendingDeprecationWarning", "ignore::DeprecationWarning"
 )
-
-
-@pytest.fixture
-def conn(live_server):
-    connection = openstack.connect(auth_type="none", auth={"endpoint": live_server.url})
-    yield connection
-    connection.close()
 
 
 def test_sdk_builds_a_dvr_topology(conn):

@@ -7,20 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import openstack
 import pytest
 from openstack import exceptions
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::PendingDeprecationWarning", "ignore::DeprecationWarning"
 )
-
-
-@pytest.fixture
-def conn(live_server):
-    connection = openstack.connect(auth_type="none", auth={"endpoint": live_server.url})
-    yield connection
-    connection.close()
 
 
 def test_sdk_subnet_pools_and_subnets_from_them(conn):

@@ -45,8 +45,22 @@ class FixedIp:
 
 
 @dataclass(frozen=True)
+class AddressPair:
+    """An allowed (MAC, IP or CIDR) pair a port may also send from (Neutron's
+    ``allowed_address_pairs``; the MAC defaults to the port's own on the server)."""
+
+    mac_address: str
+    ip_address: str  # an address or a normalized CIDR
+
+
+@dataclass(frozen=True)
 class PortView:
-    """A port bound to this host (a VM, DHCP, or an SNAT/FIP-gateway port of this host)."""
+    """A port bound to this host (a VM, DHCP, or an SNAT/FIP-gateway port of this host).
+
+    Firewall inputs: when ``port_security_enabled`` the port may only send from its own
+    MAC/fixed IPs and ``allowed_address_pairs``, and the rules of ``security_group_ids``
+    (each a ``SecurityGroupView`` of ``HostView.security_groups``) filter it statefully.
+    When it is off, the port is neither filtered nor anti-spoofed."""
 
     id: str
     network_id: str
@@ -56,6 +70,54 @@ class PortView:
     device_id: str
     host: str
     admin_state_up: bool = True
+    port_security_enabled: bool = False
+    security_group_ids: tuple[str, ...] = ()  # sorted
+    allowed_address_pairs: tuple[AddressPair, ...] = ()  # sorted by (mac, ip)
+
+
+@dataclass(frozen=True)
+class SecurityGroupRuleView:
+    """One rule, typed.  ``protocol`` is the IP protocol number (None: any); port ranges
+    apply to TCP (6), UDP (17), SCTP (132) and UDP-Lite (136); ICMP(v6) rules use
+    ``icmp_type``/``icmp_code`` (Neutron's port_range_min/max for ICMP).  At most one of
+    ``remote_ip_prefix`` / ``remote_group_id`` / ``remote_address_group_id`` is set; none
+    set means any remote address."""
+
+    id: str
+    direction: str  # "ingress" | "egress"
+    ethertype: str  # "IPv4" | "IPv6"
+    protocol: int | None = None
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    remote_ip_prefix: str | None = None  # normalized CIDR
+    remote_group_id: str | None = None  # an AddressSetView(kind="security_group") id
+    remote_address_group_id: str | None = None  # an AddressSetView(kind="address_group") id
+
+
+@dataclass(frozen=True)
+class SecurityGroupView:
+    """A group that at least one port of this host is a member of."""
+
+    id: str
+    stateful: bool
+    rules: tuple[SecurityGroupRuleView, ...]  # sorted by id
+
+
+ADDRESS_SET_KINDS = ("security_group", "address_group")
+
+
+@dataclass(frozen=True)
+class AddressSetView:
+    """The addresses a remote group or address group stands for, as this host needs them:
+    for a security group, every member port's fixed IPs and allowed-address-pair IPs (any
+    host); for an address group, its CIDRs.  Only sets that a rule of a group in
+    ``HostView.security_groups`` references are sent."""
+
+    id: str
+    kind: str  # one of ADDRESS_SET_KINDS
+    cidrs: tuple[str, ...]  # normalized CIDRs (a host address is /32 or /128), sorted
 
 
 @dataclass(frozen=True)
@@ -196,6 +258,8 @@ class HostView:
     routers: tuple[RouterView, ...]  # routers hosted here, sorted by id
     peer_host_macs: tuple[HostMac, ...]  # every other host's MAC, sorted by host
     fip_agent_gateways: tuple[PortView, ...] = field(default=())  # this host's fg- ports
+    security_groups: tuple[SecurityGroupView, ...] = field(default=())  # sorted by id
+    address_sets: tuple[AddressSetView, ...] = field(default=())  # sorted by (kind, id)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -212,7 +276,28 @@ def _fixed_ips(items: list[dict[str, Any]]) -> tuple[FixedIp, ...]:
 
 
 def _port(d: dict[str, Any]) -> PortView:
-    return PortView(**{**d, "fixed_ips": _fixed_ips(d["fixed_ips"])})
+    return PortView(
+        **{
+            **d,
+            "fixed_ips": _fixed_ips(d["fixed_ips"]),
+            "security_group_ids": tuple(d.get("security_group_ids", ())),
+            "allowed_address_pairs": tuple(
+                AddressPair(**a) for a in d.get("allowed_address_pairs", ())
+            ),
+        }
+    )
+
+
+def _security_group(d: dict[str, Any]) -> SecurityGroupView:
+    return SecurityGroupView(
+        id=d["id"],
+        stateful=d["stateful"],
+        rules=tuple(SecurityGroupRuleView(**r) for r in d["rules"]),
+    )
+
+
+def _address_set(d: dict[str, Any]) -> AddressSetView:
+    return AddressSetView(id=d["id"], kind=d["kind"], cidrs=tuple(d["cidrs"]))
 
 
 def _subnets(items: list[dict[str, Any]]) -> tuple[SubnetView, ...]:
@@ -273,4 +358,6 @@ def host_view_from_dict(d: dict[str, Any]) -> HostView:
         routers=tuple(_router(r) for r in d["routers"]),
         peer_host_macs=tuple(HostMac(**m) for m in d["peer_host_macs"]),
         fip_agent_gateways=tuple(_port(p) for p in d.get("fip_agent_gateways", [])),
+        security_groups=tuple(_security_group(g) for g in d.get("security_groups", [])),
+        address_sets=tuple(_address_set(a) for a in d.get("address_sets", [])),
     )

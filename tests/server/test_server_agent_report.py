@@ -29,6 +29,7 @@ def test_heartbeat_report_is_returned_by_agent_state(api):
     state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
     assert state == {
         "host": "compute-1",
+        "reported": True,
         "applied_revision": 3,
         "vifs": {"p1": "tapp1"},
         "local_vlans": {"n1": 1, "n2": 2},
@@ -49,6 +50,16 @@ def test_heartbeat_without_report_keeps_the_last_one(api):
     assert state["vifs"] == {"p1": "tapp1"}
     assert state["applied_revision"] == 2
     assert state["bridge_mappings"] == {}  # an agent that reports none maps nothing
+
+
+def test_agent_state_says_whether_the_agent_ever_reported(api):
+    register(api)
+    silent = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
+    assert silent["reported"] is False and silent["vifs"] == {}
+    api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat",
+             {"applied_revision": 1, "vifs": {}, "local_vlans": {}}, expect=200)
+    empty = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
+    assert empty["reported"] is True and empty["vifs"] == {}
 
 
 def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):

@@ -14,10 +14,11 @@ def fetch_host_state(client: ServerClient, host: str,
                      bridge_mappings: Mapping[str, str] | None = None) -> RebuiltHost:
     """``rebuild_host`` over what the server gives for ``host``.
 
-    The agent-state endpoint answers no VIFs both for an agent that never reported and
-    for a host it does not know (404; 405 from a server without the endpoint): all of
-    those count as no report.  ``bridge_mappings`` stand in for the agent's when its
-    report has none (the caller knows them, e.g. from a lab).
+    An agent that never reported (``reported`` false, or no VIFs from a server too old to
+    say), a host the server does not know (404) and a server without the endpoint (405)
+    all count as no report; a host whose agent reported no VIFs has none.
+    ``bridge_mappings`` stand in for the agent's when its report has none (the caller
+    knows them, e.g. from a lab).
     """
     view = client.host_view(host)
     try:
@@ -28,4 +29,5 @@ def fetch_host_state(client: ServerClient, host: str,
         report = {}
     if not report.get("bridge_mappings") and bridge_mappings:
         report = {**report, "bridge_mappings": dict(bridge_mappings)}
-    return rebuild_host(view, {**report, "vifs": report.get("vifs") or None})
+    reported = report.get("reported", bool(report.get("vifs")))
+    return rebuild_host(view, {**report, "vifs": report.get("vifs") if reported else None})

@@ -94,13 +94,20 @@ class FakeServer:
 
 
 @pytest.mark.parametrize("answer", [
-    {"host": HOST_1, "vifs": {}, "local_vlans": {}},  # the endpoint for a silent agent
+    {"host": HOST_1, "reported": False, "vifs": {}, "local_vlans": {}},  # a silent agent
+    {"host": HOST_1, "vifs": {}, "local_vlans": {}},  # the same from an older server
     ServerError(404, "HostNotFound", "no such host"),
     ServerError(405, "HTTPMethodNotAllowed", "older server"),
 ])
 def test_fetched_state_assumes_vifs_when_the_server_has_none(answer):
     rebuilt = fetch_host_state(FakeServer(answer), HOST_1)
     assert rebuilt.assumed and dict(rebuilt.plugged) == {BLUE_1: tap_name(BLUE_1)}
+
+
+def test_a_host_whose_agent_reported_no_vifs_has_none_assumed():
+    rebuilt = fetch_host_state(FakeServer({"reported": True, "vifs": {}, "local_vlans": {}}),
+                               HOST_1)
+    assert not rebuilt.assumed and dict(rebuilt.plugged) == {}
 
 
 def test_fetched_state_uses_a_report_and_passes_other_server_errors_on():

@@ -70,7 +70,8 @@ WATCH_REPLY = obj({
     "changes": array_of(obj({"kind": STRING, "id": STRING}, ("kind", "id"))),
     "resync": {"type": "boolean"},
 }, ("revision", "changes", "resync"))
-AGENT_STATE = obj({"host": STRING, "applied_revision": {"type": "integer"},
+AGENT_STATE = obj({"host": STRING, "reported": {"type": "boolean"},
+                   "applied_revision": {"type": "integer"},
                    "vifs": {"type": "object", "additionalProperties": STRING},
                    "local_vlans": {"type": "object", "additionalProperties": {"type": "integer"}}})
 ROUTER_HOSTS = obj({"router_id": UUID_SCHEMA, "hosts": STRINGS,

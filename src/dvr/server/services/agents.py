@@ -262,6 +262,7 @@ def agent_report(tx: ReadTx, host: str) -> dict[str, Any]:
     report = row.agent_report or {}
     return {
         "host": host,
+        "reported": row.agent_report is not None,  # an empty ``vifs`` then means "none"
         "applied_revision": row.applied_revision,
         "vifs": report.get("vifs", {}),
         "local_vlans": report.get("local_vlans", {}),

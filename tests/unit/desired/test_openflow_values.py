@@ -59,7 +59,7 @@ def test_a_pickled_flow_is_equal_and_recomputes_its_caches():
     a = l2pop()
     cookie, _ = a.cookie, hash(a)
     b = pickle.loads(pickle.dumps(a))
-    assert set(vars(b)) == {"table", "priority", "match", "actions", "owner"}
+    assert vars(a) and not vars(b)  # a's caches stayed behind
     assert b == a and hash(b) == hash(a) and b.cookie == cookie
 
 

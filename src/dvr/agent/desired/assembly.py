@@ -13,7 +13,7 @@ still resolves it deterministically (the least by value wins) instead of emittin
 
 from __future__ import annotations
 
-from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C helper
+from collections import _count_elements  # the C helper of Counter.update
 from collections.abc import Mapping
 
 from dvr.agent.desired.config import DesiredConfig

@@ -124,16 +124,16 @@ class Flow(_FlowFields):
     def _key(self) -> tuple[int, int, str, str]:
         return (self.table, self.priority, self.content, self.owner)
 
-    def __lt__(self, other: Flow) -> bool:  # type: ignore[override]
+    def __lt__(self, other: Flow) -> bool:
         return self._key() < other._key()
 
-    def __le__(self, other: Flow) -> bool:  # type: ignore[override]
+    def __le__(self, other: Flow) -> bool:
         return self._key() <= other._key()
 
-    def __gt__(self, other: Flow) -> bool:  # type: ignore[override]
+    def __gt__(self, other: Flow) -> bool:
         return self._key() > other._key()
 
-    def __ge__(self, other: Flow) -> bool:  # type: ignore[override]
+    def __ge__(self, other: Flow) -> bool:
         return self._key() >= other._key()
 
 

@@ -255,7 +255,7 @@ def test_a_flow_whose_content_changes_swaps_cookies_in_one_bundle():
     drivers = plugged_host(CLOUD, HOST_A)
     reconcile(desired, drivers)
     old = next(f for f in desired.bridge("br-tun").flows if f.table == 10)
-    new = replace(old, actions=(Output("patch-int"), Output("patch-int")))
+    new = old._replace(actions=(Output("patch-int"), Output("patch-int")))
     bridge = replace(desired.bridge("br-tun"),
                      flows=(desired.bridge("br-tun").flows - {old}) | {new})
     changed = replace(desired, bridges=(desired.bridge("br-int"), bridge))

@@ -13,6 +13,7 @@ still resolves it deterministically (the least by value wins) instead of emittin
 
 from __future__ import annotations
 
+from collections import _count_elements  # the C helper of Counter.update
 from collections.abc import Mapping
 
 from dvr.agent.desired.config import DesiredConfig
@@ -76,9 +77,15 @@ class Assembly:
             counts = self._flows.get(bridge)
             if counts is None:
                 counts = self._flows[bridge] = {}
-            changed = False
-            for flow in flows:
-                changed = _count(counts, flow, delta) or changed
+            if delta == 1:
+                # counts each flow with one hash, in C; a flow entered iff the dict grew
+                size = len(counts)
+                _count_elements(counts, flows)
+                changed = len(counts) != size
+            else:
+                changed = False
+                for flow in flows:
+                    changed = _count(counts, flow, delta) or changed
             if changed:
                 self._dirty_flows.add(bridge)
         for bridge, ports in piece.ports:

@@ -8,10 +8,10 @@ from dvr.agent.desired.openflow import (
     MATCH_ALL,
     NORMAL,
     STRIP_VLAN,
-    Match,
     ModDlSrc,
     Output,
     Resubmit,
+    match_builder,
 )
 from dvr.agent.desired.state import Flow, OvsPort
 from dvr.agent.desired.tables import (
@@ -24,6 +24,10 @@ from dvr.agent.desired.tables import (
 
 # actions shared by every flow that uses them (immutable; built once)
 TO_DVR_TO_SRC_MAC = (Resubmit(IntTable.DVR_TO_SRC_MAC),)
+
+# the match shapes built per host and local port (positional, see match_builder)
+MATCH_IN_PORT_SRC = match_builder("in_port", "dl_src")
+MATCH_VLAN_DST = match_builder("dl_vlan", "dl_dst")
 
 
 def integration_bridge_patch_port(config: DesiredConfig) -> OvsPort:
@@ -62,7 +66,7 @@ def host_mac_integration_flows(host: str, mac: str, config: DesiredConfig) -> tu
     """Table 0: a frame from br-tun with another host's MAC as source was routed there."""
     return (
         Flow(IntTable.LOCAL_SWITCHING, PRIO_INT_HOST_MAC,
-             Match(in_port=config.int_peer_patch_port, dl_src=mac),
+             MATCH_IN_PORT_SRC(config.int_peer_patch_port, mac),
              TO_DVR_TO_SRC_MAC, names.host_mac_owner(host)),
     )
 
@@ -73,7 +77,7 @@ def dvr_local_port_flows(
     """Table 1: a routed frame for a local VM gets the gateway MAC back as source."""
     return (
         Flow(IntTable.DVR_TO_SRC_MAC, PRIO_INT_DVR_TO_SRC_MAC,
-             Match(dl_vlan=local_vlan, dl_dst=port_mac),
+             MATCH_VLAN_DST(local_vlan, port_mac),
              (STRIP_VLAN, ModDlSrc(gateway_mac), Output(ovs_port_name)),
              names.port_owner(port_id)),
     )

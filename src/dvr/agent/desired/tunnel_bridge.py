@@ -7,6 +7,7 @@ tested alone and an object's removal removes exactly its flows.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from dvr.agent.desired import names
 from dvr.agent.desired.config import DesiredConfig
@@ -21,6 +22,7 @@ from dvr.agent.desired.openflow import (
     Output,
     Resubmit,
     SetTunnel,
+    match_builder,
 )
 from dvr.agent.desired.state import Flow, OvsPort
 from dvr.agent.desired.tables import (
@@ -48,6 +50,25 @@ TUNNEL_NETWORK_TYPES = frozenset({"vxlan"})
 TO_VXLAN_TUN_TO_LV = (Resubmit(TunTable.VXLAN_TUN_TO_LV),)
 TO_DVR_NOT_LEARN = Resubmit(TunTable.DVR_NOT_LEARN)
 TO_PATCH_LV_TO_TUN = Resubmit(TunTable.PATCH_LV_TO_TUN)
+
+# the match shapes built per remote MAC, host and tunnel (positional, see match_builder)
+MATCH_IN_PORT = match_builder("in_port")
+MATCH_DL_SRC = match_builder("dl_src")
+MATCH_VLAN = match_builder("dl_vlan")
+MATCH_VLAN_DST = match_builder("dl_vlan", "dl_dst")
+MATCH_VLAN_SRC = match_builder("dl_vlan", "dl_src")
+
+
+@lru_cache(maxsize=16)
+def output_only(port: str) -> tuple[Action, ...]:
+    """``(Output(port),)``, one tuple per port name for all the flows that use it."""
+    return (Output(port),)
+
+
+@lru_cache(maxsize=16)
+def rewrite_source(host_mac: str) -> tuple[Action, ...]:
+    """A frame the local router sends leaves with this host's MAC (one tuple per MAC)."""
+    return (ModDlSrc(host_mac), TO_PATCH_LV_TO_TUN)
 
 
 # --- ports --------------------------------------------------------------------------------
@@ -155,7 +176,7 @@ def tunnel_port_flows(remote_ip: str) -> tuple[Flow, ...]:
     """Table 0: frames arriving from the tunnel towards ``remote_ip`` go to table 4."""
     return (
         Flow(TunTable.CLASSIFY, PRIO_TUN_CLASSIFY,
-             Match(in_port=names.vxlan_port_name(remote_ip)), TO_VXLAN_TUN_TO_LV,
+             MATCH_IN_PORT(names.vxlan_port_name(remote_ip)), TO_VXLAN_TUN_TO_LV,
              names.tunnel_owner(remote_ip)),
     )
 
@@ -163,8 +184,8 @@ def tunnel_port_flows(remote_ip: str) -> tuple[Flow, ...]:
 def host_mac_tunnel_flows(host: str, mac: str, config: DesiredConfig) -> tuple[Flow, ...]:
     """Table 9: a frame from another host's MAC (routed there) goes to br-int unlearned."""
     return (
-        Flow(TunTable.DVR_NOT_LEARN, PRIO_TUN_HOST_MAC, Match(dl_src=mac),
-             (Output(config.tun_peer_patch_port),), names.host_mac_owner(host)),
+        Flow(TunTable.DVR_NOT_LEARN, PRIO_TUN_HOST_MAC, MATCH_DL_SRC(mac),
+             output_only(config.tun_peer_patch_port), names.host_mac_owner(host)),
     )
 
 
@@ -184,15 +205,13 @@ def dvr_subnet_tunnel_flows(
     else:
         gateway_probe = Match(proto="icmp6", dl_vlan=local_vlan, icmp_type=135,
                               nd_target=interface.ip_address)
-    rewrite: tuple[Action, ...] = (
-        (ModDlSrc(host_mac), TO_PATCH_LV_TO_TUN) if host_mac else DROP_ONLY
-    )
+    rewrite = rewrite_source(host_mac) if host_mac else DROP_ONLY
     return (
         Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_GATEWAY_ARP, gateway_probe, DROP_ONLY, owner),
         Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_DROP_TO_GATEWAY_MAC,
-             Match(dl_vlan=local_vlan, dl_dst=interface.mac_address), DROP_ONLY, owner),
+             MATCH_VLAN_DST(local_vlan, interface.mac_address), DROP_ONLY, owner),
         Flow(TunTable.DVR_PROCESS, PRIO_TUN_DVR_REWRITE_SOURCE,
-             Match(dl_vlan=local_vlan, dl_src=interface.mac_address), rewrite, owner),
+             MATCH_VLAN_SRC(local_vlan, interface.mac_address), rewrite, owner),
     )
 
 
@@ -218,7 +237,7 @@ def network_tunnel_flows(
     seen_macs: set[str] = set()
     outputs: dict[str, Output] = {}  # port name -> its output action (one per port)
     for remote, port in tunnel_remotes(network, host, local_ip):
-        output = outputs.setdefault(port, Output(port))
+        output = outputs.get(port) or outputs.setdefault(port, Output(port))
         unicast = (*to_tunnel, output)  # shared by this remote host's entries
         for entry in remote.entries:
             if entry.mac_address in seen_macs:
@@ -226,11 +245,11 @@ def network_tunnel_flows(
             seen_macs.add(entry.mac_address)
             flows.append(
                 Flow(TunTable.UCAST_TO_TUN, PRIO_TUN_L2POP_UNICAST,
-                     Match(dl_vlan=local_vlan, dl_dst=entry.mac_address), unicast, owner)
+                     MATCH_VLAN_DST(local_vlan, entry.mac_address), unicast, owner)
             )
     if outputs:
         flows.append(
-            Flow(TunTable.FLOOD_TO_TUN, PRIO_TUN_FLOOD, Match(dl_vlan=local_vlan),
+            Flow(TunTable.FLOOD_TO_TUN, PRIO_TUN_FLOOD, MATCH_VLAN(local_vlan),
                  (*to_tunnel, *(outputs[p] for p in sorted(outputs))), owner)
         )
     return tuple(flows)

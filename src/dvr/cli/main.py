@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except ServerError as exc:
         print(f"dvr: server error: {exc}", file=sys.stderr)
+        if exc.status == 401:
+            print("dvr: give the token with --token-file FILE or $DVR_TOKEN", file=sys.stderr)
         return 2
     except httpx.HTTPError as exc:
         print(f"dvr: cannot reach the dvr server at {args.server}: {exc}", file=sys.stderr)

@@ -5,7 +5,6 @@ dvr_snat, as in the lab).  Stores screenshots in artifacts/ui.png and artifacts/
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -55,8 +54,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "dvr.server.main", "--db", f"sqlite:///{tmp_path}/dvr.db",
          "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path), "--log-level",
-         "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DVR_SERVER_TOKEN": ""},
+         "warning", "--no-auth"],
+        stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -166,7 +166,8 @@ class Lab:
                 "--db", f"sqlite:///{self.paths.database}",
                 "--listen", f"127.0.0.1:{self.api_port}",
                 "--listen", f"unix:{self.paths.server_socket}",
-                "--state-dir", str(self.paths.root)]
+                "--state-dir", str(self.paths.root),
+                "--no-auth"]  # until the lab mints host credentials (issue 11, auth-clients)
         ref = start_daemon(argv, self.paths.server_log)
         record.server = ref.as_dict()
         self.paths.save(record)

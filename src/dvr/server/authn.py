@@ -19,6 +19,7 @@ from dvr.server.auth import (
     access_refusal,
     host_identity,
     is_admin_token,
+    is_public,
     path_segments,
     unauthorized,
 )
@@ -96,6 +97,9 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
     async def _refusal(self, scope: Scope, address: str) -> tuple[NeutronError | None, Any]:
+        segments = path_segments(_raw_path(scope))
+        if is_public(scope["method"], segments):
+            return None, {}
         retry_after = self.limiter.retry_after(address)
         if retry_after is not None:
             return _too_many(retry_after), {"Retry-After": str(retry_after)}
@@ -106,7 +110,7 @@ class AuthMiddleware:
             log.warning("refused an unknown token from %s on %s", address, scope["path"])
             return unauthorized("The token sent as X-Auth-Token is not valid."), {}
         scope[IDENTITY_KEY] = identity
-        refusal = access_refusal(identity, scope["method"], path_segments(_raw_path(scope)))
+        refusal = access_refusal(identity, scope["method"], segments)
         if refusal is not None and refusal.status == 403:
             log.warning(
                 "refused %s %s to %s from %s", scope["method"], scope["path"], identity, address

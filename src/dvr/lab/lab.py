@@ -182,7 +182,7 @@ class Lab:
                 "--db", f"sqlite:///{self.paths.database}",
                 "--listen", f"127.0.0.1:{self.api_port}",
                 "--listen", f"unix:{self.paths.server_socket}",
-                "--state-dir", str(self.paths.root)]
+                "--state-dir", str(self.paths.root)]  # its admin token: <state-dir>/admin-token
         ref = start_daemon(argv, self.paths.server_log)
         record.server = ref.as_dict()
         self.paths.save(record)

@@ -58,7 +58,9 @@ demo: system-deps venv
 	$(VENV)/bin/dvr trace blue-1 orange-1 --verify
 	@echo; echo "The lab is still running. '. $(VENV)/bin/activate' puts dvr on your PATH, then:"
 	@echo "  dvr lab status | dvr lab ping SRC DST | dvr trace SRC DST | dvr flows compute-1 --explain"
+	@echo "  eval \"\$$(dvr lab env)\"; openstack router list   (the admin token for the openstack CLI)"
 	@echo "  open http://127.0.0.1:9696/ui in a browser on this machine for the web view"
+	@echo "    (it asks for the admin token: OS_TOKEN in the output of 'dvr lab env')"
 	@echo "  make down   (or dvr lab down) removes everything"
 
 down: venv

@@ -1,12 +1,17 @@
 """HTTP client for the dvr server: the agent protocol (/dvr/v1) and the Neutron API (/v2.0).
 
 Used by the agent, the `dvr` CLI, the lab and the tracer.  The server is reached over TCP
-(``http://127.0.0.1:9696``) or a unix socket (``unix:/path/server.sock``).
+(``http://127.0.0.1:9696``, or ``https://...`` verified against the system's CAs or
+``ca_file``) or a unix socket (``unix:/path/server.sock``).  A token, when given, is sent
+as ``X-Auth-Token`` (what openstack's ``admin_token`` auth sends): the admin token, or a
+host credential.  Tokens come from files or the environment, never from a command line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -32,14 +37,40 @@ class WatchResult:
     resync: bool
 
 
-def make_http_client(server: str, token: str | None = None, timeout: float = 10.0) -> httpx.Client:
+@dataclass(frozen=True)
+class HostCredential:
+    """A host's credential as the server describes it; ``token`` only in the answer that
+    minted it (it is shown once)."""
+
+    host: str
+    created_at: str
+    token: str | None = field(default=None, repr=False)
+
+
+TOKEN_ENV = "DVR_TOKEN"  # where the dvr CLI and the agent look for a token without a file
+
+
+def read_token_file(path: str | Path) -> str:
+    """The token held in ``path`` (surrounding whitespace, e.g. a final newline, dropped)."""
+    token = Path(path).read_text().strip()
+    if not token or any(c.isspace() for c in token):
+        raise ValueError(f"token file {path} must hold one token")
+    return token
+
+
+def make_http_client(server: str, token: str | None = None, timeout: float = 10.0,
+                     ca_file: str | None = None) -> httpx.Client:
+    """An httpx client for ``server``; ``ca_file`` verifies an https server against that CA
+    (default: the system's CAs)."""
     headers = {"X-Auth-Token": token} if token else {}
     if server.startswith("unix:"):
         transport = httpx.HTTPTransport(uds=server.removeprefix("unix:"))
         return httpx.Client(
             transport=transport, base_url="http://dvr-server", headers=headers, timeout=timeout
         )
-    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+    verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout,
+                        verify=verify)
 
 
 def _raise_for_error(response: httpx.Response) -> None:
@@ -61,9 +92,10 @@ def host_path(host: str, tail: str) -> str:
 class ServerClient:
     """Typed calls of the dvr server. Create one per process; close it when done."""
 
-    def __init__(self, server: str, token: str | None = None, timeout: float = 10.0):
+    def __init__(self, server: str, token: str | None = None, timeout: float = 10.0,
+                 ca_file: str | None = None):
         self.server = server
-        self._http = make_http_client(server, token, timeout)
+        self._http = make_http_client(server, token, timeout, ca_file)
 
     def close(self) -> None:
         self._http.close()
@@ -132,6 +164,17 @@ class ServerClient:
         mappings."""
         return self.get(host_path(host, "agent-state"))
 
+    # -- host credentials (admin only) ---------------------------------------------------------
+    def create_host_credential(self, host: str) -> HostCredential:
+        """Mint (or rotate) ``host``'s credential; the answer holds the token, shown once."""
+        return _credential(self.request("POST", host_path(host, "credential")))
+
+    def host_credential(self, host: str) -> HostCredential:
+        return _credential(self.get(host_path(host, "credential")))
+
+    def revoke_host_credential(self, host: str) -> None:
+        self.request("DELETE", host_path(host, "credential"))
+
     # -- Neutron API ----------------------------------------------------------------------
     def list(self, collection: str, **filters: Any) -> list[dict[str, Any]]:
         return self.get(f"/v2.0/{collection}", **filters)[collection]
@@ -162,3 +205,9 @@ class ServerClient:
             "PUT", f"/v2.0/routers/{router_id}/remove_router_interface",
             json={"subnet_id": subnet_id},
         )
+
+
+def _credential(data: dict[str, Any]) -> HostCredential:
+    body = data["credential"]
+    return HostCredential(host=body["host"], created_at=body["created_at"],
+                          token=body.get("token"))

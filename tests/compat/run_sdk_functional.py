@@ -73,6 +73,7 @@ def private_server(state_dir: Path, log_path: Path) -> Iterator[str]:
         "--state-dir", str(state_dir),
         "--agent-down-time", "86400",  # the seeded agents stay alive without heartbeats
         "--log-level", "warning",
+        "--no-auth",
     ]
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:

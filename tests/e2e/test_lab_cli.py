@@ -92,8 +92,8 @@ def test_operator_commands(lab3):
                     reason="the openstack client is not installed")
 def test_unchanged_openstack_client_manages_the_lab(lab3):
     openstack = shutil.which("openstack") or str(Path(sys.executable).parent / "openstack")
-    base = [openstack, "--os-auth-type", "none", "--os-endpoint",
-            f"http://127.0.0.1:{lab3.lab.api_port}"]
+    base = [openstack, "--os-auth-type", "admin_token", "--os-token", lab3.lab.admin_token(),
+            "--os-endpoint", f"http://127.0.0.1:{lab3.lab.api_port}"]
     routers = subprocess.run([*base, "router", "list", "-f", "json"], text=True,
                              capture_output=True, timeout=60)
     assert routers.returncode == 0, routers.stderr

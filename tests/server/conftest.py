@@ -164,7 +164,12 @@ class LiveServer:
             self.process.wait(timeout=5)
 
 
-def start_live_server(db_url: str, state_dir: Path, *extra: str) -> LiveServer:
+def start_live_server(
+    db_url: str, state_dir: Path, *extra: str, auth: bool = False, scheme: str = "http",
+    probe: dict | None = None,
+) -> LiveServer:
+    """A dvr-server process on a free loopback port; without ``auth`` it runs --no-auth.
+    ``probe``: httpx keywords for the readiness probe (e.g. ``verify`` for https)."""
     port = free_port()
     log_path = state_dir / f"server-{port}.log"
     with open(log_path, "wb") as log:
@@ -181,19 +186,20 @@ def start_live_server(db_url: str, state_dir: Path, *extra: str) -> LiveServer:
                 str(state_dir),
                 "--log-level",
                 "warning",
+                *(() if auth else ("--no-auth",)),
                 *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     server = LiveServer(url, process, log_path)
     sockets = [Path(arg.removeprefix("unix:")) for arg in extra if arg.startswith("unix:")]
     for _ in range(300):  # up to ~30 s
         if process.poll() is not None:
             raise RuntimeError(f"dvr-server exited: {log_path.read_text()}")
         try:
-            tcp_ready = httpx.get(url + "/", timeout=1).status_code == 200
+            tcp_ready = httpx.get(url + "/", timeout=1, **(probe or {})).status_code == 200
             if tcp_ready and all(path.exists() for path in sockets):
                 return server
         except httpx.HTTPError:

@@ -15,7 +15,10 @@ from dvr.server.services.notify import current_revision
 
 
 def make_config(db_url: str, **overrides: Any) -> ServerConfig:
-    return ServerConfig(db_url=db_url, watch_poll_interval=0.2, **overrides)
+    """The tests' config: authentication off unless ``no_auth=False`` is given (the server's
+    own default is on; tests/server/test_server_auth*.py test it)."""
+    settings: dict[str, Any] = {"watch_poll_interval": 0.2, "no_auth": True, **overrides}
+    return ServerConfig(db_url=db_url, **settings)
 
 
 def pool(prefix: str) -> list[dict[str, str]]:

@@ -7,6 +7,11 @@ import httpx
 
 
 def test_50_concurrent_host_mac_requests_give_50_distinct_macs(live_server):
+    with httpx.Client(base_url=live_server.url, timeout=60) as client:
+        for i in range(50):  # only registered hosts get a MAC
+            body = {"host": f"compute-{i}", "tunnel_ip": f"192.0.2.{i + 1}"}
+            assert client.post("/dvr/v1/agents", json=body).status_code == 200
+
     def ask(i: int) -> str:
         with httpx.Client(base_url=live_server.url, timeout=60) as client:
             response = client.post(f"/dvr/v1/hosts/compute-{i}/host-mac")

@@ -117,6 +117,7 @@ def test_interface_add_and_remove(api, cloud):
 
 
 def test_host_mac_added_tells_every_host(api, cloud):
+    api.register("h9", "dvr", "192.0.2.9")
     got = notified(api, lambda: api.host_mac("h9"))
     assert got == {"h1", "h2", "h3", "h4", "h5", "net-1", "h9"}
     assert notified(api, lambda: api.host_mac("h9")) == set()  # returned, not re-allocated
@@ -180,6 +181,7 @@ class World:
     def __init__(self, api, rng, external_type="vxlan"):
         self.api, self.rng = api, rng
         self.nets, self.subnets, self.ports, self.fips = [], [], [], []
+        self.registered: set[str] = set()
         provider = flat("public") if external_type == "flat" else {}
         self.ext = api.network("ext", **{"router:external": True}, **provider)
         api.subnet(self.ext["id"], "203.0.113.0/24")
@@ -306,9 +308,15 @@ class World:
         host = self.pick(HOSTS)
         mode = "dvr_snat" if host == "snat" else "dvr"
         self.api.register(host, mode, f"192.0.2.{self.rng.randrange(1, 250)}")
+        self.registered.add(host)
 
     def host_mac(self):
-        self.api.host_mac(self.pick(HOSTS))
+        """Only a registered host gets a MAC: for another, a 404 that changes nothing."""
+        host = self.pick(HOSTS)
+        if host in self.registered:
+            self.api.host_mac(host)
+        else:
+            self.api.call("POST", f"/dvr/v1/hosts/{host}/host-mac", expect=404)
 
     def rename_network(self):
         net = self.pick(self.nets)

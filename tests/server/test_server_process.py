@@ -1,19 +1,23 @@
 """dvr-server as a process: listeners (TCP + unix socket), token, arguments, migrations."""
 
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import start_live_server
 
-from dvr.server.config import Listener, parse_listener, parse_vni_range
-from dvr.server.main import parse_args
+from dvr.server.config import Listener, TlsFiles, parse_listener, parse_vni_range
+from dvr.server.main import ServerOptions, parse_args
 
 
 def test_tcp_and_unix_listeners_with_token(db_url, tmp_path):
     socket_path = tmp_path / "dvr.sock"
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
     server = start_live_server(
-        db_url, tmp_path, "--listen", f"unix:{socket_path}", "--token", "s3cret"
+        db_url, tmp_path, "--listen", f"unix:{socket_path}", "--admin-token-file",
+        str(token_file), auth=True,
     )
     try:
         # the version document stays open (clients probe it before authenticating)
@@ -40,11 +44,12 @@ def test_parse_args_defaults(tmp_path):
     assert config.db_url == f"sqlite:///{tmp_path / 'dvr.db'}"
     assert config.listeners == (Listener(host="127.0.0.1", port=9696),)
     assert config.vni_range == (1000, 1999) and config.host_mac_base == "fa:16:3f:00:00:00"
-    assert config.agent_down_time == 75 and config.token is None and level == "info"
+    assert config.agent_down_time == 75 and level == ServerOptions("info", None)
+    assert (config.no_auth, config.admin_token, config.tls) == (False, None, None)
 
 
 def test_parse_args_everything(tmp_path):
-    config, _ = parse_args(
+    config, options = parse_args(
         [
             "--db",
             "postgresql://u@127.0.0.1/dvr",
@@ -58,8 +63,14 @@ def test_parse_args_everything(tmp_path):
             "FA:16:3F:AA:00:00",
             "--agent-down-time",
             "30",
-            "--token",
-            "t",
+            "--admin-token-file",
+            "/etc/dvr/admin-token",
+            "--tls-cert",
+            "/etc/dvr/cert.pem",
+            "--tls-key",
+            "/etc/dvr/key.pem",
+            "--tls-client-ca",
+            "/etc/dvr/ca.pem",
         ]
     )
     assert config.listeners == (
@@ -67,7 +78,11 @@ def test_parse_args_everything(tmp_path):
         Listener(unix_path="/run/dvr.sock"),
     )
     assert (config.vni_range, config.host_mac_base) == ((5000, 5999), "fa:16:3f:aa:00:00")
-    assert (config.agent_down_time, config.token) == (30, "t")
+    assert config.agent_down_time == 30
+    assert options.admin_token_file == Path("/etc/dvr/admin-token") and not config.no_auth
+    assert config.tls == TlsFiles(
+        Path("/etc/dvr/cert.pem"), Path("/etc/dvr/key.pem"), Path("/etc/dvr/ca.pem")
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,6 +92,9 @@ def test_parse_args_everything(tmp_path):
         ["--vni-range", "9:1"],
         ["--host-mac-base", "zz"],
         ["--agent-down-time", "0"],
+        ["--token", "t"],  # tokens are never accepted on a command line
+        ["--tls-cert", "cert.pem"],
+        ["--tls-client-ca", "ca.pem"],
     ],
 )
 def test_parse_args_rejects(bad):

@@ -107,6 +107,8 @@ def test_agents_die_without_heartbeats(api, app):
 
 
 def test_host_macs_are_stable_and_under_the_base(api):
+    for i in range(1, 30):
+        api.register(f"compute-{i}", "dvr", f"192.0.2.{i}")
     first = api.host_mac("compute-1")
     assert first.startswith("fa:16:3f:") and api.host_mac("compute-1") == first
     others = {api.host_mac(f"compute-{i}") for i in range(2, 30)}
@@ -116,6 +118,7 @@ def test_host_macs_are_stable_and_under_the_base(api):
 def test_host_mac_base_is_configurable(db_url):
     app = create_app(make_config(db_url, host_mac_base="fa:16:3f:aa:00:00"), migrate=False)
     with TestClient(app) as client:
+        client.post("/dvr/v1/agents", json={"host": "h1", "tunnel_ip": "192.0.2.1"})
         mac = client.post("/dvr/v1/hosts/h1/host-mac").json()["mac_address"]
     assert mac.startswith("fa:16:3f:aa:")
 

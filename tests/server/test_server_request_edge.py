@@ -26,7 +26,7 @@ def _app(max_body_bytes: int = 1024) -> Starlette:
         return PlainTextResponse(str(len(await request.body())))
 
     app = Starlette(routes=[Route("/boom", boom), Route("/echo", echo, methods=["POST"])])
-    app.add_middleware(RequestMiddleware, token=None, max_body_bytes=max_body_bytes)
+    app.add_middleware(RequestMiddleware, max_body_bytes=max_body_bytes)
     return app
 
 

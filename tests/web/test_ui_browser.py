@@ -1,16 +1,18 @@
 """The web view in a real browser: Debian's headless Chromium driven by Playwright against a
 real ``dvr-server`` process (temp SQLite database, free loopback port) holding a two-host
 DVR topology made through the API, plus a registered host with nothing on it (network-1,
-dvr_snat, as in the lab).  Stores screenshots in artifacts/ui.png and artifacts/ui-detour.png."""
+dvr_snat, as in the lab).  The server runs with authentication: the page asks for the token
+once, keeps it for the browser session and never puts it in a URL.  Stores screenshots in
+artifacts/ui.png and artifacts/ui-detour.png."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -46,9 +48,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    token: str  # its admin token
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=10,
+                            headers={"X-Auth-Token": self.token})
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """A real dvr-server process; stopped by its PID."""
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A real dvr-server process with authentication on (it makes its admin token in its
+    state directory); stopped by its PID."""
     assert (STATIC_DIR / "index.html").is_file(), "web view not built: see web/README.md"
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
@@ -56,7 +69,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         [sys.executable, "-m", "dvr.server.main", "--db", f"sqlite:///{tmp_path}/dvr.db",
          "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path), "--log-level",
          "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DVR_SERVER_TOKEN": ""},
+        stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -70,7 +83,7 @@ def server(tmp_path: Path) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "dvr-server did not answer within 30 s"
             time.sleep(0.1)
-        yield base
+        yield Server(base, (tmp_path / "admin-token").read_text().strip())
     finally:
         process.terminate()
         try:
@@ -82,9 +95,9 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def cloud(server: str) -> Iterator[tuple[str, Cloud, str]]:
+def cloud(server: Server) -> Iterator[tuple[Server, Cloud, str]]:
     """The server, its two-host cloud, and the host MAC of the empty host."""
-    with httpx.Client(base_url=server, timeout=10) as client:
+    with server.client() as client:
         made = build_cloud(client)
         empty_mac = register_host(client, EMPTY_HOST, "192.0.2.101", agent_mode="dvr_snat")
         report_plugged(client, EMPTY_HOST, [], client.get("/dvr/v1/topology").json()["revision"])
@@ -166,13 +179,33 @@ def _assert_hosts_laid_out_apart(page: Any) -> list[dict[str, Any]]:
     return hosts
 
 
+def _sign_in(page: Any, token: str) -> None:
+    page.locator("#login").wait_for(state="visible", timeout=WAIT_MS)
+    page.fill("#login-token", token)
+    page.click("#login-run")
+
+
 def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
-    cloud: tuple[str, Cloud, str], page: Any
+    cloud: tuple[Server, Cloud, str], page: Any
 ) -> None:
-    base, made, empty_mac = cloud
+    server, made, empty_mac = cloud
+    base = server.base
     router_id = made.router["id"]
     vm_ids = {name: port["id"] for name, port in made.vms.items()}
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
     page.goto(f"{base}/ui")
+
+    # the page asks for the token: a wrong one is refused (asked again), the right one kept
+    _sign_in(page, "not-the-token")
+    page.locator("#login-hint", has_text="refused").wait_for(timeout=WAIT_MS)
+    assert page.locator(".host-card").count() == 0
+    _sign_in(page, server.token)
+    page.locator(".host-card").first.wait_for(timeout=WAIT_MS)
+    assert page.locator("#login").is_hidden()
+    page.reload()  # kept for the browser session: not asked again
+    page.locator(".host-card").first.wait_for(timeout=WAIT_MS)
+    assert page.locator("#login").is_hidden()
 
     # hosts: one card each, with host MAC and liveness; one box each in the diagram
     page.locator(".host-card").nth(2).wait_for(timeout=WAIT_MS)
@@ -206,7 +239,7 @@ def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
     assert sorted(n["label"].split(" ")[0] for n in networks) == ["blue", "orange"]
 
     # live: a VM created through the API appears without reloading the page
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with server.client() as client:
         late = create_vm(client, "blue-3", made.networks["blue"]["id"], "compute-1")
         revision = client.get("/dvr/v1/topology").json()["revision"]
         report_plugged(client, "compute-1",
@@ -261,7 +294,7 @@ def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
 
     # a VM on the formerly empty host: its box fills, and a path from compute-1 to it, which
     # would run straight through compute-2's box, bends below the hosts instead
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with server.client() as client:
         green = create_vm(client, "green-1", made.networks["blue"]["id"], EMPTY_HOST)
         revision = client.get("/dvr/v1/topology").json()["revision"]
         report_plugged(client, EMPTY_HOST, [green], revision)
@@ -283,3 +316,5 @@ def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
     assert ends[0]["x2"] < between["x1"] and between["x2"] < ends[1]["x1"]  # it is in the way
     assert edges[0]["midpoint"]["y"] > between["y2"], "the path crosses compute-2's box"
     page.screenshot(path=str(ARTIFACTS / "ui-detour.png"), full_page=True)
+    assert not any(server.token in url for url in urls), "the token went into a URL"
+    assert any(url.endswith("/dvr/v1/events") for url in urls)  # the live stream was followed

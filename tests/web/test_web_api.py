@@ -28,7 +28,8 @@ with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx works 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Starlette:
-    return create_app(ServerConfig(db_url=f"sqlite:///{tmp_path}/dvr.db", state_dir=tmp_path))
+    url = f"sqlite:///{tmp_path}/dvr.db"
+    return create_app(ServerConfig(db_url=url, state_dir=tmp_path, no_auth=True))
 
 
 @pytest.fixture

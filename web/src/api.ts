@@ -1,5 +1,7 @@
 // Shapes of the server's JSON (see src/dvr/web/routes.py) and the calls that fetch them.
 
+import { authHeaders } from "./token";
+
 export interface FixedIp {
   subnet_id: string;
   ip_address: string;
@@ -155,12 +157,15 @@ export interface TraceRequest {
 
 export class ApiError extends Error {}
 
+/** The server wants a (valid) token: 401. */
+export class Unauthorized extends ApiError {}
+
 async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const response = await fetch(url, { headers: { Accept: "application/json", ...authHeaders() } });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const message = body?.NeutronError?.message ?? `${response.status} ${response.statusText}`;
-    throw new ApiError(message);
+    throw response.status === 401 ? new Unauthorized(message) : new ApiError(message);
   }
   return body as T;
 }
@@ -181,17 +186,84 @@ export interface ChangeListener {
   revision(revision: number): void;
   tick(): void;
   state(state: StreamState): void;
+  unauthorized(): void; // the stream stopped: it needs a (valid) token
 }
 
-/** Follow /dvr/v1/events (Server-Sent Events); the browser reconnects by itself. */
-export function followChanges(listener: ChangeListener): EventSource {
-  const source = new EventSource("/dvr/v1/events");
-  listener.state("connecting");
-  source.addEventListener("open", () => listener.state("live"));
-  source.addEventListener("error", () => listener.state("reconnecting"));
-  source.addEventListener("revision", (event) => {
-    listener.revision(JSON.parse((event as MessageEvent).data).revision);
-  });
-  source.addEventListener("tick", () => listener.tick());
-  return source;
+export interface ChangeStream {
+  close(): void;
+}
+
+interface ServerEvent {
+  event: string;
+  data: string;
+  retry: number | null;
+}
+
+/** Server-Sent Events parsed from one block of lines (the text between blank lines). */
+export function parseEvent(block: string): ServerEvent {
+  const found: ServerEvent = { event: "message", data: "", retry: null };
+  const data: string[] = [];
+  for (const line of block.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon === 0) continue; // a comment
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") found.event = value;
+    else if (field === "data") data.push(value);
+    else if (field === "retry" && /^\d+$/.test(value)) found.retry = Number(value);
+  }
+  found.data = data.join("\n");
+  return found;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Follow /dvr/v1/events (Server-Sent Events) with fetch, so the request carries the token
+ * as a header (EventSource cannot send one); reconnects after the server's `retry` delay. */
+export function followChanges(listener: ChangeListener): ChangeStream {
+  const abort = new AbortController();
+  let retryMs = 2000;
+  const deliver = (event: ServerEvent) => {
+    if (event.retry !== null) retryMs = event.retry;
+    if (event.event === "revision") listener.revision(JSON.parse(event.data).revision);
+    else if (event.event === "tick") listener.tick();
+  };
+  const follow = async (): Promise<"ended" | "unauthorized"> => {
+    const response = await fetch("/dvr/v1/events", {
+      headers: { Accept: "text/event-stream", ...authHeaders() },
+      signal: abort.signal,
+    });
+    if (response.status === 401) return "unauthorized";
+    if (!response.ok || !response.body) throw new ApiError(`events: ${response.status}`);
+    listener.state("live");
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return "ended";
+      buffered = (buffered + value).replace(/\r\n?/g, "\n");
+      let end: number;
+      while ((end = buffered.indexOf("\n\n")) >= 0) {
+        deliver(parseEvent(buffered.slice(0, end)));
+        buffered = buffered.slice(end + 2);
+      }
+    }
+  };
+  void (async () => {
+    listener.state("connecting");
+    while (!abort.signal.aborted) {
+      try {
+        if ((await follow()) === "unauthorized") {
+          listener.unauthorized();
+          return;
+        }
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        console.error("event stream failed", error);
+      }
+      listener.state("reconnecting");
+      await sleep(retryMs);
+    }
+  })();
+  return { close: () => abort.abort() };
 }

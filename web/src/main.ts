@@ -1,12 +1,14 @@
 // The page: load the topology, draw it, keep it live from /dvr/v1/events, trace on demand.
+// A server that wants a token (401) gets one typed once; it is kept for the browser session.
 
 import "./style.css";
 
-import { fetchTopology, fetchTrace, followChanges } from "./api";
-import type { Host, StreamState, Topology, Trace, TraceRequest } from "./api";
+import { Unauthorized, fetchTopology, fetchTrace, followChanges } from "./api";
+import type { ChangeStream, Host, StreamState, Topology, Trace, TraceRequest } from "./api";
 import { TopologyGraph } from "./graph";
 import { vmAddress } from "./layout";
 import { renderHosts, renderTrace, renderTraceError } from "./panels";
+import { forgetToken, storeToken, storedToken } from "./token";
 
 const OTHER_ADDRESS = "__address__";
 
@@ -22,6 +24,7 @@ class App {
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   private lastTrace: TraceRequest | null = null;
+  private stream: ChangeStream | null = null;
   private readonly graph: TopologyGraph;
   private readonly src = element<HTMLSelectElement>("trace-src");
   private readonly dst = element<HTMLSelectElement>("trace-dst");
@@ -41,6 +44,10 @@ class App {
       if (this.dport.disabled) this.dport.value = "";
       else if (!this.dport.value) this.dport.value = "22";
     });
+    element<HTMLFormElement>("login-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.signIn();
+    });
     this.dst.addEventListener("change", () => this.syncPicks());
     this.src.addEventListener("change", () => this.syncPicks());
     (window as unknown as { dvrView: unknown }).dvrView = this.graph.inspector();
@@ -48,13 +55,41 @@ class App {
 
   start(): void {
     void this.refresh();
-    followChanges({
+    this.stream?.close();
+    this.stream = followChanges({
       revision: (revision) => {
         if (revision !== this.revision) void this.refresh();
       },
       tick: () => void this.refresh(),
       state: (state) => this.showStreamState(state),
+      unauthorized: () => this.askForToken(),
     });
+  }
+
+  /** The server refused us (401): stop following it and ask for the token (again). */
+  private askForToken(): void {
+    const login = element("login");
+    if (!login.hidden) return;
+    this.stream?.close();
+    this.stream = null;
+    const refused = storedToken() !== null;
+    forgetToken();
+    element("login-hint").textContent = refused
+      ? "The server refused that token; give the admin token again."
+      : "This server needs a token: its admin token (a lab's: `dvr lab env` prints it as OS_TOKEN).";
+    login.hidden = false;
+    element<HTMLInputElement>("login-token").focus();
+    this.showStreamState("signed-out");
+  }
+
+  private signIn(): void {
+    const input = element<HTMLInputElement>("login-token");
+    const token = input.value.trim();
+    if (!token) return;
+    storeToken(token);
+    input.value = "";
+    element("login").hidden = true;
+    this.start();
   }
 
   /** Re-read the topology (one request at a time; a change meanwhile triggers one more). */
@@ -72,6 +107,10 @@ class App {
           this.apply(topology);
           if (changed && this.lastTrace && this.revision >= 0) await this.traceWith(this.lastTrace);
         } catch (error) {
+          if (error instanceof Unauthorized) {
+            this.askForToken();
+            return;
+          }
           this.showStreamState("reconnecting");
           console.error("topology refresh failed", error);
         }
@@ -172,6 +211,7 @@ class App {
       element("layout").classList.add("tracing");
       this.graph.showTrace(trace);
     } catch (error) {
+      if (error instanceof Unauthorized) this.askForToken();
       this.graph.clearTrace();
       renderTraceError(pane, (error as Error).message);
       element("layout").classList.add("tracing");
@@ -190,11 +230,12 @@ class App {
     element("layout").classList.remove("tracing");
   }
 
-  private showStreamState(state: StreamState): void {
+  private showStreamState(state: StreamState | "signed-out"): void {
     const live = element("live");
     live.dataset.state = state;
-    element("live-text").textContent =
-      state === "live" ? "live" : state === "connecting" ? "connecting…" : "reconnecting…";
+    const texts = { live: "live", connecting: "connecting…", reconnecting: "reconnecting…",
+                    "signed-out": "token needed" };
+    element("live-text").textContent = texts[state];
   }
 }
 

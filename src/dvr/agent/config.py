@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from dvr.client import TOKEN_ENV, read_token_file
 from dvr.model.hostview import AGENT_MODES
 
 DATAPATH_TYPES = ("netdev", "system")
@@ -22,7 +26,11 @@ class AgentConfig:
     integration_bridge: str = "br-int"
     tunnel_bridge: str = "br-tun"
     ovs_rundir: str = "/var/run/openvswitch"
-    token: str | None = None
+    # the host credential (or admin token) sent as X-Auth-Token: TOML `token`, or read from
+    # `token_file` (TOML or --token-file), or $DVR_TOKEN; never a command-line flag
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+    ca_file: str | None = None  # CA that verifies an https server (default: the system's)
     heartbeat_interval: float = 10.0  # seconds between heartbeats
     resync_interval: float = 60.0  # full reconcile at least this often, even without events
     watch_timeout: float = 25.0  # long-poll duration
@@ -84,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dvr-agent",
         description="dvr agent: programs Open vSwitch and router namespaces on this host",
+        allow_abbrev=False,  # `--token` must not be read as `--token-file`
     )
     p.add_argument("--config", help="TOML file with agent settings (flags override it)")
     p.add_argument("--host", help="this host's name as the server knows it")
@@ -94,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--integration-bridge", help="default br-int")
     p.add_argument("--tunnel-bridge", help="default br-tun")
     p.add_argument("--ovs-rundir", help="directory holding db.sock and the bridges' mgmt sockets")
-    p.add_argument("--token", help="static API token for a TCP server")
+    p.add_argument("--token-file", help="file holding this host's credential (or set "
+                                        "$DVR_TOKEN, or `token` in the --config file)")
+    p.add_argument("--ca-file", help="CA certificate that verifies an https server")
     p.add_argument("--availability-zone", help="this host's availability zone (default nova)")
     p.add_argument("--bridge-mappings", action="append", metavar="PHYSNET:BRIDGE",
                    help="provider/external network bridge, e.g. public:br-ex (repeatable, "
@@ -106,12 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> AgentConfig:
+def credential_toml(host: str, token: str) -> str:
+    """The agent settings a host credential makes (`dvr host credential create --toml`):
+    what `dvr-agent --config` reads, with --server and the rest given as flags."""
+    return f"host = {json.dumps(host)}\ntoken = {json.dumps(token)}\n"
+
+
+def resolve_token(values: dict[str, object], environ: Mapping[str, str]) -> str | None:
+    """The token the agent sends: from ``token_file``, else ``token``, else $DVR_TOKEN."""
+    if values.get("token_file"):
+        if values.get("token"):
+            raise ValueError("give token or token_file, not both")
+        return read_token_file(str(values["token_file"]))
+    return str(values.get("token") or "") or environ.get(TOKEN_ENV) or None
+
+
+def config_from_args(args: argparse.Namespace,
+                     environ: Mapping[str, str] = os.environ) -> AgentConfig:
     values: dict[str, object] = load_toml(args.config) if args.config else {}
+    if getattr(args, "token_file", None):
+        values.pop("token", None)  # the flag overrides a token in the file
     for f in fields(AgentConfig):
         flag_value = getattr(args, f.name, None)
         if flag_value is not None:
             values[f.name] = flag_value
+    values["token"] = resolve_token(values, environ)
     if "bridge_mappings" in values:
         raw = values["bridge_mappings"]
         values["bridge_mappings"] = split_mappings([raw] if isinstance(raw, str) else list(raw))

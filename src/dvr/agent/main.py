@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         print(f"dvr-agent: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    client = ServerClient(config.server, config.token)
+    client = ServerClient(config.server, config.token, ca_file=config.ca_file)
     dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir))
     tune_garbage_collector()  # full desired-state computations build thousands of flows
     try:

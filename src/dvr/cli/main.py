@@ -9,20 +9,17 @@ import sys
 
 import httpx
 
+from dvr.cli.connect import add_connection_options
 from dvr.client import ServerError
 
 # Each module contributes subcommands through `add_commands(subparsers)`.
-COMMAND_MODULES = ("dvr.cli.ops", "dvr.lab.cli", "dvr.trace.cli")
-DEFAULT_SERVER = "http://127.0.0.1:9696"
+COMMAND_MODULES = ("dvr.cli.ops", "dvr.cli.credentials", "dvr.lab.cli", "dvr.trace.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dvr", description=__doc__)
-    parser.add_argument(
-        "--server", default=os.environ.get("DVR_SERVER", DEFAULT_SERVER),
-        help="dvr server URL or unix:/path (default $DVR_SERVER or %(default)s)",
-    )
-    parser.add_argument("--token", default=os.environ.get("DVR_TOKEN"))
+    # no abbreviations: `--token` must not be read as `--token-file`
+    parser = argparse.ArgumentParser(prog="dvr", description=__doc__, allow_abbrev=False)
+    add_connection_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -45,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except ServerError as exc:
         print(f"dvr: server error: {exc}", file=sys.stderr)
+        if exc.status == 401:
+            print("dvr: give the token with --token-file FILE or $DVR_TOKEN", file=sys.stderr)
         return 2
     except httpx.HTTPError as exc:
         print(f"dvr: cannot reach the dvr server at {args.server}: {exc}", file=sys.stderr)

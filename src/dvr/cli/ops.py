@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from dvr.cli.connect import server_client
 from dvr.cli.table import format_table
-from dvr.client import ServerClient
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -29,12 +29,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     flows.set_defaults(handler=cmd_flows)
 
 
-def _client(args: argparse.Namespace) -> ServerClient:
-    return ServerClient(args.server, args.token)
-
-
 def cmd_hosts(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with server_client(args) as client:
         hosts = client.hosts()
     if args.json:
         print(json.dumps(hosts, indent=2))
@@ -60,7 +56,7 @@ def router_placement(hosts: list[dict[str, Any]], routers: list[dict[str, Any]],
 
 
 def cmd_routers(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with server_client(args) as client:
         hosts = client.hosts()
         routers = client.list("routers")
     if args.host and args.host not in {h["host"] for h in hosts}:
@@ -77,5 +73,5 @@ def cmd_routers(args: argparse.Namespace) -> int:
 def cmd_flows(args: argparse.Namespace) -> int:
     from dvr.cli.flows import show_flows
 
-    with _client(args) as client:
+    with server_client(args) as client:
         return show_flows(client, args)

@@ -256,6 +256,15 @@ dvr_hosts = Table(
     Column("agent_report", JSON, nullable=True),
 )
 
+# one credential per host: only the sha256 of its token is stored (the token is shown once)
+host_credentials = Table(
+    "host_credentials",
+    metadata,
+    Column("host", HOST, primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
 agents = Table(
     "agents",
     metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from dvr.cli.table import format_table
@@ -29,6 +30,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     status = command("status", help="hosts, VMs, routers and how to reach the API")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    env = command("env", help='shell exports for the lab\'s API and admin token: '
+                               'eval "$(dvr lab env)"')
+    env.set_defaults(handler=cmd_env)
 
     exe = command("exec", help="run a command in a lab host or VM")
     exe.add_argument("target", help="host (compute-1, network-1, outside) or VM (blue-1)")
@@ -104,8 +109,7 @@ def lab_status(lab: Lab) -> dict:
     return {
         "lab": lab.name,
         "api": f"http://127.0.0.1:{record.api_port}",
-        "openstack": f"openstack --os-auth-type none --os-endpoint "
-                     f"http://127.0.0.1:{record.api_port}",
+        "openstack": 'eval "$(dvr lab env)"; openstack',
         "hosts": [{"host": h.name, "mode": h.mode, "tunnel_ip": h.tunnel_ip,
                    "host_mac": hosts.get(h.name, {}).get("host_mac"),
                    "alive": bool(hosts.get(h.name, {}).get("alive")),
@@ -165,6 +169,25 @@ def render_status(status: dict) -> str:
               f"  {status['openstack']} router list",
               "  dvr lab down                    # remove everything"]
     return "\n".join(lines)
+
+
+def env_exports(api_url: str, token: str) -> str:
+    """Shell lines that point the unchanged openstack CLI, openstacksdk's
+    ``openstack.connect()`` and the dvr CLI at a server with its admin token."""
+    values = {"OS_AUTH_TYPE": "admin_token", "OS_TOKEN": token, "OS_ENDPOINT": api_url,
+              "DVR_SERVER": api_url, "DVR_TOKEN": token}
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+@_guard
+def cmd_env(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    record = lab.record()
+    token = lab.admin_token()
+    if token is None:
+        raise LabError(f"lab {lab.name!r} has no admin token ({lab.paths.admin_token})")
+    print(env_exports(f"http://127.0.0.1:{record.api_port}", token), end="")
+    return 0
 
 
 @_guard

@@ -21,11 +21,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dvr.client import ServerClient, ServerError
+from dvr.agent.config import credential_toml
+from dvr.client import ServerClient, ServerError, read_token_file
 from dvr.lab import fabric as fabric_mod
 from dvr.lab.hostenv import HostEnv, cleanup, delete_netns
 from dvr.lab.procs import ProcessRef, is_alive, poll_until, start_daemon, stop_process
-from dvr.lab.state import HostRecord, LabPaths, LabRecord, VmRecord, url_reaches_lab
+from dvr.lab.state import (
+    HostRecord,
+    LabPaths,
+    LabRecord,
+    VmRecord,
+    url_reaches_lab,
+    write_private_file,
+)
 from dvr.lab.topology import (
     EXTERNAL_PHYSNET,
     OUTSIDE_HOST,
@@ -115,7 +123,15 @@ class Lab:
         return HostEnv(record.netns, record.workdir)
 
     def client(self) -> ServerClient:
+        """A client over the server's unix socket: trusted, so it acts as admin."""
         return ServerClient(self.agent_server)
+
+    def admin_token(self) -> str | None:
+        """The lab server's admin token (None: the lab has none, e.g. it is not up)."""
+        try:
+            return read_token_file(self.paths.admin_token)
+        except FileNotFoundError:
+            return None
 
     # -- up -----------------------------------------------------------------------------------
     def up(self, computes: int = 2) -> LabRecord:
@@ -166,7 +182,7 @@ class Lab:
                 "--db", f"sqlite:///{self.paths.database}",
                 "--listen", f"127.0.0.1:{self.api_port}",
                 "--listen", f"unix:{self.paths.server_socket}",
-                "--state-dir", str(self.paths.root)]
+                "--state-dir", str(self.paths.root)]  # its admin token: <state-dir>/admin-token
         ref = start_daemon(argv, self.paths.server_log)
         record.server = ref.as_dict()
         self.paths.save(record)
@@ -182,6 +198,8 @@ class Lab:
                 return False
 
         wait_until(ready, "dvr-server to answer", 30)
+        if self.admin_token() is None:
+            raise LabError(f"dvr-server made no admin token at {self.paths.admin_token}")
 
     def _build_hosts(self, record: LabRecord, topology: LabTopology) -> None:
         self.out("building the underlay fabric (198.18.0.0/24) and the external segment")
@@ -203,8 +221,18 @@ class Lab:
             fabric.attach(env, host.tunnel_ip)
             fabric.attach_external(env, index)
 
+    def _write_agent_config(self, client: ServerClient, host: HostRecord) -> None:
+        """Mint the host's own credential (admin, over the trusted socket) and write it as
+        the agent's settings file, mode 0600."""
+        credential = client.create_host_credential(host.name)
+        if not credential.token:
+            raise LabError(f"the server minted no token for {host.name}")
+        write_private_file(self.paths.agent_config(host.name),
+                           credential_toml(host.name, credential.token))
+
     def _agent_argv(self, host: HostRecord) -> list[str]:
-        return [sys.executable, "-m", "dvr.agent.main", "--host", host.name,
+        return [sys.executable, "-m", "dvr.agent.main",
+                "--config", str(self.paths.agent_config(host.name)),
                 "--server", self.agent_server, "--mode", host.mode,
                 "--local-ip", host.tunnel_ip, "--ovs-rundir", host.workdir,
                 "--heartbeat-interval", "5",
@@ -218,10 +246,12 @@ class Lab:
         self.paths.save(record)
 
     def _start_agents(self, record: LabRecord) -> None:
-        for host in record.hosts.values():
-            self.out(f"starting dvr-agent on {host.name}")
-            self._start_agent(record, host)
         with self.client() as client:
+            for host in record.hosts.values():
+                self.out(f"starting dvr-agent on {host.name} with its own credential")
+                self._write_agent_config(client, host)
+                self._start_agent(record, host)
+
             def all_alive() -> bool:
                 hosts = {h["host"]: h for h in client.hosts()}
                 return all(hosts.get(n, {}).get("alive") and hosts[n].get("host_mac")

@@ -96,8 +96,18 @@ class LabPaths:
     def database(self) -> Path:
         return self.root / "dvr.db"
 
+    @property
+    def admin_token(self) -> Path:
+        """The admin token the lab's server made at its first start (``<state-dir>/admin-token``,
+        mode 0600)."""
+        return self.root / "admin-token"
+
     def host_dir(self, host: str) -> Path:
         return self.root / "hosts" / host
+
+    def agent_config(self, host: str) -> Path:
+        """The host's agent settings: its name and its own credential (mode 0600)."""
+        return self.host_dir(host) / "agent.toml"
 
     def load(self) -> LabRecord | None:
         try:
@@ -110,6 +120,15 @@ class LabPaths:
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(record.to_json())
         tmp.replace(self.record)
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (mode 0600 from the start)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
 
 
 def url_reaches_lab(server_url: str, api_port: int, server_socket: Path) -> bool:

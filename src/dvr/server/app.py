@@ -22,6 +22,7 @@ from dvr.server.api import (
     address_scopes,
     agents,
     availability,
+    credentials,
     dvr_protocol,
     extensions,
     floatingips,
@@ -35,6 +36,7 @@ from dvr.server.api import (
 )
 from dvr.server.api.common import collection_routes
 from dvr.server.api.openapi import openapi_endpoint
+from dvr.server.authn import TRANSPORT_KEY, AuthMiddleware
 from dvr.server.config import ServerConfig
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
@@ -53,7 +55,6 @@ COLLECTIONS = [
     subnetpools.COLLECTION,
     address_scopes.COLLECTION,
 ]
-TRANSPORT_KEY = "dvr.transport"
 
 
 async def _neutron_error(request: Request, exc: Exception) -> Response:
@@ -83,16 +84,14 @@ class RequestMiddleware:
     """The outer edge of every HTTP request.
 
     - adds ``x-openstack-request-id``;
-    - enforces the static token on TCP when configured;
     - caps the request body (413 before the handler reads past the limit);
     - turns any exception that escapes a handler into Neutron's 500 shape, logged with the
       request id.  Nothing re-raises it to the server, so the client's keep-alive connection
       survives, and the handler's transaction has already rolled back.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
-        self.token = token
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,15 +109,6 @@ class RequestMiddleware:
             await send(message)
 
         headers = Headers(scope=scope)
-        if self.token and scope.get(TRANSPORT_KEY, "tcp") == "tcp" and scope["path"] != "/":
-            if headers.get("x-auth-token") != self.token:
-                error = NeutronError(
-                    "Authentication required: send the server token as X-Auth-Token.",
-                    type_name="HTTPUnauthorized",
-                    status=401,
-                )
-                await error_response(error)(scope, receive, send_with_id)
-                return
         declared = headers.get("content-length")
         if declared is not None and (
             not declared.isdigit() or int(declared) > self.max_body_bytes
@@ -172,6 +162,7 @@ def build_routes(context: ServerContext) -> list[Route]:
     for collection in COLLECTIONS:
         result += collection_routes(context, collection)
     result += dvr_protocol.routes(context)
+    result += credentials.routes(context)
     document = openapi_endpoint(COLLECTIONS, context.config.limits)
     result.append(Route("/openapi.json", document, methods=["GET"]))
     result += web_routes(context)  # type: ignore[arg-type]  # the web view (dvr.web)
@@ -199,7 +190,7 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
         lifespan=lifespan,
     )
     app.state.context = context
-    app.add_middleware(
-        RequestMiddleware, token=config.token, max_body_bytes=config.limits.max_request_body_bytes
-    )
+    if not config.no_auth:
+        app.add_middleware(AuthMiddleware, context=context)
+    app.add_middleware(RequestMiddleware, max_body_bytes=config.limits.max_request_body_bytes)
     return app

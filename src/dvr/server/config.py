@@ -62,6 +62,25 @@ class ApiLimits:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """TLS for the TCP listeners: the server's certificate and key, and optionally the CA
+    that signs agents' client certificates (mutual TLS: the certificate's CN is the host)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    """Failed authentications allowed per client address in a sliding window (then 429)."""
+
+    max_failures: int = 10
+    window_seconds: float = 10.0
+    tracked_addresses: int = 10_000  # memory bound: the oldest address is forgotten first
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     db_url: str
     listeners: tuple[Listener, ...] = (parse_listener(DEFAULT_LISTEN),)
@@ -70,7 +89,10 @@ class ServerConfig:
     host_mac_base: str = "fa:16:3f:00:00:00"
     port_mac_base: str = "fa:16:3e:00:00:00"
     agent_down_time: int = 75  # seconds without heartbeat before an agent is "dead"
-    token: str | None = None  # when set, TCP clients must send X-Auth-Token
+    no_auth: bool = False  # True: every request is admin (labs and tests only)
+    admin_token: str | None = None  # the admin's X-Auth-Token (None: only the unix socket)
+    auth_limits: AuthLimits = AuthLimits()
+    tls: TlsFiles | None = None
     underlay_mtu: int = 1500
     retained_changes: int = 10_000  # change rows kept for resumable watches
     watch_default_timeout: float = 25.0

@@ -9,8 +9,10 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -19,21 +21,61 @@ from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database, DatabaseDriverMissing
 from dvr.gc_tuning import tune_garbage_collector
 from dvr.server.app import TransportTag, create_app
+from dvr.server.auth import new_admin_token
 from dvr.server.config import (
     DEFAULT_LISTEN,
     DEFAULT_STATE_DIR,
     ApiLimits,
     Listener,
     ServerConfig,
+    TlsFiles,
     parse_listener,
     parse_vni_range,
 )
+from dvr.server.tls import uvicorn_tls_options
 from dvr.server.validate import to_mac
 
 log = logging.getLogger("dvr.server")
+ADMIN_TOKEN_FILE = "admin-token"
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, str]:
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the command line says beyond the ServerConfig."""
+
+    log_level: str = "info"
+    admin_token_file: Path | None = None  # None: <state-dir>/admin-token
+
+
+def admin_token_path(config: ServerConfig, options: ServerOptions) -> Path:
+    return options.admin_token_file or config.state_dir / ADMIN_TOKEN_FILE
+
+
+def read_or_create_admin_token(path: Path, create: bool) -> str:
+    """The admin token in ``path``; when ``create`` and the file is absent, a new one is
+    written there first (mode 0600 from the start: never readable by others)."""
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(new_admin_token() + "\n")
+        log.info("created the admin token in %s (mode 0600)", path)
+    token = path.read_text().strip()
+    if not token:
+        raise ValueError(f"the admin token file {path} is empty")
+    return token
+
+
+def with_admin_token(config: ServerConfig, options: ServerOptions) -> ServerConfig:
+    """The config with its admin token read (or created), unless authentication is off."""
+    if config.no_auth:
+        return config
+    path = admin_token_path(config, options)
+    token = read_or_create_admin_token(path, create=options.admin_token_file is None)
+    return dataclasses.replace(config, admin_token=token)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptions]:
     parser = argparse.ArgumentParser(
         prog="dvr-server", description="dvr control-plane server (Neutron API v2.0 + /dvr/v1)"
     )
@@ -49,7 +91,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, str]:
     parser.add_argument(
         "--agent-down-time", type=int, default=75, help="seconds without heartbeat = dead"
     )
-    parser.add_argument("--token", help="static token TCP clients must send as X-Auth-Token")
+    parser.add_argument(
+        "--admin-token-file", type=Path,
+        help="file holding the admin token (default <state-dir>/admin-token, created on first "
+        "start, mode 0600)",
+    )
+    parser.add_argument(
+        "--no-auth", action="store_true",
+        help="no authentication: every caller is admin (labs and tests only)",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="serve https on TCP listeners")
+    parser.add_argument("--tls-key", type=Path, help="the --tls-cert's private key")
+    parser.add_argument(
+        "--tls-client-ca", type=Path,
+        help="mutual TLS: a client certificate signed by this CA is the host named by its CN",
+    )
     parser.add_argument("--log-level", default="info")
     defaults = ApiLimits()
     for field in dataclasses.fields(ApiLimits):
@@ -69,6 +125,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, str]:
         parser.error(str(exc))
     if args.agent_down_time <= 0:
         parser.error("--agent-down-time must be positive")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    tls = None
+    if args.tls_cert is not None:
+        tls = TlsFiles(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca)
     return ServerConfig(
         db_url=args.db or ServerConfig.default_db_url(args.state_dir),
         listeners=listeners,
@@ -76,9 +139,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, str]:
         vni_range=vni_range,
         host_mac_base=host_mac_base,
         agent_down_time=args.agent_down_time,
-        token=args.token or os.environ.get("DVR_SERVER_TOKEN") or None,
+        no_auth=args.no_auth,
+        tls=tls,
         limits=limits,
-    ), args.log_level
+    ), ServerOptions(args.log_level, args.admin_token_file)
 
 
 class _Server(uvicorn.Server):
@@ -89,7 +153,26 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn_config(app, listener: Listener, log_level: str, lifespan: str) -> uvicorn.Config:  # type: ignore[no-untyped-def]
+def bind_unix_socket(path: Path) -> socket.socket:
+    """A listening unix socket at ``path``, mode 0600 from the moment it exists (whoever can
+    connect to it is admin)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(previous)
+    os.chmod(path, 0o600)
+    sock.listen(2048)
+    return sock
+
+
+def _uvicorn_config(  # type: ignore[no-untyped-def]
+    app, listener: Listener, config: ServerConfig, log_level: str, lifespan: str
+) -> uvicorn.Config:
     common = dict(
         log_level=log_level,
         lifespan=lifespan,
@@ -98,13 +181,10 @@ def _uvicorn_config(app, listener: Listener, log_level: str, lifespan: str) -> u
         proxy_headers=False,
     )
     if listener.is_unix:
-        path = Path(listener.unix_path)  # type: ignore[arg-type]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_socket():
-            path.unlink()
-        return uvicorn.Config(TransportTag(app, "unix"), uds=str(path), **common)
+        return uvicorn.Config(TransportTag(app, "unix"), **common)
+    tls = uvicorn_tls_options(config.tls) if config.tls is not None else {}
     return uvicorn.Config(
-        TransportTag(app, "tcp"), host=listener.host, port=listener.port, **common
+        TransportTag(app, "tcp"), host=listener.host, port=listener.port, **common, **tls
     )
 
 
@@ -114,8 +194,12 @@ async def serve_all(config: ServerConfig, log_level: str) -> None:
     app = create_app(config, database, migrate=False)
     tune_garbage_collector()
     servers = [
-        _Server(_uvicorn_config(app, listener, log_level, "on" if i == 0 else "off"))
+        _Server(_uvicorn_config(app, listener, config, log_level, "on" if i == 0 else "off"))
         for i, listener in enumerate(config.listeners)
+    ]
+    sockets = [
+        [bind_unix_socket(Path(listener.unix_path))] if listener.unix_path else None
+        for listener in config.listeners
     ]
     loop = asyncio.get_running_loop()
 
@@ -127,7 +211,9 @@ async def serve_all(config: ServerConfig, log_level: str) -> None:
         loop.add_signal_handler(sig, stop)
     log.info("dvr-server listening on %s", ", ".join(str(x) for x in config.listeners))
     try:
-        await asyncio.gather(*(server.serve() for server in servers))
+        await asyncio.gather(
+            *(server.serve(sockets=bound) for server, bound in zip(servers, sockets, strict=True))
+        )
     finally:
         await app.state.context.hub.close()
         database.dispose()
@@ -137,12 +223,22 @@ async def serve_all(config: ServerConfig, log_level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, log_level = parse_args(argv)
+    config, options = parse_args(argv)
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=options.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config.no_auth:
+        log.warning(
+            "authentication is OFF (--no-auth): every caller is admin; for labs and tests only"
+        )
     try:
-        asyncio.run(serve_all(config, log_level))
+        config = with_admin_token(config, options)
+    except (OSError, ValueError) as exc:
+        print(f"dvr-server: cannot read the admin token: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_all(config, options.log_level))
     except KeyboardInterrupt:
         pass
     except DatabaseDriverMissing as exc:

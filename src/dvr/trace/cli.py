@@ -20,6 +20,7 @@ import os
 import sys
 from typing import Any
 
+from dvr.cli.connect import server_client
 from dvr.cli.server_state import fetch_host_state
 from dvr.client import ServerClient
 from dvr.hoststate import assumed_note, describe_owner
@@ -154,7 +155,7 @@ def _client(args: argparse.Namespace) -> ServerClient:
         except LabError as exc:
             raise ValueError(str(exc)) from None
         return lab.client()
-    return ServerClient(args.server, args.token)
+    return server_client(args)
 
 
 def _lab_name(args: argparse.Namespace) -> str | None:

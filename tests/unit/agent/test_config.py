@@ -66,3 +66,68 @@ def test_bridge_mappings_from_repeated_flags_comma_lists_and_toml(tmp_path):
 def test_bad_bridge_mappings_are_rejected(mapping):
     with pytest.raises(ValueError):
         parse(["--host", "h", "--server", "unix:/s", "--bridge-mappings", mapping])
+
+
+# --- the agent's token: TOML token / token_file, --token-file, $DVR_TOKEN; never a flag value
+
+
+def test_token_comes_from_toml_token_file_flag_or_environment(tmp_path):
+    from dvr.agent.config import config_from_args
+
+    def config(argv, environ=None):
+        return config_from_args(build_parser().parse_args(argv), environ or {})
+
+    base = ["--host", "h", "--server", "unix:/s"]
+    assert config(base).token is None
+    assert config(base, {"DVR_TOKEN": "from-env"}).token == "from-env"
+    token_file = tmp_path / "token"
+    token_file.write_text("dvrh_from-file\n")
+    assert config([*base, "--token-file", str(token_file)],
+                  {"DVR_TOKEN": "from-env"}).token == "dvrh_from-file"
+    toml = tmp_path / "agent.toml"
+    toml.write_text('host = "h"\nserver = "unix:/s"\ntoken = "dvrh_from-toml"\n')
+    assert config(["--config", str(toml)], {"DVR_TOKEN": "from-env"}).token == "dvrh_from-toml"
+    # the flag overrides the file's token
+    assert config(["--config", str(toml), "--token-file", str(token_file)]).token == (
+        "dvrh_from-file")
+    toml.write_text(f'host = "h"\nserver = "unix:/s"\ntoken_file = "{token_file}"\n')
+    assert config(["--config", str(toml)]).token == "dvrh_from-file"
+
+
+def test_a_token_and_a_token_file_in_one_file_or_an_empty_token_file_are_refused(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("dvrh_x")
+    toml = tmp_path / "agent.toml"
+    toml.write_text(f'host = "h"\nserver = "unix:/s"\ntoken = "t"\ntoken_file = "{token_file}"\n')
+    with pytest.raises(ValueError, match="not both"):
+        parse(["--config", str(toml)])
+    token_file.write_text("\n")
+    with pytest.raises(ValueError, match="one token"):
+        parse(["--host", "h", "--server", "unix:/s", "--token-file", str(token_file)])
+    with pytest.raises(FileNotFoundError):
+        parse(["--host", "h", "--server", "unix:/s", "--token-file", str(tmp_path / "none")])
+
+
+def test_a_token_on_the_command_line_is_not_accepted(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--host", "h", "--server", "unix:/s", "--token", "secret"])
+
+
+def test_the_token_stays_out_of_the_config_repr(tmp_path):
+    toml = tmp_path / "agent.toml"
+    toml.write_text('host = "h"\nserver = "https://dvr.example:9696"\ntoken = "dvrh_secret"\n'
+                    'ca_file = "/etc/dvr/ca.pem"\n')
+    cfg = parse(["--config", str(toml)])
+    assert cfg.token == "dvrh_secret" and cfg.ca_file == "/etc/dvr/ca.pem"
+    assert "dvrh_secret" not in repr(cfg)
+
+
+def test_credential_toml_is_what_the_agent_reads(tmp_path):
+    from dvr.agent.config import credential_toml
+
+    text = credential_toml('odd "host"\\', "dvrh_" + "A" * 43)
+    assert text.splitlines()[1] == f'token = "dvrh_{"A" * 43}"'
+    toml = tmp_path / "agent.toml"
+    toml.write_text(text)
+    cfg = parse(["--config", str(toml), "--server", "unix:/s"])
+    assert (cfg.host, cfg.token) == ('odd "host"\\', "dvrh_" + "A" * 43)

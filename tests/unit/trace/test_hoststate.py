@@ -120,13 +120,13 @@ def test_fetched_state_uses_a_report_and_passes_other_server_errors_on():
 
 
 def test_dvr_flows_says_when_it_assumed_the_vifs(monkeypatch, capsys):
-    monkeypatch.setattr(ops_cli, "_client", lambda args: FakeServer({"vifs": {}}))
+    monkeypatch.setattr(ops_cli, "server_client", lambda args: FakeServer({"vifs": {}}))
     assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0
     out, err = capsys.readouterr()
     assert f"no agent report for {HOST_1}: VM ports assumed plugged" in err
     assert f"output:{port_text(tap_name(BLUE_1))}" in out  # the assumed tap's DVR flow
     reported = FakeServer({"vifs": {BLUE_1: tap_name(BLUE_1)}, "local_vlans": {}})
-    monkeypatch.setattr(ops_cli, "_client", lambda args: reported)
+    monkeypatch.setattr(ops_cli, "server_client", lambda args: reported)
     assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0
     out_reported, err = capsys.readouterr()
     assert err == "" and out_reported == out

@@ -14,6 +14,7 @@ GET  /dvr/v1/routers/{id}/hosts            hosts of a router
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from typing import Any
@@ -26,8 +27,9 @@ from starlette.routing import Route
 from dvr.db.tables import dvr_host_macs, dvr_hosts
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
+from dvr.server.authn import describe_caller, request_identity
 from dvr.server.context import ServerContext
-from dvr.server.errors import http_bad_request
+from dvr.server.errors import NeutronError, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.serialize import to_jsonable
 from dvr.server.services import agents as agent_service
@@ -44,6 +46,7 @@ from dvr.server.tx import ReadTx
 from dvr.server.validate import is_plain_text
 
 PREFIX = "/dvr/v1"
+log = logging.getLogger("dvr.server.auth")
 
 
 async def _json_object(request: Request, allow_empty: bool = False) -> dict[str, Any]:
@@ -130,7 +133,16 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def register(request: Request) -> Response:
         body = await _json_object(request)
-        agents = await context.write(lambda tx: agent_service.register(tx, body))
+        caller = request_identity(request)
+        try:
+            agents = await context.write(lambda tx: agent_service.register(tx, body, caller))
+        except NeutronError as exc:
+            if exc.status in (403, 409):
+                log.warning(
+                    "refused to register host %r for %s: %s",
+                    body.get("host"), describe_caller(request), exc.message,
+                )
+            raise
         return json_response({"agents": agents})
 
     async def heartbeat(request: Request) -> Response:

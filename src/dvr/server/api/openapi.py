@@ -389,10 +389,11 @@ def build_document(collections: list[Collection], limits: ApiLimits) -> dict[str
             "schemas": schemas,
             "securitySchemes": {
                 "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token",
-                          "description": "only when the server was started with --token"},
+                          "description": "the admin token or a host credential (none on "
+                          "the unix socket, or with --no-auth)"},
             },
         },
-        "security": [{}, {"token": []}],
+        "security": [{"token": []}],
     }
 
 

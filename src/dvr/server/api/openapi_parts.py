@@ -27,12 +27,17 @@ ERROR_SCHEMA: JsonSchema = {
 
 ERROR_DESCRIPTIONS = {
     400: "Bad request: the body, a parameter or a value is invalid (Neutron's type names)",
-    401: "The server has a token and the request did not send it as X-Auth-Token",
+    401: "No valid X-Auth-Token (none, unknown, revoked or rotated)",
+    403: "The caller's identity may not make this call (a host credential outside its own "
+         "host's agent protocol)",
     404: "Not found: the object, or the URL",
-    409: "Conflict with the current state",
+    409: "Conflict with the current state (HostIdentityConflict: the admin may not change "
+         "the tunnel IP or mode of a host that has a credential)",
     413: "The request body is larger than the server's limit",
+    429: "Too many failed authentications from this address (see Retry-After)",
     503: "A resource pool is exhausted",
 }
+AUTH_ERRORS = (401, 403, 429)  # any operation that is not public
 BODY_ERRORS = (400, 413)  # any operation that reads a JSON body
 
 
@@ -81,7 +86,7 @@ def operation(
 ) -> dict[str, Any]:
     """One operation: its success response (status, description, schema or None for no
     body), and every error status it can answer (401 unless ``public``; 400 and 413 when it
-    reads a body)."""
+    reads a body; 401, 403 and 429 unless ``public``)."""
     status, description, schema = ok
     success: dict[str, Any] = {"description": description}
     if schema is not None:
@@ -90,7 +95,7 @@ def operation(
         success["links"] = links
     codes = set(errors) | (set(BODY_ERRORS) if body is not None else set())
     if not public:
-        codes.add(401)
+        codes.update(AUTH_ERRORS)
     responses: dict[str, Any] = {str(status): success}
     for code in sorted(codes):
         responses[str(code)] = {

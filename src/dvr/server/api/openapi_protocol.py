@@ -76,6 +76,12 @@ AGENT_STATE = obj({"host": STRING, "reported": {"type": "boolean"},
                    "local_vlans": {"type": "object", "additionalProperties": {"type": "integer"}}})
 ROUTER_HOSTS = obj({"router_id": UUID_SCHEMA, "hosts": STRINGS,
                     "snat_host": nullable(STRING)}, ("router_id", "hosts", "snat_host"))
+CREDENTIAL = obj({"host": STRING, "created_at": STRING}, ("host", "created_at"))
+CREDENTIAL_CREATED = obj(
+    {"host": STRING, "token": {"type": "string", "pattern": "^dvrh_[A-Za-z0-9_-]{43}$"},
+     "created_at": STRING},
+    ("host", "token", "created_at"),
+)
 TOPOLOGY = obj({"revision": {"type": "integer"}, "hosts": OBJECTS, "networks": OBJECTS,
                 "routers": OBJECTS})
 EVENTS_REPLY = obj({"revision": {"type": "integer"}, "changed": {"type": "boolean"}},
@@ -104,12 +110,13 @@ def _host_links() -> dict[str, Any]:
 def describe(agent: JsonSchema) -> tuple[dict[str, JsonSchema], dict[str, Any]]:
     """Component schemas and paths of /dvr/v1 (``agent``: the Neutron agent's schema)."""
     kind = ("dvr agent protocol",)
+    admin = ("dvr host credentials",)
     web = ("dvr web view",)
     p = "/dvr/v1"
     paths = {
         f"{p}/agents": {"post": operation(
             "registerAgents", "Register (or update) a host's agents",
-            (200, "OK", obj({"agents": array_of(agent)}, ("agents",))),
+            (200, "OK", obj({"agents": array_of(agent)}, ("agents",))), (409,),
             body=request_body(REGISTRATION), links=_host_links(), tags=kind,
         )},
         f"{p}/hosts": {"get": operation(
@@ -146,6 +153,24 @@ def describe(agent: JsonSchema) -> tuple[dict[str, JsonSchema], dict[str, Any]]:
             "showAgentState", "What the host's agent last reported applying",
             (200, "OK", AGENT_STATE), (400, 404), parameters=[HOST_PARAM], tags=kind,
         )},
+        f"{p}/hosts/{{host}}/credential": {
+            "post": operation(
+                "createHostCredential",
+                "A new credential for the host (the token is shown only here; a new one "
+                "replaces the old at once)",
+                (201, "Created", obj({"credential": CREDENTIAL_CREATED}, ("credential",))),
+                (400, 404), parameters=[HOST_PARAM], tags=admin,
+            ),
+            "get": operation(
+                "showHostCredential", "When the host's credential was made (never the token)",
+                (200, "OK", obj({"credential": CREDENTIAL}, ("credential",))), (400, 404),
+                parameters=[HOST_PARAM], tags=admin,
+            ),
+            "delete": operation(
+                "revokeHostCredential", "Revoke the host's credential",
+                (204, "Revoked", None), (400, 404), parameters=[HOST_PARAM], tags=admin,
+            ),
+        },
         f"{p}/routers/{{id}}/hosts": {"get": operation(
             "showRouterHosts", "Hosts of a router and its SNAT host", (200, "OK", ROUTER_HOSTS),
             (404,), parameters=[path_param("id", UUID_SCHEMA)], tags=kind,

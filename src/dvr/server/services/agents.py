@@ -10,10 +10,12 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from dvr.db.tables import agents, dvr_hosts, ports, routers
 from dvr.model.hostview import AGENT_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
+from dvr.server.auth import ADMIN, Identity, registration_refusal
 from dvr.server.errors import NotFoundError, invalid_input
 from dvr.server.services import ports as port_service
 from dvr.server.services.changes import host_registration_change
 from dvr.server.services.common import get_row, list_rows, new_id
+from dvr.server.services.credentials import has_credential
 from dvr.server.services.queries import get_router
 from dvr.server.services.routers import render_routers, schedule_pending
 from dvr.server.services.scheduler import alive_since, router_hosts, routers_hosted_on
@@ -97,7 +99,9 @@ def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath:
     }
 
 
-def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
+def register(tx: WriteTx, body: dict[str, Any], caller: Identity = ADMIN) -> list[dict[str, Any]]:
+    """Register (or update) a host's agents.  ``caller``: who asks (a host may register only
+    itself; a host with a credential changes its tunnel IP or mode only with it)."""
     host = body.get("host")
     if not isinstance(host, str) or not host or not is_plain_text(host):
         raise invalid_input("host must be a non-empty string")
@@ -127,10 +131,16 @@ def register(tx: WriteTx, body: dict[str, Any]) -> list[dict[str, Any]]:
         "datapath_type": datapath,
         "heartbeat_at": tx.now,
     }
-    view_changed = existing is None or (existing.agent_mode, existing.tunnel_ip) != (
+    changes_identity = existing is not None and (existing.agent_mode, existing.tunnel_ip) != (
         mode,
         tunnel_ip,
     )
+    refusal = registration_refusal(
+        caller, host, changes_identity, has_credential(tx.conn, host)
+    )
+    if refusal is not None:
+        raise refusal
+    view_changed = existing is None or changes_identity
     with host_registration_change(tx, host) if view_changed else nullcontext():
         if existing is None:
             tx.conn.execute(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from dvr.db.tables import dvr_host_macs
-from dvr.server.errors import NeutronError
+from dvr.db.tables import dvr_host_macs, dvr_hosts
+from dvr.server.errors import NeutronError, NotFoundError
 from dvr.server.services.hosts import all_hosts
 from dvr.server.services.macs import random_mac
 from dvr.server.tx import WriteTx
@@ -20,7 +20,14 @@ def host_mac(tx: WriteTx, host: str) -> str | None:
 
 
 def allocate_or_return(tx: WriteTx, host: str) -> str:
-    """The host's MAC; the first allocation notifies every host (all peers' views change)."""
+    """The host's MAC; the first allocation notifies every host (all peers' views change).
+    Only a registered host gets one (invented hosts cannot drain the pool)."""
+    registered = select(dvr_hosts.c.host).where(dvr_hosts.c.host == host)
+    if tx.conn.execute(registered).first() is None:
+        raise NotFoundError(
+            f"Host {host} is not registered: register its agent first (POST /dvr/v1/agents).",
+            type_name="HostNotFound",
+        )
     existing = host_mac(tx, host)
     if existing is not None:
         return existing

@@ -26,7 +26,9 @@ def test_port_defaults(api, net):
     address = ipaddress.ip_address(fixed["ip_address"])
     assert address in ipaddress.ip_network("198.51.100.0/24")
     assert str(address) not in ("198.51.100.0", "198.51.100.1", "198.51.100.255")
-    assert port["allowed_address_pairs"] == [] and port["security_groups"] == []
+    assert port["allowed_address_pairs"] == [] and port["port_security_enabled"] is True
+    [default] = api.list("security_groups", name="default")
+    assert port["security_groups"] == [default["id"]]  # the project's, created on first use
 
 
 def test_addresses_are_random_not_lowest(api, net):

@@ -19,9 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database
 from dvr.server.api import (
+    address_groups,
     address_scopes,
     agents,
     availability,
+    default_security_group_rules,
     dvr_protocol,
     extensions,
     floatingips,
@@ -29,6 +31,8 @@ from dvr.server.api import (
     ports,
     root,
     routers,
+    security_group_rules,
+    security_groups,
     subnetpools,
     subnets,
     tags,
@@ -52,6 +56,10 @@ COLLECTIONS = [
     agents.COLLECTION,
     subnetpools.COLLECTION,
     address_scopes.COLLECTION,
+    security_groups.COLLECTION,
+    security_group_rules.COLLECTION,
+    default_security_group_rules.COLLECTION,
+    address_groups.COLLECTION,
 ]
 TRANSPORT_KEY = "dvr.transport"
 
@@ -167,6 +175,7 @@ def build_routes(context: ServerContext) -> list[Route]:
     result += routers.extra_routes(context)
     result += agents.extra_routes(context)
     result += subnetpools.extra_routes(context)
+    result += address_groups.extra_routes(context)
     result += tags.routes(context)
     result += availability.routes(context)
     for collection in COLLECTIONS:

@@ -4,7 +4,7 @@ routes built from one description per resource."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,8 @@ class Collection:
     create: Callable[[WriteTx, dict[str, Any]], dict[str, Any]] | None = None
     update: Callable[[WriteTx, str, dict[str, Any]], dict[str, Any]] | None = None
     delete: Callable[[WriteTx, str], None] | None = None
+    # run before a list is read (e.g. to create what a first list creates)
+    before_list: Callable[[ServerContext, dict[str, list[str]]], Awaitable[None]] | None = None
 
 
 def collection_routes(context: ServerContext, coll: Collection) -> list[Route]:
@@ -80,6 +82,8 @@ def collection_routes(context: ServerContext, coll: Collection) -> list[Route]:
 
     async def list_(request: Request) -> Response:
         filters = query_of(request).filters()
+        if coll.before_list is not None:
+            await coll.before_list(context, filters)
         items = await context.read(lambda tx: coll.list_items(tx, filters))
         return json_response(list_payload(request, spec, items))
 

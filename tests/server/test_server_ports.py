@@ -27,7 +27,7 @@ def test_port_defaults(api, net):
     assert address in ipaddress.ip_network("198.51.100.0/24")
     assert str(address) not in ("198.51.100.0", "198.51.100.1", "198.51.100.255")
     assert port["allowed_address_pairs"] == [] and port["port_security_enabled"] is True
-    [default] = api.list("security_groups", name="default")
+    [default] = api.list("security_group", name="default")
     assert port["security_groups"] == [default["id"]]  # the project's, created on first use
 
 

@@ -42,7 +42,9 @@ from dvr.model.hostview import (
     SnatPortView,
     SubnetView,
 )
+from dvr.server.hostview_firewall import address_pairs, firewall_views
 from dvr.server.services.common import in_ids
+from dvr.server.services.firewall_queries import groups_of_ports
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
 from dvr.server.services.scheduler import (
@@ -51,6 +53,7 @@ from dvr.server.services.scheduler import (
     routers_hosted_on,
     routers_on_networks,
 )
+from dvr.server.services.security_groups import is_network_owned
 
 DEFAULT_AGENT_MODE = "dvr"
 MANY = 100  # beyond this many keys, read the whole (small) table instead of a long IN list
@@ -84,10 +87,13 @@ def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
             "device_id",
             "host",
             "admin_state_up",
+            "port_security_enabled",
+            "allowed_address_pairs",
         )
     ]
     rows = conn.execute(select(*columns).where(ports.c.host == host)).all()
     fixed = fixed_ips_by_port(conn, [r.id for r in rows])
+    groups = groups_of_ports(conn, [r.id for r in rows])
     return tuple(
         sorted(
             (
@@ -100,6 +106,13 @@ def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
                     device_id=r.device_id,
                     host=r.host,
                     admin_state_up=r.admin_state_up,
+                    # the network's own ports (routers, DHCP) are never filtered (Neutron's
+                    # "trusted" ports)
+                    port_security_enabled=(
+                        r.port_security_enabled and not is_network_owned(r.device_owner)
+                    ),
+                    security_group_ids=tuple(groups.get(r.id, ())),
+                    allowed_address_pairs=address_pairs(r.allowed_address_pairs, r.mac_address),
                 )
                 for r in rows
             ),
@@ -436,6 +449,9 @@ def build_host_view(conn: Connection, host: str) -> HostView:
         i.network_id for r in router_views for i in r.interfaces
     }
     subnet_map = _subnet_views(conn, network_ids)
+    security_groups, address_sets = firewall_views(
+        conn, {g for p in local_ports for g in p.security_group_ids}
+    )
     return HostView(
         host=host,
         revision=revision,
@@ -449,4 +465,6 @@ def build_host_view(conn: Connection, host: str) -> HostView:
         fip_agent_gateways=tuple(
             p for p in local_ports if p.device_owner == OWNER_FLOATINGIP_AGENT_GATEWAY
         ),
+        security_groups=security_groups,
+        address_sets=address_sets,
     )

@@ -8,6 +8,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from dvr.model.hostview import SecurityGroupRuleView
 from dvr.server.errors import BadRequestError
 
 # neutron_lib.constants.IP_PROTOCOL_MAP (+ the legacy "icmpv6" alias)
@@ -126,4 +127,28 @@ def rule_key(rule: Mapping[str, Any]) -> tuple:
         get("direction"), get("ethertype"), number, get("port_range_min"),
         get("port_range_max"), _any_prefix(get("remote_ip_prefix")), get("remote_group_id"),
         get("remote_address_group_id"),
+    )
+
+
+def rule_view(row: Any) -> SecurityGroupRuleView:
+    """A stored rule as the agent's firewall takes it: the protocol as a number (ICMP over
+    IPv6 is ICMPv6), ports only for port protocols, ICMP type/code apart; a remote prefix of
+    everything is no remote prefix."""
+    number = protocol_number(row.protocol)
+    if number == ICMP and row.ethertype == "IPv6":
+        number = ICMPV6
+    ports = number in PORT_PROTOCOLS
+    icmp = number in (ICMP, ICMPV6)
+    return SecurityGroupRuleView(
+        id=row.id,
+        direction=row.direction,
+        ethertype=row.ethertype,
+        protocol=number,
+        port_range_min=row.port_range_min if ports else None,
+        port_range_max=row.port_range_max if ports else None,
+        icmp_type=row.port_range_min if icmp else None,
+        icmp_code=row.port_range_max if icmp else None,
+        remote_ip_prefix=_any_prefix(row.remote_ip_prefix),
+        remote_group_id=row.remote_group_id,
+        remote_address_group_id=row.remote_address_group_id,
     )

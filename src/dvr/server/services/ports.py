@@ -46,6 +46,7 @@ from dvr.server.services.scheduler import alive_since
 from dvr.server.services.security_groups import (
     ensure_default_group,
     existing_groups,
+    is_network_owned,
     set_port_groups,
 )
 from dvr.server.tx import WriteTx
@@ -328,9 +329,6 @@ def _updated_groups(
     return list(before.security_groups)
 
 
-def is_network_owned(device_owner: str) -> bool:
-    """Neutron's "trusted" ports (``network:*``): never filtered, no default group."""
-    return device_owner.startswith("network:")
 
 
 def vif_type_for(tx: WriteTx, host: str, device_owner: str) -> str:

@@ -45,6 +45,7 @@ from dvr.model.hostview import (
 from dvr.server.hostview_firewall import address_pairs, firewall_views
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_queries import groups_of_ports
+from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
 from dvr.server.services.scheduler import (
@@ -53,7 +54,6 @@ from dvr.server.services.scheduler import (
     routers_hosted_on,
     routers_on_networks,
 )
-from dvr.server.services.security_groups import is_network_owned
 
 DEFAULT_AGENT_MODE = "dvr"
 MANY = 100  # beyond this many keys, read the whole (small) table instead of a long IN list
@@ -106,11 +106,8 @@ def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
                     device_id=r.device_id,
                     host=r.host,
                     admin_state_up=r.admin_state_up,
-                    # the network's own ports (routers, DHCP) are never filtered (Neutron's
-                    # "trusted" ports)
-                    port_security_enabled=(
-                        r.port_security_enabled and not is_network_owned(r.device_owner)
-                    ),
+                    # the network's own ports (routers, DHCP) are never filtered
+                    port_security_enabled=is_filtered(r.port_security_enabled, r.device_owner),
                     security_group_ids=tuple(groups.get(r.id, ())),
                     allowed_address_pairs=address_pairs(r.allowed_address_pairs, r.mac_address),
                 )

@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 
 from dvr.model.hostview import OWNER_ROUTER_INTERFACE, OWNER_ROUTER_INTERFACE_DISTRIBUTED
 from dvr.server.services.firewall_queries import groups_of_ports, hosts_seeing
+from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import bound_port_networks
 from dvr.server.services.queries import gateway_routers, get_port, port_ips
 from dvr.server.services.scheduler import (
@@ -54,7 +55,7 @@ class PortState:
     device_owner: str
     device_id: str
     admin_state_up: bool
-    port_security_enabled: bool = False
+    port_security_enabled: bool = False  # filtered: port security on, not a network's port
     security_groups: tuple[str, ...] = ()  # sorted
     address_pairs: tuple[tuple[str, str], ...] = ()  # sorted (mac, ip or CIDR)
 
@@ -89,7 +90,7 @@ def load_state(conn: Connection, port_id: str) -> PortState:
         device_owner=row.device_owner,
         device_id=row.device_id,
         admin_state_up=row.admin_state_up,
-        port_security_enabled=row.port_security_enabled,
+        port_security_enabled=is_filtered(row.port_security_enabled, row.device_owner),
         security_groups=tuple(groups_of_ports(conn, [port_id]).get(port_id, ())),
         address_pairs=address_pairs_of(row.allowed_address_pairs),
     )

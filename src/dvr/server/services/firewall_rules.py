@@ -1,6 +1,7 @@
 """What a security group rule (or a default-rule template) means, with Neutron's checks:
 protocol names and numbers, port ranges and ICMP type/code, remote prefix vs ethertype,
-one remote at most; and the key two rules are duplicates under.  Pure: no database."""
+one remote at most; the key two rules are duplicates under; the rule as the agent takes
+it; and which ports the firewall filters.  Pure: no database."""
 
 from __future__ import annotations
 
@@ -152,3 +153,14 @@ def rule_view(row: Any) -> SecurityGroupRuleView:
         remote_group_id=row.remote_group_id,
         remote_address_group_id=row.remote_address_group_id,
     )
+
+
+def is_network_owned(device_owner: str) -> bool:
+    """Neutron's "trusted" ports (``network:*``: routers', DHCP): never filtered, and
+    given no default group."""
+    return device_owner.startswith("network:")
+
+
+def is_filtered(port_security_enabled: bool, device_owner: str) -> bool:
+    """Whether the firewall filters (and anti-spoofs) the port."""
+    return port_security_enabled and not is_network_owned(device_owner)

@@ -40,13 +40,13 @@ from dvr.server.services.common import (
     standard_values,
 )
 from dvr.server.services.firewall_queries import groups_of_ports
+from dvr.server.services.firewall_rules import is_filtered, is_network_owned
 from dvr.server.services.macs import allocate_port_mac, mac_in_use
 from dvr.server.services.queries import fixed_ips_of_ports, get_network, get_port
 from dvr.server.services.scheduler import alive_since
 from dvr.server.services.security_groups import (
     ensure_default_group,
     existing_groups,
-    is_network_owned,
     set_port_groups,
 )
 from dvr.server.tx import WriteTx
@@ -85,7 +85,7 @@ def create(tx: WriteTx, body: dict[str, Any]) -> str:
         device_owner=owner,
         device_id=body.get("device_id", ""),
         admin_state_up=body.get("admin_state_up", True),
-        port_security_enabled=port_security,
+        port_security_enabled=is_filtered(port_security, owner),
         security_groups=tuple(groups),
         address_pairs=address_pairs_of(pairs),
     )
@@ -177,7 +177,7 @@ def update_row(
         device_owner=owner,
         device_id=values.get("device_id", row.device_id),
         admin_state_up=values.get("admin_state_up", row.admin_state_up),
-        port_security_enabled=port_security,
+        port_security_enabled=is_filtered(port_security, owner),
         security_groups=tuple(groups),
         address_pairs=address_pairs_of(pairs),
     )

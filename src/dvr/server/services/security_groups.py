@@ -149,12 +149,6 @@ def delete_group(tx: WriteTx, group_id: str) -> None:
 
 
 # -- a port's groups -------------------------------------------------------------------------
-def is_network_owned(device_owner: str) -> bool:
-    """Neutron's "trusted" ports (``network:*``: routers', DHCP): never filtered, and
-    given no default group."""
-    return device_owner.startswith("network:")
-
-
 def member_ports(conn: Connection, group_ids: Collection[str]) -> list[str]:
     query = select(bindings.c.port_id).where(bindings.c.security_group_id.in_(list(group_ids)))
     return [row[0] for row in conn.execute(query)]

@@ -341,3 +341,13 @@ def test_extensions_are_advertised(api):
         "security-groups-default-rules", "security-groups-remote-address-group",
         "allowed-address-pairs",
     } <= aliases
+
+
+def test_port_security_groups_must_be_uuids(api, net):
+    network, _ = net
+    status, error = api.error("POST", "/v2.0/ports", {"port": {
+        "network_id": network["id"], "security_groups": ["not-a-uuid"]}})
+    assert (status, error["type"]) == (400, "HTTPBadRequest")
+    status, error = api.error("POST", "/v2.0/ports", {"port": {
+        "network_id": network["id"], "security_groups": "x"}})
+    assert (status, error["type"]) == (400, "HTTPBadRequest")

@@ -147,3 +147,44 @@ def prefilter(table: Any, filters: dict[str, list[str]], columns: dict[str, str]
         for key, column in columns.items()
         if key in filters
     ]
+
+
+ListAction = Callable[[WriteTx, str, list[Any]], Any]
+
+
+def list_action_routes(
+    context: ServerContext,
+    spec: ResourceSpec,
+    key: str,
+    convert: Callable[[Any], list[Any]],
+    actions: dict[str, ListAction],
+    answer_key: str,
+) -> list[Route]:
+    """``PUT <collection>/{id}/<action>`` with ``{"<key>": [...]}``: each action changes a
+    list of the object (add_prefixes, remove_addresses, ...); answers ``{answer_key: ...}``.
+    """
+
+    def handler(operation: ListAction) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            object_id = request.path_params["id"]
+            items = _list_of(await request.body(), key, convert)
+            result = await context.write(lambda tx: operation(tx, object_id, items))
+            return json_response({answer_key: result})
+
+        return handle
+
+    base = spec.url_path + "/{id}"
+    return [
+        Route(f"{base}/{action}", handler(operation), methods=["PUT"])
+        for action, operation in actions.items()
+    ]
+
+
+def _list_of(raw: bytes, key: str, convert: Callable[[Any], list[Any]]) -> list[Any]:
+    body = decode_json(raw)
+    if not isinstance(body, dict) or key not in body:
+        raise http_bad_request(f"Unable to find '{key}' in request body")
+    try:
+        return convert(body[key])
+    except ValueError as exc:
+        raise http_bad_request(f"Invalid input for {key}. Reason: {exc}.") from None

@@ -141,7 +141,7 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
         "dvr_hosts", "dvr_host_macs", "agents", "networks", "segment_allocations", "subnets",
         "ports", "ip_allocations", "routers", "router_interfaces", "router_l3_bindings",
         "floatingips", "security_groups", "security_group_rules",
-        "security_group_port_bindings")}
+        "port_security_groups")}
     for i, host in enumerate(computes + snats):
         mode = "dvr_snat" if host.startswith("snat") else "dvr"
         rows["dvr_hosts"].append({"host": host, "agent_mode": mode,
@@ -255,7 +255,7 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
         host = computes[(k * 7919) % len(computes)]
         ip = f"{prefix}.{10 + k // len(tenant)}"
         vm_id = port(network_id, subnet_id, ip, "compute:nova", f"vm-{k}", host)
-        rows["security_group_port_bindings"].append(
+        rows["port_security_groups"].append(
             {"port_id": vm_id, "security_group_id": group_of_router[router_of_network[network_id]]}
         )
         vm_ports.append((vm_id, ip, router_of_network[network_id], host))
@@ -277,7 +277,7 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
         for name in ("dvr_hosts", "dvr_host_macs", "agents", "networks", "segment_allocations",
                      "subnets", "ports", "ip_allocations", "routers", "router_interfaces",
                      "router_l3_bindings", "floatingips", "security_groups",
-                     "security_group_rules", "security_group_port_bindings"):
+                     "security_group_rules", "port_security_groups"):
             table = t.metadata.tables[name]
             batch = rows[name]
             for start in range(0, len(batch), 2000):

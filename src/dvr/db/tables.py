@@ -171,7 +171,7 @@ ports = Table(
     Index("ix_ports_network_id_host_mac_address_id", "network_id", "host", "mac_address", "id"),
 )
 
-# -- security groups (a port's groups: security_group_port_bindings) --------------------------
+# -- security groups (a port's groups: port_security_groups) -----------------------------------
 security_groups = Table(
     "security_groups",
     metadata,
@@ -259,8 +259,8 @@ default_security_group_rules = Table(
     Column("used_in_non_default_sg", Boolean, nullable=False),
 )
 
-security_group_port_bindings = Table(
-    "security_group_port_bindings",
+port_security_groups = Table(
+    "port_security_groups",
     metadata,
     Column("port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
     Column(

@@ -14,8 +14,8 @@ from sqlalchemy import Connection, select
 from dvr.db.tables import (
     address_groups,
     ip_allocations,
+    port_security_groups,
     ports,
-    security_group_port_bindings,
     security_group_rules,
     security_groups,
 )
@@ -23,7 +23,7 @@ from dvr.model.hostview import AddressPair, AddressSetView, SecurityGroupView
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_rules import rule_view
 
-bindings = security_group_port_bindings
+bindings = port_security_groups
 
 
 def address_pairs(stored: list[dict[str, str]] | None, mac: str) -> tuple[AddressPair, ...]:

@@ -14,14 +14,14 @@ from sqlalchemy import Connection, or_, select
 
 from dvr.db.tables import (
     address_groups,
+    port_security_groups,
     ports,
-    security_group_port_bindings,
     security_group_rules,
     security_groups,
 )
 from dvr.server.services.common import get_row, in_ids
 
-bindings = security_group_port_bindings
+bindings = port_security_groups
 
 
 def get_security_group(conn: Connection, group_id: str) -> Any:

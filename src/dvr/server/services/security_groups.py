@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
-from dvr.db.tables import default_security_groups, security_group_port_bindings, security_groups
+from dvr.db.tables import default_security_groups, port_security_groups, security_groups
 from dvr.server.errors import conflict
 from dvr.server.services import security_group_rules
 from dvr.server.services.changes import firewall_change
@@ -28,7 +28,7 @@ from dvr.server.tx import WriteTx
 
 DEFAULT_NAME = "default"
 DEFAULT_DESCRIPTION = "Default security group"
-bindings = security_group_port_bindings
+bindings = port_security_groups
 
 
 # -- rendering -------------------------------------------------------------------------------

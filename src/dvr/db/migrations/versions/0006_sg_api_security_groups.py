@@ -1,6 +1,6 @@
 """security groups: ``security_groups`` (+ ``default_security_groups``, one per project),
 ``security_group_rules``, ``default_security_group_rules`` (seeded with Neutron's template),
-``address_groups``, and a port's groups as ``security_group_port_bindings`` (replacing the
+``address_groups``, and a port's groups as ``port_security_groups`` (replacing the
 unqueried ``ports.security_groups`` list)
 
 Revision ID: 0006
@@ -114,24 +114,24 @@ def upgrade() -> None:
     )
     seed_default_security_group_rules(op.get_bind())
     op.create_table(
-        "security_group_port_bindings",
+        "port_security_groups",
         sa.Column("port_id", sa.String(36), nullable=False),
         sa.Column("security_group_id", sa.String(36), nullable=False),
         sa.ForeignKeyConstraint(
             ["port_id"], ["ports.id"], ondelete="CASCADE",
-            name="fk_security_group_port_bindings_port_id_ports",
+            name="fk_port_security_groups_port_id_ports",
         ),
         sa.ForeignKeyConstraint(
             ["security_group_id"], ["security_groups.id"],
-            name="fk_security_group_port_bindings_security_group_id_security_groups",
+            name="fk_port_security_groups_security_group_id_security_groups",
         ),
         sa.PrimaryKeyConstraint(
-            "port_id", "security_group_id", name="pk_security_group_port_bindings"
+            "port_id", "security_group_id", name="pk_port_security_groups"
         ),
     )
     op.create_index(
-        "ix_security_group_port_bindings_security_group_id",
-        "security_group_port_bindings",
+        "ix_port_security_groups_security_group_id",
+        "port_security_groups",
         ["security_group_id"],
     )
     with op.batch_alter_table("ports") as batch:
@@ -144,7 +144,7 @@ def downgrade() -> None:
             sa.Column("security_groups", sa.JSON(), nullable=False, server_default="[]")
         )
     for table in (
-        "security_group_port_bindings",
+        "port_security_groups",
         "default_security_group_rules",
         "security_group_rules",
         "address_groups",

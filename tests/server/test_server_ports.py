@@ -145,9 +145,10 @@ def test_allowed_address_pairs(api, net):
         network["id"],
         allowed_address_pairs=[{"ip_address": "198.51.100.200"}, {"ip_address": "10.1.0.0/16"}],
     )
+    mac = port["mac_address"]  # a pair's MAC defaults to the port's, as Neutron shows it
     assert port["allowed_address_pairs"] == [
-        {"ip_address": "198.51.100.200"},
-        {"ip_address": "10.1.0.0/16"},
+        {"ip_address": "198.51.100.200", "mac_address": mac},
+        {"ip_address": "10.1.0.0/16", "mac_address": mac},
     ]
     status, error = api.error(
         "POST",

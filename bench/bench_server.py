@@ -9,6 +9,9 @@ hosts (990 `dvr`, 10 `dvr_snat`), 500 distributed routers each on 2 of 1,000 ten
 networks (/24) with a gateway to one external network (SNAT on the 10 `dvr_snat` hosts),
 10,000 VM ports (10 per network, spread over the compute hosts), 2,000 floating IPs (so
 ~900 hosts have a FIP gateway port on the external network), host MACs for every host.
+Each router's two networks are one project's, whose VMs are in its ``default`` security
+group (Neutron's rules: ingress from group-mates, so each VM's host also needs the
+addresses of its ~20 group-mates).
 PostgreSQL runs as a private cluster with its durable defaults (fsync on).
 """
 
@@ -137,7 +140,8 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
     rows: dict[str, list[dict]] = {k: [] for k in (
         "dvr_hosts", "dvr_host_macs", "agents", "networks", "segment_allocations", "subnets",
         "ports", "ip_allocations", "routers", "router_interfaces", "router_l3_bindings",
-        "floatingips")}
+        "floatingips", "security_groups", "security_group_rules",
+        "port_security_groups")}
     for i, host in enumerate(computes + snats):
         mode = "dvr_snat" if host.startswith("snat") else "dvr"
         rows["dvr_hosts"].append({"host": host, "agent_mode": mode,
@@ -195,7 +199,7 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
                               "host": host, "vif_type": "ovs" if host else "distributed",
                               "vnic_type": "normal", "binding_profile": {},
                               "port_security_enabled": True, "allowed_address_pairs": [],
-                              "security_groups": [], "dvr_serviceable": is_dvr_serviceable(owner),
+                              "dvr_serviceable": is_dvr_serviceable(owner),
                               **{**std, "project_id": "" if owner.startswith("network:") else "p"}})
         if ip is not None:
             rows["ip_allocations"].append({"subnet_id": subnet_id, "ip_address": ip,
@@ -229,13 +233,32 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
             port(network_id, subnet_id, f"{prefix}.2", "network:router_centralized_snat",
                  router_id, snat_host)
             router_of_network[network_id] = router_id
+    def default_group() -> str:
+        group_id = ids()
+        rows["security_groups"].append({"id": group_id, "name": "default", "stateful": True,
+                                        **std})
+        for direction, ethertype in (("egress", "IPv4"), ("egress", "IPv6"),
+                                     ("ingress", "IPv4"), ("ingress", "IPv6")):
+            rows["security_group_rules"].append({
+                "id": ids(), "security_group_id": group_id, "direction": direction,
+                "ethertype": ethertype, "protocol": None, "port_range_min": None,
+                "port_range_max": None, "remote_ip_prefix": None,
+                "remote_address_group_id": None,
+                "remote_group_id": group_id if direction == "ingress" else None, **std})
+        return group_id
+
+    group_of_router = {router_id: default_group() for router_id in
+                       dict.fromkeys(router_of_network.values())}
     vm_ports = []
     for k in range(ports):
         network_id, subnet_id, prefix = tenant[k % len(tenant)]
         host = computes[(k * 7919) % len(computes)]
         ip = f"{prefix}.{10 + k // len(tenant)}"
-        vm_ports.append((port(network_id, subnet_id, ip, "compute:nova", f"vm-{k}", host),
-                         ip, router_of_network[network_id], host))
+        vm_id = port(network_id, subnet_id, ip, "compute:nova", f"vm-{k}", host)
+        rows["port_security_groups"].append(
+            {"port_id": vm_id, "security_group_id": group_of_router[router_of_network[network_id]]}
+        )
+        vm_ports.append((vm_id, ip, router_of_network[network_id], host))
     fip_hosts = set()
     step = max(1, ports // fips)
     for i in range(min(fips, ports // step)):
@@ -253,7 +276,8 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
     with database.engine.begin() as conn:
         for name in ("dvr_hosts", "dvr_host_macs", "agents", "networks", "segment_allocations",
                      "subnets", "ports", "ip_allocations", "routers", "router_interfaces",
-                     "router_l3_bindings", "floatingips"):
+                     "router_l3_bindings", "floatingips", "security_groups",
+                     "security_group_rules", "port_security_groups"):
             table = t.metadata.tables[name]
             batch = rows[name]
             for start in range(0, len(batch), 2000):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 class Scope(enum.Enum):
     IN_SCOPE = "in-scope"
-    SECURITY_GROUPS = "security-groups"  # security groups, address groups, default SG rules
     KEYSTONE_NOVA = "keystone-nova"  # needs Identity or Compute, which a dvr cloud lacks
     UNCLAIMED = "unclaimed-service"  # a Neutron service or extension dvr does not offer
 
@@ -24,13 +23,7 @@ class Verdict:
     reason: str
 
 
-_SG = "security groups, address groups and default SG rules have their own issue"
-
 MODULE_SCOPES: dict[str, Verdict] = {
-    "test_security_group": Verdict(Scope.SECURITY_GROUPS, _SG),
-    "test_security_group_rule": Verdict(Scope.SECURITY_GROUPS, _SG),
-    "test_default_security_group_rule": Verdict(Scope.SECURITY_GROUPS, _SG),
-    "test_address_group": Verdict(Scope.SECURITY_GROUPS, _SG),
     "test_quota": Verdict(Scope.KEYSTONE_NOVA, "creates a temporary Keystone project"),
     "test_rbac_policy": Verdict(Scope.UNCLAIMED, "RBAC policies (and a second project)"),
     "test_auto_allocated_topology": Verdict(Scope.UNCLAIMED, "auto-allocated topology"),

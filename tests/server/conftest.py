@@ -28,6 +28,7 @@ import pg  # noqa: E402
 from server_helpers import Api, make_config  # noqa: E402
 
 from dvr.db.migrate import upgrade_to_head  # noqa: E402
+from dvr.db.seed import seed_default_security_group_rules  # noqa: E402
 from dvr.db.session import Database  # noqa: E402
 from dvr.db.tables import metadata  # noqa: E402
 from dvr.server.app import create_app  # noqa: E402
@@ -90,6 +91,7 @@ class PostgresBackend:
             conn.exec_driver_sql(
                 "INSERT INTO server_state (id, revision, pruned_revision) VALUES (1, 0, 0)"
             )
+            seed_default_security_group_rules(conn)  # what migration 0006 wrote
         engine.dispose()
         return url
 

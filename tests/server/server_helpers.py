@@ -31,6 +31,11 @@ def pool(prefix: str) -> list[dict[str, str]]:
 UPPER_POOL = pool("198.51.100")
 
 
+def collection_path(resource: str) -> str:
+    """/v2.0/security-groups for resource security_group."""
+    return f"/v2.0/{resource.replace('_', '-')}s"
+
+
 class ApiError(AssertionError):
     pass
 
@@ -60,22 +65,24 @@ class Api:
         return response.status_code, payload["NeutronError"]
 
     # -- resources ---------------------------------------------------------------------------------
+    # ``resource`` is the body key (security_group); the URL says security-groups
     def create(self, resource: str, **attrs: Any) -> dict[str, Any]:
-        return self.call("POST", f"/v2.0/{resource}s", {resource: attrs}, expect=201)[resource]
+        return self.call("POST", collection_path(resource), {resource: attrs}, expect=201)[
+            resource
+        ]
 
     def update(self, resource: str, object_id: str, **attrs: Any) -> dict[str, Any]:
-        path = f"/v2.0/{resource}s/{object_id}"
+        path = f"{collection_path(resource)}/{object_id}"
         return self.call("PUT", path, {resource: attrs}, expect=200)[resource]
 
     def delete(self, resource: str, object_id: str) -> None:
-        self.call("DELETE", f"/v2.0/{resource}s/{object_id}", expect=204)
+        self.call("DELETE", f"{collection_path(resource)}/{object_id}", expect=204)
 
     def show(self, resource: str, object_id: str) -> dict[str, Any]:
-        return self.call("GET", f"/v2.0/{resource}s/{object_id}", expect=200)[resource]
+        return self.call("GET", f"{collection_path(resource)}/{object_id}", expect=200)[resource]
 
     def list(self, resource: str, **params: Any) -> list[dict[str, Any]]:
-        plural = f"{resource}s"
-        return self.call("GET", f"/v2.0/{plural}", expect=200, **params)[plural]
+        return self.call("GET", collection_path(resource), expect=200, **params)[f"{resource}s"]
 
     def network(self, name: str = "net", **attrs: Any) -> dict[str, Any]:
         return self.create("network", name=name, **attrs)

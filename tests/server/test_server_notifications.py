@@ -32,11 +32,15 @@ def cloud(api):
     for host in [*hosts, "net-1"]:
         api.host_mac(host)
     c = {}
-    c["blue"] = api.network("blue")
+    # no port security: these cases are about L2 population and routers; a port in the
+    # project's default group would also tell every host with a member of it
+    # (test_server_security_group_views.py)
+    open_ = {"port_security_enabled": False}
+    c["blue"] = api.network("blue", **open_)
     c["blue_sub"] = api.subnet(c["blue"]["id"], "198.51.100.0/24", allocation_pools=UPPER_POOL)
-    c["orange"] = api.network("orange")
+    c["orange"] = api.network("orange", **open_)
     c["orange_sub"] = api.subnet(c["orange"]["id"], "10.1.0.0/24")
-    c["green"] = api.network("green")
+    c["green"] = api.network("green", **open_)
     c["green_sub"] = api.subnet(c["green"]["id"], "10.2.0.0/24")
     c["ext"] = api.network("ext", **{"router:external": True})
     c["ext_sub"] = api.subnet(c["ext"]["id"], "203.0.113.0/24")
@@ -182,6 +186,8 @@ class World:
         self.api, self.rng = api, rng
         self.nets, self.subnets, self.ports, self.fips = [], [], [], []
         self.registered: set[str] = set()
+        self.groups, self.rules = [], []
+        self.address_group = api.create("address_group", name="ag", addresses=[])["id"]
         provider = flat("public") if external_type == "flat" else {}
         self.ext = api.network("ext", **{"router:external": True}, **provider)
         api.subnet(self.ext["id"], "203.0.113.0/24")
@@ -209,6 +215,15 @@ class World:
             self.host_mac,
             self.rename_network,
             self.change_owner,
+            self.create_group,
+            self.add_rule,
+            self.delete_rule,
+            self.set_groups,
+            self.set_groups,
+            self.toggle_port_security,
+            self.set_address_pairs,
+            self.change_address_group,
+            self.delete_group,
         ]
 
     def pick(self, items):
@@ -317,6 +332,70 @@ class World:
             self.api.host_mac(host)
         else:
             self.api.call("POST", f"/dvr/v1/hosts/{host}/host-mac", expect=404)
+
+    # -- security groups --------------------------------------------------------------------
+    def create_group(self):
+        self.groups.append(self.api.create("security_group", name="g")["id"])
+
+    def add_rule(self):
+        group = self.pick(self.groups)
+        if group is None:
+            return
+        remote = self.rng.choice(
+            [{}, {"remote_group_id": self.pick(self.groups)},
+             {"remote_address_group_id": self.address_group}]
+        )
+        port = self.rng.randrange(1, 65536)
+        body = {"security_group_id": group, "direction": "ingress", "protocol": "tcp",
+                "port_range_min": port, "port_range_max": port, **remote}
+        rule = self.api.call("POST", "/v2.0/security-group-rules",
+                             {"security_group_rule": body}, expect=201)
+        self.rules.append(rule["security_group_rule"]["id"])
+
+    def delete_rule(self):
+        if self.rules:
+            rule = self.rules.pop(self.rng.randrange(len(self.rules)))
+            self.api.delete("security_group_rule", rule)
+
+    def set_groups(self):
+        port = self.pick(self.ports)
+        if port is None:
+            return
+        shown = self.api.show("port", port)
+        if shown["port_security_enabled"] and shown["fixed_ips"]:
+            chosen = self.rng.sample(self.groups, min(len(self.groups), self.rng.randrange(3)))
+            self.api.update("port", port, security_groups=chosen)
+
+    def toggle_port_security(self):
+        port = self.pick(self.ports)
+        if port is None:
+            return
+        if self.api.show("port", port)["port_security_enabled"]:
+            self.api.update("port", port, port_security_enabled=False, security_groups=[],
+                            allowed_address_pairs=[])
+        else:
+            self.api.update("port", port, port_security_enabled=True)
+
+    def set_address_pairs(self):
+        port = self.pick(self.ports)
+        if port is not None and self.api.show("port", port)["port_security_enabled"]:
+            pairs = [{"ip_address": f"198.18.0.{self.rng.randrange(1, 9)}"}]
+            self.api.update("port", port, allowed_address_pairs=pairs[: self.rng.randrange(2)])
+
+    def change_address_group(self):
+        path = f"/v2.0/address-groups/{self.address_group}"
+        current = self.api.show("address_group", self.address_group)["addresses"]
+        cidr = f"198.19.{self.rng.randrange(4)}.0/24"
+        action = "remove_addresses" if cidr in current else "add_addresses"
+        self.api.call("PUT", f"{path}/{action}", {"addresses": [cidr]}, expect=200)
+
+    def delete_group(self):
+        group = self.pick(self.groups)
+        if group is not None and not self.api.list("port", security_groups=group):
+            self.api.delete("security_group", group)
+            self.groups.remove(group)
+            alive = {r["id"] for r in self.api.list("security_group_rule")}
+            self.rules = [r for r in self.rules if r in alive]
 
     def rename_network(self):
         net = self.pick(self.nets)

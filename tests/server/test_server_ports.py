@@ -26,7 +26,9 @@ def test_port_defaults(api, net):
     address = ipaddress.ip_address(fixed["ip_address"])
     assert address in ipaddress.ip_network("198.51.100.0/24")
     assert str(address) not in ("198.51.100.0", "198.51.100.1", "198.51.100.255")
-    assert port["allowed_address_pairs"] == [] and port["security_groups"] == []
+    assert port["allowed_address_pairs"] == [] and port["port_security_enabled"] is True
+    [default] = api.list("security_group", name="default")
+    assert port["security_groups"] == [default["id"]]  # the project's, created on first use
 
 
 def test_addresses_are_random_not_lowest(api, net):
@@ -143,9 +145,10 @@ def test_allowed_address_pairs(api, net):
         network["id"],
         allowed_address_pairs=[{"ip_address": "198.51.100.200"}, {"ip_address": "10.1.0.0/16"}],
     )
+    mac = port["mac_address"]  # a pair's MAC defaults to the port's, as Neutron shows it
     assert port["allowed_address_pairs"] == [
-        {"ip_address": "198.51.100.200"},
-        {"ip_address": "10.1.0.0/16"},
+        {"ip_address": "198.51.100.200", "mac_address": mac},
+        {"ip_address": "10.1.0.0/16", "mac_address": mac},
     ]
     status, error = api.error(
         "POST",

@@ -160,8 +160,8 @@ ports = Table(
     Column("vnic_type", String(32), nullable=False, default="normal"),
     Column("binding_profile", JSON, nullable=False, default=dict),
     Column("port_security_enabled", Boolean, nullable=False, default=True),
+    # [{"mac_address", "ip_address"}], the MAC filled in with the port's when not given
     Column("allowed_address_pairs", JSON, nullable=False, default=list),
-    Column("security_groups", JSON, nullable=False, default=list),
     # is_dvr_serviceable(device_owner), stored so scheduling queries can use it
     Column("dvr_serviceable", Boolean, nullable=False, default=False),
     *_standard_columns(),
@@ -169,6 +169,107 @@ ports = Table(
     # L2 population and "who touches this network": bound ports per network; mac_address
     # and id make it covering for the HostView's pass over them (no table row reads)
     Index("ix_ports_network_id_host_mac_address_id", "network_id", "host", "mac_address", "id"),
+)
+
+# -- security groups (a port's groups: port_security_groups) -----------------------------------
+security_groups = Table(
+    "security_groups",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False, index=True),
+    Column("name", NAME, nullable=False, default=""),
+    Column("stateful", Boolean, nullable=False, default=True),
+    *_standard_columns(),
+)
+
+# the project's "default" group, created on first use (the primary key makes it one)
+default_security_groups = Table(
+    "default_security_groups",
+    metadata,
+    Column("project_id", NAME, primary_key=True),
+    Column(
+        "security_group_id",
+        ID,
+        ForeignKey("security_groups.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+)
+
+address_groups = Table(
+    "address_groups",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column("name", NAME, nullable=False, default=""),
+    Column("addresses", JSON, nullable=False, default=list),  # normalized CIDRs, sorted
+    *_standard_columns(),
+)
+
+
+def _rule_columns() -> list[Column]:
+    """What a rule matches; ``protocol`` as the API shows it (a lower-case name or a
+    decimal number), None: any."""
+    return [
+        Column("direction", String(16), nullable=False),
+        Column("ethertype", String(16), nullable=False),
+        Column("protocol", String(40), nullable=True),
+        Column("port_range_min", Integer, nullable=True),
+        Column("port_range_max", Integer, nullable=True),
+        Column("remote_ip_prefix", String(64), nullable=True),
+        Column("remote_address_group_id", ID, nullable=True),
+    ]
+
+
+security_group_rules = Table(
+    "security_group_rules",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", NAME, nullable=False),
+    Column(
+        "security_group_id",
+        ID,
+        ForeignKey("security_groups.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    *_rule_columns(),
+    # a rule referencing a group goes with it (Neutron's foreign key cascades too)
+    Column(
+        "remote_group_id",
+        ID,
+        ForeignKey("security_groups.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    Index("ix_security_group_rules_remote_address_group_id", "remote_address_group_id"),
+    *_standard_columns(),
+)
+
+# Neutron's default-security-group-rules: the rules a new group starts with.
+# remote_group_id is null, "PARENT" (the new group itself) or a group id.
+default_security_group_rules = Table(
+    "default_security_group_rules",
+    metadata,
+    Column("id", ID, primary_key=True),
+    *_rule_columns(),
+    Column("remote_group_id", ID, nullable=True),
+    Column("description", String(255), nullable=False, default=""),
+    Column("used_in_default_sg", Boolean, nullable=False),
+    Column("used_in_non_default_sg", Boolean, nullable=False),
+)
+
+port_security_groups = Table(
+    "port_security_groups",
+    metadata,
+    Column("port_id", ID, ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "security_group_id",
+        ID,
+        ForeignKey("security_groups.id"),
+        primary_key=True,
+        index=True,
+    ),
 )
 
 ip_allocations = Table(

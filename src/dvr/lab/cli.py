@@ -10,6 +10,7 @@ import sys
 from dvr.cli.table import format_table
 from dvr.client import ServerClient
 from dvr.lab.lab import Lab, LabError
+from dvr.lab.security import VmSecurity
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +53,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     vm_add.add_argument("vm_name")
     vm_add.add_argument("--network", required=True)
     vm_add.add_argument("--host", required=True)
+    vm_add.add_argument("--security-group", action="append", default=[], metavar="GROUP",
+                        help="also put the VM in this group (name or id; repeatable); every "
+                             "VM is in 'default' and 'demo-web'")
+    vm_add.add_argument("--no-port-security", action="store_true",
+                        help="no firewall and no anti-spoofing for this VM (no groups)")
     vm_add.set_defaults(handler=cmd_vm_add)
     vm_del = vm_sub.add_parser("del", parents=[common], help="unplug a VM, delete its port")
     vm_del.add_argument("vm_name")
@@ -212,7 +218,10 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_vm_add(args: argparse.Namespace) -> int:
-    vm = _lab(args).vm_add(args.vm_name, args.network, args.host)
+    if args.no_port_security and args.security_group:
+        raise LabError("--security-group needs port security (drop --no-port-security)")
+    security = VmSecurity(tuple(args.security_group), not args.no_port_security)
+    vm = _lab(args).vm_add(args.vm_name, args.network, args.host, security)
     print(f"{vm.name}: {vm.ip_address} ({vm.mac_address}) on {vm.host}, port {vm.port_id}")
     return 0
 

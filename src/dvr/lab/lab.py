@@ -26,6 +26,14 @@ from dvr.client import ServerClient, ServerError, read_token_file
 from dvr.lab import fabric as fabric_mod
 from dvr.lab.hostenv import HostEnv, cleanup, delete_netns
 from dvr.lab.procs import ProcessRef, is_alive, poll_until, start_daemon, stop_process
+from dvr.lab.security import (
+    DEMO_WEB,
+    LAB_VM,
+    VmSecurity,
+    ensure_demo_web,
+    find_group,
+    port_body,
+)
 from dvr.lab.state import (
     HostRecord,
     LabPaths,
@@ -291,8 +299,17 @@ class Lab:
             raise LabError(f"network {network!r} has no IPv4 subnet")
         return found[0], subnets[0]
 
+    def _group_ids(self, client: ServerClient, security: VmSecurity) -> list[str]:
+        ids = []
+        for wanted in security.wanted_groups:
+            group_id = ensure_demo_web(client) if wanted == DEMO_WEB else find_group(client, wanted)
+            if group_id is None:
+                raise LabError(f"no security group {wanted!r}")
+            ids.append(group_id)
+        return ids
+
     def _add_vm(self, client: ServerClient, record: LabRecord, name: str, network: str,
-                host: str) -> VmRecord:
+                host: str, security: VmSecurity = LAB_VM) -> VmRecord:
         if name in record.vms:
             raise LabError(f"a VM named {name!r} exists already")
         if host not in record.hosts:
@@ -302,7 +319,8 @@ class Lab:
         port = client.create("ports", "port", {
             "name": name, "network_id": net["id"], "device_owner": "compute:nova",
             "device_id": name, "binding:host_id": host,
-            "fixed_ips": [{"subnet_id": subnet["id"]}]})
+            "fixed_ips": [{"subnet_id": subnet["id"]}],
+            **port_body(security, self._group_ids(client, security))})
         ip = port["fixed_ips"][0]["ip_address"]
         vm = VmRecord(name=name, host=host, network=network, port_id=port["id"],
                       ip_address=ip, mac_address=port["mac_address"])
@@ -330,10 +348,11 @@ class Lab:
 
         wait_until(active, f"ports of {', '.join(names)} to become ACTIVE", 30)
 
-    def vm_add(self, name: str, network: str, host: str) -> VmRecord:
+    def vm_add(self, name: str, network: str, host: str,
+               security: VmSecurity = LAB_VM) -> VmRecord:
         record = self.record()
         with self.client() as client:
-            vm = self._add_vm(client, record, name, network, host)
+            vm = self._add_vm(client, record, name, network, host, security)
             self._wait_ports_active(client, record, [name])
         return vm
 

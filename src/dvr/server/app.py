@@ -19,10 +19,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database
 from dvr.server.api import (
+    address_groups,
     address_scopes,
     agents,
     availability,
     credentials,
+    default_security_group_rules,
     dvr_protocol,
     extensions,
     floatingips,
@@ -30,6 +32,8 @@ from dvr.server.api import (
     ports,
     root,
     routers,
+    security_group_rules,
+    security_groups,
     subnetpools,
     subnets,
     tags,
@@ -54,6 +58,10 @@ COLLECTIONS = [
     agents.COLLECTION,
     subnetpools.COLLECTION,
     address_scopes.COLLECTION,
+    security_groups.COLLECTION,
+    security_group_rules.COLLECTION,
+    default_security_group_rules.COLLECTION,
+    address_groups.COLLECTION,
 ]
 
 
@@ -157,6 +165,7 @@ def build_routes(context: ServerContext) -> list[Route]:
     result += routers.extra_routes(context)
     result += agents.extra_routes(context)
     result += subnetpools.extra_routes(context)
+    result += address_groups.extra_routes(context)
     result += tags.routes(context)
     result += availability.routes(context)
     for collection in COLLECTIONS:

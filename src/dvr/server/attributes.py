@@ -193,6 +193,8 @@ OUTPUT_SCHEMAS: dict[str, JsonSchema] = {
     "ip_version": {"enum": [4, 6]},
     "ipv4_address_scope": nullable(UUID_SCHEMA),
     "ipv6_address_scope": nullable(UUID_SCHEMA),
+    "security_group_rules": array_of({"type": "object"}),
+    "shared": {"type": "boolean"},
     # availability zones, service providers, network IP availabilities (read-only lists)
     "name": STRING_SCHEMA,
     "resource": {"type": "string"},

@@ -62,6 +62,10 @@ RESOURCE_TITLES = {
     "agent": "Agent",
     "subnetpool": "SubnetPool",
     "address_scope": "AddressScope",
+    "security_group": "SecurityGroup",
+    "security_group_rule": "SecurityGroupRule",
+    "default_security_group_rule": "DefaultSecurityGroupRule",
+    "address_group": "AddressGroup",
 }
 
 
@@ -72,6 +76,12 @@ def not_found(resource: str, resource_id: str) -> NeutronError:
         "agent": f"Agent {resource_id} could not be found.",
         "subnetpool": f"Subnet pool {resource_id} could not be found.",
         "address_scope": f"Address scope {resource_id} could not be found.",
+        "security_group": f"Security group {resource_id} does not exist",
+        "security_group_rule": f"Security group rule {resource_id} does not exist",
+        "default_security_group_rule": (
+            f"Default Security Group rule {resource_id} does not exist"
+        ),
+        "address_group": f"Address group {resource_id} could not be found.",
     }
     message = messages.get(resource, f"{title} {resource_id} could not be found.")
     return NotFoundError(message, type_name=f"{title}NotFound")

@@ -42,7 +42,10 @@ from dvr.model.hostview import (
     SnatPortView,
     SubnetView,
 )
+from dvr.server.hostview_firewall import address_pairs, firewall_views
 from dvr.server.services.common import in_ids
+from dvr.server.services.firewall_queries import groups_of_ports
+from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
 from dvr.server.services.scheduler import (
@@ -84,10 +87,13 @@ def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
             "device_id",
             "host",
             "admin_state_up",
+            "port_security_enabled",
+            "allowed_address_pairs",
         )
     ]
     rows = conn.execute(select(*columns).where(ports.c.host == host)).all()
     fixed = fixed_ips_by_port(conn, [r.id for r in rows])
+    groups = groups_of_ports(conn, [r.id for r in rows])
     return tuple(
         sorted(
             (
@@ -100,6 +106,10 @@ def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
                     device_id=r.device_id,
                     host=r.host,
                     admin_state_up=r.admin_state_up,
+                    # the network's own ports (routers, DHCP) are never filtered
+                    port_security_enabled=is_filtered(r.port_security_enabled, r.device_owner),
+                    security_group_ids=tuple(groups.get(r.id, ())),
+                    allowed_address_pairs=address_pairs(r.allowed_address_pairs, r.mac_address),
                 )
                 for r in rows
             ),
@@ -436,6 +446,9 @@ def build_host_view(conn: Connection, host: str) -> HostView:
         i.network_id for r in router_views for i in r.interfaces
     }
     subnet_map = _subnet_views(conn, network_ids)
+    security_groups, address_sets = firewall_views(
+        conn, {g for p in local_ports for g in p.security_group_ids}
+    )
     return HostView(
         host=host,
         revision=revision,
@@ -449,4 +462,6 @@ def build_host_view(conn: Connection, host: str) -> HostView:
         fip_agent_gateways=tuple(
             p for p in local_ports if p.device_owner == OWNER_FLOATINGIP_AGENT_GATEWAY
         ),
+        security_groups=security_groups,
+        address_sets=address_sets,
     )

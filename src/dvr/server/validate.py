@@ -204,6 +204,11 @@ def to_str_list(value: Any) -> list[str]:
     return list(items)
 
 
+@accepts(array_of(UUID_SCHEMA))
+def to_uuid_list(value: Any) -> list[str]:
+    return [to_uuid(item) for item in to_list(value)]
+
+
 FIXED_IP_SCHEMA: JsonSchema = {
     "type": "object",
     "properties": {"subnet_id": nullable(UUID_SCHEMA), "ip_address": nullable(IP_SCHEMA)},

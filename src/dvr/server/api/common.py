@@ -4,7 +4,7 @@ routes built from one description per resource."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,8 @@ class Collection:
     create: Callable[[WriteTx, dict[str, Any]], dict[str, Any]] | None = None
     update: Callable[[WriteTx, str, dict[str, Any]], dict[str, Any]] | None = None
     delete: Callable[[WriteTx, str], None] | None = None
+    # run before a list is read (e.g. to create what a first list creates)
+    before_list: Callable[[ServerContext, dict[str, list[str]]], Awaitable[None]] | None = None
 
 
 def collection_routes(context: ServerContext, coll: Collection) -> list[Route]:
@@ -80,6 +82,8 @@ def collection_routes(context: ServerContext, coll: Collection) -> list[Route]:
 
     async def list_(request: Request) -> Response:
         filters = query_of(request).filters()
+        if coll.before_list is not None:
+            await coll.before_list(context, filters)
         items = await context.read(lambda tx: coll.list_items(tx, filters))
         return json_response(list_payload(request, spec, items))
 
@@ -143,3 +147,44 @@ def prefilter(table: Any, filters: dict[str, list[str]], columns: dict[str, str]
         for key, column in columns.items()
         if key in filters
     ]
+
+
+ListAction = Callable[[WriteTx, str, list[Any]], Any]
+
+
+def list_action_routes(
+    context: ServerContext,
+    spec: ResourceSpec,
+    key: str,
+    convert: Callable[[Any], list[Any]],
+    actions: dict[str, ListAction],
+    answer_key: str,
+) -> list[Route]:
+    """``PUT <collection>/{id}/<action>`` with ``{"<key>": [...]}``: each action changes a
+    list of the object (add_prefixes, remove_addresses, ...); answers ``{answer_key: ...}``.
+    """
+
+    def handler(operation: ListAction) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            object_id = request.path_params["id"]
+            items = _list_of(await request.body(), key, convert)
+            result = await context.write(lambda tx: operation(tx, object_id, items))
+            return json_response({answer_key: result})
+
+        return handle
+
+    base = spec.url_path + "/{id}"
+    return [
+        Route(f"{base}/{action}", handler(operation), methods=["PUT"])
+        for action, operation in actions.items()
+    ]
+
+
+def _list_of(raw: bytes, key: str, convert: Callable[[Any], list[Any]]) -> list[Any]:
+    body = decode_json(raw)
+    if not isinstance(body, dict) or key not in body:
+        raise http_bad_request(f"Unable to find '{key}' in request body")
+    try:
+        return convert(body[key])
+    except ValueError as exc:
+        raise http_bad_request(f"Invalid input for {key}. Reason: {exc}.") from None

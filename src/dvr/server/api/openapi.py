@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dvr.server.api import openapi_protocol
+from dvr.server.api.address_groups import ACTIONS
 from dvr.server.api.availability import (
     AVAILABILITY_ZONE_SPEC,
     IP_AVAILABILITY_SPEC,
@@ -141,7 +142,7 @@ def _created_links(spec: ResourceSpec, coll: Collection) -> dict[str, Any]:
         links[f"Update{name}"] = link(f"update{name}", new_id)
     if coll.delete is not None:
         links[f"Delete{name}"] = link(f"delete{name}", new_id)
-    if spec.plural in TAGGED_COLLECTIONS:
+    if (spec.path or spec.plural) in TAGGED_COLLECTIONS:
         for verb in ("list", "replace", "clear"):
             links[f"{verb.capitalize()}{name}Tags"] = link(f"{verb}{name}Tags", new_id)
         for verb in ("check", "add", "remove"):
@@ -161,6 +162,19 @@ def _created_links(spec: ResourceSpec, coll: Collection) -> dict[str, Any]:
         "subnetpool": {
             "AddSubnetPoolPrefixes": link("addSubnetPoolPrefixes", new_id),
             "RemoveSubnetPoolPrefixes": link("removeSubnetPoolPrefixes", new_id),
+        },
+        "address_group": {
+            "AddAddressGroupAddresses": link("addAddressGroupAddresses", new_id),
+            "RemoveAddressGroupAddresses": link("removeAddressGroupAddresses", new_id),
+        },
+        "security_group": {
+            "CreateSecurityGroupRule": link(
+                "createSecurityGroupRule",
+                body={"security_group_rule": {
+                    "security_group_id": f"$response.body#/{spec.singular}/id",
+                    "direction": "ingress",
+                }},
+            ),
         },
         "router": {
             "AddRouterInterface": link("addRouterInterface", new_id),
@@ -309,6 +323,21 @@ def subnetpool_extra_paths(subnetpool: ResourceSpec) -> dict[str, Any]:
     }
 
 
+def address_group_extra_paths(address_group: ResourceSpec) -> dict[str, Any]:
+    """Both take ``{"addresses": [...]}`` and answer the address group."""
+    body = obj({"addresses": attribute_schema(address_group, "addresses")}, ("addresses",))
+    answer = obj({address_group.singular: ref(title(address_group))}, (address_group.singular,))
+    return {
+        f"{address_group.url_path}/{{id}}/{action}": {"put": operation(
+            f"{verb}AddressGroupAddresses",
+            f"{verb.capitalize()} addresses; the address group after",
+            (200, "OK", answer), (400, 404), parameters=[ID_PARAM], body=request_body(body),
+            tags=(address_group.plural,),
+        )}
+        for verb, action in ACTIONS
+    }
+
+
 def read_only_paths() -> dict[str, Any]:
     """Availability zones, service providers and network IP availabilities: lists (and one
     show) computed from other resources."""
@@ -371,6 +400,7 @@ def build_document(collections: list[Collection], limits: ApiLimits) -> dict[str
         paths.update(tag_paths(plural, title(by_singular[singular]), limits))
     paths.update(router_extra_paths(by_singular["router"], limits))
     paths.update(subnetpool_extra_paths(by_singular["subnetpool"]))
+    paths.update(address_group_extra_paths(by_singular["address_group"]))
     for spec in (AVAILABILITY_ZONE_SPEC, SERVICE_PROVIDER_SPEC, IP_AVAILABILITY_SPEC):
         schemas[title(spec)] = resource_schema(spec)
     paths.update(read_only_paths())

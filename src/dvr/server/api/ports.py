@@ -21,9 +21,9 @@ from dvr.server.validate import (
     to_fixed_ips,
     to_mac,
     to_str,
-    to_str_list,
     to_str_or_none,
     to_uuid,
+    to_uuid_list,
 )
 
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder")
@@ -58,7 +58,7 @@ SPEC = ResourceSpec(
         Attr("binding:profile", to_dict),
         Attr("binding:vnic_type", _vnic_type),
         Attr("allowed_address_pairs", to_address_pairs),
-        Attr("security_groups", to_str_list),
+        Attr("security_groups", to_uuid_list),
         Attr("port_security_enabled", to_bool),
         Attr("project_id", to_str, put=False),
         Attr("tenant_id", to_str, put=False),

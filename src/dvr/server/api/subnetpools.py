@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from dvr.db.tables import subnetpools
-from dvr.server.api.common import Collection, json_response, prefilter
-from dvr.server.attributes import Attr, ResourceSpec, decode_json
+from dvr.server.api.common import Collection, list_action_routes, prefilter
+from dvr.server.attributes import Attr, ResourceSpec
 from dvr.server.context import ServerContext
-from dvr.server.errors import http_bad_request
 from dvr.server.services import subnetpools as service
 from dvr.server.services.common import list_rows
-from dvr.server.tx import WriteTx
 from dvr.server.validate import (
     NON_NEGATIVE_INT_SCHEMA,
     accepts,
@@ -76,34 +70,7 @@ COLLECTION = Collection(
 )
 
 
-def _prefixes_of(raw: bytes) -> list[str]:
-    """The body of add_prefixes/remove_prefixes: ``{"prefixes": [CIDR, ...]}``."""
-    body = decode_json(raw)
-    if not isinstance(body, dict) or "prefixes" not in body:
-        raise http_bad_request("Unable to find 'prefixes' in request body")
-    try:
-        return to_cidr_list(body["prefixes"])
-    except ValueError as exc:
-        raise http_bad_request(f"Invalid input for prefixes. Reason: {exc}.") from None
-
-
 def extra_routes(context: ServerContext) -> list[Route]:
     """``subnetpool-prefix-ops``: add or remove address space without restating the rest."""
-
-    def action(operation: Any) -> Any:
-        async def handler(request: Request) -> Response:
-            subnetpool_id = request.path_params["id"]
-            cidrs = _prefixes_of(await request.body())
-
-            def work(tx: WriteTx) -> list[str]:
-                return operation(tx, subnetpool_id, cidrs)
-
-            return json_response({"prefixes": await context.write(work)})
-
-        return handler
-
-    base = SPEC.url_path + "/{id}"
-    return [
-        Route(base + "/add_prefixes", action(service.add_prefixes), methods=["PUT"]),
-        Route(base + "/remove_prefixes", action(service.remove_prefixes), methods=["PUT"]),
-    ]
+    actions = {"add_prefixes": service.add_prefixes, "remove_prefixes": service.remove_prefixes}
+    return list_action_routes(context, SPEC, "prefixes", to_cidr_list, actions, "prefixes")

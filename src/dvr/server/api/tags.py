@@ -9,7 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dvr.db.tables import floatingips, networks, ports, routers, subnetpools, subnets
+from dvr.db.tables import (
+    floatingips,
+    networks,
+    ports,
+    routers,
+    security_groups,
+    subnetpools,
+    subnets,
+)
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
 from dvr.server.context import ServerContext
@@ -25,6 +33,7 @@ TABLES: dict[str, tuple[Table, str]] = {
     "routers": (routers, "router"),
     "floatingips": (floatingips, "floatingip"),
     "subnetpools": (subnetpools, "subnetpool"),
+    "security-groups": (security_groups, "security_group"),
 }
 
 

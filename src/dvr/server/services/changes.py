@@ -16,7 +16,9 @@ turns the two into the hosts to notify.
 - ``network_change``: what host views show of a network (name, MTU, external);
 - ``router_change``: a router's interfaces, gateway, central host or attributes;
 - ``floatingip_change``: a floating IP mapped to, or unmapped from, a port on a host;
-- ``host_registration_change``: a host registered, re-registered differently, or gone.
+- ``host_registration_change``: a host registered, re-registered differently, or gone;
+- ``firewall_change``: a security group's rules or attributes, or an address group's
+  addresses (a port's groups and addresses are part of ``port_change``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from dvr.model.hostview import OWNER_ROUTER_INTERFACE, OWNER_ROUTER_INTERFACE_DISTRIBUTED
+from dvr.server.services.firewall_queries import groups_of_ports, hosts_seeing
+from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import bound_port_networks
 from dvr.server.services.queries import gateway_routers, get_port, port_ips
 from dvr.server.services.scheduler import (
@@ -51,6 +55,9 @@ class PortState:
     device_owner: str
     device_id: str
     admin_state_up: bool
+    port_security_enabled: bool = False  # filtered: port security on, not a network's port
+    security_groups: tuple[str, ...] = ()  # sorted
+    address_pairs: tuple[tuple[str, str], ...] = ()  # sorted (mac, ip or CIDR)
 
     @property
     def subnet_ids(self) -> set[str]:
@@ -66,6 +73,11 @@ class PortState:
             return frozenset()
         return frozenset((s, ip, self.mac_address) for s, ip in self.ips)
 
+    def member_addresses(self) -> tuple[tuple[str, ...], frozenset[str]]:
+        """What the port adds to its groups' address sets: (groups, addresses)."""
+        ips = {ip for _, ip in self.ips} | {ip for _, ip in self.address_pairs}
+        return self.security_groups, frozenset(ips)
+
 
 def load_state(conn: Connection, port_id: str) -> PortState:
     row = get_port(conn, port_id)
@@ -78,7 +90,14 @@ def load_state(conn: Connection, port_id: str) -> PortState:
         device_owner=row.device_owner,
         device_id=row.device_id,
         admin_state_up=row.admin_state_up,
+        port_security_enabled=is_filtered(row.port_security_enabled, row.device_owner),
+        security_groups=tuple(groups_of_ports(conn, [port_id]).get(port_id, ())),
+        address_pairs=address_pairs_of(row.allowed_address_pairs),
     )
+
+
+def address_pairs_of(pairs: list[dict[str, str]] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((p["mac_address"], p["ip_address"]) for p in pairs or ()))
 
 
 # -- ports -----------------------------------------------------------------------------------
@@ -115,6 +134,12 @@ def _declare(tx: WriteTx, before: PortState | None, after: PortState | None) -> 
         subnet_ids = {s for s, _, _ in before_arp | after_arp}
         for router_id in routers_on_subnets(tx.conn, subnet_ids):
             tx.impact.router_changed(router_id)
+    before_members = before.member_addresses() if before else ((), frozenset())
+    after_members = after.member_addresses() if after else ((), frozenset())
+    if before_members != after_members:
+        # the address sets of its groups, before and after, changed for their referrers
+        groups = set(before_members[0]) | set(after_members[0])
+        tx.impact.host_changed(*hosts_seeing(tx.conn, remote_group_ids=groups))
     port_id = (after or before).id  # type: ignore[union-attr]
     tx.impact.subject("port", port_id)
 
@@ -181,6 +206,27 @@ def floatingip_change(
     yield
     tx.impact.router_host_changed(router_id, host)
     tx.impact.subject("floatingip", fip_id)
+
+
+# -- security groups and address groups -----------------------------------------------------
+@contextmanager
+def firewall_change(
+    tx: WriteTx,
+    kind: str,
+    object_id: str,
+    groups: Iterable[str] = (),
+    remote_groups: Iterable[str] = (),
+    address_groups: Iterable[str] = (),
+) -> Iterator[None]:
+    """Wrap a write to the rules or attributes of ``groups``, or to what ``remote_groups``
+    and ``address_groups`` stand for in rules that reference them: the hosts that show any
+    of them, before or after the write, see it."""
+    seen = {"group_ids": set(groups), "remote_group_ids": set(remote_groups),
+            "address_group_ids": set(address_groups)}
+    before = hosts_seeing(tx.conn, **seen)
+    yield
+    tx.impact.host_changed(*before, *hosts_seeing(tx.conn, **seen))
+    tx.impact.subject(kind, object_id)
 
 
 # -- hosts -----------------------------------------------------------------------------------

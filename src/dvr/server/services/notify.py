@@ -43,7 +43,17 @@ from dvr.db.tables import changes, dvr_hosts, server_state
 from dvr.server.services.l2pop import populated_networks, touching_hosts
 from dvr.server.services.scheduler import router_hosts, router_networks
 
-CHANGE_KINDS = ("port", "network", "subnet", "router", "hostmac", "floatingip", "agent")
+CHANGE_KINDS = (
+    "port",
+    "network",
+    "subnet",
+    "router",
+    "hostmac",
+    "floatingip",
+    "agent",
+    "security_group",
+    "address_group",
+)
 PRUNE_EVERY = 64  # revisions
 
 

@@ -27,19 +27,28 @@ from dvr.server.services.addresses import delete_allocations, plan_addresses, wr
 from dvr.server.services.changes import (
     ROUTER_INTERFACE_OWNERS,
     PortState,
+    address_pairs_of,
     load_state,
     port_change,
 )
 from dvr.server.services.common import (
     BULK_RENDER_THRESHOLD,
+    NOAUTH_PROJECT,
     bump,
     new_id,
     standard_fields,
     standard_values,
 )
+from dvr.server.services.firewall_queries import groups_of_ports
+from dvr.server.services.firewall_rules import is_filtered, is_network_owned
 from dvr.server.services.macs import allocate_port_mac, mac_in_use
 from dvr.server.services.queries import fixed_ips_of_ports, get_network, get_port
 from dvr.server.services.scheduler import alive_since
+from dvr.server.services.security_groups import (
+    ensure_default_group,
+    existing_groups,
+    set_port_groups,
+)
 from dvr.server.tx import WriteTx
 
 SERVICE_OWNERS = (
@@ -61,10 +70,12 @@ def create(tx: WriteTx, body: dict[str, Any]) -> str:
     else:
         _check_mac(tx, network.id, mac)
     port_security = body.get("port_security_enabled", network.port_security_enabled)
-    _check_address_pairs(body, port_security)
+    pairs = _address_pairs(body.get("allowed_address_pairs", []), mac, port_security)
     ips = plan_addresses(tx, network.id, body.get("fixed_ips"), mac)
     owner = body.get("device_owner", "")
     host = body.get("binding:host_id") or ""
+    project = body.get("project_id", NOAUTH_PROJECT)
+    groups = _port_groups(tx, body.get("security_groups"), port_security, bool(ips), owner, project)
     after = PortState(
         id=body.get("id") or new_id(),
         network_id=network.id,
@@ -74,6 +85,9 @@ def create(tx: WriteTx, body: dict[str, Any]) -> str:
         device_owner=owner,
         device_id=body.get("device_id", ""),
         admin_state_up=body.get("admin_state_up", True),
+        port_security_enabled=is_filtered(port_security, owner),
+        security_groups=tuple(groups),
+        address_pairs=address_pairs_of(pairs),
     )
     with port_change(tx, None, after):
         tx.conn.execute(
@@ -91,13 +105,13 @@ def create(tx: WriteTx, body: dict[str, Any]) -> str:
                 vnic_type=body.get("binding:vnic_type", "normal"),
                 binding_profile=body.get("binding:profile", {}),
                 port_security_enabled=port_security,
-                allowed_address_pairs=body.get("allowed_address_pairs", []),
-                security_groups=body.get("security_groups", []),
+                allowed_address_pairs=pairs,
                 dvr_serviceable=is_dvr_serviceable(owner),
-                **standard_values(tx.now, body.get("project_id"), body.get("description")),
+                **standard_values(tx.now, project, body.get("description")),
             )
         )
         write_allocations(tx, after.id, network.id, ips)
+        set_port_groups(tx, after.id, groups)
     return after.id
 
 
@@ -110,8 +124,6 @@ SIMPLE_UPDATES = {
     "device_owner": "device_owner",
     "binding:profile": "binding_profile",
     "binding:vnic_type": "vnic_type",
-    "allowed_address_pairs": "allowed_address_pairs",
-    "security_groups": "security_groups",
     "port_security_enabled": "port_security_enabled",
 }
 SERVICE_PORT_UPDATABLE = {"name", "description", "admin_state_up", "binding:profile"}
@@ -133,9 +145,13 @@ def update_row(
             )
     values = {col: body[key] for key, col in SIMPLE_UPDATES.items() if key in body}
     port_security = values.get("port_security_enabled", row.port_security_enabled)
-    pairs = values.get("allowed_address_pairs", row.allowed_address_pairs)
-    _check_address_pairs({"allowed_address_pairs": pairs}, port_security)
     mac = body.get("mac_address", row.mac_address)
+    if "allowed_address_pairs" in body:
+        pairs = _address_pairs(body["allowed_address_pairs"], mac, port_security)
+        values["allowed_address_pairs"] = pairs
+    else:
+        pairs = list(row.allowed_address_pairs or [])
+        _check_pairs_allowed(pairs, port_security)
     if mac != row.mac_address:
         # Neutron refuses this on a bound port (PortBound); our agents reconcile the new MAC
         _check_mac(tx, row.network_id, mac)
@@ -151,6 +167,7 @@ def update_row(
         if host != row.host:
             values["status"] = "DOWN"
     values["dvr_serviceable"] = is_dvr_serviceable(owner)
+    groups = _updated_groups(tx, row, body, before, port_security, bool(ips), owner)
     after = PortState(
         id=port_id,
         network_id=row.network_id,
@@ -160,11 +177,16 @@ def update_row(
         device_owner=owner,
         device_id=values.get("device_id", row.device_id),
         admin_state_up=values.get("admin_state_up", row.admin_state_up),
+        port_security_enabled=is_filtered(port_security, owner),
+        security_groups=tuple(groups),
+        address_pairs=address_pairs_of(pairs),
     )
     with port_change(tx, before, after):
         if ips != before.ips:
             delete_allocations(tx, port_id)
             write_allocations(tx, port_id, row.network_id, ips)
+        if after.security_groups != before.security_groups:
+            set_port_groups(tx, port_id, groups)
         bump(tx.conn, ports, port_id, tx.now, **values)
     return before, after
 
@@ -231,12 +253,82 @@ def _check_mac(tx: WriteTx, network_id: str, mac: str) -> None:
         )
 
 
-def _check_address_pairs(body: dict[str, Any], port_security: bool) -> None:
-    if body.get("allowed_address_pairs") and not port_security:
+def _address_pairs(
+    requested: list[dict[str, str]], mac: str, port_security: bool
+) -> list[dict[str, str]]:
+    """The pairs as stored: each MAC defaulted to the port's; no pair twice."""
+    pairs = [{"mac_address": p.get("mac_address") or mac, "ip_address": p["ip_address"]}
+             for p in requested]
+    seen: set[tuple[str, str]] = set()
+    for pair in pairs:
+        key = (pair["mac_address"], pair["ip_address"])
+        if key in seen:
+            raise BadRequestError(
+                f"Request contains duplicate address pair: mac_address {key[0]} ip_address "
+                f"{key[1]}.",
+                type_name="DuplicateAddressPairInRequest",
+            )
+        seen.add(key)
+    _check_pairs_allowed(pairs, port_security)
+    return pairs
+
+
+def _check_pairs_allowed(pairs: list[dict[str, str]], port_security: bool) -> None:
+    if pairs and not port_security:
         raise conflict(
             "AddressPairAndPortSecurityRequired",
             "Port Security must be enabled in order to have allowed address pairs on a port.",
         )
+
+
+def _port_groups(
+    tx: WriteTx,
+    requested: list[str] | None,
+    port_security: bool,
+    has_ip: bool,
+    owner: str,
+    project: str,
+) -> list[str]:
+    """A port's groups (Neutron's rules): the requested ones, which need port security and
+    an address; none requested: the project's default group, unless port security is off,
+    the port has no address or it belongs to the network itself (``network:*`` owners)."""
+    if requested:
+        if not (port_security and has_ip):
+            raise BadRequestError(
+                "Port security must be enabled and port must have an IP address in order to "
+                "use security groups.",
+                type_name="PortSecurityAndIPRequiredForSecurityGroups",
+            )
+        return existing_groups(tx.conn, requested)
+    if requested is None and port_security and has_ip and not is_network_owned(owner):
+        return [ensure_default_group(tx, project)]
+    return []
+
+
+def _updated_groups(
+    tx: WriteTx,
+    row: Any,
+    body: dict[str, Any],
+    before: PortState,
+    port_security: bool,
+    has_ip: bool,
+    owner: str,
+) -> list[str]:
+    if "security_groups" in body:
+        return _port_groups(tx, body["security_groups"], port_security, has_ip, owner,
+                            row.project_id)
+    if before.security_groups and not (port_security and has_ip):
+        raise conflict(
+            "PortSecurityPortHasSecurityGroup",
+            "Port has security group associated. Cannot disable port security or ip address "
+            "until security group is removed.",
+        )
+    if port_security and not row.port_security_enabled:
+        # port security turned on without naming groups: the default one, as on create
+        return _port_groups(tx, None, port_security, has_ip, owner, row.project_id)
+    return list(before.security_groups)
+
+
 
 
 def vif_type_for(tx: WriteTx, host: str, device_owner: str) -> str:
@@ -255,10 +347,13 @@ def vif_type_for(tx: WriteTx, host: str, device_owner: str) -> str:
 def render_ports(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     ids = None if len(rows) > BULK_RENDER_THRESHOLD else [r.id for r in rows]
     allocations = fixed_ips_of_ports(conn, ids)
-    return [render_port(row, allocations.get(row.id, [])) for row in rows]
+    groups = groups_of_ports(conn, ids)
+    return [
+        render_port(row, allocations.get(row.id, []), groups.get(row.id, [])) for row in rows
+    ]
 
 
-def render_port(row: Any, fixed_ips: list[dict]) -> dict[str, Any]:
+def render_port(row: Any, fixed_ips: list[dict], security_groups: list[str]) -> dict[str, Any]:
     return {
         **standard_fields(row),
         "name": row.name,
@@ -270,7 +365,7 @@ def render_port(row: Any, fixed_ips: list[dict]) -> dict[str, Any]:
         "device_owner": row.device_owner,
         "fixed_ips": fixed_ips,
         "allowed_address_pairs": list(row.allowed_address_pairs or []),
-        "security_groups": list(row.security_groups or []),
+        "security_groups": security_groups,
         "port_security_enabled": row.port_security_enabled,
         "binding:host_id": row.host,
         "binding:vif_type": row.vif_type,

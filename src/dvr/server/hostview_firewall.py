@@ -1,0 +1,105 @@
+"""The firewall part of a HostView, in a constant number of set-based queries: the groups
+of the host's ports with their typed rules, and the address sets those rules reference
+(a remote group's member addresses on any host; an address group's CIDRs)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dvr.db.tables import (
+    address_groups,
+    ip_allocations,
+    port_security_groups,
+    ports,
+    security_group_rules,
+    security_groups,
+)
+from dvr.model.hostview import AddressPair, AddressSetView, SecurityGroupView
+from dvr.server.services.common import in_ids
+from dvr.server.services.firewall_rules import rule_view
+
+bindings = port_security_groups
+
+
+def address_pairs(stored: list[dict[str, str]] | None, mac: str) -> tuple[AddressPair, ...]:
+    """A port's allowed address pairs, the MAC defaulted to the port's, sorted."""
+    pairs = {AddressPair(p.get("mac_address") or mac, p["ip_address"]) for p in stored or ()}
+    return tuple(sorted(pairs, key=lambda p: (p.mac_address, p.ip_address)))
+
+
+def firewall_views(
+    conn: Connection, group_ids: Collection[str]
+) -> tuple[tuple[SecurityGroupView, ...], tuple[AddressSetView, ...]]:
+    """The views of these groups (those of the host's ports) and of the address sets their
+    rules reference."""
+    if not group_ids:
+        return (), ()
+    rows = conn.execute(
+        select(security_group_rules).where(
+            in_ids(conn, security_group_rules.c.security_group_id, group_ids)
+        )
+    ).all()
+    rules: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        rules[row.security_group_id].append(rule_view(row))
+    query = select(security_groups.c.id, security_groups.c.stateful).where(
+        in_ids(conn, security_groups.c.id, group_ids)
+    )
+    groups = tuple(
+        SecurityGroupView(id=g, stateful=stateful,
+                          rules=tuple(sorted(rules[g], key=lambda r: r.id)))
+        for g, stateful in sorted(conn.execute(query).all())
+    )
+    remote_groups = {r.remote_group_id for r in rows if r.remote_group_id}
+    remote_address_groups = {r.remote_address_group_id for r in rows if r.remote_address_group_id}
+    sets = [*_address_group_sets(conn, remote_address_groups),
+            *_member_sets(conn, remote_groups)]
+    return groups, tuple(sorted(sets, key=lambda s: (s.kind, s.id)))
+
+
+def _host_cidr(address: str) -> str:
+    return str(ipaddress.ip_network(address, strict=False))
+
+
+def _member_sets(conn: Connection, group_ids: set[str]) -> list[AddressSetView]:
+    """Each group's members' fixed IPs and allowed-address-pair IPs (any host)."""
+    if not group_ids:
+        return []
+    query = (
+        select(bindings.c.security_group_id, ports.c.allowed_address_pairs,
+               ip_allocations.c.ip_address)
+        .select_from(
+            bindings.join(ports, ports.c.id == bindings.c.port_id).outerjoin(
+                ip_allocations, ip_allocations.c.port_id == ports.c.id
+            )
+        )
+        .where(in_ids(conn, bindings.c.security_group_id, group_ids))
+    )
+    cidrs: dict[str, set[str]] = {g: set() for g in group_ids}
+    for group_id, pairs, ip in conn.execute(query).all():
+        if ip is not None:
+            cidrs[group_id].add(_host_cidr(ip))
+        for pair in pairs or ():
+            cidrs[group_id].add(_host_cidr(pair["ip_address"]))
+    return [AddressSetView(g, "security_group", _sorted_cidrs(c)) for g, c in cidrs.items()]
+
+
+def _address_group_sets(conn: Connection, ids: set[str]) -> list[AddressSetView]:
+    if not ids:
+        return []
+    query = select(address_groups.c.id, address_groups.c.addresses).where(
+        in_ids(conn, address_groups.c.id, ids)
+    )
+    return [
+        AddressSetView(g, "address_group", _sorted_cidrs({_host_cidr(a) for a in addresses}))
+        for g, addresses in conn.execute(query).all()
+    ]
+
+
+def _sorted_cidrs(cidrs: set[str]) -> tuple[str, ...]:
+    return tuple(sorted(cidrs))

@@ -357,7 +357,7 @@ def _rules(b: _Builder, selectors: Iterable[Selector],
         for l4 in _l4_matches(selector):
             b.add(table, PRIO_FW_CONJUNCTION, Match(**side, **l4),  # type: ignore[arg-type]
                   (Conjunction(ident, 2, 2),))
-        b.add(table, PRIO_FW_RULE, Match(conj_id=ident, **side), admit)  # type: ignore[arg-type]
+        b.add(table, PRIO_FW_RULE, Match(proto=proto, conj_id=ident, **side), admit)  # type: ignore[arg-type]
 
 
 def port_firewall_flows(fw: PortFirewall) -> tuple[Flow, ...]:

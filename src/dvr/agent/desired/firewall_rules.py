@@ -49,7 +49,7 @@ class RuleRef:
     rule_id: str
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Selector:
     """What one rule admits, for one port.  ``remote_set`` is an ``AddressSetView`` id
     (the rule's remote group or address group); ``remote_prefix`` a CIDR; neither: any."""
@@ -65,11 +65,15 @@ class Selector:
     remote_set: str | None = None
 
     @property
-    def mark(self) -> int:
-        text = "|".join("" if v is None else str(v) for v in (
+    def text(self) -> str:
+        """The canonical text of the content (the mark hashes it; selectors sort by it)."""
+        return "|".join("" if v is None else str(v) for v in (
             self.direction, self.ethertype, self.protocol, self.port_min, self.port_max,
             self.icmp_type, self.icmp_code, self.remote_prefix, self.remote_set))
-        digest = hashlib.blake2b(text.encode(), digest_size=4).digest()
+
+    @property
+    def mark(self) -> int:
+        digest = hashlib.blake2b(self.text.encode(), digest_size=4).digest()
         return int.from_bytes(digest, "big") or 1
 
     @property
@@ -103,7 +107,7 @@ def selector_of(rule: SecurityGroupRuleView) -> Selector | None:
     if not _prefix_fits(rule.remote_ip_prefix, rule.ethertype):
         return None
     ports = rule.protocol in PORT_PROTOCOLS
-    icmp = rule.protocol in (IPPROTO_ICMP, IPPROTO_ICMPV6)
+    icmp = _SHORTHANDS.get((rule.ethertype, rule.protocol or 0)) in ("icmp", "icmp6")
     port_min = rule.port_range_min if ports else None
     port_max = (rule.port_range_max if rule.port_range_max is not None else port_min) \
         if ports else None
@@ -130,7 +134,7 @@ def port_selectors(groups: Iterable[SecurityGroupView]) -> dict[Selector, tuple[
             selector = selector_of(rule)
             if selector is not None:
                 found.setdefault(selector, []).append(RuleRef(group.id, rule.id))
-    return {s: tuple(sorted(refs)) for s, refs in sorted(found.items())}
+    return {s: tuple(sorted(found[s])) for s in sorted(found, key=lambda s: s.text)}
 
 
 def set_members(address_set: AddressSetView | None, ethertype: str) -> tuple[str, ...]:
@@ -147,7 +151,8 @@ def conjunction_ids(selectors: Iterable[Selector]) -> dict[Selector, int]:
     (in selector order, so the answer depends only on the set of selectors)."""
     used: set[int] = set()
     ids: dict[Selector, int] = {}
-    for selector in sorted(s for s in selectors if s.remote_set is not None):
+    for selector in sorted((s for s in selectors if s.remote_set is not None),
+                           key=lambda s: s.text):
         ident = selector.mark
         while ident in used:
             ident = ident % 0xFFFFFFFF + 1

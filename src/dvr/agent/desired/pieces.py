@@ -31,9 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired import external_bridge as extbr
-from dvr.agent.desired import firewall
+from dvr.agent.desired import firewall, names
 from dvr.agent.desired import integration_bridge as intbr
-from dvr.agent.desired import names
 from dvr.agent.desired import north_south as ns
 from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.config import DesiredConfig

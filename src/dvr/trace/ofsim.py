@@ -28,7 +28,7 @@ Model of the switch:
   every trunk port except the in_port.  Access ports get it untagged, trunks tagged.
   VLAN 4095 (dead) never forwards.
 - ``output`` to a patch port continues in the peer bridge at table 0 with the peer as
-  in_port (tunnel metadata cleared, as OVS clears it); to a ``vxlan`` port it ends as a
+  in_port (tunnel metadata, registers and conntrack state cleared, as OVS clears them); to a ``vxlan`` port it ends as a
   ``Tunnelled`` outcome (remote IP, tun_id); to any other port as ``Delivered``.  Output
   to the in_port is suppressed unless ``IN_PORT`` is used.
 - A table miss drops the packet.
@@ -135,6 +135,13 @@ class Packet:
         return cls(dl_src=dl_src, dl_dst=dl_dst, dl_type=ETH_TYPE_IPV6, nw_src=nw_src,
                    nw_dst=str(solicited_node), nw_proto=IPPROTO_ICMPV6, icmp_type=135,
                    nd_target=nd_target)
+
+
+def without_metadata(packet: Packet) -> Packet:
+    """The frame as the next bridge or host sees it: no tunnel metadata, registers,
+    conntrack state (OVS clears them on a patch port)."""
+    return replace(packet, tun_id=None, reg6=0, ct_state=frozenset(), ct_label=0,
+                   conj_id=None)
 
 
 # --- conntrack ----------------------------------------------------------------------------------
@@ -627,7 +634,7 @@ class Pipeline:
             if peer_bridge is None:
                 run.outcomes.append(Dropped(bridge, None, f"patch {port_name}: no peer {peer}"))
                 return
-            crossed = replace(packet, tun_id=None)
+            crossed = without_metadata(packet)
             run.step(TraceStep(bridge, None, None, packet, crossed,
                                f"patch {port_name} -> {peer_bridge}:{peer}", in_port))
             if depth + 1 > MAX_RESUBMIT_DEPTH:
@@ -638,10 +645,10 @@ class Pipeline:
             options = dict(port.options)
             run.outcomes.append(
                 Tunnelled(bridge, port_name, options.get("remote_ip"), options.get("local_ip"),
-                          packet.tun_id or 0, replace(packet, tun_id=None))
+                          packet.tun_id or 0, without_metadata(packet))
             )
             return
-        run.outcomes.append(Delivered(bridge, port_name, packet))
+        run.outcomes.append(Delivered(bridge, port_name, without_metadata(packet)))
 
     def _normal(self, run: _Run, bridge: str, in_port: str, packet: Packet, depth: int) -> None:
         compiled = self._bridges[bridge]

@@ -30,6 +30,7 @@ class FirewallOverlay:
     address_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # port id -> groups
     unsecured: set[str] = field(default_factory=set)
+    remote_ips: dict[str, str] = field(default_factory=dict)  # members on other hosts
 
     def apply(self, view: HostView) -> HostView:
         ports = tuple(
@@ -38,8 +39,10 @@ class FirewallOverlay:
             for p in view.ports)
         used = {g for p in ports for g in p.security_group_ids if g in self.groups}
         groups = tuple(self.groups[g] for g in sorted(used))
-        addresses = {g: tuple(sorted(f"{f.ip_address}/32" for p in view.ports
-                                     if g in self.members.get(p.id, ()) for f in p.fixed_ips))
+        ips = {**self.remote_ips, **{p.id: f.ip_address for p in view.ports
+                                     for f in p.fixed_ips}}
+        addresses = {g: tuple(sorted(f"{ip}/32" for port, ip in ips.items()
+                                     if g in self.members.get(port, ())))
                      for g in self.groups}
         wanted = {r.remote_group_id or r.remote_address_group_id for g in groups
                   for r in g.rules} - {None}

@@ -6,7 +6,8 @@ state holds and record every step, so tests (and the tracer) assert *packet beha
 instead of flow text.
 
 Scope: the typed flows of ``dvr.agent.desired.openflow``, executed as values (no flow text
-is parsed here): every ``Match`` field (``dl_vlan`` 0xffff = untagged, masks, prefixes,
+is parsed here), the firewall's too (``LoadZone``, ``Ct`` under an assumed connection state,
+conjunctive matches as OVS resolves them): every ``Match`` field (``dl_vlan`` 0xffff = untagged, masks, prefixes,
 protocol shorthands) and every action (``Resubmit``, ``Output``, ``ModDlSrc``/``ModDlDst``,
 ``ModVlanVid`` (pushes a tag on an untagged frame), ``StripVlan``, ``SetTunnel``,
 ``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``).  Each step records the packet after
@@ -28,8 +29,8 @@ Model of the switch:
   every trunk port except the in_port.  Access ports get it untagged, trunks tagged.
   VLAN 4095 (dead) never forwards.
 - ``output`` to a patch port continues in the peer bridge at table 0 with the peer as
-  in_port (tunnel metadata, registers and conntrack state cleared, as OVS clears them); to a ``vxlan`` port it ends as a
-  ``Tunnelled`` outcome (remote IP, tun_id); to any other port as ``Delivered``.  Output
+  in_port (tunnel metadata, registers and conntrack state cleared, as OVS clears them);
+  to a ``vxlan`` port it ends as a ``Tunnelled`` outcome (remote IP, tun_id); to any other port as ``Delivered``.  Output
   to the in_port is suppressed unless ``IN_PORT`` is used.
 - A table miss drops the packet.
 """

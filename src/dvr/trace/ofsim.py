@@ -7,8 +7,8 @@ instead of flow text.
 
 Scope: the typed flows of ``dvr.agent.desired.openflow``, executed as values (no flow text
 is parsed here), the firewall's too (``LoadZone``, ``Ct`` under an assumed connection state,
-conjunctive matches as OVS resolves them): every ``Match`` field (``dl_vlan`` 0xffff = untagged, masks, prefixes,
-protocol shorthands) and every action (``Resubmit``, ``Output``, ``ModDlSrc``/``ModDlDst``,
+conjunctive matches as OVS resolves them): every ``Match`` field (``dl_vlan`` 0xffff =
+untagged, masks, prefixes, protocol shorthands) and every action (``Resubmit``, ``Output``, ``ModDlSrc``/``ModDlDst``,
 ``ModVlanVid`` (pushes a tag on an untagged frame), ``StripVlan``, ``SetTunnel``,
 ``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``).  Each step records the packet after
 the flow's own header rewrites (``packet_own``) and after everything it led to
@@ -30,8 +30,8 @@ Model of the switch:
   VLAN 4095 (dead) never forwards.
 - ``output`` to a patch port continues in the peer bridge at table 0 with the peer as
   in_port (tunnel metadata, registers and conntrack state cleared, as OVS clears them);
-  to a ``vxlan`` port it ends as a ``Tunnelled`` outcome (remote IP, tun_id); to any other port as ``Delivered``.  Output
-  to the in_port is suppressed unless ``IN_PORT`` is used.
+  to a ``vxlan`` port it ends as a ``Tunnelled`` outcome (remote IP, tun_id); to any other
+  port as ``Delivered``.  Output to the in_port is suppressed unless ``IN_PORT`` is used.
 - A table miss drops the packet.
 """
 

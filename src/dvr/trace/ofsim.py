@@ -8,11 +8,11 @@ instead of flow text.
 Scope: the typed flows of ``dvr.agent.desired.openflow``, executed as values (no flow text
 is parsed here), the firewall's too (``LoadZone``, ``Ct`` under an assumed connection state,
 conjunctive matches as OVS resolves them): every ``Match`` field (``dl_vlan`` 0xffff =
-untagged, masks, prefixes, protocol shorthands) and every action (``Resubmit``,
-``Output``, ``ModDlSrc``/``ModDlDst``, ``ModVlanVid`` (pushes a tag on an untagged
-frame), ``StripVlan``, ``SetTunnel``, ``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``).  Each step records the packet after
-the flow's own header rewrites (``packet_own``) and after everything it led to
-(``packet_out``), so the tracer needs no action interpreter of its own.
+untagged, masks, prefixes, protocol shorthands) and every action (``Resubmit``, ``Output``,
+``ModDlSrc``/``ModDlDst``, ``ModVlanVid`` (pushes a tag on an untagged frame),
+``StripVlan``, ``SetTunnel``, ``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``). Each step
+records the packet after the flow's own header rewrites (``packet_own``) and after
+everything it led to (``packet_out``), so the tracer needs no action interpreter of its own.
 
 A value the simulator cannot model (a malformed MAC or prefix, an unknown action type)
 raises ``UnsupportedFlow`` when the pipeline is built or run, so a flow is never silently

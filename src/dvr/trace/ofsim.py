@@ -149,7 +149,13 @@ def without_metadata(packet: Packet) -> Packet:
 
 CT_NEW = "new"
 CT_ESTABLISHED = "established"
-CT_ASSUMPTIONS = (CT_NEW, CT_ESTABLISHED)
+CT_REPLY = "reply"  # established, in the reply direction
+CT_ASSUMPTIONS = (CT_NEW, CT_ESTABLISHED, CT_REPLY)
+CT_STATES: dict[str, frozenset[str]] = {
+    CT_NEW: frozenset({"trk", "new"}),
+    CT_ESTABLISHED: frozenset({"trk", "est"}),
+    CT_REPLY: frozenset({"trk", "est", "rpl"}),
+}
 
 
 def ct_flags(text: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -216,6 +222,7 @@ Outcome = Delivered | Tunnelled | Dropped
 class Trace:
     steps: tuple[TraceStep, ...]
     outcomes: tuple[Outcome, ...]
+    labels: Mapping[int, int] = field(default_factory=dict)  # zone -> ct_label after commits
 
     @property
     def delivered(self) -> tuple[Delivered, ...]:
@@ -477,7 +484,7 @@ class Pipeline:
         """Send ``packet`` into ``bridge`` through ``in_port`` and follow it everywhere.
 
         Every conntrack lookup finds the connection in the state ``conntrack`` assumes
-        (``new``, or ``established`` in the packet's original direction) with the
+        (``new``, ``established`` in the packet's original direction, or ``reply``) with the
         ``ct_label`` of ``labels`` (zone -> label) or, once committed in this trace, the
         label the commit set."""
         if bridge not in self._bridges:
@@ -493,7 +500,7 @@ class Pipeline:
             isinstance(o, Dropped) for o in outcomes
         ):
             outcomes.append(Dropped(bridge, None, "actions ended without output"))
-        return Trace(steps=tuple(run.steps), outcomes=tuple(outcomes))
+        return Trace(steps=tuple(run.steps), outcomes=tuple(outcomes), labels=dict(run.labels))
 
     def receive_from_tunnel(
         self,
@@ -501,13 +508,16 @@ class Pipeline:
         tun_id: int,
         packet: Packet,
         mac_table: Mapping[str, str] | None = None,
+        conntrack: str = CT_NEW,
+        labels: Mapping[int, int] | None = None,
     ) -> Trace:
         """A frame arriving over the tunnel from ``remote_ip`` with VNI ``tun_id``."""
         found = self.tunnel_port_towards(remote_ip)
         if found is None:
             return Trace((), (Dropped("", None, f"no tunnel port towards {remote_ip}"),))
         bridge, port = found
-        return self.trace(bridge, port, replace(packet, tun_id=tun_id), mac_table)
+        return self.trace(bridge, port, replace(packet, tun_id=tun_id), mac_table, conntrack,
+                          labels)
 
     # --- internals ------------------------------------------------------------------------------
     def _pipeline(self, run: _Run, bridge: str, in_port: str, packet: Packet) -> None:
@@ -604,8 +614,7 @@ class Pipeline:
             before = run.labels.get(zone, 0)
             run.labels[zone] = (before & ~action.label_mask) | (action.label & action.label_mask)
             return replace(packet, ct_label=run.labels[zone])
-        state = "new" if run.conntrack == CT_NEW else "est"
-        tracked = replace(packet, ct_state=frozenset({"trk", state}),
+        tracked = replace(packet, ct_state=CT_STATES[run.conntrack],
                           ct_label=run.labels.get(zone, 0))
         if action.table is None:
             return tracked

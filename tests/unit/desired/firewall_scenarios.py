@@ -18,6 +18,7 @@ from dvr.model.hostview import (
     SecurityGroupRuleView,
     SecurityGroupView,
 )
+from tests.unit.desired.desired_scenarios import BLUE, HOST_2, Cloud, Vm, east_west_cloud
 
 GROUP_IDS = ("sg-a", "sg-b", "sg-c")
 ADDRESS_GROUP_IDS = ("ag-x", "ag-y")
@@ -120,3 +121,31 @@ def draw_overlay(data: st.DataObject, port_ids: list[str]) -> FirewallOverlay:
         overlay.members[port] = tuple(sorted(data.draw(
             st.sets(st.sampled_from(GROUP_IDS), max_size=2), label="port groups")))
     return overlay
+
+
+# --- a cloud with one group: east_west_cloud plus a second blue VM on compute-2 ----------
+
+GROUP = "sg-a"
+BLUE_4 = "b4000000-0000-0000-0000-000000000004"  # a second blue VM on compute-2
+EGRESS_ANY = SecurityGroupRuleView("r1-egress", "egress", "IPv4")
+ICMP_IN = SecurityGroupRuleView("r2-icmp", "ingress", "IPv4", protocol=1)
+TCP_8080_FROM_GROUP = SecurityGroupRuleView("r3-8080", "ingress", "IPv4", protocol=6,
+                                            port_range_min=8080, port_range_max=8080,
+                                            remote_group_id=GROUP)
+SSH_FROM_PREFIX = SecurityGroupRuleView("r4-ssh", "ingress", "IPv4", protocol=6,
+                                        port_range_min=22, port_range_max=22,
+                                        remote_ip_prefix="198.18.0.0/24")
+RULES = (EGRESS_ANY, ICMP_IN, TCP_8080_FROM_GROUP, SSH_FROM_PREFIX)
+
+
+def overlay(rules=RULES, stateful: bool = True, unsecured: frozenset[str] = frozenset(),
+            cloud: Cloud | None = None) -> FirewallOverlay:
+    vms = (cloud or firewall_cloud()).vms
+    return FirewallOverlay(groups={GROUP: SecurityGroupView(GROUP, stateful, rules)},
+                           members={v.id: (GROUP,) for v in vms}, unsecured=set(unsecured),
+                           remote_ips={v.id: v.ip for v in vms})
+
+
+def firewall_cloud() -> Cloud:
+    return east_west_cloud().with_vm(Vm(BLUE_4, BLUE, "fa:16:3e:00:01:04", "203.0.113.14",
+                                        HOST_2))

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import pytest
 from desired_scenarios import (
-    BLUE,
     BLUE_1,
     BLUE_2,
     HOST_1,
@@ -18,11 +17,18 @@ from desired_scenarios import (
     ORANGE_1,
     TUNNEL_IP_1,
     Cloud,
-    Vm,
-    east_west_cloud,
     tap_name,
 )
-from firewall_scenarios import FirewallOverlay
+from firewall_scenarios import (
+    BLUE_4,
+    EGRESS_ANY,
+    GROUP,
+    ICMP_IN,
+    RULES,
+    SSH_FROM_PREFIX,
+    firewall_cloud,
+    overlay,
+)
 
 from dvr.agent.desired import HostInputs, compute_desired_state
 from dvr.agent.desired.firewall import (
@@ -58,35 +64,8 @@ from dvr.model.hostview import (
 )
 from dvr.trace.ofsim import CT_ESTABLISHED, Packet, Pipeline, Trace
 
-GROUP = "sg-a"
-BLUE_4 = "b4000000-0000-0000-0000-000000000004"  # a second blue VM on compute-2
-OUTSIDER_IP = "198.18.0.77"  # no member of the group
-EGRESS_ANY = SecurityGroupRuleView("r1-egress", "egress", "IPv4")
-ICMP_IN = SecurityGroupRuleView("r2-icmp", "ingress", "IPv4", protocol=1)
-TCP_8080_FROM_GROUP = SecurityGroupRuleView("r3-8080", "ingress", "IPv4", protocol=6,
-                                            port_range_min=8080, port_range_max=8080,
-                                            remote_group_id=GROUP)
-SSH_FROM_PREFIX = SecurityGroupRuleView("r4-ssh", "ingress", "IPv4", protocol=6,
-                                        port_range_min=22, port_range_max=22,
-                                        remote_ip_prefix="198.18.0.0/24")
-RULES = (EGRESS_ANY, ICMP_IN, TCP_8080_FROM_GROUP, SSH_FROM_PREFIX)
 
-
-def overlay(rules=RULES, stateful: bool = True, unsecured: frozenset[str] = frozenset(),
-            cloud: Cloud | None = None) -> FirewallOverlay:
-    vms = (cloud or firewall_cloud()).vms
-    return FirewallOverlay(groups={GROUP: SecurityGroupView(GROUP, stateful, rules)},
-                           members={v.id: (GROUP,) for v in vms}, unsecured=set(unsecured),
-                           remote_ips={v.id: v.ip for v in vms})
-
-
-def firewall_cloud() -> Cloud:
-    return east_west_cloud().with_vm(Vm(BLUE_4, BLUE, "fa:16:3e:00:01:04", "203.0.113.14",
-                                        HOST_2))
-
-
-def state_of(host: str, fw: FirewallOverlay | None = None, cloud: Cloud | None = None
-             ) -> DesiredState:
+def state_of(host: str, fw=None, cloud: Cloud | None = None) -> DesiredState:
     cloud = cloud or firewall_cloud()
     view = (fw or overlay(cloud=cloud)).apply(cloud.view(host))
     return compute_desired_state(view, HostInputs(plugged=cloud.plugged(host)))
@@ -148,7 +127,7 @@ def test_a_prefix_rule_admits_only_its_prefix(cloud):
     fw.unsecured = {BLUE_4}
     state = state_of(HOST_2, fw)
     inside = tcp(cloud, BLUE_4, BLUE_2, 22, nw_src="198.18.0.9")
-    outside = tcp(cloud, BLUE_4, BLUE_2, 22, nw_src=OUTSIDER_IP.replace("0.77", "1.77"))
+    outside = tcp(cloud, BLUE_4, BLUE_2, 22, nw_src="198.18.1.77")
     assert delivered_to(send(state, BLUE_4, inside)) == {tap_name(BLUE_2)}
     assert send(state, BLUE_4, outside).dropped
 

@@ -306,7 +306,7 @@ class _Walk:
         self._passes += 1
         self.labels[at.host] = dict(simulated.labels)
         flow_steps = openflow_steps(at.host, simulated, at.packet, self._passes,
-                                    self.rules(switch), conntrack)
+                                    self.rules(switch), conntrack, switch.integration_bridge)
         steps.extend(flow_steps)
         return self.after_pass(steps, switch, simulated, flow_steps, destination, at.packet)
 
@@ -670,7 +670,8 @@ def firewall_note(flow: Flow | None, rules: RuleIndex | None, conntrack: str) ->
 
 def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
                    switch_pass: int, rules: RuleIndex | None = None,
-                   conntrack: str = ofsim.CT_NEW) -> list[OpenFlowStep]:
+                   conntrack: str = ofsim.CT_NEW,
+                   firewall_bridge: str = "") -> list[OpenFlowStep]:
     """One OpenFlowStep per table lookup; NORMAL and patch crossings become notes; firewall
     flows say which group and rule they stand for."""
     result: list[OpenFlowStep] = []
@@ -686,8 +687,8 @@ def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
             host=host, bridge=step.bridge, table=step.table, in_port=step.in_port,
             flow=step.flow, packet_in=base.with_ofsim(step.packet_in),
             packet=base.with_ofsim(after), switch_pass=switch_pass,
-            note="table miss" if step.flow is None else firewall_note(step.flow, rules,
-                                                                      conntrack),
+            note="table miss" if step.flow is None else firewall_note(
+                step.flow, rules if step.bridge == firewall_bridge else None, conntrack),
         ))
     return result
 
@@ -732,7 +733,8 @@ def diagnose_drop(switch: HostSwitch, simulated: ofsim.Trace, flow_steps: list[O
                   f"{flow.match_text or '(any)'} "
                   f"=> {flow.actions_text} [{flow.owner}]")
         why = explain_firewall_flow(flow, rules) if rules is not None else None
-        if why is not None and flow.table in FIREWALL_TABLES:
+        if why is not None and flow.table in FIREWALL_TABLES and (
+                chosen.bridge == switch.integration_bridge):
             reason = f"{why} — {reason}"
     else:
         reason = chosen.reason

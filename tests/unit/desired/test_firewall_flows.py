@@ -36,6 +36,7 @@ from dvr.agent.desired.firewall import (
     firewall_inputs,
     port_firewall_flows,
 )
+from dvr.agent.desired.firewall_explain import RuleIndex, explain_firewall_flow
 from dvr.agent.desired.firewall_rules import (
     RuleRef,
     Selector,
@@ -53,7 +54,7 @@ from dvr.agent.desired.openflow import (
     Ct,
 )
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.desired.tables import IntTable
+from dvr.agent.desired.tables import PRIO_FW_RULE, IntTable
 from dvr.model.hostview import (
     AddressPair,
     AddressSetView,
@@ -366,3 +367,25 @@ def test_arp_is_not_tracked_and_ip_is(host2):
     assert arp and not any(type(a) is Ct for f in arp for a in f.actions)
     ip = [f for f in owned if f.match.proto == "ip"]
     assert ip and all(any(type(a) is Ct for a in f.actions) for f in ip)
+
+
+# --- explanations (dvr flows --explain) -----------------------------------------------------
+
+
+def test_every_firewall_flow_is_explained_and_rule_flows_name_group_and_rule(cloud, host2):
+    view = overlay(cloud=cloud).apply(cloud.view(HOST_2))
+    rules = RuleIndex(view)
+    owned = [f for f in host2.bridge("br-int").flows if f.owner == f"port:{BLUE_2}"]
+    texts = {f: explain_firewall_flow(f, rules) for f in owned}
+    assert all(texts.values()), [f for f, t in texts.items() if not t]
+    admitted = [t for f, t in texts.items() if f.priority == PRIO_FW_RULE
+                and f.table == IntTable.RULES_INGRESS]
+    assert any("group sg-a rule r3-8080 (ingress IPv4 tcp 8080-8080 from security group "
+               "sg-a)" in t for t in admitted)
+    assert any("group sg-a rule r4-ssh (ingress IPv4 tcp 22-22 from 198.18.0.0/24)" in t
+               for t in admitted)
+    gone = state_of(HOST_2, overlay(rules=(EGRESS_ANY,)))
+    base = [f for f in gone.bridge("br-int").flows if f.owner == "bridge:br-int"]
+    miss = next(f for f in base if f.table == 82 and f.priority == 0)
+    assert explain_firewall_flow(miss, rules) == (
+        "firewall ingress: no rule of the port's groups allows it")

@@ -122,8 +122,11 @@ def explain_firewall_flow(flow: Flow, rules: RuleIndex) -> str | None:
                     "message a VM must not send)")
         return "firewall egress: anti-spoofing passed (the port's own MAC and address)"
     if table == IntTable.BASE_INGRESS:
-        return ("firewall ingress: dropped (not IP, ARP or ND)" if _drops(flow)
-                else "firewall ingress: always allowed (ARP, ND, DHCP) or to conntrack")
+        if _drops(flow):
+            return "firewall ingress: dropped (not IP, ARP or ND)"
+        if any(type(a) is Ct for a in flow.actions):
+            return "firewall ingress: IP for this port goes to the conntrack lookup"
+        return "firewall ingress: always allowed (ARP, ND, DHCP replies)"
     if _drops(flow):
         return f"firewall {direction}: no rule of the port's groups allows it"
     return f"firewall {direction}"

@@ -26,6 +26,7 @@ from dvr.client import ServerClient
 from dvr.hoststate import assumed_note, describe_owner
 from dvr.trace.endpoints import is_ip
 from dvr.trace.hosts import HostData, LazyHostData
+from dvr.trace.ofsim import CT_ESTABLISHED, CT_NEW
 from dvr.trace.probes import LabSegment, lab_segment
 from dvr.trace.render import render_text, trace_to_dict
 from dvr.trace.steps import PROTOCOLS, ExternalHost, Trace, TraceRequest
@@ -48,6 +49,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="VM name, port id, IP address (a floating IP too) or outside")
     parser.add_argument("--proto", choices=PROTOCOLS, default="icmp")
     parser.add_argument("--dport", type=int, help="destination port (tcp/udp)")
+    parser.add_argument("--ct", choices=(CT_NEW, CT_ESTABLISHED), default=CT_NEW,
+                        help="the connection state the firewalls' conntrack finds (default: "
+                             "new, the first packet)")
     parser.add_argument("--no-reply", action="store_true",
                         help="do not trace the answer back")
     parser.add_argument("--verify", action="store_true",
@@ -91,7 +95,8 @@ def port_with_ip(ports: list[dict[str, Any]], ip: str) -> dict[str, Any] | None:
 
 def build_request(ports: list[dict[str, Any]], source: str, destination: str, proto: str,
                   dport: int | None, with_reply: bool,
-                  external_hosts: tuple[ExternalHost, ...] = ()) -> TraceRequest:
+                  external_hosts: tuple[ExternalHost, ...] = (),
+                  conntrack: str = CT_NEW) -> TraceRequest:
     """A request naming ports by id, with their hosts as hints (names resolved here).
 
     ``external_hosts`` (the lab's ``outside``) may be named as source or destination."""
@@ -105,7 +110,7 @@ def build_request(ports: list[dict[str, Any]], source: str, destination: str, pr
         dport=dport, with_reply=with_reply,
         source_host=(src.get("binding:host_id") or None) if src else None,
         destination_host=(dst.get("binding:host_id") or None) if dst else None,
-        external_hosts=external_hosts,
+        external_hosts=external_hosts, conntrack=conntrack,
     )
 
 
@@ -198,7 +203,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         segment = _segment(lab_name)
         ports = client.list("ports")
         request = build_request(ports, args.source, args.destination, args.proto, args.dport,
-                                not args.no_reply, segment.external_hosts)
+                                not args.no_reply, segment.external_hosts, args.ct)
         hosts = server_hosts(client, ports, assumed, segment)
         trace = trace_packet(hosts, request)
         if args.verify:

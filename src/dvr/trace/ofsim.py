@@ -6,12 +6,13 @@ state holds and record every step, so tests (and the tracer) assert *packet beha
 instead of flow text.
 
 Scope: the typed flows of ``dvr.agent.desired.openflow``, executed as values (no flow text
-is parsed here): every ``Match`` field (``dl_vlan`` 0xffff = untagged, masks, prefixes,
-protocol shorthands) and every action (``Resubmit``, ``Output``, ``ModDlSrc``/``ModDlDst``,
-``ModVlanVid`` (pushes a tag on an untagged frame), ``StripVlan``, ``SetTunnel``,
-``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``).  Each step records the packet after
-the flow's own header rewrites (``packet_own``) and after everything it led to
-(``packet_out``), so the tracer needs no action interpreter of its own.
+is parsed here), the firewall's too (``LoadZone``, ``Ct`` under an assumed connection state,
+conjunctive matches as OVS resolves them): every ``Match`` field (``dl_vlan`` 0xffff =
+untagged, masks, prefixes, protocol shorthands) and every action (``Resubmit``, ``Output``,
+``ModDlSrc``/``ModDlDst``, ``ModVlanVid`` (pushes a tag on an untagged frame),
+``StripVlan``, ``SetTunnel``, ``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``). Each step
+records the packet after the flow's own header rewrites (``packet_own``) and after
+everything it led to (``packet_out``), so the tracer needs no action interpreter of its own.
 
 A value the simulator cannot model (a malformed MAC or prefix, an unknown action type)
 raises ``UnsupportedFlow`` when the pipeline is built or run, so a flow is never silently
@@ -28,9 +29,9 @@ Model of the switch:
   every trunk port except the in_port.  Access ports get it untagged, trunks tagged.
   VLAN 4095 (dead) never forwards.
 - ``output`` to a patch port continues in the peer bridge at table 0 with the peer as
-  in_port (tunnel metadata cleared, as OVS clears it); to a ``vxlan`` port it ends as a
-  ``Tunnelled`` outcome (remote IP, tun_id); to any other port as ``Delivered``.  Output
-  to the in_port is suppressed unless ``IN_PORT`` is used.
+  in_port (tunnel metadata, registers and conntrack state cleared, as OVS clears them);
+  to a ``vxlan`` port it ends as a ``Tunnelled`` outcome (remote IP, tun_id); to any other
+  port as ``Delivered``.  Output to the in_port is suppressed unless ``IN_PORT`` is used.
 - A table miss drops the packet.
 """
 
@@ -48,8 +49,11 @@ from dvr.agent.desired.openflow import (
     IPPROTO_ICMPV6,
     PROTOCOLS,
     Action,
+    Conjunction,
+    Ct,
     DecTtl,
     Drop,
+    LoadZone,
     Match,
     ModDlDst,
     ModDlSrc,
@@ -103,6 +107,15 @@ class Packet:
     nd_target: str | None = None
     tun_id: int | None = None  # tunnel metadata, not a header
     nw_ttl: int | None = None
+    tp_src: int | None = None
+    tp_dst: int | None = None
+    icmp_code: int | None = None
+    arp_sha: str | None = None
+    # pipeline metadata (not headers): the firewall's zone register, conntrack, conj_id
+    reg6: int = 0
+    ct_state: frozenset[str] = frozenset()  # empty: not tracked
+    ct_label: int = 0
+    conj_id: int | None = None
 
     @classmethod
     def ipv4(cls, dl_src: str, dl_dst: str, nw_src: str, nw_dst: str,
@@ -123,6 +136,41 @@ class Packet:
         return cls(dl_src=dl_src, dl_dst=dl_dst, dl_type=ETH_TYPE_IPV6, nw_src=nw_src,
                    nw_dst=str(solicited_node), nw_proto=IPPROTO_ICMPV6, icmp_type=135,
                    nd_target=nd_target)
+
+
+def without_metadata(packet: Packet) -> Packet:
+    """The frame as the next bridge or host sees it: no tunnel metadata, registers,
+    conntrack state (OVS clears them on a patch port)."""
+    return replace(packet, tun_id=None, reg6=0, ct_state=frozenset(), ct_label=0,
+                   conj_id=None)
+
+
+# --- conntrack ----------------------------------------------------------------------------------
+
+CT_NEW = "new"
+CT_ESTABLISHED = "established"
+CT_REPLY = "reply"  # established, in the reply direction
+CT_ASSUMPTIONS = (CT_NEW, CT_ESTABLISHED, CT_REPLY)
+CT_STATES: dict[str, frozenset[str]] = {
+    CT_NEW: frozenset({"trk", "new"}),
+    CT_ESTABLISHED: frozenset({"trk", "est"}),
+    CT_REPLY: frozenset({"trk", "est", "rpl"}),
+}
+
+
+def ct_flags(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``+trk+new-est`` -> (flags that must be set, flags that must be clear)."""
+    on: set[str] = set()
+    off: set[str] = set()
+    word, sign = "", ""
+    for char in text + "+":
+        if char in "+-":
+            if word:
+                (on if sign == "+" else off).add(word)
+            word, sign = "", char
+        else:
+            word += char
+    return frozenset(on), frozenset(off)
 
 
 # --- outcomes and the trace ------------------------------------------------------------------
@@ -174,6 +222,7 @@ Outcome = Delivered | Tunnelled | Dropped
 class Trace:
     steps: tuple[TraceStep, ...]
     outcomes: tuple[Outcome, ...]
+    labels: Mapping[int, int] = field(default_factory=dict)  # zone -> ct_label after commits
 
     @property
     def delivered(self) -> tuple[Delivered, ...]:
@@ -221,7 +270,8 @@ def _mac_int(text: str) -> int:
 
 _ALL_MAC = (1 << 48) - 1
 _IP_FIELDS = ("nw_src", "nw_dst", "arp_spa", "arp_tpa", "nd_target")
-_INT_FIELDS = ("arp_op", "icmp_type")
+_IPV6_FIELDS = {"ipv6_src": "nw_src", "ipv6_dst": "nw_dst"}  # match field -> packet field
+_INT_FIELDS = ("arp_op", "icmp_type", "icmp_code", "reg6", "conj_id", "nw_proto")
 
 
 @dataclass(frozen=True)
@@ -242,9 +292,19 @@ class Condition:
         if name == "tun_id":
             actual = packet.tun_id or 0
             return actual & self.mask == self.value & self.mask  # type: ignore[operator]
-        if name in ("dl_src", "dl_dst"):
-            actual = _mac_int(getattr(packet, name))
-            return actual & self.mask == self.value  # type: ignore[operator]
+        if name in ("dl_src", "dl_dst", "arp_sha"):
+            raw = getattr(packet, name)
+            if raw is None:
+                return False
+            return _mac_int(raw) & self.mask == self.value  # type: ignore[operator]
+        if name in ("tp_src", "tp_dst", "ct_label"):
+            actual = getattr(packet, name)
+            if actual is None:
+                return False
+            return actual & self.mask == self.value & self.mask  # type: ignore[operator]
+        if name == "ct_state":
+            on, off = self.value  # type: ignore[misc]
+            return on <= packet.ct_state and not off & packet.ct_state
         if name in _IP_FIELDS:
             raw = getattr(packet, name)
             if raw is None:
@@ -274,7 +334,8 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
         mask = 0xFFFF if match.vlan_tci_mask is None else match.vlan_tci_mask
         conditions.append(Condition("vlan_tci", match.vlan_tci, mask))
     for name, value, mask in (("dl_src", match.dl_src, match.dl_src_mask),
-                              ("dl_dst", match.dl_dst, match.dl_dst_mask)):
+                              ("dl_dst", match.dl_dst, match.dl_dst_mask),
+                              ("arp_sha", match.arp_sha, None)):
         if value is not None:
             bits = _ALL_MAC if mask is None else _mac_int(mask)
             conditions.append(Condition(name, _mac_int(value) & bits, bits))
@@ -289,14 +350,29 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
             except ValueError as exc:
                 raise UnsupportedFlow(f"bad {name} {value!r}") from exc
             conditions.append(Condition(name, network))
+    for name, packet_field in _IPV6_FIELDS.items():
+        value = getattr(match, name)
+        if value is not None:
+            try:
+                network = ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise UnsupportedFlow(f"bad {name} {value!r}") from exc
+            conditions.append(Condition(packet_field, network))
     for name in _INT_FIELDS:
         value = getattr(match, name)
         if value is not None:
             conditions.append(Condition(name, value))
+    for name, value, mask in (("tp_src", match.tp_src, match.tp_src_mask),
+                              ("tp_dst", match.tp_dst, match.tp_dst_mask),
+                              ("ct_label", match.ct_label, match.ct_label_mask)):
+        if value is not None:
+            conditions.append(Condition(name, value, -1 if mask is None else mask))
+    if match.ct_state is not None:
+        conditions.append(Condition("ct_state", ct_flags(match.ct_state)))
     return tuple(conditions)
 
 
-_HEADER_ACTIONS = (ModDlSrc, ModDlDst, ModVlanVid, StripVlan, SetTunnel, DecTtl)
+_HEADER_ACTIONS = (ModDlSrc, ModDlDst, ModVlanVid, StripVlan, SetTunnel, DecTtl, LoadZone)
 
 
 def rewrite(packet: Packet, action: Action) -> Packet:
@@ -314,6 +390,8 @@ def rewrite(packet: Packet, action: Action) -> Packet:
         return replace(packet, tun_id=action.tun_id)  # type: ignore[union-attr]
     if kind is DecTtl and packet.nw_ttl is not None:
         return replace(packet, nw_ttl=packet.nw_ttl - 1)
+    if kind is LoadZone:
+        return replace(packet, reg6=action.zone)  # type: ignore[union-attr]
     return packet
 
 
@@ -321,6 +399,14 @@ def rewrite(packet: Packet, action: Action) -> Packet:
 class _CompiledFlow:
     flow: Flow
     conditions: tuple[Condition, ...]
+
+    @property
+    def clauses(self) -> tuple[Conjunction, ...]:
+        """The conjunction clauses this flow is (empty for an ordinary flow)."""
+        actions = self.flow.actions
+        if actions and all(type(a) is Conjunction for a in actions):
+            return actions  # type: ignore[return-value]
+        return ()
 
 
 @dataclass(frozen=True)
@@ -354,6 +440,8 @@ class _Run:
     """Mutable bookkeeping of one trace (local to one ``Pipeline.trace`` call)."""
 
     mac_table: Mapping[str, str]
+    conntrack: str = CT_NEW
+    labels: dict[int, int] = field(default_factory=dict)  # zone -> ct_label committed
     steps: list[TraceStep] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
 
@@ -390,20 +478,29 @@ class Pipeline:
         in_port: str,
         packet: Packet,
         mac_table: Mapping[str, str] | None = None,
+        conntrack: str = CT_NEW,
+        labels: Mapping[int, int] | None = None,
     ) -> Trace:
-        """Send ``packet`` into ``bridge`` through ``in_port`` and follow it everywhere."""
+        """Send ``packet`` into ``bridge`` through ``in_port`` and follow it everywhere.
+
+        Every conntrack lookup finds the connection in the state ``conntrack`` assumes
+        (``new``, ``established`` in the packet's original direction, or ``reply``) with the
+        ``ct_label`` of ``labels`` (zone -> label) or, once committed in this trace, the
+        label the commit set."""
         if bridge not in self._bridges:
             raise KeyError(f"no bridge {bridge!r}")
         if in_port not in self._bridges[bridge].ports:
             raise KeyError(f"no port {in_port!r} on {bridge}")
-        run = _Run(mac_table=mac_table or {})
+        if conntrack not in CT_ASSUMPTIONS:
+            raise ValueError(f"conntrack must be one of {CT_ASSUMPTIONS}")
+        run = _Run(mac_table=mac_table or {}, conntrack=conntrack, labels=dict(labels or {}))
         self._pipeline(run, bridge, in_port, packet)
         outcomes = list(run.outcomes)
         if not any(isinstance(o, Delivered | Tunnelled) for o in outcomes) and not any(
             isinstance(o, Dropped) for o in outcomes
         ):
             outcomes.append(Dropped(bridge, None, "actions ended without output"))
-        return Trace(steps=tuple(run.steps), outcomes=tuple(outcomes))
+        return Trace(steps=tuple(run.steps), outcomes=tuple(outcomes), labels=dict(run.labels))
 
     def receive_from_tunnel(
         self,
@@ -411,13 +508,16 @@ class Pipeline:
         tun_id: int,
         packet: Packet,
         mac_table: Mapping[str, str] | None = None,
+        conntrack: str = CT_NEW,
+        labels: Mapping[int, int] | None = None,
     ) -> Trace:
         """A frame arriving over the tunnel from ``remote_ip`` with VNI ``tun_id``."""
         found = self.tunnel_port_towards(remote_ip)
         if found is None:
             return Trace((), (Dropped("", None, f"no tunnel port towards {remote_ip}"),))
         bridge, port = found
-        return self.trace(bridge, port, replace(packet, tun_id=tun_id), mac_table)
+        return self.trace(bridge, port, replace(packet, tun_id=tun_id), mac_table, conntrack,
+                          labels)
 
     # --- internals ------------------------------------------------------------------------------
     def _pipeline(self, run: _Run, bridge: str, in_port: str, packet: Packet) -> None:
@@ -425,19 +525,49 @@ class Pipeline:
 
     def _lookup(
         self, bridge: str, table: int, in_port: str, packet: Packet
-    ) -> _CompiledFlow | None:
+    ) -> tuple[_CompiledFlow | None, Packet]:
+        """The flow that handles ``packet`` (and the packet, with ``conj_id`` set when a
+        conjunctive match decided it), as OVS does: by priority, conjunctions competing at
+        the priority of their clauses."""
         flows = self._bridges[bridge].tables.get(table, ())
+        clauses: dict[tuple[int, int], set[int]] = {}  # (priority, id) -> clauses matched
+        wanted: dict[tuple[int, int], int] = {}
         for index, candidate in enumerate(flows):
-            if all(c.holds(packet, in_port) for c in candidate.conditions):
-                for other in flows[index + 1:]:
-                    if other.flow.priority != candidate.flow.priority:
-                        break
-                    if all(c.holds(packet, in_port) for c in other.conditions):
-                        raise AmbiguousMatch(
-                            f"{bridge} table {table}: {candidate.flow} and {other.flow}"
-                        )
-                return candidate
-        return None
+            priority = candidate.flow.priority
+            fired = [ident for (prio, ident), seen in clauses.items()
+                     if prio > priority and len(seen) == wanted[(prio, ident)]]
+            if fired:
+                return self._conjunction(bridge, table, in_port, packet, min(fired))
+            if not all(c.holds(packet, in_port) for c in candidate.conditions):
+                continue
+            if candidate.clauses:
+                for clause in candidate.clauses:
+                    clauses.setdefault((priority, clause.id), set()).add(clause.clause)
+                    wanted[(priority, clause.id)] = clause.n_clauses
+                continue
+            for other in flows[index + 1:]:
+                if other.flow.priority != priority:
+                    break
+                if not other.clauses and all(c.holds(packet, in_port) for c in other.conditions):
+                    raise AmbiguousMatch(
+                        f"{bridge} table {table}: {candidate.flow} and {other.flow}"
+                    )
+            return candidate, packet
+        fired = [ident for key, seen in clauses.items() if len(seen) == wanted[key]
+                 for ident in (key[1],)]
+        if fired:
+            return self._conjunction(bridge, table, in_port, packet, min(fired))
+        return None, packet
+
+    def _conjunction(self, bridge: str, table: int, in_port: str, packet: Packet,
+                     ident: int) -> tuple[_CompiledFlow | None, Packet]:
+        """The lookup again with ``conj_id`` set, clause flows left out."""
+        packet = replace(packet, conj_id=ident)
+        for candidate in self._bridges[bridge].tables.get(table, ()):
+            if not candidate.clauses and all(c.holds(packet, in_port)
+                                             for c in candidate.conditions):
+                return candidate, replace(packet, conj_id=None)
+        return None, replace(packet, conj_id=None)
 
     def _table(
         self, run: _Run, bridge: str, table: int, in_port: str, packet: Packet, depth: int
@@ -445,7 +575,7 @@ class Pipeline:
         """Look ``packet`` up in ``table`` and run the actions; returns the packet after."""
         if depth > MAX_RESUBMIT_DEPTH:
             raise SimulationLimit(f"resubmit depth over {MAX_RESUBMIT_DEPTH}")
-        match = self._lookup(bridge, table, in_port, packet)
+        match, packet = self._lookup(bridge, table, in_port, packet)
         if match is None:
             run.step(TraceStep(bridge, table, None, packet, packet, "table miss", in_port))
             run.outcomes.append(Dropped(bridge, table, f"no flow matched in table {table}"))
@@ -469,10 +599,26 @@ class Pipeline:
                 )
             elif kind is Normal:
                 self._normal(run, bridge, in_port, current, depth)
+            elif kind is Ct:
+                current = self._conntrack(run, bridge, in_port, current, action, depth)  # type: ignore[arg-type]
             else:
                 raise UnsupportedFlow(f"unsupported action {action!r}")
         run.steps[index] = replace(run.steps[index], packet_out=current, packet_own=own)
         return current
+
+    def _conntrack(self, run: _Run, bridge: str, in_port: str, packet: Packet, action: Ct,
+                   depth: int) -> Packet:
+        """``ct(...)`` in the zone of reg6, under the run's conntrack assumption."""
+        zone = packet.reg6
+        if action.commit:
+            before = run.labels.get(zone, 0)
+            run.labels[zone] = (before & ~action.label_mask) | (action.label & action.label_mask)
+            return replace(packet, ct_label=run.labels[zone])
+        tracked = replace(packet, ct_state=CT_STATES[run.conntrack],
+                          ct_label=run.labels.get(zone, 0))
+        if action.table is None:
+            return tracked
+        return self._table(run, bridge, action.table, in_port, tracked, depth + 1)
 
     def _output(
         self,
@@ -498,7 +644,7 @@ class Pipeline:
             if peer_bridge is None:
                 run.outcomes.append(Dropped(bridge, None, f"patch {port_name}: no peer {peer}"))
                 return
-            crossed = replace(packet, tun_id=None)
+            crossed = without_metadata(packet)
             run.step(TraceStep(bridge, None, None, packet, crossed,
                                f"patch {port_name} -> {peer_bridge}:{peer}", in_port))
             if depth + 1 > MAX_RESUBMIT_DEPTH:
@@ -509,10 +655,10 @@ class Pipeline:
             options = dict(port.options)
             run.outcomes.append(
                 Tunnelled(bridge, port_name, options.get("remote_ip"), options.get("local_ip"),
-                          packet.tun_id or 0, replace(packet, tun_id=None))
+                          packet.tun_id or 0, without_metadata(packet))
             )
             return
-        run.outcomes.append(Delivered(bridge, port_name, packet))
+        run.outcomes.append(Delivered(bridge, port_name, without_metadata(packet)))
 
     def _normal(self, run: _Run, bridge: str, in_port: str, packet: Packet, depth: int) -> None:
         compiled = self._bridges[bridge]

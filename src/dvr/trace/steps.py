@@ -56,7 +56,7 @@ class PacketView:
             dl_vlan=self.dl_vlan, nw_src=self.nw_src, nw_dst=self.nw_dst,
             nw_proto=IP_PROTO_NUMBERS[self.proto],
             icmp_type=self.icmp_type if self.proto == "icmp" else None, tun_id=self.tun_id,
-            nw_ttl=self.nw_ttl,
+            nw_ttl=self.nw_ttl, tp_src=self.tp_src, tp_dst=self.tp_dst,
         )
 
     def with_ofsim(self, packet: ofsim.Packet) -> PacketView:
@@ -408,7 +408,10 @@ class TraceRequest:
     name, a port id, an external host's name or an IP address.
     ``source_host``/``destination_host`` are optional hints (where to look first).
     ``with_reply``: once delivered, trace the answer too.  ``external_hosts``: hosts on
-    external segments that are not cloud objects (the lab's ``outside``).
+    external segments that are not cloud objects (the lab's ``outside``).  ``conntrack``:
+    the connection state the firewalls' conntrack lookups find (``new``: the first packet;
+    ``established``: a later one of a connection the rules admitted); the reply is always
+    traced as established.
     """
 
     source: str
@@ -419,8 +422,11 @@ class TraceRequest:
     source_host: str | None = None
     destination_host: str | None = None
     external_hosts: tuple[ExternalHost, ...] = ()
+    conntrack: str = ofsim.CT_NEW
 
     def __post_init__(self) -> None:
+        if self.conntrack not in (ofsim.CT_NEW, ofsim.CT_ESTABLISHED):
+            raise ValueError(f"conntrack must be new or established, not {self.conntrack!r}")
         if self.proto not in PROTOCOLS:
             raise ValueError(f"proto must be one of {', '.join(PROTOCOLS)}, not {self.proto!r}")
         if self.dport is not None and not 0 <= self.dport <= 65535:

@@ -25,8 +25,14 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from dvr.agent.desired.firewall_explain import (
+    FIREWALL_TABLES,
+    RuleIndex,
+    explain_firewall_flow,
+)
 from dvr.agent.desired.names import ROUTER_INTERFACE_PREFIX, ROUTER_NS_PREFIX
-from dvr.agent.desired.state import NamespaceState, NatRule, Neighbor
+from dvr.agent.desired.openflow import Ct
+from dvr.agent.desired.state import Flow, NamespaceState, NatRule, Neighbor
 from dvr.model.hostview import SubnetView
 from dvr.trace import nat, ofsim
 from dvr.trace.endpoints import (
@@ -124,8 +130,16 @@ class _Walk:
     """One trace_packet call: compiled hosts are cached here, nothing outlives the call."""
 
     def __init__(self, hosts: Mapping[str, HostData],
-                 external_hosts: tuple[ExternalHost, ...] = ()) -> None:
+                 external_hosts: tuple[ExternalHost, ...] = (),
+                 conntrack: str = ofsim.CT_NEW,
+                 labels: Mapping[str, Mapping[int, int]] | None = None) -> None:
         self.hosts = hosts
+        self.conntrack = conntrack  # the forward direction's; replies are established
+        # host -> zone -> ct_label the firewalls committed (or, tracing an established
+        # connection, committed when it was new)
+        self.labels: dict[str, dict[int, int]] = {h: dict(z) for h, z in (labels or {}).items()}
+        self._rules: dict[str, RuleIndex] = {}
+        self._direction = "forward"
         self._switches: dict[str, HostSwitch | str] = {}
         self._passes = 0
         self.connections: list[nat.Connection] = []  # conntrack, across both directions
@@ -157,8 +171,14 @@ class _Walk:
         return None
 
     # -- one direction -------------------------------------------------------------------------
+    def rules(self, switch: HostSwitch) -> RuleIndex:
+        if switch.host not in self._rules:
+            self._rules[switch.host] = RuleIndex(switch.view)
+        return self._rules[switch.host]
+
     def run(self, direction: str, source: Endpoint, destination: Endpoint,
             packet: PacketView) -> Trace:
+        self._direction = direction
         steps: list[Step] = []
         position = self.send(steps, source, destination, packet)
         hops = 0
@@ -273,16 +293,20 @@ class _Walk:
         if isinstance(switch, str):
             steps.append(DropStep(host=at.host, place=at.bridge, reason=switch))
             return _DONE
+        conntrack = self.conntrack if self._direction == "forward" else ofsim.CT_REPLY
         try:
             simulated = switch.pipeline.trace(at.bridge, at.in_port, at.packet.to_ofsim(),
-                                              self.mac_table(switch))
+                                              self.mac_table(switch), conntrack,
+                                              self.labels.get(at.host))
         except (ofsim.AmbiguousMatch, ofsim.SimulationLimit, ofsim.UnsupportedFlow,
                 KeyError) as exc:
             steps.append(DropStep(host=at.host, place=at.bridge,
                                   reason=f"cannot simulate: {exc}"))
             return _DONE
         self._passes += 1
-        flow_steps = openflow_steps(at.host, simulated, at.packet, self._passes)
+        self.labels[at.host] = dict(simulated.labels)
+        flow_steps = openflow_steps(at.host, simulated, at.packet, self._passes,
+                                    self.rules(switch), conntrack, switch.integration_bridge)
         steps.extend(flow_steps)
         return self.after_pass(steps, switch, simulated, flow_steps, destination, at.packet)
 
@@ -322,7 +346,8 @@ class _Walk:
                                       reason=f"no known host has tunnel IP {chosen.remote_ip}"))
                 return _DONE
             return _FromTunnel(to_host, host, chosen.local_ip or "", chosen.tun_id, inner)
-        steps.append(diagnose_drop(switch, simulated, flow_steps, destination, self))
+        steps.append(diagnose_drop(switch, simulated, flow_steps, destination, self,
+                                   self.rules(switch)))
         return _DONE
 
     def choose_tunnel(self, switch: HostSwitch, tunnels: tuple[ofsim.Tunnelled, ...],
@@ -632,9 +657,23 @@ def _host_of(position: _Position) -> str:
 # --- converting a simulated pass into steps ------------------------------------------------------
 
 
+def firewall_note(flow: Flow | None, rules: RuleIndex | None, conntrack: str) -> str:
+    """What a firewall flow did, and the connection state it assumed."""
+    if flow is None or rules is None:
+        return ""
+    note = explain_firewall_flow(flow, rules) or ""
+    if any(type(a) is Ct and not a.commit for a in flow.actions):
+        state = "+".join(sorted(ofsim.CT_STATES[conntrack]))
+        note = f"{note}; conntrack lookup: assumed +{state} ({conntrack})"
+    return note
+
+
 def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
-                   switch_pass: int) -> list[OpenFlowStep]:
-    """One OpenFlowStep per table lookup; NORMAL and patch crossings become notes."""
+                   switch_pass: int, rules: RuleIndex | None = None,
+                   conntrack: str = ofsim.CT_NEW,
+                   firewall_bridge: str = "") -> list[OpenFlowStep]:
+    """One OpenFlowStep per table lookup; NORMAL and patch crossings become notes; firewall
+    flows say which group and rule they stand for."""
     result: list[OpenFlowStep] = []
     for step in simulated.steps:
         if step.table is None:
@@ -648,13 +687,15 @@ def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
             host=host, bridge=step.bridge, table=step.table, in_port=step.in_port,
             flow=step.flow, packet_in=base.with_ofsim(step.packet_in),
             packet=base.with_ofsim(after), switch_pass=switch_pass,
-            note="table miss" if step.flow is None else "",
+            note="table miss" if step.flow is None else firewall_note(
+                step.flow, rules if step.bridge == firewall_bridge else None, conntrack),
         ))
     return result
 
 
 def diagnose_drop(switch: HostSwitch, simulated: ofsim.Trace, flow_steps: list[OpenFlowStep],
-                  destination: Endpoint, walk: _Walk) -> DropStep:
+                  destination: Endpoint, walk: _Walk,
+                  rules: RuleIndex | None = None) -> DropStep:
     """Name the place and the reason a pass ended without reaching its goal."""
     host = switch.host
     l2pop = next((s for s in flow_steps
@@ -691,6 +732,10 @@ def diagnose_drop(switch: HostSwitch, simulated: ofsim.Trace, flow_steps: list[O
         reason = (f"dropped by flow priority {flow.priority} "
                   f"{flow.match_text or '(any)'} "
                   f"=> {flow.actions_text} [{flow.owner}]")
+        why = explain_firewall_flow(flow, rules) if rules is not None else None
+        if why is not None and flow.table in FIREWALL_TABLES and (
+                chosen.bridge == switch.integration_bridge):
+            reason = f"{why} — {reason}"
     else:
         reason = chosen.reason
     return DropStep(host=host, place=place, reason=reason + tail, bridge=chosen.bridge,
@@ -734,7 +779,6 @@ def _not_found(what: str, request: TraceRequest, source: Endpoint | None) -> Tra
 
 def trace_packet(hosts: Mapping[str, HostData], request: TraceRequest) -> Trace:
     """Trace ``request`` through the desired state of ``hosts`` (host name -> HostData)."""
-    walk = _Walk(hosts, request.external_hosts)
     destination = resolve_destination(hosts, request)
     version = ipaddress.ip_address(destination.ip).version if destination is not None else None
     source = resolve_source(hosts, request, version)
@@ -743,6 +787,17 @@ def trace_packet(hosts: Mapping[str, HostData], request: TraceRequest) -> Trace:
     if destination is None:
         return _not_found("destination", request, source)
     packet = first_packet(source, destination, request)
+    labels = None
+    if request.conntrack != ofsim.CT_NEW:  # the labels the connection got when it was new
+        opening = _Walk(hosts, request.external_hosts)
+        _walk_both_ways(opening, request, source, destination, packet)
+        labels = opening.labels
+    walk = _Walk(hosts, request.external_hosts, request.conntrack, labels)
+    return _walk_both_ways(walk, request, source, destination, packet)
+
+
+def _walk_both_ways(walk: _Walk, request: TraceRequest, source: Endpoint,
+                    destination: Endpoint, packet: PacketView) -> Trace:
     if source.external:
         walk.stations.setdefault(source.mac or "", external_station(ExternalHost(
             name=source.device or source.ip, ip=source.ip, mac=source.mac)))

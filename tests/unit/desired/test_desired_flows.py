@@ -57,6 +57,7 @@ from dvr.agent.desired.state import (
     Flow,
     owner_cookie_prefix,
 )
+from dvr.agent.desired.tables import PRIO_INT_ACCESS_PORT
 from dvr.agent.desired.vlans import DEAD_VLAN
 from dvr.model.hostview import (
     OWNER_ROUTER_SNAT,
@@ -100,6 +101,11 @@ def flows(state: DesiredState, name: str, table: int | None = None,
     }
 
 
+def is_zone_flow(flow: Flow) -> bool:
+    """Table 0's "this access port's frames carry their VLAN in reg6" flow."""
+    return flow.table == 0 and flow.priority == PRIO_INT_ACCESS_PORT
+
+
 def as_text(found: set[Flow]) -> set[tuple[int, int, str, str]]:
     """The flows as ovs-ofctl text (the one rendering), ports quoted by ``port_text``."""
     return {(f.table, f.priority, f.match_text, f.actions_text) for f in found}
@@ -125,6 +131,10 @@ def test_integration_bridge_skeleton(cloud):
         (0, 0, "", "resubmit(,60)"),
         (1, 0, "", "resubmit(,60)"),
         (60, 3, "", "NORMAL"),
+        # the firewall tables: misses drop, invalid connections drop, 73 returns to 60
+        (71, 0, "", "drop"), (72, 0, "", "drop"), (81, 0, "", "drop"), (82, 0, "", "drop"),
+        (72, 100, "ct_state=+trk+inv", "drop"), (82, 100, "ct_state=+trk+inv", "drop"),
+        (73, 0, "", "resubmit(,60)"),
     }
 
 
@@ -210,7 +220,8 @@ def test_removing_a_host_mac_removes_exactly_its_two_flows(cloud):
 
 def test_legacy_mode_has_no_dvr_flows(cloud):
     state = host_state(cloud, HOST_1, config=DesiredConfig(agent_mode="legacy"))
-    owners = {f.owner.split(":")[0] for b in state.bridges for f in b.flows}
+    owners = {f.owner.split(":")[0] for b in state.bridges for f in b.flows
+              if not is_zone_flow(f)}
     assert "hostmac" not in owners and "subnet" not in owners and "port" not in owners
     assert "network" in owners  # L2 tunnels still work
 
@@ -261,7 +272,7 @@ def test_admin_down_router_is_not_instantiated(cloud):
                      cloud.plugged(HOST_1))
     assert state.namespaces == ()
     assert not any(f.owner.startswith(("subnet:", "port:")) for b in state.bridges
-                   for f in b.flows)
+                   for f in b.flows if not is_zone_flow(f))
     assert not any(p.name.startswith("qrb-") for p in bridge(state, "br-int").ports)
 
 
@@ -299,7 +310,7 @@ def test_local_vm_on_dvr_subnet_gets_gateway_mac_restore_flow(cloud):
     for vm_id, network, gateway_mac in ((ORANGE_1, ORANGE, IF_ORANGE_MAC),
                                         (BLUE_2, BLUE, IF_BLUE_MAC)):
         lv = vlan(state, network)
-        assert as_text(flows(state, "br-int", owner=f"port:{vm_id}")) == {
+        assert as_text(flows(state, "br-int", table=1, owner=f"port:{vm_id}")) == {
             (1, 4, f"dl_vlan={lv},dl_dst={cloud.vm(vm_id).mac}",
              f"strip_vlan,mod_dl_src:{gateway_mac},output:{port_text(tap_name(vm_id))}")
         }
@@ -316,7 +327,7 @@ def test_vif_ports_are_unmanaged_and_tagged_with_their_local_vlan(cloud):
 
 def test_vm_on_network_without_router_gets_tag_but_no_dvr_flow(cloud):
     state = host_state(cloud, HOST_3)
-    assert not flows(state, "br-int", owner=f"port:{GREEN_1}")
+    assert not flows(state, "br-int", table=1, owner=f"port:{GREEN_1}")
     port = next(p for p in bridge(state, "br-int").ports if p.name == tap_name(GREEN_1))
     assert port.tag == vlan(state, cloud.vm(GREEN_1).network_id)
 
@@ -378,7 +389,7 @@ def test_two_routers_on_one_subnet_lowest_interface_port_id_wins(cloud):
                      arp_entries=())
     view = replace(view, routers=view.routers + (second,))
     state = state_of(view, cloud.plugged(HOST_2))
-    (flow,) = flows(state, "br-int", owner=f"port:{ORANGE_1}")
+    (flow,) = flows(state, "br-int", table=1, owner=f"port:{ORANGE_1}")
     assert ModDlSrc("fa:16:3e:bb:00:0a") in flow.actions
     # both gateways are local: both are hidden from the tunnel
     subnet_flows = flows(state, "br-tun", owner=f"subnet:{ORANGE_SUBNET}")
@@ -522,7 +533,8 @@ def test_removing_a_router_interface_removes_exactly_its_flows_devices_and_neigh
         assert not bridge(after, name).flows - bridge(before, name).flows
     gone = {f.owner for name in ("br-int", "br-tun")
             for f in bridge(before, name).flows - bridge(after, name).flows}
-    assert gone == {f"subnet:{ORANGE_SUBNET}", f"port:{ORANGE_1}"}
+    # the subnet's flows, the VM's table-1 flow, and the zone flow of the router's qr- port
+    assert gone == {f"subnet:{ORANGE_SUBNET}", f"port:{ORANGE_1}", f"router:{ROUTER}"}
     assert len(flows(before, "br-tun", owner=f"subnet:{ORANGE_SUBNET}")) == 3
 
     ports_before = set(bridge(before, "br-int").ports)

@@ -21,6 +21,7 @@ from desired_scenarios import (
     Vm,
     east_west_cloud,
 )
+from firewall_scenarios import draw_overlay, edit_overlay
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -55,6 +56,8 @@ def share_unchanged(old: HostView | None, new: HostView) -> HostView:
         networks=merge(old.networks, new.networks, lambda n: n.id),
         routers=merge(old.routers, new.routers, lambda r: r.id),
         peer_host_macs=merge(old.peer_host_macs, new.peer_host_macs, lambda m: m.host),
+        security_groups=merge(old.security_groups, new.security_groups, lambda g: g.id),
+        address_sets=merge(old.address_sets, new.address_sets, lambda a: a.id),
     )
 
 
@@ -229,8 +232,9 @@ def test_incremental_equals_full_on_random_histories(data):
     stale: dict[str, str] = {}
     vlans: dict[str, int] = {}
     previous_view: HostView | None = None
+    overlay = draw_overlay(data, sorted(v.id for v in cloud.vms))
     for _ in range(data.draw(st.integers(2, 10), label="steps")):
-        view = cloud.view(ME)
+        view = overlay.apply(cloud.view(ME))
         if share:
             view = share_unchanged(previous_view, view)
         plugged = {**stale, **{k: v for k, v in cloud.plugged(ME).items() if k not in unplugged}}
@@ -245,8 +249,12 @@ def test_incremental_equals_full_on_random_histories(data):
         event(f"north/south namespaces: {kinds}")
         event(f"incremental step was full: {cache.last_stats.full}")
         previous_view = view
+        event(f"firewalled ports: {min(sum(p.port_security_enabled for p in view.ports), 2)}")
         vlans = dict(full.local_vlans)
-        cloud = edit(data, cloud, unplugged, vlans, stale)
+        if data.draw(st.booleans(), label="security group edit"):
+            edit_overlay(data, overlay, sorted(p.id for p in view.ports))
+        else:
+            cloud = edit(data, cloud, unplugged, vlans, stale)
 
 
 # --- examples: what gets recomputed ------------------------------------------------------------

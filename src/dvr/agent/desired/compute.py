@@ -79,9 +79,12 @@ def compute_pieces(
             ctx, fip_gateways.get(network_id), view.network(network_id), facts.get(network_id),
             tuple((router, fip_links[router.id]) for router in view.routers
                   if router.id in fip_links and fip_links[router.id].network_id == network_id))
+    groups = {g.id: g for g in view.security_groups}
+    sets = {s.id: s for s in view.address_sets}
     for port in view.ports:
         pieces[("port", port.id)] = port_piece(
-            ctx, port, inputs.plugged.get(port.id), facts.get(port.network_id), gateway_macs
+            ctx, port, inputs.plugged.get(port.id), facts.get(port.network_id), gateway_macs,
+            groups, sets,
         )
     for port_id, ovs_port_name in inputs.plugged.items():  # orphan VIFs
         if ("port", port_id) not in pieces:

@@ -23,6 +23,8 @@ dependency graph, in one place:
 | DVR gateway MAC[subnet] | port:<p> for ports with an address on the subnet             |
 | ports[id]               | port:<id>                                                    |
 | plugged[port id]        | port:<id> (also for an orphan VIF: plugged, not in ports)    |
+| security_groups[id]     | port:<p> for the group's member ports on this host           |
+| address_sets[id]        | port:<p> for members of the groups whose rules name the set  |
 
 Because the full computation (``compute.py``) calls the very same piece functions and the
 same ``Assembly``, the incremental result equals the full one exactly when this table is
@@ -63,7 +65,14 @@ from dvr.agent.desired.pieces import (
 )
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.desired.vlans import allocate_local_vlans
-from dvr.model.hostview import HostView, NetworkView, PortView, RouterView
+from dvr.model.hostview import (
+    AddressSetView,
+    HostView,
+    NetworkView,
+    PortView,
+    RouterView,
+    SecurityGroupView,
+)
 
 K = TypeVar("K", bound=Hashable)
 _MISSING = object()
@@ -127,6 +136,10 @@ class DesiredStateCache:
         self._router_candidates: dict[str, dict[str, tuple[str, str]]] = {}
         self._subnet_candidates: dict[str, dict[str, tuple[str, str]]] = {}
         self._gateway_macs: dict[str, str] = {}
+        self._groups: dict[str, SecurityGroupView] = {}
+        self._sets: dict[str, AddressSetView] = {}
+        self._groups_by_set: dict[str, set[str]] = {}
+        self._ports_by_group: dict[str, set[str]] = {}
         self._ports_by_network: dict[str, set[str]] = {}
         self._ports_by_subnet: dict[str, set[str]] = {}
         self._routers_by_network: dict[str, set[str]] = {}
@@ -167,6 +180,9 @@ class DesiredStateCache:
             self._on_fip_links(view, dirty)
         if old is None or view.ports is not old.ports:
             self._on_ports(view, dirty)
+        if old is None or view.security_groups is not old.security_groups or (
+                view.address_sets is not old.address_sets):
+            self._on_firewall(view, dirty)
         self._on_plugged(inputs, dirty)
         self._view = view
 
@@ -306,11 +322,34 @@ class DesiredStateCache:
                 _index_discard(self._ports_by_network, before.network_id, pid)
                 for fixed in before.fixed_ips:
                     _index_discard(self._ports_by_subnet, fixed.subnet_id, pid)
+                for group_id in before.security_group_ids:
+                    _index_discard(self._ports_by_group, group_id, pid)
             if after is not None:
                 _index_add(self._ports_by_network, after.network_id, pid)
                 for fixed in after.fixed_ips:
                     _index_add(self._ports_by_subnet, fixed.subnet_id, pid)
+                for group_id in after.security_group_ids:
+                    _index_add(self._ports_by_group, group_id, pid)
         self._ports = new
+
+    def _on_firewall(self, view: HostView, dirty: set[PieceKey]) -> None:
+        """A group's rules or a remote set's addresses changed: the ports of the groups
+        that read them."""
+        groups = {g.id: g for g in view.security_groups}
+        sets = {a.id: a for a in view.address_sets}
+        touched = set(changed_keys(self._groups, groups))
+        if touched:
+            self._groups_by_set = {}
+            for group in groups.values():
+                for rule in group.rules:
+                    remote = rule.remote_group_id or rule.remote_address_group_id
+                    if remote is not None:
+                        _index_add(self._groups_by_set, remote, group.id)
+        for set_id in changed_keys(self._sets, sets):
+            touched |= self._groups_by_set.get(set_id, set())
+        self._groups, self._sets = groups, sets
+        for group_id in touched:
+            dirty.update(("port", pid) for pid in self._ports_by_group.get(group_id, ()))
 
     def _on_plugged(self, inputs: HostInputs, dirty: set[PieceKey]) -> None:
         if inputs.plugged == self._plugged:
@@ -349,7 +388,7 @@ class DesiredStateCache:
                 return None if plugged is None else port_piece(ctx, None, plugged, None, {})
             return port_piece(
                 ctx, port, self._plugged.get(ident), self._facts.get(port.network_id),
-                self._gateway_macs,
+                self._gateway_macs, self._groups, self._sets,
             )
         raise ValueError(f"unknown piece kind {kind!r}")
 

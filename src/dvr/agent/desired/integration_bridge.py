@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dvr.agent.desired import names
+from dvr.agent.desired import firewall, names
 from dvr.agent.desired.config import DesiredConfig
 from dvr.agent.desired.openflow import (
     MATCH_ALL,
@@ -51,7 +51,8 @@ def router_interface_bridge_port(
 
 
 def integration_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
-    """Table skeleton: everything not claimed by DVR ends in NORMAL (owner bridge)."""
+    """Table skeleton: everything not claimed by DVR or the firewall ends in NORMAL (owner
+    bridge); the firewall tables drop what they do not claim."""
     owner = names.bridge_owner(config.integration_bridge)
     return (
         Flow(IntTable.LOCAL_SWITCHING, PRIO_DEFAULT, MATCH_ALL,
@@ -59,6 +60,7 @@ def integration_bridge_base_flows(config: DesiredConfig) -> tuple[Flow, ...]:
         Flow(IntTable.DVR_TO_SRC_MAC, PRIO_DEFAULT, MATCH_ALL,
              (Resubmit(IntTable.TRANSIENT),), owner),
         Flow(IntTable.TRANSIENT, PRIO_INT_NORMAL, MATCH_ALL, (NORMAL,), owner),
+        *firewall.firewall_base_flows(config.integration_bridge),
     )
 
 
@@ -72,12 +74,15 @@ def host_mac_integration_flows(host: str, mac: str, config: DesiredConfig) -> tu
 
 
 def dvr_local_port_flows(
-    port_id: str, port_mac: str, local_vlan: int, gateway_mac: str, ovs_port_name: str
+    port_id: str, port_mac: str, local_vlan: int, gateway_mac: str, ovs_port_name: str,
+    firewalled: bool = False,
 ) -> tuple[Flow, ...]:
-    """Table 1: a routed frame for a local VM gets the gateway MAC back as source."""
+    """Table 1: a routed frame for a local VM gets the gateway MAC back as source; it goes
+    to the VM's port, through the port's ingress firewall when it has one."""
+    actions = (
+        firewall.dvr_ingress_actions(local_vlan, (ModDlSrc(gateway_mac),)) if firewalled
+        else (STRIP_VLAN, ModDlSrc(gateway_mac), Output(ovs_port_name)))
     return (
         Flow(IntTable.DVR_TO_SRC_MAC, PRIO_INT_DVR_TO_SRC_MAC,
-             MATCH_VLAN_DST(local_vlan, port_mac),
-             (STRIP_VLAN, ModDlSrc(gateway_mac), Output(ovs_port_name)),
-             names.port_owner(port_id)),
+             MATCH_VLAN_DST(local_vlan, port_mac), actions, names.port_owner(port_id)),
     )

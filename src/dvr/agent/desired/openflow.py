@@ -21,7 +21,8 @@ from typing import Any, Literal, NamedTuple
 # --- matches ----------------------------------------------------------------------------------
 
 # ovs-ofctl protocol shorthands (each fixes dl_type and, for some, nw_proto)
-Protocol = Literal["ip", "ipv6", "arp", "icmp", "icmp6", "tcp", "udp"]
+Protocol = Literal["ip", "ipv6", "arp", "icmp", "icmp6", "tcp", "udp", "tcp6", "udp6", "sctp",
+                   "sctp6"]
 
 ETH_TYPE_IP = 0x0800
 ETH_TYPE_ARP = 0x0806
@@ -30,6 +31,7 @@ IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_ICMPV6 = 58
+IPPROTO_SCTP = 132
 
 # protocol -> (dl_type, nw_proto or None)
 PROTOCOLS: dict[str, tuple[int, int | None]] = {
@@ -40,6 +42,10 @@ PROTOCOLS: dict[str, tuple[int, int | None]] = {
     "icmp6": (ETH_TYPE_IPV6, IPPROTO_ICMPV6),
     "tcp": (ETH_TYPE_IP, IPPROTO_TCP),
     "udp": (ETH_TYPE_IP, IPPROTO_UDP),
+    "tcp6": (ETH_TYPE_IPV6, IPPROTO_TCP),
+    "udp6": (ETH_TYPE_IPV6, IPPROTO_UDP),
+    "sctp": (ETH_TYPE_IP, IPPROTO_SCTP),
+    "sctp6": (ETH_TYPE_IPV6, IPPROTO_SCTP),
 }
 
 
@@ -70,6 +76,22 @@ class Match(NamedTuple):
     arp_tpa: str | None = None
     icmp_type: int | None = None
     nd_target: str | None = None
+    # the firewall's fields (dvr.agent.desired.firewall); rendered after the ones above, so
+    # flows that do not use them keep their text and cookies
+    reg6: int | None = None  # the firewall's zone register (the network's local VLAN)
+    ct_state: str | None = None  # conntrack flags, e.g. "+trk+new-est"
+    ct_label: int | None = None
+    ct_label_mask: int | None = None
+    conj_id: int | None = None
+    nw_proto: int | None = None  # with proto "ip"/"ipv6": any other IP protocol
+    arp_sha: str | None = None
+    ipv6_src: str | None = None
+    ipv6_dst: str | None = None
+    tp_src: int | None = None
+    tp_src_mask: int | None = None
+    tp_dst: int | None = None
+    tp_dst_mask: int | None = None
+    icmp_code: int | None = None
 
     def __repr__(self) -> str:
         pairs = zip(self._fields, self, strict=True)
@@ -167,8 +189,36 @@ class OutputInPort:
     """Output to the port the frame came in on (``IN_PORT``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class LoadZone:
+    """``load:<zone>->NXM_NX_REG6[]``: the firewall's zone register."""
+
+    zone: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ct:
+    """``ct(...)`` in the zone held by reg6: without ``commit`` a conntrack lookup that
+    continues in ``table`` (with ``ct_state`` set); with ``commit`` it commits the
+    connection and, given ``label_mask``, sets those ``ct_label`` bits to ``label``."""
+
+    table: int | None = None
+    commit: bool = False
+    label: int = 0
+    label_mask: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Conjunction:
+    """``conjunction(id,clause/n_clauses)``: one clause of a conjunctive match."""
+
+    id: int
+    clause: int  # 1-based
+    n_clauses: int
+
+
 Action = (Output | Resubmit | ModDlSrc | ModDlDst | ModVlanVid | StripVlan | SetTunnel
-          | DecTtl | Drop | Normal | OutputInPort)
+          | DecTtl | Drop | Normal | OutputInPort | LoadZone | Ct | Conjunction)
 
 STRIP_VLAN = StripVlan()
 DEC_TTL = DecTtl()
@@ -234,7 +284,7 @@ def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
     """``ovs-ofctl`` match text, fields in a fixed order; "" for match-all."""
     (in_port, proto, dl_vlan, vlan_tci, vlan_tci_mask, dl_src, dl_src_mask, dl_dst,
      dl_dst_mask, tun_id, tun_id_mask, nw_src, nw_dst, arp_op, arp_spa, arp_tpa, icmp_type,
-     nd_target) = match
+     nd_target, *firewall) = match
     parts: list[str] = []
     if in_port is not None:
         parts.append(f"in_port={port(in_port)}")
@@ -255,11 +305,49 @@ def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
                         ("nd_target", nd_target)):
         if value is not None:
             parts.append(f"{name}={value}")
+    if any(value is not None for value in firewall):
+        parts.extend(_firewall_match_parts(match))
     return ",".join(parts)
+
+
+def _firewall_match_parts(match: Match) -> list[str]:
+    parts: list[str] = []
+    if match.reg6 is not None:
+        parts.append(f"reg6={match.reg6:#x}")
+    if match.ct_state is not None:
+        parts.append(f"ct_state={match.ct_state}")
+    if match.ct_label is not None:
+        parts.append(f"ct_label={_masked_int(match.ct_label, match.ct_label_mask)}")
+    if match.conj_id is not None:
+        parts.append(f"conj_id={match.conj_id}")
+    for name in ("nw_proto", "arp_sha", "ipv6_src", "ipv6_dst"):
+        value = getattr(match, name)
+        if value is not None:
+            parts.append(f"{name}={value}")
+    if match.tp_src is not None:
+        parts.append(f"tp_src={_masked_int(match.tp_src, match.tp_src_mask)}")
+    if match.tp_dst is not None:
+        parts.append(f"tp_dst={_masked_int(match.tp_dst, match.tp_dst_mask)}")
+    if match.icmp_code is not None:
+        parts.append(f"icmp_code={match.icmp_code}")
+    return parts
 
 
 def _output_text(action: Output, port: Callable[[str], str]) -> str:
     return f"output:{port(action.port)}"
+
+
+ZONE_FIELD = "NXM_NX_REG6[0..15]"
+
+
+def _ct_text(action: Ct, _: Callable[[str], str]) -> str:
+    parts = ["commit"] if action.commit else []
+    parts.append(f"zone={ZONE_FIELD}")
+    if action.table is not None:
+        parts.append(f"table={action.table}")
+    if action.label_mask:
+        parts.append(f"exec(set_field:{action.label:#x}/{action.label_mask:#x}->ct_label)")
+    return f"ct({','.join(parts)})"
 
 
 _ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
@@ -274,6 +362,9 @@ _ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
     Drop: lambda a, _: "drop",
     Normal: lambda a, _: "NORMAL",
     OutputInPort: lambda a, _: "IN_PORT",
+    LoadZone: lambda a, _: f"load:{a.zone:#x}->NXM_NX_REG6[]",
+    Ct: _ct_text,
+    Conjunction: lambda a, _: f"conjunction({a.id},{a.clause}/{a.n_clauses})",
 }
 
 

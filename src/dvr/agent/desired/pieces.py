@@ -13,7 +13,8 @@ piece is a pure function of that object plus a few declared derived inputs:
 | router:<id>    | host context, the RouterView, NetworkFacts of its interfaces' nets  |
 |                | (external network's facts, its FIP link allocation)               |
 | port:<id>      | host context, the PortView (None: an orphan VIF), plugged name,     |
-|                | NetworkFacts of its net, DVR gateway MAC of each of its subnets     |
+|                | NetworkFacts of its net, DVR gateway MAC of each of its subnets,    |
+|                | its SecurityGroupViews and the AddressSetViews their rules name     |
 | snat:<id>      | host context, the RouterView, NetworkFacts of its SNAT ports' and   |
 |                | gateway's networks (only on the router's SNAT host)                 |
 | fip:<net id>   | host context, this host's FIP gateway port on that network, the     |
@@ -30,8 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired import external_bridge as extbr
+from dvr.agent.desired import firewall, names
 from dvr.agent.desired import integration_bridge as intbr
-from dvr.agent.desired import names
 from dvr.agent.desired import north_south as ns
 from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.config import DesiredConfig
@@ -45,10 +46,12 @@ from dvr.model.hostview import (
     OWNER_ROUTER_INTERFACE,
     OWNER_ROUTER_INTERFACE_DISTRIBUTED,
     OWNER_ROUTER_SNAT,
+    AddressSetView,
     HostView,
     NetworkView,
     PortView,
     RouterView,
+    SecurityGroupView,
     is_dvr_serviceable,
 )
 
@@ -105,6 +108,8 @@ class Piece:
 
 
 EMPTY_PIECE = Piece()
+NO_GROUPS: Mapping[str, SecurityGroupView] = {}
+NO_SETS: Mapping[str, AddressSetView] = {}
 
 
 def piece_label(key: PieceKey) -> str:
@@ -201,6 +206,20 @@ def _bridge_ports(links: tuple[VethLink, ...]) -> tuple[OvsPort, ...]:
     )
 
 
+def _zone_flows(ports: Iterable[OvsPort], owner: str) -> tuple[Flow, ...]:
+    """Table 0 for the agent's own access ports: their frames carry their network in reg6
+    (the firewall's ingress classification of table 60 reads it)."""
+    return tuple(flow for port in ports if port.tag is not None and port.tag != DEAD_VLAN
+                 for flow in firewall.access_port_zone_flows(port.name, port.tag, owner))
+
+
+def _with_zone_flows(flows: tuple[tuple[str, tuple[Flow, ...]], ...], bridge: str,
+                     ports: tuple[OvsPort, ...], owner: str
+                     ) -> tuple[tuple[str, tuple[Flow, ...]], ...]:
+    zone = _zone_flows(ports, owner)
+    return (*flows, (bridge, zone)) if zone else flows
+
+
 def _vlans(facts: Mapping[str, NetworkFacts]) -> dict[str, int]:
     return {nid: fact.local_vlan for nid, fact in facts.items()}
 
@@ -249,7 +268,8 @@ def router_piece(
                 tunbr.dvr_subnet_tunnel_flows(interface, fact.local_vlan, ctx.host_mac)
             )
     return Piece(
-        flows=((config.tunnel_bridge, tuple(flows)),) if flows else (),
+        flows=_with_zone_flows(((config.tunnel_bridge, tuple(flows)),) if flows else (),
+                               config.integration_bridge, ports, names.router_owner(router.id)),
         ports=((config.integration_bridge, ports),) if ports else (),
         namespaces=(namespace,),
     )
@@ -273,9 +293,11 @@ def snat_piece(ctx: HostContext, router: RouterView, facts: Mapping[str, Network
         return EMPTY_PIECE
     tunnelled = {nid: fact.local_vlan for nid, fact in facts.items() if fact.tunnelled}
     flows = ns.snat_port_flows(router, tunnelled) if ctx.dvr_enabled else ()
+    ports = _bridge_ports(namespace.links)
+    flows += _zone_flows(ports, names.snat_owner(router.id))
     return Piece(
         flows=((config.integration_bridge, flows),) if flows else (),
-        ports=((config.integration_bridge, _bridge_ports(namespace.links)),),
+        ports=((config.integration_bridge, ports),),
         namespaces=(namespace,),
     )
 
@@ -294,8 +316,11 @@ def fip_piece(
     namespace = ns.fip_namespace(
         gateway_port, network.subnets, fact.local_vlan if fact else None, network.mtu,
         config.integration_bridge, routers, ctx.host)
+    ports = _bridge_ports(namespace.links)
+    zone = _zone_flows(ports, names.fip_owner(network.id))
     return Piece(
-        ports=((config.integration_bridge, _bridge_ports(namespace.links)),),
+        flows=((config.integration_bridge, zone),) if zone else (),
+        ports=((config.integration_bridge, ports),),
         namespaces=(namespace,),
     )
 
@@ -327,14 +352,18 @@ def port_piece(
     ovs_port_name: str | None,
     fact: NetworkFacts | None,
     gateway_macs: Mapping[str, str],
+    groups: Mapping[str, SecurityGroupView] = NO_GROUPS,
+    sets: Mapping[str, AddressSetView] = NO_SETS,
 ) -> Piece:
-    """A plugged VIF: its local VLAN tag and, on a DVR subnet, br-int table 1.
+    """A plugged VIF: its local VLAN tag, its firewall and, on a DVR subnet, br-int table 1.
 
     Admin-down ports, ports of unknown networks and *orphan* VIFs (plugged with an
     iface-id the server does not bind here, ``port`` None) get the dead VLAN: a stale tap
     must never keep a VLAN that may be reused by another network.  A port with addresses
     on several DVR subnets gets the gateway MAC of the lowest subnet id.  The agent's own
-    ports (``qrb-``, ``vxlan-``, patch ports) are never VIFs.
+    ports (``qrb-``, ``vxlan-``, patch ports) are never VIFs.  With port security the port
+    is firewalled (``firewall.py``: its groups of ``groups``, their remote sets of
+    ``sets``); without, its frames only carry their network to table 60.
     """
     config = ctx.config
     if ovs_port_name is None or names.is_agent_port_name(
@@ -347,6 +376,13 @@ def port_piece(
     usable = port is not None and port.admin_state_up and fact is not None
     tag = fact.local_vlan if usable and fact is not None else DEAD_VLAN
     flows: tuple[Flow, ...] = ()
+    fw = (firewall.firewall_inputs(port, ovs_port_name, tag, groups, sets)
+          if usable and port is not None and tag != DEAD_VLAN else None)
+    if fw is not None:
+        flows = firewall.port_firewall_flows(fw)
+    elif tag != DEAD_VLAN:
+        flows = firewall.access_port_zone_flows(
+            ovs_port_name, tag, names.port_owner(port.id if port else ovs_port_name))
     if (
         usable
         and port is not None
@@ -357,9 +393,9 @@ def port_piece(
     ):
         subnet_ids = sorted({f.subnet_id for f in port.fixed_ips if f.subnet_id in gateway_macs})
         if subnet_ids:
-            flows = intbr.dvr_local_port_flows(
+            flows += intbr.dvr_local_port_flows(
                 port.id, port.mac_address, fact.local_vlan, gateway_macs[subnet_ids[0]],
-                ovs_port_name,
+                ovs_port_name, firewalled=fw is not None,
             )
     return Piece(
         flows=((bridge, flows),) if flows else (),

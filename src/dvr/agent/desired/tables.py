@@ -12,6 +12,12 @@ class IntTable:
     DVR_TO_SRC_MAC: Final = 1
     DVR_TO_SRC_MAC_VLAN: Final = 2  # VLAN tenant networks: not built (tunnelled networks only)
     TRANSIENT: Final = 60
+    # the firewall (dvr.agent.desired.firewall; Neutron's openvswitch firewall tables)
+    BASE_EGRESS: Final = 71  # anti-spoofing, then conntrack lookup
+    RULES_EGRESS: Final = 72  # conntrack state and the egress rules, then commit
+    ACCEPT_OR_INGRESS: Final = 73  # accepted egress: back to table 60 (ingress or NORMAL)
+    BASE_INGRESS: Final = 81  # always-allowed traffic (ARP, ND, DHCP), conntrack lookup
+    RULES_INGRESS: Final = 82  # conntrack state and the ingress rules, commit and output
 
 
 class TunTable:
@@ -33,6 +39,17 @@ class TunTable:
 PRIO_INT_HOST_MAC = 2  # table 0: from br-tun with a known host-MAC source
 PRIO_INT_DVR_TO_SRC_MAC = 4  # table 1: local VM port on a DVR subnet
 PRIO_INT_NORMAL = 3  # table 60
+PRIO_INT_ACCESS_PORT = 1  # table 0: a frame from an access port gets its VLAN as zone (reg6)
+PRIO_FW_FROM_PORT = 5  # table 0: a frame from a firewalled port enters the egress firewall
+PRIO_FW_TO_PORT = 90  # table 60: a unicast frame for a firewalled port enters its ingress
+# firewall tables 71/72/81/82
+PRIO_FW_FORBIDDEN = 100  # frames a VM never sends (DHCP server replies, router advertisements)
+PRIO_FW_ALWAYS = 95  # ARP, ND, DHCP client/server exchanges (after anti-spoofing)
+PRIO_FW_INVALID = 100  # ct_state +inv
+PRIO_FW_CONNTRACK = 90  # anti-spoofed IP to the conntrack lookup; established / related
+PRIO_FW_RULE = 70  # one rule (also the conj_id flow of a conjunctive rule)
+PRIO_FW_CONJUNCTION = 60  # the clauses of conjunctive (remote group / address group) rules
+PRIO_FW_PORT_DROP = 10  # anything else from / to the port
 # br-tun
 PRIO_TUN_CLASSIFY = 1  # table 0: from patch / from a tunnel port
 PRIO_TUN_DVR_DROP_GATEWAY_ARP = 3  # table 1

@@ -1,0 +1,391 @@
+"""The firewall's pure flows (desired/firewall.py), asserted as packet behaviour through the
+OpenFlow simulator where it can be, and as flow structure where the structure is the point
+(conjunction sizes, no conntrack for stateless groups, nothing without port security)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from desired_scenarios import (
+    BLUE_1,
+    BLUE_2,
+    HOST_1,
+    HOST_2,
+    IF_ORANGE,
+    IF_ORANGE_MAC,
+    ORANGE_1,
+    TUNNEL_IP_1,
+    Cloud,
+    tap_name,
+)
+from firewall_scenarios import (
+    BLUE_4,
+    EGRESS_ANY,
+    GROUP,
+    ICMP_IN,
+    RULES,
+    SSH_FROM_PREFIX,
+    firewall_cloud,
+    overlay,
+)
+
+from dvr.agent.desired import HostInputs, compute_desired_state
+from dvr.agent.desired.firewall import (
+    PortFirewall,
+    firewall_inputs,
+    port_firewall_flows,
+)
+from dvr.agent.desired.firewall_explain import RuleIndex, explain_firewall_flow
+from dvr.agent.desired.firewall_rules import (
+    RuleRef,
+    Selector,
+    port_range_masks,
+    port_selectors,
+    selector_of,
+)
+from dvr.agent.desired.names import router_interface_bridge_port_name
+from dvr.agent.desired.openflow import (
+    ETH_TYPE_IPV6,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    Conjunction,
+    Ct,
+)
+from dvr.agent.desired.state import DesiredState
+from dvr.agent.desired.tables import PRIO_FW_RULE, IntTable
+from dvr.model.hostview import (
+    AddressPair,
+    AddressSetView,
+    FixedIp,
+    PortView,
+    SecurityGroupRuleView,
+    SecurityGroupView,
+)
+from dvr.trace.ofsim import CT_ESTABLISHED, Packet, Pipeline, Trace
+
+
+def state_of(host: str, fw=None, cloud: Cloud | None = None) -> DesiredState:
+    cloud = cloud or firewall_cloud()
+    view = (fw or overlay(cloud=cloud)).apply(cloud.view(host))
+    return compute_desired_state(view, HostInputs(plugged=cloud.plugged(host)))
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Cloud:
+    return firewall_cloud()
+
+
+@pytest.fixture(scope="module")
+def host2() -> DesiredState:
+    return state_of(HOST_2)
+
+
+def tcp(cloud: Cloud, src: str, dst: str, port: int, **changes) -> Packet:
+    a, b = cloud.vm(src), cloud.vm(dst)
+    packet = replace(Packet.ipv4(a.mac, b.mac, a.ip, b.ip, IPPROTO_TCP), tp_src=40000,
+                     tp_dst=port)
+    return replace(packet, **changes)
+
+
+def send(state: DesiredState, vm: str, packet: Packet, **kwargs) -> Trace:
+    return Pipeline(state.bridges).trace("br-int", tap_name(vm), packet, **kwargs)
+
+
+def delivered_to(trace: Trace) -> set[str]:
+    return {d.port for d in trace.delivered}
+
+
+# --- same host, switched (NORMAL) --------------------------------------------------------------
+
+
+def test_switched_tcp_allowed_by_the_remote_group_rule(cloud, host2):
+    trace = send(host2, BLUE_4, tcp(cloud, BLUE_4, BLUE_2, 8080))
+    assert delivered_to(trace) == {tap_name(BLUE_2)}
+    tables = trace.tables("br-int")
+    assert tables[:3] == (0, IntTable.BASE_EGRESS, IntTable.RULES_EGRESS)
+    assert IntTable.BASE_INGRESS in tables and IntTable.RULES_INGRESS in tables
+
+
+def test_switched_tcp_without_a_rule_is_dropped_in_the_ingress_rules(cloud, host2):
+    trace = send(host2, BLUE_4, tcp(cloud, BLUE_4, BLUE_2, 9090))
+    assert trace.dropped
+    assert trace.drops[-1].table == IntTable.RULES_INGRESS
+
+
+def test_a_non_member_source_does_not_satisfy_the_remote_group_conjunction(cloud):
+    fw = overlay()
+    fw.members[BLUE_4] = ()  # BLUE_4 leaves the group: no longer in the address set
+    fw.unsecured = {BLUE_4}
+    state = state_of(HOST_2, fw)
+    assert send(state, BLUE_4, tcp(cloud, BLUE_4, BLUE_2, 8080)).dropped
+    assert send(state, BLUE_4, replace(tcp(cloud, BLUE_4, BLUE_2, 22))).dropped
+
+
+def test_a_prefix_rule_admits_only_its_prefix(cloud):
+    fw = overlay()
+    fw.unsecured = {BLUE_4}
+    state = state_of(HOST_2, fw)
+    inside = tcp(cloud, BLUE_4, BLUE_2, 22, nw_src="198.18.0.9")
+    outside = tcp(cloud, BLUE_4, BLUE_2, 22, nw_src="198.18.1.77")
+    assert delivered_to(send(state, BLUE_4, inside)) == {tap_name(BLUE_2)}
+    assert send(state, BLUE_4, outside).dropped
+
+
+# --- established connections and rule removal -----------------------------------------------
+
+
+def committed_labels(state: DesiredState, vm: str, packet: Packet) -> dict[int, int]:
+    """The ct_label per zone that a new connection's first packet commits."""
+    trace = send(state, vm, packet)
+    assert trace.delivered
+    zone_label: dict[int, int] = {}
+    for step in trace.steps:
+        if step.flow is not None and any(type(a) is Ct and a.commit for a in step.flow.actions):
+            packet_after = step.packet_out
+            zone_label[packet_after.reg6] = packet_after.ct_label
+    return zone_label
+
+
+def test_established_traffic_passes_while_its_rule_stays_and_not_after(cloud, host2):
+    first = tcp(cloud, BLUE_4, BLUE_2, 8080)
+    labels = committed_labels(host2, BLUE_4, first)
+    later = send(host2, BLUE_4, first, conntrack=CT_ESTABLISHED, labels=labels)
+    assert delivered_to(later) == {tap_name(BLUE_2)}
+    without = state_of(HOST_2, overlay(rules=(EGRESS_ANY, ICMP_IN, SSH_FROM_PREFIX)))
+    assert send(without, BLUE_4, first, conntrack=CT_ESTABLISHED, labels=labels).dropped
+
+
+def test_adding_a_rule_keeps_established_connections(cloud, host2):
+    first = tcp(cloud, BLUE_4, BLUE_2, 8080)
+    labels = committed_labels(host2, BLUE_4, first)
+    more = SecurityGroupRuleView("r5-udp", "ingress", "IPv4", protocol=17)
+    grown = state_of(HOST_2, overlay(rules=(*RULES, more)))
+    assert delivered_to(send(grown, BLUE_4, first, conntrack=CT_ESTABLISHED,
+                             labels=labels)) == {tap_name(BLUE_2)}
+
+
+def test_an_unknown_established_connection_is_dropped(cloud, host2):
+    trace = send(host2, BLUE_4, tcp(cloud, BLUE_4, BLUE_2, 8080), conntrack=CT_ESTABLISHED)
+    assert trace.dropped
+
+
+# --- anti-spoofing ----------------------------------------------------------------------------
+
+
+def spoof_cases(cloud: Cloud) -> dict[str, Packet]:
+    good = tcp(cloud, BLUE_4, BLUE_2, 8080)
+    me, other = cloud.vm(BLUE_4), cloud.vm(BLUE_2)
+    arp = Packet.arp_request(me.mac, me.ip, other.ip)
+    return {
+        "forged source MAC": replace(good, dl_src="fa:16:3e:99:99:99"),
+        "another VM's MAC": replace(good, dl_src=other.mac),
+        "a host MAC": replace(good, dl_src="fa:16:3f:00:00:01"),
+        "forged source IP": replace(good, nw_src="203.0.113.50"),
+        "gratuitous ARP for another VM": replace(arp, arp_spa=other.ip, arp_tpa=other.ip,
+                                                 arp_sha=me.mac),
+        "ARP with a forged sender MAC": replace(arp, arp_sha="fa:16:3e:99:99:99"),
+        "DHCP server reply": replace(good, nw_proto=IPPROTO_UDP, tp_src=67, tp_dst=68),
+        "router advertisement": Packet(me.mac, "33:33:00:00:00:01", ETH_TYPE_IPV6,
+                                       nw_src="fe80::1", nw_dst="ff02::1",
+                                       nw_proto=IPPROTO_ICMPV6, icmp_type=134),
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "forged source MAC", "another VM's MAC", "a host MAC", "forged source IP",
+    "gratuitous ARP for another VM", "ARP with a forged sender MAC", "DHCP server reply",
+    "router advertisement"])
+def test_spoofed_frames_end_in_the_egress_base_table(cloud, host2, case):
+    trace = send(host2, BLUE_4, spoof_cases(cloud)[case])
+    assert trace.dropped
+    assert trace.drops[0].table == IntTable.BASE_EGRESS
+
+
+def test_own_arp_and_dhcp_requests_pass(cloud, host2):
+    me, other = cloud.vm(BLUE_4), cloud.vm(BLUE_2)
+    arp = replace(Packet.arp_request(me.mac, me.ip, other.ip), arp_sha=me.mac)
+    assert tap_name(BLUE_2) in delivered_to(send(host2, BLUE_4, arp))
+    discover = Packet(me.mac, "ff:ff:ff:ff:ff:ff", nw_src="0.0.0.0", nw_dst="255.255.255.255",
+                      nw_proto=IPPROTO_UDP, tp_src=68, tp_dst=67)
+    assert send(host2, BLUE_4, discover).delivered
+
+
+def test_allowed_address_pairs_pass_exactly(cloud):
+    pair_mac, pair_net = "fa:16:3e:77:00:01", "203.0.113.32/28"
+    view = overlay().apply(cloud.view(HOST_2))
+    ports = tuple(replace(p, allowed_address_pairs=(AddressPair(pair_mac, pair_net),))
+                  if p.id == BLUE_4 else p for p in view.ports)
+    state = compute_desired_state(replace(view, ports=ports),
+                                  HostInputs(plugged=cloud.plugged(HOST_2)))
+    good = tcp(cloud, BLUE_4, BLUE_2, 8080)
+    pair = replace(good, dl_src=pair_mac, nw_src="203.0.113.33")
+    assert tap_name(BLUE_2) in delivered_to(send(state, BLUE_4, good))
+    # the pair's MAC with an address of the pair's prefix leaves the port (ICMP is allowed in)
+    icmp = replace(pair, nw_proto=1, icmp_type=8, tp_src=None, tp_dst=None)
+    assert tap_name(BLUE_2) in delivered_to(send(state, BLUE_4, icmp))
+    assert send(state, BLUE_4, replace(icmp, nw_src="203.0.113.60")).dropped
+    assert send(state, BLUE_4, replace(icmp, dl_src=cloud.vm(BLUE_4).mac,
+                                       nw_src="203.0.113.33")).drops[0].table == 71
+
+
+# --- routed paths -----------------------------------------------------------------------------
+
+
+def routed_from_router(cloud: Cloud, dst_port: int) -> Packet:
+    """What qr-orange sends after the router namespace routed blue-2 -> orange-1."""
+    return replace(Packet.ipv4(IF_ORANGE_MAC, cloud.vm(ORANGE_1).mac, cloud.vm(BLUE_2).ip,
+                               cloud.vm(ORANGE_1).ip, IPPROTO_TCP), tp_src=40000,
+                   tp_dst=dst_port)
+
+
+def test_routed_by_the_local_namespace_passes_the_ingress_firewall(cloud, host2):
+    pipeline = Pipeline(host2.bridges)
+    qr = router_interface_bridge_port_name(IF_ORANGE)
+    allowed = pipeline.trace("br-int", qr, routed_from_router(cloud, 8080))
+    assert delivered_to(allowed) == {tap_name(ORANGE_1)}
+    assert IntTable.RULES_INGRESS in allowed.tables("br-int")
+    assert pipeline.trace("br-int", qr, routed_from_router(cloud, 9090)).dropped
+
+
+def test_dvr_routed_frames_from_the_tunnel_pass_the_ingress_firewall(cloud, host2):
+    """br-int table 1 (the DVR delivery) no longer outputs straight to the VIF."""
+    host1 = state_of(HOST_1)
+    for port, allowed in ((8080, True), (9090, False)):
+        sent = Pipeline(host1.bridges).trace(
+            "br-int", router_interface_bridge_port_name(IF_ORANGE),
+            routed_from_router(cloud, port)).tunnelled[0]
+        trace = Pipeline(host2.bridges).receive_from_tunnel(TUNNEL_IP_1, sent.tun_id,
+                                                            sent.packet)
+        assert (delivered_to(trace) == {tap_name(ORANGE_1)}) is allowed
+        assert trace.tables("br-int")[:2] == (0, 1)
+        assert IntTable.RULES_INGRESS in trace.tables("br-int")
+        if allowed:
+            assert trace.delivered[0].packet.dl_src == IF_ORANGE_MAC
+
+
+def test_cross_host_switched_frames_pass_the_ingress_firewall(cloud, host2):
+    host1 = state_of(HOST_1)
+    sent = send(host1, BLUE_1, tcp(cloud, BLUE_1, BLUE_2, 8080),
+                mac_table={cloud.vm(BLUE_2).mac: "patch-tun"}).tunnelled[0]
+    trace = Pipeline(host2.bridges).receive_from_tunnel(TUNNEL_IP_1, sent.tun_id,
+                                                         sent.packet)
+    assert delivered_to(trace) == {tap_name(BLUE_2)}
+    assert IntTable.RULES_INGRESS in trace.tables("br-int")
+    sent = send(host1, BLUE_1, tcp(cloud, BLUE_1, BLUE_2, 9090),
+                mac_table={cloud.vm(BLUE_2).mac: "patch-tun"}).tunnelled[0]
+    assert Pipeline(host2.bridges).receive_from_tunnel(TUNNEL_IP_1, sent.tun_id,
+                                                       sent.packet).dropped
+
+
+# --- port security off, stateless groups ----------------------------------------------------
+
+
+def test_port_security_off_means_no_firewall_and_no_anti_spoofing(cloud):
+    state = state_of(HOST_2, overlay(unsecured=frozenset({BLUE_2, BLUE_4})))
+    owned = {f for f in state.bridge("br-int").flows if f.owner == f"port:{BLUE_2}"}
+    assert {f.table for f in owned} == {0, 1}  # its zone flow and its DVR delivery
+    spoofed = spoof_cases(cloud)["forged source IP"]
+    assert tap_name(BLUE_2) in delivered_to(send(state, BLUE_4, replace(spoofed, tp_dst=9090)))
+
+
+def test_stateless_groups_use_no_conntrack_and_match_both_ways(cloud):
+    state = state_of(HOST_2, overlay(stateful=False))
+    owned = [f for f in state.bridge("br-int").flows if f.owner == f"port:{BLUE_2}"]
+    assert not any(type(a) is Ct for f in owned for a in f.actions)
+    assert not any(f.match.ct_state for f in owned)
+    assert delivered_to(send(state, BLUE_4, tcp(cloud, BLUE_4, BLUE_2, 8080))) == {
+        tap_name(BLUE_2)}
+    assert send(state, BLUE_4, tcp(cloud, BLUE_4, BLUE_2, 9090)).dropped
+
+
+# --- structure: conjunctions keep flows linear ----------------------------------------------
+
+
+def port_fw(rules, members: int) -> PortFirewall:
+    port = PortView("p1", "net", "fa:16:3e:00:00:01", (FixedIp("s", "203.0.113.5"),),
+                    "compute:nova", "vm", "h", port_security_enabled=True,
+                    security_group_ids=(GROUP,))
+    addresses = tuple(f"198.18.{i // 250}.{i % 250 + 1}/32" for i in range(members))
+    fw = firewall_inputs(port, "tap1", 3, {GROUP: SecurityGroupView(GROUP, True, rules)},
+                         {GROUP: AddressSetView(GROUP, "security_group", addresses)})
+    assert fw is not None
+    return fw
+
+
+def fifty_rules() -> tuple[SecurityGroupRuleView, ...]:
+    return tuple(SecurityGroupRuleView(f"r{i:02d}", "ingress", "IPv4", protocol=6,
+                                       port_range_min=1000 + i, port_range_max=1000 + i,
+                                       remote_group_id=GROUP) for i in range(50))
+
+
+def test_flows_grow_with_rules_plus_members_not_their_product():
+    small, large = (len(port_firewall_flows(port_fw(fifty_rules(), n))) for n in (10, 200))
+    assert large - small == 190  # one clause flow per member address, whatever the rules
+    one_rule = len(port_firewall_flows(port_fw(fifty_rules()[:1], 200)))
+    # per rule: its ports clause, its conj_id flow, and +est in each direction's table
+    assert large - one_rule == 49 * 4
+    print(f"flows per port, 50-rule remote-group set, 200 members: {large}")
+
+
+def test_a_member_address_flow_carries_every_rule_of_its_set():
+    flows = port_firewall_flows(port_fw(fifty_rules()[:3], 2))
+    member_flows = [f for f in flows if f.match.nw_src == "198.18.0.1/32"]
+    (flow,) = member_flows
+    assert {a.clause for a in flow.actions} == {1}
+    assert len({a.id for a in flow.actions if type(a) is Conjunction}) == 3
+
+
+def test_port_ranges_become_aligned_masks():
+    assert port_range_masks(80, 80) == ((80, 0xFFFF),)
+    assert port_range_masks(1000, 1999) == (
+        (1000, 0xFFF8), (1008, 0xFFF0), (1024, 0xFE00), (1536, 0xFF00), (1792, 0xFF80),
+        (1920, 0xFFC0), (1984, 0xFFF0))
+    covered = {p for v, m in port_range_masks(1000, 1999) for p in range(65536) if p & m == v}
+    assert covered == set(range(1000, 2000))
+    assert port_range_masks(0, 65535) == ((0, 0),)
+
+
+def test_selectors_merge_equal_rules_of_two_groups_and_drop_impossible_ones():
+    same = SecurityGroupRuleView("x", "ingress", "IPv4", protocol=6, port_range_min=22,
+                                 port_range_max=22)
+    wrong_family = SecurityGroupRuleView("y", "ingress", "IPv4", remote_ip_prefix="2001:db8::/64")
+    found = port_selectors((SecurityGroupView("g1", True, (same, wrong_family)),
+                            SecurityGroupView("g2", True, (replace(same, id="z"),))))
+    assert list(found.values()) == [(RuleRef("g1", "x"), RuleRef("g2", "z"))]
+    assert selector_of(wrong_family) is None
+    everything = SecurityGroupRuleView("w", "ingress", "IPv4", protocol=6, port_range_min=1,
+                                       port_range_max=65535, remote_ip_prefix="0.0.0.0/0")
+    assert selector_of(everything) == Selector("ingress", "IPv4", protocol=6)
+
+
+def test_arp_is_not_tracked_and_ip_is(host2):
+    owned = [f for f in host2.bridge("br-int").flows
+             if f.owner == f"port:{BLUE_2}" and f.table == IntTable.BASE_EGRESS]
+    arp = [f for f in owned if f.match.proto == "arp"]
+    assert arp and not any(type(a) is Ct for f in arp for a in f.actions)
+    ip = [f for f in owned if f.match.proto == "ip"]
+    assert ip and all(any(type(a) is Ct for a in f.actions) for f in ip)
+
+
+# --- explanations (dvr flows --explain) -----------------------------------------------------
+
+
+def test_every_firewall_flow_is_explained_and_rule_flows_name_group_and_rule(cloud, host2):
+    view = overlay(cloud=cloud).apply(cloud.view(HOST_2))
+    rules = RuleIndex(view)
+    owned = [f for f in host2.bridge("br-int").flows if f.owner == f"port:{BLUE_2}"]
+    texts = {f: explain_firewall_flow(f, rules) for f in owned}
+    assert all(texts.values()), [f for f, t in texts.items() if not t]
+    admitted = [t for f, t in texts.items() if f.priority == PRIO_FW_RULE
+                and f.table == IntTable.RULES_INGRESS]
+    assert any("group sg-a rule r3-8080 (ingress IPv4 tcp 8080-8080 from security group "
+               "sg-a)" in t for t in admitted)
+    assert any("group sg-a rule r4-ssh (ingress IPv4 tcp 22-22 from 198.18.0.0/24)" in t
+               for t in admitted)
+    gone = state_of(HOST_2, overlay(rules=(EGRESS_ANY,)))
+    base = [f for f in gone.bridge("br-int").flows if f.owner == "bridge:br-int"]
+    miss = next(f for f in base if f.table == 82 and f.priority == 0)
+    assert explain_firewall_flow(miss, rules) == (
+        "firewall ingress: no rule of the port's groups allows it")

@@ -27,11 +27,10 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
 from dvr.server.jsonbody import error_response
 from dvr.server.ratelimit import FailureLimiter
+from dvr.server.scope_tag import CLIENT_CN_KEY, TRANSPORT_KEY
 from dvr.server.services.credentials import host_of_token
-from dvr.server.tls import CLIENT_CN_KEY
 
 log = logging.getLogger("dvr.server.auth")
-TRANSPORT_KEY = "dvr.transport"  # "tcp" or "unix": set by main.py's TransportTag
 
 
 def client_address(scope: Scope) -> str:

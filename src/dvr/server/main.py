@@ -21,7 +21,7 @@ from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database, DatabaseDriverMissing
 from dvr.gc_tuning import tune_garbage_collector
 from dvr.server.admin_token import admin_token_path, read_or_create_admin_token
-from dvr.server.app import TransportTag, create_app
+from dvr.server.app import create_app
 from dvr.server.config import (
     DEFAULT_LISTEN,
     DEFAULT_STATE_DIR,
@@ -32,6 +32,7 @@ from dvr.server.config import (
     parse_listener,
     parse_vni_range,
 )
+from dvr.server.scope_tag import TRANSPORT_KEY, ScopeTag
 from dvr.server.tls import uvicorn_tls_options
 from dvr.server.validate import to_mac
 
@@ -161,10 +162,10 @@ def _uvicorn_config(  # type: ignore[no-untyped-def]
         proxy_headers=False,
     )
     if listener.is_unix:
-        return uvicorn.Config(TransportTag(app, "unix"), **common)
+        return uvicorn.Config(ScopeTag(app, TRANSPORT_KEY, "unix"), **common)
     tls = uvicorn_tls_options(config.tls) if config.tls is not None else {}
     return uvicorn.Config(
-        TransportTag(app, "tcp"), host=listener.host, port=listener.port, **common, **tls
+        ScopeTag(app, TRANSPORT_KEY, "tcp"), host=listener.host, port=listener.port, **common, **tls
     )
 
 

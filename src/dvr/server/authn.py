@@ -102,13 +102,15 @@ class AuthMiddleware:
         segments = path_segments(_raw_path(scope))
         if is_public(scope["method"], segments):
             return None, {}
-        retry_after = self.limiter.retry_after(address)
+        limited = scope.get(TRANSPORT_KEY) != "unix"  # the local, trusted socket is not
+        retry_after = self.limiter.retry_after(address) if limited else None
         if retry_after is not None:
             return _too_many(retry_after), {"Retry-After": str(retry_after)}
         token = Headers(scope=scope).get("x-auth-token")
         identity = await self._identity(scope, token)
         if identity is None:
-            self.limiter.record_failure(address)
+            if limited:
+                self.limiter.record_failure(address)
             log.warning("refused an unknown token from %s on %s", address, scope["path"])
             return unauthorized("The token sent as X-Auth-Token is not valid."), {}
         scope[IDENTITY_KEY] = identity

@@ -27,11 +27,10 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
 from dvr.server.jsonbody import error_response
 from dvr.server.ratelimit import FailureLimiter
+from dvr.server.scope_tag import CLIENT_CN_KEY, TRANSPORT_KEY
 from dvr.server.services.credentials import host_of_token
-from dvr.server.tls import CLIENT_CN_KEY
 
 log = logging.getLogger("dvr.server.auth")
-TRANSPORT_KEY = "dvr.transport"  # "tcp" or "unix": set by main.py's TransportTag
 
 
 def client_address(scope: Scope) -> str:
@@ -84,6 +83,9 @@ class AuthMiddleware:
         return host_identity(host) if host is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # none are served: never past authentication
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -100,13 +102,15 @@ class AuthMiddleware:
         segments = path_segments(_raw_path(scope))
         if is_public(scope["method"], segments):
             return None, {}
-        retry_after = self.limiter.retry_after(address)
+        limited = scope.get(TRANSPORT_KEY) != "unix"  # the local, trusted socket is not
+        retry_after = self.limiter.retry_after(address) if limited else None
         if retry_after is not None:
             return _too_many(retry_after), {"Retry-After": str(retry_after)}
         token = Headers(scope=scope).get("x-auth-token")
         identity = await self._identity(scope, token)
         if identity is None:
-            self.limiter.record_failure(address)
+            if limited:
+                self.limiter.record_failure(address)
             log.warning("refused an unknown token from %s on %s", address, scope["path"])
             return unauthorized("The token sent as X-Auth-Token is not valid."), {}
         scope[IDENTITY_KEY] = identity

@@ -280,6 +280,7 @@ def test_the_admin_token_is_created_0600_on_first_start_and_kept(db_url, tmp_pat
 def test_an_admin_token_file_is_read_not_created(db_url, tmp_path):
     token_file = tmp_path / "given-token"
     token_file.write_text("  an-admin-token-from-a-file\n")
+    token_file.chmod(0o644)
     server = start_live_server(
         db_url, tmp_path, "--admin-token-file", str(token_file), auth=True
     )
@@ -290,6 +291,7 @@ def test_an_admin_token_file_is_read_not_created(db_url, tmp_path):
             ok(admin.get("/v2.0/networks"))
     finally:
         server.stop()
+    assert "is readable by others (mode 644)" in server.log_path.read_text()
 
 
 def test_no_auth_keeps_the_open_mode_and_warns(db_url, tmp_path):

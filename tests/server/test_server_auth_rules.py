@@ -139,3 +139,36 @@ def test_failure_limiter_forgets_the_oldest_address_beyond_its_bound():
         limiter.record_failure(address)
     assert limiter.retry_after("a") is None
     assert limiter.retry_after("b") == 10 and limiter.retry_after("c") == 10
+
+
+def test_websockets_never_pass_authentication(tmp_path):
+    """Even a websocket route behind the middleware is never reached (none is served)."""
+    import warnings
+
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocketDisconnect
+
+    from dvr.server.app import create_app
+    from dvr.server.authn import AuthMiddleware
+    from dvr.server.config import ServerConfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    async def accept(websocket):  # type: ignore[no-untyped-def]
+        await websocket.accept()
+        await websocket.send_text("in")
+        await websocket.close()
+
+    server = create_app(ServerConfig(db_url=f"sqlite:///{tmp_path}/dvr.db", admin_token="t"))
+    inner = Starlette(routes=[WebSocketRoute("/ws", accept)])
+    with TestClient(AuthMiddleware(inner, server.state.context)) as client:
+        with pytest.raises(WebSocketDisconnect):
+            with client.websocket_connect("/ws", headers={"X-Auth-Token": "t"}) as socket:
+                socket.receive_text()
+    with TestClient(inner) as client:  # the route itself works
+        with client.websocket_connect("/ws") as socket:
+            assert socket.receive_text() == "in"
+    server.state.context.db.dispose()

@@ -36,7 +36,7 @@ from dvr.server.api import (
 )
 from dvr.server.api.common import collection_routes
 from dvr.server.api.openapi import openapi_endpoint
-from dvr.server.authn import TRANSPORT_KEY, AuthMiddleware
+from dvr.server.authn import AuthMiddleware
 from dvr.server.config import ServerConfig
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
@@ -138,18 +138,6 @@ class RequestMiddleware:
                     "Request Failed: internal server error while processing your request."
                 )
                 await error_response(error)(scope, receive, send_with_id)
-
-
-class TransportTag:
-    """Marks requests with the kind of listener they came through ("tcp" or "unix")."""
-
-    def __init__(self, app: ASGIApp, transport: str) -> None:
-        self.app = app
-        self.transport = transport
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[TRANSPORT_KEY] = self.transport
-        await self.app(scope, receive, send)
 
 
 def build_routes(context: ServerContext) -> list[Route]:

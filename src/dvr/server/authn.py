@@ -27,11 +27,10 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
 from dvr.server.jsonbody import error_response
 from dvr.server.ratelimit import FailureLimiter
+from dvr.server.scope_tag import CLIENT_CN_KEY, TRANSPORT_KEY
 from dvr.server.services.credentials import host_of_token
-from dvr.server.tls import CLIENT_CN_KEY
 
 log = logging.getLogger("dvr.server.auth")
-TRANSPORT_KEY = "dvr.transport"  # "tcp" or "unix": set by main.py's TransportTag
 
 
 def client_address(scope: Scope) -> str:
@@ -84,6 +83,9 @@ class AuthMiddleware:
         return host_identity(host) if host is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # none are served: never past authentication
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

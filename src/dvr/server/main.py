@@ -20,8 +20,8 @@ import uvicorn
 from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database, DatabaseDriverMissing
 from dvr.gc_tuning import tune_garbage_collector
-from dvr.server.app import TransportTag, create_app
-from dvr.server.auth import new_admin_token
+from dvr.server.admin_token import admin_token_path, read_or_create_admin_token
+from dvr.server.app import create_app
 from dvr.server.config import (
     DEFAULT_LISTEN,
     DEFAULT_STATE_DIR,
@@ -32,11 +32,11 @@ from dvr.server.config import (
     parse_listener,
     parse_vni_range,
 )
+from dvr.server.scope_tag import TRANSPORT_KEY, ScopeTag
 from dvr.server.tls import uvicorn_tls_options
 from dvr.server.validate import to_mac
 
 log = logging.getLogger("dvr.server")
-ADMIN_TOKEN_FILE = "admin-token"
 
 
 @dataclass(frozen=True)
@@ -47,30 +47,11 @@ class ServerOptions:
     admin_token_file: Path | None = None  # None: <state-dir>/admin-token
 
 
-def admin_token_path(config: ServerConfig, options: ServerOptions) -> Path:
-    return options.admin_token_file or config.state_dir / ADMIN_TOKEN_FILE
-
-
-def read_or_create_admin_token(path: Path, create: bool) -> str:
-    """The admin token in ``path``; when ``create`` and the file is absent, a new one is
-    written there first (mode 0600 from the start: never readable by others)."""
-    if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(new_admin_token() + "\n")
-        log.info("created the admin token in %s (mode 0600)", path)
-    token = path.read_text().strip()
-    if not token:
-        raise ValueError(f"the admin token file {path} is empty")
-    return token
-
-
 def with_admin_token(config: ServerConfig, options: ServerOptions) -> ServerConfig:
     """The config with its admin token read (or created), unless authentication is off."""
     if config.no_auth:
         return config
-    path = admin_token_path(config, options)
+    path = options.admin_token_file or admin_token_path(config.state_dir)
     token = read_or_create_admin_token(path, create=options.admin_token_file is None)
     return dataclasses.replace(config, admin_token=token)
 
@@ -181,10 +162,10 @@ def _uvicorn_config(  # type: ignore[no-untyped-def]
         proxy_headers=False,
     )
     if listener.is_unix:
-        return uvicorn.Config(TransportTag(app, "unix"), **common)
+        return uvicorn.Config(ScopeTag(app, TRANSPORT_KEY, "unix"), **common)
     tls = uvicorn_tls_options(config.tls) if config.tls is not None else {}
     return uvicorn.Config(
-        TransportTag(app, "tcp"), host=listener.host, port=listener.port, **common, **tls
+        ScopeTag(app, TRANSPORT_KEY, "tcp"), host=listener.host, port=listener.port, **common, **tls
     )
 
 

@@ -8,12 +8,10 @@ import asyncio
 import ssl
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dvr.server.config import TlsFiles
-
-CLIENT_CN_KEY = "dvr.tls_client_cn"  # the verified client certificate's CN, in the scope
+from dvr.server.scope_tag import CLIENT_CN_KEY, ScopeTag
 
 
 def certificate_cn(peercert: dict[str, Any] | None) -> str | None:
@@ -25,16 +23,6 @@ def certificate_cn(peercert: dict[str, Any] | None) -> str | None:
     return None
 
 
-class _WithClientCn:
-    def __init__(self, app: ASGIApp, cn: str) -> None:
-        self.app = app
-        self.cn = cn
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[CLIENT_CN_KEY] = self.cn
-        await self.app(scope, receive, send)
-
-
 class ClientCertProtocol(H11Protocol):
     """uvicorn's h11 protocol; a connection with a verified client certificate has its CN
     in every request's scope.  (The handshake has already verified it against the CA.)"""
@@ -43,7 +31,7 @@ class ClientCertProtocol(H11Protocol):
         super().connection_made(transport)
         cn = certificate_cn(transport.get_extra_info("peercert"))
         if cn is not None:
-            self.app = _WithClientCn(self.app, cn)
+            self.app = ScopeTag(self.app, CLIENT_CN_KEY, cn)
 
 
 def uvicorn_tls_options(tls: TlsFiles) -> dict[str, Any]:

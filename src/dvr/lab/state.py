@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dvr.lab.procs import ProcessRef
+from dvr.server.admin_token import admin_token_path
 
 DEFAULT_ROOT = Path("/var/lib/dvr-lab")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -98,9 +99,9 @@ class LabPaths:
 
     @property
     def admin_token(self) -> Path:
-        """The admin token the lab's server made at its first start (``<state-dir>/admin-token``,
-        mode 0600)."""
-        return self.root / "admin-token"
+        """The admin token the lab's server made at its first start in its state directory
+        (this directory), mode 0600."""
+        return admin_token_path(self.root)
 
     def host_dir(self, host: str) -> Path:
         return self.root / "hosts" / host

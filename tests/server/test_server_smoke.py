@@ -33,10 +33,10 @@ def test_extensions(api):
         "pagination",
         "sorting",
     } <= aliases
-    assert "security-group" not in aliases and "external-gateway-multihoming" not in aliases
+    assert "trunk" not in aliases and "external-gateway-multihoming" not in aliases
     assert all(set(e) == {"name", "alias", "description", "updated", "links"} for e in extensions)
     assert api.call("GET", "/v2.0/extensions/dvr", expect=200)["extension"]["alias"] == "dvr"
-    status, error = api.error("GET", "/v2.0/extensions/security-group")
+    status, error = api.error("GET", "/v2.0/extensions/trunk")
     assert status == 404
 
 

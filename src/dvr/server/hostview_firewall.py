@@ -4,7 +4,6 @@ of the host's ports with their typed rules, and the address sets those rules ref
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
@@ -21,7 +20,7 @@ from dvr.db.tables import (
 )
 from dvr.model.hostview import AddressPair, AddressSetView, SecurityGroupView
 from dvr.server.services.common import in_ids
-from dvr.server.services.firewall_rules import rule_view
+from dvr.server.services.firewall_rules import MATCH_KEYS, rule_view
 
 bindings = port_security_groups
 
@@ -39,10 +38,9 @@ def firewall_views(
     rules reference."""
     if not group_ids:
         return (), ()
+    columns = [security_group_rules.c[n] for n in ("id", "security_group_id", *MATCH_KEYS)]
     rows = conn.execute(
-        select(security_group_rules).where(
-            in_ids(conn, security_group_rules.c.security_group_id, group_ids)
-        )
+        select(*columns).where(in_ids(conn, security_group_rules.c.security_group_id, group_ids))
     ).all()
     rules: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
@@ -62,8 +60,12 @@ def firewall_views(
     return groups, tuple(sorted(sets, key=lambda s: (s.kind, s.id)))
 
 
-def _host_cidr(address: str) -> str:
-    return str(ipaddress.ip_network(address, strict=False))
+def _as_cidr(address: str) -> str:
+    """A stored address or CIDR (both stored normalized) as a CIDR: a host is /32 or /128.
+    (String work: ``ipaddress`` would cost more than the rest of the view's firewall part.)"""
+    if "/" in address:
+        return address
+    return f"{address}/128" if ":" in address else f"{address}/32"
 
 
 def _member_sets(conn: Connection, group_ids: set[str]) -> list[AddressSetView]:
@@ -83,9 +85,9 @@ def _member_sets(conn: Connection, group_ids: set[str]) -> list[AddressSetView]:
     cidrs: dict[str, set[str]] = {g: set() for g in group_ids}
     for group_id, pairs, ip in conn.execute(query).all():
         if ip is not None:
-            cidrs[group_id].add(_host_cidr(ip))
+            cidrs[group_id].add(_as_cidr(ip))
         for pair in pairs or ():
-            cidrs[group_id].add(_host_cidr(pair["ip_address"]))
+            cidrs[group_id].add(_as_cidr(pair["ip_address"]))
     return [AddressSetView(g, "security_group", _sorted_cidrs(c)) for g, c in cidrs.items()]
 
 
@@ -96,7 +98,7 @@ def _address_group_sets(conn: Connection, ids: set[str]) -> list[AddressSetView]
         in_ids(conn, address_groups.c.id, ids)
     )
     return [
-        AddressSetView(g, "address_group", _sorted_cidrs({_host_cidr(a) for a in addresses}))
+        AddressSetView(g, "address_group", _sorted_cidrs({_as_cidr(a) for a in addresses}))
         for g, addresses in conn.execute(query).all()
     ]
 

@@ -201,7 +201,7 @@ class _Builder:
         before = self.flows.get(key)
         if before is None:
             self.flows[key] = actions
-        elif all(type(a) is Conjunction for a in before + actions):
+        elif all(type(a) is Conjunction for a in before + actions):  # an address of two sets
             self.flows[key] = tuple(sorted(set(before + actions), key=lambda a: (a.id, a.clause)))
 
     def build(self) -> tuple[Flow, ...]:
@@ -332,6 +332,7 @@ def _rules(b: _Builder, selectors: Iterable[Selector],
     selectors = list(selectors)
     conj_ids = conjunction_ids(selectors)
     state = {"ct_state": CT_NEW} if fw.stateful else {}
+    by_set: dict[tuple[str, str, str], list[int]] = {}  # (direction, ethertype, set) -> ids
     for selector in selectors:
         direction = selector.direction
         table = _rules_table(direction)
@@ -340,24 +341,30 @@ def _rules(b: _Builder, selectors: Iterable[Selector],
         admit: tuple[Action, ...] = _accept(direction, fw)
         if fw.stateful:
             admit = (Ct(commit=True, label=label, label_mask=mask), *admit)
-        remote = _remote_field(selector)
         if selector.remote_set is None:
+            remote = _remote_field(selector)
             extra = {} if selector.remote_prefix is None else {remote: selector.remote_prefix}
             for l4 in _l4_matches(selector):
                 b.add(table, PRIO_FW_RULE, Match(**side, **l4, **extra), admit)  # type: ignore[arg-type]
             continue
-        members = set_members(sets.get(selector.remote_set), selector.ethertype)
-        if not members:
+        if not set_members(sets.get(selector.remote_set), selector.ethertype):
             continue
         ident = conj_ids[selector]
+        by_set.setdefault((direction, selector.ethertype, selector.remote_set), []).append(ident)
         proto = "ip" if selector.ethertype == IPV4 else "ipv6"
-        for cidr in members:
-            b.add(table, PRIO_FW_CONJUNCTION, Match(proto=proto, **side, **{remote: cidr}),  # type: ignore[arg-type]
-                  (Conjunction(ident, 1, 2),))
         for l4 in _l4_matches(selector):
             b.add(table, PRIO_FW_CONJUNCTION, Match(**side, **l4),  # type: ignore[arg-type]
                   (Conjunction(ident, 2, 2),))
         b.add(table, PRIO_FW_RULE, Match(proto=proto, conj_id=ident, **side), admit)  # type: ignore[arg-type]
+    # the address clause: one flow per member address, naming every rule of its set
+    for (direction, ethertype, set_id), ids in sorted(by_set.items()):
+        side = {**_side(direction, fw), **state}
+        remote = _remote_field(Selector(direction, ethertype))
+        proto = "ip" if ethertype == IPV4 else "ipv6"
+        clauses = tuple(Conjunction(i, 1, 2) for i in sorted(ids))
+        for cidr in set_members(sets.get(set_id), ethertype):
+            b.add(_rules_table(direction), PRIO_FW_CONJUNCTION,
+                  Match(proto=proto, **side, **{remote: cidr}), clauses)  # type: ignore[arg-type]
 
 
 def port_firewall_flows(fw: PortFirewall) -> tuple[Flow, ...]:

@@ -116,7 +116,11 @@ class Flow:
         # that tell the flows of one owner apart, not all 18 of the match
         match = self.match
         return hash((self.table, self.priority, self.owner, match.in_port, match.dl_vlan,
-                     match.dl_src, match.dl_dst, match.tun_id, match.arp_tpa, match.nd_target))
+                     match.dl_src, match.dl_dst, match.tun_id, match.arp_tpa, match.nd_target,
+                     # the firewall's flows of one port differ in these
+                     match.nw_src, match.nw_dst, match.ipv6_src, match.ipv6_dst, match.arp_spa,
+                     match.tp_dst, match.ct_state, match.ct_label, match.conj_id,
+                     match.icmp_type, match.proto))
 
     def __getstate__(self) -> dict[str, object]:
         """Fields only (the caches are recomputed where they are needed)."""

@@ -542,8 +542,9 @@ class Pipeline:
                 continue
             if candidate.clauses:
                 for clause in candidate.clauses:
-                    clauses.setdefault((priority, clause.id), set()).add(clause.clause)
-                    wanted[(priority, clause.id)] = clause.n_clauses
+                    for ident in clause.ids:
+                        clauses.setdefault((priority, ident), set()).add(clause.clause)
+                        wanted[(priority, ident)] = clause.n_clauses
                 continue
             for other in flows[index + 1:]:
                 if other.flow.priority != priority:

@@ -180,9 +180,11 @@ class Ct:
 
 @dataclass(frozen=True, slots=True)
 class Conjunction:
-    """``conjunction(id,clause/n_clauses)``: one clause of a conjunctive match."""
+    """``conjunction(id,clause/n_clauses)`` for each of ``ids`` (sorted): the flow is that
+    clause of each of those conjunctive matches (one value for all of them: an address
+    flow takes part in the conjunction of every rule of its set)."""
 
-    id: int
+    ids: tuple[int, ...]
     clause: int  # 1-based
     n_clauses: int
 
@@ -334,7 +336,8 @@ _ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
     OutputInPort: lambda a, _: "IN_PORT",
     LoadZone: lambda a, _: f"load:{a.zone:#x}->NXM_NX_REG6[]",
     Ct: _ct_text,
-    Conjunction: lambda a, _: f"conjunction({a.id},{a.clause}/{a.n_clauses})",
+    Conjunction: lambda a, _: ",".join(f"conjunction({i},{a.clause}/{a.n_clauses})"
+                                       for i in a.ids),
 }
 
 

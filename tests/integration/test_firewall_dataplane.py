@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from dataplane_support import processes_mentioning, root_namespaces
+from dataplane_support import assert_nothing_left
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
@@ -244,6 +244,13 @@ class FirewallHost:
             process.communicate(timeout=10)
 
 
+def plug_vm(host: HostEnv, vm: Vm) -> None:
+    plug = VmPlug(name=vm.name, port_id=vm.port_id, mac_address=vm.mac, ip_address=vm.ip,
+                  cidr=vm.cidr, gateway_ip=vm.gateway, mtu=1450, ovsdb=host.ovsdb)
+    for argv in plug_commands(plug):
+        host.run(argv)
+
+
 def echo(client: subprocess.Popen) -> bool:
     assert client.stdin is not None and client.stdout is not None
     client.stdin.write("x\n")
@@ -260,18 +267,12 @@ def fw_host(unique_names, workroot: Path) -> Iterator[FirewallHost]:
     try:
         host.start()
         for vm in VMS:
-            plug = VmPlug(name=vm.name, port_id=vm.port_id, mac_address=vm.mac,
-                          ip_address=vm.ip, cidr=vm.cidr, gateway_ip=vm.gateway, mtu=1450,
-                          ovsdb=host.ovsdb)
-            for argv in plug_commands(plug):
-                host.run(argv)
+            plug_vm(host, vm)
         yield lab
     finally:
         lab.stop()
         host.stop()
-        leftovers = (root_namespaces(prefix) + processes_mentioning(str(workdir))
-                     + processes_mentioning(f"dvrhost-{prefix}"))
-        assert leftovers == [], f"left behind: {leftovers}"
+        assert_nothing_left(prefix, workdir)
 
 
 def test_rules_decide_on_the_switched_and_the_routed_path(fw_host: FirewallHost):
@@ -356,12 +357,7 @@ def two_fw_hosts(unique_names, workroot: Path) -> Iterator[dict[str, FirewallHos
             lab.host.start()
             fabric.attach(lab.host, TUNNEL_IPS[name])
         for vm in VMS:
-            host = labs[TWO_HOSTS[vm.name]].host
-            plug = VmPlug(name=vm.name, port_id=vm.port_id, mac_address=vm.mac,
-                          ip_address=vm.ip, cidr=vm.cidr, gateway_ip=vm.gateway, mtu=1450,
-                          ovsdb=host.ovsdb)
-            for argv in plug_commands(plug):
-                host.run(argv)
+            plug_vm(labs[TWO_HOSTS[vm.name]].host, vm)
         yield labs
     finally:
         for lab in labs.values():
@@ -369,9 +365,7 @@ def two_fw_hosts(unique_names, workroot: Path) -> Iterator[dict[str, FirewallHos
         fabric.stop()
         for lab in labs.values():
             lab.host.stop()
-        leftovers = (root_namespaces(prefix) + processes_mentioning(str(workdir))
-                     + processes_mentioning(f"dvrhost-{prefix}"))
-        assert leftovers == [], f"left behind: {leftovers}"
+        assert_nothing_left(prefix, workdir)
 
 
 def test_cross_host_paths_pass_the_destination_firewall(two_fw_hosts):

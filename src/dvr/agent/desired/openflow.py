@@ -292,16 +292,16 @@ def _firewall_match_parts(match: Match) -> list[str]:
         parts.append(f"ct_label={_masked_int(match.ct_label, match.ct_label_mask)}")
     if match.conj_id is not None:
         parts.append(f"conj_id={match.conj_id}")
-    for name in ("nw_proto", "arp_sha", "ipv6_src", "ipv6_dst"):
-        value = getattr(match, name)
+    for name, value, mask in (("nw_proto", match.nw_proto, None),
+                              ("arp_sha", match.arp_sha, None),
+                              ("ipv6_src", match.ipv6_src, None),
+                              ("ipv6_dst", match.ipv6_dst, None),
+                              ("tp_src", match.tp_src, match.tp_src_mask),
+                              ("tp_dst", match.tp_dst, match.tp_dst_mask),
+                              ("icmp_code", match.icmp_code, None)):
         if value is not None:
-            parts.append(f"{name}={value}")
-    if match.tp_src is not None:
-        parts.append(f"tp_src={_masked_int(match.tp_src, match.tp_src_mask)}")
-    if match.tp_dst is not None:
-        parts.append(f"tp_dst={_masked_int(match.tp_dst, match.tp_dst_mask)}")
-    if match.icmp_code is not None:
-        parts.append(f"icmp_code={match.icmp_code}")
+            text = _masked_int(value, mask) if name.startswith("tp_") else value
+            parts.append(f"{name}={text}")
     return parts
 
 

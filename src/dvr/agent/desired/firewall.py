@@ -34,6 +34,11 @@ are matched both ways without state, as Neutron does.  Remote groups and address
 use conjunctions (``conjunction(id,1/2)`` per member address, ``conjunction(id,2/2)`` per
 rule's protocol/ports), so a port's flows grow with rules + addresses, not their product.
 
+Scaling: the address clause flows are per port (they match the port too), so a host with
+P ports in a group whose rules name a remote set of M addresses holds P x M of them (Neutron
+shares them per network, merging the conjunction actions of overlapping sets); sharing them
+is the next step if hosts with hundreds of ports per group matter.
+
 Known limits: broadcast and multicast frames are flooded by NORMAL and reach firewalled
 ports without the ingress rules (ARP, DHCP and ND are allowed anyway); established
 traffic of a selector that is re-added with equal content resumes (the mark is the same).

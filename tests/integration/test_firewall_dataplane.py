@@ -6,7 +6,9 @@ firewalled VMs, two on blue and one on orange behind a distributed router, and r
   an egress-only connection come back, a new inbound connection is not;
 - a forged source MAC or IP gets nothing delivered;
 - removing the rule ends an established connection;
-- recomputing the desired state from scratch (an agent restart) changes no flow.
+- recomputing the desired state from scratch (an agent restart) changes no flow;
+- on two hosts, the cross-host switched path and the DVR-routed path (delivered by br-int
+  table 1 on the destination host) pass the destination's ingress firewall.
 """
 
 from __future__ import annotations
@@ -19,21 +21,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from dataplane_support import processes_mentioning, root_namespaces
+from dataplane_support import assert_nothing_left
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.openflow import parse_dump_flows
+from dvr.lab.fabric import Fabric
 from dvr.lab.hostenv import HostEnv
 from dvr.lab.inhost import plan_in_host, reconcile_in_host
+from dvr.lab.procs import poll_until
 from dvr.lab.vm import VmPlug, plug_commands, tap_name, vm_namespace
 from dvr.model.hostview import (
     AddressSetView,
     ArpEntry,
     FixedIp,
+    HostMac,
     HostView,
+    L2Entry,
     NetworkView,
     PortView,
+    RemoteHost,
     RouterInterfaceView,
     RouterView,
     SecurityGroupRuleView,
@@ -82,12 +89,28 @@ RULES = (
 )
 
 
-def host_view(rules=RULES, secured: tuple[str, ...] = ("b1", "b2", "o1")) -> HostView:
+TUNNEL_IPS = {"fw-a": "198.18.0.11", "fw-b": "198.18.0.12"}
+HOST_MACS = {HOST: "fa:16:3f:00:00:01", "fw-a": "fa:16:3f:00:00:0a", "fw-b": "fa:16:3f:00:00:0b"}
+ONE_HOST = {vm.name: HOST for vm in VMS}
+TWO_HOSTS = {"b1": "fw-a", "b2": "fw-b", "o1": "fw-b"}  # b2 switched, o1 routed across
+
+
+def remote_hosts(network: str, host: str, placement: dict[str, str]) -> tuple[RemoteHost, ...]:
+    others = sorted({placement[vm.name] for vm in VMS} - {host})
+    return tuple(
+        RemoteHost(other, TUNNEL_IPS[other], tuple(
+            L2Entry(vm.mac, (vm.ip,)) for vm in VMS
+            if vm.network == network and placement[vm.name] == other))
+        for other in others)
+
+
+def host_view(rules=RULES, secured: tuple[str, ...] = ("b1", "b2", "o1"), host: str = HOST,
+              placement: dict[str, str] = ONE_HOST) -> HostView:
     ports = tuple(
         PortView(vm.port_id, vm.network, vm.mac, (FixedIp(vm.subnet, vm.ip),), "compute:nova",
-                 vm.name, HOST, port_security_enabled=vm.name in secured,
+                 vm.name, host, port_security_enabled=vm.name in secured,
                  security_group_ids=(GROUP,))
-        for vm in VMS)
+        for vm in VMS if placement[vm.name] == host)
     interfaces = (
         RouterInterfaceView("e1000000-0000-0000-0000-00000000000b", BLUE_SUBNET, BLUE,
                             "fa:16:3e:10:00:01", "192.0.2.1", "192.0.2.0/24", 1450),
@@ -100,16 +123,19 @@ def host_view(rules=RULES, secured: tuple[str, ...] = ("b1", "b2", "o1")) -> Hos
         arp_entries=tuple(ArpEntry(vm.subnet, vm.ip, vm.mac) for vm in VMS),
         routes=(), gateway=None, snat_host=None, snat_ports=(), floating_ips=())
     return HostView(
-        host=HOST, revision=1, agent_mode="dvr", host_mac="fa:16:3f:00:00:01",
-        tunnel_ip=None, ports=ports,
+        host=host, revision=1, agent_mode="dvr", host_mac=HOST_MACS[host],
+        tunnel_ip=TUNNEL_IPS.get(host), ports=ports,
         networks=(
             NetworkView(BLUE, "blue", "vxlan", 101, 1450, False, None,
-                        (SubnetView(BLUE_SUBNET, BLUE, "192.0.2.0/24", "192.0.2.1", 4),), ()),
+                        (SubnetView(BLUE_SUBNET, BLUE, "192.0.2.0/24", "192.0.2.1", 4),),
+                        remote_hosts(BLUE, host, placement)),
             NetworkView(ORANGE, "orange", "vxlan", 102, 1450, False, None,
                         (SubnetView(ORANGE_SUBNET, ORANGE, "198.51.100.0/24", "198.51.100.1",
-                                    4),), ()),
+                                    4),), remote_hosts(ORANGE, host, placement)),
         ),
-        routers=(router,), peer_host_macs=(),
+        routers=(router,),
+        peer_host_macs=tuple(HostMac(h, HOST_MACS[h]) for h in sorted(set(placement.values()))
+                             if h != host),
         security_groups=(SecurityGroupView(GROUP, True, tuple(sorted(rules,
                                                                      key=lambda r: r.id))),),
         address_sets=(AddressSetView(GROUP, "security_group",
@@ -118,7 +144,7 @@ def host_view(rules=RULES, secured: tuple[str, ...] = ("b1", "b2", "o1")) -> Hos
 
 
 def desired(view: HostView) -> DesiredState:
-    plugged = {vm.port_id: tap_name(vm.port_id) for vm in VMS}
+    plugged = {p.id: tap_name(p.id) for p in view.ports}
     return compute_desired_state(view, HostInputs(plugged=plugged), CONFIG)
 
 
@@ -218,6 +244,13 @@ class FirewallHost:
             process.communicate(timeout=10)
 
 
+def plug_vm(host: HostEnv, vm: Vm) -> None:
+    plug = VmPlug(name=vm.name, port_id=vm.port_id, mac_address=vm.mac, ip_address=vm.ip,
+                  cidr=vm.cidr, gateway_ip=vm.gateway, mtu=1450, ovsdb=host.ovsdb)
+    for argv in plug_commands(plug):
+        host.run(argv)
+
+
 def echo(client: subprocess.Popen) -> bool:
     assert client.stdin is not None and client.stdout is not None
     client.stdin.write("x\n")
@@ -234,18 +267,12 @@ def fw_host(unique_names, workroot: Path) -> Iterator[FirewallHost]:
     try:
         host.start()
         for vm in VMS:
-            plug = VmPlug(name=vm.name, port_id=vm.port_id, mac_address=vm.mac,
-                          ip_address=vm.ip, cidr=vm.cidr, gateway_ip=vm.gateway, mtu=1450,
-                          ovsdb=host.ovsdb)
-            for argv in plug_commands(plug):
-                host.run(argv)
+            plug_vm(host, vm)
         yield lab
     finally:
         lab.stop()
         host.stop()
-        leftovers = (root_namespaces(prefix) + processes_mentioning(str(workdir))
-                     + processes_mentioning(f"dvrhost-{prefix}"))
-        assert leftovers == [], f"left behind: {leftovers}"
+        assert_nothing_left(prefix, workdir)
 
 
 def test_rules_decide_on_the_switched_and_the_routed_path(fw_host: FirewallHost):
@@ -312,3 +339,49 @@ def test_a_restart_changes_no_firewall_flow(fw_host: FirewallHost):
     assert again.bridge("br-int") == state.bridge("br-int")
     time.sleep(0.1)
     assert lab.flows() == before
+
+
+# --- two hosts: the cross-host switched path and the DVR-routed path (br-int table 1) -------
+
+
+@pytest.fixture
+def two_fw_hosts(unique_names, workroot: Path) -> Iterator[dict[str, FirewallHost]]:
+    prefix = next(unique_names)
+    workdir = workroot / prefix.rsplit("-", 1)[1]
+    fabric = Fabric(f"{prefix}-fab", workdir / "fab")
+    labs = {name: FirewallHost(HostEnv(f"{prefix}-{name[-1]}", workdir / name[-1]))
+            for name in TUNNEL_IPS}
+    try:
+        fabric.start()
+        for name, lab in labs.items():
+            lab.host.start()
+            fabric.attach(lab.host, TUNNEL_IPS[name])
+        for vm in VMS:
+            plug_vm(labs[TWO_HOSTS[vm.name]].host, vm)
+        yield labs
+    finally:
+        for lab in labs.values():
+            lab.stop()
+        fabric.stop()
+        for lab in labs.values():
+            lab.host.stop()
+        assert_nothing_left(prefix, workdir)
+
+
+def test_cross_host_paths_pass_the_destination_firewall(two_fw_hosts):
+    a, b = two_fw_hosts["fw-a"], two_fw_hosts["fw-b"]
+    for name, lab in two_fw_hosts.items():
+        lab.apply(host_view(host=name, placement=TWO_HOSTS))
+    b.serve("b2")
+    b.serve("o1")
+    b2, o1 = VM["b2"].ip, VM["o1"].ip
+    assert poll_until(lambda: a.ping("b1", o1), timeout=10, interval=0.2), "routed, table 1"
+    assert a.ping("b1", b2), "switched across hosts"
+    assert a.connects("b1", b2, OPEN_PORT), "cross-host switched, allowed"
+    assert a.connects("b1", o1, OPEN_PORT), "DVR-routed, allowed"
+    assert a.connect("b1", b2, CLOSED_PORT) is None, "cross-host switched, no rule"
+    assert a.connect("b1", o1, CLOSED_PORT) is None, "DVR-routed, no rule"
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int", "table=1"],
+                         env=b.host.env(), text=True, capture_output=True, check=True).stdout
+    delivered = [f for f in parse_dump_flows(out) if "resubmit(,81)" in f.text]
+    assert delivered and sum(f.n_packets for f in delivered) > 0, out

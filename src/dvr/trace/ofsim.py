@@ -342,22 +342,14 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
     if match.tun_id is not None:
         mask = -1 if match.tun_id_mask is None else match.tun_id_mask
         conditions.append(Condition("tun_id", match.tun_id, mask))
-    for name in _IP_FIELDS:
+    for name in (*_IP_FIELDS, *_IPV6_FIELDS):
         value = getattr(match, name, None)
         if value is not None:
             try:
                 network = ipaddress.ip_network(value, strict=False)
             except ValueError as exc:
                 raise UnsupportedFlow(f"bad {name} {value!r}") from exc
-            conditions.append(Condition(name, network))
-    for name, packet_field in _IPV6_FIELDS.items():
-        value = getattr(match, name)
-        if value is not None:
-            try:
-                network = ipaddress.ip_network(value, strict=False)
-            except ValueError as exc:
-                raise UnsupportedFlow(f"bad {name} {value!r}") from exc
-            conditions.append(Condition(packet_field, network))
+            conditions.append(Condition(_IPV6_FIELDS.get(name, name), network))
     for name in _INT_FIELDS:
         value = getattr(match, name)
         if value is not None:
@@ -542,8 +534,9 @@ class Pipeline:
                 continue
             if candidate.clauses:
                 for clause in candidate.clauses:
-                    clauses.setdefault((priority, clause.id), set()).add(clause.clause)
-                    wanted[(priority, clause.id)] = clause.n_clauses
+                    for ident in clause.ids:
+                        clauses.setdefault((priority, ident), set()).add(clause.clause)
+                        wanted[(priority, ident)] = clause.n_clauses
                 continue
             for other in flows[index + 1:]:
                 if other.flow.priority != priority:

@@ -34,6 +34,11 @@ are matched both ways without state, as Neutron does.  Remote groups and address
 use conjunctions (``conjunction(id,1/2)`` per member address, ``conjunction(id,2/2)`` per
 rule's protocol/ports), so a port's flows grow with rules + addresses, not their product.
 
+Scaling: the address clause flows are per port (they match the port too), so a host with
+P ports in a group whose rules name a remote set of M addresses holds P x M of them (Neutron
+shares them per network, merging the conjunction actions of overlapping sets); sharing them
+is the next step if hosts with hundreds of ports per group matter.
+
 Known limits: broadcast and multicast frames are flooded by NORMAL and reach firewalled
 ports without the ingress rules (ARP, DHCP and ND are allowed anyway); established
 traffic of a selector that is re-added with equal content resumes (the mark is the same).
@@ -201,8 +206,11 @@ class _Builder:
         before = self.flows.get(key)
         if before is None:
             self.flows[key] = actions
-        elif all(type(a) is Conjunction for a in before + actions):
-            self.flows[key] = tuple(sorted(set(before + actions), key=lambda a: (a.id, a.clause)))
+        elif len(before) == len(actions) == 1 and type(before[0]) is type(actions[0]) is \
+                Conjunction:  # an address of two sets: one flow in both conjunctions
+            first, second = before[0], actions[0]
+            self.flows[key] = (Conjunction(tuple(sorted(set(first.ids) | set(second.ids))),  # type: ignore[union-attr]
+                                           first.clause, first.n_clauses),)  # type: ignore[union-attr]
 
     def build(self) -> tuple[Flow, ...]:
         return tuple(Flow(t, p, m, a, self.owner) for (t, p, m), a in self.flows.items())
@@ -332,6 +340,8 @@ def _rules(b: _Builder, selectors: Iterable[Selector],
     selectors = list(selectors)
     conj_ids = conjunction_ids(selectors)
     state = {"ct_state": CT_NEW} if fw.stateful else {}
+    by_set: dict[tuple[str, str, str], list[int]] = {}  # (direction, ethertype, set) -> ids
+    members: dict[tuple[str, str], tuple[str, ...]] = {}  # (set, ethertype) -> CIDRs
     for selector in selectors:
         direction = selector.direction
         table = _rules_table(direction)
@@ -340,24 +350,33 @@ def _rules(b: _Builder, selectors: Iterable[Selector],
         admit: tuple[Action, ...] = _accept(direction, fw)
         if fw.stateful:
             admit = (Ct(commit=True, label=label, label_mask=mask), *admit)
-        remote = _remote_field(selector)
         if selector.remote_set is None:
+            remote = _remote_field(selector)
             extra = {} if selector.remote_prefix is None else {remote: selector.remote_prefix}
             for l4 in _l4_matches(selector):
                 b.add(table, PRIO_FW_RULE, Match(**side, **l4, **extra), admit)  # type: ignore[arg-type]
             continue
-        members = set_members(sets.get(selector.remote_set), selector.ethertype)
-        if not members:
+        key = (selector.remote_set, selector.ethertype)
+        if key not in members:
+            members[key] = set_members(sets.get(selector.remote_set), selector.ethertype)
+        if not members[key]:
             continue
         ident = conj_ids[selector]
+        by_set.setdefault((direction, selector.ethertype, selector.remote_set), []).append(ident)
         proto = "ip" if selector.ethertype == IPV4 else "ipv6"
-        for cidr in members:
-            b.add(table, PRIO_FW_CONJUNCTION, Match(proto=proto, **side, **{remote: cidr}),  # type: ignore[arg-type]
-                  (Conjunction(ident, 1, 2),))
         for l4 in _l4_matches(selector):
             b.add(table, PRIO_FW_CONJUNCTION, Match(**side, **l4),  # type: ignore[arg-type]
-                  (Conjunction(ident, 2, 2),))
+                  (Conjunction((ident,), 2, 2),))
         b.add(table, PRIO_FW_RULE, Match(proto=proto, conj_id=ident, **side), admit)  # type: ignore[arg-type]
+    # the address clause: one flow per member address, naming every rule of its set
+    for (direction, ethertype, set_id), ids in sorted(by_set.items()):
+        side = {**_side(direction, fw), **state}
+        remote = _remote_field(Selector(direction, ethertype))
+        proto = "ip" if ethertype == IPV4 else "ipv6"
+        clauses = (Conjunction(tuple(sorted(ids)), 1, 2),)
+        for cidr in members[(set_id, ethertype)]:
+            b.add(_rules_table(direction), PRIO_FW_CONJUNCTION,
+                  Match(proto=proto, **side, **{remote: cidr}), clauses)  # type: ignore[arg-type]
 
 
 def port_firewall_flows(fw: PortFirewall) -> tuple[Flow, ...]:

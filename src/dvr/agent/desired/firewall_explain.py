@@ -70,7 +70,7 @@ def flow_marks(flow: Flow) -> list[int]:
             marks.append((action.label >> INGRESS_LABEL_SHIFT if action.label_mask > _LOW32
                           else action.label) & _LOW32)
         elif type(action) is Conjunction:
-            marks.append(action.id)
+            marks.extend(action.ids)
     match = flow.match
     if match.ct_label is not None and match.ct_label_mask is not None:
         shift = INGRESS_LABEL_SHIFT if match.ct_label_mask > _LOW32 else 0

@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from dvr.agent.desired.openflow import (
     IPPROTO_ICMP,
@@ -64,14 +65,14 @@ class Selector:
     remote_prefix: str | None = None
     remote_set: str | None = None
 
-    @property
+    @cached_property
     def text(self) -> str:
         """The canonical text of the content (the mark hashes it; selectors sort by it)."""
         return "|".join("" if v is None else str(v) for v in (
             self.direction, self.ethertype, self.protocol, self.port_min, self.port_max,
             self.icmp_type, self.icmp_code, self.remote_prefix, self.remote_set))
 
-    @property
+    @cached_property
     def mark(self) -> int:
         digest = hashlib.blake2b(self.text.encode(), digest_size=4).digest()
         return int.from_bytes(digest, "big") or 1
@@ -138,12 +139,12 @@ def port_selectors(groups: Iterable[SecurityGroupView]) -> dict[Selector, tuple[
 
 
 def set_members(address_set: AddressSetView | None, ethertype: str) -> tuple[str, ...]:
-    """The set's CIDRs of the selector's IP version (none for an unknown set)."""
+    """The set's CIDRs of the selector's IP version (none for an unknown set).  The CIDRs
+    are normalized by the server: an IPv6 one is the one with a colon."""
     if address_set is None:
         return ()
-    version = _version(ethertype)
-    return tuple(c for c in address_set.cidrs if _prefix_fits(c, ethertype)
-                 and ipaddress.ip_network(c, strict=False).version == version)
+    v6 = ethertype != IPV4
+    return tuple(c for c in address_set.cidrs if (":" in c) == v6)
 
 
 def conjunction_ids(selectors: Iterable[Selector]) -> dict[Selector, int]:

@@ -210,9 +210,11 @@ class Ct:
 
 @dataclass(frozen=True, slots=True)
 class Conjunction:
-    """``conjunction(id,clause/n_clauses)``: one clause of a conjunctive match."""
+    """``conjunction(id,clause/n_clauses)`` for each of ``ids`` (sorted): the flow is that
+    clause of each of those conjunctive matches (one value for all of them: an address
+    flow takes part in the conjunction of every rule of its set)."""
 
-    id: int
+    ids: tuple[int, ...]
     clause: int  # 1-based
     n_clauses: int
 
@@ -320,16 +322,16 @@ def _firewall_match_parts(match: Match) -> list[str]:
         parts.append(f"ct_label={_masked_int(match.ct_label, match.ct_label_mask)}")
     if match.conj_id is not None:
         parts.append(f"conj_id={match.conj_id}")
-    for name in ("nw_proto", "arp_sha", "ipv6_src", "ipv6_dst"):
-        value = getattr(match, name)
+    for name, value, mask in (("nw_proto", match.nw_proto, None),
+                              ("arp_sha", match.arp_sha, None),
+                              ("ipv6_src", match.ipv6_src, None),
+                              ("ipv6_dst", match.ipv6_dst, None),
+                              ("tp_src", match.tp_src, match.tp_src_mask),
+                              ("tp_dst", match.tp_dst, match.tp_dst_mask),
+                              ("icmp_code", match.icmp_code, None)):
         if value is not None:
-            parts.append(f"{name}={value}")
-    if match.tp_src is not None:
-        parts.append(f"tp_src={_masked_int(match.tp_src, match.tp_src_mask)}")
-    if match.tp_dst is not None:
-        parts.append(f"tp_dst={_masked_int(match.tp_dst, match.tp_dst_mask)}")
-    if match.icmp_code is not None:
-        parts.append(f"icmp_code={match.icmp_code}")
+            text = _masked_int(value, mask) if name.startswith("tp_") else value
+            parts.append(f"{name}={text}")
     return parts
 
 
@@ -364,7 +366,8 @@ _ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
     OutputInPort: lambda a, _: "IN_PORT",
     LoadZone: lambda a, _: f"load:{a.zone:#x}->NXM_NX_REG6[]",
     Ct: _ct_text,
-    Conjunction: lambda a, _: f"conjunction({a.id},{a.clause}/{a.n_clauses})",
+    Conjunction: lambda a, _: ",".join(f"conjunction({i},{a.clause}/{a.n_clauses})"
+                                       for i in a.ids),
 }
 
 

@@ -177,7 +177,8 @@ class ServerClient:
 
     # -- Neutron API ----------------------------------------------------------------------
     def list(self, collection: str, **filters: Any) -> list[dict[str, Any]]:
-        return self.get(f"/v2.0/{collection}", **filters)[collection]
+        """``collection`` as in the URL; the body's key has '_' for '-' (security-groups)."""
+        return self.get(f"/v2.0/{collection}", **filters)[collection.replace("-", "_")]
 
     def show(self, collection: str, singular: str, obj_id: str) -> dict[str, Any]:
         return self.get(f"/v2.0/{collection}/{obj_id}")[singular]

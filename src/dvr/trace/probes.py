@@ -71,10 +71,11 @@ class AppctlSwitchProbe:
                              f"{message[-1] if message else result.returncode}")
         return result.stdout
 
-    def trace(self, host: str, bridge: str, flow: str) -> str:
+    def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
         control = vswitchd_control_socket(self._rundir(host))
-        return self._run(host, ["ovs-appctl", "-t", str(control), "ofproto/trace", bridge, flow],
-                         "ofproto/trace")
+        options = [arg for state in ct_next for arg in ("--ct-next", state)]
+        return self._run(host, ["ovs-appctl", "-t", str(control), "ofproto/trace", *options,
+                                bridge, flow], "ofproto/trace")
 
     def route_get(self, host: str, namespace: str, destination: str, source: str,
                   in_device: str) -> str:

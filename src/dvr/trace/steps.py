@@ -162,6 +162,9 @@ class OpenFlowStep:
     switch_pass: int
     note: str = ""  # "NORMAL vlan 2 -> patch-tun", "patch patch-tun -> br-tun:patch-int"...
     check: StepCheck | None = None
+    # a conntrack lookup that resumes the pipeline: the state it assumed ("trk,est,rpl")
+    # and the ct_label the connections of this pass were assumed to carry (all zones')
+    ct_lookup: tuple[str, int] | None = None
 
     @property
     def priority(self) -> int | None:

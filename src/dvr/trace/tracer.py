@@ -304,9 +304,13 @@ class _Walk:
                                   reason=f"cannot simulate: {exc}"))
             return _DONE
         self._passes += 1
+        assumed_label = 0
+        for label in (self.labels.get(at.host) or {}).values():
+            assumed_label |= label
         self.labels[at.host] = dict(simulated.labels)
         flow_steps = openflow_steps(at.host, simulated, at.packet, self._passes,
-                                    self.rules(switch), conntrack, switch.integration_bridge)
+                                    self.rules(switch), conntrack, switch.integration_bridge,
+                                    assumed_label)
         steps.extend(flow_steps)
         return self.after_pass(steps, switch, simulated, flow_steps, destination, at.packet)
 
@@ -671,9 +675,11 @@ def firewall_note(flow: Flow | None, rules: RuleIndex | None, conntrack: str) ->
 def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
                    switch_pass: int, rules: RuleIndex | None = None,
                    conntrack: str = ofsim.CT_NEW,
-                   firewall_bridge: str = "") -> list[OpenFlowStep]:
+                   firewall_bridge: str = "", assumed_label: int = 0) -> list[OpenFlowStep]:
     """One OpenFlowStep per table lookup; NORMAL and patch crossings become notes; firewall
-    flows say which group and rule they stand for."""
+    flows say which group and rule they stand for, and conntrack lookups what they assumed
+    (so that ``--verify`` asks the real switch under the same assumption)."""
+    lookup_state = ",".join(sorted(ofsim.CT_STATES[conntrack]))
     result: list[OpenFlowStep] = []
     for step in simulated.steps:
         if step.table is None:
@@ -689,6 +695,9 @@ def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
             packet=base.with_ofsim(after), switch_pass=switch_pass,
             note="table miss" if step.flow is None else firewall_note(
                 step.flow, rules if step.bridge == firewall_bridge else None, conntrack),
+            ct_lookup=(lookup_state, assumed_label) if step.flow is not None and any(
+                type(a) is Ct and not a.commit and a.table is not None
+                for a in step.flow.actions) else None,
         ))
     return result
 

@@ -54,8 +54,10 @@ from dvr.trace.steps import (
 class SwitchProbe(Protocol):
     """The one port through which the tracer asks a real switch."""
 
-    def trace(self, host: str, bridge: str, flow: str) -> str:
-        """The output of ``ovs-appctl ofproto/trace <bridge> <flow>`` on ``host``.
+    def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
+        """The output of ``ovs-appctl ofproto/trace [--ct-next S ...] <bridge> <flow>`` on
+        ``host``: each conntrack lookup that resumes the pipeline finds the next state of
+        ``ct_next`` (OVS's default when there is none left: ``trk,new``).
 
         Raises ``ProbeError`` (or OSError) when the switch cannot be asked."""
         ...
@@ -214,8 +216,13 @@ def verify_trace(trace: Trace, probe: SwitchProbe,
         assert isinstance(first, OpenFlowStep)
         flow = ofproto_flow(first.in_port, first.packet_in, tunnel)
         pass_steps = [steps[i] for i in indexes]
+        lookups = [s.ct_lookup for s in pass_steps
+                   if isinstance(s, OpenFlowStep) and s.ct_lookup is not None]
+        if lookups and lookups[0][1]:
+            flow += f",ct_label={lookups[0][1]:#x}"
+        ct_next = tuple(state for state, _ in lookups)
         checks = _checks_for(probe, first.host, first.bridge, flow, pass_steps,  # type: ignore[arg-type]
-                             known.get(first.host, {}))
+                             known.get(first.host, {}), ct_next)
         for index, check in zip(indexes, checks, strict=True):
             step = steps[index]
             assert isinstance(step, OpenFlowStep)
@@ -315,9 +322,11 @@ def check_namespace(probe: NamespaceProbe, step: NamespaceStep,
 
 
 def _checks_for(probe: SwitchProbe, host: str, bridge: str, flow: str,
-                steps: list[OpenFlowStep], known: Mapping[int, Flow]) -> list[StepCheck]:
+                steps: list[OpenFlowStep], known: Mapping[int, Flow],
+                ct_next: tuple[str, ...] = ()) -> list[StepCheck]:
     try:
-        text = probe.trace(host, bridge, flow)
+        text = probe.trace(host, bridge, flow, ct_next) if ct_next else probe.trace(
+            host, bridge, flow)
     except (ProbeError, OSError) as exc:
         return [StepCheck("error", f"could not ask the real switch: {exc}")] * len(steps)
     real = parse_ofproto_trace(text)

@@ -8,6 +8,7 @@ import pytest
 from dvr.trace.render import render_text
 from dvr.trace.steps import OpenFlowStep, TraceRequest
 from dvr.trace.tracer import trace_packet
+from dvr.trace.verify import switch_passes, verify_trace
 from tests.unit.desired.desired_scenarios import BLUE_1, BLUE_2, ORANGE_1
 from tests.unit.desired.firewall_scenarios import (
     BLUE_4,
@@ -73,3 +74,31 @@ def test_icmp_is_allowed_by_its_own_rule_and_a_group_without_it_denies(hosts):
                           TraceRequest(BLUE_1, ORANGE_1))
     assert not denied.delivered
     assert ICMP_IN.id not in notes(denied)
+
+
+class AskedSwitch:
+    """Records what --verify asks of a real switch (the answer is irrelevant here)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str, tuple[str, ...]]] = []
+
+    def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
+        self.asked.append((host, bridge, flow, ct_next))
+        return ""
+
+
+def test_verify_asks_the_switch_under_the_conntrack_state_the_trace_assumed(hosts):
+    """A reply (or --ct established) is replayed with ofproto/trace's --ct-next for each
+    conntrack lookup of the pass, and the ct_label its connection was committed with."""
+    trace = trace_packet(hosts, TraceRequest(BLUE_1, ORANGE_1, proto="tcp", dport=8080))
+    switch = AskedSwitch()
+    verify_trace(trace, switch)
+    passes = len(switch_passes(trace.steps))  # the forward passes are asked first
+    forward, replies = switch.asked[:passes], switch.asked[passes:]
+    assert forward and all(set(n) <= {"new,trk"} for *_, n in forward)
+    looked_up = [(flow, n) for _, _, flow, n in replies if n]  # passes through a firewall
+    assert looked_up and all(set(n) == {"est,rpl,trk"} for _, n in looked_up)
+    assert all(",ct_label=0x" in flow for flow, _ in looked_up)
+    lookups = [s for s in trace.reply.steps
+               if isinstance(s, OpenFlowStep) and s.ct_lookup is not None]
+    assert sum(len(n) for *_, n in replies) == len(lookups)

@@ -242,7 +242,7 @@ class Kernels:
         self.drop_nat = drop_nat
         self.asked: list[tuple[str, ...]] = []
 
-    def trace(self, host: str, bridge: str, flow: str) -> str:
+    def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
         raise ProbeError("no switch here")
 
     def route_get(self, host, namespace, destination, source, in_device):

@@ -39,12 +39,12 @@ class EditedSwitches(RecordedSwitches):
         super().__init__(variant)
         self.old, self.new = old, new
 
-    def trace(self, host: str, bridge: str, flow: str) -> str:
+    def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
         return super().trace(host, bridge, flow).replace(self.old, self.new)
 
 
 class BrokenSwitch:
-    def trace(self, host: str, bridge: str, flow: str) -> str:
+    def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
         raise ProbeError(f"no running ovs-vswitchd for {host}")
 
 
@@ -233,7 +233,7 @@ def test_unreachable_switch_marks_steps_unverified_not_disagreeing(hosts):
 
 def test_unreadable_output_is_an_error(hosts):
     class Garbage:
-        def trace(self, host: str, bridge: str, flow: str) -> str:
+        def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
             return "ovs-appctl: no such command\n"
 
     trace = verify_trace(trace_packet(hosts, TraceRequest(BLUE_2, ORANGE_1)), Garbage(), hosts)

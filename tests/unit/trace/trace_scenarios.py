@@ -75,7 +75,7 @@ class RecordedSwitches:
         self.variant = variant
         self.asked: list[tuple[str, str, str]] = []
 
-    def trace(self, host: str, bridge: str, flow: str) -> str:
+    def trace(self, host: str, bridge: str, flow: str, ct_next: tuple[str, ...] = ()) -> str:
         self.asked.append((host, bridge, flow))
         key = f"{self.variant}|{host}|{bridge}|{flow}"
         if key not in RECORDED["traces"]:

@@ -143,6 +143,10 @@ def parse_ofproto_trace(text: str) -> RealTrace:
     bridges: list[tuple[int, str]] = []  # (indent, name) of the enclosing bridge headers
     current: _Open | None = None
     flow = final_flow = megaflow = datapath = ""
+    # conntrack recirculations: OVS resumes each in a section of its own whose header names
+    # the bridge the trace *started* in; the lookup resumes in the bridge of its ct()
+    resume_bridges: list[str] = []
+    resuming = False
 
     def close() -> None:
         nonlocal current
@@ -156,7 +160,11 @@ def parse_ofproto_trace(text: str) -> RealTrace:
         if not stripped or _is_dashes(stripped):
             continue
         if line.startswith("Flow:"):
-            flow = stripped.removeprefix("Flow:").strip()
+            flow = flow or stripped.removeprefix("Flow:").strip()  # the first: the traced one
+            continue
+        if line.startswith("recirc("):
+            close()
+            resuming = True
             continue
         if line.startswith("Final flow:"):
             close()
@@ -170,6 +178,9 @@ def parse_ofproto_trace(text: str) -> RealTrace:
             continue
         header = _bridge_header(stripped)
         if header is not None:
+            if resuming and resume_bridges:
+                header = resume_bridges.pop(0)
+            resuming = False
             close()
             indent = _indent(line)
             while bridges and bridges[-1][0] >= indent:
@@ -201,6 +212,8 @@ def parse_ofproto_trace(text: str) -> RealTrace:
             continue
         if stripped.startswith(("->", ">>")):
             current.notes.append(stripped)
+            if "will be resumed at table" in stripped:
+                resume_bridges.append(current.bridge)
         else:
             current.actions.append(stripped)
     close()

@@ -7,6 +7,8 @@ compute-2 by hand (one flow by cookie; all of br-int table 1).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dvr.trace.ofproto import parse_ofproto_trace
@@ -240,3 +242,17 @@ def test_unreadable_output_is_an_error(hosts):
     step = trace.openflow_steps()[0]
     assert isinstance(step, OpenFlowStep) and step.check is not None
     assert step.check.status == "error" and "unreadable" in step.check.detail
+
+
+# Recorded from OVS 3.1 (ofproto/trace --ct-next new,trk): a frame from a VXLAN port crosses
+# a patch port into a second bridge whose ct() recirculates; the resumed section's header
+# names the bridge the trace started in ("bt"), although the lookup resumes in "bi".
+RECIRCULATED = (Path(__file__).parent / "data" / "ofproto_trace_recirculated.txt").read_text()
+
+
+def test_a_conntrack_recirculation_resumes_in_the_bridge_of_its_ct():
+    real = parse_ofproto_trace(RECIRCULATED)
+    assert [(h.bridge, h.table) for h in real.hits] == [("bt", 0), ("bi", 0), ("bi", 81),
+                                                         ("bi", 82)]
+    assert real.hits[-1].match == "ct_state=+new+trk,ip" and real.hits[-1].actions == ("LOCAL",)
+    assert real.flow.startswith("icmp,tun_src=198.18.0.11")  # the traced flow, not the resumed

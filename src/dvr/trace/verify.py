@@ -104,6 +104,25 @@ def ofproto_flow(in_port: str, packet: PacketView,
     return ",".join(fields)
 
 
+def labelled_segments(steps: list[Step], indexes: list[int],
+                      tunnel: tuple[str, str] | None
+                      ) -> list[tuple[list[int], tuple[str, str] | None]]:
+    """One pass as ``ofproto/trace`` can replay it.  A conntrack lookup that must find a
+    ct_label (an established connection's) can only be given it in the traced flow, and a
+    patch port clears it: such a pass is asked as two traces, the second starting where it
+    enters the lookup's bridge (from the patch port, with the headers it had there)."""
+    labelled = next((i for i in indexes if isinstance(steps[i], OpenFlowStep)
+                     and steps[i].ct_lookup is not None and steps[i].ct_lookup[1]), None)
+    if labelled is None:
+        return [(indexes, tunnel)]
+    bridge = steps[labelled].bridge  # type: ignore[union-attr]
+    enters = next((i for i in indexes if steps[i].bridge == bridge), indexes[0])  # type: ignore[union-attr]
+    if enters == indexes[0]:
+        return [(indexes, tunnel)]
+    split = indexes.index(enters)
+    return [(indexes[:split], tunnel), (indexes[split:], None)]
+
+
 def switch_passes(steps: tuple[Step, ...]) -> list[tuple[list[int], tuple[str, str] | None]]:
     """Indexes of the OpenFlow steps of each pass, and the tunnel it arrived through."""
     passes: dict[int, list[int]] = {}
@@ -211,7 +230,9 @@ def verify_trace(trace: Trace, probe: SwitchProbe,
     """
     known = _flows_by_cookie(trace, hosts)
     steps = list(trace.steps)
-    for indexes, tunnel in switch_passes(trace.steps):
+    segments = [segment for indexes, tunnel in switch_passes(trace.steps)
+                for segment in labelled_segments(steps, indexes, tunnel)]
+    for indexes, tunnel in segments:
         first = steps[indexes[0]]
         assert isinstance(first, OpenFlowStep)
         flow = ofproto_flow(first.in_port, first.packet_in, tunnel)

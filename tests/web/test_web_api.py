@@ -409,7 +409,15 @@ def test_trace_north_south_paths(client: TestClient, cloud: Cloud) -> None:
     assert doc["verdict"] == "delivered", doc["summary"]
     kinds = [(h["kind"], h["host"]) for h in doc["hops"]]
     assert ("namespace", "compute-2") in kinds and ("tunnel", "compute-2") not in kinds
-    # and in: the outside router reaches the floating IP through proxy ARP on fg-
+    # and in: orange-1's security groups (the project's default) let nobody outside in ...
+    doc = client.get("/dvr/v1/trace", params={"src": OUTSIDE_IP, "dst": address}).json()
+    assert doc["verdict"] == "dropped" and "no rule of the port's groups" in doc["summary"]
+    # ... until a rule does, as an operator opens ICMP to reach a floating IP
+    (default,) = _ok(client.get("/v2.0/security-groups", params={"name": "default"}))[
+        "security_groups"]
+    _ok(client.post("/v2.0/security-group-rules", json={"security_group_rule": {
+        "security_group_id": default["id"], "direction": "ingress", "protocol": "icmp"}}))
+    # the outside router reaches the floating IP through proxy ARP on fg-
     doc = client.get("/dvr/v1/trace", params={"src": OUTSIDE_IP, "dst": address}).json()
     assert doc["verdict"] == "delivered", doc["summary"]
     assert doc["src"]["kind"] == "outside" and doc["hops"][0]["kind"] == "address"

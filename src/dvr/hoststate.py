@@ -96,6 +96,10 @@ def describe_owner(view: HostView, owner: str) -> str:
     if kind == "router":
         router = view.router(ident)
         return f"router {router.name if router else ident}"
+    if kind == "fastpath":
+        router = view.router(ident)
+        return (f"east/west fast path of router {router.name if router else ident}: routed "
+                "in br-int, not in its qrouter- namespace")
     if kind == "tunnel":
         return f"tunnel to {ident}"
     if kind == "bridge":

@@ -9,7 +9,8 @@ Scope: the typed flows of ``dvr.agent.desired.openflow``, executed as values (no
 is parsed here): every ``Match`` field (``dl_vlan`` 0xffff = untagged, masks, prefixes,
 protocol shorthands) and every action (``Resubmit``, ``Output``, ``ModDlSrc``/``ModDlDst``,
 ``ModVlanVid`` (pushes a tag on an untagged frame), ``StripVlan``, ``SetTunnel``,
-``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``).  Each step records the packet after
+``DecTtl`` (a TTL of 0 or 1 ends the actions: the frame goes nowhere), ``LoadRegister``,
+``Drop``, ``Normal``, ``OutputInPort``).  Each step records the packet after
 the flow's own header rewrites (``packet_own``) and after everything it led to
 (``packet_out``), so the tracer needs no action interpreter of its own.
 
@@ -27,10 +28,10 @@ Model of the switch:
   delivered there; otherwise the frame is flooded to every access port of the VLAN and
   every trunk port except the in_port.  Access ports get it untagged, trunks tagged.
   VLAN 4095 (dead) never forwards.
-- ``output`` to a patch port continues in the peer bridge at table 0 with the peer as
-  in_port (tunnel metadata cleared, as OVS clears it); to a ``vxlan`` port it ends as a
-  ``Tunnelled`` outcome (remote IP, tun_id); to any other port as ``Delivered``.  Output
-  to the in_port is suppressed unless ``IN_PORT`` is used.
+- Registers start at 0; ``output`` to a patch port continues in the peer bridge at table 0
+  with the peer as in_port (tunnel metadata and registers cleared, as OVS clears them); to
+  a ``vxlan`` port it ends as a ``Tunnelled`` outcome (remote IP, tun_id); to any other
+  port as ``Delivered``.  Output to the in_port is suppressed unless ``IN_PORT`` is used.
 - A table miss drops the packet.
 """
 
@@ -50,6 +51,7 @@ from dvr.agent.desired.openflow import (
     Action,
     DecTtl,
     Drop,
+    LoadRegister,
     Match,
     ModDlDst,
     ModDlSrc,
@@ -103,6 +105,15 @@ class Packet:
     nd_target: str | None = None
     tun_id: int | None = None  # tunnel metadata, not a header
     nw_ttl: int | None = None
+    registers: tuple[tuple[int, int], ...] = ()  # (register, value) nonzero, sorted: metadata
+
+    def register(self, number: int) -> int:
+        return next((value for reg, value in self.registers if reg == number), 0)
+
+    def with_register(self, number: int, value: int) -> Packet:
+        others = tuple((reg, v) for reg, v in self.registers if reg != number)
+        loaded = ((number, value),) if value else ()
+        return replace(self, registers=tuple(sorted(others + loaded)))
 
     @classmethod
     def ipv4(cls, dl_src: str, dl_dst: str, nw_src: str, nw_dst: str,
@@ -221,7 +232,7 @@ def _mac_int(text: str) -> int:
 
 _ALL_MAC = (1 << 48) - 1
 _IP_FIELDS = ("nw_src", "nw_dst", "arp_spa", "arp_tpa", "nd_target")
-_INT_FIELDS = ("arp_op", "icmp_type")
+_INT_FIELDS = ("arp_op", "icmp_type", "nw_ttl")
 
 
 @dataclass(frozen=True)
@@ -239,6 +250,9 @@ class Condition:
         if name == "vlan_tci":
             tci = 0 if packet.dl_vlan is None else 0x1000 | packet.dl_vlan
             return tci & self.mask == self.value & self.mask  # type: ignore[operator]
+        if name == "register":
+            number, value = self.value  # type: ignore[misc]
+            return packet.register(number) == value
         if name == "tun_id":
             actual = packet.tun_id or 0
             return actual & self.mask == self.value & self.mask  # type: ignore[operator]
@@ -263,6 +277,7 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
     conditions: list[Condition] = []
     if match.in_port is not None:
         conditions.append(Condition("in_port", match.in_port))
+    conditions += [Condition("register", pair) for pair in match.registers]
     if match.proto is not None:
         dl_type, nw_proto = PROTOCOLS[match.proto]
         conditions.append(Condition("dl_type", dl_type))
@@ -296,7 +311,7 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
-_HEADER_ACTIONS = (ModDlSrc, ModDlDst, ModVlanVid, StripVlan, SetTunnel, DecTtl)
+_HEADER_ACTIONS = (ModDlSrc, ModDlDst, ModVlanVid, StripVlan, SetTunnel, DecTtl, LoadRegister)
 
 
 def rewrite(packet: Packet, action: Action) -> Packet:
@@ -314,7 +329,14 @@ def rewrite(packet: Packet, action: Action) -> Packet:
         return replace(packet, tun_id=action.tun_id)  # type: ignore[union-attr]
     if kind is DecTtl and packet.nw_ttl is not None:
         return replace(packet, nw_ttl=packet.nw_ttl - 1)
+    if kind is LoadRegister:
+        return packet.with_register(action.register, action.value)  # type: ignore[union-attr]
     return packet
+
+
+def ttl_expires(packet: Packet, action: Action) -> bool:
+    """``dec_ttl`` on a frame whose TTL is 0 or 1: OVS stops the actions there."""
+    return type(action) is DecTtl and packet.nw_ttl is not None and packet.nw_ttl <= 1
 
 
 @dataclass(frozen=True)
@@ -454,6 +476,11 @@ class Pipeline:
         current = own = packet
         for action in match.flow.actions:
             kind = type(action)
+            if ttl_expires(current, action):
+                run.outcomes.append(Dropped(bridge, table, "dec_ttl: TTL expired "
+                                            "(OVS sends it to a controller; none runs)",
+                                            match.flow))
+                break
             if kind in _HEADER_ACTIONS:
                 current, own = rewrite(current, action), rewrite(own, action)
             elif kind is Resubmit:
@@ -498,7 +525,7 @@ class Pipeline:
             if peer_bridge is None:
                 run.outcomes.append(Dropped(bridge, None, f"patch {port_name}: no peer {peer}"))
                 return
-            crossed = replace(packet, tun_id=None)
+            crossed = replace(packet, tun_id=None, registers=())
             run.step(TraceStep(bridge, None, None, packet, crossed,
                                f"patch {port_name} -> {peer_bridge}:{peer}", in_port))
             if depth + 1 > MAX_RESUBMIT_DEPTH:

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 
 from dvr.model.hostview import AGENT_MODES
 
+# how east/west traffic between subnets of one distributed router is routed on this host:
+# "openflow" in br-int (fast_path.py; the namespace keeps what the switch cannot do) or
+# "namespace" (every routed packet through qrouter-: the reference, and a fallback)
+EAST_WEST_MODES = ("openflow", "namespace")
+
 
 @dataclass(frozen=True)
 class DesiredConfig:
@@ -27,6 +32,11 @@ class DesiredConfig:
     # (physical network, bridge): external/provider networks on that physical network reach
     # br-int through that bridge (Neutron's ``bridge_mappings``, e.g. (("public", "br-ex"),))
     bridge_mappings: tuple[tuple[str, str], ...] = ()
+    east_west: str = "openflow"  # one of EAST_WEST_MODES
+
+    @property
+    def fast_path(self) -> bool:
+        return self.east_west == "openflow"
 
     def bridge_for(self, physical_network: str | None) -> str | None:
         return next((b for p, b in self.bridge_mappings if p == physical_network), None)
@@ -34,6 +44,8 @@ class DesiredConfig:
     def __post_init__(self) -> None:
         if self.agent_mode not in AGENT_MODES:
             raise ValueError(f"agent_mode must be one of {AGENT_MODES}, not {self.agent_mode!r}")
+        if self.east_west not in EAST_WEST_MODES:
+            raise ValueError(f"east_west must be one of {EAST_WEST_MODES}, not {self.east_west!r}")
         if self.integration_bridge == self.tunnel_bridge:
             raise ValueError("integration and tunnel bridge must differ")
         for _, bridge in self.bridge_mappings:

@@ -188,3 +188,8 @@ def snat_owner(router_id: str) -> str:
 
 def fip_owner(external_network_id: str) -> str:
     return f"fip:{external_network_id}"
+
+
+def fast_path_owner(router_id: str) -> str:
+    """The east/west fast-path flows of one distributed router (``fast_path.py``)."""
+    return f"fastpath:{router_id}"

@@ -70,10 +70,14 @@ class Match(NamedTuple):
     arp_tpa: str | None = None
     icmp_type: int | None = None
     nd_target: str | None = None
+    nw_ttl: int | None = None  # IPv4 TTL / IPv6 hop limit (exact value)
+    # (register number, value) pairs that must all hold, sorted by register; () = any
+    registers: tuple[tuple[int, int], ...] = ()
 
     def __repr__(self) -> str:
         pairs = zip(self._fields, self, strict=True)
-        fields = ", ".join(f"{name}={value!r}" for name, value in pairs if value is not None)
+        fields = ", ".join(f"{name}={value!r}" for name, value in pairs
+                           if value is not None and value != ())
         return f"Match({fields})"
 
 
@@ -119,7 +123,17 @@ class SetTunnel:
 
 @dataclass(frozen=True, slots=True)
 class DecTtl:
-    pass
+    """Decrement the IP TTL; a frame whose TTL is 0 or 1 stops here (OVS hands it to a
+    controller, and we run none: it is dropped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRegister:
+    """Load ``value`` into the whole of register ``register`` (``NXM_NX_REG<n>``).
+    Registers start at 0 in each bridge and are zeroed when a frame crosses a patch port."""
+
+    register: int
+    value: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +152,7 @@ class OutputInPort:
 
 
 Action = (Output | Resubmit | ModDlSrc | ModDlDst | ModVlanVid | StripVlan | SetTunnel
-          | DecTtl | Drop | Normal | OutputInPort)
+          | DecTtl | LoadRegister | Drop | Normal | OutputInPort)
 
 STRIP_VLAN = StripVlan()
 DEC_TTL = DecTtl()
@@ -204,10 +218,11 @@ def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
     """``ovs-ofctl`` match text, fields in a fixed order; "" for match-all."""
     (in_port, proto, dl_vlan, vlan_tci, vlan_tci_mask, dl_src, dl_src_mask, dl_dst,
      dl_dst_mask, tun_id, tun_id_mask, nw_src, nw_dst, arp_op, arp_spa, arp_tpa, icmp_type,
-     nd_target) = match
+     nd_target, nw_ttl, registers) = match
     parts: list[str] = []
     if in_port is not None:
         parts.append(f"in_port={port(in_port)}")
+    parts += [f"reg{register}={value:#x}" for register, value in registers]
     if proto is not None:
         parts.append(proto)
     if dl_vlan is not None:
@@ -222,7 +237,7 @@ def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
         parts.append(f"tun_id={_masked_int(tun_id, tun_id_mask)}")
     for name, value in (("nw_src", nw_src), ("nw_dst", nw_dst), ("arp_op", arp_op),
                         ("arp_spa", arp_spa), ("arp_tpa", arp_tpa), ("icmp_type", icmp_type),
-                        ("nd_target", nd_target)):
+                        ("nd_target", nd_target), ("nw_ttl", nw_ttl)):
         if value is not None:
             parts.append(f"{name}={value}")
     return ",".join(parts)
@@ -241,6 +256,7 @@ _ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
     SetTunnel: lambda a, _: f"set_tunnel:{a.tun_id:#x}",
     StripVlan: lambda a, _: "strip_vlan",
     DecTtl: lambda a, _: "dec_ttl",
+    LoadRegister: lambda a, _: f"load:{a.value:#x}->NXM_NX_REG{a.register}[]",
     Drop: lambda a, _: "drop",
     Normal: lambda a, _: "NORMAL",
     OutputInPort: lambda a, _: "IN_PORT",

@@ -12,6 +12,11 @@ class IntTable:
     DVR_TO_SRC_MAC: Final = 1
     DVR_TO_SRC_MAC_VLAN: Final = 2  # VLAN tenant networks: not built (tunnelled networks only)
     TRANSIENT: Final = 60
+    FAST_PATH: Final = 65  # east/west routing in OpenFlow (fast_path.py); not Neutron's
+
+
+# Registers (Neutron's firewall uses reg5-reg7; these stay clear of it)
+REG_ROUTE_DOMAIN: Final = 8  # br-int: the distributed router a frame is routed by (table 65)
 
 
 class TunTable:
@@ -33,6 +38,10 @@ class TunTable:
 PRIO_INT_HOST_MAC = 2  # table 0: from br-tun with a known host-MAC source
 PRIO_INT_DVR_TO_SRC_MAC = 4  # table 1: local VM port on a DVR subnet
 PRIO_INT_NORMAL = 3  # table 60
+PRIO_INT_FAST_PATH_ENTRY = 10  # table 60: from a local port to a DVR gateway MAC
+PRIO_INT_FAST_PATH_TTL = 30  # table 65: TTL 0/1 goes to the namespace (ICMP time exceeded)
+PRIO_INT_FAST_PATH_SAME_SUBNET = 20  # table 65: back into the source subnet: namespace
+PRIO_INT_FAST_PATH_ROUTE = 10  # table 65: one known destination of the router
 # br-tun
 PRIO_TUN_CLASSIFY = 1  # table 0: from patch / from a tunnel port
 PRIO_TUN_DVR_DROP_GATEWAY_ARP = 3  # table 1

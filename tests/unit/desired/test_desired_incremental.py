@@ -286,8 +286,9 @@ def test_port_mac_change_recomputes_only_that_port_and_router(cloud):
     # the port's own piece, and the router whose static ARP entry changed (its router and
     # SNAT pieces: both read the ARP entries; only the router's output changes here)
     assert cache.last_stats.recomputed == (
-        f"port:{ORANGE_1}", f"router:{ROUTER}", f"snat:{ROUTER}")
-    assert cache.last_stats.changed == (f"port:{ORANGE_1}", f"router:{ROUTER}")
+        f"fastpath:{ROUTER}", f"port:{ORANGE_1}", f"router:{ROUTER}", f"snat:{ROUTER}")
+    assert cache.last_stats.changed == (
+        f"fastpath:{ROUTER}", f"port:{ORANGE_1}", f"router:{ROUTER}")
 
 
 def test_unplugging_recomputes_only_that_port(cloud):
@@ -297,7 +298,10 @@ def test_unplugging_recomputes_only_that_port(cloud):
     plugged = {k: v for k, v in cloud.plugged(HOST_2).items() if k != BLUE_2}
     inputs = HostInputs(plugged=plugged, previous_local_vlans=dict(first.local_vlans))
     assert cache.update(view, inputs) == compute_desired_state(view, inputs)
-    assert cache.last_stats.recomputed == (f"port:{BLUE_2}",)
+    # its port and the fast path of the router on its network (blue-2 was a source and a
+    # destination there)
+    assert cache.last_stats.recomputed == (f"fastpath:{ROUTER}", f"port:{BLUE_2}")
+    assert cache.last_stats.changed == (f"fastpath:{ROUTER}", f"port:{BLUE_2}")
 
 
 def test_removing_interface_recomputes_router_and_ports_of_that_subnet(cloud):

@@ -36,8 +36,10 @@ from dvr.agent.desired.names import router_interface_bridge_port_name, vxlan_por
 from dvr.agent.desired.state import DesiredState
 from dvr.trace.ofsim import Packet, Pipeline, Trace
 
+DEFAULT = DesiredConfig()
 
-def desired(cloud: Cloud, host: str, config: DesiredConfig = DesiredConfig()) -> DesiredState:
+
+def desired(cloud: Cloud, host: str, config: DesiredConfig = DEFAULT) -> DesiredState:
     return compute_desired_state(cloud.view(host), HostInputs(plugged=cloud.plugged(host)),
                                  config)
 

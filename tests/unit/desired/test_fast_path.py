@@ -44,6 +44,7 @@ from dvr.model.hostview import ExtraRoute, FloatingIpView, HostView
 from dvr.trace.ofsim import Packet, Pipeline, Trace
 
 FAST = f"fastpath:{ROUTER}"
+OPENFLOW = DesiredConfig()
 NAMESPACE = DesiredConfig(east_west="namespace")
 QRB_BLUE = router_interface_bridge_port_name(IF_BLUE)
 QRB_ORANGE = router_interface_bridge_port_name(IF_ORANGE)
@@ -56,11 +57,11 @@ def cloud() -> Cloud:
 
 
 def state_of(view: HostView, plugged: dict[str, str],
-             config: DesiredConfig = DesiredConfig()) -> DesiredState:
+             config: DesiredConfig = OPENFLOW) -> DesiredState:
     return compute_desired_state(view, HostInputs(plugged=plugged), config)
 
 
-def host_state(cloud: Cloud, host: str, config: DesiredConfig = DesiredConfig()) -> DesiredState:
+def host_state(cloud: Cloud, host: str, config: DesiredConfig = OPENFLOW) -> DesiredState:
     return state_of(cloud.view(host), cloud.plugged(host), config)
 
 
@@ -273,7 +274,7 @@ def test_east_west_must_be_a_known_mode():
         DesiredConfig(east_west="kernel")
 
 
-# --- appearing and disappearing with its inputs ----------------------------------------------------
+# --- appearing and disappearing with its inputs -------------------------------------------
 
 
 def test_a_new_port_becomes_a_source_and_a_destination(cloud):
@@ -300,7 +301,7 @@ def test_a_port_that_moved_is_reached_on_its_new_host(cloud):
     assert [t.remote_ip for t in trace.tunnelled] == [moved.host(HOST_3).tunnel_ip]
 
 
-# --- route domain ids -------------------------------------------------------------------------------
+# --- route domain ids ----------------------------------------------------------------------
 
 
 def test_route_domain_ids_are_nonzero_distinct_and_stable():

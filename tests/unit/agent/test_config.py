@@ -66,3 +66,15 @@ def test_bridge_mappings_from_repeated_flags_comma_lists_and_toml(tmp_path):
 def test_bad_bridge_mappings_are_rejected(mapping):
     with pytest.raises(ValueError):
         parse(["--host", "h", "--server", "unix:/s", "--bridge-mappings", mapping])
+
+
+def test_east_west_from_the_flag_or_toml(tmp_path):
+    base = ["--host", "h", "--server", "unix:/s"]
+    assert parse(base).east_west == "openflow"
+    assert parse([*base, "--east-west", "namespace"]).east_west == "namespace"
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "unix:/s"\neast_west = "namespace"\n')
+    assert parse(["--config", str(f)]).east_west == "namespace"
+    f.write_text('host = "h"\nserver = "unix:/s"\neast_west = "kernel"\n')
+    with pytest.raises(ValueError, match="east_west"):
+        parse(["--config", str(f)])

@@ -65,6 +65,16 @@ def test_reported_bridge_mappings_give_the_mapped_bridge():
     assert bridge is not None and bridge.port("phy-br-ex") is not None
 
 
+def test_reported_east_west_mode_decides_the_fast_path():
+    def owners(report: dict[str, Any]) -> set[str]:
+        state = rebuild_host(CLOUD.view(HOST_1), report).state
+        return {f.owner.partition(":")[0] for f in state.bridge("br-int").flows}
+
+    assert "fastpath" in owners({})  # the default
+    assert "fastpath" in owners({"east_west": "openflow"})
+    assert "fastpath" not in owners({"east_west": "namespace"})
+
+
 def test_fetched_state_takes_the_callers_bridge_mappings_only_without_the_agents():
     lab = {"public": "br-ex"}
     rebuilt = fetch_host_state(FakeServer({"vifs": {}}), HOST_1, lab)

@@ -10,12 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dvr.model.hostview import AGENT_MODES
-
-# how east/west traffic between subnets of one distributed router is routed on this host:
-# "openflow" in br-int (fast_path.py; the namespace keeps what the switch cannot do) or
-# "namespace" (every routed packet through qrouter-: the reference, and a fallback)
-EAST_WEST_MODES = ("openflow", "namespace")
+from dvr.model.hostview import AGENT_MODES, DEFAULT_EAST_WEST, EAST_WEST_MODES
 
 
 @dataclass(frozen=True)
@@ -32,7 +27,7 @@ class DesiredConfig:
     # (physical network, bridge): external/provider networks on that physical network reach
     # br-int through that bridge (Neutron's ``bridge_mappings``, e.g. (("public", "br-ex"),))
     bridge_mappings: tuple[tuple[str, str], ...] = ()
-    east_west: str = "openflow"  # one of EAST_WEST_MODES
+    east_west: str = DEFAULT_EAST_WEST  # one of EAST_WEST_MODES
 
     @property
     def fast_path(self) -> bool:

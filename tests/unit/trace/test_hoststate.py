@@ -140,3 +140,19 @@ def test_dvr_flows_says_when_it_assumed_the_vifs(monkeypatch, capsys):
     assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0
     out_reported, err = capsys.readouterr()
     assert err == "" and out_reported == out
+
+
+def test_dvr_flows_explain_names_the_fast_path(monkeypatch, capsys):
+    monkeypatch.setattr(ops_cli, "_client", lambda args: FakeServer({"vifs": {}}))
+    assert main(["flows", HOST_1, "--bridge", "br-int", "--explain"]) == 0
+    out = capsys.readouterr().out
+    router = CLOUD.view(HOST_1).routers[0]
+    header = (f"  fastpath:{router.id} — east/west fast path of router {router.name}: routed "
+              "in br-int, not in its qrouter- namespace")
+    lines = out.splitlines()
+    assert header in lines
+    flows = lines[lines.index(header) + 1:]
+    flows = flows[:next((i for i, line in enumerate(flows) if not line.startswith("      ")),
+                        len(flows))]
+    assert any("table=60" in line and "resubmit(,65)" in line for line in flows)
+    assert any("table=65" in line and "dec_ttl" in line for line in flows)

@@ -59,6 +59,13 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def assert_nothing_left(prefix: str, workdir: Path) -> None:
+    """No namespace, no process of a lab whose names start with ``prefix`` is left."""
+    leftovers = (root_namespaces(prefix) + processes_mentioning(str(workdir))
+                 + processes_mentioning(f"dvrhost-{prefix}"))
+    assert leftovers == [], f"left behind: {leftovers}"
+
+
 # --- the two-host lab -----------------------------------------------------------------------
 
 

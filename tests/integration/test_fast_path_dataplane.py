@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from dataplane_support import processes_mentioning, root_namespaces
+from dataplane_support import assert_nothing_left
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.names import router_interface_device_name, router_namespace_name
@@ -190,9 +190,7 @@ def lab(unique_names, workroot: Path) -> Iterator[FastPathLab]:
         fabric.stop()
         for host in hosts.values():
             host.stop()
-        leftovers = (root_namespaces(prefix) + processes_mentioning(str(workdir))
-                     + processes_mentioning(f"dvrhost-{prefix}"))
-        assert leftovers == [], f"left behind: {leftovers}"
+        assert_nothing_left(prefix, workdir)
 
 
 def test_routed_tcp_never_touches_the_router_namespaces(lab: FastPathLab):

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from dataplane_support import processes_mentioning, root_namespaces
+from dataplane_support import assert_nothing_left
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
@@ -157,9 +157,7 @@ def external_host(unique_names, workroot: Path) -> Iterator[ExternalHost]:
         delete_netns(outside)
         fabric.stop()
         host.stop()
-        leftovers = (root_namespaces(prefix) + processes_mentioning(str(workdir))
-                     + processes_mentioning(f"dvrhost-{prefix}"))
-        assert leftovers == [], f"left behind: {leftovers}"
+        assert_nothing_left(prefix, workdir)
 
 
 def test_snat_then_floating_ip_with_real_packets(external_host: ExternalHost):

@@ -216,14 +216,41 @@ def edit(data: st.DataObject, cloud: Cloud, unplugged: set[str], vlans: dict[str
     return cloud
 
 
+def routed_cloud(data: st.DataObject) -> Cloud:
+    """A random cloud that starts with the east/west fast path on ME: a distributed router
+    on two tunnelled networks with a local VM on each (then random edits take it apart)."""
+    cloud = draw_cloud(data)
+    networks = tuple(replace(n, network_type="vxlan") if n.id in ("net-0", "net-1") else n
+                     for n in cloud.networks)
+    if len(networks) < 2:
+        networks += (Net("net-1", 101, "sub-1", "203.0.113.64/26"),)
+    cloud = replace(cloud, networks=networks)
+    for index, net in enumerate(("net-0", "net-1")):
+        ip = f"203.0.113.{64 * index + 40}"  # above the drawn VMs' addresses
+        cloud = cloud.with_vm(Vm(f"vm-r{index}", net, MACS[30 + index], ip, ME))
+    return cloud.with_router(Router("r9", (Interface("if-9-net-0", "net-0", MACS[35]),
+                                           Interface("if-9-net-1", "net-1", MACS[36]))))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_incremental_equals_full_on_random_histories(data):
-    cloud = draw_cloud(data)
+    check_random_history(data, draw_cloud(data))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_incremental_equals_full_on_random_histories_of_a_routed_cloud(data):
+    check_random_history(data, routed_cloud(data))
+
+
+def check_random_history(data: st.DataObject, cloud: Cloud) -> None:
     share = data.draw(st.booleans(), label="share unchanged objects")
     mode = data.draw(st.sampled_from(["dvr", "dvr", "dvr_snat", "legacy"]), label="mode")
     mappings = data.draw(st.sampled_from([(), (("public", "br-ex"),)]), label="mappings")
-    config = DesiredConfig(agent_mode=mode, bridge_mappings=mappings)
+    east_west = data.draw(st.sampled_from(["openflow", "openflow", "namespace"]),
+                          label="east_west")
+    config = DesiredConfig(agent_mode=mode, bridge_mappings=mappings, east_west=east_west)
     cache = DesiredStateCache(config)
     unplugged: set[str] = set()
     stale: dict[str, str] = {}
@@ -240,6 +267,8 @@ def test_incremental_equals_full_on_random_histories(data):
         assert incremental == full
         dvr_port_flows = any(f.owner.startswith("port:") for f in full.bridge("br-int").flows)
         event(f"dvr port flows: {dvr_port_flows}")
+        fast_path = sum(f.owner.startswith("fastpath:") for f in full.bridge("br-int").flows)
+        event(f"fast-path flows: {min(fast_path, 4)}")
         event(f"namespaces: {min(len(full.namespaces), 2)}")
         kinds = sorted({n.name.split("-")[0] for n in full.namespaces} - {"qrouter"})
         event(f"north/south namespaces: {kinds}")

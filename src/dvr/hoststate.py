@@ -18,7 +18,7 @@ from typing import Any
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
-from dvr.model.hostview import HostView, is_dvr_serviceable
+from dvr.model.hostview import DEFAULT_EAST_WEST, HostView, is_dvr_serviceable
 from dvr.trace.hosts import default_vif_name
 
 
@@ -39,7 +39,8 @@ def desired_state_from_reports(view: HostView, agent_state: Mapping[str, Any]) -
     )
     mappings = tuple(sorted((str(k), str(v))
                             for k, v in (agent_state.get("bridge_mappings") or {}).items()))
-    config = DesiredConfig(agent_mode=view.agent_mode, bridge_mappings=mappings)
+    config = DesiredConfig(agent_mode=view.agent_mode, bridge_mappings=mappings,
+                           east_west=agent_state.get("east_west") or DEFAULT_EAST_WEST)
     return compute_desired_state(view, inputs, config)
 
 
@@ -96,6 +97,10 @@ def describe_owner(view: HostView, owner: str) -> str:
     if kind == "router":
         router = view.router(ident)
         return f"router {router.name if router else ident}"
+    if kind == "fastpath":
+        router = view.router(ident)
+        return (f"east/west fast path of router {router.name if router else ident}: routed "
+                "in br-int, not in its qrouter- namespace")
     if kind == "tunnel":
         return f"tunnel to {ident}"
     if kind == "bridge":

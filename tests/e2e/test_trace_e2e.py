@@ -61,9 +61,12 @@ def test_trace_shows_the_dvr_path_and_the_real_switches_agree(lab):
     assert doc["unverified"] == 0
     assert status == 0
     assert doc["verdict"]["delivered"] and doc["verdict"]["host"] == "compute-2"
-    routed = next(s for s in doc["steps"] if s["kind"] == "namespace")
-    assert routed["host"] == "compute-1"
-    assert routed["neighbor"]["ip"] == lab.record.vms["orange-1"].ip_address
+    # routed by the east/west fast path in compute-1's br-int, the real switch agreeing
+    assert not any(s["kind"] == "namespace" for s in doc["steps"])
+    routed = openflow(doc, "compute-1", "br-int", 65)
+    assert routed["owner"].startswith("fastpath:") and routed["check"]["status"] == "agree"
+    assert routed["packet"]["dl_dst"] == lab.record.vms["orange-1"].mac_address
+    assert routed["packet"]["nw_ttl"] == routed["packet_in"]["nw_ttl"] - 1
     rewrite = openflow(doc, "compute-1", "br-tun", 1)
     assert rewrite["packet"]["dl_src"] == lab.host_mac("compute-1")
     assert rewrite["check"]["status"] == "agree"
@@ -75,9 +78,10 @@ def test_trace_shows_the_dvr_path_and_the_real_switches_agree(lab):
     delivered = doc["steps"][-1]
     assert delivered["kind"] == "delivery" and delivered["host"] == "compute-2"
     assert delivered["device"] == "orange-1"
-    # the reply is routed on compute-2
-    assert next(s for s in doc["reply"]["steps"] if s["kind"] == "namespace")["host"] == (
-        "compute-2")
+    # the reply is routed on compute-2, in its br-int too
+    reply_routed = next(s for s in doc["reply"]["steps"]
+                        if s["kind"] == "openflow" and s["table"] == 65)
+    assert reply_routed["host"] == "compute-2" and reply_routed["owner"].startswith("fastpath:")
 
 
 def test_text_output_for_people(lab):

@@ -15,12 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dataplane_support import (
-    TwoHosts,
-    prerequisites_missing,
-    processes_mentioning,
-    root_namespaces,
-)
+from dataplane_support import TwoHosts, assert_nothing_left, prerequisites_missing
 
 from dvr.lab.fabric import Fabric
 from dvr.lab.handmade import TwoHostNames, two_host_cloud
@@ -76,7 +71,5 @@ def two_hosts(unique_names, workroot: Path) -> Iterator[TwoHosts]:
         fabric.stop()
         for host in hosts.values():
             host.stop()
-        leftovers = (root_namespaces(prefix) + processes_mentioning(str(workdir))
-                     + processes_mentioning(f"dvrhost-{prefix}"))
-        assert leftovers == [], f"left behind: {leftovers}"
+        assert_nothing_left(prefix, workdir)
         assert not workdir.exists() or not any(workdir.iterdir()), list(workdir.iterdir())

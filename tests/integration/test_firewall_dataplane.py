@@ -8,7 +8,9 @@ firewalled VMs, two on blue and one on orange behind a distributed router, and r
 - removing the rule ends an established connection;
 - recomputing the desired state from scratch (an agent restart) changes no flow;
 - on two hosts, the cross-host switched path and the DVR-routed path (delivered by br-int
-  table 1 on the destination host) pass the destination's ingress firewall.
+  table 1 on the destination host) pass the destination's ingress firewall;
+- a connection routed by the east/west fast path (br-int table 65, not the namespace) is
+  dropped by the destination's rules and admitted once a rule allows it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataplane_support import assert_nothing_left
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
+from dvr.agent.desired.tables import IntTable
 from dvr.agent.drivers.openflow import parse_dump_flows
 from dvr.lab.fabric import Fabric
 from dvr.lab.hostenv import HostEnv
@@ -237,6 +240,16 @@ class FirewallHost:
                              check=True).stdout
         return {(f.table, f.cookie) for f in parse_dump_flows(out)}
 
+    def fast_path_packets(self, destination_ip: str) -> int:
+        """Packets br-int routed to ``destination_ip`` by its fast-path flow (table 65)."""
+        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int",
+                              f"table={IntTable.FAST_PATH},ip,nw_dst={destination_ip}"],
+                             env=self.host.env(), text=True, capture_output=True,
+                             check=True).stdout
+        routes = [f for f in parse_dump_flows(out) if "dec_ttl" in f.text]
+        assert routes, out
+        return sum(f.n_packets for f in routes)
+
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -289,6 +302,22 @@ def test_rules_decide_on_the_switched_and_the_routed_path(fw_host: FirewallHost)
     assert lab.connects("b1", o1, OPEN_PORT), "routed, allowed by the remote group rule"
     assert lab.connect("b1", b2, CLOSED_PORT) is None, "switched, no rule: dropped"
     assert lab.connect("o1", VM["b1"].ip, CLOSED_PORT) is None, "routed, no rule: dropped"
+
+
+def test_a_fast_path_routed_connection_obeys_the_destinations_rules(fw_host: FirewallHost):
+    """Issue 13: routed in br-int (table 65), not by the namespace, and still filtered."""
+    lab = fw_host
+    lab.apply(host_view(rules=tuple(r for r in RULES if r != INGRESS_8080)))
+    lab.serve("o1")
+    o1 = VM["o1"].ip
+    assert lab.ping("b1", o1), "ICMP is allowed in (ARP for the gateway settled)"
+    before = lab.fast_path_packets(o1)
+    assert lab.connect("b1", o1, OPEN_PORT) is None, "fast-path routed, no rule: dropped"
+    assert lab.fast_path_packets(o1) > before, "the SYNs were routed by the fast path"
+    lab.apply(host_view())
+    before = lab.fast_path_packets(o1)
+    assert lab.connects("b1", o1, OPEN_PORT), "fast-path routed, the rule admits it"
+    assert lab.fast_path_packets(o1) > before
 
 
 def test_port_security_off_is_not_filtered(fw_host: FirewallHost):
@@ -385,3 +414,4 @@ def test_cross_host_paths_pass_the_destination_firewall(two_fw_hosts):
                          env=b.host.env(), text=True, capture_output=True, check=True).stdout
     delivered = [f for f in parse_dump_flows(out) if "resubmit(,81)" in f.text]
     assert delivered and sum(f.n_packets for f in delivered) > 0, out
+    assert a.fast_path_packets(o1) > 0, "routed by fw-a's fast path, then fw-b's table 1"

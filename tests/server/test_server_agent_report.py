@@ -34,7 +34,17 @@ def test_heartbeat_report_is_returned_by_agent_state(api):
         "vifs": {"p1": "tapp1"},
         "local_vlans": {"n1": 1, "n2": 2},
         "bridge_mappings": {"public": "br-ex"},
+        "east_west": "openflow",  # not reported: the default
     }
+
+
+def test_an_agent_routing_east_west_in_the_namespace_says_so(api):
+    register(api)
+    api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat",
+             {"applied_revision": 1, "vifs": {}, "local_vlans": {}, "east_west": "namespace"},
+             expect=200)
+    state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
+    assert state["east_west"] == "namespace"
 
 
 def test_heartbeat_without_report_keeps_the_last_one(api):
@@ -71,6 +81,7 @@ def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):
         {"vifs": {"p1": 3}},
         {"vifs": {}, "bridge_mappings": ["public:br-ex"]},
         {"vifs": {}, "bridge_mappings": {"public": ""}},
+        {"vifs": {}, "east_west": "kernel"},
     ):
         status, error = api.error("POST", "/dvr/v1/hosts/compute-1/heartbeat", body)
         assert status == 400 and error["type"] == "InvalidInput", body

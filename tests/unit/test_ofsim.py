@@ -13,6 +13,7 @@ from dvr.agent.desired.openflow import (
     NORMAL,
     STRIP_VLAN,
     Action,
+    LoadRegister,
     Match,
     ModDlDst,
     ModDlSrc,
@@ -188,6 +189,34 @@ def test_dec_ttl_decrements_the_ttl():
     assert out.packet.nw_ttl == 63
 
 
+@pytest.mark.parametrize("ttl", [1, 0])
+def test_dec_ttl_on_ttl_1_or_0_ends_the_actions(ttl):
+    """OVS hands such a frame to a controller (none runs): nothing after dec_ttl happens."""
+    sim = single([flow(0, 1, ANY, (DEC_TTL, Output("p2")))])
+    trace = sim.trace("br0", "p1", frame(nw_ttl=ttl))
+    assert not trace.delivered
+    assert [d.reason.split(":")[0] for d in trace.drops] == ["dec_ttl"]
+
+
+def test_nw_ttl_match():
+    sim = single([flow(0, 2, Match(proto="ip", nw_ttl=1), out("p3")),
+                  flow(0, 1, ANY, out("p2"))])
+    assert [d.port for d in sim.trace("br0", "p1", frame(nw_ttl=1)).delivered] == ["p3"]
+    assert [d.port for d in sim.trace("br0", "p1", frame(nw_ttl=2)).delivered] == ["p2"]
+
+
+def test_registers_are_loaded_and_matched_and_start_at_zero():
+    sim = single([flow(0, 1, ANY, (LoadRegister(8, 0x2A), Resubmit(1))),
+                  flow(1, 2, Match(registers=((8, 0x2A),)), out("p2")),
+                  flow(1, 1, ANY, out("p3"))])
+    trace = sim.trace("br0", "p1", frame())
+    assert [d.port for d in trace.delivered] == ["p2"]
+    assert trace.steps[0].packet_out.register(8) == 0x2A
+    unloaded = single([flow(0, 1, ANY, (Resubmit(2),)),
+                       flow(2, 2, Match(registers=((8, 0),)), out("p3"))])
+    assert [d.port for d in unloaded.trace("br0", "p1", frame()).delivered] == ["p3"]
+
+
 def test_strip_vlan_and_mod_dl_dst():
     sim = single([flow(0, 1, ANY, (STRIP_VLAN, ModDlDst("fa:16:3e:00:00:99"), Output("p2")))])
     (out,) = sim.trace("br0", "p1", frame(dl_vlan=3)).delivered
@@ -258,6 +287,15 @@ def test_receive_from_tunnel_finds_port_by_remote_ip():
     assert isinstance(out, Delivered) and out.port == "vm1" and out.packet.dl_vlan is None
     assert sim.receive_from_tunnel("198.51.100.2", 101, frame()).dropped
     assert sim.receive_from_tunnel("198.51.100.9", 100, frame()).dropped
+
+
+def test_patch_crossing_clears_the_registers():
+    br_a = bridge("br-a", [OvsPort("in"), OvsPort("x", type="patch", options=(("peer", "y"),))],
+                  [flow(0, 1, ANY, (LoadRegister(8, 7), Output("x")))])
+    br_b = bridge("br-b", [OvsPort("y", type="patch", options=(("peer", "x"),)), OvsPort("out")],
+                  [flow(0, 2, Match(registers=((8, 7),)), (DROP,)), flow(0, 1, ANY, out("out"))])
+    trace = Pipeline([br_a, br_b]).trace("br-a", "in", frame())
+    assert [d.port for d in trace.delivered] == ["out"]
 
 
 def test_patch_crossing_clears_tunnel_metadata():

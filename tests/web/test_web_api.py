@@ -246,8 +246,13 @@ def test_trace_of_a_routed_cross_host_path(client: TestClient, cloud: Cloud) -> 
                    ("compute-1", "br-tun", 1))
     assert f"mod_dl_src:{cloud.host_macs['compute-1']}" in rewrite["actions"]
     assert rewrite["priority"] is not None and rewrite["owner"].startswith("subnet:")
-    (routing,) = [s for s in forward if s["kind"] == "router"]
-    assert routing["host"] == "compute-1" and routing["owner"] == f"router:{router_id}"
+    # routed by the east/west fast path in br-int, not in the namespace
+    assert not any(s["kind"] == "router" for s in forward)
+    (routing,) = [s for s in forward if s["table"] == 65 and s["priority"] == 10]
+    assert routing["host"] == "compute-1" and routing["owner"] == f"fastpath:{router_id}"
+    assert routing["owner_description"].startswith("east/west fast path of router")
+    assert "nw_ttl 64 → 63" in routing["summary"], routing
+    assert doc["hops"][1]["name"] == "br-int (east/west fast path)"
     (tunnel,) = [s for s in forward if s["kind"] == "tunnel"]
     assert f"VXLAN VNI {orange_vni}: 192.0.2.11 → 192.0.2.12" == tunnel["actions"]
     assert ("compute-2", "br-tun", 9) in [(s["host"], s["bridge"], s["table"]) for s in forward]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from dvr.client import TOKEN_ENV, read_token_file
-from dvr.model.hostview import AGENT_MODES
+from dvr.model.hostview import AGENT_MODES, EAST_WEST_MODES
 
 DATAPATH_TYPES = ("netdev", "system")
 
@@ -40,6 +40,9 @@ class AgentConfig:
     # "physnet:bridge" pairs: provider/external networks on physnet reach br-int through
     # bridge (TOML: bridge_mappings = ["public:br-ex"])
     bridge_mappings: tuple[str, ...] = ()
+    # east/west between subnets of a distributed router: "openflow" (routed in br-int, the
+    # namespace keeps the rest) or "namespace" (every routed packet through qrouter-)
+    east_west: str = "openflow"
 
     def parsed_bridge_mappings(self) -> tuple[tuple[str, str], ...]:
         """(physical network, bridge) pairs, in order."""
@@ -50,6 +53,9 @@ class AgentConfig:
             raise ValueError("host must not be empty")
         if self.mode not in AGENT_MODES:
             raise ValueError(f"mode must be one of {', '.join(AGENT_MODES)}, not {self.mode!r}")
+        if self.east_west not in EAST_WEST_MODES:
+            raise ValueError(f"east_west must be one of {', '.join(EAST_WEST_MODES)}, "
+                             f"not {self.east_west!r}")
         if self.datapath not in DATAPATH_TYPES:
             raise ValueError(f"datapath must be one of {', '.join(DATAPATH_TYPES)}")
         mappings = self.parsed_bridge_mappings()
@@ -110,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bridge-mappings", action="append", metavar="PHYSNET:BRIDGE",
                    help="provider/external network bridge, e.g. public:br-ex (repeatable, "
                         "or a comma list)")
+    p.add_argument("--east-west", choices=EAST_WEST_MODES,
+                   help="route east/west traffic between subnets of a distributed router in "
+                        "OpenFlow (default) or through the router namespace only")
     p.add_argument("--heartbeat-interval", type=float)
     p.add_argument("--resync-interval", type=float)
     p.add_argument("--once", action="store_true", help="reconcile once and exit")

@@ -89,6 +89,7 @@ class HostDataplane:
             datapath_type=config.datapath,
             agent_mode=config.mode,
             bridge_mappings=config.parsed_bridge_mappings(),
+            east_west=config.east_west,
         )
         self.cache = DesiredStateCache(self.desired_config)
         self._vlans: dict[str, int] = {}

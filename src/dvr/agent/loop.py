@@ -20,12 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.retry import IncompleteReconcile, Retries
 from dvr.client import ServerClient
-from dvr.model.hostview import HostView
+from dvr.model.hostview import DEFAULT_EAST_WEST, HostView
 
 log = logging.getLogger("dvr.agent")
 
@@ -178,13 +178,20 @@ class AgentLoop:
         up = sorted(set(outcome.ports_up) & local)
         down = sorted(local - set(outcome.ports_up))
         self.client.heartbeat(self.config.host, self.applied_revision, up, down,
-                              outcome.vifs, outcome.local_vlans, **self.mappings_report())
+                              outcome.vifs, outcome.local_vlans, **self.layout_report())
 
-    def mappings_report(self) -> dict[str, dict[str, str]]:
-        """The bridge mappings for the heartbeat (none without any): the server's rebuild of
-        this host's desired state (``dvr flows``, ``dvr trace``, the web view) needs them."""
+    def layout_report(self) -> dict[str, Any]:
+        """The local settings that shape the dataplane, for the heartbeat: the server's
+        rebuild of this host's desired state (``dvr flows``, ``dvr trace``, the web view)
+        needs them.  The bridge mappings when there are some, ``east_west`` when it is not
+        the default."""
+        report: dict[str, Any] = {}
         mappings = dict(self.config.parsed_bridge_mappings())
-        return {"bridge_mappings": mappings} if mappings else {}
+        if mappings:
+            report["bridge_mappings"] = mappings
+        if self.config.east_west != DEFAULT_EAST_WEST:
+            report["east_west"] = self.config.east_west
+        return report
 
     # -- threads --------------------------------------------------------------------------
     def watch_forever(self, stop: threading.Event) -> None:
@@ -258,6 +265,6 @@ class AgentLoop:
         try:
             self.client.heartbeat(self.config.host, self.applied_revision,
                                   list(outcome.ports_up), [], outcome.vifs, outcome.local_vlans,
-                                  **self.mappings_report())
+                                  **self.layout_report())
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)

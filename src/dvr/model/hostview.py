@@ -17,6 +17,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 AGENT_MODES = ("dvr", "dvr_snat", "legacy")
+# how an agent routes east/west traffic between subnets of one distributed router (its
+# local setting, reported in heartbeats): "openflow" in br-int (the namespace keeps what the
+# switch cannot do) or "namespace" (every routed packet through qrouter-: the reference,
+# and a fallback)
+EAST_WEST_MODES = ("openflow", "namespace")
+DEFAULT_EAST_WEST = "openflow"
 
 # device_owner values (Neutron's)
 OWNER_ROUTER_INTERFACE_DISTRIBUTED = "network:router_interface_distributed"

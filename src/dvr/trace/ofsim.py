@@ -8,11 +8,12 @@ instead of flow text.
 Scope: the typed flows of ``dvr.agent.desired.openflow``, executed as values (no flow text
 is parsed here), the firewall's too (``LoadZone``, ``Ct`` under an assumed connection state,
 conjunctive matches as OVS resolves them): every ``Match`` field (``dl_vlan`` 0xffff =
-untagged, masks, prefixes, protocol shorthands) and every action (``Resubmit``, ``Output``,
-``ModDlSrc``/``ModDlDst``, ``ModVlanVid`` (pushes a tag on an untagged frame),
-``StripVlan``, ``SetTunnel``, ``DecTtl``, ``Drop``, ``Normal``, ``OutputInPort``). Each step
-records the packet after the flow's own header rewrites (``packet_own``) and after
-everything it led to (``packet_out``), so the tracer needs no action interpreter of its own.
+untagged, masks, prefixes, protocol shorthands, registers) and every action (``Resubmit``,
+``Output``, ``ModDlSrc``/``ModDlDst``, ``ModVlanVid`` (pushes a tag on an untagged frame),
+``StripVlan``, ``SetTunnel``, ``DecTtl`` (a TTL of 0 or 1 ends the actions: the frame goes
+nowhere), ``LoadRegister``, ``Drop``, ``Normal``, ``OutputInPort``). Each step records the
+packet after the flow's own header rewrites (``packet_own``) and after everything it led to
+(``packet_out``), so the tracer needs no action interpreter of its own.
 
 A value the simulator cannot model (a malformed MAC or prefix, an unknown action type)
 raises ``UnsupportedFlow`` when the pipeline is built or run, so a flow is never silently
@@ -28,10 +29,12 @@ Model of the switch:
   delivered there; otherwise the frame is flooded to every access port of the VLAN and
   every trunk port except the in_port.  Access ports get it untagged, trunks tagged.
   VLAN 4095 (dead) never forwards.
-- ``output`` to a patch port continues in the peer bridge at table 0 with the peer as
-  in_port (tunnel metadata, registers and conntrack state cleared, as OVS clears them);
-  to a ``vxlan`` port it ends as a ``Tunnelled`` outcome (remote IP, tun_id); to any other
-  port as ``Delivered``.  Output to the in_port is suppressed unless ``IN_PORT`` is used.
+- Registers start at 0 (the firewall's zone is register 6: ``Match.reg6`` and ``LoadZone``
+  are that register); ``output`` to a patch port continues in the peer bridge at table 0
+  with the peer as in_port (tunnel metadata, registers and conntrack state cleared, as OVS
+  clears them); to a ``vxlan`` port it ends as a ``Tunnelled`` outcome (remote IP, tun_id);
+  to any other port as ``Delivered``.  Output to the in_port is suppressed unless
+  ``IN_PORT`` is used.
 - A table miss drops the packet.
 """
 
@@ -53,6 +56,7 @@ from dvr.agent.desired.openflow import (
     Ct,
     DecTtl,
     Drop,
+    LoadRegister,
     LoadZone,
     Match,
     ModDlDst,
@@ -66,6 +70,7 @@ from dvr.agent.desired.openflow import (
     StripVlan,
 )
 from dvr.agent.desired.state import BridgeState, Flow, OvsPort
+from dvr.agent.desired.tables import REG_ZONE
 
 MAX_RESUBMIT_DEPTH = 64
 MAX_STEPS = 4096
@@ -111,11 +116,24 @@ class Packet:
     tp_dst: int | None = None
     icmp_code: int | None = None
     arp_sha: str | None = None
-    # pipeline metadata (not headers): the firewall's zone register, conntrack, conj_id
-    reg6: int = 0
+    # pipeline metadata (not headers): registers, conntrack, conj_id
+    registers: tuple[tuple[int, int], ...] = ()  # (register, value) nonzero, sorted
     ct_state: frozenset[str] = frozenset()  # empty: not tracked
     ct_label: int = 0
     conj_id: int | None = None
+
+    def register(self, number: int) -> int:
+        return next((value for reg, value in self.registers if reg == number), 0)
+
+    def with_register(self, number: int, value: int) -> Packet:
+        others = tuple((reg, v) for reg, v in self.registers if reg != number)
+        loaded = ((number, value),) if value else ()
+        return replace(self, registers=tuple(sorted(others + loaded)))
+
+    @property
+    def reg6(self) -> int:
+        """The firewall's conntrack zone."""
+        return self.register(REG_ZONE)
 
     @classmethod
     def ipv4(cls, dl_src: str, dl_dst: str, nw_src: str, nw_dst: str,
@@ -141,7 +159,7 @@ class Packet:
 def without_metadata(packet: Packet) -> Packet:
     """The frame as the next bridge or host sees it: no tunnel metadata, registers,
     conntrack state (OVS clears them on a patch port)."""
-    return replace(packet, tun_id=None, reg6=0, ct_state=frozenset(), ct_label=0,
+    return replace(packet, tun_id=None, registers=(), ct_state=frozenset(), ct_label=0,
                    conj_id=None)
 
 
@@ -271,7 +289,7 @@ def _mac_int(text: str) -> int:
 _ALL_MAC = (1 << 48) - 1
 _IP_FIELDS = ("nw_src", "nw_dst", "arp_spa", "arp_tpa", "nd_target")
 _IPV6_FIELDS = {"ipv6_src": "nw_src", "ipv6_dst": "nw_dst"}  # match field -> packet field
-_INT_FIELDS = ("arp_op", "icmp_type", "icmp_code", "reg6", "conj_id", "nw_proto")
+_INT_FIELDS = ("arp_op", "icmp_type", "icmp_code", "nw_ttl", "conj_id", "nw_proto")
 
 
 @dataclass(frozen=True)
@@ -289,6 +307,9 @@ class Condition:
         if name == "vlan_tci":
             tci = 0 if packet.dl_vlan is None else 0x1000 | packet.dl_vlan
             return tci & self.mask == self.value & self.mask  # type: ignore[operator]
+        if name == "register":
+            number, value = self.value  # type: ignore[misc]
+            return packet.register(number) == value
         if name == "tun_id":
             actual = packet.tun_id or 0
             return actual & self.mask == self.value & self.mask  # type: ignore[operator]
@@ -323,6 +344,9 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
     conditions: list[Condition] = []
     if match.in_port is not None:
         conditions.append(Condition("in_port", match.in_port))
+    conditions += [Condition("register", pair) for pair in match.registers]
+    if match.reg6 is not None:
+        conditions.append(Condition("register", (REG_ZONE, match.reg6)))
     if match.proto is not None:
         dl_type, nw_proto = PROTOCOLS[match.proto]
         conditions.append(Condition("dl_type", dl_type))
@@ -364,7 +388,8 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
-_HEADER_ACTIONS = (ModDlSrc, ModDlDst, ModVlanVid, StripVlan, SetTunnel, DecTtl, LoadZone)
+_HEADER_ACTIONS = (ModDlSrc, ModDlDst, ModVlanVid, StripVlan, SetTunnel, DecTtl, LoadZone,
+                   LoadRegister)
 
 
 def rewrite(packet: Packet, action: Action) -> Packet:
@@ -383,8 +408,15 @@ def rewrite(packet: Packet, action: Action) -> Packet:
     if kind is DecTtl and packet.nw_ttl is not None:
         return replace(packet, nw_ttl=packet.nw_ttl - 1)
     if kind is LoadZone:
-        return replace(packet, reg6=action.zone)  # type: ignore[union-attr]
+        return packet.with_register(REG_ZONE, action.zone)  # type: ignore[union-attr]
+    if kind is LoadRegister:
+        return packet.with_register(action.register, action.value)  # type: ignore[union-attr]
     return packet
+
+
+def ttl_expires(packet: Packet, action: Action) -> bool:
+    """``dec_ttl`` on a frame whose TTL is 0 or 1: OVS stops the actions there."""
+    return type(action) is DecTtl and packet.nw_ttl is not None and packet.nw_ttl <= 1
 
 
 @dataclass(frozen=True)
@@ -577,6 +609,11 @@ class Pipeline:
         current = own = packet
         for action in match.flow.actions:
             kind = type(action)
+            if ttl_expires(current, action):
+                run.outcomes.append(Dropped(bridge, table, "dec_ttl: TTL expired "
+                                            "(OVS sends it to a controller; none runs)",
+                                            match.flow))
+                break
             if kind in _HEADER_ACTIONS:
                 current, own = rewrite(current, action), rewrite(own, action)
             elif kind is Resubmit:

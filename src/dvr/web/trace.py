@@ -32,7 +32,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dvr.agent.desired.names import router_namespace_name, snat_namespace_name
+from dvr.agent.desired.names import (
+    FAST_PATH_OWNER_PREFIX,
+    router_namespace_name,
+    snat_namespace_name,
+)
 from dvr.db.tables import dvr_hosts, ports
 from dvr.hoststate import describe_owner, rebuild_host
 from dvr.server.errors import NeutronError, http_bad_request
@@ -248,6 +252,11 @@ def _hops(hosts: Mapping[str, HostData], trace: Trace) -> list[dict[str, Any]]:
             kind, _, ident = step.owner.partition(":")
             hops.append({"kind": "router" if kind in ("router", "snat") else "namespace",
                          "host": step.host, "id": ident, "name": step.namespace})
+        elif (isinstance(step, OpenFlowStep) and step.owner.startswith(FAST_PATH_OWNER_PREFIX)
+              and step.packet != step.packet_in):  # the fast-path flow that routed it
+            hops.append({"kind": "router", "host": step.host,
+                         "id": step.owner.removeprefix(FAST_PATH_OWNER_PREFIX),
+                         "name": f"{step.bridge} (east/west fast path)"})
         elif isinstance(step, TunnelStep):
             hops.append({"kind": "tunnel", "host": step.from_host, "to_host": step.to_host,
                          "vni": step.vni})

@@ -131,3 +131,15 @@ def test_credential_toml_is_what_the_agent_reads(tmp_path):
     toml.write_text(text)
     cfg = parse(["--config", str(toml), "--server", "unix:/s"])
     assert (cfg.host, cfg.token) == ('odd "host"\\', "dvrh_" + "A" * 43)
+
+
+def test_east_west_from_the_flag_or_toml(tmp_path):
+    base = ["--host", "h", "--server", "unix:/s"]
+    assert parse(base).east_west == "openflow"
+    assert parse([*base, "--east-west", "namespace"]).east_west == "namespace"
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "unix:/s"\neast_west = "namespace"\n')
+    assert parse(["--config", str(f)]).east_west == "namespace"
+    f.write_text('host = "h"\nserver = "unix:/s"\neast_west = "kernel"\n')
+    with pytest.raises(ValueError, match="east_west"):
+        parse(["--config", str(f)])

@@ -245,3 +245,14 @@ def test_heartbeat_reports_the_bridge_mappings_only_when_there_are_some():
     AgentLoop(config(bridge_mappings=("public:br-ex",)), mapped, FakeDataplane()).run(
         threading.Event(), once=True)
     assert mapped.heartbeats == [{"bridge_mappings": {"public": "br-ex"}}]
+
+
+def test_heartbeat_reports_east_west_only_when_it_is_not_the_default():
+    class LayoutClient(FakeClient):
+        def heartbeat(self, host, rev, up, down, vifs, vlans, **extra):
+            self.heartbeats.append(extra)
+
+    namespace = LayoutClient([view(1)])
+    AgentLoop(config(east_west="namespace"), namespace, FakeDataplane()).run(
+        threading.Event(), once=True)
+    assert namespace.heartbeats == [{"east_west": "namespace"}]

@@ -135,7 +135,16 @@ def test_integration_bridge_skeleton(cloud):
         (71, 0, "", "drop"), (72, 0, "", "drop"), (81, 0, "", "drop"), (82, 0, "", "drop"),
         (72, 100, "ct_state=+trk+inv", "drop"), (82, 100, "ct_state=+trk+inv", "drop"),
         (73, 0, "", "resubmit(,60)"),
+        # the east/west fast path's table: TTL 0/1 and anything unknown to the namespace
+        (65, 30, "ip,nw_ttl=0", "NORMAL"),
+        (65, 30, "ip,nw_ttl=1", "NORMAL"),
+        (65, 0, "", "NORMAL"),
     }
+
+
+def test_integration_bridge_skeleton_without_the_fast_path(cloud):
+    state = host_state(cloud, HOST_1, config=DesiredConfig(east_west="namespace"))
+    assert {f.table for f in flows(state, "br-int")} == {0, 1, 60, 71, 72, 73, 81, 82}
 
 
 def test_tunnel_bridge_skeleton(cloud):
@@ -533,8 +542,11 @@ def test_removing_a_router_interface_removes_exactly_its_flows_devices_and_neigh
         assert not bridge(after, name).flows - bridge(before, name).flows
     gone = {f.owner for name in ("br-int", "br-tun")
             for f in bridge(before, name).flows - bridge(after, name).flows}
-    # the subnet's flows, the VM's table-1 flow, and the zone flow of the router's qr- port
-    assert gone == {f"subnet:{ORANGE_SUBNET}", f"port:{ORANGE_1}", f"router:{ROUTER}"}
+    # the subnet's flows, the VM's table-1 flow, the zone flow of the router's qr- port;
+    # one interface left: nothing to route between in br-int
+    assert gone == {f"subnet:{ORANGE_SUBNET}", f"port:{ORANGE_1}", f"router:{ROUTER}",
+                    f"fastpath:{ROUTER}"}
+    assert not flows(after, "br-int", owner=f"fastpath:{ROUTER}")
     assert len(flows(before, "br-tun", owner=f"subnet:{ORANGE_SUBNET}")) == 3
 
     ports_before = set(bridge(before, "br-int").ports)
@@ -560,7 +572,14 @@ def test_removing_a_vm_removes_only_its_port_flow_tag_and_l2pop_elsewhere(cloud)
     after1, after2 = host_state(removed, HOST_1), host_state(removed, HOST_2)
     gone2 = {f.owner for b in ("br-int", "br-tun")
              for f in bridge(before2, b).flows - bridge(after2, b).flows}
-    assert gone2 == {f"port:{BLUE_2}"}
+    assert gone2 == {f"port:{BLUE_2}", f"fastpath:{ROUTER}"}
+    # the fast path loses blue-2 as a source and as a destination, nothing else
+    fast_gone = {(f.table, f.match.in_port, f.match.nw_dst) for f in
+                 flows(before2, "br-int", owner=f"fastpath:{ROUTER}")
+                 - flows(after2, "br-int", owner=f"fastpath:{ROUTER}")}
+    assert fast_gone == {(60, tap_name(BLUE_2), None), (65, None, cloud.vm(BLUE_2).ip)}
+    assert not (flows(after2, "br-int", owner=f"fastpath:{ROUTER}")
+                - flows(before2, "br-int", owner=f"fastpath:{ROUTER}"))
     assert tap_name(BLUE_2) not in {p.name for p in bridge(after2, "br-int").ports}
     # host 1 loses exactly the unicast entry for blue-2's MAC
     gone1 = bridge(before1, "br-tun").flows - bridge(after1, "br-tun").flows

@@ -219,14 +219,41 @@ def edit(data: st.DataObject, cloud: Cloud, unplugged: set[str], vlans: dict[str
     return cloud
 
 
+def routed_cloud(data: st.DataObject) -> Cloud:
+    """A random cloud that starts with the east/west fast path on ME: a distributed router
+    on two tunnelled networks with a local VM on each (then random edits take it apart)."""
+    cloud = draw_cloud(data)
+    networks = tuple(replace(n, network_type="vxlan") if n.id in ("net-0", "net-1") else n
+                     for n in cloud.networks)
+    if len(networks) < 2:
+        networks += (Net("net-1", 101, "sub-1", "203.0.113.64/26"),)
+    cloud = replace(cloud, networks=networks)
+    for index, net in enumerate(("net-0", "net-1")):
+        ip = f"203.0.113.{64 * index + 40}"  # above the drawn VMs' addresses
+        cloud = cloud.with_vm(Vm(f"vm-r{index}", net, MACS[30 + index], ip, ME))
+    return cloud.with_router(Router("r9", (Interface("if-9-net-0", "net-0", MACS[35]),
+                                           Interface("if-9-net-1", "net-1", MACS[36]))))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_incremental_equals_full_on_random_histories(data):
-    cloud = draw_cloud(data)
+    check_random_history(data, draw_cloud(data))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_incremental_equals_full_on_random_histories_of_a_routed_cloud(data):
+    check_random_history(data, routed_cloud(data))
+
+
+def check_random_history(data: st.DataObject, cloud: Cloud) -> None:
     share = data.draw(st.booleans(), label="share unchanged objects")
     mode = data.draw(st.sampled_from(["dvr", "dvr", "dvr_snat", "legacy"]), label="mode")
     mappings = data.draw(st.sampled_from([(), (("public", "br-ex"),)]), label="mappings")
-    config = DesiredConfig(agent_mode=mode, bridge_mappings=mappings)
+    east_west = data.draw(st.sampled_from(["openflow", "openflow", "namespace"]),
+                          label="east_west")
+    config = DesiredConfig(agent_mode=mode, bridge_mappings=mappings, east_west=east_west)
     cache = DesiredStateCache(config)
     unplugged: set[str] = set()
     stale: dict[str, str] = {}
@@ -244,6 +271,8 @@ def test_incremental_equals_full_on_random_histories(data):
         assert incremental == full
         dvr_port_flows = any(f.owner.startswith("port:") for f in full.bridge("br-int").flows)
         event(f"dvr port flows: {dvr_port_flows}")
+        fast_path = sum(f.owner.startswith("fastpath:") for f in full.bridge("br-int").flows)
+        event(f"fast-path flows: {min(fast_path, 4)}")
         event(f"namespaces: {min(len(full.namespaces), 2)}")
         kinds = sorted({n.name.split("-")[0] for n in full.namespaces} - {"qrouter"})
         event(f"north/south namespaces: {kinds}")
@@ -294,8 +323,9 @@ def test_port_mac_change_recomputes_only_that_port_and_router(cloud):
     # the port's own piece, and the router whose static ARP entry changed (its router and
     # SNAT pieces: both read the ARP entries; only the router's output changes here)
     assert cache.last_stats.recomputed == (
-        f"port:{ORANGE_1}", f"router:{ROUTER}", f"snat:{ROUTER}")
-    assert cache.last_stats.changed == (f"port:{ORANGE_1}", f"router:{ROUTER}")
+        f"fastpath:{ROUTER}", f"port:{ORANGE_1}", f"router:{ROUTER}", f"snat:{ROUTER}")
+    assert cache.last_stats.changed == (
+        f"fastpath:{ROUTER}", f"port:{ORANGE_1}", f"router:{ROUTER}")
 
 
 def test_unplugging_recomputes_only_that_port(cloud):
@@ -305,7 +335,10 @@ def test_unplugging_recomputes_only_that_port(cloud):
     plugged = {k: v for k, v in cloud.plugged(HOST_2).items() if k != BLUE_2}
     inputs = HostInputs(plugged=plugged, previous_local_vlans=dict(first.local_vlans))
     assert cache.update(view, inputs) == compute_desired_state(view, inputs)
-    assert cache.last_stats.recomputed == (f"port:{BLUE_2}",)
+    # its port and the fast path of the router on its network (blue-2 was a source and a
+    # destination there)
+    assert cache.last_stats.recomputed == (f"fastpath:{ROUTER}", f"port:{BLUE_2}")
+    assert cache.last_stats.changed == (f"fastpath:{ROUTER}", f"port:{BLUE_2}")
 
 
 def test_removing_interface_recomputes_router_and_ports_of_that_subnet(cloud):

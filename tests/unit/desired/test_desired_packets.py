@@ -31,14 +31,17 @@ from desired_scenarios import (
     tap_name,
 )
 
-from dvr.agent.desired import HostInputs, compute_desired_state
+from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.names import router_interface_bridge_port_name, vxlan_port_name
 from dvr.agent.desired.state import DesiredState
 from dvr.trace.ofsim import Packet, Pipeline, Trace
 
+DEFAULT = DesiredConfig()
 
-def desired(cloud: Cloud, host: str) -> DesiredState:
-    return compute_desired_state(cloud.view(host), HostInputs(plugged=cloud.plugged(host)))
+
+def desired(cloud: Cloud, host: str, config: DesiredConfig = DEFAULT) -> DesiredState:
+    return compute_desired_state(cloud.view(host), HostInputs(plugged=cloud.plugged(host)),
+                                 config)
 
 
 def pipeline(state: DesiredState) -> Pipeline:
@@ -108,10 +111,12 @@ def test_routed_frame_is_delivered_on_destination_host_with_gateway_mac(cloud, h
     assert {"hostmac:" + HOST_1, "port:" + ORANGE_1} <= set(trace.owners())
 
 
-def test_full_east_west_walk_vm_to_vm(cloud, host1, host2):
-    """Blue VM -> its gateway (local router) ...; here the VM's frame to the gateway MAC."""
+def test_full_east_west_walk_vm_to_vm(cloud):
+    """Blue VM -> its gateway (local router) ...; here the VM's frame to the gateway MAC
+    (east/west in the namespace: the fast path's own walk is in test_fast_path.py)."""
     blue_1 = cloud.vm(BLUE_1)
     to_gateway = Packet.ipv4(blue_1.mac, IF_BLUE_MAC, blue_1.ip, cloud.vm(ORANGE_1).ip)
+    host1 = desired(cloud, HOST_1, DesiredConfig(east_west="namespace"))
     trace = pipeline(host1).trace(
         "br-int", tap_name(BLUE_1), to_gateway,
         mac_table={IF_BLUE_MAC: router_interface_bridge_port_name(IF_BLUE)},

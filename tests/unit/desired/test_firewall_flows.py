@@ -12,6 +12,7 @@ from desired_scenarios import (
     BLUE_2,
     HOST_1,
     HOST_2,
+    IF_BLUE_MAC,
     IF_ORANGE,
     IF_ORANGE_MAC,
     ORANGE_1,
@@ -277,6 +278,68 @@ def test_cross_host_switched_frames_pass_the_ingress_firewall(cloud, host2):
                 mac_table={cloud.vm(BLUE_2).mac: "patch-tun"}).tunnelled[0]
     assert Pipeline(host2.bridges).receive_from_tunnel(TUNNEL_IP_1, sent.tun_id,
                                                        sent.packet).dropped
+
+
+# --- routed in br-int by the east/west fast path (issue 13: every path passes the firewall) --
+
+
+def fast_routed(cloud: Cloud, src: str, dst: str, port: int) -> Packet:
+    """What a VM sends to its gateway for ``dst`` on another subnet of the router."""
+    return tcp(cloud, src, dst, port, dl_dst=IF_BLUE_MAC, nw_ttl=64)
+
+
+FAST_PATH_LOCAL = (0, IntTable.BASE_EGRESS, IntTable.RULES_EGRESS, IntTable.ACCEPT_OR_INGRESS,
+                   IntTable.TRANSIENT, IntTable.FAST_PATH, IntTable.DVR_TO_SRC_MAC,
+                   IntTable.BASE_INGRESS, IntTable.RULES_INGRESS)
+
+
+def test_fast_path_to_a_local_port_passes_egress_then_the_destinations_ingress(cloud, host2):
+    allowed = send(host2, BLUE_2, fast_routed(cloud, BLUE_2, ORANGE_1, 8080))
+    assert delivered_to(allowed) == {tap_name(ORANGE_1)}
+    assert allowed.tables("br-int") == FAST_PATH_LOCAL
+    (delivered,) = allowed.delivered
+    assert (delivered.packet.dl_src, delivered.packet.nw_ttl) == (IF_ORANGE_MAC, 63)
+    # the ingress firewall runs in the destination network's zone, not the source's
+    zones = {s.table: s.packet_in.reg6 for s in allowed.steps if s.bridge == "br-int"}
+    orange_vlan = next(f.match.dl_vlan for f in host2.bridge("br-int").flows
+                       if f.table == IntTable.DVR_TO_SRC_MAC
+                       and f.match.dl_dst == cloud.vm(ORANGE_1).mac)
+    assert zones[IntTable.RULES_INGRESS] == orange_vlan != zones[IntTable.RULES_EGRESS]
+    refused = send(host2, BLUE_2, fast_routed(cloud, BLUE_2, ORANGE_1, 9090))
+    assert refused.dropped and refused.drops[-1].table == IntTable.RULES_INGRESS
+    assert refused.tables("br-int") == FAST_PATH_LOCAL
+
+
+def test_fast_path_sees_only_what_the_egress_firewall_accepted(cloud):
+    state = state_of(HOST_2, overlay(rules=tuple(r for r in RULES if r != EGRESS_ANY)))
+    trace = send(state, BLUE_2, fast_routed(cloud, BLUE_2, ORANGE_1, 8080))
+    assert trace.dropped and trace.drops[-1].table == IntTable.RULES_EGRESS
+    assert IntTable.FAST_PATH not in trace.tables("br-int")
+
+
+def test_fast_path_to_a_remote_port_passes_the_remote_hosts_ingress_firewall(cloud, host2):
+    host1 = state_of(HOST_1)
+    for port, allowed in ((8080, True), (9090, False)):
+        sent = send(host1, BLUE_1, fast_routed(cloud, BLUE_1, ORANGE_1, port))
+        assert sent.tables("br-int")[:6] == FAST_PATH_LOCAL[:6]
+        (tunnelled,) = sent.tunnelled
+        trace = Pipeline(host2.bridges).receive_from_tunnel(TUNNEL_IP_1, tunnelled.tun_id,
+                                                            tunnelled.packet)
+        assert trace.tables("br-int")[:2] == (0, IntTable.DVR_TO_SRC_MAC)
+        assert IntTable.RULES_INGRESS in trace.tables("br-int")
+        assert (delivered_to(trace) == {tap_name(ORANGE_1)}) is allowed
+
+
+def test_the_firewall_and_the_fast_path_use_different_registers_and_owner_kinds(host2):
+    flows = host2.bridge("br-int").flows
+    fast = [f for f in flows if f.owner.startswith("fastpath:")]
+    firewall_tables = {IntTable.BASE_EGRESS, IntTable.RULES_EGRESS, IntTable.ACCEPT_OR_INGRESS,
+                       IntTable.BASE_INGRESS, IntTable.RULES_INGRESS}
+    walled = [f for f in flows if f.table in firewall_tables]
+    assert fast and walled
+    assert not any(f.match.reg6 is not None for f in fast)
+    assert not any(f.match.registers for f in walled)
+    assert {f.cookie >> 60 for f in fast}.isdisjoint({f.cookie >> 60 for f in walled})
 
 
 # --- port security off, stateless groups ----------------------------------------------------

@@ -68,7 +68,7 @@ from tests.unit.desired.desired_scenarios import (
     east_west_cloud,
     tap_name,
 )
-from tests.unit.trace.trace_scenarios import east_west_hosts
+from tests.unit.trace.trace_scenarios import FAST_PATH, east_west_hosts
 
 NETWORK_1 = "network-1"
 HOST_MAC_N = "fa:16:3f:00:00:09"
@@ -219,11 +219,12 @@ def snat_namespace(data: HostData, enable_snat: bool = True) -> NamespaceState:
 
 
 def north_south_hosts(enable_snat: bool = True, gateway_on: bool = True,
-                      floating: bool = False) -> dict[str, HostData]:
+                      floating: bool = False,
+                      config: DesiredConfig = FAST_PATH) -> dict[str, HostData]:
     cloud = north_south_cloud()
     edits = ({h.name: (lambda v: with_gateway(v, floating)) for h in cloud.hosts}
              if gateway_on else {})
-    hosts = east_west_hosts(cloud, edits)
+    hosts = east_west_hosts(cloud, edits, config)
     if not gateway_on:
         return hosts
     network = hosts[NETWORK_1]

@@ -65,6 +65,16 @@ def test_reported_bridge_mappings_give_the_mapped_bridge():
     assert bridge is not None and bridge.port("phy-br-ex") is not None
 
 
+def test_reported_east_west_mode_decides_the_fast_path():
+    def owners(report: dict[str, Any]) -> set[str]:
+        state = rebuild_host(CLOUD.view(HOST_1), report).state
+        return {f.owner.partition(":")[0] for f in state.bridge("br-int").flows}
+
+    assert "fastpath" in owners({})  # the default
+    assert "fastpath" in owners({"east_west": "openflow"})
+    assert "fastpath" not in owners({"east_west": "namespace"})
+
+
 def test_fetched_state_takes_the_callers_bridge_mappings_only_without_the_agents():
     lab = {"public": "br-ex"}
     rebuilt = fetch_host_state(FakeServer({"vifs": {}}), HOST_1, lab)
@@ -130,3 +140,19 @@ def test_dvr_flows_says_when_it_assumed_the_vifs(monkeypatch, capsys):
     assert main(["flows", HOST_1, "--bridge", "br-int"]) == 0
     out_reported, err = capsys.readouterr()
     assert err == "" and out_reported == out
+
+
+def test_dvr_flows_explain_names_the_fast_path(monkeypatch, capsys):
+    monkeypatch.setattr(ops_cli, "server_client", lambda args: FakeServer({"vifs": {}}))
+    assert main(["flows", HOST_1, "--bridge", "br-int", "--explain"]) == 0
+    out = capsys.readouterr().out
+    router = CLOUD.view(HOST_1).routers[0]
+    header = (f"  fastpath:{router.id} — east/west fast path of router {router.name}: routed "
+              "in br-int, not in its qrouter- namespace")
+    lines = out.splitlines()
+    assert header in lines
+    flows = lines[lines.index(header) + 1:]
+    flows = flows[:next((i for i, line in enumerate(flows) if not line.startswith("      ")),
+                        len(flows))]
+    assert any("table=60" in line and "resubmit(,65)" in line for line in flows)
+    assert any("table=65" in line and "dec_ttl" in line for line in flows)

@@ -87,7 +87,13 @@ def test_text_output_one_block_per_host_and_the_verdict(server, capsys):
     headers = [line for line in lines if line.startswith("== ")]
     assert headers == [f"== {HOST_1} ==", f"== {HOST_2} ==", f"== {HOST_2} ==",
                        f"== {HOST_1} =="]  # forward, then the reply
-    assert any(line.startswith("  route    qrouter-") for line in lines)
+    assert not any(line.startswith("  route    qrouter-") for line in lines)  # fast path
+    routed = next(i for i, line in enumerate(lines) if line.startswith("  br-int    65"))
+    assert "dec_ttl,mod_dl_src:fa:16:3e:aa:00:0c,mod_dl_dst:fa:16:3e:00:02:01" in lines[routed]
+    assert "[fastpath:" in lines[routed]
+    assert "ttl 64 -> 63" in lines[routed + 1]
+    assert "dl_src fa:16:3e:00:01:01 -> fa:16:3e:aa:00:0c" in lines[routed + 1]
+    assert "east/west fast path of router" in lines[routed + 1]
     assert "  tunnel   compute-1 198.51.100.11 -> compute-2 198.51.100.12  VNI 1002" in out
     assert any("br-tun     1  prio 1   dl_vlan=" in line and "mod_dl_src:fa:16:3f:00:00:01"
                in line for line in lines)
@@ -115,7 +121,7 @@ def test_json_output_has_stable_keys(server, capsys):
     assert doc["verdict"]["delivered"] is True and doc["verdict"]["host"] == HOST_2
     kinds = [s["kind"] for s in doc["steps"]]
     assert kinds[0] == "send" and kinds[-1] == "delivery"
-    assert {"namespace", "tunnel", "openflow"} <= set(kinds)
+    assert {"tunnel", "openflow"} <= set(kinds) and "namespace" not in kinds  # fast path
     flow = next(s for s in doc["steps"] if s["kind"] == "openflow" and s["table"] == 20)
     assert {"kind", "host", "bridge", "table", "priority", "match", "actions", "owner",
             "cookie", "packet", "packet_in", "check", "owner_description"} <= set(flow)
@@ -124,8 +130,10 @@ def test_json_output_has_stable_keys(server, capsys):
     assert flow["packet"]["tun_id"] == 1002 and flow["packet"]["tp_dst"] == 22
     tunnel = next(s for s in doc["steps"] if s["kind"] == "tunnel")
     assert (tunnel["from_host"], tunnel["to_host"], tunnel["vni"]) == (HOST_1, HOST_2, 1002)
-    namespace = next(s for s in doc["steps"] if s["kind"] == "namespace")
-    assert namespace["neighbor"]["state"] == "PERMANENT" and namespace["nat"] == []
+    routed = next(s for s in doc["steps"] if s["kind"] == "openflow" and s["table"] == 65)
+    assert routed["owner"].startswith("fastpath:")
+    assert routed["owner_description"].startswith("east/west fast path of router")
+    assert routed["packet_in"]["nw_ttl"] - routed["packet"]["nw_ttl"] == 1
     assert doc["reply"]["verdict"]["delivered"] is True
     assert doc["reply"]["steps"][0]["host"] == HOST_2
     assert doc["assumed_plugged"] == [HOST_1, HOST_2]
@@ -143,14 +151,14 @@ def test_verify_names_the_disagreeing_step(server, capsys, monkeypatch):
     assert status == trace_cli.EXIT_DISAGREES
     assert "verify: the real switch disagrees at compute-2 br-int table 1" in out
     assert "REAL SWITCH DISAGREES: the real switch hit br-int table 1: priority 0" in out
-    assert out.count("[ok]") == 12 + 13  # every other step of both directions
+    assert out.count("[ok]") == 11 + 12  # every other step of both directions
 
 
 def test_verify_agreeing(server, capsys, monkeypatch):
     monkeypatch.setattr(trace_cli, "_probe", lambda args: RecordedSwitches("intact"))
     status, out, _ = run(capsys, BLUE_1_NAME, ORANGE_1_NAME, "--verify")
     assert status == trace_cli.EXIT_DELIVERED
-    assert "verify: the real switches agree with all 13 OpenFlow steps" in out
+    assert "verify: the real switches agree with all 12 OpenFlow steps" in out
 
 
 def test_agent_reports_are_used_when_the_server_has_them(monkeypatch, capsys):

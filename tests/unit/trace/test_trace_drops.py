@@ -110,7 +110,9 @@ def test_missing_static_arp_entry_drops_in_the_router_namespace():
     assert drop.place == f"{namespace} {device}"
     assert f"no static (PERMANENT) ARP entry for {orange_ip} on {device}" in drop.reason
     assert "never ARPs across the tunnel mesh" in drop.reason
-    assert trace.path() == ((HOST_1, "br-int", 0), (HOST_1, "br-int", 60))
+    # an IP the router does not know has no fast-path flow: table 65 hands it to NORMAL
+    assert trace.path() == ((HOST_1, "br-int", 0), (HOST_1, "br-int", 60),
+                            (HOST_1, "br-int", 65))
 
 
 def test_routed_to_an_ip_no_port_has():

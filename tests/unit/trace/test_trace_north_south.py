@@ -52,6 +52,7 @@ from tests.unit.trace.north_south_scenarios import (
     ext_vlan,
     north_south_hosts,
 )
+from tests.unit.trace.trace_scenarios import NAMESPACE_PATH
 
 BLUE_1_IP = "203.0.113.11"
 
@@ -126,12 +127,19 @@ def test_outside_without_its_mac_still_traced(hosts):
     assert trace.reply is not None and trace.reply.delivered, trace.reply.verdict.summary
 
 
-def test_east_west_still_wins_over_the_snat_rule(hosts):
+def test_east_west_still_wins_over_the_snat_rule():
     """Connected routes in main come before the SNAT rule (priority after main)."""
+    hosts = north_south_hosts(config=NAMESPACE_PATH)
     trace = trace_packet(hosts, TraceRequest(BLUE_1, ORANGE_1))
     assert trace.delivered
     (router,) = (s for s in trace.steps if isinstance(s, NamespaceStep))
     assert router.rule is None and router.route.table == 254
+
+
+def test_east_west_takes_the_fast_path_on_a_router_with_a_gateway(hosts):
+    trace = trace_packet(hosts, TraceRequest(BLUE_1, ORANGE_1))
+    assert trace.delivered and namespaces(trace) == []
+    assert any(s.owner == f"fastpath:{ROUTER}" for s in trace.openflow_steps())
 
 
 def test_same_subnet_is_not_routed(hosts):

@@ -44,7 +44,7 @@ from tests.unit.desired.desired_scenarios import (
     east_west_cloud,
     tap_name,
 )
-from tests.unit.trace.trace_scenarios import east_west_hosts
+from tests.unit.trace.trace_scenarios import NAMESPACE_PATH, east_west_hosts
 
 CLOUD = east_west_cloud()
 BLUE_4 = "b4000000-0000-0000-0000-000000000004"  # a second blue VM on compute-1
@@ -52,7 +52,9 @@ BLUE_4 = "b4000000-0000-0000-0000-000000000004"  # a second blue VM on compute-1
 
 @pytest.fixture(scope="module")
 def hosts() -> dict[str, HostData]:
-    return east_west_hosts()
+    """Every routed packet through the namespace (the east/west fast path is off): the
+    fast path's own walk is in test_trace_fast_path.py."""
+    return east_west_hosts(config=NAMESPACE_PATH)
 
 
 def kinds(trace: Trace) -> list[str]:

@@ -21,6 +21,7 @@ from tests.unit.desired.desired_scenarios import (
     HOST_2,
     ORANGE_1,
     ORANGE_VNI,
+    ROUTER,
     TUNNEL_IP_1,
     TUNNEL_IP_2,
     tap_name,
@@ -192,10 +193,21 @@ def test_deleted_table_is_a_miss_on_the_real_switch(hosts):
 
 
 def test_paths_that_avoid_the_deleted_flow_still_agree(hosts):
-    for request in (TraceRequest(BLUE_1, BLUE_2), TraceRequest(BLUE_2, ORANGE_1, "tcp", 80)):
-        trace = verify_trace(trace_packet(hosts, request),
-                             RecordedSwitches("deleted-port-flow"), hosts)
-        assert trace.disagreements() == ()
+    trace = verify_trace(trace_packet(hosts, TraceRequest(BLUE_1, BLUE_2)),
+                         RecordedSwitches("deleted-port-flow"), hosts)
+    assert trace.disagreements() == ()
+
+
+def test_the_fast_path_delivers_through_the_deleted_port_flow(hosts):
+    """Routed on one host, the fast path hands the frame to table 1 like a routed frame
+    from another host: the deleted flow of orange-1 is the step that disagrees."""
+    trace = verify_trace(trace_packet(hosts, TraceRequest(BLUE_2, ORANGE_1, "tcp", 80)),
+                         RecordedSwitches("deleted-port-flow"), hosts)
+    (bad,) = trace.disagreements()
+    assert (bad.host, bad.bridge, bad.table) == (HOST_2, "br-int", 1)
+    fast = [s for s in trace.openflow_steps() if s.owner == f"fastpath:{ROUTER}"]
+    assert [(s.table, s.check.status if s.check else None) for s in fast] == [
+        (60, "agree"), (65, "agree")]
 
 
 def test_divergence_marks_the_rest_of_the_pass_missing(hosts):

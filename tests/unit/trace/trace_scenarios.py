@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from dvr.agent.desired import HostInputs, compute_desired_state
+from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.model.hostview import HostView
 from dvr.trace.hosts import HostData
 from dvr.trace.steps import TraceRequest
@@ -21,25 +21,30 @@ from tests.unit.desired.desired_scenarios import (
 
 ViewEdit = Callable[[HostView], HostView]
 
+FAST_PATH = DesiredConfig()  # the default: east/west routed in br-int
+NAMESPACE_PATH = DesiredConfig(east_west="namespace")  # every routed packet via qrouter-
 
-def host_data(cloud: Cloud, host: str, edit: ViewEdit | None = None) -> HostData:
+
+def host_data(cloud: Cloud, host: str, edit: ViewEdit | None = None,
+              config: DesiredConfig = FAST_PATH) -> HostData:
     """``host`` as its agent would compute it (optionally from an edited view)."""
     view = cloud.view(host)
     if edit is not None:
         view = edit(view)
     plugged = cloud.plugged(host)
-    state = compute_desired_state(view, HostInputs(plugged=plugged))
+    state = compute_desired_state(view, HostInputs(plugged=plugged), config)
     return HostData(view, state, plugged)
 
 
-def east_west_hosts(cloud: Cloud | None = None,
-                    edits: dict[str, ViewEdit] | None = None) -> dict[str, HostData]:
+def east_west_hosts(cloud: Cloud | None = None, edits: dict[str, ViewEdit] | None = None,
+                    config: DesiredConfig = FAST_PATH) -> dict[str, HostData]:
     cloud = cloud or east_west_cloud()
     edits = edits or {}
-    return {h.name: host_data(cloud, h.name, edits.get(h.name)) for h in cloud.hosts}
+    return {h.name: host_data(cloud, h.name, edits.get(h.name), config) for h in cloud.hosts}
 
 
-# the traces whose real ofproto/trace texts are recorded in data/ofproto_traces.json
+# the traces whose real ofproto/trace texts are recorded in data/ofproto_traces.json (from
+# switches built with NAMESPACE_PATH)
 RECORDED_REQUESTS = (
     TraceRequest(BLUE_1, ORANGE_1),  # routed on compute-1, cross host (and the reply)
     TraceRequest(BLUE_1, BLUE_2),  # same subnet, cross host

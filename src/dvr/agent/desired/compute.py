@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.assembly import Assembly
 from dvr.agent.desired.config import DesiredConfig, HostInputs
+from dvr.agent.desired.fast_path import route_domain_ids
 from dvr.agent.desired.pieces import (
     BASE_KEY,
     HostContext,
@@ -15,6 +16,8 @@ from dvr.agent.desired.pieces import (
     PieceKey,
     base_piece,
     choose_gateway_mac,
+    fast_path_networks,
+    fast_path_piece,
     fip_gateway_ports,
     fip_link_allocation,
     fip_piece,
@@ -29,7 +32,7 @@ from dvr.agent.desired.pieces import (
 )
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.desired.vlans import allocate_local_vlans
-from dvr.model.hostview import HostView
+from dvr.model.hostview import HostView, PortView
 
 DEFAULT_CONFIG = DesiredConfig()
 NO_INPUTS = HostInputs()
@@ -73,6 +76,16 @@ def compute_pieces(
         pieces[("router", router.id)] = router_piece(
             ctx, router, facts, fip_links.get(router.id))
         pieces[("snat", router.id)] = snat_piece(ctx, router, facts)
+    route_domains = route_domain_ids(r.id for r in view.routers)
+    networks = {n.id: n for n in view.networks}
+    ports_by_network: dict[str, list[PortView]] = {}
+    for port in view.ports:
+        ports_by_network.setdefault(port.network_id, []).append(port)
+    for router in view.routers:
+        routed = fast_path_networks(ctx, router, facts, networks,
+                                    lambda nid: ports_by_network.get(nid, ()), inputs.plugged)
+        pieces[("fastpath", router.id)] = fast_path_piece(
+            ctx, router, route_domains[router.id], routed)
     for network_id in sorted(fip_gateways.keys() | {link.network_id for link in
                                                      fip_links.values()}):
         pieces[("fip", network_id)] = fip_piece(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dvr.model.hostview import AGENT_MODES
+from dvr.model.hostview import AGENT_MODES, DEFAULT_EAST_WEST, EAST_WEST_MODES
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,11 @@ class DesiredConfig:
     # (physical network, bridge): external/provider networks on that physical network reach
     # br-int through that bridge (Neutron's ``bridge_mappings``, e.g. (("public", "br-ex"),))
     bridge_mappings: tuple[tuple[str, str], ...] = ()
+    east_west: str = DEFAULT_EAST_WEST  # one of EAST_WEST_MODES
+
+    @property
+    def fast_path(self) -> bool:
+        return self.east_west == "openflow"
 
     def bridge_for(self, physical_network: str | None) -> str | None:
         return next((b for p, b in self.bridge_mappings if p == physical_network), None)
@@ -34,6 +39,8 @@ class DesiredConfig:
     def __post_init__(self) -> None:
         if self.agent_mode not in AGENT_MODES:
             raise ValueError(f"agent_mode must be one of {AGENT_MODES}, not {self.agent_mode!r}")
+        if self.east_west not in EAST_WEST_MODES:
+            raise ValueError(f"east_west must be one of {EAST_WEST_MODES}, not {self.east_west!r}")
         if self.integration_bridge == self.tunnel_bridge:
             raise ValueError("integration and tunnel bridge must differ")
         for _, bridge in self.bridge_mappings:

@@ -14,15 +14,21 @@ dependency graph, in one place:
 |                         | local VLANs (when the set of networks changes)               |
 | previous_local_vlans    | local VLANs                                                  |
 | local VLANs[id]         | network:<id>; network facts[id]                              |
-| network facts[id]       | router:<r>, snat:<r> for routers on it (interfaces, SNAT     |
-|                         | ports, gateway), port:<p> for ports on it; fip:<id>          |
-| routers[id]             | router:<id>, snat:<id>; DVR gateway MAC of its interfaces'   |
-|                         | subnets; FIP links; every fip:<net>                           |
+| network facts[id]       | router:<r>, snat:<r>, fastpath:<r> for routers on it         |
+|                         | (interfaces, SNAT ports, gateway), port:<p> for ports on it; |
+|                         | fip:<id>                                                     |
+| networks[id] (again)    | fastpath:<r> for routers on it (its L2-population entries)   |
+| routers[id]             | router:<id>, snat:<id>, fastpath:<id>; DVR gateway MAC of    |
+|                         | its interfaces' subnets; FIP links; every fip:<net>;         |
+|                         | route domain ids (when the set of routers changes)           |
+| route domain id[router] | fastpath:<router>                                            |
 | fip_agent_gateways      | FIP links; every fip:<net>                                    |
 | FIP links[router]       | router:<router>                                              |
 | DVR gateway MAC[subnet] | port:<p> for ports with an address on the subnet             |
-| ports[id]               | port:<id>                                                    |
-| plugged[port id]        | port:<id> (also for an orphan VIF: plugged, not in ports)    |
+| ports[id]               | port:<id>; fastpath:<r> for routers on its network (before   |
+|                         | and after)                                                   |
+| plugged[port id]        | port:<id> (also for an orphan VIF: plugged, not in ports);   |
+|                         | fastpath:<r> for routers on its network                      |
 | security_groups[id]     | port:<p> for the group's member ports on this host           |
 | address_sets[id]        | port:<p> for members of the groups whose rules name the set  |
 
@@ -41,6 +47,7 @@ from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.assembly import Assembly
 from dvr.agent.desired.compute import DEFAULT_CONFIG, NO_INPUTS
 from dvr.agent.desired.config import DesiredConfig, HostInputs
+from dvr.agent.desired.fast_path import route_domain_ids
 from dvr.agent.desired.north_south import FipLink
 from dvr.agent.desired.pieces import (
     BASE_KEY,
@@ -50,6 +57,8 @@ from dvr.agent.desired.pieces import (
     PieceKey,
     base_piece,
     choose_gateway_mac,
+    fast_path_networks,
+    fast_path_piece,
     fip_gateway_ports,
     fip_link_allocation,
     fip_piece,
@@ -145,6 +154,7 @@ class DesiredStateCache:
         self._routers_by_network: dict[str, set[str]] = {}
         self._fip_gateways: dict[str, PortView] = {}
         self._fip_links: dict[str, FipLink] = {}
+        self._route_domains: dict[str, int] = {}
         self._pieces: dict[PieceKey, Piece] = {}
         self._assembly = Assembly(self.config)
 
@@ -210,6 +220,7 @@ class DesiredStateCache:
         self._networks = new
         for nid in changed:
             dirty.add(("network", nid))
+            self._routers_dirty(nid, dirty, "fastpath")
             before = self._network_tunnels.pop(nid, frozenset())
             network = new.get(nid)
             after = (
@@ -259,16 +270,16 @@ class DesiredStateCache:
                 del self._facts[nid]
             else:
                 self._facts[nid] = fact
-            for rid in self._routers_by_network.get(nid, ()):
-                dirty.update((("router", rid), ("snat", rid)))
+            self._routers_dirty(nid, dirty, "router", "snat", "fastpath")
             dirty.add(("fip", nid))
             dirty.update(("port", pid) for pid in self._ports_by_network.get(nid, ()))
 
     def _on_routers(self, view: HostView, ctx: HostContext, dirty: set[PieceKey]) -> None:
         new = {r.id: r for r in view.routers}
         touched_subnets: set[str] = set()
-        for rid in changed_keys(self._routers, new):
-            dirty.update((("router", rid), ("snat", rid)))
+        changed_routers = changed_keys(self._routers, new)
+        for rid in changed_routers:
+            dirty.update((("router", rid), ("snat", rid), ("fastpath", rid)))
             before, after = self._routers.get(rid), new.get(rid)
             if before is not None:
                 for nid in _router_networks(before):
@@ -292,6 +303,10 @@ class DesiredStateCache:
                 if not per_router:
                     del self._subnet_candidates[subnet_id]
                 touched_subnets.add(subnet_id)
+        if any((rid in new) != (rid in self._routers) for rid in changed_routers):
+            domains = route_domain_ids(new)
+            dirty.update(("fastpath", rid) for rid in changed_keys(self._route_domains, domains))
+            self._route_domains = domains
         self._routers = new
         for subnet_id in touched_subnets:
             mac = choose_gateway_mac(self._subnet_candidates.get(subnet_id, {}).values())
@@ -319,12 +334,14 @@ class DesiredStateCache:
             dirty.add(("port", pid))
             before, after = self._ports.get(pid), new.get(pid)
             if before is not None:
+                self._routers_dirty(before.network_id, dirty, "fastpath")
                 _index_discard(self._ports_by_network, before.network_id, pid)
                 for fixed in before.fixed_ips:
                     _index_discard(self._ports_by_subnet, fixed.subnet_id, pid)
                 for group_id in before.security_group_ids:
                     _index_discard(self._ports_by_group, group_id, pid)
             if after is not None:
+                self._routers_dirty(after.network_id, dirty, "fastpath")
                 _index_add(self._ports_by_network, after.network_id, pid)
                 for fixed in after.fixed_ips:
                     _index_add(self._ports_by_subnet, fixed.subnet_id, pid)
@@ -357,7 +374,15 @@ class DesiredStateCache:
         new = dict(inputs.plugged)
         for pid in changed_keys(self._plugged, new):
             dirty.add(("port", pid))
+            port = self._ports.get(pid)
+            if port is not None:
+                self._routers_dirty(port.network_id, dirty, "fastpath")
         self._plugged = new
+
+    def _routers_dirty(self, network_id: str, dirty: set[PieceKey], *kinds: str) -> None:
+        """Mark the ``kinds`` pieces of every router on ``network_id`` dirty."""
+        for rid in self._routers_by_network.get(network_id, ()):
+            dirty.update((kind, rid) for kind in kinds)
 
     # --- recompute ------------------------------------------------------------------------------
     def _compute_piece(self, ctx: HostContext, key: PieceKey) -> Piece | None:
@@ -381,6 +406,9 @@ class DesiredStateCache:
             return None if router is None else snat_piece(ctx, router, self._facts)
         if kind == "fip":
             return self._fip_piece(ctx, ident)
+        if kind == "fastpath":
+            router = self._routers.get(ident)
+            return None if router is None else self._fast_path_piece(ctx, router)
         if kind == "port":
             port = self._ports.get(ident)
             if port is None:
@@ -400,6 +428,14 @@ class DesiredStateCache:
             return None
         return fip_piece(ctx, gateway, self._networks.get(network_id),
                          self._facts.get(network_id), routers)
+
+    def _fast_path_piece(self, ctx: HostContext, router: RouterView) -> Piece:
+        def ports(network_id: str) -> list[PortView]:
+            return [self._ports[pid] for pid in self._ports_by_network.get(network_id, ())]
+
+        networks = fast_path_networks(ctx, router, self._facts, self._networks, ports,
+                                      self._plugged)
+        return fast_path_piece(ctx, router, self._route_domains[router.id], networks)
 
     def _recompute(
         self, ctx: HostContext, dirty: set[PieceKey]

@@ -188,3 +188,11 @@ def snat_owner(router_id: str) -> str:
 
 def fip_owner(external_network_id: str) -> str:
     return f"fip:{external_network_id}"
+
+
+FAST_PATH_OWNER_PREFIX = "fastpath:"
+
+
+def fast_path_owner(router_id: str) -> str:
+    """The east/west fast-path flows of one distributed router (``fast_path.py``)."""
+    return f"{FAST_PATH_OWNER_PREFIX}{router_id}"

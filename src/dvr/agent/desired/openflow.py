@@ -92,10 +92,15 @@ class Match(NamedTuple):
     tp_dst: int | None = None
     tp_dst_mask: int | None = None
     icmp_code: int | None = None
+    # the fast path's fields (dvr.agent.desired.fast_path), after the firewall's
+    nw_ttl: int | None = None  # IPv4 TTL / IPv6 hop limit (exact value)
+    # (register number, value) pairs that must all hold, sorted by register; () = any
+    registers: tuple[tuple[int, int], ...] = ()
 
     def __repr__(self) -> str:
         pairs = zip(self._fields, self, strict=True)
-        fields = ", ".join(f"{name}={value!r}" for name, value in pairs if value is not None)
+        fields = ", ".join(f"{name}={value!r}" for name, value in pairs
+                           if value is not None and value != ())
         return f"Match({fields})"
 
 
@@ -106,15 +111,16 @@ def match_builder(*fields: str) -> Callable[..., Match]:
     """A positional constructor of the Matches that set exactly ``fields`` (one or two;
     every other field a wildcard): ``match_builder("dl_vlan", "dl_dst")(3, mac)`` equals
     ``Match(dl_vlan=3, dl_dst=mac)``.  For the piece functions that build thousands of
-    Matches of one shape: binding keywords to ``Match``'s 18 parameters costs about as much
+    Matches of one shape: binding keywords to ``Match``'s parameters costs about as much
     again as building the tuple, which this splices from shared runs of wildcards."""
     if len(set(fields)) != len(fields) or not 1 <= len(fields) <= 2 \
             or any(name not in Match._fields for name in fields):
         raise ValueError(f"one or two distinct Match fields, not {fields}")
     positions = [Match._fields.index(name) for name in fields]
     cuts = sorted(positions)
-    head, middle = (None,) * cuts[0], (None,) * (cuts[-1] - cuts[0] - 1)
-    tail = (None,) * (len(Match._fields) - cuts[-1] - 1)
+    wildcards = tuple(MATCH_ALL)
+    head, middle = wildcards[:cuts[0]], wildcards[cuts[0] + 1:cuts[-1]]
+    tail = wildcards[cuts[-1] + 1:]
     new = tuple.__new__
 
     if len(fields) == 1:
@@ -171,7 +177,17 @@ class SetTunnel:
 
 @dataclass(frozen=True, slots=True)
 class DecTtl:
-    pass
+    """Decrement the IP TTL; a frame whose TTL is 0 or 1 stops here (OVS hands it to a
+    controller, and we run none: it is dropped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRegister:
+    """Load ``value`` into the whole of register ``register`` (``NXM_NX_REG<n>``).
+    Registers start at 0 in each bridge and are zeroed when a frame crosses a patch port."""
+
+    register: int
+    value: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +236,7 @@ class Conjunction:
 
 
 Action = (Output | Resubmit | ModDlSrc | ModDlDst | ModVlanVid | StripVlan | SetTunnel
-          | DecTtl | Drop | Normal | OutputInPort | LoadZone | Ct | Conjunction)
+          | DecTtl | LoadRegister | Drop | Normal | OutputInPort | LoadZone | Ct | Conjunction)
 
 STRIP_VLAN = StripVlan()
 DEC_TTL = DecTtl()
@@ -286,10 +302,11 @@ def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
     """``ovs-ofctl`` match text, fields in a fixed order; "" for match-all."""
     (in_port, proto, dl_vlan, vlan_tci, vlan_tci_mask, dl_src, dl_src_mask, dl_dst,
      dl_dst_mask, tun_id, tun_id_mask, nw_src, nw_dst, arp_op, arp_spa, arp_tpa, icmp_type,
-     nd_target, *firewall) = match
+     nd_target, *firewall, nw_ttl, registers) = match
     parts: list[str] = []
     if in_port is not None:
         parts.append(f"in_port={port(in_port)}")
+    parts += [f"reg{register}={value:#x}" for register, value in registers]
     if proto is not None:
         parts.append(proto)
     if dl_vlan is not None:
@@ -304,7 +321,7 @@ def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
         parts.append(f"tun_id={_masked_int(tun_id, tun_id_mask)}")
     for name, value in (("nw_src", nw_src), ("nw_dst", nw_dst), ("arp_op", arp_op),
                         ("arp_spa", arp_spa), ("arp_tpa", arp_tpa), ("icmp_type", icmp_type),
-                        ("nd_target", nd_target)):
+                        ("nd_target", nd_target), ("nw_ttl", nw_ttl)):
         if value is not None:
             parts.append(f"{name}={value}")
     if any(value is not None for value in firewall):
@@ -361,6 +378,7 @@ _ACTION_TEXT: dict[type, Callable[[Any, Callable[[str], str]], str]] = {
     SetTunnel: lambda a, _: f"set_tunnel:{a.tun_id:#x}",
     StripVlan: lambda a, _: "strip_vlan",
     DecTtl: lambda a, _: "dec_ttl",
+    LoadRegister: lambda a, _: f"load:{a.value:#x}->NXM_NX_REG{a.register}[]",
     Drop: lambda a, _: "drop",
     Normal: lambda a, _: "NORMAL",
     OutputInPort: lambda a, _: "IN_PORT",

@@ -20,6 +20,9 @@ piece is a pure function of that object plus a few declared derived inputs:
 | fip:<net id>   | host context, this host's FIP gateway port on that network, the     |
 |                | NetworkView and facts of the network, the routers with a FIP link   |
 |                | on it and their links                                               |
+| fastpath:<id>  | host context, the RouterView, its route domain id, for each of its  |
+|                | interfaces' networks: NetworkView, facts, the local ports on it and |
+|                | their plugged names                                                 |
 
 The full computation (``compute.py``) and the incremental cache (``incremental.py``) call
 the same functions, so they can only disagree if a dependency above is missed.
@@ -27,10 +30,11 @@ the same functions, so they can only disagree if a dependency above is missed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired import external_bridge as extbr
+from dvr.agent.desired import fast_path as fp
 from dvr.agent.desired import firewall, names
 from dvr.agent.desired import integration_bridge as intbr
 from dvr.agent.desired import north_south as ns
@@ -85,6 +89,11 @@ class HostContext:
     @property
     def dvr_enabled(self) -> bool:
         return self.config.agent_mode in DVR_AGENT_MODES
+
+    @property
+    def fast_path(self) -> bool:
+        """East/west routing in br-int (``fast_path.py``) on this host."""
+        return self.dvr_enabled and self.config.fast_path
 
     @classmethod
     def of(cls, view: HostView, config: DesiredConfig) -> HostContext:
@@ -144,6 +153,46 @@ def choose_gateway_mac(candidates: Iterable[tuple[str, str]]) -> str | None:
     return None if best is None else best[1]
 
 
+def dvr_routed_vif(
+    ctx: HostContext, port: PortView, ovs_port_name: str | None, fact: NetworkFacts | None
+) -> bool:
+    """Whether a local port receives routed frames through br-int table 1 (and so can be a
+    source or a destination of the east/west fast path)."""
+    config = ctx.config
+    return (
+        ovs_port_name is not None
+        and fact is not None
+        and ctx.dvr_enabled
+        and port.admin_state_up
+        and fact.tunnelled
+        and is_dvr_serviceable(port.device_owner)
+        and not names.is_agent_port_name(
+            ovs_port_name, (config.int_peer_patch_port, config.tun_peer_patch_port))
+    )
+
+
+def fast_path_networks(
+    ctx: HostContext, router: RouterView, facts: Mapping[str, NetworkFacts],
+    networks: Mapping[str, NetworkView], ports: Callable[[str], Iterable[PortView]],
+    plugged: Mapping[str, str],
+) -> dict[str, fp.RoutedNetwork]:
+    """The router's interface networks the fast path routes between, with their routed
+    VIFs (``ports(network id)``: the local ports on that network) and L2-population MACs."""
+    found: dict[str, fp.RoutedNetwork] = {}
+    for network_id in sorted({i.network_id for i in router.interfaces}):
+        fact, network = facts.get(network_id), networks.get(network_id)
+        if fact is None or network is None or not fact.tunnelled:
+            continue
+        vifs = tuple(
+            fp.LocalVif(port, plugged[port.id])
+            for port in sorted(ports(network_id), key=lambda p: p.id)
+            if dvr_routed_vif(ctx, port, plugged.get(port.id), fact)
+        )
+        found[network_id] = fp.RoutedNetwork(
+            fact.local_vlan, vifs, tunbr.l2pop_macs(network, ctx.host, ctx.tunnel_ip))
+    return found
+
+
 # --- piece functions --------------------------------------------------------------------------
 
 
@@ -163,6 +212,9 @@ def base_piece(ctx: HostContext) -> Piece:
         ports.setdefault(bridge, []).append(phys_side)
         for name, extra in extbr.mapped_bridge_base_flows(config, bridge).items():
             flows.setdefault(name, []).extend(extra)
+    if ctx.fast_path:
+        flows[config.integration_bridge] += fp.fast_path_table_flows(
+            names.bridge_owner(config.integration_bridge))
     return Piece(
         flows=tuple((name, tuple(fs)) for name, fs in flows.items()),
         ports=tuple((name, tuple(ps)) for name, ps in ports.items()),
@@ -275,6 +327,18 @@ def router_piece(
     )
 
 
+def fast_path_piece(
+    ctx: HostContext, router: RouterView, route_domain: int,
+    networks: Mapping[str, fp.RoutedNetwork],
+) -> Piece:
+    """``fastpath:<router id>``: the router's east/west flows in br-int (``fast_path.py``)."""
+    if not (ctx.fast_path and router.distributed and router.admin_state_up):
+        return EMPTY_PIECE
+    config = ctx.config
+    flows = fp.router_fast_path_flows(router, route_domain, networks, config.int_peer_patch_port)
+    return Piece(flows=((config.integration_bridge, flows),)) if flows else EMPTY_PIECE
+
+
 def hosts_snat(ctx: HostContext, router: RouterView) -> bool:
     """Whether this host runs the router's ``snat-`` namespace."""
     return (router.distributed and router.admin_state_up and router.gateway is not None
@@ -383,14 +447,7 @@ def port_piece(
     elif tag != DEAD_VLAN:
         flows = firewall.access_port_zone_flows(
             ovs_port_name, tag, names.port_owner(port.id if port else ovs_port_name))
-    if (
-        usable
-        and port is not None
-        and fact is not None
-        and fact.tunnelled
-        and ctx.dvr_enabled
-        and is_dvr_serviceable(port.device_owner)
-    ):
+    if port is not None and fact is not None and dvr_routed_vif(ctx, port, ovs_port_name, fact):
         subnet_ids = sorted({f.subnet_id for f in port.fixed_ips if f.subnet_id in gateway_macs})
         if subnet_ids:
             flows += intbr.dvr_local_port_flows(

@@ -41,6 +41,7 @@ OWNER_KIND_CODES: dict[str, int] = {
     "tunnel": 0x7,
     "fip": 0x8,
     "snat": 0x9,
+    "fastpath": 0xB,
 }
 OWNER_COOKIE_MASK = 0xFFFFFFFF00000000
 

@@ -12,12 +12,18 @@ class IntTable:
     DVR_TO_SRC_MAC: Final = 1
     DVR_TO_SRC_MAC_VLAN: Final = 2  # VLAN tenant networks: not built (tunnelled networks only)
     TRANSIENT: Final = 60
+    FAST_PATH: Final = 65  # east/west routing in OpenFlow (fast_path.py); not Neutron's
     # the firewall (dvr.agent.desired.firewall; Neutron's openvswitch firewall tables)
     BASE_EGRESS: Final = 71  # anti-spoofing, then conntrack lookup
     RULES_EGRESS: Final = 72  # conntrack state and the egress rules, then commit
     ACCEPT_OR_INGRESS: Final = 73  # accepted egress: back to table 60 (ingress or NORMAL)
     BASE_INGRESS: Final = 81  # always-allowed traffic (ARP, ND, DHCP), conntrack lookup
     RULES_INGRESS: Final = 82  # conntrack state and the ingress rules, commit and output
+
+
+# Registers (br-int; a frame crossing a patch port arrives with all of them 0)
+REG_ZONE: Final = 6  # the firewall's conntrack zone (Match.reg6, LoadZone), as Neutron's
+REG_ROUTE_DOMAIN: Final = 8  # br-int: the distributed router a frame is routed by (table 65)
 
 
 class TunTable:
@@ -50,6 +56,10 @@ PRIO_FW_CONNTRACK = 90  # anti-spoofed IP to the conntrack lookup; established /
 PRIO_FW_RULE = 70  # one rule (also the conj_id flow of a conjunctive rule)
 PRIO_FW_CONJUNCTION = 60  # the clauses of conjunctive (remote group / address group) rules
 PRIO_FW_PORT_DROP = 10  # anything else from / to the port
+PRIO_INT_FAST_PATH_ENTRY = 10  # table 60: from a local port to a DVR gateway MAC
+PRIO_INT_FAST_PATH_TTL = 30  # table 65: TTL 0/1 goes to the namespace (ICMP time exceeded)
+PRIO_INT_FAST_PATH_SAME_SUBNET = 20  # table 65: back into the source subnet: namespace
+PRIO_INT_FAST_PATH_ROUTE = 10  # table 65: one known destination of the router
 # br-tun
 PRIO_TUN_CLASSIFY = 1  # table 0: from patch / from a tunnel port
 PRIO_TUN_DVR_DROP_GATEWAY_ARP = 3  # table 1

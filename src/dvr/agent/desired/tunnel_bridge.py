@@ -137,6 +137,12 @@ def remote_tunnel_ips(network: NetworkView, host: str, local_ip: str | None) -> 
     return frozenset(remote.tunnel_ip for remote, _ in tunnel_remotes(network, host, local_ip))
 
 
+def l2pop_macs(network: NetworkView, host: str, local_ip: str | None) -> frozenset[str]:
+    """The MACs that table 20 sends straight to a tunnel (``network_tunnel_flows``)."""
+    return frozenset(entry.mac_address for remote, _ in tunnel_remotes(network, host, local_ip)
+                     for entry in remote.entries)
+
+
 def is_tunnelled(network: NetworkView) -> bool:
     return network.network_type in TUNNEL_NETWORK_TYPES and network.segmentation_id is not None
 

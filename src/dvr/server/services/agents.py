@@ -9,7 +9,12 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from dvr.db.tables import agents, dvr_hosts, ports, routers
-from dvr.model.hostview import AGENT_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
+from dvr.model.hostview import (
+    AGENT_MODES,
+    DEFAULT_EAST_WEST,
+    EAST_WEST_MODES,
+    OWNER_ROUTER_INTERFACE_DISTRIBUTED,
+)
 from dvr.server.auth import ADMIN, Identity, registration_refusal
 from dvr.server.errors import NotFoundError, invalid_input
 from dvr.server.services import ports as port_service
@@ -264,6 +269,11 @@ def _agent_report(body: dict[str, Any]) -> dict[str, Any] | None:
         ):
             raise invalid_input("bridge_mappings must map physical networks to bridge names")
         report["bridge_mappings"] = mappings
+    east_west = body.get("east_west")
+    if east_west is not None:
+        if east_west not in EAST_WEST_MODES:
+            raise invalid_input(f"east_west must be one of {', '.join(EAST_WEST_MODES)}")
+        report["east_west"] = east_west
     return report
 
 
@@ -277,6 +287,7 @@ def agent_report(tx: ReadTx, host: str) -> dict[str, Any]:
         "vifs": report.get("vifs", {}),
         "local_vlans": report.get("local_vlans", {}),
         "bridge_mappings": report.get("bridge_mappings", {}),
+        "east_west": report.get("east_west", DEFAULT_EAST_WEST),
     }
 
 

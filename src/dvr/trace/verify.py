@@ -346,8 +346,7 @@ def _checks_for(probe: SwitchProbe, host: str, bridge: str, flow: str,
                 steps: list[OpenFlowStep], known: Mapping[int, Flow],
                 ct_next: tuple[str, ...] = ()) -> list[StepCheck]:
     try:
-        text = probe.trace(host, bridge, flow, ct_next) if ct_next else probe.trace(
-            host, bridge, flow)
+        text = probe.trace(host, bridge, flow, ct_next)
     except (ProbeError, OSError) as exc:
         return [StepCheck("error", f"could not ask the real switch: {exc}")] * len(steps)
     real = parse_ofproto_trace(text)

@@ -254,6 +254,20 @@ def routed_by_fast_path(lab3, host: str) -> int:
                if " table=65," in line and "dec_ttl" in line)
 
 
+def assert_routed_by_fast_path(lab3, host: str, attempts: int = 3) -> None:
+    """Five routed pings pass ``host``'s fast-path flows.  A flow group the agent rewrites
+    while the pings run starts its counters again, so a short count is tried again (a
+    bounded number of times) before it fails."""
+    deltas = []
+    for _ in range(attempts):
+        before = routed_by_fast_path(lab3, host)
+        routed_ping(lab3)
+        deltas.append(routed_by_fast_path(lab3, host) - before)
+        if deltas[-1] >= 5:
+            return
+    raise AssertionError(f"the fast path of {host} routed {deltas} of 5 pings per attempt")
+
+
 def routed_ping(lab3) -> None:
     green = lab3.lab.resolve_ip("green-1")
     wait_answering(lab3, "red-1", green, timeout=15)
@@ -276,10 +290,8 @@ def test_legacy_router_routes_through_network_1_and_migrates_both_ways(lab3):
         migrate(lab3, router_id, distributed=True)
         routed_ping(lab3)
         assert qrouter in lab3.namespaces("compute-1")
-        before = routed_by_fast_path(lab3, "compute-1")
-        routed_ping(lab3)
         # routed on compute-1, by the east/west fast path in its br-int
-        assert routed_by_fast_path(lab3, "compute-1") >= before + 5
+        assert_routed_by_fast_path(lab3, "compute-1")
 
         migrate(lab3, router_id, distributed=False)
         routed_ping(lab3)

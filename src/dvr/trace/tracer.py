@@ -661,12 +661,18 @@ def _host_of(position: _Position) -> str:
 # --- converting a simulated pass into steps ------------------------------------------------------
 
 
+def is_ct_lookup(flow: Flow) -> bool:
+    """Whether ``flow`` looks a connection up in conntrack and recirculates (a ``ct()``
+    without commit that continues in a table): the step whose outcome the tracer assumes."""
+    return any(type(a) is Ct and not a.commit and a.table is not None for a in flow.actions)
+
+
 def firewall_note(flow: Flow | None, rules: RuleIndex | None, conntrack: str) -> str:
     """What a firewall flow did, and the connection state it assumed."""
     if flow is None or rules is None:
         return ""
     note = explain_firewall_flow(flow, rules) or ""
-    if any(type(a) is Ct and not a.commit for a in flow.actions):
+    if is_ct_lookup(flow):
         state = "+".join(sorted(ofsim.CT_STATES[conntrack]))
         note = f"{note}; conntrack lookup: assumed +{state} ({conntrack})"
     return note
@@ -695,9 +701,8 @@ def openflow_steps(host: str, simulated: ofsim.Trace, base: PacketView,
             packet=base.with_ofsim(after), switch_pass=switch_pass,
             note="table miss" if step.flow is None else firewall_note(
                 step.flow, rules if step.bridge == firewall_bridge else None, conntrack),
-            ct_lookup=(lookup_state, assumed_label) if step.flow is not None and any(
-                type(a) is Ct and not a.commit and a.table is not None
-                for a in step.flow.actions) else None,
+            ct_lookup=(lookup_state, assumed_label)
+            if step.flow is not None and is_ct_lookup(step.flow) else None,
         ))
     return result
 

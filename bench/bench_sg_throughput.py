@@ -236,7 +236,12 @@ class SgBench:
         return rtts, self.args.pings - len(rtts)
 
     def _appctl(self, host: str, *argv: str) -> str:
-        return self.bench.host_run(host, ["ovs-appctl", *argv]).stdout
+        """``ovs-appctl`` on a host ("" when it fails: the counters are a diagnosis)."""
+        result = self.bench.host_run(host, ["ovs-appctl", *argv], check=False)
+        if result.returncode != 0:
+            print(f"  ({host}: ovs-appctl {' '.join(argv)}: {result.stderr.strip()})")
+            return ""
+        return result.stdout
 
     def one_case(self, case: Case) -> dict[str, Any]:
         rtts, lost = self.ping(case)

@@ -358,7 +358,7 @@ def test_ui_shows_a_ports_groups_and_draws_a_denied_path_in_its_own_colour(
     page.select_option("#trace-dst", target["id"])
     page.click("#trace-run")
     page.locator("#trace-verdict", has_text="denied").wait_for(timeout=WAIT_MS)
-    assert page.locator("#trace-verdict").inner_text() == "⛔ denied by ingress firewall"
+    assert page.locator("#trace-verdict").inner_text() == "✘ denied by ingress firewall"
     denial = page.locator("#trace-denial").inner_text()
     assert "locked-1's ingress firewall on compute-2 denied it at step" in denial
     assert "no rule of the port's groups allows it" in denial

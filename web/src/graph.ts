@@ -463,7 +463,7 @@ export class TopologyGraph {
         // in a port's firewall: drawn at that VM (egress: where it started; ingress: its target)
         const atPort = vmNodeId(hop.port_id);
         const nodeId = this.cy.getElementById(atPort).nonempty() ? atPort : hostNodeId(hop.host);
-        return { nodeId, label: `⛔ denied (${hop.firewall} firewall)`, drop: true };
+        return { nodeId, label: `✘ denied (${hop.firewall} firewall)`, drop: true };
       }
       if (hop.kind === "drop" && hop.host) {
         const inRouter = hop.id ? routerNodeId(hop.id, hop.host) : null;

@@ -66,7 +66,7 @@ export function renderTrace(pane: HTMLElement, trace: Trace, topology: Topology 
   const denial = trace.denied ?? trace.reply?.denied ?? null;
   const verdict = pane.querySelector<HTMLElement>("#trace-verdict")!;
   if (trace.denied) {
-    verdict.textContent = `⛔ denied by ${trace.denied.firewall} firewall`;
+    verdict.textContent = `✘ denied by ${trace.denied.firewall} firewall`;
     verdict.className = "verdict denied";
   } else {
     verdict.textContent = delivered ? "✔ delivered" : `✘ ${trace.verdict}`;

@@ -66,7 +66,7 @@ export class SecurityPanel {
     if (denial && denial.port_id === vm.id) {
       body.push(el("p", {
         class: "port-denied",
-        text: `⛔ its ${denial.firewall} firewall denied the traced packet (step ${denial.step})`,
+        text: `✘ its ${denial.firewall} firewall denied the traced packet (step ${denial.step})`,
       }));
     }
     if (vm.port_security_enabled === false) {

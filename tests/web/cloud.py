@@ -44,11 +44,29 @@ def create_network(client: Any, name: str) -> tuple[dict[str, Any], dict[str, An
     return network, subnet
 
 
-def create_vm(client: Any, name: str, network_id: str, host: str) -> dict[str, Any]:
+def create_vm(client: Any, name: str, network_id: str, host: str,
+              **attributes: Any) -> dict[str, Any]:
+    """A VM's port; ``attributes`` go into the port as given (``security_groups``,
+    ``port_security_enabled``...)."""
     return _ok(client.post("/v2.0/ports", json={"port": {
         "network_id": network_id, "name": name, "device_id": name,
-        "device_owner": "compute:nova", "binding:host_id": host,
+        "device_owner": "compute:nova", "binding:host_id": host, **attributes,
     }}))["port"]
+
+
+def create_group(client: Any, name: str, rules: list[dict[str, Any]] | None = None,
+                 egress: bool = True) -> dict[str, Any]:
+    """A security group with ``rules`` added; ``egress`` False removes the egress rules a new
+    group starts with (then the group allows nothing at all)."""
+    group = _ok(client.post("/v2.0/security-groups", json={"security_group": {
+        "name": name}}))["security_group"]
+    if not egress:
+        for rule in group["security_group_rules"]:
+            _ok(client.delete(f"/v2.0/security-group-rules/{rule['id']}"))
+    for rule in rules or []:
+        _ok(client.post("/v2.0/security-group-rules", json={"security_group_rule": {
+            "security_group_id": group["id"], **rule}}))
+    return _ok(client.get(f"/v2.0/security-groups/{group['id']}"))["security_group"]
 
 
 def report_plugged(client: Any, host: str, ports: list[dict[str, Any]], revision: int) -> None:

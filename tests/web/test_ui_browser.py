@@ -21,7 +21,14 @@ import httpx
 import pytest
 
 from dvr.web.routes import STATIC_DIR
-from tests.web.cloud import Cloud, build_cloud, create_vm, register_host, report_plugged
+from tests.web.cloud import (
+    Cloud,
+    build_cloud,
+    create_group,
+    create_vm,
+    register_host,
+    report_plugged,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -318,3 +325,84 @@ def test_ui_shows_the_cloud_updates_live_and_traces_a_routed_path(
     page.screenshot(path=str(ARTIFACTS / "ui-detour.png"), full_page=True)
     assert not any(server.token in url for url in urls), "the token went into a URL"
     assert any(url.endswith("/dvr/v1/events") for url in urls)  # the live stream was followed
+
+
+def test_ui_shows_a_ports_groups_and_draws_a_denied_path_in_its_own_colour(
+    cloud: tuple[Server, Cloud, str], page: Any
+) -> None:
+    server, made, _ = cloud
+    vm_ids = {name: port["id"] for name, port in made.vms.items()}
+    with server.client() as client:
+        locked = create_group(client, "locked")  # egress only: nobody may come in
+        target = create_vm(client, "locked-1", made.networks["orange"]["id"], "compute-2",
+                           security_groups=[locked["id"]])
+        unfiltered = create_vm(client, "open-1", made.networks["blue"]["id"], "compute-1",
+                               port_security_enabled=False, security_groups=[])
+        revision = client.get("/dvr/v1/topology").json()["revision"]
+        for host, extra in (("compute-1", unfiltered), ("compute-2", target)):
+            report_plugged(client, host, [p for p in made.vms.values()
+                                          if p["binding:host_id"] == host] + [extra], revision)
+    page.goto(f"{server.base}/ui")
+    _sign_in(page, server.token)
+    page.wait_for_function("id => window.dvrView.nodes().some(n => n.id === id)",
+                           arg=f"vm:{target['id']}", timeout=WAIT_MS)
+
+    # before any pick the card says how to see groups; picking shows the port's groups
+    assert "Pick a VM" in page.locator("#ports").inner_text()
+    page.select_option("#trace-src", unfiltered["id"])
+    page.locator("#ports .port-unfiltered").wait_for(timeout=WAIT_MS)
+    assert "port security off" in page.locator("#ports").inner_text()
+
+    # the routed path to a VM whose group lets nobody in: denied, in its own colour
+    page.select_option("#trace-src", vm_ids["blue-1"])
+    page.select_option("#trace-dst", target["id"])
+    page.click("#trace-run")
+    page.locator("#trace-verdict", has_text="denied").wait_for(timeout=WAIT_MS)
+    assert page.locator("#trace-verdict").inner_text() == "✘ denied by ingress firewall"
+    denial = page.locator("#trace-denial").inner_text()
+    assert "locked-1's ingress firewall on compute-2 denied it at step" in denial
+    assert "no rule of the port's groups allows it" in denial
+    step = denial.split("at step ")[1].split(":")[0]
+    (denying,) = page.locator("#trace-steps tr.denying").all()
+    assert denying.locator("td").first.inner_text() == step
+    assert page.locator("#trace-steps tr.step.firewall").count() >= 2  # egress and ingress
+
+    denied_edges = page.evaluate("window.dvrView.traceEdges()")
+    assert denied_edges and all(e["denied"] for e in denied_edges)
+    assert denied_edges[-1]["target"] == f"vm:{target['id']}"  # it reached the port's firewall
+    assert "denied (ingress firewall)" in denied_edges[-1]["label"]
+    assert [n["id"] for n in page.evaluate("window.dvrView.dropNodes()")] == [
+        f"vm:{target['id']}"]
+    denied_colours = {e["color"] for e in denied_edges}
+
+    # both ends' groups, with their rules one click away
+    ports = page.locator("#ports .port-groups")
+    assert ports.count() == 2
+    assert "its ingress firewall denied the traced packet" in ports.nth(1).inner_text()
+    default = ports.nth(0).locator("details.sg", has_text="default")
+    assert default.locator("li.rule").first.is_hidden()
+    default.locator("summary").click()
+    rules = [r.inner_text() for r in default.locator("li.rule").all()]
+    assert "ingress IPv4 any from group default" in rules
+    assert "egress IPv4 any to any" in rules
+    locked_rules = ports.nth(1).locator("details.sg", has_text="locked")
+    locked_rules.locator("summary").click()
+    assert all(r.startswith("egress") for r in
+               [r.inner_text() for r in locked_rules.locator("li.rule").all()])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-denied.png"), full_page=True)
+
+    # an allowed path is drawn in the usual colour, and says nothing of a denial
+    page.select_option("#trace-dst", vm_ids["orange-1"])
+    page.click("#trace-run")
+    page.locator("#trace-verdict", has_text="delivered").wait_for(timeout=WAIT_MS)
+    assert page.locator("#trace-denial").is_hidden()
+    allowed_edges = page.evaluate("window.dvrView.traceEdges()")
+    assert allowed_edges and not any(e["denied"] for e in allowed_edges)
+    allowed_colours = {e["color"] for e in allowed_edges}
+    assert len(denied_colours) == 1 and len(allowed_colours) == 1
+    assert denied_colours != allowed_colours
+    assert page.evaluate("window.dvrView.dropNodes()") == []
+    # the group card stays open across the redraw the trace caused
+    assert ports.nth(0).locator("details.sg", has_text="default").get_attribute(
+        "open") is not None

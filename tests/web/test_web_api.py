@@ -19,7 +19,7 @@ from dvr.server.config import ServerConfig
 from dvr.server.services import agents as agent_service
 from dvr.web.events import revision_events
 from dvr.web.routes import STATIC_DIR, web_routes
-from tests.web.cloud import Cloud, build_cloud, create_vm, report_plugged
+from tests.web.cloud import Cloud, build_cloud, create_group, create_vm, report_plugged
 
 with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx works fine
     warnings.simplefilter("ignore")
@@ -132,6 +132,49 @@ def test_topology_shows_a_host_without_agent_and_an_empty_cloud(client: TestClie
     assert host["host"] == "compute-9"
     assert not host["registered"] and not host["alive"] and host["host_mac"] is None
     assert doc["vms"][0]["host"] == "compute-9"
+
+
+def _vm_named(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(v for v in doc["vms"] if v["name"] == name)
+
+
+def test_topology_carries_each_ports_groups_and_their_rules(
+    client: TestClient, cloud: Cloud
+) -> None:
+    web = create_group(client, "web", [{"direction": "ingress", "protocol": "tcp",
+                                        "port_range_min": 80, "port_range_max": 80,
+                                        "remote_ip_prefix": "0.0.0.0/0"}])
+    create_vm(client, "web-1", cloud.networks["blue"]["id"], "compute-1",
+              security_groups=[web["id"]])
+    create_vm(client, "open-1", cloud.networks["blue"]["id"], "compute-2",
+              port_security_enabled=False, security_groups=[])
+    doc = topology(client)
+    groups = {g["name"]: g for g in doc["security_groups"]}
+    assert set(groups) == {"default", "web"}
+    default = groups["default"]
+
+    # every VM of the cloud is in its project's default group, filtered
+    for name in ("blue-1", "blue-2", "orange-1"):
+        vm = _vm_named(doc, name)
+        assert vm["security_groups"] == [default["id"]] and vm["port_security_enabled"] is True
+    assert _vm_named(doc, "web-1")["security_groups"] == [web["id"]]
+    open_1 = _vm_named(doc, "open-1")
+    assert open_1["port_security_enabled"] is False and open_1["security_groups"] == []
+
+    # the groups as the security-group API renders them, rules included
+    for group in (default, web):
+        api = _ok(client.get(f"/v2.0/security-groups/{group['id']}"))["security_group"]
+        assert group == api
+    rules = {(r["direction"], r["ethertype"], r["protocol"], r["port_range_min"],
+              r["remote_ip_prefix"], r["remote_group_id"])
+             for r in default["security_group_rules"]}
+    assert rules == {("egress", "IPv4", None, None, None, None),
+                     ("egress", "IPv6", None, None, None, None),
+                     ("ingress", "IPv4", None, None, None, default["id"]),
+                     ("ingress", "IPv6", None, None, None, default["id"])}
+    assert ("ingress", "tcp", 80, "0.0.0.0/0") in {
+        (r["direction"], r["protocol"], r["port_range_min"], r["remote_ip_prefix"])
+        for r in web["security_group_rules"]}
 
 
 # --- /dvr/v1/events -------------------------------------------------------------------------
@@ -295,8 +338,92 @@ def test_trace_of_a_drop_points_at_the_router_namespace(client: TestClient, clou
     assert doc["verdict"] == "dropped" and "no route to 192.0.2.99" in doc["reason"]
     assert doc["reply"] is None
     assert doc["hops"][-1] == {"kind": "drop", "host": "compute-1", "id": cloud.router["id"],
-                               "name": f"qrouter-{cloud.router['id']}"}
+                               "name": f"qrouter-{cloud.router['id']}", "firewall": None,
+                               "port_id": None}
     assert doc["steps"][-1]["kind"] == "drop" and doc["steps"][-1]["host"] == "compute-1"
+    assert doc["denied"] is None  # dropped by routing, not by a firewall
+
+
+def _plug(client: TestClient, cloud: Cloud, host: str, *more: dict[str, Any]) -> None:
+    """The host's agent reports the cloud's VMs on it and ``more`` plugged."""
+    ports = [p for p in cloud.vms.values() if p["binding:host_id"] == host] + list(more)
+    report_plugged(client, host, ports, topology(client)["revision"])
+
+
+def test_trace_of_an_allowed_path_names_its_firewall_steps(
+    client: TestClient, cloud: Cloud
+) -> None:
+    doc = client.get("/dvr/v1/trace", params={"src": "blue-1", "dst": "orange-1"}).json()
+    assert doc["verdict"] == "delivered"
+    assert doc["denied"] is None and doc["reply"]["denied"] is None
+    forward = [s for s in doc["steps"] if s["direction"] == "forward"]
+    sides = {(s["host"], s["firewall"]) for s in forward if s["firewall"]}
+    # the sender's egress firewall on compute-1, the receiver's ingress firewall on compute-2
+    assert sides == {("compute-1", "egress"), ("compute-2", "ingress")}
+    assert all(s["bridge"] == "br-int" for s in forward if s["firewall"])
+    tunnel = next(s for s in forward if s["kind"] == "tunnel")
+    assert tunnel["firewall"] is None
+
+
+def test_trace_denied_by_the_receivers_ingress_firewall_is_marked(
+    client: TestClient, cloud: Cloud
+) -> None:
+    locked = create_group(client, "locked")  # egress only: nobody may come in
+    target = create_vm(client, "locked-1", cloud.networks["orange"]["id"], "compute-2",
+                       security_groups=[locked["id"]])
+    _plug(client, cloud, "compute-2", target)
+    doc = client.get("/dvr/v1/trace", params={"src": "blue-1", "dst": "locked-1",
+                                              "proto": "tcp", "dport": "22"}).json()
+    assert doc["verdict"] == "dropped" and doc["reply"] is None
+    forward = [s for s in doc["steps"] if s["direction"] == "forward"]
+    denied = doc["denied"]
+    assert denied == {
+        "step": forward[-1]["index"], "direction": "forward", "host": "compute-2",
+        "firewall": "ingress", "port_id": target["id"], "port_name": "locked-1",
+        "reason": denied["reason"]}
+    assert "no rule of the port's groups allows it" in denied["reason"]
+    assert forward[-1]["kind"] == "drop" and forward[-1]["firewall"] == "ingress"
+    assert forward[-1]["bridge"] == "br-int"
+    assert doc["hops"][-1] == {"kind": "drop", "host": "compute-2", "id": None,
+                               "name": forward[-1]["bridge"] + f" table {forward[-1]['table']}",
+                               "firewall": "ingress", "port_id": target["id"]}
+    # the same VM is reachable once its group lets SSH in: the mark goes with the verdict
+    _ok(client.post("/v2.0/security-group-rules", json={"security_group_rule": {
+        "security_group_id": locked["id"], "direction": "ingress", "protocol": "tcp",
+        "port_range_min": 22, "port_range_max": 22}}))
+    doc = client.get("/dvr/v1/trace", params={"src": "blue-1", "dst": "locked-1",
+                                              "proto": "tcp", "dport": "22"}).json()
+    assert doc["verdict"] == "delivered" and doc["denied"] is None
+
+
+def test_trace_denied_by_the_senders_egress_firewall_names_the_sender(
+    client: TestClient, cloud: Cloud
+) -> None:
+    mute = create_group(client, "mute", egress=False)  # no rule at all
+    sender = create_vm(client, "mute-1", cloud.networks["blue"]["id"], "compute-1",
+                       security_groups=[mute["id"]])
+    _plug(client, cloud, "compute-1", sender)
+    doc = client.get("/dvr/v1/trace", params={"src": "mute-1", "dst": "blue-2"}).json()
+    assert doc["verdict"] == "dropped"
+    denied = doc["denied"]
+    assert (denied["firewall"], denied["port_id"], denied["port_name"], denied["host"]) == (
+        "egress", sender["id"], "mute-1", "compute-1")
+    assert doc["steps"][denied["step"] - 1]["kind"] == "drop"
+    assert [h["kind"] for h in doc["hops"]] == ["vm", "drop"]  # it never left its host
+    assert (doc["hops"][-1]["firewall"], doc["hops"][-1]["port_id"]) == ("egress", sender["id"])
+
+
+def test_trace_from_a_port_without_port_security_passes_no_egress_firewall(
+    client: TestClient, cloud: Cloud
+) -> None:
+    sender = create_vm(client, "open-1", cloud.networks["blue"]["id"], "compute-1",
+                       port_security_enabled=False, security_groups=[])
+    _plug(client, cloud, "compute-1", sender)
+    doc = client.get("/dvr/v1/trace", params={"src": "open-1", "dst": "orange-1"}).json()
+    # orange-1's default group admits only its group-mates: open-1 is none
+    assert doc["verdict"] == "dropped" and doc["denied"]["firewall"] == "ingress"
+    assert doc["denied"]["port_name"] == "orange-1"
+    assert not any(s["firewall"] == "egress" for s in doc["steps"])
 
 
 def test_trace_names_an_unknown_endpoint(client: TestClient, cloud: Cloud) -> None:

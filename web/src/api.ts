@@ -86,6 +86,33 @@ export interface Vm {
   mac_address: string;
   fixed_ips: FixedIp[];
   status: string;
+  port_security_enabled: boolean; // false: no firewall, no anti-spoofing for this port
+  security_groups: string[]; // ids (see Topology.security_groups)
+}
+
+/** A rule as the security-group API renders it. */
+export interface SecurityGroupRule {
+  id: string;
+  security_group_id: string;
+  direction: "ingress" | "egress";
+  ethertype: string;
+  protocol: string | null; // a name or a number; null: any
+  port_range_min: number | null; // ICMP: the type
+  port_range_max: number | null; // ICMP: the code
+  remote_ip_prefix: string | null;
+  remote_group_id: string | null;
+  remote_address_group_id: string | null;
+  description: string | null;
+}
+
+/** A security group as the security-group API renders it. */
+export interface SecurityGroup {
+  id: string;
+  name: string;
+  description: string | null;
+  project_id: string;
+  stateful: boolean;
+  security_group_rules: SecurityGroupRule[];
 }
 
 export interface Topology {
@@ -95,6 +122,7 @@ export interface Topology {
   routers: Router[];
   vms: Vm[];
   floating_ips: FloatingIp[];
+  security_groups: SecurityGroup[];
 }
 
 export type HopKind = "vm" | "router" | "namespace" | "tunnel" | "segment" | "drop" | "address";
@@ -107,6 +135,21 @@ export interface Hop {
   to_host?: string | null; // tunnel, segment: receiving host (or outside host)
   vni?: number | null;
   ip?: string | null; // address: an IP that is not a VM port
+  firewall?: FirewallSide | null; // drop: in the firewall of port_id, on this side
+  port_id?: string | null;
+}
+
+export type FirewallSide = "egress" | "ingress";
+
+/** Where a path ended in a port's firewall (the sender's for egress, the receiver's for ingress). */
+export interface Denial {
+  step: number; // index of the drop step
+  direction: "forward" | "reply";
+  host: string | null;
+  firewall: FirewallSide;
+  port_id: string | null;
+  port_name: string | null;
+  reason: string;
 }
 
 export interface TraceStep {
@@ -122,6 +165,7 @@ export interface TraceStep {
   owner: string | null;
   owner_description: string | null;
   summary: string;
+  firewall: FirewallSide | null; // a lookup in br-int's firewall tables
 }
 
 export interface TraceEndpoint {
@@ -142,7 +186,8 @@ export interface Trace {
   verdict: string; // "delivered" | "dropped"
   reason: string | null;
   summary: string;
-  reply: { verdict: string; reason: string | null; summary: string } | null;
+  denied: Denial | null; // the request ended in a port's firewall
+  reply: { verdict: string; reason: string | null; summary: string; denied: Denial | null } | null;
   hops: Hop[]; // the forward path's places, in order
   steps: TraceStep[]; // both directions
   assumed_plugged: string[]; // hosts whose VIF names were assumed, not reported

@@ -13,6 +13,7 @@ import type { FontWeight, MeasureText } from "./layout";
 const FONT_FAMILY = "Inter, system-ui, sans-serif";
 const FONT_SIZE = 12;
 const DETOUR_MARGIN = 36; // how far below the host boxes a detouring trace edge passes
+const DENIED = "#be123c"; // a path a port's firewall denied (delivered paths are amber)
 
 /** Text widths from a canvas in the diagram's font (what cytoscape draws labels with). */
 function canvasMeasure(): MeasureText {
@@ -118,6 +119,7 @@ const STYLE: cytoscape.StylesheetJson = [
     },
   },
   { selector: 'node.vm[status != "ACTIVE"]', style: { "border-style": "dashed" } },
+  { selector: "node.vm[?unfiltered]", style: { "border-style": "double", "border-width": 6, "background-color": "#f1f5f9" } },
   {
     selector: "node.network",
     style: {
@@ -183,6 +185,22 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: "node.drop-here", style: { "underlay-color": "#dc2626", "underlay-opacity": 0.4, "border-color": "#dc2626" } },
   { selector: "node.host.drop-here", style: { "underlay-opacity": 0.08, "border-style": "solid" } },
   { selector: "edge.trace.dropped", style: { "line-color": "#dc2626", "target-arrow-color": "#dc2626", "target-arrow-shape": "tee", color: "#991b1b" } },
+  // a path a port's firewall denied: all of it in its own colour, dashed, ending in a bar
+  {
+    selector: "edge.trace.denied",
+    style: {
+      "line-color": DENIED,
+      "line-style": "dashed",
+      "target-arrow-color": DENIED,
+      color: "#881337",
+      "text-background-color": "#fff1f2",
+      "text-border-color": DENIED,
+    },
+  },
+  { selector: "edge.trace.denied.dropped", style: { "target-arrow-shape": "tee" } },
+  { selector: "node.on-path.denied-path", style: { "underlay-color": DENIED, "underlay-opacity": 0.25 } },
+  { selector: "node.host.on-path.denied-path", style: { "border-color": DENIED, "underlay-opacity": 0.08 } },
+  { selector: "node.drop-here.denied-path", style: { "underlay-color": DENIED, "underlay-opacity": 0.5, "border-color": DENIED } },
   {
     selector: "node.address",
     style: { shape: "ellipse", width: 130, height: 40, "background-color": "#e5e7eb", "border-width": 2, "border-color": "#6b7280" },
@@ -209,7 +227,18 @@ export interface DiagramInspector {
   position(id: string): { x: number; y: number } | null; // on the canvas, in CSS pixels
   /** A node's extent in diagram coordinates: its body, or body and label (``withLabel``). */
   box(id: string, withLabel: boolean): DiagramBox | null;
-  traceEdges(): { source: string; target: string; label: string; midpoint: { x: number; y: number } }[];
+  traceEdges(): TraceEdge[];
+  /** Nodes marked as where the traced packet was dropped (or denied). */
+  dropNodes(): DiagramNode[];
+}
+
+export interface TraceEdge {
+  source: string;
+  target: string;
+  label: string;
+  midpoint: { x: number; y: number };
+  color: string; // as drawn (cytoscape's computed line colour)
+  denied: boolean;
 }
 
 export type VmClick = (portId: string) => void;
@@ -310,7 +339,10 @@ export class TopologyGraph {
           target: e.target().id(),
           label: e.data("label"),
           midpoint: e.midpoint(),
+          color: e.style("line-color"),
+          denied: e.hasClass("denied"),
         })),
+      dropNodes: () => this.cy.nodes(".drop-here").map(describe),
     };
   }
 
@@ -324,7 +356,7 @@ export class TopologyGraph {
     this.trace = null;
     this.cy.batch(() => {
       this.cy.elements(".trace, .address").remove();
-      this.cy.elements().removeClass("faded on-path drop-here");
+      this.cy.elements().removeClass("faded on-path drop-here denied-path");
     });
   }
 
@@ -374,6 +406,14 @@ export class TopologyGraph {
         if (last.nonempty()) last.addClass("dropped");
         else if (previous !== null) this.cy.getElementById(previous).addClass("drop-here");
       }
+      if (trace.denied) {
+        this.cy.edges(".trace").addClass("denied");
+        this.cy.elements(".on-path").addClass("denied-path");
+        // denied at a port: the packet reached its firewall, so it ends there
+        if (trace.denied.port_id && previous === vmNodeId(trace.denied.port_id)) {
+          this.cy.getElementById(previous).addClass("drop-here");
+        }
+      }
       // a host on the path keeps its header readable
       this.cy.nodes(".host.on-path").children(".host-header").removeClass("faded");
     });
@@ -418,6 +458,12 @@ export class TopologyGraph {
       if (hop.kind === "router" && hop.id && hop.host) return { nodeId: routerNodeId(hop.id, hop.host) };
       if (hop.kind === "tunnel") {
         return { nodeId: null, label: `VXLAN${hop.vni != null ? ` VNI ${hop.vni}` : ""} → ${hop.to_host ?? "?"}` };
+      }
+      if (hop.kind === "drop" && hop.host && hop.firewall && hop.port_id) {
+        // in a port's firewall: drawn at that VM (egress: where it started; ingress: its target)
+        const atPort = vmNodeId(hop.port_id);
+        const nodeId = this.cy.getElementById(atPort).nonempty() ? atPort : hostNodeId(hop.host);
+        return { nodeId, label: `✘ denied (${hop.firewall} firewall)`, drop: true };
       }
       if (hop.kind === "drop" && hop.host) {
         const inRouter = hop.id ? routerNodeId(hop.id, hop.host) : null;

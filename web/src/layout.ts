@@ -301,6 +301,7 @@ export function layoutTopology(topology: Topology, measure: MeasureText): Layout
           portId: vm.id,
           color: colors.get(vm.network_id) ?? "#4b5563",
           status: vm.status,
+          unfiltered: vm.port_security_enabled === false, // port security off: no firewall
           ...sized(id, contentLeft + slot.x, y, vmWidth, SIZES.vmHeight),
         },
         classes: "vm",

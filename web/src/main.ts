@@ -8,6 +8,7 @@ import type { ChangeStream, Host, StreamState, Topology, Trace, TraceRequest } f
 import { TopologyGraph } from "./graph";
 import { vmAddress } from "./layout";
 import { renderHosts, renderTrace, renderTraceError } from "./panels";
+import { SecurityPanel } from "./security";
 import { forgetToken, storeToken, storedToken } from "./token";
 
 const OTHER_ADDRESS = "__address__";
@@ -25,7 +26,9 @@ class App {
   private refreshAgain = false;
   private lastTrace: TraceRequest | null = null;
   private stream: ChangeStream | null = null;
+  private shownTrace: Trace | null = null;
   private readonly graph: TopologyGraph;
+  private readonly security = new SecurityPanel(element("ports"));
   private readonly src = element<HTMLSelectElement>("trace-src");
   private readonly dst = element<HTMLSelectElement>("trace-dst");
   private readonly ip = element<HTMLInputElement>("trace-ip");
@@ -129,6 +132,7 @@ class App {
     this.graph.render(topology);
     renderHosts(element("hosts"), topology);
     this.fillEndpointChoices(topology);
+    this.showSecurity();
     const alive = topology.hosts.filter((h: Host) => h.alive).length;
     element("counts").textContent =
       `revision ${topology.revision} · ${topology.hosts.length} hosts (${alive} alive) · ` +
@@ -182,6 +186,15 @@ class App {
     element("trace-ip-row").hidden = this.dst.value !== OTHER_ADDRESS;
     const dst = this.dst.value === OTHER_ADDRESS ? null : this.dst.value || null;
     this.graph.markPicked(this.src.value || null, dst);
+    this.showSecurity();
+  }
+
+  /** The picked VMs' groups, and which of them denied the trace on screen (if it is theirs). */
+  private showSecurity(): void {
+    const picked = [this.src.value, this.dst.value].filter((id) => this.topology?.vms.some((vm) => vm.id === id));
+    const trace = this.shownTrace;
+    const ends = trace && picked.includes(trace.src.id ?? "") ? trace : null;
+    this.security.render(this.topology, picked, ends ? (ends.denied ?? ends.reply?.denied ?? null) : null);
   }
 
   private currentRequest(): TraceRequest | null {
@@ -210,9 +223,13 @@ class App {
       renderTrace(pane, trace, this.topology);
       element("layout").classList.add("tracing");
       this.graph.showTrace(trace);
+      this.shownTrace = trace;
+      this.showSecurity();
     } catch (error) {
       if (error instanceof Unauthorized) this.askForToken();
       this.graph.clearTrace();
+      this.shownTrace = null;
+      this.showSecurity();
       renderTraceError(pane, (error as Error).message);
       element("layout").classList.add("tracing");
     } finally {
@@ -222,6 +239,7 @@ class App {
 
   private clearTrace(): void {
     this.lastTrace = null;
+    this.shownTrace = null;
     this.src.value = "";
     this.dst.value = "";
     this.syncPicks();

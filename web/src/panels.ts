@@ -1,19 +1,7 @@
 // The side and bottom panels: host cards and the traced path's steps.
 
-import type { Topology, Trace, TraceEndpoint, TraceStep } from "./api";
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: { class?: string; text?: string; title?: string } = {},
-  children: (Node | string)[] = [],
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (attrs.class) node.className = attrs.class;
-  if (attrs.text !== undefined) node.textContent = attrs.text;
-  if (attrs.title) node.title = attrs.title;
-  node.append(...children);
-  return node;
-}
+import type { Denial, Topology, Trace, TraceEndpoint, TraceStep } from "./api";
+import { el } from "./dom";
 
 export function renderHosts(container: HTMLElement, topology: Topology): void {
   const routerNames = new Map(topology.routers.map((r) => [r.id, r.name || r.id.slice(0, 8)]));
@@ -75,14 +63,22 @@ function whereText(step: TraceStep): { text: string; title?: string } {
 export function renderTrace(pane: HTMLElement, trace: Trace, topology: Topology | null): void {
   pane.hidden = false;
   const delivered = trace.verdict === "delivered";
+  const denial = trace.denied ?? trace.reply?.denied ?? null;
   const verdict = pane.querySelector<HTMLElement>("#trace-verdict")!;
-  verdict.textContent = delivered ? "✔ delivered" : `✘ ${trace.verdict}`;
-  verdict.className = `verdict ${delivered ? "ok" : "bad"}`;
+  if (trace.denied) {
+    verdict.textContent = `✘ denied by ${trace.denied.firewall} firewall`;
+    verdict.className = "verdict denied";
+  } else {
+    verdict.textContent = delivered ? "✔ delivered" : `✘ ${trace.verdict}`;
+    verdict.className = `verdict ${delivered ? "ok" : "bad"}`;
+  }
+  pane.classList.toggle("denied", denial !== null);
+  pane.querySelector<HTMLElement>("#trace-denial")!.replaceChildren(...(denial ? [denialText(denial)] : []));
   const hosts = [...new Set(trace.steps.map((s) => s.host).filter((h): h is string => !!h))];
   const port = trace.dport ? ` port ${trace.dport}` : "";
   const stale = topology && topology.revision !== trace.revision ? " (older revision)" : "";
   const reason = trace.reason ? ` — ${trace.reason}` : "";
-  const reply = trace.reply ? ` · reply ${trace.reply.verdict}` : "";
+  const reply = trace.reply ? ` · reply ${trace.reply.denied ? "denied" : trace.reply.verdict}` : "";
   const assumed = trace.assumed_plugged.length
     ? ` · VIF names assumed on ${trace.assumed_plugged.join(", ")} (no agent report)`
     : "";
@@ -102,13 +98,24 @@ export function renderTrace(pane: HTMLElement, trace: Trace, topology: Topology 
       rows.push(el("tr", { class: `direction ${direction}` }, [cell]));
       host = null;
     }
-    rows.push(stepRow(step, step.host !== host));
+    rows.push(stepRow(step, step.host !== host, step.index === denial?.step));
     host = step.host;
   }
   pane.querySelector("tbody")!.replaceChildren(...rows);
 }
 
-function stepRow(step: TraceStep, newHost: boolean): HTMLTableRowElement {
+/** "orange-1's ingress firewall on compute-2 denied it at step 14: <why>". */
+function denialText(denial: Denial): HTMLElement {
+  const port = denial.port_name ?? denial.port_id?.slice(0, 8) ?? "the port";
+  const where = denial.host ? ` on ${denial.host}` : "";
+  const reply = denial.direction === "reply" ? " (the reply)" : "";
+  return el("span", {}, [
+    el("strong", { text: `${port}'s ${denial.firewall} firewall${where} denied it${reply} at step ${denial.step}` }),
+    `: ${denial.reason}`,
+  ]);
+}
+
+function stepRow(step: TraceStep, newHost: boolean, denying: boolean): HTMLTableRowElement {
   const isTable = step.table !== null;
   const where = whereText(step);
   const cells: [string, string | null, string?][] = [
@@ -122,7 +129,11 @@ function stepRow(step: TraceStep, newHost: boolean): HTMLTableRowElement {
   ];
   return el(
     "tr",
-    { class: `step ${step.kind}${newHost ? " host-start" : ""}` },
+    {
+      class: `step ${step.kind}${newHost ? " host-start" : ""}${step.firewall ? " firewall" : ""}` +
+        `${denying ? " denying" : ""}`,
+      title: step.firewall ? `firewall (${step.firewall})` : undefined,
+    },
     cells.map(([cls, text, title]) => el("td", { class: cls, text: text ?? "", title })),
   );
 }
@@ -132,6 +143,8 @@ export function renderTraceError(pane: HTMLElement, message: string): void {
   const verdict = pane.querySelector<HTMLElement>("#trace-verdict")!;
   verdict.textContent = "trace failed";
   verdict.className = "verdict bad";
+  pane.classList.remove("denied");
+  pane.querySelector<HTMLElement>("#trace-denial")!.replaceChildren();
   pane.querySelector<HTMLElement>("#trace-summary")!.textContent = message;
   pane.querySelector("tbody")!.replaceChildren();
 }

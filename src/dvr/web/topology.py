@@ -11,7 +11,10 @@ central (SNAT) hosts, router interfaces and fixed IPs:
 - ``networks`` with their subnets;
 - ``routers`` with the hosts each is instantiated on, its SNAT host, its interfaces and its
   external gateway (network, port, IPs, ``enable_snat``);
-- ``vms``: compute ports with host, network, addresses, MAC and status;
+- ``vms``: compute ports with host, network, addresses, MAC, status, whether the firewall
+  filters them (``port_security_enabled``) and their security groups' ids;
+- ``security_groups``: every group as the security-group API renders it (name, ``stateful``,
+  ``security_group_rules``), so a port's groups and their rules can be shown by id;
 - ``floating_ips``: each floating IP with its external network, router, and the port,
   fixed IP and host it is associated with (all null when it is not);
 - ``revision``: the server's current global revision.
@@ -31,13 +34,17 @@ from dvr.db.tables import (
     networks,
     ports,
     routers,
+    security_groups,
     subnets,
 )
 from dvr.model.hostview import OWNER_COMPUTE_PREFIX
 from dvr.server.api.dvr_protocol import host_summaries
 from dvr.server.hostview import fixed_ips_by_port, router_interface_rows
+from dvr.server.services.firewall_queries import groups_of_ports
+from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.notify import current_revision, pruned_revision
 from dvr.server.services.scheduler import all_router_hosts, central_hosts
+from dvr.server.services.security_groups import render_groups
 from dvr.server.tx import ReadTx
 
 
@@ -197,7 +204,9 @@ def _vms(conn: Connection) -> list[dict[str, Any]]:
         .order_by(ports.c.name, ports.c.id)
     )
     rows = list(conn.execute(query))
-    fixed = _fixed_ips(conn, [r.id for r in rows])
+    ids = [r.id for r in rows]
+    fixed = _fixed_ips(conn, ids)
+    groups = groups_of_ports(conn, ids)
     return [
         {
             "id": row.id,
@@ -210,9 +219,16 @@ def _vms(conn: Connection) -> list[dict[str, Any]]:
             "fixed_ips": fixed.get(row.id, []),
             "status": row.status,
             "admin_state_up": row.admin_state_up,
+            "port_security_enabled": is_filtered(row.port_security_enabled, row.device_owner),
+            "security_groups": groups.get(row.id, []),
         }
         for row in rows
     ]
+
+
+def _security_groups(conn: Connection) -> list[dict[str, Any]]:
+    query = select(security_groups).order_by(security_groups.c.name, security_groups.c.id)
+    return render_groups(conn, list(conn.execute(query)))
 
 
 def _floating_ips(conn: Connection) -> list[dict[str, Any]]:
@@ -252,4 +268,5 @@ def build_topology(tx: ReadTx) -> dict[str, Any]:
         "routers": router_list,
         "vms": vms,
         "floating_ips": _floating_ips(tx.conn),
+        "security_groups": _security_groups(tx.conn),
     }

@@ -10,15 +10,23 @@ the web view's shape:
 
     {"src": Endpoint, "dst": Endpoint, "proto", "dport", "revision",
      "verdict": "delivered" | "dropped", "reason", "summary",
+     "denied": None | Denial (below), "reply": {"verdict", "reason", "summary", "denied"},
      "hops": [{"kind": "vm"|"router"|"namespace"|"tunnel"|"segment"|"address"|"drop",
                "host", "id", "name", "to_host", "vni", "ip"}],
-              (a drop's "id" is the router when it happened in a router namespace; a
-              router's SNAT namespace is a "router" hop on its SNAT host, a fip- namespace
-              a "namespace" hop; an outside address -- the source or the destination of a
-              north/south path -- an "address" hop with its "ip")
+              (a drop's "id" is the router when it happened in a router namespace, and it
+              carries "firewall" ("egress"/"ingress"/None) and "port_id", the port whose
+              firewall denied it; a router's SNAT namespace is a "router" hop on its SNAT
+              host, a fip- namespace a "namespace" hop; an outside address -- the source or
+              the destination of a north/south path -- an "address" hop with its "ip")
      "steps": [{"index", "direction", "host", "kind", "bridge", "table", "priority",
-                "match", "actions", "owner", "owner_description", "summary"}],
+                "match", "actions", "owner", "owner_description", "summary", "firewall"}],
+              ("firewall": "egress"/"ingress" for a step in br-int's firewall tables)
      "assumed_plugged": [hosts whose VIF names were assumed, not reported]}
+
+A trace is *denied* when it ends in a drop in a port's firewall: its ``Denial`` is
+``{"step": index of the drop step, "direction": "forward"|"reply", "host", "firewall":
+"egress"|"ingress", "port_id", "port_name", "reason"}``, the port being the sender's for
+egress and the receiver's for ingress.
 
 ``kind`` of a step: send, flow, router, tunnel, segment, deliver, drop.  ``hops`` are the forward
 path's places, in order, for drawing it; ``steps`` list both directions (the reply after
@@ -32,11 +40,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from dvr.agent.desired.firewall_explain import FIREWALL_TABLES
 from dvr.agent.desired.names import (
     FAST_PATH_OWNER_PREFIX,
     router_namespace_name,
     snat_namespace_name,
 )
+from dvr.agent.desired.tables import IntTable
 from dvr.db.tables import dvr_hosts, ports
 from dvr.hoststate import describe_owner, rebuild_host
 from dvr.server.errors import NeutronError, http_bad_request
@@ -45,7 +55,7 @@ from dvr.server.services import agents as agent_service
 from dvr.server.services.notify import current_revision
 from dvr.server.tx import ReadTx
 from dvr.trace import ofsim
-from dvr.trace.hosts import HostData, LazyHostData
+from dvr.trace.hosts import DEFAULT_BRIDGES, HostData, LazyHostData
 from dvr.trace.nat import describe_rule
 from dvr.trace.steps import (
     PROTOCOLS,
@@ -151,11 +161,18 @@ def _describe(hosts: Mapping[str, HostData], host: str, owner: str) -> str | Non
         return owner
 
 
+def firewall_side(bridge: str | None, table: int | None) -> str | None:
+    """"egress"/"ingress" for a lookup in one of br-int's firewall tables, else None."""
+    if bridge != DEFAULT_BRIDGES.integration_bridge or table not in FIREWALL_TABLES:
+        return None
+    return "egress" if table < IntTable.BASE_INGRESS else "ingress"
+
+
 def _step(hosts: Mapping[str, HostData], step: Step) -> dict[str, Any]:
     base: dict[str, Any] = {
         "host": None, "kind": step.kind, "bridge": None, "table": None, "priority": None,
         "match": None, "actions": None, "owner": None, "owner_description": None,
-        "summary": "",
+        "summary": "", "firewall": None,
     }
     if isinstance(step, SendStep):
         return {**base, "host": step.host, "kind": "send", "bridge": step.ovs_port,
@@ -171,7 +188,7 @@ def _step(hosts: Mapping[str, HostData], step: Step) -> dict[str, Any]:
                 "table": step.table, "priority": step.priority, "match": step.match,
                 "actions": step.actions, "owner": step.owner or None,
                 "owner_description": _describe(hosts, step.host, step.owner),
-                "summary": summary}
+                "summary": summary, "firewall": firewall_side(step.bridge, step.table)}
     if isinstance(step, NamespaceStep):
         route = step.route
         via = f" via {route.via}" if route.via else ""
@@ -212,7 +229,8 @@ def _step(hosts: Mapping[str, HostData], step: Step) -> dict[str, Any]:
                 "actions": flow.actions_text if flow else None,
                 "owner": flow.owner if flow else None,
                 "owner_description": _describe(hosts, step.host, flow.owner) if flow else None,
-                "summary": f"dropped at {step.place}: {step.reason}"}
+                "summary": f"dropped at {step.place}: {step.reason}",
+                "firewall": firewall_side(step.bridge, step.table)}
     return {**base, "summary": repr(step)}
 
 
@@ -275,18 +293,51 @@ def _hops(hosts: Mapping[str, HostData], trace: Trace) -> list[dict[str, Any]]:
                 hops.append({"kind": "vm", "host": step.host, "id": step.port_id,
                              "name": step.device})
         elif isinstance(step, DropStep) and step.host:
+            side = firewall_side(step.bridge, step.table)
+            port = _firewalled_port(trace, side)
             hops.append({"kind": "drop", "host": step.host, "name": step.place,
-                         "id": _router_of_namespace(hosts, step.host, step.place)})
+                         "id": _router_of_namespace(hosts, step.host, step.place),
+                         "firewall": side, "port_id": port.port_id if port else None})
     return hops
+
+
+def _firewalled_port(trace: Trace, side: str | None) -> Endpoint | None:
+    """The port whose firewall a drop on ``side`` happened in: the sender's for egress, the
+    receiver's for ingress (None: not a firewall drop)."""
+    if side is None:
+        return None
+    return trace.source if side == "egress" else trace.destination
+
+
+def _denial(trace: Trace, direction: str, first_index: int) -> dict[str, Any] | None:
+    """The trace's Denial (see the module docstring) when it ends in a port's firewall."""
+    last = trace.steps[-1] if trace.steps else None
+    if not isinstance(last, DropStep):
+        return None
+    side = firewall_side(last.bridge, last.table)
+    if side is None:
+        return None
+    port = _firewalled_port(trace, side)
+    return {
+        "step": first_index + len(trace.steps) - 1,
+        "direction": direction,
+        "host": last.host or None,
+        "firewall": side,
+        "port_id": port.port_id if port else None,
+        "port_name": port.device if port else None,
+        "reason": last.reason,
+    }
 
 
 def trace_document(
     hosts: Mapping[str, HostData], request: TraceRequest, trace: Trace, revision: int
 ) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
+    denials: dict[str, dict[str, Any] | None] = {"forward": None, "reply": None}
     for direction, part in (("forward", trace), ("reply", trace.reply)):
         if part is None:
             continue
+        denials[direction] = _denial(part, direction, len(steps) + 1)
         for step in part.steps:
             steps.append({"index": len(steps) + 1, "direction": direction,
                           **_step(hosts, step)})
@@ -300,11 +351,13 @@ def trace_document(
         "verdict": "delivered" if trace.delivered else "dropped",
         "reason": trace.verdict.reason or None,
         "summary": trace.verdict.summary,
+        "denied": denials["forward"],
         "reply": (
             None
             if reply is None
             else {"verdict": "delivered" if reply.delivered else "dropped",
-                  "reason": reply.verdict.reason or None, "summary": reply.verdict.summary}
+                  "reason": reply.verdict.reason or None, "summary": reply.verdict.summary,
+                  "denied": denials["reply"]}
         ),
         "hops": _hops(hosts, trace),
         "steps": steps,

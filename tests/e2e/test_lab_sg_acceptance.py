@@ -300,6 +300,9 @@ def test_only_egress_rules_let_replies_in_and_no_new_inbound_connection(lab3):
             assert opens_at(outbound["egress-1"], 5) is not None, "TCP out, replies back"
             assert not pings(lab, "blue-2", "egress-1"), "new inbound ICMP"
             assert opens_at(inbound["blue-2"], 1.5) is None, "new inbound TCP"
+            add_rule(lab, egress_only, {"direction": "ingress", "protocol": "tcp",
+                                        "port_range_min": WEB_PORT, "port_range_max": WEB_PORT})
+            assert opens_at(inbound["blue-2"], 10) is not None, "the listener is there"
 
 
 # --- 3. rule changes ----------------------------------------------------------------------------
@@ -445,6 +448,18 @@ def test_forged_sources_deliver_nothing_and_address_pairs_exactly_their_pair(lab
         for target in targets:
             assert set(pair) <= seen[target], f"{target}: the pair's frames ({seen})"
             assert not set(not_pair) & seen[target], f"{target} got non-pair frames: {seen}"
+
+        # the receivers would see forgeries: without port security they get through
+        with lab.client() as client:
+            client.update("ports", "port", spoof.port_id, {
+                "port_security_enabled": False, "security_groups": [],
+                "allowed_address_pairs": []})
+        lab.wait_converged()
+        unchecked = {tag: forged[tag] for tag in ("forged-mac", "forged-ip")}
+        seen = delivered(lab, "spoof-1", targets,
+                         [f for frames in unchecked.values() for f in frames], marker)
+        for target in targets:
+            assert set(unchecked) <= seen[target], f"{target}, no port security: {seen}"
 
 
 # --- 6. agent restarts --------------------------------------------------------------------------

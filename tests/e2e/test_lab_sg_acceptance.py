@@ -395,6 +395,23 @@ def delivered(lab: LabDriver, sender: str, targets: tuple[str, ...],
     return seen
 
 
+def assert_delivery(lab: LabDriver, sender: str, targets: tuple[str, ...], marker: str,
+                    wanted: dict[str, list[bytes]], unwanted: dict[str, list[bytes]]) -> None:
+    """Send every frame of ``wanted`` and ``unwanted`` (tag -> frames) from ``sender``: each
+    target sees every wanted tag and no unwanted one."""
+    frames = [f for tagged in (*wanted.values(), *unwanted.values()) for f in tagged]
+    seen = delivered(lab, sender, targets, frames, marker)
+    for target in targets:
+        assert set(wanted) <= seen[target], f"{target} missed frames it should see: {seen}"
+        assert not set(unwanted) & seen[target], f"{target} saw frames it should not: {seen}"
+
+
+def update_port(lab: LabDriver, vm: str, body: dict) -> None:
+    with lab.client() as client:
+        client.update("ports", "port", lab.record.vms[vm].port_id, body)
+    lab.wait_converged()
+
+
 def test_forged_sources_deliver_nothing_and_address_pairs_exactly_their_pair(lab3):
     lab = lab3
     # spoof-1 on blue on compute-1: blue-1 is beside it, blue-2 across (switched); both
@@ -402,64 +419,47 @@ def test_forged_sources_deliver_nothing_and_address_pairs_exactly_their_pair(lab
     targets = ("blue-1", "blue-2")
     vms = lab.record.vms
     marker = f"e2e-spoof-{time.monotonic_ns()}:"
+    broadcast = "ff:ff:ff:ff:ff:ff"
+    victim = vms["blue-2"].ip_address
     with temporary_vm(lab, "spoof-1", "blue", "compute-1") as spoof:
         mac, ip = spoof.mac_address, spoof.ip_address
 
-        def echo(tag: str, src_mac: str, src_ip: str) -> list[bytes]:
-            return [icmp_echo_frame(src_mac, vms[t].mac_address, src_ip, vms[t].ip_address,
-                                    f"{marker}{tag};".encode()) for t in targets]
+        def echo(tag: str, src_mac: str, src_ip: str) -> dict[str, list[bytes]]:
+            return {tag: [icmp_echo_frame(src_mac, vms[t].mac_address, src_ip,
+                                          vms[t].ip_address, f"{marker}{tag};".encode())
+                          for t in targets]}
 
-        victim = vms["blue-2"].ip_address
-        forged = {
-            "forged-mac": echo("forged-mac", FORGED_MAC, ip),
-            "forged-ip": echo("forged-ip", mac, FORGED_IP),
-            "other-host-mac": echo("other-host-mac", lab.host_mac("compute-2"), ip),
-            "own-host-mac": echo("own-host-mac", lab.host_mac("compute-1"), ip),
-            arp_tag(1, mac, victim, victim): [arp_frame(1, mac, "ff:ff:ff:ff:ff:ff", victim,
-                                                        victim)],
-            arp_tag(2, mac, victim, vms["blue-1"].ip_address): [
-                arp_frame(2, mac, vms["blue-1"].mac_address, victim, vms["blue-1"].ip_address)],
-        }
-        genuine = {"genuine": echo("genuine", mac, ip),
-                   arp_tag(1, mac, ip, ip): [arp_frame(1, mac, "ff:ff:ff:ff:ff:ff", ip, ip)]}
-        seen = delivered(lab, "spoof-1", targets,
-                         [f for frames in (*forged.values(), *genuine.values()) for f in frames],
-                         marker)
-        for target in targets:
-            assert set(genuine) <= seen[target], f"{target}: the genuine frames ({seen})"
-            assert not set(forged) & seen[target], f"{target} got forged frames: {seen}"
+        def garp(src_mac: str, claimed_ip: str) -> dict[str, list[bytes]]:
+            return {arp_tag(1, src_mac, claimed_ip, claimed_ip): [
+                arp_frame(1, src_mac, broadcast, claimed_ip, claimed_ip)]}
 
-        with lab.client() as client:
-            client.update("ports", "port", spoof.port_id, {"allowed_address_pairs": [
-                {"ip_address": PAIR_IP, "mac_address": PAIR_MAC}]})
-        lab.wait_converged()
-        pair = {"pair": echo("pair", PAIR_MAC, PAIR_IP),
-                arp_tag(1, PAIR_MAC, PAIR_IP, PAIR_IP): [
-                    arp_frame(1, PAIR_MAC, "ff:ff:ff:ff:ff:ff", PAIR_IP, PAIR_IP)]}
-        not_pair = {"pair-ip-own-mac": echo("pair-ip-own-mac", mac, PAIR_IP),
-                    "pair-mac-own-ip": echo("pair-mac-own-ip", PAIR_MAC, ip),
-                    "pair-mac-forged-ip": echo("pair-mac-forged-ip", PAIR_MAC, FORGED_IP),
-                    "forged-mac": forged["forged-mac"],
-                    arp_tag(1, PAIR_MAC, victim, victim): [
-                        arp_frame(1, PAIR_MAC, "ff:ff:ff:ff:ff:ff", victim, victim)]}
-        seen = delivered(lab, "spoof-1", targets,
-                         [f for frames in (*pair.values(), *not_pair.values()) for f in frames],
-                         marker)
-        for target in targets:
-            assert set(pair) <= seen[target], f"{target}: the pair's frames ({seen})"
-            assert not set(not_pair) & seen[target], f"{target} got non-pair frames: {seen}"
+        blue_1 = vms["blue-1"]
+        forged_mac = echo("forged-mac", FORGED_MAC, ip)
+        forged_ip = echo("forged-ip", mac, FORGED_IP)
+        assert_delivery(lab, "spoof-1", targets, marker,
+                        wanted={**echo("genuine", mac, ip), **garp(mac, ip)},
+                        unwanted={
+                            **forged_mac, **forged_ip,
+                            **echo("other-host-mac", lab.host_mac("compute-2"), ip),
+                            **echo("own-host-mac", lab.host_mac("compute-1"), ip),
+                            **garp(mac, victim),
+                            arp_tag(2, mac, victim, blue_1.ip_address): [arp_frame(
+                                2, mac, blue_1.mac_address, victim, blue_1.ip_address)]})
+
+        update_port(lab, "spoof-1", {"allowed_address_pairs": [
+            {"ip_address": PAIR_IP, "mac_address": PAIR_MAC}]})
+        assert_delivery(lab, "spoof-1", targets, marker,
+                        wanted={**echo("pair", PAIR_MAC, PAIR_IP), **garp(PAIR_MAC, PAIR_IP)},
+                        unwanted={**echo("pair-ip-own-mac", mac, PAIR_IP),
+                                  **echo("pair-mac-own-ip", PAIR_MAC, ip),
+                                  **echo("pair-mac-forged-ip", PAIR_MAC, FORGED_IP),
+                                  **forged_mac, **garp(PAIR_MAC, victim)})
 
         # the receivers would see forgeries: without port security they get through
-        with lab.client() as client:
-            client.update("ports", "port", spoof.port_id, {
-                "port_security_enabled": False, "security_groups": [],
-                "allowed_address_pairs": []})
-        lab.wait_converged()
-        unchecked = {tag: forged[tag] for tag in ("forged-mac", "forged-ip")}
-        seen = delivered(lab, "spoof-1", targets,
-                         [f for frames in unchecked.values() for f in frames], marker)
-        for target in targets:
-            assert set(unchecked) <= seen[target], f"{target}, no port security: {seen}"
+        update_port(lab, "spoof-1", {"port_security_enabled": False, "security_groups": [],
+                                     "allowed_address_pairs": []})
+        assert_delivery(lab, "spoof-1", targets, marker, wanted={**forged_mac, **forged_ip},
+                        unwanted={})
 
 
 # --- 6. agent restarts --------------------------------------------------------------------------

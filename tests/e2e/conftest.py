@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from dvr.client import ServerClient
 from dvr.lab.lab import Lab
+from dvr.lab.procs import ProcessRef, is_alive
+from dvr.lab.state import VmRecord
 
 REQUIRED_TOOLS = ("ovs-vsctl", "ovsdb-server", "ovs-vswitchd", "ip", "nsenter", "unshare",
                   "ethtool", "ping")
@@ -107,6 +114,130 @@ class LabDriver:
                 return
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}")
+
+    def reconciles(self, host: str) -> int:
+        """How many reconciles the agents of ``host`` have logged (all its runs)."""
+        log = Path(self.record.hosts[host].workdir) / "agent.log"
+        return log.read_text(errors="replace").count(f" reconcile host={host} ")
+
+    def kill_agent(self, host: str) -> None:
+        """kill -9 the host's agent (by its PID) and start it again."""
+        record = self.record
+        ref = ProcessRef.from_dict(record.hosts[host].agent)
+        os.kill(ref.pid, signal.SIGKILL)
+        self.wait_for(lambda: not is_alive(ref), f"the agent of {host} to die", timeout=10)
+        self.lab._start_agent(record, record.hosts[host])
+
+    def set_port_groups(self, vm: str, groups: list[str]) -> None:
+        with self.client() as client:
+            client.update("ports", "port", self.record.vms[vm].port_id,
+                          {"security_groups": groups})
+
+
+class VmProgram:
+    """A program running in a lab VM or host, fed through stdin; its output lines, each
+    read with a bound (a reader thread queues them; None marks the end of its output)."""
+
+    def __init__(self, process: subprocess.Popen[str]):
+        self.process = process
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def line(self, timeout: float) -> str | None:
+        """The next output line (None: none within ``timeout`` s, or the program ended)."""
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def send(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def stop(self) -> str:
+        """Kill it if it still runs; what it wrote to stderr."""
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.communicate(timeout=10)[1]
+
+
+@contextmanager
+def vm_program(lab: LabDriver, target: str, script: str, *args: str,
+               ready: float = 15) -> Iterator[VmProgram]:
+    """A Python ``script`` run in ``target`` for the length of a block; it prints ``ready``
+    (or anything else, which fails the block) first, and is killed afterwards."""
+    command, env = lab.lab.target_command(target, [sys.executable, "-c", script, *args])
+    program = VmProgram(subprocess.Popen(command, env=env, text=True, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        first = program.line(ready)
+        if first != "ready":
+            raise AssertionError(f"{target}: the program said {first!r}, not ready: "
+                                 f"{program.stop()}")
+        yield program
+    finally:
+        program.stop()
+
+
+@contextmanager
+def temporary_vm(lab: LabDriver, name: str, network: str, host: str,
+                 groups: list[str] | None = None) -> Iterator[VmRecord]:
+    """A VM for the length of a block, in ``groups`` (ids) if given, else the lab's
+    default groups; every agent has applied it when the block starts."""
+    try:
+        vm = lab.lab.vm_add(name, network, host)
+        if groups is not None:
+            lab.set_port_groups(name, groups)
+        lab.wait_converged()
+        yield vm
+    finally:
+        if name in lab.record.vms:
+            lab.lab.vm_del(name)
+        lab.wait_converged()
+
+
+@contextmanager
+def security_group(lab: LabDriver, name: str,
+                   rules: tuple[dict, ...] = ()) -> Iterator[str]:
+    """A new group (Neutron gives it egress-any rules) with ``rules`` besides, for the length
+    of a block; its id.  Delete its members first: the group goes at the end."""
+    with lab.client() as client:
+        group = client.create("security-groups", "security_group", {"name": name})
+    try:
+        for rule in rules:
+            add_rule(lab, group["id"], rule)
+        yield group["id"]
+    finally:
+        with lab.client() as client:
+            client.delete("security-groups", group["id"])
+
+
+def add_rule(lab: LabDriver, group: str, rule: dict) -> str:
+    """Add a rule (IPv4 unless ``rule`` says otherwise) to ``group``; its id."""
+    with lab.client() as client:
+        return client.create("security-group-rules", "security_group_rule", {
+            "security_group_id": group, "ethertype": "IPv4", **rule})["id"]
+
+
+@contextmanager
+def port_groups(lab: LabDriver, vm: str, groups: list[str]) -> Iterator[None]:
+    """``vm``'s port in ``groups`` (ids) for the length of a block, then in its own again."""
+    with lab.client() as client:
+        before = client.show("ports", "port", lab.record.vms[vm].port_id)["security_groups"]
+    try:
+        lab.set_port_groups(vm, groups)
+        lab.wait_converged()
+        yield
+    finally:
+        lab.set_port_groups(vm, before)
+        lab.wait_converged()
 
 
 def flow_counters(lines: list[str]) -> dict[str, int]:

@@ -9,17 +9,13 @@ of them can run alone or in any order.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from dvr.lab.procs import ProcessRef, is_alive
 from tests.e2e.conftest import flow_counters, legacy_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -305,20 +301,6 @@ def test_legacy_router_routes_through_network_1_and_migrates_both_ways(lab3):
 # --- agent restarts -----------------------------------------------------------------------------
 
 
-def kill_agent(lab3, host: str) -> None:
-    """kill -9 the host's agent (by its PID) and start it again."""
-    record = lab3.record
-    ref = ProcessRef.from_dict(record.hosts[host].agent)
-    os.kill(ref.pid, signal.SIGKILL)
-    lab3.wait_for(lambda: not is_alive(ref), f"the agent of {host} to die", timeout=10)
-    lab3.lab._start_agent(record, record.hosts[host])
-
-
-def reconciles(lab3, host: str) -> int:
-    log = Path(lab3.record.hosts[host].workdir) / "agent.log"
-    return log.read_text(errors="replace").count(f" reconcile host={host} ")
-
-
 @pytest.mark.parametrize("how", ["restart", "kill -9"])
 def test_agent_restart_loses_no_packet_and_changes_nothing(lab3, how):
     hosts = ("compute-2", "network-1")
@@ -339,12 +321,12 @@ def test_agent_restart_loses_no_packet_and_changes_nothing(lab3, how):
         try:
             time.sleep(0.5)
             for host in hosts:
-                started = reconciles(lab3, host)
+                started = lab3.reconciles(host)
                 if how == "restart":
                     lab3.lab.restart_agent(host)
                 else:
-                    kill_agent(lab3, host)
-                lab3.wait_for(lambda host=host, started=started: reconciles(lab3, host) > started,
+                    lab3.kill_agent(host)
+                lab3.wait_for(lambda host=host, started=started: lab3.reconciles(host) > started,
                               f"the restarted agent of {host} to reconcile", timeout=30)
         finally:
             outputs = {source: p.communicate(timeout=30)[0] for source, p in pings.items()}

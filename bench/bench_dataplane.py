@@ -229,6 +229,10 @@ def headline(stats: dict[str, dict[str, dict]]) -> dict[str, object]:
     return out
 
 
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def table(stats: dict[str, dict[str, dict]]) -> list[str]:
     """Markdown rows: every path of every system."""
     lines = ["| system | path | TCP Gbit/s median (min–max) | retransmits / run (median) "
@@ -240,7 +244,7 @@ def table(stats: dict[str, dict[str, dict]]) -> list[str]:
             lines.append(
                 f"| {name} | {labels[key]} | {g['median']:.3f} ({g['min']:.3f}–{g['max']:.3f}) "
                 f"| {s['retransmits']['median']:.0f} "
-                f"| {s['rtt_ms']['p50']:.3f} / {s['rtt_ms']['p99']:.3f} "
+                f"| {_ms(s['rtt_ms']['p50'])} / {_ms(s['rtt_ms']['p99'])} "
                 f"| {s['lost_pings_under_tcp']} of {s['pings_under_tcp']} |")
     lines += ["", f"Source host's userspace datapath during one {PROFILED} stream "
                   "(`ovs-appctl dpif-netdev/pmd-stats-show`, main thread):", "",

@@ -164,8 +164,27 @@ class OvnLab:
             self._start_hosts()
             self._create_topology()
         except BaseException:
+            self.out(f"the OVN lab failed; what it looked like:\n{self.diagnosis()}")
             self.down(quiet=True)
             raise
+
+    def diagnosis(self) -> str:
+        """What a failed start looked like: chassis and bindings, the daemons' last words."""
+        parts = []
+        for argv in (["ovn-sbctl", f"--db=unix:{self.socket('sb')}", "--timeout=5", "show"],
+                     ["ovn-nbctl", f"--db=unix:{self.socket('nb')}", "--timeout=5", "show"]):
+            result = subprocess.run(argv, text=True, capture_output=True, check=False)
+            parts.append(f"$ {' '.join(argv[:1] + argv[2:])}\n{result.stdout}{result.stderr}")
+        logs = [*sorted((self.workdir / "logs").glob("*.log")),
+                *sorted((self.workdir / "hosts").glob("*/ovn-controller.log")),
+                *sorted((self.workdir / "hosts").glob("*/ovs-vswitchd.log"))]
+        for log in logs:
+            try:
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+            except OSError:
+                continue
+            parts.append(f"--- {log}\n" + "\n".join(tail))
+        return "\n".join(parts)
 
     def _start_central(self) -> None:
         self.out("starting OVN NB/SB ovsdb-servers and ovn-northd")
@@ -201,11 +220,11 @@ class OvnLab:
                       "external_ids:ovn-encap-type=geneve", f"external_ids:ovn-encap-ip={ip}",
                       "external_ids:ovn-bridge=br-int",
                       "external_ids:ovn-bridge-datapath-type=netdev")
+            # ovn-controller takes no --unixctl: its control socket goes to OVN_RUNDIR
             rundir = env.workdir
             self._daemon(f"ovn-controller-{host}", env.command([
-                "ovn-controller", env.ovsdb, f"--unixctl={rundir / 'ovn-controller.ctl'}",
-                f"--log-file={rundir / 'ovn-controller.log'}", "--no-chdir"]),
-                env=env.env() | {"OVN_RUNDIR": str(rundir)})
+                "ovn-controller", env.ovsdb, f"--log-file={rundir / 'ovn-controller.log'}",
+                "--no-chdir"]), env=env.env() | {"OVN_RUNDIR": str(rundir)})
 
     def _create_topology(self) -> None:
         self.out(f"logical router {ROUTER} between switches "

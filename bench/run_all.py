@@ -164,13 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     context["load_after"] = load_average()
     text = section(date, command, context, results)
     print(text)
-    if not args.no_write:
-        for key, result in results.items():
+    # a failed suite leaves its earlier results in place (the failure is printed above)
+    measured = {key: result for key, result in results.items() if "error" not in result}
+    if measured and not args.no_write:
+        for key, result in measured.items():
             merge_json(RESULTS_JSON, key, {"date": date, "command": command, **context,
                                            **without_samples(result)})
         with RESULTS_MD.open("a") as out:
             out.write(text + "\n")
-        print(f"\nwrote {RESULTS_JSON.relative_to(REPO)} ({', '.join(results)}) and "
+        print(f"\nwrote {RESULTS_JSON.relative_to(REPO)} ({', '.join(measured)}) and "
               f"appended to {RESULTS_MD.relative_to(REPO)}")
     return 1 if any("error" in r for r in results.values()) else 0
 

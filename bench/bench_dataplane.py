@@ -248,13 +248,14 @@ def table(stats: dict[str, dict[str, dict]]) -> list[str]:
                 f"| {s['lost_pings_under_tcp']} of {s['pings_under_tcp']} |")
     lines += ["", f"Source host's userspace datapath during one {PROFILED} stream "
                   "(`ovs-appctl dpif-netdev/pmd-stats-show`, main thread):", "",
-              "| system | packets | datapath passes / packet | processing cycles / packet "
-              "| megaflow hits | upcalls |", "|---|---|---|---|---|---|"]
+              "| system | packets | recirculations | datapath passes / packet "
+              "| EMC hits | megaflow hits | upcalls |", "|---|---|---|---|---|---|---|"]
     for name, system in stats.items():
         pmd = system.get(PROFILED, {}).get("pmd_stats", {})
         lines.append(f"| {name} | {pmd.get('packets received', 0):.0f} "
+                     f"| {pmd.get('packet recirculations', 0):.0f} "
                      f"| {pmd.get('avg. datapath passes per packet', 0):.2f} "
-                     f"| {pmd.get('avg processing cycles per packet', 0):.0f} "
+                     f"| {pmd.get('emc hits', 0):.0f} "
                      f"| {pmd.get('megaflow hits', 0):.0f} "
                      f"| {pmd.get('miss with success upcall', 0):.0f} |")
     return lines

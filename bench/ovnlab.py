@@ -14,7 +14,8 @@ What differs is the control plane and the encapsulation:
   hosts (``ovn-encap-ip`` = the host's tunnel IP);
 - logical topology: switches ``blue`` and ``orange`` with dvr's lab CIDRs, one logical
   router ``r`` between them (OVN routes it in the source host's datapath pass), the VMs
-  where the dvr bench puts them.
+  where the dvr bench puts them; with ``firewall``, every VM in a port group with the
+  stateful ACLs of a default security group (dvr's lab VMs are in security groups).
 
 The VMs' MTU is 1442, not dvr's 1450: Geneve with OVN's option carries 58 bytes of
 overhead against VXLAN's 50, and 1442 is what Neutron's OVN driver gives a tenant network
@@ -98,8 +99,10 @@ class OvnLabError(RuntimeError):
 
 class OvnLab:
     def __init__(self, name: str, workdir: Path, plumbing: VmPlumbing = DEFAULT_PLUMBING,
-                 nb_port: int = 16641, out: Callable[[str], None] = print):
+                 nb_port: int = 16641, firewall: bool = False,
+                 out: Callable[[str], None] = print):
         self.name = name
+        self.firewall = firewall  # stateful ACLs on every VM, like dvr's security groups
         self.workdir = workdir.absolute()
         self.plumbing = plumbing
         self.nb_port = nb_port
@@ -240,10 +243,25 @@ class OvnLab:
                        "--", "lsp-set-options", port, f"router-port={ROUTER}-{net.name}")
         for vm in VMS:
             self._add_vm(vm)
+        if self.firewall:
+            self._add_default_group()
         self.out("waiting for every host to program its ports")
         self.nbctl("--wait=hv", "sync")
         _wait(lambda: all(self.nbctl("lsp-get-up", vm.name).strip() == "up" for vm in VMS),
               "every VM port to be up", timeout=60)
+
+    def _add_default_group(self) -> None:
+        """Every VM in one port group with the ACLs Neutron's OVN driver makes of a default
+        security group: all IPv4 out, IPv4 in from the group's members, both stateful
+        (``allow-related``), any other IP dropped: the firewall dvr's lab VMs have."""
+        group = "pg_default"
+        self.out(f"port group {group}: stateful ACLs like a default security group")
+        self.nbctl("pg-add", group, *(vm.name for vm in VMS))
+        for direction, port, extra in (("from-lport", "inport", ""),
+                                       ("to-lport", "outport", f" && ip4.src == ${group}_ip4")):
+            self.nbctl("acl-add", group, direction, "1002",
+                       f"{port} == @{group} && ip4{extra}", "allow-related")
+            self.nbctl("acl-add", group, direction, "1001", f"{port} == @{group} && ip", "drop")
 
     def _add_vm(self, vm: OvnVm) -> None:
         index = next(i for i, n in enumerate(NETWORKS) if n.name == vm.network)

@@ -51,7 +51,9 @@ class VmPlug:
     ovsdb: str  # e.g. unix:/var/lib/dvr-lab/dvr/compute-1/db.sock
     bridge: str = "br-int"
     datapath_type: str = "netdev"
-    plumbing: VmPlumbing = DEFAULT_PLUMBING
+    # the lab passes its own choice (DEFAULT_PLUMBING unless told); code that plugs VMs
+    # into hosts it built itself (the integration tests) keeps the veth it was written for
+    plumbing: VmPlumbing = VmPlumbing.VETH
 
     @property
     def namespace(self) -> str:

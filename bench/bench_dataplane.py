@@ -7,8 +7,8 @@ runs every path of one system, then of the other, the order swapped every repeti
   legacy router ``--distributed false`` on network-1 between two subnets of their own with
   ``cl-1`` on compute-1 and ``cl-2`` on compute-2, made through the API);
 - OVN: ``ovnlab.OvnLab``, same fabric, hosts, userspace OVS and VM plumbing, one logical
-  router between two switches, the same VM placement; no ACLs unless ``--ovn-firewall``
-  (dvr's lab VMs are in security groups: stateful, conntrack on every packet).
+  router between two switches, the same VM placement, and (unless ``--no-ovn-firewall``)
+  stateful ACLs like dvr's security groups, which dvr's lab VMs are in.
 
 Paths (source -> destination):
   same_host_same_subnet    blue-2 -> blue-3     (compute-2 only)
@@ -273,9 +273,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--api-port", type=int, default=19851)
     p.add_argument("--ovn-workdir", type=Path, default=Path("/var/lib/dvr-lab-ovn/benchdp"))
     p.add_argument("--no-ovn", action="store_true", help="measure dvr only")
-    p.add_argument("--ovn-firewall", action="store_true",
+    p.add_argument("--ovn-firewall", action=argparse.BooleanOptionalAction, default=True,
                    help="give the OVN VMs stateful ACLs like dvr's security groups (a port "
-                        "group with allow-related rules): a like-for-like firewall")
+                        "group with allow-related rules): like for like (default on)")
     p.add_argument("--wait-idle", type=float, metavar="LOAD",
                    help="first wait (up to --wait-max s) for the 1-min load average < LOAD")
     p.add_argument("--wait-max", type=float, default=600.0)

@@ -45,7 +45,7 @@ class Suite:
 def _dataplane_argv(args: argparse.Namespace) -> list[str]:
     return ["--runs", str(args.runs), "--seconds", str(args.seconds), "--pings",
             str(args.pings), "--vm-plumbing", args.vm_plumbing,
-            *(["--ovn-firewall"] if args.ovn_firewall else [])]
+            "--ovn-firewall" if args.ovn_firewall else "--no-ovn-firewall"]
 
 
 SUITES = (
@@ -127,8 +127,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pings", type=int, default=100, help="idle ping train (east_west)")
     p.add_argument("--vm-plumbing", choices=("tap", "veth"), default="tap",
                    help="both labs' VM NICs (east_west)")
-    p.add_argument("--ovn-firewall", action="store_true",
-                   help="OVN VMs get stateful ACLs like dvr's security groups (east_west)")
+    p.add_argument("--ovn-firewall", action=argparse.BooleanOptionalAction, default=True,
+                   help="OVN VMs get stateful ACLs like dvr's security groups, as dvr's lab "
+                        "VMs are in (east_west; default on)")
     p.add_argument("--no-write", action="store_true",
                    help="print, but change neither results.json nor RESULTS.md")
     return p.parse_args(argv)

@@ -46,6 +46,19 @@ def test_every_suite_key_is_unique_and_the_driver_knows_its_modules():
     assert (BENCH / "bench_dataplane.py").exists()
 
 
+def test_the_driver_hands_its_choices_to_the_east_west_suite():
+    from bench_dataplane import parse
+    from run_all import SUITES
+    from run_all import parse as parse_driver
+
+    suite = next(s for s in SUITES if s.module == "bench_dataplane")
+    default = parse(suite.argv(parse_driver([])))
+    assert (default.vm_plumbing.value, default.ovn_firewall, default.runs) == ("tap", True, 3)
+    chosen = parse(suite.argv(parse_driver(["--vm-plumbing", "veth", "--no-ovn-firewall",
+                                            "--runs", "5"])))
+    assert (chosen.vm_plumbing.value, chosen.ovn_firewall, chosen.runs) == ("veth", False, 5)
+
+
 def stats(gbps: float, lost: int = 0) -> dict:
     return {"gbps": {"n": 3, "median": gbps, "min": gbps, "max": gbps},
             "lost_pings_under_tcp": lost, "pings_under_tcp": 150}

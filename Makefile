@@ -1,6 +1,8 @@
 # Two entry points on a fresh Debian machine (run as root):
 #   make demo   - install what is needed, build the lab, show a routed ping and its path
 #   make test   - install what is needed, run the whole test suite
+#   make bench  - install what is needed, run the benchmarks (dvr against OVN 23.03 and
+#                 the rest), merge bench/results.json, add a dated section to RESULTS.md
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
@@ -9,12 +11,15 @@ APT_RUNTIME := openvswitch-switch iproute2 iputils-ping ethtool nftables iperf3 
 	procps util-linux python3-venv python3-pip
 # and what the test suite needs besides (a real PostgreSQL, Chromium for the browser test)
 APT_TEST := postgresql chromium
+# and what the benchmarks need besides (the OVN reference lab)
+APT_BENCH := ovn-central ovn-host iperf3
 
-.PHONY: demo test fuzz compat system-deps test-deps venv lint down
+.PHONY: demo test bench fuzz compat system-deps test-deps bench-deps venv lint down
 
 system-deps: APT_PACKAGES = $(APT_RUNTIME)
 test-deps: APT_PACKAGES = $(APT_RUNTIME) $(APT_TEST)
-system-deps test-deps:
+bench-deps: APT_PACKAGES = $(APT_RUNTIME) $(APT_BENCH)
+system-deps test-deps bench-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -33,6 +38,12 @@ $(VENV)/.installed: pyproject.toml
 
 test: test-deps venv
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+# every benchmark suite (bench/run_all.py: about 10 minutes by default; more runs with
+# BENCH_ARGS="--runs 5 --seconds 10"); it brings up labs of its own and takes them down
+bench: bench-deps venv
+	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS=\"$(BENCH_ARGS)\")" \
+	$(VENV)/bin/python bench/run_all.py $(BENCH_ARGS)
 
 # openstacksdk's own functional network tests against a private dvr-server (about 30 s;
 # not part of 'test'): counts by scope, per-test results in artifacts/compat/

@@ -1,20 +1,30 @@
-"""Throughput and latency of the lab's dataplane, every path side by side in ONE run.
+"""East/west throughput and latency: dvr against OVN 23.03, every path, in ONE run.
 
-Paths (default topology plus ``blue-3`` on compute-2):
-  i    same subnet, same host       blue-2 -> blue-3     (compute-2 only)
-  ii   same subnet, cross host      blue-1 -> blue-2     (the reference: ratios are vs ii)
-  iii  DVR routed, cross host       blue-1 -> orange-1   (routed on compute-1, one tunnel)
-  iv   DVR routed, same host        orange-1 -> blue-2   (routed on compute-2, no tunnel)
-  v    centralized, cross host      blue-1 -> orange-1 via a plain router namespace on
-       network-1 (two ports bound there through the API, ip_forward on, /32 routes in the two
-       VMs for the duration of the case): two tunnel hops, like a legacy Neutron router.
-       No product code is involved; --no-centralized skips it.
+Two labs on this machine, up at the same time and measured alternately (each repetition
+runs every path of one system, then of the other, the order swapped every repetition):
 
-Each repetition runs every path once, in turn: a ping train (``--pings`` probes, 10 ms
-apart, after a warm-up) then ``iperf3 -t SECONDS`` TCP with its retransmits; ``--runs``
-repetitions.  The legacy router's forwarded-packet counter is read around each case to
-prove that v goes through network-1 and iii does not.  The lab is its own (``--name``) and
-is taken down at the end, with everything the benchmark added.
+- dvr: its own lab (``--name``; the default topology plus ``blue-3`` on compute-2, and a
+  legacy router ``--distributed false`` on network-1 between two subnets of their own with
+  ``cl-1`` on compute-1 and ``cl-2`` on compute-2, made through the API);
+- OVN: ``ovnlab.OvnLab``, same fabric, hosts, userspace OVS and VM plumbing, one logical
+  router between two switches, the same VM placement, and (unless ``--no-ovn-firewall``)
+  stateful ACLs like dvr's security groups, which dvr's lab VMs are in.
+
+Paths (source -> destination):
+  same_host_same_subnet    blue-2 -> blue-3     (compute-2 only)
+  cross_host_same_subnet   blue-1 -> blue-2     (the reference)
+  cross_host_routed        blue-1 -> orange-1   (routed on compute-1)
+  same_host_routed         orange-1 -> blue-2   (routed on compute-2)
+  centralized              cl-1 -> cl-2         (dvr only: through network-1's legacy router)
+
+Per path and repetition: a ping train (``--pings`` probes 10 ms apart, after a warm-up:
+RTT p50/p99), then ``iperf3 -t SECONDS`` TCP (Gbit/s, retransmits) with a ping train
+(20 ms apart) running on the same path meanwhile: the pings lost under load.  The last
+repetition also reads the source host's ``dpif-netdev/pmd-stats-show`` around the
+cross-host routed stream: datapath passes and processing cycles per packet.
+
+``main(argv)`` returns the results (``bench/run_all.py`` merges them into results.json);
+run alone it prints the table:
 
     sudo .venv/bin/python bench/bench_dataplane.py --runs 3 --seconds 5
 """
@@ -22,257 +32,308 @@ is taken down at the end, with everything the benchmark added.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
 import re
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-from benchlab import BenchLab, iperf3, run_in
-from benchlib import conditions, fmt, machine, summary, wait_for_quiet
+from benchlab import BenchLab, VmRunner, iperf3
+from benchlib import conditions, summary, wait_for_quiet
+from ovnlab import OvnLab
 
-LEGACY_HOST = "network-1"
-LEGACY_NS = "vm-legacyrtr"
+from dvr.lab.hostenv import HostEnv
+from dvr.lab.vm import DEFAULT_PLUMBING, VmPlumbing
+
+LEGACY_ROUTER = "ew-central"
+CENTRAL_NETWORKS = (("cl-a", "198.19.20.0/24", "cl-1", "compute-1"),
+                    ("cl-b", "198.19.21.0/24", "cl-2", "compute-2"))
 
 
 @dataclass(frozen=True)
-class Case:
+class BenchPath:
     key: str
     label: str
     source: str
     destination: str
-    centralized: bool = False
+    source_host: str
 
 
-CASES = (
-    Case("i", "same subnet, same host", "blue-2", "blue-3"),
-    Case("ii", "same subnet, cross host", "blue-1", "blue-2"),
-    Case("iii", "DVR routed, cross host", "blue-1", "orange-1"),
-    Case("iv", "DVR routed, same host", "orange-1", "blue-2"),
-    Case("v", "centralized (router ns on network-1), cross host", "blue-1", "orange-1",
-         centralized=True),
+PATHS = (
+    BenchPath("same_host_same_subnet", "same host, same subnet", "blue-2", "blue-3", "compute-2"),
+    BenchPath("cross_host_same_subnet", "cross host, same subnet", "blue-1", "blue-2",
+          "compute-1"),
+    BenchPath("cross_host_routed", "cross host, routed", "blue-1", "orange-1", "compute-1"),
+    BenchPath("same_host_routed", "same host, routed", "orange-1", "blue-2", "compute-2"),
 )
+CENTRALIZED = BenchPath("centralized", "cross host, centralized router on network-1", "cl-1",
+                    "cl-2", "compute-1")
+PROFILED = "cross_host_routed"
 
 
-class LegacyRouter:
-    """A plain router namespace on network-1 with one port on blue and one on orange."""
+class System(VmRunner, Protocol):
+    """What the measurements need of a lab: run a command in a VM, a VM's address, a host."""
 
+    def vm_ip(self, vm: str) -> str: ...
+
+    def host_env(self, host: str) -> HostEnv: ...
+
+
+class DvrSystem:
     def __init__(self, bench: BenchLab):
         self.bench = bench
-        self.client = bench.lab.client()
-        self.ports: dict[str, dict] = {}  # network -> port
-        self.taps: list[str] = []
-        self.env = bench.lab.host_env(bench.host(LEGACY_HOST))
 
-    def _free_ip(self, network_id: str, cidr: str) -> str:
-        used = {ip["ip_address"] for p in self.client.list("ports", network_id=network_id)
-                for ip in p["fixed_ips"]}
-        net = ipaddress.ip_network(cidr)
-        return next(str(net.network_address + o) for o in range(250, 200, -1)
-                    if str(net.network_address + o) not in used)
+    def vm_command(self, vm: str, argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        return self.bench.vm_command(vm, argv)
 
-    def build(self) -> None:
-        self.env.run(["ip", "netns", "add", LEGACY_NS])
-        self.env.run(["ip", "-n", LEGACY_NS, "link", "set", "lo", "up"])
-        self.env.run(["ip", "netns", "exec", LEGACY_NS, "sysctl", "-qw",
-                      "net.ipv4.ip_forward=1"])
-        for index, network in enumerate(("blue", "orange")):
-            net = self.client.list("networks", name=network)[0]
-            subnet = self.client.list("subnets", network_id=net["id"], ip_version=4)[0]
-            ip = self._free_ip(net["id"], subnet["cidr"])
-            port = self.client.create("ports", "port", {
-                "name": f"legacy-{network}", "network_id": net["id"],
-                "device_owner": "compute:nova", "device_id": "legacy-router",
-                "binding:host_id": LEGACY_HOST,
-                "fixed_ips": [{"subnet_id": subnet["id"], "ip_address": ip}]})
-            self.ports[network] = port
-            tap, peer, nic = f"lgtap{index}", f"lgv{index}", f"eth-{network}"
-            prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
-            script = "; ".join([
-                "set -e",
-                f"ip link add {tap} mtu 1450 type veth peer name {peer} mtu 1450",
-                f"ip link set {peer} netns {LEGACY_NS}",
-                f"ip -n {LEGACY_NS} link set {peer} name {nic}",
-                f"ip -n {LEGACY_NS} link set {nic} address {port['mac_address']} up",
-                f"ip -n {LEGACY_NS} addr add {ip}/{prefix} dev {nic}",
-                f"ip netns exec {LEGACY_NS} ethtool -K {nic} tx off >/dev/null",
-                f"ip link set {tap} up",
-            ])
-            self.env.run(["sh", "-c", script])
-            self.taps.append(tap)
-            self.env.run(["ovs-vsctl", f"--db={self.env.ovsdb}", "add-port", "br-int", tap,
-                          "--", "set", "interface", tap,
-                          f"external_ids:iface-id={port['id']}",
-                          f"external_ids:attached-mac={port['mac_address']}",
-                          "external_ids:iface-status=active",
-                          "external_ids:vm-id=legacy-router"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            statuses = {self.client.show("ports", "port", p["id"])["status"]
-                        for p in self.ports.values()}
-            if statuses == {"ACTIVE"}:
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the legacy router's ports did not become ACTIVE")
+    def vm_ip(self, vm: str) -> str:
+        return self.bench.record.vms[vm].ip_address
 
-    def ip(self, network: str) -> str:
-        return self.ports[network]["fixed_ips"][0]["ip_address"]
+    def host_env(self, host: str) -> HostEnv:
+        return self.bench.lab.host_env(self.bench.host(host))
 
-    def forwarded(self) -> int:
-        """Packets received on the router's two NICs so far."""
-        out = self.env.run(["ip", "-n", LEGACY_NS, "-j", "-s", "link", "show"]).stdout
-        return sum(link.get("stats64", {}).get("rx", {}).get("packets", 0)
-                   for link in json.loads(out) if link["ifname"].startswith("eth-"))
-
-    def teardown(self) -> None:
-        for tap in self.taps:
-            self.env.run(["ovs-vsctl", f"--db={self.env.ovsdb}", "--if-exists", "del-port",
-                          "br-int", tap], check=False)
-            self.env.run(["ip", "link", "del", tap], check=False)
-        self.env.run(["ip", "netns", "del", LEGACY_NS], check=False)
-        for port in self.ports.values():
-            try:
-                self.client.delete("ports", port["id"])
-            except Exception as exc:  # noqa: BLE001 - the lab goes down anyway
-                print(f"  (could not delete port {port['id']}: {exc})")
-        self.client.close()
+    def add_legacy_router(self) -> None:
+        """Two subnets of their own on a legacy (centralized) router, a VM on each."""
+        with self.bench.lab.client() as client:
+            router = client.create("routers", "router", {"name": LEGACY_ROUTER,
+                                                         "distributed": False})
+            for network, cidr, _vm, _host in CENTRAL_NETWORKS:
+                net = client.create("networks", "network", {"name": network})
+                subnet = client.create("subnets", "subnet", {
+                    "name": f"{network}-subnet", "network_id": net["id"], "cidr": cidr,
+                    "ip_version": 4})
+                client.add_router_interface(router["id"], subnet["id"])
+        for network, _cidr, vm, host in CENTRAL_NETWORKS:
+            self.bench.lab.vm_add(vm, network, host)
 
 
-class Runner:
-    def __init__(self, bench: BenchLab, args: argparse.Namespace,
-                 legacy: LegacyRouter | None):
-        self.bench = bench
-        self.args = args
-        self.legacy = legacy
-        self.vms = bench.record.vms
-
-    def vm(self, vm: str, argv: list[str], timeout: float = 60.0,
-           check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_in(self.bench, vm, argv, timeout=timeout, check=check)
-
-    def routes(self, case: Case, add: bool) -> None:
-        """The /32 routes that send v's traffic through the legacy router (or remove them)."""
-        assert self.legacy is not None
-        src, dst = self.vms[case.source], self.vms[case.destination]
-        verb = "replace" if add else "del"
-        self.vm(case.source, ["ip", "route", verb, f"{dst.ip_address}/32", "via",
-                              self.legacy.ip(src.network)], check=add)
-        self.vm(case.destination, ["ip", "route", verb, f"{src.ip_address}/32", "via",
-                                   self.legacy.ip(dst.network)], check=add)
-
-    def ping(self, case: Case) -> list[float]:
-        ip = self.vms[case.destination].ip_address
-        self.vm(case.source, ["ping", "-c", "5", "-i", "0.05", "-W", "1", ip], check=False)
-        out = self.vm(case.source, ["ping", "-n", "-c", str(self.args.pings), "-i", "0.01",
-                                    "-W", "1", ip], check=False).stdout
-        return [float(t) for t in re.findall(r"time=([0-9.]+) ms", out)]
-
-    def iperf(self, case: Case, port: int) -> dict[str, float]:
-        return iperf3(self.bench, case.source, case.destination,
-                      self.vms[case.destination].ip_address, port, self.args.seconds)
-
-    def one_case(self, case: Case, index: int) -> dict[str, object]:
-        if case.centralized:
-            self.routes(case, add=True)
-        before = self.legacy.forwarded() if self.legacy else 0
-        try:
-            rtts = self.ping(case)
-            throughput = self.iperf(case, 5201 + index)
-        finally:
-            after = self.legacy.forwarded() if self.legacy else 0
-            if case.centralized:
-                self.routes(case, add=False)
-        return {"rtts_ms": rtts, **throughput, "via_network_1_packets": after - before}
+def _run(system: System, vm: str, argv: list[str],
+         timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    command, env = system.vm_command(vm, argv)
+    return subprocess.run(command, env=env, text=True, capture_output=True, timeout=timeout)
 
 
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else values[0]
+_SENT = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
-def main() -> int:
+def ping_rtts(system: System, path: BenchPath, count: int) -> list[float]:
+    ip = system.vm_ip(path.destination)
+    _run(system, path.source, ["ping", "-c", "5", "-i", "0.05", "-W", "1", ip])  # warm-up
+    out = _run(system, path.source, ["ping", "-n", "-c", str(count), "-i", "0.01", "-W", "1",
+                                     ip]).stdout
+    return [float(t) for t in re.findall(r"time=([0-9.]+) ms", out)]
+
+
+def pmd_stats(system: System, host: str, clear: bool) -> dict[str, float]:
+    """The host's userspace datapath counters (its main thread: the lab has no PMD port):
+    cleared, or read as {name: value}."""
+    env = system.host_env(host)
+    if clear:
+        env.run(["ovs-appctl", "dpif-netdev/pmd-stats-clear"], check=False)
+        return {}
+    out = env.run(["ovs-appctl", "dpif-netdev/pmd-stats-show"], check=False).stdout
+    stats = {}
+    for line in out.splitlines():
+        name, _, value = line.strip().partition(":")
+        number = re.match(r"\s*([0-9.]+)", value)
+        if number and name:
+            stats[name.strip()] = float(number.group(1))
+    return stats
+
+
+def measure(system: System, path: BenchPath, args: argparse.Namespace, port: int,
+            profile: bool) -> dict[str, object]:
+    rtts = ping_rtts(system, path, args.pings)
+    # pings under load: every 20 ms for the stream's duration but its first and last second
+    loaded_count = max(10, (args.seconds - 2) * 50)
+    command, env = system.vm_command(path.source, [
+        "sh", "-c", f"sleep 1; exec ping -n -q -c {loaded_count} -i 0.02 -W 1 "
+                    f"{system.vm_ip(path.destination)}"])
+    if profile:
+        pmd_stats(system, path.source_host, clear=True)
+    pinger = subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        tcp = iperf3(system, path.source, path.destination, system.vm_ip(path.destination),
+                     port, args.seconds)
+        out, _ = pinger.communicate(timeout=args.seconds + 10)
+    finally:
+        if pinger.poll() is None:
+            pinger.kill()
+            pinger.wait(timeout=5)
+    sent = _SENT.search(out)
+    lost = int(sent.group(1)) - int(sent.group(2)) if sent else loaded_count
+    result: dict[str, object] = {"rtts_ms": rtts, **tcp, "loaded_pings": loaded_count,
+                                 "loaded_pings_lost": lost}
+    if profile:
+        result["pmd_stats"] = pmd_stats(system, path.source_host, clear=False)
+    return result
+
+
+def percentile(values: list[float], q: int) -> float | None:
+    if len(values) < 2:
+        return values[0] if values else None
+    return statistics.quantiles(values, n=100)[q - 1]
+
+
+def path_stats(runs: list[dict]) -> dict[str, object]:
+    rtts = [t for r in runs for t in r["rtts_ms"]]
+    stats = {
+        "gbps": summary([r["sent_gbps"] for r in runs]),
+        "retransmits": summary([r["retransmits"] for r in runs]),
+        "rtt_ms": {"n": len(rtts), "p50": percentile(rtts, 50), "p99": percentile(rtts, 99)},
+        "lost_pings_under_tcp": sum(r["loaded_pings_lost"] for r in runs),
+        "pings_under_tcp": sum(r["loaded_pings"] for r in runs),
+    }
+    profiled = [r["pmd_stats"] for r in runs if "pmd_stats" in r]
+    if profiled:
+        stats["pmd_stats"] = profiled[-1]
+    return stats
+
+
+def ratio(numerator: dict, denominator: dict) -> float | None:
+    top, bottom = numerator.get("gbps", {}), denominator.get("gbps", {})
+    if not top.get("n") or not bottom.get("n") or not bottom["median"]:
+        return None
+    return round(top["median"] / bottom["median"], 3)
+
+
+TARGETS = {"ew_routed_over_same_subnet": 0.95, "ew_dvr_over_ovn": 1.0,
+           "ew_dvr_over_centralized": 1.5}
+
+
+def headline(stats: dict[str, dict[str, dict]]) -> dict[str, object]:
+    """The issue's target keys (dvr/OVN TCP medians' ratios, lost pings per system)."""
+    dvr, ovn = stats["dvr"], stats.get("ovn", {})
+    out: dict[str, object] = {
+        "ew_routed_over_same_subnet": ratio(dvr["cross_host_routed"],
+                                            dvr["cross_host_same_subnet"]),
+        "ew_dvr_over_ovn": ratio(dvr["cross_host_routed"], ovn.get("cross_host_routed", {})),
+        "ew_dvr_over_ovn_same_host_routed": ratio(dvr["same_host_routed"],
+                                                  ovn.get("same_host_routed", {})),
+        "ew_dvr_over_centralized": ratio(dvr["cross_host_routed"], dvr.get("centralized", {})),
+        "ew_lost_pings_under_tcp": {name: sum(s["lost_pings_under_tcp"]
+                                              for s in system.values())
+                                    for name, system in stats.items()},
+        "medians_gbps": {name: {key: s["gbps"].get("median") for key, s in system.items()}
+                         for name, system in stats.items()},
+    }
+    out["targets"] = {key: {"target": f">= {target}", "met": out[key] is not None
+                            and out[key] >= target} for key, target in TARGETS.items()}
+    out["targets"]["ew_lost_pings_under_tcp"] = {
+        "target": "0", "met": not any(out["ew_lost_pings_under_tcp"].values())}
+    return out
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def table(stats: dict[str, dict[str, dict]]) -> list[str]:
+    """Markdown rows: every path of every system."""
+    lines = ["| system | path | TCP Gbit/s median (min–max) | retransmits / run (median) "
+             "| RTT p50 / p99 ms | pings lost under TCP |", "|---|---|---|---|---|---|"]
+    labels = {p.key: f"{p.label}: {p.source} → {p.destination}" for p in (*PATHS, CENTRALIZED)}
+    for name, system in stats.items():
+        for key, s in system.items():
+            g = s["gbps"]
+            lines.append(
+                f"| {name} | {labels[key]} | {g['median']:.3f} ({g['min']:.3f}–{g['max']:.3f}) "
+                f"| {s['retransmits']['median']:.0f} "
+                f"| {_ms(s['rtt_ms']['p50'])} / {_ms(s['rtt_ms']['p99'])} "
+                f"| {s['lost_pings_under_tcp']} of {s['pings_under_tcp']} |")
+    lines += ["", f"Source host's userspace datapath during one {PROFILED} stream "
+                  "(`ovs-appctl dpif-netdev/pmd-stats-show`, main thread):", "",
+              "| system | packets | recirculations | datapath passes / packet "
+              "| EMC hits | megaflow hits | upcalls |", "|---|---|---|---|---|---|---|"]
+    for name, system in stats.items():
+        pmd = system.get(PROFILED, {}).get("pmd_stats", {})
+        lines.append(f"| {name} | {pmd.get('packets received', 0):.0f} "
+                     f"| {pmd.get('packet recirculations', 0):.0f} "
+                     f"| {pmd.get('avg. datapath passes per packet', 0):.2f} "
+                     f"| {pmd.get('emc hits', 0):.0f} "
+                     f"| {pmd.get('megaflow hits', 0):.0f} "
+                     f"| {pmd.get('miss with success upcall', 0):.0f} |")
+    return lines
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="repetitions of every path")
     p.add_argument("--seconds", type=int, default=5, help="iperf3 -t")
-    p.add_argument("--pings", type=int, default=100, help="probes per ping train")
-    p.add_argument("--name", default="benchdp", help="lab name (its own lab)")
+    p.add_argument("--pings", type=int, default=100, help="probes per idle ping train")
+    p.add_argument("--vm-plumbing", type=VmPlumbing, choices=list(VmPlumbing),
+                   default=DEFAULT_PLUMBING, help="both labs' VM NICs")
+    p.add_argument("--name", default="benchdp", help="the dvr lab's name (its own lab)")
     p.add_argument("--api-port", type=int, default=19851)
-    p.add_argument("--keep-lab", action="store_true")
-    p.add_argument("--no-centralized", action="store_true", help="skip path v")
+    p.add_argument("--ovn-workdir", type=Path, default=Path("/var/lib/dvr-lab-ovn/benchdp"))
+    p.add_argument("--no-ovn", action="store_true", help="measure dvr only")
+    p.add_argument("--ovn-firewall", action=argparse.BooleanOptionalAction, default=True,
+                   help="give the OVN VMs stateful ACLs like dvr's security groups (a port "
+                        "group with allow-related rules): like for like (default on)")
     p.add_argument("--wait-idle", type=float, metavar="LOAD",
                    help="first wait (up to --wait-max s) for the 1-min load average < LOAD")
     p.add_argument("--wait-max", type=float, default=600.0)
-    p.add_argument("--json", help="write the raw results here")
-    args = p.parse_args()
-    if not (1 <= args.runs <= 10 and 1 <= args.seconds <= 60 and 10 <= args.pings <= 1000):
-        p.error("--runs 1..10, --seconds 1..60, --pings 10..1000")
-    cases = [c for c in CASES if not (c.centralized and args.no_centralized)]
+    args = p.parse_args(argv)
+    if not (1 <= args.runs <= 20 and 3 <= args.seconds <= 60 and 10 <= args.pings <= 1000):
+        p.error("--runs 1..20, --seconds 3..60, --pings 10..1000")
+    return args
 
-    results: dict[str, list[dict]] = {c.key: [] for c in cases}
-    with BenchLab(args.name, args.api_port, keep=args.keep_lab) as bench:
-        if "blue-3" not in bench.record.vms:
-            bench.lab.vm_add("blue-3", "blue", "compute-2")
-        legacy = None if args.no_centralized else LegacyRouter(bench)
-        try:
-            if legacy:
-                legacy.build()
-            runner = Runner(bench, args, legacy)
-            time.sleep(1.0)
-            print(f"waiting for a quieter machine: {wait_for_quiet(args.wait_idle, args.wait_max)}",
-                  flush=True)
-            before = conditions(args.name)
-            for run in range(args.runs):
-                for index, case in enumerate(cases):
-                    r = runner.one_case(case, index)
-                    results[case.key].append(r)
-                    print(f"run {run + 1} {case.key:>3}: {r['sent_gbps']:.3f} Gbit/s "
-                          f"retr={r['retransmits']:.0f} "
-                          f"rtt_median={statistics.median(r['rtts_ms']):.3f} ms "
-                          f"(n={len(r['rtts_ms'])}) via_network_1={r['via_network_1_packets']}",
-                          flush=True)
-            after = conditions(args.name)
-        finally:
-            if legacy:
-                legacy.teardown()
 
-    ref = "ii"
-    stats: dict[str, dict] = {}
-    for case in cases:
-        runs = results[case.key]
-        rtts = [t for r in runs for t in r["rtts_ms"]]
-        stats[case.key] = {
-            "gbps": summary([r["sent_gbps"] for r in runs]),
-            "received_gbps": summary([r["received_gbps"] for r in runs]),
-            "retransmits": summary([r["retransmits"] for r in runs]),
-            "rtt_ms": summary(rtts) | {"p90": p90(rtts) if rtts else None,
-                                       "lost": sum(args.pings - len(r["rtts_ms"])
-                                                   for r in runs)},
-            "via_network_1_packets": summary([float(r["via_network_1_packets"])
-                                              for r in runs]),
-        }
-    print(f"\nmachine: {json.dumps(machine())}\nbefore: {json.dumps(before)}\n"
-          f"after:  {json.dumps(after)}\n")
-    print("| path | TCP Gbit/s median (min–max) | vs ii | retransmits / run median (min–max) "
-          "| RTT ms median (p90) | vs ii | packets via network-1 / run |")
-    print("|---|---|---|---|---|---|---|")
-    for case in cases:
-        s, r = stats[case.key], stats[ref]
-        gbps_ratio = s["gbps"]["median"] / r["gbps"]["median"]
-        rtt_ratio = s["rtt_ms"]["median"] / r["rtt_ms"]["median"]
-        print(f"| {case.key} {case.label}: {case.source} → {case.destination} "
-              f"| {fmt(s['gbps'], '', 3)} | {gbps_ratio:.2f} "
-              f"| {fmt(s['retransmits'], '', 0)} "
-              f"| {s['rtt_ms']['median']:.3f} ({s['rtt_ms']['p90']:.3f}), "
-              f"lost {s['rtt_ms']['lost']} | {rtt_ratio:.2f} "
-              f"| {s['via_network_1_packets']['median']:.0f} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "before": before, "after": after,
-                       "args": vars(args), "results": results, "stats": stats}, f, indent=1)
-    return 0
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    args = parse(argv)
+    say = lambda m: print(f"  {m}", flush=True)  # noqa: E731
+    systems: dict[str, System] = {}
+    raw: dict[str, dict[str, list[dict]]] = {}
+    with ExitStack() as labs:  # both labs come down whatever happens, Ctrl-C included
+        say(f"dvr lab {args.name!r} ({args.vm_plumbing.value} NICs)")
+        bench = labs.enter_context(BenchLab(args.name, args.api_port,
+                                            plumbing=args.vm_plumbing))
+        dvr = DvrSystem(bench)
+        bench.lab.vm_add("blue-3", "blue", "compute-2")
+        dvr.add_legacy_router()
+        systems["dvr"] = dvr
+        if not args.no_ovn:
+            say(f"OVN lab in {args.ovn_workdir} ({args.vm_plumbing.value} NICs)")
+            ovn = OvnLab(args.name, args.ovn_workdir, args.vm_plumbing,
+                         firewall=args.ovn_firewall, out=lambda m: say(f"ovn: {m}"))
+            labs.callback(ovn.down)
+            ovn.up()
+            systems["ovn"] = ovn
+        time.sleep(1.0)
+        say(f"waiting for a quieter machine: {wait_for_quiet(args.wait_idle, args.wait_max)}")
+        before = conditions(args.name)
+        for name in systems:
+            raw[name] = {}
+        for run in range(args.runs):
+            order = list(systems) if run % 2 == 0 else list(reversed(systems))
+            for name in order:
+                paths = (*PATHS, CENTRALIZED) if name == "dvr" else PATHS
+                for index, path in enumerate(paths):
+                    r = measure(systems[name], path, args, 5201 + index,
+                                profile=run == args.runs - 1 and path.key == PROFILED)
+                    raw[name].setdefault(path.key, []).append(r)
+                    say(f"run {run + 1}/{args.runs} {name:>3} {path.key:<24} "
+                        f"{r['sent_gbps']:.3f} Gbit/s retr={r['retransmits']:.0f} "
+                        f"rtt_p50={percentile(r['rtts_ms'], 50) or 0:.3f} ms "
+                        f"lost_under_tcp={r['loaded_pings_lost']}/{r['loaded_pings']}")
+        after = conditions(args.name)
+    stats = {name: {key: path_stats(runs) for key, runs in paths.items()}
+             for name, paths in raw.items()}
+    return {**headline(stats), "args": {k: str(v) for k, v in vars(args).items()},
+            "before": before, "after": after, "stats": stats, "table": table(stats),
+            "raw": raw}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import json
+
+    result = main(sys.argv[1:])
+    print("\n".join(result["table"]))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("raw", "stats", "table")},
+                     indent=1))

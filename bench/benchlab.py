@@ -19,19 +19,34 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from dvr.lab.lab import Lab
 from dvr.lab.state import HostRecord
+from dvr.lab.vm import DEFAULT_PLUMBING, VmPlumbing
+
+
+class VmRunner(Protocol):
+    """Anything that runs a command in its VMs (a dvr BenchLab, the OVN lab)."""
+
+    def vm_command(self, vm: str, argv: Sequence[str]) -> tuple[list[str], dict[str, str]]: ...
 
 
 class BenchLab:
-    def __init__(self, name: str, api_port: int, keep: bool = False, computes: int = 2):
+    def __init__(self, name: str, api_port: int, keep: bool = False, computes: int = 2,
+                 plumbing: VmPlumbing = DEFAULT_PLUMBING):
         self.lab = Lab(name, api_port, out=lambda m: print(f"  lab: {m}", flush=True))
         self.keep = keep
         self.computes = computes
+        self.plumbing = plumbing
 
     def __enter__(self) -> BenchLab:
-        self.lab.up(self.computes)
+        try:
+            self.lab.up(self.computes, self.plumbing)
+        except BaseException:
+            if not self.keep:
+                self.lab.down(quiet=True)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -63,7 +78,7 @@ class BenchLab:
         return Path(self.host(host).workdir) / "agent.log"
 
 
-def run_in(bench: BenchLab, target: str, argv: Sequence[str], timeout: float = 60.0,
+def run_in(bench: VmRunner, target: str, argv: Sequence[str], timeout: float = 60.0,
            check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run argv in a lab VM, host or ``outside``."""
     command, env = bench.vm_command(target, argv)
@@ -73,7 +88,7 @@ def run_in(bench: BenchLab, target: str, argv: Sequence[str], timeout: float = 6
     return result
 
 
-def iperf3(bench: BenchLab, client: str, server: str, server_ip: str, port: int,
+def iperf3(bench: VmRunner, client: str, server: str, server_ip: str, port: int,
            seconds: int) -> dict[str, float]:
     """One ``iperf3 -t seconds`` TCP run, data from ``client`` to ``server_ip`` (an
     ``iperf3 -s -1`` in ``server``): sent/received Gbit/s and the sender's retransmits."""

@@ -11,6 +11,7 @@ from dvr.cli.table import format_table
 from dvr.client import ServerClient
 from dvr.lab.lab import Lab, LabError
 from dvr.lab.security import VmSecurity
+from dvr.lab.vm import DEFAULT_PLUMBING, VmPlumbing
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +27,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     up = command("up", help="build the lab and start the server and agents")
     up.add_argument("--computes", type=int, default=2, help="compute hosts (default 2)")
+    up.add_argument("--vm-plumbing", type=VmPlumbing, choices=list(VmPlumbing),
+                    default=DEFAULT_PLUMBING, metavar="{tap,veth}",
+                    help="a VM's NIC: an OVS tap port moved into the VM, or a veth pair "
+                         "(default %(default)s; `vm add` follows the lab's choice)")
     up.set_defaults(handler=cmd_up)
 
     status = command("status", help="hosts, VMs, routers and how to reach the API")
@@ -98,7 +103,7 @@ def _guard(func):
 @_guard
 def cmd_up(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    lab.up(args.computes)
+    lab.up(args.computes, args.vm_plumbing)
     print()
     print(render_status(lab_status(lab)))
     return 0
@@ -115,6 +120,7 @@ def lab_status(lab: Lab) -> dict:
     return {
         "lab": lab.name,
         "api": f"http://127.0.0.1:{record.api_port}",
+        "vm_plumbing": record.vm_plumbing.value,
         "openstack": 'eval "$(dvr lab env)"; openstack',
         "hosts": [{"host": h.name, "mode": h.mode, "tunnel_ip": h.tunnel_ip,
                    "host_mac": hosts.get(h.name, {}).get("host_mac"),
@@ -146,7 +152,8 @@ def lab_status(lab: Lab) -> dict:
 
 
 def render_status(status: dict) -> str:
-    lines = [f"Lab {status['lab']!r} — API {status['api']}", ""]
+    lines = [f"Lab {status['lab']!r} — API {status['api']} — VM NICs: "
+             f"{status['vm_plumbing']}", ""]
     lines.append(format_table(("HOST", "MODE", "TUNNEL IP", "HOST MAC", "ALIVE", "ROUTERS"), [
         (h["host"], h["mode"], h["tunnel_ip"], h["host_mac"] or "-",
          "yes" if h["alive"] else "NO", len(h["routers"])) for h in status["hosts"]]))

@@ -50,7 +50,14 @@ from dvr.lab.topology import (
     default_topology,
     validate_lab_name,
 )
-from dvr.lab.vm import VmPlug, plug_commands, unplug_commands, vm_namespace
+from dvr.lab.vm import (
+    DEFAULT_PLUMBING,
+    VmPlug,
+    VmPlumbing,
+    plug_commands,
+    unplug_commands,
+    vm_namespace,
+)
 
 NETNS_PREFIX = "dvrlab-"
 Printer = Callable[[str], None]
@@ -142,12 +149,15 @@ class Lab:
             return None
 
     # -- up -----------------------------------------------------------------------------------
-    def up(self, computes: int = 2) -> LabRecord:
+    def up(self, computes: int = 2, plumbing: VmPlumbing = DEFAULT_PLUMBING) -> LabRecord:
         existing = self.paths.load()
         if self.is_up(existing):
-            if existing.computes != computes or existing.api_port != self.api_port:
+            if (existing.computes, existing.api_port, existing.vm_plumbing) != (
+                    computes, self.api_port, plumbing):
                 raise LabError(f"lab {self.name!r} is already up with {existing.computes} "
-                               f"computes on port {existing.api_port}; `dvr lab down` first")
+                               f"computes on port {existing.api_port}, "
+                               f"{existing.vm_plumbing.value} VM plumbing; "
+                               f"`dvr lab down` first")
             self.out(f"lab {self.name!r} is already up")
             return existing
         if existing is not None:
@@ -158,7 +168,7 @@ class Lab:
             raise LabError(f"127.0.0.1:{self.api_port} is in use (another dvr-server or lab?); "
                            f"choose another with --api-port")
         record = LabRecord(name=self.name, api_port=self.api_port, computes=computes,
-                           fabric_netns=self.fabric_netns)
+                           fabric_netns=self.fabric_netns, vm_plumbing=plumbing)
         self.paths.save(record)
         started = time.monotonic()
         self._start_server(record)
@@ -335,7 +345,8 @@ class Lab:
         plug = VmPlug(name=vm.name, port_id=vm.port_id, mac_address=vm.mac_address,
                       ip_address=vm.ip_address, cidr=subnet["cidr"],
                       gateway_ip=subnet.get("gateway_ip"),
-                      mtu=min(net.get("mtu") or TENANT_MTU, TENANT_MTU), ovsdb=env.ovsdb)
+                      mtu=min(net.get("mtu") or TENANT_MTU, TENANT_MTU), ovsdb=env.ovsdb,
+                      plumbing=record.vm_plumbing)
         for argv in plug_commands(plug):
             env.run(argv)
 

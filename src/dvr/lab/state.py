@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dvr.lab.procs import ProcessRef
+from dvr.lab.vm import VmPlumbing
 from dvr.server.admin_token import admin_token_path
 
 DEFAULT_ROOT = Path("/var/lib/dvr-lab")
@@ -48,6 +49,9 @@ class LabRecord:
     vms: dict[str, VmRecord] = field(default_factory=dict)
     router_id: str = ""
     complete: bool = False
+    # how every VM of the lab is plugged (`dvr lab up --vm-plumbing`); a record written
+    # before the choice existed was a veth lab
+    vm_plumbing: VmPlumbing = VmPlumbing.VETH
 
     @property
     def outside_ip(self) -> str:
@@ -65,6 +69,7 @@ class LabRecord:
         data = json.loads(text)
         data["hosts"] = {k: HostRecord(**v) for k, v in data.get("hosts", {}).items()}
         data["vms"] = {k: VmRecord(**v) for k, v in data.get("vms", {}).items()}
+        data["vm_plumbing"] = VmPlumbing(data.get("vm_plumbing", VmPlumbing.VETH))
         return LabRecord(**data)
 
 

@@ -1,18 +1,42 @@
 """Lab VMs: a network namespace with one NIC, plugged into br-int like a hypervisor would.
 
-The lab plays Nova's part: it creates the port through the API, then plugs a veth whose
-bridge end carries ``external_ids:iface-id=<port id>`` (and ``attached-mac``) into br-int;
-the agent finds it by that id and programs it.  These functions only compute the commands
-(argv lists, to run inside the lab host); nothing here does I/O.
+The lab plays Nova's part: it creates the port through the API, then plugs the VM's NIC
+into br-int as a port carrying ``external_ids:iface-id=<port id>`` (and ``attached-mac``);
+the agent finds it by that id and programs it.  Two ways to make the NIC
+(``VmPlumbing``):
+
+- ``tap`` (the default): br-int gets an OVS ``type=tap`` port; ovs-vswitchd (netdev
+  datapath) creates the tap device and keeps its file descriptor, and the device is then
+  moved into the VM's namespace and renamed ``eth0``.  OVS reads and writes the frames
+  through that descriptor, which keeps working after the move, as a hypervisor's tap does;
+  OVS can no longer read the device's state or counters (the interface shows
+  ``link_state=down`` and ``?`` statistics), which nothing in dvr uses.
+- ``veth``: a veth pair whose bridge end is a ``system`` port of br-int (OVS reads it
+  through AF_PACKET) and whose other end is the VM's ``eth0``.
+
+The OVS port is named ``tap_name(port_id)`` either way.  These functions only compute the
+commands (argv lists, to run inside the lab host); nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from enum import StrEnum
 
 VM_NAMESPACE_PREFIX = "vm-"
 TAP_PREFIX = "tap"
+VM_NIC = "eth0"  # the NIC's name inside the VM
+
+
+class VmPlumbing(StrEnum):
+    """How a lab VM's NIC is made (see the module docstring)."""
+
+    TAP = "tap"
+    VETH = "veth"
+
+
+DEFAULT_PLUMBING = VmPlumbing.TAP
 
 
 @dataclass(frozen=True)
@@ -27,6 +51,9 @@ class VmPlug:
     ovsdb: str  # e.g. unix:/var/lib/dvr-lab/dvr/compute-1/db.sock
     bridge: str = "br-int"
     datapath_type: str = "netdev"
+    # the lab passes its own choice (DEFAULT_PLUMBING unless told); code that plugs VMs
+    # into hosts it built itself (the integration tests) keeps the veth it was written for
+    plumbing: VmPlumbing = VmPlumbing.VETH
 
     @property
     def namespace(self) -> str:
@@ -45,31 +72,54 @@ def tap_name(port_id: str) -> str:
     return f"{TAP_PREFIX}{port_id[:11]}"
 
 
-def plug_commands(vm: VmPlug) -> list[list[str]]:
-    """Create the VM namespace, its NIC, and plug the bridge end into br-int."""
-    ns = vm.namespace
-    prefix = ipaddress.ip_network(vm.cidr).prefixlen
-    in_vm = ["ip", "netns", "exec", ns]
-    peer = f"v{vm.port_id[:11]}"  # temporary name of the VM end before it is renamed eth0
-    vsctl = ["ovs-vsctl", f"--db={vm.ovsdb}"]
-    commands = [
-        ["ip", "netns", "add", ns],
-        [*in_vm, "ip", "link", "set", "lo", "up"],
+def _port_args(vm: VmPlug, *interface: str) -> list[str]:
+    """``ovs-vsctl`` arguments adding the VM's port to br-int with the ids the agent reads."""
+    return ["--may-exist", "add-port", vm.bridge, vm.tap, "--", "set", "interface", vm.tap,
+            *interface, f"external_ids:iface-id={vm.port_id}",
+            f"external_ids:attached-mac={vm.mac_address}", "external_ids:iface-status=active",
+            f"external_ids:vm-id={vm.name}"]
+
+
+def _nic_commands(vm: VmPlug, vsctl: list[str]) -> list[list[str]]:
+    """Make the NIC and plug it; afterwards device ``nic_device(vm)`` is in the VM's
+    namespace (not yet renamed)."""
+    if vm.plumbing is VmPlumbing.TAP:
+        # ovs-vsctl returns once ovs-vswitchd has created the tap: then it can be moved
+        return [[*vsctl, *_port_args(vm, "type=tap")],
+                ["ip", "link", "set", vm.tap, "netns", vm.namespace]]
+    peer = nic_device(vm)
+    return [
         ["ip", "link", "add", vm.tap, "mtu", str(vm.mtu), "type", "veth",
          "peer", "name", peer, "mtu", str(vm.mtu)],
-        ["ip", "link", "set", peer, "netns", ns],
-        [*in_vm, "ip", "link", "set", peer, "name", "eth0"],
-        [*in_vm, "ip", "link", "set", "eth0", "address", vm.mac_address, "up"],
-        [*in_vm, "ip", "addr", "add", f"{vm.ip_address}/{prefix}", "dev", "eth0"],
-        # checksums must be computed in the VM: OVS netdev does not fill them in
-        [*in_vm, "ethtool", "-K", "eth0", "tx", "off"],
+        ["ip", "link", "set", peer, "netns", vm.namespace],
         ["ip", "link", "set", vm.tap, "up"],
+        [*vsctl, *_port_args(vm)],
+    ]
+
+
+def nic_device(vm: VmPlug) -> str:
+    """The NIC's name as it enters the VM's namespace: the tap itself, or the veth's peer."""
+    return vm.tap if vm.plumbing is VmPlumbing.TAP else f"v{vm.port_id[:11]}"
+
+
+def plug_commands(vm: VmPlug) -> list[list[str]]:
+    """Create the VM namespace, its NIC ``eth0`` (address, MTU, up, default route) and plug
+    it into br-int."""
+    prefix = ipaddress.ip_network(vm.cidr).prefixlen
+    in_vm = ["ip", "netns", "exec", vm.namespace]
+    vsctl = ["ovs-vsctl", f"--db={vm.ovsdb}"]
+    commands = [
+        ["ip", "netns", "add", vm.namespace],
+        [*in_vm, "ip", "link", "set", "lo", "up"],
         [*vsctl, "--may-exist", "add-br", vm.bridge, "--", "set", "bridge", vm.bridge,
          f"datapath_type={vm.datapath_type}"],
-        [*vsctl, "--may-exist", "add-port", vm.bridge, vm.tap, "--", "set", "interface",
-         vm.tap, f"external_ids:iface-id={vm.port_id}",
-         f"external_ids:attached-mac={vm.mac_address}", "external_ids:iface-status=active",
-         f"external_ids:vm-id={vm.name}"],
+        *_nic_commands(vm, vsctl),
+        [*in_vm, "ip", "link", "set", nic_device(vm), "name", VM_NIC],
+        [*in_vm, "ip", "link", "set", VM_NIC, "address", vm.mac_address, "mtu", str(vm.mtu),
+         "up"],
+        [*in_vm, "ip", "addr", "add", f"{vm.ip_address}/{prefix}", "dev", VM_NIC],
+        # checksums must be computed in the VM: OVS netdev does not fill them in
+        [*in_vm, "ethtool", "-K", VM_NIC, "tx", "off"],
     ]
     if vm.gateway_ip:
         commands.append([*in_vm, "ip", "route", "add", "default", "via", vm.gateway_ip])
@@ -78,7 +128,10 @@ def plug_commands(vm: VmPlug) -> list[list[str]]:
 
 def unplug_commands(vm_name: str, port_id: str, ovsdb: str,
                     bridge: str = "br-int") -> list[list[str]]:
-    """Remove a VM's port from br-int, its NIC and namespace (each step may be absent)."""
+    """Remove a VM's port from br-int, its NIC and namespace (each step may be absent).
+
+    The same for both plumbings: removing a tap port makes ovs-vswitchd close the tap,
+    which deletes it wherever it is; a veth goes with its bridge end."""
     tap = tap_name(port_id)
     return [
         ["ovs-vsctl", f"--db={ovsdb}", "--if-exists", "del-port", bridge, tap],

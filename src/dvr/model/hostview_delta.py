@@ -42,6 +42,8 @@ from dvr.model.hostview import (
     security_group_from_dict,
 )
 
+HOLDS_NO_VIEW = 0  # the revision a caller asking for a delta names when it holds no view
+
 T = TypeVar("T")  # an object of a collection
 P = TypeVar("P")  # how a changed one travels: the object itself, or a patch of it
 Key = Hashable
@@ -124,7 +126,7 @@ class HostViewDelta:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return compact_delta_dict(asdict(self))
 
 
 # -- the collections: key, and how a changed object is patched ---------------------------------
@@ -327,17 +329,43 @@ def apply(old: HostView, delta: HostViewDelta) -> HostView:
 
 # -- JSON -----------------------------------------------------------------------------------------
 
+# the fields of the patches that hold a nested collection's changes
+_NESTED_CHANGES = {"networks": "remote_hosts", "routers": "arp_entries", "address_sets": "cidrs"}
+
+
+def _compact_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    return {name: items for name, items in changes.items() if items}
+
+
+def compact_delta_dict(raw: dict[str, Any]) -> dict[str, Any]:
+    """A delta's dict (``asdict`` or the server's faster equivalent) without the empty
+    lists of its changes and without unchanged collections: what travels."""
+    result = {k: v for k, v in raw.items() if k not in _COLLECTIONS}
+    for name in _COLLECTIONS:
+        changes = _compact_changes(raw[name])
+        nested = _NESTED_CHANGES.get(name)
+        if nested and "changed" in changes:
+            changes["changed"] = [
+                {**patch, nested: _compact_changes(patch[nested])} for patch in changes["changed"]
+            ]
+        if changes:
+            result[name] = changes
+    return result
+
+
 
 def _key_from_json(raw: Any) -> Key:
     return tuple(raw) if isinstance(raw, list) else raw
 
 
-def _changes_from_dict(d: dict[str, Any], item: Callable[[Any], T],
+def _changes_from_dict(d: dict[str, Any] | None, item: Callable[[Any], T],
                        change: Callable[[Any], P]) -> Changes[T, P]:
+    if not d:
+        return Changes()
     return Changes(
-        added=tuple(item(i) for i in d["added"]),
-        changed=tuple(change(c) for c in d["changed"]),
-        removed=tuple(_key_from_json(k) for k in d["removed"]),
+        added=tuple(item(i) for i in d.get("added", ())),
+        changed=tuple(change(c) for c in d.get("changed", ())),
+        removed=tuple(_key_from_json(k) for k in d.get("removed", ())),
     )
 
 
@@ -352,21 +380,21 @@ def _cidr_from_json(raw: Any) -> str:
 def _network_patch_from_dict(d: dict[str, Any]) -> NetworkPatch:
     return NetworkPatch(
         network_from_dict(d["network"]),
-        _changes_from_dict(d["remote_hosts"], remote_host_from_dict, remote_host_from_dict),
+        _changes_from_dict(d.get("remote_hosts"), remote_host_from_dict, remote_host_from_dict),
     )
 
 
 def _router_patch_from_dict(d: dict[str, Any]) -> RouterPatch:
     return RouterPatch(
         router_from_dict(d["router"]),
-        _changes_from_dict(d["arp_entries"], _arp_from_dict, _arp_from_dict),
+        _changes_from_dict(d.get("arp_entries"), _arp_from_dict, _arp_from_dict),
     )
 
 
 def _address_set_patch_from_dict(d: dict[str, Any]) -> AddressSetPatch:
     return AddressSetPatch(
         address_set_from_dict(d["address_set"]),
-        _changes_from_dict(d["cidrs"], _cidr_from_json, _cidr_from_json),
+        _changes_from_dict(d.get("cidrs"), _cidr_from_json, _cidr_from_json),
     )
 
 
@@ -382,15 +410,15 @@ def delta_from_dict(d: dict[str, Any]) -> HostViewDelta:
         from_revision=d["from_revision"],
         to_revision=d["to_revision"],
         host_fields=None if fields is None else HostFields(**fields),
-        ports=_changes_from_dict(d["ports"], port_from_dict, port_from_dict),
-        networks=_changes_from_dict(d["networks"], network_from_dict, _network_patch_from_dict),
-        routers=_changes_from_dict(d["routers"], router_from_dict, _router_patch_from_dict),
-        peer_host_macs=_changes_from_dict(d["peer_host_macs"], _host_mac_from_dict,
+        ports=_changes_from_dict(d.get("ports"), port_from_dict, port_from_dict),
+        networks=_changes_from_dict(d.get("networks"), network_from_dict, _network_patch_from_dict),
+        routers=_changes_from_dict(d.get("routers"), router_from_dict, _router_patch_from_dict),
+        peer_host_macs=_changes_from_dict(d.get("peer_host_macs"), _host_mac_from_dict,
                                           _host_mac_from_dict),
-        fip_agent_gateways=_changes_from_dict(d["fip_agent_gateways"], port_from_dict,
+        fip_agent_gateways=_changes_from_dict(d.get("fip_agent_gateways"), port_from_dict,
                                               port_from_dict),
-        security_groups=_changes_from_dict(d["security_groups"], security_group_from_dict,
+        security_groups=_changes_from_dict(d.get("security_groups"), security_group_from_dict,
                                            security_group_from_dict),
-        address_sets=_changes_from_dict(d["address_sets"], address_set_from_dict,
+        address_sets=_changes_from_dict(d.get("address_sets"), address_set_from_dict,
                                         _address_set_patch_from_dict),
     )

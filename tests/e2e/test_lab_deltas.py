@@ -40,6 +40,7 @@ def test_a_stopped_agent_converges_from_deltas_alone(lab3):
     finally:
         os.kill(agent.pid, signal.SIGCONT)
     try:
+        local.join(60)
         lab3.wait_converged()
         assert lab3.ping("orange-7", "blue-7").returncode == 0
         assert lab3.ping("blue-1", "orange-7").returncode == 0
@@ -52,7 +53,7 @@ def test_a_stopped_agent_converges_from_deltas_alone(lab3):
         assert passes and {kind for _, kind in passes} == {"delta"}, passes
         assert revision in {r for r, _ in passes}
     finally:
-        if local.ident is not None:
+        if local.is_alive():
             local.join(60)
         for name in ("orange-7", "blue-7"):
             if name in lab3.record.vms:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import insert, text
@@ -354,7 +355,7 @@ def bench_deltas(db_url: str, woken: int, rounds: int) -> dict[str, object]:
     *before*, the whole view built alone and encoded (what every woken agent fetched);
     *after*, the view built from the revision's shared parts, diffed with the view the host
     was served before the change, and the delta encoded.  ``rounds`` alternate the two
-    (each "after" round starts with no shared parts)."""
+    (each "after" round starts from the shared parts of the revision before the change)."""
     database = Database.from_url(db_url)
     tune_garbage_collector()
     context = ServerContext.create(ServerConfig(db_url=db_url, no_auth=True), database)
@@ -399,7 +400,9 @@ def bench_deltas(db_url: str, woken: int, rounds: int) -> dict[str, object]:
     before: dict[str, list] = {"cpu": [], "wall": [], "bytes": []}
     after: dict[str, list] = {"cpu": [], "wall": [], "bytes": []}
     for _ in range(rounds):
-        parts = SharedViewParts()  # this round's: the first host builds the shared parts
+        # this round's, following the parts of the views served before the change (as in
+        # the server): the first host of the round builds the shared parts
+        parts = SharedViewParts(newest=shared.at(base))
         for figures, work in ((before, whole_view),
                               (after, lambda tx, h, p=parts: delta(tx, h, p))):
             cpu, wall, sizes = measure(work)
@@ -476,6 +479,20 @@ async def bench_wakeup(url: str, trials: int, watchers: int) -> dict[str, object
 
 # -- main --------------------------------------------------------------------------------
 BACKENDS = ("sqlite", "postgres")
+RESULTS_JSON = HERE / "results.json"
+DELTA_KEYS = ("view_build_ms_per_host_before", "view_build_ms_per_host_after",
+              "delta_bytes_median", "full_bytes_median")
+
+
+def delta_summary(report: dict[str, Any], command: str) -> dict[str, object]:
+    """The ``control_plane_deltas`` section of results.json: the headline keys (of the first
+    backend measured) and every backend's figures."""
+    runs = {k: v for k, v in report.items() if k in BACKENDS}
+    first = next(v for v in runs.values() if "skipped" not in v)
+    return {"command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            **{k: first[k] for k in DELTA_KEYS}, "machine": report["machine"],
+            "load_average_before": report["load_average_before"],
+            "load_average_after": report["load_average_after"], **runs}
 
 
 def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, object]:
@@ -561,6 +578,9 @@ def main() -> int:
                         help="--deltas: woken hosts measured (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="--deltas: alternating before/after rounds (default %(default)s)")
+    parser.add_argument("--update-results", action="store_true",
+                        help=f"--deltas: store the figures under 'control_plane_deltas' in "
+                             f"{RESULTS_JSON.name}")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     unknown = set(args.backends.split(",")) - set(BACKENDS)
@@ -574,6 +594,10 @@ def main() -> int:
             print(json.dumps({backend: report[backend]}, indent=1), flush=True)
     report["load_average_after"] = load_average()
     print(json.dumps(report, indent=1))
+    if args.deltas and args.update_results:
+        doc = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+        doc["control_plane_deltas"] = delta_summary(report, " ".join(sys.argv))
+        RESULTS_JSON.write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 
 

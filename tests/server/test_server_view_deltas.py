@@ -4,6 +4,7 @@ views built alone."""
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 from test_server_notifications import HOSTS, World
@@ -107,3 +108,22 @@ def test_agents_following_deltas_hold_exactly_the_views_along_a_random_history(a
                 kinds["delta"] += 1
             assert held[host] == alone(api, host), f"step {step} {op.__name__} host {host}"
     assert kinds["delta"] >= 20 * len(HOSTS)
+
+
+def test_what_did_not_change_stays_the_same_objects_at_the_next_revision(api, small):
+    """(so that diffing a host's new view with its served one compares identities)"""
+    api.port(small["id"], host="h2")
+
+    def shared_view(host):
+        return api.context.run_read(
+            lambda tx: build_host_view(tx.conn, host, api.context.view_parts))
+
+    first = shared_view("h1")
+    other = api.network("other", port_security_enabled=False)
+    api.subnet(other["id"], "203.0.113.0/24")
+    api.port(other["id"], host="h2")  # h2's view changes, h1's does not
+    second = shared_view("h1")
+    assert second.revision > first.revision
+    assert second == replace(first, revision=second.revision)
+    assert second.networks[0].remote_hosts[0] is first.networks[0].remote_hosts[0]
+    assert second.peer_host_macs[0] is first.peer_host_macs[0]

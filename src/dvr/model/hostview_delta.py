@@ -244,10 +244,10 @@ def _indexed(items: Sequence[T], key: Callable[[T], Key]) -> dict[Key, T]:
 
 def _diff_items(old: Sequence[T], new: Sequence[T], key: Callable[[T], Key],
                 patcher: _Patcher[T, Any] | None = None) -> Changes[T, Any]:
+    if old == new:  # (mostly the same objects: cheap)
+        return Changes()
     old_by_key = _indexed(old, key)
     new_by_key = _indexed(new, key)
-    if old == new:
-        return Changes()
     added: list[T] = []
     changed: list[Any] = []
     for k, item in new_by_key.items():

@@ -49,7 +49,7 @@ from dvr.model.hostview import (
     SubnetView,
 )
 from dvr.server.hostview_firewall import address_pairs, firewall_views
-from dvr.server.hostview_parts import RevisionParts, SharedViewParts
+from dvr.server.hostview_parts import RevisionParts, SharedViewParts, interned, reuse
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_queries import groups_of_ports
 from dvr.server.services.firewall_rules import is_filtered
@@ -147,7 +147,9 @@ def _network_views(
     with parts.lock:
         missing = network_ids - parts.networks.keys()
         if missing:
-            parts.networks.update(_shared_networks(conn, missing))
+            before = parts.previous.networks if parts.previous else {}
+            for network_id, network in _shared_networks(conn, missing).items():
+                parts.networks[network_id] = _reusing_network(before.get(network_id), network)
     views = []
     for network_id in sorted(network_ids):
         network = parts.networks.get(network_id)
@@ -158,6 +160,13 @@ def _network_views(
             network = replace(network, remote_hosts=remote)
         views.append(network)
     return tuple(views)
+
+
+def _reusing_network(previous: NetworkView | None, new: NetworkView) -> NetworkView:
+    """``new``, made of ``previous``'s objects where they are equal."""
+    if previous is None or previous == new:
+        return previous or new
+    return replace(new, remote_hosts=interned(previous.remote_hosts, new.remote_hosts))
 
 
 def _shared_networks(conn: Connection, network_ids: set[str]) -> dict[str, NetworkView]:
@@ -365,7 +374,9 @@ def _router_views(
     with parts.lock:
         missing = router_ids - parts.routers.keys()
         if missing:
-            parts.routers.update(_shared_routers(conn, missing))
+            before = parts.previous.routers if parts.previous else {}
+            for router_id, router in _shared_routers(conn, missing).items():
+                parts.routers[router_id] = _reusing_router(before.get(router_id), router)
     fips: dict[str, list[FloatingIpView]] = defaultdict(list)
     for r in _floating_ip_rows(conn, router_ids, host):
         fips[r.router_id].append(FloatingIpView(*r[1:]))
@@ -380,6 +391,14 @@ def _router_views(
             )
         views.append(router)
     return tuple(views)
+
+
+def _reusing_router(previous: RouterView | None, new: RouterView) -> RouterView:
+    """``new``, made of ``previous``'s objects where they are equal."""
+    if previous is None or previous == new:
+        return previous or new
+    return replace(new, arp_entries=interned(previous.arp_entries, new.arp_entries),
+                   interfaces=reuse(previous.interfaces, new.interfaces))
 
 
 def _shared_routers(conn: Connection, router_ids: set[str]) -> dict[str, RouterView]:
@@ -478,7 +497,9 @@ def _host_macs(conn: Connection, parts: RevisionParts) -> tuple[HostMac, ...]:
     with parts.lock:
         if parts.host_macs is None:
             rows = conn.execute(select(dvr_host_macs.c.host, dvr_host_macs.c.mac_address)).all()
-            parts.host_macs = tuple(HostMac(h, m) for h, m in sorted(rows))
+            before = parts.previous.host_macs if parts.previous else None
+            macs = interned(before or (), tuple(HostMac(h, m) for h, m in sorted(rows)))
+            parts.host_macs = reuse(before, macs)
         return parts.host_macs
 
 

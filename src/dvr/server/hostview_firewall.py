@@ -20,7 +20,7 @@ from dvr.db.tables import (
     security_groups,
 )
 from dvr.model.hostview import AddressPair, AddressSetView, SecurityGroupView
-from dvr.server.hostview_parts import AddressSetKey, RevisionParts
+from dvr.server.hostview_parts import AddressSetKey, RevisionParts, reuse
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_rules import MATCH_KEYS, rule_view
 
@@ -42,8 +42,11 @@ def firewall_views(
         return (), ()
     with parts.lock:
         missing = set(group_ids) - parts.security_groups.keys()
+        before = parts.previous
         if missing:
-            parts.security_groups.update(_group_views(conn, missing))
+            for group_id, group in _group_views(conn, missing).items():
+                earlier = before.security_groups.get(group_id) if before else None
+                parts.security_groups[group_id] = reuse(earlier, group)
         groups = tuple(
             parts.security_groups[g] for g in sorted(group_ids) if g in parts.security_groups
         )
@@ -59,7 +62,9 @@ def firewall_views(
         }
         missing_sets = wanted - parts.address_sets.keys()
         if missing_sets:
-            parts.address_sets.update(_address_set_views(conn, missing_sets))
+            for key, address_set in _address_set_views(conn, missing_sets).items():
+                earlier = before.address_sets.get(key) if before else None
+                parts.address_sets[key] = reuse(earlier, address_set)
         sets = tuple(parts.address_sets[k] for k in sorted(wanted))
     return groups, tuple(s for s in sets if s is not None)
 

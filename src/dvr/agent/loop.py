@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.retry import IncompleteReconcile, Retries
@@ -37,7 +37,7 @@ class FetchedView:
     the view held before) or "full"; ``size`` counts the bytes of the server's answers."""
 
     view: HostView
-    kind: str
+    kind: Literal["delta", "full"]
     size: int
 
 
@@ -208,7 +208,7 @@ class AgentLoop:
             raise DeltaRefused("the server answered a request for the full view with a delta")
         return self._hold(answer.update, "full", spent + answer.size)
 
-    def _hold(self, view: HostView, kind: str, size: int) -> FetchedView:
+    def _hold(self, view: HostView, kind: Literal["delta", "full"], size: int) -> FetchedView:
         self.view = view
         return FetchedView(view, kind, size)
 

@@ -1,8 +1,11 @@
 """dvr-server benchmarks (issue 2): port-create throughput through the API, HostView build
-time at scale, and the delay from a write to its watchers being woken.
+time at scale, and the delay from a write to its watchers being woken.  With ``--deltas``
+(issue 14): the server's CPU per woken host for one change on a network every host is on,
+whole views as before vs deltas from views built with the revision's shared parts.
 
     .venv/bin/python bench/bench_server.py                     # SQLite and PostgreSQL
     .venv/bin/python bench/bench_server.py --backends sqlite --ports 300 --quick
+    .venv/bin/python bench/bench_server.py --backends sqlite --deltas --woken 100
 
 Scale scenario (built with bulk SQL inserts that mirror what the services write): 1,000
 hosts (990 `dvr`, 10 `dvr_snat`), 500 distributed routers each on 2 of 1,000 tenant
@@ -26,9 +29,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import insert, text
@@ -45,9 +50,16 @@ from dvr.db.migrate import upgrade_to_head  # noqa: E402
 from dvr.db.session import Database  # noqa: E402
 from dvr.gc_tuning import tune_garbage_collector  # noqa: E402
 from dvr.model.hostview import is_dvr_serviceable  # noqa: E402
+from dvr.model.hostview_delta import apply, compact_delta_dict, delta_from_dict  # noqa: E402
+from dvr.server.config import ServerConfig  # noqa: E402
+from dvr.server.context import ServerContext  # noqa: E402
 from dvr.server.hostview import build_host_view  # noqa: E402
+from dvr.server.hostview_parts import SharedViewParts  # noqa: E402
+from dvr.server.hostview_served import ServedViews, view_update  # noqa: E402
 from dvr.server.serialize import to_jsonable  # noqa: E402
+from dvr.server.services import ports as port_service  # noqa: E402
 from dvr.server.services.ipam import default_pools  # noqa: E402
+from dvr.server.services.notify import current_revision  # noqa: E402
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -335,6 +347,91 @@ def bench_hostview_http(url: str, sample: list[str], repeat: int) -> dict[str, f
     return stats(timings)
 
 
+# -- one change on a network every host is on: whole views vs deltas --------------------
+def bench_deltas(db_url: str, woken: int, rounds: int) -> dict[str, object]:
+    """A port bound to one host on the external network (a VXLAN network with a FIP gateway
+    port on every compute host, so the change wakes ~1,000 hosts); for ``woken`` of the
+    hosts it wakes, the server's work for each, measured as the serving thread's CPU time:
+    *before*, the whole view built alone and encoded (what every woken agent fetched);
+    *after*, the view built from the revision's shared parts, diffed with the view the host
+    was served before the change, and the delta encoded.  ``rounds`` alternate the two
+    (each "after" round starts from the shared parts of the revision before the change)."""
+    database = Database.from_url(db_url)
+    tune_garbage_collector()
+    context = ServerContext.create(ServerConfig(db_url=db_url, no_auth=True), database)
+    served = ServedViews()
+    with database.write() as conn:  # populate()'s rows came without a change: revision 0,
+        # which ``since`` reads as "holds no view"
+        conn.execute(text("UPDATE server_state SET revision = revision + 1 WHERE id = 1"))
+        ext = conn.execute(text("SELECT id FROM networks WHERE name = 'ext'")).scalar_one()
+    # every host holds its view from before the change (built for all: like agents at rest)
+    shared = SharedViewParts()
+    hosts = [h for h, in context.run_read(lambda tx: tx.conn.execute(
+        text("SELECT host FROM dvr_hosts ORDER BY host")).all())]
+    for host in hosts:
+        served.remember(context.run_read(lambda tx, h=host: build_host_view(tx.conn, h, shared)))
+    base = context.run_read(lambda tx: current_revision(tx.conn))
+    held = {h: served.served(h, base) for h in hosts}
+    body = {"network_id": ext, "device_owner": "compute:nova", "port_security_enabled": False,
+            "binding:host_id": "compute-0000"}
+    _, revision, concerned = context.run_write(lambda tx: port_service.create(tx, body))
+    step = max(1, len(concerned) // woken)
+    sample = sorted(concerned)[::step][:woken]
+
+    def measure(work) -> tuple[list[float], list[float], list[int]]:  # noqa: ANN001
+        cpu, wall, sizes = [], [], []
+        for host in sample:
+            started, cpu_started = time.perf_counter(), time.thread_time()
+            sizes.append(len(context.run_read(lambda tx, h=host: work(tx, h))))
+            cpu.append((time.thread_time() - cpu_started) * 1000)
+            wall.append((time.perf_counter() - started) * 1000)
+        return cpu, wall, sizes
+
+    def whole_view(tx, host: str) -> bytes:  # noqa: ANN001
+        return json.dumps(to_jsonable(build_host_view(tx.conn, host))).encode()
+
+    def delta(tx, host: str, parts: SharedViewParts) -> bytes:  # noqa: ANN001
+        view = build_host_view(tx.conn, host, parts)
+        update = view_update(served, view, held[host].revision)
+        if update is view:
+            raise RuntimeError(f"no delta for {host}")
+        return json.dumps(compact_delta_dict(to_jsonable(update))).encode()
+
+    before: dict[str, list] = {"cpu": [], "wall": [], "bytes": []}
+    after: dict[str, list] = {"cpu": [], "wall": [], "bytes": []}
+    for _ in range(rounds):
+        # this round's, following the parts of the views served before the change (as in
+        # the server): the first host of the round builds the shared parts
+        parts = SharedViewParts(newest=shared.at(base))
+        for figures, work in ((before, whole_view),
+                              (after, lambda tx, h, p=parts: delta(tx, h, p))):
+            cpu, wall, sizes = measure(work)
+            figures["cpu"] += cpu
+            figures["wall"] += wall
+            figures["bytes"] += sizes
+    # the agent's side: decode and apply one delta
+    raw = context.run_read(lambda tx: delta(tx, sample[-1], SharedViewParts()))
+    started = time.perf_counter()
+    patched = apply(held[sample[-1]], delta_from_dict(json.loads(raw)))
+    apply_ms = (time.perf_counter() - started) * 1000
+    assert patched == context.run_read(lambda tx: build_host_view(tx.conn, sample[-1]))
+    database.dispose()
+    mean = statistics.fmean
+    return {
+        "change": "a port bound to compute-0000 on the external VXLAN network",
+        "revision": revision, "hosts_woken": len(concerned), "hosts_measured": len(sample),
+        "rounds": rounds,
+        "view_build_ms_per_host_before": mean(before["cpu"]),
+        "view_build_ms_per_host_after": mean(after["cpu"]),
+        "wall_ms_per_host_before": mean(before["wall"]),
+        "wall_ms_per_host_after": mean(after["wall"]),
+        "cpu_ms_before": stats(before["cpu"]), "cpu_ms_after": stats(after["cpu"]),
+        "full_bytes_median": statistics.median(before["bytes"]),
+        "delta_bytes_median": statistics.median(after["bytes"]),
+        "agent_decode_and_apply_ms": apply_ms,
+    }
+
+
 # -- write -> watcher woken --------------------------------------------------------------
 async def bench_wakeup(url: str, trials: int, watchers: int) -> dict[str, object]:
     hosts = [f"watch-{i:03d}" for i in range(watchers)]
@@ -382,9 +479,24 @@ async def bench_wakeup(url: str, trials: int, watchers: int) -> dict[str, object
 
 # -- main --------------------------------------------------------------------------------
 BACKENDS = ("sqlite", "postgres")
+RESULTS_JSON = HERE / "results.json"
+DELTA_KEYS = ("view_build_ms_per_host_before", "view_build_ms_per_host_after",
+              "delta_bytes_median", "full_bytes_median")
+
+
+def delta_summary(report: dict[str, Any], command: str) -> dict[str, object]:
+    """The ``control_plane_deltas`` section of results.json: the headline keys (of the first
+    backend measured) and every backend's figures."""
+    runs = {k: v for k, v in report.items() if k in BACKENDS}
+    first = next(v for v in runs.values() if "skipped" not in v)
+    return {"command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            **{k: first[k] for k in DELTA_KEYS}, "machine": report["machine"],
+            "load_average_before": report["load_average_before"],
+            "load_average_after": report["load_average_after"], **runs}
 
 
 def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, object]:
+    """The figures (``--deltas``: of deltas; else of the server) on one backend."""
     cluster = None
     if name == "postgres":
         reason = pg.unavailable_reason()
@@ -403,34 +515,49 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         admin.dispose()
         return cluster.url(tag)
 
-    result: dict[str, object] = {}
     try:
-        url = fresh_url("throughput")
-        server = Server(url, workdir)
-        try:
-            result["port_create"] = [bench_port_create(server.url, args.ports, c)
-                                     for c in args.concurrency]
-            result["wakeup"] = asyncio.run(bench_wakeup(server.url, args.trials, args.watchers))
-        finally:
-            server.stop()
-        if not args.quick:
-            url = fresh_url("scale")
-            started = time.perf_counter()
-            result["scale"] = populate(url, external_type=args.external_type)
-            result["populate_s"] = time.perf_counter() - started
-            sample = [f"compute-{i:04d}" for i in range(0, 990, 99)] + ["snat-0"]
-            result["hostview"] = bench_hostview(url, sample, args.repeat)
-            server = Server(url, workdir)
-            try:
-                result["hostview_http_ms"] = bench_hostview_http(server.url, sample, args.repeat)
-                result["wakeup_at_scale"] = asyncio.run(
-                    bench_wakeup(server.url, args.trials, args.watchers))
-            finally:
-                server.stop()
+        figures = delta_figures if args.deltas else server_figures
+        return figures(fresh_url, args, workdir)
     finally:
         if cluster is not None:
             cluster.stop()
+
+
+def server_figures(fresh_url: Callable[[str], str], args: argparse.Namespace,
+                   workdir: Path) -> dict[str, object]:
+    result: dict[str, object] = {}
+    url = fresh_url("throughput")
+    server = Server(url, workdir)
+    try:
+        result["port_create"] = [bench_port_create(server.url, args.ports, c)
+                                 for c in args.concurrency]
+        result["wakeup"] = asyncio.run(bench_wakeup(server.url, args.trials, args.watchers))
+    finally:
+        server.stop()
+    if not args.quick:
+        url = fresh_url("scale")
+        started = time.perf_counter()
+        result["scale"] = populate(url, external_type=args.external_type)
+        result["populate_s"] = time.perf_counter() - started
+        sample = [f"compute-{i:04d}" for i in range(0, 990, 99)] + ["snat-0"]
+        result["hostview"] = bench_hostview(url, sample, args.repeat)
+        server = Server(url, workdir)
+        try:
+            result["hostview_http_ms"] = bench_hostview_http(server.url, sample, args.repeat)
+            result["wakeup_at_scale"] = asyncio.run(
+                bench_wakeup(server.url, args.trials, args.watchers))
+        finally:
+            server.stop()
     return result
+
+
+def delta_figures(fresh_url: Callable[[str], str], args: argparse.Namespace,
+                  workdir: Path) -> dict[str, object]:
+    url = fresh_url("deltas")
+    started = time.perf_counter()
+    scale = populate(url)
+    return {"scale": scale, "populate_s": time.perf_counter() - started,
+            **bench_deltas(url, args.woken, args.rounds)}
 
 
 def main() -> int:
@@ -445,6 +572,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-port scenario")
     parser.add_argument("--external-type", choices=("vxlan", "flat"), default="vxlan",
                         help="segment of the scenario's external network (default vxlan)")
+    parser.add_argument("--deltas", action="store_true",
+                        help="only the whole-view vs delta comparison (issue 14)")
+    parser.add_argument("--woken", type=int, default=100,
+                        help="--deltas: woken hosts measured (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="--deltas: alternating before/after rounds (default %(default)s)")
+    parser.add_argument("--update-results", action="store_true",
+                        help=f"--deltas: store the figures under 'control_plane_deltas' in "
+                             f"{RESULTS_JSON.name}")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     unknown = set(args.backends.split(",")) - set(BACKENDS)
@@ -458,6 +594,10 @@ def main() -> int:
             print(json.dumps({backend: report[backend]}, indent=1), flush=True)
     report["load_average_after"] = load_average()
     print(json.dumps(report, indent=1))
+    if args.deltas and args.update_results:
+        doc = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+        doc["control_plane_deltas"] = delta_summary(report, " ".join(sys.argv))
+        RESULTS_JSON.write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from dvr.model.hostview import HostView, host_view_from_dict
+from dvr.model.hostview_delta import HostViewDelta, delta_from_dict
 
 
 class ServerError(Exception):
@@ -35,6 +36,14 @@ class WatchResult:
     revision: int
     changes: tuple[tuple[str, str], ...]  # (kind, id)
     resync: bool
+
+
+@dataclass(frozen=True)
+class ViewAnswer:
+    """An answer of ``view?since=R``: the full view, or the delta from the view at R."""
+
+    update: HostView | HostViewDelta
+    size: int  # bytes of the answer's body
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,17 @@ class ServerClient:
 
     def host_view(self, host: str) -> HostView:
         return host_view_from_dict(self.get(host_path(host, "view")))
+
+    def fetch_view(self, host: str, since: int) -> ViewAnswer:
+        """What changed in ``host``'s view since the view at revision ``since`` that this
+        caller was served (``HOLDS_NO_VIEW``: the full view).  A server that does not know
+        ``since`` answers with the full view, which is what it answered before deltas."""
+        response = self._http.request("GET", host_path(host, "view"), params={"since": since})
+        _raise_for_error(response)
+        data = response.json()
+        full = data.get("full", True)
+        return ViewAnswer(host_view_from_dict(data) if full else delta_from_dict(data),
+                           len(response.content))
 
     def watch(self, host: str, since: int, timeout: float) -> WatchResult:
         data = self.request(

@@ -20,14 +20,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.retry import IncompleteReconcile, Retries
 from dvr.client import ServerClient
 from dvr.model.hostview import DEFAULT_EAST_WEST, HostView
+from dvr.model.hostview_delta import HOLDS_NO_VIEW, DeltaRefused, apply
 
 log = logging.getLogger("dvr.agent")
+
+
+@dataclass(frozen=True)
+class FetchedView:
+    """The view one reconcile works on, and how it came: ``kind`` is "delta" (patched from
+    the view held before) or "full"; ``size`` counts the bytes of the server's answers."""
+
+    view: HostView
+    kind: Literal["delta", "full"]
+    size: int
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ class AgentLoop:
         self.wake = WakeSignal(clock)
         self.applied_revision = 0
         self.last_outcome: ApplyOutcome | None = None
+        self.view: HostView | None = None  # the last view the server sent (what deltas patch)
 
     # -- start-up -----------------------------------------------------------------------
     def retries(self, activity: str) -> Retries:
@@ -153,7 +165,8 @@ class AgentLoop:
         """Fetch, reconcile, log, report.  ``trigger`` (why) and ``since`` (when the reason
         arose) only go into the log line."""
         started = self.clock()
-        view = self.client.host_view(self.config.host)
+        fetch = self.fetch_view()
+        view = fetch.view
         fetched = self.clock()
         outcome = self.dataplane.reconcile(view)
         elapsed_ms = (self.clock() - started) * 1000
@@ -162,9 +175,9 @@ class AgentLoop:
         if since is not None:
             phases = {"wait": (started - since) * 1000, **phases}
         timings = " ".join(f"{k}_ms={v:.1f}" for k, v in phases.items())
-        log.info("reconcile host=%s revision=%d trigger=%s %s errors=%d %s ms=%.1f",
-                 self.config.host, view.revision, trigger, counts, len(outcome.errors),
-                 timings, elapsed_ms)
+        log.info("reconcile host=%s revision=%d trigger=%s view=%s view_bytes=%d %s errors=%d "
+                 "%s ms=%.1f", self.config.host, view.revision, trigger, fetch.kind, fetch.size,
+                 counts, len(outcome.errors), timings, elapsed_ms)
         for error in outcome.errors:
             log.warning("reconcile error: %s", error)
         if not outcome.errors:
@@ -172,6 +185,32 @@ class AgentLoop:
         self.last_outcome = outcome
         self.report(outcome, view)
         return outcome
+
+    def fetch_view(self) -> FetchedView:
+        """The host's current view: the held view patched with the server's delta, or the
+        full view (at start, when the server has no delta from the held view, or when the
+        delta does not apply to it).  The result is held for the next fetch."""
+        host = self.config.host
+        spent = 0
+        held = self.view
+        if held is not None:
+            answer = self.client.fetch_view(host, held.revision)
+            if isinstance(answer.update, HostView):
+                return self._hold(answer.update, "full", answer.size)
+            try:
+                return self._hold(apply(held, answer.update), "delta", answer.size)
+            except DeltaRefused as exc:
+                log.warning("delta refused (%s): fetching the full view", exc)
+                self.view = None
+                spent = answer.size
+        answer = self.client.fetch_view(host, HOLDS_NO_VIEW)
+        if not isinstance(answer.update, HostView):
+            raise DeltaRefused("the server answered a request for the full view with a delta")
+        return self._hold(answer.update, "full", spent + answer.size)
+
+    def _hold(self, view: HostView, kind: Literal["delta", "full"], size: int) -> FetchedView:
+        self.view = view
+        return FetchedView(view, kind, size)
 
     def report(self, outcome: ApplyOutcome, view: HostView) -> None:
         local = {p.id for p in view.ports}

@@ -281,7 +281,7 @@ def _fixed_ips(items: list[dict[str, Any]]) -> tuple[FixedIp, ...]:
     return tuple(FixedIp(**i) for i in items)
 
 
-def _port(d: dict[str, Any]) -> PortView:
+def port_from_dict(d: dict[str, Any]) -> PortView:
     return PortView(
         **{
             **d,
@@ -294,7 +294,7 @@ def _port(d: dict[str, Any]) -> PortView:
     )
 
 
-def _security_group(d: dict[str, Any]) -> SecurityGroupView:
+def security_group_from_dict(d: dict[str, Any]) -> SecurityGroupView:
     return SecurityGroupView(
         id=d["id"],
         stateful=d["stateful"],
@@ -302,7 +302,7 @@ def _security_group(d: dict[str, Any]) -> SecurityGroupView:
     )
 
 
-def _address_set(d: dict[str, Any]) -> AddressSetView:
+def address_set_from_dict(d: dict[str, Any]) -> AddressSetView:
     return AddressSetView(id=d["id"], kind=d["kind"], cidrs=tuple(d["cidrs"]))
 
 
@@ -310,21 +310,20 @@ def _subnets(items: list[dict[str, Any]]) -> tuple[SubnetView, ...]:
     return tuple(SubnetView(**s) for s in items)
 
 
-def _network(d: dict[str, Any]) -> NetworkView:
+def remote_host_from_dict(d: dict[str, Any]) -> RemoteHost:
+    return RemoteHost(
+        host=d["host"],
+        tunnel_ip=d["tunnel_ip"],
+        entries=tuple(L2Entry(e["mac_address"], tuple(e["ip_addresses"])) for e in d["entries"]),
+    )
+
+
+def network_from_dict(d: dict[str, Any]) -> NetworkView:
     return NetworkView(
         **{
             **d,
             "subnets": _subnets(d["subnets"]),
-            "remote_hosts": tuple(
-                RemoteHost(
-                    host=r["host"],
-                    tunnel_ip=r["tunnel_ip"],
-                    entries=tuple(
-                        L2Entry(e["mac_address"], tuple(e["ip_addresses"])) for e in r["entries"]
-                    ),
-                )
-                for r in d["remote_hosts"]
-            ),
+            "remote_hosts": tuple(remote_host_from_dict(r) for r in d["remote_hosts"]),
         }
     )
 
@@ -337,7 +336,7 @@ def _gateway(d: dict[str, Any] | None) -> GatewayView | None:
     )
 
 
-def _router(d: dict[str, Any]) -> RouterView:
+def router_from_dict(d: dict[str, Any]) -> RouterView:
     return RouterView(
         **{
             **d,
@@ -359,11 +358,11 @@ def host_view_from_dict(d: dict[str, Any]) -> HostView:
         agent_mode=d["agent_mode"],
         host_mac=d["host_mac"],
         tunnel_ip=d["tunnel_ip"],
-        ports=tuple(_port(p) for p in d["ports"]),
-        networks=tuple(_network(n) for n in d["networks"]),
-        routers=tuple(_router(r) for r in d["routers"]),
+        ports=tuple(port_from_dict(p) for p in d["ports"]),
+        networks=tuple(network_from_dict(n) for n in d["networks"]),
+        routers=tuple(router_from_dict(r) for r in d["routers"]),
         peer_host_macs=tuple(HostMac(**m) for m in d["peer_host_macs"]),
-        fip_agent_gateways=tuple(_port(p) for p in d.get("fip_agent_gateways", [])),
-        security_groups=tuple(_security_group(g) for g in d.get("security_groups", [])),
-        address_sets=tuple(_address_set(a) for a in d.get("address_sets", [])),
+        fip_agent_gateways=tuple(port_from_dict(p) for p in d.get("fip_agent_gateways", [])),
+        security_groups=tuple(security_group_from_dict(g) for g in d.get("security_groups", [])),
+        address_sets=tuple(address_set_from_dict(a) for a in d.get("address_sets", [])),
     )

@@ -1,9 +1,10 @@
-"""What request handlers share: configuration, database, change hub.  One per app."""
+"""What request handlers share: configuration, database, change hub, the shared parts of
+HostViews and the views served.  One per app."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from dvr.db.session import Database
 from dvr.server.config import ServerConfig
 from dvr.server.errors import conflict
+from dvr.server.hostview_parts import SharedViewParts
+from dvr.server.hostview_served import ServedViews
 from dvr.server.services.notify import current_revision, new_changes, record_changes
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.watch import ChangeHub
@@ -24,6 +27,8 @@ class ServerContext:
     config: ServerConfig
     db: Database
     hub: ChangeHub
+    view_parts: SharedViewParts = field(default_factory=SharedViewParts)  # of HostViews
+    served_views: ServedViews = field(default_factory=ServedViews)  # the bases of deltas
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:

@@ -1,11 +1,17 @@
 """Build the HostView of one host with a handful of set-based queries (no per-object loops
 over the database): ports, networks and their remote hosts, routers and everything they
-carry, peer host MACs, FIP gateways, and the revision — all from one transaction."""
+carry, peer host MACs, FIP gateways, and the revision — all from one transaction.
+
+What many hosts share (networks with their remote hosts, routers but their floating IPs,
+host MACs, security groups and address sets) comes from the revision's ``RevisionParts``:
+built by the first view of a revision that needs it, reused by the others
+(``server/hostview_parts.py``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
@@ -43,6 +49,7 @@ from dvr.model.hostview import (
     SubnetView,
 )
 from dvr.server.hostview_firewall import address_pairs, firewall_views
+from dvr.server.hostview_parts import RevisionParts, SharedViewParts, interned, reuse
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_queries import groups_of_ports
 from dvr.server.services.firewall_rules import is_filtered
@@ -134,10 +141,37 @@ def _subnet_views(conn: Connection, network_ids: Collection[str]) -> dict[str, l
 
 
 def _network_views(
-    conn: Connection, host: str, network_ids: set[str], subnet_map: dict[str, list[SubnetView]]
+    conn: Connection, host: str, network_ids: set[str], parts: RevisionParts
 ) -> tuple[NetworkView, ...]:
-    if not network_ids:
-        return ()
+    """The networks, each with the remote hosts other than ``host``."""
+    with parts.lock:
+        missing = network_ids - parts.networks.keys()
+        if missing:
+            before = parts.previous.networks if parts.previous else {}
+            for network_id, network in _shared_networks(conn, missing).items():
+                parts.networks[network_id] = _reusing_network(before.get(network_id), network)
+    views = []
+    for network_id in sorted(network_ids):
+        network = parts.networks.get(network_id)
+        if network is None:
+            continue
+        remote = tuple(r for r in network.remote_hosts if r.host != host)
+        if len(remote) != len(network.remote_hosts):
+            network = replace(network, remote_hosts=remote)
+        views.append(network)
+    return tuple(views)
+
+
+def _reusing_network(previous: NetworkView | None, new: NetworkView) -> NetworkView:
+    """``new``, made of ``previous``'s objects where they are equal."""
+    if previous is None or previous == new:
+        return previous or new
+    return replace(new, remote_hosts=interned(previous.remote_hosts, new.remote_hosts))
+
+
+def _shared_networks(conn: Connection, network_ids: set[str]) -> dict[str, NetworkView]:
+    """The networks, each with the remote-host entry of every host touching it."""
+    subnet_map = _subnet_views(conn, network_ids)
     columns = [
         networks.c[n]
         for n in (
@@ -151,11 +185,10 @@ def _network_views(
         )
     ]
     rows = conn.execute(select(*columns).where(in_ids(conn, networks.c.id, network_ids))).all()
-    remote = _remote_hosts(
-        conn, host, {row.id for row in rows if row.network_type in L2POP_NETWORK_TYPES}
-    )
-    views = [
-        NetworkView(
+    tunnel_networks = {row.id for row in rows if row.network_type in L2POP_NETWORK_TYPES}
+    remote = _remote_hosts(conn, tunnel_networks)
+    return {
+        row.id: NetworkView(
             id=row.id,
             name=row.name,
             network_type=row.network_type,
@@ -167,15 +200,12 @@ def _network_views(
             remote_hosts=remote.get(row.id, ()),
         )
         for row in rows
-    ]
-    return tuple(sorted(views, key=lambda n: n.id))
+    }
 
 
-def _remote_hosts(
-    conn: Connection, host: str, network_ids: set[str]
-) -> dict[str, tuple[RemoteHost, ...]]:
-    """L2 population of the tunnel networks: network -> the other hosts touching it (those
-    with a tunnel endpoint), each with the L2 entries of its bound ports."""
+def _remote_hosts(conn: Connection, network_ids: set[str]) -> dict[str, tuple[RemoteHost, ...]]:
+    """L2 population of the tunnel networks: network -> the hosts touching it (those with a
+    tunnel endpoint), each with the L2 entries of its bound ports, sorted by host."""
     if not network_ids:
         return {}
     # one pass over the bound ports of these networks: who touches them through a port, and
@@ -197,12 +227,11 @@ def _remote_hosts(
     for network_id, router_ids in routers_by_network.items():
         for router_id in router_ids:
             touchers[network_id] |= hosts_by_router[router_id]
-    others = {h for hs in touchers.values() for h in hs} - {host}
-    tunnel_ips = _tunnel_ips(conn, others)
+    tunnel_ips = _tunnel_ips(conn, {h for hs in touchers.values() for h in hs})
     result = {}
     for network_id, hosts in by_network.items():
         remote = []
-        for other in sorted(touchers[network_id] - {host}):
+        for other in sorted(touchers[network_id]):
             tunnel_ip = tunnel_ips.get(other)
             if tunnel_ip is None:
                 continue  # not registered yet: no tunnel endpoint to reach it
@@ -336,9 +365,44 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
     return conn.execute(query).all()
 
 
-def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[RouterView, ...]:
+def _router_views(
+    conn: Connection, host: str, router_ids: set[str], parts: RevisionParts
+) -> tuple[RouterView, ...]:
+    """The routers, each with the floating IPs ``host`` serves."""
     if not router_ids:
         return ()
+    with parts.lock:
+        missing = router_ids - parts.routers.keys()
+        if missing:
+            before = parts.previous.routers if parts.previous else {}
+            for router_id, router in _shared_routers(conn, missing).items():
+                parts.routers[router_id] = _reusing_router(before.get(router_id), router)
+    fips: dict[str, list[FloatingIpView]] = defaultdict(list)
+    for r in _floating_ip_rows(conn, router_ids, host):
+        fips[r.router_id].append(FloatingIpView(*r[1:]))
+    views = []
+    for router_id in sorted(router_ids):
+        router = parts.routers.get(router_id)
+        if router is None:
+            continue
+        if router_id in fips:
+            router = replace(
+                router, floating_ips=tuple(sorted(fips[router_id], key=lambda f: f.id))
+            )
+        views.append(router)
+    return tuple(views)
+
+
+def _reusing_router(previous: RouterView | None, new: RouterView) -> RouterView:
+    """``new``, made of ``previous``'s objects where they are equal."""
+    if previous is None or previous == new:
+        return previous or new
+    return replace(new, arp_entries=interned(previous.arp_entries, new.arp_entries),
+                   interfaces=reuse(previous.interfaces, new.interfaces))
+
+
+def _shared_routers(conn: Connection, router_ids: set[str]) -> dict[str, RouterView]:
+    """The routers, without floating IPs (they depend on the host)."""
     columns = [
         routers.c[n]
         for n in (
@@ -375,37 +439,32 @@ def _router_views(conn: Connection, host: str, router_ids: set[str]) -> tuple[Ro
     snat: dict[str, list[SnatPortView]] = defaultdict(list)
     for r in _snat_rows(conn, router_ids):
         snat[r.device_id].append(SnatPortView(*r[1:]))
-    fips: dict[str, list[FloatingIpView]] = defaultdict(list)
-    for r in _floating_ip_rows(conn, router_ids, host):
-        fips[r.router_id].append(FloatingIpView(*r[1:]))
     central = central_hosts(conn, router_ids)
     gateways = _gateway_views(conn, router_rows)
-    views = []
-    for row in router_rows:
-        views.append(
-            RouterView(
-                id=row.id,
-                name=row.name,
-                distributed=row.distributed,
-                ha=row.ha,
-                admin_state_up=row.admin_state_up,
-                interfaces=tuple(sorted(interfaces[row.id], key=lambda i: i.subnet_id)),
-                arp_entries=tuple(
-                    sorted(arp[row.id], key=lambda a: (a.subnet_id, a.ip_address, a.mac_address))
-                ),
-                routes=tuple(
-                    sorted(
-                        (ExtraRoute(r["destination"], r["nexthop"]) for r in row.routes or []),
-                        key=lambda r: (r.destination, r.nexthop),
-                    )
-                ),
-                gateway=gateways.get(row.id),
-                snat_host=central.get(row.id),
-                snat_ports=tuple(sorted(snat[row.id], key=lambda s: (s.subnet_id, s.port_id))),
-                floating_ips=tuple(sorted(fips[row.id], key=lambda f: f.id)),
-            )
+    return {
+        row.id: RouterView(
+            id=row.id,
+            name=row.name,
+            distributed=row.distributed,
+            ha=row.ha,
+            admin_state_up=row.admin_state_up,
+            interfaces=tuple(sorted(interfaces[row.id], key=lambda i: i.subnet_id)),
+            arp_entries=tuple(
+                sorted(arp[row.id], key=lambda a: (a.subnet_id, a.ip_address, a.mac_address))
+            ),
+            routes=tuple(
+                sorted(
+                    (ExtraRoute(r["destination"], r["nexthop"]) for r in row.routes or []),
+                    key=lambda r: (r.destination, r.nexthop),
+                )
+            ),
+            gateway=gateways.get(row.id),
+            snat_host=central.get(row.id),
+            snat_ports=tuple(sorted(snat[row.id], key=lambda s: (s.subnet_id, s.port_id))),
+            floating_ips=(),
         )
-    return tuple(sorted(views, key=lambda r: r.id))
+        for row in router_rows
+    }
 
 
 def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, GatewayView]:
@@ -433,32 +492,47 @@ def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, Gatewa
     }
 
 
-def build_host_view(conn: Connection, host: str) -> HostView:
+def _host_macs(conn: Connection, parts: RevisionParts) -> tuple[HostMac, ...]:
+    """Every host's MAC, sorted by host."""
+    with parts.lock:
+        if parts.host_macs is None:
+            rows = conn.execute(select(dvr_host_macs.c.host, dvr_host_macs.c.mac_address)).all()
+            before = parts.previous.host_macs if parts.previous else None
+            macs = interned(before or (), tuple(HostMac(h, m) for h, m in sorted(rows)))
+            parts.host_macs = reuse(before, macs)
+        return parts.host_macs
+
+
+def build_host_view(
+    conn: Connection, host: str, shared: SharedViewParts | None = None
+) -> HostView:
+    """``host``'s view; with ``shared``, the parts other views of the revision built too
+    are taken from there (and those missing are added)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
     revision = current_revision(conn)
+    parts = RevisionParts(revision) if shared is None else shared.at(revision)
     registration = conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
-    macs = dict(conn.execute(select(dvr_host_macs.c.host, dvr_host_macs.c.mac_address)).all())
+    macs = _host_macs(conn, parts)
     local_ports = _local_ports(conn, host)
     router_ids = routers_hosted_on(conn, host)
-    router_views = _router_views(conn, host, router_ids)
+    router_views = _router_views(conn, host, router_ids, parts)
     network_ids = {p.network_id for p in local_ports} | {
         i.network_id for r in router_views for i in r.interfaces
     }
-    subnet_map = _subnet_views(conn, network_ids)
     security_groups, address_sets = firewall_views(
-        conn, {g for p in local_ports for g in p.security_group_ids}
+        conn, {g for p in local_ports for g in p.security_group_ids}, parts
     )
     return HostView(
         host=host,
         revision=revision,
         agent_mode=registration.agent_mode if registration else DEFAULT_AGENT_MODE,
-        host_mac=macs.get(host),
+        host_mac=next((m.mac_address for m in macs if m.host == host), None),
         tunnel_ip=registration.tunnel_ip if registration else None,
         ports=local_ports,
-        networks=_network_views(conn, host, network_ids, subnet_map),
+        networks=_network_views(conn, host, network_ids, parts),
         routers=router_views,
-        peer_host_macs=tuple(HostMac(h, m) for h, m in sorted(macs.items()) if h != host),
+        peer_host_macs=tuple(m for m in macs if m.host != host),
         fip_agent_gateways=tuple(
             p for p in local_ports if p.device_owner == OWNER_FLOATINGIP_AGENT_GATEWAY
         ),

@@ -1,6 +1,7 @@
 """The firewall part of a HostView, in a constant number of set-based queries: the groups
 of the host's ports with their typed rules, and the address sets those rules reference
-(a remote group's member addresses on any host; an address group's CIDRs)."""
+(a remote group's member addresses on any host; an address group's CIDRs).  Both are the
+same for every host, so they are shared parts of the revision (``hostview_parts``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dvr.db.tables import (
     security_groups,
 )
 from dvr.model.hostview import AddressPair, AddressSetView, SecurityGroupView
+from dvr.server.hostview_parts import AddressSetKey, RevisionParts, reuse
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_rules import MATCH_KEYS, rule_view
 
@@ -32,12 +34,43 @@ def address_pairs(stored: list[dict[str, str]] | None, mac: str) -> tuple[Addres
 
 
 def firewall_views(
-    conn: Connection, group_ids: Collection[str]
+    conn: Connection, group_ids: Collection[str], parts: RevisionParts
 ) -> tuple[tuple[SecurityGroupView, ...], tuple[AddressSetView, ...]]:
     """The views of these groups (those of the host's ports) and of the address sets their
-    rules reference."""
+    rules reference, from the revision's shared ``parts`` (adding those missing)."""
     if not group_ids:
         return (), ()
+    with parts.lock:
+        missing = set(group_ids) - parts.security_groups.keys()
+        before = parts.previous
+        if missing:
+            for group_id, group in _group_views(conn, missing).items():
+                earlier = before.security_groups.get(group_id) if before else None
+                parts.security_groups[group_id] = reuse(earlier, group)
+        groups = tuple(
+            parts.security_groups[g] for g in sorted(group_ids) if g in parts.security_groups
+        )
+        wanted = {
+            key
+            for group in groups
+            for rule in group.rules
+            for key in (
+                ("security_group", rule.remote_group_id),
+                ("address_group", rule.remote_address_group_id),
+            )
+            if key[1]
+        }
+        missing_sets = wanted - parts.address_sets.keys()
+        if missing_sets:
+            for key, address_set in _address_set_views(conn, missing_sets).items():
+                earlier = before.address_sets.get(key) if before else None
+                parts.address_sets[key] = reuse(earlier, address_set)
+        sets = tuple(parts.address_sets[k] for k in sorted(wanted))
+    return groups, tuple(s for s in sets if s is not None)
+
+
+def _group_views(conn: Connection, group_ids: set[str]) -> dict[str, SecurityGroupView]:
+    """The existing ones of these groups, with their typed rules."""
     columns = [security_group_rules.c[n] for n in ("id", "security_group_id", *MATCH_KEYS)]
     rows = conn.execute(
         select(*columns).where(in_ids(conn, security_group_rules.c.security_group_id, group_ids))
@@ -48,16 +81,25 @@ def firewall_views(
     query = select(security_groups.c.id, security_groups.c.stateful).where(
         in_ids(conn, security_groups.c.id, group_ids)
     )
-    groups = tuple(
-        SecurityGroupView(id=g, stateful=stateful,
-                          rules=tuple(sorted(rules[g], key=lambda r: r.id)))
-        for g, stateful in sorted(conn.execute(query).all())
-    )
-    remote_groups = {r.remote_group_id for r in rows if r.remote_group_id}
-    remote_address_groups = {r.remote_address_group_id for r in rows if r.remote_address_group_id}
-    sets = [*_address_group_sets(conn, remote_address_groups),
-            *_member_sets(conn, remote_groups)]
-    return groups, tuple(sorted(sets, key=lambda s: (s.kind, s.id)))
+    return {
+        g: SecurityGroupView(id=g, stateful=stateful,
+                             rules=tuple(sorted(rules[g], key=lambda r: r.id)))
+        for g, stateful in conn.execute(query).all()
+    }
+
+
+def _address_set_views(
+    conn: Connection, keys: set[AddressSetKey]
+) -> dict[AddressSetKey, AddressSetView | None]:
+    """These address sets; None for an address group that does not exist (a remote group
+    that does not is an empty set)."""
+    found: dict[AddressSetKey, AddressSetView | None] = dict.fromkeys(keys)
+    remote_groups = {i for kind, i in keys if kind == "security_group"}
+    address_group_ids = {i for kind, i in keys if kind == "address_group"}
+    for view in (*_address_group_sets(conn, address_group_ids),
+                 *_member_sets(conn, remote_groups)):
+        found[(view.kind, view.id)] = view
+    return found
 
 
 def _as_cidr(address: str) -> str:

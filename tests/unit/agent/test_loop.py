@@ -6,7 +6,7 @@ import pytest
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.loop import AgentLoop, AgentRefused, ApplyOutcome, WakeSignal
-from dvr.client import ServerError, WatchResult
+from dvr.client import ServerError, ViewAnswer, WatchResult
 from dvr.model.hostview import FixedIp, HostView, PortView
 
 
@@ -35,6 +35,9 @@ class FakeClient:
 
     def host_view(self, host):
         return self.views[0] if len(self.views) == 1 else self.views.pop(0)
+
+    def fetch_view(self, host, since):  # a server without deltas: always the full view
+        return ViewAnswer(self.host_view(host), 0)
 
     def heartbeat(self, host, rev, up, down, vifs, vlans):
         self.heartbeats.append((rev, tuple(up), tuple(down)))

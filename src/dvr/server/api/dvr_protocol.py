@@ -4,6 +4,8 @@ POST /dvr/v1/agents                        register/update a host's agents
 POST /dvr/v1/hosts/{host}/heartbeat        liveness, applied revision, port status
 POST /dvr/v1/hosts/{host}/host-mac         the host's DVR MAC (allocate-or-return)
 GET  /dvr/v1/hosts/{host}/view             HostView.to_dict()
+GET  /dvr/v1/hosts/{host}/view?since=R     a HostViewDelta from R ("full": false) or the
+                                           view ("full": true); R=0: the caller has none
 GET  /dvr/v1/hosts/{host}/watch?since=N&timeout=S   long poll for changes
 GET  /dvr/v1/hosts                         host summaries
 GET  /dvr/v1/hosts/{host}/routers          routers hosted on a host
@@ -25,12 +27,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dvr.db.tables import dvr_host_macs, dvr_hosts
+from dvr.model.hostview_delta import compact_delta_dict
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
 from dvr.server.authn import describe_caller, request_identity
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError, http_bad_request
 from dvr.server.hostview import build_host_view
+from dvr.server.hostview_served import view_update
 from dvr.server.serialize import to_jsonable
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
@@ -159,8 +163,18 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def view(request: Request) -> Response:
         host = host_param(request)
-        body = await context.read(lambda tx: to_jsonable(build_host_view(tx.conn, host)))
+        since = revision_param(request, "since")
+        body = await context.read(lambda tx: view_body(tx, host, since))
         return json_response(body)
+
+    def view_body(tx: ReadTx, host: str, since: int | None) -> dict[str, Any]:
+        view = build_host_view(tx.conn, host, context.view_parts)
+        if since is None:  # the first protocol: the full view, not remembered
+            return to_jsonable(view)
+        update = view_update(context.served_views, view, since)
+        if update is view:
+            return {**to_jsonable(view), "full": True}
+        return {**compact_delta_dict(to_jsonable(update)), "full": False}
 
     async def watch(request: Request) -> Response:
         host = host_param(request)

@@ -1,0 +1,129 @@
+"""``GET /dvr/v1/hosts/{host}/view?since=R``: a delta from the view served at R, or the full
+view when the server does not hold it; views built from the revision's shared parts equal
+views built alone."""
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+from test_server_notifications import HOSTS, World
+
+from dvr.model.hostview import HostView, host_view_from_dict
+from dvr.model.hostview_delta import apply, compact_delta_dict, delta_from_dict, diff
+from dvr.server.hostview import build_host_view
+from dvr.server.serialize import to_jsonable
+
+
+def fetch(api, host, since=None):
+    params = {} if since is None else {"since": since}
+    return api.call("GET", f"/dvr/v1/hosts/{host}/view", expect=200, **params)
+
+
+def alone(api, host) -> HostView:
+    """The view built without any shared part (what the server answered before)."""
+    return api.context.run_read(lambda tx: build_host_view(tx.conn, host))
+
+
+@pytest.fixture
+def small(api):
+    api.register("h1", "dvr", "192.0.2.1")
+    api.register("h2", "dvr", "192.0.2.2")
+    for host in ("h1", "h2"):
+        api.host_mac(host)
+    net = api.network("blue", port_security_enabled=False)
+    api.subnet(net["id"], "198.51.100.0/24")
+    api.port(net["id"], host="h1")
+    return net
+
+
+def test_without_since_the_answer_is_the_view_as_before(api, small):
+    raw = fetch(api, "h1")
+    assert "full" not in raw
+    assert host_view_from_dict(raw) == alone(api, "h1")
+
+
+def test_a_delta_from_R_is_the_diff_of_the_view_served_at_R_and_the_view_now(api, small):
+    first = fetch(api, "h1", since=0)
+    assert first.pop("full") is True
+    held = host_view_from_dict(first)
+    api.port(small["id"], host="h2")
+    api.register("h3", "dvr", "192.0.2.3")
+    api.host_mac("h3")
+    answer = fetch(api, "h1", since=held.revision)
+    assert answer.pop("full") is False
+    delta = delta_from_dict(answer)
+    now = alone(api, "h1")
+    assert delta == diff(held, now)
+    assert (delta.from_revision, delta.to_revision) == (held.revision, now.revision)
+    assert apply(held, delta) == now
+    assert [h.host for h in delta.peer_host_macs.added] == ["h3"]
+    (patch,) = delta.networks.changed
+    assert [r.host for r in patch.remote_hosts.added] == ["h2"]
+    # nothing changed since: an empty delta
+    again = delta_from_dict(fetch(api, "h1", since=now.revision))
+    assert again.empty and apply(now, again) == now
+
+
+def test_an_unknown_revision_gets_the_full_view(api, small):
+    for since in (0, 12345):
+        answer = fetch(api, "h1", since=since)
+        assert answer.pop("full") is True
+        assert host_view_from_dict(answer) == alone(api, "h1")
+
+
+def test_a_delta_is_only_made_from_a_view_served_to_that_host(api, small):
+    revision = host_view_from_dict(fetch(api, "h1", since=0)).revision
+    assert fetch(api, "h2", since=revision)["full"] is True
+
+
+def test_the_encoded_delta_is_the_models(api, small):
+    held = alone(api, "h1")
+    api.port(small["id"], host="h2")
+    delta = diff(held, alone(api, "h1"))
+    assert compact_delta_dict(to_jsonable(delta)) == json.loads(json.dumps(delta.to_dict()))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_agents_following_deltas_hold_exactly_the_views_along_a_random_history(api, seed):
+    """Every host fetches like an agent after each write; what it holds is always the
+    view built alone, and every answer to a host holding a view is a delta (a view at
+    revision 0, before the first change, is held as nothing)."""
+    rng = random.Random(seed)
+    world = World(api, rng)
+    held: dict[str, HostView] = {}
+    kinds = {"delta": 0, "full": 0}
+    for step in range(30):
+        op = rng.choice(world.ops())
+        op()
+        for host in HOSTS:
+            since = held[host].revision if host in held else 0
+            answer = fetch(api, host, since=since)
+            if answer.pop("full"):
+                assert since == 0
+                held[host] = host_view_from_dict(answer)
+                kinds["full"] += 1
+            else:
+                held[host] = apply(held[host], delta_from_dict(answer))
+                kinds["delta"] += 1
+            assert held[host] == alone(api, host), f"step {step} {op.__name__} host {host}"
+    assert kinds["delta"] >= 20 * len(HOSTS)
+
+
+def test_what_did_not_change_stays_the_same_objects_at_the_next_revision(api, small):
+    """(so that diffing a host's new view with its served one compares identities)"""
+    api.port(small["id"], host="h2")
+
+    def shared_view(host):
+        return api.context.run_read(
+            lambda tx: build_host_view(tx.conn, host, api.context.view_parts))
+
+    first = shared_view("h1")
+    other = api.network("other", port_security_enabled=False)
+    api.subnet(other["id"], "203.0.113.0/24")
+    api.port(other["id"], host="h2")  # h2's view changes, h1's does not
+    second = shared_view("h1")
+    assert second.revision > first.revision
+    assert second == replace(first, revision=second.revision)
+    assert second.networks[0].remote_hosts[0] is first.networks[0].remote_hosts[0]
+    assert second.peer_host_macs[0] is first.peer_host_macs[0]

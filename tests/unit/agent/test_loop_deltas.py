@@ -1,0 +1,134 @@
+"""The agent fetches ``view?since=<the revision it holds>`` and patches its view with the
+delta; it takes the full view at start, when the server no longer holds its view, and when
+a delta does not apply.  The server side is the real one (``ServedViews``, ``view_update``,
+the JSON encoding) behind the real client, over an in-memory HTTP transport."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import httpx
+
+from dvr.agent.config import AgentConfig
+from dvr.agent.loop import AgentLoop, ApplyOutcome
+from dvr.client import ServerClient
+from dvr.model.hostview import FixedIp, HostView, L2Entry, NetworkView, PortView, RemoteHost
+from dvr.server.hostview_served import ServedViews, view_update
+from dvr.server.serialize import to_jsonable
+
+
+def port(port_id: str) -> PortView:
+    return PortView(id=port_id, network_id="n", mac_address="fa:16:3e:00:00:01",
+                    fixed_ips=(FixedIp("s", "192.0.2.10"),), device_owner="compute:nova",
+                    device_id="vm", host="h")
+
+
+def view(revision: int, port_ids=("p1",), remote=("h2",)) -> HostView:
+    network = NetworkView("n", "n", "vxlan", 7, 1450, False, None, (), tuple(
+        RemoteHost(r, "198.18.0.2", (L2Entry("fa:16:3e:00:00:02", ("192.0.2.20",)),))
+        for r in remote))
+    return HostView(host="h", revision=revision, agent_mode="dvr", host_mac="fa:16:3f:00:00:01",
+                    tunnel_ip="198.18.0.1", ports=tuple(port(p) for p in port_ids),
+                    networks=(network,), routers=(), peer_host_macs=())
+
+
+class DeltaServer:
+    """``view?since=R`` as the server answers it, for a view the test sets."""
+
+    def __init__(self, current: HostView):
+        self.current = current
+        self.served = ServedViews()
+        self.since: list[int] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/heartbeat"):
+            return httpx.Response(200, json={})
+        since = int(request.url.params["since"])
+        self.since.append(since)
+        update = view_update(self.served, self.current, since)
+        if update is self.current:
+            return httpx.Response(200, json={**to_jsonable(update), "full": True})
+        return httpx.Response(200, json={**update.to_dict(), "full": False})
+
+
+class RecordingDataplane:
+    def __init__(self) -> None:
+        self.views: list[HostView] = []
+
+    def reconcile(self, v: HostView) -> ApplyOutcome:
+        self.views.append(v)
+        return ApplyOutcome(counts={}, errors=(), ports_up=tuple(p.id for p in v.ports))
+
+    def plugged_vifs(self) -> frozenset[str]:
+        return frozenset()
+
+
+def agent(server: DeltaServer) -> tuple[AgentLoop, RecordingDataplane]:
+    client = ServerClient("http://dvr-server")
+    client._http = httpx.Client(transport=httpx.MockTransport(server.handle),
+                                base_url="http://dvr-server")
+    dataplane = RecordingDataplane()
+    return AgentLoop(AgentConfig(host="h", server="http://dvr-server"), client, dataplane), \
+        dataplane
+
+
+def test_the_agent_starts_in_full_then_patches_its_view_with_deltas(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.reconcile_once()
+        server.current = view(4, port_ids=("p1", "p2"), remote=("h2", "h3"))
+        loop.reconcile_once("watch")
+        server.current = view(5, port_ids=("p2",), remote=("h3",))
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1, 4]
+    assert dataplane.views == [view(1), view(4, ("p1", "p2"), ("h2", "h3")),
+                               view(5, ("p2",), ("h3",))]
+    assert loop.applied_revision == 5
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reconcile ")]
+    assert [line.split(" view=")[1].split()[0] for line in lines] == ["full", "delta", "delta"]
+    sizes = [int(line.split(" view_bytes=")[1].split()[0]) for line in lines]
+    assert sizes[1] < sizes[0]  # the delta is smaller than the whole view
+
+
+def test_a_server_that_no_longer_holds_the_agents_view_answers_in_full(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    server.served = ServedViews()  # e.g. the server restarted
+    server.current = view(2, port_ids=("p1", "p2"))
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1]
+    assert dataplane.views[-1] == view(2, port_ids=("p1", "p2"))
+    assert " view=full " in caplog.records[-1].getMessage()
+
+
+def test_a_delta_that_does_not_apply_is_dropped_for_the_full_view(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    # the server's view at revision 1 is not the one the agent holds (p9): its delta removes
+    # a port the agent does not have
+    server.served.remember(view(1, port_ids=("p1", "p9")))
+    server.current = view(2)
+    with caplog.at_level(logging.WARNING, "dvr.agent"):
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1, 0]
+    assert dataplane.views[-1] == view(2)
+    assert any("delta refused" in r.getMessage() for r in caplog.records)
+
+
+def test_the_held_view_survives_a_failed_reconcile():
+    server = DeltaServer(view(3))
+    loop, dataplane = agent(server)
+    outcomes = iter([ApplyOutcome(counts={}, errors=("flows: switch busy",), ports_up=())])
+    plain = dataplane.reconcile
+    dataplane.reconcile = lambda v: next(outcomes, None) or plain(v)
+    loop.reconcile_once()
+    assert loop.applied_revision == 0  # not applied
+    server.current = replace(view(3), revision=6)
+    loop.reconcile_once("watch")
+    assert server.since == [0, 3]  # but held: the next answer is a delta from it
+    assert loop.applied_revision == 6

@@ -137,6 +137,9 @@ class RequestMiddleware:
 
         try:
             await self.app(scope, capped_receive, send_with_id)
+        except NeutronError as error:  # raised by a middleware (e.g. the database is down)
+            if not started:
+                await error_response(error)(scope, receive, send_with_id)
         except Exception:
             log.exception(
                 "%s: unexpected error on %s %s", request_id, scope.get("method"), scope["path"]
@@ -176,6 +179,7 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await context.keeper.close()
         await context.hub.close()
 
     app = Starlette(

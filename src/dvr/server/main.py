@@ -196,6 +196,7 @@ async def serve_all(config: ServerConfig, log_level: str) -> None:
             *(server.serve(sockets=bound) for server, bound in zip(servers, sockets, strict=True))
         )
     finally:
+        await app.state.context.keeper.close()
         await app.state.context.hub.close()
         database.dispose()
         for listener in config.listeners:

@@ -45,6 +45,7 @@ from dvr.server.config import ServerConfig
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
 from dvr.server.jsonbody import error_response
+from dvr.server.loadshed import LoadSheddingMiddleware
 from dvr.web.routes import web_routes
 
 log = logging.getLogger("dvr.server")
@@ -193,5 +194,6 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
     app.state.context = context
     if not config.no_auth:
         app.add_middleware(AuthMiddleware, context=context)
+    app.add_middleware(LoadSheddingMiddleware, limits=config.load)
     app.add_middleware(RequestMiddleware, max_body_bytes=config.limits.max_request_body_bytes)
     return app

@@ -87,6 +87,7 @@ class LoadLimits:
     max_concurrent_views: int = 4  # view builds running at once (they hold the GIL)
     max_queued_views: int = 64  # view requests waiting for a slot; beyond: 503 at once
     view_queue_timeout: float = 8.0  # a wait longer than this answers 503 (agents give up at 10)
+    max_pending_requests: int = 1024  # any other requests in progress (long polls excepted)
     retry_after: int = 2  # seconds, the Retry-After of an overload 503
     database_retry_after: int = 5  # seconds, the Retry-After while the database is unreachable
 

@@ -62,6 +62,7 @@ class ServerContext:
 
         Returns the work's result, the revision of its changes (None: nobody concerned) and
         the hosts concerned.  An unreachable database raises ``ServiceUnavailable`` (503)."""
+        started = self.health.clock()
         try:
             with self.db.write() as conn:
                 tx = WriteTx(conn=conn, config=self.config, liveness=self.liveness)
@@ -78,10 +79,11 @@ class ServerContext:
             if is_unavailable(exc):
                 raise self.health.failed(exc) from None
             raise
-        self.health.succeeded()
+        self.health.succeeded(started)
         return result, revision, hosts
 
     def run_read(self, work: Callable[[ReadTx], T]) -> T:
+        started = self.health.clock()
         try:
             with self.db.read() as conn:
                 result = work(ReadTx(conn=conn, config=self.config, liveness=self.liveness))
@@ -89,7 +91,7 @@ class ServerContext:
             if is_unavailable(exc):
                 raise self.health.failed(exc) from None
             raise
-        self.health.succeeded()
+        self.health.succeeded(started)
         return result
 
     # -- asynchronous (event loop) -----------------------------------------------------------

@@ -73,11 +73,13 @@ class DatabaseHealth:
             "The database is unreachable; retry later.", retry_after=self.retry_after
         )
 
-    def succeeded(self) -> None:
+    def succeeded(self, started: float) -> None:
+        """An operation that began at ``started`` (``clock()``) worked: if it began after
+        the outage did, the outage is over (one that began before proves nothing)."""
         if self._down_since is None:  # the common case, without the lock
             return
         with self._lock:
-            if self._down_since is None:
+            if self._down_since is None or started < self._down_since:
                 return
             duration = self.clock() - self._down_since
             log.warning("database reachable again after %.1f s (%d requests answered 503)",

@@ -25,16 +25,18 @@ def test_outages_and_load_are_unavailable_bugs_are_not():
 def test_one_line_when_an_outage_starts_and_one_when_it_ends(caplog):
     now = [100.0]
     health = DatabaseHealth(retry_after=7, clock=lambda: now[0])
-    health.succeeded()
+    health.succeeded(now[0])
     with caplog.at_level(logging.WARNING, logger="dvr.server.database"):
         for _ in range(50):
             error = health.failed(operational(OSError("connection refused\nmore detail")))
             assert (error.status, error.type_name) == (503, "ServiceUnavailable")
             assert error.headers() == {"Retry-After": "7"}
         assert health.down
+        health.succeeded(99.0)  # began before the outage: proves nothing
+        assert health.down
         now[0] = 112.5
-        health.succeeded()
-        health.succeeded()
+        health.succeeded(112.0)
+        health.succeeded(112.4)
     assert not health.down
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines

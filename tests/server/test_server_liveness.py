@@ -5,6 +5,8 @@ liveness reads memory over the database."""
 import time
 from datetime import timedelta
 
+import httpx
+from conftest import start_live_server
 from server_helpers import Api, make_config
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
@@ -131,3 +133,25 @@ def test_a_reregistered_host_has_its_report_written_again(api):
     api.heartbeat("compute-1", **report)
     state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
     assert state["reported"] is True and state["vifs"] == {"p": "tap1"}
+
+
+def test_two_server_processes_share_liveness_through_the_flushed_row(db_url, tmp_path):
+    """Memory is per process: the other process sees a heartbeat once it is flushed."""
+    first = start_live_server(db_url, tmp_path, "--heartbeat-flush-interval", "0.3")
+    second = start_live_server(db_url, tmp_path, "--heartbeat-flush-interval", "0.3")
+    try:
+        httpx.post(first.url + "/dvr/v1/agents", json={"host": "compute-1"}).raise_for_status()
+        body = {"applied_revision": 1, "vifs": {}, "local_vlans": {}}
+        for revision in (1, 2, 3):  # the first is written, the others only remembered
+            body["applied_revision"] = revision
+            httpx.post(first.url + "/dvr/v1/hosts/compute-1/heartbeat", json=body)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            [host] = httpx.get(second.url + "/dvr/v1/hosts").json()
+            if host["applied_revision"] == 3:
+                break
+            time.sleep(0.1)
+        assert host["applied_revision"] == 3 and host["alive"] is True
+    finally:
+        first.stop()
+        second.stop()

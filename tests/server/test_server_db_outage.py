@@ -8,7 +8,6 @@ import threading
 import time
 
 import httpx
-import pg
 import pytest
 import sqlalchemy as sa
 from conftest import start_live_server
@@ -17,17 +16,6 @@ from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def own_cluster():
-    """A cluster of this test's own: stopping it must not disturb the session's."""
-    reason = pg.unavailable_reason()
-    if reason:
-        pytest.skip(f"PostgreSQL tests skipped: {reason}")
-    cluster = pg.start_cluster()
-    yield cluster
-    cluster.stop()
 
 
 class Load:
@@ -90,12 +78,12 @@ def wait_for(condition, seconds: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def test_postgresql_restarted_under_write_load(own_cluster, tmp_path):
-    admin = sa.create_engine(own_cluster.url(), isolation_level="AUTOCOMMIT")
+def test_postgresql_restarted_under_write_load(private_pg_cluster, tmp_path):
+    admin = sa.create_engine(private_pg_cluster.url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql("CREATE DATABASE dvr")
     admin.dispose()
-    url = own_cluster.url("dvr")
+    url = private_pg_cluster.url("dvr")
     database = Database.from_url(url)
     upgrade_to_head(database.engine)
     database.dispose()
@@ -104,11 +92,11 @@ def test_postgresql_restarted_under_write_load(own_cluster, tmp_path):
         httpx.post(server.url + "/dvr/v1/agents", json={"host": "compute-1"}).raise_for_status()
         with Load(server.url) as load:
             wait_for(lambda: load.created_since(0) >= 5)
-            own_cluster.stop_server("fast")
+            private_pg_cluster.stop_server("fast")
             wait_for(lambda: 503 in {status for _, status, _ in load.creates[-5:]})
             time.sleep(1.0)
             outage_end = len(load.creates)
-            own_cluster.start_server()
+            private_pg_cluster.start_server()
             wait_for(lambda: load.created_since(outage_end) >= 5)
         statuses = [status for _, status, _ in load.creates]
         assert set(statuses) <= {201, 503}, sorted(set(statuses))

@@ -11,11 +11,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from conftest import start_live_server
+from server_helpers import make_config
+from sqlalchemy import exc as sa_exc
+from starlette.testclient import TestClient
 
 from dvr.db.migrate import upgrade_to_head
 from dvr.db.session import Database
-
-pytestmark = pytest.mark.postgres
+from dvr.server.app import create_app
 
 
 class Load:
@@ -78,6 +80,7 @@ def wait_for(condition, seconds: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.postgres
 def test_postgresql_restarted_under_write_load(private_pg_cluster, tmp_path):
     admin = sa.create_engine(private_pg_cluster.url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -118,3 +121,54 @@ def test_postgresql_restarted_under_write_load(private_pg_cluster, tmp_path):
     assert log.count("database unreachable") == 1, log
     assert log.count("database reachable again after") == 1, log
     assert "Traceback" not in log and "unexpected error" not in log, log
+
+
+def test_agents_with_credentials_are_answered_from_memory_while_the_database_is_down(db_url):
+    """In-process, on both backends: the database "goes away" (every transaction fails as a
+    lost connection does); a host credential read before still authenticates the agent's
+    heartbeats and watches, everything else answers 503."""
+    database = Database.from_url(db_url)
+    app = create_app(make_config(db_url, no_auth=False, admin_token="admin-secret"), database,
+                     migrate=False)
+    context = app.state.context
+    try:
+        with TestClient(app, headers={"X-Auth-Token": "admin-secret"}) as admin:
+            admin.post("/dvr/v1/agents", json={"host": "compute-1"}).raise_for_status()
+            token = admin.post("/dvr/v1/hosts/compute-1/credential").json()["credential"]["token"]
+            agent = {"X-Auth-Token": token}
+            beat = {"applied_revision": 1, "vifs": {}, "local_vlans": {}}
+            path = "/dvr/v1/hosts/compute-1"
+            assert admin.post(f"{path}/heartbeat", json=beat, headers=agent).status_code == 200
+            since = admin.get(f"{path}/watch", params={"since": 0, "timeout": 0},
+                              headers=agent).json()["revision"]
+
+            def unreachable(*args, **kwargs):
+                raise sa_exc.OperationalError("connect", {}, OSError("connection refused"))
+
+            real_read, real_write = database.read, database.write
+            database.read = database.write = unreachable
+            try:
+                answer = admin.post(f"{path}/heartbeat", json=beat, headers=agent)
+                assert answer.status_code == 200 and answer.json()["alive"] is True
+                watch = admin.get(f"{path}/watch", params={"since": since, "timeout": 0.2},
+                                  headers=agent)
+                assert watch.status_code == 200
+                assert watch.json() == {"revision": since, "changes": [], "resync": False}
+                for method, url, headers in (
+                    ("GET", "/v2.0/networks", None),
+                    ("GET", f"{path}/view", agent),
+                    ("POST", f"{path}/host-mac", agent),
+                ):
+                    refused = admin.request(method, url, headers=headers)
+                    assert refused.status_code == 503, (url, refused.text)
+                    assert refused.headers["retry-after"] == "5"
+                    assert refused.json()["NeutronError"]["type"] == "ServiceUnavailable"
+                stranger = admin.get(f"{path}/watch", headers={"X-Auth-Token": "dvrh_unknown"})
+                assert stranger.status_code == 503  # an unknown credential is not let in
+                assert context.health.down
+            finally:
+                database.read, database.write = real_read, real_write
+            assert admin.get("/v2.0/networks").status_code == 200
+            assert not context.health.down
+    finally:
+        database.dispose()

@@ -111,19 +111,21 @@ class LivenessMemory:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- writes (the heartbeat path) ----------------------------------------------------------
-    def needs_write(self, beat: Heartbeat, alive_since: datetime) -> str | None:
+    def remember(
+        self, beat: Heartbeat, alive_since: datetime
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """Keep ``beat`` in memory if it needs no immediate write: (None, the last answer);
+        else (why it must be written, None) and memory is left as it was."""
         with self._lock:
-            return write_reason(self._hosts.get(beat.host), beat, alive_since)
-
-    def remember(self, beat: Heartbeat) -> dict[str, Any]:
-        """Record a heartbeat that needs no immediate write; returns the last answer."""
-        with self._lock:
-            entry = self._hosts[beat.host]
+            entry = self._hosts.get(beat.host)
+            reason = write_reason(entry, beat, alive_since)
+            if reason is not None:
+                return reason, None
+            assert entry is not None and entry.written is not None
             entry.seen_at = max(entry.seen_at, beat.seen_at)
             if beat.applied_revision is not None:
                 entry.applied_revision = beat.applied_revision
-            assert entry.written is not None
-            return entry.written.answer
+            return None, entry.written.answer
 
     def written(self, beat: Heartbeat, applied_revision: int, answer: dict[str, Any]) -> None:
         """``beat`` is in the database now (with ``applied_revision``)."""

@@ -33,10 +33,10 @@ class LivenessKeeper:
     async def receive(self, beat: Heartbeat) -> dict[str, Any]:
         """Take one heartbeat; the answer (the port ids of this host it reported)."""
         since = beat.seen_at - timedelta(seconds=self.agent_down_time)
-        reason = self.memory.needs_write(beat, since)
+        reason, answer = self.memory.remember(beat, since)
         self._ensure_flushing()
-        if reason is None:
-            return self.memory.remember(beat)
+        if answer is not None:
+            return answer
         log.debug("heartbeat of %s written at once: %s", beat.host, reason)
         try:
             answer, applied = await self.write(lambda tx: write_heartbeat(tx, beat))

@@ -51,8 +51,11 @@ def test_what_must_be_written_at_once():
 
 def test_memory_answers_and_is_newer_than_the_database():
     memory = written_memory(beat(T0), applied=3)
-    answer = memory.remember(beat(T0 + timedelta(seconds=10), applied=9))
-    assert answer == {"host": "compute-1", "ports_up": ["p1"]}
+    reason, answer = memory.remember(beat(T0 + timedelta(seconds=10), applied=9), T0)
+    assert (reason, answer) == (None, {"host": "compute-1", "ports_up": ["p1"]})
+    # a heartbeat that must be written leaves memory as it was
+    assert memory.remember(beat(T0 + timedelta(seconds=11), up=("p9",), applied=10), T0) == (
+        "port status changed", None)
     seen = T0 + timedelta(seconds=10)
     assert memory.last_seen("compute-1", T0) == seen
     newer = seen + timedelta(seconds=1)
@@ -69,7 +72,7 @@ def test_memory_answers_and_is_newer_than_the_database():
 def test_the_flush_takes_each_host_once_until_it_is_seen_again():
     memory = written_memory(beat(T0, up=("p1",), down=("p2",)))
     assert memory.unflushed() == []  # just written
-    memory.remember(beat(T0 + timedelta(seconds=10), up=("p1",), down=()))
+    memory.remember(beat(T0 + timedelta(seconds=10), up=("p1",), down=()), T0)
     [pending] = memory.unflushed()
     assert (pending.host, pending.seen_at) == ("compute-1", T0 + timedelta(seconds=10))
     assert pending.claims == {"p1": "ACTIVE", "p2": "DOWN"}  # re-asserted by the flush
@@ -77,4 +80,4 @@ def test_the_flush_takes_each_host_once_until_it_is_seen_again():
     assert memory.unflushed() == []
     memory.forget("compute-1")
     assert write_reason(None, beat(T0), T0) == "first heartbeat in this process"
-    assert memory.needs_write(beat(T0), T0) == "first heartbeat in this process"
+    assert memory.remember(beat(T0), T0) == ("first heartbeat in this process", None)

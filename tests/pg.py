@@ -56,6 +56,7 @@ class PgCluster:
     base_dir: Path
     port: int
     user: str
+    options: str = ""  # the server options it was started with (for ``start_server``)
 
     @property
     def data_dir(self) -> Path:
@@ -69,6 +70,16 @@ class PgCluster:
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Shut the server down, keeping its data (an outage: ``start_server`` ends it)."""
+        self._run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "stop")
+
+    def start_server(self) -> None:
+        self._run(
+            self.bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.base_dir / "server.log",
+            "-o", self.options, "-w", "-t", "60", "start",
+        )
 
     def stop(self) -> None:
         try:
@@ -99,11 +110,9 @@ def start_cluster(durable: bool = False) -> PgCluster:
         )
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        cluster.options = options
         try:
-            cluster._run(
-                bin_dir / "pg_ctl", "-D", cluster.data_dir, "-l", base / "server.log", "-o",
-                options, "-w", "-t", "60", "start",
-            )
+            cluster.start_server()
             return cluster
         except subprocess.CalledProcessError:
             if attempt == 2:

@@ -24,11 +24,22 @@ from dvr.model.hostview_delta import HostViewDelta, delta_from_dict
 class ServerError(Exception):
     """The server answered with an error (Neutron-shaped body when it could)."""
 
-    def __init__(self, status: int, error_type: str, message: str):
+    def __init__(self, status: int, error_type: str, message: str,
+                 retry_after: float | None = None):
         super().__init__(f"{status} {error_type}: {message}")
         self.status = status
         self.error_type = error_type
         self.message = message
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds (None when absent, or an HTTP date we do not read)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86400 else None
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,14 @@ def make_http_client(server: str, token: str | None = None, timeout: float = 10.
 def _raise_for_error(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
+    retry_after = retry_after_seconds(response.headers.get("retry-after"))
     try:
         err = response.json()["NeutronError"]
-        raise ServerError(response.status_code, err.get("type", ""), err.get("message", ""))
+        raise ServerError(response.status_code, err.get("type", ""), err.get("message", ""),
+                          retry_after)
     except (ValueError, KeyError, TypeError):
-        raise ServerError(response.status_code, "HTTPError", response.text[:500]) from None
+        raise ServerError(response.status_code, "HTTPError", response.text[:500],
+                          retry_after) from None
 
 
 def host_path(host: str, tail: str) -> str:

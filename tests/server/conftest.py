@@ -99,14 +99,24 @@ class PostgresBackend:
         """Nothing: the next test empties the tables."""
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[pg.PgCluster]:
+def running_cluster() -> Iterator[pg.PgCluster]:
     reason = pg.unavailable_reason()
     if reason:
         pytest.skip(f"PostgreSQL tests skipped: {reason}")
     cluster = pg.start_cluster()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.PgCluster]:
+    yield from running_cluster()
+
+
+@pytest.fixture
+def private_pg_cluster() -> Iterator[pg.PgCluster]:
+    """A cluster of the test's own, which it may stop and start without disturbing others."""
+    yield from running_cluster()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

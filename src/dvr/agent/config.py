@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -14,6 +15,12 @@ from dvr.client import TOKEN_ENV, read_token_file
 from dvr.model.hostview import AGENT_MODES, EAST_WEST_MODES
 
 DATAPATH_TYPES = ("netdev", "system")
+# settings that old configuration files may still hold: read, ignored, logged once
+DEPRECATED_SETTINGS = {
+    "resync_interval": "the agent no longer resyncs on a timer: it compares revisions with "
+                       "the server's (heartbeat answers, the watch) and resyncs on a gap",
+}
+log = logging.getLogger("dvr.agent")
 
 
 @dataclass(frozen=True)
@@ -31,8 +38,10 @@ class AgentConfig:
     token: str | None = field(default=None, repr=False)
     token_file: str | None = None
     ca_file: str | None = None  # CA that verifies an https server (default: the system's)
-    heartbeat_interval: float = 10.0  # seconds between heartbeats
-    resync_interval: float = 60.0  # full reconcile at least this often, even without events
+    heartbeat_interval: float = 10.0  # seconds between heartbeats (each jittered by ±10%)
+    # a revision gap (the server has a newer revision for this host than the agent holds and
+    # the watch never said so) is resynced after a random wait of up to this many seconds
+    resync_jitter: float = 5.0
     watch_timeout: float = 25.0  # long-poll duration
     local_poll_interval: float = 1.0  # how often OVSDB is checked for newly plugged VIFs
     max_backoff: float = 30.0
@@ -88,10 +97,18 @@ def load_toml(path: str | Path) -> dict[str, object]:
     table = data.get("agent", data)
     known = {f.name for f in fields(AgentConfig)}
     values = {key.replace("-", "_"): value for key, value in table.items()}
+    for key in sorted(set(values) & set(DEPRECATED_SETTINGS)):
+        warn_deprecated(key, str(path))
+        del values[key]
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown agent setting(s) in {path}: {', '.join(unknown)}")
     return values
+
+
+def warn_deprecated(key: str, where: str) -> None:
+    log.warning("%s: setting %r is deprecated and ignored (%s)", where, key,
+                DEPRECATED_SETTINGS[key])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="route east/west traffic between subnets of a distributed router in "
                         "OpenFlow (default) or through the router namespace only")
     p.add_argument("--heartbeat-interval", type=float)
-    p.add_argument("--resync-interval", type=float)
+    p.add_argument("--resync-jitter", type=float,
+                   help="resync a revision gap after a random wait up to this (default 5 s)")
+    p.add_argument("--resync-interval", type=float, help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--once", action="store_true", help="reconcile once and exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -144,6 +163,8 @@ def resolve_token(values: dict[str, object], environ: Mapping[str, str]) -> str 
 def config_from_args(args: argparse.Namespace,
                      environ: Mapping[str, str] = os.environ) -> AgentConfig:
     values: dict[str, object] = load_toml(args.config) if args.config else {}
+    if getattr(args, "resync_interval", None) is not None:
+        warn_deprecated("resync_interval", "--resync-interval")
     if getattr(args, "token_file", None):
         values.pop("token", None)  # the flag overrides a token in the file
     for f in fields(AgentConfig):

@@ -2,13 +2,14 @@
 
 register -> host MAC -> [fetch HostView -> observe -> compute desired (pure) -> plan diff ->
 apply -> report] and again whenever the server's watch says something for this host changed,
-a VIF is plugged or unplugged locally, or the resync timer fires.  Events carry no payload:
+a VIF is plugged or unplugged locally, or a heartbeat's answer shows a revision gap (a
+change the watch missed; there is no resync timer).  Events carry no payload:
 they only wake the loop, which always recomputes from fresh data (docs/design.md §1).
 
 Errors never stop the loop (``dvr.agent.retry``): a transient failure is retried after a
 capped, jittered exponential backoff, the watch thread reconnects the same way; an error
 that retrying cannot fix is logged once and the loop waits for a change (a watch event, a
-VIF, the resync tick) — meanwhile its heartbeats keep telling the server which revision it
+VIF, a revision gap) — meanwhile its heartbeats keep telling the server which revision it
 has applied.  Only a registration the server refuses stops the agent (``AgentRefused``).
 """
 
@@ -262,8 +263,13 @@ class AgentLoop:
         self._main_loop(stop)
 
     def _main_loop(self, stop: threading.Event) -> None:
+        """Reconcile on a poke (the watch, a retry, a revision gap) or a VIF change; between
+        them, heartbeat.  No timer resyncs: a change the watch missed shows as a gap between
+        the server's revision for this host (in each heartbeat's answer) and what the loop
+        holds, resynced after a random wait so that agents never move in lockstep."""
         retries = self.retries("reconcile")
-        last_full = last_heartbeat = self.clock()
+        next_heartbeat = self.clock() + self._heartbeat_wait()
+        gap_resync_at: float | None = None
         vifs: frozenset[str] | None = None
         try:
             subscribe_local_changes(self.dataplane, self.wake.nudge)
@@ -274,10 +280,12 @@ class AgentLoop:
         while not stop.is_set():
             fired = self.wake.wait(self.config.local_poll_interval)
             now = self.clock()
+            gap = gap_resync_at is not None and now >= gap_resync_at
             current_vifs = self.dataplane.plugged_vifs()
-            if fired or current_vifs != vifs or now - last_full >= self.config.resync_interval:
-                trigger = ("watch" if fired else "vif" if current_vifs != vifs else "resync")
+            if fired or current_vifs != vifs or gap:
+                trigger = "watch" if fired else "vif" if current_vifs != vifs else "gap"
                 vifs = current_vifs
+                gap_resync_at = None
                 delay = None
                 try:
                     outcome = self.reconcile_once(trigger, self.wake.poked_at if fired else now)
@@ -289,21 +297,42 @@ class AgentLoop:
                         retries.succeeded()
                 except Exception as exc:  # the loop never dies
                     delay = retries.failed(exc)
-                last_full = last_heartbeat = self.clock()
+                next_heartbeat = self.clock() + self._heartbeat_wait()
                 if delay is not None:
                     stop.wait(delay)
                     self.wake.poke()
-            elif now - last_heartbeat >= self.config.heartbeat_interval:
-                self._heartbeat()
-                last_heartbeat = self.clock()
+            elif now >= next_heartbeat:
+                server_revision = self._heartbeat()
+                next_heartbeat = self.clock() + self._heartbeat_wait()
+                if gap_resync_at is None and self.revision_gap(server_revision):
+                    gap_resync_at = self.clock() + self.random() * self.config.resync_jitter
+                    log.info("revision gap: the server has revision %d for this host, the "
+                             "agent %d; resync in %.1fs", server_revision,
+                             self.held_revision(), gap_resync_at - self.clock())
 
-    def _heartbeat(self) -> None:
+    def _heartbeat_wait(self) -> float:
+        """The heartbeat interval ±10% at random: agents woken together drift apart."""
+        return self.config.heartbeat_interval * (0.9 + 0.2 * self.random())
+
+    def held_revision(self) -> int:
+        """The newest revision this agent applied or was told of by the watch (and will
+        fetch at once)."""
+        return max(self.applied_revision, self.wake.latest_revision)
+
+    def revision_gap(self, server_revision: int | None) -> bool:
+        return server_revision is not None and server_revision > self.held_revision()
+
+    def _heartbeat(self) -> int | None:
+        """Send a heartbeat; the server's newest revision for this host, when it says."""
         outcome = self.last_outcome
         if outcome is None:
-            return
+            return None
         try:
-            self.client.heartbeat(self.config.host, self.applied_revision,
-                                  list(outcome.ports_up), [], outcome.vifs, outcome.local_vlans,
-                                  **self.layout_report())
+            answer = self.client.heartbeat(self.config.host, self.applied_revision,
+                                           list(outcome.ports_up), [], outcome.vifs,
+                                           outcome.local_vlans, **self.layout_report())
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)
+            return None
+        revision = answer.get("revision") if isinstance(answer, dict) else None
+        return revision if isinstance(revision, int) and not isinstance(revision, bool) else None

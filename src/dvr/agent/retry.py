@@ -4,7 +4,9 @@ and no retry at all for errors that retrying cannot fix.
 - **Transient** (the server restarting or overloaded, the network, a timeout, a switch
   operation that failed): retried after 0.5 s, 1 s, 2 s ... capped at ``max_backoff``.  Each
   wait is drawn at random from the upper half of that step, so agents that failed together
-  (every agent, when the server restarts) do not come back together.
+  (every agent, when the server restarts) do not come back together.  When the server says
+  how long to wait (503 or 429 with ``Retry-After``: it is shedding load, or its database
+  is unreachable) the wait is at least that, plus up to half of it again at random.
 - **Permanent** (the server refused the request itself: a 4xx other than 408/429; more
   networks on this host than local VLANs): the same request gets the same answer, so it is
   not retried on a timer.  It is logged once (again only when it changes) and the caller
@@ -50,6 +52,23 @@ def backoff_delay(failures: int, maximum: float, random: Callable[[], float]) ->
     return step * (0.5 + 0.5 * random())
 
 
+def honoured_delay(retry_after: float, random: Callable[[], float]) -> float:
+    """The wait a server's ``Retry-After`` asks for, jittered: never earlier, and spread over
+    the following half of it so that the agents it refused together come back apart."""
+    return retry_after * (1.0 + 0.5 * random())
+
+
+def retry_delay(error: Exception, failures: int, maximum: float,
+                random: Callable[[], float]) -> float:
+    """The wait before trying again after ``failures`` transient failures, the last
+    ``error``: the backoff, or longer when the server asked for it."""
+    delay = backoff_delay(failures, maximum, random)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        delay = max(delay, honoured_delay(retry_after, random))
+    return delay
+
+
 class Retries:
     """The failures of one activity (register, watch, reconcile) and what to do after each.
 
@@ -76,7 +95,7 @@ class Retries:
             return None
         self.permanent = None
         self.failures += 1
-        delay = backoff_delay(self.failures, self.maximum, self.random)
+        delay = retry_delay(error, self.failures, self.maximum, self.random)
         expected = isinstance(error, ServerError | httpx.HTTPError | OSError
                               | IncompleteReconcile)
         self.log.warning("%s failed (%s); retrying in %.1fs", self.activity, error, delay,

@@ -45,6 +45,7 @@ from dvr.server.config import ServerConfig
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError
 from dvr.server.jsonbody import error_response
+from dvr.server.loadshed import LoadSheddingMiddleware
 from dvr.web.routes import web_routes
 
 log = logging.getLogger("dvr.server")
@@ -137,6 +138,9 @@ class RequestMiddleware:
 
         try:
             await self.app(scope, capped_receive, send_with_id)
+        except NeutronError as error:  # raised by a middleware (e.g. the database is down)
+            if not started:
+                await error_response(error)(scope, receive, send_with_id)
         except Exception:
             log.exception(
                 "%s: unexpected error on %s %s", request_id, scope.get("method"), scope["path"]
@@ -176,6 +180,7 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await context.keeper.close()
         await context.hub.close()
 
     app = Starlette(
@@ -189,5 +194,6 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
     app.state.context = context
     if not config.no_auth:
         app.add_middleware(AuthMiddleware, context=context)
+    app.add_middleware(LoadSheddingMiddleware, limits=config.load)
     app.add_middleware(RequestMiddleware, max_body_bytes=config.limits.max_request_body_bytes)
     return app

@@ -81,6 +81,18 @@ class AuthLimits:
 
 
 @dataclass(frozen=True)
+class LoadLimits:
+    """Load shedding: what the server refuses (503 + Retry-After) rather than queue."""
+
+    max_concurrent_views: int = 4  # view builds running at once (they hold the GIL)
+    max_queued_views: int = 64  # view requests waiting for a slot; beyond: 503 at once
+    view_queue_timeout: float = 8.0  # a wait longer than this answers 503 (agents give up at 10)
+    max_pending_requests: int = 1024  # any other requests in progress (long polls excepted)
+    retry_after: int = 2  # seconds, the Retry-After of an overload 503
+    database_retry_after: int = 5  # seconds, the Retry-After while the database is unreachable
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     db_url: str
     listeners: tuple[Listener, ...] = (parse_listener(DEFAULT_LISTEN),)
@@ -98,6 +110,9 @@ class ServerConfig:
     watch_default_timeout: float = 25.0
     watch_max_timeout: float = 60.0
     watch_poll_interval: float = 1.0  # re-check the database for other replicas' writes
+    # heartbeats that change nothing but "alive" reach the database at most this often
+    heartbeat_flush_interval: float = 15.0
+    load: LoadLimits = LoadLimits()
     limits: ApiLimits = ApiLimits()
 
     @property

@@ -1,5 +1,5 @@
-"""What request handlers share: configuration, database, change hub, the shared parts of
-HostViews and the views served.  One per app."""
+"""What request handlers share: configuration, database, change hub, liveness memory, the
+shared parts of HostViews and the views served.  One per app."""
 
 from __future__ import annotations
 
@@ -7,15 +7,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from dvr.db.session import Database
 from dvr.server.config import ServerConfig
+from dvr.server.dbhealth import DatabaseHealth, is_unavailable
 from dvr.server.errors import conflict
 from dvr.server.hostview_parts import SharedViewParts
 from dvr.server.hostview_served import ServedViews
-from dvr.server.services.notify import current_revision, new_changes, record_changes
+from dvr.server.liveness import LivenessMemory
+from dvr.server.liveness_keeper import LivenessKeeper
+from dvr.server.services.notify import (
+    current_revision,
+    new_changes,
+    newest_change_for_host,
+    record_changes,
+)
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.watch import ChangeHub
 
@@ -27,14 +35,28 @@ class ServerContext:
     config: ServerConfig
     db: Database
     hub: ChangeHub
+    liveness: LivenessMemory
+    health: DatabaseHealth
+    keeper: LivenessKeeper
     view_parts: SharedViewParts = field(default_factory=SharedViewParts)  # of HostViews
     served_views: ServedViews = field(default_factory=ServedViews)  # the bases of deltas
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:
-        context = cls(config=config, db=db, hub=None)  # type: ignore[arg-type]
+        memory = LivenessMemory()
+        context = cls(
+            config=config,
+            db=db,
+            hub=None,  # type: ignore[arg-type]
+            liveness=memory,
+            health=DatabaseHealth(retry_after=config.load.database_retry_after),
+            keeper=None,  # type: ignore[arg-type]
+        )
         context.hub = ChangeHub(
             read_new_changes=context.read_new_changes, poll_interval=config.watch_poll_interval
+        )
+        context.keeper = LivenessKeeper(
+            memory, context.write, config.heartbeat_flush_interval, config.agent_down_time
         )
         return context
 
@@ -43,10 +65,11 @@ class ServerContext:
         """Run ``work`` in one serialized transaction; record its change rows; commit.
 
         Returns the work's result, the revision of its changes (None: nobody concerned) and
-        the hosts concerned."""
+        the hosts concerned.  An unreachable database raises ``ServiceUnavailable`` (503)."""
+        started = self.health.clock()
         try:
             with self.db.write() as conn:
-                tx = WriteTx(conn=conn, config=self.config)
+                tx = WriteTx(conn=conn, config=self.config, liveness=self.liveness)
                 result = work(tx)
                 hosts = tx.impact.affected_hosts()
                 revision = record_changes(
@@ -56,11 +79,24 @@ class ServerContext:
             raise conflict(
                 "Conflict", f"The request conflicts with existing data: {exc.orig}"
             ) from None
+        except SQLAlchemyError as exc:
+            if is_unavailable(exc):
+                raise self.health.failed(exc) from None
+            raise
+        self.health.succeeded(started)
         return result, revision, hosts
 
     def run_read(self, work: Callable[[ReadTx], T]) -> T:
-        with self.db.read() as conn:
-            return work(ReadTx(conn=conn, config=self.config))
+        started = self.health.clock()
+        try:
+            with self.db.read() as conn:
+                result = work(ReadTx(conn=conn, config=self.config, liveness=self.liveness))
+        except SQLAlchemyError as exc:
+            if is_unavailable(exc):
+                raise self.health.failed(exc) from None
+            raise
+        self.health.succeeded(started)
+        return result
 
     # -- asynchronous (event loop) -----------------------------------------------------------
     async def write(self, work: Callable[[WriteTx], T]) -> T:
@@ -78,3 +114,12 @@ class ServerContext:
     async def read_new_changes(self, since: int) -> tuple[int, set[str]]:
         """The newest revision and the hosts with changes after ``since`` (other replicas)."""
         return await self.read(lambda tx: new_changes(tx.conn, since))
+
+    async def host_revision(self, host: str) -> int:
+        """The newest revision concerning ``host``: from memory, read once per host."""
+        known = self.hub.host_revision(host)
+        if known is None:
+            newest = await self.read(lambda tx: newest_change_for_host(tx.conn, host))
+            self.hub.note_host_revision(host, newest)
+            known = self.hub.host_revision(host)
+        return known or 0

@@ -24,6 +24,25 @@ class NeutronError(Exception):
     def body(self) -> dict[str, Any]:
         return {"NeutronError": {"type": self.type_name, "message": self.message, "detail": ""}}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the error response."""
+        return {}
+
+
+class ServiceUnavailable(NeutronError):
+    """503: the server cannot answer now (overloaded, its database unreachable); the client
+    should ask again after ``retry_after`` seconds."""
+
+    status = 503
+    type_name = "ServiceUnavailable"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class BadRequestError(NeutronError):
     status = 400

@@ -112,4 +112,4 @@ class SafeJSONResponse(JSONResponse):
 
 
 def error_response(error: NeutronError) -> SafeJSONResponse:
-    return SafeJSONResponse(error.body(), status_code=error.status)
+    return SafeJSONResponse(error.body(), status_code=error.status, headers=error.headers())

@@ -27,6 +27,7 @@ from dvr.server.config import (
     DEFAULT_STATE_DIR,
     ApiLimits,
     Listener,
+    LoadLimits,
     ServerConfig,
     TlsFiles,
     parse_listener,
@@ -87,6 +88,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptio
         "--tls-client-ca", type=Path,
         help="mutual TLS: a client certificate signed by this CA is the host named by its CN",
     )
+    parser.add_argument(
+        "--heartbeat-flush-interval", type=float, default=15.0, metavar="S",
+        help="heartbeats that change nothing but liveness reach the database at most this "
+        "often (default 15; below --agent-down-time)",
+    )
+    load = LoadLimits()
+    parser.add_argument(
+        "--max-concurrent-views", type=int, default=load.max_concurrent_views, metavar="N",
+        help=f"host views built at once (default {load.max_concurrent_views})",
+    )
+    parser.add_argument(
+        "--max-queued-views", type=int, default=load.max_queued_views, metavar="N",
+        help=f"view requests waiting for a turn; beyond: 503 (default {load.max_queued_views})",
+    )
+    parser.add_argument(
+        "--max-pending-requests", type=int, default=load.max_pending_requests, metavar="N",
+        help=f"other requests in progress; beyond: 503 (default {load.max_pending_requests})",
+    )
     parser.add_argument("--log-level", default="info")
     defaults = ApiLimits()
     for field in dataclasses.fields(ApiLimits):
@@ -106,6 +125,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptio
         parser.error(str(exc))
     if args.agent_down_time <= 0:
         parser.error("--agent-down-time must be positive")
+    if not 0 < args.heartbeat_flush_interval < args.agent_down_time:
+        parser.error("--heartbeat-flush-interval must be positive and below --agent-down-time")
+    if min(args.max_concurrent_views, args.max_pending_requests) < 1 or args.max_queued_views < 0:
+        parser.error("--max-concurrent-views and --max-pending-requests must be at least 1")
+    load = dataclasses.replace(
+        load,
+        max_concurrent_views=args.max_concurrent_views,
+        max_queued_views=args.max_queued_views,
+        max_pending_requests=args.max_pending_requests,
+    )
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
@@ -123,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptio
         no_auth=args.no_auth,
         tls=tls,
         limits=limits,
+        heartbeat_flush_interval=args.heartbeat_flush_interval,
+        load=load,
     ), ServerOptions(args.log_level, args.admin_token_file)
 
 
@@ -196,6 +227,7 @@ async def serve_all(config: ServerConfig, log_level: str) -> None:
             *(server.serve(sockets=bound) for server, bound in zip(servers, sockets, strict=True))
         )
     finally:
+        await app.state.context.keeper.close()
         await app.state.context.hub.close()
         database.dispose()
         for listener in config.listeners:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from dvr.server.config import ServerConfig
+from dvr.server.liveness import LivenessMemory
 from dvr.server.services.notify import Impact
 
 
@@ -21,6 +22,7 @@ class ReadTx:
     conn: Connection
     config: ServerConfig
     now: datetime = field(default_factory=utcnow)
+    liveness: LivenessMemory = field(default_factory=LivenessMemory)  # heartbeats not flushed
 
 
 @dataclass

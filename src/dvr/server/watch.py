@@ -24,6 +24,8 @@ class ChangeHub:
     poll_interval: float = 1.0
     latest: int = 0
     _events: dict[str, asyncio.Event] = field(default_factory=dict)
+    # host -> the newest revision known to concern it (heartbeat answers carry it)
+    _host_revisions: dict[str, int] = field(default_factory=dict)
     _any: asyncio.Event | None = None  # set by every publish (the web view's global stream)
     _waiters: int = 0
     _poller: asyncio.Task | None = None
@@ -49,12 +51,21 @@ class ChangeHub:
     def publish(self, revision: int, hosts: Collection[str] | None = None) -> None:
         """``revision`` committed, concerning ``hosts`` (None: possibly everyone)."""
         self.latest = max(self.latest, revision)
+        for host in hosts or ():
+            self.note_host_revision(host, revision)
         if self._any is not None:
             self._any.set()
             self._any = None
         targets = list(self._events) if hosts is None else [h for h in hosts if h in self._events]
         for host in targets:
             self._events.pop(host).set()
+
+    def host_revision(self, host: str) -> int | None:
+        """The newest revision known to concern ``host`` (None: not known in this process)."""
+        return self._host_revisions.get(host)
+
+    def note_host_revision(self, host: str, revision: int) -> None:
+        self._host_revisions[host] = max(self._host_revisions.get(host, 0), revision)
 
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
         """Wait until ``event`` is set or ``timeout``; True when woken by a publish."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, case, func, select
 
 from dvr.db.tables import (
     changes,
@@ -55,8 +55,21 @@ def _fixed_ips(conn: Connection, port_ids: list[str]) -> dict[str, list[dict[str
     }
 
 
-def _pending_changes(conn: Connection) -> dict[str, int]:
-    """host -> number of revisions recorded for it after its applied revision."""
+def _pending_changes(tx: ReadTx) -> dict[str, int]:
+    """host -> number of revisions recorded for it after its applied revision (memory's,
+    where a heartbeat newer than the database's says another)."""
+    stored = {
+        row.host: (row.applied_revision, row.heartbeat_at)
+        for row in tx.conn.execute(
+            select(dvr_hosts.c.host, dvr_hosts.c.applied_revision, dvr_hosts.c.heartbeat_at)
+        )
+    }
+    newer = tx.liveness.newer_applied(stored)
+    applied = (
+        case(newer, value=dvr_hosts.c.host, else_=dvr_hosts.c.applied_revision)
+        if newer
+        else dvr_hosts.c.applied_revision
+    )
     query = (
         select(changes.c.host, func.count(func.distinct(changes.c.revision)))
         .select_from(
@@ -64,17 +77,17 @@ def _pending_changes(conn: Connection) -> dict[str, int]:
                 dvr_hosts,
                 and_(
                     dvr_hosts.c.host == changes.c.host,
-                    changes.c.revision > dvr_hosts.c.applied_revision,
+                    changes.c.revision > applied,
                 ),
             )
         )
         .group_by(changes.c.host)
     )
-    return {host: count for host, count in conn.execute(query)}
+    return {host: count for host, count in tx.conn.execute(query)}
 
 
 def _hosts(tx: ReadTx, referenced: set[str]) -> list[dict[str, Any]]:
-    pending = _pending_changes(tx.conn)
+    pending = _pending_changes(tx)
     pruned = pruned_revision(tx.conn)
     result = []
     for summary in host_summaries(tx):

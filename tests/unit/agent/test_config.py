@@ -143,3 +143,19 @@ def test_east_west_from_the_flag_or_toml(tmp_path):
     f.write_text('host = "h"\nserver = "unix:/s"\neast_west = "kernel"\n')
     with pytest.raises(ValueError, match="east_west"):
         parse(["--config", str(f)])
+
+
+def test_an_old_config_with_resync_interval_still_loads_with_a_deprecation_line(tmp_path, caplog):
+    import logging
+
+    from dvr.agent.config import build_parser, config_from_args
+
+    path = tmp_path / "agent.toml"
+    path.write_text('host = "h"\nserver = "unix:/run/dvr.sock"\nresync_interval = 60\n')
+    with caplog.at_level(logging.WARNING, logger="dvr.agent"):
+        config = config_from_args(build_parser().parse_args(["--config", str(path)]), {})
+        config_from_args(build_parser().parse_args(
+            ["--host", "h", "--server", "unix:/s", "--resync-interval", "30"]), {})
+    assert config.host == "h" and not hasattr(config, "resync_interval")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and all("'resync_interval' is deprecated" in m for m in messages)

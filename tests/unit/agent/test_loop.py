@@ -69,7 +69,7 @@ class FakeDataplane:
 
 def config(**kw):
     base = dict(host="h", server="http://127.0.0.1:1", local_poll_interval=0.01,
-                resync_interval=3600, heartbeat_interval=3600, watch_timeout=0.05,
+                heartbeat_interval=3600, watch_timeout=0.05,
                 max_backoff=0.02)
     base.update(kw)
     return AgentConfig(**base)
@@ -259,3 +259,43 @@ def test_heartbeat_reports_east_west_only_when_it_is_not_the_default():
     AgentLoop(config(east_west="namespace"), namespace, FakeDataplane()).run(
         threading.Event(), once=True)
     assert namespace.heartbeats == [{"east_west": "namespace"}]
+
+
+class AnsweringClient(FakeClient):
+    """Heartbeat answers carry the server's newest revision for the host."""
+
+    def __init__(self, views, server_revision):
+        super().__init__(views)
+        self.server_revision = server_revision
+
+    def heartbeat(self, host, rev, up, down, vifs, vlans, **layout):
+        super().heartbeat(host, rev, up, down, vifs, vlans)
+        return {"host": host, "alive": True, "revision": self.server_revision}
+
+
+def test_no_timer_resyncs_when_the_revisions_agree():
+    client, dp = AnsweringClient([view(5)], server_revision=5), FakeDataplane()
+    loop = AgentLoop(config(heartbeat_interval=0.01, resync_jitter=0.0), client, dp)
+    assert run_until(loop, lambda: len(client.heartbeats) >= 20)
+    assert dp.views == [5]  # one reconcile at start, none since
+
+
+def test_a_revision_gap_is_resynced_after_a_jittered_wait(caplog):
+    client, dp = AnsweringClient([view(5), view(9)], server_revision=9), FakeDataplane()
+    draws = iter([0.5] * 1000)
+    loop = AgentLoop(config(heartbeat_interval=0.01, resync_jitter=0.2), client, dp,
+                     random=lambda: next(draws))
+    with caplog.at_level(logging.INFO, logger="dvr.agent"):
+        assert run_until(loop, lambda: loop.applied_revision == 9)
+    assert dp.views == [5, 9]
+    assert "revision gap: the server has revision 9 for this host, the agent 5; resync in" \
+        in caplog.text
+
+
+def test_a_gap_waits_a_random_part_of_the_jitter():
+    loop = AgentLoop(config(resync_jitter=4.0), FakeClient([view(1)]), FakeDataplane())
+    loop.applied_revision = 3
+    assert not loop.revision_gap(3) and not loop.revision_gap(None)
+    assert loop.revision_gap(4)
+    loop.wake.poke(4)  # the watch told of 4: the loop fetches it anyway
+    assert not loop.revision_gap(4)

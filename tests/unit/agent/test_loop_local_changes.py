@@ -70,7 +70,7 @@ class AnnouncingDataplane:
 
 def config(**overrides) -> AgentConfig:
     values = dict(host="h", server="http://127.0.0.1:1", local_poll_interval=3600,
-                  resync_interval=3600, heartbeat_interval=3600, watch_timeout=0.05,
+                  heartbeat_interval=3600, watch_timeout=0.05,
                   max_backoff=0.02)
     values.update(overrides)
     return AgentConfig(**values)

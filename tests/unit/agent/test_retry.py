@@ -94,3 +94,37 @@ def test_a_permanent_error_between_transient_ones_restarts_the_backoff(caplog):
 def test_the_longest_delay_is_the_cap_jittered():
     assert Retries("watch", 8.0, constant(0.0), logging.getLogger()).longest_delay() == 4.0
     assert Retries("watch", 8.0, constant(0.5), logging.getLogger()).longest_delay() == 6.0
+
+
+def test_retry_after_is_honoured_with_jitter_and_never_shortened():
+    from dvr.agent.retry import retry_delay
+
+    shed = ServerError(503, "ServiceUnavailable", "overloaded", retry_after=4.0)
+    delays = [retry_delay(shed, 1, 30.0, constant(r)) for r in (0.0, 0.5, 0.999)]
+    assert delays == pytest.approx([4.0, 5.0, 5.998])  # at least 4 s, spread over 2 more
+    # a backoff already longer than Retry-After stays
+    assert retry_delay(shed, 8, 30.0, constant(0.0)) == 15.0
+    assert retry_delay(ServerError(503, "X", "no header"), 1, 30.0, constant(0.0)) == 0.25
+
+
+def test_the_client_reads_retry_after_from_the_answer():
+    from dvr.client import _raise_for_error
+
+    response = httpx.Response(
+        503, headers={"Retry-After": "5"},
+        json={"NeutronError": {"type": "ServiceUnavailable", "message": "db", "detail": ""}},
+    )
+    with pytest.raises(ServerError) as raised:
+        _raise_for_error(response)
+    assert (raised.value.status, raised.value.retry_after) == (503, 5.0)
+    dated = httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    with pytest.raises(ServerError) as raised:
+        _raise_for_error(dated)
+    assert raised.value.retry_after is None
+
+
+def test_a_shed_request_is_logged_with_the_wait_it_was_asked_for(caplog):
+    retries = Retries("reconcile", 30.0, constant(0.0), logging.getLogger("t"))
+    with caplog.at_level(logging.WARNING):
+        delay = retries.failed(ServerError(503, "ServiceUnavailable", "busy", retry_after=3))
+    assert delay == 3.0 and "retrying in 3.0s" in caplog.text

@@ -54,13 +54,13 @@ def availability_zones(tx: ReadTx) -> list[dict[str, Any]]:
     """One zone per availability zone of the L3 agents: ``available`` while one of its
     agents is alive and admin up (Neutron's router zones; there are no DHCP agents)."""
     rows = tx.conn.execute(
-        select(agents.c.availability_zone, agents.c.heartbeat_timestamp,
+        select(agents.c.availability_zone, agents.c.host, agents.c.heartbeat_timestamp,
                agents.c.admin_state_up).where(agents.c.agent_type == agent_service.L3_AGENT)
     )
     state: dict[str, bool] = {}
-    for zone, heartbeat, admin_up in rows:
+    for zone, host, heartbeat, admin_up in rows:
         if zone:
-            up = bool(admin_up) and agent_service.is_alive(tx, heartbeat)
+            up = bool(admin_up) and agent_service.is_alive(tx, host, heartbeat)
             state[zone] = state.get(zone, False) or up
     return [
         {"name": zone, "resource": "router", "state": "available" if up else "unavailable"}

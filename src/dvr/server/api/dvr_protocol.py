@@ -16,6 +16,7 @@ GET  /dvr/v1/routers/{id}/hosts            hosts of a router
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -32,12 +33,13 @@ from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
 from dvr.server.authn import describe_caller, request_identity
 from dvr.server.context import ServerContext
-from dvr.server.errors import NeutronError, http_bad_request
+from dvr.server.errors import NeutronError, ServiceUnavailable, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.hostview_served import view_update
 from dvr.server.serialize import to_jsonable
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
+from dvr.server.services.heartbeats import parse_heartbeat
 from dvr.server.services.notify import changes_for_host, current_revision, pruned_revision
 from dvr.server.services.queries import get_router
 from dvr.server.services.scheduler import (
@@ -46,7 +48,7 @@ from dvr.server.services.scheduler import (
     router_hosts,
     routers_hosted_on,
 )
-from dvr.server.tx import ReadTx
+from dvr.server.tx import ReadTx, utcnow
 from dvr.server.validate import is_plain_text
 
 PREFIX = "/dvr/v1"
@@ -88,9 +90,13 @@ def host_summaries(tx: ReadTx) -> list[dict[str, Any]]:
             "host_mac": macs.get(row.host),
             "tunnel_ip": row.tunnel_ip,
             "datapath_type": row.datapath_type,
-            "alive": agent_service.is_alive(tx, row.heartbeat_at),
-            "heartbeat_timestamp": agent_service.format_agent_time(row.heartbeat_at),
-            "applied_revision": row.applied_revision,
+            "alive": agent_service.is_alive(tx, row.host, row.heartbeat_at),
+            "heartbeat_timestamp": agent_service.format_agent_time(
+                agent_service.last_seen(tx, row.host, row.heartbeat_at)
+            ),
+            "applied_revision": tx.liveness.newest_applied(
+                row.host, row.applied_revision, row.heartbeat_at
+            ),
             "routers": sorted(hosted.get(row.host, ())),
         }
         for row in rows
@@ -150,11 +156,15 @@ def routes(context: ServerContext) -> list[Route]:
         return json_response({"agents": agents})
 
     async def heartbeat(request: Request) -> Response:
+        """Liveness from memory (a database write only when the report says something new);
+        the answer carries ``revision``, the newest revision concerning the host, which the
+        agent compares with what it holds (a gap: a change its watch missed)."""
         host = host_param(request)
         body = await _json_object(request, allow_empty=True)
-        return json_response(
-            await context.write(lambda tx: agent_service.heartbeat(tx, host, body))
-        )
+        answer = await context.keeper.receive(parse_heartbeat(host, body, utcnow()))
+        with contextlib.suppress(ServiceUnavailable):  # the database is down: no revision
+            answer = {**answer, "revision": await context.host_revision(host)}
+        return json_response(answer)
 
     async def host_mac(request: Request) -> Response:
         host = host_param(request)
@@ -185,15 +195,23 @@ def routes(context: ServerContext) -> list[Route]:
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        async def read_result() -> dict[str, Any]:
+            """The changes after ``since``; while the database is unreachable, none: the
+            watch goes on waiting in memory (a write cannot commit meanwhile)."""
+            try:
+                return await context.read(lambda tx: watch_result(tx, host, since))
+            except ServiceUnavailable:
+                return {"revision": since, "changes": [], "resync": False}
+
         while True:
             event = context.hub.snapshot(host)
-            result = await context.read(lambda tx: watch_result(tx, host, since))
+            result = await read_result()
             remaining = deadline - loop.time()
             if result["changes"] or result["resync"] or remaining <= 0:
                 return json_response(result)
             woken = await context.hub.wait(event, remaining)
             if not woken and loop.time() >= deadline:
-                return json_response(await context.read(lambda tx: watch_result(tx, host, since)))
+                return json_response(await read_result())
             if context.hub.closed:
                 return json_response(result)
 

@@ -35,10 +35,12 @@ ERROR_DESCRIPTIONS = {
          "the tunnel IP or mode of a host that has a credential)",
     413: "The request body is larger than the server's limit",
     429: "Too many failed authentications from this address (see Retry-After)",
-    503: "A resource pool is exhausted",
+    503: "ServiceUnavailable (see Retry-After): the server is overloaded or its database "
+         "unreachable; or a resource pool is exhausted",
 }
 AUTH_ERRORS = (401, 403, 429)  # any operation that is not public
 BODY_ERRORS = (400, 413)  # any operation that reads a JSON body
+LOAD_ERRORS = (503,)  # any operation: load shedding, the database unreachable
 
 
 def json_content(schema: JsonSchema) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def operation(
         success["content"] = json_content(schema)
     if links:
         success["links"] = links
-    codes = set(errors) | (set(BODY_ERRORS) if body is not None else set())
+    codes = set(errors) | set(LOAD_ERRORS) | (set(BODY_ERRORS) if body is not None else set())
     if not public:
         codes.update(AUTH_ERRORS)
     responses: dict[str, Any] = {str(status): success}

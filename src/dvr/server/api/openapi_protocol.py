@@ -65,7 +65,8 @@ HEARTBEAT = obj({
     "east_west": {"enum": list(EAST_WEST_MODES)},
 })
 HEARTBEAT_REPLY = obj({"host": STRING, "alive": {"type": "boolean"}, "ports_up": STRINGS,
-                       "ports_down": STRINGS}, ("host", "alive"))
+                       "ports_down": STRINGS, "revision": {"type": "integer"}},
+                      ("host", "alive"))
 WATCH_REPLY = obj({
     "revision": {"type": "integer"},
     "changes": array_of(obj({"kind": STRING, "id": STRING}, ("kind", "id"))),

@@ -8,19 +8,14 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from dvr.db.tables import agents, dvr_hosts, ports, routers
-from dvr.model.hostview import (
-    AGENT_MODES,
-    DEFAULT_EAST_WEST,
-    EAST_WEST_MODES,
-    OWNER_ROUTER_INTERFACE_DISTRIBUTED,
-)
+from dvr.db.tables import agents, dvr_hosts, routers
+from dvr.model.hostview import AGENT_MODES, DEFAULT_EAST_WEST
 from dvr.server.auth import ADMIN, Identity, registration_refusal
-from dvr.server.errors import NotFoundError, invalid_input
-from dvr.server.services import ports as port_service
+from dvr.server.errors import invalid_input
 from dvr.server.services.changes import host_registration_change
 from dvr.server.services.common import get_row, list_rows, new_id
 from dvr.server.services.credentials import has_credential
+from dvr.server.services.heartbeats import bind_waiting_ports, require_host
 from dvr.server.services.queries import get_router
 from dvr.server.services.routers import render_routers, schedule_pending
 from dvr.server.services.scheduler import alive_since, router_hosts, routers_hosted_on
@@ -39,11 +34,17 @@ def format_agent_time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def is_alive(tx: ReadTx, heartbeat: Any) -> bool:
-    return heartbeat >= alive_since(tx.now, tx.config.agent_down_time)
+def last_seen(tx: ReadTx, host: str, stored: Any) -> Any:
+    """When the host's agent was last heard of: memory over the database."""
+    return tx.liveness.last_seen(host, stored)
+
+
+def is_alive(tx: ReadTx, host: str, stored: Any) -> bool:
+    return last_seen(tx, host, stored) >= alive_since(tx.now, tx.config.agent_down_time)
 
 
 def render_agent(tx: ReadTx, row: Any) -> dict[str, Any]:
+    heartbeat = last_seen(tx, row.host, row.heartbeat_timestamp)
     return {
         "id": row.id,
         "agent_type": row.agent_type,
@@ -51,9 +52,9 @@ def render_agent(tx: ReadTx, row: Any) -> dict[str, Any]:
         "topic": row.topic,
         "host": row.host,
         "admin_state_up": row.admin_state_up,
-        "alive": is_alive(tx, row.heartbeat_timestamp),
+        "alive": heartbeat >= alive_since(tx.now, tx.config.agent_down_time),
         "configurations": dict(row.configurations or {}),
-        "heartbeat_timestamp": format_agent_time(row.heartbeat_timestamp),
+        "heartbeat_timestamp": format_agent_time(heartbeat),
         "created_at": format_agent_time(row.created_at),
         "started_at": format_agent_time(row.started_at),
         "description": row.description,
@@ -146,6 +147,7 @@ def register(tx: WriteTx, body: dict[str, Any], caller: Identity = ADMIN) -> lis
     if refusal is not None:
         raise refusal
     view_changed = existing is None or changes_identity
+    tx.liveness.forget(host)  # its next heartbeat is written: the row may be new
     with host_registration_change(tx, host) if view_changed else nullcontext():
         if existing is None:
             tx.conn.execute(
@@ -158,7 +160,7 @@ def register(tx: WriteTx, body: dict[str, Any], caller: Identity = ADMIN) -> lis
         for agent_type in (OVS_AGENT, L3_AGENT):
             configurations = _configurations(agent_type, mode, tunnel_ip, datapath)
             _upsert_agent(tx, host, agent_type, configurations, zone)
-    _bind_host_ports(tx, host)
+    bind_waiting_ports(tx, [host])
     if mode in ("dvr_snat", "legacy"):
         schedule_pending(tx)
     return [render_agent(tx, row) for row in list_agent_rows(tx.conn, [host])]
@@ -201,101 +203,20 @@ def _upsert_agent(
         )
 
 
-def _bind_host_ports(tx: WriteTx, host: str) -> None:
-    """A live agent binds the ports waiting on its host (vif_type "ovs")."""
-    tx.conn.execute(
-        update(ports)
-        .where(
-            ports.c.host == host,
-            ports.c.vif_type.in_(("unbound", "binding_failed")),
-            ports.c.device_owner != OWNER_ROUTER_INTERFACE_DISTRIBUTED,
-        )
-        .values(vif_type="ovs")
-    )
-
-
-def require_host(tx: ReadTx, host: str) -> Any:
-    row = tx.conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
-    if row is None:
-        raise NotFoundError(
-            f"Agent with host={host} could not be found: register it first (POST /dvr/v1/agents).",
-            type_name="AgentNotFoundByTypeHost",
-        )
-    return row
-
-
-def heartbeat(tx: WriteTx, host: str, body: dict[str, Any]) -> dict[str, Any]:
-    row = require_host(tx, host)
-    was_alive = is_alive(tx, row.heartbeat_at)
-    applied = body.get("applied_revision", row.applied_revision)
-    if isinstance(applied, bool) or not isinstance(applied, int) or not 0 <= applied < 2**62:
-        raise invalid_input("applied_revision must be a non-negative integer")
-    ports_up = _id_list(body, "ports_up")
-    ports_down = _id_list(body, "ports_down")
-    values: dict[str, Any] = {"heartbeat_at": tx.now, "applied_revision": applied}
-    report = _agent_report(body)
-    if report is not None:
-        values["agent_report"] = report
-    tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == host).values(**values))
-    tx.conn.execute(update(agents).where(agents.c.host == host).values(heartbeat_timestamp=tx.now))
-    _bind_host_ports(tx, host)
-    up = port_service.set_status(tx, ports_up, host, "ACTIVE")
-    down = port_service.set_status(tx, ports_down, host, "DOWN")
-    if not was_alive and row.agent_mode in ("dvr_snat", "legacy"):
-        schedule_pending(tx)
-    return {"host": host, "alive": True, "ports_up": up, "ports_down": down}
-
-
-def _agent_report(body: dict[str, Any]) -> dict[str, Any] | None:
-    """The dataplane facts an agent reports (None: this heartbeat reports none)."""
-    if "vifs" not in body and "local_vlans" not in body:
-        return None
-    vifs = body.get("vifs") or {}
-    vlans = body.get("local_vlans") or {}
-    if not isinstance(vifs, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in vifs.items()
-    ):
-        raise invalid_input("vifs must map port ids to OVS port names")
-    if not isinstance(vlans, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 < v < 4095
-        for k, v in vlans.items()
-    ):
-        raise invalid_input("local_vlans must map network ids to VLAN ids 1-4094")
-    report: dict[str, Any] = {"vifs": vifs, "local_vlans": vlans}
-    mappings = body.get("bridge_mappings")
-    if mappings is not None:
-        if not isinstance(mappings, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and k and v for k, v in mappings.items()
-        ):
-            raise invalid_input("bridge_mappings must map physical networks to bridge names")
-        report["bridge_mappings"] = mappings
-    east_west = body.get("east_west")
-    if east_west is not None:
-        if east_west not in EAST_WEST_MODES:
-            raise invalid_input(f"east_west must be one of {', '.join(EAST_WEST_MODES)}")
-        report["east_west"] = east_west
-    return report
-
-
 def agent_report(tx: ReadTx, host: str) -> dict[str, Any]:
     row = require_host(tx, host)
     report = row.agent_report or {}
     return {
         "host": host,
         "reported": row.agent_report is not None,  # an empty ``vifs`` then means "none"
-        "applied_revision": row.applied_revision,
+        "applied_revision": tx.liveness.newest_applied(
+            host, row.applied_revision, row.heartbeat_at
+        ),
         "vifs": report.get("vifs", {}),
         "local_vlans": report.get("local_vlans", {}),
         "bridge_mappings": report.get("bridge_mappings", {}),
         "east_west": report.get("east_west", DEFAULT_EAST_WEST),
     }
-
-
-def _id_list(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise invalid_input(f"{key} must be a list of port ids")
-    return value
 
 
 def update_agent(tx: WriteTx, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -312,5 +233,6 @@ def delete_agent(tx: WriteTx, agent_id: str) -> None:
     tx.conn.execute(delete(agents).where(agents.c.id == agent_id))
     remaining = tx.conn.execute(select(agents.c.id).where(agents.c.host == row.host)).first()
     if remaining is None:
+        tx.liveness.forget(row.host)
         with host_registration_change(tx, row.host):
             tx.conn.execute(delete(dvr_hosts).where(dvr_hosts.c.host == row.host))

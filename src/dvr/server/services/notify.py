@@ -225,6 +225,12 @@ def changes_for_host(conn: Connection, host: str, since: int) -> list[tuple[int,
     return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
+def newest_change_for_host(conn: Connection, host: str) -> int:
+    """The newest revision with a change row for ``host`` (0: none retained)."""
+    query = select(func.max(changes.c.revision)).where(changes.c.host == host)
+    return conn.execute(query).scalar() or 0
+
+
 def new_changes(conn: Connection, since: int) -> tuple[int, set[str]]:
     """The newest revision and every host with a change after ``since``."""
     revision = current_revision(conn)

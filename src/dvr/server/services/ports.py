@@ -338,7 +338,10 @@ def vif_type_for(tx: WriteTx, host: str, device_owner: str) -> str:
         return "unbound"
     query = select(dvr_hosts.c.heartbeat_at).where(dvr_hosts.c.host == host)
     heartbeat = tx.conn.execute(query).scalar()
-    if heartbeat is not None and heartbeat >= alive_since(tx.now, tx.config.agent_down_time):
+    if heartbeat is None:
+        return "unbound"
+    seen = tx.liveness.last_seen(host, heartbeat)  # memory over the database
+    if seen >= alive_since(tx.now, tx.config.agent_down_time):
         return "ovs"
     return "unbound"
 

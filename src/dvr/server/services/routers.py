@@ -40,7 +40,12 @@ from dvr.server.services.queries import (
     network_subnets,
     port_ips,
 )
-from dvr.server.services.scheduler import central_host, central_modes, pick_central_host
+from dvr.server.services.scheduler import (
+    alive_since,
+    central_host,
+    central_modes,
+    pick_central_host,
+)
 from dvr.server.tx import WriteTx
 
 
@@ -130,8 +135,10 @@ def ensure_central_host(tx: WriteTx, router_id: str) -> str | None:
     host = central_host(tx.conn, router_id)
     if host is not None:
         return host
+    down_time = tx.config.agent_down_time
+    seen_alive = tx.liveness.alive_hosts(alive_since(tx.now, down_time))
     host = pick_central_host(
-        tx.conn, central_modes(router.distributed), tx.now, tx.config.agent_down_time
+        tx.conn, central_modes(router.distributed), tx.now, down_time, seen_alive
     )
     if host is None:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, select, union
+from sqlalchemy import Connection, and_, func, or_, select, union
 
 from dvr.db.tables import (
     agents,
@@ -100,12 +100,21 @@ def alive_since(now: datetime, agent_down_time: int) -> datetime:
 
 
 def pick_central_host(
-    conn: Connection, modes: Collection[str], now: datetime, agent_down_time: int
+    conn: Connection,
+    modes: Collection[str],
+    now: datetime,
+    agent_down_time: int,
+    seen_alive: Collection[str] = (),
 ) -> str | None:
     """The alive, admin-up host of one of ``modes`` with the fewest central bindings.
+    ``seen_alive``: hosts alive by heartbeats not yet in the database.
 
     Ties go to the first host by name.
     """
+    since = alive_since(now, agent_down_time)
+    alive = dvr_hosts.c.heartbeat_at >= since
+    if seen_alive:
+        alive = or_(alive, dvr_hosts.c.host.in_(sorted(seen_alive)))
     load = (
         select(router_l3_bindings.c.host, func.count().label("n"))
         .group_by(router_l3_bindings.c.host)
@@ -121,7 +130,7 @@ def pick_central_host(
         )
         .where(
             dvr_hosts.c.agent_mode.in_(list(modes)),
-            dvr_hosts.c.heartbeat_at >= alive_since(now, agent_down_time),
+            alive,
             agents.c.admin_state_up,
         )
         .order_by(func.coalesce(load.c.n, 0), dvr_hosts.c.host)

@@ -1,0 +1,146 @@
+"""Load shedding: bounded view builds and queue, 503 + Retry-After beyond them, and a queued
+view whose client left is never built."""
+
+import asyncio
+import json
+
+from dvr.server.config import LoadLimits
+from dvr.server.loadshed import LoadSheddingMiddleware
+
+VIEW = "/dvr/v1/hosts/compute-1/view"
+
+
+class Client:
+    """One request: its receive (the body, then a disconnect when ``leave`` is called) and
+    what was sent back."""
+
+    def __init__(self, path=VIEW, method="GET"):
+        self.scope = {"type": "http", "method": method, "path": path, "headers": []}
+        self.left = asyncio.Event()
+        self.body_sent = False
+        self.messages = []
+
+    async def receive(self):
+        if not self.body_sent:
+            self.body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message):
+        self.messages.append(message)
+
+    def leave(self):
+        self.left.set()
+
+    @property
+    def status(self):
+        starts = [m for m in self.messages if m["type"] == "http.response.start"]
+        return starts[0]["status"] if starts else None
+
+    def header(self, name):
+        start = next(m for m in self.messages if m["type"] == "http.response.start")
+        return dict(start["headers"]).get(name.encode())
+
+    def error_type(self):
+        body = b"".join(m.get("body", b"") for m in self.messages if "body" in m)
+        return json.loads(body)["NeutronError"]["type"]
+
+
+class BlockingApp:
+    """Answers 200 once released; records which paths it started building."""
+
+    def __init__(self):
+        self.started = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope, receive, send):
+        self.started.append(scope["path"])
+        await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def settle():
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_views_beyond_the_running_and_queued_bounds_get_503_at_once():
+    async def scenario():
+        app = BlockingApp()
+        limits = LoadLimits(max_concurrent_views=1, max_queued_views=1, view_queue_timeout=30,
+                            retry_after=3)
+        shed = LoadSheddingMiddleware(app, limits)
+        first, second, third = Client(), Client(), Client()
+        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in (first, second)]
+        await settle()
+        await shed(third.scope, third.receive, third.send)  # refused without waiting
+        assert (third.status, third.header("retry-after")) == (503, b"3")
+        assert third.error_type() == "ServiceUnavailable"
+        assert app.started == [VIEW]  # the second waits its turn
+        other = Client("/v2.0/networks")
+        other_task = asyncio.create_task(shed(other.scope, other.receive, other.send))
+        await settle()
+        assert len(app.started) == 2  # other requests are not gated
+        app.release.set()
+        await asyncio.gather(*tasks, other_task)
+        assert [first.status, second.status, other.status] == [200, 200, 200]
+        assert app.started.count(VIEW) == 2
+        assert shed.views.running == 0 and shed.pending == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_queued_view_whose_client_left_is_never_built():
+    async def scenario():
+        app = BlockingApp()
+        shed = LoadSheddingMiddleware(app, LoadLimits(max_concurrent_views=1))
+        first, gone = Client(), Client()
+        running = asyncio.create_task(shed(first.scope, first.receive, first.send))
+        await settle()
+        waiting = asyncio.create_task(shed(gone.scope, gone.receive, gone.send))
+        await settle()
+        gone.leave()
+        await waiting
+        assert gone.messages == [] and app.started == [VIEW]
+        app.release.set()
+        await running
+        assert shed.views.running == 0 and not shed.views.waiting
+
+    asyncio.run(scenario())
+
+
+def test_a_view_that_waited_too_long_gets_503():
+    async def scenario():
+        app = BlockingApp()
+        limits = LoadLimits(max_concurrent_views=1, view_queue_timeout=0.05)
+        shed = LoadSheddingMiddleware(app, limits)
+        first, late = Client(), Client()
+        running = asyncio.create_task(shed(first.scope, first.receive, first.send))
+        await settle()
+        await shed(late.scope, late.receive, late.send)
+        assert late.status == 503 and app.started == [VIEW]
+        app.release.set()
+        await running
+
+    asyncio.run(scenario())
+
+
+def test_too_many_pending_requests_get_503_but_long_polls_never_do():
+    async def scenario():
+        app = BlockingApp()
+        shed = LoadSheddingMiddleware(app, LoadLimits(max_pending_requests=1))
+        busy, refused = Client("/v2.0/ports"), Client("/v2.0/ports")
+        watch = Client("/dvr/v1/hosts/compute-1/watch")
+        task = asyncio.create_task(shed(busy.scope, busy.receive, busy.send))
+        await settle()
+        await shed(refused.scope, refused.receive, refused.send)
+        assert refused.status == 503
+        watching = asyncio.create_task(shed(watch.scope, watch.receive, watch.send))
+        await settle()
+        assert app.started == ["/v2.0/ports", "/dvr/v1/hosts/compute-1/watch"]
+        app.release.set()
+        await asyncio.gather(task, watching)
+
+    asyncio.run(scenario())

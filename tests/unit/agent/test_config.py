@@ -143,3 +143,16 @@ def test_east_west_from_the_flag_or_toml(tmp_path):
     f.write_text('host = "h"\nserver = "unix:/s"\neast_west = "kernel"\n')
     with pytest.raises(ValueError, match="east_west"):
         parse(["--config", str(f)])
+
+
+def test_flow_mirror_from_the_flag_or_toml(tmp_path):
+    base = ["--host", "h", "--server", "unix:/s"]
+    assert parse(base).flow_mirror is True
+    assert parse([*base, "--flow-mirror", "off"]).flow_mirror is False
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "unix:/s"\nflow_mirror = false\n')
+    assert parse(["--config", str(f)]).flow_mirror is False
+    assert parse(["--config", str(f), "--flow-mirror", "on"]).flow_mirror is True
+    f.write_text('host = "h"\nserver = "unix:/s"\nflow_mirror = "no"\n')
+    with pytest.raises(ValueError, match="flow_mirror"):
+        parse(["--config", str(f)])

@@ -7,9 +7,11 @@
   reports when it renders the bundle and runs ovs-ofctl with ``--no-names`` (it would
   otherwise ask the switch for its ports on a second connection, the larger part of its
   run time).  A name OVSDB does not know is left to ovs-ofctl to resolve or refuse (an
-  unknown name fails the whole bundle, nothing is applied).  Flows are observed with
-  ``dump-flows`` (parsed by ``openflow.parse_dump_flows``) with their ports named, as
-  ``ovs-ofctl --names`` prints them.
+  unknown name fails the whole bundle, nothing is applied).  Flows are observed from a
+  mirror kept per bridge by a long-lived ``ovs-ofctl monitor`` (``flow_monitor``), synced
+  by a barrier before each observation; where there is none in sync (``flow_mirror``
+  off, the monitor died or lags) with ``dump-flows``.  Either way the ports are named as
+  ``ovs-ofctl --names`` prints them (``openflow``).
 - Changes to the ports of any bridge (seen by the OVSDB connection as they happen) are
   announced to the callbacks given to ``on_port_change``.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from dvr.agent.drivers.base import DriverError
+from dvr.agent.drivers.flow_monitor import FlowMirrors, FlowMonitor
 from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
 from dvr.agent.reconcile.commands import (
     DeletePort,
@@ -50,6 +53,8 @@ class OvsConfig:
     timeout: float = 10.0
     ofctl: str = "ovs-ofctl"
     openflow_version: str = "OpenFlow15"
+    flow_mirror: bool = True  # observe flows from flow monitors (False: dump every time)
+    mirror_sync_timeout: float = 2.0  # a monitor slower than this is replaced by dumps
 
     @classmethod
     def for_rundir(cls, rundir: str | Path, **kwargs) -> OvsConfig:
@@ -244,13 +249,12 @@ def _port_numbers(bridge: ObservedBridge) -> dict[str, int]:
     return numbers
 
 
-def _named(dump: str, bridge: ObservedBridge | None) -> tuple[ObservedFlow, ...]:
-    """Parse a ``--no-names`` dump, naming port numbers as ``--names`` would."""
+def _port_names(bridge: ObservedBridge | None) -> dict[int, str]:
+    """OpenFlow number -> name, as ``ovs-ofctl --names`` names ports in what it prints."""
     if bridge is None:
-        return parse_dump_flows(dump)
-    names = {number: name for name, number in _port_numbers(bridge).items()
-             if number != OFPP_LOCAL}
-    return parse_dump_flows(dump, names)
+        return {}
+    return {number: name for name, number in _port_numbers(bridge).items()
+            if number != OFPP_LOCAL}
 
 
 class OvsDriver:
@@ -260,6 +264,7 @@ class OvsDriver:
         self.config = config
         self._api = None
         self._port_listeners: list[Callable[[], None]] = []
+        self._mirrors: FlowMirrors | None = None
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -274,7 +279,18 @@ class OvsDriver:
             self._api = api_class(conn)
         return self._api
 
+    @property
+    def mirrors(self) -> FlowMirrors | None:
+        if self._mirrors is None and self.config.flow_mirror:
+            self._mirrors = FlowMirrors(
+                lambda bridge: self._ofctl_argv(["--no-names", "monitor", bridge, "watch:"]),
+                self._ofctl_env(), self.config.timeout, self.config.mirror_sync_timeout)
+        return self._mirrors
+
     def close(self) -> None:
+        if self._mirrors is not None:
+            self._mirrors.close()
+            self._mirrors = None
         if self._api is not None:
             self._api.ovsdb_connection.stop(timeout=self.config.timeout)
             self._api = None
@@ -291,7 +307,7 @@ class OvsDriver:
         found = _ObserveBridges(self.api, list(bridges)).execute(check_error=True)
         if not with_flows:
             return tuple(found)
-        flows = self.dump_all_flows([b.name for b in found])
+        flows = self.read_flows([b.name for b in found])
         return tuple(
             ObservedBridge(b.name, b.datapath_type, b.fail_mode, b.external_ids, b.ports,
                            flows[b.name])
@@ -330,9 +346,18 @@ class OvsDriver:
     def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
         return self.dump_all_flows([bridge])[bridge]
 
-    def dump_all_flows(self, bridges: Sequence[str]) -> dict[str, tuple[ObservedFlow, ...]]:
+    def read_flows(self, bridges: Sequence[str]) -> dict[str, tuple[ObservedFlow, ...]]:
+        """The flows of several bridges: from their mirrors where those are in sync, the
+        others dumped."""
+        mirrored = self.mirrors.synced(bridges) if self.mirrors is not None else {}
+        return self.dump_all_flows([b for b in bridges if b not in mirrored], mirrored)
+
+    def dump_all_flows(self, bridges: Sequence[str],
+                       mirrored: Mapping[str, FlowMonitor] | None = None,
+                       ) -> dict[str, tuple[ObservedFlow, ...]]:
         """``dump-flows`` of several bridges at once (one ovs-ofctl each, run side by side:
-        starting ovs-ofctl costs more than the dump)."""
+        starting ovs-ofctl costs more than the dump), and the flows of ``mirrored``."""
+        mirrored = mirrored or {}
         running = {b: subprocess.Popen(self._ofctl_argv(["--no-names", "dump-flows", b]),
                                        env=self._ofctl_env(), text=True, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE) for b in bridges}
@@ -349,9 +374,13 @@ class OvsDriver:
             flows[bridge] = out
         # port names as they are once the flows are read: a number printed for a port that
         # has since gone stays a number, as with ovs-ofctl --names
-        ports = {b.name: b for b in _ObserveBridges(self.api, list(flows)).execute(
+        ports = {b.name: b for b in _ObserveBridges(self.api, [*flows, *mirrored]).execute(
             check_error=True)}
-        return {bridge: _named(out, ports.get(bridge)) for bridge, out in flows.items()}
+        found = {bridge: parse_dump_flows(out, _port_names(ports.get(bridge)))
+                 for bridge, out in flows.items()}
+        found.update({bridge: monitor.flows(_port_names(ports.get(bridge)))
+                      for bridge, monitor in mirrored.items()})
+        return found
 
     def _commit(self, commands: Sequence[ovs_command.BaseCommand]) -> None:
         try:

@@ -1,0 +1,72 @@
+"""The flows of one bridge as an OpenFlow flow monitor reports them (pure bookkeeping).
+
+A ``FlowTable`` replays the events of ``ovs-ofctl monitor <bridge> watch:`` (parsed by
+``openflow.parse_monitor_line``): the INITIAL events are a full dump, then every ADDED,
+DELETED and MODIFIED flow follows, in the order the switch made the changes.  The monitor
+prints no priority, so a flow is known by (table, match, cookie): the agent's cookies hash
+the priority in (docs/design.md §4), so two of its flows never share that key.  An event
+that contradicts the table (a flow deleted that it does not hold, a modification it cannot
+place) makes it ``consistent = False``: the driver then dumps instead and starts afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dvr.agent.drivers.openflow import FlowEvent, MonitoredFlow
+from dvr.agent.reconcile.observed import ObservedFlow
+
+_Key = tuple[int, str]  # (table, match text)
+
+
+class FlowTable:
+    def __init__(self) -> None:
+        self._groups: dict[_Key, dict[int, MonitoredFlow]] = {}  # -> cookie -> flow
+        self.consistent = True
+        self.version = 0  # changes whenever the flows do
+        self._named: dict[MonitoredFlow, tuple[object, ObservedFlow]] = {}
+        self._answer: tuple[int, object, tuple[ObservedFlow, ...]] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self._groups.values())
+
+    def apply(self, event: FlowEvent) -> bool:
+        """Replay one event; False (and ``consistent`` False from then on) if it does not
+        fit what the table holds."""
+        flow = event.flow
+        key = (flow.table, flow.match)
+        group = self._groups.setdefault(key, {})
+        if event.kind in ("INITIAL", "ADDED"):
+            group[flow.cookie] = flow
+        elif event.kind == "DELETED":
+            if group.pop(flow.cookie, None) is None:
+                self.consistent = False
+        elif flow.cookie in group:  # MODIFIED: new actions
+            group[flow.cookie] = flow
+        elif len(group) == 1:  # MODIFIED: the one flow of that match, with a new cookie
+            group.clear()
+            group[flow.cookie] = flow
+        else:
+            self.consistent = False
+        if not group:
+            del self._groups[key]
+        self.version += 1
+        return self.consistent
+
+    def flows(self, names: Mapping[int, str] | None = None) -> tuple[ObservedFlow, ...]:
+        """Every flow, as ``parse_dump_flows`` orders them, ports named by ``names``
+        (OpenFlow number -> port name).  Parsed once per flow and port naming."""
+        names_key = tuple(sorted((names or {}).items()))
+        if self._answer is not None and self._answer[:2] == (self.version, names_key):
+            return self._answer[2]
+        named: dict[MonitoredFlow, tuple[object, ObservedFlow]] = {}
+        for group in self._groups.values():
+            for flow in group.values():
+                known = self._named.get(flow)
+                if known is None or known[0] != names_key:
+                    known = (names_key, flow.observed(names))
+                named[flow] = known
+        self._named = named  # forget flows that are gone
+        answer = tuple(sorted(observed for _, observed in named.values()))
+        self._answer = (self.version, names_key, answer)
+        return answer

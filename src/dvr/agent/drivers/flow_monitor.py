@@ -12,40 +12,30 @@ to that connection as it commits each change (a bundle of the driver's own inclu
 the barrier reply comes after every update of a change committed before it; once the
 reader has seen that reply, the table holds every flow change made before ``sync()``.
 
-The child gets SIGTERM when the thread that started it ends (``PR_SET_PDEATHSIG``): the
-driver starts monitors from one long-lived thread, so an agent killed with ``kill -9``
-leaves no monitor behind.
+The children are started by a ``ChildStarter``: an agent killed with ``kill -9`` leaves
+no monitor behind.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dvr.agent.drivers.children import ChildStarter
 from dvr.agent.drivers.flow_mirror import FlowTable
 from dvr.agent.drivers.openflow import BarrierReply, FlowEvent, UnexpectedLine, parse_monitor_line
 from dvr.agent.reconcile.observed import ObservedFlow
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
-
-
-def _die_with_parent_thread() -> None:  # runs in the child between fork and exec
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class UnixctlError(Exception):
@@ -106,14 +96,15 @@ class UnixctlClient:
 
 
 class FlowMonitor:
-    """One ``ovs-ofctl monitor`` child for one bridge and the ``FlowTable`` it feeds.
+    """One ``ovs-ofctl monitor`` child for one bridge (``process``, started with
+    ``--unixctl=<control_path>``, stdout and stderr in one pipe) and the ``FlowTable`` it
+    feeds.
 
     ``failure`` is None while the mirror can be trusted; once set (the child exited, printed
     something unexpected, an event contradicted the table, a barrier timed out) it stays
     set: the owner closes this monitor and starts another."""
 
-    def __init__(self, bridge: str, argv: Sequence[str], env: Mapping[str, str],
-                 control_path: Path):
+    def __init__(self, bridge: str, process: subprocess.Popen, control_path: Path):
         self.bridge = bridge
         self.table = FlowTable()
         self.control_path = control_path
@@ -123,10 +114,7 @@ class FlowMonitor:
         self._failure: str | None = None
         self._sync_lock = threading.Lock()
         self._control: UnixctlClient | None = None
-        self.process = subprocess.Popen(
-            [*argv, f"--unixctl={control_path}"], env=dict(env), text=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent_thread)
+        self.process = process
         self._reader = threading.Thread(target=self._read, name=f"dvr-flowmon-{bridge}",
                                         daemon=True)
         self._reader.start()
@@ -225,9 +213,10 @@ class FlowMirrors:
     to 30 s) so that a bridge whose monitor cannot work costs a dump, not a process, per
     observation."""
 
-    def __init__(self, argv: Callable[[str], list[str]], env: Mapping[str, str],
-                 start_timeout: float, sync_timeout: float,
+    def __init__(self, children: ChildStarter, argv: Callable[[str], list[str]],
+                 env: Mapping[str, str], start_timeout: float, sync_timeout: float,
                  clock: Callable[[], float] = time.monotonic):
+        self._children = children
         self._argv = argv
         self._env = dict(env)
         self.start_timeout = start_timeout
@@ -237,8 +226,6 @@ class FlowMirrors:
         self._in_sync: set[str] = set()  # monitors that have synced at least once
         self._retry: dict[str, tuple[float, float]] = {}  # bridge -> (not before, backoff)
         self._degraded: set[str] = set()  # bridges whose failure was logged
-        # the long-lived thread every monitor is started from (see PR_SET_PDEATHSIG above)
-        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="dvr-flowmon-start")
         self._directory = Path(tempfile.mkdtemp(prefix="dvr-flowmon-"))
 
     def synced(self, bridges: Sequence[str]) -> dict[str, FlowMonitor]:
@@ -268,8 +255,9 @@ class FlowMirrors:
         if self._clock() < not_before:
             return
         control = self._directory / f"{bridge}.ctl"
-        self._monitors[bridge] = self._spawner.submit(
-            FlowMonitor, bridge, self._argv(bridge), self._env, control).result()
+        process = self._children.start([*self._argv(bridge), f"--unixctl={control}"],
+                                       self._env)
+        self._monitors[bridge] = FlowMonitor(bridge, process, control)
 
     def _drop(self, bridge: str, monitor: FlowMonitor) -> None:
         del self._monitors[bridge]
@@ -287,5 +275,4 @@ class FlowMirrors:
         for monitor in self._monitors.values():
             monitor.close()
         self._monitors.clear()
-        self._spawner.shutdown(wait=True)
         shutil.rmtree(self._directory, ignore_errors=True)

@@ -3,15 +3,17 @@
 - OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
   commands is one transaction, which returns once ovs-vswitchd has applied it.
 - OpenFlow: ``ovs-ofctl -O OpenFlow15 --bundle add-flows <bridge> -`` with ``OVS_RUNDIR``
-  set: typed flows name ports by *name*; the driver binds names to the numbers OVSDB
-  reports when it renders the bundle and runs ovs-ofctl with ``--no-names`` (it would
-  otherwise ask the switch for its ports on a second connection, the larger part of its
-  run time).  A name OVSDB does not know is left to ovs-ofctl to resolve or refuse (an
-  unknown name fails the whole bundle, nothing is applied).  Flows are observed from a
-  mirror kept per bridge by a long-lived ``ovs-ofctl monitor`` (``flow_monitor``), synced
-  by a barrier before each observation; where there is none in sync (``flow_mirror``
-  off, the monitor died or lags) with ``dump-flows``.  Either way the ports are named as
-  ``ovs-ofctl --names`` prints them (``openflow``).
+  set, started ahead of need (one per bridge waits for its input, so a bundle does not
+  wait for ovs-ofctl to start; ``ready_ofctl``).  Typed flows name ports by *name*; the
+  driver binds names to the numbers OVSDB reports when it renders the bundle and runs
+  ovs-ofctl with ``--no-names`` (it would otherwise ask the switch for its ports on a
+  second connection, the larger part of its run time).  A name OVSDB does not know is
+  left to ovs-ofctl to resolve or refuse (an unknown name fails the whole bundle, nothing
+  is applied).
+- Flows are observed from a mirror kept per bridge by a long-lived ``ovs-ofctl monitor``
+  (``flow_monitor``), synced by a barrier before each observation; where none is in sync
+  (``flow_mirror`` off, the monitor died or lags) with ``dump-flows``.  Either way the
+  ports are named as ``ovs-ofctl --names`` prints them (``openflow``).
 - Changes to the ports of any bridge (seen by the OVSDB connection as they happen) are
   announced to the callbacks given to ``on_port_change``.
 """
@@ -21,7 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from dvr.agent.drivers.base import DriverError
+from dvr.agent.drivers.children import ChildStarter
 from dvr.agent.drivers.flow_monitor import FlowMirrors, FlowMonitor
 from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
 from dvr.agent.reconcile.commands import (
@@ -54,6 +59,7 @@ class OvsConfig:
     ofctl: str = "ovs-ofctl"
     openflow_version: str = "OpenFlow15"
     flow_mirror: bool = True  # observe flows from flow monitors (False: dump every time)
+    ready_ofctl: bool = True  # keep an ovs-ofctl per bridge started, waiting for a bundle
     mirror_sync_timeout: float = 2.0  # a monitor slower than this is replaced by dumps
 
     @classmethod
@@ -264,7 +270,10 @@ class OvsDriver:
         self.config = config
         self._api = None
         self._port_listeners: list[Callable[[], None]] = []
+        self._children: ChildStarter | None = None
         self._mirrors: FlowMirrors | None = None
+        self._ready: dict[str, Future[subprocess.Popen]] = {}  # bridge -> a waiting ovs-ofctl
+        self._ready_lock = threading.Lock()
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -280,17 +289,33 @@ class OvsDriver:
         return self._api
 
     @property
+    def children(self) -> ChildStarter:
+        if self._children is None:
+            self._children = ChildStarter()
+        return self._children
+
+    @property
     def mirrors(self) -> FlowMirrors | None:
         if self._mirrors is None and self.config.flow_mirror:
             self._mirrors = FlowMirrors(
+                self.children,
                 lambda bridge: self._ofctl_argv(["--no-names", "monitor", bridge, "watch:"]),
                 self._ofctl_env(), self.config.timeout, self.config.mirror_sync_timeout)
         return self._mirrors
 
     def close(self) -> None:
+        with self._ready_lock:
+            waiting, self._ready = list(self._ready.values()), {}
+        for started in waiting:  # killed before it reads its (empty) input
+            process = started.result()
+            process.kill()
+            process.communicate()
         if self._mirrors is not None:
             self._mirrors.close()
             self._mirrors = None
+        if self._children is not None:
+            self._children.close()
+            self._children = None
         if self._api is not None:
             self._api.ovsdb_connection.stop(timeout=self.config.timeout)
             self._api = None
@@ -333,9 +358,38 @@ class OvsDriver:
         if numbered is None:  # a name OVSDB does not know: ovs-ofctl resolves or refuses it
             text = "\n".join(bundle_lines(bundle)) + "\n"
             self._ofctl(["--bundle", "add-flows", bundle.bridge, "-"], text)
+        elif not self.config.ready_ofctl:
+            self._ofctl(self._bundle_args(bundle.bridge), "\n".join(numbered) + "\n")
         else:
-            self._ofctl(["--no-names", "--bundle", "add-flows", bundle.bridge, "-"],
-                        "\n".join(numbered) + "\n")
+            self._feed(self._ready_ofctl(bundle.bridge), self._bundle_args(bundle.bridge),
+                       "\n".join(numbered) + "\n")
+
+    def _bundle_args(self, bridge: str) -> list[str]:
+        return ["--no-names", "--bundle", "add-flows", bridge, "-"]
+
+    def _ready_ofctl(self, bridge: str) -> subprocess.Popen:
+        """A started ``ovs-ofctl ... add-flows <bridge> -`` waiting for its input (it reads
+        all of it before it connects); the next one is started at once, in the background."""
+        argv = self._ofctl_argv(self._bundle_args(bridge))
+        with self._ready_lock:
+            started = self._ready.pop(bridge, None)
+            if started is None:
+                started = self.children.start_later(argv, self._ofctl_env(), subprocess.PIPE)
+            self._ready[bridge] = self.children.start_later(argv, self._ofctl_env(),
+                                                            subprocess.PIPE)
+        return started.result()
+
+    def _feed(self, process: subprocess.Popen, args: Sequence[str], stdin: str | None) -> str:
+        """Give a started ovs-ofctl (stdin, stdout and stderr piped) its input; its output."""
+        try:
+            out, err = process.communicate(stdin, timeout=self.config.timeout)
+        except subprocess.TimeoutExpired as error:
+            process.kill()
+            process.communicate()
+            raise DriverError(f"{' '.join(self._ofctl_argv(args))} timed out") from error
+        if process.returncode != 0:
+            raise DriverError(f"{' '.join(self._ofctl_argv(args))}: {err.strip()}")
+        return out
 
     # -- helpers --------------------------------------------------------------------------------
     def port_numbers(self, bridge: str) -> dict[str, int]:
@@ -402,12 +456,7 @@ class OvsDriver:
         return [self.config.ofctl, "-O", self.config.openflow_version, *args]
 
     def _ofctl(self, args: Sequence[str], stdin: str | None = None) -> str:
-        argv = self._ofctl_argv(args)
-        try:
-            result = subprocess.run(argv, input=stdin, env=self._ofctl_env(), text=True,
-                                    capture_output=True, timeout=self.config.timeout)
-        except subprocess.TimeoutExpired as error:
-            raise DriverError(f"{' '.join(argv)} timed out") from error
-        if result.returncode != 0:
-            raise DriverError(f"{' '.join(argv)}: {result.stderr.strip()}")
-        return result.stdout
+        process = subprocess.Popen(self._ofctl_argv(args), env=self._ofctl_env(), text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        return self._feed(process, args, stdin)

@@ -1,0 +1,47 @@
+"""Child processes that end with the driver: started from one long-lived thread with
+``PR_SET_PDEATHSIG`` (SIGTERM), so that an agent killed with ``kill -9`` leaves none of its
+long-lived ``ovs-ofctl`` children behind.  (The signal follows the *thread* that started
+the child, hence the one thread: the agent observes from short-lived threads.)"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+
+
+def _die_with_parent_thread() -> None:  # runs in the child between fork and exec
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _popen(argv: Sequence[str], env: Mapping[str, str], stdin: int | None) -> subprocess.Popen:
+    return subprocess.Popen(list(argv), env=dict(env), text=True, stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                            if stdin == subprocess.DEVNULL else subprocess.PIPE,
+                            preexec_fn=_die_with_parent_thread)
+
+
+class ChildStarter:
+    """Starts children from its own thread.  ``close()`` ends that thread (the children it
+    started then get SIGTERM: stop them first)."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dvr-children")
+
+    def start_later(self, argv: Sequence[str], env: Mapping[str, str],
+                    stdin: int | None = subprocess.DEVNULL) -> Future[subprocess.Popen]:
+        """A child with ``argv``: stdout and stderr in one pipe when ``stdin`` is DEVNULL,
+        else stdin and stdout/stderr apart (``subprocess.PIPE`` for a child fed later)."""
+        return self._thread.submit(_popen, argv, env, stdin)
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str],
+              stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen:
+        return self.start_later(argv, env, stdin).result()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)

@@ -1,16 +1,23 @@
 """The flow mirror's pure parts: monitor lines parsed, events replayed into a FlowTable, and
-the unixctl client the driver syncs through (against a fake server)."""
+the unixctl client the driver syncs through (against a fake server); the monitors' life
+(start, sync, failure, backoff) against a stand-in for ``ovs-ofctl monitor``."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import socket
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from dvr.agent.drivers.children import ChildStarter
 from dvr.agent.drivers.flow_mirror import FlowTable
-from dvr.agent.drivers.flow_monitor import UnixctlClient, UnixctlError
+from dvr.agent.drivers.flow_monitor import FlowMirrors, FlowMonitor, UnixctlClient, UnixctlError
 from dvr.agent.drivers.openflow import (
     BarrierReply,
     FlowEvent,
@@ -166,3 +173,91 @@ def test_the_unixctl_client_reports_errors_and_silence(tmp_path):
     with pytest.raises(UnixctlError, match="ofctl/other"):
         client.call("ofctl/other", timeout=0.05)  # no answer
     client.close()
+
+
+# --- FlowMirrors and FlowMonitor, with a stand-in for ``ovs-ofctl monitor`` -------------------
+
+FAKE_MONITOR = Path(__file__).with_name("fake_ofctl_monitor.py")
+INITIAL = " event=INITIAL table=0 cookie=0x1 in_port=1 actions=output:2"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def mirrors(clock) -> Iterator[FlowMirrors]:
+    children = ChildStarter()
+    found = FlowMirrors(children, lambda bridge: [sys.executable, str(FAKE_MONITOR), INITIAL],
+                        os.environ, start_timeout=10, sync_timeout=5, clock=clock)
+    yield found
+    found.close()
+    children.close()
+
+
+def switch(monitor: FlowMonitor, method: str, *params: str) -> None:
+    """What the switch does behind the mirror's back (through the stand-in)."""
+    client = UnixctlClient(monitor.control_path, timeout=5)
+    try:
+        client.call(method, params)
+    except UnixctlError:
+        pass  # test/exit: no answer
+    client.close()
+
+
+def test_mirrors_start_with_the_initial_dump_and_follow_changes(mirrors: FlowMirrors):
+    (monitor,) = mirrors.synced(["br-int"]).values()
+    assert [(f.cookie, f.ports) for f in monitor.flows({1: "tap", 2: "patch"})] == [
+        (0x1, ("patch", "tap"))]
+    switch(monitor, "test/emit", " event=ADDED table=1 cookie=0x2 actions=drop")
+    switch(monitor, "test/emit", " event=DELETED reason=delete table=0 cookie=0x1 in_port=1")
+    assert mirrors.synced(["br-int"]) == {"br-int": monitor}
+    assert [f.cookie for f in monitor.flows()] == [0x2]
+
+
+def test_a_failed_monitor_is_said_once_and_replaced_after_its_backoff(
+        mirrors: FlowMirrors, clock: Clock, caplog):
+    (first,) = mirrors.synced(["br-int"]).values()
+    switch(first, "test/exit")
+    first.process.wait(5)
+    with caplog.at_level(logging.INFO, logger="dvr.agent.drivers.flow_monitor"):
+        assert mirrors.synced(["br-int"]) == {}
+        assert first.failure  # it exited (seen by the reader or by the barrier)
+        clock.now += 0.5
+        assert mirrors.synced(["br-int"]) == {}  # no new monitor before the backoff is over
+        clock.now += 0.6
+        (second,) = mirrors.synced(["br-int"]).values()
+        switch(second, "test/emit", " event=ABBREV xid=0x1")  # cannot be placed: dropped
+        assert mirrors.synced(["br-int"]) == {}
+        assert second.failure.endswith("event=ABBREV xid=0x1")
+        clock.now += 1.5  # the backoff doubled: not yet
+        assert mirrors.synced(["br-int"]) == {}
+        clock.now += 0.6
+        (third,) = mirrors.synced(["br-int"]).values()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "stopped" in m]) == 1  # said once per outage
+    assert len([m for m in messages if "in sync again" in m]) == 1
+    assert second.process.poll() is not None and first.process.poll() is not None
+    assert [f.cookie for f in third.flows()] == [0x1]
+
+
+def test_a_monitor_that_does_not_answer_the_barrier_in_time_is_dropped(clock: Clock):
+    children = ChildStarter()
+    silent = [sys.executable, "-c", "import time; print(' event=INITIAL table=0 cookie=0x1 "
+              "actions=drop', flush=True); time.sleep(60)"]
+    mirrors = FlowMirrors(children, lambda bridge: silent, os.environ, start_timeout=0.3,
+                          sync_timeout=0.3, clock=clock)
+    try:
+        assert mirrors.synced(["br-int"]) == {}  # no unixctl socket ever appears
+    finally:
+        mirrors.close()
+        children.close()

@@ -25,6 +25,7 @@ class FlowTable:
         self.consistent = True
         self.version = 0  # changes whenever the flows do
         self._named: dict[MonitoredFlow, tuple[object, ObservedFlow]] = {}
+        self._names_key: object = None  # the last port naming, one object while it holds
         self._answer: tuple[int, object, tuple[ObservedFlow, ...]] | None = None
 
     def __len__(self) -> int:
@@ -57,13 +58,17 @@ class FlowTable:
         """Every flow, as ``parse_dump_flows`` orders them, ports named by ``names``
         (OpenFlow number -> port name).  Parsed once per flow and port naming."""
         names_key = tuple(sorted((names or {}).items()))
-        if self._answer is not None and self._answer[:2] == (self.version, names_key):
+        if names_key == self._names_key:
+            names_key = self._names_key  # compared by identity below
+        self._names_key = names_key
+        if self._answer is not None and self._answer[0] == self.version \
+                and self._answer[1] is names_key:
             return self._answer[2]
         named: dict[MonitoredFlow, tuple[object, ObservedFlow]] = {}
         for group in self._groups.values():
             for flow in group.values():
                 known = self._named.get(flow)
-                if known is None or known[0] != names_key:
+                if known is None or known[0] is not names_key:
                     known = (names_key, flow.observed(names))
                 named[flow] = known
         self._named = named  # forget flows that are gone

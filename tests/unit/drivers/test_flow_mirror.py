@@ -215,7 +215,8 @@ def switch(monitor: FlowMonitor, method: str, *params: str) -> None:
 
 
 def test_mirrors_start_with_the_initial_dump_and_follow_changes(mirrors: FlowMirrors):
-    (monitor,) = mirrors.synced(["br-int"]).values()
+    monitor, tunnel = mirrors.synced(["br-int", "br-tun"]).values()  # synced side by side
+    assert (monitor.bridge, tunnel.bridge) == ("br-int", "br-tun")
     assert [(f.cookie, f.ports) for f in monitor.flows({1: "tap", 2: "patch"})] == [
         (0x1, ("patch", "tap"))]
     switch(monitor, "test/emit", " event=ADDED table=1 cookie=0x2 actions=drop")

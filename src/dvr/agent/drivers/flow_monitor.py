@@ -231,13 +231,11 @@ class FlowMirrors:
     def synced(self, bridges: Sequence[str]) -> dict[str, FlowMonitor]:
         for bridge in bridges:
             self._ensure(bridge)
+        monitors = {b: self._monitors[b] for b in bridges if b in self._monitors}
+        in_sync = self._sync_all(monitors)
         found = {}
-        for bridge in bridges:
-            monitor = self._monitors.get(bridge)
-            if monitor is None:
-                continue
-            first = bridge not in self._in_sync
-            if monitor.sync(self.start_timeout if first else self.sync_timeout):
+        for bridge, monitor in monitors.items():
+            if in_sync[bridge]:
                 found[bridge] = monitor
                 self._in_sync.add(bridge)
                 self._retry.pop(bridge, None)
@@ -247,6 +245,24 @@ class FlowMirrors:
             else:
                 self._drop(bridge, monitor)
         return found
+
+    def _sync_all(self, monitors: Mapping[str, FlowMonitor]) -> dict[str, bool]:
+        """``sync`` every monitor, side by side (each waits for its own barrier)."""
+        results: dict[str, bool] = {}
+
+        def sync(bridge: str, monitor: FlowMonitor) -> None:
+            first = bridge not in self._in_sync
+            results[bridge] = monitor.sync(self.start_timeout if first else self.sync_timeout)
+
+        threads = [threading.Thread(target=sync, args=item, daemon=True)
+                   for item in list(monitors.items())[1:]]
+        for thread in threads:
+            thread.start()
+        for item in list(monitors.items())[:1]:
+            sync(*item)  # the first one in this thread
+        for thread in threads:
+            thread.join()
+        return results
 
     def _ensure(self, bridge: str) -> None:
         if bridge in self._monitors:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.openflow import parse_dump_flows
+from dvr.agent.drivers.ovs import OvsDriver
+from dvr.agent.reconcile.commands import EnsureBridge, EnsurePort
 from dvr.agent.reconcile.observed import ObservedFlow
 from dvr.agent.reconcile.plan import Plan
 from dvr.lab.fabric import Fabric
@@ -35,6 +37,19 @@ def prerequisites_missing() -> str | None:
 
 
 # --- leftovers ----------------------------------------------------------------------------
+
+
+def ofctl(host: HostEnv, *args: str) -> str:
+    """``ovs-ofctl -O OpenFlow15 ARGS`` on a lab host's switch; its output."""
+    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow15", *args], env=host.env(),
+                          text=True, capture_output=True, check=True).stdout
+
+
+def br_int_with_two_ports(host: HostEnv, ovs: OvsDriver) -> None:
+    """br-int (netdev, secure) with ``tap-a`` (a veth end) and ``patch-x`` (internal)."""
+    host.run(["ip", "link", "add", "tap-a", "type", "veth", "peer", "name", "vm-a"])
+    ovs.transact([EnsureBridge("br-int", "netdev", "secure"), EnsurePort("br-int", "tap-a"),
+                  EnsurePort("br-int", "patch-x", "internal")])
 
 
 def root_namespaces(prefix: str) -> list[str]:

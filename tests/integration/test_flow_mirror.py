@@ -7,38 +7,17 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
-from collections.abc import Iterator
 
 import pytest
-from dataplane_support import processes_mentioning, root_namespaces
+from dataplane_support import br_int_with_two_ports, ofctl
 
 from dvr.agent.desired.openflow import DROP, NORMAL, Match, ModDlSrc, Output, Resubmit
 from dvr.agent.desired.state import Flow
 from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.openflow import parse_dump_flows
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
-from dvr.agent.reconcile.commands import EnsureBridge, EnsurePort, FlowBundle, FlowRef
+from dvr.agent.reconcile.commands import EnsureBridge, FlowBundle, FlowRef
 from dvr.lab.hostenv import HostEnv
-
-
-@pytest.fixture
-def host(unique_names, workroot) -> Iterator[HostEnv]:
-    prefix = next(unique_names)
-    env = HostEnv(f"{prefix}-h", workroot / prefix / "h")
-    try:
-        env.start()
-        yield env
-    finally:
-        env.stop()
-        assert root_namespaces(prefix) == []
-        assert processes_mentioning(f"dvrhost-{prefix}") == []
-        assert processes_mentioning(str(workroot / prefix)) == []
-
-
-def ofctl(host: HostEnv, *args: str) -> str:
-    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow15", *args], env=host.env(),
-                          text=True, capture_output=True, check=True).stdout
 
 
 def comparable(flows) -> list[tuple]:
@@ -74,11 +53,8 @@ FLOWS = (
 
 
 def test_the_mirror_equals_a_fresh_dump_through_bundles_and_hand_edits(host: HostEnv):
-    host.run(["ip", "link", "add", "tap-a", "type", "veth", "peer", "name", "vm-a"])
     with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
-        ovs.transact([EnsureBridge("br-int", "netdev", "secure"),
-                      EnsurePort("br-int", "tap-a"),
-                      EnsurePort("br-int", "patch-x", "internal")])
+        br_int_with_two_ports(host, ovs)
         ofctl(host, "add-flow", "br-int", "table=7,priority=9,cookie=0x77,actions=drop")
         # the first observation: the monitor's initial dump
         assert comparable(mirrored(ovs)) == comparable(dumped(ovs))

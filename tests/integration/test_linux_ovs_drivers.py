@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 
 import pytest
-from dataplane_support import processes_mentioning, root_namespaces
 
 from dvr.agent.desired.openflow import DROP, NORMAL, Match, Output
 from dvr.agent.desired.state import (
@@ -67,20 +65,6 @@ def desired_state() -> DesiredState:
     })
     bridge = BridgeState("br-int", (OvsPort("patch-x", "internal"),), flows)
     return DesiredState("drivers", 1, (bridge,), (namespace,))
-
-
-@pytest.fixture
-def host(unique_names, workroot) -> Iterator[HostEnv]:
-    prefix = next(unique_names)
-    env = HostEnv(f"{prefix}-h", workroot / prefix / "h")
-    try:
-        env.start()
-        yield env
-    finally:
-        env.stop()
-        assert root_namespaces(prefix) == []
-        assert processes_mentioning(f"dvrhost-{prefix}") == []
-        assert processes_mentioning(str(workroot / prefix)) == []
 
 
 def ip_json(host: HostEnv, *argv: str) -> list[dict]:

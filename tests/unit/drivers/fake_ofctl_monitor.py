@@ -1,7 +1,8 @@
 """A stand-in for ``ovs-ofctl --no-names monitor <bridge> watch: --unixctl=PATH`` (no switch):
 prints the INITIAL events given as arguments, then serves the unixctl socket: ``ofctl/barrier``
 prints a barrier reply (as the real one does once the switch answers), ``test/emit LINE``
-prints LINE (a change made by "the switch"), ``test/exit`` ends the process."""
+prints LINE (a change made by "the switch"), ``test/exit`` ends the process,
+``test/silent`` is not answered, anything else is refused.  Replies come in two pieces."""
 
 from __future__ import annotations
 
@@ -32,14 +33,21 @@ class Handler(socketserver.StreamRequestHandler):
                     break
                 buffer = buffer[end:]
                 method, params = request["method"], request["params"]
+                reply = {"id": request["id"], "result": "", "error": None}
                 if method == "ofctl/barrier":
                     emit("OFPT_BARRIER_REPLY (OF1.5) (xid=0x9):")
                 elif method == "test/emit":
                     emit(params[0])
                 elif method == "test/exit":
                     os._exit(0)
-                reply = {"id": request["id"], "result": "", "error": None}
-                self.request.sendall(json.dumps(reply).encode())
+                elif method == "test/silent":
+                    continue
+                else:
+                    reply = {"id": request["id"], "result": None,
+                             "error": f"{method!r} is not a valid command"}
+                text = json.dumps(reply).encode()
+                self.request.sendall(text[:5])
+                self.request.sendall(text[5:])
 
 
 def main(argv: list[str]) -> None:

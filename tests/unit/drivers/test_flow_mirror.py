@@ -4,12 +4,9 @@ the unixctl client the driver syncs through (against a fake server); the monitor
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,59 +119,6 @@ def test_flows_are_named_by_the_ports_of_now_and_cached_while_nothing_changes():
     assert table.version > version and table.flows({5: "tap-a"}) == ()
 
 
-class FakeUnixctl:
-    """A unixctl server answering each request with ``answer(request)``, optionally in
-    two pieces, on a real unix socket."""
-
-    def __init__(self, path: str, answer):
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(path)
-        self.server.listen(1)
-        self.answer = answer
-        self.requests: list[dict] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        conn, _ = self.server.accept()
-        decoder, buffer = json.JSONDecoder(), ""
-        while chunk := conn.recv(4096):
-            buffer += chunk.decode()
-            while buffer:
-                try:
-                    request, end = decoder.raw_decode(buffer)
-                except ValueError:
-                    break
-                buffer = buffer[end:]
-                self.requests.append(request)
-                reply = self.answer(request)
-                if reply is not None:
-                    text = json.dumps(reply)
-                    conn.sendall(text[:5].encode())
-                    conn.sendall(text[5:].encode())
-        conn.close()
-
-
-def test_the_unixctl_client_calls_and_reads_replies_in_pieces(tmp_path):
-    FakeUnixctl(str(tmp_path / "ctl"),
-                lambda r: {"id": r["id"], "result": "", "error": None})
-    client = UnixctlClient(tmp_path / "ctl", timeout=2)
-    assert client.call("ofctl/barrier") == ""
-    assert client.call("ofctl/barrier") == ""
-    client.close()
-
-
-def test_the_unixctl_client_reports_errors_and_silence(tmp_path):
-    FakeUnixctl(str(tmp_path / "ctl"), lambda r: (
-        {"id": r["id"], "result": None, "error": "already waiting for barrier reply"}
-        if r["method"] == "ofctl/barrier" else None))
-    client = UnixctlClient(tmp_path / "ctl", timeout=2)
-    with pytest.raises(UnixctlError, match="already waiting"):
-        client.call("ofctl/barrier")
-    with pytest.raises(UnixctlError, match="ofctl/other"):
-        client.call("ofctl/other", timeout=0.05)  # no answer
-    client.close()
-
-
 # --- FlowMirrors and FlowMonitor, with a stand-in for ``ovs-ofctl monitor`` -------------------
 
 FAKE_MONITOR = Path(__file__).with_name("fake_ofctl_monitor.py")
@@ -249,6 +193,21 @@ def test_a_failed_monitor_is_said_once_and_replaced_after_its_backoff(
     assert len([m for m in messages if "in sync again" in m]) == 2
     assert second.process.poll() is not None and first.process.poll() is not None
     assert [f.cookie for f in third.flows()] == [0x1]
+
+
+def test_the_unixctl_client_calls_reads_replies_in_pieces_and_reports_refusals(
+        mirrors: FlowMirrors):
+    (monitor,) = mirrors.synced(["br-int"]).values()
+    client = UnixctlClient(monitor.control_path, timeout=5)
+    assert client.call("ofctl/barrier") == ""
+    assert client.call("test/emit", [" event=ADDED table=3 cookie=0x3 actions=drop"]) == ""
+    with pytest.raises(UnixctlError, match="not a valid command"):
+        client.call("ofctl/nosuch")
+    with pytest.raises(UnixctlError, match="test/silent"):
+        client.call("test/silent", timeout=0.05)  # no answer
+    client.close()
+    assert mirrors.synced(["br-int"]) == {"br-int": monitor}
+    assert [f.cookie for f in monitor.flows()] == [0x1, 0x3]
 
 
 def test_a_monitor_that_does_not_answer_the_barrier_in_time_is_dropped(clock: Clock):

@@ -380,7 +380,7 @@ class OvsDriver:
         return started.result()
 
     def _feed(self, process: subprocess.Popen, args: Sequence[str], stdin: str | None) -> str:
-        """Give a started ovs-ofctl (stdin, stdout and stderr piped) its input; its output."""
+        """Give a started ovs-ofctl (stdout and stderr piped) its input; its output."""
         try:
             out, err = process.communicate(stdin, timeout=self.config.timeout)
         except subprocess.TimeoutExpired as error:
@@ -415,17 +415,8 @@ class OvsDriver:
         running = {b: subprocess.Popen(self._ofctl_argv(["--no-names", "dump-flows", b]),
                                        env=self._ofctl_env(), text=True, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE) for b in bridges}
-        flows = {}
-        for bridge, process in running.items():
-            try:
-                out, err = process.communicate(timeout=self.config.timeout)
-            except subprocess.TimeoutExpired as error:
-                process.kill()
-                process.communicate()
-                raise DriverError(f"dump-flows {bridge} timed out") from error
-            if process.returncode != 0:
-                raise DriverError(f"dump-flows {bridge}: {err.strip()}")
-            flows[bridge] = out
+        flows = {bridge: self._feed(process, ["dump-flows", bridge], None)
+                 for bridge, process in running.items()}
         # port names as they are once the flows are read: a number printed for a port that
         # has since gone stays a number, as with ovs-ofctl --names
         ports = {b.name: b for b in _ObserveBridges(self.api, [*flows, *mirrored]).execute(

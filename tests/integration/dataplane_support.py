@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,13 @@ def ofctl(host: HostEnv, *args: str) -> str:
     """``ovs-ofctl -O OpenFlow15 ARGS`` on a lab host's switch; its output."""
     return subprocess.run(["ovs-ofctl", "-O", "OpenFlow15", *args], env=host.env(),
                           text=True, capture_output=True, check=True).stdout
+
+
+def comparable(flows: Iterable[ObservedFlow]) -> list[tuple]:
+    """What a flow mirror and a dump both tell of each flow: cookie, table, ports, and the
+    text without the priority (a flow monitor does not print it)."""
+    return sorted((f.cookie, f.table, f.ports, re.sub(r"^priority=\d+[, ]", "", f.text))
+                  for f in flows)
 
 
 def br_int_with_two_ports(host: HostEnv, ovs: OvsDriver) -> None:

@@ -5,8 +5,12 @@ A ``FlowTable`` replays the events of ``ovs-ofctl monitor <bridge> watch:`` (par
 DELETED and MODIFIED flow follows, in the order the switch made the changes.  The monitor
 prints no priority, so a flow is known by (table, match, cookie): the agent's cookies hash
 the priority in (docs/design.md §4), so two of its flows never share that key.  An event
-that contradicts the table (a flow deleted that it does not hold, a modification it cannot
-place) makes it ``consistent = False``: the driver then dumps instead and starts afresh.
+the table cannot place makes it ``consistent = False`` (the driver then dumps instead and
+starts a new monitor): a flow deleted that it does not hold, a modification of one of
+several flows of a match, and an ADDED flow next to another of the same match: OVS reports
+an add that *replaces* a flow (same match and priority) as ADDED alone, which the monitor
+cannot tell from a second priority.  (The agent's own bundles delete a flow before they
+add its successor, so they never replace one.)
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ class FlowTable:
         flow = event.flow
         key = (flow.table, flow.match)
         group = self._groups.setdefault(key, {})
-        if event.kind in ("INITIAL", "ADDED"):
+        if event.kind == "INITIAL" or (event.kind == "ADDED"
+                                       and set(group) <= {flow.cookie}):
             group[flow.cookie] = flow
+        elif event.kind == "ADDED":  # next to another flow of that match: replacing it?
+            self.consistent = False
         elif event.kind == "DELETED":
             if group.pop(flow.cookie, None) is None:
                 self.consistent = False

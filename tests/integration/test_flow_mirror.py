@@ -1,19 +1,16 @@
 """The OVS driver's flow mirror against a real switch: after each of a series of bundles it
 equals a fresh dump; flows added, modified or deleted behind the driver's back show at the
 next observation; a monitor that dies is replaced, with dumps meanwhile; nothing is left
-behind.  And bundles through an ovs-ofctl started ahead of need."""
+behind."""
 
 from __future__ import annotations
 
 import logging
 
-import pytest
 from dataplane_support import br_int_with_two_ports, comparable, ofctl
 
 from dvr.agent.desired.openflow import DROP, NORMAL, Match, ModDlSrc, Output, Resubmit
 from dvr.agent.desired.state import Flow
-from dvr.agent.drivers.base import DriverError
-from dvr.agent.drivers.openflow import parse_dump_flows
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
 from dvr.agent.reconcile.commands import EnsureBridge, FlowBundle, FlowRef
 from dvr.lab.hostenv import HostEnv
@@ -125,20 +122,3 @@ def test_without_the_mirror_flows_are_dumped(host: HostEnv):
         assert ovs.mirrors is None
         assert [(f.cookie, f.priority) for f in bridge.flows] == [(FLOWS[1].cookie, 1)]
 
-
-def test_bundles_go_to_an_ovs_ofctl_started_ahead_and_refusals_still_report(host: HostEnv):
-    with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
-        ovs.transact([EnsureBridge("br-int", "netdev", "secure")])
-        ovs.apply_flows(FlowBundle("br-int", FLOWS[1:2], ()))
-        waiting = ovs._ready["br-int"].result()  # noqa: SLF001  the next bundle's ovs-ofctl
-        assert waiting.poll() is None
-        with pytest.raises(DriverError, match="add-flows br-int"):
-            ovs.apply_flows(FlowBundle("br-int", (Flow(0, 9, Match(), (Resubmit(300),),
-                                                       "x:y"),), ()))
-        assert waiting.poll() is not None  # it was used
-        ovs.apply_flows(FlowBundle("br-int", FLOWS[4:], (FlowRef(0, FLOWS[1].cookie),)))
-        assert {f.cookie for f in dumped(ovs)} == {FLOWS[4].cookie}
-        waiting = ovs._ready["br-int"].result()  # noqa: SLF001
-    assert waiting.wait(5) is not None  # closed: killed before it read any input
-    assert {f.cookie for f in parse_dump_flows(ofctl(host, "dump-flows", "br-int"))} == {
-        FLOWS[4].cookie}

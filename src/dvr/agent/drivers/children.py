@@ -9,7 +9,7 @@ import ctypes
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
@@ -19,29 +19,22 @@ def _die_with_parent_thread() -> None:  # runs in the child between fork and exe
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _popen(argv: Sequence[str], env: Mapping[str, str], stdin: int | None) -> subprocess.Popen:
-    return subprocess.Popen(list(argv), env=dict(env), text=True, stdin=stdin,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-                            if stdin == subprocess.DEVNULL else subprocess.PIPE,
+def _popen(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(list(argv), env=dict(env), text=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=_die_with_parent_thread)
 
 
 class ChildStarter:
-    """Starts children from its own thread.  ``close()`` ends that thread (the children it
-    started then get SIGTERM: stop them first)."""
+    """Starts children (stdout and stderr in one pipe, no stdin) from its own thread.
+    ``close()`` ends that thread (the children it started then get SIGTERM: stop them
+    first)."""
 
     def __init__(self) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="dvr-children")
 
-    def start_later(self, argv: Sequence[str], env: Mapping[str, str],
-                    stdin: int | None = subprocess.DEVNULL) -> Future[subprocess.Popen]:
-        """A child with ``argv``: stdout and stderr in one pipe when ``stdin`` is DEVNULL,
-        else stdin and stdout/stderr apart (``subprocess.PIPE`` for a child fed later)."""
-        return self._thread.submit(_popen, argv, env, stdin)
-
-    def start(self, argv: Sequence[str], env: Mapping[str, str],
-              stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen:
-        return self.start_later(argv, env, stdin).result()
+    def start(self, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen:
+        return self._thread.submit(_popen, argv, env).result()
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

@@ -3,8 +3,9 @@
 - OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
   commands is one transaction, which returns once ovs-vswitchd has applied it.
 - OpenFlow: ``ovs-ofctl -O OpenFlow15 --bundle add-flows <bridge> -`` with ``OVS_RUNDIR``
-  set, started ahead of need (one per bridge waits for its input, so a bundle does not
-  wait for ovs-ofctl to start; ``ready_ofctl``).  Typed flows name ports by *name*; the
+  set, one run per bundle.  (An ovs-ofctl started ahead of need, waiting for its input,
+  was measured slower: starting the next one forks the agent while the bundle runs.)
+  Typed flows name ports by *name*; the
   driver binds names to the numbers OVSDB reports when it renders the bundle and runs
   ovs-ofctl with ``--no-names`` (it would otherwise ask the switch for its ports on a
   second connection, the larger part of its run time).  A name OVSDB does not know is
@@ -23,9 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +58,6 @@ class OvsConfig:
     ofctl: str = "ovs-ofctl"
     openflow_version: str = "OpenFlow15"
     flow_mirror: bool = True  # observe flows from flow monitors (False: dump every time)
-    ready_ofctl: bool = True  # keep an ovs-ofctl per bridge started, waiting for a bundle
     mirror_sync_timeout: float = 2.0  # a monitor slower than this is replaced by dumps
 
     @classmethod
@@ -272,8 +270,6 @@ class OvsDriver:
         self._port_listeners: list[Callable[[], None]] = []
         self._children: ChildStarter | None = None
         self._mirrors: FlowMirrors | None = None
-        self._ready: dict[str, Future[subprocess.Popen]] = {}  # bridge -> a waiting ovs-ofctl
-        self._ready_lock = threading.Lock()
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -304,12 +300,6 @@ class OvsDriver:
         return self._mirrors
 
     def close(self) -> None:
-        with self._ready_lock:
-            waiting, self._ready = list(self._ready.values()), {}
-        for started in waiting:  # killed before it reads its (empty) input
-            process = started.result()
-            process.kill()
-            process.communicate()
         if self._mirrors is not None:
             self._mirrors.close()
             self._mirrors = None
@@ -358,26 +348,9 @@ class OvsDriver:
         if numbered is None:  # a name OVSDB does not know: ovs-ofctl resolves or refuses it
             text = "\n".join(bundle_lines(bundle)) + "\n"
             self._ofctl(["--bundle", "add-flows", bundle.bridge, "-"], text)
-        elif not self.config.ready_ofctl:
-            self._ofctl(self._bundle_args(bundle.bridge), "\n".join(numbered) + "\n")
         else:
-            self._feed(self._ready_ofctl(bundle.bridge), self._bundle_args(bundle.bridge),
-                       "\n".join(numbered) + "\n")
-
-    def _bundle_args(self, bridge: str) -> list[str]:
-        return ["--no-names", "--bundle", "add-flows", bridge, "-"]
-
-    def _ready_ofctl(self, bridge: str) -> subprocess.Popen:
-        """A started ``ovs-ofctl ... add-flows <bridge> -`` waiting for its input (it reads
-        all of it before it connects); the next one is started at once, in the background."""
-        argv = self._ofctl_argv(self._bundle_args(bridge))
-        with self._ready_lock:
-            started = self._ready.pop(bridge, None)
-            if started is None:
-                started = self.children.start_later(argv, self._ofctl_env(), subprocess.PIPE)
-            self._ready[bridge] = self.children.start_later(argv, self._ofctl_env(),
-                                                            subprocess.PIPE)
-        return started.result()
+            self._ofctl(["--no-names", "--bundle", "add-flows", bundle.bridge, "-"],
+                        "\n".join(numbered) + "\n")
 
     def _feed(self, process: subprocess.Popen, args: Sequence[str], stdin: str | None) -> str:
         """Give a started ovs-ofctl (stdout and stderr piped) its input; its output."""

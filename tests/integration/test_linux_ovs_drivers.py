@@ -185,8 +185,10 @@ def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
     with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
         # a bridge somebody made standalone: the switch's own NORMAL flow has cookie 0
         host.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
-        (bridge,) = ovs.observe(["br-int", "br-none"])
-        assert [(f.cookie, f.text) for f in bridge.flows] == [(0, "priority=0 actions=NORMAL")]
+        (bridge,) = ovs.observe(["br-int", "br-none"])  # flows from the mirror: no priority
+        assert [(f.cookie, f.text) for f in bridge.flows] == [(0, "actions=NORMAL")]
+        assert [(f.cookie, f.text) for f in ovs.dump_flows("br-int")] == [
+            (0, "priority=0 actions=NORMAL")]
         ovs.transact([EnsureBridge("br-int", "netdev", "secure", (("owner", "dvr"),)),
                       EnsurePort("br-int", "tapx", tag=3, external_ids=(("iface-id", "x"),))])
         keep = Flow(0, 5, Match(in_port="tapx"), (DROP,), "port:x")
@@ -208,5 +210,6 @@ def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
         ovs.transact([EnsurePort("br-int", "tapx", tag=3, recreate=True)])
         (after,) = ovs.observe(["br-int"])
         assert after.ports[0].ofport != port.ofport
-        assert after.flows[0].text == f"priority=5,in_port={port.ofport} actions=drop"
+        assert after.flows[0].text == f"in_port={port.ofport} actions=drop"
         assert after.flows[0].ports == (str(port.ofport),)
+        assert ovs.dump_flows("br-int")[0].text == f"priority=5,in_port={port.ofport} actions=drop"

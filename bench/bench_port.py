@@ -18,7 +18,14 @@ Per run, on a lab of its own (default topology):
 4. the port is unplugged and deleted, the guest namespace removed, and the run waits until
    the neighbor is gone again.
 
+``--modes mirror,dump`` compares the agents' two ways of observing flows in one run, on one
+lab: the runs alternate, and before each run whose mode differs from the last, both
+agents are restarted with ``flow_mirror = true|false`` in their settings file (a flow
+monitor per bridge, or ``dump-flows`` for every reconcile).  ``--results FILE`` records
+``port_to_ping_p50_s``/``port_to_ping_p95_s`` (the first mode's (c) from t0) there.
+
     sudo .venv/bin/python bench/bench_port.py --runs 10
+    sudo .venv/bin/python bench/bench_port.py --runs 20 --modes mirror,dump --json /tmp/p.json
 """
 
 from __future__ import annotations
@@ -26,14 +33,34 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
 import random
+import re
 import sys
 import time
+from datetime import UTC, datetime
 
 from benchlab import BenchLab, LineWatcher, ReconcileLine, reconcile_lines
 from benchlib import conditions, fmt, machine, summary, wait_for_quiet
 
 WAIT = 10.0  # seconds to wait for each outcome
+MODES = {"mirror": True, "dump": False}  # --modes name -> the agents' flow_mirror setting
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile (``fraction`` 0.95: the value 95% of runs stay at or
+    under); None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def with_flow_mirror(settings: str, on: bool) -> str:
+    """An agent's TOML settings with ``flow_mirror`` set (replacing any earlier value)."""
+    kept = [line for line in settings.splitlines()
+            if not re.match(r"\s*flow[_-]mirror\s*=", line)]
+    return "\n".join([*kept, f"flow_mirror = {'true' if on else 'false'}"]) + "\n"
 
 
 def reconcile_summary(lines: list[ReconcileLine], t0: float) -> list[str]:
@@ -97,6 +124,23 @@ class PortBench:
                  check=False)
         host.run(["ip", "link", "del", tap], check=False)
         host.run(["ip", "netns", "del", ns], check=False)
+
+    def set_mode(self, mode: str) -> None:
+        """Restart both agents with ``flow_mirror`` for ``mode``; returns once each has
+        reconciled after its restart."""
+        since = time.time()
+        for host in (self.args.host, self.other_host):
+            path = self.bench.lab.paths.agent_config(host)
+            path.write_text(with_flow_mirror(path.read_text(), MODES[mode]))
+            self.bench.lab.restart_agent(host)
+        deadline = time.time() + 30
+        for host in (self.args.host, self.other_host):
+            while not any(line.fields.get("errors") == "0" for line in
+                          reconcile_lines(self.bench.agent_log(host), since)):
+                if time.time() > deadline:
+                    raise RuntimeError(f"the agent on {host} did not reconcile after restart")
+                time.sleep(0.2)
+        time.sleep(1.0)  # the first reconciles' follow-ups (VIF events, heartbeats) are over
 
     def one_run(self, index: int) -> dict[str, object]:
         args = self.args
@@ -201,6 +245,11 @@ def main() -> int:
     p.add_argument("--plug-delay", type=float, default=0.0,
                    help="seconds between the port create and the plug (0: back to back)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--modes", default="",
+                   help="comma list of mirror|dump: alternate the agents' flow observation "
+                        "per run (default: leave the agents as they are)")
+    p.add_argument("--results", help="record port_to_ping_p50_s/_p95_s in this JSON file "
+                                     "(e.g. bench/results.json)")
     p.add_argument("--json", help="write the raw results here")
     p.add_argument("--label", default="", help="a note stored with the results")
     p.add_argument("--wait-idle", type=float, metavar="LOAD",
@@ -209,6 +258,9 @@ def main() -> int:
     args = p.parse_args()
     if not 1 <= args.runs <= 40:
         p.error("--runs must be 1..40")
+    modes = [m for m in args.modes.split(",") if m]
+    if any(m not in MODES for m in modes):
+        p.error(f"--modes: each one of {', '.join(MODES)}")
 
     runs = []
     with BenchLab(args.name, args.api_port, keep=args.keep_lab) as bench:
@@ -217,8 +269,14 @@ def main() -> int:
               flush=True)
         before = conditions(args.name)
         pb = PortBench(bench, args)
+        current = None
         for i in range(args.runs):
+            mode = modes[i % len(modes)] if modes else ""
+            if mode and mode != current:
+                pb.set_mode(mode)
+                current = mode
             r = pb.one_run(i)
+            r["mode"] = mode
             runs.append(r)
             print(f"run {i + 1}: " + " ".join(
                 f"{k}={v:.0f}" if isinstance(v, float) else f"{k}={v}"
@@ -230,18 +288,54 @@ def main() -> int:
         after = conditions(args.name)
         pb.client.close()
 
-    stats = {k: summary([r[k] for r in runs if isinstance(r.get(k), float)]) for k in NUMERIC}
+    by_mode = {m: [r for r in runs if r["mode"] == m] for m in (modes or [""])}
+    stats = {m: {k: summary([r[k] for r in rs if isinstance(r.get(k), float)])
+                 for k in NUMERIC} for m, rs in by_mode.items()}
     print(f"\nmachine: {json.dumps(machine())}\nbefore: {json.dumps(before)}\n"
           f"after:  {json.dumps(after)}\n")
-    print("| measurement | median (min–max, n) |\n|---|---|")
+    print("| measurement, median (min–max, n) | " + " | ".join(m or "runs" for m in by_mode)
+          + " |\n|---|" + "---|" * len(by_mode))
     for k in NUMERIC:
-        print(f"| {k} | {fmt(stats[k], ' ms', 0)} |")
+        print(f"| {k} | " + " | ".join(fmt(stats[m][k], " ms", 0) for m in by_mode) + " |")
+    ping = {m: port_to_ping(rs) for m, rs in by_mode.items()}
+    for m, figures in ping.items():
+        print(f"port -> first ping {m or ''}: {json.dumps(figures)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"label": args.label, "machine": machine(), "before": before,
-                       "after": after, "args": vars(args), "runs": runs, "stats": stats},
-                      f, indent=1)
+                       "after": after, "args": vars(args), "runs": runs, "stats": stats,
+                       "port_to_ping": ping}, f, indent=1)
+    if args.results:
+        record_results(args, next(iter(ping.values())), ping, before, after)
     return 0
+
+
+def port_to_ping(runs: list[dict]) -> dict[str, float | int | None]:
+    """(c) from t0 in seconds: the port's creation to its first routed echo reply."""
+    values = [r["c_first_reply_from_t0_ms"] / 1000 for r in runs
+              if isinstance(r.get("c_first_reply_from_t0_ms"), float)]
+    return {"port_to_ping_p50_s": percentile(values, 0.5),
+            "port_to_ping_p95_s": percentile(values, 0.95), "n": len(values),
+            "lost": len(runs) - len(values)}
+
+
+def record_results(args: argparse.Namespace, headline: dict, ping: dict, before: dict,
+                   after: dict) -> None:
+    """The headline keys at the top of ``args.results``, the details under "port"."""
+    try:
+        with open(args.results) as f:
+            results = json.load(f)
+    except FileNotFoundError:
+        results = {}
+    results["port_to_ping_p50_s"] = headline["port_to_ping_p50_s"]
+    results["port_to_ping_p95_s"] = headline["port_to_ping_p95_s"]
+    results["port"] = {
+        "command": "bench/" + " ".join(sys.argv).split("bench/", 1)[-1],
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(), "before": before, "after": after, "by_mode": ping}
+    with open(args.results, "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Merge the JSON files of several bench_port.py runs with the same label and print one
-table (median, min–max, n over all their runs), grouped by label.
+table (median, min–max, n over all their runs), grouped by label (and by mode, for runs
+made with ``--modes``).
 
     .venv/bin/python bench/port_summary.py /tmp/port-*.json
 """
@@ -64,8 +65,11 @@ def main() -> int:
     for name in args.files:
         with open(name) as f:
             data = json.load(f)
-        runs[data.get("label") or name] += data["runs"]
-        loads[data.get("label") or name] += [data["before"]["loadavg"], data["after"]["loadavg"]]
+        label = data.get("label") or name
+        for run in data["runs"]:
+            runs[" ".join(filter(None, (label, run.get("mode"))))].append(run)
+        for group in {" ".join(filter(None, (label, r.get("mode")))) for r in data["runs"]}:
+            loads[group] += [data["before"]["loadavg"], data["after"]["loadavg"]]
     labels = sorted(runs)
     rows = NUMERIC if args.all else ROWS
     print("| measurement | " + " | ".join(labels) + " |")

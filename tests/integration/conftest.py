@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dataplane_support import TwoHosts, assert_nothing_left, prerequisites_missing
+from dataplane_support import (
+    TwoHosts,
+    assert_nothing_left,
+    prerequisites_missing,
+    processes_mentioning,
+    root_namespaces,
+)
 
 from dvr.lab.fabric import Fabric
 from dvr.lab.handmade import TwoHostNames, two_host_cloud
@@ -50,6 +56,21 @@ def workroot(run_id: str) -> Iterator[Path]:
 def unique_names(run_id: str) -> Iterator[str]:
     """A fresh short prefix per use: ``dvrt1a2b-3``."""
     return (f"{run_id}-{n}" for n in itertools.count(1))
+
+
+@pytest.fixture
+def host(unique_names, workroot) -> Iterator[HostEnv]:
+    """One lab host of its own (netns + private /run/netns + own OVS), nothing left after."""
+    prefix = next(unique_names)
+    env = HostEnv(f"{prefix}-h", workroot / prefix / "h")
+    try:
+        env.start()
+        yield env
+    finally:
+        env.stop()
+        assert root_namespaces(prefix) == []
+        assert processes_mentioning(f"dvrhost-{prefix}") == []
+        assert processes_mentioning(str(workroot / prefix)) == []
 
 
 @pytest.fixture

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.openflow import parse_dump_flows
+from dvr.agent.drivers.ovs import OvsDriver
+from dvr.agent.reconcile.commands import EnsureBridge, EnsurePort
 from dvr.agent.reconcile.observed import ObservedFlow
 from dvr.agent.reconcile.plan import Plan
 from dvr.lab.fabric import Fabric
@@ -35,6 +39,26 @@ def prerequisites_missing() -> str | None:
 
 
 # --- leftovers ----------------------------------------------------------------------------
+
+
+def ofctl(host: HostEnv, *args: str) -> str:
+    """``ovs-ofctl -O OpenFlow15 ARGS`` on a lab host's switch; its output."""
+    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow15", *args], env=host.env(),
+                          text=True, capture_output=True, check=True).stdout
+
+
+def comparable(flows: Iterable[ObservedFlow]) -> list[tuple]:
+    """What a flow mirror and a dump both tell of each flow: cookie, table, ports, and the
+    text without the priority (a flow monitor does not print it)."""
+    return sorted((f.cookie, f.table, f.ports, re.sub(r"^priority=\d+[, ]", "", f.text))
+                  for f in flows)
+
+
+def br_int_with_two_ports(host: HostEnv, ovs: OvsDriver) -> None:
+    """br-int (netdev, secure) with ``tap-a`` (a veth end) and ``patch-x`` (internal)."""
+    host.run(["ip", "link", "add", "tap-a", "type", "veth", "peer", "name", "vm-a"])
+    ovs.transact([EnsureBridge("br-int", "netdev", "secure"), EnsurePort("br-int", "tap-a"),
+                  EnsurePort("br-int", "patch-x", "internal")])
 
 
 def root_namespaces(prefix: str) -> list[str]:

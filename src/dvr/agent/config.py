@@ -52,6 +52,8 @@ class AgentConfig:
     # east/west between subnets of a distributed router: "openflow" (routed in br-int, the
     # namespace keeps the rest) or "namespace" (every routed packet through qrouter-)
     east_west: str = "openflow"
+    # observe flows from an OpenFlow flow monitor per bridge (false: dump them every time)
+    flow_mirror: bool = True
 
     def parsed_bridge_mappings(self) -> tuple[tuple[str, str], ...]:
         """(physical network, bridge) pairs, in order."""
@@ -65,6 +67,8 @@ class AgentConfig:
         if self.east_west not in EAST_WEST_MODES:
             raise ValueError(f"east_west must be one of {', '.join(EAST_WEST_MODES)}, "
                              f"not {self.east_west!r}")
+        if not isinstance(self.flow_mirror, bool):
+            raise ValueError("flow_mirror must be true or false")
         if self.datapath not in DATAPATH_TYPES:
             raise ValueError(f"datapath must be one of {', '.join(DATAPATH_TYPES)}")
         mappings = self.parsed_bridge_mappings()
@@ -136,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--east-west", choices=EAST_WEST_MODES,
                    help="route east/west traffic between subnets of a distributed router in "
                         "OpenFlow (default) or through the router namespace only")
+    p.add_argument("--flow-mirror", choices=("on", "off"),
+                   help="observe the bridges' flows from a flow monitor (default on) or dump "
+                        "them for every reconcile (off)")
     p.add_argument("--heartbeat-interval", type=float)
     p.add_argument("--resync-jitter", type=float,
                    help="resync a revision gap after a random wait up to this (default 5 s)")
@@ -172,6 +179,8 @@ def config_from_args(args: argparse.Namespace,
         if flag_value is not None:
             values[f.name] = flag_value
     values["token"] = resolve_token(values, environ)
+    if getattr(args, "flow_mirror", None) is not None:  # the flag's "on"/"off"
+        values["flow_mirror"] = args.flow_mirror == "on"
     if "bridge_mappings" in values:
         raw = values["bridge_mappings"]
         values["bridge_mappings"] = split_mappings([raw] if isinstance(raw, str) else list(raw))

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     client = ServerClient(config.server, config.token, ca_file=config.ca_file)
-    dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir))
+    dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir,
+                                                          config.flow_mirror))
     tune_garbage_collector()  # full desired-state computations build thousands of flows
     try:
         AgentLoop(config, client, dataplane).run(stop, once=args.once)

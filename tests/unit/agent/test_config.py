@@ -159,3 +159,16 @@ def test_an_old_config_with_resync_interval_still_loads_with_a_deprecation_line(
     assert config.host == "h" and not hasattr(config, "resync_interval")
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2 and all("'resync_interval' is deprecated" in m for m in messages)
+
+
+def test_flow_mirror_from_the_flag_or_toml(tmp_path):
+    base = ["--host", "h", "--server", "unix:/s"]
+    assert parse(base).flow_mirror is True
+    assert parse([*base, "--flow-mirror", "off"]).flow_mirror is False
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "unix:/s"\nflow_mirror = false\n')
+    assert parse(["--config", str(f)]).flow_mirror is False
+    assert parse(["--config", str(f), "--flow-mirror", "on"]).flow_mirror is True
+    f.write_text('host = "h"\nserver = "unix:/s"\nflow_mirror = "no"\n')
+    with pytest.raises(ValueError, match="flow_mirror"):
+        parse(["--config", str(f)])

@@ -1,5 +1,6 @@
 """``ovs-ofctl`` text in and out (pure): bundle files from typed flows, and the one parser
-of switch dumps (``dump-flows``), built on ``ovs.flow.ofp``.
+of switch dumps (``dump-flows``) and flow monitor events (``monitor <bridge> watch:``),
+built on ``ovs.flow.ofp``.
 
 Port names and numbers: ``ovs-ofctl`` resolves port names itself by asking the switch for
 its port descriptions on a second connection, which costs more than the command it serves
@@ -13,6 +14,7 @@ any more stays a number).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ovs.flow.kv import KeyValue
 from ovs.flow.ofp import OFPFlow
@@ -78,17 +80,101 @@ def parse_flow_line(line: str, names: Mapping[int, str] | None = None) -> Observ
         # last word before the actions for the match; give it that priority explicitly
         line = f"{head.rstrip()} priority={DEFAULT_PRIORITY} {sep}{actions}"
     flow = OFPFlow(line)
-    names = names or {}
-    info, match = flow.info, flow.match
+    info = flow.info
     return ObservedFlow(
         cookie=info.get("cookie", 0),
         table=info.get("table", 0),
-        priority=match.get("priority", DEFAULT_PRIORITY),
+        priority=flow.match.get("priority", DEFAULT_PRIORITY),
         n_packets=info.get("n_packets", 0),
         n_bytes=info.get("n_bytes", 0),
-        text=_printed(flow, names),
-        ports=tuple(sorted(_ports(flow, names))),
+        text=_printed(flow, names or {}),
+        ports=tuple(sorted(_ports(flow, names or {}))),
     )
+
+
+# --- flow monitor events -------------------------------------------------------------------------
+
+# events of ``ovs-ofctl monitor <bridge> watch:`` that change a flow table
+FLOW_EVENTS = ("INITIAL", "ADDED", "DELETED", "MODIFIED")
+_MATCH_ALL_PLACEHOLDER = "priority=0"  # OFPFlow needs a match; the monitor may print none
+
+
+@dataclass(frozen=True)
+class MonitoredFlow:
+    """A flow as a monitor event names it: no priority (``ovs-ofctl monitor`` never prints
+    one), no counters.  ``match`` and ``actions`` are the switch's text (``--no-names``:
+    ports as numbers); ``actions`` is "drop" for an empty action list."""
+
+    table: int
+    cookie: int
+    match: str
+    actions: str
+
+    def observed(self, names: Mapping[int, str] | None = None) -> ObservedFlow:
+        """The flow as ``parse_flow_line`` reports a dumped one, ``names`` giving ports
+        their names; ``priority`` None (not known), counters 0."""
+        flow = OFPFlow(f"table={self.table} cookie={self.cookie:#x} "
+                       f"{self.match or _MATCH_ALL_PLACEHOLDER} actions={self.actions}")
+        text = _printed(flow, names or {})
+        if not self.match:
+            text = text.removeprefix(_MATCH_ALL_PLACEHOLDER).lstrip()
+        return ObservedFlow(cookie=self.cookie, table=self.table, priority=None, text=text,
+                            ports=tuple(sorted(_ports(flow, names or {}))))
+
+
+@dataclass(frozen=True)
+class FlowEvent:
+    """``event=ADDED|INITIAL|DELETED|MODIFIED`` and the flow it names (for DELETED the
+    flow that was removed; for MODIFIED the flow as it is now)."""
+
+    kind: str
+    flow: MonitoredFlow
+
+
+@dataclass(frozen=True)
+class BarrierReply:
+    """The reply to a barrier the monitor sent (``ovs-appctl ofctl/barrier``): every flow
+    change the switch made before it received the barrier was reported before this."""
+
+
+@dataclass(frozen=True)
+class UnexpectedLine:
+    """Anything else a monitor printed that is not a reply header: a pause, an abbreviated
+    event, an error.  After one the mirror cannot be trusted."""
+
+    text: str
+
+
+MonitorLine = FlowEvent | BarrierReply | UnexpectedLine | None  # None: nothing to do
+
+
+def parse_monitor_line(line: str) -> MonitorLine:
+    """One line of ``ovs-ofctl --no-names monitor <bridge> watch:`` (stdout and stderr)::
+
+        OFPST_FLOW_MONITOR reply (OF1.5) (xid=0x0):
+         event=ADDED table=2 cookie=0x22 in_port=1 actions=output:2
+         event=DELETED reason=delete table=1 cookie=0x11 dl_dst=fa:16:3e:00:00:01
+        OFPT_BARRIER_REPLY (OF1.5) (xid=0x5):
+    """
+    text = line.strip()
+    if not text or "FLOW_MONITOR reply" in text:
+        return None
+    if "BARRIER_REPLY" in text:
+        return BarrierReply()
+    kind, _, rest = text.partition(" ")
+    kind = kind.removeprefix("event=")
+    if not text.startswith("event=") or kind not in FLOW_EVENTS:
+        return UnexpectedLine(text)
+    info, found, rest = rest.partition(" cookie=")
+    cookie, _, body = rest.partition(" ")
+    match, _, actions = body.partition("actions=")
+    fields = dict(token.partition("=")[::2] for token in info.split())
+    try:
+        flow = MonitoredFlow(int(fields["table"]), int(cookie, 0), match.strip(),
+                             actions.strip() or "drop")
+    except (KeyError, ValueError):
+        return UnexpectedLine(text)
+    return FlowEvent(kind, flow) if found else UnexpectedLine(text)
 
 
 def _port_value(kv: KeyValue) -> object:

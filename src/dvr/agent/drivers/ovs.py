@@ -3,13 +3,18 @@
 - OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
   commands is one transaction, which returns once ovs-vswitchd has applied it.
 - OpenFlow: ``ovs-ofctl -O OpenFlow15 --bundle add-flows <bridge> -`` with ``OVS_RUNDIR``
-  set: typed flows name ports by *name*; the driver binds names to the numbers OVSDB
-  reports when it renders the bundle and runs ovs-ofctl with ``--no-names`` (it would
-  otherwise ask the switch for its ports on a second connection, the larger part of its
-  run time).  A name OVSDB does not know is left to ovs-ofctl to resolve or refuse (an
-  unknown name fails the whole bundle, nothing is applied).  Flows are observed with
-  ``dump-flows`` (parsed by ``openflow.parse_dump_flows``) with their ports named, as
-  ``ovs-ofctl --names`` prints them.
+  set, one run per bundle.  (An ovs-ofctl started ahead of need, waiting for its input,
+  was measured slower: starting the next one forks the agent while the bundle runs.)
+  Typed flows name ports by *name*; the
+  driver binds names to the numbers OVSDB reports when it renders the bundle and runs
+  ovs-ofctl with ``--no-names`` (it would otherwise ask the switch for its ports on a
+  second connection, the larger part of its run time).  A name OVSDB does not know is
+  left to ovs-ofctl to resolve or refuse (an unknown name fails the whole bundle, nothing
+  is applied).
+- Flows are observed from a mirror kept per bridge by a long-lived ``ovs-ofctl monitor``
+  (``flow_monitor``), synced by a barrier before each observation; where none is in sync
+  (``flow_mirror`` off, the monitor died or lags) with ``dump-flows``.  Either way the
+  ports are named as ``ovs-ofctl --names`` prints them (``openflow``).
 - Changes to the ports of any bridge (seen by the OVSDB connection as they happen) are
   announced to the callbacks given to ``on_port_change``.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +34,8 @@ from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from dvr.agent.drivers.base import DriverError
+from dvr.agent.drivers.children import ChildStarter
+from dvr.agent.drivers.flow_monitor import FlowMirrors, FlowMonitor
 from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
 from dvr.agent.reconcile.commands import (
     DeletePort,
@@ -50,6 +57,8 @@ class OvsConfig:
     timeout: float = 10.0
     ofctl: str = "ovs-ofctl"
     openflow_version: str = "OpenFlow15"
+    flow_mirror: bool = True  # observe flows from flow monitors (False: dump every time)
+    mirror_sync_timeout: float = 2.0  # a monitor slower than this is replaced by dumps
 
     @classmethod
     def for_rundir(cls, rundir: str | Path, **kwargs) -> OvsConfig:
@@ -244,13 +253,12 @@ def _port_numbers(bridge: ObservedBridge) -> dict[str, int]:
     return numbers
 
 
-def _named(dump: str, bridge: ObservedBridge | None) -> tuple[ObservedFlow, ...]:
-    """Parse a ``--no-names`` dump, naming port numbers as ``--names`` would."""
+def _port_names(bridge: ObservedBridge | None) -> dict[int, str]:
+    """OpenFlow number -> name, as ``ovs-ofctl --names`` names ports in what it prints."""
     if bridge is None:
-        return parse_dump_flows(dump)
-    names = {number: name for name, number in _port_numbers(bridge).items()
-             if number != OFPP_LOCAL}
-    return parse_dump_flows(dump, names)
+        return {}
+    return {number: name for name, number in _port_numbers(bridge).items()
+            if number != OFPP_LOCAL}
 
 
 class OvsDriver:
@@ -260,6 +268,8 @@ class OvsDriver:
         self.config = config
         self._api = None
         self._port_listeners: list[Callable[[], None]] = []
+        self._children: ChildStarter | None = None
+        self._mirrors: FlowMirrors | None = None
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -274,7 +284,28 @@ class OvsDriver:
             self._api = api_class(conn)
         return self._api
 
+    @property
+    def children(self) -> ChildStarter:
+        if self._children is None:
+            self._children = ChildStarter()
+        return self._children
+
+    @property
+    def mirrors(self) -> FlowMirrors | None:
+        if self._mirrors is None and self.config.flow_mirror:
+            self._mirrors = FlowMirrors(
+                self.children,
+                lambda bridge: self._ofctl_argv(["--no-names", "monitor", bridge, "watch:"]),
+                self._ofctl_env(), self.config.timeout, self.config.mirror_sync_timeout)
+        return self._mirrors
+
     def close(self) -> None:
+        if self._mirrors is not None:
+            self._mirrors.close()
+            self._mirrors = None
+        if self._children is not None:
+            self._children.close()
+            self._children = None
         if self._api is not None:
             self._api.ovsdb_connection.stop(timeout=self.config.timeout)
             self._api = None
@@ -291,7 +322,7 @@ class OvsDriver:
         found = _ObserveBridges(self.api, list(bridges)).execute(check_error=True)
         if not with_flows:
             return tuple(found)
-        flows = self.dump_all_flows([b.name for b in found])
+        flows = self.read_flows([b.name for b in found])
         return tuple(
             ObservedBridge(b.name, b.datapath_type, b.fail_mode, b.external_ids, b.ports,
                            flows[b.name])
@@ -321,6 +352,18 @@ class OvsDriver:
             self._ofctl(["--no-names", "--bundle", "add-flows", bundle.bridge, "-"],
                         "\n".join(numbered) + "\n")
 
+    def _feed(self, process: subprocess.Popen, args: Sequence[str], stdin: str | None) -> str:
+        """Give a started ovs-ofctl (stdout and stderr piped) its input; its output."""
+        try:
+            out, err = process.communicate(stdin, timeout=self.config.timeout)
+        except subprocess.TimeoutExpired as error:
+            process.kill()
+            process.communicate()
+            raise DriverError(f"{' '.join(self._ofctl_argv(args))} timed out") from error
+        if process.returncode != 0:
+            raise DriverError(f"{' '.join(self._ofctl_argv(args))}: {err.strip()}")
+        return out
+
     # -- helpers --------------------------------------------------------------------------------
     def port_numbers(self, bridge: str) -> dict[str, int]:
         """name -> OpenFlow port number of the ports of ``bridge`` that have one."""
@@ -330,28 +373,32 @@ class OvsDriver:
     def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
         return self.dump_all_flows([bridge])[bridge]
 
-    def dump_all_flows(self, bridges: Sequence[str]) -> dict[str, tuple[ObservedFlow, ...]]:
+    def read_flows(self, bridges: Sequence[str]) -> dict[str, tuple[ObservedFlow, ...]]:
+        """The flows of several bridges: from their mirrors where those are in sync, the
+        others dumped."""
+        mirrored = self.mirrors.synced(bridges) if self.mirrors is not None else {}
+        return self.dump_all_flows([b for b in bridges if b not in mirrored], mirrored)
+
+    def dump_all_flows(self, bridges: Sequence[str],
+                       mirrored: Mapping[str, FlowMonitor] | None = None,
+                       ) -> dict[str, tuple[ObservedFlow, ...]]:
         """``dump-flows`` of several bridges at once (one ovs-ofctl each, run side by side:
-        starting ovs-ofctl costs more than the dump)."""
+        starting ovs-ofctl costs more than the dump), and the flows of ``mirrored``."""
+        mirrored = mirrored or {}
         running = {b: subprocess.Popen(self._ofctl_argv(["--no-names", "dump-flows", b]),
                                        env=self._ofctl_env(), text=True, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE) for b in bridges}
-        flows = {}
-        for bridge, process in running.items():
-            try:
-                out, err = process.communicate(timeout=self.config.timeout)
-            except subprocess.TimeoutExpired as error:
-                process.kill()
-                process.communicate()
-                raise DriverError(f"dump-flows {bridge} timed out") from error
-            if process.returncode != 0:
-                raise DriverError(f"dump-flows {bridge}: {err.strip()}")
-            flows[bridge] = out
+        flows = {bridge: self._feed(process, ["dump-flows", bridge], None)
+                 for bridge, process in running.items()}
         # port names as they are once the flows are read: a number printed for a port that
         # has since gone stays a number, as with ovs-ofctl --names
-        ports = {b.name: b for b in _ObserveBridges(self.api, list(flows)).execute(
+        ports = {b.name: b for b in _ObserveBridges(self.api, [*flows, *mirrored]).execute(
             check_error=True)}
-        return {bridge: _named(out, ports.get(bridge)) for bridge, out in flows.items()}
+        found = {bridge: parse_dump_flows(out, _port_names(ports.get(bridge)))
+                 for bridge, out in flows.items()}
+        found.update({bridge: monitor.flows(_port_names(ports.get(bridge)))
+                      for bridge, monitor in mirrored.items()})
+        return found
 
     def _commit(self, commands: Sequence[ovs_command.BaseCommand]) -> None:
         try:
@@ -373,12 +420,7 @@ class OvsDriver:
         return [self.config.ofctl, "-O", self.config.openflow_version, *args]
 
     def _ofctl(self, args: Sequence[str], stdin: str | None = None) -> str:
-        argv = self._ofctl_argv(args)
-        try:
-            result = subprocess.run(argv, input=stdin, env=self._ofctl_env(), text=True,
-                                    capture_output=True, timeout=self.config.timeout)
-        except subprocess.TimeoutExpired as error:
-            raise DriverError(f"{' '.join(argv)} timed out") from error
-        if result.returncode != 0:
-            raise DriverError(f"{' '.join(argv)}: {result.stderr.strip()}")
-        return result.stdout
+        process = subprocess.Popen(self._ofctl_argv(args), env=self._ofctl_env(), text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        return self._feed(process, args, stdin)

@@ -10,6 +10,6 @@ from dvr.agent.drivers.nft import NftDriver
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
 
 
-def build_real_drivers(ovs_rundir: str | Path) -> Drivers:
-    return Drivers(ovs=OvsDriver(OvsConfig.for_rundir(ovs_rundir)), linux=LinuxDriver(),
-                   nat=NftDriver())
+def build_real_drivers(ovs_rundir: str | Path, flow_mirror: bool = True) -> Drivers:
+    return Drivers(ovs=OvsDriver(OvsConfig.for_rundir(ovs_rundir, flow_mirror=flow_mirror)),
+                   linux=LinuxDriver(), nat=NftDriver())

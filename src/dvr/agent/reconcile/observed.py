@@ -20,11 +20,15 @@ NEIGHBOR_PERMANENT = "permanent"
 
 @dataclass(frozen=True, order=True)
 class ObservedFlow:
-    """One installed OpenFlow entry (``ovs-ofctl dump-flows``), identified by its cookie."""
+    """One installed OpenFlow entry (``ovs-ofctl dump-flows``), identified by its cookie.
+
+    Read from a flow monitor (the OVS driver's mirror) rather than a dump, ``priority`` is
+    None (the monitor does not tell) and the counters are 0: the planner reads only the
+    cookie, the table and the ports."""
 
     cookie: int
     table: int
-    priority: int
+    priority: int | None
     n_packets: int = 0
     n_bytes: int = 0
     text: str = ""  # the match and actions as the switch prints them (for people)

@@ -30,14 +30,33 @@ The pipeline of one firewalled port P (network VLAN V, MAC M):
 - 82 RULES_INGRESS: as 72 for the ingress direction; an accepted frame is output to P.
 
 A stateless group set (``SecurityGroupView.stateful`` False) skips conntrack: its rules
-are matched both ways without state, as Neutron does.  Remote groups and address groups
-use conjunctions (``conjunction(id,1/2)`` per member address, ``conjunction(id,2/2)`` per
-rule's protocol/ports), so a port's flows grow with rules + addresses, not their product.
+are matched both ways without state, as Neutron does.
 
-Scaling: the address clause flows are per port (they match the port too), so a host with
-P ports in a group whose rules name a remote set of M addresses holds P x M of them (Neutron
-shares them per network, merging the conjunction actions of overlapping sets); sharing them
-is the next step if hosts with hundreds of ports per group matter.
+Rules are conjunctive matches, one per selector (a rule of the port's groups,
+``firewall_rules``), with its conj_id (a content hash, the same on every host):
+
+- clause 1, the port (owner ``port:<id>``): one flow per direction, a new connection from
+  P (``in_port``) or to P (reg6=V and M), naming every selector of P;
+- clause 2, the protocol and ports (owner ``firewall:<network>``): reg6=V plus the rule's
+  protocol, port range (as masks) or ICMP type, one flow per match, shared by every port
+  of the network and naming every selector that uses that match;
+- clause 3, only when the rule names remote addresses (owner ``firewall:<network>``): one
+  flow per remote prefix or member address of the remote group / address group, reg6=V,
+  shared likewise;
+- ``conj_id`` + P (owner ``port:<id>``, one per selector of P): commit with the selector's
+  mark and accept.  With the two +est flows of the selector, a port holds three flows per
+  selector; OVS needs every flow of one conjunction at one priority and clause count, and
+  one flow per match (the conjunction actions of every id merged): ``_Builder``.
+
+Scaling: a port's flows are linear in its rules (about 30 of its own plus 3 per rule),
+whatever the size of the remote sets; each network holds one flow per remote address and
+one per distinct protocol match, whatever the number of its ports (as Neutron shares them
+per network).  So a host with 200 ports of one 50-rule group on one network, whose
+remote group has 200 members, holds ~37k flows (~186 per port, 250 shared), and a rule
+change rewrites 5 flows per port (its clause 1 flows, its new conj_id and +est flows) plus
+the network's shared clauses: the incremental cache keeps one piece per port selector
+(``fwrule``), one for a port's clause 1 flows (``fwport``) and one per network
+(``firewall``), so only those are recomputed.
 
 Known limits: broadcast and multicast frames are flooded by NORMAL and reach firewalled
 ports without the ingress rules (ARP, DHCP and ND are allowed anyway); established

@@ -16,7 +16,7 @@ dependency graph, in one place:
 | local VLANs[id]         | network:<id>; network facts[id]                              |
 | network facts[id]       | router:<r>, snat:<r>, fastpath:<r> for routers on it         |
 |                         | (interfaces, SNAT ports, gateway), port:<p> for ports on it; |
-|                         | fip:<id>                                                     |
+|                         | fip:<id>; firewall:<id>                                      |
 | networks[id] (again)    | fastpath:<r> for routers on it (its L2-population entries)   |
 | routers[id]             | router:<id>, snat:<id>, fastpath:<id>; DVR gateway MAC of    |
 |                         | its interfaces' subnets; FIP links; every fip:<net>;         |
@@ -29,8 +29,16 @@ dependency graph, in one place:
 |                         | and after)                                                   |
 | plugged[port id]        | port:<id> (also for an orphan VIF: plugged, not in ports);   |
 |                         | fastpath:<r> for routers on its network                      |
-| security_groups[id]     | port:<p> for the group's member ports on this host           |
-| address_sets[id]        | port:<p> for members of the groups whose rules name the set  |
+| security_groups[id]     | its selectors (when they changed): the member ports'         |
+|                         | firewalls; conj_ids (over every group's selectors)           |
+| port firewall[p]        | (derived from port:<p>'s inputs and its groups' selectors)   |
+|                         | side changed: port:<p>, fwport:<p>, every fwrule:<p>/<s>;    |
+|                         | selectors changed: fwport:<p>, fwrule:<p>/<s> for those that |
+|                         | came or went; firewall:<net> when a selector enters or       |
+|                         | leaves its network (use counts per network)                  |
+| conj_id[selector]       | fwport:<p>, fwrule:<p>/<s> of ports with it; firewall:<net>  |
+|                         | of networks with it (changes only on a hash collision)       |
+| address_sets[id]        | firewall:<net> for networks with a selector naming the set   |
 
 Because the full computation (``compute.py``) calls the very same piece functions and the
 same ``Assembly``, the incremental result equals the full one exactly when this table is

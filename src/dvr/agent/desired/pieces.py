@@ -14,7 +14,11 @@ piece is a pure function of that object plus a few declared derived inputs:
 |                | (external network's facts, its FIP link allocation)               |
 | port:<id>      | host context, the PortView (None: an orphan VIF), plugged name,     |
 |                | NetworkFacts of its net, DVR gateway MAC of each of its subnets,    |
-|                | its SecurityGroupViews and the AddressSetViews their rules name     |
+|                | whether its groups are stateful (its firewall's ``PortSide``)       |
+| fwport:<id>    | the port's ``PortFirewall`` (side and selectors), their conj_ids    |
+| fwrule:<id>/<s>| the port's side, one selector s of its groups, its conj_id          |
+| firewall:<net> | NetworkFacts of the network, the selectors of its firewalled ports, |
+|                | their conj_ids, the AddressSetViews they name                       |
 | snat:<id>      | host context, the RouterView, NetworkFacts of its SNAT ports' and   |
 |                | gateway's networks (only on the router's SNAT host)                 |
 | fip:<net id>   | host context, this host's FIP gateway port on that network, the     |

@@ -11,8 +11,8 @@ Measured:
   and the host's br-int total;
 - one rule added to the group: the reconcile time of the change without the switch, i.e.
   ``DesiredStateCache.update`` (every port of the group gets its new rule) plus
-  ``plan_changes`` against the switch as it was (the in-memory OVS driver holding the
-  previous state), and how many flows the bundle carries;
+  ``plan_changes`` against the switch as it was (the previous state, as installed), and
+  how many flows the bundle carries;
 - with ``--ovs`` (root, Open vSwitch running; take the lab lock): the same change applied
   by the real OVS driver to a scratch bridge holding the 200 ports' flows (``ovs-ofctl
   --bundle``), observe + plan + apply, as the agent's reconcile pass does it.
@@ -30,12 +30,9 @@ from dataclasses import replace
 
 from dvr.agent.desired import DesiredStateCache, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.drivers.base import Drivers
-from dvr.agent.drivers.fake import FakeLinuxDriver, FakeOvsDriver
 from dvr.agent.reconcile.commands import FlowBundle
-from dvr.agent.reconcile.observe import observe
+from dvr.agent.reconcile.observed import ObservedBridge, ObservedFlow, ObservedPort, ObservedState
 from dvr.agent.reconcile.plan import plan_changes
-from dvr.agent.reconcile.reconciler import reconcile
 from dvr.model.hostview import (
     AddressSetView,
     FixedIp,
@@ -100,15 +97,16 @@ def with_rule(base: HostView) -> HostView:
     return replace(base, security_groups=(replace(group, rules=group.rules + (extra,)),))
 
 
-def installed(state: DesiredState, v: HostView) -> Drivers:
-    """The in-memory drivers holding ``state`` (the host's VIFs plugged)."""
-    ovs = FakeOvsDriver()
-    drivers = Drivers(ovs, FakeLinuxDriver())
-    reconcile(state, drivers)  # the bridges first, then the VIFs, then their flows
-    for port in v.ports:
-        ovs.plug_vif("br-int", f"tap{port.id}", port.id)
-    reconcile(state, drivers)
-    return drivers
+def as_installed(state: DesiredState) -> ObservedState:
+    """What the switch reports once ``state`` is installed (every port present)."""
+    return ObservedState(bridges=tuple(
+        ObservedBridge(
+            bridge.name, bridge.datapath_type, bridge.fail_mode, bridge.external_ids,
+            tuple(ObservedPort(p.name, p.type, p.options, p.tag, p.external_ids, ofport)
+                  for ofport, p in enumerate(bridge.ports, start=1)),
+            tuple(ObservedFlow(f.cookie, f.table, f.priority, ports=tuple(sorted(f.ports)))
+                  for f in bridge.flows))
+        for bridge in state.bridges))
 
 
 def rule_change(base: HostView, repeat: int) -> None:
@@ -117,7 +115,7 @@ def rule_change(base: HostView, repeat: int) -> None:
     for _ in range(repeat):
         cache = DesiredStateCache()
         before = cache.update(base, inputs(base))
-        observed = observe(installed(before, base), before)
+        observed = as_installed(before)
         gc.collect()
         started = time.perf_counter()
         after = cache.update(grown, inputs(base))

@@ -534,7 +534,12 @@ def _installed_for_other_ports(flow: Flow, seen: list[ObservedFlow]) -> bool:
     wanted = flow.ports
     for installed in seen:
         ports = installed.ports
-        if ports is not None and (len(ports) != len(wanted) or frozenset(ports) != wanted):
+        if ports is None:
+            continue
+        if len(ports) == 1 == len(wanted):  # the common case, without a set
+            if ports[0] not in wanted:
+                return True
+        elif frozenset(ports) != wanted:
             return True
     return False
 
@@ -574,7 +579,8 @@ def _plan_flows(
             installed = seen_flows.get(cookie)
             if installed is None:
                 add.append(flow)
-            elif ports & renumbered or _installed_for_other_ports(flow, installed):
+            elif (renumbered and ports & renumbered) or _installed_for_other_ports(
+                    flow, installed):
                 # a port recreated by this plan gets a new number: its flows follow it
                 reinstall.add(cookie)
                 add.append(flow)

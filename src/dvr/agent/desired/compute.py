@@ -8,6 +8,7 @@ from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.assembly import Assembly
 from dvr.agent.desired.config import DesiredConfig, HostInputs
 from dvr.agent.desired.fast_path import route_domain_ids
+from dvr.agent.desired.firewall import ClauseActions, port_clause_actions
 from dvr.agent.desired.firewall_rules import Selector, conjunction_ids, group_selectors
 from dvr.agent.desired.pieces import (
     BASE_KEY,
@@ -99,13 +100,17 @@ def compute_pieces(
     groups = {g.id: group_selectors(g) for g in view.security_groups}
     conj_ids = conjunction_ids(s for g in groups.values() for s in g.selectors)
     zones: dict[str, set[Selector]] = {}
+    clauses: dict[frozenset[Selector], ClauseActions] = {}  # one per group combination
     for port in view.ports:
         plugged = inputs.plugged.get(port.id)
         fact = facts.get(port.network_id)
         pieces[("port", port.id)] = port_piece(ctx, port, plugged, fact, gateway_macs, groups)
         fw = vif_firewall(ctx, port, plugged, fact, groups)
         if fw is not None:
-            pieces.update(firewall_port_pieces(ctx, fw, conj_ids))
+            actions = clauses.get(fw.selectors)
+            if actions is None:
+                actions = clauses[fw.selectors] = port_clause_actions(fw.selectors, conj_ids)
+            pieces.update(firewall_port_pieces(ctx, fw, conj_ids, actions))
             zones.setdefault(port.network_id, set()).update(fw.selectors)
     for network_id, selectors in zones.items():
         pieces[("firewall", network_id)] = firewall_zone_piece(

@@ -364,22 +364,31 @@ def port_base_flows(fw: PortFirewall) -> tuple[Flow, ...]:
     return b.build()
 
 
-def port_clause_flows(side: PortSide, selectors: Iterable[Selector],
-                      conj_ids: Mapping[Selector, int]) -> tuple[Flow, ...]:
-    """Clause 1 of the conjunction of each of the port's ``selectors``: a new connection
-    to or from the port, one flow per direction naming them all."""
+ClauseActions = tuple[tuple[str, tuple[Conjunction, ...]], ...]  # (direction, actions)
+
+
+def port_clause_actions(selectors: Iterable[Selector],
+                        conj_ids: Mapping[Selector, int]) -> ClauseActions:
+    """Clause 1 of the conjunction of each of ``selectors`` (a port's), per direction: the
+    same for every port with the same selectors (the members of one group)."""
     ids: dict[tuple[str, int], list[int]] = {}  # (direction, clauses) -> conj_ids
     for selector in selectors:
         ids.setdefault((selector.direction, _clause_count(selector)), []).append(
             conj_ids[selector])
+    return tuple(
+        (direction, tuple(Conjunction(tuple(sorted(ids[(direction, n)])), 1, n)
+                          for n in (2, 3) if (direction, n) in ids))
+        for direction in (EGRESS, INGRESS) if (direction, 2) in ids or (direction, 3) in ids)
+
+
+def port_clause_flows(side: PortSide, actions: ClauseActions) -> tuple[Flow, ...]:
+    """The port's clause 1 flows (``port_clause_actions`` of its selectors): a new
+    connection from or to the port, one flow per direction naming every selector."""
     state = {"ct_state": CT_NEW} if side.stateful else {}
     owner = names.port_owner(side.port_id)
-    return tuple(
-        Flow(_rules_table(direction), PRIO_FW_CONJUNCTION,
-             Match(**_side(direction, side), **state),  # type: ignore[arg-type]
-             tuple(Conjunction(tuple(sorted(ids[(direction, n)])), 1, n)
-                   for n in (2, 3) if (direction, n) in ids), owner)
-        for direction in (EGRESS, INGRESS) if (direction, 2) in ids or (direction, 3) in ids)
+    return tuple(Flow(_rules_table(direction), PRIO_FW_CONJUNCTION,
+                      Match(**_side(direction, side), **state), conjunctions, owner)  # type: ignore[arg-type]
+                 for direction, conjunctions in actions)
 
 
 def selector_flows(side: PortSide, selector: Selector, conj_id: int) -> tuple[Flow, ...]:
@@ -441,5 +450,6 @@ def zone_flows(
 def port_firewall_flows(fw: PortFirewall, conj_ids: Mapping[Selector, int]) -> tuple[Flow, ...]:
     """Every br-int flow that one firewalled port owns (``conj_ids``: at least its
     selectors' ids); the shared clauses are ``zone_flows``."""
-    return (port_base_flows(fw) + port_clause_flows(fw.side, fw.selectors, conj_ids)
+    return (port_base_flows(fw)
+            + port_clause_flows(fw.side, port_clause_actions(fw.selectors, conj_ids))
             + tuple(f for s in fw.selectors for f in selector_flows(fw.side, s, conj_ids[s])))

@@ -56,7 +56,7 @@ from dvr.agent.desired.assembly import Assembly, count_change
 from dvr.agent.desired.compute import DEFAULT_CONFIG, NO_INPUTS
 from dvr.agent.desired.config import DesiredConfig, HostInputs
 from dvr.agent.desired.fast_path import route_domain_ids
-from dvr.agent.desired.firewall import PortFirewall
+from dvr.agent.desired.firewall import ClauseActions, PortFirewall, port_clause_actions
 from dvr.agent.desired.firewall_rules import (
     GroupSelectors,
     Selector,
@@ -171,6 +171,8 @@ class DesiredStateCache:
         self._firewalls: dict[str, PortFirewall] = {}  # firewalled ports
         self._zone_selectors: dict[str, dict[Selector, int]] = {}  # network -> selector -> uses
         self._ports_by_group: dict[str, set[str]] = {}
+        # port_clause_actions per selector set, for one update (conj_ids may change)
+        self._clause_actions: dict[frozenset[Selector], ClauseActions] = {}
         self._ports_by_network: dict[str, set[str]] = {}
         self._ports_by_subnet: dict[str, set[str]] = {}
         self._routers_by_network: dict[str, set[str]] = {}
@@ -223,6 +225,7 @@ class DesiredStateCache:
         self._on_conjunctions(renumbered, changed_sets, dirty)
         self._view = view
 
+        self._clause_actions = {}
         recomputed, changed = self._recompute(ctx, dirty)
         self.last_stats = UpdateStats(
             full=full,
@@ -516,7 +519,13 @@ class DesiredStateCache:
             )
         if kind == "fwport":
             fw = self._firewalls.get(ident)
-            return None if fw is None else firewall_clause_piece(ctx, fw, self._conj_ids)
+            if fw is None:
+                return None
+            actions = self._clause_actions.get(fw.selectors)
+            if actions is None:  # the first member of its groups in this update
+                actions = self._clause_actions[fw.selectors] = port_clause_actions(
+                    fw.selectors, self._conj_ids)
+            return firewall_clause_piece(ctx, fw.side, actions)
         if kind == "fwrule":
             port_id, selector = ident
             fw = self._firewalls.get(port_id)

@@ -492,11 +492,11 @@ def _int_flows(ctx: HostContext, flows: tuple[Flow, ...]) -> Piece:
 
 
 def firewall_clause_piece(
-    ctx: HostContext, fw: firewall.PortFirewall, conj_ids: Mapping[Selector, int]
+    ctx: HostContext, side: firewall.PortSide, actions: firewall.ClauseActions
 ) -> Piece:
     """``fwport:<port id>``: the port's clause of each of its selectors' conjunctions
-    (``conj_ids``: at least theirs)."""
-    return _int_flows(ctx, firewall.port_clause_flows(fw.side, fw.selectors, conj_ids))
+    (``actions``: ``firewall.port_clause_actions`` of its selectors)."""
+    return _int_flows(ctx, firewall.port_clause_flows(side, actions))
 
 
 def selector_piece(
@@ -508,12 +508,14 @@ def selector_piece(
 
 
 def firewall_port_pieces(
-    ctx: HostContext, fw: firewall.PortFirewall, conj_ids: Mapping[Selector, int]
+    ctx: HostContext, fw: firewall.PortFirewall, conj_ids: Mapping[Selector, int],
+    actions: firewall.ClauseActions,
 ) -> dict[PieceKey, Piece]:
-    """The rule pieces of one firewalled port: its clause piece and one per selector."""
+    """The rule pieces of one firewalled port: its clause piece (``actions``:
+    ``firewall.port_clause_actions`` of its selectors) and one per selector."""
     side = fw.side
-    pieces: dict[PieceKey, Piece] = {("fwport", side.port_id): firewall_clause_piece(
-        ctx, fw, conj_ids)}
+    pieces: dict[PieceKey, Piece] = {
+        ("fwport", side.port_id): firewall_clause_piece(ctx, side, actions)}
     for selector in fw.selectors:
         pieces[("fwrule", (side.port_id, selector))] = selector_piece(
             ctx, side, selector, conj_ids[selector])

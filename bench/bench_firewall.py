@@ -15,16 +15,20 @@ Measured:
   how many flows the bundle carries.  Not measured here: reading the switch (the agent's
   observe) and applying the bundle on a real OVS.
 
-Run:  .venv/bin/python bench/bench_firewall.py [--ports 200] [--rules 50] [--repeat 5]
+Run:  .venv/bin/python bench/bench_firewall.py [--ports 200] [--rules 50] [--repeat 5] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import statistics
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from dvr.agent.desired import DesiredStateCache, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
@@ -43,6 +47,7 @@ from dvr.model.hostview import (
 )
 
 GROUP = "sg-bench"
+RESULTS_JSON = Path(__file__).resolve().parent / "results.json"
 NET, SUBNET = "net-bench", "sub-bench"
 
 
@@ -107,7 +112,7 @@ def as_installed(state: DesiredState) -> ObservedState:
         for bridge in state.bridges))
 
 
-def rule_change(base: HostView, repeat: int) -> None:
+def rule_change(base: HostView, repeat: int) -> dict[str, object]:
     """Wall-clock and CPU (``time.process_time``: what this process used, the better figure
     on a shared machine) milliseconds of the update and the plan."""
     grown = with_rule(base)
@@ -137,6 +142,20 @@ def rule_change(base: HostView, repeat: int) -> None:
           f"{median(2):.1f} / {median(3):.1f}; total median {statistics.median(totals):.1f} "
           f"ms wall (min {min(totals):.1f}), {statistics.median(cpu_totals):.1f} ms CPU "
           f"(min {min(cpu_totals):.1f})")
+    return {"runs": repeat, "bundle_flows": bundle,
+            "update_ms_wall": round(median(0), 1), "update_ms_cpu": round(median(1), 1),
+            "plan_ms_wall": round(median(2), 1), "plan_ms_cpu": round(median(3), 1),
+            "total_ms_wall": round(statistics.median(totals), 1),
+            "total_ms_wall_min": round(min(totals), 1),
+            "total_ms_cpu": round(statistics.median(cpu_totals), 1),
+            "total_ms_cpu_min": round(min(cpu_totals), 1)}
+
+
+def write_results(results: dict[str, object]) -> None:
+    """Merge ``results`` into bench/results.json (other keys kept)."""
+    saved = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    saved.update(results)
+    RESULTS_JSON.write_text(json.dumps(saved, indent=1, ensure_ascii=True) + "\n")
 
 
 def main() -> None:
@@ -144,17 +163,33 @@ def main() -> None:
     parser.add_argument("--ports", type=int, default=200)
     parser.add_argument("--rules", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--write", action="store_true", help="record in bench/results.json")
     args = parser.parse_args()
 
+    per_port: dict[str, dict[str, int]] = {}
     for members in (10, args.ports):
         own, shared, _ = flow_counts(view(1, args.rules, members))
+        per_port[f"{members}_members"] = {"own": own, "shared_per_network": shared}
         print(f"flows per port, {args.rules}-rule group, {members} members: {own} own "
               f"+ {shared} shared by the network's ports")
     base = view(args.ports, args.rules)
     own, shared, total = flow_counts(base)
     print(f"host with {args.ports} ports: {own} flows per port + {shared} shared, "
           f"{total} br-int flows")
-    rule_change(base, args.repeat)
+    change = rule_change(base, args.repeat)
+    if args.write:
+        write_results({
+            f"fw_flows_per_port_{args.rules}_rules": own,
+            f"fw_rule_change_reconcile_ms_{args.ports}_ports": change["total_ms_wall"],
+            "firewall": {
+                "command": "bench/bench_firewall.py " + " ".join(sys.argv[1:]),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                "flows_per_port": per_port,
+                f"br_int_flows_{args.ports}_ports": total,
+                "rule_change": change,
+            },
+        })
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from firewall_scenarios import (
     overlay,
 )
 
-from dvr.agent.desired import HostInputs, compute_desired_state
+from dvr.agent.desired import DesiredStateCache, HostInputs, compute_desired_state
 from dvr.agent.desired.firewall_explain import RuleIndex, explain_firewall_flow
 from dvr.agent.desired.firewall_rules import (
     RuleRef,
@@ -372,7 +372,7 @@ def fifty_rules() -> tuple[SecurityGroupRuleView, ...]:
                                        remote_group_id=GROUP) for i in range(50))
 
 
-def group_host(rules, members: int, ports: int = 1) -> DesiredState:
+def group_view(rules, members: int, ports: int = 1) -> tuple[HostView, HostInputs]:
     """``ports`` firewalled ports of one network on this host, in one group of ``rules``
     whose remote set has ``members`` addresses."""
     group = SecurityGroupView(GROUP, True, rules)
@@ -389,8 +389,11 @@ def group_host(rules, members: int, ports: int = 1) -> DesiredState:
                               (SubnetView("s", "net", "203.0.113.0/24", None, 4),), ()),),
         routers=(), peer_host_macs=(), security_groups=(group,),
         address_sets=(AddressSetView(GROUP, "security_group", addresses),))
-    return compute_desired_state(view, HostInputs(plugged={p.id: f"tap{p.id}"
-                                                           for p in port_views}))
+    return view, HostInputs(plugged={p.id: f"tap{p.id}" for p in port_views})
+
+
+def group_host(rules, members: int, ports: int = 1) -> DesiredState:
+    return compute_desired_state(*group_view(rules, members, ports))
 
 
 def owned_counts(state: DesiredState) -> Counter[str]:
@@ -435,6 +438,34 @@ def test_one_port_range_in_two_rules_is_one_shared_flow_naming_both():
     assert conjunction_problems(flows) == []
     (shared,) = [f for f in flows if f.match.tp_dst == 80 and f.match.reg6 is not None]
     assert len(shared.actions[0].ids) == 2
+
+
+def test_a_rule_change_recomputes_its_rule_and_clause_pieces_not_the_ports():
+    view, inputs = group_view(fifty_rules()[:3], 5, ports=3)
+    cache = DesiredStateCache()
+    cache.update(view, inputs)
+    group = view.security_groups[0]
+    rule = SecurityGroupRuleView("r-udp", "ingress", "IPv4", protocol=17, port_range_min=53,
+                                 port_range_max=53)
+    grown = replace(view, security_groups=(replace(group, rules=(*group.rules, rule)),))
+    state = cache.update(grown, inputs)
+    assert state == compute_desired_state(grown, inputs)
+    kinds = Counter(label.split(":")[0] for label in cache.last_stats.recomputed)
+    assert kinds == {"fwport": 3, "fwrule": 3, "firewall": 1}
+
+
+def test_a_membership_change_recomputes_only_the_networks_shared_clauses():
+    view, inputs = group_view(fifty_rules()[:3], 5, ports=3)
+    cache = DesiredStateCache()
+    before = cache.update(view, inputs)
+    (members,) = view.address_sets
+    joined = replace(view, address_sets=(replace(
+        members, cidrs=(*members.cidrs, "198.51.100.7/32")),))
+    after = cache.update(joined, inputs)
+    assert after == compute_desired_state(joined, inputs)
+    assert cache.last_stats.recomputed == ("firewall:net",)
+    (new,) = after.bridge("br-int").flows - before.bridge("br-int").flows
+    assert new.match.nw_src == "198.51.100.7/32" and new.owner == "firewall:net"
 
 
 def test_port_ranges_become_aligned_masks():

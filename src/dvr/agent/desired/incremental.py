@@ -410,29 +410,30 @@ class DesiredStateCache:
                              recheck: set[str]) -> None:
         """Each port whose firewall may have changed (its port piece is dirty, or one of
         its groups changed): its rule pieces and its network's shared clauses."""
-        candidates = recheck | {ident for kind, ident in dirty if kind == "port"}
+        candidates = recheck | {ident for kind, ident in dirty
+                                if kind == "port" and isinstance(ident, str)}
         for pid in candidates:
-            port = self._ports.get(pid)  # type: ignore[arg-type]
+            port = self._ports.get(pid)
             after = None if port is None else vif_firewall(
                 ctx, port, self._plugged.get(port.id), self._facts.get(port.network_id),
                 self._group_selectors)
-            before = self._firewalls.get(pid)  # type: ignore[arg-type]
+            before = self._firewalls.get(pid)
             if after == before:
                 continue
             if after is None:
-                del self._firewalls[pid]  # type: ignore[arg-type]
+                del self._firewalls[pid]
             else:
-                self._firewalls[pid] = after  # type: ignore[index]
+                self._firewalls[pid] = after
             old = before.selectors if before is not None else frozenset()
             new = after.selectors if after is not None else frozenset()
             if before is None or after is None or before.side != after.side:
-                dirty.add(("port", pid))  # type: ignore[arg-type]
+                dirty.add(("port", pid))
                 rules = old | new
             else:
                 rules = old ^ new
             if rules or old != new:
-                dirty.add(("fwport", pid))  # type: ignore[arg-type]
-            dirty.update(("fwrule", (pid, s)) for s in rules)  # type: ignore[misc]
+                dirty.add(("fwport", pid))
+            dirty.update(("fwrule", (pid, s)) for s in rules)
             if before is not None and after is not None and (
                     before.port.network_id == after.port.network_id):
                 self._zone_uses(after.port.network_id, old - new, -1, dirty)

@@ -101,6 +101,10 @@ def describe_owner(view: HostView, owner: str) -> str:
         router = view.router(ident)
         return (f"east/west fast path of router {router.name if router else ident}: routed "
                 "in br-int, not in its qrouter- namespace")
+    if kind == "firewall":
+        net = view.network(ident)
+        return (f"firewall clauses shared by the ports of network {net.name if net else ident} "
+                "(protocols and ports, remote addresses)")
     if kind == "tunnel":
         return f"tunnel to {ident}"
     if kind == "bridge":

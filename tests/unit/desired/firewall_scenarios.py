@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from hypothesis import strategies as st
 
+from dvr.agent.desired.openflow import Conjunction
 from dvr.model.hostview import (
     AddressSetView,
     HostView,
@@ -149,3 +150,39 @@ def overlay(rules=RULES, stateful: bool = True, unsecured: frozenset[str] = froz
 def firewall_cloud() -> Cloud:
     return east_west_cloud().with_vm(Vm(BLUE_4, BLUE, "fa:16:3e:00:01:04", "203.0.113.14",
                                         HOST_2))
+
+
+def conjunction_problems(flows, one_flow_per_match: bool = True) -> list[str]:
+    """What OVS would refuse or resolve otherwise than the simulator: one id at several
+    priorities or clause counts, two clauses of one id on one flow, a clause of an id
+    missing, conjunction and other actions on one flow and (``one_flow_per_match``) two
+    flows with one (table, priority, match) (random clouds may give two ports one MAC)."""
+    problems: list[str] = []
+    shape: dict[tuple[int, int], set[tuple[int, int]]] = {}  # (table, id) -> (prio, n)
+    clauses: dict[tuple[int, int], set[int]] = {}
+    seen: dict[tuple[int, int, object], object] = {}
+    for flow in flows:
+        key = (flow.table, flow.priority, flow.match)
+        if key in seen and one_flow_per_match:
+            problems.append(f"two flows for one match: {flow.content}")
+        seen[key] = flow
+        conjunctions = [a for a in flow.actions if type(a) is Conjunction]
+        if conjunctions and len(conjunctions) != len(flow.actions):
+            problems.append(f"conjunction and other actions: {flow.content}")
+        ids = [i for a in conjunctions for i in a.ids]
+        if len(ids) != len(set(ids)):
+            problems.append(f"two clauses of one id on one flow: {flow.content}")
+        for action in conjunctions:
+            for ident in action.ids:
+                shape.setdefault((flow.table, ident), set()).add(
+                    (flow.priority, action.n_clauses))
+                clauses.setdefault((flow.table, ident), set()).add(action.clause)
+    for key, found in shape.items():
+        if len(found) != 1:
+            problems.append(f"conjunction {key} at several priorities / clause counts")
+    for key, found in clauses.items():
+        (_, n), *_ = shape[key]
+        # every clause but the remote one, which an empty remote set leaves without flows
+        if not {1, 2} <= found <= set(range(1, n + 1)):
+            problems.append(f"conjunction {key} has clauses {sorted(found)} of {n}")
+    return problems

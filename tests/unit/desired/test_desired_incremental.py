@@ -21,7 +21,7 @@ from desired_scenarios import (
     Vm,
     east_west_cloud,
 )
-from firewall_scenarios import draw_overlay, edit_overlay
+from firewall_scenarios import conjunction_problems, draw_overlay, edit_overlay
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -269,6 +269,7 @@ def check_random_history(data: st.DataObject, cloud: Cloud) -> None:
         full = compute_desired_state(view, inputs, config)
         incremental = cache.update(view, inputs)
         assert incremental == full
+        assert conjunction_problems(full.bridge("br-int").flows, one_flow_per_match=False) == []
         dvr_port_flows = any(f.owner.startswith("port:") for f in full.bridge("br-int").flows)
         event(f"dvr port flows: {dvr_port_flows}")
         fast_path = sum(f.owner.startswith("fastpath:") for f in full.bridge("br-int").flows)

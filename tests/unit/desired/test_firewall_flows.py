@@ -4,6 +4,7 @@ OpenFlow simulator where it can be, and as flow structure where the structure is
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -27,16 +28,12 @@ from firewall_scenarios import (
     ICMP_IN,
     RULES,
     SSH_FROM_PREFIX,
+    conjunction_problems,
     firewall_cloud,
     overlay,
 )
 
-from dvr.agent.desired import HostInputs, compute_desired_state
-from dvr.agent.desired.firewall import (
-    PortFirewall,
-    firewall_inputs,
-    port_firewall_flows,
-)
+from dvr.agent.desired import DesiredStateCache, HostInputs, compute_desired_state
 from dvr.agent.desired.firewall_explain import RuleIndex, explain_firewall_flow
 from dvr.agent.desired.firewall_rules import (
     RuleRef,
@@ -55,14 +52,17 @@ from dvr.agent.desired.openflow import (
     Ct,
 )
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.desired.tables import PRIO_FW_RULE, IntTable
+from dvr.agent.desired.tables import PRIO_FW_CONJUNCTION, PRIO_FW_RULE, IntTable
 from dvr.model.hostview import (
     AddressPair,
     AddressSetView,
     FixedIp,
+    HostView,
+    NetworkView,
     PortView,
     SecurityGroupRuleView,
     SecurityGroupView,
+    SubnetView,
 )
 from dvr.trace.ofsim import CT_ESTABLISHED, Packet, Pipeline, Trace
 
@@ -366,38 +366,106 @@ def test_stateless_groups_use_no_conntrack_and_match_both_ways(cloud):
 # --- structure: conjunctions keep flows linear ----------------------------------------------
 
 
-def port_fw(rules, members: int) -> PortFirewall:
-    port = PortView("p1", "net", "fa:16:3e:00:00:01", (FixedIp("s", "203.0.113.5"),),
-                    "compute:nova", "vm", "h", port_security_enabled=True,
-                    security_group_ids=(GROUP,))
-    addresses = tuple(f"198.18.{i // 250}.{i % 250 + 1}/32" for i in range(members))
-    fw = firewall_inputs(port, "tap1", 3, {GROUP: SecurityGroupView(GROUP, True, rules)},
-                         {GROUP: AddressSetView(GROUP, "security_group", addresses)})
-    assert fw is not None
-    return fw
-
-
 def fifty_rules() -> tuple[SecurityGroupRuleView, ...]:
     return tuple(SecurityGroupRuleView(f"r{i:02d}", "ingress", "IPv4", protocol=6,
                                        port_range_min=1000 + i, port_range_max=1000 + i,
                                        remote_group_id=GROUP) for i in range(50))
 
 
-def test_flows_grow_with_rules_plus_members_not_their_product():
-    small, large = (len(port_firewall_flows(port_fw(fifty_rules(), n))) for n in (10, 200))
-    assert large - small == 190  # one clause flow per member address, whatever the rules
-    one_rule = len(port_firewall_flows(port_fw(fifty_rules()[:1], 200)))
-    # per rule: its ports clause, its conj_id flow, and +est in each direction's table
-    assert large - one_rule == 49 * 4
-    print(f"flows per port, 50-rule remote-group set, 200 members: {large}")
+def group_view(rules, members: int, ports: int = 1) -> tuple[HostView, HostInputs]:
+    """``ports`` firewalled ports of one network on this host, in one group of ``rules``
+    whose remote set has ``members`` addresses."""
+    group = SecurityGroupView(GROUP, True, rules)
+    addresses = tuple(f"198.18.{i // 250}.{i % 250 + 1}/32" for i in range(members))
+    port_views = tuple(
+        PortView(f"p{i:03d}", "net", f"fa:16:3e:00:00:{i:02x}",
+                 (FixedIp("s", f"203.0.113.{i + 1}"),), "compute:nova", f"vm{i}", "h",
+                 port_security_enabled=True,
+                 security_group_ids=(GROUP,)) for i in range(ports))
+    view = HostView(
+        host="h", revision=1, agent_mode="dvr", host_mac="fa:16:3f:00:00:01",
+        tunnel_ip="198.18.255.1", ports=port_views,
+        networks=(NetworkView("net", "net", "vxlan", 100, 1450, False, None,
+                              (SubnetView("s", "net", "203.0.113.0/24", None, 4),), ()),),
+        routers=(), peer_host_macs=(), security_groups=(group,),
+        address_sets=(AddressSetView(GROUP, "security_group", addresses),))
+    return view, HostInputs(plugged={p.id: f"tap{p.id}" for p in port_views})
+
+
+def group_host(rules, members: int, ports: int = 1) -> DesiredState:
+    return compute_desired_state(*group_view(rules, members, ports))
+
+
+def owned_counts(state: DesiredState) -> Counter[str]:
+    return Counter(f.owner for f in state.bridge("br-int").flows)
+
+
+def test_port_flows_grow_with_rules_only_and_addresses_are_shared_per_network():
+    small, large = (owned_counts(group_host(fifty_rules(), n)) for n in (10, 200))
+    assert small["port:p000"] == large["port:p000"]  # members cost the port nothing
+    # one shared address flow per member, one shared protocol flow per rule
+    assert large["firewall:net"] - small["firewall:net"] == 190
+    assert large["firewall:net"] == 200 + 50
+    one_rule = owned_counts(group_host(fifty_rules()[:1], 200))
+    # per rule the port owns its admission and its established traffic, both directions
+    assert large["port:p000"] - one_rule["port:p000"] == 49 * 3
+    many = owned_counts(group_host(fifty_rules(), 200, ports=20))
+    assert many["firewall:net"] == large["firewall:net"]
+    assert {many[f"port:p{i:03d}"] for i in range(20)} == {large["port:p000"]}
+    print(f"flows per port, 50-rule remote-group set, 200 members: {large['port:p000']} "
+          f"own + {large['firewall:net']} shared per network")
 
 
 def test_a_member_address_flow_carries_every_rule_of_its_set():
-    flows = port_firewall_flows(port_fw(fifty_rules()[:3], 2))
-    member_flows = [f for f in flows if f.match.nw_src == "198.18.0.1/32"]
-    (flow,) = member_flows
+    state = group_host(fifty_rules()[:3], 2, ports=2)
+    (flow,) = [f for f in state.bridge("br-int").flows if f.match.nw_src == "198.18.0.1/32"]
     (action,) = flow.actions
-    assert type(action) is Conjunction and action.clause == 1 and len(action.ids) == 3
+    assert type(action) is Conjunction and (action.clause, action.n_clauses) == (3, 3)
+    assert len(action.ids) == 3 and flow.owner == "firewall:net"
+
+
+def test_conjunctions_are_what_ovs_accepts(host2):
+    assert conjunction_problems(host2.bridge("br-int").flows) == []
+    assert conjunction_problems(group_host(fifty_rules(), 20, ports=5).bridge("br-int").flows) == []
+
+
+def test_one_port_range_in_two_rules_is_one_shared_flow_naming_both():
+    rules = (SecurityGroupRuleView("a", "ingress", "IPv4", protocol=6, port_range_min=64,
+                                   port_range_max=87, remote_group_id=GROUP),
+             SecurityGroupRuleView("b", "ingress", "IPv4", protocol=6, port_range_min=80,
+                                   port_range_max=87, remote_ip_prefix="198.51.100.0/24"))
+    flows = group_host(rules, 3, ports=2).bridge("br-int").flows
+    assert conjunction_problems(flows) == []
+    (shared,) = [f for f in flows if f.match.tp_dst == 80 and f.match.reg6 is not None]
+    assert len(shared.actions[0].ids) == 2
+
+
+def test_a_rule_change_recomputes_its_rule_and_clause_pieces_not_the_ports():
+    view, inputs = group_view(fifty_rules()[:3], 5, ports=3)
+    cache = DesiredStateCache()
+    cache.update(view, inputs)
+    group = view.security_groups[0]
+    rule = SecurityGroupRuleView("r-udp", "ingress", "IPv4", protocol=17, port_range_min=53,
+                                 port_range_max=53)
+    grown = replace(view, security_groups=(replace(group, rules=(*group.rules, rule)),))
+    state = cache.update(grown, inputs)
+    assert state == compute_desired_state(grown, inputs)
+    kinds = Counter(label.split(":")[0] for label in cache.last_stats.recomputed)
+    assert kinds == {"fwport": 3, "fwrule": 3, "firewall": 1}
+
+
+def test_a_membership_change_recomputes_only_the_networks_shared_clauses():
+    view, inputs = group_view(fifty_rules()[:3], 5, ports=3)
+    cache = DesiredStateCache()
+    before = cache.update(view, inputs)
+    (members,) = view.address_sets
+    joined = replace(view, address_sets=(replace(
+        members, cidrs=(*members.cidrs, "198.51.100.7/32")),))
+    after = cache.update(joined, inputs)
+    assert after == compute_desired_state(joined, inputs)
+    assert cache.last_stats.recomputed == ("firewall:net",)
+    (new,) = after.bridge("br-int").flows - before.bridge("br-int").flows
+    assert new.match.nw_src == "198.51.100.7/32" and new.owner == "firewall:net"
 
 
 def test_port_ranges_become_aligned_masks():
@@ -438,9 +506,14 @@ def test_arp_is_not_tracked_and_ip_is(host2):
 def test_every_firewall_flow_is_explained_and_rule_flows_name_group_and_rule(cloud, host2):
     view = overlay(cloud=cloud).apply(cloud.view(HOST_2))
     rules = RuleIndex(view)
-    owned = [f for f in host2.bridge("br-int").flows if f.owner == f"port:{BLUE_2}"]
+    owned = [f for f in host2.bridge("br-int").flows
+             if f.owner == f"port:{BLUE_2}" or f.owner.startswith("firewall:")]
     texts = {f: explain_firewall_flow(f, rules) for f in owned}
     assert all(texts.values()), [f for f, t in texts.items() if not t]
+    clauses = [t for f, t in texts.items() if f.priority == PRIO_FW_CONJUNCTION]
+    assert clauses and all("group sg-a rule r" in t for t in clauses)
+    assert any(t.startswith("firewall ingress: the remote address (shared by the network's "
+                            "ports) of group sg-a rule r3-8080") for t in clauses)
     admitted = [t for f, t in texts.items() if f.priority == PRIO_FW_RULE
                 and f.table == IntTable.RULES_INGRESS]
     assert any("group sg-a rule r3-8080 (ingress IPv4 tcp 8080-8080 from security group "

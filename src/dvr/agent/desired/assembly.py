@@ -21,7 +21,7 @@ from dvr.agent.desired.pieces import Piece
 from dvr.agent.desired.state import BridgeState, DesiredState, Flow, NamespaceState, OvsPort
 
 
-def _count(counts: dict, item: object, delta: int) -> bool:
+def count_change(counts: dict, item: object, delta: int) -> bool:
     """Change ``item``'s count; True when it entered or left the multiset."""
     before = counts.get(item, 0)
     left = before + delta
@@ -85,7 +85,7 @@ class Assembly:
             else:
                 changed = False
                 for flow in flows:
-                    changed = _count(counts, flow, delta) or changed
+                    changed = count_change(counts, flow, delta) or changed
             if changed:
                 self._dirty_flows.add(bridge)
         for bridge, ports in piece.ports:
@@ -96,7 +96,7 @@ class Assembly:
                 variants = by_name.get(port.name)
                 if variants is None:
                     variants = by_name[port.name] = {}
-                if _count(variants, port, delta):
+                if count_change(variants, port, delta):
                     self._dirty_ports.add(bridge)
                 if not variants:
                     del by_name[port.name]
@@ -104,7 +104,7 @@ class Assembly:
             variants = self._namespaces.get(namespace.name)
             if variants is None:
                 variants = self._namespaces[namespace.name] = {}
-            if _count(variants, namespace, delta):
+            if count_change(variants, namespace, delta):
                 self._namespaces_dirty = True
             if not variants:
                 del self._namespaces[namespace.name]

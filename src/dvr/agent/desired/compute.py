@@ -8,6 +8,8 @@ from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.assembly import Assembly
 from dvr.agent.desired.config import DesiredConfig, HostInputs
 from dvr.agent.desired.fast_path import route_domain_ids
+from dvr.agent.desired.firewall import ClauseActions, port_clause_actions
+from dvr.agent.desired.firewall_rules import Selector, conjunction_ids, group_selectors
 from dvr.agent.desired.pieces import (
     BASE_KEY,
     HostContext,
@@ -21,6 +23,8 @@ from dvr.agent.desired.pieces import (
     fip_gateway_ports,
     fip_link_allocation,
     fip_piece,
+    firewall_port_pieces,
+    firewall_zone_piece,
     host_mac_piece,
     network_facts,
     network_piece,
@@ -29,6 +33,7 @@ from dvr.agent.desired.pieces import (
     router_piece,
     snat_piece,
     tunnel_piece,
+    vif_firewall,
 )
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.desired.vlans import allocate_local_vlans
@@ -92,13 +97,25 @@ def compute_pieces(
             ctx, fip_gateways.get(network_id), view.network(network_id), facts.get(network_id),
             tuple((router, fip_links[router.id]) for router in view.routers
                   if router.id in fip_links and fip_links[router.id].network_id == network_id))
-    groups = {g.id: g for g in view.security_groups}
-    sets = {s.id: s for s in view.address_sets}
+    groups = {g.id: group_selectors(g) for g in view.security_groups}
+    conj_ids = conjunction_ids(s for g in groups.values() for s in g.selectors)
+    zones: dict[str, set[Selector]] = {}
+    clauses: dict[frozenset[Selector], ClauseActions] = {}  # one per group combination
     for port in view.ports:
-        pieces[("port", port.id)] = port_piece(
-            ctx, port, inputs.plugged.get(port.id), facts.get(port.network_id), gateway_macs,
-            groups, sets,
-        )
+        plugged = inputs.plugged.get(port.id)
+        fact = facts.get(port.network_id)
+        pieces[("port", port.id)] = port_piece(ctx, port, plugged, fact, gateway_macs, groups)
+        fw = vif_firewall(ctx, port, plugged, fact, groups)
+        if fw is not None:
+            actions = clauses.get(fw.selectors)
+            if actions is None:
+                actions = clauses[fw.selectors] = port_clause_actions(fw.selectors, conj_ids)
+            pieces.update(firewall_port_pieces(ctx, fw, conj_ids, actions))
+            zones.setdefault(port.network_id, set()).update(fw.selectors)
+    for network_id, selectors in zones.items():
+        pieces[("firewall", network_id)] = firewall_zone_piece(
+            ctx, network_id, facts.get(network_id), selectors, conj_ids,
+            {s.id: s for s in view.address_sets})
     for port_id, ovs_port_name in inputs.plugged.items():  # orphan VIFs
         if ("port", port_id) not in pieces:
             pieces[("port", port_id)] = port_piece(ctx, None, ovs_port_name, None, gateway_macs)

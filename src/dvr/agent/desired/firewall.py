@@ -30,14 +30,33 @@ The pipeline of one firewalled port P (network VLAN V, MAC M):
 - 82 RULES_INGRESS: as 72 for the ingress direction; an accepted frame is output to P.
 
 A stateless group set (``SecurityGroupView.stateful`` False) skips conntrack: its rules
-are matched both ways without state, as Neutron does.  Remote groups and address groups
-use conjunctions (``conjunction(id,1/2)`` per member address, ``conjunction(id,2/2)`` per
-rule's protocol/ports), so a port's flows grow with rules + addresses, not their product.
+are matched both ways without state, as Neutron does.
 
-Scaling: the address clause flows are per port (they match the port too), so a host with
-P ports in a group whose rules name a remote set of M addresses holds P x M of them (Neutron
-shares them per network, merging the conjunction actions of overlapping sets); sharing them
-is the next step if hosts with hundreds of ports per group matter.
+Rules are conjunctive matches, one per selector (a rule of the port's groups,
+``firewall_rules``), with its conj_id (a content hash, the same on every host):
+
+- clause 1, the port (owner ``port:<id>``): one flow per direction, a new connection from
+  P (``in_port``) or to P (reg6=V and M), naming every selector of P;
+- clause 2, the protocol and ports (owner ``firewall:<network>``): reg6=V plus the rule's
+  protocol, port range (as masks) or ICMP type, one flow per match, shared by every port
+  of the network and naming every selector that uses that match;
+- clause 3, only when the rule names remote addresses (owner ``firewall:<network>``): one
+  flow per remote prefix or member address of the remote group / address group, reg6=V,
+  shared likewise;
+- ``conj_id`` + P (owner ``port:<id>``, one per selector of P): commit with the selector's
+  mark and accept.  With the two +est flows of the selector, a port holds three flows per
+  selector; OVS needs every flow of one conjunction at one priority and clause count, and
+  one flow per match (the conjunction actions of every id merged): ``_Builder``.
+
+Scaling: a port's flows are linear in its rules (about 30 of its own plus 3 per rule),
+whatever the size of the remote sets; each network holds one flow per remote address and
+one per distinct protocol match, whatever the number of its ports (as Neutron shares them
+per network).  So a host with 200 ports of one 50-rule group on one network, whose
+remote group has 200 members, holds ~37k flows (~186 per port, 250 shared), and a rule
+change rewrites 5 flows per port (its clause 1 flows, its new conj_id and +est flows) plus
+the network's shared clauses: the incremental cache keeps one piece per port selector
+(``fwrule``), one for a port's clause 1 flows (``fwport``) and one per network
+(``firewall``), so only those are recomputed.
 
 Known limits: broadcast and multicast frames are flooded by NORMAL and reach firewalled
 ports without the ingress rules (ARP, DHCP and ND are allowed anyway); established
@@ -55,10 +74,9 @@ from dvr.agent.desired.firewall_rules import (
     EGRESS,
     INGRESS,
     IPV4,
+    GroupSelectors,
     Selector,
-    conjunction_ids,
     port_range_masks,
-    port_selectors,
     set_members,
 )
 from dvr.agent.desired.openflow import (
@@ -87,7 +105,7 @@ from dvr.agent.desired.tables import (
     PRIO_INT_ACCESS_PORT,
     IntTable,
 )
-from dvr.model.hostview import AddressSetView, PortView, SecurityGroupView
+from dvr.model.hostview import AddressSetView, PortView
 
 CT_NEW = "+trk+new-est"
 CT_EST_ORIGINAL = "+trk+est-rel-rpl"
@@ -108,33 +126,37 @@ TO_ACCEPTED = (Resubmit(IntTable.ACCEPT_OR_INGRESS),)
 
 
 @dataclass(frozen=True)
+class PortSide:
+    """Where a firewalled port's rule flows attach (all that they read of the port)."""
+
+    port_id: str
+    ovs_port_name: str
+    zone: int  # the network's local VLAN
+    mac: str
+    stateful: bool  # Neutron forbids mixing; a port with any stateless group is stateless
+
+
+@dataclass(frozen=True)
 class PortFirewall:
     """Everything the firewall of one port reads."""
 
     port: PortView
-    ovs_port_name: str
-    zone: int  # the network's local VLAN
-    groups: tuple[SecurityGroupView, ...]  # the port's groups that this view has
-    address_sets: tuple[AddressSetView, ...]  # the sets its rules refer to
-
-    @property
-    def stateful(self) -> bool:
-        """Neutron forbids mixing; a port with any stateless group is stateless."""
-        return all(g.stateful for g in self.groups)
+    side: PortSide
+    selectors: frozenset[Selector]  # of the port's groups that this view has
 
 
 def firewall_inputs(
-    port: PortView, ovs_port_name: str, zone: int,
-    groups: Mapping[str, SecurityGroupView], sets: Mapping[str, AddressSetView],
+    port: PortView, ovs_port_name: str, zone: int, groups: Mapping[str, GroupSelectors],
 ) -> PortFirewall | None:
     """The firewall of ``port`` (None: port security off, no firewall, no anti-spoofing)."""
     if not port.port_security_enabled:
         return None
-    chosen = tuple(groups[g] for g in port.security_group_ids if g in groups)
-    wanted = sorted({r.remote_group_id or r.remote_address_group_id for g in chosen
-                     for r in g.rules} - {None})
-    return PortFirewall(port, ovs_port_name, zone, chosen,
-                        tuple(sets[s] for s in wanted if s in sets))
+    chosen = [groups[g] for g in port.security_group_ids if g in groups]
+    stateful = all(g.stateful for g in chosen)
+    selectors = chosen[0].selectors if len(chosen) == 1 else frozenset().union(
+        *(g.selectors for g in chosen))
+    side = PortSide(port.id, ovs_port_name, zone, port.mac_address, stateful)
+    return PortFirewall(port, side, selectors)
 
 
 # --- shared flows -------------------------------------------------------------------------------
@@ -193,39 +215,44 @@ def _is_v4(address: str) -> bool:
 
 
 class _Builder:
-    """Collects one port's flows; flows with one (table, priority, match) are merged (their
-    conjunction actions joined), as OVS keeps one flow per match."""
+    """Collects flows of one owner.  OVS keeps one flow per (table, priority, match): the
+    first flow added for one wins, except that conjunction clauses for one are merged into
+    a single flow naming every conjunction (``add_clause``)."""
 
-    def __init__(self, fw: PortFirewall) -> None:
-        self.fw = fw
-        self.owner = names.port_owner(fw.port.id)
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
         self.flows: dict[tuple[int, int, Match], tuple[Action, ...]] = {}
+        self.clauses: dict[tuple[int, int, Match], dict[tuple[int, int], set[int]]] = {}
 
     def add(self, table: int, priority: int, match: Match, actions: tuple[Action, ...]) -> None:
-        key = (table, priority, match)
-        before = self.flows.get(key)
-        if before is None:
-            self.flows[key] = actions
-        elif len(before) == len(actions) == 1 and type(before[0]) is type(actions[0]) is \
-                Conjunction:  # an address of two sets: one flow in both conjunctions
-            first, second = before[0], actions[0]
-            self.flows[key] = (Conjunction(tuple(sorted(set(first.ids) | set(second.ids))),  # type: ignore[union-attr]
-                                           first.clause, first.n_clauses),)  # type: ignore[union-attr]
+        self.flows.setdefault((table, priority, match), actions)
+
+    def add_clause(self, table: int, match: Match, ids: Iterable[int], clause: int,
+                   n: int) -> None:
+        """``conjunction(id, clause/n)`` for each of ``ids`` on the flow of ``match``
+        (at PRIO_FW_CONJUNCTION)."""
+        by_clause = self.clauses.setdefault((table, PRIO_FW_CONJUNCTION, match), {})
+        by_clause.setdefault((clause, n), set()).update(ids)
 
     def build(self) -> tuple[Flow, ...]:
-        return tuple(Flow(t, p, m, a, self.owner) for (t, p, m), a in self.flows.items())
+        flows = [Flow(t, p, m, a, self.owner) for (t, p, m), a in self.flows.items()]
+        flows += [Flow(t, p, m, tuple(Conjunction(tuple(sorted(ids)), clause, n)
+                                      for (clause, n), ids in sorted(by_clause.items())),
+                       self.owner)
+                  for (t, p, m), by_clause in self.clauses.items()]
+        return tuple(flows)
 
 
-def _side(direction: str, fw: PortFirewall) -> dict[str, object]:
+def _side(direction: str, side: PortSide) -> dict[str, object]:
     """The fields that pin a flow to the port: its in_port (egress) or its network and MAC
     (ingress, untagged)."""
     if direction == EGRESS:
-        return {"in_port": fw.ovs_port_name}
-    return {"reg6": fw.zone, "dl_dst": fw.port.mac_address}
+        return {"in_port": side.ovs_port_name}
+    return {"reg6": side.zone, "dl_dst": side.mac}
 
 
-def _accept(direction: str, fw: PortFirewall) -> tuple[Action, ...]:
-    return TO_ACCEPTED if direction == EGRESS else (Output(fw.ovs_port_name),)
+def _accept(direction: str, side: PortSide) -> tuple[Action, ...]:
+    return TO_ACCEPTED if direction == EGRESS else (Output(side.ovs_port_name),)
 
 
 def _rules_table(direction: str) -> int:
@@ -255,24 +282,28 @@ def _l4_matches(selector: Selector) -> list[dict[str, object]]:
             for value, mask in port_range_masks(selector.port_min, selector.port_max)]
 
 
-def _remote_field(selector: Selector) -> str:
-    v4 = selector.ethertype == IPV4
-    if selector.direction == INGRESS:
+def _remote_field(direction: str, ethertype: str) -> str:
+    v4 = ethertype == IPV4
+    if direction == INGRESS:
         return "nw_src" if v4 else "ipv6_src"
     return "nw_dst" if v4 else "ipv6_dst"
 
 
-def _egress_base(b: _Builder) -> None:
-    fw, table = b.fw, IntTable.BASE_EGRESS
-    p = fw.ovs_port_name
+def _clause_count(selector: Selector) -> int:
+    """The port and the protocol, plus the remote addresses when the rule names some."""
+    return 2 if selector.remote_prefix is None and selector.remote_set is None else 3
+
+
+def _egress_base(b: _Builder, fw: PortFirewall) -> None:
+    table, p = IntTable.BASE_EGRESS, fw.side.ovs_port_name
     b.add(IntTable.LOCAL_SWITCHING, PRIO_FW_FROM_PORT, Match(in_port=p),
-          (LoadZone(fw.zone), Resubmit(table)))
+          (LoadZone(fw.side.zone), Resubmit(table)))
     for match in (Match(in_port=p, proto="udp", tp_src=DHCP_SERVER, tp_dst=DHCP_CLIENT),
                   Match(in_port=p, proto="udp6", tp_src=DHCP6_SERVER, tp_dst=DHCP6_CLIENT),
                   Match(in_port=p, proto="icmp6", icmp_type=ROUTER_ADVERTISEMENT)):
         b.add(table, PRIO_FW_FORBIDDEN, match, DROP_ONLY)
     b.add(table, PRIO_FW_PORT_DROP, Match(in_port=p), DROP_ONLY)
-    after_spoof_check = (Ct(table=IntTable.RULES_EGRESS),) if fw.stateful else (
+    after_spoof_check = (Ct(table=IntTable.RULES_EGRESS),) if fw.side.stateful else (
         Resubmit(IntTable.RULES_EGRESS),)
     for mac, addresses in _allowed_addresses(fw.port).items():
         b.add(table, PRIO_FW_ALWAYS, Match(in_port=p, proto="udp", dl_src=mac,
@@ -293,17 +324,15 @@ def _egress_base(b: _Builder) -> None:
                                                       ipv6_src=address), after_spoof_check)
 
 
-def _ingress_base(b: _Builder) -> None:
-    fw, table = b.fw, IntTable.BASE_INGRESS
-    side = _side(INGRESS, fw)
+def _ingress_base(b: _Builder, fw: PortFirewall) -> None:
+    table, zone, mac = IntTable.BASE_INGRESS, fw.side.zone, fw.side.mac
+    side = _side(INGRESS, fw.side)
     vlan, mask = UNTAGGED
+    b.add(IntTable.TRANSIENT, PRIO_FW_TO_PORT, Match(dl_vlan=zone, dl_dst=mac, reg6=0),
+          (LoadZone(zone), STRIP_VLAN, Resubmit(table)))
     b.add(IntTable.TRANSIENT, PRIO_FW_TO_PORT,
-          Match(dl_vlan=fw.zone, dl_dst=fw.port.mac_address, reg6=0),
-          (LoadZone(fw.zone), STRIP_VLAN, Resubmit(table)))
-    b.add(IntTable.TRANSIENT, PRIO_FW_TO_PORT,
-          Match(vlan_tci=vlan, vlan_tci_mask=mask, dl_dst=fw.port.mac_address, reg6=fw.zone),
-          (Resubmit(table),))
-    out = _accept(INGRESS, fw)
+          Match(vlan_tci=vlan, vlan_tci_mask=mask, dl_dst=mac, reg6=zone), (Resubmit(table),))
+    out = _accept(INGRESS, fw.side)
     b.add(table, PRIO_FW_ALWAYS, Match(proto="arp", **side), out)  # type: ignore[arg-type]
     for icmp_type in ND_INGRESS_TYPES:
         b.add(table, PRIO_FW_ALWAYS, Match(proto="icmp6", icmp_type=icmp_type, **side), out)  # type: ignore[arg-type]
@@ -311,82 +340,116 @@ def _ingress_base(b: _Builder) -> None:
                                        **side), out)  # type: ignore[arg-type]
     b.add(table, PRIO_FW_ALWAYS, Match(proto="udp6", tp_src=DHCP6_SERVER, tp_dst=DHCP6_CLIENT,
                                        **side), out)  # type: ignore[arg-type]
-    onward = (Ct(table=IntTable.RULES_INGRESS),) if fw.stateful else (
+    onward = (Ct(table=IntTable.RULES_INGRESS),) if fw.side.stateful else (
         Resubmit(IntTable.RULES_INGRESS),)
     for proto in ("ip", "ipv6"):
         b.add(table, PRIO_FW_CONNTRACK, Match(proto=proto, **side), onward)  # type: ignore[arg-type]
     b.add(table, PRIO_FW_PORT_DROP, Match(**side), DROP_ONLY)  # type: ignore[arg-type]
 
 
-def _established(b: _Builder, selectors: Iterable[Selector]) -> None:
-    """+est traffic passes while the selector that admitted it is still the port's."""
-    fw = b.fw
+def _related(b: _Builder, side: PortSide) -> None:
     for direction in (EGRESS, INGRESS):
-        side = _side(direction, fw)
-        table = _rules_table(direction)
-        out = _accept(direction, fw)
-        b.add(table, PRIO_FW_CONNTRACK, Match(ct_state=CT_RELATED, **side), out)  # type: ignore[arg-type]
-        for selector in selectors:
-            label, mask = _label(selector.direction, selector.mark)
-            # the port's own direction: original packets; the other: replies
-            state = CT_EST_ORIGINAL if selector.direction == direction else CT_EST_REPLY
-            b.add(table, PRIO_FW_CONNTRACK,
-                  Match(ct_state=state, ct_label=label, ct_label_mask=mask, **side), out)  # type: ignore[arg-type]
+        b.add(_rules_table(direction), PRIO_FW_CONNTRACK,
+              Match(ct_state=CT_RELATED, **_side(direction, side)), _accept(direction, side))  # type: ignore[arg-type]
 
 
-def _rules(b: _Builder, selectors: Iterable[Selector],
-           sets: Mapping[str, AddressSetView]) -> None:
-    fw = b.fw
-    selectors = list(selectors)
-    conj_ids = conjunction_ids(selectors)
-    state = {"ct_state": CT_NEW} if fw.stateful else {}
-    by_set: dict[tuple[str, str, str], list[int]] = {}  # (direction, ethertype, set) -> ids
-    members: dict[tuple[str, str], tuple[str, ...]] = {}  # (set, ethertype) -> CIDRs
-    for selector in selectors:
-        direction = selector.direction
-        table = _rules_table(direction)
-        side = {**_side(direction, fw), **state}
-        label, mask = _label(direction, selector.mark)
-        admit: tuple[Action, ...] = _accept(direction, fw)
-        if fw.stateful:
-            admit = (Ct(commit=True, label=label, label_mask=mask), *admit)
-        if selector.remote_set is None:
-            remote = _remote_field(selector)
-            extra = {} if selector.remote_prefix is None else {remote: selector.remote_prefix}
-            for l4 in _l4_matches(selector):
-                b.add(table, PRIO_FW_RULE, Match(**side, **l4, **extra), admit)  # type: ignore[arg-type]
-            continue
-        key = (selector.remote_set, selector.ethertype)
-        if key not in members:
-            members[key] = set_members(sets.get(selector.remote_set), selector.ethertype)
-        if not members[key]:
-            continue
-        ident = conj_ids[selector]
-        by_set.setdefault((direction, selector.ethertype, selector.remote_set), []).append(ident)
-        proto = "ip" if selector.ethertype == IPV4 else "ipv6"
-        for l4 in _l4_matches(selector):
-            b.add(table, PRIO_FW_CONJUNCTION, Match(**side, **l4),  # type: ignore[arg-type]
-                  (Conjunction((ident,), 2, 2),))
-        b.add(table, PRIO_FW_RULE, Match(proto=proto, conj_id=ident, **side), admit)  # type: ignore[arg-type]
-    # the address clause: one flow per member address, naming every rule of its set
-    for (direction, ethertype, set_id), ids in sorted(by_set.items()):
-        side = {**_side(direction, fw), **state}
-        remote = _remote_field(Selector(direction, ethertype))
-        proto = "ip" if ethertype == IPV4 else "ipv6"
-        clauses = (Conjunction(tuple(sorted(ids)), 1, 2),)
-        for cidr in members[(set_id, ethertype)]:
-            b.add(_rules_table(direction), PRIO_FW_CONJUNCTION,
-                  Match(proto=proto, **side, **{remote: cidr}), clauses)  # type: ignore[arg-type]
-
-
-def port_firewall_flows(fw: PortFirewall) -> tuple[Flow, ...]:
-    """Every br-int flow of one firewalled port (owner ``port:<id>``)."""
-    b = _Builder(fw)
-    sets = {s.id: s for s in fw.address_sets}
-    selectors = list(port_selectors(fw.groups))
-    _egress_base(b)
-    _ingress_base(b)
-    if fw.stateful:
-        _established(b, selectors)
-    _rules(b, selectors, sets)
+def port_base_flows(fw: PortFirewall) -> tuple[Flow, ...]:
+    """What a firewalled port holds whatever its rules: anti-spoofing, the always-allowed
+    traffic, the conntrack lookups and (stateful) related traffic (owner ``port:<id>``)."""
+    b = _Builder(names.port_owner(fw.side.port_id))
+    _egress_base(b, fw)
+    _ingress_base(b, fw)
+    if fw.side.stateful:
+        _related(b, fw.side)
     return b.build()
+
+
+ClauseActions = tuple[tuple[str, tuple[Conjunction, ...]], ...]  # (direction, actions)
+
+
+def port_clause_actions(selectors: Iterable[Selector],
+                        conj_ids: Mapping[Selector, int]) -> ClauseActions:
+    """Clause 1 of the conjunction of each of ``selectors`` (a port's), per direction: the
+    same for every port with the same selectors (the members of one group)."""
+    ids: dict[tuple[str, int], list[int]] = {}  # (direction, clauses) -> conj_ids
+    for selector in selectors:
+        ids.setdefault((selector.direction, _clause_count(selector)), []).append(
+            conj_ids[selector])
+    return tuple(
+        (direction, tuple(Conjunction(tuple(sorted(ids[(direction, n)])), 1, n)
+                          for n in (2, 3) if (direction, n) in ids))
+        for direction in (EGRESS, INGRESS) if (direction, 2) in ids or (direction, 3) in ids)
+
+
+def port_clause_flows(side: PortSide, actions: ClauseActions) -> tuple[Flow, ...]:
+    """The port's clause 1 flows (``port_clause_actions`` of its selectors): a new
+    connection from or to the port, one flow per direction naming every selector."""
+    state = {"ct_state": CT_NEW} if side.stateful else {}
+    owner = names.port_owner(side.port_id)
+    return tuple(Flow(_rules_table(direction), PRIO_FW_CONJUNCTION,
+                      Match(**_side(direction, side), **state), conjunctions, owner)  # type: ignore[arg-type]
+                 for direction, conjunctions in actions)
+
+
+def selector_flows(side: PortSide, selector: Selector, conj_id: int) -> tuple[Flow, ...]:
+    """One selector of one port: its conjunction admits (and, stateful, commits the
+    connection with the selector's mark), and established traffic that the mark admitted
+    passes in both tables (the port's own direction: original packets; the other:
+    replies)."""
+    direction = selector.direction
+    side_fields = _side(direction, side)
+    label, mask = _label(direction, selector.mark)
+    admit: tuple[Action, ...] = _accept(direction, side)
+    state = {"ct_state": CT_NEW} if side.stateful else {}
+    if side.stateful:
+        admit = (Ct(commit=True, label=label, label_mask=mask), *admit)
+    proto = "ip" if selector.ethertype == IPV4 else "ipv6"
+    owner = names.port_owner(side.port_id)
+    flows = [Flow(_rules_table(direction), PRIO_FW_RULE,
+                  Match(proto=proto, conj_id=conj_id, **side_fields, **state), admit, owner)]  # type: ignore[arg-type]
+    if side.stateful:
+        for table_direction in (EGRESS, INGRESS):
+            ct_state = CT_EST_ORIGINAL if table_direction == direction else CT_EST_REPLY
+            flows.append(Flow(
+                _rules_table(table_direction), PRIO_FW_CONNTRACK,
+                Match(ct_state=ct_state, ct_label=label, ct_label_mask=mask,
+                      **_side(table_direction, side)),  # type: ignore[arg-type]
+                _accept(table_direction, side), owner))
+    return tuple(flows)
+
+
+def zone_flows(
+    owner: str, zone: int, selectors: Iterable[Selector], conj_ids: Mapping[Selector, int],
+    sets: Mapping[str, AddressSetView],
+) -> tuple[Flow, ...]:
+    """The clauses that the ports of one network (conntrack zone) share, for every selector
+    of its firewalled ports: clause 2, the protocol and ports, and clause 3, one flow per
+    remote prefix or member address.  A flow that several selectors share (an address in
+    two sets, one port range in two rules) names every one of them."""
+    b = _Builder(owner)
+    remotes: dict[tuple[str, str, str, bool], list[int]] = {}  # (.., remote, is a set) -> ids
+    for selector in selectors:
+        ident = conj_ids[selector]
+        table, n = _rules_table(selector.direction), _clause_count(selector)
+        for l4 in _l4_matches(selector):
+            b.add_clause(table, Match(reg6=zone, **l4), (ident,), 2, n)  # type: ignore[arg-type]
+        if n == 3:
+            remote = selector.remote_prefix or selector.remote_set or ""
+            remotes.setdefault((selector.direction, selector.ethertype, remote,
+                                selector.remote_prefix is None), []).append(ident)
+    for (direction, ethertype, remote, is_set), ids in remotes.items():
+        field = _remote_field(direction, ethertype)
+        proto = "ip" if ethertype == IPV4 else "ipv6"
+        cidrs = set_members(sets.get(remote), ethertype) if is_set else (remote,)
+        for cidr in cidrs:
+            b.add_clause(_rules_table(direction),
+                         Match(proto=proto, reg6=zone, **{field: cidr}), ids, 3, 3)  # type: ignore[arg-type]
+    return b.build()
+
+
+def port_firewall_flows(fw: PortFirewall, conj_ids: Mapping[Selector, int]) -> tuple[Flow, ...]:
+    """Every br-int flow that one firewalled port owns (``conj_ids``: at least its
+    selectors' ids); the shared clauses are ``zone_flows``."""
+    return (port_base_flows(fw)
+            + port_clause_flows(fw.side, port_clause_actions(fw.selectors, conj_ids))
+            + tuple(f for s in fw.selectors for f in selector_flows(fw.side, s, conj_ids[s])))

@@ -1,9 +1,10 @@
 """What a firewall flow is for, in words: which group and rule it enforces (pure).
 
 Rules are found again from the flow itself: a rule flow commits its selector's mark into
-``ct_label``, an established flow matches it, a conjunctive flow carries it as its conj_id
-or in its ``conjunction`` actions (``firewall_rules``), so the HostView's groups are enough
-to name the rules behind a flow.  Used by ``dvr flows --explain`` and ``dvr trace``.
+``ct_label``, an established flow matches it, a conjunctive flow carries the selector's
+conj_id as its match or in its ``conjunction`` actions (``firewall_rules``), so the
+HostView's groups are enough to name the rules behind a flow, the clauses that the ports
+of a network share included.  Used by ``dvr flows --explain`` and ``dvr trace``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from dvr.agent.desired.firewall import (
 from dvr.agent.desired.firewall_rules import (
     RuleRef,
     Selector,
+    conjunction_ids,
     describe_selector,
     selector_of,
 )
-from dvr.agent.desired.openflow import Conjunction, Ct
+from dvr.agent.desired.openflow import Conjunction, Ct, Match
 from dvr.agent.desired.state import Flow
 from dvr.agent.desired.tables import (
     PRIO_FW_FROM_PORT,
@@ -36,7 +38,8 @@ _LOW32 = 0xFFFFFFFF
 
 
 class RuleIndex:
-    """mark -> (selector, the rules it stands for) over every group of a view."""
+    """mark -> (selector, the rules it stands for) over every group of a view, and conj_id
+    -> mark (the ids the desired state gives them)."""
 
     def __init__(self, view: HostView) -> None:
         found: dict[int, tuple[Selector, list[RuleRef]]] = {}
@@ -47,7 +50,26 @@ class RuleIndex:
                     entry = found.setdefault(selector.mark, (selector, []))
                     entry[1].append(RuleRef(group.id, rule.id))
         self._by_mark = {m: (s, tuple(sorted(refs))) for m, (s, refs) in found.items()}
+        self._mark_of_conj = {ident: selector.mark for selector, ident in conjunction_ids(
+            s for s, _ in found.values()).items()}
         self._sets: Mapping[str, AddressSetView] = {a.id: a for a in view.address_sets}
+
+    def marks(self, flow: Flow) -> list[int]:
+        """The selector marks a flow refers to."""
+        marks: list[int] = []
+        for action in flow.actions:
+            if type(action) is Ct and action.commit and action.label_mask:
+                marks.append((action.label >> INGRESS_LABEL_SHIFT if action.label_mask > _LOW32
+                              else action.label) & _LOW32)
+            elif type(action) is Conjunction:
+                marks.extend(self._mark_of_conj.get(i, i) for i in action.ids)
+        match = flow.match
+        if match.ct_label is not None and match.ct_label_mask is not None:
+            shift = INGRESS_LABEL_SHIFT if match.ct_label_mask > _LOW32 else 0
+            marks.append((match.ct_label >> shift) & _LOW32)
+        if match.conj_id is not None:
+            marks.append(self._mark_of_conj.get(match.conj_id, match.conj_id))
+        return marks
 
     def describe(self, marks: Iterable[int]) -> str:
         parts = []
@@ -62,22 +84,14 @@ class RuleIndex:
         return "; ".join(parts)
 
 
-def flow_marks(flow: Flow) -> list[int]:
-    """The selector marks a flow refers to."""
-    marks: list[int] = []
-    for action in flow.actions:
-        if type(action) is Ct and action.commit and action.label_mask:
-            marks.append((action.label >> INGRESS_LABEL_SHIFT if action.label_mask > _LOW32
-                          else action.label) & _LOW32)
-        elif type(action) is Conjunction:
-            marks.extend(action.ids)
-    match = flow.match
-    if match.ct_label is not None and match.ct_label_mask is not None:
-        shift = INGRESS_LABEL_SHIFT if match.ct_label_mask > _LOW32 else 0
-        marks.append((match.ct_label >> shift) & _LOW32)
-    if match.conj_id is not None:
-        marks.append(match.conj_id)
-    return marks
+def _clause_part(match: Match) -> str:
+    """Which clause of a conjunction a flow is (``firewall.port_clause_flows`` and
+    ``firewall.zone_flows``)."""
+    if match.in_port is not None or match.dl_dst is not None:
+        return "port part (new connections of this port)"
+    if any(v is not None for v in (match.nw_src, match.nw_dst, match.ipv6_src, match.ipv6_dst)):
+        return "remote address (shared by the network's ports)"
+    return "protocol and ports (shared by the network's ports)"
 
 
 def _drops(flow: Flow) -> bool:
@@ -99,16 +113,14 @@ def explain_firewall_flow(flow: Flow, rules: RuleIndex) -> str | None:
     if table not in FIREWALL_TABLES:
         return None
     direction = "egress" if table < IntTable.BASE_INGRESS else "ingress"
-    marks = flow_marks(flow)
+    marks = rules.marks(flow)
     if marks:
         what = rules.describe(marks)
         if match.ct_state and "+est" in match.ct_state:
             side = "replies to" if "+rpl" in match.ct_state else "more of"
             return f"firewall {direction}: {side} connections admitted by {what}"
         if any(type(a) is Conjunction for a in flow.actions):
-            clause = flow.actions[0].clause  # type: ignore[union-attr]
-            part = "remote address" if clause == 1 else "protocol and ports"
-            return f"firewall {direction}: the {part} of {what}"
+            return f"firewall {direction}: the {_clause_part(match)} of {what}"
         return f"firewall {direction}: allowed by {what}"
     if match.ct_state and "+inv" in match.ct_state:
         return "firewall: invalid connections are dropped"

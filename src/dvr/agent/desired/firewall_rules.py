@@ -6,9 +6,11 @@ prefix or to an address set.  Rules with equal selectors (the same rule in two g
 are one selector.  Each selector has a 32-bit ``mark``, a hash of its content: the
 firewall stores it in the connection's ``ct_label`` when the selector admits a new
 connection, and accepts established traffic only while a selector with that mark is still
-in place (that is how removing a rule ends the connections it allowed), and it is the
-``conj_id`` of a conjunctive selector.  Marks depend on content only, so they are equal on
-every host and across agent restarts.
+in place (that is how removing a rule ends the connections it allowed).  Every selector is
+a conjunctive match (``firewall.py``) whose ``conj_id`` is its mark, probed upwards on a
+collision among the selectors of every group of the host (``conjunction_ids``).  Marks and
+conj_ids depend on content only, so they are equal on every host and across agent
+restarts, and an unrelated change never renumbers a conjunction.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class Selector:
             self.direction, self.ethertype, self.protocol, self.port_min, self.port_max,
             self.icmp_type, self.icmp_code, self.remote_prefix, self.remote_set))
 
+    def __hash__(self) -> int:  # the text, computed once (selectors are hashed a lot)
+        return hash(self.text)
+
     @cached_property
     def mark(self) -> int:
         digest = hashlib.blake2b(self.text.encode(), digest_size=4).digest()
@@ -127,6 +132,19 @@ def selector_of(rule: SecurityGroupRuleView) -> Selector | None:
     )
 
 
+@dataclass(frozen=True)
+class GroupSelectors:
+    """What the firewall reads of one group: whether it is stateful, and its selectors."""
+
+    stateful: bool
+    selectors: frozenset[Selector]
+
+
+def group_selectors(group: SecurityGroupView) -> GroupSelectors:
+    found = (selector_of(rule) for rule in group.rules)
+    return GroupSelectors(group.stateful, frozenset(s for s in found if s is not None))
+
+
 def port_selectors(groups: Iterable[SecurityGroupView]) -> dict[Selector, tuple[RuleRef, ...]]:
     """Every selector of a port's groups, with the rules it stands for (sorted)."""
     found: dict[Selector, list[RuleRef]] = {}
@@ -148,12 +166,11 @@ def set_members(address_set: AddressSetView | None, ethertype: str) -> tuple[str
 
 
 def conjunction_ids(selectors: Iterable[Selector]) -> dict[Selector, int]:
-    """A conj_id per selector with a remote set: its mark, probing upwards on a collision
-    (in selector order, so the answer depends only on the set of selectors)."""
+    """A conj_id per selector: its mark, probing upwards on a collision (in selector order,
+    so the answer depends only on the set of selectors)."""
     used: set[int] = set()
     ids: dict[Selector, int] = {}
-    for selector in sorted((s for s in selectors if s.remote_set is not None),
-                           key=lambda s: s.text):
+    for selector in sorted(set(selectors), key=lambda s: s.text):
         ident = selector.mark
         while ident in used:
             ident = ident % 0xFFFFFFFF + 1

@@ -16,7 +16,7 @@ dependency graph, in one place:
 | local VLANs[id]         | network:<id>; network facts[id]                              |
 | network facts[id]       | router:<r>, snat:<r>, fastpath:<r> for routers on it         |
 |                         | (interfaces, SNAT ports, gateway), port:<p> for ports on it; |
-|                         | fip:<id>                                                     |
+|                         | fip:<id>; firewall:<id>                                      |
 | networks[id] (again)    | fastpath:<r> for routers on it (its L2-population entries)   |
 | routers[id]             | router:<id>, snat:<id>, fastpath:<id>; DVR gateway MAC of    |
 |                         | its interfaces' subnets; FIP links; every fip:<net>;         |
@@ -29,8 +29,16 @@ dependency graph, in one place:
 |                         | and after)                                                   |
 | plugged[port id]        | port:<id> (also for an orphan VIF: plugged, not in ports);   |
 |                         | fastpath:<r> for routers on its network                      |
-| security_groups[id]     | port:<p> for the group's member ports on this host           |
-| address_sets[id]        | port:<p> for members of the groups whose rules name the set  |
+| security_groups[id]     | its selectors (when they changed): the member ports'         |
+|                         | firewalls; conj_ids (over every group's selectors)           |
+| port firewall[p]        | (derived from port:<p>'s inputs and its groups' selectors)   |
+|                         | side changed: port:<p>, fwport:<p>, every fwrule:<p>/<s>;    |
+|                         | selectors changed: fwport:<p>, fwrule:<p>/<s> for those that |
+|                         | came or went; firewall:<net> when a selector enters or       |
+|                         | leaves its network (use counts per network)                  |
+| conj_id[selector]       | fwport:<p>, fwrule:<p>/<s> of ports with it; firewall:<net>  |
+|                         | of networks with it (changes only on a hash collision)       |
+| address_sets[id]        | firewall:<net> for networks with a selector naming the set   |
 
 Because the full computation (``compute.py``) calls the very same piece functions and the
 same ``Assembly``, the incremental result equals the full one exactly when this table is
@@ -40,14 +48,21 @@ complete; the property test in ``tests/unit/desired`` checks that on random hist
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from dvr.agent.desired import tunnel_bridge as tunbr
-from dvr.agent.desired.assembly import Assembly
+from dvr.agent.desired.assembly import Assembly, count_change
 from dvr.agent.desired.compute import DEFAULT_CONFIG, NO_INPUTS
 from dvr.agent.desired.config import DesiredConfig, HostInputs
 from dvr.agent.desired.fast_path import route_domain_ids
+from dvr.agent.desired.firewall import ClauseActions, PortFirewall, port_clause_actions
+from dvr.agent.desired.firewall_rules import (
+    GroupSelectors,
+    Selector,
+    conjunction_ids,
+    group_selectors,
+)
 from dvr.agent.desired.north_south import FipLink
 from dvr.agent.desired.pieces import (
     BASE_KEY,
@@ -62,6 +77,8 @@ from dvr.agent.desired.pieces import (
     fip_gateway_ports,
     fip_link_allocation,
     fip_piece,
+    firewall_clause_piece,
+    firewall_zone_piece,
     host_mac_piece,
     network_facts,
     network_piece,
@@ -69,8 +86,10 @@ from dvr.agent.desired.pieces import (
     port_piece,
     router_gateway_candidates,
     router_piece,
+    selector_piece,
     snat_piece,
     tunnel_piece,
+    vif_firewall,
 )
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.desired.vlans import allocate_local_vlans
@@ -146,9 +165,14 @@ class DesiredStateCache:
         self._subnet_candidates: dict[str, dict[str, tuple[str, str]]] = {}
         self._gateway_macs: dict[str, str] = {}
         self._groups: dict[str, SecurityGroupView] = {}
+        self._group_selectors: dict[str, GroupSelectors] = {}
         self._sets: dict[str, AddressSetView] = {}
-        self._groups_by_set: dict[str, set[str]] = {}
+        self._conj_ids: dict[Selector, int] = {}
+        self._firewalls: dict[str, PortFirewall] = {}  # firewalled ports
+        self._zone_selectors: dict[str, dict[Selector, int]] = {}  # network -> selector -> uses
         self._ports_by_group: dict[str, set[str]] = {}
+        # port_clause_actions per selector set, for one update (conj_ids may change)
+        self._clause_actions: dict[frozenset[Selector], ClauseActions] = {}
         self._ports_by_network: dict[str, set[str]] = {}
         self._ports_by_subnet: dict[str, set[str]] = {}
         self._routers_by_network: dict[str, set[str]] = {}
@@ -190,12 +214,18 @@ class DesiredStateCache:
             self._on_fip_links(view, dirty)
         if old is None or view.ports is not old.ports:
             self._on_ports(view, dirty)
+        recheck: set[str] = set()
+        renumbered: list[Selector] = []
+        changed_sets: set[str] = set()
         if old is None or view.security_groups is not old.security_groups or (
                 view.address_sets is not old.address_sets):
-            self._on_firewall(view, dirty)
+            renumbered, changed_sets = self._on_firewall(view, recheck)
         self._on_plugged(inputs, dirty)
+        self._on_firewalled_ports(ctx, dirty, recheck)
+        self._on_conjunctions(renumbered, changed_sets, dirty)
         self._view = view
 
+        self._clause_actions = {}
         recomputed, changed = self._recompute(ctx, dirty)
         self.last_stats = UpdateStats(
             full=full,
@@ -271,7 +301,7 @@ class DesiredStateCache:
             else:
                 self._facts[nid] = fact
             self._routers_dirty(nid, dirty, "router", "snat", "fastpath")
-            dirty.add(("fip", nid))
+            dirty.update((("fip", nid), ("firewall", nid)))
             dirty.update(("port", pid) for pid in self._ports_by_network.get(nid, ()))
 
     def _on_routers(self, view: HostView, ctx: HostContext, dirty: set[PieceKey]) -> None:
@@ -349,24 +379,94 @@ class DesiredStateCache:
                     _index_add(self._ports_by_group, group_id, pid)
         self._ports = new
 
-    def _on_firewall(self, view: HostView, dirty: set[PieceKey]) -> None:
-        """A group's rules or a remote set's addresses changed: the ports of the groups
-        that read them."""
+    def _on_firewall(self, view: HostView, recheck: set[str]) -> tuple[list[Selector], set[str]]:
+        """Groups or remote sets changed: the member ports of groups whose selectors changed
+        go to ``recheck``.  Returns the selectors whose conj_id changed (a collision came
+        or went) and the sets whose addresses changed."""
         groups = {g.id: g for g in view.security_groups}
         sets = {a.id: a for a in view.address_sets}
-        touched = set(changed_keys(self._groups, groups))
-        if touched:
-            self._groups_by_set = {}
-            for group in groups.values():
-                for rule in group.rules:
-                    remote = rule.remote_group_id or rule.remote_address_group_id
-                    if remote is not None:
-                        _index_add(self._groups_by_set, remote, group.id)
-        for set_id in changed_keys(self._sets, sets):
-            touched |= self._groups_by_set.get(set_id, set())
+        changed_groups = changed_keys(self._groups, groups)
+        known = {s: s for s in self._conj_ids}  # equal selectors as one object: cheap sets
+        for group_id in changed_groups:
+            before = self._group_selectors.pop(group_id, None)
+            group = groups.get(group_id)
+            if group is not None:
+                found = group_selectors(group)
+                self._group_selectors[group_id] = replace(found, selectors=frozenset(
+                    known.get(s, s) for s in found.selectors))
+            if before != self._group_selectors.get(group_id):
+                recheck.update(self._ports_by_group.get(group_id, ()))
+        renumbered: list[Selector] = []
+        if changed_groups:
+            ids = conjunction_ids(s for g in self._group_selectors.values() for s in g.selectors)
+            renumbered = [s for s in changed_keys(self._conj_ids, ids)
+                          if s in ids and s in self._conj_ids]
+            self._conj_ids = ids
+        changed_sets = set(changed_keys(self._sets, sets))
         self._groups, self._sets = groups, sets
-        for group_id in touched:
-            dirty.update(("port", pid) for pid in self._ports_by_group.get(group_id, ()))
+        return renumbered, changed_sets
+
+    def _on_firewalled_ports(self, ctx: HostContext, dirty: set[PieceKey],
+                             recheck: set[str]) -> None:
+        """Each port whose firewall may have changed (its port piece is dirty, or one of
+        its groups changed): its rule pieces and its network's shared clauses."""
+        candidates = recheck | {ident for kind, ident in dirty
+                                if kind == "port" and isinstance(ident, str)}
+        for pid in candidates:
+            port = self._ports.get(pid)
+            after = None if port is None else vif_firewall(
+                ctx, port, self._plugged.get(port.id), self._facts.get(port.network_id),
+                self._group_selectors)
+            before = self._firewalls.get(pid)
+            if after == before:
+                continue
+            if after is None:
+                del self._firewalls[pid]
+            else:
+                self._firewalls[pid] = after
+            old = before.selectors if before is not None else frozenset()
+            new = after.selectors if after is not None else frozenset()
+            if before is None or after is None or before.side != after.side:
+                dirty.add(("port", pid))
+                rules = old | new
+            else:
+                rules = old ^ new
+            if rules or old != new:
+                dirty.add(("fwport", pid))
+            dirty.update(("fwrule", (pid, s)) for s in rules)
+            if before is not None and after is not None and (
+                    before.port.network_id == after.port.network_id):
+                self._zone_uses(after.port.network_id, old - new, -1, dirty)
+                self._zone_uses(after.port.network_id, new - old, 1, dirty)
+                continue
+            if before is not None:
+                self._zone_uses(before.port.network_id, old, -1, dirty)
+            if after is not None:
+                self._zone_uses(after.port.network_id, new, 1, dirty)
+
+    def _zone_uses(self, network_id: str, selectors: frozenset[Selector], delta: int,
+                   dirty: set[PieceKey]) -> None:
+        """Count a port's selectors in (``delta`` 1) or out of (-1) its network's shared
+        clauses; the clauses change when a selector comes or goes."""
+        uses = self._zone_selectors.setdefault(network_id, {})
+        for selector in selectors:
+            if count_change(uses, selector, delta):
+                dirty.add(("firewall", network_id))
+        if not uses:
+            del self._zone_selectors[network_id]
+
+    def _on_conjunctions(self, renumbered: list[Selector], changed_sets: set[str],
+                         dirty: set[PieceKey]) -> None:
+        """A selector's conj_id changed: every piece that names it; a set's addresses
+        changed: the shared clauses of the networks whose selectors name it."""
+        for selector in renumbered:
+            for pid, fw in self._firewalls.items():
+                if selector in fw.selectors:
+                    dirty.update((("fwport", pid), ("fwrule", (pid, selector))))
+        for network_id, uses in self._zone_selectors.items():
+            if any(s in uses for s in renumbered) or (changed_sets and any(
+                    s.remote_set in changed_sets for s in uses)):
+                dirty.add(("firewall", network_id))
 
     def _on_plugged(self, inputs: HostInputs, dirty: set[PieceKey]) -> None:
         if inputs.plugged == self._plugged:
@@ -416,8 +516,27 @@ class DesiredStateCache:
                 return None if plugged is None else port_piece(ctx, None, plugged, None, {})
             return port_piece(
                 ctx, port, self._plugged.get(ident), self._facts.get(port.network_id),
-                self._gateway_macs, self._groups, self._sets,
+                self._gateway_macs, self._group_selectors,
             )
+        if kind == "fwport":
+            fw = self._firewalls.get(ident)
+            if fw is None:
+                return None
+            actions = self._clause_actions.get(fw.selectors)
+            if actions is None:  # the first member of its groups in this update
+                actions = self._clause_actions[fw.selectors] = port_clause_actions(
+                    fw.selectors, self._conj_ids)
+            return firewall_clause_piece(ctx, fw.side, actions)
+        if kind == "fwrule":
+            port_id, selector = ident
+            fw = self._firewalls.get(port_id)
+            if fw is None or selector not in fw.selectors:
+                return None
+            return selector_piece(ctx, fw.side, selector, self._conj_ids[selector])
+        if kind == "firewall":
+            uses = self._zone_selectors.get(ident)
+            return None if not uses else firewall_zone_piece(
+                ctx, ident, self._facts.get(ident), uses.keys(), self._conj_ids, self._sets)
         raise ValueError(f"unknown piece kind {kind!r}")
 
     def _fip_piece(self, ctx: HostContext, network_id: str) -> Piece | None:

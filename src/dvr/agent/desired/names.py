@@ -190,6 +190,11 @@ def fip_owner(external_network_id: str) -> str:
     return f"fip:{external_network_id}"
 
 
+def firewall_owner(network_id: str) -> str:
+    """The firewall clauses that the ports of one network share (``firewall.zone_flows``)."""
+    return f"firewall:{network_id}"
+
+
 FAST_PATH_OWNER_PREFIX = "fastpath:"
 
 

@@ -14,7 +14,11 @@ piece is a pure function of that object plus a few declared derived inputs:
 |                | (external network's facts, its FIP link allocation)               |
 | port:<id>      | host context, the PortView (None: an orphan VIF), plugged name,     |
 |                | NetworkFacts of its net, DVR gateway MAC of each of its subnets,    |
-|                | its SecurityGroupViews and the AddressSetViews their rules name     |
+|                | whether its groups are stateful (its firewall's ``PortSide``)       |
+| fwport:<id>    | the port's ``PortFirewall`` (side and selectors), their conj_ids    |
+| fwrule:<id>/<s>| the port's side, one selector s of its groups, its conj_id          |
+| firewall:<net> | NetworkFacts of the network, the selectors of its firewalled ports, |
+|                | their conj_ids, the AddressSetViews they name                       |
 | snat:<id>      | host context, the RouterView, NetworkFacts of its SNAT ports' and   |
 |                | gateway's networks (only on the router's SNAT host)                 |
 | fip:<net id>   | host context, this host's FIP gateway port on that network, the     |
@@ -30,7 +34,7 @@ the same functions, so they can only disagree if a dependency above is missed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired import external_bridge as extbr
@@ -40,6 +44,7 @@ from dvr.agent.desired import integration_bridge as intbr
 from dvr.agent.desired import north_south as ns
 from dvr.agent.desired import tunnel_bridge as tunbr
 from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.firewall_rules import GroupSelectors, Selector
 from dvr.agent.desired.router_namespace import compute_router_namespace
 from dvr.agent.desired.state import Flow, NamespaceState, OvsPort, VethLink
 from dvr.agent.desired.vlans import DEAD_VLAN
@@ -55,7 +60,6 @@ from dvr.model.hostview import (
     NetworkView,
     PortView,
     RouterView,
-    SecurityGroupView,
     is_dvr_serviceable,
 )
 
@@ -73,7 +77,8 @@ AGENT_DEVICE_OWNERS = frozenset(
     }
 )
 
-PieceKey = tuple[str, str]  # (kind, id): ("port", "<uuid>"), ("base", "")
+# (kind, id): ("port", "<uuid>"), ("base", ""); ("fwrule", ("<port uuid>", Selector))
+PieceKey = tuple[str, str | tuple[str, Selector]]
 BASE_KEY: PieceKey = ("base", "")
 
 
@@ -117,12 +122,14 @@ class Piece:
 
 
 EMPTY_PIECE = Piece()
-NO_GROUPS: Mapping[str, SecurityGroupView] = {}
-NO_SETS: Mapping[str, AddressSetView] = {}
+NO_GROUPS: Mapping[str, GroupSelectors] = {}
 
 
 def piece_label(key: PieceKey) -> str:
     kind, ident = key
+    if isinstance(ident, tuple):
+        port_id, selector = ident
+        return f"{kind}:{port_id}/{selector.text}"
     return f"{kind}:{ident}" if ident else kind
 
 
@@ -410,40 +417,60 @@ def fip_link_allocation(
     return ns.allocate_fip_links(wanted)
 
 
+def _vif_vlan(ctx: HostContext, port: PortView | None, ovs_port_name: str | None,
+              fact: NetworkFacts | None) -> int | None:
+    """A plugged VIF's local VLAN tag (the dead VLAN when it must not carry one); None for
+    a port that is not a VIF here."""
+    config = ctx.config
+    if ovs_port_name is None or names.is_agent_port_name(
+        ovs_port_name, (config.int_peer_patch_port, config.tun_peer_patch_port)
+    ):
+        return None
+    if port is not None and port.device_owner in AGENT_DEVICE_OWNERS:
+        return None
+    usable = port is not None and port.admin_state_up and fact is not None
+    return fact.local_vlan if usable and fact is not None else DEAD_VLAN
+
+
+def vif_firewall(
+    ctx: HostContext, port: PortView | None, ovs_port_name: str | None,
+    fact: NetworkFacts | None, groups: Mapping[str, GroupSelectors],
+) -> firewall.PortFirewall | None:
+    """The firewall of a plugged VIF (its groups of ``groups``); None: not firewalled."""
+    tag = _vif_vlan(ctx, port, ovs_port_name, fact)
+    if port is None or ovs_port_name is None or tag is None or tag == DEAD_VLAN:
+        return None
+    return firewall.firewall_inputs(port, ovs_port_name, tag, groups)
+
+
 def port_piece(
     ctx: HostContext,
     port: PortView | None,
     ovs_port_name: str | None,
     fact: NetworkFacts | None,
     gateway_macs: Mapping[str, str],
-    groups: Mapping[str, SecurityGroupView] = NO_GROUPS,
-    sets: Mapping[str, AddressSetView] = NO_SETS,
+    groups: Mapping[str, GroupSelectors] = NO_GROUPS,
 ) -> Piece:
-    """A plugged VIF: its local VLAN tag, its firewall and, on a DVR subnet, br-int table 1.
+    """A plugged VIF: its local VLAN tag, its firewall's own flows and, on a DVR subnet,
+    br-int table 1.
 
     Admin-down ports, ports of unknown networks and *orphan* VIFs (plugged with an
     iface-id the server does not bind here, ``port`` None) get the dead VLAN: a stale tap
     must never keep a VLAN that may be reused by another network.  A port with addresses
     on several DVR subnets gets the gateway MAC of the lowest subnet id.  The agent's own
     ports (``qrb-``, ``vxlan-``, patch ports) are never VIFs.  With port security the port
-    is firewalled (``firewall.py``: its groups of ``groups``, their remote sets of
-    ``sets``); without, its frames only carry their network to table 60.
+    is firewalled (``firewall.py``, its groups of ``groups``): this piece holds the flows
+    that do not depend on its rules (``firewall_clause_piece`` and ``selector_piece`` add
+    those); without, its frames only carry their network to table 60.
     """
-    config = ctx.config
-    if ovs_port_name is None or names.is_agent_port_name(
-        ovs_port_name, (config.int_peer_patch_port, config.tun_peer_patch_port)
-    ):
+    tag = _vif_vlan(ctx, port, ovs_port_name, fact)
+    if tag is None or ovs_port_name is None:
         return EMPTY_PIECE
-    if port is not None and port.device_owner in AGENT_DEVICE_OWNERS:
-        return EMPTY_PIECE
-    bridge = config.integration_bridge
-    usable = port is not None and port.admin_state_up and fact is not None
-    tag = fact.local_vlan if usable and fact is not None else DEAD_VLAN
+    bridge = ctx.config.integration_bridge
     flows: tuple[Flow, ...] = ()
-    fw = (firewall.firewall_inputs(port, ovs_port_name, tag, groups, sets)
-          if usable and port is not None and tag != DEAD_VLAN else None)
+    fw = vif_firewall(ctx, port, ovs_port_name, fact, groups)
     if fw is not None:
-        flows = firewall.port_firewall_flows(fw)
+        flows = firewall.port_base_flows(fw)
     elif tag != DEAD_VLAN:
         flows = firewall.access_port_zone_flows(
             ovs_port_name, tag, names.port_owner(port.id if port else ovs_port_name))
@@ -458,3 +485,51 @@ def port_piece(
         flows=((bridge, flows),) if flows else (),
         ports=((bridge, (intbr.vif_port(ovs_port_name, tag),)),),
     )
+
+
+def _int_flows(ctx: HostContext, flows: tuple[Flow, ...]) -> Piece:
+    return Piece(flows=((ctx.config.integration_bridge, flows),)) if flows else EMPTY_PIECE
+
+
+def firewall_clause_piece(
+    ctx: HostContext, side: firewall.PortSide, actions: firewall.ClauseActions
+) -> Piece:
+    """``fwport:<port id>``: the port's clause of each of its selectors' conjunctions
+    (``actions``: ``firewall.port_clause_actions`` of its selectors)."""
+    return _int_flows(ctx, firewall.port_clause_flows(side, actions))
+
+
+def selector_piece(
+    ctx: HostContext, side: firewall.PortSide, selector: Selector, conj_id: int
+) -> Piece:
+    """``fwrule:<port id>/<selector>``: one selector of one port (its admission and its
+    established traffic)."""
+    return _int_flows(ctx, firewall.selector_flows(side, selector, conj_id))
+
+
+def firewall_port_pieces(
+    ctx: HostContext, fw: firewall.PortFirewall, conj_ids: Mapping[Selector, int],
+    actions: firewall.ClauseActions,
+) -> dict[PieceKey, Piece]:
+    """The rule pieces of one firewalled port: its clause piece (``actions``:
+    ``firewall.port_clause_actions`` of its selectors) and one per selector."""
+    side = fw.side
+    pieces: dict[PieceKey, Piece] = {
+        ("fwport", side.port_id): firewall_clause_piece(ctx, side, actions)}
+    for selector in fw.selectors:
+        pieces[("fwrule", (side.port_id, selector))] = selector_piece(
+            ctx, side, selector, conj_ids[selector])
+    return pieces
+
+
+def firewall_zone_piece(
+    ctx: HostContext, network_id: str, fact: NetworkFacts | None,
+    selectors: Collection[Selector], conj_ids: Mapping[Selector, int],
+    sets: Mapping[str, AddressSetView],
+) -> Piece:
+    """``firewall:<network id>``: the clauses the network's firewalled ports share
+    (``selectors``: every selector of those ports)."""
+    if fact is None or not selectors:
+        return EMPTY_PIECE
+    return _int_flows(ctx, firewall.zone_flows(
+        names.firewall_owner(network_id), fact.local_vlan, selectors, conj_ids, sets))

@@ -42,6 +42,7 @@ OWNER_KIND_CODES: dict[str, int] = {
     "fip": 0x8,
     "snat": 0x9,
     "fastpath": 0xB,
+    "firewall": 0xC,
 }
 OWNER_COOKIE_MASK = 0xFFFFFFFF00000000
 

@@ -531,7 +531,17 @@ def _installed_for_other_ports(flow: Flow, seen: list[ObservedFlow]) -> bool:
     """The switch reports ports by name, and by number once a port is gone: a flow whose
     installed ports differ from its wanted ones was installed for a port that was since
     deleted or recreated (under a new number)."""
-    return any(f.ports is not None and frozenset(f.ports) != flow.ports for f in seen)
+    wanted = flow.ports
+    for installed in seen:
+        ports = installed.ports
+        if ports is None:
+            continue
+        if len(ports) == 1 == len(wanted):  # the common case, without a set
+            if ports[0] not in wanted:
+                return True
+        elif frozenset(ports) != wanted:
+            return True
+    return False
 
 
 def _plan_flows(
@@ -542,32 +552,41 @@ def _plan_flows(
     steps: _Steps,
 ) -> tuple[Flow, ...]:
     """One bundle per bridge; returns the flows deferred because a port they name is not
-    (or no longer) on the bridge: they are not installed, and removed if they were."""
+    (or no longer) on the bridge: they are not installed, and removed if they were.
+    (Linear in the bridge's flows, and lean: it runs on every reconcile pass.)"""
     deferred: list[Flow] = []
     for bridge in bridges:
         seen = observed.bridge(bridge.name)
         seen_flows: dict[int, list[ObservedFlow]] = {}
         for observed_flow in seen.flows if seen else ():
-            seen_flows.setdefault(observed_flow.cookie, []).append(observed_flow)
-        seen_refs = {FlowRef(f.table, f.cookie) for fs in seen_flows.values() for f in fs}
-        wanted = {}
-        for flow in bridge.flows:
-            if flow.ports - present.get(bridge.name, set()):
-                deferred.append(flow)
+            same_cookie = seen_flows.get(observed_flow.cookie)
+            if same_cookie is None:
+                seen_flows[observed_flow.cookie] = [observed_flow]
             else:
-                wanted[flow.cookie] = flow
+                same_cookie.append(observed_flow)
+        here = present.get(bridge.name, set())
         renumbered = recreated_ports.get(bridge.name, set())
-        reinstall = {
-            cookie
-            for cookie, flow in wanted.items()
-            if cookie in seen_flows and (
+        wanted: dict[int, Flow] = {}
+        add: list[Flow] = []
+        reinstall: set[int] = set()
+        for flow in bridge.flows:
+            ports = flow.ports
+            if ports and not ports <= here:
+                deferred.append(flow)
+                continue
+            cookie = flow.cookie
+            wanted[cookie] = flow
+            installed = seen_flows.get(cookie)
+            if installed is None:
+                add.append(flow)
+            elif (renumbered and ports & renumbered) or _installed_for_other_ports(
+                    flow, installed):
                 # a port recreated by this plan gets a new number: its flows follow it
-                flow.ports & renumbered
-                or _installed_for_other_ports(flow, seen_flows[cookie]))
-        }
-        add = sorted(f for c, f in wanted.items() if c not in seen_flows or c in reinstall)
-        delete = sorted(ref for ref in seen_refs
-                        if ref.cookie not in wanted or ref.cookie in reinstall)
+                reinstall.add(cookie)
+                add.append(flow)
+        delete = {FlowRef(f.table, cookie) for cookie, installed in seen_flows.items()
+                  if cookie not in wanted or cookie in reinstall for f in installed}
         if add or delete:
-            steps.flows.append(FlowBundle(bridge.name, tuple(add), tuple(delete)))
+            steps.flows.append(FlowBundle(bridge.name, tuple(sorted(add)),
+                                          tuple(sorted(delete))))
     return tuple(sorted(deferred))

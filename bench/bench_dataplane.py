@@ -6,7 +6,7 @@ runs every path of one system, then of the other, the order swapped every repeti
 - dvr: its own lab (``--name``; the default topology plus ``blue-3`` on compute-2, and a
   legacy router ``--distributed false`` on network-1 between two subnets of their own with
   ``cl-1`` on compute-1 and ``cl-2`` on compute-2, made through the API);
-- OVN: ``ovnlab.OvnLab``, same fabric, hosts, userspace OVS and VM plumbing, one logical
+- OVN: ``ovnlab.OvnLab``, same fabric, hosts, userspace OVS, VM and uplink plumbing, one logical
   router between two switches, the same VM placement, and (unless ``--no-ovn-firewall``)
   stateful ACLs like dvr's security groups, which dvr's lab VMs are in.
 
@@ -268,7 +268,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=5, help="iperf3 -t")
     p.add_argument("--pings", type=int, default=100, help="probes per idle ping train")
     p.add_argument("--vm-plumbing", type=VmPlumbing, choices=list(VmPlumbing),
-                   default=DEFAULT_PLUMBING, help="both labs' VM NICs")
+                   default=DEFAULT_PLUMBING, help="both labs' VM NICs and host uplinks")
     p.add_argument("--name", default="benchdp", help="the dvr lab's name (its own lab)")
     p.add_argument("--api-port", type=int, default=19851)
     p.add_argument("--ovn-workdir", type=Path, default=Path("/var/lib/dvr-lab-ovn/benchdp"))

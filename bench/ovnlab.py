@@ -3,7 +3,8 @@
 Same machine, same fabric (``dvr.lab.fabric``: a Linux bridge in its own namespace, each
 host's tunnel IP on its ``br-phy``, MTU 1500, TX checksum offload off towards OVS), same
 hosts (``dvr.lab.hostenv``: a namespace with its own ovsdb-server and userspace
-ovs-vswitchd, ``datapath_type=netdev``), same VM plumbing (``dvr.lab.vm``: tap or veth).
+ovs-vswitchd, ``datapath_type=netdev``), same plumbing of the VMs and of the hosts' uplinks
+(``dvr.lab.plumbing``: tap or veth).
 What differs is the control plane and the encapsulation:
 
 - central: NB and SB ``ovsdb-server``s and ``ovn-northd`` in the root namespace, with the
@@ -207,7 +208,7 @@ class OvnLab:
             f"--unixctl={self.central / 'ovn-northd.ctl'}", "--no-chdir"])
 
     def _start_hosts(self) -> None:
-        fabric = Fabric(self.fabric_netns, self.workdir / "fabric")
+        fabric = Fabric(self.fabric_netns, self.workdir / "fabric", plumbing=self.plumbing)
         fabric.start()
         for index, host in enumerate(HOSTS):
             ip = tunnel_ip(index)

@@ -126,7 +126,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=5, help="iperf3 -t (east_west)")
     p.add_argument("--pings", type=int, default=100, help="idle ping train (east_west)")
     p.add_argument("--vm-plumbing", choices=("tap", "veth"), default="tap",
-                   help="both labs' VM NICs (east_west)")
+                   help="both labs' VM NICs and host uplinks (east_west)")
     p.add_argument("--ovn-firewall", action=argparse.BooleanOptionalAction, default=True,
                    help="OVN VMs get stateful ACLs like dvr's security groups, as dvr's lab "
                         "VMs are in (east_west; default on)")

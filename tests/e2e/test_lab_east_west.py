@@ -158,11 +158,13 @@ def test_uninvolved_hosts_see_no_frame_of_the_ping(lab3, tmp_path):
     demo-router's SNAT ports (so it may see the networks' broadcasts and multicasts) and none
     of the routed ping; the same capture on compute-2 (the destination) sees the ping."""
     captures = {}
+    record = lab3.record
     for host in ("network-1", "compute-3", "compute-2"):
-        command, env = lab3.lab.target_command(
-            host, ["timeout", "6", "tcpdump", "-l", "-n", "-i", "uplink", "udp port 4789"])
+        # on the fabric's end of the host's uplink (a tap uplink has no device in the host)
+        command = ["ip", "netns", "exec", record.fabric_netns, "timeout", "6", "tcpdump",
+                   "-l", "-n", "-i", record.hosts[host].fabric_port, "udp port 4789"]
         errors = open(tmp_path / f"{host}.err", "w+")  # closed below
-        captures[host] = (subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+        captures[host] = (subprocess.Popen(command, stdout=subprocess.PIPE,
                                            stderr=errors, text=True), errors)
     for host, (_, errors) in captures.items():
         lab3.wait_for(lambda errors=errors: "listening on" in Path(errors.name).read_text(),

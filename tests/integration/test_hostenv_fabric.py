@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 from dataplane_support import processes_mentioning, root_namespaces
 
 from dvr.lab.fabric import Fabric
 from dvr.lab.hostenv import HostEnv, cleanup, is_alive, read_manifest
+from dvr.lab.plumbing import Plumbing
 
 
 def appctl(host: HostEnv, *args: str) -> str:
@@ -75,11 +77,13 @@ def test_a_start_that_fails_half_way_leaves_nothing(unique_names, workroot, tmp_
     assert processes_mentioning(str(workdir)) == []
 
 
-def test_fabric_carries_the_underlay_and_enables_tunnel_routing(unique_names, workroot):
+@pytest.mark.parametrize("plumbing", list(Plumbing))
+def test_fabric_carries_the_underlay_and_enables_tunnel_routing(unique_names, workroot,
+                                                                plumbing):
     prefix = next(unique_names)
     a = HostEnv(f"{prefix}-a", workroot / prefix / "a")
     b = HostEnv(f"{prefix}-b", workroot / prefix / "b")
-    fabric = Fabric(f"{prefix}-fab", workroot / prefix / "fab")
+    fabric = Fabric(f"{prefix}-fab", workroot / prefix / "fab", plumbing=plumbing)
     try:
         for host in (a, b):
             host.start()
@@ -97,8 +101,22 @@ def test_fabric_carries_the_underlay_and_enables_tunnel_routing(unique_names, wo
 
         fabric.attach(a, "198.18.0.1")
         fabric.attach(b, "198.18.0.2")
+        external = fabric.attach_external(a, 0)
         ping = a.run(["ping", "-c", "2", "-W", "1", "-i", "0.2", "198.18.0.2"], check=False)
         assert ping.returncode == 0, ping.stdout
+        # the uplinks are made as asked: a tap moved onto the fabric bridge, or a veth
+        in_host = {line.split(": ")[1].split("@")[0]
+                   for line in a.run(["ip", "-o", "link", "show"]).stdout.splitlines()}
+        for bridge, port in (("br-phy", "uplink"), ("br-ex", "ext-uplink")):
+            kind = a.vsctl("get", "interface", port, "type").strip().strip('"')
+            assert (kind, port in in_host) == (("tap", False) if plumbing is Plumbing.TAP
+                                               else ("", True)), (port, kind)
+            assert a.vsctl("port-to-br", port).strip() == bridge
+        for port, segment in ((fabric.attachments[a.name].fabric_port, "fabric"),
+                              (external, "external")):
+            link = subprocess.run(fabric.command(["ip", "-o", "link", "show", port]),
+                                  text=True, capture_output=True, check=True).stdout
+            assert f"master {segment}" in link and "mtu 1500" in link and "UP" in link
         traced = appctl(a, *trace)
         assert "native tunnel routing failed" not in traced
         assert "tunneling to 198.18.0.2 via br-phy" in traced

@@ -29,8 +29,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--computes", type=int, default=2, help="compute hosts (default 2)")
     up.add_argument("--vm-plumbing", type=VmPlumbing, choices=list(VmPlumbing),
                     default=DEFAULT_PLUMBING, metavar="{tap,veth}",
-                    help="a VM's NIC: an OVS tap port moved into the VM, or a veth pair "
-                         "(default %(default)s; `vm add` follows the lab's choice)")
+                    help="a VM's NIC and a host's uplinks to the fabric: an OVS tap port "
+                         "moved into the VM (the fabric), or a veth pair (default "
+                         "%(default)s; `vm add` follows the lab's choice)")
     up.set_defaults(handler=cmd_up)
 
     status = command("status", help="hosts, VMs, routers and how to reach the API")

@@ -221,7 +221,8 @@ class Lab:
 
     def _build_hosts(self, record: LabRecord, topology: LabTopology) -> None:
         self.out("building the underlay fabric (198.18.0.0/24) and the external segment")
-        fabric = fabric_mod.Fabric(self.fabric_netns, self.paths.root / "fabric")
+        fabric = fabric_mod.Fabric(self.fabric_netns, self.paths.root / "fabric",
+                                   plumbing=record.vm_plumbing)
         fabric.start()
         record.outside_netns, record.outside_cidr = self.outside_netns, topology.outside_cidr
         self.paths.save(record)
@@ -236,7 +237,8 @@ class Lab:
             self.paths.save(record)
             env = self.host_env(rec)
             env.start()
-            fabric.attach(env, host.tunnel_ip)
+            rec.fabric_port = fabric.attach(env, host.tunnel_ip).fabric_port
+            self.paths.save(record)
             fabric.attach_external(env, index)
 
     def _write_agent_config(self, client: ServerClient, host: HostRecord) -> None:

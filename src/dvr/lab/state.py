@@ -24,6 +24,7 @@ class HostRecord:
     netns: str
     workdir: str
     agent: dict[str, int] | None = None  # ProcessRef.as_dict()
+    fabric_port: str = ""  # its uplink's device on the fabric bridge (e.g. for tcpdump)
 
 
 @dataclass
@@ -49,8 +50,8 @@ class LabRecord:
     vms: dict[str, VmRecord] = field(default_factory=dict)
     router_id: str = ""
     complete: bool = False
-    # how every VM of the lab is plugged (`dvr lab up --vm-plumbing`); a record written
-    # before the choice existed was a veth lab
+    # how every VM and every host uplink of the lab is plugged (`dvr lab up
+    # --vm-plumbing`); a record written before the choice existed was a veth lab
     vm_plumbing: VmPlumbing = VmPlumbing.VETH
 
     @property

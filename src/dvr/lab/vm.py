@@ -2,17 +2,10 @@
 
 The lab plays Nova's part: it creates the port through the API, then plugs the VM's NIC
 into br-int as a port carrying ``external_ids:iface-id=<port id>`` (and ``attached-mac``);
-the agent finds it by that id and programs it.  Two ways to make the NIC
-(``VmPlumbing``):
-
-- ``tap`` (the default): br-int gets an OVS ``type=tap`` port; ovs-vswitchd (netdev
-  datapath) creates the tap device and keeps its file descriptor, and the device is then
-  moved into the VM's namespace and renamed ``eth0``.  OVS reads and writes the frames
-  through that descriptor, which keeps working after the move, as a hypervisor's tap does;
-  OVS can no longer read the device's state or counters (the interface shows
-  ``link_state=down`` and ``?`` statistics), which nothing in dvr uses.
-- ``veth``: a veth pair whose bridge end is a ``system`` port of br-int (OVS reads it
-  through AF_PACKET) and whose other end is the VM's ``eth0``.
+the agent finds it by that id and programs it.  The NIC is made as ``plumbing`` says
+(``VmPlumbing``, see ``dvr.lab.plumbing``): a ``type=tap`` port of br-int whose tap
+device is moved into the VM's namespace and renamed ``eth0`` (the default), or a veth pair
+whose bridge end is a ``system`` port of br-int and whose other end is the VM's ``eth0``.
 
 The OVS port is named ``tap_name(port_id)`` either way.  These functions only compute the
 commands (argv lists, to run inside the lab host); nothing here does I/O.
@@ -22,21 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from enum import StrEnum
+
+# re-exported: the lab's one plumbing choice, for VMs and uplinks alike
+from dvr.lab.plumbing import DEFAULT_PLUMBING as DEFAULT_PLUMBING
+from dvr.lab.plumbing import Plumbing as VmPlumbing
 
 VM_NAMESPACE_PREFIX = "vm-"
 TAP_PREFIX = "tap"
 VM_NIC = "eth0"  # the NIC's name inside the VM
-
-
-class VmPlumbing(StrEnum):
-    """How a lab VM's NIC is made (see the module docstring)."""
-
-    TAP = "tap"
-    VETH = "veth"
-
-
-DEFAULT_PLUMBING = VmPlumbing.TAP
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dvr.lab.cli import add_commands
-from dvr.lab.state import LabRecord
+from dvr.lab.state import HostRecord, LabRecord
 from dvr.lab.vm import VmPlug, VmPlumbing, plug_commands, tap_name, unplug_commands
 
 PORT = "0123456789abcdef"
@@ -73,6 +73,16 @@ def test_the_lab_record_keeps_the_plumbing_and_an_older_record_was_veth():
     older = json.loads(record.to_json())
     del older["vm_plumbing"]
     assert LabRecord.from_json(json.dumps(older)).vm_plumbing is VmPlumbing.VETH
+
+
+def test_the_lab_record_keeps_each_hosts_fabric_port_and_an_older_record_has_none():
+    host = HostRecord(name="compute-1", mode="dvr", tunnel_ip="198.18.0.11", netns="n",
+                      workdir="/w", fabric_port="f0-000b")
+    record = LabRecord(name="x", api_port=9, computes=1, hosts={"compute-1": host})
+    assert LabRecord.from_json(record.to_json()).hosts["compute-1"].fabric_port == "f0-000b"
+    older = json.loads(record.to_json())
+    del older["hosts"]["compute-1"]["fabric_port"]
+    assert LabRecord.from_json(json.dumps(older)).hosts["compute-1"].fabric_port == ""
 
 
 def parse_up(*args: str) -> argparse.Namespace:

@@ -157,6 +157,20 @@ def _same_flow(step: OpenFlowStep, hit: RealHit) -> bool:
     return not hit.miss and (hit.cookie or 0) == step.flow.cookie
 
 
+def _equally_ranked_conjunction(step: OpenFlowStep, hit: RealHit,
+                                known: Mapping[int, Flow]) -> bool:
+    """Whether the switch hit another conjunction of the same owner, table and priority as
+    the computed step: when a packet completes several conjunctive matches of one priority
+    (two rules of a port's groups admitting it), OpenFlow leaves the choice to the switch,
+    and either is the same verdict."""
+    real = known.get(hit.cookie) if hit.cookie is not None and not hit.miss else None
+    wanted = step.flow
+    return (real is not None and wanted is not None
+            and real.match.conj_id is not None and wanted.match.conj_id is not None
+            and (real.table, real.priority, real.owner)
+            == (wanted.table, wanted.priority, wanted.owner))
+
+
 def _describe_real(hit: RealHit, known: Mapping[int, Flow]) -> str:
     text = hit.describe()
     flow = known.get(hit.cookie) if hit.cookie is not None else None
@@ -190,6 +204,12 @@ def compare_pass(steps: list[OpenFlowStep], real: RealTrace,
         if other is not None:
             hit = real.hits[other]
             position = other + 1
+            if _equally_ranked_conjunction(step, hit, known):
+                checks.append(StepCheck(
+                    "agree", f"the real switch chose {_describe_real(hit, known)}, another "
+                    "rule admitting the packet at the same priority (OpenFlow leaves the "
+                    "choice among complete conjunctions to the switch)", hit))
+                continue
             wanted = ("no flow" if step.flow is None
                       else f"cookie {step.flow.cookie:#x}")
             checks.append(StepCheck(

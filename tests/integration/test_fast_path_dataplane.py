@@ -202,7 +202,9 @@ def test_routed_tcp_never_touches_the_router_namespaces(lab: FastPathLab):
     segments = lab.tcp_stream(BLUE_1, ORANGE_1) + lab.tcp_stream(BLUE_2, ORANGE_1)
     assert segments > 1000
     assert lab.tcp_seen_by_namespaces() == 0
-    assert lab.qr_packets() - before < 20  # flat (only IPv6 link-local chatter, if any)
+    # flat: a stream through the namespace would add thousands; what remains is link-local
+    # chatter (IPv6 ND/MLD), more of it on a loaded machine
+    assert lab.qr_packets() - before < segments // 20
 
     # the control: the same streams through the namespaces are seen there
     lab.apply(SLOW)

@@ -264,7 +264,7 @@ def test_the_admin_token_is_created_0600_on_first_start_and_kept(db_url, tmp_pat
     try:
         token = token_path.read_text().strip()
         assert stat.S_IMODE(token_path.stat().st_mode) == 0o600
-        assert len(token) == 43
+        assert len(token) == 48 and token.startswith("dvra_")
         with httpx.Client(base_url=server.url, headers={"X-Auth-Token": token}) as admin:
             ok(admin.get("/v2.0/networks"))
         with httpx.Client(base_url=server.url, headers={"X-Auth-Token": token + "x"}) as bad:

@@ -11,6 +11,7 @@ from dvr.server.auth import (
     access_refusal,
     host_identity,
     is_admin_token,
+    new_admin_token,
     new_host_token,
     path_segments,
     registration_refusal,
@@ -98,6 +99,9 @@ def test_registration_rules():
 def test_tokens():
     token = new_host_token()
     assert token.startswith("dvrh_") and len(token) == 48 and token != new_host_token()
+    # an admin token never starts with "-" (``--os-token -abc`` is an option to argparse)
+    admin = [new_admin_token() for _ in range(200)]
+    assert all(t.startswith("dvra_") and len(t) == 48 for t in admin) and len(set(admin)) == 200
     assert len(token_sha256(token)) == 64 and token not in token_sha256(token)
     assert is_admin_token("s3cret", "s3cret")
     assert not is_admin_token("s3cre", "s3cret")

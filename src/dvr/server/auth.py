@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from dvr.server.errors import NeutronError
 
+ADMIN_TOKEN_PREFIX = "dvra_"
 HOST_TOKEN_PREFIX = "dvrh_"
 IDENTITY_KEY = "dvr.identity"  # where the middleware leaves the caller's Identity in the scope
 
@@ -52,7 +53,10 @@ def new_host_token() -> str:
 
 
 def new_admin_token() -> str:
-    return secrets.token_urlsafe(32)
+    """``dvra_`` and 43 urlsafe characters (32 random bytes).  The prefix also keeps the
+    token from starting with ``-``, which a command line (``--os-token $TOKEN``) would take
+    for an option."""
+    return ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def token_sha256(token: str) -> str:

@@ -16,6 +16,7 @@ from dvr.agent.desired import DesiredConfig, DesiredStateCache, HostInputs
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.loop import ApplyOutcome
 from dvr.agent.reconcile.observed import DEFAULT_OWNERSHIP, IFACE_ID, ObservedBridge, Ownership
+from dvr.agent.reconcile.plan import FlowBasis
 from dvr.agent.reconcile.reconciler import reconcile
 from dvr.model.hostview import HostView
 
@@ -92,6 +93,7 @@ class HostDataplane:
             east_west=config.east_west,
         )
         self.cache = DesiredStateCache(self.desired_config)
+        self._flow_basis: FlowBasis | None = None  # the last plan's, for the next one
         self._vlans: dict[str, int] = {}
         self.last_log_line = ""
 
@@ -118,7 +120,8 @@ class HostDataplane:
         read_inputs = time.perf_counter()
         desired = self.cache.update(view, inputs)
         computed = time.perf_counter()
-        result = reconcile(desired, self.drivers)
+        result = reconcile(desired, self.drivers, basis=self._flow_basis)
+        self._flow_basis = result.plan.basis
         timings = {"inputs": (read_inputs - started) * 1000,
                    "compute": (computed - read_inputs) * 1000, **result.timings()}
         self._vlans = dict(desired.local_vlans)

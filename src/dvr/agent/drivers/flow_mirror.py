@@ -11,6 +11,12 @@ several flows of a match, and an ADDED flow next to another of the same match: O
 an add that *replaces* a flow (same match and priority) as ADDED alone, which the monitor
 cannot tell from a second priority.  (The agent's own bundles delete a flow before they
 add its successor, so they never replace one.)
+
+The table also keeps its flows by cookie and a journal of the cookies each event changed,
+so that an observation (``snapshot``, a ``MirroredFlows``) answers "the flows of this
+cookie" and "the cookies changed since that earlier observation" without walking every
+flow: the incremental plan's inputs (``reconcile/plan.py``).  Flows changed by hand on the
+switch are in the journal like the agent's own, so the next plan repairs them.
 """
 
 from __future__ import annotations
@@ -18,18 +24,65 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dvr.agent.drivers.openflow import FlowEvent, MonitoredFlow
-from dvr.agent.reconcile.observed import ObservedFlow
+from dvr.agent.reconcile.observed import MirroredFlows, ObservedFlow
 
 _Key = tuple[int, str]  # (table, match text)
+# parsed flows: flow -> (the port naming it was parsed with, the flow as observed)
+_Parsed = dict[MonitoredFlow, tuple[object, ObservedFlow]]
+JOURNAL_KEPT = 50_000  # journal entries kept at least (beyond, twice the flows held)
+
+
+def _observed(flow: MonitoredFlow, names: Mapping[int, str] | None, names_key: object,
+              parsed: _Parsed) -> ObservedFlow:
+    known = parsed.get(flow)
+    if known is None or known[0] is not names_key:
+        known = parsed[flow] = (names_key, flow.observed(names))
+    return known[1]
+
+
+class MirrorSnapshot(MirroredFlows):
+    """One observation of a ``FlowTable``: its flows by cookie as they were (a copy of the
+    index: each entry is an immutable tuple) and its journal up to then (a prefix of a
+    list that is only appended to, or replaced)."""
+
+    def __init__(self, table: FlowTable, names: Mapping[int, str] | None, names_key: object,
+                 parsed: _Parsed) -> None:
+        self._table = table
+        self._names = names
+        self._names_key = names_key
+        self._parsed = parsed
+        self._index = dict(table._by_cookie)
+        self._journal = table._journal
+        self._journal_start = table._journal_start
+        self.version = table.version
+
+    def installed(self, cookie: int) -> tuple[ObservedFlow, ...]:
+        flows = self._index.get(cookie)
+        if not flows:
+            return ()
+        return tuple(sorted(_observed(f, self._names, self._names_key, self._parsed)
+                            for f in flows))
+
+    def changed_since(self, earlier: MirroredFlows) -> frozenset[int] | None:
+        if not isinstance(earlier, MirrorSnapshot) or earlier._table is not self._table \
+                or earlier._names_key is not self._names_key:
+            return None
+        if not self._journal_start <= earlier.version <= self.version:
+            return None
+        start = self._journal_start
+        return frozenset(self._journal[earlier.version - start:self.version - start])
 
 
 class FlowTable:
     def __init__(self) -> None:
         self._groups: dict[_Key, dict[int, MonitoredFlow]] = {}  # -> cookie -> flow
+        self._by_cookie: dict[int, tuple[MonitoredFlow, ...]] = {}
         self.consistent = True
-        self.version = 0  # changes whenever the flows do
-        self._named: dict[MonitoredFlow, tuple[object, ObservedFlow]] = {}
-        self._names_key: object = None  # the last port naming, one object while it holds
+        self.version = 0  # changes whenever the flows do: journal entries so far
+        self._journal: list[int] = []  # the cookie each change touched, in order
+        self._journal_start = 0  # the version before the first entry kept
+        self._named: _Parsed = {}
+        self._naming: object = None  # the last port naming, one object while it holds
         self._answer: tuple[int, object, tuple[ObservedFlow, ...]] | None = None
 
     def __len__(self) -> int:
@@ -41,43 +94,73 @@ class FlowTable:
         flow = event.flow
         key = (flow.table, flow.match)
         group = self._groups.setdefault(key, {})
+        touched = [flow.cookie]
         if event.kind == "INITIAL" or (event.kind == "ADDED"
                                        and set(group) <= {flow.cookie}):
             group[flow.cookie] = flow
+            self._index(key, flow.cookie, flow)
         elif event.kind == "ADDED":  # next to another flow of that match: replacing it?
             self.consistent = False
         elif event.kind == "DELETED":
             if group.pop(flow.cookie, None) is None:
                 self.consistent = False
+            self._index(key, flow.cookie, None)
         elif flow.cookie in group:  # MODIFIED: new actions
             group[flow.cookie] = flow
+            self._index(key, flow.cookie, flow)
         elif len(group) == 1:  # MODIFIED: the one flow of that match, with a new cookie
+            (before,) = group
+            touched.append(before)
             group.clear()
             group[flow.cookie] = flow
+            self._index(key, before, None)
+            self._index(key, flow.cookie, flow)
         else:
             self.consistent = False
         if not group:
             del self._groups[key]
-        self.version += 1
+        self._journal.extend(touched)
+        if len(self._journal) > max(JOURNAL_KEPT, 2 * len(self._by_cookie)):
+            cut = len(self._journal) // 2  # a new list: snapshots keep the old one
+            self._journal = self._journal[cut:]
+            self._journal_start += cut
+        self.version = self._journal_start + len(self._journal)
         return self.consistent
+
+    def _index(self, key: _Key, cookie: int, flow: MonitoredFlow | None) -> None:
+        """The flow of ``key`` with ``cookie`` is now ``flow`` (None: gone)."""
+        same = tuple(f for f in self._by_cookie.get(cookie, ()) if (f.table, f.match) != key)
+        if flow is not None:
+            same += (flow,)
+        if same:
+            self._by_cookie[cookie] = same
+        else:
+            self._by_cookie.pop(cookie, None)
+
+    def _naming_key(self, names: Mapping[int, str] | None) -> object:
+        """One object per port naming while it holds (compared by identity)."""
+        names_key = tuple(sorted((names or {}).items()))
+        if names_key == self._naming:
+            return self._naming
+        self._naming = names_key
+        return names_key
+
+    def snapshot(self, names: Mapping[int, str] | None = None) -> MirrorSnapshot:
+        """The table as it is now, by cookie, ports named by ``names``."""
+        return MirrorSnapshot(self, names, self._naming_key(names), self._named)
 
     def flows(self, names: Mapping[int, str] | None = None) -> tuple[ObservedFlow, ...]:
         """Every flow, as ``parse_dump_flows`` orders them, ports named by ``names``
         (OpenFlow number -> port name).  Parsed once per flow and port naming."""
-        names_key = tuple(sorted((names or {}).items()))
-        if names_key == self._names_key:
-            names_key = self._names_key  # compared by identity below
-        self._names_key = names_key
+        names_key = self._naming_key(names)
         if self._answer is not None and self._answer[0] == self.version \
                 and self._answer[1] is names_key:
             return self._answer[2]
-        named: dict[MonitoredFlow, tuple[object, ObservedFlow]] = {}
+        named: _Parsed = {}
         for group in self._groups.values():
             for flow in group.values():
-                known = self._named.get(flow)
-                if known is None or known[0] is not names_key:
-                    known = (names_key, flow.observed(names))
-                named[flow] = known
+                _observed(flow, names, names_key, self._named)
+                named[flow] = self._named[flow]
         self._named = named  # forget flows that are gone
         answer = tuple(sorted(observed for _, observed in named.values()))
         self._answer = (self.version, names_key, answer)

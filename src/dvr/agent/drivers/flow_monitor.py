@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from dvr.agent.drivers.children import ChildStarter
-from dvr.agent.drivers.flow_mirror import FlowTable
+from dvr.agent.drivers.flow_mirror import FlowTable, MirrorSnapshot
 from dvr.agent.drivers.openflow import BarrierReply, FlowEvent, UnexpectedLine, parse_monitor_line
 from dvr.agent.reconcile.observed import ObservedFlow
 
@@ -185,6 +185,12 @@ class FlowMonitor:
     def flows(self, names: Mapping[int, str] | None = None) -> tuple[ObservedFlow, ...]:
         with self._changed:
             return self.table.flows(names)
+
+    def observation(self, names: Mapping[int, str] | None = None
+                    ) -> tuple[tuple[ObservedFlow, ...], MirrorSnapshot]:
+        """Every flow (``flows``) and the same by cookie, with the journal (one moment)."""
+        with self._changed:
+            return self.table.flows(names), self.table.snapshot(names)
 
     def close(self, timeout: float = 5.0) -> None:
         if self._control is not None:

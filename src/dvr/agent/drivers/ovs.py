@@ -45,7 +45,12 @@ from dvr.agent.reconcile.commands import (
     OvsdbOp,
     SetPortTag,
 )
-from dvr.agent.reconcile.observed import ObservedBridge, ObservedFlow, ObservedPort
+from dvr.agent.reconcile.observed import (
+    MirroredFlows,
+    ObservedBridge,
+    ObservedFlow,
+    ObservedPort,
+)
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +330,7 @@ class OvsDriver:
         flows = self.read_flows([b.name for b in found])
         return tuple(
             ObservedBridge(b.name, b.datapath_type, b.fail_mode, b.external_ids, b.ports,
-                           flows[b.name])
+                           *flows[b.name])
             for b in found
         )
 
@@ -371,19 +376,21 @@ class OvsDriver:
         return _port_numbers(found[0]) if found else {}
 
     def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
-        return self.dump_all_flows([bridge])[bridge]
+        return self._dump_all_flows([bridge])[bridge][0]
 
-    def read_flows(self, bridges: Sequence[str]) -> dict[str, tuple[ObservedFlow, ...]]:
-        """The flows of several bridges: from their mirrors where those are in sync, the
-        others dumped."""
+    def read_flows(self, bridges: Sequence[str]
+                   ) -> dict[str, tuple[tuple[ObservedFlow, ...], MirroredFlows | None]]:
+        """The flows of several bridges: from their mirrors where those are in sync (with
+        the mirror's snapshot), the others dumped (None)."""
         mirrored = self.mirrors.synced(bridges) if self.mirrors is not None else {}
-        return self.dump_all_flows([b for b in bridges if b not in mirrored], mirrored)
+        return self._dump_all_flows([b for b in bridges if b not in mirrored], mirrored)
 
-    def dump_all_flows(self, bridges: Sequence[str],
-                       mirrored: Mapping[str, FlowMonitor] | None = None,
-                       ) -> dict[str, tuple[ObservedFlow, ...]]:
+    def _dump_all_flows(self, bridges: Sequence[str],
+                        mirrored: Mapping[str, FlowMonitor] | None = None,
+                        ) -> dict[str, tuple[tuple[ObservedFlow, ...], MirroredFlows | None]]:
         """``dump-flows`` of several bridges at once (one ovs-ofctl each, run side by side:
-        starting ovs-ofctl costs more than the dump), and the flows of ``mirrored``."""
+        starting ovs-ofctl costs more than the dump), and the flows of ``mirrored`` with
+        their snapshots (a dumped bridge has none)."""
         mirrored = mirrored or {}
         running = {b: subprocess.Popen(self._ofctl_argv(["--no-names", "dump-flows", b]),
                                        env=self._ofctl_env(), text=True, stdout=subprocess.PIPE,
@@ -394,9 +401,10 @@ class OvsDriver:
         # has since gone stays a number, as with ovs-ofctl --names
         ports = {b.name: b for b in _ObserveBridges(self.api, [*flows, *mirrored]).execute(
             check_error=True)}
-        found = {bridge: parse_dump_flows(out, _port_names(ports.get(bridge)))
-                 for bridge, out in flows.items()}
-        found.update({bridge: monitor.flows(_port_names(ports.get(bridge)))
+        found: dict[str, tuple[tuple[ObservedFlow, ...], MirroredFlows | None]] = {
+            bridge: (parse_dump_flows(out, _port_names(ports.get(bridge))), None)
+            for bridge, out in flows.items()}
+        found.update({bridge: monitor.observation(_port_names(ports.get(bridge)))
                       for bridge, monitor in mirrored.items()})
         return found
 

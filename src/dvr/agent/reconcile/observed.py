@@ -11,7 +11,8 @@ Drivers only *describe* (they decide nothing); the reconciler compares these val
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from dvr.agent.desired.state import Address, NatRule, Route, Rule
 
@@ -35,6 +36,22 @@ class ObservedFlow:
     # the ports the flow names (in_port, outputs) as the switch prints them, unquoted: the
     # port's name, or its number once no port has it; None when not reported
     ports: tuple[str, ...] | None = None
+
+
+class MirroredFlows(Protocol):
+    """A bridge's flows as a flow mirror held them when observed, indexed by cookie, and
+    what changed since an earlier observation of the same mirror (the incremental plan's
+    input, ``plan.py``).  Equal to the observation's ``flows``, only indexed."""
+
+    def installed(self, cookie: int) -> tuple[ObservedFlow, ...]:
+        """The installed flows that carry ``cookie`` (sorted)."""
+        ...
+
+    def changed_since(self, earlier: MirroredFlows) -> frozenset[int] | None:
+        """The cookies of every flow added, deleted or modified between ``earlier`` and
+        this observation; None when the mirror cannot tell (another mirror, another port
+        naming, a history it no longer keeps)."""
+        ...
 
 
 @dataclass(frozen=True, order=True)
@@ -63,6 +80,8 @@ class ObservedBridge:
     external_ids: tuple[tuple[str, str], ...] = ()
     ports: tuple[ObservedPort, ...] = ()
     flows: tuple[ObservedFlow, ...] = ()
+    # the same flows from a flow mirror, when they came from one (None: a dump)
+    mirror: MirroredFlows | None = field(default=None, compare=False, repr=False)
 
     def port(self, name: str) -> ObservedPort | None:
         return next((p for p in self.ports if p.name == name), None)

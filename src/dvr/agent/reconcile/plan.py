@@ -9,12 +9,24 @@ that turn what is observed into what is desired, in a safe order:
 
 Only what the agent owns is ever removed (``Ownership``); ports plugged by others only get
 their tag.  Wanted flows and devices are never touched, so their counters keep growing.
+
+Flows, incrementally: a bridge of tens of thousands of flows costs a walk of all of them
+per pass, so each plan also returns its *basis* (``BridgeFlowBasis`` per bridge: the
+desired flows it planned, indexed by cookie, and the flow mirror's observation it planned
+against).  Given the previous plan's basis, a bridge is planned from what changed since:
+the cookies of desired flows that came or went (a difference of two frozensets), the
+cookies the mirror saw change on the switch in between (ours, and anyone's by hand), and
+the cookies the previous plan changed (its bundle may have failed).  Every other cookie
+was in sync then and nothing touched it since.  The cookies are decided by the same rule
+as in a full plan (``_cookie_changes``), so the plans are equal.  A bridge is planned in
+full when there is no basis, no mirror, when the mirror cannot say what changed (a new
+monitor, a new port naming), or when a port comes, goes or is recreated.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from dvr.agent.desired.nftables import canonical_nat_rules
@@ -58,6 +70,8 @@ from dvr.agent.reconcile.commands import (
 )
 from dvr.agent.reconcile.observed import (
     DEFAULT_OWNERSHIP,
+    MirroredFlows,
+    ObservedBridge,
     ObservedFlow,
     ObservedNamespace,
     ObservedPort,
@@ -67,13 +81,32 @@ from dvr.agent.reconcile.observed import (
 
 
 @dataclass(frozen=True)
+class BridgeFlowBasis:
+    """What one bridge's flows were planned from, for the next plan to start from (see the
+    module docstring).  Never changed: the next plan builds its own."""
+
+    flows: frozenset[Flow]  # the desired flows
+    by_cookie: Mapping[int, tuple[Flow, ...]]  # the same, by cookie
+    mirror: MirroredFlows  # the observation planned against
+    present: frozenset[str]  # the ports on the bridge once that plan has run
+    deferred: frozenset[Flow]  # of ``flows``, those left out for a port not present
+    pending: frozenset[int]  # cookies that plan added or deleted: looked at again
+    incremental: bool  # planned from an earlier basis (False: in full)
+
+
+FlowBasis = Mapping[str, BridgeFlowBasis]  # bridge name -> its basis
+
+
+@dataclass(frozen=True)
 class Plan:
     """Commands in the order to run them.  ``deferred`` are desired flows left out because
     a port they name is not on the bridge (a VIF not plugged yet, or unplugged): they are
-    installed once it is there, with its port number of then."""
+    installed once it is there, with its port number of then.  ``basis``: what the next
+    plan may start from (bridges observed through a flow mirror only)."""
 
     commands: tuple[Op, ...] = ()
     deferred: tuple[Flow, ...] = ()
+    basis: FlowBasis = field(default_factory=dict, compare=False, repr=False)
 
     def __iter__(self) -> Iterator[Op]:
         return iter(self.commands)
@@ -196,14 +229,19 @@ def plan_changes(
     desired: DesiredState,
     observed: ObservedState,
     ownership: Ownership = DEFAULT_OWNERSHIP,
+    basis: FlowBasis | None = None,
 ) -> Plan:
+    """The plan from ``observed`` to ``desired``; with ``basis`` (the previous plan's),
+    bridges whose flows a mirror observed are planned from what changed since (the same
+    plan, found without walking every flow)."""
     steps = _Steps()
     _plan_bridges(desired.bridges, observed, steps)
     recreated_peers = _plan_namespaces(desired.namespaces, observed, ownership, steps)
     recreated_ports = _plan_ports(desired, observed, ownership, recreated_peers, steps)
     present = _ports_present_after(desired, observed, ownership)
-    deferred = _plan_flows(desired.bridges, observed, recreated_ports, present, steps)
-    return Plan(steps.ordered(), deferred)
+    deferred, next_basis = _plan_flows(desired.bridges, observed, recreated_ports, present,
+                                       steps, basis or {})
+    return Plan(steps.ordered(), deferred, next_basis)
 
 
 def _plan_bridges(bridges: Iterable[BridgeState], observed: ObservedState, steps: _Steps):
@@ -550,43 +588,141 @@ def _plan_flows(
     recreated_ports: dict[str, set[str]],
     present: dict[str, set[str]],
     steps: _Steps,
-) -> tuple[Flow, ...]:
+    basis: FlowBasis,
+) -> tuple[tuple[Flow, ...], dict[str, BridgeFlowBasis]]:
     """One bundle per bridge; returns the flows deferred because a port they name is not
-    (or no longer) on the bridge: they are not installed, and removed if they were.
-    (Linear in the bridge's flows, and lean: it runs on every reconcile pass.)"""
+    (or no longer) on the bridge (they are not installed, and removed if they were), and
+    the basis of the next plan."""
     deferred: list[Flow] = []
+    next_basis: dict[str, BridgeFlowBasis] = {}
     for bridge in bridges:
         seen = observed.bridge(bridge.name)
-        seen_flows: dict[int, list[ObservedFlow]] = {}
-        for observed_flow in seen.flows if seen else ():
-            same_cookie = seen_flows.get(observed_flow.cookie)
-            if same_cookie is None:
-                seen_flows[observed_flow.cookie] = [observed_flow]
-            else:
-                same_cookie.append(observed_flow)
+        mirror = seen.mirror if seen is not None else None
         here = present.get(bridge.name, set())
         renumbered = recreated_ports.get(bridge.name, set())
-        wanted: dict[int, Flow] = {}
-        add: list[Flow] = []
-        reinstall: set[int] = set()
-        for flow in bridge.flows:
-            ports = flow.ports
-            if ports and not ports <= here:
-                deferred.append(flow)
-                continue
-            cookie = flow.cookie
-            wanted[cookie] = flow
-            installed = seen_flows.get(cookie)
-            if installed is None:
-                add.append(flow)
-            elif (renumbered and ports & renumbered) or _installed_for_other_ports(
-                    flow, installed):
-                # a port recreated by this plan gets a new number: its flows follow it
-                reinstall.add(cookie)
-                add.append(flow)
-        delete = {FlowRef(f.table, cookie) for cookie, installed in seen_flows.items()
-                  if cookie not in wanted or cookie in reinstall for f in installed}
+        previous = basis.get(bridge.name)
+        changed = _changed_since(previous, mirror, here, renumbered)
+        if previous is not None and mirror is not None and changed is not None:
+            add, delete, left_out, by_cookie = _bridge_flows_since(
+                previous, bridge.flows, mirror, here, changed)
+        else:
+            add, delete, left_out, by_cookie = _bridge_flows(
+                bridge.flows, seen, here, renumbered, index=mirror is not None)
         if add or delete:
             steps.flows.append(FlowBundle(bridge.name, tuple(sorted(add)),
                                           tuple(sorted(delete))))
-    return tuple(sorted(deferred))
+        deferred.extend(left_out)
+        if mirror is not None:
+            next_basis[bridge.name] = BridgeFlowBasis(
+                bridge.flows, by_cookie, mirror, frozenset(here), frozenset(left_out),
+                frozenset({f.cookie for f in add} | {ref.cookie for ref in delete}),
+                incremental=changed is not None)
+    return tuple(sorted(deferred)), next_basis
+
+
+def _changed_since(previous: BridgeFlowBasis | None, mirror: MirroredFlows | None,
+                   here: set[str], renumbered: set[str]) -> frozenset[int] | None:
+    """The cookies the switch changed since ``previous`` was planned, when the bridge can
+    be planned from it: same ports, none recreated, a mirror that can tell."""
+    if previous is None or mirror is None or renumbered or previous.present != here:
+        return None
+    return mirror.changed_since(previous.mirror)
+
+
+def _left_out(flow: Flow, here: set[str]) -> bool:
+    """Deferred: the flow names a port that is not on the bridge."""
+    ports = flow.ports
+    return bool(ports) and not ports <= here
+
+
+def _cookie_changes(cookie: int, wanted: Iterable[Flow], installed: Iterable[ObservedFlow],
+                    add: list[Flow], delete: set[FlowRef]) -> None:
+    """The one rule, per cookie: a wanted flow is added when nothing carries its cookie, or
+    reinstalled when what does was installed for other ports; installed flows of a cookie
+    nothing wants (or being reinstalled) are deleted."""
+    installed = list(installed)
+    wanted = list(wanted)
+    if not installed:
+        add.extend(wanted)
+        return
+    reinstall = False
+    for flow in wanted:
+        if _installed_for_other_ports(flow, installed):
+            add.append(flow)
+            reinstall = True
+    if reinstall or not wanted:
+        delete.update(FlowRef(f.table, cookie) for f in installed)
+
+
+def _bridge_flows_since(
+    previous: BridgeFlowBasis, flows: frozenset[Flow], mirror: MirroredFlows,
+    here: set[str], changed: frozenset[int],
+) -> tuple[list[Flow], set[FlowRef], list[Flow], dict[int, tuple[Flow, ...]]]:
+    """``_bridge_flows`` for the cookies that changed since ``previous`` (on either side,
+    or planned by it), the others being in sync then and untouched since."""
+    removed = previous.flows - flows
+    added = flows - previous.flows
+    by_cookie = dict(previous.by_cookie)
+    dirty = set(changed)
+    dirty.update(previous.pending)
+    for flow in removed:
+        cookie = flow.cookie
+        dirty.add(cookie)
+        rest = tuple(f for f in by_cookie[cookie] if f != flow)
+        if rest:
+            by_cookie[cookie] = rest
+        else:
+            del by_cookie[cookie]
+    for flow in added:
+        cookie = flow.cookie
+        dirty.add(cookie)
+        by_cookie[cookie] = by_cookie.get(cookie, ()) + (flow,)
+    deferred = (previous.deferred - removed) | {f for f in added if _left_out(f, here)}
+    add: list[Flow] = []
+    delete: set[FlowRef] = set()
+    for cookie in dirty:
+        wanted = [f for f in by_cookie.get(cookie, ()) if not _left_out(f, here)]
+        _cookie_changes(cookie, wanted, mirror.installed(cookie), add, delete)
+    return add, delete, list(deferred), by_cookie
+
+
+def _bridge_flows(
+    flows: frozenset[Flow], seen: ObservedBridge | None, here: set[str],
+    renumbered: set[str], index: bool,
+) -> tuple[list[Flow], set[FlowRef], list[Flow], dict[int, tuple[Flow, ...]]]:
+    """Every flow of the bridge against every installed one: (flows to add, flows to
+    delete, flows deferred, and with ``index`` the desired flows by cookie).  (Linear in
+    the bridge's flows, and lean: it runs whenever a bridge is planned in full.)"""
+    deferred: list[Flow] = []
+    seen_flows: dict[int, list[ObservedFlow]] = {}
+    for observed_flow in seen.flows if seen else ():
+        same_cookie = seen_flows.get(observed_flow.cookie)
+        if same_cookie is None:
+            seen_flows[observed_flow.cookie] = [observed_flow]
+        else:
+            same_cookie.append(observed_flow)
+    by_cookie: dict[int, tuple[Flow, ...]] = {}
+    wanted: dict[int, Flow] = {}
+    add: list[Flow] = []
+    reinstall: set[int] = set()
+    for flow in flows:
+        cookie = flow.cookie
+        if index:
+            same = by_cookie.get(cookie)
+            by_cookie[cookie] = (flow,) if same is None else same + (flow,)
+        ports = flow.ports
+        if ports and not ports <= here:
+            deferred.append(flow)
+            continue
+        wanted[cookie] = flow
+        installed = seen_flows.get(cookie)
+        if installed is None:
+            add.append(flow)
+        elif (renumbered and ports & renumbered) or _installed_for_other_ports(
+                flow, installed):
+            # a port recreated by this plan gets a new number: its flows follow it
+            reinstall.add(cookie)
+            add.append(flow)
+    delete = {FlowRef(f.table, cookie) for cookie, installed in seen_flows.items()
+              if cookie not in wanted or cookie in reinstall for f in installed}
+    return add, delete, deferred, by_cookie

@@ -1,4 +1,7 @@
-"""One reconcile pass: observe -> plan (pure) -> execute, with timings for the log line."""
+"""One reconcile pass: observe -> plan (pure) -> execute, with timings for the log line.
+
+The caller keeps ``result.plan.basis`` and hands it to the next pass: bridges observed
+through a flow mirror are then planned from what changed since (``plan.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.reconcile.executor import ExecutionReport, execute_plan
 from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, ObservedState, Ownership, observe
-from dvr.agent.reconcile.plan import Plan, plan_changes
+from dvr.agent.reconcile.plan import FlowBasis, Plan, plan_changes
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,18 @@ class ReconcileResult:
             f"reconcile host={self.host} revision={self.revision} commands={len(self.plan)} "
             f"{self.report.log_fields()} observe_ms={self.observe_ms:.1f} "
             f"plan_ms={self.plan_ms:.1f} apply_ms={self.apply_ms:.1f} "
-            f"ms={self.total_ms:.1f}"
+            f"ms={self.total_ms:.1f} flow_plan={self.flow_planning()}"
         )
+
+    def flow_planning(self) -> str:
+        """How the bridges' flows were planned: "incremental" (every bridge from the
+        previous basis), "full" (none), "mixed", or "dumped" (no flow mirror)."""
+        kinds = {b.incremental for b in self.plan.basis.values()}
+        if not kinds:
+            return "dumped"
+        if len(kinds) > 1:
+            return "mixed"
+        return "incremental" if kinds.pop() else "full"
 
 
 def reconcile(
@@ -50,11 +63,13 @@ def reconcile(
     drivers: Drivers,
     ownership: Ownership = DEFAULT_OWNERSHIP,
     clock: Callable[[], float] = time.monotonic,
+    basis: FlowBasis | None = None,
 ) -> ReconcileResult:
+    """One pass; ``basis``: the previous pass's ``plan.basis`` (None: plan in full)."""
     started = clock()
     observed = observe(drivers, desired, ownership)
     observed_at = clock()
-    plan = plan_changes(desired, observed, ownership)
+    plan = plan_changes(desired, observed, ownership, basis)
     planned_at = clock()
     report = execute_plan(plan, drivers)
     done = clock()

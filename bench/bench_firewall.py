@@ -9,11 +9,14 @@ Measured:
   (linear in its rules, nothing per member) and the clauses its network shares
   (``firewall:<network>``: one per member address and one per rule's protocol/ports);
   and the host's br-int total;
-- one rule added to the group: the reconcile time of the change without the switch, i.e.
-  ``DesiredStateCache.update`` (every port of the group gets its new rule) plus
-  ``plan_changes`` against the switch as it was (the previous state, as installed), and
-  how many flows the bundle carries.  Not measured here: reading the switch (the agent's
-  observe) and applying the bundle on a real OVS.
+- one rule added to the group: the reconcile time of the change without the switch's I/O,
+  i.e. ``DesiredStateCache.update`` (every port of the group gets its new rule), reading
+  the flow mirror (a ``FlowTable`` holding the previous state as installed: its snapshot)
+  and ``plan_changes`` against it from the basis of the previous pass (the agent's steady
+  state: the previous pass found nothing to do), and how many flows the bundle carries.
+  For comparison, the same plan made in full (no basis: every flow of the bridge walked).
+  Not measured here: the OVSDB read and mirror barrier of the agent's observe, and
+  applying the bundle on a real OVS.
 
 Run:  .venv/bin/python bench/bench_firewall.py [--ports 200] [--rules 50] [--repeat 5] [--write]
 """
@@ -32,8 +35,15 @@ from pathlib import Path
 
 from dvr.agent.desired import DesiredStateCache, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
+from dvr.agent.drivers.flow_mirror import FlowTable
+from dvr.agent.drivers.openflow import FlowEvent, monitored_flow
 from dvr.agent.reconcile.commands import FlowBundle
-from dvr.agent.reconcile.observed import ObservedBridge, ObservedFlow, ObservedPort, ObservedState
+from dvr.agent.reconcile.observed import (
+    DEFAULT_OWNERSHIP,
+    ObservedBridge,
+    ObservedPort,
+    ObservedState,
+)
 from dvr.agent.reconcile.plan import plan_changes
 from dvr.model.hostview import (
     AddressSetView,
@@ -100,51 +110,84 @@ def with_rule(base: HostView) -> HostView:
     return replace(base, security_groups=(replace(group, rules=group.rules + (extra,)),))
 
 
-def as_installed(state: DesiredState) -> ObservedState:
-    """What the switch reports once ``state`` is installed (every port present)."""
-    return ObservedState(bridges=tuple(
-        ObservedBridge(
-            bridge.name, bridge.datapath_type, bridge.fail_mode, bridge.external_ids,
-            tuple(ObservedPort(p.name, p.type, p.options, p.tag, p.external_ids, ofport)
-                  for ofport, p in enumerate(bridge.ports, start=1)),
-            tuple(ObservedFlow(f.cookie, f.table, f.priority, ports=tuple(sorted(f.ports)))
-                  for f in bridge.flows))
-        for bridge in state.bridges))
+class InstalledSwitch:
+    """The switch once ``state`` is installed (every port present, numbered in order), its
+    flows held by one flow mirror per bridge as the agent's OVS driver keeps them."""
+
+    def __init__(self, state: DesiredState) -> None:
+        self.state = state
+        self.mirrors: dict[str, tuple[FlowTable, dict[int, str]]] = {}
+        for bridge in state.bridges:
+            numbers = {p.name: n for n, p in enumerate(bridge.ports, start=1)}
+            table = FlowTable()
+            for flow in bridge.flows:
+                table.apply(FlowEvent("INITIAL", monitored_flow(flow, numbers)))
+            names = {n: name for name, n in numbers.items()}
+            table.flows(names)  # parsed once, as the agent's first observation does
+            self.mirrors[bridge.name] = (table, names)
+
+    def observe(self) -> ObservedState:
+        """What the agent's observe reports (its flows part: the mirrors' snapshots)."""
+        bridges = []
+        for bridge in self.state.bridges:
+            table, names = self.mirrors[bridge.name]
+            ports = tuple(ObservedPort(
+                p.name, p.type, p.options, p.tag,
+                (*p.external_ids, DEFAULT_OWNERSHIP.managed_marker) if p.managed
+                else p.external_ids, n) for n, p in enumerate(bridge.ports, start=1))
+            bridges.append(ObservedBridge(
+                bridge.name, bridge.datapath_type, bridge.fail_mode, bridge.external_ids,
+                ports, table.flows(names), table.snapshot(names)))
+        return ObservedState(bridges=tuple(bridges))
 
 
 def rule_change(base: HostView, repeat: int) -> dict[str, object]:
     """Wall-clock and CPU (``time.process_time``: what this process used, the better figure
-    on a shared machine) milliseconds of the update and the plan."""
+    on a shared machine) milliseconds of the update, the mirror read and the plan."""
     grown = with_rule(base)
-    runs: list[tuple[float, float, float, float]] = []  # update, plan: wall, cpu
+    first = DesiredStateCache()
+    switch = InstalledSwitch(first.update(base, inputs(base)))
+    runs: list[tuple[float, ...]] = []  # update, read, plan, full plan: wall, cpu each
     bundle = 0
     for _ in range(repeat):
         cache = DesiredStateCache()
         before = cache.update(base, inputs(base))
-        observed = as_installed(before)
+        settled = plan_changes(before, switch.observe())  # the previous pass: in sync
+        assert not settled.commands, settled.summary()
         gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
+        marks = [(time.perf_counter(), time.process_time())]
         after = cache.update(grown, inputs(base))
-        wall_updated, cpu_updated = time.perf_counter(), time.process_time()
-        plan = plan_changes(after, observed)
-        runs.append(((wall_updated - wall) * 1000, (cpu_updated - cpu) * 1000,
-                     (time.perf_counter() - wall_updated) * 1000,
-                     (time.process_time() - cpu_updated) * 1000))
+        marks.append((time.perf_counter(), time.process_time()))
+        observed = switch.observe()
+        marks.append((time.perf_counter(), time.process_time()))
+        plan = plan_changes(after, observed, basis=settled.basis)
+        marks.append((time.perf_counter(), time.process_time()))
+        full = plan_changes(after, observed)
+        marks.append((time.perf_counter(), time.process_time()))
+        assert plan == full and all(b.incremental for b in plan.basis.values())
+        runs.append(tuple(
+            (marks[i + 1][clock] - marks[i][clock]) * 1000
+            for i in range(4) for clock in (0, 1)))
         bundle = sum(len(b.add) + len(b.delete) for b in plan.of_type(FlowBundle))
 
     def median(index: int) -> float:
         return statistics.median(run[index] for run in runs)
 
-    totals = [run[0] + run[2] for run in runs]
-    cpu_totals = [run[1] + run[3] for run in runs]
+    totals = [run[0] + run[4] for run in runs]  # update + plan
+    cpu_totals = [run[1] + run[5] for run in runs]
     print(f"one rule added, {len(base.ports)} ports, bundle of {bundle} flows: "
-          f"desired update {median(0):.1f} ms wall / {median(1):.1f} ms CPU, plan "
-          f"{median(2):.1f} / {median(3):.1f}; total median {statistics.median(totals):.1f} "
-          f"ms wall (min {min(totals):.1f}), {statistics.median(cpu_totals):.1f} ms CPU "
-          f"(min {min(cpu_totals):.1f})")
+          f"desired update {median(0):.1f} ms wall / {median(1):.1f} ms CPU, mirror read "
+          f"{median(2):.1f} / {median(3):.1f}, plan {median(4):.1f} / {median(5):.1f} "
+          f"(in full: {median(6):.1f} / {median(7):.1f}); update + plan median "
+          f"{statistics.median(totals):.1f} ms wall (min {min(totals):.1f}), "
+          f"{statistics.median(cpu_totals):.1f} ms CPU (min {min(cpu_totals):.1f})")
     return {"runs": repeat, "bundle_flows": bundle,
             "update_ms_wall": round(median(0), 1), "update_ms_cpu": round(median(1), 1),
-            "plan_ms_wall": round(median(2), 1), "plan_ms_cpu": round(median(3), 1),
+            "mirror_read_ms_wall": round(median(2), 1),
+            "mirror_read_ms_cpu": round(median(3), 1),
+            "plan_ms_wall": round(median(4), 1), "plan_ms_cpu": round(median(5), 1),
+            "plan_in_full_ms_wall": round(median(6), 1),
+            "plan_in_full_ms_cpu": round(median(7), 1),
             "total_ms_wall": round(statistics.median(totals), 1),
             "total_ms_wall_min": round(min(totals), 1),
             "total_ms_cpu": round(statistics.median(cpu_totals), 1),

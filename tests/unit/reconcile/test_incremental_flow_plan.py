@@ -19,13 +19,10 @@ from dvr.agent.desired.openflow import (
     Match,
     Output,
     Resubmit,
-    port_numbers,
-    render_actions,
-    render_match,
 )
 from dvr.agent.desired.state import BridgeState, DesiredState, Flow, OvsPort
 from dvr.agent.drivers.flow_mirror import FlowTable
-from dvr.agent.drivers.openflow import FlowEvent, MonitoredFlow
+from dvr.agent.drivers.openflow import FlowEvent, MonitoredFlow, monitored_flow
 from dvr.agent.reconcile.commands import FlowBundle
 from dvr.agent.reconcile.observed import ObservedBridge, ObservedPort, ObservedState
 from dvr.agent.reconcile.plan import Plan, plan_changes
@@ -55,10 +52,7 @@ def desired(flows: frozenset[Flow]) -> DesiredState:
 
 
 def monitored(flow: Flow) -> MonitoredFlow:
-    port = port_numbers(NUMBERS)
-    actions = render_actions(flow.actions, port)
-    return MonitoredFlow(flow.table, flow.cookie, render_match(flow.match, port),
-                         actions or "drop")
+    return monitored_flow(flow, NUMBERS)
 
 
 @dataclass

@@ -123,20 +123,21 @@ class Flow(_FlowFields):
         """Fields only: pickles and copies recompute the caches where they are needed."""
         return None
 
-    def _key(self) -> tuple[int, int, str, str]:
+    def sort_key(self) -> tuple[int, int, str, str]:
+        """What flows sort by (``sorted(flows, key=Flow.sort_key)``: one call per flow)."""
         return (self.table, self.priority, self.content, self.owner)
 
     def __lt__(self, other: Flow) -> bool:
-        return self._key() < other._key()
+        return self.sort_key() < other.sort_key()
 
     def __le__(self, other: Flow) -> bool:
-        return self._key() <= other._key()
+        return self.sort_key() <= other.sort_key()
 
     def __gt__(self, other: Flow) -> bool:
-        return self._key() > other._key()
+        return self.sort_key() > other.sort_key()
 
     def __ge__(self, other: Flow) -> bool:
-        return self._key() >= other._key()
+        return self.sort_key() >= other.sort_key()
 
 
 

@@ -24,8 +24,11 @@ from dvr.agent.desired.openflow import (
     UnboundPort,
     port_numbers,
     port_text,
+    render_actions,
     render_flow,
+    render_match,
 )
+from dvr.agent.desired.state import Flow
 from dvr.agent.reconcile.commands import FlowBundle
 from dvr.agent.reconcile.observed import ObservedFlow
 
@@ -120,6 +123,14 @@ class MonitoredFlow:
             text = text.removeprefix(_MATCH_ALL_PLACEHOLDER).lstrip()
         return ObservedFlow(cookie=self.cookie, table=self.table, priority=None, text=text,
                             ports=tuple(sorted(_ports(flow, names or {}))))
+
+
+def monitored_flow(flow: Flow, numbers: Mapping[str, int]) -> MonitoredFlow:
+    """``flow`` as a monitor would name it once installed with the ports ``numbers``
+    (modulo the switch's own spelling of fields): for tests and benchmarks of the mirror."""
+    port = port_numbers(numbers)
+    return MonitoredFlow(flow.table, flow.cookie, render_match(flow.match, port),
+                         render_actions(flow.actions, port) or "drop")
 
 
 @dataclass(frozen=True)

@@ -507,10 +507,11 @@ def _plan_ports(
     created: dict[str, set[str]] = {}
     wanted = desired_ports(desired)
     wanted_anywhere = {name for ports in wanted.values() for name in ports}
+    located = _ports_by_name(observed)
     for bridge, ports in wanted.items():
         for name in sorted(ports):
             want = ports[name]
-            found = observed.find_port(name)
+            found = located.get(name)
             if not want.managed:
                 if found is not None and found[1].tag != want.tag:
                     steps.ports.append(SetPortTag(name, want.tag))
@@ -537,6 +538,15 @@ def _plan_ports(
             if port.name not in wanted_anywhere and ownership.owns_port(port):
                 steps.stale_ports.append(DeletePort(bridge.name, port.name))
     return created
+
+
+def _ports_by_name(observed: ObservedState) -> dict[str, tuple[str, ObservedPort]]:
+    """``observed.find_port`` for every name at once: (bridge name, port) by port name."""
+    found: dict[str, tuple[str, ObservedPort]] = {}
+    for bridge in observed.bridges:
+        for port in bridge.ports:
+            found.setdefault(port.name, (bridge.name, port))
+    return found
 
 
 def _with_recreate(command: EnsurePort) -> EnsurePort:
@@ -609,7 +619,7 @@ def _plan_flows(
             add, delete, left_out, by_cookie = _bridge_flows(
                 bridge.flows, seen, here, renumbered, index=mirror is not None)
         if add or delete:
-            steps.flows.append(FlowBundle(bridge.name, tuple(sorted(add)),
+            steps.flows.append(FlowBundle(bridge.name, tuple(sorted(add, key=Flow.sort_key)),
                                           tuple(sorted(delete))))
         deferred.extend(left_out)
         if mirror is not None:
@@ -617,7 +627,7 @@ def _plan_flows(
                 bridge.flows, by_cookie, mirror, frozenset(here), frozenset(left_out),
                 frozenset({f.cookie for f in add} | {ref.cookie for ref in delete}),
                 incremental=changed is not None)
-    return tuple(sorted(deferred)), next_basis
+    return tuple(sorted(deferred, key=Flow.sort_key)), next_basis
 
 
 def _changed_since(previous: BridgeFlowBasis | None, mirror: MirroredFlows | None,
@@ -681,7 +691,9 @@ def _bridge_flows_since(
     add: list[Flow] = []
     delete: set[FlowRef] = set()
     for cookie in dirty:
-        wanted = [f for f in by_cookie.get(cookie, ()) if not _left_out(f, here)]
+        wanted = by_cookie.get(cookie, ())
+        if deferred:
+            wanted = [f for f in wanted if f not in deferred]
         _cookie_changes(cookie, wanted, mirror.installed(cookie), add, delete)
     return add, delete, list(deferred), by_cookie
 

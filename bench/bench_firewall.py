@@ -45,6 +45,7 @@ from dvr.agent.reconcile.observed import (
     ObservedState,
 )
 from dvr.agent.reconcile.plan import plan_changes
+from dvr.gc_tuning import tune_garbage_collector
 from dvr.model.hostview import (
     AddressSetView,
     FixedIp,
@@ -218,6 +219,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", action="store_true", help="record in bench/results.json")
     args = parser.parse_args()
+    tune_garbage_collector()  # as dvr-agent does at start
 
     per_port: dict[str, dict[str, int]] = {}
     for members in (10, args.ports):

@@ -10,9 +10,11 @@ import logging
 from dataplane_support import br_int_with_two_ports, comparable, ofctl
 
 from dvr.agent.desired.openflow import DROP, NORMAL, Match, ModDlSrc, Output, Resubmit
-from dvr.agent.desired.state import Flow
+from dvr.agent.desired.state import BridgeState, DesiredState, Flow, OvsPort
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
 from dvr.agent.reconcile.commands import EnsureBridge, FlowBundle, FlowRef
+from dvr.agent.reconcile.observed import ObservedState
+from dvr.agent.reconcile.plan import plan_changes
 from dvr.lab.hostenv import HostEnv
 
 
@@ -122,3 +124,38 @@ def test_without_the_mirror_flows_are_dumped(host: HostEnv):
         assert ovs.mirrors is None
         assert [(f.cookie, f.priority) for f in bridge.flows] == [(FLOWS[1].cookie, 1)]
 
+
+
+def test_plans_from_the_mirror_are_incremental_and_repair_hand_edits(host: HostEnv):
+    """The planner's basis against a real mirror: a change is planned from it (not from a
+    walk of every flow) and flows deleted or added by hand are repaired by the next plan."""
+    with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
+        br_int_with_two_ports(host, ovs)
+        bridge_ports = (OvsPort("patch-x", "internal"), OvsPort("tap-a"))
+
+        def plan(flows, basis):
+            desired = DesiredState("h", 1, (BridgeState("br-int", bridge_ports,
+                                                        frozenset(flows)),), ())
+            (bridge,) = ovs.observe(["br-int"])
+            found = plan_changes(desired, ObservedState(bridges=(bridge,)), basis=basis)
+            for bundle in found.of_type(FlowBundle):
+                ovs.apply_flows(bundle)
+            return found
+
+        first = plan(FLOWS[:3], None)
+        assert not first.basis["br-int"].incremental
+        settled = plan(FLOWS[:3], first.basis)
+        assert settled.basis["br-int"].incremental and not settled.of_type(FlowBundle)
+        changed = plan((*FLOWS[:2], *FLOWS[3:]), settled.basis)
+        assert changed.basis["br-int"].incremental
+        (bundle,) = changed.of_type(FlowBundle)
+        assert set(bundle.add) == set(FLOWS[3:])
+        assert {ref.cookie for ref in bundle.delete} == {FLOWS[2].cookie}
+        ofctl(host, "del-flows", "br-int", f"table=0,cookie={FLOWS[0].cookie:#x}/-1")
+        ofctl(host, "add-flow", "br-int", "table=9,priority=2,cookie=0x99,ip,actions=drop")
+        repaired = plan((*FLOWS[:2], *FLOWS[3:]), changed.basis)
+        assert repaired.basis["br-int"].incremental
+        (bundle,) = repaired.of_type(FlowBundle)
+        assert bundle.add == (FLOWS[0],)
+        assert {ref.cookie for ref in bundle.delete} == {0x99}
+        assert {f.cookie for f in mirrored(ovs)} == {f.cookie for f in (*FLOWS[:2], *FLOWS[3:])}

@@ -4,6 +4,8 @@ Used to hand a ``DesiredState`` to a process running inside a lab host, and to b
 ``ObservedState`` or a plan back.  Handles what these types use: nested dataclasses,
 NamedTuples, ``tuple[X, ...]``, fixed tuples, ``frozenset[X]``, ``X | None``, ``Union`` of
 dataclasses (tagged with their class name), ``str``/``int``/``bool``/``float``/``Path``.
+Fields declared ``compare=False`` are not part of a value (a plan's basis, a flow mirror's
+snapshot: handles into the process that made them) and are left out.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ TYPE_KEY = "__type__"
 
 def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        data = {f.name: to_jsonable(getattr(value, f.name))
+                for f in dataclasses.fields(value) if f.compare}
         data[TYPE_KEY] = type(value).__name__
         return data
     if isinstance(value, (tuple, list)):

@@ -9,8 +9,10 @@ from reconcile_helpers import plugged_host
 
 from dvr.agent.desired.openflow import ModDlSrc
 from dvr.agent.desired.state import DesiredState
+from dvr.agent.drivers.flow_mirror import FlowTable
 from dvr.agent.reconcile.commands import Op
 from dvr.agent.reconcile.observe import ObservedState, observe
+from dvr.agent.reconcile.observed import ObservedBridge
 from dvr.agent.reconcile.plan import plan_changes
 from dvr.agent.reconcile.reconciler import reconcile
 from dvr.lab.codec import decode, from_jsonable, to_jsonable
@@ -71,3 +73,13 @@ def test_removing_an_interface_leaves_the_other_one_alone():
             CLOUD.network("blue").qr_device]
         kept = {f for b in after.bridges for f in b.flows}
         assert kept <= {f for b in before.bridges for f in b.flows}
+
+
+def test_a_plans_basis_and_a_mirrors_snapshot_stay_in_their_process():
+    desired = CLOUD.desired("compute-1")
+    mirrored = ObservedBridge("br-int", flows=(), mirror=FlowTable().snapshot())
+    plan = plan_changes(desired, ObservedState(bridges=(mirrored,)))
+    assert plan.basis  # a mirrored bridge: the next plan may start from here
+    encoded = json.loads(json.dumps(to_jsonable(plan)))
+    assert "basis" not in encoded and "mirror" not in json.dumps(encoded)
+    assert decode(json.loads(json.dumps(to_jsonable(mirrored))), ObservedBridge) == mirrored

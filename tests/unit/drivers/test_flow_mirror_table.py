@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dvr.agent.drivers.children import ChildStarter
 from dvr.agent.drivers.flow_mirror import FlowTable
@@ -223,3 +225,42 @@ def test_a_monitor_that_does_not_answer_the_barrier_in_time_is_dropped(clock: Cl
     finally:
         mirrors.close()
         children.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(("add", "delete", "modify", "recookie", "look")),
+                          st.integers(0, 30), st.integers(0, 3)), max_size=60))
+def test_the_flows_after_changes_equal_a_fresh_tables(history):
+    """``flows()`` places only what changed since its last answer (or sorts everything
+    again): either way, what a table built afresh from the same flows answers."""
+    table, held = FlowTable(), {}
+    names = {1: "tap-a", 2: "tap-b"}
+    for n in range(40):  # enough flows that a few changes are placed, not sorted again
+        flow = MonitoredFlow(n % 3, 0x100 + n, f"reg5={n}", f"output:{n % 4}")
+        held[(flow.table, flow.match)] = flow
+        table.apply(FlowEvent("INITIAL", flow))
+    table.flows(names)
+    for kind, pick, port in history:
+        keys = sorted(held)
+        key = keys[pick % len(keys)] if keys else None
+        if kind == "add":
+            flow = MonitoredFlow(7, 0x900 + pick, f"reg6={pick}", f"output:{port}")
+            if (flow.table, flow.match) in held:
+                continue
+            held[(flow.table, flow.match)] = flow
+            assert table.apply(FlowEvent("ADDED", flow))
+        elif key is None:
+            continue
+        elif kind == "delete":
+            assert table.apply(FlowEvent("DELETED", held.pop(key)))
+        elif kind == "modify":  # new actions, same cookie
+            held[key] = flow = MonitoredFlow(*key[:1], held[key].cookie, key[1], f"output:{port}")
+            assert table.apply(FlowEvent("MODIFIED", flow))
+        elif kind == "recookie":
+            held[key] = flow = MonitoredFlow(key[0], 0x500 + pick, key[1], held[key].actions)
+            assert table.apply(FlowEvent("MODIFIED", flow))
+        else:
+            fresh = FlowTable()
+            for flow in held.values():
+                fresh.apply(FlowEvent("INITIAL", flow))
+            assert table.flows(names) == fresh.flows(names)

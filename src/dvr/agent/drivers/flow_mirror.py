@@ -21,6 +21,7 @@ switch are in the journal like the agent's own, so the next plan repairs them.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 
 from dvr.agent.drivers.openflow import FlowEvent, MonitoredFlow
@@ -151,17 +152,47 @@ class FlowTable:
 
     def flows(self, names: Mapping[int, str] | None = None) -> tuple[ObservedFlow, ...]:
         """Every flow, as ``parse_dump_flows`` orders them, ports named by ``names``
-        (OpenFlow number -> port name).  Parsed once per flow and port naming."""
+        (OpenFlow number -> port name).  Parsed once per flow and port naming; after a
+        few changes, only the cookies the journal names are placed again (the flows sort
+        by cookie first, so each cookie's flows are one run of the answer)."""
         names_key = self._naming_key(names)
-        if self._answer is not None and self._answer[0] == self.version \
-                and self._answer[1] is names_key:
-            return self._answer[2]
+        answer = self._answer
+        if answer is not None and answer[1] is names_key:
+            if answer[0] == self.version:
+                return answer[2]
+            changed = self._changed_after(answer[0])
+            if changed is not None and len(self._named) <= 2 * len(self._by_cookie) + 1000:
+                return self._answer_again(answer[2], changed, names, names_key)
         named: _Parsed = {}
         for group in self._groups.values():
             for flow in group.values():
                 _observed(flow, names, names_key, self._named)
                 named[flow] = self._named[flow]
         self._named = named  # forget flows that are gone
-        answer = tuple(sorted(observed for _, observed in named.values()))
+        found = tuple(sorted(observed for _, observed in named.values()))
+        self._answer = (self.version, names_key, found)
+        return found
+
+    def _changed_after(self, version: int) -> set[int] | None:
+        """The cookies changed since ``version``; None if the journal no longer reaches
+        back that far, or so much changed that sorting everything again is cheaper."""
+        if version < self._journal_start or self.version - version > len(self._by_cookie) // 8:
+            return None
+        return set(self._journal[version - self._journal_start:])
+
+    def _answer_again(self, before: tuple[ObservedFlow, ...], changed: set[int],
+                      names: Mapping[int, str] | None, names_key: object
+                      ) -> tuple[ObservedFlow, ...]:
+        found = list(before)
+        for cookie in changed:
+            start = bisect_left(found, cookie, key=_cookie_of)
+            end = bisect_right(found, cookie, lo=start, key=_cookie_of)
+            found[start:end] = sorted(_observed(f, names, names_key, self._named)
+                                      for f in self._by_cookie.get(cookie, ()))
+        answer = tuple(found)
         self._answer = (self.version, names_key, answer)
         return answer
+
+
+def _cookie_of(flow: ObservedFlow) -> int:
+    return flow.cookie

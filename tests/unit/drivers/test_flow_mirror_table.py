@@ -69,6 +69,22 @@ def test_a_monitored_flow_reads_like_a_dumped_one_without_priority_and_counters(
     assert (match_all.text, match_all.ports) == ("actions=NORMAL", ())
 
 
+def test_a_flow_of_conjunctions_only_reads_as_the_full_parse_reads_it():
+    names = {1: "tap-a", 2: "patch-tun"}
+    for match in ("in_port=1,reg6=0x1,ip", "reg6=0x1,tcp,tp_dst=22", ""):
+        for actions in ("conjunction(7,1/3)", "conjunction(7,1/3),conjunction(12,2/2)"):
+            flow = MonitoredFlow(82, 0x5, match, actions)
+            full = parse_flow_line(f"cookie=0x5, table=82, {match or 'priority=32768'} "
+                                   f"actions={actions}", names)
+            observed = flow.observed(names)
+            assert observed.ports == full.ports
+            assert observed.text == full.text.removeprefix("priority=32768 ").removeprefix(
+                "priority=32768,")
+    # anything else takes the full parse: a port among the actions is found
+    assert MonitoredFlow(82, 0x5, "ip", "conjunction(7,1/3),output:1").observed(
+        names).ports == ("tap-a",)
+
+
 def replay(*lines: str) -> FlowTable:
     table = FlowTable()
     for line in lines:

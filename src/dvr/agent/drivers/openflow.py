@@ -13,6 +13,7 @@ any more stays a number).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -100,6 +101,7 @@ def parse_flow_line(line: str, names: Mapping[int, str] | None = None) -> Observ
 # events of ``ovs-ofctl monitor <bridge> watch:`` that change a flow table
 FLOW_EVENTS = ("INITIAL", "ADDED", "DELETED", "MODIFIED")
 _MATCH_ALL_PLACEHOLDER = "priority=0"  # OFPFlow needs a match; the monitor may print none
+_CONJUNCTIONS_ONLY = re.compile(r"conjunction\(\d+,\d+/\d+\)(?:,conjunction\(\d+,\d+/\d+\))*")
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,18 @@ class MonitoredFlow:
 
     def observed(self, names: Mapping[int, str] | None = None) -> ObservedFlow:
         """The flow as ``parse_flow_line`` reports a dumped one, ``names`` giving ports
-        their names; ``priority`` None (not known), counters 0."""
+        their names; ``priority`` None (not known), counters 0.
+
+        Actions that are only conjunctions (a firewall clause: dozens of them, and the
+        parser's slowest part) name no port: the match is parsed alone and the actions
+        kept as printed, the same answer several times sooner."""
+        conjunctions = _CONJUNCTIONS_ONLY.fullmatch(self.actions) is not None
+        actions = "drop" if conjunctions else self.actions
         flow = OFPFlow(f"table={self.table} cookie={self.cookie:#x} "
-                       f"{self.match or _MATCH_ALL_PLACEHOLDER} actions={self.actions}")
+                       f"{self.match or _MATCH_ALL_PLACEHOLDER} actions={actions}")
         text = _printed(flow, names or {})
+        if conjunctions:
+            text = text.removesuffix("drop") + self.actions
         if not self.match:
             text = text.removeprefix(_MATCH_ALL_PLACEHOLDER).lstrip()
         return ObservedFlow(cookie=self.cookie, table=self.table, priority=None, text=text,

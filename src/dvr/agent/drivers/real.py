@@ -11,5 +11,7 @@ from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
 
 
 def build_real_drivers(ovs_rundir: str | Path, flow_mirror: bool = True) -> Drivers:
+    linux, nat = LinuxDriver(), NftDriver()
+    linux.on_namespace_delete(nat.forget)  # its watches must not keep a namespace alive
     return Drivers(ovs=OvsDriver(OvsConfig.for_rundir(ovs_rundir, flow_mirror=flow_mirror)),
-                   linux=LinuxDriver(), nat=NftDriver())
+                   linux=linux, nat=nat)

@@ -175,8 +175,8 @@ class LinuxDriver:
         if watch is None:
             try:  # listen first: a change made while reading is not missed
                 watch = ChangeWatch(path, NETLINK_ROUTE, ROUTE_GROUPS)
-            except OSError as error:
-                raise DriverError(f"cannot watch namespace {name!r}: {error}") from error
+            except OSError:  # gone (the reading says so), or no socket: read every time
+                return self._read_namespace(name)
             self._kept[name] = (watch, None)
         chunks = watch.drain()
         if seen is not None and chunks is not None:
@@ -209,7 +209,10 @@ class LinuxDriver:
         if not self.config.follow_changes:
             return self._read_host_links()
         if self._host is None:
-            self._host = (ChangeWatch(None, NETLINK_ROUTE, LINK_GROUPS), None)
+            try:
+                self._host = (ChangeWatch(None, NETLINK_ROUTE, LINK_GROUPS), None)
+            except OSError:  # no socket: read every time
+                return self._read_host_links()
         watch, links = self._host
         if watch.drain() != [] or links is None:
             links = self._read_host_links()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from dvr.agent.desired.state import Address, NatRule, Neighbor, Route, Rule
+from dvr.agent.drivers import linux as linux_module
 from dvr.agent.drivers import netns
 from dvr.agent.drivers import nft as nft_module
 from dvr.agent.drivers.base import LinuxScope
@@ -164,3 +165,23 @@ def test_a_kept_nat_table_equals_a_fresh_one_and_nft_runs_only_after_a_change(
         assert len(listings) == 1  # the fresh driver's
     finally:
         keeping.close()
+
+
+def test_a_namespace_that_cannot_be_watched_is_read_every_time(
+        netns_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    def no_socket_left(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(linux_module, "ChangeWatch", no_socket_left)
+    keeping = LinuxDriver(LinuxConfig(netns_dir))
+    fresh = LinuxDriver(LinuxConfig(netns_dir, follow_changes=False))
+    reads = Reads(keeping)
+    with netns.inside(netns_dir / HOST):
+        keeping.apply(CreateNamespace(ROUTER))
+        keeping.apply(CreateVeth(ROUTER, "qr-keep", "qrb-keep", "fa:16:3e:00:00:01", 1450))
+        for _ in range(2):
+            observed = keeping.observe(SCOPE)
+            assert observed == fresh.observe(SCOPE)
+            assert [n.name for n in observed.namespaces] == [ROUTER]
+            assert [link.name for link in observed.host_links] == ["qrb-keep"]
+        assert reads.count == 2

@@ -52,7 +52,9 @@ class AgentConfig:
     # east/west between subnets of a distributed router: "openflow" (routed in br-int, the
     # namespace keeps the rest) or "namespace" (every routed packet through qrouter-)
     east_west: str = "openflow"
-    # observe flows from an OpenFlow flow monitor per bridge (false: dump them every time)
+    # keep observations between reconciles, caught up from notifications: flows from an
+    # OpenFlow flow monitor per bridge, namespaces from rtnetlink, NAT tables from nftables
+    # (false: dump the flows and read every namespace and table every time)
     flow_mirror: bool = True
 
     def parsed_bridge_mappings(self) -> tuple[tuple[str, str], ...]:
@@ -141,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="route east/west traffic between subnets of a distributed router in "
                         "OpenFlow (default) or through the router namespace only")
     p.add_argument("--flow-mirror", choices=("on", "off"),
-                   help="observe the bridges' flows from a flow monitor (default on) or dump "
-                        "them for every reconcile (off)")
+                   help="keep observations between reconciles, caught up from flow monitors "
+                        "and netlink notifications (default on), or dump the flows and read "
+                        "every namespace for every reconcile (off)")
     p.add_argument("--heartbeat-interval", type=float)
     p.add_argument("--resync-jitter", type=float,
                    help="resync a revision gap after a random wait up to this (default 5 s)")

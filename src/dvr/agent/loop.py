@@ -90,6 +90,8 @@ class WakeSignal:
 
     ``poked_at`` is when the first of the pokes that ended the last ``wait`` came (None if
     there was none): the log line reports how long the loop took to start after it.
+    ``only_revisions`` says whether every one of those pokes named the revision it was
+    about (a poke without one, a resync, always needs a reconcile).
     A ``nudge`` only ends the wait early.
     """
 
@@ -99,13 +101,18 @@ class WakeSignal:
         self._lock = threading.Lock()
         self._clock = clock
         self._pending_since: float | None = None
+        self._pending_bare = False
         self.poked_at: float | None = None
+        self.only_revisions = True
 
-    def poke(self, revision: int | None = None) -> None:
-        """Something changed: the loop must reconcile."""
+    def poke(self, revision: int | None = None, resync: bool = False) -> None:
+        """Something changed (at ``revision``, if known; ``resync``: whatever revision the
+        loop holds, e.g. the server's revisions went back): the loop must reconcile."""
         with self._lock:
             if revision is not None:
                 self.latest_revision = max(self.latest_revision, revision)
+            if revision is None or resync:
+                self._pending_bare = True
             if self._pending_since is None:
                 self._pending_since = self._clock()
         self._event.set()
@@ -120,6 +127,7 @@ class WakeSignal:
         self._event.clear()
         with self._lock:
             self.poked_at, self._pending_since = self._pending_since, None
+            self.only_revisions, self._pending_bare = not self._pending_bare, False
         return self.poked_at is not None
 
 
@@ -242,7 +250,8 @@ class AgentLoop:
                 result = self.client.watch(self.config.host, since, self.config.watch_timeout)
                 retries.succeeded()
                 if result.resync or result.changes or result.revision < since:
-                    self.wake.poke(result.revision)
+                    self.wake.poke(result.revision,
+                                   resync=result.resync or result.revision < since)
                 since = result.revision
             except Exception as exc:  # reconnect with backoff
                 delay = retries.failed(exc)
@@ -278,7 +287,7 @@ class AgentLoop:
                         self.config.local_poll_interval)
         self.wake.poke()
         while not stop.is_set():
-            fired = self.wake.wait(self.config.local_poll_interval)
+            fired = self.wake.wait(self.config.local_poll_interval) and not self._applied()
             now = self.clock()
             gap = gap_resync_at is not None and now >= gap_resync_at
             current_vifs = self.dataplane.plugged_vifs()
@@ -309,6 +318,14 @@ class AgentLoop:
                     log.info("revision gap: the server has revision %d for this host, the "
                              "agent %d; resync in %.1fs", server_revision,
                              self.held_revision(), gap_resync_at - self.clock())
+
+    def _applied(self) -> bool:
+        """Whether the pokes that ended the last wait only told of revisions the last
+        reconcile applied without error (a watch event for the change a VIF's reconcile
+        already fetched): nothing to do."""
+        outcome = self.last_outcome
+        return (outcome is not None and not outcome.errors and self.wake.only_revisions
+                and self.wake.latest_revision <= self.applied_revision)
 
     def _heartbeat_wait(self) -> float:
         """The heartbeat interval ±10% at random: agents woken together drift apart."""

@@ -1,5 +1,6 @@
 import logging
 import threading
+import time
 
 import httpx
 import pytest
@@ -299,3 +300,38 @@ def test_a_gap_waits_a_random_part_of_the_jitter():
     assert loop.revision_gap(4)
     loop.wake.poke(4)  # the watch told of 4: the loop fetches it anyway
     assert not loop.revision_gap(4)
+
+
+def test_a_watch_event_for_a_revision_already_applied_causes_no_second_reconcile():
+    client, dp = FakeClient([view(2)]), FakeDataplane()
+    # the change at revision 2 was fetched by the first reconcile (a VIF's, say) before
+    # its watch event came; the one at 3 was not
+    client.watch_results = [WatchResult(revision=2, changes=(("port", "p1"),), resync=False),
+                            WatchResult(revision=3, changes=(("port", "p1"),), resync=False)]
+    loop = AgentLoop(config(local_poll_interval=3600, watch_timeout=30), client, dp)
+    told_2_at = None
+
+    def both_events_told() -> bool:
+        nonlocal told_2_at
+        if dp.views == [2] and len(client.watch_results) == 2:
+            client.watch_event.set()  # tell of revision 2
+        elif len(client.watch_results) == 1 and told_2_at is None:
+            told_2_at = time.monotonic()
+        elif told_2_at is not None and time.monotonic() > told_2_at + 0.2 \
+                and client.watch_results:
+            client.views = [view(3)]
+            client.watch_event.set()  # tell of revision 3
+        return dp.views[-1:] == [3]
+
+    assert run_until(loop, both_events_told)
+    assert dp.views == [2, 3]
+
+
+def test_a_resync_is_reconciled_even_at_a_revision_already_applied():
+    wake = WakeSignal()
+    wake.poke(5)
+    assert wake.wait(0) is True and wake.only_revisions
+    wake.poke(5, resync=True)
+    assert wake.wait(0) is True and not wake.only_revisions
+    wake.poke()
+    assert wake.wait(0) is True and not wake.only_revisions

@@ -17,7 +17,13 @@ from dvr.agent.desired.openflow import (
     port_text,
 )
 from dvr.agent.desired.state import Flow
-from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
+from dvr.agent.drivers import openflow
+from dvr.agent.drivers.openflow import (
+    MonitoredFlow,
+    bundle_lines,
+    numbered_bundle,
+    parse_dump_flows,
+)
 from dvr.agent.reconcile.commands import FlowBundle, FlowRef
 
 # real output of ovs-ofctl -O OpenFlow15 --no-names dump-flows (OVS 3.1)
@@ -109,3 +115,22 @@ def test_names_to_numbers_and_back_round_trip():
     (observed,) = parse_dump_flows(dumped, {n: name for name, n in numbers.items()})
     assert observed.text == 'priority=4,in_port="patch-tun" actions=output:"tapd2684d5b-75"'
     assert frozenset(observed.ports) == flow.ports
+
+
+
+def test_a_monitored_flow_is_parsed_once_and_named_again_as_a_fresh_parse_would(
+        monkeypatch: pytest.MonkeyPatch):
+    fields = (0, 0x11, "in_port=3,dl_vlan=1", "strip_vlan,output:5,output:9")
+    first, second = {3: "tap-a", 5: "qr-x"}, {3: "tap-b", 9: "qg-1"}
+    expected = MonitoredFlow(*fields).observed(second)
+    parses = []
+    real = openflow.OFPFlow
+    monkeypatch.setattr(openflow, "OFPFlow", lambda text: parses.append(text) or real(text))
+    flow = MonitoredFlow(*fields)
+    assert flow.observed(first).ports == ("9", "qr-x", "tap-a")
+    renamed = flow.observed(second)  # a port renumbered, another came, one went
+    assert len(parses) == 1
+    assert renamed == expected
+    assert renamed.ports == ("5", "qg-1", "tap-b")
+    assert renamed.text == ('in_port="tap-b",dl_vlan=1 '
+                            'actions=strip_vlan,output:5,output:"qg-1"')

@@ -16,7 +16,8 @@ import errno
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,14 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dvr.agent.desired.state import Address, Route, Rule
 from dvr.agent.drivers import netns
 from dvr.agent.drivers.base import DriverError, LinuxScope
+from dvr.agent.drivers.namespace_mirror import SeenNamespace, caught_up
+from dvr.agent.drivers.netlink_watch import (
+    LINK_GROUPS,
+    NETLINK_ROUTE,
+    ROUTE_GROUPS,
+    ChangeWatch,
+    route_messages,
+)
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
@@ -70,11 +79,26 @@ GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL}
 @dataclass(frozen=True)
 class LinuxConfig:
     netns_dir: Path = Path("/run/netns")
+    # keep each reading between observations, caught up from netlink notifications
+    # (``namespace_mirror``); False: read every namespace every time
+    follow_changes: bool = True
 
 
 class LinuxDriver:
+    """``close()`` ends the notification sockets of the readings it keeps."""
+
     def __init__(self, config: LinuxConfig = LinuxConfig()):
         self.config = config
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[ChangeWatch, SeenNamespace | None]] = {}
+        self._host: tuple[ChangeWatch, tuple[ObservedLink, ...] | None] | None = None
+        self._deleting: list[Callable[[str], None]] = []
+
+    def on_namespace_delete(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(name)`` just before the driver deletes a namespace: whoever
+        holds a socket in it (a notification watch) closes it, so the namespace and its
+        devices go at once, not when the last socket does."""
+        self._deleting.append(callback)
 
     def netns_path(self, namespace: str | None) -> Path | None:
         return None if namespace is None else self.config.netns_dir / namespace
@@ -107,24 +131,64 @@ class LinuxDriver:
     def observe(self, scope: LinuxScope) -> ObservedLinux:
         names = [n for n in self.list_namespaces()
                  if n.startswith(scope.namespace_prefixes) or n in scope.namespaces]
-        namespaces = []
-        for name in names:
-            try:
-                namespaces.append(self.observe_namespace(name, scope.sysctl_keys))
-            except DriverError:
-                continue  # vanished while we looked: it is not there
-        host_links: tuple[ObservedLink, ...] = ()
-        if scope.host_links:
-            wanted = set(scope.host_links)
-            with self._ipr(None) as ipr, self._ethtool_socket(None) as sock:
-                host_links = tuple(sorted(
-                    _link(link, sock) for link in ipr.get_links()
-                    if link.get_attr("IFLA_IFNAME") in wanted))
+        with self._lock:
+            for gone in set(self._kept) - set(names):
+                self._forget(gone)
+            namespaces = []
+            for name in names:
+                try:
+                    namespaces.append(self._observe_namespace(name, scope.sysctl_keys))
+                except DriverError:
+                    self._forget(name)
+                    continue  # vanished while we looked: it is not there
+            host_links: tuple[ObservedLink, ...] = ()
+            if scope.host_links:
+                wanted = set(scope.host_links)
+                host_links = tuple(sorted(link for link in self._host_links()
+                                          if link.name in wanted))
         return ObservedLinux(tuple(namespaces), host_links)
 
     def observe_namespace(self, name: str,
                           sysctl_keys: tuple[str, ...] = ()) -> ObservedNamespace:
+        with self._lock:
+            return self._observe_namespace(name, sysctl_keys)
+
+    def _observe_namespace(self, name: str, sysctl_keys: tuple[str, ...]) -> ObservedNamespace:
         path = self.netns_path(name)
+        seen = self._seen(name)
+        sysctls = tuple((key, value) for key in sysctl_keys
+                        if (value := netns.read_sysctl(path, key)) is not None)
+        return ObservedNamespace(name, seen.links, seen.addresses, seen.routes, seen.rules,
+                                 seen.neighbors, sysctls)
+
+    def _seen(self, name: str) -> SeenNamespace:
+        """The namespace as it is: the kept reading caught up with what changed since, or
+        (the first time, after a change other than a neighbor's, a lost notification or an
+        error) a new reading."""
+        if not self.config.follow_changes:
+            return self._read_namespace(name)
+        path = self.netns_path(name)
+        watch, seen = self._kept.get(name, (None, None))
+        if watch is not None and not watch.is_for(path):
+            self._forget(name)  # another namespace by that name now
+            watch = seen = None
+        if watch is None:
+            try:  # listen first: a change made while reading is not missed
+                watch = ChangeWatch(path, NETLINK_ROUTE, ROUTE_GROUPS)
+            except OSError:  # gone (the reading says so), or no socket: read every time
+                return self._read_namespace(name)
+            self._kept[name] = (watch, None)
+        chunks = watch.drain()
+        if seen is not None and chunks is not None:
+            seen = caught_up(seen, route_messages(chunks), _neighbor)
+        else:
+            seen = None
+        if seen is None:
+            seen = self._read_namespace(name)
+        self._kept[name] = (watch, seen)
+        return seen
+
+    def _read_namespace(self, name: str) -> SeenNamespace:
         with self._ipr(name) as ipr:
             raw_links = ipr.get_links()
             names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in raw_links}
@@ -135,10 +199,49 @@ class LinuxDriver:
             addresses = tuple(sorted(_addresses(ipr, names)))
             routes = tuple(sorted(_routes(ipr, names)))
             rules = tuple(_rules(ipr))
-            neighbors = tuple(sorted(_neighbors(ipr, names)))
-        sysctls = tuple((key, value) for key in sysctl_keys
-                        if (value := netns.read_sysctl(path, key)) is not None)
-        return ObservedNamespace(name, links, addresses, routes, rules, neighbors, sysctls)
+            neighbors = tuple(sorted(
+                found for message in ipr.get_neighbours()
+                if (found := _neighbor(message, names)) is not None))
+        return SeenNamespace(names, links, addresses, routes, rules, neighbors)
+
+    def _host_links(self) -> tuple[ObservedLink, ...]:
+        """Every link of the driver's own namespace: kept while no link notification came."""
+        if not self.config.follow_changes:
+            return self._read_host_links()
+        if self._host is None:
+            try:
+                self._host = (ChangeWatch(None, NETLINK_ROUTE, LINK_GROUPS), None)
+            except OSError:  # no socket: read every time
+                return self._read_host_links()
+        watch, links = self._host
+        if watch.drain() != [] or links is None:
+            links = self._read_host_links()
+            self._host = (watch, links)
+        return links
+
+    def _read_host_links(self) -> tuple[ObservedLink, ...]:
+        with self._ipr(None) as ipr, self._ethtool_socket(None) as sock:
+            return tuple(_link(link, sock) for link in ipr.get_links())
+
+    def _forget(self, name: str) -> None:
+        watch, _ = self._kept.pop(name, (None, None))
+        if watch is not None:
+            watch.close()
+
+    def forget_all(self) -> None:
+        """Read everything afresh next time (after an error)."""
+        with self._lock:
+            for name in list(self._kept):
+                self._forget(name)
+            if self._host is not None:
+                self._host = (self._host[0], None)
+
+    def close(self) -> None:
+        self.forget_all()
+        with self._lock:
+            if self._host is not None:
+                self._host[0].close()
+                self._host = None
 
     @contextmanager
     def _ethtool_socket(self, namespace: str | None) -> Iterator[socket.socket]:
@@ -156,7 +259,11 @@ class LinuxDriver:
         try:
             handler(op)
         except OSError as error:
+            self.forget_all()
             raise DriverError(f"{type(op).__name__}: {error}") from error
+        except DriverError:
+            self.forget_all()
+            raise
 
     def _index(self, ipr: IPRoute, name: str, namespace: str | None) -> int:
         found = ipr.link_lookup(ifname=name)
@@ -173,6 +280,10 @@ class LinuxDriver:
             ipr.link("set", index=self._index(ipr, "lo", op.name), state="up")
 
     def _do_DeleteNamespace(self, op: DeleteNamespace) -> None:
+        with self._lock:
+            self._forget(op.name)
+        for callback in self._deleting:
+            callback(op.name)
         path = self.netns_path(op.name)
         if path.exists():
             netns.delete_named(path)
@@ -383,14 +494,14 @@ def _rules(ipr: IPRoute) -> Iterator[Rule]:
                        f"{source}/{message['src_len']}" if source is not None else None, iif)
 
 
-def _neighbors(ipr: IPRoute, names: dict[int, str]) -> Iterator[ObservedNeighbor]:
-    for message in ipr.get_neighbours():
-        state = message["state"]
-        device = names.get(message["ifindex"])
-        ip = message.get_attr("NDA_DST")
-        if device is None or ip is None or state & NUD_NOARP:
-            continue
-        highest = max((bit for bit in NUD_NAMES if state & bit), default=0)
-        mac = message.get_attr("NDA_LLADDR")
-        yield ObservedNeighbor(device, ip, mac.lower() if mac else None,
-                               NUD_NAMES.get(highest, "none"))
+def _neighbor(message, names: Mapping[int, str]) -> ObservedNeighbor | None:
+    """A neighbor as a dump reports it (None: left out: unknown device, no address, NOARP)."""
+    state = message["state"]
+    device = names.get(message["ifindex"])
+    ip = message.get_attr("NDA_DST")
+    if device is None or ip is None or state & NUD_NOARP:
+        return None
+    highest = max((bit for bit in NUD_NAMES if state & bit), default=0)
+    mac = message.get_attr("NDA_LLADDR")
+    return ObservedNeighbor(device, ip, mac.lower() if mac else None,
+                            NUD_NAMES.get(highest, "none"))

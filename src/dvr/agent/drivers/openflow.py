@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from ovs.flow.kv import KeyValue
 from ovs.flow.ofp import OFPFlow
@@ -85,14 +86,15 @@ def parse_flow_line(line: str, names: Mapping[int, str] | None = None) -> Observ
         line = f"{head.rstrip()} priority={DEFAULT_PRIORITY} {sep}{actions}"
     flow = OFPFlow(line)
     info = flow.info
+    naming = PortNaming.of(flow)
     return ObservedFlow(
         cookie=info.get("cookie", 0),
         table=info.get("table", 0),
         priority=flow.match.get("priority", DEFAULT_PRIORITY),
         n_packets=info.get("n_packets", 0),
         n_bytes=info.get("n_bytes", 0),
-        text=_printed(flow, names or {}),
-        ports=tuple(sorted(_ports(flow, names or {}))),
+        text=naming.text(names or {}),
+        ports=naming.ports(names or {}),
     )
 
 
@@ -115,6 +117,19 @@ class MonitoredFlow:
     match: str
     actions: str
 
+    @cached_property
+    def _conjunctions_only(self) -> bool:
+        return _CONJUNCTIONS_ONLY.fullmatch(self.actions) is not None
+
+    @cached_property
+    def _naming(self) -> PortNaming:
+        """The flow parsed once (the costly part): naming it again after a port came or
+        went only splices names into its text."""
+        actions = "drop" if self._conjunctions_only else self.actions
+        return PortNaming.of(OFPFlow(f"table={self.table} cookie={self.cookie:#x} "
+                                     f"{self.match or _MATCH_ALL_PLACEHOLDER} "
+                                     f"actions={actions}"))
+
     def observed(self, names: Mapping[int, str] | None = None) -> ObservedFlow:
         """The flow as ``parse_flow_line`` reports a dumped one, ``names`` giving ports
         their names; ``priority`` None (not known), counters 0.
@@ -122,17 +137,13 @@ class MonitoredFlow:
         Actions that are only conjunctions (a firewall clause: dozens of them, and the
         parser's slowest part) name no port: the match is parsed alone and the actions
         kept as printed, the same answer several times sooner."""
-        conjunctions = _CONJUNCTIONS_ONLY.fullmatch(self.actions) is not None
-        actions = "drop" if conjunctions else self.actions
-        flow = OFPFlow(f"table={self.table} cookie={self.cookie:#x} "
-                       f"{self.match or _MATCH_ALL_PLACEHOLDER} actions={actions}")
-        text = _printed(flow, names or {})
-        if conjunctions:
+        text = self._naming.text(names or {})
+        if self._conjunctions_only:
             text = text.removesuffix("drop") + self.actions
         if not self.match:
             text = text.removeprefix(_MATCH_ALL_PLACEHOLDER).lstrip()
         return ObservedFlow(cookie=self.cookie, table=self.table, priority=None, text=text,
-                            ports=tuple(sorted(_ports(flow, names or {}))))
+                            ports=self._naming.ports(names or {}))
 
 
 def monitored_flow(flow: Flow, numbers: Mapping[str, int]) -> MonitoredFlow:
@@ -226,31 +237,57 @@ def _unquote(token: str) -> str:
     return token
 
 
-def _ports(flow: OFPFlow, names: Mapping[int, str]) -> set[str]:
-    found = set()
-    for kv in [*flow.match_kv, *flow.actions_kv]:
-        name = _port_name(_port_value(kv), names)
-        if name is not None:
-            found.add(name)
-    return found
+@dataclass(frozen=True)
+class _Section:
+    """A section (match or actions) of a parsed flow: its text and, last first, the spots
+    where a port number stands (start, length, number)."""
+
+    text: str
+    spots: tuple[tuple[int, int, int], ...]
+
+    @classmethod
+    def of(cls, section) -> _Section:
+        spots = []
+        for kv in section.data:
+            value = _port_value(kv)
+            if isinstance(value, int) and kv.meta.vstring == str(value):
+                spots.append((kv.meta.vpos, len(kv.meta.vstring), value))
+        return cls(section.string, tuple(sorted(spots, reverse=True)))
+
+    def named(self, names: Mapping[int, str]) -> str:
+        """The text, every port number that belongs to a port of the bridge replaced by
+        that port's printed name."""
+        text = self.text
+        for start, length, number in self.spots:
+            if number in names:
+                text = text[:start] + port_text(names[number]) + text[start + length:]
+        return text
 
 
-def _section_text(section, names: Mapping[int, str]) -> str:
-    """A section of the flow as printed, every port number that belongs to a port of the
-    bridge replaced by that port's printed name (spliced at the parser's positions)."""
-    text = section.string
-    for kv in sorted(section.data, key=lambda kv: kv.meta.vpos, reverse=True):
-        value = _port_value(kv)
-        if not isinstance(value, int) or value not in names or kv.meta.vstring != str(value):
-            continue
-        start = kv.meta.vpos
-        text = text[:start] + port_text(names[value]) + text[start + len(kv.meta.vstring):]
-    return text
+@dataclass(frozen=True)
+class PortNaming:
+    """What printing a parsed flow with port names needs, kept apart from the parse."""
 
+    match: _Section | None
+    actions: _Section | None
+    references: tuple[object, ...]  # the ports of its in_port match and output actions
 
-def _printed(flow: OFPFlow, names: Mapping[int, str]) -> str:
-    """``priority=..,match actions=..`` as ``ovs-ofctl --names dump-flows`` prints it."""
-    parts = {s.name: s for s in flow.sections}
-    match = _section_text(parts["match"], names) if "match" in parts else ""
-    actions = _section_text(parts["actions"], names) if "actions" in parts else ""
-    return " ".join(p for p in (match, f"actions={actions}" if "actions" in parts else "") if p)
+    @classmethod
+    def of(cls, flow: OFPFlow) -> PortNaming:
+        parts = {s.name: s for s in flow.sections}
+        return cls(
+            match=_Section.of(parts["match"]) if "match" in parts else None,
+            actions=_Section.of(parts["actions"]) if "actions" in parts else None,
+            references=tuple(_port_value(kv) for kv in [*flow.match_kv, *flow.actions_kv]),
+        )
+
+    def text(self, names: Mapping[int, str]) -> str:
+        """``priority=..,match actions=..`` as ``ovs-ofctl --names dump-flows`` prints it."""
+        match = self.match.named(names) if self.match is not None else ""
+        actions = f"actions={self.actions.named(names)}" if self.actions is not None else ""
+        return " ".join(p for p in (match, actions) if p)
+
+    def ports(self, names: Mapping[int, str]) -> tuple[str, ...]:
+        """The ports it names, sorted: by name where ``names`` has one."""
+        return tuple(sorted({name for value in self.references
+                             if (name := _port_name(value, names)) is not None}))

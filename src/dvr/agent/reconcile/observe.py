@@ -7,6 +7,7 @@ the pure planner reads them without reaching the drivers; this module does the r
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 from dvr.agent.desired.state import DesiredState
@@ -28,33 +29,48 @@ def observation_scope(desired: DesiredState, ownership: Ownership) -> LinuxScope
 def observe(
     drivers: Drivers, desired: DesiredState, ownership: Ownership = DEFAULT_OWNERSHIP
 ) -> ObservedState:
-    """Read the bridges of ``desired``, the owned namespaces and the veth bridge ends.
+    """Read the bridges of ``desired``, the owned namespaces and the veth bridge ends."""
+    return observe_timed(drivers, desired, ownership)[0]
 
-    The switch and the kernel are read side by side (the switch's flows come from
-    ``ovs-ofctl`` processes, so that thread mostly waits); the result is the same as
-    reading one after the other."""
+
+def observe_timed(
+    drivers: Drivers, desired: DesiredState, ownership: Ownership = DEFAULT_OWNERSHIP
+) -> tuple[ObservedState, dict[str, float]]:
+    """``observe``, and how long each part took (ms): ``switch`` (ports and flows),
+    ``kernel`` (namespaces and host links, read side by side with the switch), ``nat``.
+
+    The switch and the kernel are read side by side (the switch's side mostly waits for
+    ovs-ofctl); the result is the same as reading one after the other."""
     names = [b.name for b in desired.bridges]
     switch: dict[str, object] = {}
+    timings: dict[str, float] = {}
 
     def read_switch() -> None:
+        started = time.perf_counter()
         try:
             switch["bridges"] = drivers.ovs.observe(names)
         except BaseException as error:  # re-raised in the caller's thread
             switch["error"] = error
+        timings["switch"] = (time.perf_counter() - started) * 1000
 
     reader = threading.Thread(target=read_switch, name="dvr-observe-ovs", daemon=True)
     reader.start()
+    started = time.perf_counter()
     try:
         linux = drivers.linux.observe(observation_scope(desired, ownership))
     finally:
+        timings["kernel"] = (time.perf_counter() - started) * 1000
         reader.join()
     if "error" in switch:
         raise switch["error"]  # type: ignore[misc]
     namespaces = linux.namespaces
+    started = time.perf_counter()
     if drivers.nat is not None and namespaces:
         tables = drivers.nat.observe([n.name for n in namespaces])
         namespaces = tuple(replace(n, nat=tables.get(n.name, ())) for n in namespaces)
-    return ObservedState(
+    timings["nat"] = (time.perf_counter() - started) * 1000
+    observed = ObservedState(
         bridges=switch["bridges"],  # type: ignore[arg-type]
         namespaces=namespaces, host_links=linux.host_links,
     )
+    return observed, timings

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dvr.agent.desired.state import DesiredState
 from dvr.agent.drivers.base import Drivers
 from dvr.agent.reconcile.executor import ExecutionReport, execute_plan
-from dvr.agent.reconcile.observe import DEFAULT_OWNERSHIP, ObservedState, Ownership, observe
+from dvr.agent.reconcile.observe import (
+    DEFAULT_OWNERSHIP,
+    ObservedState,
+    Ownership,
+    observe_timed,
+)
 from dvr.agent.reconcile.plan import FlowBasis, Plan, plan_changes
 
 
@@ -26,15 +31,18 @@ class ReconcileResult:
     observe_ms: float
     plan_ms: float
     apply_ms: float
+    observe_parts: dict[str, float] = field(default_factory=dict)  # part -> ms
 
     @property
     def total_ms(self) -> float:
         return self.observe_ms + self.plan_ms + self.apply_ms
 
     def timings(self) -> dict[str, float]:
-        """Milliseconds per phase (``observe``/``plan``/``apply``) and, inside ``apply``,
+        """Milliseconds per phase (``observe``/``plan``/``apply``), inside ``observe`` per
+        part (``observe_switch``, ``observe_kernel``, ``observe_nat``) and inside ``apply``
         per kind of driver call (``apply_ovsdb``, ``apply_flows``, ``apply_linux``)."""
         phases = {"observe": self.observe_ms, "plan": self.plan_ms, "apply": self.apply_ms}
+        phases.update({f"observe_{part}": ms for part, ms in self.observe_parts.items()})
         phases.update({f"apply_{kind}": ms for kind, ms in self.report.timings})
         return phases
 
@@ -67,7 +75,7 @@ def reconcile(
 ) -> ReconcileResult:
     """One pass; ``basis``: the previous pass's ``plan.basis`` (None: plan in full)."""
     started = clock()
-    observed = observe(drivers, desired, ownership)
+    observed, observe_parts = observe_timed(drivers, desired, ownership)
     observed_at = clock()
     plan = plan_changes(desired, observed, ownership, basis)
     planned_at = clock()
@@ -82,4 +90,5 @@ def reconcile(
         observe_ms=(observed_at - started) * 1000,
         plan_ms=(planned_at - observed_at) * 1000,
         apply_ms=(done - planned_at) * 1000,
+        observe_parts=observe_parts,
     )

@@ -93,7 +93,9 @@ def make_http_client(server: str, token: str | None = None, timeout: float = 10.
         return httpx.Client(
             transport=transport, base_url="http://dvr-server", headers=headers, timeout=timeout
         )
-    verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    verify: ssl.SSLContext | bool = False  # plain http: no TLS (redirects are not followed)
+    if server.startswith("https://"):  # (loading the system's CAs costs ~0.1 s per client)
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
     return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout,
                         verify=verify)
 

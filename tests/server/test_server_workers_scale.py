@@ -1,0 +1,92 @@
+"""200 agents (the real agent loop, fake dataplane) attached to the server converge after
+random API changes, and again after the server is restarted: on SQLite with one server
+process, and on PostgreSQL with two processes on one database (each agent given both, half
+of them starting on each).  Selected with ``-m scale``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from agent_fleet import start_fleet, wait_converged
+from cloud_changes import Cloud
+from conftest import LiveServer, SqliteBackend, start_live_server
+
+from dvr.client import ServerClient
+
+AGENTS = 200
+CHANGES = 150
+CONVERGE_TIMEOUT = 60.0  # seconds; what it takes is well below (the test prints it)
+
+pytestmark = pytest.mark.scale
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def scale_db(request, tmp_path) -> Iterator[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """(database URL, server processes): SQLite with one, PostgreSQL with two."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_only_backend").new_database(), 2
+        return
+    backend = SqliteBackend(tmp_path)
+    url = backend.new_database()
+    yield url, 1
+    backend.drop(url)
+
+
+def restart(server: LiveServer, db_url: str, state_dir: Path) -> LiveServer:
+    port = int(server.url.rsplit(":", 1)[1])
+    server.stop()
+    return start_live_server(db_url, state_dir, port=port)
+
+
+def test_200_agents_converge_after_random_changes_and_a_server_restart(scale_db, tmp_path):
+    db_url, processes = scale_db
+    import time
+    t0 = time.monotonic()
+    servers = [start_live_server(db_url, tmp_path) for _ in range(processes)]
+    hosts = [f"compute-{i:03d}" for i in range(AGENTS)]
+    urls = [s.url for s in servers]
+    # agent i starts on server i % processes and fails over to the others
+    fleet = start_fleet(hosts, lambda i: urls[i % processes:] + urls[:i % processes],
+                        max_backoff=5.0, resync_jitter=2.0)
+    clients = [ServerClient(url, timeout=30.0) for url in urls]
+    engine = sa.create_engine(db_url)
+    try:
+        print("setup", time.monotonic() - t0)
+        took = wait_converged(fleet, clients[0], engine, CONVERGE_TIMEOUT)
+        print("start", took)
+        t0 = time.monotonic()
+        cloud = Cloud(clients, hosts, seed=14)
+        cloud.build(networks=20, routers=10)
+        print("build", time.monotonic() - t0)
+        import os
+        def cpu(pid):
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        c0 = [cpu(s.process.pid) for s in servers], cpu(os.getpid())
+        cloud.random_changes(CHANGES)
+        c1 = [cpu(s.process.pid) for s in servers], cpu(os.getpid())
+        print("changes", time.monotonic() - t0, c0, c1)
+        took = wait_converged(fleet, clients[0], engine, CONVERGE_TIMEOUT)
+        print(f"{AGENTS} agents, {processes} server process(es): converged {took:.1f} s "
+              "after the changes")
+
+        t0 = time.monotonic()
+        servers = [restart(server, db_url, tmp_path) for server in servers]
+        print("restart", time.monotonic() - t0)
+        t0 = time.monotonic()
+        cloud.random_changes(CHANGES // 3)
+        print("changes", time.monotonic() - t0)
+        took = wait_converged(fleet, clients[0], engine, CONVERGE_TIMEOUT)
+        print(f"and {took:.1f} s after a restart of the server(s) and more changes")
+    finally:
+        t0 = time.monotonic()
+        fleet.close()
+        print("close", time.monotonic() - t0)
+        for client in clients:
+            client.close()
+        engine.dispose()
+        for server in servers:
+            server.stop()

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 from agent_fleet import start_fleet, wait_converged
 from cloud_changes import Cloud
-from conftest import LiveServer, start_live_server
+from conftest import LiveServer, PostgresBackend, start_live_server
 
-from dvr.client import ServerClient
+from dvr.client import ServerClient, ServerError
 from dvr.server.main import parse_args
 
 pytestmark = pytest.mark.postgres
@@ -196,3 +196,35 @@ def test_liveness_written_by_one_process_is_seen_by_the_other(two_servers):
         hosts = {h["host"]: h for h in client.hosts()}
     assert hosts["compute-1"]["alive"] is True
 
+
+
+def test_after_a_database_restart_b_is_notified_again(private_pg_cluster, tmp_path):
+    """B's listening connection dies with PostgreSQL; B opens it again by itself, and a
+    watch waiting on B throughout is woken by a write through A after the restart."""
+    url = PostgresBackend(private_pg_cluster, database="dvr_restart").new_database()
+    a = start_live_server(url, tmp_path)
+    b = start_live_server(url, tmp_path)
+    try:
+        network_id = make_network(a.url)
+        since = watch(b.url, "compute-1", 0, 0)[0]["revision"]
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(watch, b.url, "compute-1", since, 60.0)
+            time.sleep(0.5)
+            private_pg_cluster.stop_server("fast")
+            time.sleep(1.0)
+            private_pg_cluster.start_server()
+            port_id = None
+            for _ in range(100):  # A's pool reconnects on its own; 503 until it has
+                try:
+                    port_id = bind_port(a.url, network_id, "compute-1")
+                    break
+                except ServerError:
+                    time.sleep(0.2)
+            result, took = waiting.result(timeout=75)
+        assert result["changes"] == [{"kind": "port", "id": port_id}] and took < 45
+    finally:
+        a.stop()
+        b.stop()
+    log = b.log_path.read_text()
+    assert log.count("lost the change notification connection") == 1, log
+    assert "change notifications from other server processes are back" in log, log

@@ -17,8 +17,8 @@ from conftest import LiveServer, SqliteBackend, start_live_server
 from dvr.client import ServerClient
 
 AGENTS = 200
-CHANGES = 150
-CONVERGE_TIMEOUT = 60.0  # seconds; what it takes is well below (the test prints it)
+CHANGES = 120
+CONVERGE_TIMEOUT = 90.0  # seconds; what it takes is well below (the test prints it)
 
 pytestmark = pytest.mark.scale
 
@@ -50,7 +50,7 @@ def test_200_agents_converge_after_random_changes_and_a_server_restart(scale_db,
     urls = [s.url for s in servers]
     # agent i starts on server i % processes and fails over to the others
     fleet = start_fleet(hosts, lambda i: urls[i % processes:] + urls[:i % processes],
-                        max_backoff=5.0, resync_jitter=2.0)
+                        max_backoff=5.0, resync_jitter=2.0, local_poll_interval=5.0)
     clients = [ServerClient(url, timeout=30.0) for url in urls]
     engine = sa.create_engine(db_url)
     try:

@@ -43,48 +43,30 @@ def restart(server: LiveServer, db_url: str, state_dir: Path) -> LiveServer:
 
 def test_200_agents_converge_after_random_changes_and_a_server_restart(scale_db, tmp_path):
     db_url, processes = scale_db
-    import time
-    t0 = time.monotonic()
     servers = [start_live_server(db_url, tmp_path) for _ in range(processes)]
     hosts = [f"compute-{i:03d}" for i in range(AGENTS)]
     urls = [s.url for s in servers]
-    # agent i starts on server i % processes and fails over to the others
+    # agent i starts on server i % processes and fails over to the others; no VIF is ever
+    # plugged into a fake dataplane, so the local poll can be slow
     fleet = start_fleet(hosts, lambda i: urls[i % processes:] + urls[:i % processes],
                         max_backoff=5.0, resync_jitter=2.0, local_poll_interval=5.0)
     clients = [ServerClient(url, timeout=30.0) for url in urls]
     engine = sa.create_engine(db_url)
     try:
-        print("setup", time.monotonic() - t0)
-        took = wait_converged(fleet, clients[0], engine, CONVERGE_TIMEOUT)
-        print("start", took)
-        t0 = time.monotonic()
+        wait_converged(fleet, clients[0], engine, CONVERGE_TIMEOUT)  # all registered
         cloud = Cloud(clients, hosts, seed=14)
         cloud.build(networks=20, routers=10)
-        print("build", time.monotonic() - t0)
-        import os
-        def cpu(pid):
-            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        c0 = [cpu(s.process.pid) for s in servers], cpu(os.getpid())
         cloud.random_changes(CHANGES)
-        c1 = [cpu(s.process.pid) for s in servers], cpu(os.getpid())
-        print("changes", time.monotonic() - t0, c0, c1)
         took = wait_converged(fleet, clients[0], engine, CONVERGE_TIMEOUT)
         print(f"{AGENTS} agents, {processes} server process(es): converged {took:.1f} s "
               "after the changes")
 
-        t0 = time.monotonic()
         servers = [restart(server, db_url, tmp_path) for server in servers]
-        print("restart", time.monotonic() - t0)
-        t0 = time.monotonic()
         cloud.random_changes(CHANGES // 3)
-        print("changes", time.monotonic() - t0)
         took = wait_converged(fleet, clients[0], engine, CONVERGE_TIMEOUT)
         print(f"and {took:.1f} s after a restart of the server(s) and more changes")
     finally:
-        t0 = time.monotonic()
         fleet.close()
-        print("close", time.monotonic() - t0)
         for client in clients:
             client.close()
         engine.dispose()

@@ -17,7 +17,7 @@ from conftest import LiveServer, SqliteBackend, start_live_server
 from dvr.client import ServerClient
 
 AGENTS = 200
-CHANGES = 120
+CHANGES = 100
 CONVERGE_TIMEOUT = 90.0  # seconds; what it takes is well below (the test prints it)
 
 pytestmark = pytest.mark.scale

@@ -9,7 +9,10 @@ host credential.  Tokens come from files or the environment, never from a comman
 
 from __future__ import annotations
 
+import logging
 import ssl
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ import httpx
 
 from dvr.model.hostview import HostView, host_view_from_dict
 from dvr.model.hostview_delta import HostViewDelta, delta_from_dict
+
+log = logging.getLogger("dvr.client")
 
 
 class ServerError(Exception):
@@ -88,7 +93,9 @@ def make_http_client(server: str, token: str | None = None, timeout: float = 10.
         return httpx.Client(
             transport=transport, base_url="http://dvr-server", headers=headers, timeout=timeout
         )
-    verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    verify: ssl.SSLContext | bool = False  # plain http: no TLS (redirects are not followed)
+    if server.startswith("https://"):  # (loading the system's CAs costs ~0.1 s per client)
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
     return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout,
                         verify=verify)
 
@@ -113,15 +120,40 @@ def host_path(host: str, tail: str) -> str:
 
 
 class ServerClient:
-    """Typed calls of the dvr server. Create one per process; close it when done."""
+    """Typed calls of the dvr server. Create one per process; close it when done.
 
-    def __init__(self, server: str, token: str | None = None, timeout: float = 10.0,
-                 ca_file: str | None = None):
-        self.server = server
-        self._http = make_http_client(server, token, timeout, ca_file)
+    ``server`` may list several processes of one server (replicas on one database, in order
+    of preference): the client sticks to one and moves to the next when a request to it
+    fails with a connection error, a timeout or a 503.  The failed request still raises:
+    the caller retries as it always does (with its backoff), and reaches the next server.
+    A failover is logged once, as one line.
+    """
+
+    def __init__(self, server: str | Sequence[str], token: str | None = None,
+                 timeout: float = 10.0, ca_file: str | None = None):
+        self.servers = (server,) if isinstance(server, str) else tuple(server)
+        if not self.servers:
+            raise ValueError("no server to talk to")
+        self._clients = [make_http_client(s, token, timeout, ca_file) for s in self.servers]
+        self._current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def server(self) -> str:
+        """The server requests go to now."""
+        return self.servers[self._current]
+
+    @property
+    def _http(self) -> httpx.Client:
+        return self._clients[self._current]
+
+    @_http.setter
+    def _http(self, client: httpx.Client) -> None:  # tests put in-memory transports here
+        self._clients[self._current] = client
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients:
+            client.close()
 
     def __enter__(self) -> ServerClient:
         return self
@@ -130,8 +162,29 @@ class ServerClient:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request to the current server; after a failure that says the server is not
+        serving (connection, timeout, 503), the next request goes to the next server."""
+        index = self._current
+        try:
+            response = self._clients[index].request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            self._fail_over(index, f"{type(exc).__name__}: {exc}")
+            raise
+        if response.status_code == 503:
+            self._fail_over(index, "503 Service Unavailable")
+        return response
+
+    def _fail_over(self, failed: int, reason: str) -> None:
+        with self._lock:
+            if len(self.servers) == 1 or self._current != failed:  # another thread moved on
+                return
+            self._current = (failed + 1) % len(self.servers)
+            log.warning("server %s failed (%s): moving to %s", self.servers[failed], reason,
+                        self.servers[self._current])
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        response = self.send(method, path, **kwargs)
         _raise_for_error(response)
         if response.status_code == 204 or not response.content:
             return None
@@ -157,7 +210,7 @@ class ServerClient:
         """What changed in ``host``'s view since the view at revision ``since`` that this
         caller was served (``HOLDS_NO_VIEW``: the full view).  A server that does not know
         ``since`` answers with the full view, which is what it answered before deltas."""
-        response = self._http.request("GET", host_path(host, "view"), params={"since": since})
+        response = self.send("GET", host_path(host, "view"), params={"since": since})
         _raise_for_error(response)
         data = response.json()
         full = data.get("full", True)

@@ -113,6 +113,12 @@ def pg_cluster() -> Iterator[pg.PgCluster]:
     yield from running_cluster()
 
 
+@pytest.fixture(scope="session")
+def pg_only_backend(pg_cluster) -> PostgresBackend:  # type: ignore[no-untyped-def]
+    """PostgreSQL alone, for tests of several server processes on one database."""
+    return PostgresBackend(pg_cluster, database="dvr_multi")
+
+
 @pytest.fixture
 def private_pg_cluster() -> Iterator[pg.PgCluster]:
     """A cluster of the test's own, which it may stop and start without disturbing others."""
@@ -178,11 +184,12 @@ class LiveServer:
 
 def start_live_server(
     db_url: str, state_dir: Path, *extra: str, auth: bool = False, scheme: str = "http",
-    probe: dict | None = None,
+    probe: dict | None = None, port: int | None = None,
 ) -> LiveServer:
-    """A dvr-server process on a free loopback port; without ``auth`` it runs --no-auth.
-    ``probe``: httpx keywords for the readiness probe (e.g. ``verify`` for https)."""
-    port = free_port()
+    """A dvr-server process on a free loopback port (or ``port``: a restart); without
+    ``auth`` it runs --no-auth.  ``probe``: httpx keywords for the readiness probe (e.g.
+    ``verify`` for https)."""
+    port = port or free_port()
     log_path = state_dir / f"server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -26,7 +26,12 @@ log = logging.getLogger("dvr.agent")
 @dataclass(frozen=True)
 class AgentConfig:
     host: str
-    server: str  # http://127.0.0.1:9696 or unix:/path/to/server.sock
+    # the server the agent starts with (http://127.0.0.1:9696 or unix:/path/to/server.sock):
+    # the first of ``servers``; give either (the other follows)
+    server: str = ""
+    # every server process the agent may use, in order: it sticks to one and moves to the
+    # next on connection errors, timeouts and 503s (TOML: servers = ["...", "..."])
+    servers: tuple[str, ...] = ()
     mode: str = "dvr"
     local_ip: str | None = None  # tunnel endpoint (underlay) address of this host
     datapath: str = "netdev"
@@ -57,6 +62,16 @@ class AgentConfig:
     # (false: dump the flows and read every namespace and table every time)
     flow_mirror: bool = True
 
+    def __post_init__(self) -> None:
+        servers = tuple(self.servers)
+        if not servers and self.server:
+            servers = (self.server,)
+        object.__setattr__(self, "servers", servers)
+        if not self.server and servers:
+            object.__setattr__(self, "server", servers[0])
+        if servers and self.server != servers[0]:
+            raise ValueError("server must be the first of servers")
+
     def parsed_bridge_mappings(self) -> tuple[tuple[str, str], ...]:
         """(physical network, bridge) pairs, in order."""
         return tuple(parse_bridge_mapping(item) for item in self.bridge_mappings)
@@ -78,9 +93,12 @@ class AgentConfig:
             raise ValueError("bridge_mappings: a physical network is mapped twice")
         if any(b in (self.integration_bridge, self.tunnel_bridge) for _, b in mappings):
             raise ValueError("bridge_mappings: a mapped bridge cannot be br-int or br-tun")
-        if not (self.server.startswith("http://") or self.server.startswith("https://")
-                or self.server.startswith("unix:")):
-            raise ValueError("server must be http(s)://HOST:PORT or unix:/path")
+        for server in self.servers:
+            if not server.startswith(("http://", "https://", "unix:")):
+                raise ValueError(f"server must be http(s)://HOST:PORT or unix:/path, not "
+                                 f"{server!r}")
+        if len(set(self.servers)) != len(self.servers):
+            raise ValueError("a server is listed twice")
         return self
 
 
@@ -125,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="TOML file with agent settings (flags override it)")
     p.add_argument("--host", help="this host's name as the server knows it")
-    p.add_argument("--server", help="http://HOST:PORT or unix:/path/to/server.sock")
+    p.add_argument("--server", action="append", dest="servers", metavar="URL",
+                   help="http://HOST:PORT or unix:/path/to/server.sock; repeat it for several "
+                        "server processes: the agent uses the first and moves to the next when "
+                        "one fails")
     p.add_argument("--mode", choices=AGENT_MODES, help="agent mode (default dvr)")
     p.add_argument("--local-ip", help="this host's tunnel endpoint (underlay) IP")
     p.add_argument("--datapath", choices=DATAPATH_TYPES, help="OVS datapath type")
@@ -177,6 +198,8 @@ def config_from_args(args: argparse.Namespace,
         warn_deprecated("resync_interval", "--resync-interval")
     if getattr(args, "token_file", None):
         values.pop("token", None)  # the flag overrides a token in the file
+    if getattr(args, "servers", None):
+        values.pop("server", None)  # --server flags override the file's server(s)
     for f in fields(AgentConfig):
         flag_value = getattr(args, f.name, None)
         if flag_value is not None:
@@ -184,10 +207,28 @@ def config_from_args(args: argparse.Namespace,
     values["token"] = resolve_token(values, environ)
     if getattr(args, "flow_mirror", None) is not None:  # the flag's "on"/"off"
         values["flow_mirror"] = args.flow_mirror == "on"
+    values["servers"] = server_list(values)
+    values.pop("server", None)
     if "bridge_mappings" in values:
         raw = values["bridge_mappings"]
         values["bridge_mappings"] = split_mappings([raw] if isinstance(raw, str) else list(raw))
-    missing = [name for name in ("host", "server") if not values.get(name)]
+    missing = [name for name in ("host", "servers") if not values.get(name)]
     if missing:
-        raise ValueError(f"missing required setting(s): {', '.join('--' + m for m in missing)}")
-    return replace(AgentConfig(host="", server=""), **values).validate()  # type: ignore[arg-type]
+        names = ("--" + m.removesuffix("s") for m in missing)  # --host, --server
+        raise ValueError(f"missing required setting(s): {', '.join(names)}")
+    return replace(AgentConfig(host=""), **values).validate()  # type: ignore[arg-type]
+
+
+def server_list(values: Mapping[str, object]) -> tuple[str, ...]:
+    """The servers the settings name: ``servers`` (a list, or the repeated --server flag)
+    or ``server`` (one); a file holding both is refused."""
+    one, many = values.get("server"), values.get("servers")
+    if one and many:
+        raise ValueError("give server or servers, not both")
+    if many is None:
+        return (str(one),) if one else ()
+    if isinstance(many, str) or not isinstance(many, list | tuple) or not all(
+        isinstance(s, str) and s for s in many
+    ):
+        raise ValueError("servers must be a list of server URLs")
+    return tuple(many)

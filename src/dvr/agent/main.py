@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    client = ServerClient(config.server, config.token, ca_file=config.ca_file)
+    client = ServerClient(config.servers, config.token, ca_file=config.ca_file)
     dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir,
                                                           config.flow_mirror))
     tune_garbage_collector()  # full desired-state computations build thousands of flows

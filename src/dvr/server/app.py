@@ -179,6 +179,7 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        context.hub.start_following()  # other processes' writes (PostgreSQL), from the start
         yield
         await context.keeper.close()
         await context.hub.close()

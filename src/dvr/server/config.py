@@ -109,7 +109,8 @@ class ServerConfig:
     retained_changes: int = 10_000  # change rows kept for resumable watches
     watch_default_timeout: float = 25.0
     watch_max_timeout: float = 60.0
-    watch_poll_interval: float = 1.0  # re-check the database for other replicas' writes
+    # SQLite: re-check the database for other processes' writes (PostgreSQL: LISTEN/NOTIFY)
+    watch_poll_interval: float = 1.0
     # heartbeats that change nothing but "alive" reach the database at most this often
     heartbeat_flush_interval: float = 15.0
     load: LoadLimits = LoadLimits()

@@ -18,6 +18,7 @@ from dvr.server.hostview_parts import SharedViewParts
 from dvr.server.hostview_served import ServedViews
 from dvr.server.liveness import LivenessMemory
 from dvr.server.liveness_keeper import LivenessKeeper
+from dvr.server.pg_notify import ChangeListener, libpq_conninfo, send_change_notice
 from dvr.server.services.notify import (
     current_revision,
     new_changes,
@@ -52,8 +53,18 @@ class ServerContext:
             health=DatabaseHealth(retry_after=config.load.database_retry_after),
             keeper=None,  # type: ignore[arg-type]
         )
+        start = context.run_read(lambda tx: current_revision(tx.conn))
+        follow = None
+        if db.is_postgres:  # other processes' writes arrive by LISTEN/NOTIFY, not polling
+            listener = ChangeListener(
+                libpq_conninfo(db.engine.url), context.read_new_changes, seen=start
+            )
+            follow = listener.follow
         context.hub = ChangeHub(
-            read_new_changes=context.read_new_changes, poll_interval=config.watch_poll_interval
+            read_new_changes=context.read_new_changes,
+            poll_interval=config.watch_poll_interval,
+            follow=follow,
+            latest=start,
         )
         context.keeper = LivenessKeeper(
             memory, context.write, config.heartbeat_flush_interval, config.agent_down_time
@@ -75,6 +86,8 @@ class ServerContext:
                 revision = record_changes(
                     conn, hosts, tx.impact.subjects, self.config.retained_changes
                 )
+                if revision is not None and self.db.is_postgres:
+                    send_change_notice(conn, revision, hosts)
         except IntegrityError as exc:
             raise conflict(
                 "Conflict", f"The request conflicts with existing data: {exc.orig}"
@@ -111,12 +124,14 @@ class ServerContext:
     async def read_revision(self) -> int:
         return await self.read(lambda tx: current_revision(tx.conn))
 
-    async def read_new_changes(self, since: int) -> tuple[int, set[str]]:
-        """The newest revision and the hosts with changes after ``since`` (other replicas)."""
+    async def read_new_changes(self, since: int) -> tuple[int, dict[str, int] | None]:
+        """The newest revision and the hosts with changes after ``since``, each with its
+        newest revision (None: possibly every host); for other processes' writes."""
         return await self.read(lambda tx: new_changes(tx.conn, since))
 
     async def host_revision(self, host: str) -> int:
         """The newest revision concerning ``host``: from memory, read once per host."""
+        self.hub.start_following()  # keeps memory current with other processes' writes
         known = self.hub.host_revision(host)
         if known is None:
             newest = await self.read(lambda tx: newest_change_for_host(tx.conn, host))

@@ -11,14 +11,14 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from dvr.db.migrate import upgrade_to_head
-from dvr.db.session import Database, DatabaseDriverMissing
+from dvr.db.session import Database, DatabaseDriverMissing, is_postgres_url
 from dvr.gc_tuning import tune_garbage_collector
 from dvr.server.admin_token import admin_token_path, read_or_create_admin_token
 from dvr.server.app import create_app
@@ -36,6 +36,7 @@ from dvr.server.config import (
 from dvr.server.scope_tag import TRANSPORT_KEY, ScopeTag
 from dvr.server.tls import uvicorn_tls_options
 from dvr.server.validate import to_mac
+from dvr.server.workers import Supervisor, bind_tcp_socket, remove_unix_sockets
 
 log = logging.getLogger("dvr.server")
 
@@ -46,6 +47,7 @@ class ServerOptions:
 
     log_level: str = "info"
     admin_token_file: Path | None = None  # None: <state-dir>/admin-token
+    workers: int = 1  # server processes sharing the listeners (more than one: PostgreSQL)
 
 
 def with_admin_token(config: ServerConfig, options: ServerOptions) -> ServerConfig:
@@ -106,6 +108,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptio
         "--max-pending-requests", type=int, default=load.max_pending_requests, metavar="N",
         help=f"other requests in progress; beyond: 503 (default {load.max_pending_requests})",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="server processes sharing the listening sockets (default 1; more than one needs "
+        "a PostgreSQL --db)",
+    )
     parser.add_argument("--log-level", default="info")
     defaults = ApiLimits()
     for field in dataclasses.fields(ApiLimits):
@@ -139,11 +146,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptio
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
         parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    db_url = args.db or ServerConfig.default_db_url(args.state_dir)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.workers > 1 and not is_postgres_url(db_url):
+        parser.error(
+            "--workers above 1 needs PostgreSQL (--db postgresql://...): SQLite cannot share "
+            "its writes between processes; run one process on SQLite"
+        )
     tls = None
     if args.tls_cert is not None:
         tls = TlsFiles(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca)
     return ServerConfig(
-        db_url=args.db or ServerConfig.default_db_url(args.state_dir),
+        db_url=db_url,
         listeners=listeners,
         state_dir=args.state_dir,
         vni_range=vni_range,
@@ -154,7 +169,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptio
         limits=limits,
         heartbeat_flush_interval=args.heartbeat_flush_interval,
         load=load,
-    ), ServerOptions(args.log_level, args.admin_token_file)
+    ), ServerOptions(args.log_level, args.admin_token_file, args.workers)
 
 
 class _Server(uvicorn.Server):
@@ -200,19 +215,36 @@ def _uvicorn_config(  # type: ignore[no-untyped-def]
     )
 
 
-async def serve_all(config: ServerConfig, log_level: str) -> None:
+def bind_listeners(listeners: Sequence[Listener]) -> list[socket.socket]:
+    """One listening socket per listener (before forking workers that share them)."""
+    return [
+        bind_unix_socket(Path(x.unix_path)) if x.unix_path else bind_tcp_socket(x)
+        for x in listeners
+    ]
+
+
+async def serve_all(
+    config: ServerConfig, log_level: str, bound: Sequence[socket.socket] | None = None
+) -> None:
+    """Serve every listener until SIGTERM/SIGINT.  ``bound``: one socket per listener, bound
+    (and later removed) by the parent of several workers, which also migrated the database;
+    None: this process does all of it."""
     database = Database.from_url(config.db_url)
-    upgrade_to_head(database.engine)
+    if bound is None:
+        upgrade_to_head(database.engine)
     app = create_app(config, database, migrate=False)
     tune_garbage_collector()
     servers = [
         _Server(_uvicorn_config(app, listener, config, log_level, "on" if i == 0 else "off"))
         for i, listener in enumerate(config.listeners)
     ]
-    sockets = [
-        [bind_unix_socket(Path(listener.unix_path))] if listener.unix_path else None
-        for listener in config.listeners
-    ]
+    if bound is not None:
+        sockets: list[list[socket.socket] | None] = [[sock] for sock in bound]
+    else:
+        sockets = [
+            [bind_unix_socket(Path(listener.unix_path))] if listener.unix_path else None
+            for listener in config.listeners
+        ]
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -224,22 +256,43 @@ async def serve_all(config: ServerConfig, log_level: str) -> None:
     log.info("dvr-server listening on %s", ", ".join(str(x) for x in config.listeners))
     try:
         await asyncio.gather(
-            *(server.serve(sockets=bound) for server, bound in zip(servers, sockets, strict=True))
+            *(server.serve(sockets=own) for server, own in zip(servers, sockets, strict=True))
         )
     finally:
         await app.state.context.keeper.close()
         await app.state.context.hub.close()
         database.dispose()
-        for listener in config.listeners:
-            if listener.is_unix and Path(listener.unix_path).is_socket():  # type: ignore[arg-type]
-                Path(listener.unix_path).unlink()  # type: ignore[arg-type]
+        if bound is None:
+            remove_unix_sockets(config.listeners)
+
+
+def serve_workers(config: ServerConfig, options: ServerOptions) -> int:
+    """``--workers N``: migrate once, bind once, fork N workers (``dvr.server.workers``)."""
+    database = Database.from_url(config.db_url)
+    upgrade_to_head(database.engine)
+    database.dispose()  # no connection crosses the fork
+    bound = bind_listeners(config.listeners)
+    log.info("dvr-server listening on %s", ", ".join(str(x) for x in config.listeners))
+
+    def serve(sockets: Sequence[socket.socket]) -> int:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_all(config, options.log_level, sockets))
+        return 0
+
+    try:
+        return Supervisor(options.workers, serve, bound).run()
+    finally:
+        for sock in bound:
+            sock.close()
+        remove_unix_sockets(config.listeners)
 
 
 def main(argv: list[str] | None = None) -> int:
     config, options = parse_args(argv)
+    process = "[%(process)d] " if options.workers > 1 else ""
     logging.basicConfig(
         level=options.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s {process}%(levelname)s %(name)s: %(message)s",
     )
     if config.no_auth:
         log.warning(
@@ -251,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dvr-server: cannot read the admin token: {exc}", file=sys.stderr)
         return 2
     try:
+        if options.workers > 1:
+            return serve_workers(config, options)
         asyncio.run(serve_all(config, options.log_level))
     except KeyboardInterrupt:
         pass

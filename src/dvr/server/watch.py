@@ -2,26 +2,35 @@
 
 ``ChangeHub.publish(revision, hosts)`` is called (in the event loop) after a write commits,
 with the hosts that write concerned; only the waiters of those hosts wake and re-read their
-change rows.  To see writes made by other server replicas sharing one database, one poller
-task per hub re-reads the newest revision every ``poll_interval`` seconds while anyone is
-waiting and, when it moved, wakes the hosts named by the new change rows.
+change rows.  Writes made by other server processes sharing one database reach the hub in
+one of two ways:
+- a *follower* (``follow``), on PostgreSQL: a task that runs from the hub's first use until
+  it closes and feeds it every other process's commits as they happen (LISTEN/NOTIFY,
+  ``dvr.server.pg_notify``);
+- otherwise (SQLite) a poller that re-reads the newest revision every ``poll_interval``
+  seconds while anyone is waiting and, when it moved, wakes the hosts named by the new
+  change rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-# (newest revision, hosts with changes after ``since``) for the poller
-ReadNewChanges = Callable[[int], Awaitable[tuple[int, set[str]]]]
+# (newest revision, host -> the newest revision concerning it, for hosts with changes after
+# ``since``; None: possibly every host)
+ReadNewChanges = Callable[[int], Awaitable[tuple[int, dict[str, int] | None]]]
+# runs until cancelled, publishing other processes' writes into the hub it is given
+Follow = Callable[["ChangeHub"], Awaitable[None]]
 
 
 @dataclass
 class ChangeHub:
     read_new_changes: ReadNewChanges
     poll_interval: float = 1.0
+    follow: Follow | None = None  # None: poll while anyone waits
     latest: int = 0
     _events: dict[str, asyncio.Event] = field(default_factory=dict)
     # host -> the newest revision known to concern it (heartbeat answers carry it)
@@ -29,6 +38,7 @@ class ChangeHub:
     _any: asyncio.Event | None = None  # set by every publish (the web view's global stream)
     _waiters: int = 0
     _poller: asyncio.Task | None = None
+    _follower: asyncio.Task | None = None
     _closed: bool = False
 
     @property
@@ -50,13 +60,21 @@ class ChangeHub:
 
     def publish(self, revision: int, hosts: Collection[str] | None = None) -> None:
         """``revision`` committed, concerning ``hosts`` (None: possibly everyone)."""
+        self.publish_each(revision, dict.fromkeys(hosts, revision) if hosts is not None else None)
+
+    def publish_each(self, revision: int, host_revisions: Mapping[str, int] | None) -> None:
+        """Revisions up to ``revision`` committed; ``host_revisions``: each host concerned
+        with the newest of them that concerns it (None: possibly everyone)."""
         self.latest = max(self.latest, revision)
-        for host in hosts or ():
-            self.note_host_revision(host, revision)
+        for host, newest in (host_revisions or {}).items():
+            self.note_host_revision(host, newest)
         if self._any is not None:
             self._any.set()
             self._any = None
-        targets = list(self._events) if hosts is None else [h for h in hosts if h in self._events]
+        targets = (
+            list(self._events) if host_revisions is None
+            else [h for h in host_revisions if h in self._events]
+        )
         for host in targets:
             self._events.pop(host).set()
 
@@ -81,8 +99,18 @@ class ChangeHub:
         finally:
             self._waiters -= 1
 
+    def start_following(self) -> None:
+        """Start the follower, if there is one and it is not running (call from the event
+        loop; cheap when it runs already)."""
+        if self.follow is None or self._closed:
+            return
+        if self._follower is None or self._follower.done():
+            self._follower = asyncio.get_running_loop().create_task(self.follow(self))
+
     def _ensure_poller(self) -> None:
-        if self._poller is None or self._poller.done():
+        if self.follow is not None:
+            self.start_following()
+        elif self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _poll(self) -> None:
@@ -93,13 +121,14 @@ class ChangeHub:
             except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
                 continue
             if revision > self.latest:
-                self.publish(revision, hosts)
+                self.publish_each(revision, hosts)
 
     async def close(self) -> None:
-        """Wake everyone and stop polling (server shutdown)."""
+        """Wake everyone and stop polling and following (server shutdown)."""
         self._closed = True
         self.publish(self.latest)
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
+        for task in (self._poller, self._follower):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

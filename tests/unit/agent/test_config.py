@@ -1,6 +1,6 @@
 import pytest
 
-from dvr.agent.config import build_parser, config_from_args
+from dvr.agent.config import AgentConfig, build_parser, config_from_args
 
 
 def parse(argv):
@@ -172,3 +172,38 @@ def test_flow_mirror_from_the_flag_or_toml(tmp_path):
     f.write_text('host = "h"\nserver = "unix:/s"\nflow_mirror = "no"\n')
     with pytest.raises(ValueError, match="flow_mirror"):
         parse(["--config", str(f)])
+
+
+def test_several_servers_from_repeated_flags_or_toml_and_server_is_the_first(tmp_path):
+    cfg = parse(["--host", "h", "--server", "http://a:9696", "--server", "unix:/b.sock"])
+    assert cfg.servers == ("http://a:9696", "unix:/b.sock") and cfg.server == "http://a:9696"
+    one = tmp_path / "one.toml"
+    one.write_text('host = "h"\nserver = "http://a:9696"\n')
+    assert parse(["--config", str(one)]).servers == ("http://a:9696",)
+    many = tmp_path / "many.toml"
+    many.write_text('host = "h"\nservers = ["http://a:9696", "http://b:9696"]\n')
+    assert parse(["--config", str(many)]).servers == ("http://a:9696", "http://b:9696")
+    # flags override the file, whichever key it uses
+    assert parse(["--config", str(one), "--server", "http://c:1"]).servers == ("http://c:1",)
+    assert parse(["--config", str(many), "--server", "http://c:1"]).server == "http://c:1"
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('server = "http://a"\nservers = ["http://b"]\n', "not both"),
+    ('servers = "http://a"\n', "list of server URLs"),
+    ('servers = ["http://a", "ftp://b"]\n', "server must be"),
+    ('servers = ["http://a", "http://a"]\n', "listed twice"),
+    ('servers = []\n', "--server"),
+])
+def test_bad_server_lists_are_rejected(tmp_path, toml, message):
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\n' + toml)
+    with pytest.raises(ValueError, match=message):
+        parse(["--config", str(f)])
+
+
+def test_agent_config_built_in_code_keeps_server_and_servers_consistent():
+    assert AgentConfig(host="h", server="http://a").servers == ("http://a",)
+    assert AgentConfig(host="h", servers=("http://a", "http://b")).server == "http://a"
+    with pytest.raises(ValueError, match="first of servers"):
+        AgentConfig(host="h", server="http://b", servers=("http://a", "http://b"))

@@ -231,10 +231,18 @@ def newest_change_for_host(conn: Connection, host: str) -> int:
     return conn.execute(query).scalar() or 0
 
 
-def new_changes(conn: Connection, since: int) -> tuple[int, set[str]]:
-    """The newest revision and every host with a change after ``since``."""
+def new_changes(conn: Connection, since: int) -> tuple[int, dict[str, int] | None]:
+    """The newest revision, and every host with a change after ``since`` with the newest
+    revision that concerns it (None: changes after ``since`` were pruned, so possibly
+    every host)."""
     revision = current_revision(conn)
     if revision <= since:
-        return revision, set()
-    query = select(changes.c.host).where(changes.c.revision > since).distinct()
-    return revision, {row[0] for row in conn.execute(query)}
+        return revision, {}
+    if since < pruned_revision(conn):
+        return revision, None
+    query = (
+        select(changes.c.host, func.max(changes.c.revision))
+        .where(changes.c.revision > since)
+        .group_by(changes.c.host)
+    )
+    return revision, {host: newest for host, newest in conn.execute(query)}

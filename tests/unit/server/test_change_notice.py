@@ -1,0 +1,103 @@
+"""Change notices between server processes: the NOTIFY payload (pure) and how a listener
+turns notices into hub publishes — in order from the notice, and from the change rows when
+a notice skips revisions or could not carry its hosts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dvr.server.change_notice import (
+    MAX_PAYLOAD_BYTES,
+    ChangeNotice,
+    decode_notice,
+    encode_notice,
+)
+from dvr.server.pg_notify import ChangeListener, libpq_conninfo
+from dvr.server.watch import ChangeHub
+
+
+def test_a_notice_carries_its_revision_and_hosts():
+    payload = encode_notice(7, {"compute-2", "compute-1"})
+    assert decode_notice(payload) == ChangeNotice(7, frozenset({"compute-1", "compute-2"}))
+
+
+def test_hosts_that_do_not_fit_are_left_to_the_change_rows():
+    hosts = {f"compute-{i:05d}.example.org" for i in range(1000)}
+    payload = encode_notice(9, hosts)
+    assert len(payload.encode()) <= MAX_PAYLOAD_BYTES
+    assert decode_notice(payload) == ChangeNotice(9, None)
+
+
+@pytest.mark.parametrize("payload", ["", "nope", "[]", '{"r": 0}', '{"r": true}',
+                                     '{"r": "3"}', '{"r": 3, "h": "compute-1"}',
+                                     '{"r": 3, "h": [1]}'])
+def test_payloads_that_are_not_notices_are_ignored(payload):
+    assert decode_notice(payload) is None
+
+
+def test_conninfo_is_the_libpq_uri_of_the_database_url():
+    assert libpq_conninfo("postgresql+psycopg://dvr:s3cret@127.0.0.1:5433/dvr") == (
+        "postgresql://dvr:s3cret@127.0.0.1:5433/dvr")
+
+
+class ChangeRows:
+    """What ``read_new_changes`` reads: the newest revision, each host's newest."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str]] = []  # (revision, host)
+        self.reads: list[int] = []
+
+    async def __call__(self, since: int) -> tuple[int, dict[str, int]]:
+        self.reads.append(since)
+        newest: dict[str, int] = {}
+        for revision, host in self.rows:
+            if revision > since:
+                newest[host] = max(newest.get(host, 0), revision)
+        return max([since, *(r for r, _ in self.rows)]), newest
+
+
+def run(coroutine):  # type: ignore[no-untyped-def]
+    return asyncio.run(coroutine)
+
+
+def test_notices_in_order_are_published_without_reading_the_database():
+    async def scenario() -> None:
+        rows = ChangeRows()
+        hub = ChangeHub(read_new_changes=rows, latest=4)
+        listener = ChangeListener("postgresql://x", rows, seen=4)
+        h1, h2 = hub.snapshot("h1"), hub.snapshot("h2")
+        await listener.receive(encode_notice(5, {"h1"}), hub)
+        assert h1.is_set() and not h2.is_set()
+        await listener.receive(encode_notice(6, {"h2", "h3"}), hub)
+        assert h2.is_set() and hub.latest == 6 and hub.host_revision("h3") == 6
+        await listener.receive(encode_notice(6, {"h2"}), hub)  # a duplicate: nothing
+        assert rows.reads == [] and listener.seen == 6
+    run(scenario())
+
+
+def test_a_skipped_revision_is_read_from_the_change_rows():
+    async def scenario() -> None:
+        rows = ChangeRows()
+        hub = ChangeHub(read_new_changes=rows, latest=4)
+        listener = ChangeListener("postgresql://x", rows, seen=4)
+        rows.rows = [(5, "h1"), (6, "h2")]  # 5's notice was lost (the connection dropped)
+        h1 = hub.snapshot("h1")
+        await listener.receive(encode_notice(6, {"h2"}), hub)
+        assert h1.is_set() and rows.reads == [4] and listener.seen == 6
+        assert (hub.host_revision("h1"), hub.host_revision("h2")) == (5, 6)
+    run(scenario())
+
+
+def test_a_notice_without_hosts_is_completed_from_the_change_rows():
+    async def scenario() -> None:
+        rows = ChangeRows()
+        hub = ChangeHub(read_new_changes=rows, latest=1)
+        listener = ChangeListener("postgresql://x", rows, seen=1)
+        rows.rows = [(2, f"h{i}") for i in range(500)]
+        events = [hub.snapshot(f"h{i}") for i in range(500)]
+        other = hub.snapshot("elsewhere")
+        await listener.receive('{"r":2}', hub)
+        assert all(e.is_set() for e in events) and not other.is_set()
+    run(scenario())

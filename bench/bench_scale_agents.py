@@ -41,7 +41,6 @@ from dvr.agent.drivers.fake import fake_drivers
 from dvr.agent.loop import AgentLoop, ApplyOutcome
 from dvr.client import ServerClient, ServerError, ViewAnswer, WatchResult
 from dvr.model.hostview import HostView
-from dvr.model.hostview_delta import apply
 
 EVENT_KINDS = ("woken", "applied", "error", "checked", "usage")
 Emit = Callable[[dict[str, Any]], None]
@@ -148,15 +147,10 @@ def start_host(spec: dict[str, str], token: str | None, stop: threading.Event,
 
 def check(host: SimulatedHost) -> bool:
     """Whether the server's view of the host differs (revision aside) from the view its
-    agent holds: the delta from the held view, applied to it, or the full view."""
+    agent holds.  Asked without ``since``: the server does not remember a view served so,
+    and the agent's next delta is from the view it holds, as without the check."""
     held = host.loop.view
-    answer = host.client.fetch_view(host.loop.config.host, held.revision if held else 0)
-    if isinstance(answer.update, HostView):
-        current = answer.update
-    else:
-        if answer.update.empty:
-            return False
-        current = apply(held, answer.update)
+    current = host.client.host_view(host.loop.config.host)
     return held is None or contents(current) != contents(held)
 
 

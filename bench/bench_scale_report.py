@@ -78,7 +78,11 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"Fan-out, p50 / p99 / writes: tenant network {shown(small['p50_s'])} / "
         f"{shown(small['p99_s'])} s / {small['writes']} (median {small['woken_median']} "
         f"hosts woken); every-host network {shown(big['p50_s'])} / {shown(big['p99_s'])} s "
-        f"/ {big['writes']} (median {big['woken_median']} woken).  Notification: "
+        f"/ {big['writes']} (median {big['woken_median']} woken); until the last host "
+        f"had received its view (the rest is its simulated reconcile): "
+        f"{shown(small.get('received_p99_s'))} / {shown(big.get('received_p99_s'))} s (p99), "
+        f"sync of all {shown(report['sync_all'].get('received_s'))} s, restart "
+        f"{shown(report['restart'].get('received_s'))} s.  Notification: "
         f"{report['notify']}.  Server CPU: {shown(report['sync_all']['server_cpu_s'])} s for "
         f"the sync of all, {shown(report['fanout_server_cpu_s'])} s for all the writes, "
         f"{shown(report['restart']['server_cpu_s'])} s for the resync after the restart "
@@ -87,7 +91,8 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"{shown(report['agents']['cpu_s'])} CPU s, {round(report['agents']['rss_mb_total'])} "
         f"MB in all.  Failed agent requests by phase: {report['errors'] or 'none'}.  Final "
         f"check: {report['final_check']['checked']} hosts, stale "
-        f"{len(report['final_check']['stale'])}.", ""]
+        f"{len(report['final_check']['stale'])}.  The agents' reconciles (from their log, "
+        f"ms, under the machine's contention): {report.get('agent_reconciles')}.", ""]
     counts = sorted(runs, key=int)
     if len(counts) > 1:
         lines += ["How each figure grows (the newest run at each host count):", "",

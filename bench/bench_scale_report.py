@@ -53,6 +53,34 @@ def run_keys(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MORE_ROWS = (  # (what, the figure of a stored run): the server's share, the simulation's
+    ("server CPU for the sync of all (s)", lambda r: r["sync_all"]["server_cpu_s"]),
+    ("sync of all: the last host received its view (s)",
+     lambda r: r["sync_all"].get("received_s")),
+    ("server CPU for the resync after a restart (s)", lambda r: r["restart"]["server_cpu_s"]),
+    ("every-host port: the last host received its view, p99 (s)",
+     lambda r: r["fanout_big"].get("received_p99_s")),
+    ("server memory at the end (MB)", lambda r: max(r["server_rss_mb"])),
+    ("simulated agents: CPU over the run (s)", lambda r: r["agents"]["cpu_s"]),
+    ("simulated agents: memory (MB)", lambda r: r["agents"]["rss_mb_total"]),
+)
+
+
+def growth_table(runs: dict[str, dict]) -> list[str]:
+    """One row a figure, one column a host count (the newest run of each)."""
+    counts = sorted(runs, key=int)
+    figures = {c: run_keys(runs[c]) for c in counts}
+    lines = ["| figure | " + " | ".join(f"{c} hosts" for c in counts) + " |",
+             "|---|" + "---|" * len(counts)]
+    for key, what in FIGURES:
+        lines.append(f"| {what} | " + " | ".join(shown(figures[c][key]) for c in counts)
+                     + " |")
+    for what, figure in MORE_ROWS:
+        lines.append(f"| {what} | " + " | ".join(shown(figure(runs[c])) for c in counts)
+                     + " |")
+    return lines
+
+
 def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
             targets: dict[str, tuple[str, float]]) -> str:
     m, n = report["machine"], report["hosts"]
@@ -93,14 +121,7 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"check: {report['final_check']['checked']} hosts, stale "
         f"{len(report['final_check']['stale'])}.  The agents' reconciles (from their log, "
         f"ms, under the machine's contention): {report.get('agent_reconciles')}.", ""]
-    counts = sorted(runs, key=int)
-    if len(counts) > 1:
+    if len(runs) > 1:
         lines += ["How each figure grows (the newest run at each host count):", "",
-                  "| figure | " + " | ".join(f"{c} hosts" for c in counts) + " |",
-                  "|---|" + "---|" * len(counts)]
-        figures = {c: run_keys(runs[c]) for c in counts}
-        for key, what in FIGURES:
-            lines.append(f"| {what} | " + " | ".join(shown(figures[c][key]) for c in counts)
-                         + " |")
-        lines.append("")
+                  *growth_table(runs), ""]
     return "\n".join(lines)

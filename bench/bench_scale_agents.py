@@ -207,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         serve_commands(hosts, emit)
     finally:
         stop.set()
+        deadline = time.monotonic() + 10  # a loop busy in a long reconcile is not waited for
         for host in hosts.values():
-            host.thread.join(timeout=5)
+            host.thread.join(timeout=max(0.0, deadline - time.monotonic()))
             host.client.close()
     return 0
 

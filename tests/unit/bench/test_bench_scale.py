@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[3] / "bench"
-MODULES = ("bench_scale", "bench_scale_fleet", "bench_scale_report", "bench_server",
-           "benchlib", "pg")
+MODULES = ("bench_scale", "bench_scale_changes", "bench_scale_fleet", "bench_scale_report",
+           "bench_server", "benchlib", "pg")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ APT_TEST := postgresql chromium
 # and what the benchmarks need besides (the OVN reference lab)
 APT_BENCH := ovn-central ovn-host iperf3
 
-.PHONY: demo test bench fuzz compat system-deps test-deps bench-deps venv lint down
+.PHONY: demo test bench bench-scale fuzz compat system-deps test-deps bench-deps venv lint down
 
 system-deps: APT_PACKAGES = $(APT_RUNTIME)
 test-deps: APT_PACKAGES = $(APT_RUNTIME) $(APT_TEST)
@@ -44,6 +44,19 @@ test: test-deps venv
 bench: bench-deps venv
 	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS=\"$(BENCH_ARGS)\")" \
 	$(VENV)/bin/python bench/run_all.py $(BENCH_ARGS)
+
+# the control plane with HOSTS simulated hosts (bench/bench_scale.py: the real agent loop on
+# the fake dataplane, the real dvr-server on SQLite or PostgreSQL with SERVERS processes);
+# merges bench/results.json and appends to RESULTS.md.  100 hosts take ~5 minutes, 1,000
+# much longer; more with BENCH_SCALE_ARGS="--small-changes 20"
+HOSTS ?= 100
+BACKEND ?= sqlite
+SERVERS ?= 1
+bench-scale: venv $(if $(filter postgresql,$(BACKEND)),test-deps)
+	BENCH_COMMAND="make bench-scale HOSTS=$(HOSTS) BACKEND=$(BACKEND) SERVERS=$(SERVERS)$(if \
+	  $(BENCH_SCALE_ARGS), BENCH_SCALE_ARGS=\"$(BENCH_SCALE_ARGS)\")" \
+	$(VENV)/bin/python bench/bench_scale.py --hosts $(HOSTS) --backend $(BACKEND) \
+	  --servers $(SERVERS) --update-results $(BENCH_SCALE_ARGS)
 
 # openstacksdk's own functional network tests against a private dvr-server (about 30 s;
 # not part of 'test'): counts by scope, per-test results in artifacts/compat/

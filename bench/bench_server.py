@@ -136,9 +136,11 @@ def bench_port_create(url: str, ports: int, concurrency: int) -> dict[str, float
 # -- the scale database ------------------------------------------------------------------
 def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int = 500,
              ports: int = 10_000, fips: int = 2_000,
-             external_type: str = "vxlan") -> dict[str, int]:
+             external_type: str = "vxlan", span_network: bool = False) -> dict[str, int]:
     """The scale database; ``external_type`` "flat" puts the external network on physical
-    network ``public`` (as the lab and most clouds do) instead of a VXLAN segment."""
+    network ``public`` (as the lab and most clouds do) instead of a VXLAN segment;
+    ``span_network`` adds network ``span`` (no router, no security group) with a VM port on
+    every host (`make bench-scale`)."""
     database = Database.from_url(db_url)
     upgrade_to_head(database.engine)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -285,6 +287,12 @@ def populate(db_url: str, hosts: int = 1000, snat_hosts: int = 10, routers: int 
         if host not in fip_hosts:
             fip_hosts.add(host)
             port(ext, ext_sub, next(ext_ips), "network:floatingip_agent_gateway", host, host)
+    if span_network:
+        span = network("span", False, 100_000 + 2 * routers)
+        span_sub = subnet(span, "10.200.0.0/16", "10.200.0.1")
+        for i, host in enumerate(computes + snats):
+            port(span, span_sub, f"10.200.{i // 250}.{i % 250 + 2}", "compute:nova",
+                 f"span-vm-{i}", host)
     with database.engine.begin() as conn:
         for name in ("dvr_hosts", "dvr_host_macs", "agents", "networks", "segment_allocations",
                      "subnets", "ports", "ip_allocations", "routers", "router_interfaces",

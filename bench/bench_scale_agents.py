@@ -1,0 +1,218 @@
+"""One worker process of `make bench-scale`: many simulated hosts, each the real agent loop
+(``dvr.agent.loop.AgentLoop``, two threads) with the real ``HostDataplane`` on the fake
+in-memory drivers (``dvr.agent.drivers.fake``), talking HTTP to a real dvr-server.
+
+    python bench/bench_scale_agents.py --token-file F < hosts.json > events.jsonl
+
+Standard input: one JSON list of ``{"host", "mode", "local_ip", "server"}``, then command
+lines.  Standard output: one JSON event a line (``EVENT_KINDS``), every time from
+``time.time()`` so the harness can compare it with its own clock:
+
+- ``woken``: the host's watch answered with changes (``revision``);
+- ``applied``: the loop reconciled a view (``revision``; ``received``: when the loop had
+  fetched it and began to reconcile; ``changed``: its contents, revision aside, differ from
+  the view reconciled before; ``first``: the first since the start);
+- ``error``: a request of the agent failed (``kind``: timeout, 5xx, connect, other);
+- ``checked``: the answer to ``check HOST...`` (``stale``: the server's view of the host
+  differs, revision aside, from the view its agent holds);
+- ``usage``: the answer to ``usage`` (this process's CPU seconds and resident memory).
+
+Commands: ``check HOST...``, ``usage``, ``stop``.  Nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from dvr.agent.config import AgentConfig
+from dvr.agent.dataplane import HostDataplane
+from dvr.agent.drivers.fake import fake_drivers
+from dvr.agent.loop import AgentLoop, ApplyOutcome
+from dvr.client import ServerClient, ServerError, ViewAnswer, WatchResult
+from dvr.model.hostview import HostView
+
+EVENT_KINDS = ("woken", "applied", "error", "checked", "usage")
+Emit = Callable[[dict[str, Any]], None]
+
+
+def error_kind(exc: BaseException) -> str:
+    """How a failed request is counted: timeout, 5xx, connect (the server is not there, as
+    during a restart), other."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, ServerError) and exc.status >= 500:
+        return "5xx"
+    if isinstance(exc, httpx.ConnectError | httpx.RemoteProtocolError | httpx.ReadError):
+        return "connect"
+    return "other"
+
+
+def contents(view: HostView) -> HostView:
+    """The view with its revision zeroed: two views with equal contents compare equal."""
+    return dataclasses.replace(view, revision=0)
+
+
+class RecordingClient(ServerClient):
+    """The agent's client, telling the harness of every wake-up and failed request."""
+
+    def __init__(self, server: str, token: str | None, host: str, emit: Emit) -> None:
+        super().__init__(server, token)
+        self.host, self.emit = host, emit
+
+    def _failed(self, exc: BaseException) -> None:
+        status = exc.status if isinstance(exc, ServerError) else None
+        self.emit({"event": "error", "host": self.host, "t": time.time(),
+                   "kind": error_kind(exc), "status": status, "detail": repr(exc)[:200]})
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return super().request(method, path, **kwargs)
+        except Exception as exc:
+            self._failed(exc)
+            raise
+
+    def fetch_view(self, host: str, since: int) -> ViewAnswer:
+        try:
+            return super().fetch_view(host, since)
+        except Exception as exc:
+            self._failed(exc)
+            raise
+
+    def watch(self, host: str, since: int, timeout: float) -> WatchResult:
+        result = super().watch(host, since, timeout)
+        if result.changes or result.resync:
+            self.emit({"event": "woken", "host": host, "t": time.time(),
+                       "revision": result.revision, "resync": result.resync})
+        return result
+
+
+class RecordingDataplane:
+    """``HostDataplane`` on fake drivers, telling the harness when a view is applied (the
+    loop's hook: the reconcile returned without errors)."""
+
+    def __init__(self, config: AgentConfig, emit: Emit) -> None:
+        self.inner = HostDataplane(config, fake_drivers())
+        self.host, self.emit = config.host, emit
+        self.applied: HostView | None = None  # contents of the last view applied
+
+    def plugged_vifs(self) -> frozenset[str]:
+        return self.inner.plugged_vifs()
+
+    def on_local_change(self, callback: Callable[[], None]) -> None:
+        self.inner.on_local_change(callback)
+
+    def reconcile(self, view: HostView) -> ApplyOutcome:
+        received = time.time()
+        outcome = self.inner.reconcile(view)
+        if not outcome.errors:
+            now = contents(view)
+            self.emit({"event": "applied", "host": self.host, "t": time.time(),
+                       "received": received, "revision": view.revision,
+                       "first": self.applied is None,
+                       "changed": self.applied is not None and now != self.applied})
+            self.applied = now
+        return outcome
+
+
+@dataclasses.dataclass
+class SimulatedHost:
+    loop: AgentLoop
+    client: RecordingClient
+    thread: threading.Thread
+
+
+def start_host(spec: dict[str, str], token: str | None, stop: threading.Event,
+               emit: Emit, settings: dict[str, float]) -> SimulatedHost:
+    config = AgentConfig(host=spec["host"], server=spec["server"], mode=spec["mode"],
+                         local_ip=spec["local_ip"], datapath="system", token=token,
+                         **settings).validate()
+    client = RecordingClient(config.server, token, config.host, emit)
+    loop = AgentLoop(config, client, RecordingDataplane(config, emit))
+    thread = threading.Thread(target=loop.run, args=(stop,), name=f"agent-{config.host}",
+                              daemon=True)
+    thread.start()
+    return SimulatedHost(loop, client, thread)
+
+
+def check(host: SimulatedHost) -> bool:
+    """Whether the server's view of the host differs (revision aside) from the view its
+    agent holds.  Asked without ``since``: the server does not remember a view served so,
+    and the agent's next delta is from the view it holds, as without the check."""
+    held = host.loop.view
+    current = host.client.host_view(host.loop.config.host)
+    return held is None or contents(current) != contents(held)
+
+
+def usage() -> dict[str, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": me.ru_utime + me.ru_stime, "max_rss_mb": me.ru_maxrss / 1024}
+
+
+def serve_commands(hosts: dict[str, SimulatedHost], emit: Emit) -> None:
+    """Answer the harness's commands until ``stop`` (or the end of standard input)."""
+    for line in sys.stdin:
+        command, *names = line.split()
+        if command == "stop":
+            return
+        if command == "usage":
+            emit({"event": "usage", "t": time.time(), **usage()})
+        elif command == "check":
+            for name in names:
+                detail = None
+                try:
+                    stale: bool | None = check(hosts[name])
+                except Exception as exc:  # noqa: BLE001 - reported as unknown, with why
+                    stale, detail = None, repr(exc)[:200]
+                emit({"event": "checked", "host": name, "t": time.time(), "stale": stale,
+                      "detail": detail})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--token-file", required=True)
+    parser.add_argument("--heartbeat-interval", type=float, default=10.0)
+    parser.add_argument("--local-poll-interval", type=float, default=1.0)
+    parser.add_argument("--log", default="/dev/null",
+                        help="the agents' log (a line per reconcile, with its timings)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(filename=args.log, level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    logging.getLogger("dvr.agent").setLevel(logging.INFO)
+    token = open(args.token_file).read().strip()  # noqa: SIM115
+    specs = json.loads(sys.stdin.readline())
+    lock = threading.Lock()
+
+    def emit(event: dict[str, Any]) -> None:
+        line = json.dumps(event) + "\n"
+        with lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    stop = threading.Event()
+    settings = {"heartbeat_interval": args.heartbeat_interval,
+                "local_poll_interval": args.local_poll_interval}
+    hosts = {spec["host"]: start_host(spec, token, stop, emit, settings) for spec in specs}
+    try:
+        serve_commands(hosts, emit)
+    finally:
+        stop.set()
+        deadline = time.monotonic() + 10  # a loop busy in a long reconcile is not waited for
+        for host in hosts.values():
+            host.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            host.client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -123,3 +123,41 @@ def test_a_postgresql_url_without_the_driver_is_refused_clearly(tmp_path, monkey
     assert capsys.readouterr().err == (
         "dvr-server: the database URL needs the Python module 'psycopg', which is not "
         "installed (pip install 'dvr[postgresql]')\n")
+
+
+def test_stopping_server_answers_watches_before_closing(db_url, tmp_path):
+    """SIGTERM while agents long-poll: every watch gets its (empty) answer at once, not a
+    500 when the graceful shutdown runs out, and the process is gone within seconds."""
+    import threading
+    import time
+
+    server = start_live_server(db_url, tmp_path)
+    host = "watcher-1"
+    now = httpx.get(f"{server.url}/dvr/v1/hosts/{host}/watch",
+                    params={"since": 0, "timeout": 0}).json()
+    assert not now["resync"]
+    answers: list[object] = []
+
+    def watch() -> None:
+        try:
+            reply = httpx.get(f"{server.url}/dvr/v1/hosts/{host}/watch",
+                              params={"since": now["revision"], "timeout": 25}, timeout=30)
+            answers.append(reply.status_code)
+        except httpx.HTTPError as error:
+            answers.append(type(error).__name__)
+
+    watchers = [threading.Thread(target=watch) for _ in range(4)]
+    for thread in watchers:
+        thread.start()
+    time.sleep(1.0)  # the watches are waiting in the server
+    stopped_at = time.monotonic()
+    try:
+        server.process.terminate()
+        for thread in watchers:
+            thread.join(timeout=20)
+        answered_in = time.monotonic() - stopped_at
+        server.process.wait(timeout=15)
+    finally:
+        server.stop()
+    assert answers == [200] * 4
+    assert answered_in < 2.5  # well before uvicorn's 3 s graceful-shutdown limit

@@ -246,8 +246,13 @@ async def serve_all(
             for listener in config.listeners
         ]
     loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task] = []
 
     def stop() -> None:
+        # Long polls are answered first: uvicorn's graceful shutdown would otherwise wait
+        # for them and then cut them off with a 500 to every watching agent.
+        if not closing:
+            closing.append(loop.create_task(app.state.context.hub.close()))
         for server in servers:
             server.should_exit = True
 

@@ -68,6 +68,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dvr.agent.desired import names
 from dvr.agent.desired.firewall_rules import (
@@ -89,6 +90,7 @@ from dvr.agent.desired.openflow import (
     Match,
     Output,
     Resubmit,
+    match_builder,
 )
 from dvr.agent.desired.state import Flow
 from dvr.agent.desired.tables import (
@@ -105,6 +107,7 @@ from dvr.agent.desired.tables import (
     PRIO_INT_ACCESS_PORT,
     IntTable,
 )
+from dvr.agent.desired.vlans import DEAD_VLAN
 from dvr.model.hostview import AddressSetView, PortView
 
 CT_NEW = "+trk+new-est"
@@ -123,6 +126,7 @@ DHCP_SERVER, DHCP_CLIENT = 67, 68
 DHCP6_SERVER, DHCP6_CLIENT = 547, 546
 
 TO_ACCEPTED = (Resubmit(IntTable.ACCEPT_OR_INGRESS),)
+MATCH_IN_PORT = match_builder("in_port")  # one per access port (positional, see match_builder)
 
 
 @dataclass(frozen=True)
@@ -178,9 +182,14 @@ def firewall_base_flows(bridge: str) -> tuple[Flow, ...]:
 def access_port_zone_flows(ovs_port_name: str, vlan: int, owner: str) -> tuple[Flow, ...]:
     """Table 0: a frame from an access port carries its network (VLAN) in reg6, so that
     table 60 can tell which network an untagged frame is on."""
-    return (Flow(IntTable.LOCAL_SWITCHING, PRIO_INT_ACCESS_PORT,
-                 Match(in_port=ovs_port_name), (LoadZone(vlan), Resubmit(IntTable.TRANSIENT)),
-                 owner),)
+    return (Flow(IntTable.LOCAL_SWITCHING, PRIO_INT_ACCESS_PORT, MATCH_IN_PORT(ovs_port_name),
+                 zone_actions(vlan), owner),)
+
+
+@lru_cache(maxsize=DEAD_VLAN + 1)
+def zone_actions(vlan: int) -> tuple[Action, ...]:
+    """Load the zone and go on to table 60: one tuple per VLAN for all the access ports."""
+    return (LoadZone(vlan), Resubmit(IntTable.TRANSIENT))
 
 
 def dvr_ingress_actions(zone: int, gateway_mac_rewrite: tuple[Action, ...]) -> tuple[Action, ...]:

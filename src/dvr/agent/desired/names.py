@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from functools import lru_cache
 
 IFNAME_MAX = 15
 
@@ -130,15 +131,16 @@ def is_canonical_ipv4(text: str) -> bool:
     return _CANONICAL_IPV4.fullmatch(text) is not None
 
 
-def canonical_ipv4_port_name(remote_ip: str) -> str:
-    """``vxlan_port_name`` of an address already known to be a canonical dotted quad."""
-    return VXLAN_PORT_PREFIX + bytes(map(int, remote_ip.split("."))).hex()
+# tunnel port names kept (one per remote endpoint; a host asks for each of its few thousand
+# peers' on every computation)
+VXLAN_PORT_NAMES_CACHED = 16384
 
 
+@lru_cache(maxsize=VXLAN_PORT_NAMES_CACHED)
 def vxlan_port_name(remote_ip: str) -> str:
     """Tunnel port towards ``remote_ip``: ``vxlan-c0000202`` for 192.0.2.2 (like Neutron)."""
     if is_canonical_ipv4(remote_ip):
-        return canonical_ipv4_port_name(remote_ip)
+        return VXLAN_PORT_PREFIX + bytes(map(int, remote_ip.split("."))).hex()
     address = ipaddress.ip_address(remote_ip)
     if address.version == 4:
         return VXLAN_PORT_PREFIX + address.packed.hex()

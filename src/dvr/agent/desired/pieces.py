@@ -178,14 +178,22 @@ def dvr_routed_vif(
     )
 
 
+def has_fast_path(ctx: HostContext, router: RouterView) -> bool:
+    """Whether the router routes east/west in br-int on this host (``fast_path_piece``)."""
+    return ctx.fast_path and router.distributed and router.admin_state_up
+
+
 def fast_path_networks(
     ctx: HostContext, router: RouterView, facts: Mapping[str, NetworkFacts],
     networks: Mapping[str, NetworkView], ports: Callable[[str], Iterable[PortView]],
     plugged: Mapping[str, str],
 ) -> dict[str, fp.RoutedNetwork]:
     """The router's interface networks the fast path routes between, with their routed
-    VIFs (``ports(network id)``: the local ports on that network) and L2-population MACs."""
+    VIFs (``ports(network id)``: the local ports on that network) and L2-population MACs;
+    none when the router has no fast path here (``has_fast_path``)."""
     found: dict[str, fp.RoutedNetwork] = {}
+    if not has_fast_path(ctx, router):
+        return found
     for network_id in sorted({i.network_id for i in router.interfaces}):
         fact, network = facts.get(network_id), networks.get(network_id)
         if fact is None or network is None or not fact.tunnelled:
@@ -339,7 +347,7 @@ def fast_path_piece(
     networks: Mapping[str, fp.RoutedNetwork],
 ) -> Piece:
     """``fastpath:<router id>``: the router's east/west flows in br-int (``fast_path.py``)."""
-    if not (ctx.fast_path and router.distributed and router.admin_state_up):
+    if not has_fast_path(ctx, router):
         return EMPTY_PIECE
     config = ctx.config
     flows = fp.router_fast_path_flows(router, route_domain, networks, config.int_peer_patch_port)

@@ -65,6 +65,12 @@ def output_only(port: str) -> tuple[Action, ...]:
     return (Output(port),)
 
 
+@lru_cache(maxsize=names.VXLAN_PORT_NAMES_CACHED)
+def output_to_tunnel(port: str) -> Output:
+    """``Output(port)`` of a vxlan port, one value for all the flows that use it."""
+    return Output(port)
+
+
 @lru_cache(maxsize=16)
 def rewrite_source(host_mac: str) -> tuple[Action, ...]:
     """A frame the local router sends leaves with this host's MAC (one tuple per MAC)."""
@@ -111,24 +117,27 @@ def valid_remote_tunnel_ip(remote_ip: str, local_ip: str | None) -> bool:
     return remote.version == local.version and remote != local
 
 
+@lru_cache(maxsize=names.VXLAN_PORT_NAMES_CACHED)
+def tunnel_port_name(remote_ip: str, local_ip: str | None) -> str | None:
+    """The vxlan port towards ``remote_ip``; None when it is no endpoint we can tunnel to
+    (``valid_remote_tunnel_ip``).  Kept per address: every computation asks for each remote
+    host of each network."""
+    return names.vxlan_port_name(remote_ip) if valid_remote_tunnel_ip(remote_ip, local_ip) \
+        else None
+
+
 def tunnel_remotes(network: NetworkView, host: str,
                    local_ip: str | None) -> list[tuple[RemoteHost, str]]:
     """The remote hosts of ``network`` this host tunnels to (``valid_remote_tunnel_ip``),
-    each with the vxlan port towards it.  (Called per network per computation: the common
-    case, IPv4 in canonical form, is checked once per address.)"""
+    each with the vxlan port towards it."""
     if local_ip is None or not is_tunnelled(network):
         return []
-    local_v4 = names.is_canonical_ipv4(local_ip)
     found = []
     for remote in network.remote_hosts:
-        ip = remote.tunnel_ip
-        if remote.host == host:
-            continue
-        if local_v4 and names.is_canonical_ipv4(ip):
-            if ip != local_ip:
-                found.append((remote, names.canonical_ipv4_port_name(ip)))
-        elif valid_remote_tunnel_ip(ip, local_ip):
-            found.append((remote, names.vxlan_port_name(ip)))
+        if remote.host != host:
+            port = tunnel_port_name(remote.tunnel_ip, local_ip)
+            if port is not None:
+                found.append((remote, port))
     return found
 
 
@@ -241,9 +250,9 @@ def network_tunnel_flows(
              (ModVlanVid(local_vlan), TO_DVR_NOT_LEARN), owner),
     ]
     seen_macs: set[str] = set()
-    outputs: dict[str, Output] = {}  # port name -> its output action (one per port)
+    outputs: dict[str, Output] = {}  # port name -> its output action
     for remote, port in tunnel_remotes(network, host, local_ip):
-        output = outputs.get(port) or outputs.setdefault(port, Output(port))
+        output = outputs[port] = output_to_tunnel(port)
         unicast = (*to_tunnel, output)  # shared by this remote host's entries
         for entry in remote.entries:
             if entry.mac_address in seen_macs:

@@ -14,9 +14,10 @@ Port names are quoted the way ``ovs-ofctl --names`` prints them (``port_text``),
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from functools import lru_cache
+from typing import Any, Literal
 
 # --- matches ----------------------------------------------------------------------------------
 
@@ -49,59 +50,137 @@ PROTOCOLS: dict[str, tuple[int, int | None]] = {
 }
 
 
-class Match(NamedTuple):
+class _Field:
+    """One field of a ``Match``, read from the values the match stores."""
+
+    __slots__ = ("name", "default", "bit", "below")
+
+    def __init__(self, default: Any = None) -> None:
+        self.default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        index = list(owner.__annotations__).index(name)
+        self.name, self.bit, self.below = name, 1 << index, (1 << index) - 1
+
+    def __get__(self, match: Match | None, owner: type | None = None) -> Any:
+        if match is None:
+            return self
+        shape = match[0]
+        if shape & self.bit:
+            return match[(shape & self.below).bit_count() + 1]
+        return self.default
+
+
+class Match(tuple):
     """The fields a flow matches on; ``None`` is a wildcard.  ``Match()`` matches all.
 
     MACs are ``xx:xx:xx:xx:xx:xx`` (lower case); IP fields are an address or a prefix
     (``192.0.2.0/24``); ``dl_vlan`` 0xffff means untagged; ``*_mask`` fields make the field
-    before them a masked match.  (A NamedTuple rather than a frozen dataclass: desired state
-    builds and hashes thousands of these, and a tuple is several times cheaper at both.)
+    before them a masked match.
+
+    Built and read like a NamedTuple of the fields below (keywords or all of them in
+    order, ``match.dl_vlan``, iteration, ``_fields``, ``_replace``), but it stores only the
+    fields it sets: ``(shape, value, ...)``, ``shape`` having bit i set for the i-th field,
+    the values in field order.  Equal matches store equal tuples (a field given its default
+    is left out), so equality and hashing are the tuple's, in C.  Desired state builds
+    thousands of Matches that live as long as it does and set one to four of 34 fields:
+    the cyclic garbage collector visits every item of every tuple it tracks, and 34 of them
+    per Match cost more than the rest of a flow.
     """
 
-    in_port: str | None = None  # a port name
-    proto: Protocol | None = None
-    dl_vlan: int | None = None
-    vlan_tci: int | None = None
-    vlan_tci_mask: int | None = None
-    dl_src: str | None = None
-    dl_src_mask: str | None = None
-    dl_dst: str | None = None
-    dl_dst_mask: str | None = None
-    tun_id: int | None = None
-    tun_id_mask: int | None = None
-    nw_src: str | None = None
-    nw_dst: str | None = None
-    arp_op: int | None = None
-    arp_spa: str | None = None
-    arp_tpa: str | None = None
-    icmp_type: int | None = None
-    nd_target: str | None = None
+    __slots__ = ()
+
+    in_port: str | None = _Field()  # a port name
+    proto: Protocol | None = _Field()
+    dl_vlan: int | None = _Field()
+    vlan_tci: int | None = _Field()
+    vlan_tci_mask: int | None = _Field()
+    dl_src: str | None = _Field()
+    dl_src_mask: str | None = _Field()
+    dl_dst: str | None = _Field()
+    dl_dst_mask: str | None = _Field()
+    tun_id: int | None = _Field()
+    tun_id_mask: int | None = _Field()
+    nw_src: str | None = _Field()
+    nw_dst: str | None = _Field()
+    arp_op: int | None = _Field()
+    arp_spa: str | None = _Field()
+    arp_tpa: str | None = _Field()
+    icmp_type: int | None = _Field()
+    nd_target: str | None = _Field()
     # the firewall's fields (dvr.agent.desired.firewall); rendered after the ones above, so
     # flows that do not use them keep their text and cookies
-    reg6: int | None = None  # the firewall's zone register (the network's local VLAN)
-    ct_state: str | None = None  # conntrack flags, e.g. "+trk+new-est"
-    ct_label: int | None = None
-    ct_label_mask: int | None = None
-    conj_id: int | None = None
-    nw_proto: int | None = None  # with proto "ip"/"ipv6": any other IP protocol
-    arp_sha: str | None = None
-    ipv6_src: str | None = None
-    ipv6_dst: str | None = None
-    tp_src: int | None = None
-    tp_src_mask: int | None = None
-    tp_dst: int | None = None
-    tp_dst_mask: int | None = None
-    icmp_code: int | None = None
+    reg6: int | None = _Field()  # the firewall's zone register (the network's local VLAN)
+    ct_state: str | None = _Field()  # conntrack flags, e.g. "+trk+new-est"
+    ct_label: int | None = _Field()
+    ct_label_mask: int | None = _Field()
+    conj_id: int | None = _Field()
+    nw_proto: int | None = _Field()  # with proto "ip"/"ipv6": any other IP protocol
+    arp_sha: str | None = _Field()
+    ipv6_src: str | None = _Field()
+    ipv6_dst: str | None = _Field()
+    tp_src: int | None = _Field()
+    tp_src_mask: int | None = _Field()
+    tp_dst: int | None = _Field()
+    tp_dst_mask: int | None = _Field()
+    icmp_code: int | None = _Field()
     # the fast path's fields (dvr.agent.desired.fast_path), after the firewall's
-    nw_ttl: int | None = None  # IPv4 TTL / IPv6 hop limit (exact value)
+    nw_ttl: int | None = _Field()  # IPv4 TTL / IPv6 hop limit (exact value)
     # (register number, value) pairs that must all hold, sorted by register; () = any
-    registers: tuple[tuple[int, int], ...] = ()
+    registers: tuple[tuple[int, int], ...] = _Field(())
+
+    def __new__(cls, *values: Any, **fields: Any) -> Match:
+        if values:
+            if len(values) > len(_FIELDS) or any(
+                    name in fields for name in _FIELDS[:len(values)]):
+                raise TypeError(f"Match() takes at most {len(_FIELDS)} values, one per field")
+            fields = {**dict(zip(_FIELDS, values, strict=False)), **fields}
+        shape = 0
+        for name, value in fields.items():
+            field = _BY_NAME.get(name)
+            if field is None:
+                raise TypeError(f"Match() got an unexpected keyword argument {name!r}")
+            if value != field.default:
+                shape |= field.bit
+        return tuple.__new__(cls, (shape, *[fields[name] for name in _shape_names(shape)]))
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every field's value, in field order (as a NamedTuple iterates)."""
+        values = list(_DEFAULTS)
+        for index, value in zip(_shape_indices(self[0]), self[1:], strict=True):
+            values[index] = value
+        return iter(values)
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
 
     def __repr__(self) -> str:
-        pairs = zip(self._fields, self, strict=True)
-        fields = ", ".join(f"{name}={value!r}" for name, value in pairs
-                           if value is not None and value != ())
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.items())
         return f"Match({fields})"
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) of the fields the match sets, in field order."""
+        return zip(_shape_names(self[0]), self[1:], strict=True)
+
+    def _replace(self, **fields: Any) -> Match:
+        return Match(**{**dict(self.items()), **fields})
+
+
+_FIELDS: tuple[str, ...] = tuple(Match.__annotations__)
+Match._fields = _FIELDS  # type: ignore[attr-defined]
+_BY_NAME: dict[str, _Field] = {name: vars(Match)[name] for name in _FIELDS}
+_DEFAULTS: tuple[Any, ...] = tuple(field.default for field in _BY_NAME.values())
+
+
+@lru_cache(maxsize=1024)
+def _shape_indices(shape: int) -> tuple[int, ...]:
+    """The field indices a shape sets (few shapes exist: one per kind of flow)."""
+    return tuple(i for i in range(len(_FIELDS)) if shape >> i & 1)
+
+
+@lru_cache(maxsize=1024)
+def _shape_names(shape: int) -> tuple[str, ...]:
+    return tuple(_FIELDS[i] for i in _shape_indices(shape))
 
 
 MATCH_ALL = Match()
@@ -111,30 +190,38 @@ def match_builder(*fields: str) -> Callable[..., Match]:
     """A positional constructor of the Matches that set exactly ``fields`` (one or two;
     every other field a wildcard): ``match_builder("dl_vlan", "dl_dst")(3, mac)`` equals
     ``Match(dl_vlan=3, dl_dst=mac)``.  For the piece functions that build thousands of
-    Matches of one shape: binding keywords to ``Match``'s parameters costs about as much
-    again as building the tuple, which this splices from shared runs of wildcards."""
+    Matches of one shape: binding keywords costs several times as much as building the
+    tuple.  A ``None`` value (a wildcard) takes the keyword path."""
     if len(set(fields)) != len(fields) or not 1 <= len(fields) <= 2 \
-            or any(name not in Match._fields for name in fields):
-        raise ValueError(f"one or two distinct Match fields, not {fields}")
-    positions = [Match._fields.index(name) for name in fields]
-    cuts = sorted(positions)
-    wildcards = tuple(MATCH_ALL)
-    head, middle = wildcards[:cuts[0]], wildcards[cuts[0] + 1:cuts[-1]]
-    tail = wildcards[cuts[-1] + 1:]
+            or any(_BY_NAME.get(name) is None or _BY_NAME[name].default is not None
+                   for name in fields):
+        raise ValueError(f"one or two distinct Match fields defaulting to None, not {fields}")
+    shape = 0
+    for name in fields:
+        shape |= _BY_NAME[name].bit
     new = tuple.__new__
 
     if len(fields) == 1:
         def one(value: Any) -> Match:
-            return new(Match, (*head, value, *tail))
+            if value is None:
+                return MATCH_ALL
+            return new(Match, (shape, value))
         return one
 
+    first_name, second_name = fields
+
     def two(first: Any, second: Any) -> Match:
-        return new(Match, (*head, first, *middle, second, *tail))
+        if first is None or second is None:
+            return Match(**{first_name: first, second_name: second})
+        return new(Match, (shape, first, second))
 
     def two_swapped(first: Any, second: Any) -> Match:
-        return new(Match, (*head, second, *middle, first, *tail))
+        if first is None or second is None:
+            return Match(**{first_name: first, second_name: second})
+        return new(Match, (shape, second, first))
 
-    return two if positions[0] < positions[1] else two_swapped
+    in_order = _FIELDS.index(first_name) < _FIELDS.index(second_name)
+    return two if in_order else two_swapped
 
 
 # --- actions ----------------------------------------------------------------------------------

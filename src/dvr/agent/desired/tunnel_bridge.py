@@ -42,6 +42,7 @@ from dvr.agent.desired.tables import (
     UNICAST_DST,
     TunTable,
 )
+from dvr.agent.desired.vlans import DEAD_VLAN
 from dvr.model.hostview import NetworkView, RemoteHost, RouterInterfaceView
 
 TUNNEL_NETWORK_TYPES = frozenset({"vxlan"})
@@ -53,6 +54,7 @@ TO_PATCH_LV_TO_TUN = Resubmit(TunTable.PATCH_LV_TO_TUN)
 
 # the match shapes built per remote MAC, host and tunnel (positional, see match_builder)
 MATCH_IN_PORT = match_builder("in_port")
+MATCH_TUN_ID = match_builder("tun_id")
 MATCH_DL_SRC = match_builder("dl_src")
 MATCH_VLAN = match_builder("dl_vlan")
 MATCH_VLAN_DST = match_builder("dl_vlan", "dl_dst")
@@ -69,6 +71,12 @@ def output_only(port: str) -> tuple[Action, ...]:
 def output_to_tunnel(port: str) -> Output:
     """``Output(port)`` of a vxlan port, one value for all the flows that use it."""
     return Output(port)
+
+
+@lru_cache(maxsize=DEAD_VLAN + 1)
+def tag_and_continue(vlan: int) -> tuple[Action, ...]:
+    """Table 4: a frame from a tunnel gets its network's local VLAN (one tuple per VLAN)."""
+    return (ModVlanVid(vlan), TO_DVR_NOT_LEARN)
 
 
 @lru_cache(maxsize=16)
@@ -88,8 +96,10 @@ def tunnel_bridge_patch_port(config: DesiredConfig) -> OvsPort:
     )
 
 
+@lru_cache(maxsize=names.VXLAN_PORT_NAMES_CACHED)
 def tunnel_port(remote_ip: str, local_ip: str) -> OvsPort:
-    """The vxlan port towards ``remote_ip`` (VNI chosen per packet by the flows)."""
+    """The vxlan port towards ``remote_ip`` (VNI chosen per packet by the flows).  One value
+    per endpoint: every computation builds each of a host's few thousand."""
     return OvsPort(
         name=names.vxlan_port_name(remote_ip),
         type="vxlan",
@@ -246,8 +256,8 @@ def network_tunnel_flows(
     assert vni is not None
     to_tunnel: tuple[Action, ...] = (STRIP_VLAN, SetTunnel(vni))
     flows = [
-        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_TUN_TUNNEL_TO_LOCAL_VLAN, Match(tun_id=vni),
-             (ModVlanVid(local_vlan), TO_DVR_NOT_LEARN), owner),
+        Flow(TunTable.VXLAN_TUN_TO_LV, PRIO_TUN_TUNNEL_TO_LOCAL_VLAN, MATCH_TUN_ID(vni),
+             tag_and_continue(local_vlan), owner),
     ]
     seen_macs: set[str] = set()
     outputs: dict[str, Output] = {}  # port name -> its output action

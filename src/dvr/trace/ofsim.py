@@ -341,33 +341,34 @@ class Condition:
 
 def compile_match(match: Match) -> tuple[Condition, ...]:
     """The conditions a packet must meet to match ``match``."""
+    fields = match.fields()  # read many times: a NamedTuple
     conditions: list[Condition] = []
-    if match.in_port is not None:
-        conditions.append(Condition("in_port", match.in_port))
-    conditions += [Condition("register", pair) for pair in match.registers]
-    if match.reg6 is not None:
-        conditions.append(Condition("register", (REG_ZONE, match.reg6)))
-    if match.proto is not None:
-        dl_type, nw_proto = PROTOCOLS[match.proto]
+    if fields.in_port is not None:
+        conditions.append(Condition("in_port", fields.in_port))
+    conditions += [Condition("register", pair) for pair in fields.registers]
+    if fields.reg6 is not None:
+        conditions.append(Condition("register", (REG_ZONE, fields.reg6)))
+    if fields.proto is not None:
+        dl_type, nw_proto = PROTOCOLS[fields.proto]
         conditions.append(Condition("dl_type", dl_type))
         if nw_proto is not None:
             conditions.append(Condition("nw_proto", nw_proto))
-    if match.dl_vlan is not None:
-        conditions.append(Condition("dl_vlan", match.dl_vlan))
-    if match.vlan_tci is not None:
-        mask = 0xFFFF if match.vlan_tci_mask is None else match.vlan_tci_mask
-        conditions.append(Condition("vlan_tci", match.vlan_tci, mask))
-    for name, value, mask in (("dl_src", match.dl_src, match.dl_src_mask),
-                              ("dl_dst", match.dl_dst, match.dl_dst_mask),
-                              ("arp_sha", match.arp_sha, None)):
+    if fields.dl_vlan is not None:
+        conditions.append(Condition("dl_vlan", fields.dl_vlan))
+    if fields.vlan_tci is not None:
+        mask = 0xFFFF if fields.vlan_tci_mask is None else fields.vlan_tci_mask
+        conditions.append(Condition("vlan_tci", fields.vlan_tci, mask))
+    for name, value, mask in (("dl_src", fields.dl_src, fields.dl_src_mask),
+                              ("dl_dst", fields.dl_dst, fields.dl_dst_mask),
+                              ("arp_sha", fields.arp_sha, None)):
         if value is not None:
             bits = _ALL_MAC if mask is None else _mac_int(mask)
             conditions.append(Condition(name, _mac_int(value) & bits, bits))
-    if match.tun_id is not None:
-        mask = -1 if match.tun_id_mask is None else match.tun_id_mask
-        conditions.append(Condition("tun_id", match.tun_id, mask))
+    if fields.tun_id is not None:
+        mask = -1 if fields.tun_id_mask is None else fields.tun_id_mask
+        conditions.append(Condition("tun_id", fields.tun_id, mask))
     for name in (*_IP_FIELDS, *_IPV6_FIELDS):
-        value = getattr(match, name, None)
+        value = getattr(fields, name, None)
         if value is not None:
             try:
                 network = ipaddress.ip_network(value, strict=False)
@@ -375,16 +376,16 @@ def compile_match(match: Match) -> tuple[Condition, ...]:
                 raise UnsupportedFlow(f"bad {name} {value!r}") from exc
             conditions.append(Condition(_IPV6_FIELDS.get(name, name), network))
     for name in _INT_FIELDS:
-        value = getattr(match, name)
+        value = getattr(fields, name)
         if value is not None:
             conditions.append(Condition(name, value))
-    for name, value, mask in (("tp_src", match.tp_src, match.tp_src_mask),
-                              ("tp_dst", match.tp_dst, match.tp_dst_mask),
-                              ("ct_label", match.ct_label, match.ct_label_mask)):
+    for name, value, mask in (("tp_src", fields.tp_src, fields.tp_src_mask),
+                              ("tp_dst", fields.tp_dst, fields.tp_dst_mask),
+                              ("ct_label", fields.ct_label, fields.ct_label_mask)):
         if value is not None:
             conditions.append(Condition(name, value, -1 if mask is None else mask))
-    if match.ct_state is not None:
-        conditions.append(Condition("ct_state", ct_flags(match.ct_state)))
+    if fields.ct_state is not None:
+        conditions.append(Condition("ct_state", ct_flags(fields.ct_state)))
     return tuple(conditions)
 
 

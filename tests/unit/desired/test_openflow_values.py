@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 from pathlib import Path
 
@@ -110,6 +111,40 @@ def test_the_cookies_of_a_built_state_are_the_ones_main_gave_them():
     assert len(pinned) == 100 and pinned <= built, sorted(pinned - built)
 
 
+def test_a_match_is_the_value_of_its_fields_however_it_was_built():
+    """A Match stores only the fields it sets: a field given its default is no field, and
+    positional, keyword, rebuilt, copied and pickled matches are equal values."""
+    match = Match(in_port="tap1", dl_vlan=3, registers=((8, 5),))
+    assert match == Match(registers=((8, 5),), dl_vlan=3, in_port="tap1", dl_src=None)
+    assert hash(match) == hash(Match(dl_vlan=3, in_port="tap1", registers=((8, 5),)))
+    assert Match(*match) == match and Match(*match).fields() == match.fields()
+    assert pickle.loads(pickle.dumps(match)) == match and copy.deepcopy(match) == match
+    assert match._replace(dl_vlan=None) == Match(in_port="tap1", registers=((8, 5),))
+    assert Match(in_port=None, registers=()) == Match() and Match(dl_vlan=0) != Match()
+    assert (match.in_port, match.dl_vlan, match.dl_src, match.registers) == (
+        "tap1", 3, None, ((8, 5),))
+    assert list(match) == list(match.fields()) and len(list(match)) == len(Match._fields)
+    assert dict(match.items()) == {"in_port": "tap1", "dl_vlan": 3, "registers": ((8, 5),)}
+    assert repr(match) == "Match(in_port='tap1', dl_vlan=3, registers=((8, 5),))"
+    with pytest.raises(TypeError):
+        Match(vlan=3)
+    with pytest.raises(TypeError):
+        Match("tap1", in_port="tap2")
+
+
+def test_a_match_renders_its_fields_in_the_order_of_ovs_ofctl_text():
+    every = Match(*(1 for _ in Match._fields))._replace(
+        in_port="p", proto="tcp", dl_src="s", dl_src_mask="sm", dl_dst="d", dl_dst_mask="dm",
+        nw_src="a", nw_dst="b", arp_spa="c", arp_tpa="e", nd_target="f", ct_state="+trk",
+        arp_sha="g", ipv6_src="h", ipv6_dst="i", registers=((7, 1), (8, 2)))
+    assert render_match(every) == (
+        "in_port=p,reg7=0x1,reg8=0x2,tcp,dl_vlan=1,vlan_tci=0x1/0x1,dl_src=s/sm,dl_dst=d/dm,"
+        "tun_id=0x1/0x1,nw_src=a,nw_dst=b,arp_op=1,arp_spa=c,arp_tpa=e,icmp_type=1,"
+        "nd_target=f,nw_ttl=1,reg6=0x1,ct_state=+trk,ct_label=0x1/0x1,conj_id=1,nw_proto=1,"
+        "arp_sha=g,ipv6_src=h,ipv6_dst=i,tp_src=0x1/0x1,tp_dst=0x1/0x1,icmp_code=1")
+    assert render_match(Match(tp_src=80, dl_src_mask="ff:00:00:00:00:00")) == "tp_src=0x50"
+
+
 def test_a_match_builder_builds_the_match_of_its_fields_in_their_order():
     assert match_builder("dl_vlan", "dl_dst")(3, VM) == Match(dl_vlan=3, dl_dst=VM)
     assert match_builder("dl_dst", "dl_vlan")(VM, 3) == Match(dl_vlan=3, dl_dst=VM)
@@ -117,6 +152,9 @@ def test_a_match_builder_builds_the_match_of_its_fields_in_their_order():
     assert match_builder("nd_target")("2001:db8::1") == Match(nd_target="2001:db8::1")
     built = match_builder("in_port", "nd_target")("tap1", "2001:db8::1")
     assert type(built) is Match and built == Match(in_port="tap1", nd_target="2001:db8::1")
-    for fields in ((), ("vlan",), ("dl_src", "dl_src"), ("in_port", "dl_src", "dl_dst")):
+    assert match_builder("in_port")(None) == Match()
+    assert match_builder("dl_vlan", "dl_dst")(3, None) == Match(dl_vlan=3)
+    for fields in ((), ("vlan",), ("dl_src", "dl_src"), ("in_port", "dl_src", "dl_dst"),
+                   ("registers",)):
         with pytest.raises(ValueError):
             match_builder(*fields)

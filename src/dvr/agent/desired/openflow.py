@@ -14,6 +14,7 @@ Port names are quoted the way ``ovs-ofctl --names`` prints them (``port_text``),
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -144,12 +145,17 @@ class Match(tuple):
                 shape |= field.bit
         return tuple.__new__(cls, (shape, *[fields[name] for name in _shape_names(shape)]))
 
-    def __iter__(self) -> Iterator[Any]:
-        """Every field's value, in field order (as a NamedTuple iterates)."""
+    def fields(self) -> MatchFields:
+        """Every field, as a NamedTuple: for code that reads many fields of one match
+        (reading a field of a Match runs a line of Python; of a NamedTuple, none)."""
         values = list(_DEFAULTS)
         for index, value in zip(_shape_indices(self[0]), self[1:], strict=True):
             values[index] = value
-        return iter(values)
+        return tuple.__new__(MatchFields, values)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every field's value, in field order (as a NamedTuple iterates)."""
+        return iter(self.fields())
 
     def __getnewargs__(self) -> tuple[Any, ...]:
         return tuple(self)
@@ -170,6 +176,7 @@ _FIELDS: tuple[str, ...] = tuple(Match.__annotations__)
 Match._fields = _FIELDS  # type: ignore[attr-defined]
 _BY_NAME: dict[str, _Field] = {name: vars(Match)[name] for name in _FIELDS}
 _DEFAULTS: tuple[Any, ...] = tuple(field.default for field in _BY_NAME.values())
+MatchFields = namedtuple("MatchFields", _FIELDS, defaults=_DEFAULTS)  # type: ignore[misc]
 
 
 @lru_cache(maxsize=1024)
@@ -377,66 +384,60 @@ def flow_ports(match: Match, actions: Iterable[Action]) -> frozenset[str]:
 # --- rendering to ovs-ofctl text ----------------------------------------------------------------
 
 
-def _masked(value: str, mask: str | None) -> str:
-    return value if mask is None else f"{value}/{mask}"
+# How match text lists the fields it sets (ovs-ofctl syntax): (field, how, its mask field).
+# The firewall's come after the others, so flows that do not use them kept their text.
+_TEXT_ORDER: tuple[tuple[str, str, str | None], ...] = (
+    ("in_port", "port", None),
+    ("registers", "registers", None),
+    ("proto", "bare", None),
+    ("dl_vlan", "plain", None),
+    ("vlan_tci", "hex", "vlan_tci_mask"),
+    ("dl_src", "plain", "dl_src_mask"),
+    ("dl_dst", "plain", "dl_dst_mask"),
+    ("tun_id", "hex", "tun_id_mask"),
+    *((name, "plain", None) for name in ("nw_src", "nw_dst", "arp_op", "arp_spa", "arp_tpa",
+                                         "icmp_type", "nd_target", "nw_ttl")),
+    ("reg6", "hex", None),
+    ("ct_state", "plain", None),
+    ("ct_label", "hex", "ct_label_mask"),
+    *((name, "plain", None) for name in ("conj_id", "nw_proto", "arp_sha", "ipv6_src",
+                                         "ipv6_dst")),
+    ("tp_src", "hex", "tp_src_mask"),
+    ("tp_dst", "hex", "tp_dst_mask"),
+    ("icmp_code", "plain", None),
+)
+
+MatchPart = Callable[[Match, Callable[[str], str]], str]
 
 
-def _masked_int(value: int, mask: int | None) -> str:
-    return f"{value:#x}" if mask is None else f"{value:#x}/{mask:#x}"
+def _text_part(name: str, how: str, at: int, mask_at: int | None) -> MatchPart:
+    """The text of one field stored at ``at`` (its mask at ``mask_at``) of a Match."""
+    if how == "port":
+        return lambda match, port: f"in_port={port(match[at])}"
+    if how == "registers":
+        return lambda match, _: ",".join([f"reg{r}={v:#x}" for r, v in match[at]])
+    if how == "bare":
+        return lambda match, _: match[at]
+    if how == "hex":
+        if mask_at is None:
+            return lambda match, _: f"{name}={match[at]:#x}"
+        return lambda match, _: f"{name}={match[at]:#x}/{match[mask_at]:#x}"
+    if mask_at is None:
+        return lambda match, _: f"{name}={match[at]}"
+    return lambda match, _: f"{name}={match[at]}/{match[mask_at]}"
+
+
+@lru_cache(maxsize=1024)
+def _text_parts(shape: int) -> tuple[MatchPart, ...]:
+    """The parts of the text of a Match of ``shape``, in order (a mask alone shows none)."""
+    stored = {name: at for at, name in enumerate(_shape_names(shape), start=1)}
+    return tuple(_text_part(name, how, stored[name], stored.get(mask) if mask else None)
+                 for name, how, mask in _TEXT_ORDER if name in stored)
 
 
 def render_match(match: Match, port: Callable[[str], str] = port_text) -> str:
     """``ovs-ofctl`` match text, fields in a fixed order; "" for match-all."""
-    (in_port, proto, dl_vlan, vlan_tci, vlan_tci_mask, dl_src, dl_src_mask, dl_dst,
-     dl_dst_mask, tun_id, tun_id_mask, nw_src, nw_dst, arp_op, arp_spa, arp_tpa, icmp_type,
-     nd_target, *firewall, nw_ttl, registers) = match
-    parts: list[str] = []
-    if in_port is not None:
-        parts.append(f"in_port={port(in_port)}")
-    parts += [f"reg{register}={value:#x}" for register, value in registers]
-    if proto is not None:
-        parts.append(proto)
-    if dl_vlan is not None:
-        parts.append(f"dl_vlan={dl_vlan}")
-    if vlan_tci is not None:
-        parts.append(f"vlan_tci={_masked_int(vlan_tci, vlan_tci_mask)}")
-    if dl_src is not None:
-        parts.append(f"dl_src={_masked(dl_src, dl_src_mask)}")
-    if dl_dst is not None:
-        parts.append(f"dl_dst={_masked(dl_dst, dl_dst_mask)}")
-    if tun_id is not None:
-        parts.append(f"tun_id={_masked_int(tun_id, tun_id_mask)}")
-    for name, value in (("nw_src", nw_src), ("nw_dst", nw_dst), ("arp_op", arp_op),
-                        ("arp_spa", arp_spa), ("arp_tpa", arp_tpa), ("icmp_type", icmp_type),
-                        ("nd_target", nd_target), ("nw_ttl", nw_ttl)):
-        if value is not None:
-            parts.append(f"{name}={value}")
-    if any(value is not None for value in firewall):
-        parts.extend(_firewall_match_parts(match))
-    return ",".join(parts)
-
-
-def _firewall_match_parts(match: Match) -> list[str]:
-    parts: list[str] = []
-    if match.reg6 is not None:
-        parts.append(f"reg6={match.reg6:#x}")
-    if match.ct_state is not None:
-        parts.append(f"ct_state={match.ct_state}")
-    if match.ct_label is not None:
-        parts.append(f"ct_label={_masked_int(match.ct_label, match.ct_label_mask)}")
-    if match.conj_id is not None:
-        parts.append(f"conj_id={match.conj_id}")
-    for name, value, mask in (("nw_proto", match.nw_proto, None),
-                              ("arp_sha", match.arp_sha, None),
-                              ("ipv6_src", match.ipv6_src, None),
-                              ("ipv6_dst", match.ipv6_dst, None),
-                              ("tp_src", match.tp_src, match.tp_src_mask),
-                              ("tp_dst", match.tp_dst, match.tp_dst_mask),
-                              ("icmp_code", match.icmp_code, None)):
-        if value is not None:
-            text = _masked_int(value, mask) if name.startswith("tp_") else value
-            parts.append(f"{name}={text}")
-    return parts
+    return ",".join([part(match, port) for part in _text_parts(match[0])])
 
 
 def _output_text(action: Output, port: Callable[[str], str]) -> str:

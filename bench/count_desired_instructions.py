@@ -13,9 +13,10 @@ versions can be compared on the same view-building code:
 ``--gc`` chooses the collector: ``default`` (CPython's thresholds), ``agent`` (what
 ``dvr.gc_tuning`` does in dvr-agent, applied before the view is built), ``off``.
 ``--east-west`` passes ``DesiredConfig(east_west=...)`` (trees from before that option
-always built the ``namespace`` design).  ``--cpu`` prints the CPU time per computation of
-the ``--computes`` runs and the collector's share (``gc.callbacks``), for comparing trees
-in interleaved runs without valgrind:
+always built the ``namespace`` design).  ``--cold`` leaves out the warm-up (``--computes 1
+--cold``: a process's first computation, with nothing cached).  ``--cpu`` prints the CPU
+time per computation of the ``--computes`` runs and the collector's share
+(``gc.callbacks``), for comparing trees in interleaved runs without valgrind:
 
     for round in 1 2 3; do for gc in default agent; do
       .venv/bin/python bench/count_desired_instructions.py --src ../old/src --gc $gc \\
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--east-west", choices=("namespace", "openflow"))
     parser.add_argument("--cpu", action="store_true",
                         help="print CPU time per computation and the collector's share")
+    parser.add_argument("--cold", action="store_true",
+                        help="no warm-up: the first of the --computes is the process's first")
     args = parser.parse_args()
     sys.path[:0] = [str(args.src), str(Path(__file__).parent)]
     import bench_desired
@@ -61,17 +64,19 @@ def main() -> None:
         gc.set_threshold(AGENT_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     view, plugged = bench_desired.build_view(200, 2, 5, 1000, 1)
     inputs = HostInputs(plugged=plugged)
-    state = compute_desired_state(view, inputs, config)
+    if not args.cold:
+        compute_desired_state(view, inputs, config)
     if args.gc == "off":
         gc.disable()
     collector = CollectorClock()
     started = time.process_time()
     for _ in range(args.computes):
         state = compute_desired_state(view, inputs, config)
-    if args.cpu:
+    if args.cpu and args.computes:
         elapsed = time.process_time() - started
         flows = sum(len(b.flows) for b in state.bridges)
-        print(f"{args.src} gc={args.gc}: {elapsed / args.computes * 1000:.1f} ms per compute "
+        label = f"{args.src} gc={args.gc}{' cold' if args.cold else ''}"
+        print(f"{label}: {elapsed / args.computes * 1000:.1f} ms per compute "
               f"(collector {collector.seconds / args.computes * 1000:.1f} ms, "
               f"{collector.full / args.computes:.1f} full collections), {flows} flows, "
               f"load average {os.getloadavg()[0]:.2f}")

@@ -137,13 +137,15 @@ class Match(tuple):
                 raise TypeError(f"Match() takes at most {len(_FIELDS)} values, one per field")
             fields = {**dict(zip(_FIELDS, values, strict=False)), **fields}
         shape = 0
-        for name, value in fields.items():
-            field = _BY_NAME.get(name)
-            if field is None:
-                raise TypeError(f"Match() got an unexpected keyword argument {name!r}")
-            if value != field.default:
-                shape |= field.bit
-        return tuple.__new__(cls, (shape, *[fields[name] for name in _shape_names(shape)]))
+        try:
+            for name, value in fields.items():
+                if value is not None:
+                    shape |= _BITS[name]
+        except KeyError:
+            raise TypeError(f"Match() got an unexpected keyword argument {name!r}") from None
+        if shape & _REGISTERS_BIT and not fields["registers"]:
+            shape ^= _REGISTERS_BIT  # () is the wildcard of registers
+        return tuple.__new__(cls, (shape, *map(fields.__getitem__, _shape_names(shape))))
 
     def fields(self) -> MatchFields:
         """Every field, as a NamedTuple: for code that reads many fields of one match
@@ -176,6 +178,8 @@ _FIELDS: tuple[str, ...] = tuple(Match.__annotations__)
 Match._fields = _FIELDS  # type: ignore[attr-defined]
 _BY_NAME: dict[str, _Field] = {name: vars(Match)[name] for name in _FIELDS}
 _DEFAULTS: tuple[Any, ...] = tuple(field.default for field in _BY_NAME.values())
+_BITS: dict[str, int] = {name: field.bit for name, field in _BY_NAME.items()}
+_REGISTERS_BIT = _BITS["registers"]
 MatchFields = namedtuple("MatchFields", _FIELDS, defaults=_DEFAULTS)  # type: ignore[misc]
 
 

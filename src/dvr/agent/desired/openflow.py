@@ -18,6 +18,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Literal
 
 # --- matches ----------------------------------------------------------------------------------
@@ -150,10 +151,7 @@ class Match(tuple):
     def fields(self) -> MatchFields:
         """Every field, as a NamedTuple: for code that reads many fields of one match
         (reading a field of a Match runs a line of Python; of a NamedTuple, none)."""
-        values = list(_DEFAULTS)
-        for index, value in zip(_shape_indices(self[0]), self[1:], strict=True):
-            values[index] = value
-        return tuple.__new__(MatchFields, values)
+        return tuple.__new__(MatchFields, _spread(self[0])(self + _WILDCARDS))
 
     def __iter__(self) -> Iterator[Any]:
         """Every field's value, in field order (as a NamedTuple iterates)."""
@@ -192,6 +190,18 @@ def _shape_indices(shape: int) -> tuple[int, ...]:
 @lru_cache(maxsize=1024)
 def _shape_names(shape: int) -> tuple[str, ...]:
     return tuple(_FIELDS[i] for i in _shape_indices(shape))
+
+
+_WILDCARDS = (None, ())  # appended to a Match's values: where its unset fields are read
+
+
+@lru_cache(maxsize=1024)
+def _spread(shape: int) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """Every field's value, in field order, from a Match of ``shape`` + ``_WILDCARDS``."""
+    stored = {index: at for at, index in enumerate(_shape_indices(shape), start=1)}
+    wildcard = {None: len(stored) + 1, (): len(stored) + 2}
+    return itemgetter(*(stored.get(index, wildcard[default])
+                        for index, default in enumerate(_DEFAULTS)))
 
 
 MATCH_ALL = Match()

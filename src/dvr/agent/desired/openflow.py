@@ -55,14 +55,14 @@ PROTOCOLS: dict[str, tuple[int, int | None]] = {
 class _Field:
     """One field of a ``Match``, read from the values the match stores."""
 
-    __slots__ = ("name", "default", "bit", "below")
+    __slots__ = ("default", "bit", "below")
 
     def __init__(self, default: Any = None) -> None:
         self.default = default
 
     def __set_name__(self, owner: type, name: str) -> None:
         index = list(owner.__annotations__).index(name)
-        self.name, self.bit, self.below = name, 1 << index, (1 << index) - 1
+        self.bit, self.below = 1 << index, (1 << index) - 1
 
     def __get__(self, match: Match | None, owner: type | None = None) -> Any:
         if match is None:

@@ -127,3 +127,51 @@ def test_what_did_not_change_stays_the_same_objects_at_the_next_revision(api, sm
     assert second == replace(first, revision=second.revision)
     assert second.networks[0].remote_hosts[0] is first.networks[0].remote_hosts[0]
     assert second.peer_host_macs[0] is first.peer_host_macs[0]
+
+
+def shared_view(api, host) -> HostView:
+    return api.context.run_read(
+        lambda tx: build_host_view(tx.conn, host, api.context.view_parts))
+
+
+@pytest.fixture
+def routed(api, small):
+    """``small`` with h1's port behind router R (a gateway to ``ext``, a floating IP)."""
+    ext = api.network("ext", **{"router:external": True})
+    api.subnet(ext["id"], "203.0.113.0/24")
+    subnet_id = api.list("subnet", network_id=small["id"])[0]["id"]
+    router = api.router("R")
+    api.add_interface(router["id"], subnet_id=subnet_id)
+    api.set_gateway(router["id"], ext["id"])
+    port = api.list("port", network_id=small["id"], **{"binding:host_id": "h1"})[0]
+    api.fip(ext["id"], port_id=port["id"])
+    api.port(small["id"], host="h2")
+    return router
+
+
+def test_a_hosts_network_and_router_stay_the_same_objects_while_unchanged(api, routed):
+    """What a view makes of a shared part for its host (a network without the host's own
+    remote entry, a router with its floating IPs) is taken again at the next revision."""
+    first = shared_view(api, "h1")
+    assert first.routers[0].floating_ips and len(first.networks[0].remote_hosts) == 1
+    other = api.network("other", port_security_enabled=False)
+    api.subnet(other["id"], "198.18.0.0/24")
+    api.port(other["id"], host="h2")  # h2's view changes, h1's does not
+    second = shared_view(api, "h1")
+    assert second.revision > first.revision
+    assert second == replace(first, revision=second.revision) == alone(api, "h1")
+    assert [n for n in second.networks if n.name != "ext"][0] is first.networks[0]
+    assert second.routers[0] is first.routers[0]
+
+
+def test_a_part_no_view_of_the_last_revisions_needed_is_still_reused(api, small):
+    """(a host woken after several revisions whose views did not need its network)"""
+    first = shared_view(api, "h1")
+    for cidr in ("198.18.0.0/24", "198.18.1.0/24"):  # h2's views, without ``small``
+        other = api.network("other", port_security_enabled=False)
+        api.subnet(other["id"], cidr)
+        api.port(other["id"], host="h2")
+        assert all(n.id != small["id"] for n in shared_view(api, "h2").networks)
+    second = shared_view(api, "h1")
+    assert second == replace(first, revision=second.revision) == alone(api, "h1")
+    assert second.networks[0] is first.networks[0]

@@ -49,7 +49,13 @@ from dvr.model.hostview import (
     SubnetView,
 )
 from dvr.server.hostview_firewall import address_pairs, firewall_views
-from dvr.server.hostview_parts import RevisionParts, SharedViewParts, interned, reuse
+from dvr.server.hostview_parts import (
+    HostParts,
+    RevisionParts,
+    SharedViewParts,
+    interned,
+    reuse,
+)
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_queries import groups_of_ports
 from dvr.server.services.firewall_rules import is_filtered
@@ -141,9 +147,12 @@ def _subnet_views(conn: Connection, network_ids: Collection[str]) -> dict[str, l
 
 
 def _network_views(
-    conn: Connection, host: str, network_ids: set[str], parts: RevisionParts
+    conn: Connection, host: str, network_ids: set[str], parts: RevisionParts,
+    last: HostParts, made: HostParts,
 ) -> tuple[NetworkView, ...]:
-    """The networks, each with the remote hosts other than ``host``."""
+    """The networks, each with the remote hosts other than ``host`` (``last``: what the
+    host's last view made of them, taken again where the shared network is the same;
+    ``made``: what this one made)."""
     with parts.lock:
         missing = network_ids - parts.networks.keys()
         if missing:
@@ -155,11 +164,22 @@ def _network_views(
         network = parts.networks.get(network_id)
         if network is None:
             continue
-        remote = tuple(r for r in network.remote_hosts if r.host != host)
-        if len(remote) != len(network.remote_hosts):
-            network = replace(network, remote_hosts=remote)
-        views.append(network)
+        kept = last.networks.get(network_id)
+        if kept is not None and kept[0] is network:
+            view = kept[1]
+        else:
+            view = _without_host(network, host)
+        made.networks[network_id] = (network, view)
+        views.append(view)
     return tuple(views)
+
+
+def _without_host(network: NetworkView, host: str) -> NetworkView:
+    """``network`` without ``host``'s remote-host entry."""
+    remote = tuple(r for r in network.remote_hosts if r.host != host)
+    if len(remote) == len(network.remote_hosts):
+        return network
+    return replace(network, remote_hosts=remote)
 
 
 def _reusing_network(previous: NetworkView | None, new: NetworkView) -> NetworkView:
@@ -366,9 +386,12 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
 
 
 def _router_views(
-    conn: Connection, host: str, router_ids: set[str], parts: RevisionParts
+    conn: Connection, host: str, router_ids: set[str], parts: RevisionParts,
+    last: HostParts, made: HostParts,
 ) -> tuple[RouterView, ...]:
-    """The routers, each with the floating IPs ``host`` serves."""
+    """The routers, each with the floating IPs ``host`` serves (``last``: what the host's
+    last view made of them, taken again where the shared router and the floating IPs are
+    the same; ``made``: what this one made)."""
     if not router_ids:
         return ()
     with parts.lock:
@@ -385,11 +408,14 @@ def _router_views(
         router = parts.routers.get(router_id)
         if router is None:
             continue
-        if router_id in fips:
-            router = replace(
-                router, floating_ips=tuple(sorted(fips[router_id], key=lambda f: f.id))
-            )
-        views.append(router)
+        served = tuple(sorted(fips.get(router_id, ()), key=lambda f: f.id))
+        kept = last.routers.get(router_id)
+        if kept is not None and kept[0] is router and kept[1] == served:
+            view = kept[2]
+        else:
+            view = replace(router, floating_ips=served) if served else router
+        made.routers[router_id] = (router, served, view)
+        views.append(view)
     return tuple(views)
 
 
@@ -516,13 +542,16 @@ def build_host_view(
     macs = _host_macs(conn, parts)
     local_ports = _local_ports(conn, host)
     router_ids = routers_hosted_on(conn, host)
-    router_views = _router_views(conn, host, router_ids, parts)
+    last, made = parts.host_parts.get(host), HostParts()
+    router_views = _router_views(conn, host, router_ids, parts, last, made)
     network_ids = {p.network_id for p in local_ports} | {
         i.network_id for r in router_views for i in r.interfaces
     }
     security_groups, address_sets = firewall_views(
         conn, {g for p in local_ports for g in p.security_group_ids}, parts
     )
+    network_views = _network_views(conn, host, network_ids, parts, last, made)
+    parts.host_parts.put(host, made)
     return HostView(
         host=host,
         revision=revision,
@@ -530,7 +559,7 @@ def build_host_view(
         host_mac=next((m.mac_address for m in macs if m.host == host), None),
         tunnel_ip=registration.tunnel_ip if registration else None,
         ports=local_ports,
-        networks=_network_views(conn, host, network_ids, parts),
+        networks=network_views,
         routers=router_views,
         peer_host_macs=tuple(m for m in macs if m.host != host),
         fip_agent_gateways=tuple(

@@ -8,20 +8,30 @@ first view's snapshot.  The revision moves with every write that changes any vie
 same transaction (``notify.record_changes``), so parts read in a snapshot at revision R are
 the parts of every snapshot at R; a newer revision starts an empty set of parts.
 
-A new revision's parts reuse the previous revision's objects where they are equal
-(``reuse``, ``interned``): what did not change stays the very same object, so comparing a
-host's new view with the one it was served (the delta) mostly compares identities.
+A new revision's parts reuse the objects of the revisions before where they are equal
+(``reuse``, ``interned``; ``previous`` holds the newest earlier object of each part, even
+one no view of the last revision needed): what did not change stays the very same object,
+so comparing a host's new view with the one it was served (the delta) mostly compares
+identities.
+
+What a view makes of a shared part for its host (a network without the host's own remote
+entry, a router with the host's floating IPs) is kept per host (``HostParts``), with the
+shared object it was made from: while that object stays the same, the host's next view
+takes the very same result instead of making an equal one (and its delta compares
+identities there too).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from dvr.model.hostview import (
     AddressSetView,
+    FloatingIpView,
     HostMac,
     NetworkView,
     RouterView,
@@ -31,6 +41,9 @@ from dvr.model.hostview import (
 AddressSetKey = tuple[str, str]  # (kind, id)
 T = TypeVar("T")
 H = TypeVar("H", bound=Hashable)
+K = TypeVar("K")
+V = TypeVar("V")
+MAX_EARLIER = 50_000  # earlier objects kept to reuse, per kind of part
 
 
 def reuse(previous: T | None, new: T) -> T:
@@ -42,6 +55,40 @@ def interned(previous: Iterable[H], new: tuple[H, ...]) -> tuple[H, ...]:
     """``new`` with each item that ``previous`` holds an equal of replaced by that one."""
     pool = {item: item for item in previous}
     return tuple(pool.get(item, item) for item in new)
+
+
+@dataclass
+class HostParts:
+    """What one host's last view made of the shared parts, each with the shared object it
+    was made from."""
+
+    # network id -> (shared network, the host's: without its own remote-host entry)
+    networks: dict[str, tuple[NetworkView, NetworkView]] = field(default_factory=dict)
+    # router id -> (shared router, the host's floating IPs of it, the host's router)
+    routers: dict[str, tuple[RouterView, tuple[FloatingIpView, ...], RouterView]] = field(
+        default_factory=dict
+    )
+
+
+@dataclass
+class HostPartsCache:
+    """The ``HostParts`` of the last ``hosts`` hosts whose view was built."""
+
+    hosts: int = 10_000
+    _parts: OrderedDict[str, HostParts] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def get(self, host: str) -> HostParts:
+        """The host's parts from its last view (empty if none is kept)."""
+        with self._lock:
+            return self._parts.get(host) or HostParts()
+
+    def put(self, host: str, parts: HostParts) -> None:
+        with self._lock:
+            self._parts.pop(host, None)
+            self._parts[host] = parts
+            while len(self._parts) > self.hosts:
+                self._parts.popitem(last=False)
 
 
 @dataclass
@@ -59,8 +106,30 @@ class RevisionParts:
     # None: the set does not exist (a rule names an address group that is gone)
     address_sets: dict[AddressSetKey, AddressSetView | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # the parts of the revision before (objects to reuse); None once a newer one exists
+    # the newest earlier object of each part (to reuse); None once a newer revision exists
     previous: RevisionParts | None = field(default=None, repr=False)
+    # per host, what its last view made of shared parts (shared by every revision's parts)
+    host_parts: HostPartsCache = field(default_factory=HostPartsCache, repr=False)
+
+    def earlier_objects(self) -> RevisionParts:
+        """The objects a newer revision may reuse: this revision's, else the newest earlier
+        (those of deleted objects go once a kind holds ``MAX_EARLIER`` objects)."""
+        before = self.previous or RevisionParts(self.revision)
+        with self.lock:
+            return RevisionParts(
+                self.revision,
+                host_macs=self.host_macs if self.host_macs is not None else before.host_macs,
+                networks=_newest(before.networks, self.networks),
+                routers=_newest(before.routers, self.routers),
+                security_groups=_newest(before.security_groups, self.security_groups),
+                address_sets=_newest(before.address_sets, self.address_sets),
+            )
+
+
+def _newest(earlier: dict[K, V], current: dict[K, V]) -> dict[K, V]:
+    """``current``'s objects, and ``earlier``'s of other keys unless that makes too many."""
+    merged = {**earlier, **current}
+    return merged if len(merged) <= MAX_EARLIER else dict(current)
 
 
 @dataclass
@@ -68,6 +137,7 @@ class SharedViewParts:
     """The parts of the newest revision a view was built at (one per server process)."""
 
     newest: RevisionParts | None = None  # the parts of the newest revision seen
+    host_parts: HostPartsCache = field(default_factory=HostPartsCache)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def at(self, revision: int) -> RevisionParts:
@@ -78,8 +148,9 @@ class SharedViewParts:
             if newest is not None and newest.revision == revision:
                 return newest
             if newest is not None and newest.revision > revision:
-                return RevisionParts(revision)
+                return RevisionParts(revision, host_parts=self.host_parts)
+            earlier = newest.earlier_objects() if newest is not None else None
             if newest is not None:
-                newest.previous = None  # keep one revision of objects to reuse, not a chain
-            self.newest = RevisionParts(revision, previous=newest)
+                newest.previous = None  # one set of objects to reuse, not a chain
+            self.newest = RevisionParts(revision, previous=earlier, host_parts=self.host_parts)
             return self.newest

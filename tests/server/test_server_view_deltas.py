@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from test_server_notifications import HOSTS, World
 
-from dvr.model.hostview import HostView, host_view_from_dict
+from dvr.model.hostview import HostView, NetworkView, host_view_from_dict
 from dvr.model.hostview_delta import apply, compact_delta_dict, delta_from_dict, diff
 from dvr.server.hostview import build_host_view
 from dvr.server.serialize import to_jsonable
@@ -129,6 +129,10 @@ def test_what_did_not_change_stays_the_same_objects_at_the_next_revision(api, sm
     assert second.peer_host_macs[0] is first.peer_host_macs[0]
 
 
+def network(view: HostView, name: str) -> NetworkView:
+    return next(n for n in view.networks if n.name == name)
+
+
 def shared_view(api, host) -> HostView:
     return api.context.run_read(
         lambda tx: build_host_view(tx.conn, host, api.context.view_parts))
@@ -153,15 +157,16 @@ def test_a_hosts_network_and_router_stay_the_same_objects_while_unchanged(api, r
     """What a view makes of a shared part for its host (a network without the host's own
     remote entry, a router with its floating IPs) is taken again at the next revision."""
     first = shared_view(api, "h1")
-    assert first.routers[0].floating_ips and len(first.networks[0].remote_hosts) == 1
+    assert first.routers[0].floating_ips and len(network(first, "blue").remote_hosts) == 1
     other = api.network("other", port_security_enabled=False)
     api.subnet(other["id"], "198.18.0.0/24")
     api.port(other["id"], host="h2")  # h2's view changes, h1's does not
     second = shared_view(api, "h1")
     assert second.revision > first.revision
     assert second == replace(first, revision=second.revision) == alone(api, "h1")
-    assert [n for n in second.networks if n.name != "ext"][0] is first.networks[0]
+    assert network(second, "blue") is network(first, "blue")
     assert second.routers[0] is first.routers[0]
+    assert second.ports[0] is first.ports[0]
 
 
 def test_a_part_no_view_of_the_last_revisions_needed_is_still_reused(api, small):

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from dvr.db.tables import (
     dvr_host_macs,
@@ -22,6 +22,7 @@ from dvr.db.tables import (
     floatingips,
     ip_allocations,
     networks,
+    port_security_groups,
     ports,
     router_interfaces,
     routers,
@@ -57,7 +58,6 @@ from dvr.server.hostview_parts import (
     reuse,
 )
 from dvr.server.services.common import in_ids
-from dvr.server.services.firewall_queries import groups_of_ports
 from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
@@ -89,45 +89,77 @@ def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, 
     return {k: sorted(v, key=lambda f: (f.subnet_id, f.ip_address)) for k, v in result.items()}
 
 
-def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
-    columns = [
-        ports.c[n]
-        for n in (
-            "id",
-            "network_id",
-            "mac_address",
-            "device_owner",
-            "device_id",
-            "host",
-            "admin_state_up",
-            "port_security_enabled",
-            "allowed_address_pairs",
+_PORT_COLUMNS = (
+    "id",
+    "network_id",
+    "mac_address",
+    "device_owner",
+    "device_id",
+    "host",
+    "admin_state_up",
+    "port_security_enabled",
+    "allowed_address_pairs",
+)
+# a host's ports, and their fixed IPs and groups: constant statements (one compiled form)
+_HOST_PORTS = select(*(ports.c[n] for n in _PORT_COLUMNS)).where(
+    ports.c.host == bindparam("host")
+)
+_HOST_FIXED_IPS = (
+    select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
+    .join(ports, ports.c.id == ip_allocations.c.port_id)
+    .where(ports.c.host == bindparam("host"))
+)
+_HOST_PORT_GROUPS = (
+    select(port_security_groups.c.port_id, port_security_groups.c.security_group_id)
+    .join(ports, ports.c.id == port_security_groups.c.port_id)
+    .where(ports.c.host == bindparam("host"))
+)
+
+
+def _local_ports(
+    conn: Connection, host: str, last: HostParts, made: HostParts
+) -> tuple[PortView, ...]:
+    """The ports bound to ``host``, by id (``last``: its last view's, taken again where
+    made from the same rows; ``made``: this view's)."""
+    rows = conn.execute(_HOST_PORTS, {"host": host}).all()
+    fixed: dict[str, list[FixedIp]] = defaultdict(list)
+    for port_id, subnet_id, ip in conn.execute(_HOST_FIXED_IPS, {"host": host}).all():
+        fixed[port_id].append(FixedIp(subnet_id, ip))
+    groups: dict[str, list[str]] = defaultdict(list)
+    for port_id, group_id in conn.execute(_HOST_PORT_GROUPS, {"host": host}).all():
+        groups[port_id].append(group_id)
+    views = []
+    for r in sorted(rows, key=lambda r: r.id):
+        source = (
+            tuple(r),
+            tuple(sorted(fixed.get(r.id, ()), key=lambda f: (f.subnet_id, f.ip_address))),
+            tuple(sorted(groups.get(r.id, ()))),
         )
-    ]
-    rows = conn.execute(select(*columns).where(ports.c.host == host)).all()
-    fixed = fixed_ips_by_port(conn, [r.id for r in rows])
-    groups = groups_of_ports(conn, [r.id for r in rows])
-    return tuple(
-        sorted(
-            (
-                PortView(
-                    id=r.id,
-                    network_id=r.network_id,
-                    mac_address=r.mac_address,
-                    fixed_ips=tuple(fixed.get(r.id, [])),
-                    device_owner=r.device_owner,
-                    device_id=r.device_id,
-                    host=r.host,
-                    admin_state_up=r.admin_state_up,
-                    # the network's own ports (routers, DHCP) are never filtered
-                    port_security_enabled=is_filtered(r.port_security_enabled, r.device_owner),
-                    security_group_ids=tuple(groups.get(r.id, ())),
-                    allowed_address_pairs=address_pairs(r.allowed_address_pairs, r.mac_address),
-                )
-                for r in rows
-            ),
-            key=lambda p: p.id,
-        )
+        kept = last.ports.get(r.id)
+        view = kept[1] if kept is not None and kept[0] == source else _port_view(*source)
+        made.ports[r.id] = (source, view)
+        views.append(view)
+    return tuple(views)
+
+
+def _port_view(
+    row: tuple[Any, ...], fixed_ips: tuple[FixedIp, ...], group_ids: tuple[str, ...]
+) -> PortView:
+    (port_id, network_id, mac, owner, device_id, host, admin_state_up, port_security,
+     pairs) = row
+    return PortView(
+        id=port_id,
+        network_id=network_id,
+        mac_address=mac,
+        fixed_ips=fixed_ips,
+        device_owner=owner,
+        device_id=device_id,
+        host=host,
+        admin_state_up=admin_state_up,
+        # the network's own ports (routers, DHCP) are never filtered
+        port_security_enabled=is_filtered(port_security, owner),
+        security_group_ids=group_ids,
+        allowed_address_pairs=address_pairs(pairs, mac),
     )
 
 
@@ -540,9 +572,9 @@ def build_host_view(
     parts = RevisionParts(revision) if shared is None else shared.at(revision)
     registration = conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
     macs = _host_macs(conn, parts)
-    local_ports = _local_ports(conn, host)
-    router_ids = routers_hosted_on(conn, host)
     last, made = parts.host_parts.get(host), HostParts()
+    local_ports = _local_ports(conn, host, last, made)
+    router_ids = routers_hosted_on(conn, host)
     router_views = _router_views(conn, host, router_ids, parts, last, made)
     network_ids = {p.network_id for p in local_ports} | {
         i.network_id for r in router_views for i in r.interfaces

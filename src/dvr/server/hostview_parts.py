@@ -15,9 +15,9 @@ so comparing a host's new view with the one it was served (the delta) mostly com
 identities.
 
 What a view makes of a shared part for its host (a network without the host's own remote
-entry, a router with the host's floating IPs) is kept per host (``HostParts``), with the
-shared object it was made from: while that object stays the same, the host's next view
-takes the very same result instead of making an equal one (and its delta compares
+entry, a router with the host's floating IPs), and its ports, are kept per host
+(``HostParts``) with what they were made from: while that stays the same, the host's next
+view takes the very same object instead of making an equal one (and its delta compares
 identities there too).
 """
 
@@ -27,13 +27,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dvr.model.hostview import (
     AddressSetView,
     FloatingIpView,
     HostMac,
     NetworkView,
+    PortView,
     RouterView,
     SecurityGroupView,
 )
@@ -64,6 +65,8 @@ class HostParts:
 
     # network id -> (shared network, the host's: without its own remote-host entry)
     networks: dict[str, tuple[NetworkView, NetworkView]] = field(default_factory=dict)
+    # port id -> (the rows it was made from: port, fixed IPs, groups; the port's view)
+    ports: dict[str, tuple[tuple[Any, ...], PortView]] = field(default_factory=dict)
     # router id -> (shared router, the host's floating IPs of it, the host's router)
     routers: dict[str, tuple[RouterView, tuple[FloatingIpView, ...], RouterView]] = field(
         default_factory=dict

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select
 
 from dvr.db.tables import (
     dvr_host_macs,
@@ -57,7 +58,7 @@ from dvr.server.hostview_parts import (
     interned,
     reuse,
 )
-from dvr.server.services.common import in_ids
+from dvr.server.services.common import in_ids, in_ids_param
 from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
@@ -391,11 +392,13 @@ def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
     return conn.execute(query).all()
 
 
-def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) -> list[Any]:
-    """The floating IPs of these routers that ``host`` serves: those of ports bound to it
-    (distributed routers), and every one of a legacy router (all on its central host,
-    the only host such a router is hosted on)."""
-    query = (
+@cache
+def _floating_ips_query(dialect: str) -> Select[Any]:
+    """The floating IPs of the routers bound to "router_ids" that the host bound to "host"
+    serves: those of ports bound to it (distributed routers), and every one of a legacy
+    router (all on its central host, the only host such a router is hosted on); built once
+    per dialect."""
+    return (
         select(
             floatingips.c.router_id,
             floatingips.c.id,
@@ -410,11 +413,16 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
             .join(routers, routers.c.id == floatingips.c.router_id)
         )
         .where(
-            in_ids(conn, floatingips.c.router_id, router_ids),
-            or_(ports.c.host == host, routers.c.distributed.is_(False)),
+            in_ids_param(dialect, floatingips.c.router_id, "router_ids"),
+            or_(ports.c.host == bindparam("host"), routers.c.distributed.is_(False)),
         )
     )
-    return conn.execute(query).all()
+
+
+def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) -> list[Any]:
+    """The floating IPs of these routers that ``host`` serves."""
+    query = _floating_ips_query(conn.dialect.name)
+    return conn.execute(query, {"router_ids": list(router_ids), "host": host}).all()
 
 
 def _router_views(
@@ -561,6 +569,9 @@ def _host_macs(conn: Connection, parts: RevisionParts) -> tuple[HostMac, ...]:
         return parts.host_macs
 
 
+_REGISTRATION = select(dvr_hosts).where(dvr_hosts.c.host == bindparam("host"))
+
+
 def build_host_view(
     conn: Connection, host: str, shared: SharedViewParts | None = None
 ) -> HostView:
@@ -570,7 +581,7 @@ def build_host_view(
         conn.exec_driver_sql(f"SET LOCAL random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
     revision = current_revision(conn)
     parts = RevisionParts(revision) if shared is None else shared.at(revision)
-    registration = conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
+    registration = conn.execute(_REGISTRATION, {"host": host}).first()
     macs = _host_macs(conn, parts)
     last, made = parts.host_parts.get(host), HostParts()
     local_ports = _local_ports(conn, host, last, made)

@@ -161,8 +161,11 @@ def visible_hosts(conn: Connection, hosts: Collection[str]) -> set[str]:
     return {row[0] for row in conn.execute(query)}
 
 
+_REVISION = select(server_state.c.revision).where(server_state.c.id == 1)
+
+
 def current_revision(conn: Connection) -> int:
-    return conn.execute(select(server_state.c.revision).where(server_state.c.id == 1)).scalar_one()
+    return conn.execute(_REVISION).scalar_one()
 
 
 def pruned_revision(conn: Connection) -> int:

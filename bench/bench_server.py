@@ -451,7 +451,9 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
     created on a tenant network, ~12 hosts woken; on ``span``, every host), the port is
     created and deleted, and after each write every woken host's ``view?since=R`` is answered
     as the server does (the view from the revision's shared parts, the delta to the view the
-    host was served, rendered), timed as this process's CPU (``time.process_time``).
+    host was served, rendered), timed as this process's CPU (``time.process_time``); then
+    every host's full view (``view`` without ``since``: what an agent starting, or `make
+    bench-scale`'s check of a host not woken, asks for).
     ``profile``: cProfile the answers into that file and print the top functions."""
     import cProfile
     import pstats
@@ -512,6 +514,19 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
                     if profiler:
                         profiler.disable()
                     figures[kind]["bytes"].append(len(raw))
+    # a full view for every host (an agent that starts, or `make bench-scale`'s checks),
+    # from the newest revision's shared parts
+    full_ms, full_bytes = [], []
+    for host, _, _ in host_rows:
+        if profiler:
+            profiler.enable()
+        started = time.process_time()
+        raw = render(context.run_read(
+            lambda tx, h=host: to_jsonable(build_host_view(tx.conn, h, context.view_parts))))
+        full_ms.append((time.process_time() - started) * 1000)
+        if profiler:
+            profiler.disable()
+        full_bytes.append(len(raw))
     # the deltas are right: the last views served are the views built afresh
     for host, _, _ in host_rows:
         fresh = context.run_read(lambda tx, h=host: build_host_view(tx.conn, h))
@@ -528,7 +543,9 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
                 "writes": len(f["woken"]), "woken_median": statistics.median(f["woken"]),
                 "answers": len(f["ms"]), "cpu_ms_per_host": mean(f["ms"]),
                 "cpu_ms": stats(f["ms"]), "cpu_s_per_write": sum(f["ms"]) / 1000 / len(f["woken"]),
-                "delta_bytes_median": statistics.median(f["bytes"])}.items()}}
+                "delta_bytes_median": statistics.median(f["bytes"])}.items()},
+            "full_cpu_ms_per_host": mean(full_ms), "full_cpu_ms": stats(full_ms),
+            "full_bytes_median": statistics.median(full_bytes)}
 
 
 # -- write -> watcher woken --------------------------------------------------------------

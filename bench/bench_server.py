@@ -460,6 +460,7 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
 
     from bench_scale import prepare
 
+    from dvr.server.api.dvr_protocol import view_answer
     from dvr.server.jsonbody import SafeJSONResponse
 
     scale, host_rows, networks = prepare(db_url, hosts)
@@ -468,14 +469,11 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
     context = ServerContext.create(ServerConfig(db_url=db_url, no_auth=True), database)
     render = SafeJSONResponse(None).render
 
-    def answer(host: str, since: int) -> bytes:
-        def work(tx) -> dict[str, Any]:  # noqa: ANN001 - the server's view_body, since=R
-            view = build_host_view(tx.conn, host, context.view_parts)
-            update = view_update(context.served_views, view, since)
-            if update is view:
-                raise RuntimeError(f"no delta for {host}")
-            return {**compact_delta_dict(to_jsonable(update)), "full": False}
-        return render(context.run_read(work))
+    def answer(host: str, since: int | None) -> bytes:
+        body = context.run_read(lambda tx: view_answer(context, tx, host, since))
+        if since is not None and body["full"]:
+            raise RuntimeError(f"no delta for {host}")
+        return render(body)
 
     holds = {}  # host -> the revision of the view it holds (as agents at rest)
     for host, _, _ in host_rows:
@@ -521,8 +519,7 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
         if profiler:
             profiler.enable()
         started = time.process_time()
-        raw = render(context.run_read(
-            lambda tx, h=host: to_jsonable(build_host_view(tx.conn, h, context.view_parts))))
+        raw = answer(host, None)
         full_ms.append((time.process_time() - started) * 1000)
         if profiler:
             profiler.disable()

@@ -14,11 +14,12 @@ from dvr.db.session import Database
 from dvr.server.config import ServerConfig
 from dvr.server.dbhealth import DatabaseHealth, is_unavailable
 from dvr.server.errors import conflict
-from dvr.server.hostview_parts import SharedViewParts
+from dvr.server.hostview_parts import SharedViewParts, shared_forms
 from dvr.server.hostview_served import ServedViews
 from dvr.server.liveness import LivenessMemory
 from dvr.server.liveness_keeper import LivenessKeeper
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo, send_change_notice
+from dvr.server.serialize import JsonableCache
 from dvr.server.services.notify import (
     current_revision,
     new_changes,
@@ -41,6 +42,7 @@ class ServerContext:
     keeper: LivenessKeeper
     view_parts: SharedViewParts = field(default_factory=SharedViewParts)  # of HostViews
     served_views: ServedViews = field(default_factory=ServedViews)  # the bases of deltas
+    view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:

@@ -35,9 +35,12 @@ from dvr.model.hostview import (
     HostMac,
     NetworkView,
     PortView,
+    RemoteHost,
     RouterView,
     SecurityGroupView,
+    SubnetView,
 )
+from dvr.server.serialize import JsonableCache
 
 AddressSetKey = tuple[str, str]  # (kind, id)
 T = TypeVar("T")
@@ -157,3 +160,12 @@ class SharedViewParts:
                 newest.previous = None  # one set of objects to reuse, not a chain
             self.newest = RevisionParts(revision, previous=earlier, host_parts=self.host_parts)
             return self.newest
+
+
+def shared_forms() -> JsonableCache:
+    """JSON forms kept for the parts that many answers hold as the very same object: a
+    router (without floating IPs), a network's subnets and remote hosts, host MACs, security
+    groups and address sets (a host's own networks and ports are converted each time)."""
+    return JsonableCache(frozenset(
+        {RouterView, SubnetView, RemoteHost, HostMac, SecurityGroupView, AddressSetView}
+    ))

@@ -481,7 +481,7 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
         context.served_views.remember(view)
         holds[host] = view.revision
     computes = [h for h, mode, _ in host_rows if mode == "dvr"]
-    tenant = sorted(i for name, i in networks.items() if name not in ("ext", "span"))
+    tenant = [i for name, i in sorted(networks.items()) if name not in ("ext", "span")]
     profiler = cProfile.Profile() if profile else None
     figures: dict[str, dict[str, list]] = {k: {"ms": [], "bytes": [], "woken": []}
                                            for k in ("small", "big")}

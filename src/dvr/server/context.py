@@ -88,6 +88,7 @@ class ServerContext:
                 revision = record_changes(
                     conn, hosts, tx.impact.subjects, self.config.retained_changes
                 )
+                changed = tx.impact.changed_parts() if revision is not None else None
                 if revision is not None and self.db.is_postgres:
                     send_change_notice(conn, revision, hosts)
         except IntegrityError as exc:
@@ -99,6 +100,8 @@ class ServerContext:
                 raise self.health.failed(exc) from None
             raise
         self.health.succeeded(started)
+        if changed is not None:  # committed: the next views may keep what it did not change
+            self.view_parts.written(revision, changed)
         return result, revision, hosts
 
     def run_read(self, work: Callable[[ReadTx], T]) -> T:

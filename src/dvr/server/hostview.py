@@ -187,7 +187,7 @@ def _network_views(
     host's last view made of them, taken again where the shared network is the same;
     ``made``: what this one made)."""
     with parts.lock:
-        missing = network_ids - parts.networks.keys()
+        missing = parts.missing_networks(network_ids)
         if missing:
             before = parts.previous.networks if parts.previous else {}
             for network_id, network in _shared_networks(conn, missing).items():
@@ -435,7 +435,7 @@ def _router_views(
     if not router_ids:
         return ()
     with parts.lock:
-        missing = router_ids - parts.routers.keys()
+        missing = parts.missing_routers(router_ids)
         if missing:
             before = parts.previous.routers if parts.previous else {}
             for router_id, router in _shared_routers(conn, missing).items():

@@ -41,6 +41,7 @@ from dvr.model.hostview import (
     SubnetView,
 )
 from dvr.server.serialize import JsonableCache
+from dvr.server.services.notify import ChangedParts
 
 AddressSetKey = tuple[str, str]  # (kind, id)
 T = TypeVar("T")
@@ -48,6 +49,7 @@ H = TypeVar("H", bound=Hashable)
 K = TypeVar("K")
 V = TypeVar("V")
 MAX_EARLIER = 50_000  # earlier objects kept to reuse, per kind of part
+WRITTEN_KEPT = 64  # the revisions this process wrote that are remembered
 
 
 def reuse(previous: T | None, new: T) -> T:
@@ -114,8 +116,35 @@ class RevisionParts:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # the newest earlier object of each part (to reuse); None once a newer revision exists
     previous: RevisionParts | None = field(default=None, repr=False)
+    # the networks and routers of the revision before that the write between did not
+    # change (``keep_unchanged``): taken into ``networks`` and ``routers`` once a view needs
+    # them, so that only what a view of this revision held passes to the next
+    unchanged_networks: dict[str, NetworkView] = field(default_factory=dict, repr=False)
+    unchanged_routers: dict[str, RouterView] = field(default_factory=dict, repr=False)
     # per host, what its last view made of shared parts (shared by every revision's parts)
     host_parts: HostPartsCache = field(default_factory=HostPartsCache, repr=False)
+
+    def keep_unchanged(self, following: RevisionParts, changed: ChangedParts) -> None:
+        """Give ``following`` (the parts of the next revision) this revision's networks and
+        routers that the write between them did not change.  Only those a view of this
+        revision held: some host saw each, so no write could change it without telling that
+        host, that is without a revision."""
+        with self.lock:
+            following.unchanged_networks = {
+                k: v for k, v in self.networks.items() if k not in changed.networks
+            }
+            following.unchanged_routers = {
+                k: v for k, v in self.routers.items() if k not in changed.routers
+            }
+
+    def missing_networks(self, network_ids: set[str]) -> set[str]:
+        """Of these networks, those to read (the unchanged ones kept from the revision
+        before are taken in); with ``lock`` held."""
+        return _take_unchanged(self.networks, self.unchanged_networks, network_ids)
+
+    def missing_routers(self, router_ids: set[str]) -> set[str]:
+        """Of these routers, those to read (as ``missing_networks``); with ``lock`` held."""
+        return _take_unchanged(self.routers, self.unchanged_routers, router_ids)
 
     def earlier_objects(self) -> RevisionParts:
         """The objects a newer revision may reuse: this revision's, else the newest earlier
@@ -132,6 +161,14 @@ class RevisionParts:
             )
 
 
+def _take_unchanged(parts: dict[str, V], unchanged: dict[str, V], ids: set[str]) -> set[str]:
+    """``ids`` not in ``parts``, after moving those ``unchanged`` holds into ``parts``."""
+    missing = ids - parts.keys()
+    for key in missing & unchanged.keys():
+        parts[key] = unchanged.pop(key)
+    return missing - parts.keys()
+
+
 def _newest(earlier: dict[K, V], current: dict[K, V]) -> dict[K, V]:
     """``current``'s objects, and ``earlier``'s of other keys unless that makes too many."""
     merged = {**earlier, **current}
@@ -140,11 +177,24 @@ def _newest(earlier: dict[K, V], current: dict[K, V]) -> dict[K, V]:
 
 @dataclass
 class SharedViewParts:
-    """The parts of the newest revision a view was built at (one per server process)."""
+    """The parts of the newest revision a view was built at (one per server process).
+
+    A revision this process wrote (``written``: what the write may have changed) starts
+    with the networks and routers of the revision just before that the write did not
+    change; the parts of any other revision (another process's write, a gap) are all read
+    again."""
 
     newest: RevisionParts | None = None  # the parts of the newest revision seen
     host_parts: HostPartsCache = field(default_factory=HostPartsCache)
+    _written: OrderedDict[int, ChangedParts] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def written(self, revision: int, changed: ChangedParts) -> None:
+        """This process committed ``revision``, which changed at most ``changed``."""
+        with self._lock:
+            self._written[revision] = changed
+            while len(self._written) > WRITTEN_KEPT:
+                self._written.popitem(last=False)
 
     def at(self, revision: int) -> RevisionParts:
         """The parts of ``revision``: shared if it is the newest seen, private (built for
@@ -155,11 +205,15 @@ class SharedViewParts:
                 return newest
             if newest is not None and newest.revision > revision:
                 return RevisionParts(revision, host_parts=self.host_parts)
-            earlier = newest.earlier_objects() if newest is not None else None
+            parts = RevisionParts(revision, host_parts=self.host_parts)
             if newest is not None:
+                parts.previous = newest.earlier_objects()
+                changed = self._written.get(revision)
+                if newest.revision == revision - 1 and changed is not None:
+                    newest.keep_unchanged(parts, changed)
                 newest.previous = None  # one set of objects to reuse, not a chain
-            self.newest = RevisionParts(revision, previous=earlier, host_parts=self.host_parts)
-            return self.newest
+            self.newest = parts
+            return parts
 
 
 def shared_forms() -> JsonableCache:

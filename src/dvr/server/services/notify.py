@@ -57,6 +57,16 @@ CHANGE_KINDS = (
 PRUNE_EVERY = 64  # revisions
 
 
+@dataclass(frozen=True)
+class ChangedParts:
+    """The parts of host views that many hosts share (``server/hostview_parts``) a write may
+    have changed: networks (fields, subnets, L2 entries, tunnel endpoints, hosts touching
+    them) and routers; the others (host MACs, security groups, address sets) are not told."""
+
+    networks: frozenset[str]
+    routers: frozenset[str]
+
+
 @dataclass
 class Impact:
     conn: Connection
@@ -71,6 +81,7 @@ class Impact:
     router_host_pairs: set[tuple[str, str]] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
     subjects: list[tuple[str, str]] = field(default_factory=list)
+    _networks_after: dict[str, set[str]] | None = field(default=None, repr=False)
 
     # -- declared before mutating -------------------------------------------------------
     def track_networks(self, network_ids: Iterable[str]) -> None:
@@ -130,7 +141,7 @@ class Impact:
         for router_id, host in self.router_host_pairs:
             if host in self.router_hosts_before[router_id] | after_routers[router_id]:
                 result.add(host)
-        after_networks = touching_hosts(self.conn, self.network_hosts_before)
+        after_networks = self._touching_after()
         moved = {n: before ^ after_networks[n] for n, before in self.network_hosts_before.items()}
         candidates = {h for hosts in moved.values() for h in hosts}
         candidates |= {h for _, h in self.entry_changes}
@@ -149,6 +160,25 @@ class Impact:
             ):
                 result |= everyone
         return result
+
+
+    def changed_parts(self) -> ChangedParts:
+        """The shared parts the write may have changed (after mutating): every network it
+        declared changed (its fields or subnets, an L2 entry, a tunnel endpoint) or whose
+        touching hosts changed, every router it declared changed.  A part it does not name
+        is the same as before the write for every host whose view holds it: were it not,
+        those hosts would not be told either (``affected_hosts``)."""
+        after = self._touching_after()
+        networks = self.changed_networks | self.endpoint_networks
+        networks |= {n for n, _ in self.entry_changes}
+        networks |= {n for n, before in self.network_hosts_before.items() if before != after[n]}
+        return ChangedParts(frozenset(networks), frozenset(self.changed_routers))
+
+    def _touching_after(self) -> dict[str, set[str]]:
+        """Who touches each tracked network after the write (read once)."""
+        if self._networks_after is None:
+            self._networks_after = touching_hosts(self.conn, self.network_hosts_before)
+        return self._networks_after
 
 
 def visible_hosts(conn: Connection, hosts: Collection[str]) -> set[str]:

@@ -121,20 +121,33 @@ class RevisionParts:
     # them, so that only what a view of this revision held passes to the next
     unchanged_networks: dict[str, NetworkView] = field(default_factory=dict, repr=False)
     unchanged_routers: dict[str, RouterView] = field(default_factory=dict, repr=False)
+    unchanged_security_groups: dict[str, SecurityGroupView] = field(
+        default_factory=dict, repr=False
+    )
+    unchanged_address_sets: dict[AddressSetKey, AddressSetView | None] = field(
+        default_factory=dict, repr=False
+    )
     # per host, what its last view made of shared parts (shared by every revision's parts)
     host_parts: HostPartsCache = field(default_factory=HostPartsCache, repr=False)
 
     def keep_unchanged(self, following: RevisionParts, changed: ChangedParts) -> None:
-        """Give ``following`` (the parts of the next revision) this revision's networks and
-        routers that the write between them did not change.  Only those a view of this
-        revision held: some host saw each, so no write could change it without telling that
-        host, that is without a revision."""
+        """Give ``following`` (the parts of the next revision) this revision's networks,
+        routers, groups and address sets that the write between them did not change.  Only
+        those a view of this revision held: some host saw each, so no write could change it
+        without telling that host, that is without a revision."""
         with self.lock:
             following.unchanged_networks = {
                 k: v for k, v in self.networks.items() if k not in changed.networks
             }
             following.unchanged_routers = {
                 k: v for k, v in self.routers.items() if k not in changed.routers
+            }
+            if changed.firewall:
+                return
+            following.unchanged_security_groups = dict(self.security_groups)
+            following.unchanged_address_sets = {
+                k: v for k, v in self.address_sets.items()
+                if v is not None and not (k[0] == "security_group" and k[1] in changed.member_sets)
             }
 
     def missing_networks(self, network_ids: set[str]) -> set[str]:
@@ -145,6 +158,15 @@ class RevisionParts:
     def missing_routers(self, router_ids: set[str]) -> set[str]:
         """Of these routers, those to read (as ``missing_networks``); with ``lock`` held."""
         return _take_unchanged(self.routers, self.unchanged_routers, router_ids)
+
+    def missing_security_groups(self, group_ids: set[str]) -> set[str]:
+        """Of these groups, those to read (as ``missing_networks``); with ``lock`` held."""
+        return _take_unchanged(self.security_groups, self.unchanged_security_groups, group_ids)
+
+    def missing_address_sets(self, keys: set[AddressSetKey]) -> set[AddressSetKey]:
+        """Of these address sets, those to read (as ``missing_networks``); with ``lock``
+        held."""
+        return _take_unchanged(self.address_sets, self.unchanged_address_sets, keys)
 
     def earlier_objects(self) -> RevisionParts:
         """The objects a newer revision may reuse: this revision's, else the newest earlier
@@ -161,7 +183,7 @@ class RevisionParts:
             )
 
 
-def _take_unchanged(parts: dict[str, V], unchanged: dict[str, V], ids: set[str]) -> set[str]:
+def _take_unchanged(parts: dict[K, V], unchanged: dict[K, V], ids: set[K]) -> set[K]:
     """``ids`` not in ``parts``, after moving those ``unchanged`` holds into ``parts``."""
     missing = ids - parts.keys()
     for key in missing & unchanged.keys():

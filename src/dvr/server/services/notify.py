@@ -55,16 +55,20 @@ CHANGE_KINDS = (
     "address_group",
 )
 PRUNE_EVERY = 64  # revisions
+FIREWALL_KINDS = ("security_group", "address_group")  # subjects of a firewall write
 
 
 @dataclass(frozen=True)
 class ChangedParts:
     """The parts of host views that many hosts share (``server/hostview_parts``) a write may
     have changed: networks (fields, subnets, L2 entries, tunnel endpoints, hosts touching
-    them) and routers; the others (host MACs, security groups, address sets) are not told."""
+    them), routers, the member address sets of security groups, or (``firewall``) every
+    security group and address set; host MACs are not told (always read again)."""
 
     networks: frozenset[str]
     routers: frozenset[str]
+    member_sets: frozenset[str] = frozenset()  # groups whose members' addresses changed
+    firewall: bool = False  # a group, its rules or an address group changed
 
 
 @dataclass
@@ -80,6 +84,8 @@ class Impact:
     # (router, host): host sees the change only if it hosts the router (before or after)
     router_host_pairs: set[tuple[str, str]] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
+    # security groups whose members' addresses (their address sets) changed
+    member_groups: set[str] = field(default_factory=set)
     subjects: list[tuple[str, str]] = field(default_factory=list)
     _networks_after: dict[str, set[str]] | None = field(default=None, repr=False)
 
@@ -116,6 +122,11 @@ class Impact:
         self._require(router_id in self.router_hosts_before, "router", router_id)
         if host:
             self.router_host_pairs.add((router_id, host))
+
+    def members_changed(self, group_ids: Iterable[str]) -> None:
+        """The addresses of these groups' members changed (their address sets); the hosts
+        that see them are named with ``host_changed``."""
+        self.member_groups.update(group_ids)
 
     def host_changed(self, *hosts: str | None) -> None:
         self.hosts.update(h for h in hosts if h)
@@ -165,14 +176,18 @@ class Impact:
     def changed_parts(self) -> ChangedParts:
         """The shared parts the write may have changed (after mutating): every network it
         declared changed (its fields or subnets, an L2 entry, a tunnel endpoint) or whose
-        touching hosts changed, every router it declared changed.  A part it does not name
+        touching hosts changed, every router it declared changed, the member sets of the
+        groups it declared, every firewall part if it wrote a group, its rules or an address
+        group.  A part it does not name
         is the same as before the write for every host whose view holds it: were it not,
         those hosts would not be told either (``affected_hosts``)."""
         after = self._touching_after()
         networks = self.changed_networks | self.endpoint_networks
         networks |= {n for n, _ in self.entry_changes}
         networks |= {n for n, before in self.network_hosts_before.items() if before != after[n]}
-        return ChangedParts(frozenset(networks), frozenset(self.changed_routers))
+        firewall = any(kind in FIREWALL_KINDS for kind, _ in self.subjects)
+        return ChangedParts(frozenset(networks), frozenset(self.changed_routers),
+                            frozenset(self.member_groups), firewall)
 
     def _touching_after(self) -> dict[str, set[str]]:
         """Who touches each tracked network after the write (read once)."""

@@ -6,7 +6,15 @@ remote hosts leave the asking host out; a router's floating IPs depend on the ho
 not part of it), so the views built at one revision share one copy of each, built from the
 first view's snapshot.  The revision moves with every write that changes any view, in the
 same transaction (``notify.record_changes``), so parts read in a snapshot at revision R are
-the parts of every snapshot at R; a newer revision starts an empty set of parts.
+the parts of every snapshot at R.
+
+A newer revision starts with none of them, except after a write of this very process
+(``SharedViewParts.written``): the write says which parts it may have changed
+(``notify.Impact.changed_parts``), and the next revision starts with the others that a
+view of the revision before held.  Such a part was in some host's view, so no write could
+have changed it without telling that host, that is without a revision of its own: a write
+of another process (a revision this process did not write, or a gap) reads everything
+again.
 
 A new revision's parts reuse the objects of the revisions before where they are equal
 (``reuse``, ``interned``; ``previous`` holds the newest earlier object of each part, even

@@ -1,11 +1,14 @@
 """dvr-server benchmarks (issue 2): port-create throughput through the API, HostView build
 time at scale, and the delay from a write to its watchers being woken.  With ``--deltas``
 (issue 14): the server's CPU per woken host for one change on a network every host is on,
-whole views as before vs deltas from views built with the revision's shared parts.
+whole views as before vs deltas from views built with the revision's shared parts.  With
+``--fanout`` (issue 14): the server's CPU per host woken by each kind of write of `make
+bench-scale`'s fan-out phase, in its scenario (``--hosts``), optionally under cProfile.
 
     .venv/bin/python bench/bench_server.py                     # SQLite and PostgreSQL
     .venv/bin/python bench/bench_server.py --backends sqlite --ports 300 --quick
     .venv/bin/python bench/bench_server.py --backends sqlite --deltas --woken 100
+    .venv/bin/python bench/bench_server.py --backends sqlite --fanout --hosts 100 --rounds 3
 
 Scale scenario (built with bulk SQL inserts that mirror what the services write): 1,000
 hosts (990 `dvr`, 10 `dvr_snat`), 500 distributed routers each on 2 of 1,000 tenant
@@ -440,6 +443,108 @@ def bench_deltas(db_url: str, woken: int, rounds: int) -> dict[str, object]:
     }
 
 
+# -- the fan-out of `make bench-scale`: CPU per woken host -------------------------------
+def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> dict[str, object]:
+    """The server's work for each host a write wakes, in `make bench-scale`'s scenario
+    (``bench_scale.prepare``: populate() for ``hosts`` hosts plus network ``span``): every host
+    holds its view (as agents at rest); then ``rounds`` times, for each fan-out kind (a port
+    created on a tenant network, ~12 hosts woken; on ``span``, every host), the port is
+    created and deleted, and after each write every woken host's ``view?since=R`` is answered
+    as the server does (the view from the revision's shared parts, the delta to the view the
+    host was served, rendered), timed as this process's CPU (``time.process_time``); then
+    every host's full view (``view`` without ``since``: what an agent starting, or `make
+    bench-scale`'s check of a host not woken, asks for).
+    ``profile``: cProfile the answers into that file and print the top functions."""
+    import cProfile
+    import pstats
+
+    from bench_scale import prepare
+
+    from dvr.server.api.dvr_protocol import view_answer
+    from dvr.server.jsonbody import SafeJSONResponse
+
+    scale, host_rows, networks = prepare(db_url, hosts)
+    database = Database.from_url(db_url)
+    tune_garbage_collector()
+    context = ServerContext.create(ServerConfig(db_url=db_url, no_auth=True), database)
+    render = SafeJSONResponse(None).render
+
+    def answer(host: str, since: int | None) -> bytes:
+        body = context.run_read(lambda tx: view_answer(context, tx, host, since))
+        if since is not None and body["full"]:
+            raise RuntimeError(f"no delta for {host}")
+        return render(body)
+
+    holds = {}  # host -> the revision of the view it holds (as agents at rest)
+    for host, _, _ in host_rows:
+        view = context.run_read(lambda tx, h=host: build_host_view(tx.conn, h, context.view_parts))
+        context.served_views.remember(view)
+        holds[host] = view.revision
+    computes = [h for h, mode, _ in host_rows if mode == "dvr"]
+    tenant = [i for name, i in sorted(networks.items()) if name not in ("ext", "span")]
+    profiler = cProfile.Profile() if profile else None
+    figures: dict[str, dict[str, list]] = {k: {"ms": [], "bytes": [], "woken": []}
+                                           for k in ("small", "big")}
+    for r in range(rounds):
+        for kind, network_id in (("small", tenant[(37 * r) % len(tenant)]),
+                                 ("big", networks["span"])):
+            body = {"network_id": network_id, "device_owner": "compute:nova",
+                    "port_security_enabled": False,
+                    "binding:host_id": computes[(13 * r) % len(computes)]}
+            created: dict[str, str] = {}
+
+            def create(tx, body=body, created=created):  # noqa: ANN001, ANN202
+                created["id"] = port_service.create(tx, body)
+
+            def delete(tx, created=created):  # noqa: ANN001, ANN202
+                port_service.delete_row(tx, created["id"])
+
+            for write in (create, delete):
+                _, revision, woken = context.run_write(write)
+                figures[kind]["woken"].append(len(woken))
+                for host in sorted(woken):
+                    if profiler:
+                        profiler.enable()
+                    started = time.process_time()
+                    raw = answer(host, holds[host])
+                    holds[host] = revision
+                    figures[kind]["ms"].append((time.process_time() - started) * 1000)
+                    if profiler:
+                        profiler.disable()
+                    figures[kind]["bytes"].append(len(raw))
+    # a full view for every host (an agent that starts, or `make bench-scale`'s checks),
+    # from the newest revision's shared parts
+    full_ms, full_bytes = [], []
+    for host, _, _ in host_rows:
+        if profiler:
+            profiler.enable()
+        started = time.process_time()
+        raw = answer(host, None)
+        full_ms.append((time.process_time() - started) * 1000)
+        if profiler:
+            profiler.disable()
+        full_bytes.append(len(raw))
+    # the deltas are right: the last views served are the views built afresh
+    for host, _, _ in host_rows:
+        fresh = context.run_read(lambda tx, h=host: build_host_view(tx.conn, h))
+        served = context.served_views.served(host, fresh.revision)
+        assert served is None or served == fresh, host
+    database.dispose()
+    if profiler and profile:
+        profiler.dump_stats(str(profile))
+        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
+        pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(40)
+    mean = statistics.fmean
+    return {"scenario": scale, "rounds": rounds,
+            **{f"{kind}_{k}": v for kind, f in figures.items() for k, v in {
+                "writes": len(f["woken"]), "woken_median": statistics.median(f["woken"]),
+                "answers": len(f["ms"]), "cpu_ms_per_host": mean(f["ms"]),
+                "cpu_ms": stats(f["ms"]), "cpu_s_per_write": sum(f["ms"]) / 1000 / len(f["woken"]),
+                "delta_bytes_median": statistics.median(f["bytes"])}.items()},
+            "full_cpu_ms_per_host": mean(full_ms), "full_cpu_ms": stats(full_ms),
+            "full_bytes_median": statistics.median(full_bytes)}
+
+
 # -- write -> watcher woken --------------------------------------------------------------
 async def bench_wakeup(url: str, trials: int, watchers: int) -> dict[str, object]:
     hosts = [f"watch-{i:03d}" for i in range(watchers)]
@@ -524,7 +629,8 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         return cluster.url(tag)
 
     try:
-        figures = delta_figures if args.deltas else server_figures
+        figures = (fanout_figures if args.fanout else delta_figures if args.deltas
+                   else server_figures)
         return figures(fresh_url, args, workdir)
     finally:
         if cluster is not None:
@@ -568,6 +674,11 @@ def delta_figures(fresh_url: Callable[[str], str], args: argparse.Namespace,
             **bench_deltas(url, args.woken, args.rounds)}
 
 
+def fanout_figures(fresh_url: Callable[[str], str], args: argparse.Namespace,
+                   workdir: Path) -> dict[str, object]:
+    return bench_fanout(fresh_url("fanout"), args.hosts, args.rounds, args.profile)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="sqlite,postgres",
@@ -585,7 +696,15 @@ def main() -> int:
     parser.add_argument("--woken", type=int, default=100,
                         help="--deltas: woken hosts measured (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="--deltas: alternating before/after rounds (default %(default)s)")
+                        help="--deltas: alternating before/after rounds; --fanout: writes "
+                             "of each kind (default %(default)s)")
+    parser.add_argument("--fanout", action="store_true",
+                        help="only the server CPU per host a write wakes, in `make "
+                             "bench-scale`'s scenario (issue 14)")
+    parser.add_argument("--hosts", type=int, default=100,
+                        help="--fanout: hosts of the scenario (default %(default)s)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="--fanout: cProfile the answers into this file")
     parser.add_argument("--update-results", action="store_true",
                         help=f"--deltas: store the figures under 'control_plane_deltas' in "
                              f"{RESULTS_JSON.name}")

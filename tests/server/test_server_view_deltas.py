@@ -7,12 +7,15 @@ import random
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import text
 from test_server_notifications import HOSTS, World
 
-from dvr.model.hostview import HostView, host_view_from_dict
+from dvr.model.hostview import HostView, NetworkView, host_view_from_dict
 from dvr.model.hostview_delta import apply, compact_delta_dict, delta_from_dict, diff
+from dvr.server import hostview
 from dvr.server.hostview import build_host_view
 from dvr.server.serialize import to_jsonable
+from dvr.server.services.notify import current_revision
 
 
 def fetch(api, host, since=None):
@@ -127,3 +130,140 @@ def test_what_did_not_change_stays_the_same_objects_at_the_next_revision(api, sm
     assert second == replace(first, revision=second.revision)
     assert second.networks[0].remote_hosts[0] is first.networks[0].remote_hosts[0]
     assert second.peer_host_macs[0] is first.peer_host_macs[0]
+
+
+def network(view: HostView, name: str) -> NetworkView:
+    return next(n for n in view.networks if n.name == name)
+
+
+def shared_view(api, host) -> HostView:
+    return api.context.run_read(
+        lambda tx: build_host_view(tx.conn, host, api.context.view_parts))
+
+
+@pytest.fixture
+def routed(api, small):
+    """``small`` with h1's port behind router R (a gateway to ``ext``, a floating IP)."""
+    ext = api.network("ext", **{"router:external": True})
+    api.subnet(ext["id"], "203.0.113.0/24")
+    subnet_id = api.list("subnet", network_id=small["id"])[0]["id"]
+    router = api.router("R")
+    api.add_interface(router["id"], subnet_id=subnet_id)
+    api.set_gateway(router["id"], ext["id"])
+    port = api.list("port", network_id=small["id"], **{"binding:host_id": "h1"})[0]
+    api.fip(ext["id"], port_id=port["id"])
+    api.port(small["id"], host="h2")
+    return router
+
+
+def test_a_hosts_network_and_router_stay_the_same_objects_while_unchanged(api, routed):
+    """What a view makes of a shared part for its host (a network without the host's own
+    remote entry, a router with its floating IPs) is taken again at the next revision."""
+    first = shared_view(api, "h1")
+    assert first.routers[0].floating_ips and len(network(first, "blue").remote_hosts) == 1
+    other = api.network("other", port_security_enabled=False)
+    api.subnet(other["id"], "198.18.0.0/24")
+    api.port(other["id"], host="h2")  # h2's view changes, h1's does not
+    second = shared_view(api, "h1")
+    assert second.revision > first.revision
+    assert second == replace(first, revision=second.revision) == alone(api, "h1")
+    assert network(second, "blue") is network(first, "blue")
+    assert second.routers[0] is first.routers[0]
+    assert second.ports[0] is first.ports[0]
+
+
+def test_a_part_no_view_of_the_last_revisions_needed_is_still_reused(api, small):
+    """(a host woken after several revisions whose views did not need its network)"""
+    first = shared_view(api, "h1")
+    for cidr in ("198.18.0.0/24", "198.18.1.0/24"):  # h2's views, without ``small``
+        other = api.network("other", port_security_enabled=False)
+        api.subnet(other["id"], cidr)
+        api.port(other["id"], host="h2")
+        assert all(n.id != small["id"] for n in shared_view(api, "h2").networks)
+    second = shared_view(api, "h1")
+    assert second == replace(first, revision=second.revision) == alone(api, "h1")
+    assert second.networks[0] is first.networks[0]
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5, 6, 7, 8])
+def test_views_keeping_what_a_write_did_not_change_are_the_views_built_alone(
+        api, seed, monkeypatch):
+    """After each random write of this process, the next revision keeps the networks and
+    routers the write did not change (``Impact.changed_parts``) instead of reading them
+    again; every host's view is still exactly the view built alone."""
+    read: list[str] = []  # the networks and routers the shared views read
+    for name in ("_shared_networks", "_shared_routers"):
+        original = getattr(hostview, name)
+
+        def reading(conn, ids, original=original):
+            if conn.info.get("counted"):
+                read.extend(ids)
+            return original(conn, ids)
+
+        monkeypatch.setattr(hostview, name, reading)
+
+    def counted_view(tx, host):
+        tx.conn.info["counted"] = True
+        try:
+            return build_host_view(tx.conn, host, api.context.view_parts)
+        finally:
+            tx.conn.info.pop("counted")
+
+    rng = random.Random(seed)
+    world = World(api, rng)
+    held = 0
+    for step in range(60):
+        op = rng.choice(world.ops())
+        op()
+        for host in HOSTS:
+            view = api.context.run_read(lambda tx, h=host: counted_view(tx, h))
+            assert view == alone(api, host), f"step {step} {op.__name__} host {host}"
+            held += len({n.id for n in view.networks} | {r.id for r in view.routers})
+    assert 0 < len(read) < held / 2  # most of what the views held was kept, not read again
+
+
+def test_a_revision_of_another_process_keeps_nothing(api, small):
+    first = shared_view(api, "h1")
+    with api.context.db.write() as conn:  # another server process's write and revision
+        conn.execute(text("UPDATE networks SET name = 'renamed'"))
+        conn.execute(text("UPDATE server_state SET revision = revision + 1"))
+    second = shared_view(api, "h1")
+    assert second.revision == first.revision + 1
+    assert second == alone(api, "h1") and second.networks[0].name == "renamed"
+
+
+def test_a_part_no_view_held_is_not_kept(api, small):
+    """A router no host sees can change without a revision (nobody to tell): the next
+    revision keeps only what a view of the revision before held."""
+    subnet_id = api.list("subnet", network_id=small["id"])[0]["id"]
+    router = api.router("R")
+    api.add_interface(router["id"], subnet_id=subnet_id)
+    port = api.list("port", network_id=small["id"], **{"binding:host_id": "h1"})[0]
+    assert [r.name for r in shared_view(api, "h1").routers] == ["R"]
+    api.update("port", port["id"], **{"binding:host_id": ""})  # h1 no longer hosts R
+    assert shared_view(api, "h1").routers == ()
+    revision = api.context.run_read(lambda tx: current_revision(tx.conn))
+    api.update("router", router["id"], name="R2")  # nobody sees it: no revision
+    assert api.context.run_read(lambda tx: current_revision(tx.conn)) == revision
+    api.update("port", port["id"], **{"binding:host_id": "h1"})  # R not told changed
+    view = shared_view(api, "h1")
+    assert [r.name for r in view.routers] == ["R2"] and view == alone(api, "h1")
+
+
+def test_a_network_whose_hosts_change_with_a_router_is_read_again(api, small):
+    """h1's port stops being one a router serves: h1 stops hosting the router, so it stops
+    touching the router's other network, and h2 there stops seeing it as a remote host (a
+    write that changes no L2 entry and no router)."""
+    subnet_id = api.list("subnet", network_id=small["id"])[0]["id"]
+    other = api.network("other", port_security_enabled=False)
+    other_subnet = api.subnet(other["id"], "198.18.0.0/24")
+    router = api.router("R")
+    for subnet in (subnet_id, other_subnet["id"]):
+        api.add_interface(router["id"], subnet_id=subnet)
+    api.port(other["id"], host="h2")
+    port = api.list("port", network_id=small["id"], **{"binding:host_id": "h1"})[0]
+    before = shared_view(api, "h2")
+    assert [r.host for r in network(before, "other").remote_hosts] == ["h1"]
+    api.update("port", port["id"], device_owner="")
+    after = shared_view(api, "h2")
+    assert after == alone(api, "h2") and network(after, "other").remote_hosts == ()

@@ -14,11 +14,12 @@ from dvr.db.session import Database
 from dvr.server.config import ServerConfig
 from dvr.server.dbhealth import DatabaseHealth, is_unavailable
 from dvr.server.errors import conflict
-from dvr.server.hostview_parts import SharedViewParts
+from dvr.server.hostview_parts import SharedViewParts, shared_forms
 from dvr.server.hostview_served import ServedViews
 from dvr.server.liveness import LivenessMemory
 from dvr.server.liveness_keeper import LivenessKeeper
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo, send_change_notice
+from dvr.server.serialize import JsonableCache
 from dvr.server.services.notify import (
     current_revision,
     new_changes,
@@ -41,6 +42,7 @@ class ServerContext:
     keeper: LivenessKeeper
     view_parts: SharedViewParts = field(default_factory=SharedViewParts)  # of HostViews
     served_views: ServedViews = field(default_factory=ServedViews)  # the bases of deltas
+    view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:
@@ -86,6 +88,7 @@ class ServerContext:
                 revision = record_changes(
                     conn, hosts, tx.impact.subjects, self.config.retained_changes
                 )
+                changed = tx.impact.changed_parts() if revision is not None else None
                 if revision is not None and self.db.is_postgres:
                     send_change_notice(conn, revision, hosts)
         except IntegrityError as exc:
@@ -97,6 +100,8 @@ class ServerContext:
                 raise self.health.failed(exc) from None
             raise
         self.health.succeeded(started)
+        if changed is not None:  # committed: the next views may keep what it did not change
+            self.view_parts.written(revision, changed)
         return result, revision, hosts
 
     def run_read(self, work: Callable[[ReadTx], T]) -> T:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select
 
 from dvr.db.tables import (
     dvr_host_macs,
@@ -22,6 +23,7 @@ from dvr.db.tables import (
     floatingips,
     ip_allocations,
     networks,
+    port_security_groups,
     ports,
     router_interfaces,
     routers,
@@ -49,9 +51,14 @@ from dvr.model.hostview import (
     SubnetView,
 )
 from dvr.server.hostview_firewall import address_pairs, firewall_views
-from dvr.server.hostview_parts import RevisionParts, SharedViewParts, interned, reuse
-from dvr.server.services.common import in_ids
-from dvr.server.services.firewall_queries import groups_of_ports
+from dvr.server.hostview_parts import (
+    HostParts,
+    RevisionParts,
+    SharedViewParts,
+    interned,
+    reuse,
+)
+from dvr.server.services.common import in_ids, in_ids_param
 from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
@@ -83,45 +90,77 @@ def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, 
     return {k: sorted(v, key=lambda f: (f.subnet_id, f.ip_address)) for k, v in result.items()}
 
 
-def _local_ports(conn: Connection, host: str) -> tuple[PortView, ...]:
-    columns = [
-        ports.c[n]
-        for n in (
-            "id",
-            "network_id",
-            "mac_address",
-            "device_owner",
-            "device_id",
-            "host",
-            "admin_state_up",
-            "port_security_enabled",
-            "allowed_address_pairs",
+_PORT_COLUMNS = (
+    "id",
+    "network_id",
+    "mac_address",
+    "device_owner",
+    "device_id",
+    "host",
+    "admin_state_up",
+    "port_security_enabled",
+    "allowed_address_pairs",
+)
+# a host's ports, and their fixed IPs and groups: constant statements (one compiled form)
+_HOST_PORTS = select(*(ports.c[n] for n in _PORT_COLUMNS)).where(
+    ports.c.host == bindparam("host")
+)
+_HOST_FIXED_IPS = (
+    select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
+    .join(ports, ports.c.id == ip_allocations.c.port_id)
+    .where(ports.c.host == bindparam("host"))
+)
+_HOST_PORT_GROUPS = (
+    select(port_security_groups.c.port_id, port_security_groups.c.security_group_id)
+    .join(ports, ports.c.id == port_security_groups.c.port_id)
+    .where(ports.c.host == bindparam("host"))
+)
+
+
+def _local_ports(
+    conn: Connection, host: str, last: HostParts, made: HostParts
+) -> tuple[PortView, ...]:
+    """The ports bound to ``host``, by id (``last``: its last view's, taken again where
+    made from the same rows; ``made``: this view's)."""
+    rows = conn.execute(_HOST_PORTS, {"host": host}).all()
+    fixed: dict[str, list[FixedIp]] = defaultdict(list)
+    for port_id, subnet_id, ip in conn.execute(_HOST_FIXED_IPS, {"host": host}).all():
+        fixed[port_id].append(FixedIp(subnet_id, ip))
+    groups: dict[str, list[str]] = defaultdict(list)
+    for port_id, group_id in conn.execute(_HOST_PORT_GROUPS, {"host": host}).all():
+        groups[port_id].append(group_id)
+    views = []
+    for r in sorted(rows, key=lambda r: r.id):
+        source = (
+            tuple(r),
+            tuple(sorted(fixed.get(r.id, ()), key=lambda f: (f.subnet_id, f.ip_address))),
+            tuple(sorted(groups.get(r.id, ()))),
         )
-    ]
-    rows = conn.execute(select(*columns).where(ports.c.host == host)).all()
-    fixed = fixed_ips_by_port(conn, [r.id for r in rows])
-    groups = groups_of_ports(conn, [r.id for r in rows])
-    return tuple(
-        sorted(
-            (
-                PortView(
-                    id=r.id,
-                    network_id=r.network_id,
-                    mac_address=r.mac_address,
-                    fixed_ips=tuple(fixed.get(r.id, [])),
-                    device_owner=r.device_owner,
-                    device_id=r.device_id,
-                    host=r.host,
-                    admin_state_up=r.admin_state_up,
-                    # the network's own ports (routers, DHCP) are never filtered
-                    port_security_enabled=is_filtered(r.port_security_enabled, r.device_owner),
-                    security_group_ids=tuple(groups.get(r.id, ())),
-                    allowed_address_pairs=address_pairs(r.allowed_address_pairs, r.mac_address),
-                )
-                for r in rows
-            ),
-            key=lambda p: p.id,
-        )
+        kept = last.ports.get(r.id)
+        view = kept[1] if kept is not None and kept[0] == source else _port_view(*source)
+        made.ports[r.id] = (source, view)
+        views.append(view)
+    return tuple(views)
+
+
+def _port_view(
+    row: tuple[Any, ...], fixed_ips: tuple[FixedIp, ...], group_ids: tuple[str, ...]
+) -> PortView:
+    (port_id, network_id, mac, owner, device_id, host, admin_state_up, port_security,
+     pairs) = row
+    return PortView(
+        id=port_id,
+        network_id=network_id,
+        mac_address=mac,
+        fixed_ips=fixed_ips,
+        device_owner=owner,
+        device_id=device_id,
+        host=host,
+        admin_state_up=admin_state_up,
+        # the network's own ports (routers, DHCP) are never filtered
+        port_security_enabled=is_filtered(port_security, owner),
+        security_group_ids=group_ids,
+        allowed_address_pairs=address_pairs(pairs, mac),
     )
 
 
@@ -141,11 +180,14 @@ def _subnet_views(conn: Connection, network_ids: Collection[str]) -> dict[str, l
 
 
 def _network_views(
-    conn: Connection, host: str, network_ids: set[str], parts: RevisionParts
+    conn: Connection, host: str, network_ids: set[str], parts: RevisionParts,
+    last: HostParts, made: HostParts,
 ) -> tuple[NetworkView, ...]:
-    """The networks, each with the remote hosts other than ``host``."""
+    """The networks, each with the remote hosts other than ``host`` (``last``: what the
+    host's last view made of them, taken again where the shared network is the same;
+    ``made``: what this one made)."""
     with parts.lock:
-        missing = network_ids - parts.networks.keys()
+        missing = parts.missing_networks(network_ids)
         if missing:
             before = parts.previous.networks if parts.previous else {}
             for network_id, network in _shared_networks(conn, missing).items():
@@ -155,11 +197,22 @@ def _network_views(
         network = parts.networks.get(network_id)
         if network is None:
             continue
-        remote = tuple(r for r in network.remote_hosts if r.host != host)
-        if len(remote) != len(network.remote_hosts):
-            network = replace(network, remote_hosts=remote)
-        views.append(network)
+        kept = last.networks.get(network_id)
+        if kept is not None and kept[0] is network:
+            view = kept[1]
+        else:
+            view = _without_host(network, host)
+        made.networks[network_id] = (network, view)
+        views.append(view)
     return tuple(views)
+
+
+def _without_host(network: NetworkView, host: str) -> NetworkView:
+    """``network`` without ``host``'s remote-host entry."""
+    remote = tuple(r for r in network.remote_hosts if r.host != host)
+    if len(remote) == len(network.remote_hosts):
+        return network
+    return replace(network, remote_hosts=remote)
 
 
 def _reusing_network(previous: NetworkView | None, new: NetworkView) -> NetworkView:
@@ -339,11 +392,13 @@ def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
     return conn.execute(query).all()
 
 
-def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) -> list[Any]:
-    """The floating IPs of these routers that ``host`` serves: those of ports bound to it
-    (distributed routers), and every one of a legacy router (all on its central host,
-    the only host such a router is hosted on)."""
-    query = (
+@cache
+def _floating_ips_query(dialect: str) -> Select[Any]:
+    """The floating IPs of the routers bound to "router_ids" that the host bound to "host"
+    serves: those of ports bound to it (distributed routers), and every one of a legacy
+    router (all on its central host, the only host such a router is hosted on); built once
+    per dialect."""
+    return (
         select(
             floatingips.c.router_id,
             floatingips.c.id,
@@ -358,21 +413,29 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
             .join(routers, routers.c.id == floatingips.c.router_id)
         )
         .where(
-            in_ids(conn, floatingips.c.router_id, router_ids),
-            or_(ports.c.host == host, routers.c.distributed.is_(False)),
+            in_ids_param(dialect, floatingips.c.router_id, "router_ids"),
+            or_(ports.c.host == bindparam("host"), routers.c.distributed.is_(False)),
         )
     )
-    return conn.execute(query).all()
+
+
+def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) -> list[Any]:
+    """The floating IPs of these routers that ``host`` serves."""
+    query = _floating_ips_query(conn.dialect.name)
+    return conn.execute(query, {"router_ids": list(router_ids), "host": host}).all()
 
 
 def _router_views(
-    conn: Connection, host: str, router_ids: set[str], parts: RevisionParts
+    conn: Connection, host: str, router_ids: set[str], parts: RevisionParts,
+    last: HostParts, made: HostParts,
 ) -> tuple[RouterView, ...]:
-    """The routers, each with the floating IPs ``host`` serves."""
+    """The routers, each with the floating IPs ``host`` serves (``last``: what the host's
+    last view made of them, taken again where the shared router and the floating IPs are
+    the same; ``made``: what this one made)."""
     if not router_ids:
         return ()
     with parts.lock:
-        missing = router_ids - parts.routers.keys()
+        missing = parts.missing_routers(router_ids)
         if missing:
             before = parts.previous.routers if parts.previous else {}
             for router_id, router in _shared_routers(conn, missing).items():
@@ -385,11 +448,14 @@ def _router_views(
         router = parts.routers.get(router_id)
         if router is None:
             continue
-        if router_id in fips:
-            router = replace(
-                router, floating_ips=tuple(sorted(fips[router_id], key=lambda f: f.id))
-            )
-        views.append(router)
+        served = tuple(sorted(fips.get(router_id, ()), key=lambda f: f.id))
+        kept = last.routers.get(router_id)
+        if kept is not None and kept[0] is router and kept[1] == served:
+            view = kept[2]
+        else:
+            view = replace(router, floating_ips=served) if served else router
+        made.routers[router_id] = (router, served, view)
+        views.append(view)
     return tuple(views)
 
 
@@ -503,6 +569,9 @@ def _host_macs(conn: Connection, parts: RevisionParts) -> tuple[HostMac, ...]:
         return parts.host_macs
 
 
+_REGISTRATION = select(dvr_hosts).where(dvr_hosts.c.host == bindparam("host"))
+
+
 def build_host_view(
     conn: Connection, host: str, shared: SharedViewParts | None = None
 ) -> HostView:
@@ -512,17 +581,20 @@ def build_host_view(
         conn.exec_driver_sql(f"SET LOCAL random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
     revision = current_revision(conn)
     parts = RevisionParts(revision) if shared is None else shared.at(revision)
-    registration = conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
+    registration = conn.execute(_REGISTRATION, {"host": host}).first()
     macs = _host_macs(conn, parts)
-    local_ports = _local_ports(conn, host)
+    last, made = parts.host_parts.get(host), HostParts()
+    local_ports = _local_ports(conn, host, last, made)
     router_ids = routers_hosted_on(conn, host)
-    router_views = _router_views(conn, host, router_ids, parts)
+    router_views = _router_views(conn, host, router_ids, parts, last, made)
     network_ids = {p.network_id for p in local_ports} | {
         i.network_id for r in router_views for i in r.interfaces
     }
     security_groups, address_sets = firewall_views(
         conn, {g for p in local_ports for g in p.security_group_ids}, parts
     )
+    network_views = _network_views(conn, host, network_ids, parts, last, made)
+    parts.host_parts.put(host, made)
     return HostView(
         host=host,
         revision=revision,
@@ -530,7 +602,7 @@ def build_host_view(
         host_mac=next((m.mac_address for m in macs if m.host == host), None),
         tunnel_ip=registration.tunnel_ip if registration else None,
         ports=local_ports,
-        networks=_network_views(conn, host, network_ids, parts),
+        networks=network_views,
         routers=router_views,
         peer_host_macs=tuple(m for m in macs if m.host != host),
         fip_agent_gateways=tuple(

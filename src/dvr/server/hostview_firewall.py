@@ -41,7 +41,7 @@ def firewall_views(
     if not group_ids:
         return (), ()
     with parts.lock:
-        missing = set(group_ids) - parts.security_groups.keys()
+        missing = parts.missing_security_groups(set(group_ids))
         before = parts.previous
         if missing:
             for group_id, group in _group_views(conn, missing).items():
@@ -60,7 +60,7 @@ def firewall_views(
             )
             if key[1]
         }
-        missing_sets = wanted - parts.address_sets.keys()
+        missing_sets = parts.missing_address_sets(wanted)
         if missing_sets:
             for key, address_set in _address_set_views(conn, missing_sets).items():
                 earlier = before.address_sets.get(key) if before else None

@@ -6,31 +6,58 @@ remote hosts leave the asking host out; a router's floating IPs depend on the ho
 not part of it), so the views built at one revision share one copy of each, built from the
 first view's snapshot.  The revision moves with every write that changes any view, in the
 same transaction (``notify.record_changes``), so parts read in a snapshot at revision R are
-the parts of every snapshot at R; a newer revision starts an empty set of parts.
+the parts of every snapshot at R.
 
-A new revision's parts reuse the previous revision's objects where they are equal
-(``reuse``, ``interned``): what did not change stays the very same object, so comparing a
-host's new view with the one it was served (the delta) mostly compares identities.
+A newer revision starts with none of them, except after a write of this very process
+(``SharedViewParts.written``): the write says which parts it may have changed
+(``notify.Impact.changed_parts``), and the next revision starts with the others that a
+view of the revision before held.  Such a part was in some host's view, so no write could
+have changed it without telling that host, that is without a revision of its own: a write
+of another process (a revision this process did not write, or a gap) reads everything
+again.
+
+A new revision's parts reuse the objects of the revisions before where they are equal
+(``reuse``, ``interned``; ``previous`` holds the newest earlier object of each part, even
+one no view of the last revision needed): what did not change stays the very same object,
+so comparing a host's new view with the one it was served (the delta) mostly compares
+identities.
+
+What a view makes of a shared part for its host (a network without the host's own remote
+entry, a router with the host's floating IPs), and its ports, are kept per host
+(``HostParts``) with what they were made from: while that stays the same, the host's next
+view takes the very same object instead of making an equal one (and its delta compares
+identities there too).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dvr.model.hostview import (
     AddressSetView,
+    FloatingIpView,
     HostMac,
     NetworkView,
+    PortView,
+    RemoteHost,
     RouterView,
     SecurityGroupView,
+    SubnetView,
 )
+from dvr.server.serialize import JsonableCache
+from dvr.server.services.notify import ChangedParts
 
 AddressSetKey = tuple[str, str]  # (kind, id)
 T = TypeVar("T")
 H = TypeVar("H", bound=Hashable)
+K = TypeVar("K")
+V = TypeVar("V")
+MAX_EARLIER = 50_000  # earlier objects kept to reuse, per kind of part
+WRITTEN_KEPT = 64  # the revisions this process wrote that are remembered
 
 
 def reuse(previous: T | None, new: T) -> T:
@@ -42,6 +69,42 @@ def interned(previous: Iterable[H], new: tuple[H, ...]) -> tuple[H, ...]:
     """``new`` with each item that ``previous`` holds an equal of replaced by that one."""
     pool = {item: item for item in previous}
     return tuple(pool.get(item, item) for item in new)
+
+
+@dataclass
+class HostParts:
+    """What one host's last view made of the shared parts, each with the shared object it
+    was made from."""
+
+    # network id -> (shared network, the host's: without its own remote-host entry)
+    networks: dict[str, tuple[NetworkView, NetworkView]] = field(default_factory=dict)
+    # port id -> (the rows it was made from: port, fixed IPs, groups; the port's view)
+    ports: dict[str, tuple[tuple[Any, ...], PortView]] = field(default_factory=dict)
+    # router id -> (shared router, the host's floating IPs of it, the host's router)
+    routers: dict[str, tuple[RouterView, tuple[FloatingIpView, ...], RouterView]] = field(
+        default_factory=dict
+    )
+
+
+@dataclass
+class HostPartsCache:
+    """The ``HostParts`` of the last ``hosts`` hosts whose view was built."""
+
+    hosts: int = 10_000
+    _parts: OrderedDict[str, HostParts] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def get(self, host: str) -> HostParts:
+        """The host's parts from its last view (empty if none is kept)."""
+        with self._lock:
+            return self._parts.get(host) or HostParts()
+
+    def put(self, host: str, parts: HostParts) -> None:
+        with self._lock:
+            self._parts.pop(host, None)
+            self._parts[host] = parts
+            while len(self._parts) > self.hosts:
+                self._parts.popitem(last=False)
 
 
 @dataclass
@@ -59,16 +122,109 @@ class RevisionParts:
     # None: the set does not exist (a rule names an address group that is gone)
     address_sets: dict[AddressSetKey, AddressSetView | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # the parts of the revision before (objects to reuse); None once a newer one exists
+    # the newest earlier object of each part (to reuse); None once a newer revision exists
     previous: RevisionParts | None = field(default=None, repr=False)
+    # the networks and routers of the revision before that the write between did not
+    # change (``keep_unchanged``): taken into ``networks`` and ``routers`` once a view needs
+    # them, so that only what a view of this revision held passes to the next
+    unchanged_networks: dict[str, NetworkView] = field(default_factory=dict, repr=False)
+    unchanged_routers: dict[str, RouterView] = field(default_factory=dict, repr=False)
+    unchanged_security_groups: dict[str, SecurityGroupView] = field(
+        default_factory=dict, repr=False
+    )
+    unchanged_address_sets: dict[AddressSetKey, AddressSetView | None] = field(
+        default_factory=dict, repr=False
+    )
+    # per host, what its last view made of shared parts (shared by every revision's parts)
+    host_parts: HostPartsCache = field(default_factory=HostPartsCache, repr=False)
+
+    def keep_unchanged(self, following: RevisionParts, changed: ChangedParts) -> None:
+        """Give ``following`` (the parts of the next revision) this revision's networks,
+        routers, groups and address sets that the write between them did not change.  Only
+        those a view of this revision held: some host saw each, so no write could change it
+        without telling that host, that is without a revision."""
+        with self.lock:
+            following.unchanged_networks = {
+                k: v for k, v in self.networks.items() if k not in changed.networks
+            }
+            following.unchanged_routers = {
+                k: v for k, v in self.routers.items() if k not in changed.routers
+            }
+            if changed.firewall:
+                return
+            following.unchanged_security_groups = dict(self.security_groups)
+            following.unchanged_address_sets = {
+                k: v for k, v in self.address_sets.items()
+                if v is not None and not (k[0] == "security_group" and k[1] in changed.member_sets)
+            }
+
+    def missing_networks(self, network_ids: set[str]) -> set[str]:
+        """Of these networks, those to read (the unchanged ones kept from the revision
+        before are taken in); with ``lock`` held."""
+        return _take_unchanged(self.networks, self.unchanged_networks, network_ids)
+
+    def missing_routers(self, router_ids: set[str]) -> set[str]:
+        """Of these routers, those to read (as ``missing_networks``); with ``lock`` held."""
+        return _take_unchanged(self.routers, self.unchanged_routers, router_ids)
+
+    def missing_security_groups(self, group_ids: set[str]) -> set[str]:
+        """Of these groups, those to read (as ``missing_networks``); with ``lock`` held."""
+        return _take_unchanged(self.security_groups, self.unchanged_security_groups, group_ids)
+
+    def missing_address_sets(self, keys: set[AddressSetKey]) -> set[AddressSetKey]:
+        """Of these address sets, those to read (as ``missing_networks``); with ``lock``
+        held."""
+        return _take_unchanged(self.address_sets, self.unchanged_address_sets, keys)
+
+    def earlier_objects(self) -> RevisionParts:
+        """The objects a newer revision may reuse: this revision's, else the newest earlier
+        (those of deleted objects go once a kind holds ``MAX_EARLIER`` objects)."""
+        before = self.previous or RevisionParts(self.revision)
+        with self.lock:
+            return RevisionParts(
+                self.revision,
+                host_macs=self.host_macs if self.host_macs is not None else before.host_macs,
+                networks=_newest(before.networks, self.networks),
+                routers=_newest(before.routers, self.routers),
+                security_groups=_newest(before.security_groups, self.security_groups),
+                address_sets=_newest(before.address_sets, self.address_sets),
+            )
+
+
+def _take_unchanged(parts: dict[K, V], unchanged: dict[K, V], ids: set[K]) -> set[K]:
+    """``ids`` not in ``parts``, after moving those ``unchanged`` holds into ``parts``."""
+    missing = ids - parts.keys()
+    for key in missing & unchanged.keys():
+        parts[key] = unchanged.pop(key)
+    return missing - parts.keys()
+
+
+def _newest(earlier: dict[K, V], current: dict[K, V]) -> dict[K, V]:
+    """``current``'s objects, and ``earlier``'s of other keys unless that makes too many."""
+    merged = {**earlier, **current}
+    return merged if len(merged) <= MAX_EARLIER else dict(current)
 
 
 @dataclass
 class SharedViewParts:
-    """The parts of the newest revision a view was built at (one per server process)."""
+    """The parts of the newest revision a view was built at (one per server process).
+
+    A revision this process wrote (``written``: what the write may have changed) starts
+    with the networks and routers of the revision just before that the write did not
+    change; the parts of any other revision (another process's write, a gap) are all read
+    again."""
 
     newest: RevisionParts | None = None  # the parts of the newest revision seen
+    host_parts: HostPartsCache = field(default_factory=HostPartsCache)
+    _written: OrderedDict[int, ChangedParts] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def written(self, revision: int, changed: ChangedParts) -> None:
+        """This process committed ``revision``, which changed at most ``changed``."""
+        with self._lock:
+            self._written[revision] = changed
+            while len(self._written) > WRITTEN_KEPT:
+                self._written.popitem(last=False)
 
     def at(self, revision: int) -> RevisionParts:
         """The parts of ``revision``: shared if it is the newest seen, private (built for
@@ -78,8 +234,22 @@ class SharedViewParts:
             if newest is not None and newest.revision == revision:
                 return newest
             if newest is not None and newest.revision > revision:
-                return RevisionParts(revision)
+                return RevisionParts(revision, host_parts=self.host_parts)
+            parts = RevisionParts(revision, host_parts=self.host_parts)
             if newest is not None:
-                newest.previous = None  # keep one revision of objects to reuse, not a chain
-            self.newest = RevisionParts(revision, previous=newest)
-            return self.newest
+                parts.previous = newest.earlier_objects()
+                changed = self._written.get(revision)
+                if newest.revision == revision - 1 and changed is not None:
+                    newest.keep_unchanged(parts, changed)
+                newest.previous = None  # one set of objects to reuse, not a chain
+            self.newest = parts
+            return parts
+
+
+def shared_forms() -> JsonableCache:
+    """JSON forms kept for the parts that many answers hold as the very same object: a
+    router (without floating IPs), a network's subnets and remote hosts, host MACs, security
+    groups and address sets (a host's own networks and ports are converted each time)."""
+    return JsonableCache(frozenset(
+        {RouterView, SubnetView, RemoteHost, HostMac, SecurityGroupView, AddressSetView}
+    ))

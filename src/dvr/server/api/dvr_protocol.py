@@ -36,7 +36,6 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError, ServiceUnavailable, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.hostview_served import view_update
-from dvr.server.serialize import to_jsonable
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
 from dvr.server.services.heartbeats import parse_heartbeat
@@ -101,6 +100,19 @@ def host_summaries(tx: ReadTx) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None
+                ) -> dict[str, Any]:
+    """The answer to ``view?since=R`` (``since`` None: to ``view``), as JSON-ready data."""
+    view = build_host_view(tx.conn, host, context.view_parts)
+    forms = context.view_forms
+    if since is None:  # the first protocol: the full view, not remembered
+        return forms.to_jsonable(view)
+    update = view_update(context.served_views, view, since)
+    if update is view:
+        return {**forms.to_jsonable(view), "full": True}
+    return {**compact_delta_dict(forms.to_jsonable(update)), "full": False}
 
 
 def number_param(request: Request, key: str, default: float) -> float:
@@ -174,17 +186,8 @@ def routes(context: ServerContext) -> list[Route]:
     async def view(request: Request) -> Response:
         host = host_param(request)
         since = revision_param(request, "since")
-        body = await context.read(lambda tx: view_body(tx, host, since))
+        body = await context.read(lambda tx: view_answer(context, tx, host, since))
         return json_response(body)
-
-    def view_body(tx: ReadTx, host: str, since: int | None) -> dict[str, Any]:
-        view = build_host_view(tx.conn, host, context.view_parts)
-        if since is None:  # the first protocol: the full view, not remembered
-            return to_jsonable(view)
-        update = view_update(context.served_views, view, since)
-        if update is view:
-            return {**to_jsonable(view), "full": True}
-        return {**compact_delta_dict(to_jsonable(update)), "full": False}
 
     async def watch(request: Request) -> Response:
         host = host_param(request)

@@ -139,6 +139,7 @@ def _declare(tx: WriteTx, before: PortState | None, after: PortState | None) -> 
     if before_members != after_members:
         # the address sets of its groups, before and after, changed for their referrers
         groups = set(before_members[0]) | set(after_members[0])
+        tx.impact.members_changed(groups)
         tx.impact.host_changed(*hosts_seeing(tx.conn, remote_group_ids=groups))
     port_id = (after or before).id  # type: ignore[union-attr]
     tx.impact.subject("port", port_id)

@@ -29,6 +29,15 @@ def in_ids(conn: Connection, column: Any, ids: Any) -> ColumnElement[bool]:
     return column.in_(values)
 
 
+def in_ids_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """``column IN`` the ids bound to ``name`` when the statement runs, for a statement built
+    once per dialect: on PostgreSQL one array parameter, elsewhere an expanding IN list (as
+    ``in_ids``)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

@@ -55,6 +55,20 @@ CHANGE_KINDS = (
     "address_group",
 )
 PRUNE_EVERY = 64  # revisions
+FIREWALL_KINDS = ("security_group", "address_group")  # subjects of a firewall write
+
+
+@dataclass(frozen=True)
+class ChangedParts:
+    """The parts of host views that many hosts share (``server/hostview_parts``) a write may
+    have changed: networks (fields, subnets, L2 entries, tunnel endpoints, hosts touching
+    them), routers, the member address sets of security groups, or (``firewall``) every
+    security group and address set; host MACs are not told (always read again)."""
+
+    networks: frozenset[str]
+    routers: frozenset[str]
+    member_sets: frozenset[str] = frozenset()  # groups whose members' addresses changed
+    firewall: bool = False  # a group, its rules or an address group changed
 
 
 @dataclass
@@ -70,7 +84,10 @@ class Impact:
     # (router, host): host sees the change only if it hosts the router (before or after)
     router_host_pairs: set[tuple[str, str]] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
+    # security groups whose members' addresses (their address sets) changed
+    member_groups: set[str] = field(default_factory=set)
     subjects: list[tuple[str, str]] = field(default_factory=list)
+    _networks_after: dict[str, set[str]] | None = field(default=None, repr=False)
 
     # -- declared before mutating -------------------------------------------------------
     def track_networks(self, network_ids: Iterable[str]) -> None:
@@ -106,6 +123,11 @@ class Impact:
         if host:
             self.router_host_pairs.add((router_id, host))
 
+    def members_changed(self, group_ids: Iterable[str]) -> None:
+        """The addresses of these groups' members changed (their address sets); the hosts
+        that see them are named with ``host_changed``."""
+        self.member_groups.update(group_ids)
+
     def host_changed(self, *hosts: str | None) -> None:
         self.hosts.update(h for h in hosts if h)
 
@@ -130,7 +152,7 @@ class Impact:
         for router_id, host in self.router_host_pairs:
             if host in self.router_hosts_before[router_id] | after_routers[router_id]:
                 result.add(host)
-        after_networks = touching_hosts(self.conn, self.network_hosts_before)
+        after_networks = self._touching_after()
         moved = {n: before ^ after_networks[n] for n, before in self.network_hosts_before.items()}
         candidates = {h for hosts in moved.values() for h in hosts}
         candidates |= {h for _, h in self.entry_changes}
@@ -151,6 +173,29 @@ class Impact:
         return result
 
 
+    def changed_parts(self) -> ChangedParts:
+        """The shared parts the write may have changed (after mutating): every network it
+        declared changed (its fields or subnets, an L2 entry, a tunnel endpoint) or whose
+        touching hosts changed, every router it declared changed, the member sets of the
+        groups it declared, every firewall part if it wrote a group, its rules or an address
+        group.  A part it does not name
+        is the same as before the write for every host whose view holds it: were it not,
+        those hosts would not be told either (``affected_hosts``)."""
+        after = self._touching_after()
+        networks = self.changed_networks | self.endpoint_networks
+        networks |= {n for n, _ in self.entry_changes}
+        networks |= {n for n, before in self.network_hosts_before.items() if before != after[n]}
+        firewall = any(kind in FIREWALL_KINDS for kind, _ in self.subjects)
+        return ChangedParts(frozenset(networks), frozenset(self.changed_routers),
+                            frozenset(self.member_groups), firewall)
+
+    def _touching_after(self) -> dict[str, set[str]]:
+        """Who touches each tracked network after the write (read once)."""
+        if self._networks_after is None:
+            self._networks_after = touching_hosts(self.conn, self.network_hosts_before)
+        return self._networks_after
+
+
 def visible_hosts(conn: Connection, hosts: Collection[str]) -> set[str]:
     """Hosts other hosts can see: registered with a tunnel IP."""
     if not hosts:
@@ -161,8 +206,11 @@ def visible_hosts(conn: Connection, hosts: Collection[str]) -> set[str]:
     return {row[0] for row in conn.execute(query)}
 
 
+_REVISION = select(server_state.c.revision).where(server_state.c.id == 1)
+
+
 def current_revision(conn: Connection) -> int:
-    return conn.execute(select(server_state.c.revision).where(server_state.c.id == 1)).scalar_one()
+    return conn.execute(_REVISION).scalar_one()
 
 
 def pruned_revision(conn: Connection) -> int:

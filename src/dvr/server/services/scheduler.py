@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, or_, select, union
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, union
 
 from dvr.db.tables import (
     agents,
@@ -53,14 +53,17 @@ def router_hosts(conn: Connection, router_ids: Collection[str]) -> dict[str, set
     return result
 
 
+# the routers hosted on the host bound to "host" (a constant statement: compiled once)
+_ROUTERS_HOSTED_ON = union(
+    _serviceable_hosts_select()
+    .where(ports.c.host == bindparam("host"))
+    .with_only_columns(router_interfaces.c.router_id),
+    select(router_l3_bindings.c.router_id).where(router_l3_bindings.c.host == bindparam("host")),
+)
+
+
 def routers_hosted_on(conn: Connection, host: str) -> set[str]:
-    query = union(
-        _serviceable_hosts_select()
-        .where(ports.c.host == host)
-        .with_only_columns(router_interfaces.c.router_id),
-        select(router_l3_bindings.c.router_id).where(router_l3_bindings.c.host == host),
-    )
-    return {row[0] for row in conn.execute(query)}
+    return {row[0] for row in conn.execute(_ROUTERS_HOSTED_ON, {"host": host})}
 
 
 def routers_on_subnets(conn: Connection, subnet_ids: Collection[str]) -> set[str]:

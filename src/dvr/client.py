@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,16 +127,25 @@ class ServerClient:
     of preference): the client sticks to one and moves to the next when a request to it
     fails with a connection error, a timeout or a 503.  The failed request still raises:
     the caller retries as it always does (with its backoff), and reaches the next server.
-    A failover is logged once, as one line.
+    A failed server rests (for its Retry-After, else ``FAILED_SERVER_REST`` seconds): the
+    client moves to the next server that is not resting; after a 503 with every other
+    server resting too it stays (all are busy: moving would only bounce between them),
+    after a connection failure it moves to the one whose rest ends first.  A failover is
+    logged once, as one line.
     """
 
+    FAILED_SERVER_REST = 5.0
+
     def __init__(self, server: str | Sequence[str], token: str | None = None,
-                 timeout: float = 10.0, ca_file: str | None = None):
+                 timeout: float = 10.0, ca_file: str | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.servers = (server,) if isinstance(server, str) else tuple(server)
         if not self.servers:
             raise ValueError("no server to talk to")
         self._clients = [make_http_client(s, token, timeout, ca_file) for s in self.servers]
         self._current = 0
+        self._resting_until = [0.0] * len(self.servers)
+        self._clock = clock
         self._lock = threading.Lock()
 
     @property
@@ -172,14 +182,28 @@ class ServerClient:
             self._fail_over(index, f"{type(exc).__name__}: {exc}")
             raise
         if response.status_code == 503:
-            self._fail_over(index, "503 Service Unavailable")
+            self._fail_over(index, "503 Service Unavailable", busy=True,
+                            rest=retry_after_seconds(response.headers.get("retry-after")))
         return response
 
-    def _fail_over(self, failed: int, reason: str) -> None:
+    def _fail_over(self, failed: int, reason: str, busy: bool = False,
+                   rest: float | None = None) -> None:
+        """``failed`` did not serve a request; ``busy``: it answered 503 (it is up)."""
         with self._lock:
             if len(self.servers) == 1 or self._current != failed:  # another thread moved on
                 return
-            self._current = (failed + 1) % len(self.servers)
+            now = self._clock()
+            self._resting_until[failed] = now + (rest if rest is not None
+                                                 else self.FAILED_SERVER_REST)
+            count = len(self.servers)
+            others = [(failed + step) % count for step in range(1, count)]
+            ready = [i for i in others if self._resting_until[i] <= now]
+            if ready:
+                self._current = ready[0]
+            elif busy:
+                return  # every other server is resting too: stay, the caller backs off
+            else:
+                self._current = min(others, key=lambda i: self._resting_until[i])
             log.warning("server %s failed (%s): moving to %s", self.servers[failed], reason,
                         self.servers[self._current])
 

@@ -34,8 +34,9 @@ class FakeServer:
         return httpx.Response(200, json={"server": self.name})
 
 
-def client_for(*servers: FakeServer) -> ServerClient:
-    client = ServerClient([f"http://{s.name}" for s in servers])
+def client_for(*servers: FakeServer, clock=None) -> ServerClient:
+    client = ServerClient([f"http://{s.name}" for s in servers],
+                          **({"clock": clock} if clock else {}))
     client._clients = [httpx.Client(transport=httpx.MockTransport(s.handle),
                                     base_url=f"http://{s.name}") for s in servers]
     return client
@@ -101,3 +102,36 @@ def test_one_server_never_fails_over():
     with pytest.raises(httpx.ConnectError):
         client.get("/")
     assert client.server == "http://a" and client.servers == ("http://a",)
+
+
+def test_busy_servers_do_not_bounce_the_client_between_them(caplog):
+    """Both answer 503: the client moves once, then stays until the first one's
+    Retry-After (2 s) has passed."""
+    now = [100.0]
+    a, b = FakeServer("a"), FakeServer("b")
+    client = client_for(a, b, clock=lambda: now[0])
+    a.status = b.status = 503
+    with caplog.at_level(logging.WARNING, "dvr.client"):
+        for _ in range(5):
+            with pytest.raises(ServerError):
+                client.get("/")
+            now[0] += 0.1
+        assert client.server == "http://b" and (a.requests, b.requests) == (1, 4)
+        now[0] += 2.0  # a's Retry-After has passed
+        with pytest.raises(ServerError):
+            client.get("/")
+    assert client.server == "http://a"
+    assert len(caplog.records) == 2
+
+
+def test_a_dead_server_is_left_even_for_a_resting_one():
+    now = [100.0]
+    a, b = FakeServer("a"), FakeServer("b")
+    client = client_for(a, b, clock=lambda: now[0])
+    a.status = 503
+    with pytest.raises(ServerError):
+        client.get("/")
+    b.failure = httpx.ConnectError
+    with pytest.raises(httpx.ConnectError):
+        client.get("/")
+    assert client.server == "http://a"  # resting for 2 s, but b does not answer at all

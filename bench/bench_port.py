@@ -1,7 +1,8 @@
 """Reconcile of one new port on real OVS (issue 3: port bound -> flows and ARP < 300 ms).
 
 Per run, on a lab of its own (default topology):
-1. before the clock starts, the "guest" is prepared like a hypervisor would: namespace
+1. before the clock starts, the "guest" is prepared like a hypervisor would (portprobe.py,
+   the same for the OVN side in bench_port_ovn.py): namespace
    ``vm-bp<N>`` on HOST with its NIC (a veth, MAC/IP chosen by the benchmark, TX checksum
    off, default route), and three watchers are started: ``ovs-ofctl monitor br-int
    watch:table=1`` on HOST, ``ip monitor neigh`` in the ``qrouter-`` namespace of the OTHER
@@ -33,7 +34,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import math
 import random
 import re
 import sys
@@ -42,18 +42,22 @@ from datetime import UTC, datetime
 
 from benchlab import BenchLab, LineWatcher, ReconcileLine, reconcile_lines
 from benchlib import conditions, fmt, machine, summary, wait_for_quiet
+from portprobe import (
+    PROBE_HEAD_START,
+    WAIT,
+    Guest,
+    first_reply,
+    guest_ip,
+    guest_mac,
+    is_reply,
+    ms,
+    port_to_ping,
+    start_probe,
+)
 
-WAIT = 10.0  # seconds to wait for each outcome
+from dvr.lab.topology import TENANT_MTU
+
 MODES = {"mirror": True, "dump": False}  # --modes name -> the agents' flow_mirror setting
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """The nearest-rank percentile (``fraction`` 0.95: the value 95% of runs stay at or
-    under); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
 def with_flow_mirror(settings: str, on: bool) -> str:
@@ -82,6 +86,7 @@ class PortBench:
         self.router_id = record.router_id
         network = self.client.list("networks", name=args.network)[0]
         self.network_id = network["id"]
+        self.mtu = min(network.get("mtu") or TENANT_MTU, TENANT_MTU)  # as the lab's VMs
         self.subnet = self.client.list("subnets", network_id=self.network_id, ip_version=4)[0]
         self.source_vm = record.vms[args.source]
         self.other_host = self.source_vm.host
@@ -92,38 +97,16 @@ class PortBench:
     def free_ip(self, index: int) -> str:
         used = {ip["ip_address"] for p in self.client.list("ports", network_id=self.network_id)
                 for ip in p["fixed_ips"]}
-        net = ipaddress.ip_network(self.subnet["cidr"])
-        for offset in range(200 + index, 250):
-            candidate = str(net.network_address + offset)
+        for n in range(index, 50):
+            candidate = guest_ip(self.subnet["cidr"], n)
             if candidate not in used:
                 return candidate
         raise RuntimeError("no free address in .200-.249")
 
-    def prepare_guest(self, index: int, mac: str, ip: str) -> tuple[str, str]:
-        ns, tap, peer = f"vm-bp{index}", f"bptap{index}", f"bpv{index}"
-        prefix = ipaddress.ip_network(self.subnet["cidr"]).prefixlen
-        script = "; ".join([
-            "set -e",
-            f"ip netns add {ns}",
-            f"ip -n {ns} link set lo up",
-            f"ip link add {tap} mtu 1450 type veth peer name {peer} mtu 1450",
-            f"ip link set {peer} netns {ns}",
-            f"ip -n {ns} link set {peer} name eth0",
-            f"ip -n {ns} link set eth0 address {mac} up",
-            f"ip -n {ns} addr add {ip}/{prefix} dev eth0",
-            f"ip netns exec {ns} ethtool -K eth0 tx off >/dev/null",
-            f"ip -n {ns} route add default via {self.subnet['gateway_ip']}",
-            f"ip link set {tap} up",
-        ])
-        self.bench.host_run(self.args.host, ["sh", "-c", script])
-        return ns, tap
-
-    def remove_guest(self, ns: str, tap: str) -> None:
+    def remove_guest(self, guest: Guest) -> None:
         host = self.bench.lab.host_env(self.bench.host(self.args.host))
-        host.run(["ovs-vsctl", f"--db={host.ovsdb}", "--if-exists", "del-port", "br-int", tap],
-                 check=False)
-        host.run(["ip", "link", "del", tap], check=False)
-        host.run(["ip", "netns", "del", ns], check=False)
+        for argv in guest.remove_argvs(host.ovsdb):
+            host.run(argv, check=False)
 
     def set_mode(self, mode: str) -> None:
         """Restart both agents with ``flow_mirror`` for ``mode``; returns once each has
@@ -144,74 +127,61 @@ class PortBench:
 
     def one_run(self, index: int) -> dict[str, object]:
         args = self.args
-        mac = f"fa:16:3e:b0:{self.rng.randrange(256):02x}:{self.rng.randrange(256):02x}"
-        ip = self.free_ip(index)
-        ns, tap = self.prepare_guest(index, mac, ip)
+        guest = Guest(index, guest_mac(self.rng), self.free_ip(index),
+                      ipaddress.ip_network(self.subnet["cidr"]).prefixlen,
+                      self.subnet["gateway_ip"], self.mtu)
+        ip, mac = guest.ip, guest.mac
         host = self.bench.lab.host_env(self.bench.host(args.host))
+        host.run(guest.prepare_argv())
         qrouter = f"qrouter-{self.router_id}"
         flow_cmd = ["ovs-ofctl", "monitor", "br-int", "watch:table=1"]
         neigh_cmd, neigh_env = self.bench.host_command(
             self.other_host, ["ip", "netns", "exec", qrouter, "ip", "monitor", "neigh"])
-        ping_cmd, ping_env = self.bench.vm_command(
-            args.source, ["ping", "-D", "-n", "-c", "1", "-w", str(int(WAIT)), "-i", "0.015",
-                          ip])
         port_id = ""
         result: dict[str, object] = {"ip": ip, "mac": mac}
         with (LineWatcher(flow_cmd, self.bench.ovs_env(args.host)) as flows,
               LineWatcher(neigh_cmd, neigh_env) as neighbors):
-            time.sleep(0.3)  # both monitors connected
-            ping = LineWatcher(ping_cmd, ping_env)
             try:
-                time.sleep(0.05)
-                t0 = time.time()
-                port = self.client.create("ports", "port", {
-                    "name": f"bp{index}", "network_id": self.network_id,
-                    "device_owner": "compute:nova", "device_id": f"bp{index}",
-                    "binding:host_id": args.host, "mac_address": mac,
-                    "fixed_ips": [{"subnet_id": self.subnet["id"], "ip_address": ip}]})
-                t_created = time.time()
-                port_id = port["id"]
-                if args.plug_delay:  # Nova binds first and plugs later
-                    time.sleep(args.plug_delay)
-                host.run(["ovs-vsctl", f"--db={host.ovsdb}", "add-port", "br-int", tap, "--",
-                          "set", "interface", tap, f"external_ids:iface-id={port_id}",
-                          f"external_ids:attached-mac={mac}",
-                          "external_ids:iface-status=active", f"external_ids:vm-id=bp{index}"])
-                t_plugged = time.time()
-                flow = flows.wait_for(lambda s: "ADDED" in s and f"dl_dst={mac}" in s,
-                                      t0, WAIT)
-                neighbor = neighbors.wait_for(
-                    lambda s: s.startswith(ip + " ") and "PERMANENT" in s and not
-                    s.startswith("Deleted"), t0, WAIT)
-                reply = ping.wait_for(lambda s: "bytes from" in s, t0, WAIT + 2)
-            finally:
-                ping.stop()
-            time.sleep(args.settle)  # let the last reconciles of both hosts be logged
-            result.update(self._times(t0, t_created, t_plugged, flow, neighbor, reply))
-            result["reconciles_host"] = reconcile_summary(
-                reconcile_lines(self.bench.agent_log(args.host), t0), t0)
-            result["reconciles_other"] = reconcile_summary(
-                reconcile_lines(self.bench.agent_log(self.other_host), t0), t0)
-            # undo, and wait until the other host has dropped the neighbor again
-            t_undo = time.time()
-            self.remove_guest(ns, tap)
-            if port_id:
-                self.client.delete("ports", port_id)
+                time.sleep(0.3)  # both monitors connected
+                with start_probe(self.bench, args.source, ip) as ping:
+                    time.sleep(PROBE_HEAD_START)
+                    t0 = time.time()
+                    port = self.client.create("ports", "port", {
+                        "name": f"bp{index}", "network_id": self.network_id,
+                        "device_owner": "compute:nova", "device_id": f"bp{index}",
+                        "binding:host_id": args.host, "mac_address": mac,
+                        "fixed_ips": [{"subnet_id": self.subnet["id"], "ip_address": ip}]})
+                    t_created = time.time()
+                    port_id = port["id"]
+                    if args.plug_delay:  # Nova binds first and plugs later
+                        time.sleep(args.plug_delay)
+                    host.run(guest.plug_argv(host.ovsdb, port_id))
+                    t_plugged = time.time()
+                    flow = flows.wait_for(lambda s: "ADDED" in s and f"dl_dst={mac}" in s,
+                                          t0, WAIT)
+                    neighbor = neighbors.wait_for(
+                        lambda s: s.startswith(ip + " ") and "PERMANENT" in s and not
+                        s.startswith("Deleted"), t0, WAIT)
+                    reply = ping.wait_for(is_reply, t0, WAIT + 2)
+                time.sleep(args.settle)  # let the last reconciles of both hosts be logged
+                result.update(self._times(t0, t_created, t_plugged, flow, neighbor, reply))
+                result["reconciles_host"] = reconcile_summary(
+                    reconcile_lines(self.bench.agent_log(args.host), t0), t0)
+                result["reconciles_other"] = reconcile_summary(
+                    reconcile_lines(self.bench.agent_log(self.other_host), t0), t0)
+            finally:  # undo, and wait until the other host has dropped the neighbor again
+                t_undo = time.time()
+                self.remove_guest(guest)
+                if port_id:
+                    self.client.delete("ports", port_id)
             gone = neighbors.wait_for(lambda s: s.startswith("Deleted " + ip + " "), t_undo,
                                       WAIT)
-            result["cleanup_neighbor_removed_ms"] = (
-                None if gone is None else (gone[0] - t_undo) * 1000)
+            result["cleanup_neighbor_removed_ms"] = None if gone is None else ms(gone[0],
+                                                                                   t_undo)
         return result
 
     @staticmethod
     def _times(t0, t_created, t_plugged, flow, neighbor, reply) -> dict[str, object]:
-        def ms(at: float | None, since: float) -> float | None:
-            return None if at is None else (at - since) * 1000
-
-        reply_at = None
-        if reply is not None:  # ping -D: "[epoch] 64 bytes from ...: icmp_seq=N ..."
-            stamp = reply[1].split("]", 1)[0].lstrip("[")
-            reply_at = float(stamp)
         flow_at = flow[0] if flow else None
         neighbor_at = neighbor[0] if neighbor else None
         return {
@@ -220,9 +190,7 @@ class PortBench:
             "a_flow_from_t0_ms": ms(flow_at, t0),
             "a_flow_from_plug_ms": ms(flow_at, t_plugged),
             "b_neighbor_from_t0_ms": ms(neighbor_at, t0),
-            "c_first_reply_from_t0_ms": ms(reply_at, t0),
-            "c_first_reply_from_plug_ms": ms(reply_at, t_plugged),
-            "first_reply_seq": (reply[1].split("icmp_seq=")[1].split()[0] if reply else None),
+            **first_reply(t0, t_plugged, reply),
         }
 
 
@@ -308,15 +276,6 @@ def main() -> int:
     if args.results:
         record_results(args, next(iter(ping.values())), ping, before, after)
     return 0
-
-
-def port_to_ping(runs: list[dict]) -> dict[str, float | int | None]:
-    """(c) from t0 in seconds: the port's creation to its first routed echo reply."""
-    values = [r["c_first_reply_from_t0_ms"] / 1000 for r in runs
-              if isinstance(r.get("c_first_reply_from_t0_ms"), float)]
-    return {"port_to_ping_p50_s": percentile(values, 0.5),
-            "port_to_ping_p95_s": percentile(values, 0.95), "n": len(values),
-            "lost": len(runs) - len(values)}
 
 
 def record_results(args: argparse.Namespace, headline: dict, ping: dict, before: dict,

@@ -49,10 +49,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_scale_changes import change_summary, notification, percentile, port_changes  # noqa: E402
+from bench_scale_changes import change_summary, notification, port_changes  # noqa: E402
 from bench_scale_fleet import Applied, Events, Fleet, ServerProcess  # noqa: E402
 from bench_scale_report import run_keys, section  # noqa: E402
-from benchlib import load_average, machine  # noqa: E402
+from benchlib import load_average, machine, percentile  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
 RESULTS_JSON = HERE / "results.json"

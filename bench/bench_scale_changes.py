@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from collections.abc import Callable
@@ -13,14 +12,7 @@ from typing import Any
 
 import httpx
 from bench_scale_fleet import Events, Fleet, current_revision
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+from benchlib import percentile
 
 
 def measure_change(url: str, token: str, events: Events, fleet: Fleet,

@@ -6,6 +6,7 @@ reads and starts/stops a lab by its own name (never someone else's).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shutil
@@ -27,6 +28,15 @@ def summary(values: Sequence[float]) -> dict[str, float]:
         return {"n": 0}
     return {"n": len(values), "median": statistics.median(values), "min": min(values),
             "max": max(values), "spread": max(values) - min(values)}
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` 95: the value 95% of the values stay at or under);
+    None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def fmt(stats: dict[str, float], unit: str = "", digits: int = 1) -> str:

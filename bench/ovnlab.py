@@ -51,6 +51,7 @@ OVN_SHARE = Path("/usr/share/ovn")
 MANIFEST = "ovnlab.json"
 GENEVE_MTU = 1442  # 1500 - 58 (outer Ethernet, IPv4, UDP, Geneve, OVN's 8-byte option)
 ROUTER = "r"
+PORT_GROUP = "pg_default"  # with ``firewall``: every VM port, like a default security group
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,17 @@ def tunnel_ip(host_index: int) -> str:
     return str(UNDERLAY.network_address + UNDERLAY_FIRST_HOST + host_index)
 
 
+def network(name: str) -> OvnNetwork:
+    return next(n for n in NETWORKS if n.name == name)
+
+
 def vm_ip(vm: OvnVm) -> str:
-    network = next(n for n in NETWORKS if n.name == vm.network)
-    return str(ipaddress.ip_network(network.cidr).network_address + 9 + vm.index)
+    return str(ipaddress.ip_network(network(vm.network).cidr).network_address + 9 + vm.index)
+
+
+def port_args(switch: str, port: str, mac: str, ip: str) -> list[str]:
+    """``ovn-nbctl`` arguments (one transaction) adding a VM's port with its addresses."""
+    return ["lsp-add", switch, port, "--", "lsp-set-addresses", port, f"{mac} {ip}"]
 
 
 class OvnLabError(RuntimeError):
@@ -255,7 +264,7 @@ class OvnLab:
         """Every VM in one port group with the ACLs Neutron's OVN driver makes of a default
         security group: all IPv4 out, IPv4 in from the group's members, both stateful
         (``allow-related``), any other IP dropped: the firewall dvr's lab VMs have."""
-        group = "pg_default"
+        group = PORT_GROUP
         self.out(f"port group {group}: stateful ACLs like a default security group")
         self.nbctl("pg-add", group, *(vm.name for vm in VMS))
         for direction, port, extra in (("from-lport", "inport", ""),
@@ -269,14 +278,22 @@ class OvnLab:
         net = NETWORKS[index]
         mac = vm.mac(index)
         self.out(f"VM {vm.name} ({vm_ip(vm)}) on {vm.host}, {self.plumbing.value} NIC")
-        self.nbctl("lsp-add", net.name, vm.name, "--", "lsp-set-addresses", vm.name,
-                   f"{mac} {vm_ip(vm)}")
+        self.nbctl(*port_args(net.name, vm.name, mac, vm_ip(vm)))
         env = self.host_env(vm.host)
         plug = VmPlug(name=vm.name, port_id=vm.name, mac_address=mac, ip_address=vm_ip(vm),
                       cidr=net.cidr, gateway_ip=net.gateway_ip, mtu=GENEVE_MTU,
                       ovsdb=env.ovsdb, plumbing=self.plumbing)
         for argv in plug_commands(plug):
             env.run(argv)
+
+    def new_port_args(self, switch: str, port: str, mac: str, ip: str) -> list[str]:
+        """``ovn-nbctl`` arguments (one transaction) adding a port after ``up()``: with its
+        addresses and, with ``firewall``, in the VMs' port group (as Neutron's OVN driver
+        puts a new port in its security group's port group in the same transaction)."""
+        args = port_args(switch, port, mac, ip)
+        if self.firewall:
+            args += ["--", "pg-set-ports", PORT_GROUP, *(vm.name for vm in VMS), port]
+        return args
 
     # -- down -----------------------------------------------------------------------------------
     def down(self, quiet: bool = False) -> None:

@@ -42,14 +42,24 @@ class Suite:
     argv: Callable[[argparse.Namespace], list[str]]  # its arguments, from run_all's
 
 
+def _labs_argv(args: argparse.Namespace) -> list[str]:
+    """How both labs (dvr's and OVN's) are built, for the suites that compare them."""
+    return ["--vm-plumbing", args.vm_plumbing,
+            "--ovn-firewall" if args.ovn_firewall else "--no-ovn-firewall"]
+
+
 def _dataplane_argv(args: argparse.Namespace) -> list[str]:
     return ["--runs", str(args.runs), "--seconds", str(args.seconds), "--pings",
-            str(args.pings), "--vm-plumbing", args.vm_plumbing,
-            "--ovn-firewall" if args.ovn_firewall else "--no-ovn-firewall"]
+            str(args.pings), *_labs_argv(args)]
+
+
+def _port_argv(args: argparse.Namespace) -> list[str]:
+    return ["--runs", str(args.runs), *_labs_argv(args)]
 
 
 SUITES = (
     Suite("east_west", "bench_dataplane", _dataplane_argv),
+    Suite("port_to_ping", "bench_port_pair", _port_argv),
     Suite("sg_throughput", "bench_sg_throughput", lambda args: []),
 )
 
@@ -122,14 +132,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", action="append", choices=[s.key for s in SUITES],
                    help="run only this suite (repeatable; default: all)")
-    p.add_argument("--runs", type=int, default=3, help="repetitions (east_west)")
+    p.add_argument("--runs", type=int, default=3,
+                   help="repetitions (east_west), runs of each system (port_to_ping)")
     p.add_argument("--seconds", type=int, default=5, help="iperf3 -t (east_west)")
     p.add_argument("--pings", type=int, default=100, help="idle ping train (east_west)")
     p.add_argument("--vm-plumbing", choices=("tap", "veth"), default="tap",
-                   help="both labs' VM NICs and host uplinks (east_west)")
+                   help="both labs' VM NICs and host uplinks (east_west, port_to_ping)")
     p.add_argument("--ovn-firewall", action=argparse.BooleanOptionalAction, default=True,
                    help="OVN VMs get stateful ACLs like dvr's security groups, as dvr's lab "
-                        "VMs are in (east_west; default on)")
+                        "VMs are in (east_west, port_to_ping; default on)")
     p.add_argument("--no-write", action="store_true",
                    help="print, but change neither results.json nor RESULTS.md")
     return p.parse_args(argv)

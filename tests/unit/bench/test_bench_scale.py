@@ -94,6 +94,21 @@ def test_a_real_hosts_reconcile_is_added_once_to_each_latency_figure(scale):
     assert with_host_compute(keys, summary([]))["sync_all_s"] is None
 
 
+def test_reconcile_timings_read_both_agent_kinds_log_lines(scale, tmp_path):
+    log = tmp_path / "agents-0.log"
+    log.write_text(
+        "07:13:39 INFO agent-a reconcile host=a revision=1 trigger=watch view=full "
+        "view_bytes=482628  errors=0 wait_ms=0.0 fetch_ms=672.2 ms=672.4\n"
+        "07:13:40 INFO agent-b reconcile host=b revision=2 trigger=watch view=delta "
+        "view_bytes=300 flows_added=3 errors=0 wait_ms=0.1 fetch_ms=5.0 inputs_ms=0.2 "
+        "compute_ms=40.0 ms=50.0\n"
+        "07:13:41 WARNING agent-b heartbeat failed: boom\n")
+    timings = scale.reconcile_timings([log])
+    assert timings["full"]["n"] == 1 and timings["full"]["ms_p50"] == 672.4
+    assert timings["full"]["fetch_ms_p50"] == 672.2
+    assert timings["delta"]["ms_p99"] == 50.0 and timings["delta"]["fetch_ms_p99"] == 5.0
+
+
 def test_failed_requests_are_counted_by_kind_over_every_phase():
     sys.path.insert(0, str(BENCH))
     try:

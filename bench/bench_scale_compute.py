@@ -83,7 +83,7 @@ def host_compute(url: str, token: str, hosts: list[tuple[str, str, str]],
                  computes: list[str], every_host_network: str, sample: int,
                  rng: random.Random) -> dict[str, Any]:
     """``sample`` hosts' reconciles (``measure_host``) and their ``summary``."""
-    chosen = rng.sample(hosts, min(sample, len(hosts)))
+    chosen = sample_hosts(hosts, sample, rng)
     with (ServerClient(url, token, timeout=120) as client,
           httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=120) as api):
         measured = [measure_host(client, api, spec,
@@ -91,6 +91,18 @@ def host_compute(url: str, token: str, hosts: list[tuple[str, str, str]],
                                  every_host_network)
                     for spec in chosen]
     return {**summary(measured), "hosts": measured}
+
+
+def sample_hosts(hosts: list[tuple[str, str, str]], sample: int,
+                 rng: random.Random) -> list[tuple[str, str, str]]:
+    """``sample`` hosts (name, mode, tunnel IP) at random, one of each agent mode among them
+    (the few ``dvr_snat`` hosts have the most to compute: every router's SNAT namespace)."""
+    by_mode: dict[str, list[tuple[str, str, str]]] = {}
+    for spec in hosts:
+        by_mode.setdefault(spec[1], []).append(spec)
+    chosen = [rng.choice(specs) for _, specs in sorted(by_mode.items())][:sample]
+    rest = [spec for spec in hosts if spec not in chosen]
+    return chosen + rng.sample(rest, min(len(rest), sample - len(chosen)))
 
 
 def summary(measured: list[dict[str, Any]]) -> dict[str, Any]:

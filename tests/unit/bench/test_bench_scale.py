@@ -76,6 +76,20 @@ def test_the_loop_agents_dataplane_reports_what_the_full_one_reports_on_the_fake
     assert loop.reconcile(cloud.view(HOST_1)).local_vlans[BLUE] == vlan
 
 
+def test_the_sampled_hosts_include_one_of_each_agent_mode(scale):
+    import random
+
+    from bench_scale_compute import sample_hosts
+
+    hosts = [(f"c{i}", "dvr", "") for i in range(100)] + [("s0", "dvr_snat", "")]
+    for seed in range(5):
+        chosen = sample_hosts(hosts, 5, random.Random(seed))
+        assert len(chosen) == len(set(chosen)) == 5
+        assert ("s0", "dvr_snat", "") in chosen
+    assert len(sample_hosts(hosts, 1, random.Random(0))) == 1
+    assert sorted(sample_hosts(hosts[:3], 5, random.Random(0))) == hosts[:3]
+
+
 def test_a_real_hosts_reconcile_is_added_once_to_each_latency_figure(scale):
     from bench_scale_compute import summary, with_host_compute
 

@@ -40,6 +40,7 @@ import math
 import os
 import random
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -80,6 +81,12 @@ def scenario_size(hosts: int) -> dict[str, int]:
     routers = min(500, 5 * hosts)
     return {"hosts": hosts, "snat_hosts": max(1, min(10, hosts // 10)), "routers": routers,
             "ports": 10 * routers, "fips": 2 * routers}
+
+
+def files_needed(hosts: int, servers: int) -> int:
+    """Open files one server process needs: two sockets per agent it serves (the watch's
+    long poll and the loop's requests), and some to spare (database, logs, the API)."""
+    return 2 * math.ceil(hosts / servers) + 256
 
 
 def agent_kind(requested: str, hosts: int) -> str:
@@ -411,6 +418,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < files_needed(args.hosts, args.servers):
+        sys.exit(f"{args.hosts} hosts need {files_needed(args.hosts, args.servers)} open files "
+                 f"per server, the hard limit is {hard}: raise it (ulimit -Hn)")
     signal.signal(signal.SIGTERM, _interrupt)
     command = os.environ.get("BENCH_COMMAND") or shlex.join(
         sys.argv if argv is None else ["bench/bench_scale.py", *argv])

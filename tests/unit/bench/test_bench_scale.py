@@ -47,6 +47,12 @@ def test_two_servers_need_postgresql(scale, capsys):
     assert scale.parse(["--servers", "2", "--backend", "postgresql"]).servers == 2
 
 
+def test_each_server_needs_two_sockets_per_agent_it_serves(scale):
+    assert scale.files_needed(1000, 1) == 2256
+    assert scale.files_needed(1000, 2) == 1256
+    assert scale.files_needed(5, 2) == 262
+
+
 def test_full_agents_up_to_300_hosts_loop_agents_above_unless_asked(scale):
     assert scale.agent_kind("auto", 300) == "full"
     assert scale.agent_kind("auto", 301) == "loop"

@@ -45,18 +45,21 @@ bench: bench-deps venv
 	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS=\"$(BENCH_ARGS)\")" \
 	$(VENV)/bin/python bench/run_all.py $(BENCH_ARGS)
 
-# the control plane with HOSTS simulated hosts (bench/bench_scale.py: the real agent loop on
-# the fake dataplane, the real dvr-server on SQLite or PostgreSQL with SERVERS processes);
-# merges bench/results.json and appends to RESULTS.md.  100 hosts take ~5 minutes, 1,000
-# much longer; more with BENCH_SCALE_ARGS="--small-changes 20"
+# the control plane with HOSTS simulated hosts (bench/bench_scale.py: the real agent loop,
+# the real dvr-server on SQLite or PostgreSQL with SERVERS processes); AGENTS=full: each host's
+# real HostDataplane on the fake drivers, AGENTS=loop: each view taken as applied (the control
+# plane alone; a sample of hosts' reconciles is measured apart), AGENTS=auto: full up to 300
+# hosts, loop above.  Merges bench/results.json and appends to RESULTS.md.  100 hosts take ~5
+# minutes; more with BENCH_SCALE_ARGS="--small-changes 20"
 HOSTS ?= 100
 BACKEND ?= sqlite
 SERVERS ?= 1
+AGENTS ?= auto
 bench-scale: venv $(if $(filter postgresql,$(BACKEND)),test-deps)
-	BENCH_COMMAND="make bench-scale HOSTS=$(HOSTS) BACKEND=$(BACKEND) SERVERS=$(SERVERS)$(if \
+	BENCH_COMMAND="make bench-scale HOSTS=$(HOSTS) BACKEND=$(BACKEND) SERVERS=$(SERVERS) AGENTS=$(AGENTS)$(if \
 	  $(BENCH_SCALE_ARGS), BENCH_SCALE_ARGS=\"$(BENCH_SCALE_ARGS)\")" \
 	$(VENV)/bin/python bench/bench_scale.py --hosts $(HOSTS) --backend $(BACKEND) \
-	  --servers $(SERVERS) --update-results $(BENCH_SCALE_ARGS)
+	  --servers $(SERVERS) --agents $(AGENTS) --update-results $(BENCH_SCALE_ARGS)
 
 # openstacksdk's own functional network tests against a private dvr-server (about 30 s;
 # not part of 'test'): counts by scope, per-test results in artifacts/compat/

@@ -4,9 +4,12 @@ The real dvr-server (K processes on one database with ``--servers K``: PostgreSQ
 a real database (SQLite or a private PostgreSQL cluster with its durable defaults), the
 scale scenario of bench/bench_server.py's ``populate()`` (N hosts, 10 of them `dvr_snat`,
 distributed routers each on two tenant networks, VM ports, floating IPs) plus network
-``span`` with a VM port on every host.  Each host is the real agent loop on the fake
-dataplane (bench/bench_scale_agents.py), many per worker process, split round-robin over
-the servers.  Measured, in this order:
+``span`` with a VM port on every host.  Each host is the real agent loop
+(bench/bench_scale_agents.py), many per worker process, split round-robin over the servers,
+with the real ``HostDataplane`` on the fake drivers (``--agents full``, the default up to
+300 hosts) or with a dataplane that takes each view as applied (``--agents loop``, the
+default above: the control plane alone, the simulated hosts' own computes no longer
+starving the machine's cores).  Measured, in this order:
 
 1. sync_all_s: every agent started at once, until each has applied its first view;
 2. idle_server_cpu: the servers' CPU (cores) while all are attached and nothing changes;
@@ -19,10 +22,13 @@ the servers.  Measured, in this order:
 4. restart_resync_s: every server stopped and started again, until every agent has
    applied a view again (from the stop);
 5. a final check that every agent (or a sample) holds the server's view; every timeout,
-   5xx and connection error of the agents' requests, by phase.
+   5xx and connection error of the agents' requests, by phase;
+6. with the agents stopped: what a real host's reconcile adds to each latency figure, the
+   full ``HostDataplane`` on a sample of hosts' views (bench/bench_scale_compute.py).
 
     .venv/bin/python bench/bench_scale.py --hosts 100
     .venv/bin/python bench/bench_scale.py --hosts 300 --backend postgresql --servers 2
+    .venv/bin/python bench/bench_scale.py --hosts 1000 --agents loop
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import math
 import os
 import random
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -50,11 +57,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_scale_changes import change_summary, notification, port_changes  # noqa: E402
+from bench_scale_compute import host_compute, with_host_compute  # noqa: E402
 from bench_scale_fleet import Applied, Events, Fleet, ServerProcess  # noqa: E402
 from bench_scale_report import run_keys, section  # noqa: E402
 from benchlib import load_average, machine, percentile  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
+AGENTS = ("auto", "full", "loop")
+FULL_AGENTS_UP_TO = 300  # hosts: above, the simulated hosts' computes would starve 2 cores
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "RESULTS.md"
 TARGETS = {  # results.json key (without the _N suffix) -> (comparison, target)
@@ -71,6 +81,20 @@ def scenario_size(hosts: int) -> dict[str, int]:
     routers = min(500, 5 * hosts)
     return {"hosts": hosts, "snat_hosts": max(1, min(10, hosts // 10)), "routers": routers,
             "ports": 10 * routers, "fips": 2 * routers}
+
+
+def files_needed(hosts: int, servers: int) -> int:
+    """Open files one server process needs: two sockets per agent it serves (the watch's
+    long poll and the loop's requests), and some to spare (database, logs, the API)."""
+    return 2 * math.ceil(hosts / servers) + 256
+
+
+def agent_kind(requested: str, hosts: int) -> str:
+    """``--agents``: full or loop as asked; ``auto``: full up to ``FULL_AGENTS_UP_TO`` hosts,
+    loop above."""
+    if requested != "auto":
+        return requested
+    return "full" if hosts <= FULL_AGENTS_UP_TO else "loop"
 
 
 # -- the database -------------------------------------------------------------------------
@@ -135,7 +159,10 @@ def all_applied_after(events: Events, hosts: list[str], since: float, timeout: f
         lambda: all(any(a.t >= since for a in events.applied[h]) for h in hosts), timeout)
 
 
-RECONCILE_LINE = re.compile(r" reconcile host=\S+ .*view=(\w+) .*fetch_ms=([\d.]+) .* ms=([\d.]+)")
+# the loop's log line; a dataplane with no timings of its own (``--agents loop``) puts the
+# whole reconcile's ``ms=`` right after ``fetch_ms=``
+RECONCILE_LINE = re.compile(
+    r" reconcile host=\S+ .*view=(\w+) .*fetch_ms=([\d.]+) (?:.* )?ms=([\d.]+)")
 
 
 def reconcile_timings(logs: Iterable[Path]) -> dict[str, dict[str, Any]]:
@@ -181,7 +208,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     report: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "command": command,
         "commit": commit(), "machine": machine(), "hosts": n, "backend": args.backend,
-        "servers": args.servers, "load": {}}
+        "servers": args.servers, "agents_kind": agent_kind(args.agents, n), "load": {}}
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="dvr-bench-scale-"))
         if not args.keep_workdir:
@@ -211,7 +238,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         cpu = servers_cpu(servers)
         t0 = time.time()
         fleet = Fleet(specs, processes, workdir / "admin-token", workdir,
-                      args.heartbeat_interval)
+                      args.heartbeat_interval, report["agents_kind"])
         stack.callback(fleet.stop)
         events = fleet.events
         phases = [("sync_all", t0)]
@@ -293,11 +320,21 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                                  "why_unknown": events.check_failures[:5]}
         report["agents"] = fleet.usage()
         report["server_rss_mb"] = [s.rss_mb() for s in servers]
-        report["agent_reconciles"] = reconcile_timings(workdir.glob("agents-*.log"))
         report["errors"] = errors_by_phase(events, phases)
         with events.cond:
             report["error_samples"] = list({f"{e['kind']} {e['status']}": e["detail"]
                                             for e in events.errors}.items())
+        fleet.stop()
+        report["agent_reconciles"] = reconcile_timings(workdir.glob("agents-*.log"))
+
+        # 6. what a real host's reconcile adds, the agents stopped
+        started = time.monotonic()
+        report["host_compute"] = host_compute(url, token, host_rows, computes,
+                                              networks["span"], args.compute_sample, rng)
+        report["host_compute"]["seconds"] = time.monotonic() - started
+        report["with_host_compute"] = with_host_compute(run_keys(report),
+                                                        report["host_compute"])
+        print(f"host_compute: {json.dumps(report['host_compute'])}", flush=True)
         report["load"]["end"] = load_average()
     return report
 
@@ -337,6 +374,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", choices=BACKENDS, default="sqlite")
     p.add_argument("--servers", type=int, default=1,
                    help="dvr-server processes on the one database (PostgreSQL for > 1)")
+    p.add_argument("--agents", choices=AGENTS, default="auto",
+                   help="the simulated hosts' dataplane: full (HostDataplane on the fake "
+                        "drivers), loop (each view taken as applied: the control plane "
+                        f"alone); auto (default): full up to {FULL_AGENTS_UP_TO} hosts")
+    p.add_argument("--compute-sample", type=int, default=5,
+                   help="hosts whose views a full HostDataplane reconciles at the end, to "
+                        "measure what a real host adds (default 5)")
     p.add_argument("--agent-processes", type=int, default=0,
                    help="worker processes of simulated agents (default: one per 125 hosts, "
                         "2 to 8)")
@@ -374,6 +418,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < files_needed(args.hosts, args.servers):
+        sys.exit(f"{args.hosts} hosts need {files_needed(args.hosts, args.servers)} open files "
+                 f"per server, the hard limit is {hard}: raise it (ulimit -Hn)")
     signal.signal(signal.SIGTERM, _interrupt)
     command = os.environ.get("BENCH_COMMAND") or shlex.join(
         sys.argv if argv is None else ["bench/bench_scale.py", *argv])

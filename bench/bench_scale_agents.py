@@ -1,8 +1,15 @@
 """One worker process of `make bench-scale`: many simulated hosts, each the real agent loop
-(``dvr.agent.loop.AgentLoop``, two threads) with the real ``HostDataplane`` on the fake
-in-memory drivers (``dvr.agent.drivers.fake``), talking HTTP to a real dvr-server.
+(``dvr.agent.loop.AgentLoop``, two threads: client, watch, deltas patching the held view,
+heartbeats and reports) talking HTTP to a real dvr-server, with one of two dataplanes
+(``AGENT_KINDS``, ``--agents``):
 
-    python bench/bench_scale_agents.py --token-file F < hosts.json > events.jsonl
+- ``full``: the real ``HostDataplane`` on the fake in-memory drivers
+  (``dvr.agent.drivers.fake``): every reconcile computes the host's desired state and
+  applies it to the fakes, on this machine's cores;
+- ``loop``: the control plane alone (``ViewTakenAsApplied``): every view is taken as applied
+  without computing flows; the loop reports what the full one reports on the fakes.
+
+    python bench/bench_scale_agents.py --token-file F --agents loop < hosts.json > events.jsonl
 
 Standard input: one JSON list of ``{"host", "mode", "local_ip", "server"}``, then command
 lines.  Standard output: one JSON event a line (``EVENT_KINDS``), every time from
@@ -37,12 +44,14 @@ import httpx
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.dataplane import HostDataplane
+from dvr.agent.desired import allocate_local_vlans
 from dvr.agent.drivers.fake import fake_drivers
-from dvr.agent.loop import AgentLoop, ApplyOutcome
+from dvr.agent.loop import AgentLoop, ApplyOutcome, Dataplane, subscribe_local_changes
 from dvr.client import ServerClient, ServerError, ViewAnswer, WatchResult
 from dvr.model.hostview import HostView
 
 EVENT_KINDS = ("woken", "applied", "error", "checked", "usage")
+AGENT_KINDS = ("full", "loop")
 Emit = Callable[[dict[str, Any]], None]
 
 
@@ -97,12 +106,40 @@ class RecordingClient(ServerClient):
         return result
 
 
-class RecordingDataplane:
-    """``HostDataplane`` on fake drivers, telling the harness when a view is applied (the
-    loop's hook: the reconcile returned without errors)."""
+class ViewTakenAsApplied:
+    """The loop's ``Dataplane`` for the control plane alone: every view is applied at once,
+    no flow computed.  Its outcome is what ``HostDataplane`` on the fake drivers reports:
+    nothing is plugged into their bridges (so no VIF, no port up), and one local VLAN per
+    network of the view, allocated as the desired state allocates them."""
 
-    def __init__(self, config: AgentConfig, emit: Emit) -> None:
-        self.inner = HostDataplane(config, fake_drivers())
+    def __init__(self) -> None:
+        self.local_vlans: dict[str, int] = {}
+
+    def plugged_vifs(self) -> frozenset[str]:
+        return frozenset()
+
+    def reconcile(self, view: HostView) -> ApplyOutcome:
+        self.local_vlans = allocate_local_vlans((n.id for n in view.networks),
+                                                self.local_vlans)
+        return ApplyOutcome(counts={}, errors=(), ports_up=(), vifs={},
+                            local_vlans=dict(self.local_vlans), plugged=frozenset())
+
+
+def dataplane_of(kind: str, config: AgentConfig) -> Dataplane:
+    """The simulated host's dataplane of ``kind`` (``AGENT_KINDS``)."""
+    if kind == "full":
+        return HostDataplane(config, fake_drivers())
+    if kind == "loop":
+        return ViewTakenAsApplied()
+    raise ValueError(f"agent kind {kind!r} is not one of {AGENT_KINDS}")
+
+
+class RecordingDataplane:
+    """A simulated host's dataplane, telling the harness when a view is applied (the loop's
+    hook: the reconcile returned without errors)."""
+
+    def __init__(self, config: AgentConfig, inner: Dataplane, emit: Emit) -> None:
+        self.inner = inner
         self.host, self.emit = config.host, emit
         self.applied: HostView | None = None  # contents of the last view applied
 
@@ -110,7 +147,7 @@ class RecordingDataplane:
         return self.inner.plugged_vifs()
 
     def on_local_change(self, callback: Callable[[], None]) -> None:
-        self.inner.on_local_change(callback)
+        subscribe_local_changes(self.inner, callback)
 
     def reconcile(self, view: HostView) -> ApplyOutcome:
         received = time.time()
@@ -133,12 +170,12 @@ class SimulatedHost:
 
 
 def start_host(spec: dict[str, str], token: str | None, stop: threading.Event,
-               emit: Emit, settings: dict[str, float]) -> SimulatedHost:
+               emit: Emit, settings: dict[str, float], kind: str) -> SimulatedHost:
     config = AgentConfig(host=spec["host"], server=spec["server"], mode=spec["mode"],
                          local_ip=spec["local_ip"], datapath="system", token=token,
                          **settings).validate()
     client = RecordingClient(config.server, token, config.host, emit)
-    loop = AgentLoop(config, client, RecordingDataplane(config, emit))
+    loop = AgentLoop(config, client, RecordingDataplane(config, dataplane_of(kind, config), emit))
     thread = threading.Thread(target=loop.run, args=(stop,), name=f"agent-{config.host}",
                               daemon=True)
     thread.start()
@@ -181,6 +218,8 @@ def serve_commands(hosts: dict[str, SimulatedHost], emit: Emit) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--token-file", required=True)
+    parser.add_argument("--agents", choices=AGENT_KINDS, default="full",
+                        help="the simulated hosts' dataplane (default full)")
     parser.add_argument("--heartbeat-interval", type=float, default=10.0)
     parser.add_argument("--local-poll-interval", type=float, default=1.0)
     parser.add_argument("--log", default="/dev/null",
@@ -202,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     settings = {"heartbeat_interval": args.heartbeat_interval,
                 "local_poll_interval": args.local_poll_interval}
-    hosts = {spec["host"]: start_host(spec, token, stop, emit, settings) for spec in specs}
+    hosts = {spec["host"]: start_host(spec, token, stop, emit, settings, args.agents)
+             for spec in specs}
     try:
         serve_commands(hosts, emit)
     finally:

@@ -176,11 +176,12 @@ class Events:
 
 # -- the workers --------------------------------------------------------------------------
 class Fleet:
-    """``processes`` workers sharing the hosts; each host talks to the server given in its
-    spec (round-robin over the servers: ``specs``)."""
+    """``processes`` workers sharing the hosts, each host's dataplane of ``kind`` (full or
+    loop: bench/bench_scale_agents.py); each host talks to the server given in its spec
+    (round-robin over the servers: ``specs``)."""
 
     def __init__(self, specs: list[dict[str, str]], processes: int, token_file: Path,
-                 log_dir: Path, heartbeat_interval: float = 10.0) -> None:
+                 log_dir: Path, heartbeat_interval: float = 10.0, kind: str = "full") -> None:
         self.events = Events()
         self.workers: list[subprocess.Popen] = []
         self._readers: list[threading.Thread] = []
@@ -193,7 +194,7 @@ class Fleet:
             worker = subprocess.Popen(
                 [sys.executable, str(HERE / "bench_scale_agents.py"), "--token-file",
                  str(token_file), "--log", str(log_dir / f"agents-{w}.log"),
-                 "--heartbeat-interval", str(heartbeat_interval)],
+                 "--heartbeat-interval", str(heartbeat_interval), "--agents", kind],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                 preexec_fn=_more_files)
             worker.stdin.write(json.dumps(mine) + "\n")
@@ -246,6 +247,8 @@ class Fleet:
 
     def stop(self) -> None:
         for worker in self.workers:
+            if worker.stdin.closed:  # stopped before
+                continue
             try:
                 worker.stdin.write("stop\n")
                 worker.stdin.close()

@@ -54,6 +54,16 @@ def run_keys(run: dict[str, Any]) -> dict[str, Any]:
 
 
 MORE_ROWS = (  # (what, the figure of a stored run): the server's share, the simulation's
+    ("simulated hosts' dataplane (full: computes on this machine; loop: taken as applied)",
+     lambda r: r.get("agents_kind", "full")),
+    ("+ a real host's reconcile: sync of all (s)",
+     lambda r: r.get("with_host_compute", {}).get("sync_all_s")),
+    ("+ a real host's reconcile: restart (s)",
+     lambda r: r.get("with_host_compute", {}).get("restart_resync_s")),
+    ("+ a real host's reconcile: tenant-network port, p99 (s)",
+     lambda r: r.get("with_host_compute", {}).get("fanout_small_p99_s")),
+    ("+ a real host's reconcile: every-host port, p99 (s)",
+     lambda r: r.get("with_host_compute", {}).get("fanout_big_p99_s")),
     ("server CPU for the sync of all (s)", lambda r: r["sync_all"]["server_cpu_s"]),
     ("sync of all: the last host received its view (s)",
      lambda r: r["sync_all"].get("received_s")),
@@ -81,6 +91,34 @@ def growth_table(runs: dict[str, dict]) -> list[str]:
     return lines
 
 
+def host_compute_lines(report: dict[str, Any], keys: dict[str, Any]) -> list[str]:
+    """What a real host's reconcile adds: the sampled reconciles, and each latency figure
+    without and with the slowest of them (with ``--agents full`` the figures include the
+    simulated hosts' reconciles already, under the machine's contention)."""
+    compute = report.get("host_compute")
+    if not compute:
+        return []
+    n = report["hosts"]
+    kind = report.get("agents_kind", "full")
+    lines = [
+        f"A real host's reconcile (the full `HostDataplane` on the fake drivers, CPU ms, "
+        f"{compute['sampled']} hosts' views fetched from the server, the agents stopped): "
+        + "; ".join(f"{what} p50 {shown(compute[f'{k}_ms_p50'])} / max "
+                    f"{shown(compute[f'{k}_ms_max'])}"
+                    for k, what in (("first_sync", "first view"),
+                                    ("resync", "same view again"),
+                                    ("change", "after one port on one of its networks")))
+        + ".  A real host does it on its own CPU, in parallel with every other host: it adds "
+        "once to each latency figure"
+        + (" (the figures above include the simulated hosts' own reconciles, on this "
+           "machine's 2 cores)." if kind == "full" else "."), "",
+        "| figure | control plane (this run) | + the slowest sampled reconcile |",
+        "|---|---|---|"]
+    for key, with_it in report["with_host_compute"].items():
+        lines.append(f"| `{key}_{n}` | {shown(keys[f'{key}_{n}'])} | {shown(with_it)} |")
+    return [*lines, ""]
+
+
 def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
             targets: dict[str, tuple[str, float]]) -> str:
     m, n = report["machine"], report["hosts"]
@@ -90,7 +128,8 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"Command: `{report['command']}` (commit {report['commit']}).",
         f"Machine: {m['cpus']} CPUs, {m['memory_gb']} GB, {m['cpu']}, Linux {m['kernel']}, "
         f"Python {m['python']}.  Backend {report['backend']}, {report['servers']} server "
-        f"process(es), {report['sync_all']['agent_processes']} agent processes.",
+        f"process(es), {report['sync_all']['agent_processes']} agent processes, simulated "
+        f"hosts' dataplane `{report.get('agents_kind', 'full')}` (`--agents`).",
         "Load average (1/5/15 min) at each phase: " + "; ".join(
             f"{phase} {value}" for phase, value in load.items()) + ".",
         f"Scenario: {report['scenario']}.", "",
@@ -107,7 +146,8 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"{shown(small['p99_s'])} s / {small['writes']} (median {small['woken_median']} "
         f"hosts woken); every-host network {shown(big['p50_s'])} / {shown(big['p99_s'])} s "
         f"/ {big['writes']} (median {big['woken_median']} woken); until the last host "
-        f"had received its view (the rest is its simulated reconcile): "
+        f"had received its view (the rest is its simulated reconcile"
+        f"{', none with the loop agents' if report.get('agents_kind') == 'loop' else ''}): "
         f"{shown(small.get('received_p99_s'))} / {shown(big.get('received_p99_s'))} s (p99), "
         f"sync of all {shown(report['sync_all'].get('received_s'))} s, restart "
         f"{shown(report['restart'].get('received_s'))} s.  Notification: "
@@ -120,7 +160,8 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"MB in all.  Failed agent requests by phase: {report['errors'] or 'none'}.  Final "
         f"check: {report['final_check']['checked']} hosts, stale "
         f"{len(report['final_check']['stale'])}.  The agents' reconciles (from their log, "
-        f"ms, under the machine's contention): {report.get('agent_reconciles')}.", ""]
+        f"ms, under the machine's contention): {report.get('agent_reconciles')}.", "",
+        *host_compute_lines(report, keys)]
     if len(runs) > 1:
         lines += ["How each figure grows (the newest run at each host count):", "",
                   *growth_table(runs), ""]

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 import httpx
-from bench_scale_changes import percentile
+from benchlib import percentile
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.dataplane import HostDataplane

@@ -34,6 +34,7 @@ from dvr.server.config import (
     parse_vni_range,
 )
 from dvr.server.scope_tag import TRANSPORT_KEY, ScopeTag
+from dvr.server.shutdown_guard import ShutdownGuard
 from dvr.server.tls import uvicorn_tls_options
 from dvr.server.validate import to_mac
 from dvr.server.workers import Supervisor, bind_tcp_socket, remove_unix_sockets
@@ -207,6 +208,7 @@ def _uvicorn_config(  # type: ignore[no-untyped-def]
         access_log=log_level == "debug",
         proxy_headers=False,
     )
+    app = ShutdownGuard(app)
     if listener.is_unix:
         return uvicorn.Config(ScopeTag(app, TRANSPORT_KEY, "unix"), **common)
     tls = uvicorn_tls_options(config.tls) if config.tls is not None else {}

@@ -446,7 +446,7 @@ def _ct(action: Ct) -> bytes:
         nested = set_field(CT_LABEL, _uint(action.label, 16, "ct label"),
                            _uint(action.label_mask, 16, "ct label mask"))
     if action.table is not None:
-        _checked(action.table, 0xFE, "ct table")
+        _checked(action.table, MAX_TABLE, "ct table")
     body = struct.pack("!HIHB3xH", NX_CT_F_COMMIT if action.commit else 0,
                        oxm_header(register_field(ZONE_REGISTER), 4), 0 << 6 | (16 - 1),
                        NX_CT_RECIRC_NONE if action.table is None else action.table, 0)
@@ -477,7 +477,7 @@ def encode_actions(actions: Iterable[Action], port: Callable[[str], int],
             out.append(_output(port(action.port)))
         elif kind is Resubmit:
             out.append(_nx_action(NXAST_RESUBMIT_TABLE, struct.pack(
-                "!HB3x", OFPP10_IN_PORT, _checked(action.table, 0xFE, "resubmit table"))))
+                "!HB3x", OFPP10_IN_PORT, _checked(action.table, MAX_TABLE, "resubmit table"))))
         elif kind is ModDlSrc:
             out.append(set_field(ETH_SRC, _mac(action.mac, "mod_dl_src")))
         elif kind is ModDlDst:
@@ -557,6 +557,8 @@ def bundle_add(bundle_id: int, inner: bytes, flags: int = BUNDLE_ATOMIC_ORDERED)
 
 OFPFC_ADD, OFPFC_DELETE = 0, 3
 OFP_DEFAULT_PRIORITY = 0x8000
+MAX_COOKIE = (1 << 64) - 1
+MAX_TABLE = 0xFE  # 0xff means "all tables"
 _FLOW_MOD = struct.Struct("!QQBBHHHIIIHH")  # after the header, before the match
 
 
@@ -566,8 +568,9 @@ def flow_add(xid: int, flow: Flow, port: Callable[[str], int]) -> bytes:
     actions = encode_actions(flow.actions, port, match.has_vlan)
     instructions = struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(actions)) + actions \
         if actions else b""
-    head = _FLOW_MOD.pack(_checked(flow.cookie, 2**64 - 1, "cookie"), 0, _checked(flow.table, 0xFE, "table"),
-                          OFPFC_ADD, 0, 0, _checked(flow.priority, 0xFFFF, "priority"),
+    head = _FLOW_MOD.pack(_checked(flow.cookie, MAX_COOKIE, "cookie"), 0,
+                          _checked(flow.table, MAX_TABLE, "table"), OFPFC_ADD, 0, 0,
+                          _checked(flow.priority, 0xFFFF, "priority"),
                           OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY, 0, 0)
     return message(MessageType.FLOW_MOD, xid, head + match.data + instructions)
 
@@ -577,8 +580,8 @@ _MATCH_ALL = _padded(struct.pack("!HH", OFPMT_OXM, 4))
 
 def flow_delete(xid: int, ref: FlowRef) -> bytes:
     """``delete table=<table>,cookie=<cookie>/-1``."""
-    head = _FLOW_MOD.pack(_checked(ref.cookie, 2**64 - 1, "cookie"), 0xFFFFFFFFFFFFFFFF,
-                          _checked(ref.table, 0xFE, "table"), OFPFC_DELETE, 0, 0,
+    head = _FLOW_MOD.pack(_checked(ref.cookie, MAX_COOKIE, "cookie"), MAX_COOKIE,
+                          _checked(ref.table, MAX_TABLE, "table"), OFPFC_DELETE, 0, 0,
                           OFP_DEFAULT_PRIORITY, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY, 0, 0)
     return message(MessageType.FLOW_MOD, xid, head + _MATCH_ALL)
 

@@ -566,6 +566,9 @@ def flow_add(xid: int, flow: Flow, port: Callable[[str], int]) -> bytes:
     """``add table=..,priority=..,cookie=..,<match>,actions=..``."""
     match = encode_match(flow.match, port)
     actions = encode_actions(flow.actions, port, match.has_vlan)
+    if 8 + len(actions) > MAX_MESSAGE:
+        raise NotEncodable(f"{len(actions)} bytes of actions (a message holds at most "
+                           f"{MAX_MESSAGE})")
     instructions = struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(actions)) + actions \
         if actions else b""
     head = _FLOW_MOD.pack(_checked(flow.cookie, MAX_COOKIE, "cookie"), 0,

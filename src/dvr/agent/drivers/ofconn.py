@@ -50,6 +50,10 @@ class BundleRefused(Exception):
     error and the flow_mod it was for, as ``ovs-ofctl`` prints them."""
 
 
+class _NotCommitted(ConnectionFailed):
+    """The connection failed before the bundle's commit was sent: nothing was applied."""
+
+
 class _Link:
     """One connected socket and the thread that reads it."""
 
@@ -125,18 +129,18 @@ def _connect(path: Path, timeout: float) -> tuple[socket.socket, bytes]:
                 break
             chunk = sock.recv(_READ_SIZE)
             if not chunk:
-                raise ConnectionFailed(f"{path}: closed before saying hello")
+                raise ConnectionFailed("closed before saying hello")
             buffer += chunk
         hello = ofwire.decode(messages[0])
         if not isinstance(hello, Hello) or ofwire.OFP15_VERSION not in hello.versions:
-            raise ConnectionFailed(f"{path}: the switch does not offer OpenFlow 1.5 ({hello})")
+            raise ConnectionFailed(f"the switch does not offer OpenFlow 1.5 ({hello})")
         sock.settimeout(None)  # the reader blocks; sends time out on their own
         seconds = max(int(timeout), 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
         return sock, b"".join(messages[1:]) + rest
     except (OSError, ProtocolError) as error:
         sock.close()
-        raise ConnectionFailed(f"{path}: {error}") from error
+        raise ConnectionFailed(str(error)) from error
     except ConnectionFailed:
         sock.close()
         raise
@@ -162,13 +166,21 @@ class BridgeConnection:
             self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
             messages = ofwire.bundle_messages(bundle, numbers, self._bundle_id, self._xid)
             self._xid = (messages.discard_xid + 1) & 0x7FFFFFFF or 1
-            link = self._connected()
+            reused = self._link is not None and self._link.broken is None
             try:
-                self._transact(link, messages)
-            except ConnectionFailed:
+                self._transact(self._connected(), messages)
+            except _NotCommitted as error:
+                # nothing was committed: a connection the switch dropped while idle (not
+                # yet noticed) is replaced, and the bundle sent again, once
                 self._drop()
-                raise
-            except OSError as error:
+                if not reused:
+                    raise ConnectionFailed(f"{self.path}: {error}") from error
+                try:
+                    self._transact(self._connected(), messages)
+                except ConnectionFailed as again:
+                    self._drop()
+                    raise ConnectionFailed(f"{self.path}: {again}") from again
+            except ConnectionFailed as error:
                 self._drop()
                 raise ConnectionFailed(f"{self.path}: {error}") from error
 
@@ -178,18 +190,27 @@ class BridgeConnection:
 
     # -- the exchange ------------------------------------------------------------------------
     def _transact(self, link: _Link, messages: ofwire.BundleMessages) -> None:
+        """Raises ``_NotCommitted`` when the connection failed before the commit was sent
+        (the switch discards a bundle whose connection goes), ``ConnectionFailed`` after."""
         deadline = time.monotonic() + self.timeout
-        link.send(messages.staged)
-        errors = self._errors_until(link, deadline, messages.open_xid, messages.barrier_xid,
-                                    lambda r: isinstance(r, BarrierReply))
-        if errors:
-            link.send(messages.discard)
-            self._errors_until(link, deadline, messages.discard_xid, messages.discard_xid,
-                               _bundle_reply(BundleControl.DISCARD_REPLY))
-            raise BundleRefused(_describe(errors, messages))
-        link.send(messages.commit)
-        errors = self._errors_until(link, deadline, messages.open_xid, messages.commit_xid,
-                                    _bundle_reply(BundleControl.COMMIT_REPLY))
+        try:
+            link.send(messages.staged)
+            errors = self._errors_until(link, deadline, messages.open_xid,
+                                        messages.barrier_xid,
+                                        lambda r: isinstance(r, BarrierReply))
+            if errors:
+                link.send(messages.discard)
+                self._errors_until(link, deadline, messages.discard_xid, messages.discard_xid,
+                                   _bundle_reply(BundleControl.DISCARD_REPLY))
+                raise BundleRefused(_describe(errors, messages))
+            link.send(messages.commit)
+        except (OSError, ConnectionFailed) as error:
+            raise _NotCommitted(str(error) or type(error).__name__) from error
+        try:
+            errors = self._errors_until(link, deadline, messages.open_xid, messages.commit_xid,
+                                        _bundle_reply(BundleControl.COMMIT_REPLY))
+        except OSError as error:
+            raise ConnectionFailed(str(error)) from error
         if errors:
             raise BundleRefused(_describe(errors, messages))
 
@@ -212,6 +233,7 @@ class BridgeConnection:
                 return errors
 
     def _connected(self) -> _Link:
+        """The live link, connecting first if there is none (raises ConnectionFailed)."""
         if self._link is not None and self._link.broken is not None:
             self._drop()
         if self._link is None:

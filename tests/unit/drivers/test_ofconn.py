@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,12 +161,30 @@ def test_a_commit_the_switch_fails_is_refused_with_both_errors(switch, connectio
         connection.apply(BUNDLE, {})
 
 
-def test_echo_requests_are_answered_between_bundles(switch, connection):
-    connection.apply(BUNDLE, {})
-    switch.send_echo_request(0x77)
-    assert switch.replied.wait(2.0)
-    assert switch.echo_replies == [0x77]
-    assert switch.received[-1] == (3, 0x77, b"ping")
+def test_echo_requests_are_answered_between_bundles(switch):
+    connection = BridgeConnection(switch.path, timeout=2.0, keepalive=0.05)
+    try:
+        connection.apply(BUNDLE, {})
+        switch.send_echo_request(0x77)
+        assert switch.replied.wait(2.0)
+        assert switch.echo_replies == [0x77]
+        assert switch.received[-1] == (3, 0x77, b"ping")
+    finally:
+        connection.close()
+
+
+def test_echo_requests_are_answered_before_a_bundle(switch):
+    connection = BridgeConnection(switch.path, timeout=2.0, keepalive=0)  # no keepalive
+    try:
+        connection.apply(BUNDLE, {})
+        switch.send_echo_request(0x78)
+        time.sleep(0.1)
+        assert switch.echo_replies == []
+        connection.apply(BUNDLE, {})
+        assert switch.echo_replies == [0x78]
+        assert switch.kinds()[-7:] == [3, 33, 34, 34, 34, 20, 33]
+    finally:
+        connection.close()
 
 
 def test_a_dropped_connection_is_replaced_by_the_next_bundle(switch, connection):

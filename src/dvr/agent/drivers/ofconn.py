@@ -4,24 +4,28 @@
 (``<OVS rundir>/<bridge>.mgmt``, what ``ovs-ofctl`` uses) when first needed, says hello
 (OpenFlow 1.5 only) and then applies ``FlowBundle``s as ``ovs-ofctl --bundle`` does
 (``ofwire.bundle_messages``): open, every flow_mod, a barrier; commit only if the switch
-refused none of them, else discard; then wait for the commit's reply.  A thread per
-connection reads what the switch sends, answers its echo requests (the switch drops a
-connection that leaves its probes unanswered) and hands everything else to the waiting
-bundle.
+refused none of them, else discard; then wait for the commit's reply.
+
+The thread that applies a bundle reads the replies itself: handing them over from a reader
+thread costs a GIL hand-off per reply, up to 5 ms each while other agent threads run
+Python (the flow monitors parse the very flows the bundle adds).  Between bundles a
+keepalive thread looks at the socket every few seconds and answers the switch's echo
+requests (ovs-vswitchd drops a connection that leaves its probes unanswered for a minute).
 
 Two failures, two types: ``BundleRefused`` -- the switch answered with errors, nothing of
 the bundle was applied, the connection stays; ``ConnectionFailed`` -- no usable connection
-(none, broken, timed out, no OpenFlow 1.5), dropped; the next bundle connects again.
+(none, broken, timed out, no OpenFlow 1.5), dropped; the next bundle connects again.  A
+connection found broken before the bundle's commit was sent (the switch dropped it while
+idle) is replaced at once and the bundle sent again.
 """
 
 from __future__ import annotations
 
+import select
 import socket
-import struct
 import threading
 import time
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dvr.agent.drivers import ofwire
@@ -38,6 +42,7 @@ from dvr.agent.drivers.ofwire import (
 from dvr.agent.reconcile.commands import FlowBundle
 
 _READ_SIZE = 1 << 16
+KEEPALIVE_SECONDS = 5.0  # how often an idle connection answers the switch's echo requests
 
 
 class ConnectionFailed(Exception):
@@ -55,78 +60,77 @@ class _NotCommitted(ConnectionFailed):
 
 
 class _Link:
-    """One connected socket and the thread that reads it."""
+    """One connected socket past the hello exchange, read by whoever holds the
+    connection's lock.  Echo requests are answered as they are read."""
 
-    def __init__(self, sock: socket.socket, pending: bytes, name: str):
+    def __init__(self, sock: socket.socket, pending: bytes):
         self._sock = sock
-        self._send_lock = threading.Lock()
-        self._arrived = threading.Condition()
-        self._replies: deque[Reply] = deque()
-        self.broken: str | None = None
-        self._thread = threading.Thread(target=self._read, args=(pending,), daemon=True,
-                                        name=f"openflow-{name}")
-        self._thread.start()
+        self._buffer = pending
 
-    def send(self, data: bytes) -> None:
-        with self._send_lock:
-            self._sock.sendall(data)
+    def send(self, data: bytes, deadline: float) -> None:
+        self._sock.settimeout(_left(deadline))
+        self._sock.sendall(data)
 
     def next_reply(self, deadline: float) -> Reply:
-        """The next message from the switch (echo requests are answered, not returned)."""
-        with self._arrived:
-            while not self._replies:
-                if self.broken is not None:
-                    raise ConnectionFailed(self.broken)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ConnectionFailed("no reply from the switch in time")
-                self._arrived.wait(left)
-            return self._replies.popleft()
+        """The next message from the switch other than an echo request."""
+        while True:
+            reply = self._buffered()
+            if reply is not None:
+                return reply
+            self._sock.settimeout(_left(deadline))
+            try:
+                self._receive()
+            except TimeoutError:
+                raise ConnectionFailed("no reply from the switch in time") from None
+
+    def drain(self) -> None:
+        """Read what the switch sent while nobody waited (answering echo requests, dropping
+        the rest) without blocking; raises ConnectionFailed if it closed the connection."""
+        while select.select([self._sock], [], [], 0)[0]:
+            self._sock.settimeout(1.0)
+            self._receive()
+            while self._buffered() is not None:
+                pass
 
     def close(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader
-        except OSError:
-            pass
         self._sock.close()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
 
-    def _read(self, pending: bytes) -> None:
-        buffer = pending
-        try:
-            while True:
-                messages, buffer = ofwire.split_messages(buffer)
-                for data in messages:
-                    reply = ofwire.decode(data)
-                    if isinstance(reply, EchoRequest):
-                        self.send(ofwire.echo_reply(reply.xid, reply.data))
-                        continue
-                    with self._arrived:
-                        self._replies.append(reply)
-                        self._arrived.notify_all()
-                chunk = self._sock.recv(_READ_SIZE)
-                if not chunk:
-                    raise ConnectionFailed("the switch closed the connection")
-                buffer += chunk
-        except (OSError, ProtocolError, ConnectionFailed) as error:
-            with self._arrived:
-                self.broken = str(error) or type(error).__name__
-                self._arrived.notify_all()
+    def _receive(self) -> None:
+        chunk = self._sock.recv(_READ_SIZE)
+        if not chunk:
+            raise ConnectionFailed("the switch closed the connection")
+        self._buffer += chunk
+
+    def _buffered(self) -> Reply | None:
+        """The next whole message already read (echo requests answered on the way)."""
+        while True:
+            messages, _ = ofwire.split_messages(self._buffer)
+            if not messages:
+                return None
+            self._buffer = self._buffer[len(messages[0]):]
+            reply = ofwire.decode(messages[0])
+            if not isinstance(reply, EchoRequest):
+                return reply
+            self._sock.settimeout(1.0)
+            self._sock.sendall(ofwire.echo_reply(reply.xid, reply.data))
 
 
-def _connect(path: Path, timeout: float) -> tuple[socket.socket, bytes]:
-    """A socket to ``path`` past the hello exchange, and what followed the switch's hello."""
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ConnectionFailed("no reply from the switch in time")
+    return left
+
+
+def _connect(path: Path, timeout: float) -> _Link:
+    """A link to ``path`` past the hello exchange."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         sock.connect(str(path))
         sock.sendall(ofwire.hello(0))
         buffer = b""
-        while True:
-            messages, rest = ofwire.split_messages(buffer)
-            if messages:
-                break
+        while not (messages := ofwire.split_messages(buffer)[0]):
             chunk = sock.recv(_READ_SIZE)
             if not chunk:
                 raise ConnectionFailed("closed before saying hello")
@@ -134,13 +138,10 @@ def _connect(path: Path, timeout: float) -> tuple[socket.socket, bytes]:
         hello = ofwire.decode(messages[0])
         if not isinstance(hello, Hello) or ofwire.OFP15_VERSION not in hello.versions:
             raise ConnectionFailed(f"the switch does not offer OpenFlow 1.5 ({hello})")
-        sock.settimeout(None)  # the reader blocks; sends time out on their own
-        seconds = max(int(timeout), 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
-        return sock, b"".join(messages[1:]) + rest
+        return _Link(sock, buffer[len(messages[0]):])
     except (OSError, ProtocolError) as error:
         sock.close()
-        raise ConnectionFailed(str(error)) from error
+        raise ConnectionFailed(str(error) or type(error).__name__) from error
     except ConnectionFailed:
         sock.close()
         raise
@@ -148,15 +149,19 @@ def _connect(path: Path, timeout: float) -> tuple[socket.socket, bytes]:
 
 class BridgeConnection:
     """The OpenFlow connection to one bridge (see the module docstring).  One bundle at a
-    time; ``close()`` ends it."""
+    time; ``close()`` ends it and its keepalive."""
 
-    def __init__(self, path: Path, timeout: float = 10.0):
+    def __init__(self, path: Path, timeout: float = 10.0,
+                 keepalive: float = KEEPALIVE_SECONDS):
         self.path = path
         self.timeout = timeout
+        self.keepalive = keepalive
         self._lock = threading.Lock()
         self._link: _Link | None = None
         self._xid = 1
         self._bundle_id = 0
+        self._closed = threading.Event()
+        self._keepalive: threading.Thread | None = None
 
     def apply(self, bundle: FlowBundle, numbers: Mapping[str, int]) -> None:
         """Apply ``bundle`` atomically, ports bound by ``numbers``.  Raises
@@ -166,27 +171,25 @@ class BridgeConnection:
             self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
             messages = ofwire.bundle_messages(bundle, numbers, self._bundle_id, self._xid)
             self._xid = (messages.discard_xid + 1) & 0x7FFFFFFF or 1
-            reused = self._link is not None and self._link.broken is None
             try:
-                self._transact(self._connected(), messages)
-            except _NotCommitted as error:
-                # nothing was committed: a connection the switch dropped while idle (not
-                # yet noticed) is replaced, and the bundle sent again, once
-                self._drop()
-                if not reused:
-                    raise ConnectionFailed(f"{self.path}: {error}") from error
+                link, fresh = self._connected()
                 try:
-                    self._transact(self._connected(), messages)
-                except ConnectionFailed as again:
-                    self._drop()
-                    raise ConnectionFailed(f"{self.path}: {again}") from again
+                    self._transact(link, messages)
+                except _NotCommitted:
+                    if fresh:
+                        raise
+                    self._drop()  # dropped by the switch while idle: once more, afresh
+                    self._transact(self._connected()[0], messages)
             except ConnectionFailed as error:
                 self._drop()
                 raise ConnectionFailed(f"{self.path}: {error}") from error
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             self._drop()
+        if self._keepalive is not None and self._keepalive is not threading.current_thread():
+            self._keepalive.join(timeout=5)
 
     # -- the exchange ------------------------------------------------------------------------
     def _transact(self, link: _Link, messages: ofwire.BundleMessages) -> None:
@@ -194,52 +197,53 @@ class BridgeConnection:
         (the switch discards a bundle whose connection goes), ``ConnectionFailed`` after."""
         deadline = time.monotonic() + self.timeout
         try:
-            link.send(messages.staged)
-            errors = self._errors_until(link, deadline, messages.open_xid,
-                                        messages.barrier_xid,
-                                        lambda r: isinstance(r, BarrierReply))
+            link.send(messages.staged, deadline)
+            errors = _errors_until(link, deadline, messages.open_xid, messages.barrier_xid,
+                                   lambda r: isinstance(r, BarrierReply))
             if errors:
-                link.send(messages.discard)
-                self._errors_until(link, deadline, messages.discard_xid, messages.discard_xid,
-                                   _bundle_reply(BundleControl.DISCARD_REPLY))
+                link.send(messages.discard, deadline)
+                _errors_until(link, deadline, messages.discard_xid, messages.discard_xid,
+                              _bundle_reply(BundleControl.DISCARD_REPLY))
                 raise BundleRefused(_describe(errors, messages))
-            link.send(messages.commit)
-        except (OSError, ConnectionFailed) as error:
+            link.send(messages.commit, deadline)
+        except (OSError, ProtocolError, ConnectionFailed) as error:
             raise _NotCommitted(str(error) or type(error).__name__) from error
         try:
-            errors = self._errors_until(link, deadline, messages.open_xid, messages.commit_xid,
-                                        _bundle_reply(BundleControl.COMMIT_REPLY))
-        except OSError as error:
-            raise ConnectionFailed(str(error)) from error
+            errors = _errors_until(link, deadline, messages.open_xid, messages.commit_xid,
+                                   _bundle_reply(BundleControl.COMMIT_REPLY))
+        except (OSError, ProtocolError) as error:
+            raise ConnectionFailed(str(error) or type(error).__name__) from error
         if errors:
             raise BundleRefused(_describe(errors, messages))
 
-    @staticmethod
-    def _errors_until(link: _Link, deadline: float, first_xid: int, last_xid: int,
-                      done) -> list[ErrorReply]:
-        """Read replies until one with ``last_xid`` for which ``done`` holds, or an error
-        for ``last_xid``; the errors for xids from ``first_xid`` to ``last_xid`` seen on
-        the way (replies to earlier exchanges are skipped)."""
-        errors = []
-        while True:
-            reply = link.next_reply(deadline)
-            if not first_xid <= reply.xid <= last_xid:
-                continue
-            if isinstance(reply, ErrorReply):
-                errors.append(reply)
-                if reply.xid == last_xid:
-                    return errors
-            elif reply.xid == last_xid and done(reply):
-                return errors
+    def _connected(self) -> tuple[_Link, bool]:
+        """The live link (what the switch sent meanwhile read), and whether it is new."""
+        if self._link is not None:
+            try:
+                self._link.drain()
+                return self._link, False
+            except (OSError, ProtocolError, ConnectionFailed):
+                self._drop()
+        self._link = _connect(self.path, self.timeout)
+        if self._keepalive is None and self.keepalive > 0:
+            self._keepalive = threading.Thread(target=self._keep_alive, daemon=True,
+                                               name=f"openflow-{self.path.stem}")
+            self._keepalive.start()
+        return self._link, True
 
-    def _connected(self) -> _Link:
-        """The live link, connecting first if there is none (raises ConnectionFailed)."""
-        if self._link is not None and self._link.broken is not None:
-            self._drop()
-        if self._link is None:
-            sock, pending = _connect(self.path, self.timeout)
-            self._link = _Link(sock, pending, self.path.stem)
-        return self._link
+    def _keep_alive(self) -> None:
+        """Every ``keepalive`` seconds, unless a bundle holds the connection: answer what
+        the switch asked meanwhile (a connection that fails is dropped)."""
+        while not self._closed.wait(self.keepalive):
+            if not self._lock.acquire(blocking=False):
+                continue
+            try:
+                if self._link is not None:
+                    self._link.drain()
+            except (OSError, ProtocolError, ConnectionFailed):
+                self._drop()
+            finally:
+                self._lock.release()
 
     def _drop(self) -> None:
         if self._link is not None:
@@ -247,7 +251,25 @@ class BridgeConnection:
             self._link = None
 
 
-def _bundle_reply(kind: BundleControl):
+def _errors_until(link: _Link, deadline: float, first_xid: int, last_xid: int,
+                  done: Callable[[Reply], bool]) -> list[ErrorReply]:
+    """Read replies until one with ``last_xid`` for which ``done`` holds, or an error for
+    ``last_xid``; the errors for xids from ``first_xid`` to ``last_xid`` seen on the way
+    (replies to earlier exchanges are skipped)."""
+    errors = []
+    while True:
+        reply = link.next_reply(deadline)
+        if not first_xid <= reply.xid <= last_xid:
+            continue
+        if isinstance(reply, ErrorReply):
+            errors.append(reply)
+            if reply.xid == last_xid:
+                return errors
+        elif reply.xid == last_xid and done(reply):
+            return errors
+
+
+def _bundle_reply(kind: BundleControl) -> Callable[[Reply], bool]:
     return lambda reply: isinstance(reply, BundleReply) and reply.kind == kind
 
 

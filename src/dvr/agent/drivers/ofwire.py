@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from dvr.agent.desired.openflow import (
+    ETH_TYPE_ARP,
+    ETH_TYPE_IP,
+    ETH_TYPE_IPV6,
     PROTOCOLS,
     Action,
     Conjunction,
@@ -209,7 +212,6 @@ def ct_state_bits(text: str) -> tuple[int, int]:
 
 # --- matches ----------------------------------------------------------------------------------
 
-ETH_TYPE_IP, ETH_TYPE_ARP, ETH_TYPE_IPV6 = 0x0800, 0x0806, 0x86DD
 VLAN_CFI, VLAN_VID_CFI = 0x1000, 0x1FFF
 OFPMT_OXM = 1
 _ENCODED_FIELDS = frozenset(Match._fields)  # every field below is handled

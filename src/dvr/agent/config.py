@@ -61,6 +61,9 @@ class AgentConfig:
     # OpenFlow flow monitor per bridge, namespaces from rtnetlink, NAT tables from nftables
     # (false: dump the flows and read every namespace and table every time)
     flow_mirror: bool = True
+    # apply OpenFlow bundles over a long-lived connection per bridge (false: run ovs-ofctl
+    # for every bundle, as before)
+    openflow_connection: bool = True
 
     def __post_init__(self) -> None:
         servers = tuple(self.servers)
@@ -84,8 +87,9 @@ class AgentConfig:
         if self.east_west not in EAST_WEST_MODES:
             raise ValueError(f"east_west must be one of {', '.join(EAST_WEST_MODES)}, "
                              f"not {self.east_west!r}")
-        if not isinstance(self.flow_mirror, bool):
-            raise ValueError("flow_mirror must be true or false")
+        for name in ("flow_mirror", "openflow_connection"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
         if self.datapath not in DATAPATH_TYPES:
             raise ValueError(f"datapath must be one of {', '.join(DATAPATH_TYPES)}")
         mappings = self.parsed_bridge_mappings()
@@ -167,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep observations between reconciles, caught up from flow monitors "
                         "and netlink notifications (default on), or dump the flows and read "
                         "every namespace for every reconcile (off)")
+    p.add_argument("--openflow-connection", choices=("on", "off"),
+                   help="apply OpenFlow bundles over a long-lived connection per bridge "
+                        "(default on), or run ovs-ofctl for each bundle (off)")
     p.add_argument("--heartbeat-interval", type=float)
     p.add_argument("--resync-jitter", type=float,
                    help="resync a revision gap after a random wait up to this (default 5 s)")
@@ -205,8 +212,9 @@ def config_from_args(args: argparse.Namespace,
         if flag_value is not None:
             values[f.name] = flag_value
     values["token"] = resolve_token(values, environ)
-    if getattr(args, "flow_mirror", None) is not None:  # the flag's "on"/"off"
-        values["flow_mirror"] = args.flow_mirror == "on"
+    for name in ("flow_mirror", "openflow_connection"):  # the flags' "on"/"off"
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name) == "on"
     values["servers"] = server_list(values)
     values.pop("server", None)
     if "bridge_mappings" in values:

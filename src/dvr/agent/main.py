@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     client = ServerClient(config.servers, config.token, ca_file=config.ca_file)
     dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir,
-                                                          config.flow_mirror))
+                                                          config.flow_mirror,
+                                                          config.openflow_connection))
     tune_garbage_collector()  # full desired-state computations build thousands of flows
     try:
         AgentLoop(config, client, dataplane).run(stop, once=args.once)

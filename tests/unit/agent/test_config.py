@@ -161,16 +161,18 @@ def test_an_old_config_with_resync_interval_still_loads_with_a_deprecation_line(
     assert len(messages) == 2 and all("'resync_interval' is deprecated" in m for m in messages)
 
 
-def test_flow_mirror_from_the_flag_or_toml(tmp_path):
+@pytest.mark.parametrize("name", ["flow_mirror", "openflow_connection"])
+def test_on_off_settings_from_the_flag_or_toml(tmp_path, name):
+    flag = "--" + name.replace("_", "-")
     base = ["--host", "h", "--server", "unix:/s"]
-    assert parse(base).flow_mirror is True
-    assert parse([*base, "--flow-mirror", "off"]).flow_mirror is False
+    assert getattr(parse(base), name) is True
+    assert getattr(parse([*base, flag, "off"]), name) is False
     f = tmp_path / "agent.toml"
-    f.write_text('host = "h"\nserver = "unix:/s"\nflow_mirror = false\n')
-    assert parse(["--config", str(f)]).flow_mirror is False
-    assert parse(["--config", str(f), "--flow-mirror", "on"]).flow_mirror is True
-    f.write_text('host = "h"\nserver = "unix:/s"\nflow_mirror = "no"\n')
-    with pytest.raises(ValueError, match="flow_mirror"):
+    f.write_text(f'host = "h"\nserver = "unix:/s"\n{name} = false\n')
+    assert getattr(parse(["--config", str(f)]), name) is False
+    assert getattr(parse(["--config", str(f), flag, "on"]), name) is True
+    f.write_text(f'host = "h"\nserver = "unix:/s"\n{name} = "no"\n')
+    with pytest.raises(ValueError, match=name):
         parse(["--config", str(f)])
 
 

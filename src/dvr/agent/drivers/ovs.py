@@ -2,15 +2,17 @@
 
 - OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
   commands is one transaction, which returns once ovs-vswitchd has applied it.
-- OpenFlow: ``ovs-ofctl -O OpenFlow15 --bundle add-flows <bridge> -`` with ``OVS_RUNDIR``
-  set, one run per bundle.  (An ovs-ofctl started ahead of need, waiting for its input,
-  was measured slower: starting the next one forks the agent while the bundle runs.)
-  Typed flows name ports by *name*; the
-  driver binds names to the numbers OVSDB reports when it renders the bundle and runs
-  ovs-ofctl with ``--no-names`` (it would otherwise ask the switch for its ports on a
-  second connection, the larger part of its run time).  A name OVSDB does not know is
-  left to ovs-ofctl to resolve or refuse (an unknown name fails the whole bundle, nothing
-  is applied).
+- OpenFlow bundles: over one long-lived OpenFlow 1.5 connection per bridge to its
+  management socket (``ofconn``, the messages from ``ofwire``: what ovs-ofctl would send,
+  without starting a process per bundle).  Where that cannot be used -- a flow the encoder
+  cannot express, no connection, ``openflow_connection`` off -- ``ovs-ofctl -O OpenFlow15
+  --bundle add-flows <bridge> -`` with ``OVS_RUNDIR`` set, one run per bundle (the reason
+  is logged once per bridge).  Typed flows name ports by *name*; the driver binds names
+  to the numbers OVSDB reports.  ovs-ofctl then runs with ``--no-names`` (it would
+  otherwise ask the switch for its ports on a second connection, the larger part of its
+  run time); a name OVSDB does not know is left to ovs-ofctl to resolve or refuse (an
+  unknown name fails the whole bundle, nothing is applied).  A bundle the switch refuses
+  is refused as a whole either way, and the error names the switch's reason and flow.
 - Flows are observed from a mirror kept per bridge by a long-lived ``ovs-ofctl monitor``
   (``flow_monitor``), synced by a barrier before each observation; where none is in sync
   (``flow_mirror`` off, the monitor died or lags) with ``dump-flows``.  Either way the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,8 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.children import ChildStarter
 from dvr.agent.drivers.flow_monitor import FlowMirrors, FlowMonitor
+from dvr.agent.drivers.ofconn import BridgeConnection, BundleRefused, ConnectionFailed
+from dvr.agent.drivers.ofwire import NotEncodable
 from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
 from dvr.agent.reconcile.commands import (
     DeletePort,
@@ -64,17 +69,25 @@ class OvsConfig:
     openflow_version: str = "OpenFlow15"
     flow_mirror: bool = True  # observe flows from flow monitors (False: dump every time)
     mirror_sync_timeout: float = 2.0  # a monitor slower than this is replaced by dumps
+    # apply bundles over a long-lived OpenFlow connection per bridge (False: ovs-ofctl)
+    openflow_connection: bool = True
 
     @classmethod
     def for_rundir(cls, rundir: str | Path, **kwargs) -> OvsConfig:
         rundir = Path(rundir)
         return cls(ovsdb=f"unix:{rundir / 'db.sock'}", rundir=rundir, **kwargs)
 
+    def management_socket(self, bridge: str) -> Path:
+        """The bridge's OpenFlow management socket, where ovs-ofctl finds it."""
+        rundir = self.rundir or Path(os.environ.get("OVS_RUNDIR", DEFAULT_OVS_RUNDIR))
+        return rundir / f"{bridge}.mgmt"
+
 
 def _single(value: list) -> object | None:
     return value[0] if value else None
 
 
+DEFAULT_OVS_RUNDIR = "/var/run/openvswitch"
 OFPP_LOCAL = 65534  # the bridge's own internal port; ovs-ofctl prints it as LOCAL
 
 # the columns whose changes alter what ``observe(with_flows=False)`` reports
@@ -275,6 +288,9 @@ class OvsDriver:
         self._port_listeners: list[Callable[[], None]] = []
         self._children: ChildStarter | None = None
         self._mirrors: FlowMirrors | None = None
+        self._openflow: dict[str, BridgeConnection] = {}
+        self._openflow_lock = threading.Lock()
+        self._ofctl_reason_logged: set[str] = set()
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -305,6 +321,10 @@ class OvsDriver:
         return self._mirrors
 
     def close(self) -> None:
+        with self._openflow_lock:
+            connections, self._openflow = list(self._openflow.values()), {}
+        for bridge_connection in connections:
+            bridge_connection.close()
         if self._mirrors is not None:
             self._mirrors.close()
             self._mirrors = None
@@ -349,7 +369,34 @@ class OvsDriver:
         self._commit([_Apply(self.api, o) for o in ops])
 
     def apply_flows(self, bundle: FlowBundle) -> None:
-        numbered = numbered_bundle(bundle, self.port_numbers(bundle.bridge))
+        numbers = self.port_numbers(bundle.bridge)
+        if self.config.openflow_connection:
+            try:
+                self._bridge_connection(bundle.bridge).apply(bundle, numbers)
+                return
+            except BundleRefused as error:
+                raise DriverError(f"{bundle.bridge}: {error}") from error
+            except (NotEncodable, ConnectionFailed) as error:
+                self._log_ofctl_reason(bundle.bridge, error)
+        self._apply_with_ofctl(bundle, numbers)
+
+    def _bridge_connection(self, bridge: str) -> BridgeConnection:
+        with self._openflow_lock:
+            found = self._openflow.get(bridge)
+            if found is None:
+                found = self._openflow[bridge] = BridgeConnection(
+                    self.config.management_socket(bridge), self.config.timeout)
+            return found
+
+    def _log_ofctl_reason(self, bridge: str, error: Exception) -> None:
+        """Say once per bridge why a bundle went through ovs-ofctl (then at debug level)."""
+        level = logging.DEBUG if bridge in self._ofctl_reason_logged else logging.WARNING
+        self._ofctl_reason_logged.add(bridge)
+        log.log(level, "%s: bundle applied with ovs-ofctl, not the OpenFlow connection (%s: %s)",
+                bridge, type(error).__name__, error)
+
+    def _apply_with_ofctl(self, bundle: FlowBundle, numbers: Mapping[str, int]) -> None:
+        numbered = numbered_bundle(bundle, numbers)
         if numbered is None:  # a name OVSDB does not know: ovs-ofctl resolves or refuses it
             text = "\n".join(bundle_lines(bundle)) + "\n"
             self._ofctl(["--bundle", "add-flows", bundle.bridge, "-"], text)

@@ -34,22 +34,37 @@ def view(revision: int, port_ids=("p1",), remote=("h2",)) -> HostView:
 
 
 class DeltaServer:
-    """``view?since=R`` as the server answers it, for a view the test sets."""
+    """``view?since=R`` as the server answers it, for a view the test sets; a watch
+    answers with one change, and with ``view_since=R`` also with what ``view?since=R``
+    answers (unless ``shedding``)."""
 
     def __init__(self, current: HostView):
         self.current = current
         self.served = ServedViews()
-        self.since: list[int] = []
+        self.since: list[int] = []  # of the view requests
+        self.view_since: list[int | None] = []  # of the watch requests
+        self.shedding = False
+
+    def view_answer(self, since: int) -> dict:
+        update = view_update(self.served, self.current, since)
+        if update is self.current:
+            return {**to_jsonable(update), "full": True}
+        return {**update.to_dict(), "full": False}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/heartbeat"):
             return httpx.Response(200, json={})
+        if request.url.path.endswith("/watch"):
+            raw = request.url.params.get("view_since")
+            self.view_since.append(None if raw is None else int(raw))
+            answer = {"revision": self.current.revision, "resync": False,
+                      "changes": [{"kind": "port", "id": "p2"}]}
+            if raw is not None and not self.shedding:
+                answer["view"] = self.view_answer(int(raw))
+            return httpx.Response(200, json=answer)
         since = int(request.url.params["since"])
         self.since.append(since)
-        update = view_update(self.served, self.current, since)
-        if update is self.current:
-            return httpx.Response(200, json={**to_jsonable(update), "full": True})
-        return httpx.Response(200, json={**update.to_dict(), "full": False})
+        return httpx.Response(200, json=self.view_answer(since))
 
 
 class RecordingDataplane:
@@ -132,3 +147,108 @@ def test_the_held_view_survives_a_failed_reconcile():
     loop.reconcile_once("watch")
     assert server.since == [0, 3]  # but held: the next answer is a delta from it
     assert loop.applied_revision == 6
+
+
+def view_kinds(caplog) -> list[str]:
+    return [r.getMessage().split(" view=")[1].split()[0] for r in caplog.records
+            if r.getMessage().startswith("reconcile ")]
+
+
+def test_the_view_update_a_watch_brought_is_used_without_asking_again(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.watch_once(0)  # holding no view, the watch asks for none
+    loop.reconcile_once()
+    server.current = view(4, port_ids=("p1", "p2"), remote=("h2", "h3"))
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        assert loop.watch_once(1) == 4
+        assert loop.wake.wait(0) and loop.wake.latest_revision == 4
+        loop.reconcile_once("watch")
+    assert server.view_since == [None, 1]
+    assert server.since == [0]  # no second round trip
+    assert dataplane.views[-1] == view(4, ("p1", "p2"), ("h2", "h3"))
+    assert view_kinds(caplog) == ["pushed-delta"]
+    # the pushed view is what the server remembers: the next answers are deltas from it
+    server.current = view(5, port_ids=("p2",), remote=("h3",))
+    loop.watch_once(4)
+    loop.reconcile_once("watch")
+    assert server.view_since[-1] == 4 and server.since == [0]
+    assert dataplane.views[-1] == view(5, ("p2",), ("h3",))
+
+
+def test_a_busy_server_leaves_the_view_out_and_the_loop_asks_for_it(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    server.current = view(2, port_ids=("p1", "p2"))
+    server.shedding = True
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.watch_once(1)
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1]
+    assert dataplane.views[-1] == view(2, port_ids=("p1", "p2"))
+    assert view_kinds(caplog) == ["delta"]
+
+
+def test_an_update_older_than_a_revision_the_watch_told_of_is_not_used(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    server.current = view(4, port_ids=("p1", "p2"))
+    loop.watch_once(1)
+    loop.wake.poke(6)  # a later answer (without a view) told of revision 6
+    server.current = view(6, port_ids=("p2",))
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1]
+    assert dataplane.views[-1] == view(6, port_ids=("p2",))
+    assert view_kinds(caplog) == ["delta"]
+
+
+def test_an_update_from_a_view_the_loop_no_longer_holds_is_not_used(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    # the watch asks from revision 1 ...
+    server.current = view(4, port_ids=("p1", "p2"))
+    result = loop.client.watch("h", 1, 0, view_since=1)
+    # ... while a VIF's reconcile fetches revision 3
+    server.current = view(3, port_ids=("p1", "p3"))
+    loop.reconcile_once("vif")
+    loop.pushed.offer(result.view)
+    loop.wake.poke(4)
+    server.current = view(4, port_ids=("p1", "p2"))
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1, 3]  # asked from the view held
+    assert dataplane.views[-1] == view(4, port_ids=("p1", "p2"))
+    assert view_kinds(caplog) == ["delta"]
+
+
+def test_a_pushed_delta_that_does_not_apply_is_dropped_for_the_full_view(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    server.served.remember(view(1, port_ids=("p1", "p9")))  # not the view the agent holds
+    server.current = view(2)
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.watch_once(1)
+        loop.reconcile_once("watch")
+    assert server.since == [0, 0]
+    assert dataplane.views[-1] == view(2)
+    assert any("delta refused" in r.getMessage() for r in caplog.records)
+    assert view_kinds(caplog) == ["full"]
+
+
+def test_a_pushed_full_view_is_used_whatever_the_agent_held(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    server.served = ServedViews()  # e.g. the server restarted
+    server.current = view(2, port_ids=("p1", "p2"))
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.watch_once(1)
+        loop.reconcile_once("watch")
+    assert server.since == [0]
+    assert dataplane.views[-1] == view(2, port_ids=("p1", "p2"))
+    assert view_kinds(caplog) == ["pushed-full"]

@@ -110,7 +110,9 @@ class Dataplane(Protocol):
         ...
 
     # optional: ``on_local_change(callback)`` -- call ``callback()`` (from any thread) when
-    # the plugged VIFs may have changed, so the loop need not wait for its next poll
+    # the plugged VIFs may have changed, so the loop need not wait for its next poll;
+    # ``prepare()`` -- a reconcile starts (called before its view is fetched): start what
+    # its observation will wait for
 
 
 def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) -> bool:
@@ -216,13 +218,18 @@ class AgentLoop:
         """Fetch, reconcile, log, report.  ``trigger`` (why) and ``since`` (when the reason
         arose) only go into the log line."""
         started = self.clock()
+        prepare = getattr(self.dataplane, "prepare", None)
+        if prepare is not None:
+            prepare()
+        prepared = self.clock()
         fetch = self.fetch_view()
         view = fetch.view
         fetched = self.clock()
         outcome = self.dataplane.reconcile(view)
         elapsed_ms = (self.clock() - started) * 1000
         counts = " ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()))
-        phases = {"fetch": (fetched - started) * 1000, **outcome.timings}
+        phases = {"prepare": (prepared - started) * 1000, "fetch": (fetched - prepared) * 1000,
+                  **outcome.timings}
         if since is not None:
             phases = {"wait": (started - since) * 1000, **phases}
         timings = " ".join(f"{k}_ms={v:.1f}" for k, v in phases.items())

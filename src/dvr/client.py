@@ -55,13 +55,6 @@ class ViewAnswer:
     update: HostView | HostViewDelta
     size: int  # bytes of the answer's body
 
-    @property
-    def revision(self) -> int:
-        """The revision of the view the answer gives."""
-        if isinstance(self.update, HostView):
-            return self.update.revision
-        return self.update.to_revision
-
 
 def view_answer_from_dict(data: dict[str, Any], size: int) -> ViewAnswer:
     """A ``view?since=R`` answer from its JSON (a delta when ``"full": false``)."""

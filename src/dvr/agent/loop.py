@@ -21,66 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from dvr.agent.config import AgentConfig
+from dvr.agent.pushed_views import FetchedView, PushedViews
 from dvr.agent.retry import IncompleteReconcile, Retries
-from dvr.client import ServerClient, ViewAnswer
+from dvr.client import ServerClient
 from dvr.model.hostview import DEFAULT_EAST_WEST, HostView
 from dvr.model.hostview_delta import HOLDS_NO_VIEW, DeltaRefused, apply
 
 log = logging.getLogger("dvr.agent")
-
-
-ViewKind = Literal["delta", "full", "pushed-delta", "pushed-full"]
-
-
-@dataclass(frozen=True)
-class FetchedView:
-    """The view one reconcile works on, and how it came: ``kind`` is "delta" (patched from
-    the view held before) or "full", "pushed-" when a watch answer brought it; ``size``
-    counts the bytes of the server's answers."""
-
-    view: HostView
-    kind: ViewKind
-    size: int
-
-
-class PushedViews:
-    """What the watch thread and the loop share about views: the revision of the view the
-    loop holds (the watch asks for the update from it) and the newest update a watch answer
-    brought, until the loop takes it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: int | None = None
-        self._update: ViewAnswer | None = None
-
-    def held(self) -> int | None:
-        """The revision of the view the loop holds (None: it holds none)."""
-        with self._lock:
-            return self._held
-
-    def hold(self, revision: int | None) -> None:
-        with self._lock:
-            self._held = revision
-
-    def offer(self, update: ViewAnswer) -> None:
-        """A watch answer brought ``update`` (it replaces one not taken yet)."""
-        with self._lock:
-            self._update = update
-
-    def take(self, held: int, at_least: int) -> ViewAnswer | None:
-        """The update brought, if it applies to the view at ``held`` (a delta from it, or a
-        full view) and is of revision ``at_least`` or newer; None otherwise.  Either way it
-        is gone: an update is used once."""
-        with self._lock:
-            update, self._update = self._update, None
-        if update is None or update.revision < at_least:
-            return None
-        if isinstance(update.update, HostView) or update.update.from_revision == held:
-            return update
-        return None
 
 
 @dataclass(frozen=True)
@@ -245,40 +195,37 @@ class AgentLoop:
         return outcome
 
     def fetch_view(self) -> FetchedView:
-        """The host's current view: the held view patched with the update a watch answer
-        brought (when it applies to the held view and is as new as any revision the watch
-        told of), or with the server's delta; or the full view (at start, when the server
-        has no delta from the held view, or when the delta does not apply to it).  The
-        result is held for the next fetch."""
+        """The host's current view: the view a watch answer brought (when it is as new as
+        the view held and every revision the watch told of), the held view patched with
+        the server's delta, or the full view (at start, when the server has no delta from
+        the held view, or when the delta does not apply to it).  The result is held for the
+        next fetch."""
         host = self.config.host
         spent = 0
         held = self.view
         if held is not None:
-            pushed = self.pushed.take(held.revision, self.wake.latest_revision)
-            answer = pushed or self.client.fetch_view(host, held.revision)
-            kinds: tuple[ViewKind, ViewKind] = (
-                ("pushed-full", "pushed-delta") if pushed is not None else ("full", "delta"))
+            pushed = self.pushed.take(max(held.revision, self.wake.latest_revision))
+            if pushed is not None:
+                return self._hold(pushed)
+            answer = self.client.fetch_view(host, held.revision)
             if isinstance(answer.update, HostView):
-                return self._hold(answer.update, kinds[0], answer.size)
+                return self._hold(FetchedView(answer.update, "full", answer.size))
             try:
-                return self._hold(apply(held, answer.update), kinds[1], answer.size)
+                return self._hold(FetchedView(apply(held, answer.update), "delta", answer.size))
             except DeltaRefused as exc:
                 log.warning("delta refused (%s): fetching the full view", exc)
-                self._hold_nothing()
+                self.view = None
+                self.pushed.hold(None)
                 spent = answer.size
         answer = self.client.fetch_view(host, HOLDS_NO_VIEW)
         if not isinstance(answer.update, HostView):
             raise DeltaRefused("the server answered a request for the full view with a delta")
-        return self._hold(answer.update, "full", spent + answer.size)
+        return self._hold(FetchedView(answer.update, "full", spent + answer.size))
 
-    def _hold(self, view: HostView, kind: ViewKind, size: int) -> FetchedView:
-        self.view = view
-        self.pushed.hold(view.revision)
-        return FetchedView(view, kind, size)
-
-    def _hold_nothing(self) -> None:
-        self.view = None
-        self.pushed.hold(None)
+    def _hold(self, fetched: FetchedView) -> FetchedView:
+        self.view = fetched.view
+        self.pushed.hold(fetched.view)
+        return fetched
 
     def report(self, outcome: ApplyOutcome, view: HostView) -> None:
         local = {p.id for p in view.ports}
@@ -304,10 +251,11 @@ class AgentLoop:
     def watch_once(self, since: int) -> int:
         """One watch request from ``since``: hand the view update it brought to the loop,
         poke the loop if anything changed; the revision to watch from next."""
+        base = self.pushed.base()
         result = self.client.watch(self.config.host, since, self.config.watch_timeout,
-                                   view_since=self.pushed.held())
+                                   view_since=base.revision if base is not None else None)
         if result.view is not None:  # before the poke: the woken loop finds it
-            self.pushed.offer(result.view)
+            self.pushed.bring(base, result.view)
         if result.resync or result.changes or result.revision < since:
             self.wake.poke(result.revision, resync=result.resync or result.revision < since)
         return result.revision

@@ -205,27 +205,66 @@ def test_an_update_older_than_a_revision_the_watch_told_of_is_not_used(caplog):
     assert view_kinds(caplog) == ["delta"]
 
 
-def test_an_update_from_a_view_the_loop_no_longer_holds_is_not_used(caplog):
+def test_the_watch_asks_from_the_view_it_brought_before_the_loop_took_it(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    server.current = view(4, port_ids=("p1", "p2"))
+    loop.watch_once(1)
+    server.current = view(5, port_ids=("p2",))
+    loop.watch_once(4)  # the loop was busy: it has not taken revision 4
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.reconcile_once("watch")
+    assert server.view_since == [1, 4] and server.since == [0]
+    assert dataplane.views[-1] == view(5, port_ids=("p2",))
+    assert view_kinds(caplog) == ["pushed-delta"]
+
+
+def test_a_view_brought_is_not_used_when_the_loop_holds_one_as_new(caplog):
     server = DeltaServer(view(1))
     loop, dataplane = agent(server)
     loop.reconcile_once()
     # the watch asks from revision 1 ...
-    server.current = view(4, port_ids=("p1", "p2"))
-    result = loop.client.watch("h", 1, 0, view_since=1)
-    # ... while a VIF's reconcile fetches revision 3
+    base = loop.pushed.base()
     server.current = view(3, port_ids=("p1", "p3"))
-    loop.reconcile_once("vif")
-    loop.pushed.offer(result.view)
-    loop.wake.poke(4)
+    older = loop.client.watch("h", 1, 0, view_since=base.revision)
     server.current = view(4, port_ids=("p1", "p2"))
+    same = loop.client.watch("h", 1, 0, view_since=base.revision)
+    # ... while a VIF's reconcile fetches revision 4
+    loop.reconcile_once("vif")
+    loop.pushed.bring(base, older.view)  # older than what the loop holds
+    loop.wake.poke(3)
+    server.current = view(5, port_ids=("p1",))
     with caplog.at_level(logging.INFO, "dvr.agent"):
         loop.reconcile_once("watch")
-    assert server.since == [0, 1, 3]  # asked from the view held
+        assert server.since == [0, 1, 4]  # asked from the view held
+        loop.pushed.bring(base, same.view)  # revision 4: older than what the loop holds
+        loop.wake.poke(4)
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1, 4, 5]
+    assert dataplane.views[-1] == view(5, port_ids=("p1",))
+    assert view_kinds(caplog) == ["delta", "delta"]
+
+
+def test_a_view_brought_from_an_older_base_than_the_loop_holds_is_used_when_newer(caplog):
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    base = loop.pushed.base()
+    server.current = view(3, port_ids=("p1", "p3"))
+    loop.reconcile_once("vif")  # the loop holds revision 3
+    server.current = view(4, port_ids=("p1", "p2"))
+    answer = loop.client.watch("h", 1, 0, view_since=base.revision)  # asked from 1
+    loop.pushed.bring(base, answer.view)
+    loop.wake.poke(4)
+    with caplog.at_level(logging.INFO, "dvr.agent"):
+        loop.reconcile_once("watch")
+    assert server.since == [0, 1]
     assert dataplane.views[-1] == view(4, port_ids=("p1", "p2"))
-    assert view_kinds(caplog) == ["delta"]
+    assert view_kinds(caplog) == ["pushed-delta"]
 
 
-def test_a_pushed_delta_that_does_not_apply_is_dropped_for_the_full_view(caplog):
+def test_a_pushed_delta_that_does_not_apply_is_dropped_and_the_loop_asks(caplog):
     server = DeltaServer(view(1))
     loop, dataplane = agent(server)
     loop.reconcile_once()
@@ -234,9 +273,10 @@ def test_a_pushed_delta_that_does_not_apply_is_dropped_for_the_full_view(caplog)
     with caplog.at_level(logging.INFO, "dvr.agent"):
         loop.watch_once(1)
         loop.reconcile_once("watch")
-    assert server.since == [0, 0]
+    assert server.since == [0, 1, 0]  # the delta from 1 does not apply either: in full
     assert dataplane.views[-1] == view(2)
-    assert any("delta refused" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("pushed delta refused") for m in messages)
     assert view_kinds(caplog) == ["full"]
 
 

@@ -62,19 +62,36 @@ class UnixctlClient:
         self._buffer = ""
         self._decoder = json.JSONDecoder()
         self._next_id = 0
+        self._method = ""  # of the last request sent
 
     def call(self, method: str, params: Sequence[str] = (), timeout: float | None = None
              ) -> object:
+        return self.reply(self.send(method, params, timeout), timeout)
+
+    def send(self, method: str, params: Sequence[str] = (), timeout: float | None = None
+             ) -> int:
+        """Send a request without waiting for its answer (``reply``); its id."""
         self._next_id += 1
         request = {"method": method, "params": list(params), "id": self._next_id}
+        self._method = method
         if timeout is not None:
             self._socket.settimeout(max(timeout, 0.001))
         try:
             self._socket.sendall(json.dumps(request).encode())
+        except OSError as error:
+            raise UnixctlError(f"{method}: {error}") from error
+        return self._next_id
+
+    def reply(self, request_id: int, timeout: float | None = None) -> object:
+        """The answer to the request ``request_id``, the last one sent."""
+        method = self._method
+        if timeout is not None:
+            self._socket.settimeout(max(timeout, 0.001))
+        try:
             reply = self._read_message()
         except (OSError, ValueError) as error:
             raise UnixctlError(f"{method}: {error}") from error
-        if not isinstance(reply, dict) or reply.get("id") != self._next_id:
+        if not isinstance(reply, dict) or reply.get("id") != request_id:
             raise UnixctlError(f"{method}: unexpected answer {reply!r}")
         if reply.get("error") is not None:
             raise UnixctlError(f"{method}: {reply['error']}")
@@ -119,6 +136,7 @@ class FlowMonitor:
         self._failure: str | None = None
         self._sync_lock = threading.Lock()
         self._control: UnixctlClient | None = None
+        self._answer_due: int | None = None  # a request to ``_control`` not answered yet
         self.process = process
         self._reader = threading.Thread(target=self._read, name=f"dvr-flowmon-{bridge}",
                                         daemon=True)
@@ -160,30 +178,46 @@ class FlowMonitor:
             number, max(deadline - time.monotonic(), 0))
 
     def send_barrier(self, timeout: float) -> int | None:
-        """Have the monitor send a barrier on its connection (at most ``timeout`` seconds):
-        its number, for ``wait_for_barrier``; None if the mirror cannot be trusted."""
+        """Ask the monitor to send a barrier on its connection (at most ``timeout`` seconds
+        for the first connection to it; its answer is read by ``wait_for_barrier``): the
+        barrier's number; None if the mirror cannot be trusted."""
         deadline = time.monotonic() + timeout
         with self._sync_lock:
             if self._failure is not None:
                 return None
             try:
                 control = self._connect(deadline)
-                self._barriers_sent += 1
-                number = self._barriers_sent
-                control.call("ofctl/barrier", timeout=deadline - time.monotonic())
+                self._collect_answer(deadline)
+                self._answer_due = control.send("ofctl/barrier",
+                                                timeout=deadline - time.monotonic())
             except (OSError, UnixctlError) as error:
                 with self._changed:
                     self._fail(f"barrier: {error}")
                 return None
-            return number
+            self._barriers_sent += 1
+            return self._barriers_sent
+
+    def _collect_answer(self, deadline: float) -> None:  # with self._sync_lock held
+        """Read the monitor's answer to the last request, if not read yet."""
+        if self._answer_due is not None and self._control is not None:
+            due, self._answer_due = self._answer_due, None
+            self._control.reply(due, timeout=deadline - time.monotonic())
 
     def wait_for_barrier(self, number: int, timeout: float) -> bool:
         """Wait (at most ``timeout`` seconds) for the reply to barrier ``number``: then
         ``table`` holds every flow change the switch made before that barrier was sent;
         False if the mirror cannot be trusted."""
+        deadline = time.monotonic() + timeout
+        with self._sync_lock:
+            try:
+                self._collect_answer(deadline)
+            except (OSError, UnixctlError) as error:
+                with self._changed:
+                    self._fail(f"barrier: {error}")
         with self._changed:
             self._changed.wait_for(
-                lambda: self._barriers_seen >= number or self._failure is not None, timeout)
+                lambda: self._barriers_seen >= number or self._failure is not None,
+                max(deadline - time.monotonic(), 0))
             if self._barriers_seen < number:
                 self._fail(f"no barrier reply within {timeout:.1f}s")
             return self._failure is None

@@ -149,6 +149,14 @@ def test_the_held_view_survives_a_failed_reconcile():
     assert loop.applied_revision == 6
 
 
+def started_agent() -> tuple[DeltaServer, AgentLoop, RecordingDataplane]:
+    """An agent that reconciled once: it holds the server's view at revision 1."""
+    server = DeltaServer(view(1))
+    loop, dataplane = agent(server)
+    loop.reconcile_once()
+    return server, loop, dataplane
+
+
 def view_kinds(caplog) -> list[str]:
     return [r.getMessage().split(" view=")[1].split()[0] for r in caplog.records
             if r.getMessage().startswith("reconcile ")]
@@ -177,9 +185,7 @@ def test_the_view_update_a_watch_brought_is_used_without_asking_again(caplog):
 
 
 def test_a_busy_server_leaves_the_view_out_and_the_loop_asks_for_it(caplog):
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    loop.reconcile_once()
+    server, loop, dataplane = started_agent()
     server.current = view(2, port_ids=("p1", "p2"))
     server.shedding = True
     with caplog.at_level(logging.INFO, "dvr.agent"):
@@ -191,9 +197,7 @@ def test_a_busy_server_leaves_the_view_out_and_the_loop_asks_for_it(caplog):
 
 
 def test_an_update_older_than_a_revision_the_watch_told_of_is_not_used(caplog):
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    loop.reconcile_once()
+    server, loop, dataplane = started_agent()
     server.current = view(4, port_ids=("p1", "p2"))
     loop.watch_once(1)
     loop.wake.poke(6)  # a later answer (without a view) told of revision 6
@@ -206,9 +210,7 @@ def test_an_update_older_than_a_revision_the_watch_told_of_is_not_used(caplog):
 
 
 def test_the_watch_asks_from_the_view_it_brought_before_the_loop_took_it(caplog):
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    loop.reconcile_once()
+    server, loop, dataplane = started_agent()
     server.current = view(4, port_ids=("p1", "p2"))
     loop.watch_once(1)
     server.current = view(5, port_ids=("p2",))
@@ -221,9 +223,7 @@ def test_the_watch_asks_from_the_view_it_brought_before_the_loop_took_it(caplog)
 
 
 def test_a_view_brought_is_not_used_when_the_loop_holds_one_as_new(caplog):
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    loop.reconcile_once()
+    server, loop, dataplane = started_agent()
     # the watch asks from revision 1 ...
     base = loop.pushed.base()
     server.current = view(3, port_ids=("p1", "p3"))
@@ -247,9 +247,7 @@ def test_a_view_brought_is_not_used_when_the_loop_holds_one_as_new(caplog):
 
 
 def test_a_view_brought_from_an_older_base_than_the_loop_holds_is_used_when_newer(caplog):
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    loop.reconcile_once()
+    server, loop, dataplane = started_agent()
     base = loop.pushed.base()
     server.current = view(3, port_ids=("p1", "p3"))
     loop.reconcile_once("vif")  # the loop holds revision 3
@@ -265,9 +263,7 @@ def test_a_view_brought_from_an_older_base_than_the_loop_holds_is_used_when_newe
 
 
 def test_a_pushed_delta_that_does_not_apply_is_dropped_and_the_loop_asks(caplog):
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    loop.reconcile_once()
+    server, loop, dataplane = started_agent()
     server.served.remember(view(1, port_ids=("p1", "p9")))  # not the view the agent holds
     server.current = view(2)
     with caplog.at_level(logging.INFO, "dvr.agent"):
@@ -281,9 +277,7 @@ def test_a_pushed_delta_that_does_not_apply_is_dropped_and_the_loop_asks(caplog)
 
 
 def test_a_pushed_full_view_is_used_whatever_the_agent_held(caplog):
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    loop.reconcile_once()
+    server, loop, dataplane = started_agent()
     server.served = ServedViews()  # e.g. the server restarted
     server.current = view(2, port_ids=("p1", "p2"))
     with caplog.at_level(logging.INFO, "dvr.agent"):

@@ -98,8 +98,13 @@ class RecordingClient(ServerClient):
             self._failed(exc)
             raise
 
-    def watch(self, host: str, since: int, timeout: float) -> WatchResult:
-        result = super().watch(host, since, timeout)
+    def watch(self, host: str, since: int, timeout: float,
+              view_since: int | None = None) -> WatchResult:
+        try:
+            result = super().watch(host, since, timeout, view_since)
+        except Exception as exc:
+            self._failed(exc)
+            raise
         if result.changes or result.resync:
             self.emit({"event": "woken", "host": host, "t": time.time(),
                        "revision": result.revision, "resync": result.resync})

@@ -49,18 +49,26 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 @dataclass(frozen=True)
-class WatchResult:
-    revision: int
-    changes: tuple[tuple[str, str], ...]  # (kind, id)
-    resync: bool
-
-
-@dataclass(frozen=True)
 class ViewAnswer:
     """An answer of ``view?since=R``: the full view, or the delta from the view at R."""
 
     update: HostView | HostViewDelta
     size: int  # bytes of the answer's body
+
+
+def view_answer_from_dict(data: dict[str, Any], size: int) -> ViewAnswer:
+    """A ``view?since=R`` answer from its JSON (a delta when ``"full": false``)."""
+    full = data.get("full", True)
+    return ViewAnswer(host_view_from_dict(data) if full else delta_from_dict(data), size)
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    revision: int
+    changes: tuple[tuple[str, str], ...]  # (kind, id)
+    resync: bool
+    # the view update the answer carried (asked for with ``view_since``; size: the answer's)
+    view: ViewAnswer | None = None
 
 
 @dataclass(frozen=True)
@@ -236,20 +244,27 @@ class ServerClient:
         ``since`` answers with the full view, which is what it answered before deltas."""
         response = self.send("GET", host_path(host, "view"), params={"since": since})
         _raise_for_error(response)
-        data = response.json()
-        full = data.get("full", True)
-        return ViewAnswer(host_view_from_dict(data) if full else delta_from_dict(data),
-                           len(response.content))
+        return view_answer_from_dict(response.json(), len(response.content))
 
-    def watch(self, host: str, since: int, timeout: float) -> WatchResult:
-        data = self.request(
-            "GET", host_path(host, "watch"),
-            params={"since": since, "timeout": timeout}, timeout=timeout + 10,
-        )
+    def watch(self, host: str, since: int, timeout: float,
+              view_since: int | None = None) -> WatchResult:
+        """The changes for ``host`` after ``since`` (waiting up to ``timeout`` for some);
+        ``view_since``: the revision of the view the caller holds, so that an answer with
+        changes also brings the view update from it (a server may leave it out)."""
+        params: dict[str, Any] = {"since": since, "timeout": timeout}
+        if view_since is not None:
+            params["view_since"] = view_since
+        response = self.send("GET", host_path(host, "watch"), params=params,
+                             timeout=timeout + 10)
+        _raise_for_error(response)
+        data = response.json()
+        view = data.get("view")
         return WatchResult(
             revision=data["revision"],
             changes=tuple((c["kind"], c["id"]) for c in data["changes"]),
             resync=bool(data.get("resync")),
+            view=view_answer_from_dict(view, len(response.content))
+            if isinstance(view, dict) else None,
         )
 
     def heartbeat(self, host: str, applied_revision: int, ports_up: list[str],

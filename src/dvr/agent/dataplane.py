@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.desired import DesiredConfig, DesiredStateCache, HostInputs
-from dvr.agent.drivers.base import Drivers
+from dvr.agent.drivers.base import Drivers, FlowSync
 from dvr.agent.loop import ApplyOutcome
 from dvr.agent.reconcile.observed import DEFAULT_OWNERSHIP, IFACE_ID, ObservedBridge, Ownership
 from dvr.agent.reconcile.plan import FlowBasis
@@ -94,6 +94,8 @@ class HostDataplane:
         )
         self.cache = DesiredStateCache(self.desired_config)
         self._flow_basis: FlowBasis | None = None  # the last plan's, for the next one
+        self._bridges: tuple[str, ...] = ()  # the bridges the last reconcile observed
+        self._flow_sync: FlowSync | None = None  # started by ``prepare``, for ``reconcile``
         self._vlans: dict[str, int] = {}
         self.last_log_line = ""
 
@@ -113,15 +115,24 @@ class HostDataplane:
         if subscribe is not None:
             subscribe(callback)
 
+    def prepare(self) -> None:
+        """A reconcile starts: have the flows of the bridges the last one observed brought
+        up to date (the flow mirrors' barriers) while its view is fetched and its desired
+        state computed; the next ``reconcile`` waits for that instead of starting it (and
+        starts it for any other bridge)."""
+        self._flow_sync = self.drivers.ovs.start_flow_sync(self._bridges)
+
     def reconcile(self, view: HostView) -> ApplyOutcome:
         started = time.perf_counter()
+        flow_sync, self._flow_sync = self._flow_sync, None
         integration_bridge = self._integration_bridge()
         inputs = host_inputs(view, integration_bridge, self._vlans)
         read_inputs = time.perf_counter()
         desired = self.cache.update(view, inputs)
         computed = time.perf_counter()
-        result = reconcile(desired, self.drivers, basis=self._flow_basis)
+        result = reconcile(desired, self.drivers, basis=self._flow_basis, flow_sync=flow_sync)
         self._flow_basis = result.plan.basis
+        self._bridges = tuple(b.name for b in desired.bridges)
         timings = {"inputs": (read_inputs - started) * 1000,
                    "compute": (computed - read_inputs) * 1000, **result.timings()}
         self._vlans = dict(desired.local_vlans)

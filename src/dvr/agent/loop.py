@@ -21,25 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from dvr.agent.config import AgentConfig
+from dvr.agent.pushed_views import FetchedView, PushedViews
 from dvr.agent.retry import IncompleteReconcile, Retries
 from dvr.client import ServerClient
 from dvr.model.hostview import DEFAULT_EAST_WEST, HostView
 from dvr.model.hostview_delta import HOLDS_NO_VIEW, DeltaRefused, apply
 
 log = logging.getLogger("dvr.agent")
-
-
-@dataclass(frozen=True)
-class FetchedView:
-    """The view one reconcile works on, and how it came: ``kind`` is "delta" (patched from
-    the view held before) or "full"; ``size`` counts the bytes of the server's answers."""
-
-    view: HostView
-    kind: Literal["delta", "full"]
-    size: int
 
 
 @dataclass(frozen=True)
@@ -69,7 +60,9 @@ class Dataplane(Protocol):
         ...
 
     # optional: ``on_local_change(callback)`` -- call ``callback()`` (from any thread) when
-    # the plugged VIFs may have changed, so the loop need not wait for its next poll
+    # the plugged VIFs may have changed, so the loop need not wait for its next poll;
+    # ``prepare()`` -- a reconcile starts (called before its view is fetched): start what
+    # its observation will wait for
 
 
 def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) -> bool:
@@ -144,6 +137,7 @@ class AgentLoop:
         self.applied_revision = 0
         self.last_outcome: ApplyOutcome | None = None
         self.view: HostView | None = None  # the last view the server sent (what deltas patch)
+        self.pushed = PushedViews()
 
     # -- start-up -----------------------------------------------------------------------
     def retries(self, activity: str) -> Retries:
@@ -174,13 +168,18 @@ class AgentLoop:
         """Fetch, reconcile, log, report.  ``trigger`` (why) and ``since`` (when the reason
         arose) only go into the log line."""
         started = self.clock()
+        prepare = getattr(self.dataplane, "prepare", None)
+        if prepare is not None:
+            prepare()
+        prepared = self.clock()
         fetch = self.fetch_view()
         view = fetch.view
         fetched = self.clock()
         outcome = self.dataplane.reconcile(view)
         elapsed_ms = (self.clock() - started) * 1000
         counts = " ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()))
-        phases = {"fetch": (fetched - started) * 1000, **outcome.timings}
+        phases = {"prepare": (prepared - started) * 1000, "fetch": (fetched - prepared) * 1000,
+                  **outcome.timings}
         if since is not None:
             phases = {"wait": (started - since) * 1000, **phases}
         timings = " ".join(f"{k}_ms={v:.1f}" for k, v in phases.items())
@@ -196,30 +195,37 @@ class AgentLoop:
         return outcome
 
     def fetch_view(self) -> FetchedView:
-        """The host's current view: the held view patched with the server's delta, or the
-        full view (at start, when the server has no delta from the held view, or when the
-        delta does not apply to it).  The result is held for the next fetch."""
+        """The host's current view: the view a watch answer brought (when it is as new as
+        the view held and every revision the watch told of), the held view patched with
+        the server's delta, or the full view (at start, when the server has no delta from
+        the held view, or when the delta does not apply to it).  The result is held for the
+        next fetch."""
         host = self.config.host
         spent = 0
         held = self.view
         if held is not None:
+            pushed = self.pushed.take(max(held.revision, self.wake.latest_revision))
+            if pushed is not None:
+                return self._hold(pushed)
             answer = self.client.fetch_view(host, held.revision)
             if isinstance(answer.update, HostView):
-                return self._hold(answer.update, "full", answer.size)
+                return self._hold(FetchedView(answer.update, "full", answer.size))
             try:
-                return self._hold(apply(held, answer.update), "delta", answer.size)
+                return self._hold(FetchedView(apply(held, answer.update), "delta", answer.size))
             except DeltaRefused as exc:
                 log.warning("delta refused (%s): fetching the full view", exc)
                 self.view = None
+                self.pushed.hold(None)
                 spent = answer.size
         answer = self.client.fetch_view(host, HOLDS_NO_VIEW)
         if not isinstance(answer.update, HostView):
             raise DeltaRefused("the server answered a request for the full view with a delta")
-        return self._hold(answer.update, "full", spent + answer.size)
+        return self._hold(FetchedView(answer.update, "full", spent + answer.size))
 
-    def _hold(self, view: HostView, kind: Literal["delta", "full"], size: int) -> FetchedView:
-        self.view = view
-        return FetchedView(view, kind, size)
+    def _hold(self, fetched: FetchedView) -> FetchedView:
+        self.view = fetched.view
+        self.pushed.hold(fetched.view)
+        return fetched
 
     def report(self, outcome: ApplyOutcome, view: HostView) -> None:
         local = {p.id for p in view.ports}
@@ -242,17 +248,25 @@ class AgentLoop:
         return report
 
     # -- threads --------------------------------------------------------------------------
+    def watch_once(self, since: int) -> int:
+        """One watch request from ``since``: hand the view update it brought to the loop,
+        poke the loop if anything changed; the revision to watch from next."""
+        base = self.pushed.base()
+        result = self.client.watch(self.config.host, since, self.config.watch_timeout,
+                                   view_since=base.revision if base is not None else None)
+        if result.view is not None:  # before the poke: the woken loop finds it
+            self.pushed.bring(base, result.view)
+        if result.resync or result.changes or result.revision < since:
+            self.wake.poke(result.revision, resync=result.resync or result.revision < since)
+        return result.revision
+
     def watch_forever(self, stop: threading.Event) -> None:
         since = 0
         retries = self.retries("watch")
         while not stop.is_set():
             try:
-                result = self.client.watch(self.config.host, since, self.config.watch_timeout)
+                since = self.watch_once(since)
                 retries.succeeded()
-                if result.resync or result.changes or result.revision < since:
-                    self.wake.poke(result.revision,
-                                   resync=result.resync or result.revision < since)
-                since = result.revision
             except Exception as exc:  # reconnect with backoff
                 delay = retries.failed(exc)
                 if delay is None:  # the watch is how changes arrive: ask again, but rarely

@@ -195,6 +195,6 @@ def create_app(config: ServerConfig, db: Database | None = None, migrate: bool =
     app.state.context = context
     if not config.no_auth:
         app.add_middleware(AuthMiddleware, context=context)
-    app.add_middleware(LoadSheddingMiddleware, limits=config.load)
+    app.add_middleware(LoadSheddingMiddleware, limits=config.load, views=context.view_gate)
     app.add_middleware(RequestMiddleware, max_body_bytes=config.limits.max_request_body_bytes)
     return app

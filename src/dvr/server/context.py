@@ -11,13 +11,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from dvr.db.session import Database
-from dvr.server.config import ServerConfig
+from dvr.server.config import LoadLimits, ServerConfig
 from dvr.server.dbhealth import DatabaseHealth, is_unavailable
 from dvr.server.errors import conflict
 from dvr.server.hostview_parts import SharedViewParts, shared_forms
 from dvr.server.hostview_served import ServedViews
 from dvr.server.liveness import LivenessMemory
 from dvr.server.liveness_keeper import LivenessKeeper
+from dvr.server.loadshed import ViewGate
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo, send_change_notice
 from dvr.server.serialize import JsonableCache
 from dvr.server.services.notify import (
@@ -43,6 +44,7 @@ class ServerContext:
     view_parts: SharedViewParts = field(default_factory=SharedViewParts)  # of HostViews
     served_views: ServedViews = field(default_factory=ServedViews)  # the bases of deltas
     view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
+    view_gate: ViewGate = field(default_factory=lambda: ViewGate(LoadLimits()))  # view turns
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:
@@ -54,6 +56,7 @@ class ServerContext:
             liveness=memory,
             health=DatabaseHealth(retry_after=config.load.database_retry_after),
             keeper=None,  # type: ignore[arg-type]
+            view_gate=ViewGate(config.load),
         )
         start = context.run_read(lambda tx: current_revision(tx.conn))
         follow = None

@@ -44,11 +44,17 @@ class ViewGate:
     running: int = 0
     waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
 
+    def try_enter(self) -> bool:
+        """Take a turn if one is free and nobody waits for one (True), without waiting."""
+        if self.running < self.limits.max_concurrent_views and not self.waiting:
+            self.running += 1
+            return True
+        return False
+
     async def enter(self, gone: asyncio.Future[Any]) -> bool:
         """Wait for a turn: True with one held, False when the client left meanwhile;
         ``ServiceUnavailable`` when too many wait or the wait is too long."""
-        if self.running < self.limits.max_concurrent_views and not self.waiting:
-            self.running += 1
+        if self.try_enter():
             return True
         if len(self.waiting) >= self.limits.max_queued_views:
             raise overloaded(self.limits, "too many views queued")
@@ -78,10 +84,14 @@ class ViewGate:
 
 
 class LoadSheddingMiddleware:
-    def __init__(self, app: ASGIApp, limits: LoadLimits) -> None:
+    """``views``: the gate of view builds, shared with the watch (a watch answer carries a
+    view only when a turn is free); a gate of its own when not given."""
+
+    def __init__(self, app: ASGIApp, limits: LoadLimits, views: ViewGate | None = None
+                 ) -> None:
         self.app = app
         self.limits = limits
-        self.views = ViewGate(limits)
+        self.views = views if views is not None else ViewGate(limits)
         self.pending = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -43,7 +43,7 @@ class FakeClient:
     def heartbeat(self, host, rev, up, down, vifs, vlans):
         self.heartbeats.append((rev, tuple(up), tuple(down)))
 
-    def watch(self, host, since, timeout):
+    def watch(self, host, since, timeout, view_since=None):
         self.watch_event.wait(timeout)
         self.watch_event.clear()
         if self.watch_results:

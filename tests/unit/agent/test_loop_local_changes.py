@@ -36,7 +36,7 @@ class QuietClient:
     def heartbeat(self, *args):
         self.heartbeats += 1
 
-    def watch(self, host, since, timeout):
+    def watch(self, host, since, timeout, view_since=None):
         time.sleep(min(timeout, 0.05))
         return WatchResult(revision=since, changes=(), resync=False)
 

@@ -1,8 +1,9 @@
 """A stand-in for ``ovs-ofctl --no-names monitor <bridge> watch: --unixctl=PATH`` (no switch):
 prints the INITIAL events given as arguments, then serves the unixctl socket: ``ofctl/barrier``
 prints a barrier reply (as the real one does once the switch answers), ``test/emit LINE``
-prints LINE (a change made by "the switch"), ``test/exit`` ends the process,
-``test/silent`` is not answered, anything else is refused.  Replies come in two pieces."""
+prints LINE (a change made by "the switch"), ``test/barriers`` answers how many barriers
+were asked for, ``test/exit`` ends the process, ``test/silent`` is not answered, anything
+else is refused.  Replies come in two pieces."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import threading
 
 _printing = threading.Lock()
+_barriers = [0]
 
 
 def emit(line: str) -> None:
@@ -35,7 +37,10 @@ class Handler(socketserver.StreamRequestHandler):
                 method, params = request["method"], request["params"]
                 reply = {"id": request["id"], "result": "", "error": None}
                 if method == "ofctl/barrier":
+                    _barriers[0] += 1
                     emit("OFPT_BARRIER_REPLY (OF1.5) (xid=0x9):")
+                elif method == "test/barriers":
+                    reply["result"] = str(_barriers[0])
                 elif method == "test/emit":
                     emit(params[0])
                 elif method == "test/exit":

@@ -5,7 +5,7 @@ import asyncio
 import json
 
 from dvr.server.config import LoadLimits
-from dvr.server.loadshed import LoadSheddingMiddleware
+from dvr.server.loadshed import LoadSheddingMiddleware, ViewGate
 
 VIEW = "/dvr/v1/hosts/compute-1/view"
 
@@ -142,5 +142,26 @@ def test_too_many_pending_requests_get_503_but_long_polls_never_do():
         assert app.started == ["/v2.0/ports", "/dvr/v1/hosts/compute-1/watch"]
         app.release.set()
         await asyncio.gather(task, watching)
+
+    asyncio.run(scenario())
+
+
+def test_a_turn_taken_without_waiting_is_shared_with_the_gated_views():
+    async def scenario():
+        app = BlockingApp()
+        gate = ViewGate(LoadLimits(max_concurrent_views=2))
+        shed = LoadSheddingMiddleware(app, gate.limits, views=gate)
+        assert gate.try_enter()  # e.g. a watch answer's view
+        first, second = Client(), Client()
+        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in (first, second)]
+        await settle()
+        assert app.started == [VIEW]  # one turn left: the second view waits
+        assert not gate.try_enter()  # no turn is free: the watch leaves its view out
+        gate.leave()  # the watch's turn goes to the waiting view
+        await settle()
+        assert app.started == [VIEW, VIEW]
+        app.release.set()
+        await asyncio.gather(*tasks)
+        assert gate.running == 0 and gate.try_enter()
 
     asyncio.run(scenario())

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from dvr.agent.desired.nftables import canonical_nat_rules
 from dvr.agent.desired.openflow import port_text, render_actions, render_match
 from dvr.agent.desired.state import Address, Flow, NatRule, Route, Rule
-from dvr.agent.drivers.base import DriverError, Drivers, LinuxScope
+from dvr.agent.drivers.base import DriverError, Drivers, FlowSync, LinuxScope
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
@@ -101,10 +101,11 @@ class FakeOvsDriver:
         self.transactions = 0
         self.bundles = 0
         self._port_listeners: list[Callable[[], None]] = []
+        self.flow_syncs: list[tuple[str, ...]] = []  # the bridges of each start_flow_sync
 
     # -- driver interface ---------------------------------------------------------------
-    def observe(self, bridges: Iterable[str],
-                with_flows: bool = True) -> tuple[ObservedBridge, ...]:
+    def observe(self, bridges: Iterable[str], with_flows: bool = True,
+                flow_sync: FlowSync | None = None) -> tuple[ObservedBridge, ...]:
         found = []
         for name in bridges:
             bridge = self.bridges.get(name)
@@ -121,6 +122,11 @@ class FakeOvsDriver:
                                         tuple(sorted(bridge.external_ids.items())),
                                         ports, flows))
         return tuple(found)
+
+    def start_flow_sync(self, bridges: Iterable[str]) -> FlowSync:
+        """Nothing to start: what ``observe`` reads is always up to date."""
+        self.flow_syncs.append(tuple(bridges))
+        return FlowSync()
 
     def transact(self, ops: Sequence[OvsdbOp]) -> None:
         bridges = copy.deepcopy(self.bridges)

@@ -11,6 +11,9 @@ to send an OpenFlow barrier on its own connection.  The switch queues flow-monit
 to that connection as it commits each change (a bundle of the driver's own included), so
 the barrier reply comes after every update of a change committed before it; once the
 reader has seen that reply, the table holds every flow change made before ``sync()``.
+The two halves can be apart (``send_barrier``, later ``wait_for_barrier``; for several
+bridges ``FlowMirrors.send_barriers``, later ``synced(..., sent)``): the wait then covers
+every change made before the barrier was sent, and the reply arrives meanwhile.
 
 The children are started by a ``ChildStarter``: an agent killed with ``kill -9`` leaves
 no monitor behind.
@@ -28,8 +31,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from dvr.agent.drivers.base import FlowSync
 from dvr.agent.drivers.children import ChildStarter
 from dvr.agent.drivers.flow_mirror import FlowTable, MirrorSnapshot
 from dvr.agent.drivers.openflow import BarrierReply, FlowEvent, UnexpectedLine, parse_monitor_line
@@ -57,19 +62,36 @@ class UnixctlClient:
         self._buffer = ""
         self._decoder = json.JSONDecoder()
         self._next_id = 0
+        self._method = ""  # of the last request sent
 
     def call(self, method: str, params: Sequence[str] = (), timeout: float | None = None
              ) -> object:
+        return self.reply(self.send(method, params, timeout), timeout)
+
+    def send(self, method: str, params: Sequence[str] = (), timeout: float | None = None
+             ) -> int:
+        """Send a request without waiting for its answer (``reply``); its id."""
         self._next_id += 1
         request = {"method": method, "params": list(params), "id": self._next_id}
+        self._method = method
         if timeout is not None:
             self._socket.settimeout(max(timeout, 0.001))
         try:
             self._socket.sendall(json.dumps(request).encode())
+        except OSError as error:
+            raise UnixctlError(f"{method}: {error}") from error
+        return self._next_id
+
+    def reply(self, request_id: int, timeout: float | None = None) -> object:
+        """The answer to the request ``request_id``, the last one sent."""
+        method = self._method
+        if timeout is not None:
+            self._socket.settimeout(max(timeout, 0.001))
+        try:
             reply = self._read_message()
         except (OSError, ValueError) as error:
             raise UnixctlError(f"{method}: {error}") from error
-        if not isinstance(reply, dict) or reply.get("id") != self._next_id:
+        if not isinstance(reply, dict) or reply.get("id") != request_id:
             raise UnixctlError(f"{method}: unexpected answer {reply!r}")
         if reply.get("error") is not None:
             raise UnixctlError(f"{method}: {reply['error']}")
@@ -114,6 +136,7 @@ class FlowMonitor:
         self._failure: str | None = None
         self._sync_lock = threading.Lock()
         self._control: UnixctlClient | None = None
+        self._answer_due: int | None = None  # a request to ``_control`` not answered yet
         self.process = process
         self._reader = threading.Thread(target=self._read, name=f"dvr-flowmon-{bridge}",
                                         daemon=True)
@@ -150,25 +173,54 @@ class FlowMonitor:
         """Wait until every flow change the switch made before this call is in ``table``
         (at most ``timeout`` seconds); False if the mirror cannot be trusted."""
         deadline = time.monotonic() + timeout
+        number = self.send_barrier(timeout)
+        return number is not None and self.wait_for_barrier(
+            number, max(deadline - time.monotonic(), 0))
+
+    def send_barrier(self, timeout: float) -> int | None:
+        """Ask the monitor to send a barrier on its connection (at most ``timeout`` seconds
+        for the first connection to it; its answer is read by ``wait_for_barrier``): the
+        barrier's number; None if the mirror cannot be trusted."""
+        deadline = time.monotonic() + timeout
         with self._sync_lock:
             if self._failure is not None:
-                return False
+                return None
             try:
                 control = self._connect(deadline)
-                self._barriers_sent += 1
-                target = self._barriers_sent
-                control.call("ofctl/barrier", timeout=deadline - time.monotonic())
+                self._collect_answer(deadline)
+                self._answer_due = control.send("ofctl/barrier",
+                                                timeout=deadline - time.monotonic())
             except (OSError, UnixctlError) as error:
                 with self._changed:
                     self._fail(f"barrier: {error}")
-                return False
-            with self._changed:
-                self._changed.wait_for(
-                    lambda: self._barriers_seen >= target or self._failure is not None,
-                    max(deadline - time.monotonic(), 0))
-                if self._barriers_seen < target:
-                    self._fail(f"no barrier reply within {timeout:.1f}s")
-                return self._failure is None
+                return None
+            self._barriers_sent += 1
+            return self._barriers_sent
+
+    def _collect_answer(self, deadline: float) -> None:  # with self._sync_lock held
+        """Read the monitor's answer to the last request, if not read yet."""
+        if self._answer_due is not None and self._control is not None:
+            due, self._answer_due = self._answer_due, None
+            self._control.reply(due, timeout=deadline - time.monotonic())
+
+    def wait_for_barrier(self, number: int, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) for the reply to barrier ``number``: then
+        ``table`` holds every flow change the switch made before that barrier was sent;
+        False if the mirror cannot be trusted."""
+        deadline = time.monotonic() + timeout
+        with self._sync_lock:
+            try:
+                self._collect_answer(deadline)
+            except (OSError, UnixctlError) as error:
+                with self._changed:
+                    self._fail(f"barrier: {error}")
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._barriers_seen >= number or self._failure is not None,
+                max(deadline - time.monotonic(), 0))
+            if self._barriers_seen < number:
+                self._fail(f"no barrier reply within {timeout:.1f}s")
+            return self._failure is None
 
     def _connect(self, deadline: float) -> UnixctlClient:
         """The unixctl connection; the socket appears once the monitor request is sent."""
@@ -209,15 +261,25 @@ class FlowMonitor:
             pass
 
 
+@dataclass(frozen=True)
+class Barriers(FlowSync):
+    """Barriers sent to flow monitors at one moment (``FlowMirrors.send_barriers``): once a
+    monitor has the reply, its table holds every flow change made before that moment."""
+
+    sent: Mapping[str, tuple[FlowMonitor, int]] = field(default_factory=dict)  # bridge ->
+    # (monitor, barrier number)
+
+
 class FlowMirrors:
     """The OVS driver's flow monitors, one per bridge it observes.
 
     ``synced(bridges)`` starts the monitors that are missing (the first sync waits for the
     initial dump, up to ``start_timeout``), syncs them (up to ``sync_timeout``) and returns
-    those that are in sync; for the others the driver dumps.  A monitor that fails is
-    closed, said once in the log, and replaced no sooner than after a backoff (1 s doubling
-    to 30 s) so that a bridge whose monitor cannot work costs a dump, not a process, per
-    observation."""
+    those that are in sync; for the others the driver dumps.  Barriers sent earlier by
+    ``send_barriers`` and handed to ``synced`` are waited for instead of new ones.  A
+    monitor that fails is closed, said once in the log, and replaced no sooner than after a
+    backoff (1 s doubling to 30 s) so that a bridge whose monitor cannot work costs a dump,
+    not a process, per observation."""
 
     def __init__(self, children: ChildStarter, argv: Callable[[str], list[str]],
                  env: Mapping[str, str], start_timeout: float, sync_timeout: float,
@@ -234,14 +296,30 @@ class FlowMirrors:
         self._degraded: set[str] = set()  # bridges whose failure was logged
         self._directory = Path(tempfile.mkdtemp(prefix="dvr-flowmon-"))
 
-    def synced(self, bridges: Sequence[str]) -> dict[str, FlowMonitor]:
+    def send_barriers(self, bridges: Sequence[str]) -> Barriers:
+        """A barrier to the running monitor of each of ``bridges`` (none is started)."""
+        sent = {}
+        for bridge in bridges:
+            monitor = self._monitors.get(bridge)
+            number = monitor.send_barrier(self._timeout(bridge)) if monitor else None
+            if monitor is not None and number is not None:
+                sent[bridge] = (monitor, number)
+        return Barriers(sent)
+
+    def synced(self, bridges: Sequence[str], sent: Barriers | None = None
+               ) -> dict[str, FlowMonitor]:
+        """The monitors of ``bridges`` whose tables hold every flow change made before this
+        call, or before ``sent`` was sent for the bridges it has a barrier for."""
         for bridge in bridges:
             self._ensure(bridge)
         monitors = {b: self._monitors[b] for b in bridges if b in self._monitors}
-        in_sync = self._sync_all(monitors)
+        # every barrier first (each monitor's reply arrives meanwhile), then the waits
+        numbers = {bridge: self._barrier(bridge, monitor, sent)
+                   for bridge, monitor in monitors.items()}
         found = {}
         for bridge, monitor in monitors.items():
-            if in_sync[bridge]:
+            number = numbers[bridge]
+            if number is not None and monitor.wait_for_barrier(number, self._timeout(bridge)):
                 found[bridge] = monitor
                 self._in_sync.add(bridge)
                 self._retry.pop(bridge, None)
@@ -252,23 +330,17 @@ class FlowMirrors:
                 self._drop(bridge, monitor)
         return found
 
-    def _sync_all(self, monitors: Mapping[str, FlowMonitor]) -> dict[str, bool]:
-        """``sync`` every monitor, side by side (each waits for its own barrier)."""
-        results: dict[str, bool] = {}
+    def _barrier(self, bridge: str, monitor: FlowMonitor, sent: Barriers | None
+                 ) -> int | None:
+        """The barrier to wait for: the one ``sent`` to this very monitor, else a new one."""
+        earlier = sent.sent.get(bridge) if sent is not None else None
+        if earlier is not None and earlier[0] is monitor:
+            return earlier[1]
+        return monitor.send_barrier(self._timeout(bridge))
 
-        def sync(bridge: str, monitor: FlowMonitor) -> None:
-            first = bridge not in self._in_sync
-            results[bridge] = monitor.sync(self.start_timeout if first else self.sync_timeout)
-
-        threads = [threading.Thread(target=sync, args=item, daemon=True)
-                   for item in list(monitors.items())[1:]]
-        for thread in threads:
-            thread.start()
-        for item in list(monitors.items())[:1]:
-            sync(*item)  # the first one in this thread
-        for thread in threads:
-            thread.join()
-        return results
+    def _timeout(self, bridge: str) -> float:
+        """The first sync of a monitor also waits for its initial dump."""
+        return self.sync_timeout if bridge in self._in_sync else self.start_timeout
 
     def _ensure(self, bridge: str) -> None:
         if bridge in self._monitors:

@@ -7,6 +7,8 @@ GET  /dvr/v1/hosts/{host}/view             HostView.to_dict()
 GET  /dvr/v1/hosts/{host}/view?since=R     a HostViewDelta from R ("full": false) or the
                                            view ("full": true); R=0: the caller has none
 GET  /dvr/v1/hosts/{host}/watch?since=N&timeout=S   long poll for changes
+GET  /dvr/v1/hosts/{host}/watch?...&view_since=R     the same; an answer with changes also
+                                           carries "view": what view?since=R answers
 GET  /dvr/v1/hosts                         host summaries
 GET  /dvr/v1/hosts/{host}/routers          routers hosted on a host
 GET  /dvr/v1/hosts/{host}/agent-state      what the agent last applied (VIFs, local VLANs)
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -64,18 +67,24 @@ async def _json_object(request: Request, allow_empty: bool = False) -> dict[str,
     return body
 
 
-def watch_result(tx: ReadTx, host: str, since: int) -> dict[str, Any]:
+def watch_result(tx: ReadTx, host: str, since: int,
+                 view: Callable[[ReadTx], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The changes for ``host`` after ``since``; with ``view``, an answer with changes also
+    carries ``view(tx)`` under "view" (read in the same transaction as the changes)."""
     revision = current_revision(tx.conn)
     if since < pruned_revision(tx.conn) or since > revision:
         return {"revision": revision, "changes": [], "resync": True}
     seen: dict[tuple[str, str], None] = {}
     for _, kind, object_id in changes_for_host(tx.conn, host, since):
         seen.setdefault((kind, object_id), None)
-    return {
+    result = {
         "revision": revision,
         "changes": [{"kind": k, "id": i} for k, i in seen],
         "resync": False,
     }
+    if view is not None and seen:
+        result["view"] = view(tx)
+    return result
 
 
 def host_summaries(tx: ReadTx) -> list[dict[str, Any]]:
@@ -192,19 +201,31 @@ def routes(context: ServerContext) -> list[Route]:
     async def watch(request: Request) -> Response:
         host = host_param(request)
         since = revision_param(request, "since") or 0
+        view_since = revision_param(request, "view_since")
         timeout = min(
             number_param(request, "timeout", config.watch_default_timeout),
             config.watch_max_timeout,
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+
+        def view(tx: ReadTx) -> dict[str, Any]:
+            return view_answer(context, tx, host, view_since)
+
         async def read_result() -> dict[str, Any]:
-            """The changes after ``since``; while the database is unreachable, none: the
-            watch goes on waiting in memory (a write cannot commit meanwhile)."""
+            """The changes after ``since`` (with the view update from ``view_since`` when a
+            view build has a free turn: a busy server leaves it out, the agent asks for it
+            as before); while the database is unreachable, none: the watch goes on waiting
+            in memory (a write cannot commit meanwhile)."""
+            with_view = view_since is not None and context.view_gate.try_enter()
             try:
-                return await context.read(lambda tx: watch_result(tx, host, since))
+                return await context.read(
+                    lambda tx: watch_result(tx, host, since, view if with_view else None))
             except ServiceUnavailable:
                 return {"revision": since, "changes": [], "resync": False}
+            finally:
+                if with_view:
+                    context.view_gate.leave()
 
         while True:
             event = context.hub.snapshot(host)

@@ -67,10 +67,14 @@ HEARTBEAT = obj({
 HEARTBEAT_REPLY = obj({"host": STRING, "alive": {"type": "boolean"}, "ports_up": STRINGS,
                        "ports_down": STRINGS, "revision": {"type": "integer"}},
                       ("host", "alive"))
+# what view?since=R answers: a HostViewDelta ("full": false) or the HostView ("full": true)
+VIEW_UPDATE: JsonSchema = {"type": "object", "required": ["full"],
+                           "properties": {"full": {"type": "boolean"}}}
 WATCH_REPLY = obj({
     "revision": {"type": "integer"},
     "changes": array_of(obj({"kind": STRING, "id": STRING}, ("kind", "id"))),
     "resync": {"type": "boolean"},
+    "view": VIEW_UPDATE,
 }, ("revision", "changes", "resync"))
 AGENT_STATE = obj({"host": STRING, "reported": {"type": "boolean"},
                    "applied_revision": {"type": "integer"},
@@ -143,7 +147,12 @@ def describe(agent: JsonSchema) -> tuple[dict[str, JsonSchema], dict[str, Any]]:
             "watchHost", "Long poll: what changed for the host since a revision",
             (200, "OK", WATCH_REPLY), (400, 404),
             parameters=[HOST_PARAM, query_param("since", REVISION_SCHEMA),
-                        query_param("timeout", SECONDS_SCHEMA, "seconds, capped by the server")],
+                        query_param("timeout", SECONDS_SCHEMA, "seconds, capped by the server"),
+                        query_param("view_since", REVISION_SCHEMA,
+                                    "the revision of the view the caller holds (0: none): an "
+                                    "answer with changes also carries \"view\", what "
+                                    "view?since=<view_since> answers, unless the server is "
+                                    "busy building views")],
             tags=kind,
         )},
         f"{p}/hosts/{{host}}/routers": {"get": operation(

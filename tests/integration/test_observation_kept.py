@@ -133,6 +133,56 @@ def test_a_kept_linux_observation_equals_a_fresh_one(netns_dir: Path):
             keeping.close()
 
 
+def test_the_hosts_links_are_read_again_only_for_a_change_to_a_wanted_one(netns_dir: Path):
+    """A VIF plugged in the host's namespace (a device the agent does not manage) leaves
+    the kept host links alone; a change to a wanted link, a rename of one, or another set
+    of wanted names reads them again; kept always equals fresh."""
+    keeping = LinuxDriver(LinuxConfig(netns_dir))
+    fresh = LinuxDriver(LinuxConfig(netns_dir, follow_changes=False))
+    reads = {"count": 0}
+    read = keeping._read_host_links
+
+    def counted(wanted):
+        reads["count"] += 1
+        return read(wanted)
+
+    keeping._read_host_links = counted  # type: ignore[method-assign]
+    other_scope = LinuxScope(namespace_prefixes=("qrouter-",),
+                             host_links=("qrb-keep", "qrb-other"))
+
+    def same(scope: LinuxScope = SCOPE) -> None:
+        assert keeping.observe(scope) == fresh.observe(scope)
+
+    with netns.inside(netns_dir / HOST):
+        try:
+            keeping.apply(CreateNamespace(ROUTER))
+            keeping.apply(CreateVeth(ROUTER, "qr-keep", "qrb-keep", "fa:16:3e:00:00:01", 1450))
+            same()
+            assert reads["count"] == 1
+            subprocess.run(["ip", "link", "add", "tapvif-keep", "type", "veth", "peer",
+                            "name", "vmvif-keep"], check=True, capture_output=True)
+            subprocess.run(["ip", "link", "set", "tapvif-keep", "up"], check=True,
+                           capture_output=True)
+            same()
+            assert reads["count"] == 1  # VIF devices only: kept
+            keeping.apply(SetLink(None, "qrb-keep", None, 1400))
+            same()
+            assert reads["count"] == 2
+            subprocess.run(["ip", "link", "set", "qrb-keep", "name", "qrb-renamed"],
+                           check=True, capture_output=True)
+            same()
+            assert keeping.observe(SCOPE).host_links == ()
+            assert reads["count"] == 3
+            same(other_scope)
+            assert reads["count"] == 4  # other names asked for: read again
+            subprocess.run(["ip", "link", "del", "tapvif-keep"], check=True,
+                           capture_output=True)
+            same(other_scope)
+            assert reads["count"] == 4
+        finally:
+            keeping.close()
+
+
 def test_a_kept_nat_table_equals_a_fresh_one_and_nft_runs_only_after_a_change(
         netns_dir: Path, monkeypatch: pytest.MonkeyPatch):
     if shutil.which("nft") is None or shutil.which("nsenter") is None:

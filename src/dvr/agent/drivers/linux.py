@@ -28,7 +28,12 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dvr.agent.desired.state import Address, Route, Rule
 from dvr.agent.drivers import netns
 from dvr.agent.drivers.base import DriverError, LinuxScope
-from dvr.agent.drivers.namespace_mirror import SeenNamespace, caught_up
+from dvr.agent.drivers.namespace_mirror import (
+    KeptHostLinks,
+    SeenNamespace,
+    caught_up,
+    names_kept_link,
+)
 from dvr.agent.drivers.netlink_watch import (
     LINK_GROUPS,
     NETLINK_ROUTE,
@@ -91,7 +96,7 @@ class LinuxDriver:
         self.config = config
         self._lock = threading.Lock()
         self._kept: dict[str, tuple[ChangeWatch, SeenNamespace | None]] = {}
-        self._host: tuple[ChangeWatch, tuple[ObservedLink, ...] | None] | None = None
+        self._host: tuple[ChangeWatch, KeptHostLinks | None] | None = None
         self._deleting: list[Callable[[str], None]] = []
 
     def on_namespace_delete(self, callback: Callable[[str], None]) -> None:
@@ -143,9 +148,7 @@ class LinuxDriver:
                     continue  # vanished while we looked: it is not there
             host_links: tuple[ObservedLink, ...] = ()
             if scope.host_links:
-                wanted = set(scope.host_links)
-                host_links = tuple(sorted(link for link in self._host_links()
-                                          if link.name in wanted))
+                host_links = self._host_links(frozenset(scope.host_links))
         return ObservedLinux(tuple(namespaces), host_links)
 
     def observe_namespace(self, name: str,
@@ -204,24 +207,30 @@ class LinuxDriver:
                 if (found := _neighbor(message, names)) is not None))
         return SeenNamespace(names, links, addresses, routes, rules, neighbors)
 
-    def _host_links(self) -> tuple[ObservedLink, ...]:
-        """Every link of the driver's own namespace: kept while no link notification came."""
+    def _host_links(self, wanted: frozenset[str]) -> tuple[ObservedLink, ...]:
+        """The links of the driver's own namespace named ``wanted``, sorted: kept while no
+        link notification names one of them and the names asked for stay the same."""
         if not self.config.follow_changes:
-            return self._read_host_links()
+            return self._read_host_links(wanted).links
         if self._host is None:
             try:
                 self._host = (ChangeWatch(None, NETLINK_ROUTE, LINK_GROUPS), None)
             except OSError:  # no socket: read every time
-                return self._read_host_links()
-        watch, links = self._host
-        if watch.drain() != [] or links is None:
-            links = self._read_host_links()
-            self._host = (watch, links)
-        return links
+                return self._read_host_links(wanted).links
+        watch, kept = self._host
+        chunks = watch.drain()
+        if (kept is None or kept.wanted != wanted or chunks is None
+                or names_kept_link(route_messages(chunks), wanted, kept.indexes)):
+            kept = self._read_host_links(wanted)
+            self._host = (watch, kept)
+        return kept.links
 
-    def _read_host_links(self) -> tuple[ObservedLink, ...]:
+    def _read_host_links(self, wanted: frozenset[str]) -> KeptHostLinks:
         with self._ipr(None) as ipr, self._ethtool_socket(None) as sock:
-            return tuple(_link(link, sock) for link in ipr.get_links())
+            found = [(link["index"], _link(link, sock)) for link in ipr.get_links()
+                     if link.get_attr("IFLA_IFNAME") in wanted]
+        return KeptHostLinks(wanted, frozenset(index for index, _ in found),
+                             tuple(sorted(link for _, link in found)))
 
     def _forget(self, name: str) -> None:
         watch, _ = self._kept.pop(name, (None, None))

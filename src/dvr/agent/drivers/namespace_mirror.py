@@ -6,6 +6,11 @@ neighbor (a port came or went behind a router).  So the driver reads a namespace
 then only drains its ``ChangeWatch``: neighbor notifications are replayed into the kept
 reading (``caught_up``, pure), any other notification (a link, an address, a route, a
 rule) makes the driver read the namespace again.  A kept reading equals a fresh one.
+
+The driver's own namespace holds devices the agent does not manage (every VIF a
+hypervisor plugs, for one) besides the bridge ends of its links: only the links it asks
+for are kept, and a link notification that names none of them (``names_kept_link``)
+leaves the kept ones as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired.state import Address, Route, Rule
-from dvr.agent.drivers.netlink_watch import RTM_DELNEIGH, RTM_NEWNEIGH
+from dvr.agent.drivers.netlink_watch import RTM_DELLINK, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH
 from dvr.agent.reconcile.observed import ObservedLink, ObservedNeighbor
 
 # a neighbor message -> what a dump reports for it (None: a dump leaves it out)
@@ -60,3 +65,26 @@ def caught_up(seen: SeenNamespace, messages: Iterable, read_neighbor: ReadNeighb
     if neighbors is None:
         return seen
     return replace(seen, neighbors=tuple(sorted(neighbors.values())))
+
+
+@dataclass(frozen=True)
+class KeptHostLinks:
+    """The links of the driver's own namespace named ``wanted`` (sorted), as last read, and
+    their interface numbers."""
+
+    wanted: frozenset[str]
+    indexes: frozenset[int]
+    links: tuple[ObservedLink, ...]
+
+
+def names_kept_link(messages: Iterable, names: frozenset[str], indexes: frozenset[int]) -> bool:
+    """Whether any of ``messages`` (rtnetlink notifications) may concern a kept link: one
+    named ``names`` or numbered ``indexes`` (a rename keeps the number), or a message that
+    is not a link notification with a name (it cannot be told apart)."""
+    for message in messages:
+        if message["header"]["type"] not in (RTM_NEWLINK, RTM_DELLINK):
+            return True
+        name = message.get_attr("IFLA_IFNAME")
+        if name is None or name in names or message["index"] in indexes:
+            return True
+    return False

@@ -235,7 +235,10 @@ def routes(context: ServerContext) -> list[Route]:
                 return json_response(result)
             woken = await context.hub.wait(event, remaining)
             if not woken and loop.time() >= deadline:
-                return json_response(await read_result())
+                # Nothing was published for this host since before the read: its answer
+                # stands (no second read per idle watch; a change another process made
+                # and the hub has not heard of yet is found by the next watch's read).
+                return json_response(result)
             if context.hub.closed:
                 return json_response(result)
 

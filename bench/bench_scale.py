@@ -162,7 +162,7 @@ def all_applied_after(events: Events, hosts: list[str], since: float, timeout: f
 # the loop's log line; a dataplane with no timings of its own (``--agents loop``) puts the
 # whole reconcile's ``ms=`` right after ``fetch_ms=``
 RECONCILE_LINE = re.compile(
-    r" reconcile host=\S+ .*view=(\w+) .*fetch_ms=([\d.]+) (?:.* )?ms=([\d.]+)")
+    r" reconcile host=\S+ .*view=([\w-]+) .*fetch_ms=([\d.]+) (?:.* )?ms=([\d.]+)")
 
 
 def reconcile_timings(logs: Iterable[Path]) -> dict[str, dict[str, Any]]:

@@ -172,7 +172,7 @@ class AgentLoop:
         if prepare is not None:
             prepare()
         prepared = self.clock()
-        fetch = self.fetch_view()
+        fetch = self.fetch_view(local_only=trigger == "vif")
         view = fetch.view
         fetched = self.clock()
         outcome = self.dataplane.reconcile(view)
@@ -194,19 +194,26 @@ class AgentLoop:
         self.report(outcome, view)
         return outcome
 
-    def fetch_view(self) -> FetchedView:
+    def fetch_view(self, local_only: bool = False) -> FetchedView:
         """The host's current view: the view a watch answer brought (when it is as new as
         the view held and every revision the watch told of), the held view patched with
         the server's delta, or the full view (at start, when the server has no delta from
         the held view, or when the delta does not apply to it).  The result is held for the
-        next fetch."""
+        next fetch.
+
+        ``local_only``: only something on this host changed (a VIF plugged or unplugged);
+        the view held is then used as it is when the watch told of no newer revision (a
+        change it has not told of yet wakes the loop again when it does)."""
         host = self.config.host
         spent = 0
         held = self.view
         if held is not None:
-            pushed = self.pushed.take(max(held.revision, self.wake.latest_revision))
+            newest = max(held.revision, self.wake.latest_revision)
+            pushed = self.pushed.take(newest)
             if pushed is not None:
                 return self._hold(pushed)
+            if local_only and held.revision >= newest:
+                return FetchedView(held, "held", 0)
             answer = self.client.fetch_view(host, held.revision)
             if isinstance(answer.update, HostView):
                 return self._hold(FetchedView(answer.update, "full", answer.size))

@@ -22,13 +22,14 @@ from dvr.model.hostview_delta import DeltaRefused, apply
 
 log = logging.getLogger("dvr.agent")
 
-ViewKind = Literal["delta", "full", "pushed-delta", "pushed-full"]
+ViewKind = Literal["delta", "full", "pushed-delta", "pushed-full", "held"]
 
 
 @dataclass(frozen=True)
 class FetchedView:
     """The view one reconcile works on, and how it came: ``kind`` is "delta" (patched from
-    the view held before) or "full", "pushed-" when a watch answer brought it; ``size``
+    the view held before) or "full", "pushed-" when a watch answer brought it, "held" when
+    the view held was still current (a local change only); ``size``
     counts the bytes of the server's answers."""
 
     view: HostView

@@ -230,8 +230,8 @@ def test_a_view_brought_is_not_used_when_the_loop_holds_one_as_new(caplog):
     older = loop.client.watch("h", 1, 0, view_since=base.revision)
     server.current = view(4, port_ids=("p1", "p2"))
     same = loop.client.watch("h", 1, 0, view_since=base.revision)
-    # ... while a VIF's reconcile fetches revision 4
-    loop.reconcile_once("vif")
+    # ... while a revision gap's reconcile fetches revision 4
+    loop.reconcile_once("gap")
     loop.pushed.bring(base, older.view)  # older than what the loop holds
     loop.wake.poke(3)
     server.current = view(5, port_ids=("p1",))
@@ -250,7 +250,7 @@ def test_a_view_brought_from_an_older_base_than_the_loop_holds_is_used_when_newe
     server, loop, dataplane = started_agent()
     base = loop.pushed.base()
     server.current = view(3, port_ids=("p1", "p3"))
-    loop.reconcile_once("vif")  # the loop holds revision 3
+    loop.reconcile_once("gap")  # the loop holds revision 3
     server.current = view(4, port_ids=("p1", "p2"))
     answer = loop.client.watch("h", 1, 0, view_since=base.revision)  # asked from 1
     loop.pushed.bring(base, answer.view)

@@ -143,3 +143,44 @@ def test_a_dataplane_that_cannot_announce_is_still_polled():
         return frozenset({"port-1"}) in dataplane.reconciles
 
     assert run_loop(loop, plugged_then_reconciled)
+
+
+class CountingClient(QuietClient):
+    """A quiet server that counts the views asked of it; ``revision`` is what it holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fetches = 0
+        self.revision = 1
+
+    def fetch_view(self, host, since):
+        self.fetches += 1
+        return ViewAnswer(view(self.revision), 0)
+
+
+def test_a_vif_pass_uses_the_view_held_when_no_newer_revision_is_known():
+    client = CountingClient()
+    loop = AgentLoop(config(), client, AnnouncingDataplane())
+    loop.reconcile_once("start")
+    assert client.fetches == 1
+    outcome_view = loop.view
+    loop.reconcile_once("vif")
+    assert client.fetches == 1 and loop.view is outcome_view  # nothing asked of the server
+
+
+def test_a_vif_pass_fetches_when_the_watch_told_of_a_newer_revision():
+    client = CountingClient()
+    loop = AgentLoop(config(), client, AnnouncingDataplane())
+    loop.reconcile_once("start")
+    client.revision = 2
+    loop.wake.poke(2)  # told by the watch, not yet taken by the loop
+    loop.reconcile_once("vif")
+    assert client.fetches == 2 and loop.view.revision == 2
+
+
+def test_other_passes_always_ask_the_server():
+    client = CountingClient()
+    loop = AgentLoop(config(), client, AnnouncingDataplane())
+    for trigger in ("start", "watch", "gap", "watch"):
+        loop.reconcile_once(trigger)
+    assert client.fetches == 4

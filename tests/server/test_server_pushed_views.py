@@ -100,3 +100,36 @@ def test_a_bad_view_since_is_a_bad_request(api):
     status, error = api.error("GET", "/dvr/v1/hosts/h1/watch", since=0, timeout=0,
                               view_since="-1")
     assert status == 400 and "view_since" in error["message"]
+
+
+def test_a_woken_watch_waits_for_a_view_turn_and_brings_the_view(api):
+    """A watch woken by a change, with every view turn taken, waits for one (its agent
+    would ask for that view next) instead of leaving the view out."""
+    import threading
+    import time
+
+    net = small_cloud(api)
+    held = host_view_from_dict(fetch(api, "h1", since=0))
+    gate = api.context.view_gate
+    portal = api.client.portal
+    taken = 0
+    while portal.call(gate.try_enter):
+        taken += 1
+    answers = []
+    parked = threading.Thread(target=lambda: answers.append(api.call(
+        "GET", "/dvr/v1/hosts/h1/watch", expect=200, since=held.revision, timeout=20,
+        view_since=held.revision)))
+    try:
+        parked.start()
+        time.sleep(0.3)  # the watch read nothing new and waits for a change
+        api.port(net["id"], host="h2")  # wakes it: every turn is still taken
+        time.sleep(0.3)
+        assert answers == [] and gate.patient == 1  # waiting for a turn, not answered
+    finally:
+        for _ in range(taken):
+            portal.call(gate.leave)
+        parked.join(timeout=20)
+    (answer,) = answers
+    assert answer["changes"] and "view" in answer
+    assert apply(held, delta_from_dict(answer["view"])) == alone(api, "h1")
+    assert gate.running == 0 and gate.patient == 0

@@ -1,11 +1,16 @@
 """Load shedding: answer 503 + ``Retry-After`` rather than build answers nobody waits for.
 
 A host's view is the costly answer (SQL and Python under the GIL): at most
-``max_concurrent_views`` are built at once, at most ``max_queued_views`` wait for a turn,
-and none waits longer than ``view_queue_timeout`` (the agents give up at 10 s).  Beyond
-that the request is refused at once.  A view request whose client went away while it
-waited is dropped without being built.  Every other request counts against
-``max_pending_requests`` (long polls excepted: they wait without cost).
+``max_concurrent_views`` are built at once, at most ``max_queued_views`` view requests wait
+for a turn, and none waits longer than ``view_queue_timeout`` (the agents give up at 10 s).
+Beyond that the request is refused at once, with a ``Retry-After`` that grows with the
+backlog (the turns waited for, times the recent time between two turns), so that refused
+agents come back when the queue has drained rather than all together two seconds later.
+A view request whose client went away while it waited is dropped without being built.  A
+watch woken by a change waits for a turn in the same queue without counting against its
+bound (``wait_turn``): its agent needs that view anyway, and would ask for it next.  Every
+other request counts against ``max_pending_requests`` (long polls excepted: they wait
+without cost).
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +37,25 @@ COSTLY_PATHS = re.compile(r"^/dvr/v1/hosts/[^/]+/(view|delta|changes)$")
 LONG_POLLS = re.compile(r"^/dvr/v1/(hosts/[^/]+/watch|events)$")
 
 
-def overloaded(limits: LoadLimits, what: str) -> ServiceUnavailable:
+MAX_RETRY_AFTER = 30  # seconds: the longest wait a shed request is asked for
+TURN_GAP_WEIGHT = 0.1  # weight of the newest time between two turns in the running mean
+LONGEST_TURN_GAP = 1.0  # seconds: a longer gap (an idle server) counts as this much
+
+
+def overloaded(limits: LoadLimits, what: str, retry_after: int | None = None
+               ) -> ServiceUnavailable:
     return ServiceUnavailable(
-        f"The server is overloaded ({what}); retry later.", retry_after=limits.retry_after
+        f"The server is overloaded ({what}); retry later.",
+        retry_after=limits.retry_after if retry_after is None else retry_after,
     )
+
+
+def backlog_retry_after(limits: LoadLimits, waiting: int, turn_gap: float) -> int:
+    """The Retry-After for a view refused while ``waiting`` turns are waited for and a turn
+    ends every ``turn_gap`` seconds: about when the backlog has drained, at least
+    ``limits.retry_after``, at most ``MAX_RETRY_AFTER``."""
+    drained = math.ceil(waiting * turn_gap)
+    return max(limits.retry_after, min(MAX_RETRY_AFTER, drained))
 
 
 @dataclass
@@ -41,8 +64,16 @@ class ViewGate:
     only: no locks)."""
 
     limits: LoadLimits
+    clock: Callable[[], float] = time.monotonic
     running: int = 0
     waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
+    patient: int = 0  # waiters of ``wait_turn`` (not counted against max_queued_views)
+    turn_gap: float = 0.0  # running mean of the time between two turns ending (s)
+    _last_leave: float | None = None
+
+    def retry_after(self) -> int:
+        """What a view refused now is told to wait (``backlog_retry_after``)."""
+        return backlog_retry_after(self.limits, len(self.waiting), self.turn_gap)
 
     def try_enter(self) -> bool:
         """Take a turn if one is free and nobody waits for one (True), without waiting."""
@@ -56,8 +87,8 @@ class ViewGate:
         ``ServiceUnavailable`` when too many wait or the wait is too long."""
         if self.try_enter():
             return True
-        if len(self.waiting) >= self.limits.max_queued_views:
-            raise overloaded(self.limits, "too many views queued")
+        if len(self.waiting) - self.patient >= self.limits.max_queued_views:
+            raise overloaded(self.limits, "too many views queued", self.retry_after())
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
         await asyncio.wait({turn, gone}, timeout=self.limits.view_queue_timeout,
@@ -67,14 +98,42 @@ class ViewGate:
             self.waiting.remove(turn)
             if gone.done():
                 return False
-            raise overloaded(self.limits, "a view waited too long")
+            raise overloaded(self.limits, "a view waited too long", self.retry_after())
         if gone.done():  # handed a turn, but nobody waits for the answer any more
             self.leave()
             return False
         return True
 
+    async def wait_turn(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a turn, queued with the view requests but not
+        counted against their bound: True with a turn held, False when none came."""
+        if self.try_enter():
+            return True
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(turn)
+        self.patient += 1
+        try:
+            await asyncio.wait({turn}, timeout=timeout)
+        except BaseException:  # cancelled: a turn handed over meanwhile goes on
+            if turn.done() and not turn.cancelled():
+                self.leave()
+            raise
+        finally:
+            self.patient -= 1
+            if not turn.done():  # timed out, or the waiter was cancelled
+                turn.cancel()
+                self.waiting.remove(turn)
+        if turn.cancelled():
+            return False
+        return True
+
     def leave(self) -> None:
         """Give the turn to the first waiter, or free it."""
+        now = self.clock()
+        if self._last_leave is not None:
+            gap = min(now - self._last_leave, LONGEST_TURN_GAP)
+            self.turn_gap += TURN_GAP_WEIGHT * (gap - self.turn_gap)
+        self._last_leave = now
         while self.waiting:
             turn = self.waiting.popleft()
             if not turn.done():

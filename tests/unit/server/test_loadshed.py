@@ -5,7 +5,12 @@ import asyncio
 import json
 
 from dvr.server.config import LoadLimits
-from dvr.server.loadshed import LoadSheddingMiddleware, ViewGate
+from dvr.server.loadshed import (
+    MAX_RETRY_AFTER,
+    LoadSheddingMiddleware,
+    ViewGate,
+    backlog_retry_after,
+)
 
 VIEW = "/dvr/v1/hosts/compute-1/view"
 
@@ -163,5 +168,92 @@ def test_a_turn_taken_without_waiting_is_shared_with_the_gated_views():
         app.release.set()
         await asyncio.gather(*tasks)
         assert gate.running == 0 and gate.try_enter()
+
+    asyncio.run(scenario())
+
+
+def test_the_retry_after_grows_with_the_backlog_between_its_bounds():
+    limits = LoadLimits(retry_after=2)
+    assert backlog_retry_after(limits, 0, 0.5) == 2  # never below the configured wait
+    assert backlog_retry_after(limits, 10, 0.1) == 2
+    assert backlog_retry_after(limits, 100, 0.05) == 5  # 100 turns, one every 50 ms
+    assert backlog_retry_after(limits, 101, 0.05) == 6  # rounded up: never too early
+    assert backlog_retry_after(limits, 10_000, 0.5) == MAX_RETRY_AFTER
+
+
+def test_a_shed_view_is_told_to_come_back_when_the_backlog_has_drained():
+    async def scenario():
+        now = [0.0]
+        app = BlockingApp()
+        limits = LoadLimits(max_concurrent_views=1, max_queued_views=4, retry_after=1)
+        gate = ViewGate(limits, clock=lambda: now[0])
+        for _ in range(20):  # turns ended every 0.5 s (the server's recent pace)
+            assert gate.try_enter()
+            now[0] += 0.5
+            gate.leave()
+        shed = LoadSheddingMiddleware(app, limits, views=gate)
+        clients = [Client() for _ in range(6)]
+        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients]
+        await settle()
+        refused = clients[5]  # 1 running, 4 queued: about 4 x 0.5 s to drain
+        assert refused.status == 503
+        assert refused.header("retry-after") == b"2"
+        app.release.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+
+
+def test_a_patient_waiter_gets_the_next_turn_and_does_not_count_against_the_queue():
+    async def scenario():
+        app = BlockingApp()
+        gate = ViewGate(LoadLimits(max_concurrent_views=1, max_queued_views=1))
+        shed = LoadSheddingMiddleware(app, gate.limits, views=gate)
+        assert gate.try_enter()  # the only turn is taken
+        patient = asyncio.create_task(gate.wait_turn(5.0))
+        await settle()
+        view = Client()  # still queued: the patient waiter takes no place of the bound
+        task = asyncio.create_task(shed(view.scope, view.receive, view.send))
+        await settle()
+        assert view.status is None and gate.patient == 1
+        gate.leave()  # FIFO: the patient waiter came first
+        assert await patient is True
+        assert app.started == [] and gate.running == 1
+        gate.leave()
+        await settle()
+        assert app.started == [VIEW]
+        app.release.set()
+        await task
+        assert gate.running == 0 and gate.patient == 0 and not gate.waiting
+
+    asyncio.run(scenario())
+
+
+def test_a_patient_waiter_gives_up_after_its_timeout_and_leaves_no_trace():
+    async def scenario():
+        gate = ViewGate(LoadLimits(max_concurrent_views=1))
+        assert gate.try_enter()
+        assert await gate.wait_turn(0.01) is False
+        assert gate.patient == 0 and not gate.waiting
+        gate.leave()
+        assert gate.running == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_patient_waiter_passes_a_turn_it_was_handed_on():
+    async def scenario():
+        gate = ViewGate(LoadLimits(max_concurrent_views=1))
+        assert gate.try_enter()
+        first = asyncio.create_task(gate.wait_turn(5.0))
+        second = asyncio.create_task(gate.wait_turn(5.0))
+        await settle()
+        gate.leave()  # handed to the first...
+        first.cancel()  # ...which is cancelled before it runs
+        await asyncio.gather(first, return_exceptions=True)
+        assert await second is True  # the turn went on to the next waiter
+        assert gate.running == 1 and gate.patient == 0
+        gate.leave()
+        assert gate.running == 0
 
     asyncio.run(scenario())

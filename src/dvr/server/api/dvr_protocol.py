@@ -212,12 +212,18 @@ def routes(context: ServerContext) -> list[Route]:
         def view(tx: ReadTx) -> dict[str, Any]:
             return view_answer(context, tx, host, view_since)
 
-        async def read_result() -> dict[str, Any]:
-            """The changes after ``since`` (with the view update from ``view_since`` when a
-            view build has a free turn: a busy server leaves it out, the agent asks for it
-            as before); while the database is unreachable, none: the watch goes on waiting
-            in memory (a write cannot commit meanwhile)."""
-            with_view = view_since is not None and context.view_gate.try_enter()
+        async def read_result(woken: bool) -> dict[str, Any]:
+            """The changes after ``since``, with the view update from ``view_since`` when a
+            view build gets a turn: at once when one is free; after a wake-up (a change for
+            this host was published) by waiting for one, up to the gate's queue timeout —
+            the agent would ask for that view next.  A busy server leaves it out, and the
+            agent asks for it as before.  While the database is unreachable, no changes:
+            the watch goes on waiting in memory (a write cannot commit meanwhile)."""
+            gate = context.view_gate
+            with_view = view_since is not None and (
+                await gate.wait_turn(config.load.view_queue_timeout) if woken
+                else gate.try_enter()
+            )
             try:
                 return await context.read(
                     lambda tx: watch_result(tx, host, since, view if with_view else None))
@@ -227,9 +233,10 @@ def routes(context: ServerContext) -> list[Route]:
                 if with_view:
                     context.view_gate.leave()
 
+        woken = False
         while True:
             event = context.hub.snapshot(host)
-            result = await read_result()
+            result = await read_result(woken)
             remaining = deadline - loop.time()
             if result["changes"] or result["resync"] or remaining <= 0:
                 return json_response(result)

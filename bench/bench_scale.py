@@ -62,6 +62,8 @@ from bench_scale_fleet import Applied, Events, Fleet, ServerProcess  # noqa: E40
 from bench_scale_report import run_keys, section  # noqa: E402
 from benchlib import load_average, machine, percentile  # noqa: E402
 
+from dvr.agent.config import AgentConfig  # noqa: E402
+
 BACKENDS = ("sqlite", "postgresql")
 AGENTS = ("auto", "full", "loop")
 FULL_AGENTS_UP_TO = 300  # hosts: above, the simulated hosts' computes would starve 2 cores
@@ -388,9 +390,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="ports created then deleted on tenant networks (default 10)")
     p.add_argument("--big-changes", type=int, default=5,
                    help="ports created then deleted on the network of every host (default 5)")
-    p.add_argument("--idle-seconds", type=float, default=30.0)
-    p.add_argument("--heartbeat-interval", type=float, default=10.0,
-                   help="the agents' heartbeat (default the agent's, 10 s)")
+    p.add_argument("--idle-seconds", type=float, default=60.0)
+    p.add_argument("--heartbeat-interval", type=float, default=AgentConfig.heartbeat_interval,
+                   help="the agents' heartbeat (default the agent's, "
+                        f"{AgentConfig.heartbeat_interval:g} s)")
     p.add_argument("--quiet", type=float, default=1.0,
                    help="a change has settled after this long without agent activity")
     p.add_argument("--phase-timeout", type=float, default=600.0)

@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-file", required=True)
     parser.add_argument("--agents", choices=AGENT_KINDS, default="full",
                         help="the simulated hosts' dataplane (default full)")
-    parser.add_argument("--heartbeat-interval", type=float, default=10.0)
+    parser.add_argument("--heartbeat-interval", type=float,
+                        default=AgentConfig.heartbeat_interval)
     parser.add_argument("--local-poll-interval", type=float, default=1.0)
     parser.add_argument("--log", default="/dev/null",
                         help="the agents' log (a line per reconcile, with its timings)")

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from dvr.agent.config import AgentConfig
+
 HERE = Path(__file__).resolve().parent
 TICKS = os.sysconf("SC_CLK_TCK")
 PROBE_HOST = "scale-probe"  # a host name no agent uses: reading the revision touches nothing
@@ -181,7 +183,8 @@ class Fleet:
     (round-robin over the servers: ``specs``)."""
 
     def __init__(self, specs: list[dict[str, str]], processes: int, token_file: Path,
-                 log_dir: Path, heartbeat_interval: float = 10.0, kind: str = "full") -> None:
+                 log_dir: Path, heartbeat_interval: float = AgentConfig.heartbeat_interval,
+                 kind: str = "full") -> None:
         self.events = Events()
         self.workers: list[subprocess.Popen] = []
         self._readers: list[threading.Thread] = []

@@ -43,7 +43,10 @@ class AgentConfig:
     token: str | None = field(default=None, repr=False)
     token_file: str | None = None
     ca_file: str | None = None  # CA that verifies an https server (default: the system's)
-    heartbeat_interval: float = 10.0  # seconds between heartbeats (each jittered by ±10%)
+    # seconds between heartbeats (each jittered by ±10%): Neutron's report_interval; the
+    # server's agent_down_time (75 s) still spans two of them.  A change is not waited on a
+    # heartbeat: the watch brings it, and each reconcile reports at once
+    heartbeat_interval: float = 30.0
     # a revision gap (the server has a newer revision for this host than the agent holds and
     # the watch never said so) is resynced after a random wait of up to this many seconds
     resync_jitter: float = 5.0

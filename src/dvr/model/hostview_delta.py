@@ -242,10 +242,33 @@ def _indexed(items: Sequence[T], key: Callable[[T], Key]) -> dict[Key, T]:
     return result
 
 
+def _aligned_changes(old: Sequence[T], new: Sequence[T], key: Callable[[T], Key],
+                     patcher: _Patcher[T, Any] | None) -> Changes[T, Any] | None:
+    """The change of two collections of one length whose items differ only in place (the
+    same key at every position where they are not the same object): the changed ones, in
+    key order.  None when some position holds another key.  Cheap for the common case of a
+    big collection where a few objects changed and the rest are the very same objects (a
+    network's 999 remote hosts after one port): ``new`` is sorted exactly when ``old`` is,
+    the keys being position for position the same."""
+    changed: list[Any] = []
+    for before, item in zip(old, new, strict=True):
+        if before is item:
+            continue
+        if key(before) != key(item):
+            return None
+        if before != item:
+            changed.append(item if patcher is None else patcher.make(before, item))
+    return Changes(changed=tuple(changed))
+
+
 def _diff_items(old: Sequence[T], new: Sequence[T], key: Callable[[T], Key],
                 patcher: _Patcher[T, Any] | None = None) -> Changes[T, Any]:
     if old == new:  # (mostly the same objects: cheap)
         return Changes()
+    if len(old) == len(new):
+        aligned = _aligned_changes(old, new, key, patcher)
+        if aligned is not None:
+            return aligned
     old_by_key = _indexed(old, key)
     new_by_key = _indexed(new, key)
     added: list[T] = []

@@ -35,6 +35,9 @@ def measure_change(url: str, token: str, events: Events, fleet: Fleet,
         return all(any(a.revision >= after for a in events.applied[h]) for h in woken())
 
     deadline = time.monotonic() + timeout
+    # every write here wakes at least the port's host, and the first watch answer may take
+    # longer than ``quiet`` (it brings the view, built first): no quiet before it
+    events.wait_for(lambda: bool(woken()), timeout)
     while time.monotonic() < deadline:
         events.wait_quiet(quiet, deadline - time.monotonic())
         if events.wait_for(settled, 0):

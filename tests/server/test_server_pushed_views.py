@@ -133,3 +133,17 @@ def test_a_woken_watch_waits_for_a_view_turn_and_brings_the_view(api):
     assert answer["changes"] and "view" in answer
     assert apply(held, delta_from_dict(answer["view"])) == alone(api, "h1")
     assert gate.running == 0 and gate.patient == 0
+
+
+def test_reads_are_refused_once_the_server_is_shutting_down(api):
+    """A read still queued for the thread pool when the server stops is refused at once (a
+    503 to a request uvicorn is cancelling anyway) instead of holding the exit."""
+    import pytest
+
+    from dvr.server.errors import ServiceUnavailable
+
+    small_cloud(api)
+    assert api.context.run_read(lambda tx: "read") == "read"
+    api.client.portal.call(api.context.hub.close)
+    with pytest.raises(ServiceUnavailable, match="shutting down"):
+        api.context.run_read(lambda tx: "read")

@@ -153,7 +153,10 @@ class RequestMiddleware:
 
 
 def build_routes(context: ServerContext) -> list[Route]:
-    result: list[Route] = [*root.ROUTES, *extensions.ROUTES]
+    # the agents' protocol first: most requests are theirs, and a request is matched
+    # against the routes in order (~1 µs each)
+    result: list[Route] = dvr_protocol.routes(context)
+    result += [*root.ROUTES, *extensions.ROUTES]
     result += routers.extra_routes(context)
     result += agents.extra_routes(context)
     result += subnetpools.extra_routes(context)
@@ -162,7 +165,6 @@ def build_routes(context: ServerContext) -> list[Route]:
     result += availability.routes(context)
     for collection in COLLECTIONS:
         result += collection_routes(context, collection)
-    result += dvr_protocol.routes(context)
     result += credentials.routes(context)
     document = openapi_endpoint(COLLECTIONS, context.config.limits)
     result.append(Route("/openapi.json", document, methods=["GET"]))

@@ -85,7 +85,9 @@ class LoadLimits:
     """Load shedding: what the server refuses (503 + Retry-After) rather than queue."""
 
     max_concurrent_views: int = 4  # view builds running at once (they hold the GIL)
-    max_queued_views: int = 64  # view requests waiting for a slot; beyond: 503 at once
+    # view requests that may always wait for a turn; more while the backlog would drain
+    # within view_queue_timeout / 2 at the recent pace; beyond: 503 at once
+    max_queued_views: int = 64
     view_queue_timeout: float = 8.0  # a wait longer than this answers 503 (agents give up at 10)
     max_pending_requests: int = 1024  # any other requests in progress (long polls excepted)
     retry_after: int = 2  # seconds, the Retry-After of an overload 503

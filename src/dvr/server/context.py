@@ -27,6 +27,7 @@ from dvr.server.services.notify import (
     newest_change_for_host,
     record_changes,
 )
+from dvr.server.shutdown_guard import shutting_down
 from dvr.server.tx import ReadTx, WriteTx
 from dvr.server.watch import ChangeHub
 
@@ -108,6 +109,11 @@ class ServerContext:
         return result, revision, hosts
 
     def run_read(self, work: Callable[[ReadTx], T]) -> T:
+        """``work`` in one read transaction; refused (503) once the server is shutting down:
+        a read still queued for the thread pool then is of a request uvicorn cancels (or is
+        about to), and the process would wait for every such read before it exits."""
+        if self.hub is not None and self.hub.closed:
+            raise shutting_down()
         started = self.health.clock()
         try:
             with self.db.read() as conn:

@@ -1,16 +1,19 @@
 """Load shedding: answer 503 + ``Retry-After`` rather than build answers nobody waits for.
 
 A host's view is the costly answer (SQL and Python under the GIL): at most
-``max_concurrent_views`` are built at once, at most ``max_queued_views`` view requests wait
-for a turn, and none waits longer than ``view_queue_timeout`` (the agents give up at 10 s).
-Beyond that the request is refused at once, with a ``Retry-After`` that grows with the
-backlog (the turns waited for, times the recent time between two turns), so that refused
-agents come back when the queue has drained rather than all together two seconds later.
-A view request whose client went away while it waited is dropped without being built.  A
-watch woken by a change waits for a turn in the same queue without counting against its
-bound (``wait_turn``): its agent needs that view anyway, and would ask for it next.  Every
-other request counts against ``max_pending_requests`` (long polls excepted: they wait
-without cost).
+``max_concurrent_views`` are built at once, and none waits longer than
+``view_queue_timeout`` (the agents give up at 10 s).  ``max_queued_views`` view requests
+may always wait for a turn; more may while the backlog would drain within half that
+timeout at the server's recent pace (the turns waited for, times the running mean of the
+time between two turns): a fast server queues more, a slow one fewer.  Beyond that the
+request is refused at once, with a ``Retry-After`` that grows with the backlog (the turns
+waited for, times the recent time between two turns), so that refused agents come back when
+the queue has drained rather than all together two seconds later.  A view request whose
+client went away while it waited is dropped without being built.  A watch woken by a
+change waits for a turn in the same queue without counting against its bound
+(``wait_turn``): its agent needs that view anyway, and would ask for it next.  Every other
+request counts against ``max_pending_requests`` (long polls excepted: they wait without
+cost).
 """
 
 from __future__ import annotations
@@ -71,6 +74,14 @@ class ViewGate:
     turn_gap: float = 0.0  # running mean of the time between two turns ending (s)
     _last_leave: float | None = None
 
+    def queue_full(self) -> bool:
+        """Whether a view request would be refused rather than wait (see the module)."""
+        if len(self.waiting) - self.patient < self.limits.max_queued_views:
+            return False
+        if self.turn_gap == 0:  # no pace known yet: the bound alone
+            return True
+        return len(self.waiting) * self.turn_gap >= self.limits.view_queue_timeout / 2
+
     def retry_after(self) -> int:
         """What a view refused now is told to wait (``backlog_retry_after``)."""
         return backlog_retry_after(self.limits, len(self.waiting), self.turn_gap)
@@ -87,7 +98,7 @@ class ViewGate:
         ``ServiceUnavailable`` when too many wait or the wait is too long."""
         if self.try_enter():
             return True
-        if len(self.waiting) - self.patient >= self.limits.max_queued_views:
+        if self.queue_full():
             raise overloaded(self.limits, "too many views queued", self.retry_after())
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)

@@ -103,7 +103,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, ServerOptio
     )
     parser.add_argument(
         "--max-queued-views", type=int, default=load.max_queued_views, metavar="N",
-        help=f"view requests waiting for a turn; beyond: 503 (default {load.max_queued_views})",
+        help="view requests that may always wait for a turn; more while the backlog would "
+             "drain within half the queue timeout; beyond: 503 (default "
+             f"{load.max_queued_views})",
     )
     parser.add_argument(
         "--max-pending-requests", type=int, default=load.max_pending_requests, metavar="N",

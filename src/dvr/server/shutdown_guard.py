@@ -25,6 +25,10 @@ log = logging.getLogger("dvr.server")
 RETRY_AFTER_SHUTDOWN = 2  # seconds: a restart takes about that; another server sooner
 
 
+def shutting_down() -> ServiceUnavailable:
+    return ServiceUnavailable("The server is shutting down; ask again.", RETRY_AFTER_SHUTDOWN)
+
+
 class ShutdownGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,6 +51,4 @@ class ShutdownGuard:
             if started:
                 raise
             log.info("shutting down: %s %s answered 503", scope.get("method"), scope["path"])
-            await error_response(ServiceUnavailable(
-                "The server is shutting down; ask again.", RETRY_AFTER_SHUTDOWN,
-            ))(scope, receive, send)
+            await error_response(shutting_down())(scope, receive, send)

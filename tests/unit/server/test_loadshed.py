@@ -185,7 +185,8 @@ def test_a_shed_view_is_told_to_come_back_when_the_backlog_has_drained():
     async def scenario():
         now = [0.0]
         app = BlockingApp()
-        limits = LoadLimits(max_concurrent_views=1, max_queued_views=4, retry_after=1)
+        limits = LoadLimits(max_concurrent_views=1, max_queued_views=4, retry_after=1,
+                            view_queue_timeout=2)
         gate = ViewGate(limits, clock=lambda: now[0])
         for _ in range(20):  # turns ended every 0.5 s (the server's recent pace)
             assert gate.try_enter()
@@ -255,5 +256,30 @@ def test_a_cancelled_patient_waiter_passes_a_turn_it_was_handed_on():
         assert gate.running == 1 and gate.patient == 0
         gate.leave()
         assert gate.running == 0
+
+    asyncio.run(scenario())
+
+
+def test_beyond_its_bound_the_queue_takes_what_drains_within_half_the_timeout():
+    async def scenario():
+        app = BlockingApp()
+        limits = LoadLimits(max_concurrent_views=1, max_queued_views=2, view_queue_timeout=8)
+        gate = ViewGate(limits)
+        shed = LoadSheddingMiddleware(app, limits, views=gate)
+        clients = [Client() for _ in range(12)]
+        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients[:4]]
+        await settle()
+        assert clients[3].status == 503  # no pace known yet: the bound alone (1 + 2)
+        gate.turn_gap = 0.5  # then the server's pace is known: a turn ends every 0.5 s
+        tasks += [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients[4:]]
+        await settle()
+        # 8 waiting × 0.5 s = 4 s = half the timeout: the ninth request is refused
+        waiting = [c for c in clients[4:] if c.status is None]
+        assert len(gate.waiting) == 8 and len(waiting) == 6
+        assert [c.status for c in clients[10:]] == [503, 503]
+        app.release.set()
+        for client in clients:
+            client.leave()
+        await asyncio.gather(*tasks)
 
     asyncio.run(scenario())

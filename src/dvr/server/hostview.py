@@ -9,10 +9,12 @@ built by the first view of a revision that needs it, reused by the others
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, or_, select
@@ -207,12 +209,33 @@ def _network_views(
     return tuple(views)
 
 
+def _host_index(items: tuple[Any, ...], host: str) -> int | None:
+    """Where ``host``'s item is in ``items`` (sorted by their ``host``), or None."""
+    at = bisect_left(items, host, key=attrgetter("host"))
+    return at if at < len(items) and items[at].host == host else None
+
+
 def _without_host(network: NetworkView, host: str) -> NetworkView:
     """``network`` without ``host``'s remote-host entry."""
-    remote = tuple(r for r in network.remote_hosts if r.host != host)
-    if len(remote) == len(network.remote_hosts):
+    at = _host_index(network.remote_hosts, host)
+    if at is None:
         return network
-    return replace(network, remote_hosts=remote)
+    remote = network.remote_hosts
+    return replace(network, remote_hosts=remote[:at] + remote[at + 1:])
+
+
+def _split_host_macs(macs: tuple[HostMac, ...], host: str, last: HostParts, made: HostParts
+                     ) -> tuple[str | None, tuple[HostMac, ...]]:
+    """``host``'s own MAC and its peers' (every other host's), taken again from the host's
+    last view while made from the same MACs (``last``; ``made``: this view's)."""
+    if last.host_macs is not None and last.host_macs[0] is macs:
+        made.host_macs = last.host_macs
+    else:
+        at = _host_index(macs, host)
+        own = None if at is None else macs[at].mac_address
+        peers = macs if at is None else macs[:at] + macs[at + 1:]
+        made.host_macs = (macs, own, peers)
+    return made.host_macs[1], made.host_macs[2]
 
 
 def _reusing_network(previous: NetworkView | None, new: NetworkView) -> NetworkView:
@@ -594,17 +617,18 @@ def build_host_view(
         conn, {g for p in local_ports for g in p.security_group_ids}, parts
     )
     network_views = _network_views(conn, host, network_ids, parts, last, made)
+    host_mac, peer_host_macs = _split_host_macs(macs, host, last, made)
     parts.host_parts.put(host, made)
     return HostView(
         host=host,
         revision=revision,
         agent_mode=registration.agent_mode if registration else DEFAULT_AGENT_MODE,
-        host_mac=next((m.mac_address for m in macs if m.host == host), None),
+        host_mac=host_mac,
         tunnel_ip=registration.tunnel_ip if registration else None,
         ports=local_ports,
         networks=network_views,
         routers=router_views,
-        peer_host_macs=tuple(m for m in macs if m.host != host),
+        peer_host_macs=peer_host_macs,
         fip_agent_gateways=tuple(
             p for p in local_ports if p.device_owner == OWNER_FLOATINGIP_AGENT_GATEWAY
         ),

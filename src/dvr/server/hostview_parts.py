@@ -84,6 +84,8 @@ class HostParts:
     routers: dict[str, tuple[RouterView, tuple[FloatingIpView, ...], RouterView]] = field(
         default_factory=dict
     )
+    # (every host's MACs, the host's own, its peers') of the revision's MACs
+    host_macs: tuple[tuple[HostMac, ...], str | None, tuple[HostMac, ...]] | None = None
 
 
 @dataclass

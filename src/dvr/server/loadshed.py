@@ -71,7 +71,7 @@ class ViewGate:
     running: int = 0
     waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
     patient: int = 0  # waiters of ``wait_turn`` (not counted against max_queued_views)
-    turn_gap: float = 0.0  # running mean of the time between two turns ending (s)
+    turn_gap: float = 0.0  # running mean of the time between two turns ending, busy (s)
     _last_leave: float | None = None
 
     def queue_full(self) -> bool:
@@ -141,7 +141,9 @@ class ViewGate:
     def leave(self) -> None:
         """Give the turn to the first waiter, or free it."""
         now = self.clock()
-        if self._last_leave is not None:
+        # the pace is the server's when busy: a gap after which views were waiting (an idle
+        # spell before a burst would make the backlog look slower than it drains)
+        if self._last_leave is not None and self.waiting:
             gap = min(now - self._last_leave, LONGEST_TURN_GAP)
             self.turn_gap += TURN_GAP_WEIGHT * (gap - self.turn_gap)
         self._last_leave = now

@@ -4,9 +4,12 @@ view whose client left is never built."""
 import asyncio
 import json
 
+import pytest
+
 from dvr.server.config import LoadLimits
 from dvr.server.loadshed import (
     MAX_RETRY_AFTER,
+    TURN_GAP_WEIGHT,
     LoadSheddingMiddleware,
     ViewGate,
     backlog_retry_after,
@@ -181,22 +184,42 @@ def test_the_retry_after_grows_with_the_backlog_between_its_bounds():
     assert backlog_retry_after(limits, 10_000, 0.5) == MAX_RETRY_AFTER
 
 
-def test_a_shed_view_is_told_to_come_back_when_the_backlog_has_drained():
+def test_the_pace_is_measured_only_while_views_wait():
     async def scenario():
         now = [0.0]
+        gate = ViewGate(LoadLimits(max_concurrent_views=1), clock=lambda: now[0])
+        for _ in range(3):  # turns 10 s apart, nobody waiting: an idle server, no pace
+            assert gate.try_enter()
+            now[0] += 10
+            gate.leave()
+        assert gate.turn_gap == 0
+        assert gate.try_enter()
+        waiters = [asyncio.create_task(gate.wait_turn(60)) for _ in range(3)]
+        await settle()
+        for _ in range(3):  # busy: a turn ends every 0.5 s while others wait
+            now[0] += 0.5
+            gate.leave()
+            await settle()
+        assert gate.turn_gap == pytest.approx(0.5 * (1 - (1 - TURN_GAP_WEIGHT) ** 3))
+        assert all(w.done() and w.result() for w in waiters)
+        gate.leave()
+        assert gate.running == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_shed_view_is_told_to_come_back_when_the_backlog_has_drained():
+    async def scenario():
         app = BlockingApp()
         limits = LoadLimits(max_concurrent_views=1, max_queued_views=4, retry_after=1,
                             view_queue_timeout=2)
-        gate = ViewGate(limits, clock=lambda: now[0])
-        for _ in range(20):  # turns ended every 0.5 s (the server's recent pace)
-            assert gate.try_enter()
-            now[0] += 0.5
-            gate.leave()
+        gate = ViewGate(limits)
+        gate.turn_gap = 0.45  # the server's recent pace when busy
         shed = LoadSheddingMiddleware(app, limits, views=gate)
         clients = [Client() for _ in range(6)]
         tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients]
         await settle()
-        refused = clients[5]  # 1 running, 4 queued: about 4 x 0.5 s to drain
+        refused = clients[5]  # 1 running, 4 queued: about 4 x 0.45 s to drain
         assert refused.status == 503
         assert refused.header("retry-after") == b"2"
         app.release.set()

@@ -4,7 +4,11 @@ and no retry at all for errors that retrying cannot fix.
 - **Transient** (the server restarting or overloaded, the network, a timeout, a switch
   operation that failed): retried after 0.5 s, 1 s, 2 s ... capped at ``max_backoff``.  Each
   wait is drawn at random from the upper half of that step, so agents that failed together
-  (every agent, when the server restarts) do not come back together.  When the server says
+  (every agent, when the server restarts) do not come back together.  A connection the
+  server's host refused or could not make (nobody is serving: a server restarting) costs
+  the server nothing, so it is asked again sooner: that backoff is capped at
+  ``CONNECT_BACKOFF_CAP`` (a restart is then followed within seconds, not after up to
+  ``max_backoff``).  When the server says
   how long to wait (503 or 429 with ``Retry-After``: it is shedding load, or its database
   is unreachable) the wait is at least that, plus up to half of it again at random.
 - **Permanent** (the server refused the request itself: a 4xx other than 408/429; more
@@ -26,6 +30,7 @@ from dvr.client import ServerError
 # 4xx answers that do say "try again later"
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 429})
 MAX_EXPONENT = 32  # 0.5 s * 2**32 is beyond any cap; keeps the arithmetic finite
+CONNECT_BACKOFF_CAP = 4.0  # seconds: the longest backoff after a connection failure
 
 
 class IncompleteReconcile(Exception):
@@ -61,7 +66,10 @@ def honoured_delay(retry_after: float, random: Callable[[], float]) -> float:
 def retry_delay(error: Exception, failures: int, maximum: float,
                 random: Callable[[], float]) -> float:
     """The wait before trying again after ``failures`` transient failures, the last
-    ``error``: the backoff, or longer when the server asked for it."""
+    ``error``: the backoff (capped lower when no connection could be made), or longer when
+    the server asked for it."""
+    if isinstance(error, httpx.ConnectError):
+        maximum = min(maximum, CONNECT_BACKOFF_CAP)
     delay = backoff_delay(failures, maximum, random)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:

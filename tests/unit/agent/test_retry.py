@@ -128,3 +128,16 @@ def test_a_shed_request_is_logged_with_the_wait_it_was_asked_for(caplog):
     with caplog.at_level(logging.WARNING):
         delay = retries.failed(ServerError(503, "ServiceUnavailable", "busy", retry_after=3))
     assert delay == 3.0 and "retrying in 3.0s" in caplog.text
+
+
+def test_a_refused_connection_backs_off_to_a_lower_cap():
+    from dvr.agent.retry import CONNECT_BACKOFF_CAP, retry_delay
+
+    refused = httpx.ConnectError("[Errno 111] Connection refused")
+    assert retry_delay(refused, 1, 30.0, constant(0.0)) == 0.25  # the same first steps
+    assert retry_delay(refused, 20, 30.0, constant(0.0)) == CONNECT_BACKOFF_CAP / 2
+    assert retry_delay(refused, 20, 30.0, constant(0.999)) < CONNECT_BACKOFF_CAP
+    assert retry_delay(httpx.ReadTimeout("slow"), 20, 30.0, constant(0.0)) == 15.0
+    # a server shedding load still gets the wait it asked for
+    shed = ServerError(503, "ServiceUnavailable", "overloaded", retry_after=9.0)
+    assert retry_delay(shed, 20, 30.0, constant(0.0)) == 15.0

@@ -6,9 +6,9 @@ A host's view is the costly answer (SQL and Python under the GIL): at most
 may always wait for a turn; more may while the backlog would drain within half that
 timeout at the server's recent pace (the turns waited for, times the running mean of the
 time between two turns): a fast server queues more, a slow one fewer.  Beyond that the
-request is refused at once, with a ``Retry-After`` that grows with the backlog (the turns
-waited for, times the recent time between two turns), so that refused agents come back when
-the queue has drained rather than all together two seconds later.  A view request whose
+request is refused at once, with a ``Retry-After`` that grows with the backlog (half the
+turns waited for, times the recent time between two turns), so that refused agents come
+back while the queue is draining rather than all together two seconds later.  A view request whose
 client went away while it waited is dropped without being built.  A watch woken by a
 change waits for a turn in the same queue without counting against its bound
 (``wait_turn``): its agent needs that view anyway, and would ask for it next.  Every other
@@ -40,7 +40,7 @@ COSTLY_PATHS = re.compile(r"^/dvr/v1/hosts/[^/]+/(view|delta|changes)$")
 LONG_POLLS = re.compile(r"^/dvr/v1/(hosts/[^/]+/watch|events)$")
 
 
-MAX_RETRY_AFTER = 30  # seconds: the longest wait a shed request is asked for
+MAX_RETRY_AFTER = 10  # seconds: the longest wait a shed request is asked for
 TURN_GAP_WEIGHT = 0.1  # weight of the newest time between two turns in the running mean
 LONGEST_TURN_GAP = 1.0  # seconds: a longer gap (an idle server) counts as this much
 
@@ -55,10 +55,12 @@ def overloaded(limits: LoadLimits, what: str, retry_after: int | None = None
 
 def backlog_retry_after(limits: LoadLimits, waiting: int, turn_gap: float) -> int:
     """The Retry-After for a view refused while ``waiting`` turns are waited for and a turn
-    ends every ``turn_gap`` seconds: about when the backlog has drained, at least
-    ``limits.retry_after``, at most ``MAX_RETRY_AFTER``."""
-    drained = math.ceil(waiting * turn_gap)
-    return max(limits.retry_after, min(MAX_RETRY_AFTER, drained))
+    ends every ``turn_gap`` seconds: half the time the backlog takes to drain (agents add
+    up to half again at random, so they come back while its last part is still served and
+    the server never idles between), at least ``limits.retry_after``, at most
+    ``MAX_RETRY_AFTER``."""
+    half_drained = math.ceil(waiting * turn_gap / 2)
+    return max(limits.retry_after, min(MAX_RETRY_AFTER, half_drained))
 
 
 @dataclass

@@ -179,8 +179,8 @@ def test_the_retry_after_grows_with_the_backlog_between_its_bounds():
     limits = LoadLimits(retry_after=2)
     assert backlog_retry_after(limits, 0, 0.5) == 2  # never below the configured wait
     assert backlog_retry_after(limits, 10, 0.1) == 2
-    assert backlog_retry_after(limits, 100, 0.05) == 5  # 100 turns, one every 50 ms
-    assert backlog_retry_after(limits, 101, 0.05) == 6  # rounded up: never too early
+    assert backlog_retry_after(limits, 200, 0.05) == 5  # half of 200 turns, one every 50 ms
+    assert backlog_retry_after(limits, 201, 0.05) == 6  # rounded up
     assert backlog_retry_after(limits, 10_000, 0.5) == MAX_RETRY_AFTER
 
 
@@ -214,12 +214,12 @@ def test_a_shed_view_is_told_to_come_back_when_the_backlog_has_drained():
         limits = LoadLimits(max_concurrent_views=1, max_queued_views=4, retry_after=1,
                             view_queue_timeout=2)
         gate = ViewGate(limits)
-        gate.turn_gap = 0.45  # the server's recent pace when busy
+        gate.turn_gap = 0.9  # the server's recent pace when busy
         shed = LoadSheddingMiddleware(app, limits, views=gate)
         clients = [Client() for _ in range(6)]
         tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients]
         await settle()
-        refused = clients[5]  # 1 running, 4 queued: about 4 x 0.45 s to drain
+        refused = clients[5]  # 1 running, 4 queued: about 4 x 0.9 s to drain, half of it
         assert refused.status == 503
         assert refused.header("retry-after") == b"2"
         app.release.set()

@@ -101,15 +101,19 @@ def test_fip_blocks_gateway_and_interface_removal(api, topo):
 
 
 def test_specific_floating_address(api, topo):
-    fip = api.fip(topo["ext"]["id"], floating_ip_address="203.0.113.77")
-    assert fip["floating_ip_address"] == "203.0.113.77"
+    # the router's gateway took a random address of the subnet: ask for one it did not take
+    taken = {ip["ip_address"] for port in api.list("port", network_id=topo["ext"]["id"])
+             for ip in port["fixed_ips"]}
+    wanted = next(a for a in ("203.0.113.77", "203.0.113.78") if a not in taken)
+    fip = api.fip(topo["ext"]["id"], floating_ip_address=wanted)
+    assert fip["floating_ip_address"] == wanted
     status, error = api.error(
         "POST",
         "/v2.0/floatingips",
         {
             "floatingip": {
                 "floating_network_id": topo["ext"]["id"],
-                "floating_ip_address": "203.0.113.77",
+                "floating_ip_address": wanted,
             }
         },
     )

@@ -216,12 +216,12 @@ def routes(context: ServerContext) -> list[Route]:
             """The changes after ``since``, with the view update from ``view_since`` when a
             view build gets a turn: at once when one is free; after a wake-up (a change for
             this host was published) by waiting for one — the agent would ask for that view
-            next — until the gate's queue timeout past the watch's own deadline (the agent
-            waits 10 s past it).  A server still busy then leaves it out, and the agent asks
-            for it as before.  While the database is unreachable, no changes: the watch goes
+            next — until half the gate's queue timeout past the watch's own deadline (the
+            agent waits 10 s past it: the view's build fits in the rest).  A server still
+            busy then leaves it out, and the agent asks for it as before.  While the database is unreachable, no changes: the watch goes
             on waiting in memory (a write cannot commit meanwhile)."""
             gate = context.view_gate
-            patience = deadline + config.load.view_queue_timeout - loop.time()
+            patience = deadline + config.load.view_queue_timeout / 2 - loop.time()
             with_view = view_since is not None and (
                 await gate.wait_turn(patience) if woken else gate.try_enter()
             )

@@ -14,6 +14,7 @@ from dvr.model.hostview import HostView, NetworkView, host_view_from_dict
 from dvr.model.hostview_delta import apply, compact_delta_dict, delta_from_dict, diff
 from dvr.server import hostview
 from dvr.server.hostview import build_host_view
+from dvr.server.hostview_served import ServedViews
 from dvr.server.serialize import to_jsonable
 from dvr.server.services.notify import current_revision
 
@@ -75,9 +76,29 @@ def test_an_unknown_revision_gets_the_full_view(api, small):
         assert host_view_from_dict(answer) == alone(api, "h1")
 
 
-def test_a_delta_is_only_made_from_a_view_served_to_that_host(api, small):
-    revision = host_view_from_dict(fetch(api, "h1", since=0)).revision
-    assert fetch(api, "h2", since=revision)["full"] is True
+def test_a_view_not_served_here_is_brought_up_to_date_while_nothing_concerned_its_host(
+        api, small):
+    """A view this process did not serve (another process did, or this one before a
+    restart): an empty delta to the current revision while no change concerned its host
+    since, nothing built; once one did, the full view."""
+    first = fetch(api, "h1", since=0)
+    assert first.pop("full") is True
+    held = host_view_from_dict(first)
+    api.context.served_views = ServedViews()  # a restarted server: it served nothing
+    green = api.network("green", port_security_enabled=False)
+    api.subnet(green["id"], "203.0.113.0/24")
+    api.port(green["id"], host="h2")  # concerns h2, not h1
+    answer = fetch(api, "h1", since=held.revision)
+    assert answer.pop("full") is False
+    delta = delta_from_dict(answer)
+    assert delta.empty and delta.to_revision == api.revision() > held.revision
+    assert apply(held, delta) == alone(api, "h1")
+    assert api.context.served_views.served("h1", delta.to_revision) is None
+    api.port(small["id"], host="h2")  # h1 learns h2's port: its view changed
+    full = fetch(api, "h1", since=delta.to_revision)
+    assert full.pop("full") is True and host_view_from_dict(full) == alone(api, "h1")
+    # a host that changed since the revision named gets its full view too
+    assert fetch(api, "h2", since=held.revision)["full"] is True
 
 
 def test_the_encoded_delta_is_the_models(api, small):

@@ -3,9 +3,10 @@
 An agent that asks ``view?since=R`` holds the view it was last served at revision R.  The
 server keeps, per host, the last few views it served to such requests, by revision, in a
 bounded LRU, and answers with ``diff(served view at R, fresh view)`` when it has it, else
-with the full view.  A delta is only ever made from a view this process served to that
-host, so it is never made from a view the agent does not hold; ``since=0`` means the
-caller holds nothing yet.
+with the full view.  A delta is only made from a view this process served to that host,
+so it is never made from a view the agent does not hold (``view_answer`` adds the one
+exception: an empty delta when nothing concerning the host changed since R); ``since=0``
+means the caller holds nothing yet.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dvr.db.tables import dvr_host_macs, dvr_hosts
-from dvr.model.hostview_delta import compact_delta_dict
+from dvr.model.hostview_delta import HOLDS_NO_VIEW, HostViewDelta, compact_delta_dict
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
 from dvr.server.authn import describe_caller, request_identity
@@ -42,7 +42,12 @@ from dvr.server.hostview_served import view_update
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
 from dvr.server.services.heartbeats import parse_heartbeat
-from dvr.server.services.notify import changes_for_host, current_revision, pruned_revision
+from dvr.server.services.notify import (
+    changes_for_host,
+    current_revision,
+    pruned_revision,
+    unchanged_since,
+)
 from dvr.server.services.queries import get_router
 from dvr.server.services.scheduler import (
     all_router_hosts,
@@ -113,7 +118,20 @@ def host_summaries(tx: ReadTx) -> list[dict[str, Any]]:
 
 def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None
                 ) -> dict[str, Any]:
-    """The answer to ``view?since=R`` (``since`` None: to ``view``), as JSON-ready data."""
+    """The answer to ``view?since=R`` (``since`` None: to ``view``), as JSON-ready data.
+
+    A caller holding a view at R that this process did not serve (another process did, or
+    this one before a restart) gets an empty delta to the current revision when no change
+    concerning its host came after R: its view is the current one, and nothing is built.
+    This process remembers no view for it, so its next change brings the full view."""
+    if since is not None and since != HOLDS_NO_VIEW and (
+        context.served_views.served(host, since) is None
+    ):
+        revision = unchanged_since(tx.conn, host, since)
+        if revision is not None:
+            nothing = HostViewDelta(host=host, from_revision=since, to_revision=revision)
+            return {**compact_delta_dict(context.view_forms.to_jsonable(nothing)),
+                    "full": False}
     view = build_host_view(tx.conn, host, context.view_parts)
     forms = context.view_forms
     if since is None:  # the first protocol: the full view, not remembered
@@ -218,8 +236,9 @@ def routes(context: ServerContext) -> list[Route]:
             this host was published) by waiting for one — the agent would ask for that view
             next — until half the gate's queue timeout past the watch's own deadline (the
             agent waits 10 s past it: the view's build fits in the rest).  A server still
-            busy then leaves it out, and the agent asks for it as before.  While the database is unreachable, no changes: the watch goes
-            on waiting in memory (a write cannot commit meanwhile)."""
+            busy then leaves it out, and the agent asks for it as before.  While the
+            database is unreachable, no changes: the watch goes on waiting in memory (a
+            write cannot commit meanwhile)."""
             gate = context.view_gate
             patience = deadline + config.load.view_queue_timeout / 2 - loop.time()
             with_view = view_since is not None and (

@@ -279,6 +279,19 @@ def newest_change_for_host(conn: Connection, host: str) -> int:
     return conn.execute(query).scalar() or 0
 
 
+def unchanged_since(conn: Connection, host: str, since: int) -> int | None:
+    """The current revision when no change concerning ``host`` came after revision
+    ``since`` (every change after it still retained), else None: then ``host``'s view at
+    ``since`` is its view now (what notification promises), its name and status fields
+    aside, which no write notifies."""
+    revision = current_revision(conn)
+    if not pruned_revision(conn) <= since <= revision:
+        return None
+    if newest_change_for_host(conn, host) > since:
+        return None
+    return revision
+
+
 def new_changes(conn: Connection, since: int) -> tuple[int, dict[str, int] | None]:
     """The newest revision, and every host with a change after ``since`` with the newest
     revision that concerns it (None: changes after ``since`` were pruned, so possibly

@@ -304,6 +304,16 @@ def serve_workers(config: ServerConfig, options: ServerOptions) -> int:
         remove_unix_sockets(config.listeners)
 
 
+def exit_at_once(status: int) -> None:
+    """End the process after a clean stop (heartbeats flushed, the database closed, the
+    unix sockets removed) without tearing down its heap: freeing the views of 1,000 hosts
+    object by object took ~8 s of a restart (as the workers do, ``workers.py``)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     config, options = parse_args(argv)
     process = "[%(process)d] " if options.workers > 1 else ""
@@ -324,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         if options.workers > 1:
             return serve_workers(config, options)
         asyncio.run(serve_all(config, options.log_level))
+        exit_at_once(0)
     except KeyboardInterrupt:
         pass
     except DatabaseDriverMissing as exc:

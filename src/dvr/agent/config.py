@@ -50,7 +50,9 @@ class AgentConfig:
     # a revision gap (the server has a newer revision for this host than the agent holds and
     # the watch never said so) is resynced after a random wait of up to this many seconds
     resync_jitter: float = 5.0
-    watch_timeout: float = 25.0  # long-poll duration
+    # long-poll duration: just under the server's longest (watch_max_timeout, 60 s); an
+    # idle agent's watches and heartbeats are most of an idle server's work
+    watch_timeout: float = 55.0
     local_poll_interval: float = 1.0  # how often OVSDB is checked for newly plugged VIFs
     max_backoff: float = 30.0
     availability_zone: str = "nova"  # the zone this host's L3 agent is in

@@ -62,7 +62,9 @@ class Dataplane(Protocol):
     # optional: ``on_local_change(callback)`` -- call ``callback()`` (from any thread) when
     # the plugged VIFs may have changed, so the loop need not wait for its next poll;
     # ``prepare()`` -- a reconcile starts (called before its view is fetched): start what
-    # its observation will wait for
+    # its observation will wait for; ``reconcile_local(view)`` -- instead of ``reconcile``
+    # when only the plugged VIFs changed since the last pass (same view): it may program
+    # them from what it knows without observing the whole dataplane
 
 
 def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) -> bool:
@@ -168,14 +170,18 @@ class AgentLoop:
         """Fetch, reconcile, log, report.  ``trigger`` (why) and ``since`` (when the reason
         arose) only go into the log line."""
         started = self.clock()
+        local = getattr(self.dataplane, "reconcile_local", None) if trigger == "vif" else None
         prepare = getattr(self.dataplane, "prepare", None)
-        if prepare is not None:
+        if prepare is not None and local is None:  # a local pass may not observe at all
             prepare()
         prepared = self.clock()
         fetch = self.fetch_view(local_only=trigger == "vif")
         view = fetch.view
         fetched = self.clock()
-        outcome = self.dataplane.reconcile(view)
+        if local is not None and fetch.kind == "held":
+            outcome = local(view)
+        else:
+            outcome = self.dataplane.reconcile(view)
         elapsed_ms = (self.clock() - started) * 1000
         counts = " ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()))
         phases = {"prepare": (prepared - started) * 1000, "fetch": (fetched - prepared) * 1000,

@@ -184,3 +184,34 @@ def test_other_passes_always_ask_the_server():
     for trigger in ("start", "watch", "gap", "watch"):
         loop.reconcile_once(trigger)
     assert client.fetches == 4
+
+
+class LocalPassDataplane(AnnouncingDataplane):
+    """Has ``reconcile_local`` (the VIF pass on the view held) and ``prepare``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local_passes: list[frozenset[str]] = []
+        self.prepared = 0
+
+    def prepare(self) -> None:
+        self.prepared += 1
+
+    def reconcile_local(self, v: HostView) -> ApplyOutcome:
+        self.local_passes.append(self.vifs)
+        return ApplyOutcome(counts={}, errors=(), ports_up=(), plugged=self.vifs)
+
+
+def test_a_vif_on_the_view_held_is_a_local_pass_that_starts_no_flow_sync():
+    dataplane = LocalPassDataplane()
+    loop = AgentLoop(config(), QuietClient(), dataplane)
+
+    def plugged_then_passed() -> bool:
+        if len(dataplane.reconciles) == 1 and not dataplane.vifs:
+            dataplane.plug("port-1")
+        return bool(dataplane.local_passes)
+
+    assert run_loop(loop, plugged_then_passed)
+    assert dataplane.reconciles == [frozenset()]  # the first pass: an ordinary one
+    assert dataplane.local_passes == [frozenset({"port-1"})]
+    assert dataplane.prepared == 1

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from dvr.agent.config import AgentConfig
 from dvr.agent.desired import DesiredConfig, DesiredStateCache, HostInputs
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.drivers.base import Drivers, FlowSync
+from dvr.agent.drivers.base import Drivers
 from dvr.agent.loop import ApplyOutcome
-from dvr.agent.reconcile.commands import FlowBundle
 from dvr.agent.reconcile.executor import ExecutionReport, execute_plan
 from dvr.agent.reconcile.known import beyond_flows_and_vif_tags, plan_from_known
 from dvr.agent.reconcile.observed import DEFAULT_OWNERSHIP, IFACE_ID, ObservedBridge, Ownership
@@ -111,11 +110,13 @@ class HostDataplane:
         self.cache = DesiredStateCache(self.desired_config)
         self._flow_basis: FlowBasis | None = None  # the last plan's, for the next one
         self._bridges: tuple[str, ...] = ()  # the bridges the last reconcile observed
-        self._flow_sync: FlowSync | None = None  # started by ``prepare``, for ``reconcile``
         self._vlans: dict[str, int] = {}
         # the desired state the dataplane holds after the last pass, when it had no error
-        # (None: the next pass neither plans from what is known nor leaves the full phase)
+        # and ran (or could leave out) its full phase; None: the next pass runs it
         self._settled: DesiredState | None = None
+        self._known = False  # the flow basis is what the switch holds: fast phases may run
+        self._interrupt: Callable[[], bool] | None = None  # see ``interrupt_with``
+        self._deferred = False  # the last pass left its full phase for this one
         self.last_log_line = ""
 
     def _integration_bridge(self) -> ObservedBridge | None:
@@ -139,12 +140,12 @@ class HostDataplane:
         if subscribe is not None:
             subscribe(callback)
 
-    def prepare(self) -> None:
-        """A reconcile starts: have the flows of the bridges the last one observed brought
-        up to date (the flow mirrors' barriers) while its view is fetched and its desired
-        state computed; the next ``reconcile`` waits for that instead of starting it (and
-        starts it for any other bridge)."""
-        self._flow_sync = self.drivers.ovs.start_flow_sync(self._bridges)
+    def interrupt_with(self, check: Callable[[], bool]) -> None:
+        """``check()`` tells whether something new waits for the loop (a change the server
+        told of).  Then, or when the plugged VIFs changed meanwhile, a pass whose fast
+        phase went well leaves its full phase to the next pass, which the loop runs at
+        once (``ApplyOutcome.verified`` False) -- never two passes in a row."""
+        self._interrupt = check
 
     def reconcile(self, view: HostView) -> ApplyOutcome:
         """The fast phase, then the full one."""
@@ -160,16 +161,13 @@ class HostDataplane:
 
     def _pass(self, view: HostView, full: bool) -> ApplyOutcome:
         started = time.perf_counter()
-        flow_sync, self._flow_sync = self._flow_sync, None
         switch = self._switch_ports()
         integration_bridge = switch.get(self.config.integration_bridge)
         inputs = host_inputs(view, integration_bridge, self._vlans)
         read_inputs = time.perf_counter()
         desired = self.cache.update(view, inputs)
         computed = time.perf_counter()
-        settled, self._settled = self._settled, None
-        # only a pass without error leaves what it planned: then the fast phase plans from it
-        fast = None if settled is None else self._fast_phase(desired, tuple(switch.values()))
+        fast = self._fast_phase(desired, tuple(switch.values())) if self._known else None
         fasted = time.perf_counter()
         timings = {"inputs": (read_inputs - started) * 1000,
                    "compute": (computed - read_inputs) * 1000}
@@ -177,19 +175,25 @@ class HostDataplane:
         failures: tuple[str, ...] = ()
         if fast is not None:
             timings["fast"] = (fasted - computed) * 1000
+            timings.update({f"fast_{kind}": ms for kind, ms in fast.report.timings})
             counts.update(dict(fast.report.counts))
-        if full or fast is None or not fast.done or beyond_flows_and_vif_tags(settled, desired):
-            if fast is not None and fast.sent_flows:  # observe what it sent, too
-                flow_sync = self.drivers.ovs.start_flow_sync(self._bridges)
-            result = reconcile(desired, self.drivers, basis=self._flow_basis,
-                               flow_sync=flow_sync)
+        settled, self._settled = self._settled, None
+        needs_full = (full or fast is None or not fast.done or settled is None
+                      or beyond_flows_and_vif_tags(settled, desired))
+        deferred = needs_full and fast is not None and fast.done and self._news(
+            integration_bridge)
+        if needs_full and not deferred:
+            # the flows are observed as they are from now: with what the fast phase sent
+            result = reconcile(desired, self.drivers, basis=self._flow_basis)
             self._flow_basis = result.plan.basis
             self._bridges = tuple(b.name for b in desired.bridges)
             timings.update(result.timings())
             self.last_log_line = result.log_line()
             counts.update(dict(result.report.counts))
             failures = tuple(str(f) for f in result.report.failures)
-        if not failures:
+        self._deferred = deferred
+        self._known = not failures
+        if not failures and not deferred:
             self._settled = desired
         self._vlans = dict(desired.local_vlans)
         local = {p.id for p in view.ports}
@@ -202,7 +206,15 @@ class HostDataplane:
             local_vlans=dict(desired.local_vlans),
             plugged=vif_fingerprint(integration_bridge),
             timings=timings,
+            verified=not deferred,
         )
+
+    def _news(self, integration_bridge: ObservedBridge | None) -> bool:
+        """Whether the full phase may wait: something new waits for the loop, or the VIFs
+        changed since this pass read them (and the last pass did not defer already)."""
+        if self._interrupt is None or self._deferred:
+            return False
+        return self._interrupt() or self.plugged_vifs() != vif_fingerprint(integration_bridge)
 
     def _fast_phase(self, desired: DesiredState, switch: tuple[ObservedBridge, ...]
                     ) -> FastPhase:
@@ -213,15 +225,13 @@ class HostDataplane:
         self._flow_basis = known.plan.basis if report.ok else None
         for failure in report.failures:  # the full phase follows and plans it all again
             log.warning("fast phase: %s", failure)
-        return FastPhase(report, done=report.ok and not known.unplanned,
-                         sent_flows=bool(known.plan.of_type(FlowBundle)))
+        return FastPhase(report, done=report.ok and not known.unplanned)
 
 
 @dataclass(frozen=True)
 class FastPhase:
     """What a pass's fast phase did: its report; ``done``: it planned every bridge and
-    all it sent was applied; ``sent_flows``: the full phase must observe those too."""
+    all it sent was applied."""
 
     report: ExecutionReport
     done: bool
-    sent_flows: bool

@@ -75,16 +75,20 @@ STEP = st.one_of(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(STEP, st.booleans()), min_size=1, max_size=10))
+@given(st.lists(st.tuples(STEP, st.booleans(), st.booleans()), min_size=1, max_size=10))
 def test_local_passes_leave_the_switch_a_full_reconcile_leaves(history):
+    """``news``: something new waits when a pass ends its fast phase: it may leave its
+    full phase to the next pass, which the loop runs at once (as here)."""
     cloud = east_west_cloud()
     fast_ovs, full_ovs = FakeOvsDriver(flow_mirror=True), FakeOvsDriver()
     fast, full = dataplane(fast_ovs), dataplane(full_ovs)
+    news = [False]
+    fast.interrupt_with(lambda: news[0])
     for ovs in (fast_ovs, full_ovs):
         ovs.plug_vif("br-int", tap_name(ORANGE_1), ORANGE_1)
     for side in (fast, full):
         assert side.reconcile(secured(cloud)).errors == ()
-    for (kind, port_id), verify in history:
+    for (kind, port_id), verify, waiting in history:
         extra = next((v for v in EXTRA if v.id == port_id), None)
         if kind in ("bind", "unbind"):
             cloud = cloud.with_vm(extra) if kind == "bind" else cloud.without_vm(port_id)
@@ -97,8 +101,11 @@ def test_local_passes_leave_the_switch_a_full_reconcile_leaves(history):
                 ovs.plug_vif("br-int", tap_name(port_id), port_id)
         view = secured(cloud)
         local = kind in ("plug", "unplug", "replug")
+        news[0] = waiting
         outcome = fast.reconcile_local(view) if local else fast.reconcile(view)
         assert outcome.errors == ()
+        if not outcome.verified:  # the loop's next pass
+            assert fast.reconcile(view).verified
         assert full.reconcile(view).errors == ()
         assert switch(fast_ovs) == switch(full_ovs)
         assert fast_ovs.stale_flows("br-int") == []
@@ -198,4 +205,49 @@ def test_after_an_error_the_next_pass_plans_nothing_from_what_was_known():
     repaired = plane.reconcile_local(view)
     assert repaired.errors == () and ovs.flow_observations == observations + 1
     assert "fast" not in repaired.timings
+    assert changes(plane.reconcile(view).counts) == {}
+
+
+def test_news_leave_the_full_phase_to_the_next_pass_but_never_twice_in_a_row():
+    ovs = CountingOvs()
+    plane, view, new = bound_then_settled(ovs)
+    plane.interrupt_with(lambda: True)  # the server always has something new
+    ovs.plug_vif("br-int", tap_name(new.id), new.id)
+    observations = ovs.flow_observations
+    first = plane.reconcile(view)
+    assert not first.verified and first.errors == () and first.counts["flows_added"] > 5
+    assert ovs.flow_observations == observations  # sent from what was known, unobserved
+    second = plane.reconcile(view)
+    assert second.verified and ovs.flow_observations == observations + 1
+    assert changes(second.counts) == {}  # the fast phase had sent it all
+    assert [plane.reconcile(view).verified for _ in range(4)] == [False, True, False, True]
+
+
+class PluggingOvs(CountingOvs):
+    """Plugs ``late`` while the fast phase sends its first bundle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late: tuple[str, str] | None = None
+
+    def apply_flows(self, bundle):
+        super().apply_flows(bundle)
+        if self.late is not None:
+            name, iface_id = self.late
+            self.late = None
+            self.plug_vif("br-int", name, iface_id)
+
+
+def test_a_vif_plugged_during_the_fast_phase_is_programmed_before_the_full_phase_runs():
+    ovs = PluggingOvs()
+    plane, view, new = bound_then_settled(ovs)
+    plane.interrupt_with(lambda: False)  # nothing from the server
+    other = EXTRA[2]
+    view = secured(east_west_cloud().with_vm(new).with_vm(other))
+    ovs.plug_vif("br-int", tap_name(new.id), new.id)
+    ovs.late = (tap_name(other.id), other.id)
+    first = plane.reconcile(view)
+    assert not first.verified and tap_name(other.id) in ovs.bridges["br-int"].ports
+    local = plane.reconcile_local(view)  # the loop's VIF pass: the full phase owed runs
+    assert local.verified and other.id in local.ports_up
     assert changes(plane.reconcile(view).counts) == {}

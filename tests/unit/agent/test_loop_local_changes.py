@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.loop import AgentLoop, ApplyOutcome, WakeSignal
@@ -187,22 +188,18 @@ def test_other_passes_always_ask_the_server():
 
 
 class LocalPassDataplane(AnnouncingDataplane):
-    """Has ``reconcile_local`` (the VIF pass on the view held) and ``prepare``."""
+    """Has ``reconcile_local`` (the VIF pass on the view held)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.local_passes: list[frozenset[str]] = []
-        self.prepared = 0
-
-    def prepare(self) -> None:
-        self.prepared += 1
 
     def reconcile_local(self, v: HostView) -> ApplyOutcome:
         self.local_passes.append(self.vifs)
         return ApplyOutcome(counts={}, errors=(), ports_up=(), plugged=self.vifs)
 
 
-def test_a_vif_on_the_view_held_is_a_local_pass_that_starts_no_flow_sync():
+def test_a_vif_on_the_view_held_is_a_local_pass():
     dataplane = LocalPassDataplane()
     loop = AgentLoop(config(), QuietClient(), dataplane)
 
@@ -214,4 +211,44 @@ def test_a_vif_on_the_view_held_is_a_local_pass_that_starts_no_flow_sync():
     assert run_loop(loop, plugged_then_passed)
     assert dataplane.reconciles == [frozenset()]  # the first pass: an ordinary one
     assert dataplane.local_passes == [frozenset({"port-1"})]
-    assert dataplane.prepared == 1
+
+
+class DeferringDataplane(AnnouncingDataplane):
+    """Its first pass leaves its full phase for later (unverified), when a poke waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.check = None
+        self.deferred = 0
+
+    def interrupt_with(self, check) -> None:
+        self.check = check
+
+    def reconcile(self, v: HostView) -> ApplyOutcome:
+        outcome = super().reconcile(v)
+        if self.deferred == 0 and self.check is not None:
+            self.deferred += 1
+            return replace(outcome, verified=False)
+        return outcome
+
+
+class ReportingClient(QuietClient):
+    """A quiet server that notes the revision each report names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[int] = []
+
+    def heartbeat(self, host, revision, *args, **kwargs):
+        self.reports.append(revision)
+
+
+def test_an_unverified_pass_is_followed_at_once_by_a_pass_and_only_that_one_reports():
+    dataplane = DeferringDataplane()
+    client = ReportingClient()
+    loop = AgentLoop(config(), client, dataplane)  # polls hourly: only the loop itself
+    assert run_loop(loop, lambda: len(dataplane.reconciles) >= 2, seconds=3)
+    assert dataplane.check is not None and dataplane.check() is False
+    loop.wake.poke(7)
+    assert dataplane.check() is True
+    assert client.reports == [1]  # the second pass's, with the revision it applied

@@ -149,6 +149,8 @@ class AgentLoop:
         self.last_outcome: ApplyOutcome | None = None
         self.view: HostView | None = None  # the last view the server sent (what deltas patch)
         self.pushed = PushedViews()
+        # the report of the last pass, held back while a change waited (sent once idle)
+        self.unreported: tuple[ApplyOutcome, HostView] | None = None
 
     # -- start-up -----------------------------------------------------------------------
     def retries(self, activity: str) -> Retries:
@@ -204,7 +206,9 @@ class AgentLoop:
             return outcome
         if not outcome.errors:
             self.applied_revision = view.revision
-        self.report(outcome, view)
+        self.unreported = (outcome, view)
+        if not self._change_waits(outcome):  # else the next pass first: its report is newer
+            self.send_report()
         return outcome
 
     def fetch_view(self, local_only: bool = False) -> FetchedView:
@@ -246,6 +250,19 @@ class AgentLoop:
         self.view = fetched.view
         self.pushed.hold(fetched.view)
         return fetched
+
+    def _change_waits(self, outcome: ApplyOutcome) -> bool:
+        """Whether the loop has another pass to run at once: the server told of a change,
+        or the plugged VIFs are no longer those the pass saw."""
+        return self.wake.poked() or (outcome.plugged is not None
+                                     and self.dataplane.plugged_vifs() != outcome.plugged)
+
+    def send_report(self) -> None:
+        """Report the last pass, if not done yet."""
+        if self.unreported is not None:
+            outcome, view = self.unreported
+            self.unreported = None
+            self.report(outcome, view)
 
     def report(self, outcome: ApplyOutcome, view: HostView) -> None:
         local = {p.id for p in view.ports}
@@ -352,6 +369,12 @@ class AgentLoop:
                 if delay is not None:
                     stop.wait(delay)
                     self.wake.poke()
+            elif self.unreported is not None:
+                try:
+                    self.send_report()
+                except Exception as exc:  # the next heartbeat tells the applied revision
+                    log.warning("report failed: %s", exc)
+                next_heartbeat = self.clock() + self._heartbeat_wait()
             elif now >= next_heartbeat:
                 server_revision = self._heartbeat()
                 next_heartbeat = self.clock() + self._heartbeat_wait()

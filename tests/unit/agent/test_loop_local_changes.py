@@ -252,3 +252,38 @@ def test_an_unverified_pass_is_followed_at_once_by_a_pass_and_only_that_one_repo
     loop.wake.poke(7)
     assert dataplane.check() is True
     assert client.reports == [1]  # the second pass's, with the revision it applied
+
+
+class PokedDuringReconcile(AnnouncingDataplane):
+    """The server tells of a change while the first pass runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wake: WakeSignal | None = None
+        self.revision: int | None = None  # of the change told of (None: a resync)
+
+    def reconcile(self, v: HostView) -> ApplyOutcome:
+        if not self.reconciles and self.wake is not None:
+            self.wake.poke(self.revision)
+        return super().reconcile(v)
+
+
+def test_a_pass_with_a_change_waiting_leaves_its_report_to_the_next_pass():
+    dataplane = PokedDuringReconcile()
+    client = ReportingClient()
+    loop = AgentLoop(config(), client, dataplane)
+    dataplane.wake = loop.wake
+    loop.reconcile_once("start")
+    assert client.reports == [] and loop.unreported is not None
+    assert run_loop(loop, lambda: len(dataplane.reconciles) >= 2 and client.reports)
+    assert client.reports == [1] and loop.unreported is None
+
+
+def test_a_report_held_back_is_sent_once_the_loop_is_idle():
+    dataplane = PokedDuringReconcile()
+    dataplane.revision = 1  # the change told of is the one the pass applies
+    client = ReportingClient()
+    loop = AgentLoop(config(), client, dataplane)
+    dataplane.wake = loop.wake
+    assert run_loop(loop, lambda: bool(client.reports), seconds=2)
+    assert dataplane.reconciles == [frozenset()] and client.reports == [1]

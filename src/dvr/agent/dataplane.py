@@ -167,7 +167,9 @@ class HostDataplane:
         read_inputs = time.perf_counter()
         desired = self.cache.update(view, inputs)
         computed = time.perf_counter()
-        fast = self._fast_phase(desired, tuple(switch.values())) if self._known else None
+        fast = None
+        if self._known and self.config.fast_phase:
+            fast = self._fast_phase(desired, tuple(switch.values()))
         fasted = time.perf_counter()
         timings = {"inputs": (read_inputs - started) * 1000,
                    "compute": (computed - read_inputs) * 1000}

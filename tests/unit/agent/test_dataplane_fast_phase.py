@@ -251,3 +251,19 @@ def test_a_vif_plugged_during_the_fast_phase_is_programmed_before_the_full_phase
     local = plane.reconcile_local(view)  # the loop's VIF pass: the full phase owed runs
     assert local.verified and other.id in local.ports_up
     assert changes(plane.reconcile(view).counts) == {}
+
+
+def test_with_the_fast_phase_off_every_pass_observes_first():
+    ovs = CountingOvs()
+    new = EXTRA[1]
+    view = secured(east_west_cloud().with_vm(new))
+    linux = FakeLinuxDriver()
+    plane = HostDataplane(replace(config(), fast_phase=False),
+                          Drivers(ovs, linux, FakeNatDriver(linux)))
+    plane.interrupt_with(lambda: True)
+    assert plane.reconcile(view).errors == ()
+    ovs.plug_vif("br-int", tap_name(new.id), new.id)
+    observations = ovs.flow_observations
+    outcome = plane.reconcile_local(view)
+    assert outcome.verified and "fast" not in outcome.timings
+    assert ovs.flow_observations == observations + 1 and outcome.counts["flows_added"] > 5

@@ -22,11 +22,14 @@ Per run, on a lab of its own (default topology):
 ``--modes mirror,dump`` compares the agents' two ways of observing flows in one run, on one
 lab: the runs alternate, and before each run whose mode differs from the last, both
 agents are restarted with ``flow_mirror = true|false`` in their settings file (a flow
-monitor per bridge, or ``dump-flows`` for every reconcile).  ``--results FILE`` records
+monitor per bridge, or ``dump-flows`` for every reconcile); ``--modes fast,observe`` the
+same with ``fast_phase = true|false`` (every pass sends what it can plan from what it
+knows before it observes, or observes first).  ``--results FILE`` records
 ``port_to_ping_p50_s``/``port_to_ping_p95_s`` (the first mode's (c) from t0) there.
 
     sudo .venv/bin/python bench/bench_port.py --runs 10
     sudo .venv/bin/python bench/bench_port.py --runs 20 --modes mirror,dump --json /tmp/p.json
+    sudo .venv/bin/python bench/bench_port.py --runs 20 --modes fast,observe
 """
 
 from __future__ import annotations
@@ -57,14 +60,18 @@ from portprobe import (
 
 from dvr.lab.topology import TENANT_MTU
 
-MODES = {"mirror": True, "dump": False}  # --modes name -> the agents' flow_mirror setting
+# --modes name -> the agent setting it sets
+MODES = {"mirror": ("flow_mirror", True), "dump": ("flow_mirror", False),
+         "fast": ("fast_phase", True), "observe": ("fast_phase", False)}
 
 
-def with_flow_mirror(settings: str, on: bool) -> str:
-    """An agent's TOML settings with ``flow_mirror`` set (replacing any earlier value)."""
+def with_setting(settings: str, name: str, on: bool) -> str:
+    """An agent's TOML settings with the boolean ``name`` set (replacing any earlier
+    value)."""
+    spelled = name.replace("_", "[_-]")
     kept = [line for line in settings.splitlines()
-            if not re.match(r"\s*flow[_-]mirror\s*=", line)]
-    return "\n".join([*kept, f"flow_mirror = {'true' if on else 'false'}"]) + "\n"
+            if not re.match(rf"\s*{spelled}\s*=", line)]
+    return "\n".join([*kept, f"{name} = {'true' if on else 'false'}"]) + "\n"
 
 
 def reconcile_summary(lines: list[ReconcileLine], t0: float) -> list[str]:
@@ -109,12 +116,12 @@ class PortBench:
             host.run(argv, check=False)
 
     def set_mode(self, mode: str) -> None:
-        """Restart both agents with ``flow_mirror`` for ``mode``; returns once each has
+        """Restart both agents with the setting of ``mode``; returns once each has
         reconciled after its restart."""
         since = time.time()
         for host in (self.args.host, self.other_host):
             path = self.bench.lab.paths.agent_config(host)
-            path.write_text(with_flow_mirror(path.read_text(), MODES[mode]))
+            path.write_text(with_setting(path.read_text(), *MODES[mode]))
             self.bench.lab.restart_agent(host)
         deadline = time.time() + 30
         for host in (self.args.host, self.other_host):
@@ -214,8 +221,8 @@ def main() -> int:
                    help="seconds between the port create and the plug (0: back to back)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--modes", default="",
-                   help="comma list of mirror|dump: alternate the agents' flow observation "
-                        "per run (default: leave the agents as they are)")
+                   help="comma list of mirror|dump|fast|observe: alternate the agents' "
+                        "setting per run (default: leave the agents as they are)")
     p.add_argument("--results", help="record port_to_ping_p50_s/_p95_s in this JSON file "
                                      "(e.g. bench/results.json)")
     p.add_argument("--json", help="write the raw results here")

@@ -14,7 +14,7 @@ from dvr.agent.desired.state import Flow
 from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.openflow import parse_dump_flows
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
-from dvr.agent.reconcile.commands import FlowBundle
+from dvr.agent.reconcile.commands import EnsureBridge, FlowBundle, SetPortTag
 from dvr.lab.hostenv import HostEnv
 
 
@@ -75,3 +75,22 @@ def test_flows_by_name_in_and_out_match_what_ovs_ofctl_names_prints(host: HostEn
             ovs.apply_flows(FlowBundle("br-int", (unknown,),
                                        ()))
         assert {f.cookie for f in ovs.observe(["br-int"])[0].flows} == {f.cookie for f in flows}
+
+
+def test_a_batch_of_vif_tags_alone_is_committed_without_waiting_for_the_switch(host: HostEnv):
+    host.run(["ip", "link", "add", "tapv", "type", "veth", "peer", "name", "vmv"])
+    host.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+    host.vsctl("add-port", "br-int", "tapv")
+
+    def read(table: str, record: str, column: str) -> str:
+        return host.vsctl("get", table, record, column).strip()
+
+    with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
+        ovs.transact([SetPortTag("tapv", 7)])
+        asked = read("Open_vSwitch", ".", "next_cfg")
+        assert read("Port", "tapv", "tag") == "7"
+        ovs.transact([SetPortTag("tapv", None)])
+        assert read("Port", "tapv", "tag") == "[]"
+        assert read("Open_vSwitch", ".", "next_cfg") == asked  # no reconfiguration asked for
+        ovs.transact([EnsureBridge("br-x", "netdev", "secure")])  # anything else: asked
+        assert int(read("Open_vSwitch", ".", "next_cfg")) == int(asked) + 1

@@ -15,6 +15,7 @@ from dvr.client import TOKEN_ENV, read_token_file
 from dvr.model.hostview import AGENT_MODES, EAST_WEST_MODES
 
 DATAPATH_TYPES = ("netdev", "system")
+ON_OFF_SETTINGS = ("flow_mirror", "openflow_connection", "fast_phase")  # flags: on|off
 # settings that old configuration files may still hold: read, ignored, logged once
 DEPRECATED_SETTINGS = {
     "resync_interval": "the agent no longer resyncs on a timer: it compares revisions with "
@@ -69,6 +70,9 @@ class AgentConfig:
     # apply OpenFlow bundles over a long-lived connection per bridge (false: run ovs-ofctl
     # for every bundle, as before)
     openflow_connection: bool = True
+    # begin every pass by sending what can be planned from what the last one left (flows
+    # and VIF tags), before observing (false: observe first, every pass)
+    fast_phase: bool = True
 
     def __post_init__(self) -> None:
         servers = tuple(self.servers)
@@ -92,7 +96,7 @@ class AgentConfig:
         if self.east_west not in EAST_WEST_MODES:
             raise ValueError(f"east_west must be one of {', '.join(EAST_WEST_MODES)}, "
                              f"not {self.east_west!r}")
-        for name in ("flow_mirror", "openflow_connection"):
+        for name in ON_OFF_SETTINGS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false")
         if self.datapath not in DATAPATH_TYPES:
@@ -176,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep observations between reconciles, caught up from flow monitors "
                         "and netlink notifications (default on), or dump the flows and read "
                         "every namespace for every reconcile (off)")
+    p.add_argument("--fast-phase", choices=("on", "off"),
+                   help="begin every pass by sending the flows and VIF tags it can plan from "
+                        "what the last pass left, then observe (default on), or observe first "
+                        "(off)")
     p.add_argument("--openflow-connection", choices=("on", "off"),
                    help="apply OpenFlow bundles over a long-lived connection per bridge "
                         "(default on), or run ovs-ofctl for each bundle (off)")
@@ -217,7 +225,7 @@ def config_from_args(args: argparse.Namespace,
         if flag_value is not None:
             values[f.name] = flag_value
     values["token"] = resolve_token(values, environ)
-    for name in ("flow_mirror", "openflow_connection"):  # the flags' "on"/"off"
+    for name in ON_OFF_SETTINGS:  # the flags' "on"/"off"
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name) == "on"
     values["servers"] = server_list(values)

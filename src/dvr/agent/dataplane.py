@@ -8,17 +8,25 @@ keeps every VLAN — and therefore every flow — exactly as it was.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.desired import DesiredConfig, DesiredStateCache, HostInputs
-from dvr.agent.drivers.base import Drivers, FlowSync
+from dvr.agent.desired.state import DesiredState
+from dvr.agent.drivers.base import Drivers
 from dvr.agent.loop import ApplyOutcome
+from dvr.agent.reconcile.executor import ExecutionReport, execute_plan
+from dvr.agent.reconcile.known import beyond_flows_and_vif_tags, plan_from_known
 from dvr.agent.reconcile.observed import DEFAULT_OWNERSHIP, IFACE_ID, ObservedBridge, Ownership
 from dvr.agent.reconcile.plan import FlowBasis
 from dvr.agent.reconcile.reconciler import reconcile
 from dvr.model.hostview import HostView
+
+log = logging.getLogger(__name__)
 
 
 def port_networks(view: HostView) -> dict[str, str]:
@@ -79,7 +87,14 @@ def host_inputs(view: HostView, bridge: ObservedBridge | None,
 
 
 class HostDataplane:
-    """Implements the loop's ``Dataplane`` with real (or fake) drivers."""
+    """Implements the loop's ``Dataplane`` with real (or fake) drivers.
+
+    A pass has two phases.  The fast one computes the desired state and sends at once
+    what can be planned from what the last pass left (``reconcile.known``: VIF tags and
+    flow bundles, no observation).  The full one observes the switch and the kernel,
+    plans everything and applies the rest; after a fast phase it normally finds the flows
+    it sent installed.  ``reconcile_local`` (a VIF plugged or unplugged, the view held)
+    leaves the full phase out when the fast one covered everything that changed."""
 
     def __init__(self, config: AgentConfig, drivers: Drivers):
         self.config = config
@@ -95,14 +110,24 @@ class HostDataplane:
         self.cache = DesiredStateCache(self.desired_config)
         self._flow_basis: FlowBasis | None = None  # the last plan's, for the next one
         self._bridges: tuple[str, ...] = ()  # the bridges the last reconcile observed
-        self._flow_sync: FlowSync | None = None  # started by ``prepare``, for ``reconcile``
         self._vlans: dict[str, int] = {}
+        # the desired state the dataplane holds after the last pass, when it had no error
+        # and ran (or could leave out) its full phase; None: the next pass runs it
+        self._settled: DesiredState | None = None
+        self._known = False  # the flow basis is what the switch holds: fast phases may run
+        self._interrupt: Callable[[], bool] | None = None  # see ``interrupt_with``
+        self._deferred = False  # the last pass left its full phase for this one
         self.last_log_line = ""
 
     def _integration_bridge(self) -> ObservedBridge | None:
         """br-int's ports (no flows: this is read every poll interval)."""
         found = self.drivers.ovs.observe([self.config.integration_bridge], with_flows=False)
         return found[0] if found else None
+
+    def _switch_ports(self) -> dict[str, ObservedBridge]:
+        """The ports of br-int and of the bridges the last pass observed (no flows)."""
+        names = dict.fromkeys((self.config.integration_bridge, *self._bridges))
+        return {b.name: b for b in self.drivers.ovs.observe(list(names), with_flows=False)}
 
     def plugged_vifs(self) -> frozenset[str]:
         """The fingerprint of the plugged VIFs (``vif_fingerprint``): iface-id, port, number."""
@@ -115,37 +140,100 @@ class HostDataplane:
         if subscribe is not None:
             subscribe(callback)
 
-    def prepare(self) -> None:
-        """A reconcile starts: have the flows of the bridges the last one observed brought
-        up to date (the flow mirrors' barriers) while its view is fetched and its desired
-        state computed; the next ``reconcile`` waits for that instead of starting it (and
-        starts it for any other bridge)."""
-        self._flow_sync = self.drivers.ovs.start_flow_sync(self._bridges)
+    def interrupt_with(self, check: Callable[[], bool]) -> None:
+        """``check()`` tells whether something new waits for the loop (a change the server
+        told of).  Then, or when the plugged VIFs changed meanwhile, a pass whose fast
+        phase went well leaves its full phase to the next pass, which the loop runs at
+        once (``ApplyOutcome.verified`` False) -- never two passes in a row."""
+        self._interrupt = check
 
     def reconcile(self, view: HostView) -> ApplyOutcome:
+        """The fast phase, then the full one."""
+        return self._pass(view, full=True)
+
+    def reconcile_local(self, view: HostView) -> ApplyOutcome:
+        """A pass for a local change (VIFs plugged or unplugged) on the view of the last
+        pass: the fast phase, and the full one only when the fast phase may not have done
+        everything -- a bridge it could not plan (a port gone or renumbered, no basis), a
+        change beyond flows and VIF tags (an orphan VIF's tag is one of those it sets), an
+        error in this pass or the last."""
+        return self._pass(view, full=False)
+
+    def _pass(self, view: HostView, full: bool) -> ApplyOutcome:
         started = time.perf_counter()
-        flow_sync, self._flow_sync = self._flow_sync, None
-        integration_bridge = self._integration_bridge()
+        switch = self._switch_ports()
+        integration_bridge = switch.get(self.config.integration_bridge)
         inputs = host_inputs(view, integration_bridge, self._vlans)
         read_inputs = time.perf_counter()
         desired = self.cache.update(view, inputs)
         computed = time.perf_counter()
-        result = reconcile(desired, self.drivers, basis=self._flow_basis, flow_sync=flow_sync)
-        self._flow_basis = result.plan.basis
-        self._bridges = tuple(b.name for b in desired.bridges)
+        fast = None
+        if self._known and self.config.fast_phase:
+            fast = self._fast_phase(desired, tuple(switch.values()))
+        fasted = time.perf_counter()
         timings = {"inputs": (read_inputs - started) * 1000,
-                   "compute": (computed - read_inputs) * 1000, **result.timings()}
+                   "compute": (computed - read_inputs) * 1000}
+        counts: Counter[str] = Counter()
+        failures: tuple[str, ...] = ()
+        if fast is not None:
+            timings["fast"] = (fasted - computed) * 1000
+            timings.update({f"fast_{kind}": ms for kind, ms in fast.report.timings})
+            counts.update(dict(fast.report.counts))
+        settled, self._settled = self._settled, None
+        needs_full = (full or fast is None or not fast.done or settled is None
+                      or beyond_flows_and_vif_tags(settled, desired))
+        deferred = needs_full and fast is not None and fast.done and self._news(
+            integration_bridge)
+        if needs_full and not deferred:
+            # the flows are observed as they are from now: with what the fast phase sent
+            result = reconcile(desired, self.drivers, basis=self._flow_basis)
+            self._flow_basis = result.plan.basis
+            self._bridges = tuple(b.name for b in desired.bridges)
+            timings.update(result.timings())
+            self.last_log_line = result.log_line()
+            counts.update(dict(result.report.counts))
+            failures = tuple(str(f) for f in result.report.failures)
+        self._deferred = deferred
+        self._known = not failures
+        if not failures and not deferred:
+            self._settled = desired
         self._vlans = dict(desired.local_vlans)
-        self.last_log_line = result.log_line()
-        failures = tuple(str(f) for f in result.report.failures)
         local = {p.id for p in view.ports}
         vifs = {pid: name for pid, name in inputs.plugged.items() if pid in local}
         return ApplyOutcome(
-            counts=dict(result.report.counts),
+            counts=dict(counts),
             errors=failures,
             ports_up=tuple(sorted(vifs)) if not failures else (),
             vifs=vifs,
             local_vlans=dict(desired.local_vlans),
             plugged=vif_fingerprint(integration_bridge),
             timings=timings,
+            verified=not deferred,
         )
+
+    def _news(self, integration_bridge: ObservedBridge | None) -> bool:
+        """Whether the full phase may wait: something new waits for the loop, or the VIFs
+        changed since this pass read them (and the last pass did not defer already)."""
+        if self._interrupt is None or self._deferred:
+            return False
+        return self._interrupt() or self.plugged_vifs() != vif_fingerprint(integration_bridge)
+
+    def _fast_phase(self, desired: DesiredState, switch: tuple[ObservedBridge, ...]
+                    ) -> FastPhase:
+        """Plan from what is known and send it (``reconcile.known``).  Its basis is the
+        next plan's, unless it failed: then the next plan starts afresh."""
+        known = plan_from_known(desired, switch, self._flow_basis or {})
+        report = execute_plan(known.plan, self.drivers)
+        self._flow_basis = known.plan.basis if report.ok else None
+        for failure in report.failures:  # the full phase follows and plans it all again
+            log.warning("fast phase: %s", failure)
+        return FastPhase(report, done=report.ok and not known.unplanned)
+
+
+@dataclass(frozen=True)
+class FastPhase:
+    """What a pass's fast phase did: its report; ``done``: it planned every bridge and
+    all it sent was applied."""
+
+    report: ExecutionReport
+    done: bool

@@ -47,6 +47,9 @@ class ApplyOutcome:
     plugged: frozenset[str] | None = None
     local_vlans: dict[str, int] = field(default_factory=dict)  # network id -> local VLAN
     timings: dict[str, float] = field(default_factory=dict)  # phase -> ms, for the log line
+    # False: the pass sent what it could without observing the dataplane and left the rest
+    # for later, as something new waited; the loop runs another pass at once
+    verified: bool = True
 
 
 class Dataplane(Protocol):
@@ -61,8 +64,11 @@ class Dataplane(Protocol):
 
     # optional: ``on_local_change(callback)`` -- call ``callback()`` (from any thread) when
     # the plugged VIFs may have changed, so the loop need not wait for its next poll;
-    # ``prepare()`` -- a reconcile starts (called before its view is fetched): start what
-    # its observation will wait for
+    # ``reconcile_local(view)`` -- instead of ``reconcile``
+    # when only the plugged VIFs changed since the last pass (same view): it may program
+    # them from what it knows without observing the whole dataplane;
+    # ``interrupt_with(check)`` -- ``check()`` says whether a change the server told of
+    # waits: a pass may then return unverified (``ApplyOutcome.verified``)
 
 
 def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) -> bool:
@@ -110,6 +116,11 @@ class WakeSignal:
                 self._pending_since = self._clock()
         self._event.set()
 
+    def poked(self) -> bool:
+        """Whether a poke came since the last ``wait`` ended."""
+        with self._lock:
+            return self._pending_since is not None
+
     def nudge(self) -> None:
         """Something local may have changed: the loop looks (cheaply) before deciding."""
         self._event.set()
@@ -138,6 +149,8 @@ class AgentLoop:
         self.last_outcome: ApplyOutcome | None = None
         self.view: HostView | None = None  # the last view the server sent (what deltas patch)
         self.pushed = PushedViews()
+        # the report of the last pass, held back while a change waited (sent once idle)
+        self.unreported: tuple[ApplyOutcome, HostView] | None = None
 
     # -- start-up -----------------------------------------------------------------------
     def retries(self, activity: str) -> Retries:
@@ -168,30 +181,34 @@ class AgentLoop:
         """Fetch, reconcile, log, report.  ``trigger`` (why) and ``since`` (when the reason
         arose) only go into the log line."""
         started = self.clock()
-        prepare = getattr(self.dataplane, "prepare", None)
-        if prepare is not None:
-            prepare()
-        prepared = self.clock()
-        fetch = self.fetch_view(local_only=trigger == "vif")
+        local = getattr(self.dataplane, "reconcile_local", None) if trigger == "vif" else None
+        fetch = self.fetch_view(local_only=trigger in ("vif", "verify"))
         view = fetch.view
         fetched = self.clock()
-        outcome = self.dataplane.reconcile(view)
+        if local is not None and fetch.kind == "held":
+            outcome = local(view)
+        else:
+            outcome = self.dataplane.reconcile(view)
         elapsed_ms = (self.clock() - started) * 1000
         counts = " ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()))
-        phases = {"prepare": (prepared - started) * 1000, "fetch": (fetched - prepared) * 1000,
-                  **outcome.timings}
+        phases = {"fetch": (fetched - started) * 1000, **outcome.timings}
         if since is not None:
             phases = {"wait": (started - since) * 1000, **phases}
         timings = " ".join(f"{k}_ms={v:.1f}" for k, v in phases.items())
         log.info("reconcile host=%s revision=%d trigger=%s view=%s view_bytes=%d %s errors=%d "
-                 "%s ms=%.1f", self.config.host, view.revision, trigger, fetch.kind, fetch.size,
-                 counts, len(outcome.errors), timings, elapsed_ms)
+                 "%s ms=%.1f%s", self.config.host, view.revision, trigger, fetch.kind,
+                 fetch.size, counts, len(outcome.errors), timings, elapsed_ms,
+                 "" if outcome.verified else " verify=next")
         for error in outcome.errors:
             log.warning("reconcile error: %s", error)
+        self.last_outcome = outcome
+        if not outcome.verified:  # the next pass, at once, applies and reports the rest
+            return outcome
         if not outcome.errors:
             self.applied_revision = view.revision
-        self.last_outcome = outcome
-        self.report(outcome, view)
+        self.unreported = (outcome, view)
+        if not self._change_waits(outcome):  # else the next pass first: its report is newer
+            self.send_report()
         return outcome
 
     def fetch_view(self, local_only: bool = False) -> FetchedView:
@@ -233,6 +250,19 @@ class AgentLoop:
         self.view = fetched.view
         self.pushed.hold(fetched.view)
         return fetched
+
+    def _change_waits(self, outcome: ApplyOutcome) -> bool:
+        """Whether the loop has another pass to run at once: the server told of a change,
+        or the plugged VIFs are no longer those the pass saw."""
+        return self.wake.poked() or (outcome.plugged is not None
+                                     and self.dataplane.plugged_vifs() != outcome.plugged)
+
+    def send_report(self) -> None:
+        """Report the last pass, if not done yet."""
+        if self.unreported is not None:
+            outcome, view = self.unreported
+            self.unreported = None
+            self.report(outcome, view)
 
     def report(self, outcome: ApplyOutcome, view: HostView) -> None:
         local = {p.id for p in view.ports}
@@ -306,19 +336,27 @@ class AgentLoop:
         except Exception as exc:  # polling still finds every change
             log.warning("cannot follow local changes (%s); polling every %.1fs", exc,
                         self.config.local_poll_interval)
+        interrupt_with = getattr(self.dataplane, "interrupt_with", None)
+        if interrupt_with is not None:
+            interrupt_with(self.wake.poked)
+        unverified = False  # the last pass left part of its work to the next one
         self.wake.poke()
         while not stop.is_set():
-            fired = self.wake.wait(self.config.local_poll_interval) and not self._applied()
+            fired = self.wake.wait(0.0 if unverified else self.config.local_poll_interval) \
+                and not self._applied()
             now = self.clock()
             gap = gap_resync_at is not None and now >= gap_resync_at
             current_vifs = self.dataplane.plugged_vifs()
-            if fired or current_vifs != vifs or gap:
-                trigger = "watch" if fired else "vif" if current_vifs != vifs else "gap"
+            if fired or current_vifs != vifs or gap or unverified:
+                trigger = "watch" if fired else "vif" if current_vifs != vifs else \
+                    "gap" if gap else "verify"
                 vifs = current_vifs
                 gap_resync_at = None
                 delay = None
+                unverified = False
                 try:
                     outcome = self.reconcile_once(trigger, self.wake.poked_at if fired else now)
+                    unverified = not outcome.verified
                     if outcome.plugged is not None:
                         vifs = outcome.plugged
                     if outcome.errors:
@@ -331,6 +369,12 @@ class AgentLoop:
                 if delay is not None:
                     stop.wait(delay)
                     self.wake.poke()
+            elif self.unreported is not None:
+                try:
+                    self.send_report()
+                except Exception as exc:  # the next heartbeat tells the applied revision
+                    log.warning("report failed: %s", exc)
+                next_heartbeat = self.clock() + self._heartbeat_wait()
             elif now >= next_heartbeat:
                 server_revision = self._heartbeat()
                 next_heartbeat = self.clock() + self._heartbeat_wait()
@@ -345,7 +389,8 @@ class AgentLoop:
         reconcile applied without error (a watch event for the change a VIF's reconcile
         already fetched): nothing to do."""
         outcome = self.last_outcome
-        return (outcome is not None and not outcome.errors and self.wake.only_revisions
+        return (outcome is not None and not outcome.errors and outcome.verified
+                and self.wake.only_revisions
                 and self.wake.latest_revision <= self.applied_revision)
 
     def _heartbeat_wait(self) -> float:

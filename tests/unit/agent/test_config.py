@@ -161,7 +161,7 @@ def test_an_old_config_with_resync_interval_still_loads_with_a_deprecation_line(
     assert len(messages) == 2 and all("'resync_interval' is deprecated" in m for m in messages)
 
 
-@pytest.mark.parametrize("name", ["flow_mirror", "openflow_connection"])
+@pytest.mark.parametrize("name", ["flow_mirror", "openflow_connection", "fast_phase"])
 def test_on_off_settings_from_the_flag_or_toml(tmp_path, name):
     flag = "--" + name.replace("_", "-")
     base = ["--host", "h", "--server", "unix:/s"]

@@ -66,32 +66,3 @@ def test_restarted_agent_changes_nothing():
     outcome = restarted.reconcile(view)
     assert outcome.counts == {}
     assert {b: ovs.flows(b) for b in ("br-int", "br-tun")} == flows_before
-
-
-class SyncRecordingOvs(FakeOvsDriver):
-    """The fake switch, noting what each flow observation was handed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.observed_with: list[object] = []
-
-    def observe(self, bridges, with_flows=True, flow_sync=None):
-        if with_flows:
-            self.observed_with.append(flow_sync)
-        return super().observe(bridges, with_flows, flow_sync)
-
-
-def test_prepare_starts_the_flow_sync_of_the_bridges_last_observed_for_the_next_reconcile():
-    ovs = SyncRecordingOvs()
-    dp = make_dataplane(ovs)
-    view = east_west_cloud().view(HOST_1)
-    dp.prepare()  # nothing observed yet
-    dp.reconcile(view)
-    dp.prepare()
-    assert ovs.flow_syncs[0] == ()
-    assert set(ovs.flow_syncs[1]) == {"br-int", "br-tun"}
-    dp.reconcile(view)
-    dp.reconcile(view)  # without prepare: nothing started is handed on
-    assert ovs.observed_with[0] is not None and ovs.observed_with[1] is not None
-    assert ovs.observed_with[0] is not ovs.observed_with[1]
-    assert ovs.observed_with[2] is None

@@ -286,13 +286,3 @@ def test_a_pushed_full_view_is_used_whatever_the_agent_held(caplog):
     assert server.since == [0]
     assert dataplane.views[-1] == view(2, port_ids=("p1", "p2"))
     assert view_kinds(caplog) == ["pushed-full"]
-
-
-def test_the_dataplane_is_prepared_before_the_view_is_fetched():
-    server = DeltaServer(view(1))
-    loop, dataplane = agent(server)
-    prepared_after: list[int] = []
-    dataplane.prepare = lambda: prepared_after.append(len(server.since))
-    loop.reconcile_once()
-    loop.reconcile_once("watch")
-    assert prepared_after == [0, 1] and server.since == [0, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.loop import AgentLoop, ApplyOutcome, WakeSignal
@@ -184,3 +185,105 @@ def test_other_passes_always_ask_the_server():
     for trigger in ("start", "watch", "gap", "watch"):
         loop.reconcile_once(trigger)
     assert client.fetches == 4
+
+
+class LocalPassDataplane(AnnouncingDataplane):
+    """Has ``reconcile_local`` (the VIF pass on the view held)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local_passes: list[frozenset[str]] = []
+
+    def reconcile_local(self, v: HostView) -> ApplyOutcome:
+        self.local_passes.append(self.vifs)
+        return ApplyOutcome(counts={}, errors=(), ports_up=(), plugged=self.vifs)
+
+
+def test_a_vif_on_the_view_held_is_a_local_pass():
+    dataplane = LocalPassDataplane()
+    loop = AgentLoop(config(), QuietClient(), dataplane)
+
+    def plugged_then_passed() -> bool:
+        if len(dataplane.reconciles) == 1 and not dataplane.vifs:
+            dataplane.plug("port-1")
+        return bool(dataplane.local_passes)
+
+    assert run_loop(loop, plugged_then_passed)
+    assert dataplane.reconciles == [frozenset()]  # the first pass: an ordinary one
+    assert dataplane.local_passes == [frozenset({"port-1"})]
+
+
+class DeferringDataplane(AnnouncingDataplane):
+    """Its first pass leaves its full phase for later (unverified), when a poke waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.check = None
+        self.deferred = 0
+
+    def interrupt_with(self, check) -> None:
+        self.check = check
+
+    def reconcile(self, v: HostView) -> ApplyOutcome:
+        outcome = super().reconcile(v)
+        if self.deferred == 0 and self.check is not None:
+            self.deferred += 1
+            return replace(outcome, verified=False)
+        return outcome
+
+
+class ReportingClient(QuietClient):
+    """A quiet server that notes the revision each report names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[int] = []
+
+    def heartbeat(self, host, revision, *args, **kwargs):
+        self.reports.append(revision)
+
+
+def test_an_unverified_pass_is_followed_at_once_by_a_pass_and_only_that_one_reports():
+    dataplane = DeferringDataplane()
+    client = ReportingClient()
+    loop = AgentLoop(config(), client, dataplane)  # polls hourly: only the loop itself
+    assert run_loop(loop, lambda: len(dataplane.reconciles) >= 2, seconds=3)
+    assert dataplane.check is not None and dataplane.check() is False
+    loop.wake.poke(7)
+    assert dataplane.check() is True
+    assert client.reports == [1]  # the second pass's, with the revision it applied
+
+
+class PokedDuringReconcile(AnnouncingDataplane):
+    """The server tells of a change while the first pass runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wake: WakeSignal | None = None
+        self.revision: int | None = None  # of the change told of (None: a resync)
+
+    def reconcile(self, v: HostView) -> ApplyOutcome:
+        if not self.reconciles and self.wake is not None:
+            self.wake.poke(self.revision)
+        return super().reconcile(v)
+
+
+def test_a_pass_with_a_change_waiting_leaves_its_report_to_the_next_pass():
+    dataplane = PokedDuringReconcile()
+    client = ReportingClient()
+    loop = AgentLoop(config(), client, dataplane)
+    dataplane.wake = loop.wake
+    loop.reconcile_once("start")
+    assert client.reports == [] and loop.unreported is not None
+    assert run_loop(loop, lambda: len(dataplane.reconciles) >= 2 and client.reports)
+    assert client.reports == [1] and loop.unreported is None
+
+
+def test_a_report_held_back_is_sent_once_the_loop_is_idle():
+    dataplane = PokedDuringReconcile()
+    dataplane.revision = 1  # the change told of is the one the pass applies
+    client = ReportingClient()
+    loop = AgentLoop(config(), client, dataplane)
+    dataplane.wake = loop.wake
+    assert run_loop(loop, lambda: bool(client.reports), seconds=2)
+    assert dataplane.reconciles == [frozenset()] and client.reports == [1]

@@ -220,3 +220,14 @@ def test_make_bench_runs_the_port_suite_with_the_drivers_choices():
                                             "--no-ovn-firewall"])))
     assert (chosen.runs, chosen.vm_plumbing.value, chosen.ovn_firewall) == (8, "veth", False)
     assert chosen.plug_delay == 0.0  # dvr's port is plugged right after the write, as OVN's
+
+
+def test_a_mode_sets_its_agent_setting_in_place_of_any_earlier_value():
+    from bench_port import MODES, with_setting
+
+    settings = 'host = "compute-2"\nflow-mirror = false\nfast_phase = true\n'
+    observe = with_setting(settings, *MODES["observe"])
+    assert observe.splitlines() == ['host = "compute-2"', "flow-mirror = false",
+                                    "fast_phase = false"]
+    assert with_setting(observe, *MODES["mirror"]).splitlines()[1:] == [
+        "fast_phase = false", "flow_mirror = true"]

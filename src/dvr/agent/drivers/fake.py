@@ -23,6 +23,8 @@ from dvr.agent.desired.nftables import canonical_nat_rules
 from dvr.agent.desired.openflow import port_text, render_actions, render_match
 from dvr.agent.desired.state import Address, Flow, NatRule, Route, Rule
 from dvr.agent.drivers.base import DriverError, Drivers, FlowSync, LinuxScope
+from dvr.agent.drivers.flow_mirror import FlowTable, MirrorSnapshot
+from dvr.agent.drivers.openflow import FlowEvent, MonitoredFlow, monitored_flow
 from dvr.agent.reconcile.commands import (
     AddAddress,
     AddRule,
@@ -95,13 +97,18 @@ class _Bridge:
 
 
 class FakeOvsDriver:
-    def __init__(self) -> None:
+    """The switch in memory.  With ``flow_mirror`` each bridge's flow changes are also
+    replayed into a ``FlowTable`` as a flow monitor reports them, and an observation's
+    flows carry its snapshot, as the real driver's do (the incremental plan's input)."""
+
+    def __init__(self, flow_mirror: bool = False) -> None:
         self.bridges: dict[str, _Bridge] = {}
         self._next_ofport = 1
         self.transactions = 0
         self.bundles = 0
         self._port_listeners: list[Callable[[], None]] = []
         self.flow_syncs: list[tuple[str, ...]] = []  # the bridges of each start_flow_sync
+        self.mirrors: dict[str, FlowTable] | None = {} if flow_mirror else None
 
     # -- driver interface ---------------------------------------------------------------
     def observe(self, bridges: Iterable[str], with_flows: bool = True,
@@ -120,8 +127,16 @@ class FakeOvsDriver:
                 if with_flows else ()
             found.append(ObservedBridge(name, bridge.datapath_type, bridge.fail_mode,
                                         tuple(sorted(bridge.external_ids.items())),
-                                        ports, flows))
+                                        ports, flows, self._snapshot(name) if with_flows
+                                        else None))
         return tuple(found)
+
+    def _snapshot(self, name: str) -> MirrorSnapshot | None:
+        table = self.mirrors.get(name) if self.mirrors is not None else None
+        if table is None or not table.consistent:
+            return None
+        ports = self.bridges[name].ports.values()
+        return table.snapshot({p.ofport: p.name for p in ports})
 
     def start_flow_sync(self, bridges: Iterable[str]) -> FlowSync:
         """Nothing to start: what ``observe`` reads is always up to date."""
@@ -158,13 +173,20 @@ class FakeOvsDriver:
             installed.append(_Flow(flow, ofports))
         deleted = {(ref.table, ref.cookie) for ref in bundle.delete}
         flows = [f for f in bridge.flows if (f.flow.table, f.flow.cookie) not in deleted]
+        events = [FlowEvent("DELETED", _monitored(f)) for f in bridge.flows
+                  if (f.flow.table, f.flow.cookie) in deleted]
         for new in installed:
             same = (new.flow.table, new.flow.priority, new.flow.match)
             flows = [f for f in flows
                      if (f.flow.table, f.flow.priority, f.flow.match) != same]
             flows.append(new)
+            events.append(FlowEvent("ADDED", _monitored(new)))  # a replacement too
         bridge.flows = flows
         self.bundles += 1
+        if self.mirrors is not None:
+            table = self.mirrors.setdefault(bundle.bridge, FlowTable())
+            for event in events:
+                table.apply(event)
 
     # -- test helpers ---------------------------------------------------------------------
     def plug_vif(self, bridge: str, name: str, iface_id: str, tag: int | None = None) -> None:
@@ -251,6 +273,10 @@ def _observed(installed: _Flow, bridge: _Bridge) -> ObservedFlow:
     return ObservedFlow(flow.cookie, flow.table, flow.priority, installed.n_packets,
                         installed.n_packets * 100, text,
                         tuple(sorted(now(name) for name in flow.ports)))
+
+
+def _monitored(installed: _Flow) -> MonitoredFlow:
+    return monitored_flow(installed.flow, installed.ofports)
 
 
 def _port_bridge(bridges: dict[str, _Bridge], name: str) -> str | None:

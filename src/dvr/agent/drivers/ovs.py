@@ -1,7 +1,10 @@
 """The Open vSwitch driver: OVSDB through ovsdbapp, OpenFlow through ``ovs-ofctl --bundle``.
 
 - OVSDB: one ovsdbapp connection (``unix:<rundir>/db.sock`` or any OVSDB remote); a batch of
-  commands is one transaction, which returns once ovs-vswitchd has applied it.
+  commands is one transaction, which returns once ovs-vswitchd has applied it (the numbers
+  of new ports are read next) -- but a batch of VIF tags alone returns once ovsdb-server
+  has committed it: nothing the agent does next waits for ovs-vswitchd's reconfiguration,
+  which it makes moments later (and which costs a busy switch several milliseconds).
 - OpenFlow bundles: over one long-lived OpenFlow 1.5 connection per bridge to its
   management socket (``ofconn``, the messages from ``ofwire``: what ovs-ofctl would send,
   without starting a process per bundle).  Where that cannot be used -- a flow the encoder
@@ -34,6 +37,7 @@ from pathlib import Path
 from ovs.db import idl as ovs_idl
 from ovsdbapp.backend.ovs_idl import command as ovs_command
 from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.backend.ovs_idl import transaction as ovs_transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from dvr.agent.drivers.base import DriverError, FlowSync
@@ -120,6 +124,19 @@ class _PortWatchingIdl(connection.OvsdbIdl):
                 listener()
             except Exception:  # a listener must never break the OVSDB connection
                 log.exception("port change listener failed")
+
+
+class _HostOvsdbApi(impl_idl.OvsdbIdl):
+    """ovsdbapp's Open_vSwitch API, whose transactions may leave out the wait for
+    ovs-vswitchd (``transaction(wait_for_switch=False)``)."""
+
+    def create_transaction(self, check_error=False, log_errors=True, wait_for_switch=True,
+                           **kwargs):
+        if wait_for_switch:
+            return super().create_transaction(check_error, log_errors, **kwargs)
+        return ovs_transaction.Transaction(self, self.ovsdb_connection,
+                                           self.ovsdb_connection.timeout, check_error,
+                                           log_errors)
 
 
 class _ObserveBridges(ovs_command.ReadOnlyCommand):
@@ -301,7 +318,7 @@ class OvsDriver:
             conn = connection.Connection(idl=idl, timeout=self.config.timeout)
             # ovsdbapp keeps the connection on the API *class*: one class per driver lets
             # several drivers (several lab hosts) live in one process
-            api_class = type("HostOvsdbApi", (impl_idl.OvsdbIdl,), {})
+            api_class = type("HostOvsdbApi", (_HostOvsdbApi,), {})
             self._api = api_class(conn)
         return self._api
 
@@ -372,7 +389,8 @@ class OvsDriver:
         recreate = [o for o in ops if isinstance(o, EnsurePort) and o.recreate]
         if recreate:
             self._commit([_Unplug(self.api, o.name) for o in recreate])
-        self._commit([_Apply(self.api, o) for o in ops])
+        self._commit([_Apply(self.api, o) for o in ops],
+                     wait_for_switch=not all(isinstance(o, SetPortTag) for o in ops))
 
     def apply_flows(self, bundle: FlowBundle) -> None:
         numbers = self.port_numbers(bundle.bridge)
@@ -462,9 +480,11 @@ class OvsDriver:
                       for bridge, monitor in mirrored.items()})
         return found
 
-    def _commit(self, commands: Sequence[ovs_command.BaseCommand]) -> None:
+    def _commit(self, commands: Sequence[ovs_command.BaseCommand],
+                wait_for_switch: bool = True) -> None:
         try:
-            with self.api.transaction(check_error=True) as txn:
+            with self.api.transaction(check_error=True,
+                                      wait_for_switch=wait_for_switch) as txn:
                 for command in commands:
                     txn.add(command)
         except DriverError:

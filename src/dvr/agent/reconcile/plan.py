@@ -18,7 +18,7 @@ the cookies of desired flows that came or went (a difference of two frozensets),
 cookies the mirror saw change on the switch in between (ours, and anyone's by hand), and
 the cookies the previous plan changed (its bundle may have failed).  Every other cookie
 was in sync then and nothing touched it since.  The cookies are decided by the same rule
-as in a full plan (``_cookie_changes``), so the plans are equal.  A bridge is planned in
+as in a full plan (``cookie_changes``), so the plans are equal.  A bridge is planned in
 full when there is no basis, no mirror, when the mirror cannot say what changed (a new
 monitor, a new port naming), or when a port comes, goes or is recreated.
 """
@@ -92,6 +92,9 @@ class BridgeFlowBasis:
     deferred: frozenset[Flow]  # of ``flows``, those left out for a port not present
     pending: frozenset[int]  # cookies that plan added or deleted: looked at again
     incremental: bool  # planned from an earlier basis (False: in full)
+    # the OpenFlow numbers of the ports in ``present`` as observed then (ports that plan
+    # created or recreated left out: their numbers come later)
+    numbers: Mapping[str, int] = field(default_factory=dict)
 
 
 FlowBasis = Mapping[str, BridgeFlowBasis]  # bridge name -> its basis
@@ -626,7 +629,8 @@ def _plan_flows(
             next_basis[bridge.name] = BridgeFlowBasis(
                 bridge.flows, by_cookie, mirror, frozenset(here), frozenset(left_out),
                 frozenset({f.cookie for f in add} | {ref.cookie for ref in delete}),
-                incremental=changed is not None)
+                incremental=changed is not None,
+                numbers=port_numbers(seen, here - renumbered))
     return tuple(sorted(deferred, key=Flow.sort_key)), next_basis
 
 
@@ -639,13 +643,21 @@ def _changed_since(previous: BridgeFlowBasis | None, mirror: MirroredFlows | Non
     return mirror.changed_since(previous.mirror)
 
 
-def _left_out(flow: Flow, here: set[str]) -> bool:
+def port_numbers(bridge: ObservedBridge | None, names: set[str]) -> dict[str, int]:
+    """The OpenFlow numbers of the ports ``names`` of ``bridge`` that have one."""
+    if bridge is None:
+        return {}
+    return {p.name: p.ofport for p in bridge.ports
+            if p.name in names and p.ofport is not None and p.ofport > 0}
+
+
+def left_out(flow: Flow, here: set[str]) -> bool:
     """Deferred: the flow names a port that is not on the bridge."""
     ports = flow.ports
     return bool(ports) and not ports <= here
 
 
-def _cookie_changes(cookie: int, wanted: Iterable[Flow], installed: Iterable[ObservedFlow],
+def cookie_changes(cookie: int, wanted: Iterable[Flow], installed: Iterable[ObservedFlow],
                     add: list[Flow], delete: set[FlowRef]) -> None:
     """The one rule, per cookie: a wanted flow is added when nothing carries its cookie, or
     reinstalled when what does was installed for other ports; installed flows of a cookie
@@ -687,14 +699,14 @@ def _bridge_flows_since(
         cookie = flow.cookie
         dirty.add(cookie)
         by_cookie[cookie] = by_cookie.get(cookie, ()) + (flow,)
-    deferred = (previous.deferred - removed) | {f for f in added if _left_out(f, here)}
+    deferred = (previous.deferred - removed) | {f for f in added if left_out(f, here)}
     add: list[Flow] = []
     delete: set[FlowRef] = set()
     for cookie in dirty:
         wanted = by_cookie.get(cookie, ())
         if deferred:
             wanted = [f for f in wanted if f not in deferred]
-        _cookie_changes(cookie, wanted, mirror.installed(cookie), add, delete)
+        cookie_changes(cookie, wanted, mirror.installed(cookie), add, delete)
     return add, delete, list(deferred), by_cookie
 
 

@@ -461,13 +461,13 @@ def bench_fanout(db_url: str, hosts: int, rounds: int, profile: Path | None) -> 
     from bench_scale import prepare
 
     from dvr.server.api.dvr_protocol import view_answer
-    from dvr.server.jsonbody import SafeJSONResponse
+    from dvr.server.jsonbody import FastJSONResponse
 
     scale, host_rows, networks = prepare(db_url, hosts)
     database = Database.from_url(db_url)
     tune_garbage_collector()
     context = ServerContext.create(ServerConfig(db_url=db_url, no_auth=True), database)
-    render = SafeJSONResponse(None).render
+    render = FastJSONResponse(None).render
 
     def answer(host: str, since: int | None) -> bytes:
         body = context.run_read(lambda tx: view_answer(context, tx, host, since))

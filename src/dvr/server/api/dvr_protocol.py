@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import re
@@ -31,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dvr.db.tables import dvr_host_macs, dvr_hosts
+from dvr.model.hostview import HostView
 from dvr.model.hostview_delta import HOLDS_NO_VIEW, HostViewDelta, compact_delta_dict
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
@@ -39,6 +41,7 @@ from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError, ServiceUnavailable, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.hostview_served import view_update
+from dvr.server.jsonbody import FastJSONResponse
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
 from dvr.server.services.heartbeats import parse_heartbeat
@@ -133,13 +136,17 @@ def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None
             return {**compact_delta_dict(context.view_forms.to_jsonable(nothing)),
                     "full": False}
     view = build_host_view(tx.conn, host, context.view_parts)
-    forms = context.view_forms
     if since is None:  # the first protocol: the full view, not remembered
-        return forms.to_jsonable(view)
+        return fields_of(view)
     update = view_update(context.served_views, view, since)
     if update is view:
-        return {**forms.to_jsonable(view), "full": True}
-    return {**compact_delta_dict(forms.to_jsonable(update)), "full": False}
+        return {**fields_of(view), "full": True}
+    return {**compact_delta_dict(context.view_forms.to_jsonable(update)), "full": False}
+
+
+def fields_of(view: HostView) -> dict[str, Any]:
+    """A view's fields, as they are (``FastJSONResponse`` renders the dataclasses in them)."""
+    return {f.name: getattr(view, f.name) for f in dataclasses.fields(view)}
 
 
 def number_param(request: Request, key: str, default: float) -> float:
@@ -214,7 +221,7 @@ def routes(context: ServerContext) -> list[Route]:
         host = host_param(request)
         since = revision_param(request, "since")
         body = await context.read(lambda tx: view_answer(context, tx, host, since))
-        return json_response(body)
+        return FastJSONResponse(body)
 
     async def watch(request: Request) -> Response:
         host = host_param(request)
@@ -259,15 +266,15 @@ def routes(context: ServerContext) -> list[Route]:
             result = await read_result(woken)
             remaining = deadline - loop.time()
             if result["changes"] or result["resync"] or remaining <= 0:
-                return json_response(result)
+                return FastJSONResponse(result)
             woken = await context.hub.wait(event, remaining)
             if not woken and loop.time() >= deadline:
                 # Nothing was published for this host since before the read: its answer
                 # stands (no second read per idle watch; a change another process made
                 # and the hub has not heard of yet is found by the next watch's read).
-                return json_response(result)
+                return FastJSONResponse(result)
             if context.hub.closed:
-                return json_response(result)
+                return FastJSONResponse(result)
 
     async def hosts(request: Request) -> Response:
         return json_response(await context.read(host_summaries))

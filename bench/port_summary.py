@@ -15,7 +15,7 @@ from collections import defaultdict
 from bench_port import NUMERIC
 from benchlib import fmt, summary
 
-PHASES = ("start", "wait_ms", "prepare_ms", "fetch_ms", "inputs_ms", "compute_ms", "observe_ms",
+PHASES = ("start", "wait_ms", "fetch_ms", "inputs_ms", "compute_ms", "observe_ms",
           "observe_switch_ms", "observe_kernel_ms", "observe_nat_ms", "plan_ms",
           "apply_ms", "apply_ovsdb_ms", "apply_flows_ms", "apply_linux_ms", "ms")
 

@@ -11,7 +11,6 @@ from dataplane_support import br_int_with_two_ports, comparable, ofctl
 
 from dvr.agent.desired.openflow import DROP, NORMAL, Match, ModDlSrc, Output, Resubmit
 from dvr.agent.desired.state import BridgeState, DesiredState, Flow, OvsPort
-from dvr.agent.drivers.flow_monitor import Barriers
 from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
 from dvr.agent.reconcile.commands import EnsureBridge, FlowBundle, FlowRef
 from dvr.agent.reconcile.observed import ObservedState
@@ -42,21 +41,6 @@ FLOWS = (
     Flow(60, 3, Match(dl_dst="fa:16:3e:00:00:02"), (Resubmit(1),), "port:b"),
     Flow(60, 0, Match(), (NORMAL,), "bridge:br-int"),
 )
-
-
-def test_an_observation_handed_a_flow_sync_has_every_change_made_before_its_start(
-        host: HostEnv):
-    with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
-        br_int_with_two_ports(host, ovs)
-        mirrored(ovs)  # the monitor runs, in sync
-        ofctl(host, "add-flow", "br-int", "table=7,priority=9,cookie=0x77,actions=drop")
-        flow_sync = ovs.start_flow_sync(["br-int", "br-none"])
-        assert isinstance(flow_sync, Barriers) and set(flow_sync.sent) == {"br-int"}
-        ofctl(host, "add-flow", "br-int", "table=8,priority=9,cookie=0x88,actions=drop")
-        (bridge,) = ovs.observe(["br-int"], flow_sync=flow_sync)
-        assert all(f.priority is None for f in bridge.flows)  # from the mirror
-        assert 0x77 in {f.cookie for f in bridge.flows}
-        assert comparable(mirrored(ovs)) == comparable(dumped(ovs))
 
 
 def test_the_mirror_equals_a_fresh_dump_through_bundles_and_hand_edits(host: HostEnv):

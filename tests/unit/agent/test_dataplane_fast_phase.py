@@ -122,9 +122,9 @@ class CountingOvs(FakeOvsDriver):
         self.flow_observations = 0
         self.fail_bundles = 0
 
-    def observe(self, bridges, with_flows=True, flow_sync=None):
+    def observe(self, bridges, with_flows=True):
         self.flow_observations += with_flows
-        return super().observe(bridges, with_flows, flow_sync)
+        return super().observe(bridges, with_flows)
 
     def apply_flows(self, bundle):
         if self.fail_bundles:

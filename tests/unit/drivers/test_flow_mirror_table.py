@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,33 +197,14 @@ def barriers_asked(monitor: FlowMonitor) -> int:
         client.close()
 
 
-def test_barriers_sent_earlier_are_waited_for_instead_of_new_ones(mirrors: FlowMirrors):
+def test_each_sync_sends_its_own_barrier_to_the_monitors_asked_for_only(
+        mirrors: FlowMirrors):
     monitor, tunnel = mirrors.synced(["br-int", "br-tun"]).values()
-    assert mirrors.send_barriers(["br-phy"]).sent == {}  # no monitor is started for it
+    assert (barriers_asked(monitor), barriers_asked(tunnel)) == (1, 1)
     switch(monitor, "test/emit", " event=ADDED table=1 cookie=0x2 actions=drop")
-    sent = mirrors.send_barriers(["br-int"])  # e.g. when a reconcile starts
-    assert barriers_asked(monitor) == 2
-    # later: br-int waits for the barrier sent, br-tun (not in it) gets a new one
-    assert mirrors.synced(["br-int", "br-tun"], sent) == {"br-int": monitor, "br-tun": tunnel}
-    assert (barriers_asked(monitor), barriers_asked(tunnel)) == (2, 2)
-    assert [f.cookie for f in monitor.flows()] == [0x1, 0x2]  # the change before the send
-    assert mirrors.synced(["br-int"]) == {"br-int": monitor}  # without: a new barrier
-    assert barriers_asked(monitor) == 3
-
-
-def test_a_barrier_sent_to_a_monitor_since_replaced_is_not_waited_for(
-        mirrors: FlowMirrors, clock: Clock):
-    (first,) = mirrors.synced(["br-int"]).values()
-    sent = mirrors.send_barriers(["br-int"])
-    switch(first, "test/exit")
-    first.process.wait(5)
-    deadline = time.monotonic() + 5
-    while first.failure is None and time.monotonic() < deadline:  # the reader saw it exit
-        time.sleep(0.01)
-    assert mirrors.synced(["br-int"], sent) == {}  # the monitor failed: dropped
-    clock.now += 1.1
-    (second,) = mirrors.synced(["br-int"], sent).values()
-    assert second is not first and barriers_asked(second) == 1
+    assert mirrors.synced(["br-int"]) == {"br-int": monitor}
+    assert (barriers_asked(monitor), barriers_asked(tunnel)) == (2, 1)
+    assert [f.cookie for f in monitor.flows()] == [0x1, 0x2]  # the change before the sync
 
 
 def test_a_failed_monitor_is_said_once_and_replaced_after_its_backoff(

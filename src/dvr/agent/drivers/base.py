@@ -31,22 +31,11 @@ class LinuxScope:
     sysctl_keys: tuple[str, ...] = ()  # read in every observed namespace
 
 
-class FlowSync:
-    """What ``OvsDriver.start_flow_sync`` gives, for ``OvsDriver.observe``: nothing to wait
-    for here; a driver that starts something gives a subclass that holds it."""
-
-
 class OvsDriver(Protocol):
-    def observe(self, bridges: Iterable[str], with_flows: bool = True,
-                flow_sync: FlowSync | None = None) -> tuple[ObservedBridge, ...]:
+    def observe(self, bridges: Iterable[str], with_flows: bool = True
+                ) -> tuple[ObservedBridge, ...]:
         """The named bridges that exist, with their ports and (unless told not to, which is
-        much cheaper) their flows: every flow change made before this call, or before
-        ``flow_sync`` was started, is in them."""
-        ...
-
-    def start_flow_sync(self, bridges: Iterable[str]) -> FlowSync:
-        """Start now what makes an observation of ``bridges``' flows up to date (e.g. a
-        barrier per flow mirror), for an ``observe`` given the result later."""
+        much cheaper) their flows: every flow change made before this call is in them."""
         ...
 
     def transact(self, ops: Sequence[OvsdbOp]) -> None:

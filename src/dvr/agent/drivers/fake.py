@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from dvr.agent.desired.nftables import canonical_nat_rules
 from dvr.agent.desired.openflow import port_text, render_actions, render_match
 from dvr.agent.desired.state import Address, Flow, NatRule, Route, Rule
-from dvr.agent.drivers.base import DriverError, Drivers, FlowSync, LinuxScope
+from dvr.agent.drivers.base import DriverError, Drivers, LinuxScope
 from dvr.agent.drivers.flow_mirror import FlowTable, MirrorSnapshot
 from dvr.agent.drivers.openflow import FlowEvent, MonitoredFlow, monitored_flow
 from dvr.agent.reconcile.commands import (
@@ -107,12 +107,11 @@ class FakeOvsDriver:
         self.transactions = 0
         self.bundles = 0
         self._port_listeners: list[Callable[[], None]] = []
-        self.flow_syncs: list[tuple[str, ...]] = []  # the bridges of each start_flow_sync
         self.mirrors: dict[str, FlowTable] | None = {} if flow_mirror else None
 
     # -- driver interface ---------------------------------------------------------------
-    def observe(self, bridges: Iterable[str], with_flows: bool = True,
-                flow_sync: FlowSync | None = None) -> tuple[ObservedBridge, ...]:
+    def observe(self, bridges: Iterable[str], with_flows: bool = True
+                ) -> tuple[ObservedBridge, ...]:
         found = []
         for name in bridges:
             bridge = self.bridges.get(name)
@@ -137,11 +136,6 @@ class FakeOvsDriver:
             return None
         ports = self.bridges[name].ports.values()
         return table.snapshot({p.ofport: p.name for p in ports})
-
-    def start_flow_sync(self, bridges: Iterable[str]) -> FlowSync:
-        """Nothing to start: what ``observe`` reads is always up to date."""
-        self.flow_syncs.append(tuple(bridges))
-        return FlowSync()
 
     def transact(self, ops: Sequence[OvsdbOp]) -> None:
         bridges = copy.deepcopy(self.bridges)

@@ -6,14 +6,13 @@ flows (INITIAL events, a full dump) and then every change any connection makes, 
 Its lines (stdout and stderr, one pipe) are parsed by ``openflow.parse_monitor_line`` and
 replayed into a ``FlowTable`` by a reader thread.
 
-Being up to date: ``sync()`` asks the monitor, over its unixctl socket (``ofctl/barrier``),
-to send an OpenFlow barrier on its own connection.  The switch queues flow-monitor updates
-to that connection as it commits each change (a bundle of the driver's own included), so
-the barrier reply comes after every update of a change committed before it; once the
-reader has seen that reply, the table holds every flow change made before ``sync()``.
-The two halves can be apart (``send_barrier``, later ``wait_for_barrier``; for several
-bridges ``FlowMirrors.send_barriers``, later ``synced(..., sent)``): the wait then covers
-every change made before the barrier was sent, and the reply arrives meanwhile.
+Being up to date: ``send_barrier`` asks the monitor, over its unixctl socket
+(``ofctl/barrier``), to send an OpenFlow barrier on its own connection.  The switch queues
+flow-monitor updates to that connection as it commits each change (a bundle of the
+driver's own included), so the barrier reply comes after every update of a change
+committed before it; once the reader has seen that reply (``wait_for_barrier``), the table
+holds every flow change made before the barrier was sent.  ``FlowMirrors.synced`` sends
+every monitor's barrier first, then waits for each, so the replies arrive side by side.
 
 The children are started by a ``ChildStarter``: an agent killed with ``kill -9`` leaves
 no monitor behind.
@@ -31,10 +30,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from dvr.agent.drivers.base import FlowSync
 from dvr.agent.drivers.children import ChildStarter
 from dvr.agent.drivers.flow_mirror import FlowTable, MirrorSnapshot
 from dvr.agent.drivers.openflow import BarrierReply, FlowEvent, UnexpectedLine, parse_monitor_line
@@ -169,14 +166,6 @@ class FlowMonitor:
         with self._changed:
             self._fail(f"ovs-ofctl monitor exited ({self.process.wait()})")
 
-    def sync(self, timeout: float) -> bool:
-        """Wait until every flow change the switch made before this call is in ``table``
-        (at most ``timeout`` seconds); False if the mirror cannot be trusted."""
-        deadline = time.monotonic() + timeout
-        number = self.send_barrier(timeout)
-        return number is not None and self.wait_for_barrier(
-            number, max(deadline - time.monotonic(), 0))
-
     def send_barrier(self, timeout: float) -> int | None:
         """Ask the monitor to send a barrier on its connection (at most ``timeout`` seconds
         for the first connection to it; its answer is read by ``wait_for_barrier``): the
@@ -261,25 +250,15 @@ class FlowMonitor:
             pass
 
 
-@dataclass(frozen=True)
-class Barriers(FlowSync):
-    """Barriers sent to flow monitors at one moment (``FlowMirrors.send_barriers``): once a
-    monitor has the reply, its table holds every flow change made before that moment."""
-
-    sent: Mapping[str, tuple[FlowMonitor, int]] = field(default_factory=dict)  # bridge ->
-    # (monitor, barrier number)
-
-
 class FlowMirrors:
     """The OVS driver's flow monitors, one per bridge it observes.
 
     ``synced(bridges)`` starts the monitors that are missing (the first sync waits for the
     initial dump, up to ``start_timeout``), syncs them (up to ``sync_timeout``) and returns
-    those that are in sync; for the others the driver dumps.  Barriers sent earlier by
-    ``send_barriers`` and handed to ``synced`` are waited for instead of new ones.  A
-    monitor that fails is closed, said once in the log, and replaced no sooner than after a
-    backoff (1 s doubling to 30 s) so that a bridge whose monitor cannot work costs a dump,
-    not a process, per observation."""
+    those that are in sync; for the others the driver dumps.  A monitor that fails is
+    closed, said once in the log, and replaced no sooner than after a backoff (1 s doubling
+    to 30 s) so that a bridge whose monitor cannot work costs a dump, not a process, per
+    observation."""
 
     def __init__(self, children: ChildStarter, argv: Callable[[str], list[str]],
                  env: Mapping[str, str], start_timeout: float, sync_timeout: float,
@@ -296,25 +275,14 @@ class FlowMirrors:
         self._degraded: set[str] = set()  # bridges whose failure was logged
         self._directory = Path(tempfile.mkdtemp(prefix="dvr-flowmon-"))
 
-    def send_barriers(self, bridges: Sequence[str]) -> Barriers:
-        """A barrier to the running monitor of each of ``bridges`` (none is started)."""
-        sent = {}
-        for bridge in bridges:
-            monitor = self._monitors.get(bridge)
-            number = monitor.send_barrier(self._timeout(bridge)) if monitor else None
-            if monitor is not None and number is not None:
-                sent[bridge] = (monitor, number)
-        return Barriers(sent)
-
-    def synced(self, bridges: Sequence[str], sent: Barriers | None = None
-               ) -> dict[str, FlowMonitor]:
+    def synced(self, bridges: Sequence[str]) -> dict[str, FlowMonitor]:
         """The monitors of ``bridges`` whose tables hold every flow change made before this
-        call, or before ``sent`` was sent for the bridges it has a barrier for."""
+        call."""
         for bridge in bridges:
             self._ensure(bridge)
         monitors = {b: self._monitors[b] for b in bridges if b in self._monitors}
         # every barrier first (each monitor's reply arrives meanwhile), then the waits
-        numbers = {bridge: self._barrier(bridge, monitor, sent)
+        numbers = {bridge: monitor.send_barrier(self._timeout(bridge))
                    for bridge, monitor in monitors.items()}
         found = {}
         for bridge, monitor in monitors.items():
@@ -329,14 +297,6 @@ class FlowMirrors:
             else:
                 self._drop(bridge, monitor)
         return found
-
-    def _barrier(self, bridge: str, monitor: FlowMonitor, sent: Barriers | None
-                 ) -> int | None:
-        """The barrier to wait for: the one ``sent`` to this very monitor, else a new one."""
-        earlier = sent.sent.get(bridge) if sent is not None else None
-        if earlier is not None and earlier[0] is monitor:
-            return earlier[1]
-        return monitor.send_barrier(self._timeout(bridge))
 
     def _timeout(self, bridge: str) -> float:
         """The first sync of a monitor also waits for its initial dump."""

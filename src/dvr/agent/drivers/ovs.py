@@ -40,9 +40,9 @@ from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.backend.ovs_idl import transaction as ovs_transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
-from dvr.agent.drivers.base import DriverError, FlowSync
+from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.children import ChildStarter
-from dvr.agent.drivers.flow_monitor import Barriers, FlowMirrors, FlowMonitor
+from dvr.agent.drivers.flow_monitor import FlowMirrors, FlowMonitor
 from dvr.agent.drivers.ofconn import BridgeConnection, BundleRefused, ConnectionFailed
 from dvr.agent.drivers.ofwire import NotEncodable
 from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
@@ -359,23 +359,17 @@ class OvsDriver:
         self.close()
 
     # -- driver interface -----------------------------------------------------------------------
-    def observe(self, bridges: Iterable[str], with_flows: bool = True,
-                flow_sync: FlowSync | None = None) -> tuple[ObservedBridge, ...]:
+    def observe(self, bridges: Iterable[str], with_flows: bool = True
+                ) -> tuple[ObservedBridge, ...]:
         found = _ObserveBridges(self.api, list(bridges)).execute(check_error=True)
         if not with_flows:
             return tuple(found)
-        flows = self.read_flows([b.name for b in found],
-                                flow_sync if isinstance(flow_sync, Barriers) else None)
+        flows = self.read_flows([b.name for b in found])
         return tuple(
             ObservedBridge(b.name, b.datapath_type, b.fail_mode, b.external_ids, b.ports,
                            *flows[b.name])
             for b in found
         )
-
-    def start_flow_sync(self, bridges: Iterable[str]) -> FlowSync:
-        """A barrier to each running flow mirror of ``bridges``, sent now (``Barriers``)."""
-        mirrors = self.mirrors
-        return mirrors.send_barriers(list(bridges)) if mirrors is not None else FlowSync()
 
     def on_port_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (from the OVSDB connection's thread; it must be quick) when a
@@ -449,12 +443,11 @@ class OvsDriver:
     def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
         return self._dump_all_flows([bridge])[bridge][0]
 
-    def read_flows(self, bridges: Sequence[str], sent: Barriers | None = None
+    def read_flows(self, bridges: Sequence[str]
                    ) -> dict[str, tuple[tuple[ObservedFlow, ...], MirroredFlows | None]]:
         """The flows of several bridges: from their mirrors where those are in sync (with
-        the mirror's snapshot; up to the barriers ``sent`` where they were), the others
-        dumped (None)."""
-        mirrored = self.mirrors.synced(bridges, sent) if self.mirrors is not None else {}
+        the mirror's snapshot), the others dumped (None)."""
+        mirrored = self.mirrors.synced(bridges) if self.mirrors is not None else {}
         return self._dump_all_flows([b for b in bridges if b not in mirrored], mirrored)
 
     def _dump_all_flows(self, bridges: Sequence[str],

@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.drivers.base import Drivers, FlowSync, LinuxScope
+from dvr.agent.drivers.base import Drivers, LinuxScope
 from dvr.agent.reconcile.observed import DEFAULT_OWNERSHIP, ObservedState, Ownership
 
 
@@ -34,13 +34,10 @@ def observe(
 
 
 def observe_timed(
-    drivers: Drivers, desired: DesiredState, ownership: Ownership = DEFAULT_OWNERSHIP,
-    flow_sync: FlowSync | None = None,
+    drivers: Drivers, desired: DesiredState, ownership: Ownership = DEFAULT_OWNERSHIP
 ) -> tuple[ObservedState, dict[str, float]]:
     """``observe``, and how long each part took (ms): ``switch`` (ports and flows),
     ``kernel`` (namespaces and host links, read side by side with the switch), ``nat``.
-    ``flow_sync``: what ``drivers.ovs.start_flow_sync`` started for this observation (its
-    flows then include every change made before that start).
 
     The switch and the kernel are read side by side (the switch's side mostly waits for
     ovs-ofctl); the result is the same as reading one after the other."""
@@ -51,7 +48,7 @@ def observe_timed(
     def read_switch() -> None:
         started = time.perf_counter()
         try:
-            switch["bridges"] = drivers.ovs.observe(names, flow_sync=flow_sync)
+            switch["bridges"] = drivers.ovs.observe(names)
         except BaseException as error:  # re-raised in the caller's thread
             switch["error"] = error
         timings["switch"] = (time.perf_counter() - started) * 1000

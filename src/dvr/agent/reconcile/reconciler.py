@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dvr.agent.desired.state import DesiredState
-from dvr.agent.drivers.base import Drivers, FlowSync
+from dvr.agent.drivers.base import Drivers
 from dvr.agent.reconcile.executor import ExecutionReport, execute_plan
 from dvr.agent.reconcile.observe import (
     DEFAULT_OWNERSHIP,
@@ -72,12 +72,10 @@ def reconcile(
     ownership: Ownership = DEFAULT_OWNERSHIP,
     clock: Callable[[], float] = time.monotonic,
     basis: FlowBasis | None = None,
-    flow_sync: FlowSync | None = None,
 ) -> ReconcileResult:
-    """One pass; ``basis``: the previous pass's ``plan.basis`` (None: plan in full);
-    ``flow_sync``: what ``drivers.ovs.start_flow_sync`` started when the pass began."""
+    """One pass; ``basis``: the previous pass's ``plan.basis`` (None: plan in full)."""
     started = clock()
-    observed, observe_parts = observe_timed(drivers, desired, ownership, flow_sync)
+    observed, observe_parts = observe_timed(drivers, desired, ownership)
     observed_at = clock()
     plan = plan_changes(desired, observed, ownership, basis)
     planned_at = clock()

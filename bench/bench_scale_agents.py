@@ -48,6 +48,7 @@ from dvr.agent.desired import allocate_local_vlans
 from dvr.agent.drivers.fake import fake_drivers
 from dvr.agent.loop import AgentLoop, ApplyOutcome, Dataplane, subscribe_local_changes
 from dvr.client import ServerClient, ServerError, ViewAnswer, WatchResult
+from dvr.gc_tuning import tune_garbage_collector
 from dvr.model.hostview import HostView
 
 EVENT_KINDS = ("woken", "applied", "error", "checked", "usage")
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("dvr.agent").setLevel(logging.INFO)
     token = open(args.token_file).read().strip()  # noqa: SIM115
     specs = json.loads(sys.stdin.readline())
+    tune_garbage_collector()  # as dvr-agent does at start (its views are large and acyclic)
     lock = threading.Lock()
 
     def emit(event: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ from dvr.server.services.scheduler import (
     router_hosts,
     routers_hosted_on,
 )
+from dvr.server.shutdown_guard import shutting_down
 from dvr.server.tx import ReadTx, utcnow
 from dvr.server.validate import is_plain_text
 
@@ -274,7 +275,10 @@ def routes(context: ServerContext) -> list[Route]:
                 # and the hub has not heard of yet is found by the next watch's read).
                 return FastJSONResponse(result)
             if context.hub.closed:
-                return FastJSONResponse(result)
+                # The server is going away: the agent is told so (503 + Retry-After), not
+                # that nothing changed, and asks again (another server, or this one once
+                # it is back) from the view it holds.
+                raise shutting_down()
 
     async def hosts(request: Request) -> Response:
         return json_response(await context.read(host_summaries))

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dvr.server.config import LoadLimits
 from dvr.server.errors import ServiceUnavailable
 from dvr.server.jsonbody import error_response
+from dvr.server.shutdown_guard import shutting_down
 
 log = logging.getLogger("dvr.server.load")
 
@@ -74,7 +75,15 @@ class ViewGate:
     waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
     patient: int = 0  # waiters of ``wait_turn`` (not counted against max_queued_views)
     turn_gap: float = 0.0  # running mean of the time between two turns ending, busy (s)
+    closed: bool = False  # the server is stopping: no more turns
     _last_leave: float | None = None
+
+    def close(self) -> None:
+        """The server is stopping: every waiter is let go at once (a view request is
+        answered 503, a woken watch goes without its view) and no turn is given again."""
+        self.closed = True
+        while self.waiting:
+            self.waiting.popleft().cancel()
 
     def queue_full(self) -> bool:
         """Whether a view request would be refused rather than wait (see the module)."""
@@ -90,7 +99,8 @@ class ViewGate:
 
     def try_enter(self) -> bool:
         """Take a turn if one is free and nobody waits for one (True), without waiting."""
-        if self.running < self.limits.max_concurrent_views and not self.waiting:
+        if self.running < self.limits.max_concurrent_views and not self.waiting \
+                and not self.closed:
             self.running += 1
             return True
         return False
@@ -100,12 +110,16 @@ class ViewGate:
         ``ServiceUnavailable`` when too many wait or the wait is too long."""
         if self.try_enter():
             return True
+        if self.closed:
+            raise shutting_down()
         if self.queue_full():
             raise overloaded(self.limits, "too many views queued", self.retry_after())
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
         await asyncio.wait({turn, gone}, timeout=self.limits.view_queue_timeout,
                            return_when=asyncio.FIRST_COMPLETED)
+        if turn.cancelled():  # let go by ``close``
+            raise shutting_down()
         if not turn.done():
             turn.cancel()
             self.waiting.remove(turn)
@@ -122,6 +136,8 @@ class ViewGate:
         counted against their bound: True with a turn held, False when none came."""
         if self.try_enter():
             return True
+        if self.closed:
+            return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
         self.patient += 1
@@ -136,6 +152,7 @@ class ViewGate:
             if not turn.done():  # timed out, or the waiter was cancelled
                 turn.cancel()
                 self.waiting.remove(turn)
+            # (a turn cancelled by ``close`` has already left the queue)
         if turn.cancelled():
             return False
         return True

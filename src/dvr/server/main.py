@@ -261,9 +261,10 @@ async def serve_all(
     closing: list[asyncio.Task] = []
 
     def stop() -> None:
-        # Long polls are answered first: uvicorn's graceful shutdown would otherwise wait
-        # for them and then cut them off with a 500 to every watching agent.
+        # Long polls and queued views are answered first (503, shutting down): uvicorn's
+        # graceful shutdown would otherwise wait for them and then cut them off.
         if not closing:
+            app.state.context.view_gate.close()
             closing.append(loop.create_task(app.state.context.hub.close()))
         for server in servers:
             server.should_exit = True

@@ -306,3 +306,32 @@ def test_beyond_its_bound_the_queue_takes_what_drains_within_half_the_timeout():
         await asyncio.gather(*tasks)
 
     asyncio.run(scenario())
+
+
+def test_a_closed_gate_lets_every_waiter_go_at_once_and_gives_no_more_turns():
+    async def scenario():
+        app = BlockingApp()
+        gate = ViewGate(LoadLimits(max_concurrent_views=1, view_queue_timeout=30))
+        shed = LoadSheddingMiddleware(app, gate.limits, views=gate)
+        running = Client()
+        running_task = asyncio.create_task(shed(running.scope, running.receive, running.send))
+        await settle()
+        queued = Client()
+        queued_task = asyncio.create_task(shed(queued.scope, queued.receive, queued.send))
+        patient = asyncio.create_task(gate.wait_turn(30.0))
+        await settle()
+        gate.close()  # the server is stopping
+        await queued_task
+        assert (queued.status, queued.header("retry-after")) == (503, b"2")
+        assert queued.error_type() == "ServiceUnavailable"
+        assert await patient is False  # the woken watch goes without its view
+        late = Client()
+        await shed(late.scope, late.receive, late.send)
+        assert late.status == 503 and await gate.wait_turn(30.0) is False
+        assert app.started == [VIEW]  # neither the queued nor the late view was built
+        app.release.set()
+        await running_task  # the view being built is answered
+        assert running.status == 200
+        assert gate.running == 0 and gate.patient == 0 and not gate.waiting
+
+    asyncio.run(scenario())

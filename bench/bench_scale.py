@@ -19,8 +19,9 @@ starving the machine's cores).  Measured, in this order:
    change: hosts woken vs hosts whose view changed (a woken host's agent says whether its
    view's contents changed; hosts not woken are asked whether the server's view differs
    from the one they hold: all of them up to --check-all hosts, else a sample);
-4. restart_resync_s: every server stopped and started again, until every agent has
-   applied a view again (from the stop);
+4. restart_resync_s: every server stopped and started again, until every agent is in sync
+   again (from the stop): it applied a view, or its watch, failed by the restart, caught up
+   at once with nothing missed (the server's change log says its view is current);
 5. a final check that every agent (or a sample) holds the server's view; every timeout,
    5xx and connection error of the agents' requests, by phase;
 6. with the agents stopped: what a real host's reconcile adds to each latency figure, the
@@ -142,10 +143,16 @@ def prepare(db_url: str, hosts: int) -> tuple[dict[str, int], list[tuple[str, st
 
 
 # -- phases --------------------------------------------------------------------------------
-def first_applied_after(events: Events, hosts: list[str], since: float) -> dict[str, Applied]:
+def first_applied_after(events: Events, hosts: list[str], since: float,
+                        caught_up: bool = False) -> dict[str, Applied]:
+    """Each host's first view applied at or after ``since``; with ``caught_up``, a watch
+    that caught up with nothing missed (after a failed one) counts as being in sync too."""
+    def seen(host: str) -> list[Applied]:
+        return [a for a in events.applied[host] + (events.caught_up[host] if caught_up else [])
+                if a.t >= since]
+
     with events.cond:
-        return {h: min((a for a in events.applied[h] if a.t >= since), key=lambda a: a.t)
-                for h in hosts if any(a.t >= since for a in events.applied[h])}
+        return {h: min(seen(h), key=lambda a: a.t) for h in hosts if seen(h)}
 
 
 def resync_figures(first: dict[str, Applied], since: float, complete: bool) -> dict[str, Any]:
@@ -156,9 +163,13 @@ def resync_figures(first: dict[str, Applied], since: float, complete: bool) -> d
             "p50_s": percentile([a.t - since for a in first.values()], 50)}
 
 
-def all_applied_after(events: Events, hosts: list[str], since: float, timeout: float) -> bool:
-    return events.wait_for(
-        lambda: all(any(a.t >= since for a in events.applied[h]) for h in hosts), timeout)
+def all_applied_after(events: Events, hosts: list[str], since: float, timeout: float,
+                      caught_up: bool = False) -> bool:
+    def in_sync(host: str) -> bool:
+        return any(a.t >= since for a in events.applied[host]) or (
+            caught_up and any(a.t >= since for a in events.caught_up[host]))
+
+    return events.wait_for(lambda: all(in_sync(h) for h in hosts), timeout)
 
 
 # the loop's log line; a dataplane with no timings of its own (``--agents loop``) puts the
@@ -302,8 +313,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         down = time.time()
         ready = [server.start() for server in servers]
         cpu = servers_cpu(servers)
-        resynced = all_applied_after(events, hosts, stopped, args.phase_timeout)
-        again = first_applied_after(events, hosts, stopped)
+        # in sync again: a view applied, or a watch that caught up with nothing missed
+        resynced = all_applied_after(events, hosts, stopped, args.phase_timeout, caught_up=True)
+        again = first_applied_after(events, hosts, stopped, caught_up=True)
         report["restart"] = {
             "stop_s": down - stopped, "down_s": max(ready) - stopped, "resynced": len(again),
             "of": n,

@@ -16,6 +16,8 @@ lines.  Standard output: one JSON event a line (``EVENT_KINDS``), every time fro
 ``time.time()`` so the harness can compare it with its own clock:
 
 - ``woken``: the host's watch answered with changes (``revision``);
+- ``caught_up``: after a failed watch, the loop's immediate one found nothing missed
+  (``revision``): the host is in sync without fetching its view;
 - ``applied``: the loop reconciled a view (``revision``; ``received``: when the loop had
   fetched it and began to reconcile; ``changed``: its contents, revision aside, differ from
   the view reconciled before; ``first``: the first since the start);
@@ -51,7 +53,7 @@ from dvr.client import ServerClient, ServerError, ViewAnswer, WatchResult
 from dvr.gc_tuning import tune_garbage_collector
 from dvr.model.hostview import HostView
 
-EVENT_KINDS = ("woken", "applied", "error", "checked", "usage")
+EVENT_KINDS = ("woken", "caught_up", "applied", "error", "checked", "usage")
 AGENT_KINDS = ("full", "loop")
 Emit = Callable[[dict[str, Any]], None]
 
@@ -109,6 +111,9 @@ class RecordingClient(ServerClient):
         if result.changes or result.resync:
             self.emit({"event": "woken", "host": host, "t": time.time(),
                        "revision": result.revision, "resync": result.resync})
+        elif timeout == 0:  # the loop's catch-up after a failed watch: nothing was missed
+            self.emit({"event": "caught_up", "host": host, "t": time.time(),
+                       "revision": result.revision})
         return result
 
 

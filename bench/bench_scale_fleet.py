@@ -131,6 +131,8 @@ class Events:
 
     applied: dict[str, list[Applied]] = field(default_factory=lambda: defaultdict(list))
     woken: list[tuple[str, float, int]] = field(default_factory=list)  # host, t, revision
+    # watches that caught up with nothing missed after a failed one (as Applied: unchanged)
+    caught_up: dict[str, list[Applied]] = field(default_factory=lambda: defaultdict(list))
     errors: list[dict[str, Any]] = field(default_factory=list)
     checked: dict[str, bool | None] = field(default_factory=dict)
     check_failures: list[str] = field(default_factory=list)  # why a check said nothing
@@ -148,6 +150,10 @@ class Events:
                 self.last_t = time.time()
             elif kind == "woken":
                 self.woken.append((event["host"], event["t"], event["revision"]))
+                self.last_t = time.time()
+            elif kind == "caught_up":
+                self.caught_up[event["host"]].append(
+                    Applied(event["t"], event["t"], event["revision"], False, False))
                 self.last_t = time.time()
             elif kind == "error":
                 self.errors.append(event)

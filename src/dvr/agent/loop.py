@@ -285,12 +285,15 @@ class AgentLoop:
         return report
 
     # -- threads --------------------------------------------------------------------------
-    def watch_once(self, since: int) -> int:
-        """One watch request from ``since``: hand the view update it brought to the loop,
-        poke the loop if anything changed; the revision to watch from next."""
+    def watch_once(self, since: int, timeout: float | None = None) -> int:
+        """One watch request from ``since`` (waiting ``timeout``, by default the configured
+        long poll): hand the view update it brought to the loop, poke the loop if anything
+        changed; the revision to watch from next."""
         base = self.pushed.base()
-        result = self.client.watch(self.config.host, since, self.config.watch_timeout,
-                                   view_since=base.revision if base is not None else None)
+        result = self.client.watch(
+            self.config.host, since,
+            self.config.watch_timeout if timeout is None else timeout,
+            view_since=base.revision if base is not None else None)
         if result.view is not None:  # before the poke: the woken loop finds it
             self.pushed.bring(base, result.view)
         if result.resync or result.changes or result.revision < since:
@@ -298,18 +301,25 @@ class AgentLoop:
         return result.revision
 
     def watch_forever(self, stop: threading.Event) -> None:
+        """Long-poll the server for changes from the last revision seen.  After a failed
+        watch (the server restarting, unreachable, overloaded), the next one asks at once
+        what changed meanwhile (timeout 0): the server's change log has every change after
+        that revision, or answers ``resync`` when it no longer has them, so the agent fetches
+        its view again only if something did change (a server restart costs no view)."""
         since = 0
         retries = self.retries("watch")
+        catching_up = False
         while not stop.is_set():
             try:
-                since = self.watch_once(since)
+                since = self.watch_once(since, 0.0 if catching_up else None)
                 retries.succeeded()
+                catching_up = False
             except Exception as exc:  # reconnect with backoff
                 delay = retries.failed(exc)
                 if delay is None:  # the watch is how changes arrive: ask again, but rarely
                     delay = retries.longest_delay()
                 stop.wait(delay)
-                self.wake.poke()  # we may have missed changes: resync
+                catching_up = True
 
     def run(self, stop: threading.Event, once: bool = False) -> None:
         if not self.register(stop):

@@ -216,16 +216,54 @@ def test_a_permanent_reconcile_failure_waits_for_a_change_and_is_logged_once(cap
     assert "reconcile works again" in [r.getMessage() for r in caplog.records]
 
 
-def test_the_watch_reconnects_with_jittered_backoff_and_resyncs():
-    client = ScriptedClient("watch", [httpx.ReadTimeout("server gone"),
-                                      httpx.ConnectError("refused")])
-    client.watch_event.set()
-    loop = AgentLoop(config(max_backoff=30.0, watch_timeout=0), client, FakeDataplane(),
+class RecordingWatches(FakeClient):
+    """Its watches raise the errors of ``script`` first, then answer ``results`` (then
+    nothing changed); each watch's timeout is recorded."""
+
+    def __init__(self, script, results):
+        super().__init__([view(3)])
+        self.script = list(script)
+        self.watch_results = list(results)
+        self.timeouts = []
+
+    def watch(self, host, since, timeout, view_since=None):
+        self.timeouts.append(timeout)
+        if self.script:
+            raise self.script.pop(0)
+        return super().watch(host, since, 0, view_since)
+
+
+def test_the_watch_reconnects_with_jittered_backoff_and_catches_up_at_once():
+    """After failed watches the next asks at once what changed meanwhile: nothing did, so
+    the loop is not woken (no view is fetched again); then long polls as before."""
+    client = RecordingWatches([httpx.ReadTimeout("server gone"), httpx.ConnectError("refused")],
+                              [WatchResult(revision=4, changes=(), resync=False)])
+    loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
                      random=half)
-    stop = FakeStop(checks=2)
+    stop = FakeStop(checks=4)
     loop.watch_forever(stop)
     assert stop.waits == [0.375, 0.75]
-    assert loop.wake.wait(0) is True  # a missed change is assumed: the main loop resyncs
+    assert client.timeouts == [25, 0.0, 0.0, 25]  # catch-ups until one is answered
+    assert loop.wake.wait(0) is False  # nothing was missed: no resync
+
+
+def test_a_change_missed_while_the_watch_failed_wakes_the_loop_when_it_catches_up():
+    client = RecordingWatches([httpx.ConnectError("refused")],
+                              [WatchResult(revision=9, changes=(("port", "p1"),), resync=False)])
+    loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
+                     random=half)
+    loop.watch_forever(FakeStop(checks=2))
+    assert client.timeouts == [25, 0.0]
+    assert loop.wake.wait(0) is True and loop.wake.latest_revision == 9
+
+
+def test_a_catch_up_the_server_cannot_answer_from_its_log_resyncs():
+    client = RecordingWatches([httpx.ConnectError("refused")],
+                              [WatchResult(revision=2, changes=(), resync=True)])
+    loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
+                     random=half)
+    loop.watch_forever(FakeStop(checks=2))
+    assert loop.wake.wait(0) is True and loop.wake.only_revisions is False
 
 
 def test_wake_signal_collapses_pokes():

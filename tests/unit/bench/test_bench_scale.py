@@ -129,6 +129,24 @@ def test_reconcile_timings_read_both_agent_kinds_log_lines(scale, tmp_path):
     assert timings["delta"]["ms_p99"] == 50.0 and timings["delta"]["fetch_ms_p99"] == 5.0
 
 
+def test_after_a_restart_a_watch_that_caught_up_counts_as_in_sync(scale):
+    from bench_scale_fleet import Events
+
+    events = Events()
+    events.add({"event": "applied", "host": "a", "t": 5.0, "received": 4.5, "revision": 3,
+                "changed": False, "first": False})
+    events.add({"event": "caught_up", "host": "b", "t": 6.0, "revision": 3})
+    events.add({"event": "caught_up", "host": "c", "t": 1.0, "revision": 3})  # before
+    hosts = ["a", "b", "c"]
+    assert set(scale.first_applied_after(events, hosts, 2.0)) == {"a"}
+    again = scale.first_applied_after(events, hosts, 2.0, caught_up=True)
+    assert set(again) == {"a", "b"} and again["b"].t == 6.0
+    assert not scale.all_applied_after(events, hosts, 2.0, 0.01, caught_up=True)
+    events.add({"event": "caught_up", "host": "c", "t": 7.0, "revision": 3})
+    assert scale.all_applied_after(events, hosts, 2.0, 0.01, caught_up=True)
+    assert not scale.all_applied_after(events, hosts, 2.0, 0.01)
+
+
 def test_failed_requests_are_counted_by_kind_over_every_phase():
     sys.path.insert(0, str(BENCH))
     try:

@@ -10,8 +10,11 @@ request is refused at once, with a ``Retry-After`` that grows with the backlog (
 turns waited for, times the recent time between two turns), so that refused agents come
 back while the queue is draining rather than all together two seconds later.  A view request whose
 client went away while it waited is dropped without being built.  A watch woken by a
-change waits for a turn in the same queue without counting against its bound
-(``wait_turn``): its agent needs that view anyway, and would ask for it next.  Every other
+change waits for a turn without counting against that bound (``wait_turn``), behind every
+view request: its agent holds a view and works, while a view request may come from an agent
+that holds none (one starting); and the longer a woken watch waits, the more changes its one
+delta covers (a burst of registrations at the start of 1,000 agents wakes every host again
+and again).  Every other
 request counts against ``max_pending_requests`` (long polls excepted: they wait without
 cost).
 """
@@ -66,28 +69,35 @@ def backlog_retry_after(limits: LoadLimits, waiting: int, turn_gap: float) -> in
 
 @dataclass
 class ViewGate:
-    """At most ``max_concurrent_views`` holders, a bounded FIFO of waiters (event loop
-    only: no locks)."""
+    """At most ``max_concurrent_views`` holders; a bounded FIFO of view requests, served
+    first, then a FIFO of patient waiters (event loop only: no locks)."""
 
     limits: LoadLimits
     clock: Callable[[], float] = time.monotonic
     running: int = 0
     waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
-    patient: int = 0  # waiters of ``wait_turn`` (not counted against max_queued_views)
+    # waiters of ``wait_turn``: after every view request, not counted against its bound
+    patient_waiting: collections.deque[asyncio.Future[None]] = field(
+        default_factory=collections.deque)
     turn_gap: float = 0.0  # running mean of the time between two turns ending, busy (s)
     closed: bool = False  # the server is stopping: no more turns
     _last_leave: float | None = None
+
+    @property
+    def patient(self) -> int:
+        return len(self.patient_waiting)
 
     def close(self) -> None:
         """The server is stopping: every waiter is let go at once (a view request is
         answered 503, a woken watch goes without its view) and no turn is given again."""
         self.closed = True
-        while self.waiting:
-            self.waiting.popleft().cancel()
+        for queue in (self.waiting, self.patient_waiting):
+            while queue:
+                queue.popleft().cancel()
 
     def queue_full(self) -> bool:
         """Whether a view request would be refused rather than wait (see the module)."""
-        if len(self.waiting) - self.patient < self.limits.max_queued_views:
+        if len(self.waiting) < self.limits.max_queued_views:
             return False
         if self.turn_gap == 0:  # no pace known yet: the bound alone
             return True
@@ -100,7 +110,7 @@ class ViewGate:
     def try_enter(self) -> bool:
         """Take a turn if one is free and nobody waits for one (True), without waiting."""
         if self.running < self.limits.max_concurrent_views and not self.waiting \
-                and not self.closed:
+                and not self.patient_waiting and not self.closed:
             self.running += 1
             return True
         return False
@@ -132,15 +142,14 @@ class ViewGate:
         return True
 
     async def wait_turn(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a turn, queued with the view requests but not
+        """Wait up to ``timeout`` seconds for a turn, after every view request and not
         counted against their bound: True with a turn held, False when none came."""
         if self.try_enter():
             return True
         if self.closed:
             return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append(turn)
-        self.patient += 1
+        self.patient_waiting.append(turn)
         try:
             await asyncio.wait({turn}, timeout=timeout)
         except BaseException:  # cancelled: a turn handed over meanwhile goes on
@@ -148,29 +157,27 @@ class ViewGate:
                 self.leave()
             raise
         finally:
-            self.patient -= 1
             if not turn.done():  # timed out, or the waiter was cancelled
                 turn.cancel()
-                self.waiting.remove(turn)
+                self.patient_waiting.remove(turn)
             # (a turn cancelled by ``close`` has already left the queue)
-        if turn.cancelled():
-            return False
-        return True
+        return not turn.cancelled()
 
     def leave(self) -> None:
         """Give the turn to the first waiter, or free it."""
         now = self.clock()
         # the pace is the server's when busy: a gap after which views were waiting (an idle
         # spell before a burst would make the backlog look slower than it drains)
-        if self._last_leave is not None and self.waiting:
+        if self._last_leave is not None and (self.waiting or self.patient_waiting):
             gap = min(now - self._last_leave, LONGEST_TURN_GAP)
             self.turn_gap += TURN_GAP_WEIGHT * (gap - self.turn_gap)
         self._last_leave = now
-        while self.waiting:
-            turn = self.waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
+        for queue in (self.waiting, self.patient_waiting):
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
         self.running -= 1
 
 

@@ -228,7 +228,7 @@ def test_a_shed_view_is_told_to_come_back_when_the_backlog_has_drained():
     asyncio.run(scenario())
 
 
-def test_a_patient_waiter_gets_the_next_turn_and_does_not_count_against_the_queue():
+def test_a_patient_waiter_comes_after_the_view_requests_and_not_against_their_bound():
     async def scenario():
         app = BlockingApp()
         gate = ViewGate(LoadLimits(max_concurrent_views=1, max_queued_views=1))
@@ -240,14 +240,14 @@ def test_a_patient_waiter_gets_the_next_turn_and_does_not_count_against_the_queu
         task = asyncio.create_task(shed(view.scope, view.receive, view.send))
         await settle()
         assert view.status is None and gate.patient == 1
-        gate.leave()  # FIFO: the patient waiter came first
-        assert await patient is True
-        assert app.started == [] and gate.running == 1
-        gate.leave()
+        gate.leave()  # the view request goes first, though the patient waiter came first
         await settle()
-        assert app.started == [VIEW]
+        assert app.started == [VIEW] and not patient.done() and gate.running == 1
         app.release.set()
-        await task
+        await task  # its turn ends: now the patient waiter's
+        assert await patient is True
+        assert gate.running == 1 and gate.patient == 0
+        gate.leave()
         assert gate.running == 0 and gate.patient == 0 and not gate.waiting
 
     asyncio.run(scenario())

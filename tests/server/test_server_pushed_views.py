@@ -147,3 +147,45 @@ def test_reads_are_refused_once_the_server_is_shutting_down(api):
     api.client.portal.call(api.context.hub.close)
     with pytest.raises(ServiceUnavailable, match="shutting down"):
         api.context.run_read(lambda tx: "read")
+
+
+def test_a_view_held_from_another_process_is_adopted_so_the_next_change_is_a_delta(api):
+    """After a restart (here: the served views forgotten) a watch that finds nothing new for
+    a host holding a view at R makes the server adopt the host's view now as the one served
+    at R, in the background; the host's next change then comes as a delta from it."""
+    import time
+
+    net = small_cloud(api)
+    first = fetch(api, "h1", since=0)
+    assert first.pop("full") is True
+    held = host_view_from_dict(first)
+    api.context.served_views = type(api.context.served_views)()  # a new process
+    quiet = watch(api, "h1", held.revision, view_since=held.revision)
+    assert quiet["changes"] == [] and "view" not in quiet
+    deadline = time.monotonic() + 10
+    while api.context.served_views.served("h1", held.revision) is None:
+        assert time.monotonic() < deadline, "the view was not adopted"
+        time.sleep(0.02)
+    assert api.context.served_views.served("h1", held.revision) == held
+    api.port(net["id"], host="h2")  # h1 learns h2's port
+    answer = fetch(api, "h1", since=held.revision)
+    assert answer.pop("full") is False
+    assert apply(held, delta_from_dict(answer)) == alone(api, "h1")
+
+
+def test_no_view_is_adopted_for_a_host_whose_view_changed_since_the_one_it_holds(api):
+    import time
+
+    net = small_cloud(api)
+    held = host_view_from_dict({k: v for k, v in fetch(api, "h1", since=0).items()
+                                if k != "full"})
+    api.context.served_views = type(api.context.served_views)()
+    api.port(net["id"], host="h2")  # h1's view changed after the one it holds
+    now = api.revision()
+    watch(api, "h1", now, view_since=held.revision)  # nothing after `now`, but after R
+    deadline = time.monotonic() + 2
+    while api.context.view_adoption.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert api.context.view_adoption.running == 0
+    assert api.context.served_views.served("h1", held.revision) is None
+    assert fetch(api, "h1", since=held.revision)["full"] is True

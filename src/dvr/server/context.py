@@ -29,6 +29,7 @@ from dvr.server.services.notify import (
 )
 from dvr.server.shutdown_guard import shutting_down
 from dvr.server.tx import ReadTx, WriteTx
+from dvr.server.view_adoption import ViewAdoption
 from dvr.server.watch import ChangeHub
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ class ServerContext:
     served_views: ServedViews = field(default_factory=ServedViews)  # the bases of deltas
     view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
     view_gate: ViewGate = field(default_factory=lambda: ViewGate(LoadLimits()))  # view turns
+    view_adoption: ViewAdoption = field(default_factory=ViewAdoption)  # views agents hold
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:

@@ -145,6 +145,41 @@ def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None
     return {**compact_delta_dict(context.view_forms.to_jsonable(update)), "full": False}
 
 
+def adopt_view(context: ServerContext, tx: ReadTx, host: str, held: int) -> bool:
+    """Remember ``host``'s view now as the view it was served at ``held`` when nothing
+    concerning it changed since (``view_adoption``); whether it did."""
+    if context.served_views.served(host, held) is not None:
+        return False
+    if unchanged_since(tx.conn, host, held) is None:
+        return False
+    view = build_host_view(tx.conn, host, context.view_parts)
+    context.served_views.remember(dataclasses.replace(view, revision=held))
+    return True
+
+
+ADOPTION_PATIENCE = 30.0  # seconds an adoption waits for a view turn before giving up
+
+
+def offer_adoption(context: ServerContext, host: str, held: int) -> None:
+    """After a watch found nothing new for a host holding a view at ``held`` that this
+    process did not serve: adopt it in the background (``dvr.server.view_adoption``)."""
+    if held == HOLDS_NO_VIEW or context.served_views.served(host, held) is not None:
+        return
+
+    async def adopt() -> None:
+        gate = context.view_gate
+        if not await gate.wait_turn(ADOPTION_PATIENCE):
+            return
+        try:
+            await context.read(lambda tx: adopt_view(context, tx, host, held))
+        except ServiceUnavailable:  # the database is away, or the server stopping
+            return
+        finally:
+            gate.leave()
+
+    context.view_adoption.offer(host, adopt)
+
+
 def fields_of(view: HostView) -> dict[str, Any]:
     """A view's fields, as they are (``FastJSONResponse`` renders the dataclasses in them)."""
     return {f.name: getattr(view, f.name) for f in dataclasses.fields(view)}
@@ -265,6 +300,8 @@ def routes(context: ServerContext) -> list[Route]:
         while True:
             event = context.hub.snapshot(host)
             result = await read_result(woken)
+            if view_since is not None and not (result["changes"] or result["resync"]):
+                offer_adoption(context, host, view_since)
             remaining = deadline - loop.time()
             if result["changes"] or result["resync"] or remaining <= 0:
                 return FastJSONResponse(result)

@@ -7,7 +7,7 @@ from typing import Any
 
 FIGURES = (  # (key without the _N suffix, what it is)
     ("sync_all_s", "all agents started at once → all applied (s)"),
-    ("restart_resync_s", "server restart → all applied again (s)"),
+    ("restart_resync_s", "server restart → all in sync again (s)"),
     ("fanout_small_p99_s", "port on a tenant network → last host applied, p99 (s)"),
     ("fanout_big_p99_s", "port on the every-host network → last host applied, p99 (s)"),
     ("notify_precision", "notification precision"),

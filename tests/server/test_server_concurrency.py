@@ -1,15 +1,9 @@
-"""Concurrent clients against a real dvr-server process: no duplicate MACs or IPs; and writers
-that wait for their turn hold no request thread meanwhile."""
+"""Concurrent clients against a real dvr-server process: no duplicate MACs or IPs."""
 
-import asyncio
 import ipaddress
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-
-from dvr.server.services.notify import current_revision
 
 
 def test_50_concurrent_host_mac_requests_give_50_distinct_macs(live_server):
@@ -66,44 +60,3 @@ def test_200_concurrent_port_creates_on_one_slash_24_give_distinct_ips(live_serv
     with httpx.Client(base_url=live_server.url) as client:
         listed = client.get("/v2.0/ports", params={"network_id": network["id"]}).json()["ports"]
     assert len(listed) == 200
-
-
-class CountingLock:
-    """A lock that counts the threads waiting for it (the most at once)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.guard = threading.Lock()
-        self.waiting = 0
-        self.most_waiting = 0
-
-    def __enter__(self):
-        with self.guard:
-            self.waiting += 1
-            self.most_waiting = max(self.most_waiting, self.waiting)
-        self.lock.acquire()
-        with self.guard:
-            self.waiting -= 1
-
-    def __exit__(self, *exc):
-        self.lock.release()
-
-
-def test_writers_queue_on_the_event_loop_not_in_the_request_threads(api):
-    """A burst of writes holds at most one request thread at a time (the one writing): the
-    others wait for their turn without taking threads the reads need."""
-    context = api.context
-    lock = CountingLock()
-    context.db.write_lock = lock
-
-    def slow_write(tx):
-        time.sleep(0.005)
-        return current_revision(tx.conn)
-
-    async def burst():
-        return await asyncio.gather(*(context.write(slow_write) for _ in range(20)),
-                                    context.read(lambda tx: current_revision(tx.conn)))
-
-    results = api.client.portal.call(burst)
-    assert len(results) == 21
-    assert lock.most_waiting <= 1  # only the thread that is about to write

@@ -3,7 +3,6 @@ shared parts of HostViews and the views served.  One per app."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -49,7 +48,6 @@ class ServerContext:
     view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
     view_gate: ViewGate = field(default_factory=lambda: ViewGate(LoadLimits()))  # view turns
     view_adoption: ViewAdoption = field(default_factory=ViewAdoption)  # views agents hold
-    write_turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # writers, one at a time
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:
@@ -131,12 +129,7 @@ class ServerContext:
 
     # -- asynchronous (event loop) -----------------------------------------------------------
     async def write(self, work: Callable[[WriteTx], T]) -> T:
-        """``work`` in one write transaction, changes published.  Writers queue for their
-        turn here, on the event loop, not each holding one of the request threads while it
-        waits for the database's write lock: a burst of writes (1,000 agents registering)
-        would otherwise take every thread and leave the reads (views, watches) waiting."""
-        async with self.write_turn:
-            result, revision, hosts = await run_in_threadpool(self.run_write, work)
+        result, revision, hosts = await run_in_threadpool(self.run_write, work)
         if revision is not None:
             self.hub.publish(revision, hosts)
         return result

@@ -69,6 +69,11 @@ class BlockingApp:
         await send({"type": "http.response.body", "body": b"{}"})
 
 
+def start(shed, client):
+    """``client``'s request through ``shed``, as a task."""
+    return asyncio.create_task(shed(client.scope, client.receive, client.send))
+
+
 async def settle():
     for _ in range(10):
         await asyncio.sleep(0)
@@ -81,14 +86,14 @@ def test_views_beyond_the_running_and_queued_bounds_get_503_at_once():
                             retry_after=3)
         shed = LoadSheddingMiddleware(app, limits)
         first, second, third = Client(), Client(), Client()
-        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in (first, second)]
+        tasks = [start(shed, c) for c in (first, second)]
         await settle()
         await shed(third.scope, third.receive, third.send)  # refused without waiting
         assert (third.status, third.header("retry-after")) == (503, b"3")
         assert third.error_type() == "ServiceUnavailable"
         assert app.started == [VIEW]  # the second waits its turn
         other = Client("/v2.0/networks")
-        other_task = asyncio.create_task(shed(other.scope, other.receive, other.send))
+        other_task = start(shed, other)
         await settle()
         assert len(app.started) == 2  # other requests are not gated
         app.release.set()
@@ -105,9 +110,9 @@ def test_a_queued_view_whose_client_left_is_never_built():
         app = BlockingApp()
         shed = LoadSheddingMiddleware(app, LoadLimits(max_concurrent_views=1))
         first, gone = Client(), Client()
-        running = asyncio.create_task(shed(first.scope, first.receive, first.send))
+        running = start(shed, first)
         await settle()
-        waiting = asyncio.create_task(shed(gone.scope, gone.receive, gone.send))
+        waiting = start(shed, gone)
         await settle()
         gone.leave()
         await waiting
@@ -125,7 +130,7 @@ def test_a_view_that_waited_too_long_gets_503():
         limits = LoadLimits(max_concurrent_views=1, view_queue_timeout=0.05)
         shed = LoadSheddingMiddleware(app, limits)
         first, late = Client(), Client()
-        running = asyncio.create_task(shed(first.scope, first.receive, first.send))
+        running = start(shed, first)
         await settle()
         await shed(late.scope, late.receive, late.send)
         assert late.status == 503 and app.started == [VIEW]
@@ -141,11 +146,11 @@ def test_too_many_pending_requests_get_503_but_long_polls_never_do():
         shed = LoadSheddingMiddleware(app, LoadLimits(max_pending_requests=1))
         busy, refused = Client("/v2.0/ports"), Client("/v2.0/ports")
         watch = Client("/dvr/v1/hosts/compute-1/watch")
-        task = asyncio.create_task(shed(busy.scope, busy.receive, busy.send))
+        task = start(shed, busy)
         await settle()
         await shed(refused.scope, refused.receive, refused.send)
         assert refused.status == 503
-        watching = asyncio.create_task(shed(watch.scope, watch.receive, watch.send))
+        watching = start(shed, watch)
         await settle()
         assert app.started == ["/v2.0/ports", "/dvr/v1/hosts/compute-1/watch"]
         app.release.set()
@@ -161,7 +166,7 @@ def test_a_turn_taken_without_waiting_is_shared_with_the_gated_views():
         shed = LoadSheddingMiddleware(app, gate.limits, views=gate)
         assert gate.try_enter()  # e.g. a watch answer's view
         first, second = Client(), Client()
-        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in (first, second)]
+        tasks = [start(shed, c) for c in (first, second)]
         await settle()
         assert app.started == [VIEW]  # one turn left: the second view waits
         assert not gate.try_enter()  # no turn is free: the watch leaves its view out
@@ -217,7 +222,7 @@ def test_a_shed_view_is_told_to_come_back_when_the_backlog_has_drained():
         gate.turn_gap = 0.9  # the server's recent pace when busy
         shed = LoadSheddingMiddleware(app, limits, views=gate)
         clients = [Client() for _ in range(6)]
-        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients]
+        tasks = [start(shed, c) for c in clients]
         await settle()
         refused = clients[5]  # 1 running, 4 queued: about 4 x 0.9 s to drain, half of it
         assert refused.status == 503
@@ -237,7 +242,7 @@ def test_a_patient_waiter_comes_after_the_view_requests_and_not_against_their_bo
         patient = asyncio.create_task(gate.wait_turn(5.0))
         await settle()
         view = Client()  # still queued: the patient waiter takes no place of the bound
-        task = asyncio.create_task(shed(view.scope, view.receive, view.send))
+        task = start(shed, view)
         await settle()
         assert view.status is None and gate.patient == 1
         gate.leave()  # the view request goes first, though the patient waiter came first
@@ -290,11 +295,11 @@ def test_beyond_its_bound_the_queue_takes_what_drains_within_half_the_timeout():
         gate = ViewGate(limits)
         shed = LoadSheddingMiddleware(app, limits, views=gate)
         clients = [Client() for _ in range(12)]
-        tasks = [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients[:4]]
+        tasks = [start(shed, c) for c in clients[:4]]
         await settle()
         assert clients[3].status == 503  # no pace known yet: the bound alone (1 + 2)
         gate.turn_gap = 0.5  # then the server's pace is known: a turn ends every 0.5 s
-        tasks += [asyncio.create_task(shed(c.scope, c.receive, c.send)) for c in clients[4:]]
+        tasks += [start(shed, c) for c in clients[4:]]
         await settle()
         # 8 waiting × 0.5 s = 4 s = half the timeout: the ninth request is refused
         waiting = [c for c in clients[4:] if c.status is None]
@@ -314,10 +319,10 @@ def test_a_closed_gate_lets_every_waiter_go_at_once_and_gives_no_more_turns():
         gate = ViewGate(LoadLimits(max_concurrent_views=1, view_queue_timeout=30))
         shed = LoadSheddingMiddleware(app, gate.limits, views=gate)
         running = Client()
-        running_task = asyncio.create_task(shed(running.scope, running.receive, running.send))
+        running_task = start(shed, running)
         await settle()
         queued = Client()
-        queued_task = asyncio.create_task(shed(queued.scope, queued.receive, queued.send))
+        queued_task = start(shed, queued)
         patient = asyncio.create_task(gate.wait_turn(30.0))
         await settle()
         gate.close()  # the server is stopping

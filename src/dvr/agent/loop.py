@@ -305,7 +305,7 @@ class AgentLoop:
         watch (the server restarting, unreachable, overloaded), the next one asks at once
         what changed meanwhile (timeout 0): the server's change log has every change after
         that revision, or answers ``resync`` when it no longer has them, so the agent fetches
-        its view again only if something did change (a server restart costs no view)."""
+        its view again only if something did change (a server restart sends it no view)."""
         since = 0
         retries = self.retries("watch")
         catching_up = False

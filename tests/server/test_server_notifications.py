@@ -112,6 +112,25 @@ def test_port_name_change_tells_nobody(api, cloud):
     assert notified(api, lambda: api.update("port", cloud["vm1"]["id"], name="x")) == set()
 
 
+def test_floating_ip_of_a_centralized_router_tells_its_central_host(api, cloud):
+    """The central host serves every floating IP of a centralized router, with its port's
+    host: mapping one, or moving its port, changes that host's view only."""
+    router = api.create("router", name="legacy", distributed=False)
+    api.add_interface(router["id"], subnet_id=cloud["green_sub"]["id"])
+    api.set_gateway(router["id"], cloud["ext"]["id"])
+    vm = api.port(cloud["green"]["id"], host="h3")
+    fip = api.fip(cloud["ext"]["id"], port_id=vm["id"])
+    [seen] = api.view("net-1").router(router["id"]).floating_ips
+    assert (seen.id, seen.host) == (fip["id"], "h3")
+    moved = notified(api, lambda: api.update("port", vm["id"], **{"binding:host_id": "h4"}))
+    assert "net-1" in moved
+    assert api.view("net-1").router(router["id"]).floating_ips[0].host == "h4"
+    unmapped = notified(api, lambda: api.update("floatingip", fip["id"], port_id=None))
+    assert unmapped == {"net-1"}
+    mapped = notified(api, lambda: api.update("floatingip", fip["id"], port_id=vm["id"]))
+    assert mapped == {"net-1"}
+
+
 def test_interface_add_and_remove(api, cloud):
     r = cloud["router"]["id"]
     got = notified(api, lambda: api.add_interface(r, subnet_id=cloud["green_sub"]["id"]))
@@ -173,6 +192,7 @@ def test_change_rows_name_the_subject(api, cloud):
 # -- the oracle ---------------------------------------------------------------------------------
 HOSTS = ["c1", "c2", "c3", "c4", "snat"]
 OWNERS = ["compute:nova", "compute:nova", "network:dhcp", ""]
+INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed")
 
 
 def flat(physnet):
@@ -191,7 +211,8 @@ class World:
         provider = flat("public") if external_type == "flat" else {}
         self.ext = api.network("ext", **{"router:external": True}, **provider)
         api.subnet(self.ext["id"], "203.0.113.0/24")
-        self.routers = [api.router("R1"), api.router("R2")]
+        self.routers = [api.router("R1"), api.router("R2"),
+                        api.create("router", name="R3", distributed=False)]
         for i in range(4):
             net = api.network(f"n{i}", **(flat("physnet1") if i == 3 else {}))
             self.nets.append(net)
@@ -263,23 +284,19 @@ class World:
                 if not self.api.list("port", fixed_ips=f"ip_address={ip}"):
                     self.api.update("port", port["id"], fixed_ips=[{"ip_address": ip}])
 
+    def interfaces(self, subnet, **filters):
+        """The router interface ports (distributed or not) on ``subnet``."""
+        found = self.api.list("port", fixed_ips=f"subnet_id={subnet['id']}", **filters)
+        return [p for p in found if p["device_owner"] in INTERFACE_OWNERS]
+
     def add_interface(self):
         subnet, router = self.pick(self.subnets), self.pick(self.routers)
-        if not self.api.list(
-            "port",
-            device_owner="network:router_interface_distributed",
-            fixed_ips=f"subnet_id={subnet['id']}",
-        ):
+        if not self.interfaces(subnet):
             self.api.add_interface(router["id"], subnet_id=subnet["id"])
 
     def remove_interface(self):
         router, subnet = self.pick(self.routers), self.pick(self.subnets)
-        attached = self.api.list(
-            "port",
-            device_id=router["id"],
-            device_owner="network:router_interface_distributed",
-            fixed_ips=f"subnet_id={subnet['id']}",
-        )
+        attached = self.interfaces(subnet, device_id=router["id"])
         fips = [f for f in self.api.list("floatingip", router_id=router["id"])]
         if attached and not fips:
             self.api.remove_interface(router["id"], subnet_id=subnet["id"])
@@ -301,11 +318,7 @@ class World:
         if not port["fixed_ips"] or self.api.list("floatingip", port_id=port["id"]):
             return
         subnet_id = port["fixed_ips"][0]["subnet_id"]
-        routers = self.api.list(
-            "port",
-            fixed_ips=f"subnet_id={subnet_id}",
-            device_owner="network:router_interface_distributed",
-        )
+        routers = self.interfaces({"id": subnet_id})
         if not routers:
             return
         router = self.api.show("router", routers[0]["device_id"])

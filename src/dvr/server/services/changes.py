@@ -27,14 +27,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from dvr.db.tables import floatingips, routers
 from dvr.model.hostview import OWNER_ROUTER_INTERFACE, OWNER_ROUTER_INTERFACE_DISTRIBUTED
 from dvr.server.services.firewall_queries import groups_of_ports, hosts_seeing
 from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import bound_port_networks
 from dvr.server.services.queries import gateway_routers, get_port, port_ips
 from dvr.server.services.scheduler import (
+    central_hosts,
     router_networks,
     routers_hosted_on,
     routers_on_networks,
@@ -128,6 +130,10 @@ def _declare(tx: WriteTx, before: PortState | None, after: PortState | None) -> 
         for state in states:
             if state.host:
                 tx.impact.network_entries_changed(state.network_id, state.host)
+    if before is not None and after is not None and before.host != after.host:
+        # a centralized router shows every floating IP with its port's host
+        for router_id in centralized_fip_routers(tx.conn, before.id):
+            _central_host_changed(tx, router_id)
     before_arp = before.arp_entries() if before else frozenset()
     after_arp = after.arp_entries() if after else frozenset()
     if before_arp != after_arp:
@@ -206,7 +212,26 @@ def floatingip_change(
     tx.impact.track_networks([network_id])
     yield
     tx.impact.router_host_changed(router_id, host)
+    if not tx.conn.execute(select(routers.c.distributed).where(routers.c.id == router_id)
+                           ).scalar():
+        _central_host_changed(tx, router_id)  # it serves the floating IP, wherever the port
     tx.impact.subject("floatingip", fip_id)
+
+
+def centralized_fip_routers(conn: Connection, port_id: str) -> set[str]:
+    """The centralized routers with a floating IP mapped to this port."""
+    query = (
+        select(floatingips.c.router_id)
+        .join(routers, routers.c.id == floatingips.c.router_id)
+        .where(floatingips.c.fixed_port_id == port_id, routers.c.distributed.is_(False))
+    )
+    return {row[0] for row in conn.execute(query)}
+
+
+def _central_host_changed(tx: WriteTx, router_id: str) -> None:
+    """Only the central host of a centralized router sees its floating IPs."""
+    for host in central_hosts(tx.conn, [router_id]).values():
+        tx.impact.router_host_changed(router_id, host)
 
 
 # -- security groups and address groups -----------------------------------------------------

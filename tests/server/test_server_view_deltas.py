@@ -193,6 +193,21 @@ def test_a_hosts_network_and_router_stay_the_same_objects_while_unchanged(api, r
     assert second.ports[0] is first.ports[0]
 
 
+def test_a_floating_ip_mapped_on_a_host_reads_its_rows_again(api, small, routed):
+    """A second floating IP on h1 (its FIP gateway exists already) changes only the
+    floating IPs h1 serves: h1's own rows are read again, h2's are kept."""
+    shared_view(api, "h1"), shared_view(api, "h2")
+    kept = api.context.view_parts.host_parts.get("h2").own
+    port = api.port(small["id"], host="h1")
+    shared_view(api, "h1"), shared_view(api, "h2")
+    [ext] = api.list("network", name="ext")
+    api.fip(ext["id"], port_id=port["id"])
+    view = shared_view(api, "h1")
+    assert len(view.routers[0].floating_ips) == 2 and view == alone(api, "h1")
+    assert shared_view(api, "h2") == alone(api, "h2")
+    assert api.context.view_parts.host_parts.get("h2").own.ports is kept.ports
+
+
 def test_a_part_no_view_of_the_last_revisions_needed_is_still_reused(api, small):
     """(a host woken after several revisions whose views did not need its network)"""
     first = shared_view(api, "h1")
@@ -222,6 +237,15 @@ def test_views_keeping_what_a_write_did_not_change_are_the_views_built_alone(
             return original(conn, ids)
 
         monkeypatch.setattr(hostview, name, reading)
+    own_reads: list[str] = []  # the hosts whose own rows the views read
+    hosted_on = hostview.routers_hosted_on
+
+    def reading_own(conn, host):
+        if conn.info.get("counted"):
+            own_reads.append(host)
+        return hosted_on(conn, host)
+
+    monkeypatch.setattr(hostview, "routers_hosted_on", reading_own)
 
     def counted_view(tx, host):
         tx.conn.info["counted"] = True
@@ -241,6 +265,8 @@ def test_views_keeping_what_a_write_did_not_change_are_the_views_built_alone(
             assert view == alone(api, host), f"step {step} {op.__name__} host {host}"
             held += len({n.id for n in view.networks} | {r.id for r in view.routers})
     assert 0 < len(read) < held / 2  # most of what the views held was kept, not read again
+    # a host's own rows are read again only after a write that may have changed them
+    assert 0 < len(own_reads) < 60 * len(HOSTS) / 2
 
 
 def test_a_revision_of_another_process_keeps_nothing(api, small):
@@ -251,6 +277,27 @@ def test_a_revision_of_another_process_keeps_nothing(api, small):
     second = shared_view(api, "h1")
     assert second.revision == first.revision + 1
     assert second == alone(api, "h1") and second.networks[0].name == "renamed"
+
+
+def test_a_hosts_own_rows_are_read_again_after_a_write_naming_it_or_another_process(
+        api, small):
+    """A port bound to h2 changes h2's own rows, not h1's: h1's view keeps its rows (a
+    port of its network added elsewhere changes only the shared network); a revision of
+    another process reads every host's rows again."""
+    first = shared_view(api, "h1")
+    kept = api.context.view_parts.host_parts.get("h1").own
+    api.port(small["id"], host="h2")
+    second = shared_view(api, "h1")
+    assert second == alone(api, "h1") and second.revision > first.revision
+    assert api.context.view_parts.host_parts.get("h1").own.ports is kept.ports
+    api.port(small["id"], host="h1")
+    third = shared_view(api, "h1")
+    assert third == alone(api, "h1") and len(third.ports) == len(second.ports) + 1
+    with api.context.db.write() as conn:  # another server process's write and revision
+        conn.execute(text("UPDATE dvr_hosts SET tunnel_ip = '192.0.2.99' WHERE host = 'h1'"))
+        conn.execute(text("UPDATE server_state SET revision = revision + 1"))
+    fourth = shared_view(api, "h1")
+    assert fourth.tunnel_ip == "192.0.2.99" and fourth == alone(api, "h1")
 
 
 def test_a_part_no_view_held_is_not_kept(api, small):

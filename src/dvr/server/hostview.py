@@ -55,6 +55,7 @@ from dvr.model.hostview import (
 from dvr.server.hostview_firewall import address_pairs, firewall_views
 from dvr.server.hostview_parts import (
     HostParts,
+    OwnRows,
     RevisionParts,
     SharedViewParts,
     interned,
@@ -119,20 +120,37 @@ _HOST_PORT_GROUPS = (
 )
 
 
-def _local_ports(
-    conn: Connection, host: str, last: HostParts, made: HostParts
-) -> tuple[PortView, ...]:
-    """The ports bound to ``host``, by id (``last``: its last view's, taken again where
+def _own_rows(conn: Connection, host: str, revision: int, kept: OwnRows | None,
+              shared: SharedViewParts | None) -> OwnRows:
+    """What the view reads of ``host`` alone at ``revision``: ``kept`` (read at an earlier
+    revision) while no revision since may have changed it, else read now."""
+    if kept is not None and shared is not None and shared.own_rows_kept(
+        host, kept.revision, revision
+    ):
+        return replace(kept, revision=revision)
+    router_ids = frozenset(routers_hosted_on(conn, host))
+    return OwnRows(
+        revision=revision,
+        registration=conn.execute(_REGISTRATION, {"host": host}).first(),
+        ports=tuple(conn.execute(_HOST_PORTS, {"host": host}).all()),
+        fixed_ips=tuple(conn.execute(_HOST_FIXED_IPS, {"host": host}).all()),
+        groups=tuple(conn.execute(_HOST_PORT_GROUPS, {"host": host}).all()),
+        router_ids=router_ids,
+        floating_ips=tuple(_floating_ip_rows(conn, router_ids, host)) if router_ids else (),
+    )
+
+
+def _local_ports(own: OwnRows, last: HostParts, made: HostParts) -> tuple[PortView, ...]:
+    """The ports bound to the host, by id (``last``: its last view's, taken again where
     made from the same rows; ``made``: this view's)."""
-    rows = conn.execute(_HOST_PORTS, {"host": host}).all()
     fixed: dict[str, list[FixedIp]] = defaultdict(list)
-    for port_id, subnet_id, ip in conn.execute(_HOST_FIXED_IPS, {"host": host}).all():
+    for port_id, subnet_id, ip in own.fixed_ips:
         fixed[port_id].append(FixedIp(subnet_id, ip))
     groups: dict[str, list[str]] = defaultdict(list)
-    for port_id, group_id in conn.execute(_HOST_PORT_GROUPS, {"host": host}).all():
+    for port_id, group_id in own.groups:
         groups[port_id].append(group_id)
     views = []
-    for r in sorted(rows, key=lambda r: r.id):
+    for r in sorted(own.ports, key=lambda r: r.id):
         source = (
             tuple(r),
             tuple(sorted(fixed.get(r.id, ()), key=lambda f: (f.subnet_id, f.ip_address))),
@@ -449,12 +467,12 @@ def _floating_ip_rows(conn: Connection, router_ids: Collection[str], host: str) 
 
 
 def _router_views(
-    conn: Connection, host: str, router_ids: set[str], parts: RevisionParts,
-    last: HostParts, made: HostParts,
+    conn: Connection, own: OwnRows, parts: RevisionParts, last: HostParts, made: HostParts,
 ) -> tuple[RouterView, ...]:
-    """The routers, each with the floating IPs ``host`` serves (``last``: what the host's
-    last view made of them, taken again where the shared router and the floating IPs are
-    the same; ``made``: what this one made)."""
+    """The routers the host hosts, each with the floating IPs it serves (``last``: what the
+    host's last view made of them, taken again where the shared router and the floating IPs
+    are the same; ``made``: what this one made)."""
+    router_ids = set(own.router_ids)
     if not router_ids:
         return ()
     with parts.lock:
@@ -464,7 +482,7 @@ def _router_views(
             for router_id, router in _shared_routers(conn, missing).items():
                 parts.routers[router_id] = _reusing_router(before.get(router_id), router)
     fips: dict[str, list[FloatingIpView]] = defaultdict(list)
-    for r in _floating_ip_rows(conn, router_ids, host):
+    for r in own.floating_ips:
         fips[r.router_id].append(FloatingIpView(*r[1:]))
     views = []
     for router_id in sorted(router_ids):
@@ -604,12 +622,13 @@ def build_host_view(
         conn.exec_driver_sql(f"SET LOCAL random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
     revision = current_revision(conn)
     parts = RevisionParts(revision) if shared is None else shared.at(revision)
-    registration = conn.execute(_REGISTRATION, {"host": host}).first()
     macs = _host_macs(conn, parts)
-    last, made = parts.host_parts.get(host), HostParts()
-    local_ports = _local_ports(conn, host, last, made)
-    router_ids = routers_hosted_on(conn, host)
-    router_views = _router_views(conn, host, router_ids, parts, last, made)
+    last = parts.host_parts.get(host)
+    own = _own_rows(conn, host, revision, last.own, shared)
+    registration = own.registration
+    made = HostParts(own=own)
+    local_ports = _local_ports(own, last, made)
+    router_views = _router_views(conn, own, parts, last, made)
     network_ids = {p.network_id for p in local_ports} | {
         i.network_id for r in router_views for i in r.interfaces
     }

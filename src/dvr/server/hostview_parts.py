@@ -27,6 +27,12 @@ entry, a router with the host's floating IPs), and its ports, are kept per host
 (``HostParts``) with what they were made from: while that stays the same, the host's next
 view takes the very same object instead of making an equal one (and its delta compares
 identities there too).
+
+The rows a view reads of its host alone (``OwnRows``: registration, bound ports, routers
+hosted, floating IPs served) are kept too, and read again only when a revision between may
+have changed them: one this process did not write, or one whose write names the host
+(``ChangedParts.own_rows``).  A port on a network of 1,000 hosts thus reads the rows of one
+host, not of 1,000.
 """
 
 from __future__ import annotations
@@ -71,10 +77,25 @@ def interned(previous: Iterable[H], new: tuple[H, ...]) -> tuple[H, ...]:
     return tuple(pool.get(item, item) for item in new)
 
 
+@dataclass(frozen=True)
+class OwnRows:
+    """What a view reads of its host alone, as read (or known unchanged) at ``revision``:
+    the host's registration, the ports bound to it with their fixed IPs and security
+    groups, the routers it hosts and the floating IPs it serves of them."""
+
+    revision: int
+    registration: Any  # its dvr_hosts row, or None
+    ports: tuple[Any, ...]  # (id, network_id, mac, owner, device_id, host, admin, security, pairs)
+    fixed_ips: tuple[Any, ...]  # (port_id, subnet_id, ip_address)
+    groups: tuple[Any, ...]  # (port_id, security_group_id)
+    router_ids: frozenset[str]
+    floating_ips: tuple[Any, ...]  # (router_id, id, address, network, fixed IP, port, host)
+
+
 @dataclass
 class HostParts:
     """What one host's last view made of the shared parts, each with the shared object it
-    was made from."""
+    was made from, and the rows it read of the host alone."""
 
     # network id -> (shared network, the host's: without its own remote-host entry)
     networks: dict[str, tuple[NetworkView, NetworkView]] = field(default_factory=dict)
@@ -86,6 +107,7 @@ class HostParts:
     )
     # (every host's MACs, the host's own, its peers') of the revision's MACs
     host_macs: tuple[tuple[HostMac, ...], str | None, tuple[HostMac, ...]] | None = None
+    own: OwnRows | None = None
 
 
 @dataclass
@@ -227,6 +249,19 @@ class SharedViewParts:
             self._written[revision] = changed
             while len(self._written) > WRITTEN_KEPT:
                 self._written.popitem(last=False)
+
+    def own_rows_kept(self, host: str, read_at: int, revision: int) -> bool:
+        """Whether ``host``'s own rows read at ``read_at`` are its rows at ``revision``: this
+        process wrote every revision between, and none of them may have changed them
+        (``ChangedParts.own_rows``)."""
+        if read_at > revision:
+            return False
+        with self._lock:
+            for between in range(read_at + 1, revision + 1):
+                changed = self._written.get(between)
+                if changed is None or changed.own_rows is None or host in changed.own_rows:
+                    return False
+        return True
 
     def at(self, revision: int) -> RevisionParts:
         """The parts of ``revision``: shared if it is the newest seen, private (built for

@@ -69,6 +69,9 @@ class ChangedParts:
     routers: frozenset[str]
     member_sets: frozenset[str] = frozenset()  # groups whose members' addresses changed
     firewall: bool = False  # a group, its rules or an address group changed
+    # the hosts whose own rows (registration, bound ports with their addresses and groups,
+    # routers hosted, floating IPs served) the write may have changed; None: any host's
+    own_rows: frozenset[str] | None = None
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Impact:
     member_groups: set[str] = field(default_factory=set)
     subjects: list[tuple[str, str]] = field(default_factory=list)
     _networks_after: dict[str, set[str]] | None = field(default=None, repr=False)
+    _routers_after: dict[str, set[str]] | None = field(default=None, repr=False)
 
     # -- declared before mutating -------------------------------------------------------
     def track_networks(self, network_ids: Iterable[str]) -> None:
@@ -145,7 +149,7 @@ class Impact:
     # -- result ---------------------------------------------------------------------------
     def affected_hosts(self) -> set[str]:
         result = set(self.hosts)
-        after_routers = router_hosts(self.conn, self.router_hosts_before)
+        after_routers = self._hosting_after()
         for router_id, before in self.router_hosts_before.items():
             after = after_routers[router_id]
             result |= (before | after) if router_id in self.changed_routers else before ^ after
@@ -187,7 +191,31 @@ class Impact:
         networks |= {n for n, before in self.network_hosts_before.items() if before != after[n]}
         firewall = any(kind in FIREWALL_KINDS for kind, _ in self.subjects)
         return ChangedParts(frozenset(networks), frozenset(self.changed_routers),
-                            frozenset(self.member_groups), firewall)
+                            frozenset(self.member_groups), firewall,
+                            frozenset(self._own_rows_hosts()))
+
+    def _own_rows_hosts(self) -> set[str]:
+        """The hosts whose own rows the write may have changed (after mutating): those it
+        named (``host_changed``: a port bound to it, its registration; ``router_host_changed``:
+        floating IPs it serves), those that started or stopped hosting a router or touching a
+        network, and every host of a router the write is about (its gateway and SNAT ports
+        on its central host, its floating IPs when it turns distributed or centralized)."""
+        hosts = set(self.hosts) | {h for _, h in self.router_host_pairs}
+        router_write = any(kind == "router" for kind, _ in self.subjects)
+        after_routers = self._hosting_after()
+        for router_id, before in self.router_hosts_before.items():
+            after = after_routers[router_id]
+            hosts |= (before | after) if router_write else before ^ after
+        after_networks = self._touching_after()
+        for network_id, before in self.network_hosts_before.items():
+            hosts |= before ^ after_networks[network_id]
+        return hosts
+
+    def _hosting_after(self) -> dict[str, set[str]]:
+        """Who hosts each tracked router after the write (read once)."""
+        if self._routers_after is None:
+            self._routers_after = router_hosts(self.conn, self.router_hosts_before)
+        return self._routers_after
 
     def _touching_after(self) -> dict[str, set[str]]:
         """Who touches each tracked network after the write (read once)."""

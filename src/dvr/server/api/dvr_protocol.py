@@ -47,8 +47,7 @@ from dvr.server.services import host_macs
 from dvr.server.services.heartbeats import parse_heartbeat
 from dvr.server.services.notify import (
     changes_for_host,
-    current_revision,
-    pruned_revision,
+    revision_bounds,
     unchanged_since,
 )
 from dvr.server.services.queries import get_router
@@ -80,8 +79,8 @@ def watch_result(tx: ReadTx, host: str, since: int,
                  view: Callable[[ReadTx], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The changes for ``host`` after ``since``; with ``view``, an answer with changes also
     carries ``view(tx)`` under "view" (read in the same transaction as the changes)."""
-    revision = current_revision(tx.conn)
-    if since < pruned_revision(tx.conn) or since > revision:
+    pruned, revision = revision_bounds(tx.conn)
+    if since < pruned or since > revision:
         return {"revision": revision, "changes": [], "resync": True}
     seen: dict[tuple[str, str], None] = {}
     for _, kind, object_id in changes_for_host(tx.conn, host, since):

@@ -246,6 +246,18 @@ def pruned_revision(conn: Connection) -> int:
     return conn.execute(query).scalar_one()
 
 
+_BOUNDS = select(server_state.c.pruned_revision, server_state.c.revision).where(
+    server_state.c.id == 1
+)
+
+
+def revision_bounds(conn: Connection) -> tuple[int, int]:
+    """(the newest revision whose change rows were pruned, the current revision): the
+    change rows retained are those after the first, up to the second (one query)."""
+    pruned, revision = conn.execute(_BOUNDS).one()
+    return pruned, revision
+
+
 def record_changes(
     conn: Connection,
     hosts: Collection[str],
@@ -312,8 +324,8 @@ def unchanged_since(conn: Connection, host: str, since: int) -> int | None:
     ``since`` (every change after it still retained), else None: then ``host``'s view at
     ``since`` is its view now (what notification promises), its name and status fields
     aside, which no write notifies."""
-    revision = current_revision(conn)
-    if not pruned_revision(conn) <= since <= revision:
+    pruned, revision = revision_bounds(conn)
+    if not pruned <= since <= revision:
         return None
     if newest_change_for_host(conn, host) > since:
         return None
@@ -324,10 +336,10 @@ def new_changes(conn: Connection, since: int) -> tuple[int, dict[str, int] | Non
     """The newest revision, and every host with a change after ``since`` with the newest
     revision that concerns it (None: changes after ``since`` were pruned, so possibly
     every host)."""
-    revision = current_revision(conn)
+    pruned, revision = revision_bounds(conn)
     if revision <= since:
         return revision, {}
-    if since < pruned_revision(conn):
+    if since < pruned:
         return revision, None
     query = (
         select(changes.c.host, func.max(changes.c.revision))

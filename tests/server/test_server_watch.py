@@ -160,3 +160,29 @@ async def test_hub_poller_wakes_hosts_changed_by_another_replica():
     woken = await asyncio.wait_for(hub.wait(hub.snapshot("h1"), 30), GUARD)
     assert woken and hub.latest == 9 and hub.host_revision("h1") == 8
     await hub.close()
+
+
+async def test_a_watch_after_an_answer_asks_the_hub_not_the_database(app, monkeypatch):
+    """The process heard every revision since it started, with the hosts each concerns: a
+    watch that is not woken needs no read when none after ``since`` concerns its host (the
+    next watch of every agent a change woke); one that is woken reads its changes."""
+    context = app.state.context
+    reads: list[str] = []
+    run_read = context.run_read
+
+    def counted(work):
+        reads.append("read")
+        return run_read(work)
+
+    async with client_for(app) as client:
+        network = await make_net(client)
+        first = await watch(client, "h1", 0, 0)
+        monkeypatch.setattr(context, "run_read", counted)
+        await create_port(client, network["id"], "h2")
+        quiet = await watch(client, "h1", first["revision"], 0)
+        assert reads == [] and quiet["changes"] == [] and quiet["revision"] > first["revision"]
+        waiter = asyncio.create_task(watch(client, "h1", quiet["revision"], 50))
+        await asyncio.sleep(0.2)
+        port = await create_port(client, network["id"], "h1")
+        woken = await asyncio.wait_for(waiter, GUARD)
+    assert woken["changes"] == [{"kind": "port", "id": port["id"]}] and reads

@@ -3,6 +3,8 @@ shared parts of HostViews and the views served.  One per app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -73,6 +75,7 @@ class ServerContext:
             poll_interval=config.watch_poll_interval,
             follow=follow,
             latest=start,
+            known_from=start,
         )
         context.keeper = LivenessKeeper(
             memory, context.write, config.heartbeat_flush_interval, config.agent_down_time
@@ -129,10 +132,16 @@ class ServerContext:
 
     # -- asynchronous (event loop) -----------------------------------------------------------
     async def write(self, work: Callable[[WriteTx], T]) -> T:
-        result, revision, hosts = await run_in_threadpool(self.run_write, work)
-        if revision is not None:
-            self.hub.publish(revision, hosts)
-        return result
+        loop = asyncio.get_running_loop()
+
+        def write_and_publish() -> T:
+            result, revision, hosts = self.run_write(work)
+            if revision is not None:  # published even if the request is cancelled meanwhile
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    loop.call_soon_threadsafe(self.hub.publish, revision, hosts)
+            return result
+
+        return await run_in_threadpool(write_and_publish)
 
     async def read(self, work: Callable[[ReadTx], T]) -> T:
         return await run_in_threadpool(self.run_read, work)

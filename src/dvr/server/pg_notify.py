@@ -103,5 +103,5 @@ class ChangeListener:
         """Publish every change after the last one seen, from the change rows."""
         revision, hosts = await self.read_new_changes(self.seen or 0)
         if self.seen is None or revision > self.seen:
-            hub.publish_each(revision, hosts)
+            hub.publish_each(revision, hosts, since=self.seen)
             self.seen = revision

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 ReadNewChanges = Callable[[int], Awaitable[tuple[int, dict[str, int] | None]]]
 # runs until cancelled, publishing other processes' writes into the hub it is given
 Follow = Callable[["ChangeHub"], Awaitable[None]]
+MAX_HEARD_AHEAD = 1024  # revisions published past one not heard yet, kept to close the gap
 
 
 @dataclass
@@ -36,10 +37,20 @@ class ChangeHub:
     # host -> the newest revision known to concern it (heartbeat answers carry it)
     _host_revisions: dict[str, int] = field(default_factory=dict)
     _any: asyncio.Event | None = None  # set by every publish (the web view's global stream)
+    # every revision in (known_from, _heard] was published with the hosts it concerns (None:
+    # nothing known: a watch always reads its changes); ``known_from`` is the revision the
+    # process started at, or the last one published as "possibly everyone"
+    known_from: int | None = None
+    _heard: int = 0
+    _heard_ahead: set[int] = field(default_factory=set)  # published past a gap
     _waiters: int = 0
     _poller: asyncio.Task | None = None
     _follower: asyncio.Task | None = None
     _closed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.known_from is not None:
+            self._heard = self.known_from
 
     @property
     def closed(self) -> bool:
@@ -60,11 +71,15 @@ class ChangeHub:
 
     def publish(self, revision: int, hosts: Collection[str] | None = None) -> None:
         """``revision`` committed, concerning ``hosts`` (None: possibly everyone)."""
-        self.publish_each(revision, dict.fromkeys(hosts, revision) if hosts is not None else None)
+        self.publish_each(revision, dict.fromkeys(hosts, revision) if hosts is not None else None,
+                          since=revision - 1)
 
-    def publish_each(self, revision: int, host_revisions: Mapping[str, int] | None) -> None:
+    def publish_each(self, revision: int, host_revisions: Mapping[str, int] | None,
+                     since: int | None = None) -> None:
         """Revisions up to ``revision`` committed; ``host_revisions``: each host concerned
-        with the newest of them that concerns it (None: possibly everyone)."""
+        with the newest of them that concerns it (None: possibly everyone).  ``since``: every
+        revision after it up to ``revision`` is in ``host_revisions`` (None: not known)."""
+        self._hear(since, revision, exact=host_revisions is not None)
         self.latest = max(self.latest, revision)
         for host, newest in (host_revisions or {}).items():
             self.note_host_revision(host, newest)
@@ -77,6 +92,34 @@ class ChangeHub:
         )
         for host in targets:
             self._events.pop(host).set()
+
+    def nothing_new(self, host: str, since: int) -> int | None:
+        """The newest revision heard when none after ``since`` concerns ``host`` and this hub
+        heard every one of them; None when it cannot tell (the database can)."""
+        if self.known_from is None or not self.known_from <= since <= self._heard:
+            return None
+        if self._host_revisions.get(host, 0) > since:
+            return None
+        return self._heard
+
+    def _hear(self, since: int | None, revision: int, exact: bool) -> None:
+        """Revisions (since, revision] were published (``exact``: each with its hosts)."""
+        if self.known_from is None or revision <= self._heard:
+            return
+        if not exact:  # possibly everyone: what is known starts again after ``revision``
+            self.known_from = self._heard = revision
+        elif since is not None and since <= self._heard:
+            self._heard = revision
+        elif since is not None and revision - since <= MAX_HEARD_AHEAD:
+            self._heard_ahead.update(range(since + 1, revision + 1))
+        else:
+            self.known_from = self._heard = revision
+        while self._heard + 1 in self._heard_ahead:
+            self._heard += 1
+        self._heard_ahead = {r for r in self._heard_ahead if r > self._heard}
+        if len(self._heard_ahead) > MAX_HEARD_AHEAD:  # a gap that stays: start again past it
+            self.known_from = self._heard = max(self._heard_ahead)
+            self._heard_ahead = set()
 
     def host_revision(self, host: str) -> int | None:
         """The newest revision known to concern ``host`` (None: not known in this process)."""
@@ -121,7 +164,7 @@ class ChangeHub:
             except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
                 continue
             if revision > self.latest:
-                self.publish_each(revision, hosts)
+                self.publish_each(revision, hosts, since=self.latest)
 
     async def close(self) -> None:
         """Wake everyone and stop polling and following (server shutdown)."""

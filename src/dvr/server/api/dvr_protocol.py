@@ -298,7 +298,14 @@ def routes(context: ServerContext) -> list[Route]:
         woken = False
         while True:
             event = context.hub.snapshot(host)
-            result = await read_result(woken)
+            # a watch that was not woken asks the database only when the hub cannot tell
+            # that nothing after ``since`` concerns the host (an agent's next watch after
+            # an answer: one read per host and change saved)
+            quiet = None if woken else context.hub.nothing_new(host, since)
+            if quiet is not None:
+                result = {"revision": quiet, "changes": [], "resync": False}
+            else:
+                result = await read_result(woken)
             if view_since is not None and not (result["changes"] or result["resync"]):
                 offer_adoption(context, host, view_since)
             remaining = deadline - loop.time()

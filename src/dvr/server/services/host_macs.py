@@ -38,7 +38,8 @@ def allocate_or_return(tx: WriteTx, host: str) -> str:
                 tx.conn.execute(insert(dvr_host_macs).values(host=host, mac_address=mac))
         except IntegrityError:
             continue  # collision with another host's MAC: draw again
-        tx.impact.host_changed(host, *all_hosts(tx.conn))
+        tx.impact.host_changed(host)
+        tx.impact.host_macs_changed(*all_hosts(tx.conn))
         tx.impact.subject("hostmac", host)
         return mac
     raise NeutronError(

@@ -12,7 +12,8 @@ changed:
 - ``router_changed(R)``: something every host of R sees (interfaces, static ARP, routes,
   gateway, SNAT);
 - ``router_host_changed(R, H)``: something of R only H sees, if H hosts R (its FIPs);
-- ``host_changed(H)``: something only H sees (its own ports, agent, MAC).
+- ``host_changed(H)``: something only H sees (its own ports, agent, MAC);
+- ``host_macs_changed(H...)``: the host MACs, which these hosts show as their peers'.
 
 ``affected_hosts`` then answers from before/after snapshots:
 - a router that changed: its hosts before ∪ after; a router whose hosts changed: the hosts
@@ -87,6 +88,7 @@ class Impact:
     # (router, host): host sees the change only if it hosts the router (before or after)
     router_host_pairs: set[tuple[str, str]] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
+    told: set[str] = field(default_factory=set)  # hosts that see a shared part change only
     # security groups whose members' addresses (their address sets) changed
     member_groups: set[str] = field(default_factory=set)
     subjects: list[tuple[str, str]] = field(default_factory=list)
@@ -135,6 +137,11 @@ class Impact:
     def host_changed(self, *hosts: str | None) -> None:
         self.hosts.update(h for h in hosts if h)
 
+    def host_macs_changed(self, *hosts: str) -> None:
+        """The host MACs changed, which these hosts show (their peers'): they hear of it,
+        but their own rows did not change (the MACs are read again for every revision)."""
+        self.told.update(h for h in hosts if h)
+
     def subject(self, kind: str, object_id: str) -> None:
         if kind not in CHANGE_KINDS:
             raise ValueError(f"unknown change kind {kind}")
@@ -148,7 +155,7 @@ class Impact:
 
     # -- result ---------------------------------------------------------------------------
     def affected_hosts(self) -> set[str]:
-        result = set(self.hosts)
+        result = self.hosts | self.told
         after_routers = self._hosting_after()
         for router_id, before in self.router_hosts_before.items():
             after = after_routers[router_id]

@@ -435,14 +435,17 @@ def delta_from_dict(d: dict[str, Any]) -> HostViewDelta:
     """Inverse of ``HostViewDelta.to_dict`` (lists in JSON become tuples again)."""
     fields = d.get("host_fields")
     return HostViewDelta(
-        d["host"], d["from_revision"], d["to_revision"],
-        None if fields is None else HostFields(
-            fields["agent_mode"], fields["host_mac"], fields["tunnel_ip"]),
-        _changes_from_dict(d.get("ports"), _PORTS, _PORTS),
-        _changes_from_dict(d.get("networks"), _NETWORKS, _NETWORK_PATCHES),
-        _changes_from_dict(d.get("routers"), _ROUTERS, _ROUTER_PATCHES),
-        _changes_from_dict(d.get("peer_host_macs"), _HOST_MACS, _HOST_MACS),
-        _changes_from_dict(d.get("fip_agent_gateways"), _PORTS, _PORTS),
-        _changes_from_dict(d.get("security_groups"), _SECURITY_GROUPS, _SECURITY_GROUPS),
-        _changes_from_dict(d.get("address_sets"), _ADDRESS_SETS, _ADDRESS_SET_PATCHES),
+        host=d["host"],
+        from_revision=d["from_revision"],
+        to_revision=d["to_revision"],
+        host_fields=None if fields is None else HostFields(**fields),
+        ports=_changes_from_dict(d.get("ports"), _PORTS, _PORTS),
+        networks=_changes_from_dict(d.get("networks"), _NETWORKS, _NETWORK_PATCHES),
+        routers=_changes_from_dict(d.get("routers"), _ROUTERS, _ROUTER_PATCHES),
+        peer_host_macs=_changes_from_dict(d.get("peer_host_macs"), _HOST_MACS, _HOST_MACS),
+        fip_agent_gateways=_changes_from_dict(d.get("fip_agent_gateways"), _PORTS, _PORTS),
+        security_groups=_changes_from_dict(d.get("security_groups"), _SECURITY_GROUPS,
+                                           _SECURITY_GROUPS),
+        address_sets=_changes_from_dict(d.get("address_sets"), _ADDRESS_SETS,
+                                        _ADDRESS_SET_PATCHES),
     )

@@ -16,7 +16,15 @@ Timed (median and minimum of ``--runs``, ms): the client's whole path, bytes to 
 agent's garbage-collector tuning applies, as in ``dvr-agent``.  Compare two commits by
 running the same script with each one's ``src`` first on ``PYTHONPATH``.
 
-    .venv/bin/python bench/bench_view_parse.py [--hosts 1000] [--runs 30]
+    .venv/bin/python bench/bench_view_parse.py [--hosts 1000] [--runs 30] [--save DIR]
+
+Wall-clock times on a busy machine vary by 2x from one run to the next; instruction counts
+do not: save the answers once (``--save DIR``), then per commit
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/bench_view_parse.py --decode DIR/compute.json --calls 5
+
+and again with ``--calls 0``: the difference / 5 is the instructions of one view.
 """
 
 from __future__ import annotations
@@ -131,12 +139,36 @@ def rows(name: str, body: bytes, whole: Callable[[ServerClient], Any],
         client.close()
 
 
+def decode_only(body: bytes, calls: int) -> int:
+    """``calls`` fetches of ``body`` through the client, after one that is not counted (the
+    client's first request); nothing printed."""
+    with client_answering(body) as client:
+        client.fetch_view("h", 0)
+        tune_garbage_collector()
+        for _ in range(calls):
+            client.fetch_view("h", 0)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--save", type=Path, metavar="DIR",
+                        help="also write the full view answers there (compute.json, snat.json)")
+    parser.add_argument("--decode", type=Path, metavar="FILE",
+                        help="only fetch the full view answer FILE (saved by --save) --calls "
+                             "times through the client, untimed: run under valgrind "
+                             "--tool=callgrind with --calls N and 0 for instructions per view")
+    parser.add_argument("--calls", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.decode is not None:
+        return decode_only(args.decode.read_bytes(), args.calls)
     compute, snat = scenario_views(args.hosts)
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
+        (args.save / "compute.json").write_bytes(full_answer(compute))
+        (args.save / "snat.json").write_bytes(full_answer(snat))
     tune_garbage_collector()  # as dvr-agent runs
     cases = []
     for label, view in ((f"full view, {compute.host}", compute), (f"full view, {snat.host}", snat)):

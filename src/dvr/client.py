@@ -9,6 +9,7 @@ host credential.  Tokens come from files or the environment, never from a comman
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from dvr.model.hostview import HostView, host_view_from_dict
 from dvr.model.hostview_delta import HostViewDelta, delta_from_dict
@@ -54,6 +56,22 @@ class ViewAnswer:
 
     update: HostView | HostViewDelta
     size: int  # bytes of the answer's body
+
+
+def decode_agent_answer(body: bytes) -> Any:
+    """The value of the JSON body of a view or watch answer, which an agent decodes for
+    every view it fetches.  orjson first: it decodes a 1,000-host view (~400 kB) in about
+    half the time of the standard library, which decodes what orjson refuses (escaped lone
+    surrogates, which the server writes for a stored string orjson cannot encode; NaN;
+    UTF-16; a BOM): the same value as ``json.loads`` for these answers, and for a body that
+    is not JSON the same error, ``json.JSONDecodeError`` (a ``ValueError``).  Not for any
+    JSON: orjson reads an integer beyond 64 bits as a float (the integers of a view are
+    revisions, VNIs, MTUs, port and protocol numbers, which the server keeps within 64
+    bits)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def view_answer_from_dict(data: dict[str, Any], size: int) -> ViewAnswer:
@@ -244,7 +262,7 @@ class ServerClient:
         ``since`` answers with the full view, which is what it answered before deltas."""
         response = self.send("GET", host_path(host, "view"), params={"since": since})
         _raise_for_error(response)
-        return view_answer_from_dict(response.json(), len(response.content))
+        return view_answer_from_dict(decode_agent_answer(response.content), len(response.content))
 
     def watch(self, host: str, since: int, timeout: float,
               view_since: int | None = None) -> WatchResult:
@@ -257,7 +275,7 @@ class ServerClient:
         response = self.send("GET", host_path(host, "watch"), params=params,
                              timeout=timeout + 10)
         _raise_for_error(response)
-        data = response.json()
+        data = decode_agent_answer(response.content)
         view = data.get("view")
         return WatchResult(
             revision=data["revision"],

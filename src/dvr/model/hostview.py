@@ -277,77 +277,107 @@ class HostView:
         return next((r for r in self.routers if r.id == router_id), None)
 
 
+# -- from JSON ------------------------------------------------------------------------------
+# An agent decodes every object of every full view it fetches (at 1,000 hosts: ~2,000 remote
+# hosts, ~2,500 L2 entries, ~1,000 peer MACs), so these build the many small frozen
+# dataclasses positionally from the keys every view has (cheaper than ``**`` a dict, which
+# copies it and matches names): a key the view lacks raises KeyError, a key the class does
+# not know is ignored.  The optional keys (those with a default: views of older servers lack
+# them) are read with their default.  ``tuple([...])``: cheaper than ``tuple(<generator>)``.
+# (Filling ``__dict__`` instead of calling the frozen ``__init__`` saves another ~13 % but
+# makes each object's attributes a dict of its own: 2.4x the memory, slower reads.)
+
+
 def _fixed_ips(items: list[dict[str, Any]]) -> tuple[FixedIp, ...]:
-    return tuple(FixedIp(**i) for i in items)
+    return tuple([FixedIp(i["subnet_id"], i["ip_address"]) for i in items])
 
 
 def port_from_dict(d: dict[str, Any]) -> PortView:
     return PortView(
-        **{
-            **d,
-            "fixed_ips": _fixed_ips(d["fixed_ips"]),
-            "security_group_ids": tuple(d.get("security_group_ids", ())),
-            "allowed_address_pairs": tuple(
-                AddressPair(**a) for a in d.get("allowed_address_pairs", ())
-            ),
-        }
+        d["id"], d["network_id"], d["mac_address"], _fixed_ips(d["fixed_ips"]),
+        d["device_owner"], d["device_id"], d["host"], d.get("admin_state_up", True),
+        d.get("port_security_enabled", False), tuple(d.get("security_group_ids", ())),
+        tuple([AddressPair(a["mac_address"], a["ip_address"])
+               for a in d.get("allowed_address_pairs", ())]),
+    )
+
+
+def security_group_rule_from_dict(d: dict[str, Any]) -> SecurityGroupRuleView:
+    get = d.get
+    return SecurityGroupRuleView(
+        d["id"], d["direction"], d["ethertype"], get("protocol"), get("port_range_min"),
+        get("port_range_max"), get("icmp_type"), get("icmp_code"), get("remote_ip_prefix"),
+        get("remote_group_id"), get("remote_address_group_id"),
     )
 
 
 def security_group_from_dict(d: dict[str, Any]) -> SecurityGroupView:
     return SecurityGroupView(
-        id=d["id"],
-        stateful=d["stateful"],
-        rules=tuple(SecurityGroupRuleView(**r) for r in d["rules"]),
+        d["id"], d["stateful"], tuple([security_group_rule_from_dict(r) for r in d["rules"]])
     )
 
 
 def address_set_from_dict(d: dict[str, Any]) -> AddressSetView:
-    return AddressSetView(id=d["id"], kind=d["kind"], cidrs=tuple(d["cidrs"]))
+    return AddressSetView(d["id"], d["kind"], tuple(d["cidrs"]))
 
 
 def _subnets(items: list[dict[str, Any]]) -> tuple[SubnetView, ...]:
-    return tuple(SubnetView(**s) for s in items)
+    return tuple([
+        SubnetView(s["id"], s["network_id"], s["cidr"], s["gateway_ip"], s["ip_version"])
+        for s in items
+    ])
 
 
-def remote_host_from_dict(d: dict[str, Any]) -> RemoteHost:
-    return RemoteHost(
-        host=d["host"],
-        tunnel_ip=d["tunnel_ip"],
-        entries=tuple(L2Entry(e["mac_address"], tuple(e["ip_addresses"])) for e in d["entries"]),
-    )
+def remote_hosts_from_list(items: list[dict[str, Any]]) -> tuple[RemoteHost, ...]:
+    """A network's remote hosts, the bulk of a big view: decoded in one comprehension (a
+    function call per remote host costs a third more)."""
+    return tuple([
+        RemoteHost(r["host"], r["tunnel_ip"], tuple([
+            L2Entry(e["mac_address"], tuple(e["ip_addresses"])) for e in r["entries"]
+        ]))
+        for r in items
+    ])
 
 
 def network_from_dict(d: dict[str, Any]) -> NetworkView:
     return NetworkView(
-        **{
-            **d,
-            "subnets": _subnets(d["subnets"]),
-            "remote_hosts": tuple(remote_host_from_dict(r) for r in d["remote_hosts"]),
-        }
+        d["id"], d["name"], d["network_type"], d["segmentation_id"], d["mtu"], d["external"],
+        d["physical_network"], _subnets(d["subnets"]),
+        remote_hosts_from_list(d["remote_hosts"]),
     )
 
 
 def _gateway(d: dict[str, Any] | None) -> GatewayView | None:
     if d is None:
         return None
-    return GatewayView(
-        **{**d, "fixed_ips": _fixed_ips(d["fixed_ips"]), "subnets": _subnets(d["subnets"])}
-    )
+    return GatewayView(d["port_id"], d["network_id"], d["mac_address"],
+                       _fixed_ips(d["fixed_ips"]), _subnets(d["subnets"]), d["enable_snat"])
+
+
+def arp_entry_from_dict(d: dict[str, Any]) -> ArpEntry:
+    return ArpEntry(d["subnet_id"], d["ip_address"], d["mac_address"])
 
 
 def router_from_dict(d: dict[str, Any]) -> RouterView:
     return RouterView(
-        **{
-            **d,
-            "interfaces": tuple(RouterInterfaceView(**i) for i in d["interfaces"]),
-            "arp_entries": tuple(ArpEntry(**a) for a in d["arp_entries"]),
-            "routes": tuple(ExtraRoute(**r) for r in d["routes"]),
-            "gateway": _gateway(d["gateway"]),
-            "snat_ports": tuple(SnatPortView(**s) for s in d["snat_ports"]),
-            "floating_ips": tuple(FloatingIpView(**f) for f in d["floating_ips"]),
-        }
+        d["id"], d["name"], d["distributed"], d["ha"], d["admin_state_up"],
+        tuple([RouterInterfaceView(i["port_id"], i["subnet_id"], i["network_id"],
+                                   i["mac_address"], i["ip_address"], i["cidr"], i["mtu"])
+               for i in d["interfaces"]]),
+        tuple([arp_entry_from_dict(a) for a in d["arp_entries"]]),
+        tuple([ExtraRoute(r["destination"], r["nexthop"]) for r in d["routes"]]),
+        _gateway(d["gateway"]),
+        d["snat_host"],
+        tuple([SnatPortView(s["port_id"], s["subnet_id"], s["network_id"], s["mac_address"],
+                            s["ip_address"], s["cidr"], s["mtu"]) for s in d["snat_ports"]]),
+        tuple([FloatingIpView(f["id"], f["floating_ip_address"], f["floating_network_id"],
+                              f["fixed_ip_address"], f["port_id"], f["host"])
+               for f in d["floating_ips"]]),
     )
+
+
+def host_mac_from_dict(d: dict[str, Any]) -> HostMac:
+    return HostMac(d["host"], d["mac_address"])
 
 
 def host_view_from_dict(d: dict[str, Any]) -> HostView:
@@ -358,11 +388,12 @@ def host_view_from_dict(d: dict[str, Any]) -> HostView:
         agent_mode=d["agent_mode"],
         host_mac=d["host_mac"],
         tunnel_ip=d["tunnel_ip"],
-        ports=tuple(port_from_dict(p) for p in d["ports"]),
-        networks=tuple(network_from_dict(n) for n in d["networks"]),
-        routers=tuple(router_from_dict(r) for r in d["routers"]),
-        peer_host_macs=tuple(HostMac(**m) for m in d["peer_host_macs"]),
-        fip_agent_gateways=tuple(port_from_dict(p) for p in d.get("fip_agent_gateways", [])),
-        security_groups=tuple(security_group_from_dict(g) for g in d.get("security_groups", [])),
-        address_sets=tuple(address_set_from_dict(a) for a in d.get("address_sets", [])),
+        ports=tuple([port_from_dict(p) for p in d["ports"]]),
+        networks=tuple([network_from_dict(n) for n in d["networks"]]),
+        routers=tuple([router_from_dict(r) for r in d["routers"]]),
+        peer_host_macs=tuple([host_mac_from_dict(m) for m in d["peer_host_macs"]]),
+        fip_agent_gateways=tuple([port_from_dict(p) for p in d.get("fip_agent_gateways", ())]),
+        security_groups=tuple([security_group_from_dict(g)
+                               for g in d.get("security_groups", ())]),
+        address_sets=tuple([address_set_from_dict(a) for a in d.get("address_sets", ())]),
     )

@@ -35,9 +35,11 @@ from dvr.model.hostview import (
     RouterView,
     SecurityGroupView,
     address_set_from_dict,
+    arp_entry_from_dict,
+    host_mac_from_dict,
     network_from_dict,
     port_from_dict,
-    remote_host_from_dict,
+    remote_hosts_from_list,
     router_from_dict,
     security_group_from_dict,
 )
@@ -376,53 +378,57 @@ def compact_delta_dict(raw: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-
 def _key_from_json(raw: Any) -> Key:
     return tuple(raw) if isinstance(raw, list) else raw
 
 
-def _changes_from_dict(d: dict[str, Any] | None, item: Callable[[Any], T],
-                       change: Callable[[Any], P]) -> Changes[T, P]:
+def _each(decode: Callable[[Any], T]) -> Callable[[list[Any]], tuple[T, ...]]:
+    """A decoder of a list of objects from that of one object."""
+    return lambda items: tuple([decode(i) for i in items])
+
+
+def _changes_from_dict(d: dict[str, Any] | None, added: Callable[[list[Any]], tuple[T, ...]],
+                       changed: Callable[[list[Any]], tuple[P, ...]]) -> Changes[T, P]:
+    """One collection's changes; ``added`` / ``changed`` decode a list of them."""
     if not d:
         return Changes()
     return Changes(
-        added=tuple(item(i) for i in d.get("added", ())),
-        changed=tuple(change(c) for c in d.get("changed", ())),
-        removed=tuple(_key_from_json(k) for k in d.get("removed", ())),
+        added=added(d.get("added", ())),
+        changed=changed(d.get("changed", ())),
+        removed=tuple([_key_from_json(k) for k in d.get("removed", ())]),
     )
-
-
-def _arp_from_dict(d: dict[str, Any]) -> ArpEntry:
-    return ArpEntry(**d)
-
-
-def _cidr_from_json(raw: Any) -> str:
-    return raw
 
 
 def _network_patch_from_dict(d: dict[str, Any]) -> NetworkPatch:
     return NetworkPatch(
         network_from_dict(d["network"]),
-        _changes_from_dict(d.get("remote_hosts"), remote_host_from_dict, remote_host_from_dict),
+        _changes_from_dict(d.get("remote_hosts"), remote_hosts_from_list, remote_hosts_from_list),
     )
 
 
 def _router_patch_from_dict(d: dict[str, Any]) -> RouterPatch:
     return RouterPatch(
         router_from_dict(d["router"]),
-        _changes_from_dict(d.get("arp_entries"), _arp_from_dict, _arp_from_dict),
+        _changes_from_dict(d.get("arp_entries"), _ARP_ENTRIES, _ARP_ENTRIES),
     )
 
 
 def _address_set_patch_from_dict(d: dict[str, Any]) -> AddressSetPatch:
     return AddressSetPatch(
         address_set_from_dict(d["address_set"]),
-        _changes_from_dict(d.get("cidrs"), _cidr_from_json, _cidr_from_json),
+        _changes_from_dict(d.get("cidrs"), tuple, tuple),  # (CIDRs are strings)
     )
 
 
-def _host_mac_from_dict(d: dict[str, Any]) -> HostMac:
-    return HostMac(**d)
+# each collection's decoders of its added objects and of its changed ones
+_PORTS = _each(port_from_dict)
+_NETWORKS, _NETWORK_PATCHES = _each(network_from_dict), _each(_network_patch_from_dict)
+_ROUTERS, _ROUTER_PATCHES = _each(router_from_dict), _each(_router_patch_from_dict)
+_ARP_ENTRIES = _each(arp_entry_from_dict)
+_HOST_MACS = _each(host_mac_from_dict)
+_SECURITY_GROUPS = _each(security_group_from_dict)
+_ADDRESS_SETS = _each(address_set_from_dict)
+_ADDRESS_SET_PATCHES = _each(_address_set_patch_from_dict)
 
 
 def delta_from_dict(d: dict[str, Any]) -> HostViewDelta:
@@ -433,15 +439,13 @@ def delta_from_dict(d: dict[str, Any]) -> HostViewDelta:
         from_revision=d["from_revision"],
         to_revision=d["to_revision"],
         host_fields=None if fields is None else HostFields(**fields),
-        ports=_changes_from_dict(d.get("ports"), port_from_dict, port_from_dict),
-        networks=_changes_from_dict(d.get("networks"), network_from_dict, _network_patch_from_dict),
-        routers=_changes_from_dict(d.get("routers"), router_from_dict, _router_patch_from_dict),
-        peer_host_macs=_changes_from_dict(d.get("peer_host_macs"), _host_mac_from_dict,
-                                          _host_mac_from_dict),
-        fip_agent_gateways=_changes_from_dict(d.get("fip_agent_gateways"), port_from_dict,
-                                              port_from_dict),
-        security_groups=_changes_from_dict(d.get("security_groups"), security_group_from_dict,
-                                           security_group_from_dict),
-        address_sets=_changes_from_dict(d.get("address_sets"), address_set_from_dict,
-                                        _address_set_patch_from_dict),
+        ports=_changes_from_dict(d.get("ports"), _PORTS, _PORTS),
+        networks=_changes_from_dict(d.get("networks"), _NETWORKS, _NETWORK_PATCHES),
+        routers=_changes_from_dict(d.get("routers"), _ROUTERS, _ROUTER_PATCHES),
+        peer_host_macs=_changes_from_dict(d.get("peer_host_macs"), _HOST_MACS, _HOST_MACS),
+        fip_agent_gateways=_changes_from_dict(d.get("fip_agent_gateways"), _PORTS, _PORTS),
+        security_groups=_changes_from_dict(d.get("security_groups"), _SECURITY_GROUPS,
+                                           _SECURITY_GROUPS),
+        address_sets=_changes_from_dict(d.get("address_sets"), _ADDRESS_SETS,
+                                        _ADDRESS_SET_PATCHES),
     )

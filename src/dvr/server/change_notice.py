@@ -1,9 +1,12 @@
-"""What one server process tells the others after a write commits (pure): the revision and
-the hosts it concerns, as a PostgreSQL NOTIFY payload.
+"""What one server process tells the others after a write commits (pure): the revision, the
+hosts it concerns and the shared parts of host views it may have changed (``ChangedParts``),
+as a PostgreSQL NOTIFY payload.
 
-A payload is limited to 8000 bytes; when the hosts do not fit, the notice carries only the
-revision and the receivers read the hosts from the change rows (exact either way, never
-"wake everyone").
+A payload is limited to 8000 bytes; when the hosts do not fit, the notice leaves them out
+and the receivers read them from the change rows (exact either way, never "wake
+everyone"); when the changed parts do not fit either, it leaves them out too and the
+receivers read every part of that revision again, as for any revision whose write they do
+not know.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
+
+from dvr.server.services.notify import ChangedParts
 
 CHANNEL = "dvr_changes"
 MAX_PAYLOAD_BYTES = 7900  # PostgreSQL's limit is 8000, minus room for the channel
@@ -20,14 +26,43 @@ MAX_PAYLOAD_BYTES = 7900  # PostgreSQL's limit is 8000, minus room for the chann
 class ChangeNotice:
     revision: int
     hosts: frozenset[str] | None  # None: too many to send; read them from the change rows
+    changed: ChangedParts | None = None  # None: not sent; every part of it is read again
 
 
-def encode_notice(revision: int, hosts: Collection[str]) -> str:
-    """The payload for ``revision`` concerning ``hosts``: the hosts when they fit."""
-    payload = json.dumps({"r": revision, "h": sorted(hosts)}, separators=(",", ":"))
-    if len(payload.encode()) <= MAX_PAYLOAD_BYTES:
-        return payload
-    return json.dumps({"r": revision}, separators=(",", ":"))
+def encode_notice(revision: int, hosts: Collection[str],
+                  changed: ChangedParts | None = None) -> str:
+    """The payload for ``revision`` concerning ``hosts`` and changing ``changed``: each of
+    them when it fits (the hosts first)."""
+    parts = None if changed is None else _parts_to_json(changed)
+    for candidate in ({"h": sorted(hosts), "p": parts}, {"p": parts}, {}):
+        fields = {"r": revision, **{k: v for k, v in candidate.items() if v is not None}}
+        payload = json.dumps(fields, separators=(",", ":"))
+        if len(payload.encode()) <= MAX_PAYLOAD_BYTES:
+            return payload
+    raise AssertionError("a revision alone always fits")
+
+
+def _parts_to_json(changed: ChangedParts) -> dict[str, Any]:
+    parts: dict[str, Any] = {
+        "n": sorted(changed.networks), "r": sorted(changed.routers),
+        "m": sorted(changed.member_sets), "f": changed.firewall,
+    }
+    if changed.own_rows is not None:
+        parts["o"] = sorted(changed.own_rows)
+    return parts
+
+
+def _parts_from_json(data: Any) -> ChangedParts | None:
+    """The changed parts of a payload; None when absent or not well formed (read all)."""
+    if not isinstance(data, dict) or not isinstance(data.get("f"), bool):
+        return None
+    keys = ("n", "r", "m", "o") if "o" in data else ("n", "r", "m")
+    sets = [data.get(k) for k in keys]
+    if not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in sets):
+        return None
+    own = frozenset(sets[3]) if "o" in data else None
+    return ChangedParts(frozenset(sets[0]), frozenset(sets[1]), frozenset(sets[2]),
+                        data["f"], own)
 
 
 def decode_notice(payload: str) -> ChangeNotice | None:
@@ -41,8 +76,9 @@ def decode_notice(payload: str) -> ChangeNotice | None:
     revision, hosts = data.get("r"), data.get("h")
     if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
         return None
+    changed = _parts_from_json(data.get("p"))
     if hosts is None:
-        return ChangeNotice(revision, None)
+        return ChangeNotice(revision, None, changed)
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         return None
-    return ChangeNotice(revision, frozenset(hosts))
+    return ChangeNotice(revision, frozenset(hosts), changed)

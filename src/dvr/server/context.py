@@ -67,7 +67,8 @@ class ServerContext:
         follow = None
         if db.is_postgres:  # other processes' writes arrive by LISTEN/NOTIFY, not polling
             listener = ChangeListener(
-                libpq_conninfo(db.engine.url), context.read_new_changes, seen=start
+                libpq_conninfo(db.engine.url), context.read_new_changes, seen=start,
+                written=context.view_parts.written,
             )
             follow = listener.follow
         context.hub = ChangeHub(
@@ -99,7 +100,7 @@ class ServerContext:
                 )
                 changed = tx.impact.changed_parts() if revision is not None else None
                 if revision is not None and self.db.is_postgres:
-                    send_change_notice(conn, revision, hosts)
+                    send_change_notice(conn, revision, hosts, changed)
         except IntegrityError as exc:
             raise conflict(
                 "Conflict", f"The request conflicts with existing data: {exc.orig}"

@@ -8,13 +8,13 @@ first view's snapshot.  The revision moves with every write that changes any vie
 same transaction (``notify.record_changes``), so parts read in a snapshot at revision R are
 the parts of every snapshot at R.
 
-A newer revision starts with none of them, except after a write of this very process
-(``SharedViewParts.written``): the write says which parts it may have changed
-(``notify.Impact.changed_parts``), and the next revision starts with the others that a
-view of the revision before held.  Such a part was in some host's view, so no write could
-have changed it without telling that host, that is without a revision of its own: a write
-of another process (a revision this process did not write, or a gap) reads everything
-again.
+A newer revision starts with none of them, except after a write this process knows
+(``SharedViewParts.written``: its own, or another process's from that process's change
+notice): the write says which parts it may have changed (``notify.Impact.changed_parts``),
+and the next revision starts with the others that a view of the revision before held.
+Such a part was in some host's view, so no write could have changed it without telling
+that host, that is without a revision of its own: a revision whose write this process does
+not know (a notice without its parts, not received yet, or a gap) reads everything again.
 
 A new revision's parts reuse the objects of the revisions before where they are equal
 (``reuse``, ``interned``; ``previous`` holds the newest earlier object of each part, even
@@ -30,7 +30,7 @@ identities there too).
 
 The rows a view reads of its host alone (``OwnRows``: registration, bound ports, routers
 hosted, floating IPs served) are kept too, and read again only when a revision between may
-have changed them: one this process did not write, or one whose write names the host
+have changed them: one whose write this process does not know, or one that names the host
 (``ChangedParts.own_rows``).  A port on a network of 1,000 hosts thus reads the rows of one
 host, not of 1,000.
 """
@@ -63,7 +63,7 @@ H = TypeVar("H", bound=Hashable)
 K = TypeVar("K")
 V = TypeVar("V")
 MAX_EARLIER = 50_000  # earlier objects kept to reuse, per kind of part
-WRITTEN_KEPT = 64  # the revisions this process wrote that are remembered
+WRITTEN_KEPT = 64  # the revisions whose writes are remembered
 
 
 def reuse(previous: T | None, new: T) -> T:
@@ -233,10 +233,10 @@ def _newest(earlier: dict[K, V], current: dict[K, V]) -> dict[K, V]:
 class SharedViewParts:
     """The parts of the newest revision a view was built at (one per server process).
 
-    A revision this process wrote (``written``: what the write may have changed) starts
-    with the networks and routers of the revision just before that the write did not
-    change; the parts of any other revision (another process's write, a gap) are all read
-    again."""
+    A revision whose write this process knows (``written``: what the write may have
+    changed, its own or from another process's notice) starts with the networks and
+    routers of the revision just before that the write did not change; the parts of any
+    other revision (a write not known, a gap) are all read again."""
 
     newest: RevisionParts | None = None  # the parts of the newest revision seen
     host_parts: HostPartsCache = field(default_factory=HostPartsCache)
@@ -244,7 +244,8 @@ class SharedViewParts:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def written(self, revision: int, changed: ChangedParts) -> None:
-        """This process committed ``revision``, which changed at most ``changed``."""
+        """``revision`` was committed (by this process or, as its notice says, another),
+        and changed at most ``changed``."""
         with self._lock:
             self._written[revision] = changed
             while len(self._written) > WRITTEN_KEPT:
@@ -252,8 +253,8 @@ class SharedViewParts:
 
     def own_rows_kept(self, host: str, read_at: int, revision: int) -> bool:
         """Whether ``host``'s own rows read at ``read_at`` are its rows at ``revision``: this
-        process wrote every revision between, and none of them may have changed them
-        (``ChangedParts.own_rows``)."""
+        process knows the write of every revision between, and none of them may have
+        changed them (``ChangedParts.own_rows``)."""
         if read_at > revision:
             return False
         with self._lock:

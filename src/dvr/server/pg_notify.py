@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
@@ -27,14 +28,16 @@ from sqlalchemy.engine import URL, make_url
 from dvr.server.change_notice import CHANNEL, decode_notice, encode_notice
 from dvr.server.dbhealth import describe
 from dvr.server.errors import ServiceUnavailable
+from dvr.server.services.notify import ChangedParts
 from dvr.server.watch import ChangeHub, ReadNewChanges
 
 log = logging.getLogger("dvr.server.notify")
 
 
-def send_change_notice(conn: Connection, revision: int, hosts: set[str]) -> None:
+def send_change_notice(conn: Connection, revision: int, hosts: set[str],
+                       changed: ChangedParts | None = None) -> None:
     """Notify the other server processes of ``revision`` (delivered when ``conn`` commits)."""
-    conn.execute(select(func.pg_notify(CHANNEL, encode_notice(revision, hosts))))
+    conn.execute(select(func.pg_notify(CHANNEL, encode_notice(revision, hosts, changed))))
 
 
 def libpq_conninfo(database_url: str | URL) -> str:
@@ -51,6 +54,8 @@ class ChangeListener:
     check_interval: float = 10.0  # a quiet connection is checked (SELECT 1) this often
     max_backoff: float = 5.0
     seen: int | None = None  # the newest revision published from notices or the rows
+    # told what each revision's write may have changed (``SharedViewParts.written``)
+    written: Callable[[int, ChangedParts], None] | None = None
 
     async def follow(self, hub: ChangeHub) -> None:
         """Feed ``hub`` every commit of every process, until cancelled."""
@@ -91,6 +96,8 @@ class ChangeListener:
         if notice is None:
             log.debug("ignored a notice that is not ours: %.80r", payload)
             return
+        if notice.changed is not None and self.written is not None:
+            self.written(notice.revision, notice.changed)  # its views keep the rest
         if self.seen is not None and notice.revision <= self.seen:
             return  # already published by a catch-up
         if self.seen is None or notice.revision > self.seen + 1 or notice.hosts is None:

@@ -15,6 +15,7 @@ from dvr.server.change_notice import (
     encode_notice,
 )
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo
+from dvr.server.services.notify import ChangedParts
 from dvr.server.watch import ChangeHub
 
 
@@ -100,4 +101,53 @@ def test_a_notice_without_hosts_is_completed_from_the_change_rows():
         other = hub.snapshot("elsewhere")
         await listener.receive('{"r":2}', hub)
         assert all(e.is_set() for e in events) and not other.is_set()
+    run(scenario())
+
+
+CHANGED = ChangedParts(frozenset({"net-a"}), frozenset({"router-1"}), frozenset({"sg-1"}),
+                       False, frozenset({"compute-7"}))
+
+
+@pytest.mark.parametrize("changed", [
+    CHANGED,
+    ChangedParts(frozenset(), frozenset(), frozenset(), True, None),  # any host's own rows
+])
+def test_a_notice_carries_what_the_write_may_have_changed(changed):
+    payload = encode_notice(7, {"compute-1"}, changed)
+    assert decode_notice(payload) == ChangeNotice(7, frozenset({"compute-1"}), changed)
+
+
+def test_parts_stay_when_the_hosts_do_not_fit_and_go_when_they_do_not_fit_either():
+    hosts = {f"compute-{i:05d}.example.org" for i in range(1000)}
+    payload = encode_notice(9, hosts, CHANGED)
+    assert len(payload.encode()) <= MAX_PAYLOAD_BYTES
+    assert decode_notice(payload) == ChangeNotice(9, None, CHANGED)
+    huge = ChangedParts(frozenset(hosts), frozenset(), frozenset(), False, frozenset())
+    payload = encode_notice(9, hosts, huge)
+    assert len(payload.encode()) <= MAX_PAYLOAD_BYTES
+    assert decode_notice(payload) == ChangeNotice(9, None, None)
+
+
+@pytest.mark.parametrize("parts", ['"x"', "[]", '{"n":[],"r":[],"m":[]}',
+                                   '{"n":[1],"r":[],"m":[],"f":false}',
+                                   '{"n":[],"r":[],"m":[],"f":"no"}',
+                                   '{"n":[],"r":"r1","m":[],"f":false}',
+                                   '{"n":[],"r":[],"m":[],"f":false,"o":"h1"}'])
+def test_parts_that_are_not_well_formed_are_read_again(parts):
+    notice = decode_notice(f'{{"r":3,"h":["h1"],"p":{parts}}}')
+    assert notice == ChangeNotice(3, frozenset({"h1"}), None)
+
+
+def test_the_listener_tells_what_each_write_changed_whatever_path_publishes_it():
+    async def scenario() -> None:
+        rows = ChangeRows()
+        hub = ChangeHub(read_new_changes=rows, latest=4)
+        told: list[tuple[int, ChangedParts]] = []
+        listener = ChangeListener("postgresql://x", rows, seen=4,
+                                  written=lambda r, c: told.append((r, c)))
+        await listener.receive(encode_notice(5, {"h1"}, CHANGED), hub)
+        rows.rows = [(6, f"h{i}") for i in range(500)]
+        await listener.receive(encode_notice(6, {f"h{i}" for i in range(500)}, CHANGED), hub)
+        await listener.receive(encode_notice(7, {"h1"}), hub)  # no parts: nothing to tell
+        assert told == [(5, CHANGED), (6, CHANGED)]
     run(scenario())

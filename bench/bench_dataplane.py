@@ -7,8 +7,9 @@ runs every path of one system, then of the other, the order swapped every repeti
   legacy router ``--distributed false`` on network-1 between two subnets of their own with
   ``cl-1`` on compute-1 and ``cl-2`` on compute-2, made through the API);
 - OVN: ``ovnlab.OvnLab``, same fabric, hosts, userspace OVS, VM and uplink plumbing, one logical
-  router between two switches, the same VM placement, and (unless ``--no-ovn-firewall``)
-  stateful ACLs like dvr's security groups, which dvr's lab VMs are in.
+  router between two switches, the same VM placement (``cl-1`` and ``cl-2`` idle on a switch
+  of their own, so each host polls as many VM NICs as dvr's), and (unless
+  ``--no-ovn-firewall``) stateful ACLs like dvr's security groups, which dvr's lab VMs are in.
 
 Paths (source -> destination):
   same_host_same_subnet    blue-2 -> blue-3     (compute-2 only)
@@ -300,8 +301,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         systems["dvr"] = dvr
         if not args.no_ovn:
             say(f"OVN lab in {args.ovn_workdir} ({args.vm_plumbing.value} NICs)")
+            # cl-1 and cl-2 (dvr's centralized path) idle in OVN: as many VM NICs per host
             ovn = OvnLab(args.name, args.ovn_workdir, args.vm_plumbing,
-                         firewall=args.ovn_firewall, out=lambda m: say(f"ovn: {m}"))
+                         firewall=args.ovn_firewall, out=lambda m: say(f"ovn: {m}"),
+                         idle_vms=[(vm, host) for _net, _cidr, vm, host in CENTRAL_NETWORKS])
             labs.callback(ovn.down)
             ovn.up()
             systems["ovn"] = ovn

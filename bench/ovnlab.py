@@ -16,7 +16,9 @@ What differs is the control plane and the encapsulation:
 - logical topology: switches ``blue`` and ``orange`` with dvr's lab CIDRs, one logical
   router ``r`` between them (OVN routes it in the source host's datapath pass), the VMs
   where the dvr bench puts them; with ``firewall``, every VM in a port group with the
-  stateful ACLs of a default security group (dvr's lab VMs are in security groups).
+  stateful ACLs of a default security group (dvr's lab VMs are in security groups);
+  ``idle_vms``: more VMs on a switch of their own (``idle``, no router), so that each host
+  polls as many VM NICs as in the dvr lab it is compared with.
 
 The VMs' MTU is 1442, not dvr's 1450: Geneve with OVN's option carries 58 bytes of
 overhead against VXLAN's 50, and 1442 is what Neutron's OVN driver gives a tenant network
@@ -90,8 +92,12 @@ def tunnel_ip(host_index: int) -> str:
     return str(UNDERLAY.network_address + UNDERLAY_FIRST_HOST + host_index)
 
 
+# the switch of ``idle_vms`` (not routed: they only make the hosts' VM NICs as many as dvr's)
+IDLE_NETWORK = OvnNetwork("idle", "198.19.22.0/24")
+
+
 def network(name: str) -> OvnNetwork:
-    return next(n for n in NETWORKS if n.name == name)
+    return next(n for n in (*NETWORKS, IDLE_NETWORK) if n.name == name)
 
 
 def vm_ip(vm: OvnVm) -> str:
@@ -110,9 +116,13 @@ class OvnLabError(RuntimeError):
 class OvnLab:
     def __init__(self, name: str, workdir: Path, plumbing: VmPlumbing = DEFAULT_PLUMBING,
                  nb_port: int = 16641, firewall: bool = False,
-                 out: Callable[[str], None] = print):
+                 out: Callable[[str], None] = print,
+                 idle_vms: Sequence[tuple[str, str]] = ()):
         self.name = name
         self.firewall = firewall  # stateful ACLs on every VM, like dvr's security groups
+        # (name, host) of VMs on the ``idle`` switch: as many VM NICs per host as dvr's lab
+        self.idle_vms = tuple(OvnVm(vm, IDLE_NETWORK.name, host, index)
+                              for index, (vm, host) in enumerate(idle_vms, start=1))
         self.workdir = workdir.absolute()
         self.plumbing = plumbing
         self.nb_port = nb_port
@@ -251,14 +261,21 @@ class OvnLab:
             self.nbctl("lsp-add", net.name, port, "--", "lsp-set-type", port, "router",
                        "--", "lsp-set-addresses", port, "router",
                        "--", "lsp-set-options", port, f"router-port={ROUTER}-{net.name}")
-        for vm in VMS:
+        if self.idle_vms:
+            self.nbctl("ls-add", IDLE_NETWORK.name)
+        for vm in self.vms:
             self._add_vm(vm)
         if self.firewall:
             self._add_default_group()
         self.out("waiting for every host to program its ports")
         self.nbctl("--wait=hv", "sync")
-        _wait(lambda: all(self.nbctl("lsp-get-up", vm.name).strip() == "up" for vm in VMS),
-              "every VM port to be up", timeout=60)
+        _wait(lambda: all(self.nbctl("lsp-get-up", vm.name).strip() == "up"
+                          for vm in self.vms), "every VM port to be up", timeout=60)
+
+    @property
+    def vms(self) -> tuple[OvnVm, ...]:
+        """Every VM of the lab: the measured ones, then the idle ones."""
+        return VMS + self.idle_vms
 
     def _add_default_group(self) -> None:
         """Every VM in one port group with the ACLs Neutron's OVN driver makes of a default
@@ -266,7 +283,7 @@ class OvnLab:
         (``allow-related``), any other IP dropped: the firewall dvr's lab VMs have."""
         group = PORT_GROUP
         self.out(f"port group {group}: stateful ACLs like a default security group")
-        self.nbctl("pg-add", group, *(vm.name for vm in VMS))
+        self.nbctl("pg-add", group, *(vm.name for vm in self.vms))
         for direction, port, extra in (("from-lport", "inport", ""),
                                        ("to-lport", "outport", f" && ip4.src == ${group}_ip4")):
             self.nbctl("acl-add", group, direction, "1002",
@@ -274,8 +291,9 @@ class OvnLab:
             self.nbctl("acl-add", group, direction, "1001", f"{port} == @{group} && ip", "drop")
 
     def _add_vm(self, vm: OvnVm) -> None:
-        index = next(i for i, n in enumerate(NETWORKS) if n.name == vm.network)
-        net = NETWORKS[index]
+        switches = (*NETWORKS, IDLE_NETWORK)
+        index = next(i for i, n in enumerate(switches) if n.name == vm.network)
+        net = switches[index]
         mac = vm.mac(index)
         self.out(f"VM {vm.name} ({vm_ip(vm)}) on {vm.host}, {self.plumbing.value} NIC")
         self.nbctl(*port_args(net.name, vm.name, mac, vm_ip(vm)))
@@ -292,7 +310,7 @@ class OvnLab:
         puts a new port in its security group's port group in the same transaction)."""
         args = port_args(switch, port, mac, ip)
         if self.firewall:
-            args += ["--", "pg-set-ports", PORT_GROUP, *(vm.name for vm in VMS), port]
+            args += ["--", "pg-set-ports", PORT_GROUP, *(vm.name for vm in self.vms), port]
         return args
 
     # -- down -----------------------------------------------------------------------------------

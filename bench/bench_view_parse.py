@@ -40,7 +40,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 HERE = Path(__file__).resolve().parent
@@ -99,14 +98,6 @@ def watch_answer(view_body: bytes) -> bytes:
         view_body + b"}"
 
 
-def client_answering(body: bytes) -> ServerClient:
-    client = ServerClient("http://dvr-server")
-    client._http = httpx.Client(
-        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)),
-        base_url="http://dvr-server")
-    return client
-
-
 def timed_ms(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
     """Median and minimum of ``runs`` calls, ms (the minimum: on a busy machine, the
     closest to the cost itself)."""
@@ -124,7 +115,7 @@ def rows(name: str, body: bytes, whole: Callable[[ServerClient], Any],
          part: str | None = None) -> list[tuple[str, str, tuple[float, float]]]:
     """The client's whole path for ``body``, and its steps (``from_dict`` on ``part`` of
     the decoded body, or all of it)."""
-    client = client_answering(body)
+    client = ServerClient.answering(body)
     data = orjson.loads(body)
     if part is not None:
         data = data[part]
@@ -142,7 +133,7 @@ def rows(name: str, body: bytes, whole: Callable[[ServerClient], Any],
 def decode_only(body: bytes, calls: int) -> int:
     """``calls`` fetches of ``body`` through the client, after one that is not counted (the
     client's first request); nothing printed."""
-    with client_answering(body) as client:
+    with ServerClient.answering(body) as client:
         client.fetch_view("h", 0)
         tune_garbage_collector()
         for _ in range(calls):

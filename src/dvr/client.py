@@ -187,6 +187,16 @@ class ServerClient:
     def _http(self, client: httpx.Client) -> None:  # tests put in-memory transports here
         self._clients[self._current] = client
 
+    @classmethod
+    def answering(cls, body: bytes) -> ServerClient:
+        """A client that no server answers but ``body``, to every request (200): for
+        measuring and testing how answers are decoded."""
+        client = cls("http://dvr-server")
+        client._http = httpx.Client(
+            transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)),
+            base_url="http://dvr-server")
+        return client
+
     def close(self) -> None:
         for client in self._clients:
             client.close()

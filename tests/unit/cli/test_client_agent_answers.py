@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,14 +49,6 @@ def test_any_other_body_decodes_or_fails_as_the_standard_library_does(body):
     assert outcome(decode_agent_answer, body) == outcome(json.loads, body)
 
 
-def client_answering(body: bytes) -> ServerClient:
-    client = ServerClient("http://dvr-server")
-    client._http = httpx.Client(
-        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)),
-        base_url="http://dvr-server")
-    return client
-
-
 BAD_BODIES = [b"", b"<html>502 Bad Gateway</html>", b'{"host": "h", "revision": 3',
               b'{"revision": 1} trailing', b"\xff\xfe\xfd"]
 
@@ -71,7 +62,7 @@ BAD_BODIES = [b"", b"<html>502 Bad Gateway</html>", b'{"host": "h", "revision": 
 def test_an_answer_that_is_not_json_raises_the_error_it_raised_before(call, body):
     with pytest.raises(Exception) as raised:  # noqa: PT011 (compared below)
         json.loads(body)
-    with client_answering(body) as client, pytest.raises(type(raised.value)) as error:
+    with ServerClient.answering(body) as client, pytest.raises(type(raised.value)) as error:
         call(client)
     assert str(error.value) == str(raised.value)
     assert isinstance(error.value, ValueError)  # (json.JSONDecodeError, UnicodeDecodeError)
@@ -86,7 +77,7 @@ def test_a_view_the_server_wrote_with_escaped_surrogates_reads_back():
               "view": {**view.to_dict(), "full": True}}
     body = FastJSONResponse(answer).body  # (orjson refuses the name: escaped by json)
     assert b"\\ud800" in body
-    with client_answering(body) as client:
+    with ServerClient.answering(body) as client:
         result = client.watch("h", 3, 1.0, view_since=3)
     assert result.view is not None and result.view.update == view
     assert result.changes == (("network", "n"),)

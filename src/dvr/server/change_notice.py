@@ -52,17 +52,22 @@ def _parts_to_json(changed: ChangedParts) -> dict[str, Any]:
     return parts
 
 
+def _strings(value: Any) -> frozenset[str] | None:
+    """A JSON list of strings as a set; None when ``value`` is not one."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return frozenset(value)
+    return None
+
+
 def _parts_from_json(data: Any) -> ChangedParts | None:
     """The changed parts of a payload; None when absent or not well formed (read all)."""
     if not isinstance(data, dict) or not isinstance(data.get("f"), bool):
         return None
-    keys = ("n", "r", "m", "o") if "o" in data else ("n", "r", "m")
-    sets = [data.get(k) for k in keys]
-    if not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in sets):
+    networks, routers, members = (_strings(data.get(key)) for key in ("n", "r", "m"))
+    own = _strings(data["o"]) if "o" in data else None
+    if networks is None or routers is None or members is None or ("o" in data and own is None):
         return None
-    own = frozenset(sets[3]) if "o" in data else None
-    return ChangedParts(frozenset(sets[0]), frozenset(sets[1]), frozenset(sets[2]),
-                        data["f"], own)
+    return ChangedParts(networks, routers, members, data["f"], own)
 
 
 def decode_notice(payload: str) -> ChangeNotice | None:
@@ -79,6 +84,5 @@ def decode_notice(payload: str) -> ChangeNotice | None:
     changed = _parts_from_json(data.get("p"))
     if hosts is None:
         return ChangeNotice(revision, None, changed)
-    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-        return None
-    return ChangeNotice(revision, frozenset(hosts), changed)
+    named = _strings(hosts)
+    return None if named is None else ChangeNotice(revision, named, changed)

@@ -75,13 +75,19 @@ async def _json_object(request: Request, allow_empty: bool = False) -> dict[str,
     return body
 
 
+def no_changes(revision: int, resync: bool = False) -> dict[str, Any]:
+    """A watch answer without changes: up to date at ``revision`` (or, ``resync``, the
+    changes since the caller's revision are no longer known)."""
+    return {"revision": revision, "changes": [], "resync": resync}
+
+
 def watch_result(tx: ReadTx, host: str, since: int,
                  view: Callable[[ReadTx], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The changes for ``host`` after ``since``; with ``view``, an answer with changes also
     carries ``view(tx)`` under "view" (read in the same transaction as the changes)."""
     pruned, revision = revision_bounds(tx.conn)
     if since < pruned or since > revision:
-        return {"revision": revision, "changes": [], "resync": True}
+        return no_changes(revision, resync=True)
     seen: dict[tuple[str, str], None] = {}
     for _, kind, object_id in changes_for_host(tx.conn, host, since):
         seen.setdefault((kind, object_id), None)
@@ -290,7 +296,7 @@ def routes(context: ServerContext) -> list[Route]:
                 return await context.read(
                     lambda tx: watch_result(tx, host, since, view if with_view else None))
             except ServiceUnavailable:
-                return {"revision": since, "changes": [], "resync": False}
+                return no_changes(since)
             finally:
                 if with_view:
                     context.view_gate.leave()
@@ -303,7 +309,7 @@ def routes(context: ServerContext) -> list[Route]:
             # an answer: one read per host and change saved)
             quiet = None if woken else context.hub.nothing_new(host, since)
             if quiet is not None:
-                result = {"revision": quiet, "changes": [], "resync": False}
+                result = no_changes(quiet)
             else:
                 result = await read_result(woken)
             if view_since is not None and not (result["changes"] or result["resync"]):

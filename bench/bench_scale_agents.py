@@ -78,8 +78,9 @@ def contents(view: HostView) -> HostView:
 class RecordingClient(ServerClient):
     """The agent's client, telling the harness of every wake-up and failed request."""
 
-    def __init__(self, server: str, token: str | None, host: str, emit: Emit) -> None:
-        super().__init__(server, token)
+    def __init__(self, server: str, token: str | None, host: str, emit: Emit,
+                 view_patience: float) -> None:
+        super().__init__(server, token, view_patience=view_patience)
         self.host, self.emit = host, emit
 
     def _failed(self, exc: BaseException) -> None:
@@ -185,7 +186,7 @@ def start_host(spec: dict[str, str], token: str | None, stop: threading.Event,
     config = AgentConfig(host=spec["host"], server=spec["server"], mode=spec["mode"],
                          local_ip=spec["local_ip"], datapath="system", token=token,
                          **settings).validate()
-    client = RecordingClient(config.server, token, config.host, emit)
+    client = RecordingClient(config.server, token, config.host, emit, config.view_patience)
     loop = AgentLoop(config, client, RecordingDataplane(config, dataplane_of(kind, config), emit))
     thread = threading.Thread(target=loop.run, args=(stop,), name=f"agent-{config.host}",
                               daemon=True)

@@ -41,6 +41,15 @@ class ServerError(Exception):
         self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After)
 
 
+class ServerClosing(Exception):
+    """A server ended a watch because it is shutting down: ask again after ``retry_after``
+    seconds (another server at once, when there is one)."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"the server is shutting down; asking again in {retry_after:g}s")
+        self.retry_after = retry_after
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     """A Retry-After header in seconds (None when absent, or an HTTP date we do not read)."""
     try:
@@ -87,6 +96,9 @@ class WatchResult:
     resync: bool
     # the view update the answer carried (asked for with ``view_since``; size: the answer's)
     view: ViewAnswer | None = None
+    # the server ended the watch because it is shutting down: ask again after this many
+    # seconds (its Retry-After), or another server now
+    closing: float | None = None
 
 
 @dataclass(frozen=True)
@@ -161,10 +173,17 @@ class ServerClient:
     """
 
     FAILED_SERVER_REST = 5.0
+    # seconds a request that asked the server to wait (a watch, a patient view) gives it
+    # beyond that wait to answer
+    REPLY_MARGIN = 10.0
 
     def __init__(self, server: str | Sequence[str], token: str | None = None,
                  timeout: float = 10.0, ca_file: str | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 view_patience: float | None = None):
+        # a view request waits up to this long in a busy server's queue (None: the
+        # server's default wait, and this client's ``timeout``)
+        self.view_patience = view_patience
         self.servers = (server,) if isinstance(server, str) else tuple(server)
         if not self.servers:
             raise ValueError("no server to talk to")
@@ -270,7 +289,12 @@ class ServerClient:
         """What changed in ``host``'s view since the view at revision ``since`` that this
         caller was served (``HOLDS_NO_VIEW``: the full view).  A server that does not know
         ``since`` answers with the full view, which is what it answered before deltas."""
-        response = self.send("GET", host_path(host, "view"), params={"since": since})
+        params: dict[str, Any] = {"since": since}
+        extra: dict[str, Any] = {}
+        if self.view_patience is not None:
+            params["wait"] = self.view_patience
+            extra["timeout"] = self.view_patience + self.REPLY_MARGIN
+        response = self.send("GET", host_path(host, "view"), params=params, **extra)
         _raise_for_error(response)
         return view_answer_from_dict(decode_agent_answer(response.content), len(response.content))
 
@@ -282,17 +306,24 @@ class ServerClient:
         params: dict[str, Any] = {"since": since, "timeout": timeout}
         if view_since is not None:
             params["view_since"] = view_since
+        index = self._current
         response = self.send("GET", host_path(host, "watch"), params=params,
-                             timeout=timeout + 10)
+                             timeout=timeout + self.REPLY_MARGIN)
         _raise_for_error(response)
         data = decode_agent_answer(response.content)
         view = data.get("view")
+        closing = None
+        if data.get("closing"):
+            closing = retry_after_seconds(response.headers.get("retry-after"))
+            closing = self.FAILED_SERVER_REST if closing is None else closing
+            self._fail_over(index, "it is shutting down", rest=closing)
         return WatchResult(
             revision=data["revision"],
             changes=tuple((c["kind"], c["id"]) for c in data["changes"]),
             resync=bool(data.get("resync")),
             view=view_answer_from_dict(view, len(response.content))
             if isinstance(view, dict) else None,
+            closing=closing,
         )
 
     def heartbeat(self, host: str, applied_revision: int, ports_up: list[str],

@@ -16,6 +16,7 @@ from dvr.model.hostview import AGENT_MODES, EAST_WEST_MODES
 
 DATAPATH_TYPES = ("netdev", "system")
 ON_OFF_SETTINGS = ("flow_mirror", "openflow_connection", "fast_phase")  # flags: on|off
+MAX_VIEW_PATIENCE = 3600.0  # seconds: a view request never waits longer (a server caps it lower)
 # settings that old configuration files may still hold: read, ignored, logged once
 DEPRECATED_SETTINGS = {
     "resync_interval": "the agent no longer resyncs on a timer: it compares revisions with "
@@ -54,6 +55,10 @@ class AgentConfig:
     # long-poll duration: just under the server's longest (watch_max_timeout, 60 s); an
     # idle agent's watches and heartbeats are most of an idle server's work
     watch_timeout: float = 55.0
+    # how long a view request may wait in a busy server's queue for its turn (it says so:
+    # ``wait=``); the server keeps it open that long rather than refuse it with a 503 for
+    # the agent to come back later (it caps this at 60 s)
+    view_patience: float = 50.0
     local_poll_interval: float = 1.0  # how often OVSDB is checked for newly plugged VIFs
     max_backoff: float = 30.0
     availability_zone: str = "nova"  # the zone this host's L3 agent is in
@@ -99,6 +104,10 @@ class AgentConfig:
         for name in ON_OFF_SETTINGS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false")
+        if not (isinstance(self.view_patience, int | float)
+                and 0 < self.view_patience <= MAX_VIEW_PATIENCE):
+            raise ValueError(f"view_patience must be a number of seconds in "
+                             f"(0, {MAX_VIEW_PATIENCE:g}]")
         if self.datapath not in DATAPATH_TYPES:
             raise ValueError(f"datapath must be one of {', '.join(DATAPATH_TYPES)}")
         mappings = self.parsed_bridge_mappings()

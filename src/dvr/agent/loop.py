@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.pushed_views import FetchedView, PushedViews
-from dvr.agent.retry import IncompleteReconcile, Retries
-from dvr.client import ServerClient
+from dvr.agent.retry import IncompleteReconcile, Retries, honoured_delay
+from dvr.client import ServerClient, ServerClosing
 from dvr.model.hostview import DEFAULT_EAST_WEST, HostView
 from dvr.model.hostview_delta import HOLDS_NO_VIEW, DeltaRefused, apply
 
@@ -298,6 +298,8 @@ class AgentLoop:
             self.pushed.bring(base, result.view)
         if result.resync or result.changes or result.revision < since:
             self.wake.poke(result.revision, resync=result.resync or result.revision < since)
+        if result.closing is not None:
+            raise ServerClosing(result.closing)
         return result.revision
 
     def watch_forever(self, stop: threading.Event) -> None:
@@ -314,6 +316,10 @@ class AgentLoop:
                 since = self.watch_once(since, 0.0 if catching_up else None)
                 retries.succeeded()
                 catching_up = False
+            except ServerClosing as closing:  # not a failure: ask again once it is back
+                log.info("watch: %s", closing)
+                stop.wait(honoured_delay(closing.retry_after, self.random))
+                catching_up = True
             except Exception as exc:  # reconnect with backoff
                 delay = retries.failed(exc)
                 if delay is None:  # the watch is how changes arrive: ask again, but rarely

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    client = ServerClient(config.servers, config.token, ca_file=config.ca_file)
+    client = ServerClient(config.servers, config.token, ca_file=config.ca_file,
+                          view_patience=config.view_patience)
     dataplane = HostDataplane(config, build_real_drivers(config.ovs_rundir,
                                                           config.flow_mirror,
                                                           config.openflow_connection))

@@ -89,6 +89,11 @@ class LoadLimits:
     # within view_queue_timeout / 2 at the recent pace; beyond: 503 at once
     max_queued_views: int = 64
     view_queue_timeout: float = 8.0  # a wait longer than this answers 503 (agents give up at 10)
+    # a view request may say it waits longer for its turn (``wait=S``: an agent that would
+    # rather queue than be refused and come back), up to this many seconds
+    max_view_patience: float = 60.0
+    # view requests waiting at once, however patient (a bound on the sockets held)
+    max_waiting_views: int = 4096
     max_pending_requests: int = 1024  # any other requests in progress (long polls excepted)
     retry_after: int = 2  # seconds, the Retry-After of an overload 503
     database_retry_after: int = 5  # seconds, the Retry-After while the database is unreachable

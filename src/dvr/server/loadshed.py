@@ -1,22 +1,26 @@
 """Load shedding: answer 503 + ``Retry-After`` rather than build answers nobody waits for.
 
 A host's view is the costly answer (SQL and Python under the GIL): at most
-``max_concurrent_views`` are built at once, and none waits longer than
-``view_queue_timeout`` (the agents give up at 10 s).  ``max_queued_views`` view requests
-may always wait for a turn; more may while the backlog would drain within half that
-timeout at the server's recent pace (the turns waited for, times the running mean of the
-time between two turns): a fast server queues more, a slow one fewer.  Beyond that the
+``max_concurrent_views`` are built at once, and none waits longer than its patience:
+``view_queue_timeout`` (the agents' default timeout is 10 s), or what the request asks for
+with ``wait=S`` (up to ``max_view_patience``; an agent that holds its request open that long
+rather than being refused and coming back: 1,000 agents starting at once then queue in
+order and the server never idles between their retries).  ``max_queued_views`` view
+requests may always wait for a turn; more may while the backlog would drain within half
+their patience at the server's recent pace (the turns waited for, times the running mean of
+the time between two turns): a fast server queues more, a slow one fewer; a patient request
+also while no pace is known yet, and never more than ``max_waiting_views``.  Beyond that the
 request is refused at once, with a ``Retry-After`` that grows with the backlog (half the
 turns waited for, times the recent time between two turns), so that refused agents come
-back while the queue is draining rather than all together two seconds later.  A view request whose
-client went away while it waited is dropped without being built.  A watch woken by a
+back while the queue is draining rather than all together two seconds later.  A view
+request whose client went away while it waited is dropped without being built.  A watch woken by a
 change waits for a turn without counting against that bound (``wait_turn``), behind every
 view request: its agent holds a view and works, while a view request may come from an agent
 that holds none (one starting); and the longer a woken watch waits, the more changes its one
 delta covers (a burst of registrations at the start of 1,000 agents wakes every host again
 and again).  Every other
 request counts against ``max_pending_requests`` (long polls excepted: they wait without
-cost).
+cost; view requests are bounded by their queue).
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dvr.server.config import LoadLimits
-from dvr.server.errors import ServiceUnavailable
+from dvr.server.errors import NeutronError, ServiceUnavailable
 from dvr.server.jsonbody import error_response
+from dvr.server.query_params import number_param
 from dvr.server.shutdown_guard import shutting_down
 
 log = logging.getLogger("dvr.server.load")
@@ -95,13 +101,17 @@ class ViewGate:
             while queue:
                 queue.popleft().cancel()
 
-    def queue_full(self) -> bool:
-        """Whether a view request would be refused rather than wait (see the module)."""
-        if len(self.waiting) < self.limits.max_queued_views:
-            return False
-        if self.turn_gap == 0:  # no pace known yet: the bound alone
+    def queue_full(self, patience: float) -> bool:
+        """Whether a view request that waits up to ``patience`` seconds would be refused
+        rather than wait (see the module)."""
+        waiting = len(self.waiting)
+        if waiting >= self.limits.max_waiting_views:
             return True
-        return len(self.waiting) * self.turn_gap >= self.limits.view_queue_timeout / 2
+        if waiting < self.limits.max_queued_views:
+            return False
+        if self.turn_gap == 0:  # no pace known yet: the bound alone, unless patient
+            return patience <= self.limits.view_queue_timeout
+        return waiting * self.turn_gap >= patience / 2
 
     def retry_after(self) -> int:
         """What a view refused now is told to wait (``backlog_retry_after``)."""
@@ -115,18 +125,21 @@ class ViewGate:
             return True
         return False
 
-    async def enter(self, gone: asyncio.Future[Any]) -> bool:
-        """Wait for a turn: True with one held, False when the client left meanwhile;
-        ``ServiceUnavailable`` when too many wait or the wait is too long."""
+    async def enter(self, gone: asyncio.Future[Any], patience: float | None = None) -> bool:
+        """Wait for a turn, up to ``patience`` seconds (None: ``view_queue_timeout``): True
+        with one held, False when the client left meanwhile; ``ServiceUnavailable`` when
+        too many wait or the wait is too long."""
+        if patience is None:
+            patience = self.limits.view_queue_timeout
         if self.try_enter():
             return True
         if self.closed:
             raise shutting_down()
-        if self.queue_full():
+        if self.queue_full(patience):
             raise overloaded(self.limits, "too many views queued", self.retry_after())
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
-        await asyncio.wait({turn, gone}, timeout=self.limits.view_queue_timeout,
+        await asyncio.wait({turn, gone}, timeout=patience,
                            return_when=asyncio.FIRST_COMPLETED)
         if turn.cancelled():  # let go by ``close``
             raise shutting_down()
@@ -196,6 +209,9 @@ class LoadSheddingMiddleware:
         if scope["type"] != "http" or LONG_POLLS.match(scope["path"]):
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "GET" and COSTLY_PATHS.match(scope["path"]):
+            await self._gated(scope, receive, send)
+            return
         if self.pending >= self.limits.max_pending_requests:
             await error_response(overloaded(self.limits, "too many requests"))(
                 scope, receive, send
@@ -203,19 +219,21 @@ class LoadSheddingMiddleware:
             return
         self.pending += 1
         try:
-            if scope["method"] == "GET" and COSTLY_PATHS.match(scope["path"]):
-                await self._gated(scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
         finally:
             self.pending -= 1
 
     async def _gated(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            patience = view_patience(HTTPConnection(scope), self.limits)
+        except NeutronError as error:
+            await error_response(error)(scope, receive, send)
+            return
         request = await receive()  # a GET's (empty) body; the next message is the disconnect
         gone = asyncio.ensure_future(receive())
         try:
             try:
-                admitted = await self.views.enter(gone)
+                admitted = await self.views.enter(gone, patience)
             except ServiceUnavailable as error:
                 await error_response(error)(scope, receive, send)
                 return
@@ -228,6 +246,14 @@ class LoadSheddingMiddleware:
                 self.views.leave()
         finally:
             gone.cancel()
+
+
+def view_patience(request: HTTPConnection, limits: LoadLimits) -> float:
+    """How long a view request may wait for its turn: its ``wait`` (a number of seconds,
+    at most ``max_view_patience``), else ``view_queue_timeout``."""
+    if "wait" not in request.query_params:
+        return limits.view_queue_timeout
+    return min(number_param(request, "wait", 0.0), limits.max_view_patience)
 
 
 def _replay(first: Message, gone: asyncio.Future[Any]) -> Receive:

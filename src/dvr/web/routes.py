@@ -17,8 +17,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dvr.server.api.common import json_response
-from dvr.server.api.dvr_protocol import number_param, revision_param
 from dvr.server.context import ServerContext
+from dvr.server.query_params import number_param, revision_param
 from dvr.web.events import EventStreamLimits, revision_events, wait_for_revision_change
 from dvr.web.topology import build_topology
 from dvr.web.trace import parse_trace_request, run_trace

@@ -209,3 +209,15 @@ def test_agent_config_built_in_code_keeps_server_and_servers_consistent():
     assert AgentConfig(host="h", servers=("http://a", "http://b")).server == "http://a"
     with pytest.raises(ValueError, match="first of servers"):
         AgentConfig(host="h", server="http://b", servers=("http://a", "http://b"))
+
+
+@pytest.mark.parametrize("patience", [0, -1, 3601, float("nan"), "50"])
+def test_a_view_patience_that_is_not_a_number_of_seconds_is_refused(patience):
+    with pytest.raises(ValueError, match="view_patience"):
+        AgentConfig(host="h", server="http://a", view_patience=patience).validate()
+
+
+def test_the_view_patience_can_be_set_in_the_config_file(tmp_path):
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "http://a"\nview_patience = 20.5\n')
+    assert parse(["--config", str(f)]).view_patience == 20.5

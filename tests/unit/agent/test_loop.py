@@ -257,6 +257,25 @@ def test_a_change_missed_while_the_watch_failed_wakes_the_loop_when_it_catches_u
     assert loop.wake.wait(0) is True and loop.wake.latest_revision == 9
 
 
+def test_a_closing_server_is_asked_again_after_its_retry_after_without_a_failure(caplog):
+    """A watch the server ended because it is shutting down: the agent waits its
+    Retry-After (jittered: never earlier), then catches up at once; nothing is logged as a
+    failure and the backoff does not grow."""
+    client = RecordingWatches([httpx.ConnectError("refused")],
+                              [WatchResult(revision=3, changes=(), resync=False, closing=2.0),
+                               WatchResult(revision=3, changes=(), resync=False)])
+    loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
+                     random=half)
+    stop = FakeStop(checks=4)
+    with caplog.at_level(logging.INFO, logger="dvr.agent"):
+        loop.watch_forever(stop)
+    assert client.timeouts == [25, 0.0, 0.0, 25]
+    # the connection failure's first backoff, the Retry-After and a quarter (half jitter)
+    assert stop.waits == [0.375, 2.5]
+    assert [r.levelname for r in caplog.records if "shutting down" in r.message] == ["INFO"]
+    assert loop.wake.wait(0) is False  # nothing changed: no view is fetched again
+
+
 def test_a_catch_up_the_server_cannot_answer_from_its_log_resyncs():
     client = RecordingWatches([httpx.ConnectError("refused")],
                               [WatchResult(revision=2, changes=(), resync=True)])

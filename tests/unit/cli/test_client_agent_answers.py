@@ -81,3 +81,32 @@ def test_a_view_the_server_wrote_with_escaped_surrogates_reads_back():
         result = client.watch("h", 3, 1.0, view_since=3)
     assert result.view is not None and result.view.update == view
     assert result.changes == (("network", "n"),)
+
+
+def test_a_patient_client_asks_the_server_to_wait_and_waits_that_long_itself():
+    """``view_patience``: the view request says ``wait=S`` and its reply timeout is S plus
+    the margin (the server keeps it queued that long rather than answer 503); a client
+    without it asks as before."""
+    import dataclasses
+
+    import httpx
+
+    seen: list[httpx.Request] = []
+    body = FastJSONResponse({**dataclasses.asdict(HostView(
+        host="h1", revision=3, agent_mode="dvr", host_mac=None, tunnel_ip=None, ports=(),
+        networks=(), routers=(), peer_host_macs=())), "full": True}).body
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=body)
+
+    for patience in (42.0, None):
+        client = ServerClient("http://dvr-server", view_patience=patience)
+        client._http = httpx.Client(transport=httpx.MockTransport(answer),
+                                    base_url="http://dvr-server", timeout=7.0)
+        client.fetch_view("h1", 3)
+    patient, plain = seen
+    assert dict(patient.url.params) == {"since": "3", "wait": "42.0"}
+    assert patient.extensions["timeout"]["read"] == 42.0 + ServerClient.REPLY_MARGIN
+    assert dict(plain.url.params) == {"since": "3"}
+    assert plain.extensions["timeout"]["read"] == 7.0  # the client's own

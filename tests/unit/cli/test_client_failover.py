@@ -135,3 +135,18 @@ def test_a_dead_server_is_left_even_for_a_resting_one():
     with pytest.raises(httpx.ConnectError):
         client.get("/")
     assert client.server == "http://a"  # resting for 2 s, but b does not answer at all
+
+
+def test_a_watch_a_closing_server_ended_moves_the_client_on_without_an_error():
+    """A server shutting down ends its watches with a 200 marked ``closing`` and a
+    Retry-After: the answer is no error, and the next request goes to the other server."""
+    closing = FakeServer("a")
+    closing.handle = lambda request: httpx.Response(  # type: ignore[method-assign]
+        200, headers={"retry-after": "2"},
+        json={"revision": 7, "changes": [], "resync": False, "closing": True})
+    b = FakeServer("b")
+    client = client_for(closing, b)
+    result = client.watch("h1", 7, 25)
+    assert (result.revision, result.changes, result.closing) == (7, (), 2.0)
+    assert client.server == "http://b"
+    assert client.get("/x") == {"server": "b"}

@@ -22,8 +22,9 @@ class Client:
     """One request: its receive (the body, then a disconnect when ``leave`` is called) and
     what was sent back."""
 
-    def __init__(self, path=VIEW, method="GET"):
-        self.scope = {"type": "http", "method": method, "path": path, "headers": []}
+    def __init__(self, path=VIEW, method="GET", query=b""):
+        self.scope = {"type": "http", "method": method, "path": path, "headers": [],
+                      "query_string": query}
         self.left = asyncio.Event()
         self.body_sent = False
         self.messages = []
@@ -338,5 +339,84 @@ def test_a_closed_gate_lets_every_waiter_go_at_once_and_gives_no_more_turns():
         await running_task  # the view being built is answered
         assert running.status == 200
         assert gate.running == 0 and gate.patient == 0 and not gate.waiting
+
+    asyncio.run(scenario())
+
+
+def test_a_patient_view_queues_beyond_the_bounds_and_waits_as_long_as_it_said():
+    """``wait=S``: a request that would rather queue than be refused is queued while no
+    pace is known and while the backlog drains within half of S, and is refused only
+    after S seconds; an impatient one beside it still gets 503 at once."""
+    async def scenario():
+        app = BlockingApp()
+        limits = LoadLimits(max_concurrent_views=1, max_queued_views=2,
+                            view_queue_timeout=0.05)
+        gate = ViewGate(limits)
+        shed = LoadSheddingMiddleware(app, limits, views=gate)
+        patient = [Client(query=b"since=3&wait=0.3") for _ in range(5)]
+        tasks = [start(shed, c) for c in patient]
+        await settle()
+        assert len(gate.waiting) == 4 and all(c.status is None for c in patient)
+        impatient = Client()
+        await shed(impatient.scope, impatient.receive, impatient.send)
+        assert impatient.status == 503
+        gate.turn_gap = 0.025  # pace known: 5 waiting × 0.025 s < 0.3 s / 2, 6 are not
+        more = [Client(query=b"wait=0.3") for _ in range(3)]
+        tasks += [start(shed, c) for c in more]
+        await settle()
+        assert [c.status for c in more] == [None, None, 503]
+        await asyncio.sleep(0.15)  # past the default timeout, within their own
+        assert all(c.status is None for c in patient[1:] + more[:2])
+        await asyncio.sleep(0.3)
+        assert [c.status for c in patient[1:] + more[:2]] == [503] * 6
+        app.release.set()
+        for client in patient + more:
+            client.leave()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+
+
+def test_patience_is_bounded_and_bad_patience_is_a_400_before_any_wait():
+    async def scenario():
+        app = BlockingApp()
+        limits = LoadLimits(max_concurrent_views=1, max_view_patience=0.1,
+                            max_waiting_views=2)
+        gate = ViewGate(limits)
+        shed = LoadSheddingMiddleware(app, limits, views=gate)
+        running = Client()
+        task = start(shed, running)
+        await settle()
+        for bad in (b"wait=-1", b"wait=nan", b"wait=soon"):
+            client = Client(query=bad)
+            await shed(client.scope, client.receive, client.send)
+            assert (client.status, client.error_type()) == (400, "HTTPBadRequest")
+        forever = [Client(query=b"wait=1e9") for _ in range(3)]
+        waits = [start(shed, c) for c in forever]
+        await settle()
+        assert [c.status for c in forever] == [None, None, 503]  # max_waiting_views
+        await asyncio.sleep(0.2)  # 0.1 s at most, whatever was asked
+        assert [c.status for c in forever[:2]] == [503, 503]
+        app.release.set()
+        await asyncio.gather(task, *waits)
+
+    asyncio.run(scenario())
+
+
+def test_view_requests_are_bounded_by_their_queue_not_by_the_pending_requests():
+    async def scenario():
+        app = BlockingApp()
+        limits = LoadLimits(max_pending_requests=1, max_concurrent_views=2)
+        shed = LoadSheddingMiddleware(app, limits)
+        views = [Client(), Client()]
+        tasks = [start(shed, c) for c in views]
+        await settle()
+        other = Client("/v2.0/ports")
+        tasks.append(start(shed, other))
+        await settle()
+        assert app.started == [VIEW, VIEW, "/v2.0/ports"]
+        app.release.set()
+        await asyncio.gather(*tasks)
+        assert [c.status for c in views + [other]] == [200, 200, 200]
 
     asyncio.run(scenario())

@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +40,7 @@ from dvr.server.errors import NeutronError, ServiceUnavailable, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.hostview_served import view_update
 from dvr.server.jsonbody import FastJSONResponse
+from dvr.server.query_params import number_param, revision_param
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
 from dvr.server.services.heartbeats import parse_heartbeat
@@ -57,7 +56,7 @@ from dvr.server.services.scheduler import (
     router_hosts,
     routers_hosted_on,
 )
-from dvr.server.shutdown_guard import shutting_down
+from dvr.server.shutdown_guard import RETRY_AFTER_SHUTDOWN
 from dvr.server.tx import ReadTx, utcnow
 from dvr.server.validate import is_plain_text
 
@@ -79,6 +78,13 @@ def no_changes(revision: int, resync: bool = False) -> dict[str, Any]:
     """A watch answer without changes: up to date at ``revision`` (or, ``resync``, the
     changes since the caller's revision are no longer known)."""
     return {"revision": revision, "changes": [], "resync": resync}
+
+
+def closing_answer(result: dict[str, Any]) -> Response:
+    """A watch's answer ``result`` at the server's shutdown: marked ``closing``, with the
+    Retry-After a shutdown asks for."""
+    return FastJSONResponse({**result, "closing": True},
+                            headers={"Retry-After": str(RETRY_AFTER_SHUTDOWN)})
 
 
 def watch_result(tx: ReadTx, host: str, since: int,
@@ -190,34 +196,6 @@ def fields_of(view: HostView) -> dict[str, Any]:
     return {f.name: getattr(view, f.name) for f in dataclasses.fields(view)}
 
 
-def number_param(request: Request, key: str, default: float) -> float:
-    """A finite, non-negative number from the query string (``default`` when absent)."""
-    raw = request.query_params.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-        if not math.isfinite(value):
-            raise ValueError(raw)
-    except ValueError:
-        raise http_bad_request(
-            f"Invalid input for {key}. Reason: '{raw}' is not a number."
-        ) from None
-    if value < 0:
-        raise http_bad_request(f"Invalid input for {key}. Reason: must not be negative.")
-    return value
-
-
-def revision_param(request: Request, key: str) -> int | None:
-    """A revision from the query string (None when absent): at most 18 ASCII digits."""
-    raw = request.query_params.get(key)
-    if raw is None:
-        return None
-    if not re.fullmatch(r"[0-9]{1,18}", raw):
-        raise http_bad_request(f"Invalid input for {key}. Reason: '{raw}' is not a revision.")
-    return int(raw)
-
-
 def host_param(request: Request) -> str:
     host = request.path_params["host"]
     if not host or not is_plain_text(host):
@@ -324,10 +302,11 @@ def routes(context: ServerContext) -> list[Route]:
                 # and the hub has not heard of yet is found by the next watch's read).
                 return FastJSONResponse(result)
             if context.hub.closed:
-                # The server is going away: the agent is told so (503 + Retry-After), not
-                # that nothing changed, and asks again (another server, or this one once
-                # it is back) from the view it holds.
-                raise shutting_down()
+                # The server is going away: the watch ends as a long poll ends, with what
+                # it found, and says so ("closing" + Retry-After): the agent asks again
+                # (another server, or this one once it is back) from the view it holds.
+                # Not a 503: nothing failed, and 1,000 agents would each log an error.
+                return closing_answer(result)
 
     async def hosts(request: Request) -> Response:
         return json_response(await context.read(host_summaries))

@@ -54,8 +54,9 @@ from dvr.model.hostview import (
     SecurityGroupView,
     SubnetView,
 )
+from dvr.server.own_rows_ledger import OwnRowsLedger
 from dvr.server.serialize import JsonableCache
-from dvr.server.services.notify import ChangedParts
+from dvr.server.services.notify import ChangedParts, merged_changes
 
 AddressSetKey = tuple[str, str]  # (kind, id)
 T = TypeVar("T")
@@ -241,6 +242,7 @@ class SharedViewParts:
     newest: RevisionParts | None = None  # the parts of the newest revision seen
     host_parts: HostPartsCache = field(default_factory=HostPartsCache)
     _written: OrderedDict[int, ChangedParts] = field(default_factory=OrderedDict)
+    _own_rows: OwnRowsLedger = field(default_factory=OwnRowsLedger)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def written(self, revision: int, changed: ChangedParts) -> None:
@@ -250,19 +252,14 @@ class SharedViewParts:
             self._written[revision] = changed
             while len(self._written) > WRITTEN_KEPT:
                 self._written.popitem(last=False)
+            self._own_rows.written(revision, changed.own_rows)
 
     def own_rows_kept(self, host: str, read_at: int, revision: int) -> bool:
         """Whether ``host``'s own rows read at ``read_at`` are its rows at ``revision``: this
         process knows the write of every revision between, and none of them may have
-        changed them (``ChangedParts.own_rows``)."""
-        if read_at > revision:
-            return False
+        changed them (``ChangedParts.own_rows``; ``OwnRowsLedger``)."""
         with self._lock:
-            for between in range(read_at + 1, revision + 1):
-                changed = self._written.get(between)
-                if changed is None or changed.own_rows is None or host in changed.own_rows:
-                    return False
-        return True
+            return self._own_rows.kept(host, read_at, revision)
 
     def at(self, revision: int) -> RevisionParts:
         """The parts of ``revision``: shared if it is the newest seen, private (built for
@@ -276,12 +273,21 @@ class SharedViewParts:
             parts = RevisionParts(revision, host_parts=self.host_parts)
             if newest is not None:
                 parts.previous = newest.earlier_objects()
-                changed = self._written.get(revision)
-                if newest.revision == revision - 1 and changed is not None:
+                changed = self._changed_between(newest.revision, revision)
+                if changed is not None:
                     newest.keep_unchanged(parts, changed)
                 newest.previous = None  # one set of objects to reuse, not a chain
             self.newest = parts
             return parts
+
+    def _changed_between(self, after: int, upto: int) -> ChangedParts | None:
+        """What the writes of the revisions in (``after``, ``upto``] may have changed
+        together; None if one of them is not known (with ``_lock`` held)."""
+        if not 0 < upto - after <= WRITTEN_KEPT:
+            return None
+        writes = [self._written.get(r) for r in range(after + 1, upto + 1)]
+        known = [w for w in writes if w is not None]
+        return merged_changes(known) if len(known) == len(writes) else None
 
 
 def shared_forms() -> JsonableCache:

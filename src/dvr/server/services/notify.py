@@ -35,7 +35,7 @@ stopping to host a router starts or stops touching all of them.  In the same tra
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -73,6 +73,19 @@ class ChangedParts:
     # the hosts whose own rows (registration, bound ports with their addresses and groups,
     # routers hosted, floating IPs served) the write may have changed; None: any host's
     own_rows: frozenset[str] | None = None
+
+
+def merged_changes(writes: Sequence[ChangedParts]) -> ChangedParts:
+    """What a run of writes may have changed, together."""
+    own_rows = None if any(w.own_rows is None for w in writes) else frozenset().union(
+        *(w.own_rows for w in writes if w.own_rows is not None))
+    return ChangedParts(
+        networks=frozenset().union(*(w.networks for w in writes)),
+        routers=frozenset().union(*(w.routers for w in writes)),
+        member_sets=frozenset().union(*(w.member_sets for w in writes)),
+        firewall=any(w.firewall for w in writes),
+        own_rows=own_rows,
+    )
 
 
 @dataclass

@@ -312,6 +312,8 @@ class AgentLoop:
         retries = self.retries("watch")
         catching_up = False
         while not stop.is_set():
+            if since and not catching_up and self.pushed.base() is None:
+                self._wait_for_view(stop)
             try:
                 since = self.watch_once(since, 0.0 if catching_up else None)
                 retries.succeeded()
@@ -326,6 +328,16 @@ class AgentLoop:
                     delay = retries.longest_delay()
                 stop.wait(delay)
                 catching_up = True
+
+    def _wait_for_view(self, stop: threading.Event) -> None:
+        """Before a long poll, wait (up to one long poll's time) until the loop holds a view:
+        a watch that asks for the view update from it brings the next change's view with
+        its answer, while one asked without it would hold no view until a change ended it
+        (1,000 agents starting at once each asked for that change's update again)."""
+        deadline = self.clock() + self.config.watch_timeout
+        while not stop.is_set() and self.clock() < deadline:
+            if self.pushed.wait_for_base(min(1.0, max(0.0, deadline - self.clock()))):
+                return
 
     def run(self, stop: threading.Event, once: bool = False) -> None:
         if not self.register(stop):

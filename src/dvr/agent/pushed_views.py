@@ -43,6 +43,7 @@ class PushedViews:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._held = threading.Condition(self._lock)  # notified when a view is held
         self._newest: HostView | None = None
         self._brought: FetchedView | None = None
 
@@ -51,6 +52,11 @@ class PushedViews:
         with self._lock:
             return self._newest
 
+    def wait_for_base(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until there is a view to ask updates from."""
+        with self._held:
+            return self._held.wait_for(lambda: self._newest is not None, timeout)
+
     def hold(self, view: HostView | None) -> None:
         """The loop holds ``view`` (None: it dropped its view; what was brought goes too)."""
         with self._lock:
@@ -58,6 +64,7 @@ class PushedViews:
                 self._newest, self._brought = None, None
             elif self._newest is None or view.revision >= self._newest.revision:
                 self._newest = view
+                self._held.notify_all()
 
     def bring(self, base: HostView | None, answer: ViewAnswer) -> None:
         """A watch answer asked from ``base`` brought ``answer``: the view it gives is left

@@ -276,6 +276,48 @@ def test_a_closing_server_is_asked_again_after_its_retry_after_without_a_failure
     assert loop.wake.wait(0) is False  # nothing changed: no view is fetched again
 
 
+def test_a_long_poll_waits_until_the_loop_holds_a_view_and_asks_updates_from_it():
+    """An agent starting: the first watch learns the revision at once; the long poll after
+    it waits for the loop's first view, so that it asks for the update from that view (the
+    next change's view comes with its answer, not in a request of its own)."""
+    asked = []
+
+    class Client(FakeClient):
+        def watch(self, host, since, timeout, view_since=None):
+            asked.append((since, timeout, view_since))
+            if len(asked) == 1:
+                return WatchResult(revision=3, changes=(("port", "p1"),), resync=False)
+            stop.set()
+            return WatchResult(revision=since, changes=(), resync=False)
+
+    loop = AgentLoop(config(watch_timeout=25), Client([view(3)]), FakeDataplane())
+    stop = threading.Event()
+    holder = threading.Timer(0.3, lambda: loop.pushed.hold(view(3)))
+    holder.start()
+    started = time.monotonic()
+    loop.watch_forever(stop)
+    waited = time.monotonic() - started
+    holder.join()
+    assert asked == [(0, 25, None), (3, 25, 3)]
+    assert 0.25 < waited < 5
+
+
+def test_a_long_poll_without_a_view_goes_ahead_after_one_long_polls_time():
+    asked = []
+
+    class Client(FakeClient):
+        def watch(self, host, since, timeout, view_since=None):
+            asked.append((since, view_since))
+            if len(asked) == 2:
+                stop.set()
+            return WatchResult(revision=3, changes=(), resync=False)
+
+    loop = AgentLoop(config(watch_timeout=0.3), Client([view(3)]), FakeDataplane())
+    stop = threading.Event()
+    loop.watch_forever(stop)
+    assert asked == [(0, None), (3, None)]
+
+
 def test_a_catch_up_the_server_cannot_answer_from_its_log_resyncs():
     client = RecordingWatches([httpx.ConnectError("refused")],
                               [WatchResult(revision=2, changes=(), resync=True)])

@@ -345,8 +345,8 @@ def test_a_closed_gate_lets_every_waiter_go_at_once_and_gives_no_more_turns():
 
 def test_a_patient_view_queues_beyond_the_bounds_and_waits_as_long_as_it_said():
     """``wait=S``: a request that would rather queue than be refused is queued while no
-    pace is known and while the backlog drains within half of S, and is refused only
-    after S seconds; an impatient one beside it still gets 503 at once."""
+    pace is known and while the backlog drains within S, and is refused only after S
+    seconds; an impatient one beside it still gets 503 at once."""
     async def scenario():
         app = BlockingApp()
         limits = LoadLimits(max_concurrent_views=1, max_queued_views=2,
@@ -360,7 +360,7 @@ def test_a_patient_view_queues_beyond_the_bounds_and_waits_as_long_as_it_said():
         impatient = Client()
         await shed(impatient.scope, impatient.receive, impatient.send)
         assert impatient.status == 503
-        gate.turn_gap = 0.025  # pace known: 5 waiting × 0.025 s < 0.3 s / 2, 6 are not
+        gate.turn_gap = 0.05  # pace known: 5 waiting × 0.05 s < 0.3 s (its patience), 6 not
         more = [Client(query=b"wait=0.3") for _ in range(3)]
         tasks += [start(shed, c) for c in more]
         await settle()

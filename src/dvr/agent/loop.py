@@ -312,7 +312,7 @@ class AgentLoop:
         retries = self.retries("watch")
         catching_up = False
         while not stop.is_set():
-            if since and not catching_up and self.pushed.base() is None:
+            if not catching_up and self.pushed.base() is None:
                 self._wait_for_view(stop)
             try:
                 since = self.watch_once(since, 0.0 if catching_up else None)

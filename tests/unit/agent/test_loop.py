@@ -240,6 +240,7 @@ def test_the_watch_reconnects_with_jittered_backoff_and_catches_up_at_once():
                               [WatchResult(revision=4, changes=(), resync=False)])
     loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
                      random=half)
+    loop.pushed.hold(view(3))  # as after the loop's first reconcile
     stop = FakeStop(checks=4)
     loop.watch_forever(stop)
     assert stop.waits == [0.375, 0.75]
@@ -252,6 +253,7 @@ def test_a_change_missed_while_the_watch_failed_wakes_the_loop_when_it_catches_u
                               [WatchResult(revision=9, changes=(("port", "p1"),), resync=False)])
     loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
                      random=half)
+    loop.pushed.hold(view(3))  # as after the loop's first reconcile
     loop.watch_forever(FakeStop(checks=2))
     assert client.timeouts == [25, 0.0]
     assert loop.wake.wait(0) is True and loop.wake.latest_revision == 9
@@ -266,6 +268,7 @@ def test_a_closing_server_is_asked_again_after_its_retry_after_without_a_failure
                                WatchResult(revision=3, changes=(), resync=False)])
     loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
                      random=half)
+    loop.pushed.hold(view(3))  # as after the loop's first reconcile
     stop = FakeStop(checks=4)
     with caplog.at_level(logging.INFO, logger="dvr.agent"):
         loop.watch_forever(stop)
@@ -277,18 +280,17 @@ def test_a_closing_server_is_asked_again_after_its_retry_after_without_a_failure
 
 
 def test_a_long_poll_waits_until_the_loop_holds_a_view_and_asks_updates_from_it():
-    """An agent starting: the first watch learns the revision at once; the long poll after
-    it waits for the loop's first view, so that it asks for the update from that view (the
-    next change's view comes with its answer, not in a request of its own)."""
+    """An agent starting: its watch waits for the loop's first view, so that it asks for
+    the update from that view (the next change's view comes with the watch's answer, not
+    in a request of its own)."""
     asked = []
 
     class Client(FakeClient):
         def watch(self, host, since, timeout, view_since=None):
             asked.append((since, timeout, view_since))
-            if len(asked) == 1:
-                return WatchResult(revision=3, changes=(("port", "p1"),), resync=False)
-            stop.set()
-            return WatchResult(revision=since, changes=(), resync=False)
+            if len(asked) == 2:
+                stop.set()
+            return WatchResult(revision=4, changes=(("port", "p1"),), resync=False)
 
     loop = AgentLoop(config(watch_timeout=25), Client([view(3)]), FakeDataplane())
     stop = threading.Event()
@@ -298,7 +300,7 @@ def test_a_long_poll_waits_until_the_loop_holds_a_view_and_asks_updates_from_it(
     loop.watch_forever(stop)
     waited = time.monotonic() - started
     holder.join()
-    assert asked == [(0, 25, None), (3, 25, 3)]
+    assert asked == [(0, 25, 3), (4, 25, 3)]
     assert 0.25 < waited < 5
 
 
@@ -315,7 +317,7 @@ def test_a_long_poll_without_a_view_goes_ahead_after_one_long_polls_time():
     loop = AgentLoop(config(watch_timeout=0.3), Client([view(3)]), FakeDataplane())
     stop = threading.Event()
     loop.watch_forever(stop)
-    assert asked == [(0, None), (3, None)]
+    assert asked == [(0, None), (3, None)]  # each after 0.3 s without a view
 
 
 def test_a_catch_up_the_server_cannot_answer_from_its_log_resyncs():
@@ -323,6 +325,7 @@ def test_a_catch_up_the_server_cannot_answer_from_its_log_resyncs():
                               [WatchResult(revision=2, changes=(), resync=True)])
     loop = AgentLoop(config(max_backoff=30.0, watch_timeout=25), client, FakeDataplane(),
                      random=half)
+    loop.pushed.hold(view(3))  # as after the loop's first reconcile
     loop.watch_forever(FakeStop(checks=2))
     assert loop.wake.wait(0) is True and loop.wake.only_revisions is False
 

@@ -7,10 +7,10 @@ with ``wait=S`` (up to ``max_view_patience``; an agent that holds its request op
 rather than being refused and coming back: 1,000 agents starting at once then queue in
 order and the server never idles between their retries).  ``max_queued_views`` view
 requests may always wait for a turn; more may while the backlog would drain within half
-the default patience, or within the whole of a longer one it asked for, at the server's
-recent pace (the turns waited for, times the running mean of the time between two turns): a
-fast server queues more, a slow one fewer; a patient request also while no pace is known
-yet, and never more than ``max_waiting_views``.  Beyond that the
+that timeout at the server's recent pace (the turns waited for, times the running mean of
+the time between two turns): a fast server queues more, a slow one fewer.  A request that
+asked to wait longer than the default always may, up to ``max_waiting_views`` waiting: it is
+refused only when its turn has not come by the end of its patience.  Beyond that the
 request is refused at once, with a ``Retry-After`` that grows with the backlog (half the
 turns waited for, times the recent time between two turns), so that refused agents come
 back while the queue is draining rather than all together two seconds later.  A view
@@ -110,12 +110,14 @@ class ViewGate:
             return True
         if waiting < self.limits.max_queued_views:
             return False
-        patient = patience > self.limits.view_queue_timeout
-        if self.turn_gap == 0:  # no pace known yet: the bound alone, unless patient
-            return not patient
-        # a patient request said it waits that long: its whole patience (the pace of the
-        # last turns may be of costlier answers: full views at a start, then deltas)
-        return waiting * self.turn_gap >= (patience if patient else patience / 2)
+        if patience > self.limits.view_queue_timeout:
+            # it said it waits that long: it does, and is refused only if its turn does not
+            # come by then (the pace of the last turns foretells it badly: full views at a
+            # start are slower than the deltas after, agents parsing share the cores)
+            return False
+        if self.turn_gap == 0:  # no pace known yet: the bound alone
+            return True
+        return waiting * self.turn_gap >= patience / 2
 
     def retry_after(self) -> int:
         """What a view refused now is told to wait (``backlog_retry_after``)."""

@@ -217,11 +217,18 @@ class RevisionParts:
 
 
 def _take_unchanged(parts: dict[K, V], unchanged: dict[K, V], ids: set[K]) -> set[K]:
-    """``ids`` not in ``parts``, after moving those ``unchanged`` holds into ``parts``."""
-    missing = ids - parts.keys()
-    for key in missing & unchanged.keys():
-        parts[key] = unchanged.pop(key)
-    return missing - parts.keys()
+    """``ids`` not in ``parts``, after moving those ``unchanged`` holds into ``parts``.
+    (Steps over ``ids`` only: ``ids - parts.keys()`` would copy every key of the revision's
+    parts, thousands, for each view.)"""
+    missing = set()
+    for key in ids:
+        if key in parts:
+            continue
+        if key in unchanged:
+            parts[key] = unchanged.pop(key)
+        else:
+            missing.add(key)
+    return missing
 
 
 def _newest(earlier: dict[K, V], current: dict[K, V]) -> dict[K, V]:

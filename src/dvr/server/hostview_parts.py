@@ -164,16 +164,23 @@ class RevisionParts:
     host_parts: HostPartsCache = field(default_factory=HostPartsCache, repr=False)
 
     def keep_unchanged(self, following: RevisionParts, changed: ChangedParts) -> None:
-        """Give ``following`` (the parts of the next revision) this revision's networks,
-        routers, groups and address sets that the write between them did not change.  Only
+        """Give ``following`` (the parts of a later revision) this revision's networks,
+        routers, groups and address sets that the writes between them did not change.  Only
         those a view of this revision held: some host saw each, so no write could change it
-        without telling that host, that is without a revision."""
+        without telling that host, that is without a revision.  Networks and routers carried
+        here from earlier revisions go on too: a network or router is in the views of the
+        hosts touching or hosting it, and a write that changes those hosts names it
+        (``Impact.changed_parts``), so one no write named since a view held it is still in
+        that host's view.  (Groups and address sets are not: a port leaving a group takes
+        it out of its host's view without naming it.)"""
         with self.lock:
             following.unchanged_networks = {
-                k: v for k, v in self.networks.items() if k not in changed.networks
+                k: v for k, v in {**self.unchanged_networks, **self.networks}.items()
+                if k not in changed.networks
             }
             following.unchanged_routers = {
-                k: v for k, v in self.routers.items() if k not in changed.routers
+                k: v for k, v in {**self.unchanged_routers, **self.routers}.items()
+                if k not in changed.routers
             }
             if changed.firewall:
                 return

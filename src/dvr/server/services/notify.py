@@ -200,7 +200,9 @@ class Impact:
     def changed_parts(self) -> ChangedParts:
         """The shared parts the write may have changed (after mutating): every network it
         declared changed (its fields or subnets, an L2 entry, a tunnel endpoint) or whose
-        touching hosts changed, every router it declared changed, the member sets of the
+        touching hosts changed, every router it declared changed or whose hosts changed
+        (so that a part no write names stays in the views of the same hosts: none can
+        change it without a revision, ``hostview_parts.keep_unchanged``), the member sets of the
         groups it declared, every firewall part if it wrote a group, its rules or an address
         group.  A part it does not name
         is the same as before the write for every host whose view holds it: were it not,
@@ -209,8 +211,11 @@ class Impact:
         networks = self.changed_networks | self.endpoint_networks
         networks |= {n for n, _ in self.entry_changes}
         networks |= {n for n, before in self.network_hosts_before.items() if before != after[n]}
+        hosting = self._hosting_after()
+        routers = self.changed_routers | {
+            r for r, before in self.router_hosts_before.items() if before != hosting[r]}
         firewall = any(kind in FIREWALL_KINDS for kind, _ in self.subjects)
-        return ChangedParts(frozenset(networks), frozenset(self.changed_routers),
+        return ChangedParts(frozenset(networks), frozenset(routers),
                             frozenset(self.member_groups), firewall,
                             frozenset(self._own_rows_hosts()))
 

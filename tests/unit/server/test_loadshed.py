@@ -75,6 +75,21 @@ def start(shed, client):
     return asyncio.create_task(shed(client.scope, client.receive, client.send))
 
 
+def shedding(**limits):
+    """A blocking app behind a load shedder of these limits, with its own view gate."""
+    app = BlockingApp()
+    gate = ViewGate(LoadLimits(**limits))
+    return app, gate, LoadSheddingMiddleware(app, gate.limits, views=gate)
+
+
+async def finish(app, clients, tasks):
+    """Let the app answer, every client leave, and every request end."""
+    app.release.set()
+    for client in clients:
+        client.leave()
+    await asyncio.gather(*tasks)
+
+
 async def settle():
     for _ in range(10):
         await asyncio.sleep(0)
@@ -306,10 +321,7 @@ def test_beyond_its_bound_the_queue_takes_what_drains_within_half_the_timeout():
         waiting = [c for c in clients[4:] if c.status is None]
         assert len(gate.waiting) == 8 and len(waiting) == 6
         assert [c.status for c in clients[10:]] == [503, 503]
-        app.release.set()
-        for client in clients:
-            client.leave()
-        await asyncio.gather(*tasks)
+        await finish(app, clients, tasks)
 
     asyncio.run(scenario())
 
@@ -348,11 +360,8 @@ def test_a_patient_view_queues_beyond_the_bounds_and_waits_as_long_as_it_said():
     backlog and the pace, and is refused only after S seconds; an impatient one beside it
     still gets 503 at once."""
     async def scenario():
-        app = BlockingApp()
-        limits = LoadLimits(max_concurrent_views=1, max_queued_views=2,
-                            view_queue_timeout=0.05)
-        gate = ViewGate(limits)
-        shed = LoadSheddingMiddleware(app, limits, views=gate)
+        app, gate, shed = shedding(max_concurrent_views=1, max_queued_views=2,
+                                   view_queue_timeout=0.05)
         patient = [Client(query=b"since=3&wait=0.3") for _ in range(5)]
         tasks = [start(shed, c) for c in patient]
         await settle()
@@ -369,21 +378,15 @@ def test_a_patient_view_queues_beyond_the_bounds_and_waits_as_long_as_it_said():
         assert all(c.status is None for c in patient[1:] + more)
         await asyncio.sleep(0.3)
         assert [c.status for c in patient[1:] + more] == [503] * 7
-        app.release.set()
-        for client in patient + more:
-            client.leave()
-        await asyncio.gather(*tasks)
+        await finish(app, patient + more, tasks)
 
     asyncio.run(scenario())
 
 
 def test_patience_is_bounded_and_bad_patience_is_a_400_before_any_wait():
     async def scenario():
-        app = BlockingApp()
-        limits = LoadLimits(max_concurrent_views=1, max_view_patience=0.1,
-                            max_waiting_views=2)
-        gate = ViewGate(limits)
-        shed = LoadSheddingMiddleware(app, limits, views=gate)
+        app, _, shed = shedding(max_concurrent_views=1, max_view_patience=0.1,
+                                max_waiting_views=2)
         running = Client()
         task = start(shed, running)
         await settle()
@@ -405,9 +408,7 @@ def test_patience_is_bounded_and_bad_patience_is_a_400_before_any_wait():
 
 def test_view_requests_are_bounded_by_their_queue_not_by_the_pending_requests():
     async def scenario():
-        app = BlockingApp()
-        limits = LoadLimits(max_pending_requests=1, max_concurrent_views=2)
-        shed = LoadSheddingMiddleware(app, limits)
+        app, _, shed = shedding(max_pending_requests=1, max_concurrent_views=2)
         views = [Client(), Client()]
         tasks = [start(shed, c) for c in views]
         await settle()

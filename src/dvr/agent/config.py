@@ -104,7 +104,8 @@ class AgentConfig:
         for name in ON_OFF_SETTINGS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false")
-        if not (isinstance(self.view_patience, int | float)
+        if isinstance(self.view_patience, bool) or not (
+                isinstance(self.view_patience, int | float)
                 and 0 < self.view_patience <= MAX_VIEW_PATIENCE):
             raise ValueError(f"view_patience must be a number of seconds in "
                              f"(0, {MAX_VIEW_PATIENCE:g}]")

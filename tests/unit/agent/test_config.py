@@ -211,7 +211,7 @@ def test_agent_config_built_in_code_keeps_server_and_servers_consistent():
         AgentConfig(host="h", server="http://b", servers=("http://a", "http://b"))
 
 
-@pytest.mark.parametrize("patience", [0, -1, 3601, float("nan"), "50"])
+@pytest.mark.parametrize("patience", [0, -1, 3601, float("nan"), "50", True])
 def test_a_view_patience_that_is_not_a_number_of_seconds_is_refused(patience):
     with pytest.raises(ValueError, match="view_patience"):
         AgentConfig(host="h", server="http://a", view_patience=patience).validate()

@@ -75,6 +75,8 @@ WATCH_REPLY = obj({
     "changes": array_of(obj({"kind": STRING, "id": STRING}, ("kind", "id"))),
     "resync": {"type": "boolean"},
     "view": VIEW_UPDATE,
+    # the server is shutting down: ask again after the answer's Retry-After
+    "closing": {"type": "boolean"},
 }, ("revision", "changes", "resync"))
 AGENT_STATE = obj({"host": STRING, "reported": {"type": "boolean"},
                    "applied_revision": {"type": "integer"},
@@ -141,7 +143,14 @@ def describe(agent: JsonSchema) -> tuple[dict[str, JsonSchema], dict[str, Any]]:
         )},
         f"{p}/hosts/{{host}}/view": {"get": operation(
             "showHostView", "Everything the host's agent needs (HostView)",
-            (200, "OK", ref("HostView")), (400, 404), parameters=[HOST_PARAM], tags=kind,
+            (200, "OK", ref("HostView")), (400, 404, 503),
+            parameters=[HOST_PARAM, query_param("since", REVISION_SCHEMA,
+                                                "the revision of the view the caller holds: "
+                                                "the answer is the delta from it"),
+                        query_param("wait", SECONDS_SCHEMA,
+                                    "seconds the request waits for a view-build turn of a "
+                                    "busy server (at most 60) instead of a 503")],
+            tags=kind,
         )},
         f"{p}/hosts/{{host}}/watch": {"get": operation(
             "watchHost", "Long poll: what changed for the host since a revision",

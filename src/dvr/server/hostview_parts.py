@@ -10,11 +10,14 @@ the parts of every snapshot at R.
 
 A newer revision starts with none of them, except after a write this process knows
 (``SharedViewParts.written``: its own, or another process's from that process's change
-notice): the write says which parts it may have changed (``notify.Impact.changed_parts``),
-and the next revision starts with the others that a view of the revision before held.
-Such a part was in some host's view, so no write could have changed it without telling
-that host, that is without a revision of its own: a revision whose write this process does
-not know (a notice without its parts, not received yet, or a gap) reads everything again.
+notice): each write says which parts it may have changed (``notify.Impact.changed_parts``),
+and a revision starts with the parts of the newest earlier revision a view was built at that
+none of the writes between changed (merged: ``notify.merged_changes``), of those a view of
+that revision held (networks and routers also those it carried on itself,
+``RevisionParts.keep_unchanged``).  Such a part was in some host's view, so no write could
+have changed it without telling that host, that is without a revision of its own: a
+revision whose write this process does not know (a notice without its parts, not received
+yet, or a gap) reads everything again.
 
 A new revision's parts reuse the objects of the revisions before where they are equal
 (``reuse``, ``interned``; ``previous`` holds the newest earlier object of each part, even
@@ -248,10 +251,11 @@ def _newest(earlier: dict[K, V], current: dict[K, V]) -> dict[K, V]:
 class SharedViewParts:
     """The parts of the newest revision a view was built at (one per server process).
 
-    A revision whose write this process knows (``written``: what the write may have
-    changed, its own or from another process's notice) starts with the networks and
-    routers of the revision just before that the write did not change; the parts of any
-    other revision (a write not known, a gap) are all read again."""
+    A revision whose writes since the newest revision seen this process knows
+    (``written``: what each may have changed, its own or from another process's notice)
+    starts with that revision's parts that none of them changed; after a write not known,
+    or a gap, the parts are all read again.  Which hosts' own rows the writes may have
+    changed is kept apart, for any number of revisions (``OwnRowsLedger``)."""
 
     newest: RevisionParts | None = None  # the parts of the newest revision seen
     host_parts: HostPartsCache = field(default_factory=HostPartsCache)

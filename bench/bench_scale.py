@@ -11,7 +11,9 @@ with the real ``HostDataplane`` on the fake drivers (``--agents full``, the defa
 default above: the control plane alone, the simulated hosts' own computes no longer
 starving the machine's cores).  Measured, in this order:
 
-1. sync_all_s: every agent started at once, until each has applied its first view;
+1. sync_all_s: every agent started at once, until each has applied its first view (from
+   the moment the worker processes, their interpreters started and modules imported, start
+   their agents together; the workers' own start is ``workers_started_s``);
 2. idle_server_cpu: the servers' CPU (cores) while all are attached and nothing changes;
 3. fanout_small / fanout_big: a port created (then deleted) on a tenant network (~12 hosts)
    or on ``span`` (every host); from the API call until the last host whose view changed has
@@ -248,17 +250,19 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
         # 1. every agent at once
         report["load"]["sync_all"] = load_average()
-        cpu = servers_cpu(servers)
-        t0 = time.time()
+        spawned = time.time()
         fleet = Fleet(specs, processes, workdir / "admin-token", workdir,
                       args.heartbeat_interval, report["agents_kind"])
         stack.callback(fleet.stop)
         events = fleet.events
+        cpu = servers_cpu(servers)
+        t0 = fleet.start(args.phase_timeout)
         phases = [("sync_all", t0)]
         synced = all_applied_after(events, hosts, 0, args.phase_timeout)
         first = first_applied_after(events, hosts, 0)
         report["sync_all"] = {
-            "agent_processes": processes, "synced": len(first), "of": n,
+            "agent_processes": processes, "workers_started_s": t0 - spawned,
+            "synced": len(first), "of": n,
             **resync_figures(first, t0, synced), "server_cpu_s": servers_cpu(servers) - cpu}
         print(f"sync_all: {json.dumps(report['sync_all'])}", flush=True)
         events.wait_quiet(args.quiet * 2, args.phase_timeout)

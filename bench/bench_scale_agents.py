@@ -11,10 +11,12 @@ heartbeats and reports) talking HTTP to a real dvr-server, with one of two datap
 
     python bench/bench_scale_agents.py --token-file F --agents loop < hosts.json > events.jsonl
 
-Standard input: one JSON list of ``{"host", "mode", "local_ip", "server"}``, then command
-lines.  Standard output: one JSON event a line (``EVENT_KINDS``), every time from
+Standard input: one JSON list of ``{"host", "mode", "local_ip", "server"}``, then ``start``
+(the agents start only then; anything else ends the worker), then command lines.
+Standard output: one JSON event a line (``EVENT_KINDS``), every time from
 ``time.time()`` so the harness can compare it with its own clock:
 
+- ``ready``: the worker has started and read its hosts, and waits for ``start``;
 - ``woken``: the host's watch answered with changes (``revision``);
 - ``caught_up``: after a failed watch, the loop's immediate one found nothing missed
   (``revision``): the host is in sync without fetching its view;
@@ -53,7 +55,7 @@ from dvr.client import ServerClient, ServerError, ViewAnswer, WatchResult
 from dvr.gc_tuning import tune_garbage_collector
 from dvr.model.hostview import HostView
 
-EVENT_KINDS = ("woken", "caught_up", "applied", "error", "checked", "usage")
+EVENT_KINDS = ("ready", "woken", "caught_up", "applied", "error", "checked", "usage")
 AGENT_KINDS = ("full", "loop")
 Emit = Callable[[dict[str, Any]], None]
 
@@ -255,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     settings = {"heartbeat_interval": args.heartbeat_interval,
                 "local_poll_interval": args.local_poll_interval}
+    # imported and ready: the harness starts every worker's agents at once (``start``), so
+    # that the sync it times is the agents' and not the interpreters' start
+    emit({"event": "ready", "t": time.time()})
+    if sys.stdin.readline().split() != ["start"]:
+        return 0
     hosts = {spec["host"]: start_host(spec, token, stop, emit, settings, args.agents)
              for spec in specs}
     try:

@@ -137,6 +137,7 @@ class Events:
     checked: dict[str, bool | None] = field(default_factory=dict)
     check_failures: list[str] = field(default_factory=list)  # why a check said nothing
     usage: list[dict[str, float]] = field(default_factory=list)
+    ready: int = 0  # workers started and waiting for ``start``
     last_t: float = 0.0  # when the newest applied/woken event came
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -163,6 +164,8 @@ class Events:
                     self.check_failures.append(f"{event['host']}: {event['detail']}")
             elif kind == "usage":
                 self.usage.append(event)
+            elif kind == "ready":
+                self.ready += 1
             self.cond.notify_all()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
@@ -214,6 +217,19 @@ class Fleet:
             reader.start()
             self.workers.append(worker)
             self._readers.append(reader)
+
+    def start(self, timeout: float) -> float:
+        """Wait until every worker has started (its interpreter and imports: on a real
+        fleet each host pays that on its own cores), then start every agent at once;
+        the time they were started (``time.time()``).  ``RuntimeError`` if a worker is not
+        ready within ``timeout``."""
+        if not self.events.wait_for(lambda: self.events.ready == len(self.workers), timeout):
+            raise RuntimeError(f"{len(self.workers) - self.events.ready} agent worker(s) did "
+                               f"not start within {timeout:.0f} s")
+        started = time.time()
+        for worker in range(len(self.workers)):
+            self._command(worker, "start")
+        return started
 
     def _read(self, worker: subprocess.Popen) -> None:
         for line in worker.stdout:

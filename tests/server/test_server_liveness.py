@@ -155,3 +155,44 @@ def test_two_server_processes_share_liveness_through_the_flushed_row(db_url, tmp
     finally:
         first.stop()
         second.stop()
+
+
+def test_heartbeats_written_together_keep_a_refused_one_apart(api, app):
+    """The group commit's transaction: an unregistered host's heartbeat gets its 404 and
+    writes nothing; the others in the same transaction are written, port status too."""
+    from dvr.server.errors import NotFoundError
+    from dvr.server.liveness import AgentReport, Heartbeat, freeze_dataplane
+    from dvr.server.services.heartbeats import write_heartbeats
+    from dvr.server.tx import utcnow
+
+    context = app.state.context
+    network = api.network()
+    api.subnet(network["id"], "198.51.100.0/24")
+    port = api.port(network["id"], host="compute-2")
+    api.register("compute-1", "dvr", "192.0.2.11")
+    api.register("compute-2", "dvr", "192.0.2.12")
+    age_in_database(context, "compute-1", 50)
+    age_in_database(context, "compute-2", 50)
+    now = utcnow()
+
+    def beat(host, up=()):
+        dataplane = freeze_dataplane({"vifs": {}, "local_vlans": {}})
+        return Heartbeat(host, now, 3, AgentReport(frozenset(up), frozenset(), dataplane))
+
+    results = context.run_write(lambda tx: write_heartbeats(
+        tx, [beat("compute-1"), beat("ghost"), beat("compute-2", up=[port["id"]])]))[0]
+    assert isinstance(results[1], NotFoundError) and results[1].status == 404
+    assert results[0][0]["host"] == "compute-1" and results[2][0]["ports_up"] == [port["id"]]
+    assert stored_heartbeat(context, "compute-1") == (now, 3)
+    assert stored_heartbeat(context, "compute-2") == (now, 3)
+    assert api.show("port", port["id"])["status"] == "ACTIVE"
+    assert [h["host"] for h in api.call("GET", "/dvr/v1/hosts", expect=200)] == [
+        "compute-1", "compute-2"]
+
+
+def test_host_mac_answers_a_registered_host_and_refuses_others(api):
+    api.register("compute-1", "dvr", "192.0.2.11")
+    mac = api.host_mac("compute-1")
+    assert api.host_mac("compute-1") == mac  # the second answer is read, not allocated
+    answer = api.call("POST", "/dvr/v1/hosts/ghost/host-mac", expect=404)
+    assert answer["NeutronError"]["type"] == "HostNotFound"

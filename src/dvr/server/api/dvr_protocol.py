@@ -233,7 +233,9 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def host_mac(request: Request) -> Response:
         host = host_param(request)
-        mac = await context.write(lambda tx: host_macs.allocate_or_return(tx, host))
+        mac = await context.read(lambda tx: host_macs.registered_host_mac(tx, host))
+        if mac is None:  # not allocated yet, or the host is not registered (a 404)
+            mac = await context.write(lambda tx: host_macs.allocate_or_return(tx, host))
         return json_response({"host": host, "mac_address": mac})
 
     async def view(request: Request) -> Response:

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, update
 
 from dvr.db.tables import agents, dvr_hosts, ports
 from dvr.model.hostview import EAST_WEST_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
-from dvr.server.errors import NotFoundError, invalid_input
+from dvr.server.errors import NeutronError, NotFoundError, invalid_input
 from dvr.server.liveness import (
     AgentReport,
     Heartbeat,
@@ -112,6 +112,22 @@ def write_heartbeat(tx: WriteTx, beat: Heartbeat) -> tuple[dict[str, Any], int]:
     if not was_alive and row.agent_mode in ("dvr_snat", "legacy"):
         schedule_pending(tx)
     return {"host": beat.host, "alive": True, "ports_up": up, "ports_down": down}, applied
+
+
+def write_heartbeats(
+    tx: WriteTx, beats: list[Heartbeat]
+) -> list[tuple[dict[str, Any], int] | NeutronError]:
+    """``write_heartbeat`` for each of ``beats``, in order, in this one transaction; a beat
+    the database refuses (its host is not registered) gets its error in its place, with
+    nothing of it written (a savepoint each), and the others are written."""
+    results: list[tuple[dict[str, Any], int] | NeutronError] = []
+    for beat in beats:
+        try:
+            with tx.conn.begin_nested():
+                results.append(write_heartbeat(tx, beat))
+        except NeutronError as error:
+            results.append(error)
+    return results
 
 
 def bind_waiting_ports(tx: WriteTx, hosts: list[str]) -> None:

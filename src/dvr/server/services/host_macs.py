@@ -9,13 +9,24 @@ from dvr.db.tables import dvr_host_macs, dvr_hosts
 from dvr.server.errors import NeutronError, NotFoundError
 from dvr.server.services.hosts import all_hosts
 from dvr.server.services.macs import random_mac
-from dvr.server.tx import WriteTx
+from dvr.server.tx import ReadTx, WriteTx
 
 HOST_MAC_TRIES = 16
 
 
 def host_mac(tx: WriteTx, host: str) -> str | None:
     query = select(dvr_host_macs.c.mac_address).where(dvr_host_macs.c.host == host)
+    return tx.conn.execute(query).scalar()
+
+
+def registered_host_mac(tx: ReadTx, host: str) -> str | None:
+    """The MAC of ``host`` if it is registered and has one (None: ask
+    ``allocate_or_return``): what an agent's every start asks, answered without a write."""
+    query = (
+        select(dvr_host_macs.c.mac_address)
+        .join(dvr_hosts, dvr_hosts.c.host == dvr_host_macs.c.host)
+        .where(dvr_host_macs.c.host == host)
+    )
     return tx.conn.execute(query).scalar()
 
 

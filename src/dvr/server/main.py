@@ -200,7 +200,7 @@ def bind_unix_socket(path: Path) -> socket.socket:
     return sock
 
 
-KEEP_ALIVE_S = 30  # seconds an idle client connection stays open
+KEEP_ALIVE_S = 75  # seconds an idle client connection stays open
 
 
 def _uvicorn_config(  # type: ignore[no-untyped-def]
@@ -210,7 +210,8 @@ def _uvicorn_config(  # type: ignore[no-untyped-def]
         log_level=log_level,
         lifespan=lifespan,
         timeout_graceful_shutdown=3,
-        # longer than clients keep an idle connection (httpx: 5 s), so that a client never
+        # longer than clients keep an idle connection (dvr's: ``dvr.client.IDLE_CONNECTION_S``,
+        # httpx's default: 5 s), so that a client never
         # sends a request on a connection the server is closing at the same moment (with
         # both at 5 s, a request now and then meets "Server disconnected without sending
         # a response")

@@ -70,7 +70,7 @@ class LivenessKeeper:
             batch, self._queued = self._queued, []
             beats = [beat for beat, _ in batch]
             try:
-                results = await self.write(lambda tx: write_heartbeats(tx, beats))
+                results = await self.write(lambda tx, beats=beats: write_heartbeats(tx, beats))
             except Exception as error:  # noqa: BLE001 - each waiting request raises it
                 for _, future in batch:
                     if not future.done():

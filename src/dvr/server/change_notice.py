@@ -45,7 +45,7 @@ def encode_notice(revision: int, hosts: Collection[str],
 def _parts_to_json(changed: ChangedParts) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "n": sorted(changed.networks), "r": sorted(changed.routers),
-        "m": sorted(changed.member_sets), "f": changed.firewall,
+        "m": sorted(changed.member_sets), "f": changed.firewall, "h": changed.host_macs,
     }
     if changed.own_rows is not None:
         parts["o"] = sorted(changed.own_rows)
@@ -67,7 +67,10 @@ def _parts_from_json(data: Any) -> ChangedParts | None:
     own = _strings(data["o"]) if "o" in data else None
     if networks is None or routers is None or members is None or ("o" in data and own is None):
         return None
-    return ChangedParts(networks, routers, members, data["f"], own)
+    host_macs = data.get("h", True)  # a sender that does not say: they may have changed
+    if not isinstance(host_macs, bool):
+        return None
+    return ChangedParts(networks, routers, members, data["f"], own, host_macs)
 
 
 def decode_notice(payload: str) -> ChangeNotice | None:

@@ -89,14 +89,21 @@ class ServerContext:
 
         Returns the work's result, the revision of its changes (None: nobody concerned) and
         the hosts concerned.  An unreachable database raises ``ServiceUnavailable`` (503)."""
+        result, revision, hosts, _ = self._run_write(work)
+        return result, revision, hosts
+
+    def _run_write(self, work: Callable[[WriteTx], T]
+                   ) -> tuple[T, int | None, set[str], tuple[tuple[str, str], ...]]:
+        """``run_write``, and the subjects of the change rows (kind, id) for each host."""
         started = self.health.clock()
         try:
             with self.db.write() as conn:
                 tx = WriteTx(conn=conn, config=self.config, liveness=self.liveness)
                 result = work(tx)
                 hosts = tx.impact.affected_hosts()
+                subjects = tuple(tx.impact.subjects)
                 revision = record_changes(
-                    conn, hosts, tx.impact.subjects, self.config.retained_changes
+                    conn, hosts, subjects, self.config.retained_changes
                 )
                 changed = tx.impact.changed_parts() if revision is not None else None
                 if revision is not None and self.db.is_postgres:
@@ -112,7 +119,7 @@ class ServerContext:
         self.health.succeeded(started)
         if changed is not None:  # committed: the next views may keep what it did not change
             self.view_parts.written(revision, changed)
-        return result, revision, hosts
+        return result, revision, hosts, subjects
 
     def run_read(self, work: Callable[[ReadTx], T]) -> T:
         """``work`` in one read transaction; refused (503) once the server is shutting down:
@@ -136,10 +143,10 @@ class ServerContext:
         loop = asyncio.get_running_loop()
 
         def write_and_publish() -> T:
-            result, revision, hosts = self.run_write(work)
+            result, revision, hosts, subjects = self._run_write(work)
             if revision is not None:  # published even if the request is cancelled meanwhile
                 with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
-                    loop.call_soon_threadsafe(self.hub.publish, revision, hosts)
+                    loop.call_soon_threadsafe(self.hub.publish, revision, hosts, subjects)
             return result
 
         return await run_in_threadpool(write_and_publish)

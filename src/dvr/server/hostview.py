@@ -614,13 +614,16 @@ _REGISTRATION = select(dvr_hosts).where(dvr_hosts.c.host == bindparam("host"))
 
 
 def build_host_view(
-    conn: Connection, host: str, shared: SharedViewParts | None = None
+    conn: Connection, host: str, shared: SharedViewParts | None = None,
+    revision: int | None = None,
 ) -> HostView:
     """``host``'s view; with ``shared``, the parts other views of the revision built too
-    are taken from there (and those missing are added)."""
+    are taken from there (and those missing are added).  ``revision``: the revision
+    ``conn`` reads, when the caller knows it (``memory_only``: a view from memory)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
-    revision = current_revision(conn)
+    if revision is None:
+        revision = current_revision(conn)
     parts = RevisionParts(revision) if shared is None else shared.at(revision)
     macs = _host_macs(conn, parts)
     last = parts.host_parts.get(host)

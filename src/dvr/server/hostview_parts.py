@@ -167,8 +167,9 @@ class RevisionParts:
     host_parts: HostPartsCache = field(default_factory=HostPartsCache, repr=False)
 
     def keep_unchanged(self, following: RevisionParts, changed: ChangedParts) -> None:
-        """Give ``following`` (the parts of a later revision) this revision's networks,
-        routers, groups and address sets that the writes between them did not change.  Only
+        """Give ``following`` (the parts of a later revision) this revision's host MACs,
+        networks, routers, groups and address sets that the writes between them did not
+        change (host MACs: when read at this revision, every host's, none allocated).  Only
         those a view of this revision held: some host saw each, so no write could change it
         without telling that host, that is without a revision.  Networks and routers carried
         here from earlier revisions go on too: a network or router is in the views of the
@@ -177,6 +178,8 @@ class RevisionParts:
         that host's view.  (Groups and address sets are not: a port leaving a group takes
         it out of its host's view without naming it.)"""
         with self.lock:
+            if not changed.host_macs and self.host_macs is not None:
+                following.host_macs = self.host_macs
             following.unchanged_networks = {
                 k: v for k, v in {**self.unchanged_networks, **self.networks}.items()
                 if k not in changed.networks

@@ -1,9 +1,10 @@
 """Per-host change streams: long-poll waiting, woken in-process when a write commits.
 
-``ChangeHub.publish(revision, hosts)`` is called (in the event loop) after a write commits,
-with the hosts that write concerned; only the waiters of those hosts wake and re-read their
-change rows.  Writes made by other server processes sharing one database reach the hub in
-one of two ways:
+``ChangeHub.publish(revision, hosts, subjects)`` is called (in the event loop) after a write
+commits, with the hosts that write concerned; only the waiters of those hosts wake and read
+their change rows: from memory when the hub remembers the writes since the watch's revision
+(``changes_known``, ``dvr.server.recent_writes``), else from the database.  Writes made by
+other server processes sharing one database reach the hub in one of two ways:
 - a *follower* (``follow``), on PostgreSQL: a task that runs from the hub's first use until
   it closes and feeds it every other process's commits as they happen (LISTEN/NOTIFY,
   ``dvr.server.pg_notify``);
@@ -18,6 +19,8 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+
+from dvr.server.recent_writes import RecentWrites, Subject
 
 # (newest revision, host -> the newest revision concerning it, for hosts with changes after
 # ``since``; None: possibly every host)
@@ -47,6 +50,8 @@ class ChangeHub:
     _poller: asyncio.Task | None = None
     _follower: asyncio.Task | None = None
     _closed: bool = False
+    # this process's newest writes with their change rows (``changes_known``)
+    recent: RecentWrites = field(default_factory=RecentWrites)
 
     def __post_init__(self) -> None:
         if self.known_from is not None:
@@ -69,8 +74,13 @@ class ChangeHub:
             self._any = asyncio.Event()
         return self._any
 
-    def publish(self, revision: int, hosts: Collection[str] | None = None) -> None:
-        """``revision`` committed, concerning ``hosts`` (None: possibly everyone)."""
+    def publish(self, revision: int, hosts: Collection[str] | None = None,
+                subjects: Collection[Subject] | None = None) -> None:
+        """``revision`` committed, concerning ``hosts`` (None: possibly everyone);
+        ``subjects``: its change rows' (kind, id) for each of them, when known (a write of
+        this process)."""
+        if hosts is not None and subjects is not None:
+            self.recent.wrote(revision, hosts, subjects)
         self.publish_each(revision, dict.fromkeys(hosts, revision) if hosts is not None else None,
                           since=revision - 1)
 
@@ -101,6 +111,16 @@ class ChangeHub:
         if self._host_revisions.get(host, 0) > since:
             return None
         return self._heard
+
+    def changes_known(self, host: str, since: int, retained_rows: int
+                      ) -> tuple[int, list[Subject]] | None:
+        """(the newest revision heard, the (kind, id) of ``host``'s changes after ``since``)
+        when this hub heard every revision up to it and each was a write of this process
+        whose change rows it remembers (``RecentWrites``); None: the database can tell."""
+        if self.known_from is None or self._heard != self.latest:
+            return None
+        changes = self.recent.changes_for(host, since, self._heard, retained_rows)
+        return None if changes is None else (self._heard, changes)
 
     def _hear(self, since: int | None, revision: int, exact: bool) -> None:
         """Revisions (since, revision] were published (``exact``: each with its hosts)."""

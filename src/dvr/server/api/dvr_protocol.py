@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -40,6 +41,7 @@ from dvr.server.errors import NeutronError, ServiceUnavailable, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.hostview_served import view_update
 from dvr.server.jsonbody import FastJSONResponse
+from dvr.server.memory_only import MEMORY_ONLY, NeedsDatabase
 from dvr.server.query_params import number_param, revision_param
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
@@ -97,11 +99,7 @@ def watch_result(tx: ReadTx, host: str, since: int,
     seen: dict[tuple[str, str], None] = {}
     for _, kind, object_id in changes_for_host(tx.conn, host, since):
         seen.setdefault((kind, object_id), None)
-    result = {
-        "revision": revision,
-        "changes": [{"kind": k, "id": i} for k, i in seen],
-        "resync": False,
-    }
+    result = changes_answer(revision, list(seen))
     if view is not None and seen:
         result["view"] = view(tx)
     return result
@@ -131,9 +129,32 @@ def host_summaries(tx: ReadTx) -> list[dict[str, Any]]:
     ]
 
 
-def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None
-                ) -> dict[str, Any]:
-    """The answer to ``view?since=R`` (``since`` None: to ``view``), as JSON-ready data.
+def changes_answer(revision: int, changes: list[tuple[str, str]]) -> dict[str, Any]:
+    """A watch answer: up to date at ``revision``, with these (kind, id) changed."""
+    return {"revision": revision, "changes": [{"kind": k, "id": i} for k, i in changes],
+            "resync": False}
+
+
+def watch_result_from_memory(context: ServerContext, host: str, view_since: int | None,
+                             known: tuple[int, list[tuple[str, str]]]) -> dict[str, Any] | None:
+    """``watch_result`` without the database: the changes the hub remembers (``known``:
+    ``ChangeHub.changes_known``) and, with ``view_since``, the view update built from what
+    memory holds at that revision; None when the view needs a read (``NeedsDatabase``)."""
+    revision, changes = known
+    result = changes_answer(revision, changes)
+    if view_since is not None and changes:
+        tx = ReadTx(conn=MEMORY_ONLY, config=context.config, liveness=context.liveness)
+        try:
+            result["view"] = view_answer(context, tx, host, view_since, revision)
+        except NeedsDatabase:
+            return None
+    return result
+
+
+def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None,
+                revision: int | None = None) -> dict[str, Any]:
+    """The answer to ``view?since=R`` (``since`` None: to ``view``), as JSON-ready data
+    (``revision``: the revision ``tx`` reads, when the caller knows it).
 
     A caller holding a view at R that this process did not serve (another process did, or
     this one before a restart) gets an empty delta to the current revision when no change
@@ -147,7 +168,7 @@ def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None
             nothing = HostViewDelta(host=host, from_revision=since, to_revision=revision)
             return {**compact_delta_dict(context.view_forms.to_jsonable(nothing)),
                     "full": False}
-    view = build_host_view(tx.conn, host, context.view_parts)
+    view = build_host_view(tx.conn, host, context.view_parts, revision)
     if since is None:  # the first protocol: the full view, not remembered
         return fields_of(view)
     update = view_update(context.served_views, view, since)
@@ -266,13 +287,24 @@ def routes(context: ServerContext) -> list[Route]:
             agent waits 10 s past it: the view's build fits in the rest).  A server still
             busy then leaves it out, and the agent asks for it as before.  While the
             database is unreachable, no changes: the watch goes on waiting in memory (a
-            write cannot commit meanwhile)."""
+            write cannot commit meanwhile).  When the hub remembers every write since
+            ``since`` (this process's), the changes come from memory, and so does the view
+            when memory holds all it is made of (a woken host of a big change: no
+            transaction); else both are read in one transaction."""
             gate = context.view_gate
             patience = deadline + config.load.view_queue_timeout / 2 - loop.time()
             with_view = view_since is not None and (
                 await gate.wait_turn(patience) if woken else gate.try_enter()
             )
             try:
+                known = context.hub.changes_known(host, since, config.retained_changes)
+                if known is not None and not (with_view and known[1]):
+                    return changes_answer(*known)
+                if known is not None:
+                    result = await run_in_threadpool(
+                        watch_result_from_memory, context, host, view_since, known)
+                    if result is not None:
+                        return result
                 return await context.read(
                     lambda tx: watch_result(tx, host, since, view if with_view else None))
             except ServiceUnavailable:

@@ -64,7 +64,7 @@ class ChangedParts:
     """The parts of host views that many hosts share (``server/hostview_parts``) a write may
     have changed: networks (fields, subnets, L2 entries, tunnel endpoints, hosts touching
     them), routers, the member address sets of security groups, or (``firewall``) every
-    security group and address set; host MACs are not told (always read again)."""
+    security group and address set, and (``host_macs``) the host MACs."""
 
     networks: frozenset[str]
     routers: frozenset[str]
@@ -73,6 +73,7 @@ class ChangedParts:
     # the hosts whose own rows (registration, bound ports with their addresses and groups,
     # routers hosted, floating IPs served) the write may have changed; None: any host's
     own_rows: frozenset[str] | None = None
+    host_macs: bool = True  # a host MAC was allocated (True unless the write says not)
 
 
 def merged_changes(writes: Sequence[ChangedParts]) -> ChangedParts:
@@ -85,6 +86,7 @@ def merged_changes(writes: Sequence[ChangedParts]) -> ChangedParts:
         member_sets=frozenset().union(*(w.member_sets for w in writes)),
         firewall=any(w.firewall for w in writes),
         own_rows=own_rows,
+        host_macs=any(w.host_macs for w in writes),
     )
 
 
@@ -105,6 +107,7 @@ class Impact:
     # security groups whose members' addresses (their address sets) changed
     member_groups: set[str] = field(default_factory=set)
     subjects: list[tuple[str, str]] = field(default_factory=list)
+    host_macs_written: bool = False  # a host MAC was allocated (``host_macs_changed``)
     _networks_after: dict[str, set[str]] | None = field(default=None, repr=False)
     _routers_after: dict[str, set[str]] | None = field(default=None, repr=False)
 
@@ -152,7 +155,8 @@ class Impact:
 
     def host_macs_changed(self, *hosts: str) -> None:
         """The host MACs changed, which these hosts show (their peers'): they hear of it,
-        but their own rows did not change (the MACs are read again for every revision)."""
+        but their own rows did not change."""
+        self.host_macs_written = True
         self.told.update(h for h in hosts if h)
 
     def subject(self, kind: str, object_id: str) -> None:
@@ -217,7 +221,7 @@ class Impact:
         firewall = any(kind in FIREWALL_KINDS for kind, _ in self.subjects)
         return ChangedParts(frozenset(networks), frozenset(routers),
                             frozenset(self.member_groups), firewall,
-                            frozenset(self._own_rows_hosts()))
+                            frozenset(self._own_rows_hosts()), self.host_macs_written)
 
     def _own_rows_hosts(self) -> set[str]:
         """The hosts whose own rows the write may have changed (after mutating): those it

@@ -1,0 +1,138 @@
+"""A woken watch answered from memory: the changes the hub remembers of this process's
+writes and the view update built from the revision's kept parts, without a transaction;
+the same answer as the database's, and agents following it hold exactly the views built
+alone."""
+
+import random
+
+import pytest
+from test_server_notifications import HOSTS, World
+
+from dvr.model.hostview import HostView, host_view_from_dict
+from dvr.model.hostview_delta import apply, delta_from_dict
+from dvr.server.api import dvr_protocol
+from dvr.server.hostview import build_host_view
+from dvr.server.memory_only import MEMORY_ONLY, NeedsDatabase
+
+
+def alone(api, host) -> HostView:
+    return api.context.run_read(lambda tx: build_host_view(tx.conn, host))
+
+
+def watch(api, host, since, view_since):
+    return api.call("GET", f"/dvr/v1/hosts/{host}/watch", expect=200, since=since, timeout=0,
+                    view_since=view_since)
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_agents_woken_from_memory_hold_exactly_the_views_built_alone(api, seed, monkeypatch):
+    """Every host watches like an agent after each write (``view_since``: the view it
+    holds); the answer's changes are the database's and came from memory (every write is
+    this process's), and its view update rebuilds the view built alone (from memory when
+    it holds all the view is made of, which these writes, each naming the hosts it
+    concerns, seldom leave: ``test_a_port_on_a_network_of_many_hosts...``)."""
+    from_memory = {"answers": 0, "views": 0}
+    with_changes = 0
+    remembered = dvr_protocol.watch_result_from_memory
+
+    def counting(context, host, view_since, known):
+        result = remembered(context, host, view_since, known)
+        if result is not None:
+            from_memory["views"] += "view" in result
+        return result
+
+    monkeypatch.setattr(dvr_protocol, "watch_result_from_memory", counting)
+    changes_known = api.context.hub.changes_known
+
+    def counting_known(host, since, retained):
+        known = changes_known(host, since, retained)
+        from_memory["answers"] += known is not None and bool(known[1])
+        return known
+
+    monkeypatch.setattr(api.context.hub, "changes_known", counting_known)
+    rng = random.Random(seed)
+    world = World(api, rng)
+    for number, host in enumerate(HOSTS, start=1):  # every agent has started
+        api.register(host, "dvr_snat" if host == "snat" else "dvr", f"192.0.2.{number}")
+        api.host_mac(host)
+        world.registered.add(host)
+    held: dict[str, HostView] = {}
+    seen: dict[str, int] = {}
+    for step in range(60):
+        op = rng.choice(world.ops())
+        op()
+        for host in HOSTS:
+            since = seen.get(host, 0)
+            answer = watch(api, host, since, held[host].revision if host in held else 0)
+            expected = api.context.run_read(
+                lambda tx, h=host, s=since: dvr_protocol.watch_result(tx, h, s))
+            assert (answer["revision"], answer["changes"], answer["resync"]) == (
+                expected["revision"], expected["changes"], expected["resync"]), step
+            seen[host] = answer["revision"]
+            with_changes += bool(answer["changes"])
+            update = answer.get("view")
+            if update is None:
+                continue
+            if update.pop("full"):
+                held[host] = host_view_from_dict(update)
+            else:
+                held[host] = apply(held[host], delta_from_dict(update))
+            assert held[host] == alone(api, host), f"step {step} {op.__name__} host {host}"
+    assert with_changes >= 20 and from_memory["answers"] == with_changes
+
+def test_a_view_needing_a_row_memory_lacks_is_built_from_the_database(api):
+    """Nothing built yet: memory holds no part, so the view needs the database."""
+    api.register("h1", "dvr", "192.0.2.1")
+    net = api.network("blue", port_security_enabled=False)
+    api.subnet(net["id"], "198.51.100.0/24")
+    api.port(net["id"], host="h1")
+    revision = api.context.hub.latest
+    tx = dvr_protocol.ReadTx(conn=MEMORY_ONLY, config=api.context.config)
+    with pytest.raises(NeedsDatabase):
+        dvr_protocol.view_answer(api.context, tx, "h1", 0, revision)
+    answer = watch(api, "h1", 0, 0)  # answered all the same, from the database
+    assert answer["changes"] and host_view_from_dict(
+        {k: v for k, v in answer["view"].items() if k != "full"}) == alone(api, "h1")
+
+
+def test_a_port_on_a_network_of_many_hosts_wakes_them_with_views_from_memory(api, monkeypatch):
+    """The big fan-out: a port on a network every host is on changes the view of every
+    other host, none of whose own rows; the first woken view reads the changed network,
+    the others are built from memory, and all are the views built alone."""
+    hosts = [f"h{i}" for i in range(1, 7)]
+    net = api.network("span", port_security_enabled=False)
+    api.subnet(net["id"], "198.51.100.0/24")
+    for number, host in enumerate(hosts, start=1):
+        api.register(host, "dvr", f"192.0.2.{number}")
+        api.host_mac(host)
+        api.port(net["id"], host=host)
+    held: dict[str, HostView] = {}
+    seen: dict[str, int] = {}
+    for host in hosts:  # every agent's first view
+        answer = watch(api, host, 0, 0)
+        seen[host] = answer["revision"]
+        held[host] = host_view_from_dict({k: v for k, v in answer["view"].items() if k != "full"})
+    built = {"memory": 0, "database": 0}
+    remembered, read = dvr_protocol.watch_result_from_memory, dvr_protocol.watch_result
+
+    def from_memory(context, host, view_since, known):
+        result = remembered(context, host, view_since, known)
+        built["memory"] += result is not None
+        return result
+
+    def from_database(tx, host, since, view=None):
+        built["database"] += view is not None
+        return read(tx, host, since, view)
+
+    monkeypatch.setattr(dvr_protocol, "watch_result_from_memory", from_memory)
+    monkeypatch.setattr(dvr_protocol, "watch_result", from_database)
+    for round_ in range(3):
+        built.update(memory=0, database=0)
+        api.port(net["id"], host="h1")
+        for host in hosts[1:]:
+            answer = watch(api, host, seen[host], held[host].revision)
+            seen[host] = answer["revision"]
+            assert answer["changes"] and not answer["view"].pop("full")
+            held[host] = apply(held[host], delta_from_dict(answer["view"]))
+            assert held[host] == alone(api, host), (round_, host)
+        assert built == {"memory": len(hosts) - 2, "database": 1}

@@ -136,3 +136,59 @@ def test_a_port_on_a_network_of_many_hosts_wakes_them_with_views_from_memory(api
             held[host] = apply(held[host], delta_from_dict(answer["view"]))
             assert held[host] == alone(api, host), (round_, host)
         assert built == {"memory": len(hosts) - 2, "database": 1}
+
+
+
+def test_a_watch_that_began_before_this_processs_writes_is_woken_from_memory(db_url,
+                                                                             monkeypatch):
+    """A watch from a revision older than this process (its agent started before) reads
+    the database once, finds nothing, and long-polls; woken by a write of this process, it
+    takes the changes after what it read from memory."""
+    import threading
+
+    from server_helpers import Api, make_config
+    from starlette.testclient import TestClient
+
+    from dvr.db.session import Database
+    from dvr.server.app import create_app
+
+    database = Database.from_url(db_url)
+    try:
+        before = create_app(make_config(db_url), database, migrate=False)
+        with TestClient(before) as client:  # the writes of an earlier process
+            api = Api(client, before.state.context)
+            net = api.network("span", port_security_enabled=False)
+            api.subnet(net["id"], "198.51.100.0/24")
+            for number, host in enumerate(["h1", "h2"], start=1):
+                api.register(host, "dvr", f"192.0.2.{number}")
+                api.port(net["id"], host=host)
+            h2_since = before.state.context.hub.host_revision("h2")
+            other = api.network("other", port_security_enabled=False)  # not h2's
+            api.subnet(other["id"], "203.0.113.0/24")
+            api.port(other["id"], host="h1")
+            assert before.state.context.hub.latest > h2_since
+        app = create_app(make_config(db_url), database, migrate=False)
+        asked: list[tuple[int, bool]] = []  # (since, answered) of each memory lookup
+        changes_known = app.state.context.hub.changes_known
+
+        def recording(host, since, retained):
+            known = changes_known(host, since, retained)
+            if host == "h2":
+                asked.append((since, known is not None))
+            return known
+
+        monkeypatch.setattr(app.state.context.hub, "changes_known", recording)
+        with TestClient(app) as client:
+            api = Api(client, app.state.context)
+            started = app.state.context.hub.latest
+            answers: list = []
+            watch = threading.Thread(target=lambda: answers.append(api.call(
+                "GET", "/dvr/v1/hosts/h2/watch", expect=200, since=h2_since, timeout=10)))
+            watch.start()
+            threading.Event().wait(1.0)  # its first read is done: it long-polls
+            api.port(net["id"], host="h1")
+            watch.join(15)
+            assert answers and answers[0]["changes"] and answers[0]["revision"] == started + 1
+        assert asked == [(h2_since, False), (started, True)]
+    finally:
+        database.dispose()

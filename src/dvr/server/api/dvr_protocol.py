@@ -279,8 +279,9 @@ def routes(context: ServerContext) -> list[Route]:
         def view(tx: ReadTx) -> dict[str, Any]:
             return view_answer(context, tx, host, view_since)
 
-        async def read_result(woken: bool) -> dict[str, Any]:
-            """The changes after ``since``, with the view update from ``view_since`` when a
+        async def read_result(woken: bool, none_upto: int) -> dict[str, Any]:
+            """The changes after ``since`` (none up to ``none_upto``, as this watch read
+            already), with the view update from ``view_since`` when a
             view build gets a turn: at once when one is free; after a wake-up (a change for
             this host was published) by waiting for one — the agent would ask for that view
             next — until half the gate's queue timeout past the watch's own deadline (the
@@ -297,7 +298,7 @@ def routes(context: ServerContext) -> list[Route]:
                 await gate.wait_turn(patience) if woken else gate.try_enter()
             )
             try:
-                known = context.hub.changes_known(host, since, config.retained_changes)
+                known = context.hub.changes_known(host, none_upto, config.retained_changes)
                 if known is not None and not (with_view and known[1]):
                     return changes_answer(*known)
                 if known is not None:
@@ -314,6 +315,7 @@ def routes(context: ServerContext) -> list[Route]:
                     context.view_gate.leave()
 
         woken = False
+        none_upto = since  # no change concerns the host up to this revision (read so far)
         while True:
             event = context.hub.snapshot(host)
             # a watch that was not woken asks the database only when the hub cannot tell
@@ -323,7 +325,9 @@ def routes(context: ServerContext) -> list[Route]:
             if quiet is not None:
                 result = no_changes(quiet)
             else:
-                result = await read_result(woken)
+                result = await read_result(woken, none_upto)
+            if not (result["changes"] or result["resync"]):
+                none_upto = max(none_upto, result["revision"])
             if view_since is not None and not (result["changes"] or result["resync"]):
                 offer_adoption(context, host, view_since)
             remaining = deadline - loop.time()

@@ -53,6 +53,16 @@ async def settle():
         await asyncio.sleep(0)
 
 
+async def queued_behind_one(keeper, *hosts):
+    """compute-1's heartbeat, in a transaction held open, then those of ``hosts`` (queued
+    while it is written): their tasks."""
+    first = asyncio.create_task(keeper.receive(beat("compute-1")))
+    await settle()
+    queued = [asyncio.create_task(keeper.receive(beat(host))) for host in hosts]
+    await settle()
+    return first, queued
+
+
 def test_a_lone_heartbeat_is_written_in_a_transaction_of_its_own(monkeypatch):
     async def scenario():
         database = Database()
@@ -70,10 +80,7 @@ def test_heartbeats_that_come_while_one_is_written_share_the_next_transaction(mo
     async def scenario():
         database = Database()
         keeper = keeper_on(database, monkeypatch)
-        first = asyncio.create_task(keeper.receive(beat("compute-1")))
-        await settle()  # compute-1's transaction is open
-        rest = [asyncio.create_task(keeper.receive(beat(f"compute-{i}"))) for i in (2, 3, 4)]
-        await settle()
+        first, rest = await queued_behind_one(keeper, "compute-2", "compute-3", "compute-4")
         database.commit.set()
         answers = await asyncio.gather(first, *rest)
         # memory knows them all now: the next heartbeats of these hosts write nothing
@@ -90,11 +97,7 @@ def test_a_refused_heartbeat_fails_alone_and_is_forgotten(monkeypatch):
     async def scenario():
         database = Database(unknown={"ghost"})
         keeper = keeper_on(database, monkeypatch)
-        first = asyncio.create_task(keeper.receive(beat("compute-1")))
-        await settle()
-        ghost = asyncio.create_task(keeper.receive(beat("ghost")))
-        other = asyncio.create_task(keeper.receive(beat("compute-2")))
-        await settle()
+        first, (ghost, other) = await queued_behind_one(keeper, "ghost", "compute-2")
         database.commit.set()
         results = await asyncio.gather(first, ghost, other, return_exceptions=True)
         return keeper, results
@@ -127,11 +130,7 @@ def test_a_request_that_went_away_does_not_stop_the_others(monkeypatch):
     async def scenario():
         database = Database()
         keeper = keeper_on(database, monkeypatch)
-        first = asyncio.create_task(keeper.receive(beat("compute-1")))
-        await settle()
-        gone = asyncio.create_task(keeper.receive(beat("compute-2")))
-        stays = asyncio.create_task(keeper.receive(beat("compute-3")))
-        await settle()
+        first, (gone, stays) = await queued_behind_one(keeper, "compute-2", "compute-3")
         gone.cancel()
         database.commit.set()
         await first

@@ -22,7 +22,7 @@ def measure_change(url: str, token: str, events: Events, fleet: Fleet,
     quiet, then compare the hosts woken with the hosts whose view changed.  ``cpu``: the
     servers' CPU seconds, measured until the change settled (the checks after it aside)."""
     before = current_revision(url, token)
-    cpu_before = cpu()
+    cpu_before, agents_before = cpu(), fleet.cpu_seconds()
     called = time.time()
     action()
     answered = time.time()
@@ -43,6 +43,7 @@ def measure_change(url: str, token: str, events: Events, fleet: Fleet,
         if events.wait_for(settled, 0):
             break
     server_cpu_s = cpu() - cpu_before
+    agents_cpu_s = fleet.cpu_seconds() - agents_before  # (their idle work in the quiet too)
     with events.cond:
         told = woken()
         changed = {h for h, applied in events.applied.items()
@@ -58,6 +59,7 @@ def measure_change(url: str, token: str, events: Events, fleet: Fleet,
     last = max(finished, default=None)
     return {
         "revision": after, "api_s": answered - called, "server_cpu_s": server_cpu_s,
+        "agents_cpu_s": agents_cpu_s,
         "woken": len(told),
         "changed": len(changed), "true_positives": len(told & changed),
         "false_positives": len(told - changed), "missed": len(missed | (changed - told)),
@@ -115,7 +117,8 @@ def change_summary(changes: list[dict[str, Any]]) -> dict[str, Any]:
             "woken_median": percentile([c["woken"] for c in changes], 50),
             "changed_median": percentile([c["changed"] for c in changes], 50),
             "api_s_p50": percentile([c["api_s"] for c in changes], 50),
-            "server_cpu_s_p50": percentile([c["server_cpu_s"] for c in changes], 50)}
+            "server_cpu_s_p50": percentile([c["server_cpu_s"] for c in changes], 50),
+            "agents_cpu_s_p50": percentile([c["agents_cpu_s"] for c in changes], 50)}
 
 
 def notification(changes: list[dict[str, Any]]) -> dict[str, Any]:

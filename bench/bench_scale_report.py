@@ -91,6 +91,13 @@ def growth_table(runs: dict[str, dict]) -> list[str]:
     return lines
 
 
+def per_write_cpu(changes: list[dict[str, Any]], big: dict[str, Any]) -> list[str]:
+    """"server / agents" CPU seconds of each write that woke the every-host network's hosts
+    (the last ``big["writes"]`` of the run's changes)."""
+    writes = changes[-big["writes"]:] if big.get("writes") else []
+    return [f"{shown(c['server_cpu_s'])} / {shown(c.get('agents_cpu_s'))} s" for c in writes]
+
+
 def host_compute_lines(report: dict[str, Any], keys: dict[str, Any]) -> list[str]:
     """What a real host's reconcile adds: the sampled reconciles, and each latency figure
     without and with the slowest of them (with ``--agents full`` the figures include the
@@ -154,7 +161,9 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"{shown(report['sync_all'].get('workers_started_s'))} s), restart "
         f"{shown(report['restart'].get('received_s'))} s.  Notification: "
         f"{report['notify']}.  Server CPU: {shown(report['sync_all']['server_cpu_s'])} s for "
-        f"the sync of all, {shown(report['fanout_server_cpu_s'])} s for all the writes, "
+        f"the sync of all, {shown(report['fanout_server_cpu_s'])} s for all the writes "
+        f"(each every-host write, server / simulated agents: "
+        f"{', '.join(per_write_cpu(report.get('changes', []), big))}), "
         f"{shown(report['restart']['server_cpu_s'])} s for the resync after the restart "
         f"(down {shown(report['restart']['down_s'])} s); server memory "
         f"{[round(x) for x in report['server_rss_mb']]} MB.  Simulated agents: "

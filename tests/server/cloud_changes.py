@@ -9,8 +9,9 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from dvr.client import ServerClient
+from dvr.client import ServerClient, ServerError
 
 
 @dataclass
@@ -71,8 +72,22 @@ class Cloud:
             with self._lock:
                 self.ports.append(port["id"])
         elif roll < 0.75:
-            client.update("ports", "port", target, {"binding:host_id": rng.choice(self.hosts)})
+            self._update_unless_deleted(client, target,
+                                        {"binding:host_id": rng.choice(self.hosts)})
         elif roll < 0.85:
-            client.update("ports", "port", target, {"name": f"renamed-{rng.randrange(10**6)}"})
+            self._update_unless_deleted(client, target,
+                                        {"name": f"renamed-{rng.randrange(10**6)}"})
         else:
             client.delete("ports", target)
+
+    def _update_unless_deleted(self, client: ServerClient, port_id: str,
+                               body: dict[str, Any]) -> None:
+        """Update a port another writer may be deleting meanwhile (as two tenants may): a
+        404 for a port that writer took is its answer; any other error is one."""
+        try:
+            client.update("ports", "port", port_id, body)
+        except ServerError as exc:
+            with self._lock:
+                deleted_by_another = port_id not in self.ports
+            if not (exc.status == 404 and deleted_by_another):
+                raise

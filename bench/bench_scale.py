@@ -257,13 +257,15 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         events = fleet.events
         cpu = servers_cpu(servers)
         t0 = fleet.start(args.phase_timeout)
+        agents_cpu = fleet.cpu_seconds()
         phases = [("sync_all", t0)]
         synced = all_applied_after(events, hosts, 0, args.phase_timeout)
         first = first_applied_after(events, hosts, 0)
         report["sync_all"] = {
             "agent_processes": processes, "workers_started_s": t0 - spawned,
             "synced": len(first), "of": n,
-            **resync_figures(first, t0, synced), "server_cpu_s": servers_cpu(servers) - cpu}
+            **resync_figures(first, t0, synced), "server_cpu_s": servers_cpu(servers) - cpu,
+            "agents_cpu_s": fleet.cpu_seconds() - agents_cpu}
         print(f"sync_all: {json.dumps(report['sync_all'])}", flush=True)
         events.wait_quiet(args.quiet * 2, args.phase_timeout)
 

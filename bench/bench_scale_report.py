@@ -65,6 +65,8 @@ MORE_ROWS = (  # (what, the figure of a stored run): the server's share, the sim
     ("+ a real host's reconcile: every-host port, p99 (s)",
      lambda r: r.get("with_host_compute", {}).get("fanout_big_p99_s")),
     ("server CPU for the sync of all (s)", lambda r: r["sync_all"]["server_cpu_s"]),
+    ("simulated agents: CPU for the sync of all (s)",
+     lambda r: r["sync_all"].get("agents_cpu_s")),
     ("sync of all: the last host received its view (s)",
      lambda r: r["sync_all"].get("received_s")),
     ("server CPU for the resync after a restart (s)", lambda r: r["restart"]["server_cpu_s"]),

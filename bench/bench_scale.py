@@ -212,6 +212,8 @@ def errors_by_phase(events: Events, phases: list[tuple[str, float]]) -> dict[str
                      phases[0][0])
         kinds = counts.setdefault(phase, {})
         label = error["kind"] + (f" {error['status']}" if error["status"] else "")
+        if error.get("request"):
+            label += f" ({error['request']})"
         kinds[label] = kinds.get(label, 0) + 1
     return counts
 
@@ -342,7 +344,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         report["server_rss_mb"] = [s.rss_mb() for s in servers]
         report["errors"] = errors_by_phase(events, phases)
         with events.cond:
-            report["error_samples"] = list({f"{e['kind']} {e['status']}": e["detail"]
+            report["error_samples"] = list({f"{e['kind']} {e['status']} {e.get('request')}":
+                                            e["detail"]
                                             for e in events.errors}.items())
         fleet.stop()
         report["agent_reconciles"] = reconcile_timings(workdir.glob("agents-*.log"))

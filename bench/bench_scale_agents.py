@@ -77,6 +77,16 @@ def contents(view: HostView) -> HostView:
     return dataclasses.replace(view, revision=0)
 
 
+def request_name(method: str, path: str, host: str) -> str:
+    """A failed request as the harness counts it: the method and the path's last part, or
+    the whole path with the host's name as ``{host}`` (``POST heartbeat``,
+    ``POST /dvr/v1/agents``)."""
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
+    if f"/{host}/" in path:
+        return f"{method} {tail}"
+    return f"{method} {path}"
+
+
 class RecordingClient(ServerClient):
     """The agent's client, telling the harness of every wake-up and failed request."""
 
@@ -85,23 +95,24 @@ class RecordingClient(ServerClient):
         super().__init__(server, token, view_patience=view_patience)
         self.host, self.emit = host, emit
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, request: str) -> None:
         status = exc.status if isinstance(exc, ServerError) else None
         self.emit({"event": "error", "host": self.host, "t": time.time(),
-                   "kind": error_kind(exc), "status": status, "detail": repr(exc)[:200]})
+                   "kind": error_kind(exc), "status": status, "request": request,
+                   "detail": repr(exc)[:200]})
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             return super().request(method, path, **kwargs)
         except Exception as exc:
-            self._failed(exc)
+            self._failed(exc, request_name(method, path, self.host))
             raise
 
     def fetch_view(self, host: str, since: int) -> ViewAnswer:
         try:
             return super().fetch_view(host, since)
         except Exception as exc:
-            self._failed(exc)
+            self._failed(exc, "GET view")
             raise
 
     def watch(self, host: str, since: int, timeout: float,
@@ -109,7 +120,7 @@ class RecordingClient(ServerClient):
         try:
             result = super().watch(host, since, timeout, view_since)
         except Exception as exc:
-            self._failed(exc)
+            self._failed(exc, "GET watch")
             raise
         if result.changes or result.resync:
             self.emit({"event": "woken", "host": host, "t": time.time(),

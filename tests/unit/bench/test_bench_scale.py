@@ -158,6 +158,29 @@ def test_failed_requests_are_counted_by_kind_over_every_phase():
     assert failed(errors, "timeout") == 2
     assert failed(errors, "5xx") == 5
     assert failed(errors, "connect") == 9
+    named = {"sync_all": {"timeout (GET view)": 2, "timeout (POST heartbeat)": 3,
+                          "5xx 503 (GET watch)": 1}}
+    assert failed(named, "timeout") == 5
+    assert failed(named, "5xx") == 1
+
+
+def test_a_failed_request_is_counted_under_its_phase_kind_and_request(scale):
+    from bench_scale_agents import request_name
+
+    assert request_name("POST", "/dvr/v1/hosts/compute-7/heartbeat", "compute-7") == \
+        "POST heartbeat"
+    assert request_name("POST", "/dvr/v1/agents", "compute-7") == "POST /dvr/v1/agents"
+
+    class Recorded:
+        cond = __import__("threading").Lock()
+        errors = [{"t": 5.0, "kind": "timeout", "status": None, "request": "GET view"},
+                  {"t": 6.0, "kind": "timeout", "status": None, "request": "GET view"},
+                  {"t": 12.0, "kind": "5xx", "status": 503, "request": "POST heartbeat"},
+                  {"t": 13.0, "kind": "connect", "status": None}]
+
+    counts = scale.errors_by_phase(Recorded(), [("sync_all", 1.0), ("restart", 10.0)])
+    assert counts == {"sync_all": {"timeout (GET view)": 2},
+                      "restart": {"5xx 503 (POST heartbeat)": 1, "connect": 1}}
 
 
 def test_five_hosts_on_sqlite_sync_hear_exactly_their_changes_and_resync(scale):

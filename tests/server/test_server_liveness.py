@@ -190,6 +190,46 @@ def test_heartbeats_written_together_keep_a_refused_one_apart(api, app):
         "compute-1", "compute-2"]
 
 
+def test_heartbeats_written_together_end_as_if_written_one_after_the_other(api, app):
+    """Two heartbeats of one host in one transaction: the later one's time and revision,
+    the report of the one that sent it, each port's status from the last beat that named
+    it; a port bound elsewhere is left alone.  Each beat is answered for itself."""
+    from dvr.db.tables import ports
+    from dvr.server.liveness import AgentReport, Heartbeat, freeze_dataplane
+    from dvr.server.services.heartbeats import write_heartbeats
+    from dvr.server.tx import utcnow
+
+    context = app.state.context
+    network = api.network()
+    api.subnet(network["id"], "198.51.100.0/24")
+    mine = api.port(network["id"], host="compute-1")
+    flips = api.port(network["id"], host="compute-1")
+    elsewhere = api.port(network["id"], host="compute-2")
+    api.register("compute-1", "dvr", "192.0.2.11")
+    api.register("compute-2", "dvr", "192.0.2.12")
+    now = utcnow()
+    later = now + timedelta(seconds=1)
+    report = freeze_dataplane({"vifs": {mine["id"]: "tapmine"}, "local_vlans": {}})
+    first = Heartbeat("compute-1", now, 4, AgentReport(
+        frozenset({mine["id"], flips["id"], elsewhere["id"]}), frozenset(), report))
+    second = Heartbeat("compute-1", later, 5, AgentReport(
+        frozenset(), frozenset({flips["id"]}), None))
+
+    results = context.run_write(lambda tx: write_heartbeats(tx, [first, second]))[0]
+    assert results[0] == ({"host": "compute-1", "alive": True,
+                           "ports_up": sorted([mine["id"], flips["id"]]), "ports_down": []}, 4)
+    assert results[1] == ({"host": "compute-1", "alive": True, "ports_up": [],
+                           "ports_down": [flips["id"]]}, 5)
+    assert stored_heartbeat(context, "compute-1") == (later, 5)
+    stored_report = context.run_read(lambda tx: tx.conn.execute(
+        select(dvr_hosts.c.agent_report).where(dvr_hosts.c.host == "compute-1")).scalar())
+    assert stored_report["vifs"] == {mine["id"]: "tapmine"}
+    status = dict(context.run_read(lambda tx: tx.conn.execute(
+        select(ports.c.id, ports.c.status)).all()))
+    assert status[mine["id"]] == "ACTIVE" and status[flips["id"]] == "DOWN"
+    assert status[elsewhere["id"]] == "DOWN"
+
+
 def test_host_mac_answers_a_registered_host_and_refuses_others(api):
     api.register("compute-1", "dvr", "192.0.2.11")
     mac = api.host_mac("compute-1")

@@ -4,7 +4,9 @@ flushed in one batch every ``interval`` seconds otherwise (``dvr.server.liveness
 "At once" is a group commit: a heartbeat that must be written starts a transaction when
 none of them is being written, and those that come while one is written go together into
 the next (1,000 agents reporting their first view after a start make a few dozen
-transactions, not 1,000).  A lone heartbeat waits for nothing."""
+transactions, not 1,000), at most ``MAX_GROUP`` in one: every write of the process, and of
+every other server process on the database, waits while one is written.  A lone heartbeat
+waits for nothing."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from dvr.server.tx import WriteTx
 
 log = logging.getLogger("dvr.server.liveness")
 T = TypeVar("T")
+MAX_GROUP = 256  # heartbeats in one transaction
 Write = Callable[[Callable[[WriteTx], T]], Awaitable[T]]
 
 
@@ -67,7 +70,7 @@ class LivenessKeeper:
         """Write the queued heartbeats, all those queued meanwhile in one transaction,
         until none waits."""
         while self._queued:
-            batch, self._queued = self._queued, []
+            batch, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
             beats = [beat for beat, _ in batch]
             try:
                 results = await self.write(lambda tx, beats=beats: write_heartbeats(tx, beats))

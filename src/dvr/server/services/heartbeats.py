@@ -1,6 +1,6 @@
-"""Heartbeats in the database: what one heartbeat body says (validated), the write of one
-heartbeat whose report changed, and the batched flush of the ones kept in memory
-(``dvr.server.liveness``)."""
+"""Heartbeats in the database: what one heartbeat body says (validated), the write of the
+heartbeats whose reports changed (together, in a few statements), and the batched flush of
+the ones kept in memory (``dvr.server.liveness``)."""
 
 from __future__ import annotations
 
@@ -83,51 +83,106 @@ def _dataplane_report(body: dict[str, Any]) -> dict[str, Any] | None:
 def require_host(tx: ReadTx, host: str) -> Any:
     row = tx.conn.execute(select(dvr_hosts).where(dvr_hosts.c.host == host)).first()
     if row is None:
-        raise NotFoundError(
-            f"Agent with host={host} could not be found: register it first (POST /dvr/v1/agents).",
-            type_name="AgentNotFoundByTypeHost",
-        )
+        raise _not_registered(host)
     return row
-
-
-def write_heartbeat(tx: WriteTx, beat: Heartbeat) -> tuple[dict[str, Any], int]:
-    """Write one heartbeat: liveness, applied revision, the dataplane report, port status.
-    Returns the answer and the applied revision stored."""
-    row = require_host(tx, beat.host)
-    since = alive_since(tx.now, tx.config.agent_down_time)
-    was_alive = tx.liveness.last_seen(beat.host, row.heartbeat_at) >= since
-    applied = beat.applied_revision
-    if applied is None:
-        applied = tx.liveness.newest_applied(beat.host, row.applied_revision, row.heartbeat_at)
-    values: dict[str, Any] = {"heartbeat_at": beat.seen_at, "applied_revision": applied}
-    if beat.report.dataplane is not None:
-        values["agent_report"] = thaw_dataplane(beat.report.dataplane)
-    tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == beat.host).values(**values))
-    tx.conn.execute(
-        update(agents).where(agents.c.host == beat.host).values(heartbeat_timestamp=beat.seen_at)
-    )
-    bind_waiting_ports(tx, [beat.host])
-    up = port_service.set_status(tx, sorted(beat.report.ports_up), beat.host, "ACTIVE")
-    down = port_service.set_status(tx, sorted(beat.report.ports_down), beat.host, "DOWN")
-    if not was_alive and row.agent_mode in ("dvr_snat", "legacy"):
-        schedule_pending(tx)
-    return {"host": beat.host, "alive": True, "ports_up": up, "ports_down": down}, applied
 
 
 def write_heartbeats(
     tx: WriteTx, beats: list[Heartbeat]
 ) -> list[tuple[dict[str, Any], int] | NeutronError]:
-    """``write_heartbeat`` for each of ``beats``, in order, in this one transaction; a beat
-    the database refuses (its host is not registered) gets its error in its place, with
-    nothing of it written (a savepoint each), and the others are written."""
-    results: list[tuple[dict[str, Any], int] | NeutronError] = []
+    """Write ``beats`` (liveness, applied revision, the dataplane report, port status) in
+    this one transaction, as if one after the other, in a few statements whatever their
+    number.  Each gets its answer and the applied revision stored, in order; a beat of a
+    host that is not registered gets its 404 in its place and writes nothing."""
+    known = _registered(tx, {beat.host for beat in beats})
+    since = alive_since(tx.now, tx.config.agent_down_time)
+    hosts: dict[str, dict[str, Any]] = {}  # host -> its row's values after its last beat
+    came_alive = False
+    applied_revisions: list[int | None] = []
     for beat in beats:
-        try:
-            with tx.conn.begin_nested():
-                results.append(write_heartbeat(tx, beat))
-        except NeutronError as error:
-            results.append(error)
+        row = known.get(beat.host)
+        if row is None:
+            applied_revisions.append(None)
+            continue
+        stored = hosts.get(beat.host)
+        seen, applied_before = (row.heartbeat_at, row.applied_revision) if stored is None \
+            else (stored["heartbeat_at"], stored["applied_revision"])
+        was_alive = tx.liveness.last_seen(beat.host, seen) >= since
+        came_alive |= not was_alive and row.agent_mode in ("dvr_snat", "legacy")
+        applied = beat.applied_revision
+        if applied is None:
+            applied = tx.liveness.newest_applied(beat.host, applied_before, seen)
+        values = hosts.setdefault(beat.host, {"agent_report": None})
+        values.update(heartbeat_at=beat.seen_at, applied_revision=applied)
+        if beat.report.dataplane is not None:
+            values["agent_report"] = thaw_dataplane(beat.report.dataplane)
+        applied_revisions.append(applied)
+    if hosts:
+        _store_liveness(tx, hosts)
+        bind_waiting_ports(tx, sorted(hosts))
+    bound = _bound_ports(tx, beats, known)
+    statuses: dict[str, str] = {}  # port id -> the status its last beat reported
+    results: list[tuple[dict[str, Any], int] | NeutronError] = []
+    for beat, applied in zip(beats, applied_revisions, strict=True):
+        if applied is None:
+            results.append(_not_registered(beat.host))
+            continue
+        up = [p for p in sorted(beat.report.ports_up) if bound.get(p) == beat.host]
+        down = [p for p in sorted(beat.report.ports_down) if bound.get(p) == beat.host]
+        statuses.update(dict.fromkeys(up, "ACTIVE"))
+        statuses.update(dict.fromkeys(down, "DOWN"))
+        results.append(({"host": beat.host, "alive": True, "ports_up": up, "ports_down": down},
+                         applied))
+    for status in ("ACTIVE", "DOWN"):
+        port_service.set_bound_status(tx, [p for p, s in statuses.items() if s == status],
+                                      status)
+    if came_alive:
+        schedule_pending(tx)
     return results
+
+
+def _registered(tx: WriteTx, hosts: set[str]) -> dict[str, Any]:
+    query = select(dvr_hosts).where(in_ids(tx.conn, dvr_hosts.c.host, sorted(hosts)))
+    return {row.host: row for row in tx.conn.execute(query)}
+
+
+def _not_registered(host: str) -> NotFoundError:
+    return NotFoundError(
+        f"Agent with host={host} could not be found: register it first (POST /dvr/v1/agents).",
+        type_name="AgentNotFoundByTypeHost",
+    )
+
+
+def _store_liveness(tx: WriteTx, hosts: dict[str, dict[str, Any]]) -> None:
+    """Each host's heartbeat time and applied revision (and its report, when it sent one)."""
+    for with_report in (False, True):
+        rows = [{"h": host, "t": v["heartbeat_at"], "r": v["applied_revision"],
+                 "a": v["agent_report"]}
+                for host, v in sorted(hosts.items())
+                if with_report == (v["agent_report"] is not None)]
+        if not rows:
+            continue
+        values: dict[str, Any] = {"heartbeat_at": bindparam("t"),
+                                  "applied_revision": bindparam("r")}
+        if with_report:
+            values["agent_report"] = bindparam("a")
+        tx.conn.execute(update(dvr_hosts).where(dvr_hosts.c.host == bindparam("h"))
+                        .values(**values), rows)
+    tx.conn.execute(
+        update(agents).where(agents.c.host == bindparam("h"))
+        .values(heartbeat_timestamp=bindparam("t")),
+        [{"h": host, "t": v["heartbeat_at"]} for host, v in sorted(hosts.items())],
+    )
+
+
+def _bound_ports(tx: WriteTx, beats: list[Heartbeat], known: dict[str, Any]) -> dict[str, str]:
+    """The host each port the beats of registered hosts name is bound to."""
+    named = sorted({p for b in beats if b.host in known
+                    for p in b.report.ports_up | b.report.ports_down})
+    if not named:
+        return {}
+    query = select(ports.c.id, ports.c.host).where(in_ids(tx.conn, ports.c.id, named))
+    return {row.id: row.host for row in tx.conn.execute(query)}
 
 
 def bind_waiting_ports(tx: WriteTx, hosts: list[str]) -> None:

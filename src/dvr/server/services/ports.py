@@ -35,6 +35,7 @@ from dvr.server.services.common import (
     BULK_RENDER_THRESHOLD,
     NOAUTH_PROJECT,
     bump,
+    in_ids,
     new_id,
     standard_fields,
     standard_values,
@@ -209,19 +210,15 @@ def _check_floating_ips_keep_addresses(
             )
 
 
-def set_status(tx: WriteTx, port_ids: list[str], host: str, status: str) -> list[str]:
-    """Agent-reported status of ports bound to ``host`` (others are ignored)."""
-    if not port_ids:
-        return []
-    query = select(ports.c.id).where(ports.c.id.in_(port_ids), ports.c.host == host)
-    ids = [row[0] for row in tx.conn.execute(query)]
-    if ids:
+def set_bound_status(tx: WriteTx, port_ids: list[str], status: str) -> None:
+    """The status agents reported for ``port_ids`` (the caller checked that each is bound
+    to the host that reported it)."""
+    if port_ids:
         tx.conn.execute(
             update(ports)
-            .where(ports.c.id.in_(ids), ports.c.status != status)
+            .where(in_ids(tx.conn, ports.c.id, port_ids), ports.c.status != status)
             .values(status=status, updated_at=tx.now, revision_number=ports.c.revision_number + 1)
         )
-    return ids
 
 
 # -- delete ----------------------------------------------------------------------------------

@@ -1,12 +1,9 @@
 """Receives heartbeats: written at once when they say something new, kept in memory and
 flushed in one batch every ``interval`` seconds otherwise (``dvr.server.liveness``).
 
-"At once" is a group commit: a heartbeat that must be written starts a transaction when
-none of them is being written, and those that come while one is written go together into
-the next (1,000 agents reporting their first view after a start make a few dozen
-transactions, not 1,000), at most ``MAX_GROUP`` in one: every write of the process, and of
-every other server process on the database, waits while one is written.  A lone heartbeat
-waits for nothing."""
+"At once" is a group commit (``dvr.server.group_commit``): the heartbeats that come while
+one transaction of them is written go together into the next.  A lone heartbeat waits for
+nothing."""
 
 from __future__ import annotations
 
@@ -19,13 +16,13 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from dvr.server.errors import NeutronError
+from dvr.server.group_commit import GroupCommit
 from dvr.server.liveness import Heartbeat, LivenessMemory
 from dvr.server.services.heartbeats import flush_heartbeats, write_heartbeats
 from dvr.server.tx import WriteTx
 
 log = logging.getLogger("dvr.server.liveness")
 T = TypeVar("T")
-MAX_GROUP = 256  # heartbeats in one transaction
 Write = Callable[[Callable[[WriteTx], T]], Awaitable[T]]
 
 
@@ -37,9 +34,11 @@ class LivenessKeeper:
     agent_down_time: int
     _task: asyncio.Task | None = None
     _closed: bool = False
-    # heartbeats to write at once, with who waits for each, while a transaction is written
-    _queued: list[tuple[Heartbeat, asyncio.Future]] = field(default_factory=list)
-    _writer: asyncio.Task | None = None
+    _group: GroupCommit[Heartbeat, tuple[dict[str, Any], int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # the module's write_heartbeats when the batch is written (tests replace it)
+        self._group = GroupCommit(self.write, lambda tx, beats: write_heartbeats(tx, beats))
 
     async def receive(self, beat: Heartbeat) -> dict[str, Any]:
         """Take one heartbeat; the answer (the port ids of this host it reported)."""
@@ -50,42 +49,13 @@ class LivenessKeeper:
             return answer
         log.debug("heartbeat of %s written at once: %s", beat.host, reason)
         try:
-            answer, applied = await self._write_at_once(beat)
+            answer, applied = await self._group.submit(beat)
         except NeutronError as error:
             if error.status == 404:
                 self.memory.forget(beat.host)
             raise
         self.memory.written(beat, applied, answer)
         return answer
-
-    async def _write_at_once(self, beat: Heartbeat) -> tuple[dict[str, Any], int]:
-        """Write ``beat`` in the next transaction of heartbeats (``write_heartbeats``)."""
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._queued.append((beat, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_queued())
-        return await future
-
-    async def _write_queued(self) -> None:
-        """Write the queued heartbeats, all those queued meanwhile in one transaction,
-        until none waits."""
-        while self._queued:
-            batch, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
-            beats = [beat for beat, _ in batch]
-            try:
-                results = await self.write(lambda tx, beats=beats: write_heartbeats(tx, beats))
-            except Exception as error:  # noqa: BLE001 - each waiting request raises it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():  # its request went away
-                    continue
-                if isinstance(result, NeutronError):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
 
     async def flush(self) -> None:
         """Write every heartbeat memory holds that the database does not (one transaction)."""

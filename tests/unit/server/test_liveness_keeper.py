@@ -140,21 +140,3 @@ def test_a_request_that_went_away_does_not_stop_the_others(monkeypatch):
 
     assert asyncio.run(scenario())["host"] == "compute-3"
 
-
-def test_a_transaction_holds_at_most_max_group_heartbeats(monkeypatch):
-    """Every write waits while heartbeats are written: a long queue goes in several
-    transactions, in order."""
-    monkeypatch.setattr(keeper_module, "MAX_GROUP", 2)
-
-    async def scenario():
-        database = Database()
-        keeper = keeper_on(database, monkeypatch)
-        first, rest = await queued_behind_one(keeper, *(f"compute-{i}" for i in range(2, 7)))
-        database.commit.set()
-        answers = await asyncio.gather(first, *rest)
-        return database.transactions, answers
-
-    transactions, answers = asyncio.run(scenario())
-    assert transactions == [["compute-1"], ["compute-2", "compute-3"],
-                            ["compute-4", "compute-5"], ["compute-6"]]
-    assert [a["host"] for a in answers] == [f"compute-{i}" for i in range(1, 7)]

@@ -37,6 +37,7 @@ from dvr.server.view_adoption import ViewAdoption
 from dvr.server.watch import ChangeHub
 
 T = TypeVar("T")
+REGISTRATIONS_PER_TRANSACTION = 64  # ~10 statements each
 
 
 @dataclass
@@ -85,7 +86,8 @@ class ServerContext:
         context.keeper = LivenessKeeper(
             memory, context.write, config.heartbeat_flush_interval, config.agent_down_time
         )
-        context.registrations = GroupCommit(context.write, register_each)
+        context.registrations = GroupCommit(context.write, register_each,
+                                            max_group=REGISTRATIONS_PER_TRANSACTION)
         return context
 
     # -- synchronous (worker thread) ---------------------------------------------------------

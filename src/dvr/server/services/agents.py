@@ -7,12 +7,11 @@ from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from dvr.db.tables import agents, dvr_hosts, routers
 from dvr.model.hostview import AGENT_MODES, DEFAULT_EAST_WEST
 from dvr.server.auth import ADMIN, Identity, registration_refusal
-from dvr.server.errors import NeutronError, integrity_conflict, invalid_input
+from dvr.server.errors import NeutronError, invalid_input
 from dvr.server.services.changes import host_registration_change
 from dvr.server.services.common import get_row, list_rows, new_id
 from dvr.server.services.credentials import has_credential
@@ -111,23 +110,25 @@ Registration = tuple[dict[str, Any], Identity]  # a request's body and who asks
 
 def register_each(tx: WriteTx, requests: list[Registration]) -> list[Any]:
     """``register`` each of ``requests`` in this one transaction, one after the other: its
-    agents, or the ``NeutronError`` that refused it (and undid what it wrote, alone: a
-    savepoint each)."""
+    agents, or the ``NeutronError`` that refused it (before it wrote anything).
+
+    No savepoints: ``register`` refuses before it writes, and on PostgreSQL a transaction
+    with more than 64 subtransactions makes every other session's snapshot consult
+    ``pg_subtrans`` (the "subtransaction overflow"), which slowed the views being built
+    meanwhile until the agents' requests timed out."""
     results: list[Any] = []
     for body, caller in requests:
         try:
-            with tx.conn.begin_nested():
-                results.append(register(tx, body, caller))
+            results.append(register(tx, body, caller))
         except NeutronError as error:
             results.append(error)
-        except IntegrityError as error:
-            results.append(integrity_conflict(error))
     return results
 
 
 def register(tx: WriteTx, body: dict[str, Any], caller: Identity = ADMIN) -> list[dict[str, Any]]:
     """Register (or update) a host's agents.  ``caller``: who asks (a host may register only
-    itself; a host with a credential changes its tunnel IP or mode only with it)."""
+    itself; a host with a credential changes its tunnel IP or mode only with it).  Refuses
+    (raises a ``NeutronError``) only before it writes anything."""
     host = body.get("host")
     if not isinstance(host, str) or not host or not is_plain_text(host):
         raise invalid_input("host must be a non-empty string")

@@ -88,28 +88,3 @@ def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):
     status, _ = api.error("GET", "/dvr/v1/hosts/nowhere/agent-state")
     assert status == 404
 
-
-def test_registrations_written_together_refuse_one_alone(api, app):
-    """The registrations' group commit: a host's credential registering another host is
-    refused (403) and writes nothing; the others in the same transaction are written, a
-    host registered twice ends as its second registration says."""
-    from dvr.server.auth import ADMIN, host_identity
-    from dvr.server.errors import NeutronError
-    from dvr.server.services.agents import register_each
-
-    context = app.state.context
-    requests = [
-        ({"host": "compute-1", "agent_mode": "dvr", "tunnel_ip": "192.0.2.11"}, ADMIN),
-        ({"host": "compute-2", "agent_mode": "dvr", "tunnel_ip": "192.0.2.12"},
-         host_identity("compute-1")),
-        ({"host": "network-1", "agent_mode": "dvr_snat", "tunnel_ip": "192.0.2.21"}, ADMIN),
-        ({"host": "compute-1", "agent_mode": "dvr", "tunnel_ip": "192.0.2.31"}, ADMIN),
-    ]
-    results = context.run_write(lambda tx: register_each(tx, requests))[0]
-    assert isinstance(results[1], NeutronError) and results[1].status == 403
-    assert {a["host"] for a in results[0]} == {"compute-1"}
-    assert {a["configurations"]["tunneling_ip"] for a in results[3]
-            if "tunneling_ip" in a["configurations"]} == {"192.0.2.31"}
-    hosts = {h["host"]: h for h in api.call("GET", "/dvr/v1/hosts", expect=200)}
-    assert sorted(hosts) == ["compute-1", "network-1"]
-    assert hosts["compute-1"]["tunnel_ip"] == "192.0.2.31"

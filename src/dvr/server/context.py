@@ -16,7 +16,6 @@ from dvr.db.session import Database
 from dvr.server.config import LoadLimits, ServerConfig
 from dvr.server.dbhealth import DatabaseHealth, is_unavailable
 from dvr.server.errors import integrity_conflict
-from dvr.server.group_commit import GroupCommit
 from dvr.server.hostview_parts import SharedViewParts, shared_forms
 from dvr.server.hostview_served import ServedViews
 from dvr.server.liveness import LivenessMemory
@@ -24,7 +23,6 @@ from dvr.server.liveness_keeper import LivenessKeeper
 from dvr.server.loadshed import ViewGate
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo, send_change_notice
 from dvr.server.serialize import JsonableCache
-from dvr.server.services.agents import register_each
 from dvr.server.services.notify import (
     current_revision,
     new_changes,
@@ -37,7 +35,6 @@ from dvr.server.view_adoption import ViewAdoption
 from dvr.server.watch import ChangeHub
 
 T = TypeVar("T")
-REGISTRATIONS_PER_TRANSACTION = 64  # ~10 statements each
 
 
 @dataclass
@@ -48,7 +45,6 @@ class ServerContext:
     liveness: LivenessMemory
     health: DatabaseHealth
     keeper: LivenessKeeper
-    registrations: GroupCommit  # agents registering, a group commit (``register_each``)
     view_parts: SharedViewParts = field(default_factory=SharedViewParts)  # of HostViews
     served_views: ServedViews = field(default_factory=ServedViews)  # the bases of deltas
     view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
@@ -65,7 +61,6 @@ class ServerContext:
             liveness=memory,
             health=DatabaseHealth(retry_after=config.load.database_retry_after),
             keeper=None,  # type: ignore[arg-type]
-            registrations=None,  # type: ignore[arg-type]
             view_gate=ViewGate(config.load),
         )
         start = context.run_read(lambda tx: current_revision(tx.conn))
@@ -86,8 +81,6 @@ class ServerContext:
         context.keeper = LivenessKeeper(
             memory, context.write, config.heartbeat_flush_interval, config.agent_down_time
         )
-        context.registrations = GroupCommit(context.write, register_each,
-                                            max_group=REGISTRATIONS_PER_TRANSACTION)
         return context
 
     # -- synchronous (worker thread) ---------------------------------------------------------

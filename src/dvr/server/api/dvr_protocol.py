@@ -231,7 +231,7 @@ def routes(context: ServerContext) -> list[Route]:
         body = await _json_object(request)
         caller = request_identity(request)
         try:
-            agents = await context.registrations.submit((body, caller))
+            agents = await context.write(lambda tx: agent_service.register(tx, body, caller))
         except NeutronError as exc:
             if exc.status in (403, 409):
                 log.warning(

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from dvr.db.tables import agents, dvr_hosts, routers
 from dvr.model.hostview import AGENT_MODES, DEFAULT_EAST_WEST
 from dvr.server.auth import ADMIN, Identity, registration_refusal
-from dvr.server.errors import NeutronError, invalid_input
+from dvr.server.errors import invalid_input
 from dvr.server.services.changes import host_registration_change
 from dvr.server.services.common import get_row, list_rows, new_id
 from dvr.server.services.credentials import has_credential
@@ -103,26 +103,6 @@ def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath:
         "enable_distributed_routing": True,
         "datapath_type": datapath,
     }
-
-
-Registration = tuple[dict[str, Any], Identity]  # a request's body and who asks
-
-
-def register_each(tx: WriteTx, requests: list[Registration]) -> list[Any]:
-    """``register`` each of ``requests`` in this one transaction, one after the other: its
-    agents, or the ``NeutronError`` that refused it (before it wrote anything).
-
-    No savepoints: ``register`` refuses before it writes, and on PostgreSQL a transaction
-    with more than 64 subtransactions makes every other session's snapshot consult
-    ``pg_subtrans`` (the "subtransaction overflow"), which slowed the views being built
-    meanwhile until the agents' requests timed out."""
-    results: list[Any] = []
-    for body, caller in requests:
-        try:
-            results.append(register(tx, body, caller))
-        except NeutronError as error:
-            results.append(error)
-    return results
 
 
 def register(tx: WriteTx, body: dict[str, Any], caller: Identity = ADMIN) -> list[dict[str, Any]]:

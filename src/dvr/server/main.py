@@ -39,12 +39,6 @@ from dvr.server.tls import uvicorn_tls_options
 from dvr.server.validate import to_mac
 from dvr.server.workers import Supervisor, bind_tcp_socket, remove_unix_sockets
 
-# How long a thread may hold the GIL while another waits (CPython's default: 5 ms).  A view
-# build is pure Python for ~20 ms; a write transaction is many short database round trips,
-# each giving the GIL up: at 5 ms each round trip waited up to 5 ms for a view build, and a
-# burst of 1,000 registrations on PostgreSQL took long enough to time out.
-THREAD_SWITCH_INTERVAL_S = 0.001
-
 log = logging.getLogger("dvr.server")
 
 
@@ -253,7 +247,6 @@ async def serve_all(
         upgrade_to_head(database.engine)
     app = create_app(config, database, migrate=False)
     tune_garbage_collector()
-    sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
     servers = [
         _Server(_uvicorn_config(app, listener, config, log_level, "on" if i == 0 else "off"))
         for i, listener in enumerate(config.listeners)

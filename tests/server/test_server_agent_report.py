@@ -87,4 +87,3 @@ def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):
         assert status == 400 and error["type"] == "InvalidInput", body
     status, _ = api.error("GET", "/dvr/v1/hosts/nowhere/agent-state")
     assert status == 404
-

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from dvr.db.session import Database
 from dvr.server.config import LoadLimits, ServerConfig
 from dvr.server.dbhealth import DatabaseHealth, is_unavailable
-from dvr.server.errors import integrity_conflict
+from dvr.server.errors import conflict
 from dvr.server.hostview_parts import SharedViewParts, shared_forms
 from dvr.server.hostview_served import ServedViews
 from dvr.server.liveness import LivenessMemory
@@ -109,7 +109,9 @@ class ServerContext:
                 if revision is not None and self.db.is_postgres:
                     send_change_notice(conn, revision, hosts, changed)
         except IntegrityError as exc:
-            raise integrity_conflict(exc) from None
+            raise conflict(
+                "Conflict", f"The request conflicts with existing data: {exc.orig}"
+            ) from None
         except SQLAlchemyError as exc:
             if is_unavailable(exc):
                 raise self.health.failed(exc) from None

@@ -108,9 +108,3 @@ def not_found(resource: str, resource_id: str) -> NeutronError:
 
 def conflict(type_name: str, message: str) -> NeutronError:
     return ConflictError(message, type_name=type_name)
-
-
-def integrity_conflict(error: Exception) -> NeutronError:
-    """The 409 for a write the database refused as conflicting (an ``IntegrityError``)."""
-    detail = getattr(error, "orig", error)
-    return conflict("Conflict", f"The request conflicts with existing data: {detail}")

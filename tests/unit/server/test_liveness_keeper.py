@@ -139,4 +139,3 @@ def test_a_request_that_went_away_does_not_stop_the_others(monkeypatch):
         return await stays
 
     assert asyncio.run(scenario())["host"] == "compute-3"
-

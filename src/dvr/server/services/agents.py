@@ -107,8 +107,7 @@ def _configurations(agent_type: str, mode: str, tunnel_ip: str | None, datapath:
 
 def register(tx: WriteTx, body: dict[str, Any], caller: Identity = ADMIN) -> list[dict[str, Any]]:
     """Register (or update) a host's agents.  ``caller``: who asks (a host may register only
-    itself; a host with a credential changes its tunnel IP or mode only with it).  Refuses
-    (raises a ``NeutronError``) only before it writes anything."""
+    itself; a host with a credential changes its tunnel IP or mode only with it)."""
     host = body.get("host")
     if not isinstance(host, str) or not host or not is_plain_text(host):
         raise invalid_input("host must be a non-empty string")

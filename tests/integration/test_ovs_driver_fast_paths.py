@@ -52,6 +52,31 @@ def test_a_port_plugged_by_someone_else_is_announced(host: HostEnv):
         assert bridge.port("tapv") is None
 
 
+def test_ports_are_read_once_while_ovsdb_is_unchanged_and_again_after_any_change(
+        host: HostEnv):
+    host.run(["ip", "link", "add", "tapw", "type", "veth", "peer", "name", "vmw"])
+    host.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+    host.vsctl("add-port", "br-int", "tapw")
+    changes = Changes()
+    with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
+        ovs.on_port_change(changes)
+        (first,) = ovs.observe(["br-int"], with_flows=False)
+        (again,) = ovs.observe(["br-int"], with_flows=False)
+        assert again is first  # nothing changed in between: the same read, not a new one
+        assert first.port("tapw").tag is None
+        for change, seen in (
+                (["set", "port", "tapw", "tag=7"], lambda b: b.port("tapw").tag == 7),
+                (["set", "interface", "tapw", "external_ids:iface-id=port-9"],
+                 lambda b: b.port("tapw").external_id("iface-id") == "port-9"),
+                (["del-port", "br-int", "tapw"], lambda b: b.port("tapw") is None)):
+            before = changes.count
+            host.vsctl(*change)
+            assert changes.wait_beyond(before)
+            (bridge,) = ovs.observe(["br-int"], with_flows=False)
+            assert seen(bridge), change
+        assert "tapw" not in ovs.port_numbers("br-int")
+
+
 def test_flows_by_name_in_and_out_match_what_ovs_ofctl_names_prints(host: HostEnv):
     with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
         br_int_with_two_ports(host, ovs)

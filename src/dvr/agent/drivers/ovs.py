@@ -139,39 +139,68 @@ class _HostOvsdbApi(impl_idl.OvsdbIdl):
                                            log_errors)
 
 
+class BridgeReads:
+    """What ``_ObserveBridges`` last read, by bridge name (None: no such bridge), valid while
+    the IDL's ``change_seqno`` stays what it was then: reading a bridge's ports through the
+    IDL converts every column of every row again, which made up a quarter of a busy
+    agent's CPU, and a pass reads the same bridges several times with nothing changed in
+    between.  ``change_seqno`` moves with every update the IDL applies (a reconnection
+    too), so a read at an unchanged seqno would find exactly what is kept.  Only used
+    under the connection's lock, which ``idl.run()`` and every transaction hold too."""
+
+    def __init__(self) -> None:
+        self.seqno: int | None = None
+        self.bridges: dict[str, ObservedBridge | None] = {}
+
+    def at(self, seqno: int) -> dict[str, ObservedBridge | None]:
+        """The bridges read at ``seqno`` so far (forgetting those of any other)."""
+        if seqno != self.seqno:
+            self.seqno, self.bridges = seqno, {}
+        return self.bridges
+
+
 class _ObserveBridges(ovs_command.ReadOnlyCommand):
-    def __init__(self, api, names: Sequence[str]):
+    def __init__(self, api, names: Sequence[str], reads: BridgeReads | None = None):
         super().__init__(api)
         self.names = names
+        self.reads = reads if reads is not None else BridgeReads()
 
     def run_idl(self, txn) -> None:
+        known = self.reads.at(self.api.idl.change_seqno)
         found = []
         for name in self.names:
-            bridge = idlutils.row_by_value(self.api.idl, "Bridge", "name", name, None)
-            if bridge is None:
-                continue
-            ports = []
-            for port in bridge.ports:
-                if port.name == name or not port.interfaces:
-                    continue  # the bridge's own internal port
-                iface = port.interfaces[0]
-                ports.append(ObservedPort(
-                    name=port.name,
-                    type=iface.type,
-                    options=tuple(sorted(iface.options.items())),
-                    tag=_single(port.tag),
-                    external_ids=tuple(sorted(iface.external_ids.items())),
-                    ofport=_single(iface.ofport),
-                    error=_single(iface.error),
-                ))
-            found.append(ObservedBridge(
-                name=name,
-                datapath_type=bridge.datapath_type,
-                fail_mode=_single(bridge.fail_mode) or "",
-                external_ids=tuple(sorted(bridge.external_ids.items())),
-                ports=tuple(sorted(ports)),
-            ))
+            if name not in known:
+                known[name] = _read_bridge(self.api.idl, name)
+            if known[name] is not None:
+                found.append(known[name])
         self.result = found
+
+
+def _read_bridge(idl, name: str) -> ObservedBridge | None:
+    bridge = idlutils.row_by_value(idl, "Bridge", "name", name, None)
+    if bridge is None:
+        return None
+    ports = []
+    for port in bridge.ports:
+        if port.name == name or not port.interfaces:
+            continue  # the bridge's own internal port
+        iface = port.interfaces[0]
+        ports.append(ObservedPort(
+            name=port.name,
+            type=iface.type,
+            options=tuple(sorted(iface.options.items())),
+            tag=_single(port.tag),
+            external_ids=tuple(sorted(iface.external_ids.items())),
+            ofport=_single(iface.ofport),
+            error=_single(iface.error),
+        ))
+    return ObservedBridge(
+        name=name,
+        datapath_type=bridge.datapath_type,
+        fail_mode=_single(bridge.fail_mode) or "",
+        external_ids=tuple(sorted(bridge.external_ids.items())),
+        ports=tuple(sorted(ports)),
+    )
 
 
 def _find_port(api, name: str):
@@ -308,6 +337,7 @@ class OvsDriver:
         self._openflow: dict[str, BridgeConnection] = {}
         self._openflow_lock = threading.Lock()
         self._ofctl_reason_logged: set[str] = set()
+        self._reads = BridgeReads()  # the bridges as last read, while OVSDB is unchanged
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -316,6 +346,7 @@ class OvsDriver:
             idl = _PortWatchingIdl.from_server(self.config.ovsdb, "Open_vSwitch",
                                                listeners=self._port_listeners)
             conn = connection.Connection(idl=idl, timeout=self.config.timeout)
+            self._reads = BridgeReads()  # a new IDL counts its changes from 0 again
             # ovsdbapp keeps the connection on the API *class*: one class per driver lets
             # several drivers (several lab hosts) live in one process
             api_class = type("HostOvsdbApi", (_HostOvsdbApi,), {})
@@ -361,7 +392,7 @@ class OvsDriver:
     # -- driver interface -----------------------------------------------------------------------
     def observe(self, bridges: Iterable[str], with_flows: bool = True
                 ) -> tuple[ObservedBridge, ...]:
-        found = _ObserveBridges(self.api, list(bridges)).execute(check_error=True)
+        found = _ObserveBridges(self.api, list(bridges), self._reads).execute(check_error=True)
         if not with_flows:
             return tuple(found)
         flows = self.read_flows([b.name for b in found])
@@ -437,7 +468,7 @@ class OvsDriver:
     # -- helpers --------------------------------------------------------------------------------
     def port_numbers(self, bridge: str) -> dict[str, int]:
         """name -> OpenFlow port number of the ports of ``bridge`` that have one."""
-        found = _ObserveBridges(self.api, [bridge]).execute(check_error=True)
+        found = _ObserveBridges(self.api, [bridge], self._reads).execute(check_error=True)
         return _port_numbers(found[0]) if found else {}
 
     def dump_flows(self, bridge: str) -> tuple[ObservedFlow, ...]:
@@ -464,8 +495,8 @@ class OvsDriver:
                  for bridge, process in running.items()}
         # port names as they are once the flows are read: a number printed for a port that
         # has since gone stays a number, as with ovs-ofctl --names
-        ports = {b.name: b for b in _ObserveBridges(self.api, [*flows, *mirrored]).execute(
-            check_error=True)}
+        ports = {b.name: b for b in _ObserveBridges(
+            self.api, [*flows, *mirrored], self._reads).execute(check_error=True)}
         found: dict[str, tuple[tuple[ObservedFlow, ...], MirroredFlows | None]] = {
             bridge: (parse_dump_flows(out, _port_names(ports.get(bridge))), None)
             for bridge, out in flows.items()}

@@ -262,11 +262,13 @@ def test_a_monitor_that_does_not_answer_the_barrier_in_time_is_dropped(clock: Cl
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(("add", "delete", "modify", "recookie", "look")),
+@given(st.lists(st.tuples(st.sampled_from(("add", "delete", "modify", "recookie", "rename",
+                                            "look")),
                           st.integers(0, 30), st.integers(0, 3)), max_size=60))
 def test_the_flows_after_changes_equal_a_fresh_tables(history):
     """``flows()`` places only what changed since its last answer (or sorts everything
-    again): either way, what a table built afresh from the same flows answers."""
+    again), and after a port is renamed (plugged, unplugged) names again only the flows
+    that name it: either way, what a table built afresh from the same flows answers."""
     table, held = FlowTable(), {}
     names = {1: "tap-a", 2: "tap-b"}
     for n in range(40):  # enough flows that a few changes are placed, not sorted again
@@ -293,8 +295,15 @@ def test_the_flows_after_changes_equal_a_fresh_tables(history):
         elif kind == "recookie":
             held[key] = flow = MonitoredFlow(key[0], 0x500 + pick, key[1], held[key].actions)
             assert table.apply(FlowEvent("MODIFIED", flow))
+        elif kind == "rename":  # port ``port`` gets another name, or goes (pick % 3 == 0)
+            names = {n: name for n, name in names.items() if n != port}
+            if pick % 3:
+                names[port] = f"tap-{pick}"
         else:
             fresh = FlowTable()
             for flow in held.values():
                 fresh.apply(FlowEvent("INITIAL", flow))
             assert table.flows(names) == fresh.flows(names)
+            mirrored, afresh = table.snapshot(names), fresh.snapshot(names)
+            for flow in held.values():
+                assert mirrored.installed(flow.cookie) == afresh.installed(flow.cookie)

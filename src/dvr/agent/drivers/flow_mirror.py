@@ -84,7 +84,10 @@ class FlowTable:
         self._journal_start = 0  # the version before the first entry kept
         self._named: _Parsed = {}
         self._naming: object = None  # the last port naming, one object while it holds
-        self._answer: tuple[int, object, tuple[ObservedFlow, ...]] | None = None
+        self._names_now: dict[int, str] = {}  # that naming, as a mapping
+        # the last ``flows`` answer: (version, naming, flows, the cookies whose flows name
+        # a port whose name changed since, so must be named again)
+        self._answer: tuple[int, object, tuple[ObservedFlow, ...], frozenset[int]] | None = None
 
     def __len__(self) -> int:
         return sum(len(group) for group in self._groups.values())
@@ -139,12 +142,32 @@ class FlowTable:
             self._by_cookie.pop(cookie, None)
 
     def _naming_key(self, names: Mapping[int, str] | None) -> object:
-        """One object per port naming while it holds (compared by identity)."""
-        names_key = tuple(sorted((names or {}).items()))
+        """One object per port naming while it holds (compared by identity).  When the
+        naming changes (a port plugged or unplugged), the flows that name none of the ports
+        whose names changed keep what they were named as: only the others are named again."""
+        names_now = dict(names or {})
+        names_key = tuple(sorted(names_now.items()))
         if names_key == self._naming:
             return self._naming
-        self._naming = names_key
+        before, before_key = self._names_now, self._naming
+        self._naming, self._names_now = names_key, names_now
+        renamed = {n for n in before.keys() | names_now.keys() if before.get(n) != names_now.get(n)}
+        self._carry_over(before_key, names_key, renamed)
         return names_key
+
+    def _carry_over(self, before_key: object, names_key: object, renamed: set[int]) -> None:
+        touched = set()
+        for group in self._groups.values():
+            for flow in group.values():
+                if not renamed.isdisjoint(flow.port_numbers):
+                    touched.add(flow.cookie)
+                    continue
+                known = self._named.get(flow)
+                if known is not None and known[0] is before_key:
+                    self._named[flow] = (names_key, known[1])
+        answer = self._answer
+        if answer is not None and answer[1] is before_key:
+            self._answer = (answer[0], names_key, answer[2], answer[3] | touched)
 
     def snapshot(self, names: Mapping[int, str] | None = None) -> MirrorSnapshot:
         """The table as it is now, by cookie, ports named by ``names``."""
@@ -158,11 +181,11 @@ class FlowTable:
         names_key = self._naming_key(names)
         answer = self._answer
         if answer is not None and answer[1] is names_key:
-            if answer[0] == self.version:
+            if answer[0] == self.version and not answer[3]:
                 return answer[2]
             changed = self._changed_after(answer[0])
             if changed is not None and len(self._named) <= 2 * len(self._by_cookie) + 1000:
-                return self._answer_again(answer[2], changed, names, names_key)
+                return self._answer_again(answer[2], changed | answer[3], names, names_key)
         named: _Parsed = {}
         for group in self._groups.values():
             for flow in group.values():
@@ -170,7 +193,7 @@ class FlowTable:
                 named[flow] = self._named[flow]
         self._named = named  # forget flows that are gone
         found = tuple(sorted(observed for _, observed in named.values()))
-        self._answer = (self.version, names_key, found)
+        self._answer = (self.version, names_key, found, frozenset())
         return found
 
     def _changed_after(self, version: int) -> set[int] | None:
@@ -190,7 +213,7 @@ class FlowTable:
             found[start:end] = sorted(_observed(f, names, names_key, self._named)
                                       for f in self._by_cookie.get(cookie, ()))
         answer = tuple(found)
-        self._answer = (self.version, names_key, answer)
+        self._answer = (self.version, names_key, answer, frozenset())
         return answer
 
 

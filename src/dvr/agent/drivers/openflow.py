@@ -130,6 +130,11 @@ class MonitoredFlow:
                                      f"{self.match or _MATCH_ALL_PLACEHOLDER} "
                                      f"actions={actions}"))
 
+    @cached_property
+    def port_numbers(self) -> frozenset[int]:
+        """The port numbers it names (in_port, output): all that naming it depends on."""
+        return frozenset(v for v in self._naming.references if isinstance(v, int))
+
     def observed(self, names: Mapping[int, str] | None = None) -> ObservedFlow:
         """The flow as ``parse_flow_line`` reports a dumped one, ``names`` giving ports
         their names; ``priority`` None (not known), counters 0.

@@ -26,7 +26,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from dvr.agent.desired.state import Address, Route, Rule
-from dvr.agent.drivers import netns
+from dvr.agent.drivers import netns, rtnl_neighbors
 from dvr.agent.drivers.base import DriverError, LinuxScope
 from dvr.agent.drivers.namespace_mirror import (
     KeptHostLinks,
@@ -73,12 +73,13 @@ RTPROT_BOOT, RTPROT_STATIC = 3, 4
 RT_TABLE_LOCAL = 255
 RTN_UNICAST = 1
 RT_SCOPE_LINK = 253
-NUD_PERMANENT, NUD_NOARP = 0x80, 0x40
+NUD_NOARP = 0x40
 NUD_NAMES = {0x01: "incomplete", 0x02: "reachable", 0x04: "stale", 0x08: "delay",
              0x10: "probe", 0x20: "failed", 0x40: "noarp", 0x80: "permanent"}
 KERNEL_DEFAULT_RULES = {(0, 255), (32766, 254), (32767, 253)}
 # errors that mean "already gone" for a delete
 GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL}
+NETLINK_TIMEOUT = 10.0  # seconds a neighbor request waits for the kernel's answer
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ class LinuxDriver:
         return None if namespace is None else self.config.netns_dir / namespace
 
     @contextmanager
-    def _ipr(self, namespace: str | None) -> Iterator[IPRoute]:
+    def _rtnl(self, namespace: str | None) -> Iterator[socket.socket]:
+        """A route netlink socket in ``namespace``; a refusal becomes a ``DriverError``."""
         path = self.netns_path(namespace)
         if path is not None and not path.exists():
             raise DriverError(f"Cannot open network namespace {namespace!r}: no such file")
@@ -117,14 +119,24 @@ class LinuxDriver:
             sock = netns.socket_in(path, socket.AF_NETLINK, socket.SOCK_DGRAM)
         except OSError as error:
             raise DriverError(f"cannot enter namespace {namespace!r}: {error}") from error
-        ipr = IPRoute(fileno=sock.detach())
         try:
-            yield ipr
+            yield sock
         except NetlinkError as error:
             raise DriverError(f"{namespace or 'host'}: netlink error {error.code}: "
                               f"{os.strerror(error.code)}") from error
+        except OSError as error:  # the socket's own failures, e.g. its timeout
+            raise DriverError(f"{namespace or 'host'}: netlink: {error}") from error
         finally:
-            ipr.close()
+            sock.close()
+
+    @contextmanager
+    def _ipr(self, namespace: str | None) -> Iterator[IPRoute]:
+        with self._rtnl(namespace) as sock:
+            ipr = IPRoute(fileno=sock.detach())
+            try:
+                yield ipr
+            finally:
+                ipr.close()
 
     # -- observe ----------------------------------------------------------------------------
     def list_namespaces(self) -> list[str]:
@@ -419,15 +431,20 @@ class LinuxDriver:
 
     def _do_ReplaceNeighbor(self, op: ReplaceNeighbor) -> None:
         n = op.neighbor
-        with self._ipr(op.namespace) as ipr:
-            ipr.neigh("replace", dst=n.ip_address, lladdr=n.mac_address,
-                      ifindex=self._index(ipr, n.device, op.namespace), state=NUD_PERMANENT)
+        with self._rtnl(op.namespace) as sock:
+            sock.settimeout(NETLINK_TIMEOUT)
+            index = rtnl_neighbors.link_index(sock, n.device)
+            if index is None:
+                raise DriverError(f"Cannot find device {n.device!r} in {op.namespace or 'host'}")
+            rtnl_neighbors.set_neighbor(sock, index, n.ip_address, n.mac_address)
 
     def _do_DeleteNeighbor(self, op: DeleteNeighbor) -> None:
-        with self._ipr(op.namespace) as ipr:
-            found = ipr.link_lookup(ifname=op.device)
-            if found:
-                _ignore_gone(lambda: ipr.neigh("del", dst=op.ip_address, ifindex=found[0]))
+        with self._rtnl(op.namespace) as sock:
+            sock.settimeout(NETLINK_TIMEOUT)
+            index = rtnl_neighbors.link_index(sock, op.device)
+            if index is not None:
+                _ignore_gone(lambda: rtnl_neighbors.set_neighbor(sock, index, op.ip_address,
+                                                                 None))
 
 
 def _ignore_gone(call) -> None:

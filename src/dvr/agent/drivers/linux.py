@@ -39,6 +39,7 @@ from dvr.agent.drivers.netlink_watch import (
     NETLINK_ROUTE,
     ROUTE_GROUPS,
     ChangeWatch,
+    link_notices,
     route_messages,
 )
 from dvr.agent.reconcile.commands import (
@@ -232,7 +233,7 @@ class LinuxDriver:
         watch, kept = self._host
         chunks = watch.drain()
         if (kept is None or kept.wanted != wanted or chunks is None
-                or names_kept_link(route_messages(chunks), wanted, kept.indexes)):
+                or names_kept_link(link_notices(chunks), wanted, kept.indexes)):
             kept = self._read_host_links(wanted)
             self._host = (watch, kept)
         return kept.links

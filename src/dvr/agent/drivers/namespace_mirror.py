@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from dvr.agent.desired.state import Address, Route, Rule
-from dvr.agent.drivers.netlink_watch import RTM_DELLINK, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH
+from dvr.agent.drivers.netlink_watch import LinkNotice
+from dvr.agent.drivers.rtnl_wire import RTM_DELLINK, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH
 from dvr.agent.reconcile.observed import ObservedLink, ObservedNeighbor
 
 # a neighbor message -> what a dump reports for it (None: a dump leaves it out)
@@ -77,14 +78,14 @@ class KeptHostLinks:
     links: tuple[ObservedLink, ...]
 
 
-def names_kept_link(messages: Iterable, names: frozenset[str], indexes: frozenset[int]) -> bool:
-    """Whether any of ``messages`` (rtnetlink notifications) may concern a kept link: one
-    named ``names`` or numbered ``indexes`` (a rename keeps the number), or a message that
-    is not a link notification with a name (it cannot be told apart)."""
-    for message in messages:
-        if message["header"]["type"] not in (RTM_NEWLINK, RTM_DELLINK):
+def names_kept_link(notices: Iterable[LinkNotice], names: frozenset[str],
+                    indexes: frozenset[int]) -> bool:
+    """Whether any of ``notices`` (rtnetlink notifications) may concern a kept link: one
+    named ``names`` or numbered ``indexes`` (a rename keeps the number), or a notification
+    that is not of a link with a name (it cannot be told apart)."""
+    for notice in notices:
+        if notice.kind not in (RTM_NEWLINK, RTM_DELLINK):
             return True
-        name = message.get_attr("IFLA_IFNAME")
-        if name is None or name in names or message["index"] in indexes:
+        if notice.name is None or notice.name in names or notice.index in indexes:
             return True
     return False

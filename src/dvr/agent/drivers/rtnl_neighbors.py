@@ -18,31 +18,26 @@ from itertools import count
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-NLMSG_ERROR = 2
+from dvr.agent.drivers.rtnl_wire import (
+    IFLA_IFNAME,
+    NLMSG_ERROR,
+    RTM_DELNEIGH,
+    RTM_GETLINK,
+    RTM_NEWLINK,
+    RTM_NEWNEIGH,
+    attribute,
+    message,
+    messages,
+)
+
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x400
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWNEIGH, RTM_DELNEIGH = 16, 18, 28, 29
-IFLA_IFNAME = 3
 NDA_DST, NDA_LLADDR = 1, 2
 NUD_PERMANENT = 0x80
 
-_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _NDMSG = struct.Struct("=BxxxiHBB")  # ndmsg: family, ifindex, state, flags, type
-_ATTR = struct.Struct("=HH")  # rtattr: length, type
 _sequence = count(1)
 _RECEIVE = 1 << 16
-
-
-def _align(data: bytes) -> bytes:
-    return data + b"\0" * (-len(data) % 4)
-
-
-def attribute(kind: int, payload: bytes) -> bytes:
-    return _align(_ATTR.pack(_ATTR.size + len(payload), kind) + payload)
-
-
-def message(kind: int, flags: int, body: bytes, sequence: int) -> bytes:
-    return _HEADER.pack(_HEADER.size + len(body), kind, flags, sequence, 0) + body
 
 
 def link_request(name: str, sequence: int) -> bytes:
@@ -70,25 +65,12 @@ def neighbor_request(ifindex: int, ip: str, mac: str | None, sequence: int) -> b
     return message(RTM_NEWNEIGH, flags, body, sequence)
 
 
-def replies(data: bytes) -> list[tuple[int, int, bytes]]:
-    """The messages of one datagram: (type, sequence, payload)."""
-    found = []
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, kind, _, sequence, _ = _HEADER.unpack_from(data, offset)
-        if length < _HEADER.size:
-            break
-        found.append((kind, sequence, data[offset + _HEADER.size:offset + length]))
-        offset += (length + 3) & ~3
-    return found
-
-
 def _answer(sock: socket.socket, request: bytes, sequence: int) -> tuple[int, bytes]:
     """Send ``request`` and return the kernel's reply to it: (type, payload); an error
     reply raises ``NetlinkError``, an acknowledgement is (NLMSG_ERROR, b"")."""
     sock.send(request)
     while True:
-        for kind, seq, payload in replies(sock.recv(_RECEIVE)):
+        for kind, seq, payload in messages(sock.recv(_RECEIVE)):
             if seq != sequence:
                 continue  # an answer to an earlier request that gave up
             if kind == NLMSG_ERROR:

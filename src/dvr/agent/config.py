@@ -16,6 +16,7 @@ from dvr.model.hostview import AGENT_MODES, EAST_WEST_MODES
 
 DATAPATH_TYPES = ("netdev", "system")
 ON_OFF_SETTINGS = ("flow_mirror", "openflow_connection", "fast_phase")  # flags: on|off
+MAX_FULL_PHASE_GRACE = 1.0  # seconds: longer would hold a pass's verification back
 MAX_VIEW_PATIENCE = 3600.0  # seconds: a view request never waits longer (a server caps it lower)
 # settings that old configuration files may still hold: read, ignored, logged once
 DEPRECATED_SETTINGS = {
@@ -78,6 +79,10 @@ class AgentConfig:
     # begin every pass by sending what can be planned from what the last one left (flows
     # and VIF tags), before observing (false: observe first, every pass)
     fast_phase: bool = True
+    # seconds a pass whose fast phase sent changes waits for the next one (a VIF plugged,
+    # a server change) before it observes: one that comes leaves the observation to the
+    # pass it causes, whose own changes then go out first (0: observe at once)
+    full_phase_grace: float = 0.02
 
     def __post_init__(self) -> None:
         servers = tuple(self.servers)
@@ -109,6 +114,11 @@ class AgentConfig:
                 and 0 < self.view_patience <= MAX_VIEW_PATIENCE):
             raise ValueError(f"view_patience must be a number of seconds in "
                              f"(0, {MAX_VIEW_PATIENCE:g}]")
+        if isinstance(self.full_phase_grace, bool) or not (
+                isinstance(self.full_phase_grace, int | float)
+                and 0 <= self.full_phase_grace <= MAX_FULL_PHASE_GRACE):
+            raise ValueError(f"full_phase_grace must be a number of seconds in "
+                             f"[0, {MAX_FULL_PHASE_GRACE:g}]")
         if self.datapath not in DATAPATH_TYPES:
             raise ValueError(f"datapath must be one of {', '.join(DATAPATH_TYPES)}")
         mappings = self.parsed_bridge_mappings()
@@ -194,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="begin every pass by sending the flows and VIF tags it can plan from "
                         "what the last pass left, then observe (default on), or observe first "
                         "(off)")
+    p.add_argument("--full-phase-grace", type=float, metavar="SECONDS",
+                   help="a pass whose fast phase sent changes waits this long for the next "
+                        "change before it observes (default 0.02; 0: at once)")
     p.add_argument("--openflow-connection", choices=("on", "off"),
                    help="apply OpenFlow bundles over a long-lived connection per bridge "
                         "(default on), or run ovs-ofctl for each bundle (off)")

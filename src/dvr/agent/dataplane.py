@@ -116,6 +116,7 @@ class HostDataplane:
         self._settled: DesiredState | None = None
         self._known = False  # the flow basis is what the switch holds: fast phases may run
         self._interrupt: Callable[[], bool] | None = None  # see ``interrupt_with``
+        self._settle: Callable[[float], object] | None = None  # see ``interrupt_with``
         self._deferred = False  # the last pass left its full phase for this one
         self.last_log_line = ""
 
@@ -140,12 +141,18 @@ class HostDataplane:
         if subscribe is not None:
             subscribe(callback)
 
-    def interrupt_with(self, check: Callable[[], bool]) -> None:
+    def interrupt_with(self, check: Callable[[], bool],
+                       settle: Callable[[float], object] | None = None) -> None:
         """``check()`` tells whether something new waits for the loop (a change the server
         told of).  Then, or when the plugged VIFs changed meanwhile, a pass whose fast
         phase went well leaves its full phase to the next pass, which the loop runs at
-        once (``ApplyOutcome.verified`` False) -- never two passes in a row."""
+        once (``ApplyOutcome.verified`` False) -- never two passes in a row.
+        ``settle(seconds)`` waits up to that long for something new (returning early when
+        it comes): a pass whose fast phase sent changes first gives the next change
+        ``full_phase_grace`` to come (a VIF plugged just after its port was bound), so
+        that change's own fast phase is not held behind this pass's observation."""
         self._interrupt = check
+        self._settle = settle
 
     def reconcile(self, view: HostView) -> ApplyOutcome:
         """The fast phase, then the full one."""
@@ -182,8 +189,10 @@ class HostDataplane:
         settled, self._settled = self._settled, None
         needs_full = (full or fast is None or not fast.done or settled is None
                       or beyond_flows_and_vif_tags(settled, desired))
-        deferred = needs_full and fast is not None and fast.done and self._news(
-            integration_bridge)
+        may_defer = needs_full and fast is not None and fast.done
+        if may_defer and fast.report.counts and not self._deferred:
+            self._wait_for_news()
+        deferred = may_defer and self._news(integration_bridge)
         if needs_full and not deferred:
             # the flows are observed as they are from now: with what the fast phase sent
             result = reconcile(desired, self.drivers, basis=self._flow_basis)
@@ -210,6 +219,11 @@ class HostDataplane:
             timings=timings,
             verified=not deferred,
         )
+
+    def _wait_for_news(self) -> None:
+        grace = self.config.full_phase_grace
+        if self._settle is not None and grace > 0:
+            self._settle(grace)
 
     def _news(self, integration_bridge: ObservedBridge | None) -> bool:
         """Whether the full phase may wait: something new waits for the loop, or the VIFs

@@ -67,8 +67,9 @@ class Dataplane(Protocol):
     # ``reconcile_local(view)`` -- instead of ``reconcile``
     # when only the plugged VIFs changed since the last pass (same view): it may program
     # them from what it knows without observing the whole dataplane;
-    # ``interrupt_with(check)`` -- ``check()`` says whether a change the server told of
-    # waits: a pass may then return unverified (``ApplyOutcome.verified``)
+    # ``interrupt_with(check, settle)`` -- ``check()`` says whether a change the server
+    # told of waits: a pass may then return unverified (``ApplyOutcome.verified``);
+    # ``settle(seconds)`` waits that long at most for a poke or a nudge
 
 
 def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) -> bool:
@@ -124,6 +125,11 @@ class WakeSignal:
     def nudge(self) -> None:
         """Something local may have changed: the loop looks (cheaply) before deciding."""
         self._event.set()
+
+    def stirred(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a poke or a nudge, leaving it for the next ``wait``;
+        whether one came."""
+        return self._event.wait(timeout)
 
     def wait(self, timeout: float) -> bool:
         """Wait for a poke or a nudge (or ``timeout``); True if there was a poke."""
@@ -366,7 +372,7 @@ class AgentLoop:
                         self.config.local_poll_interval)
         interrupt_with = getattr(self.dataplane, "interrupt_with", None)
         if interrupt_with is not None:
-            interrupt_with(self.wake.poked)
+            interrupt_with(self.wake.poked, self.wake.stirred)
         unverified = False  # the last pass left part of its work to the next one
         self.wake.poke()
         while not stop.is_set():

@@ -221,3 +221,17 @@ def test_the_view_patience_can_be_set_in_the_config_file(tmp_path):
     f = tmp_path / "agent.toml"
     f.write_text('host = "h"\nserver = "http://a"\nview_patience = 20.5\n')
     assert parse(["--config", str(f)]).view_patience == 20.5
+
+
+@pytest.mark.parametrize("grace", [-0.01, 1.5, True, "0.02", None])
+def test_a_full_phase_grace_outside_zero_to_one_second_is_refused(grace):
+    with pytest.raises(ValueError, match="full_phase_grace"):
+        AgentConfig(host="h", server="http://a", full_phase_grace=grace).validate()
+
+
+def test_the_full_phase_grace_is_set_by_file_or_flag_and_zero_turns_it_off(tmp_path):
+    f = tmp_path / "agent.toml"
+    f.write_text('host = "h"\nserver = "http://a"\nfull_phase_grace = 0.05\n')
+    assert parse(["--config", str(f)]).full_phase_grace == 0.05
+    assert parse(["--config", str(f), "--full-phase-grace", "0"]).full_phase_grace == 0
+    assert parse(["--host", "h", "--server", "http://a"]).full_phase_grace == 0.02

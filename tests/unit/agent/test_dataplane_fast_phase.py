@@ -253,6 +253,60 @@ def test_a_vif_plugged_during_the_fast_phase_is_programmed_before_the_full_phase
     assert changes(plane.reconcile(view).counts) == {}
 
 
+class Settle:
+    """The loop's ``settle``: records each wait; ``plug`` (if given) is plugged during it,
+    as a hypervisor would just after the port was bound."""
+
+    def __init__(self, ovs: FakeOvsDriver, plug: tuple[str, str] | None = None) -> None:
+        self.ovs, self.plug, self.waits = ovs, plug, []
+
+    def __call__(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        if self.plug is None:
+            return False
+        name, iface_id = self.plug
+        self.plug = None
+        self.ovs.plug_vif("br-int", name, iface_id)
+        return True
+
+
+def test_a_vif_plugged_within_the_grace_goes_ahead_of_the_observation_owed():
+    ovs = CountingOvs()
+    plane, view, new = bound_then_settled(ovs)
+    other = EXTRA[2]
+    view = secured(east_west_cloud().with_vm(new).with_vm(other))  # the server binds other
+    ovs.plug_vif("br-int", tap_name(new.id), new.id)
+    settle = Settle(ovs, plug=(tap_name(other.id), other.id))
+    plane.interrupt_with(lambda: False, settle)
+    observations = ovs.flow_observations
+    first = plane.reconcile(view)  # the watch's pass: sends, then waits a moment: a plug
+    assert settle.waits == [config().full_phase_grace] and config().full_phase_grace > 0
+    assert not first.verified and ovs.flow_observations == observations
+    local = plane.reconcile_local(view)  # the VIF's pass: its own flows, then the full phase
+    assert local.verified and other.id in local.ports_up
+    assert ovs.flow_observations == observations + 1 and settle.waits == [0.02]
+    assert changes(plane.reconcile(view).counts) == {}
+
+
+def test_the_grace_is_waited_only_after_a_fast_phase_that_sent_something():
+    ovs = CountingOvs()
+    plane, view, new = bound_then_settled(ovs)
+    settle = Settle(ovs)
+    plane.interrupt_with(lambda: False, settle)
+    assert plane.reconcile(view).verified and settle.waits == []  # nothing to send
+    ovs.plug_vif("br-int", tap_name(new.id), new.id)
+    outcome = plane.reconcile(view)  # nothing came within the grace: observed at once after
+    assert outcome.verified and outcome.counts["flows_added"] > 5 and len(settle.waits) == 1
+    other, linux = CountingOvs(), FakeLinuxDriver()
+    instant = HostDataplane(replace(config(), full_phase_grace=0.0),
+                            Drivers(other, linux, FakeNatDriver(linux)))
+    never = Settle(other)
+    instant.interrupt_with(lambda: False, never)
+    instant.reconcile(view)
+    other.plug_vif("br-int", tap_name(new.id), new.id)
+    assert instant.reconcile(view).counts["flows_added"] > 5 and never.waits == []
+
+
 def test_with_the_fast_phase_off_every_pass_observes_first():
     ovs = CountingOvs()
     new = EXTRA[1]

@@ -330,6 +330,17 @@ def test_a_catch_up_the_server_cannot_answer_from_its_log_resyncs():
     assert loop.wake.wait(0) is True and loop.wake.only_revisions is False
 
 
+def test_stirred_waits_for_a_poke_or_a_nudge_and_leaves_it_to_the_next_wait():
+    wake = WakeSignal()
+    assert wake.stirred(0.01) is False
+    wake.nudge()
+    assert wake.stirred(5) is True and wake.wait(5) is False  # a nudge: no poke
+    wake.poke(7)
+    assert wake.stirred(5) is True and wake.stirred(5) is True
+    assert wake.wait(5) is True and wake.latest_revision == 7
+    assert wake.stirred(0.01) is False
+
+
 def test_wake_signal_collapses_pokes():
     w = WakeSignal()
     w.poke(5)

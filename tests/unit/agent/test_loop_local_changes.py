@@ -221,7 +221,7 @@ class DeferringDataplane(AnnouncingDataplane):
         self.check = None
         self.deferred = 0
 
-    def interrupt_with(self, check) -> None:
+    def interrupt_with(self, check, settle=None) -> None:
         self.check = check
 
     def reconcile(self, v: HostView) -> ApplyOutcome:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,14 @@ from pyroute2.netlink.rtnl import (
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from dvr.agent.drivers import netns
-from dvr.agent.drivers.rtnl_wire import IFLA_IFNAME, RTM_DELLINK, RTM_NEWLINK, attributes, messages
+from dvr.agent.drivers.rtnl_wire import (
+    IFINFO,
+    IFLA_IFNAME,
+    RTM_DELLINK,
+    RTM_NEWLINK,
+    attributes,
+    messages,
+)
 
 NETLINK_ROUTE = 0
 NETLINK_NETFILTER = 12
@@ -123,15 +129,13 @@ def link_notices(chunks: list[bytes]) -> list[LinkNotice]:
     found = []
     for chunk in chunks:
         for kind, _, payload in messages(chunk):
-            if kind not in (RTM_NEWLINK, RTM_DELLINK) or len(payload) < _IFINFO_SIZE:
+            if kind not in (RTM_NEWLINK, RTM_DELLINK) or len(payload) < IFINFO.size:
                 found.append(LinkNotice(kind))
                 continue
-            (index,) = struct.unpack_from("=i", payload, 4)
+            index = IFINFO.unpack_from(payload)[2]
             name = next((value.rstrip(b"\0").decode(errors="replace")
-                         for attr, value in attributes(payload, _IFINFO_SIZE)
+                         for attr, value in attributes(payload, IFINFO.size)
                          if attr == IFLA_IFNAME), None)
             found.append(LinkNotice(kind, index, name))
     return found
 
-
-_IFINFO_SIZE = 16  # ifinfomsg: family, pad, type, index, flags, change

@@ -19,6 +19,7 @@ from itertools import count
 from pyroute2.netlink.exceptions import NetlinkError
 
 from dvr.agent.drivers.rtnl_wire import (
+    IFINFO,
     IFLA_IFNAME,
     NLMSG_ERROR,
     RTM_DELNEIGH,
@@ -34,7 +35,6 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x400
 NDA_DST, NDA_LLADDR = 1, 2
 NUD_PERMANENT = 0x80
 
-_IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _NDMSG = struct.Struct("=BxxxiHBB")  # ndmsg: family, ifindex, state, flags, type
 _sequence = count(1)
 _RECEIVE = 1 << 16
@@ -42,7 +42,7 @@ _RECEIVE = 1 << 16
 
 def link_request(name: str, sequence: int) -> bytes:
     """RTM_GETLINK for the device ``name``."""
-    body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attribute(
+    body = IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attribute(
         IFLA_IFNAME, name.encode() + b"\0")
     return message(RTM_GETLINK, NLM_F_REQUEST, body, sequence)
 
@@ -92,7 +92,7 @@ def link_index(sock: socket.socket, name: str) -> int | None:
         raise
     if kind != RTM_NEWLINK:
         return None
-    return _IFINFO.unpack_from(payload)[2]
+    return IFINFO.unpack_from(payload)[2]
 
 
 def set_neighbor(sock: socket.socket, ifindex: int, ip: str, mac: str | None) -> None:

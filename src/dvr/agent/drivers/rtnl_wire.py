@@ -14,6 +14,7 @@ RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
 IFLA_IFNAME = 3
 
 HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _ATTR = struct.Struct("=HH")  # rtattr: length, type
 
 

@@ -23,10 +23,16 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from dvr.http_connections import HttpAnswer, KeepAliveClient
 from dvr.model.hostview import HostView, host_view_from_dict
 from dvr.model.hostview_delta import HostViewDelta, delta_from_dict
 
 log = logging.getLogger("dvr.client")
+
+# what a ServerClient sends through: its own kept-alive connections, or (tests) an httpx
+# client with an in-memory transport
+HttpClient = KeepAliveClient | httpx.Client
+HttpResponse = HttpAnswer | httpx.Response
 
 
 class ServerError(Exception):
@@ -132,24 +138,17 @@ IDLE_CONNECTION_S = 60.0
 
 
 def make_http_client(server: str, token: str | None = None, timeout: float = 10.0,
-                     ca_file: str | None = None) -> httpx.Client:
-    """An httpx client for ``server``; ``ca_file`` verifies an https server against that CA
+                     ca_file: str | None = None) -> KeepAliveClient:
+    """A client for ``server``; ``ca_file`` verifies an https server against that CA
     (default: the system's CAs)."""
     headers = {"X-Auth-Token": token} if token else {}
-    limits = httpx.Limits(keepalive_expiry=IDLE_CONNECTION_S)
-    if server.startswith("unix:"):
-        transport = httpx.HTTPTransport(uds=server.removeprefix("unix:"), limits=limits)
-        return httpx.Client(
-            transport=transport, base_url="http://dvr-server", headers=headers, timeout=timeout
-        )
-    verify: ssl.SSLContext | bool = False  # plain http: no TLS (redirects are not followed)
+    context = None
     if server.startswith("https://"):  # (loading the system's CAs costs ~0.1 s per client)
-        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout,
-                        verify=verify, limits=limits)
+        context = ssl.create_default_context(cafile=ca_file)
+    return KeepAliveClient(server.rstrip("/"), headers, timeout, IDLE_CONNECTION_S, context)
 
 
-def _raise_for_error(response: httpx.Response) -> None:
+def _raise_for_error(response: HttpResponse) -> None:
     if response.status_code < 400:
         return
     retry_after = retry_after_seconds(response.headers.get("retry-after"))
@@ -197,7 +196,7 @@ class ServerClient:
         self.servers = (server,) if isinstance(server, str) else tuple(server)
         if not self.servers:
             raise ValueError("no server to talk to")
-        self._clients = [make_http_client(s, token, timeout, ca_file) for s in self.servers]
+        self._clients: list[HttpClient] = [make_http_client(s, token, timeout, ca_file) for s in self.servers]
         self._current = 0
         self._resting_until = [0.0] * len(self.servers)
         self._clock = clock
@@ -209,11 +208,11 @@ class ServerClient:
         return self.servers[self._current]
 
     @property
-    def _http(self) -> httpx.Client:
+    def _http(self) -> HttpClient:
         return self._clients[self._current]
 
     @_http.setter
-    def _http(self, client: httpx.Client) -> None:  # tests put in-memory transports here
+    def _http(self, client: HttpClient) -> None:  # tests put in-memory transports here
         self._clients[self._current] = client
 
     @classmethod
@@ -237,7 +236,7 @@ class ServerClient:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------
-    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def send(self, method: str, path: str, **kwargs: Any) -> HttpResponse:
         """One request to the current server; after a failure that says the server is not
         serving (connection, timeout, 503), the next request goes to the next server."""
         index = self._current

@@ -17,5 +17,4 @@ def test_idle_connections_outlive_a_heartbeat_interval_and_close_before_the_serv
 @pytest.mark.parametrize("server", ["http://127.0.0.1:9696", "unix:/run/dvr/server.sock"])
 def test_every_client_keeps_idle_connections_that_long(server):
     with make_http_client(server) as client:
-        pool = client._transport._pool  # httpcore's pool: where the expiry is applied
-        assert pool._keepalive_expiry == IDLE_CONNECTION_S
+        assert client.keepalive_expiry == IDLE_CONNECTION_S

@@ -196,7 +196,8 @@ class ServerClient:
         self.servers = (server,) if isinstance(server, str) else tuple(server)
         if not self.servers:
             raise ValueError("no server to talk to")
-        self._clients: list[HttpClient] = [make_http_client(s, token, timeout, ca_file) for s in self.servers]
+        self._clients: list[HttpClient] = [make_http_client(s, token, timeout, ca_file)
+                                           for s in self.servers]
         self._current = 0
         self._resting_until = [0.0] * len(self.servers)
         self._clock = clock

@@ -33,7 +33,6 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-
 # a request that failed on a kept connection before any answer came is sent again on a new
 # one only when sending it twice cannot do anything twice
 RETRIED_ON_A_NEW_CONNECTION = frozenset({"GET", "HEAD"})

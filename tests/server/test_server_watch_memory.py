@@ -4,6 +4,8 @@ the same answer as the database's, and agents following it hold exactly the view
 alone."""
 
 import random
+import threading
+import time
 
 import pytest
 from test_server_notifications import HOSTS, World
@@ -12,7 +14,13 @@ from dvr.model.hostview import HostView, host_view_from_dict
 from dvr.model.hostview_delta import apply, delta_from_dict
 from dvr.server.api import dvr_protocol
 from dvr.server.hostview import build_host_view
-from dvr.server.memory_only import MEMORY_ONLY, NeedsDatabase
+from dvr.server.memory_only import (
+    MEMORY_ONLY,
+    MEMORY_ONLY_NOW,
+    NeedsDatabase,
+    PartsBusy,
+    parts_locked,
+)
 
 
 def alone(api, host) -> HostView:
@@ -35,10 +43,9 @@ def test_agents_woken_from_memory_hold_exactly_the_views_built_alone(api, seed, 
     with_changes = 0
     remembered = dvr_protocol.watch_result_from_memory
 
-    def counting(context, host, view_since, known):
-        result = remembered(context, host, view_since, known)
-        if result is not None:
-            from_memory["views"] += "view" in result
+    def counting(context, host, view_since, known, memory=MEMORY_ONLY):
+        result = remembered(context, host, view_since, known, memory)
+        from_memory["views"] += "view" in result
         return result
 
     monkeypatch.setattr(dvr_protocol, "watch_result_from_memory", counting)
@@ -115,9 +122,9 @@ def test_a_port_on_a_network_of_many_hosts_wakes_them_with_views_from_memory(api
     built = {"memory": 0, "database": 0}
     remembered, read = dvr_protocol.watch_result_from_memory, dvr_protocol.watch_result
 
-    def from_memory(context, host, view_since, known):
-        result = remembered(context, host, view_since, known)
-        built["memory"] += result is not None
+    def from_memory(context, host, view_since, known, memory=MEMORY_ONLY):
+        result = remembered(context, host, view_since, known, memory)
+        built["memory"] += 1
         return result
 
     def from_database(tx, host, since, view=None):
@@ -192,3 +199,106 @@ def test_a_watch_that_began_before_this_processs_writes_is_woken_from_memory(db_
         assert asked == [(h2_since, False), (started, True)]
     finally:
         database.dispose()
+
+
+def test_on_the_event_loop_a_busy_lock_is_not_waited_for():
+    lock = threading.Lock()
+    with parts_locked(lock, MEMORY_ONLY_NOW):
+        assert lock.locked()
+    assert not lock.locked()
+    holder = threading.Thread(target=lambda: (lock.acquire(), time.sleep(0.3), lock.release()))
+    holder.start()
+    time.sleep(0.05)
+    with pytest.raises(PartsBusy):
+        with parts_locked(lock, MEMORY_ONLY_NOW):
+            pass
+    with parts_locked(lock, MEMORY_ONLY):  # a thread's build waits its turn
+        assert lock.locked()
+    holder.join()
+
+
+def test_a_woken_watch_whose_parts_a_thread_holds_is_answered_once_they_are_free(api):
+    """A view built in a thread holds the revision's parts while it reads the database: a
+    watch woken meanwhile does not build on the event loop (which would wait for it, and
+    stop every other request), but in a thread of its own, once the lock is free; its
+    answer is the view built alone."""
+    hosts = ["h1", "h2", "h3"]
+    net = api.network("span", port_security_enabled=False)
+    api.subnet(net["id"], "198.51.100.0/24")
+    for number, host in enumerate(hosts, start=1):
+        api.register(host, "dvr", f"192.0.2.{number}")
+        api.host_mac(host)
+        api.port(net["id"], host=host)
+    held = {}
+    for host in hosts:
+        answer = watch(api, host, 0, 0)
+        held[host] = (answer["revision"], host_view_from_dict(
+            {k: v for k, v in answer["view"].items() if k != "full"}))
+    api.port(net["id"], host="h1")
+    watch(api, "h2", *(held["h2"][0], held["h2"][1].revision))  # the revision's parts exist
+    parts = api.context.view_parts.newest
+    parts.lock.acquire()
+    threading.Timer(0.3, parts.lock.release).start()
+    started = time.monotonic()
+    since, view = held["h3"]
+    answer = watch(api, "h3", since, view.revision)
+    assert time.monotonic() - started >= 0.25  # it waited for the lock, in a thread
+    assert answer["changes"] and not answer["view"].pop("full")
+    assert apply(view, delta_from_dict(answer["view"])) == alone(api, "h3")
+
+
+def test_a_write_waking_many_hosts_reads_their_groups_ahead_once_many_miss(api, monkeypatch):
+    """The views of the revision before held few groups (its write woke one host): a write
+    that wakes every host finds the groups of the others missing.  After
+    ``READ_AHEAD_AFTER_MISSES`` views read theirs, the groups and address sets earlier
+    revisions held are read at once, and the other views come from memory; every view is
+    the view built alone."""
+    from dvr.server import hostview_firewall, hostview_parts
+
+    monkeypatch.setattr(hostview_parts, "READ_AHEAD_AFTER_MISSES", 3)
+    hosts = [f"h{i}" for i in range(1, 11)]
+    span = api.network("span", port_security_enabled=False)
+    api.subnet(span["id"], "198.51.100.0/24")
+    tenant = api.network("tenant")
+    api.subnet(tenant["id"], "203.0.113.0/24")
+    solo = api.network("solo", port_security_enabled=False)
+    api.subnet(solo["id"], "192.0.2.0/24")
+    for number, host in enumerate(hosts, start=1):
+        api.register(host, "dvr", f"198.18.0.{number}")
+        api.host_mac(host)
+        api.port(span["id"], host=host)
+        group = api.create("security_group", name=f"g{number}")
+        api.create("security_group_rule", security_group_id=group["id"], direction="ingress",
+                   ethertype="IPv4", remote_group_id=group["id"])
+        api.port(tenant["id"], host=host, security_groups=[group["id"]])
+    held: dict[str, HostView] = {}
+    seen: dict[str, int] = {}
+
+    def follow(host):
+        answer = watch(api, host, seen.get(host, 0), held[host].revision if host in held else 0)
+        seen[host] = answer["revision"]
+        update = answer.get("view")
+        if update is not None:
+            held[host] = host_view_from_dict(update) if update.pop("full") \
+                else apply(held[host], delta_from_dict(update))
+
+    for host in hosts:  # every agent's first view
+        follow(host)
+    api.port(solo["id"], host="h1")  # wakes h1 alone: its revision's views hold one group
+    follow("h1")
+    reads = []
+    read_groups = hostview_firewall._group_views
+
+    def counting(conn, group_ids):
+        reads.append(len(group_ids))
+        return read_groups(conn, group_ids)
+
+    monkeypatch.setattr(hostview_firewall, "_group_views", counting)
+    api.port(span["id"], host="h1")  # every other host's view changes
+    for host in hosts[1:]:
+        follow(host)
+    monkeypatch.setattr(hostview_firewall, "_group_views", read_groups)
+    assert reads[:2] == [1, 1] and reads[2] > 1 and len(reads) == 3  # the third took the rest
+    follow("h1")
+    for host in hosts:
+        assert held[host] == alone(api, host), host

@@ -61,6 +61,7 @@ from dvr.server.hostview_parts import (
     interned,
     reuse,
 )
+from dvr.server.memory_only import parts_locked
 from dvr.server.services.common import in_ids, in_ids_param
 from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
@@ -206,7 +207,7 @@ def _network_views(
     """The networks, each with the remote hosts other than ``host`` (``last``: what the
     host's last view made of them, taken again where the shared network is the same;
     ``made``: what this one made)."""
-    with parts.lock:
+    with parts_locked(parts.lock, conn):
         missing = parts.missing_networks(network_ids)
         if missing:
             before = parts.previous.networks if parts.previous else {}
@@ -475,7 +476,7 @@ def _router_views(
     router_ids = set(own.router_ids)
     if not router_ids:
         return ()
-    with parts.lock:
+    with parts_locked(parts.lock, conn):
         missing = parts.missing_routers(router_ids)
         if missing:
             before = parts.previous.routers if parts.previous else {}
@@ -601,7 +602,7 @@ def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, Gatewa
 
 def _host_macs(conn: Connection, parts: RevisionParts) -> tuple[HostMac, ...]:
     """Every host's MAC, sorted by host."""
-    with parts.lock:
+    with parts_locked(parts.lock, conn):
         if parts.host_macs is None:
             rows = conn.execute(select(dvr_host_macs.c.host, dvr_host_macs.c.mac_address)).all()
             before = parts.previous.host_macs if parts.previous else None

@@ -21,6 +21,7 @@ from dvr.db.tables import (
 )
 from dvr.model.hostview import AddressPair, AddressSetView, SecurityGroupView
 from dvr.server.hostview_parts import AddressSetKey, RevisionParts, reuse
+from dvr.server.memory_only import MemoryOnly, NeedsDatabase, parts_locked
 from dvr.server.services.common import in_ids
 from dvr.server.services.firewall_rules import MATCH_KEYS, rule_view
 
@@ -40,13 +41,21 @@ def firewall_views(
     rules reference, from the revision's shared ``parts`` (adding those missing)."""
     if not group_ids:
         return (), ()
-    with parts.lock:
+    with parts_locked(parts.lock, conn):
         missing = parts.missing_security_groups(set(group_ids))
         before = parts.previous
         if missing:
-            for group_id, group in _group_views(conn, missing).items():
+            if isinstance(conn, MemoryOnly):  # (a miss counts when the groups are read)
+                raise NeedsDatabase("security groups")
+            groups_ahead, sets_ahead = parts.read_ahead()
+            for group_id, group in _group_views(conn, missing | groups_ahead).items():
                 earlier = before.security_groups.get(group_id) if before else None
-                parts.security_groups[group_id] = reuse(earlier, group)
+                held = parts.security_groups if group_id in missing \
+                    else parts.unchanged_security_groups
+                held[group_id] = reuse(earlier, group)
+            for key, address_set in _address_set_views(conn, sets_ahead).items():
+                earlier = before.address_sets.get(key) if before else None
+                parts.unchanged_address_sets[key] = reuse(earlier, address_set)
         groups = tuple(
             parts.security_groups[g] for g in sorted(group_ids) if g in parts.security_groups
         )

@@ -68,6 +68,10 @@ K = TypeVar("K")
 V = TypeVar("V")
 MAX_EARLIER = 50_000  # earlier objects kept to reuse, per kind of part
 WRITTEN_KEPT = 64  # the revisions whose writes are remembered
+# views of one revision that read missing groups before the rest are read at once
+# (``RevisionParts.read_ahead``): more than a tenant network's hosts
+READ_AHEAD_AFTER_MISSES = 32
+READ_AHEAD_MOST = 4096  # groups (and address sets) read ahead at most
 
 
 def reuse(previous: T | None, new: T) -> T:
@@ -157,12 +161,16 @@ class RevisionParts:
     # them, so that only what a view of this revision held passes to the next
     unchanged_networks: dict[str, NetworkView] = field(default_factory=dict, repr=False)
     unchanged_routers: dict[str, RouterView] = field(default_factory=dict, repr=False)
+    # groups and address sets held ready in the same way: of the revision before, or read
+    # at this revision ahead of the views that will need them (``read_ahead``)
     unchanged_security_groups: dict[str, SecurityGroupView] = field(
         default_factory=dict, repr=False
     )
     unchanged_address_sets: dict[AddressSetKey, AddressSetView | None] = field(
         default_factory=dict, repr=False
     )
+    # views of this revision that found groups missing (``read_ahead``)
+    group_misses: int = field(default=0, repr=False)
     # per host, what its last view made of shared parts (shared by every revision's parts)
     host_parts: HostPartsCache = field(default_factory=HostPartsCache, repr=False)
 
@@ -213,6 +221,22 @@ class RevisionParts:
         """Of these address sets, those to read (as ``missing_networks``); with ``lock``
         held."""
         return _take_unchanged(self.address_sets, self.unchanged_address_sets, keys)
+
+    def read_ahead(self) -> tuple[set[str], set[AddressSetKey]]:
+        """Count a view that found groups missing; at the ``READ_AHEAD_AFTER_MISSES``th of
+        this revision (a write that woke many hosts, whose views need groups the few views
+        of the revisions before did not hold), the groups and address sets that earlier
+        revisions' views held and this one has not (at most ``READ_AHEAD_MOST`` of each),
+        to read with the missing ones into ``unchanged_*``: the other hosts' views then
+        find them in memory instead of reading each its own.  With ``lock`` held."""
+        self.group_misses += 1
+        if self.group_misses != READ_AHEAD_AFTER_MISSES or self.previous is None:
+            return set(), set()
+        have_groups = self.security_groups.keys() | self.unchanged_security_groups.keys()
+        have_sets = self.address_sets.keys() | self.unchanged_address_sets.keys()
+        groups = [g for g in self.previous.security_groups if g not in have_groups]
+        sets = [k for k in self.previous.address_sets if k not in have_sets]
+        return set(groups[-READ_AHEAD_MOST:]), set(sets[-READ_AHEAD_MOST:])
 
     def earlier_objects(self) -> RevisionParts:
         """The objects a newer revision may reuse: this revision's, else the newest earlier

@@ -41,7 +41,7 @@ from dvr.server.errors import NeutronError, ServiceUnavailable, http_bad_request
 from dvr.server.hostview import build_host_view
 from dvr.server.hostview_served import view_update
 from dvr.server.jsonbody import FastJSONResponse
-from dvr.server.memory_only import MEMORY_ONLY, NeedsDatabase
+from dvr.server.memory_only import MEMORY_ONLY, MEMORY_ONLY_NOW, NeedsDatabase, PartsBusy
 from dvr.server.query_params import number_param, revision_param
 from dvr.server.services import agents as agent_service
 from dvr.server.services import host_macs
@@ -136,19 +136,29 @@ def changes_answer(revision: int, changes: list[tuple[str, str]]) -> dict[str, A
 
 
 def watch_result_from_memory(context: ServerContext, host: str, view_since: int | None,
-                             known: tuple[int, list[tuple[str, str]]]) -> dict[str, Any] | None:
+                             known: tuple[int, list[tuple[str, str]]],
+                             memory: Any = MEMORY_ONLY) -> dict[str, Any]:
     """``watch_result`` without the database: the changes the hub remembers (``known``:
     ``ChangeHub.changes_known``) and, with ``view_since``, the view update built from what
-    memory holds at that revision; None when the view needs a read (``NeedsDatabase``)."""
+    memory holds at that revision; ``NeedsDatabase`` when the view needs a read
+    (``memory``: ``MEMORY_ONLY_NOW`` on the event loop, ``PartsBusy`` rather than wait for a
+    lock a thread holds)."""
     revision, changes = known
     result = changes_answer(revision, changes)
     if view_since is not None and changes:
-        tx = ReadTx(conn=MEMORY_ONLY, config=context.config, liveness=context.liveness)
-        try:
-            result["view"] = view_answer(context, tx, host, view_since, revision)
-        except NeedsDatabase:
-            return None
+        tx = ReadTx(conn=memory, config=context.config, liveness=context.liveness)
+        result["view"] = view_answer(context, tx, host, view_since, revision)
     return result
+
+
+def watch_result_in_thread(context: ServerContext, host: str, view_since: int | None,
+                           known: tuple[int, list[tuple[str, str]]]) -> dict[str, Any] | None:
+    """``watch_result_from_memory`` in a thread (it may wait for the parts' lock); None
+    when the view needs a read."""
+    try:
+        return watch_result_from_memory(context, host, view_since, known)
+    except NeedsDatabase:
+        return None
 
 
 def view_answer(context: ServerContext, tx: ReadTx, host: str, since: int | None,
@@ -302,8 +312,15 @@ def routes(context: ServerContext) -> list[Route]:
                 if known is not None and not (with_view and known[1]):
                     return changes_answer(*known)
                 if known is not None:
-                    result = await run_in_threadpool(
-                        watch_result_from_memory, context, host, view_since, known)
+                    # on the loop: a thread's turn costs more than most such views
+                    try:
+                        return watch_result_from_memory(context, host, view_since, known,
+                                                        MEMORY_ONLY_NOW)
+                    except PartsBusy:
+                        result = await run_in_threadpool(
+                            watch_result_in_thread, context, host, view_since, known)
+                    except NeedsDatabase:
+                        result = None
                     if result is not None:
                         return result
                 return await context.read(

@@ -32,6 +32,27 @@ def watch(api, host, since, view_since):
                     view_since=view_since)
 
 
+def span_with_agents(api, hosts, also=None):
+    """Network "span" with a port on each of ``hosts`` (and what ``also(number, host)``
+    adds), every host registered and holding its first view: (the network, the revision
+    each has seen, the view each holds)."""
+    net = api.network("span", port_security_enabled=False)
+    api.subnet(net["id"], "198.51.100.0/24")
+    for number, host in enumerate(hosts, start=1):
+        api.register(host, "dvr", f"192.0.2.{number}")
+        api.host_mac(host)
+        api.port(net["id"], host=host)
+        if also is not None:
+            also(number, host)
+    seen: dict[str, int] = {}
+    held: dict[str, HostView] = {}
+    for host in hosts:  # every agent's first view
+        answer = watch(api, host, 0, 0)
+        seen[host] = answer["revision"]
+        held[host] = host_view_from_dict({k: v for k, v in answer["view"].items() if k != "full"})
+    return net, seen, held
+
+
 @pytest.mark.parametrize("seed", [21, 22, 23])
 def test_agents_woken_from_memory_hold_exactly_the_views_built_alone(api, seed, monkeypatch):
     """Every host watches like an agent after each write (``view_since``: the view it
@@ -107,18 +128,7 @@ def test_a_port_on_a_network_of_many_hosts_wakes_them_with_views_from_memory(api
     other host, none of whose own rows; the first woken view reads the changed network,
     the others are built from memory, and all are the views built alone."""
     hosts = [f"h{i}" for i in range(1, 7)]
-    net = api.network("span", port_security_enabled=False)
-    api.subnet(net["id"], "198.51.100.0/24")
-    for number, host in enumerate(hosts, start=1):
-        api.register(host, "dvr", f"192.0.2.{number}")
-        api.host_mac(host)
-        api.port(net["id"], host=host)
-    held: dict[str, HostView] = {}
-    seen: dict[str, int] = {}
-    for host in hosts:  # every agent's first view
-        answer = watch(api, host, 0, 0)
-        seen[host] = answer["revision"]
-        held[host] = host_view_from_dict({k: v for k, v in answer["view"].items() if k != "full"})
+    net, seen, held = span_with_agents(api, hosts)
     built = {"memory": 0, "database": 0}
     remembered, read = dvr_protocol.watch_result_from_memory, dvr_protocol.watch_result
 
@@ -222,26 +232,15 @@ def test_a_woken_watch_whose_parts_a_thread_holds_is_answered_once_they_are_free
     watch woken meanwhile does not build on the event loop (which would wait for it, and
     stop every other request), but in a thread of its own, once the lock is free; its
     answer is the view built alone."""
-    hosts = ["h1", "h2", "h3"]
-    net = api.network("span", port_security_enabled=False)
-    api.subnet(net["id"], "198.51.100.0/24")
-    for number, host in enumerate(hosts, start=1):
-        api.register(host, "dvr", f"192.0.2.{number}")
-        api.host_mac(host)
-        api.port(net["id"], host=host)
-    held = {}
-    for host in hosts:
-        answer = watch(api, host, 0, 0)
-        held[host] = (answer["revision"], host_view_from_dict(
-            {k: v for k, v in answer["view"].items() if k != "full"}))
+    net, seen, held = span_with_agents(api, ["h1", "h2", "h3"])
     api.port(net["id"], host="h1")
-    watch(api, "h2", *(held["h2"][0], held["h2"][1].revision))  # the revision's parts exist
+    watch(api, "h2", seen["h2"], held["h2"].revision)  # the revision's parts exist
     parts = api.context.view_parts.newest
     parts.lock.acquire()
     threading.Timer(0.3, parts.lock.release).start()
     started = time.monotonic()
-    since, view = held["h3"]
-    answer = watch(api, "h3", since, view.revision)
+    view = held["h3"]
+    answer = watch(api, "h3", seen["h3"], view.revision)
     assert time.monotonic() - started >= 0.25  # it waited for the lock, in a thread
     assert answer["changes"] and not answer["view"].pop("full")
     assert apply(view, delta_from_dict(answer["view"])) == alone(api, "h3")
@@ -257,33 +256,27 @@ def test_a_write_waking_many_hosts_reads_their_groups_ahead_once_many_miss(api, 
 
     monkeypatch.setattr(hostview_parts, "READ_AHEAD_AFTER_MISSES", 3)
     hosts = [f"h{i}" for i in range(1, 11)]
-    span = api.network("span", port_security_enabled=False)
-    api.subnet(span["id"], "198.51.100.0/24")
     tenant = api.network("tenant")
     api.subnet(tenant["id"], "203.0.113.0/24")
     solo = api.network("solo", port_security_enabled=False)
-    api.subnet(solo["id"], "192.0.2.0/24")
-    for number, host in enumerate(hosts, start=1):
-        api.register(host, "dvr", f"198.18.0.{number}")
-        api.host_mac(host)
-        api.port(span["id"], host=host)
+    api.subnet(solo["id"], "198.18.0.0/24")
+
+    def grouped_port(number, host):
         group = api.create("security_group", name=f"g{number}")
         api.create("security_group_rule", security_group_id=group["id"], direction="ingress",
                    ethertype="IPv4", remote_group_id=group["id"])
         api.port(tenant["id"], host=host, security_groups=[group["id"]])
-    held: dict[str, HostView] = {}
-    seen: dict[str, int] = {}
+
+    span, seen, held = span_with_agents(api, hosts, grouped_port)
 
     def follow(host):
-        answer = watch(api, host, seen.get(host, 0), held[host].revision if host in held else 0)
+        answer = watch(api, host, seen[host], held[host].revision)
         seen[host] = answer["revision"]
         update = answer.get("view")
         if update is not None:
             held[host] = host_view_from_dict(update) if update.pop("full") \
                 else apply(held[host], delta_from_dict(update))
 
-    for host in hosts:  # every agent's first view
-        follow(host)
     api.port(solo["id"], host="h1")  # wakes h1 alone: its revision's views hold one group
     follow("h1")
     reads = []

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dvr.lab.hostenv import HostEnv, HostEnvError, delete_netns, netns_exists
-from dvr.lab.plumbing import Plumbing
+from dvr.lab.plumbing import DEVICE_QUEUE, Plumbing
 
 UNDERLAY = ipaddress.ip_network("198.18.0.0/15")
 FABRIC_BRIDGE = "fabric"
@@ -118,7 +118,8 @@ class Fabric:
         """Device ``fabric_port`` (in the fabric namespace) up on bridge ``segment``, TX
         offload off (its peer is an OVS netdev port, or may be)."""
         for argv in (
-            ["ip", "link", "set", fabric_port, "mtu", str(self.mtu), "master", segment],
+            ["ip", "link", "set", fabric_port, "mtu", str(self.mtu), "txqueuelen",
+             str(DEVICE_QUEUE), "master", segment],
             ["ethtool", "-K", fabric_port, "tx", "off"],
             ["ip", "link", "set", fabric_port, "up"],
         ):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 # re-exported: the lab's one plumbing choice, for VMs and uplinks alike
 from dvr.lab.plumbing import DEFAULT_PLUMBING as DEFAULT_PLUMBING
+from dvr.lab.plumbing import DEVICE_QUEUE
 from dvr.lab.plumbing import Plumbing as VmPlumbing
 
 VM_NAMESPACE_PREFIX = "vm-"
@@ -102,7 +103,7 @@ def plug_commands(vm: VmPlug) -> list[list[str]]:
         *_nic_commands(vm, vsctl),
         [*in_vm, "ip", "link", "set", nic_device(vm), "name", VM_NIC],
         [*in_vm, "ip", "link", "set", VM_NIC, "address", vm.mac_address, "mtu", str(vm.mtu),
-         "up"],
+         "txqueuelen", str(DEVICE_QUEUE), "up"],
         [*in_vm, "ip", "addr", "add", f"{vm.ip_address}/{prefix}", "dev", VM_NIC],
         # checksums must be computed in the VM: OVS netdev does not fill them in
         [*in_vm, "ethtool", "-K", VM_NIC, "tx", "off"],

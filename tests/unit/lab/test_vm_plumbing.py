@@ -55,7 +55,7 @@ def test_either_way_the_vm_sees_eth0_with_its_mac_mtu_address_and_route(plumbing
     commands = plug_commands(plug(plumbing))
     in_vm = ["ip", "netns", "exec", NS]
     assert [*in_vm, "ip", "link", "set", "eth0", "address", "fa:16:3e:00:00:01", "mtu",
-            "1450", "up"] in commands
+            "1450", "txqueuelen", "10000", "up"] in commands  # a queue for a TCP window
     assert [*in_vm, "ip", "addr", "add", "192.0.2.10/24", "dev", "eth0"] in commands
     assert commands[-1] == [*in_vm, "ip", "route", "add", "default", "via", "192.0.2.1"]
     assert not any("route" in argv for argv in plug_commands(plug(plumbing, gateway=None)))

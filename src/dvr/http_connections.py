@@ -124,6 +124,7 @@ class KeepAliveClient:
         if server.startswith("unix:"):
             self._unix_path: str | None = server.removeprefix("unix:")
             self._host, self._port, self._prefix = "dvr-server", None, ""
+            self._https = False
         else:
             parts = urlsplit(server)
             if parts.scheme not in ("http", "https") or not parts.hostname:

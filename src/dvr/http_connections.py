@@ -148,24 +148,21 @@ class KeepAliveClient:
             headers["Content-Type"] = "application/json"
         seconds = self.timeout if timeout is None else timeout
         connection, reused = self._take(seconds)
-        try:
-            answer, reusable = _exchange(connection, method, target, body, headers, seconds)
-        except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError):
-            connection.close()
-            if not (reused and method in RETRIED_ON_A_NEW_CONNECTION):
-                raise
-            # the server closed the kept connection as the request went out (its keep-alive
-            # ran out, or it restarted): once more on a new one
-            connection = self._open(seconds)
+        while True:
             try:
                 answer, reusable = _exchange(connection, method, target, body, headers,
                                              seconds)
+                break
+            except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError):
+                connection.close()
+                if not (reused and method in RETRIED_ON_A_NEW_CONNECTION):
+                    raise
+                # the server closed the kept connection as the request went out (its
+                # keep-alive ran out, or it restarted): once more on a new one
+                connection, reused = self._open(seconds), False
             except BaseException:
                 connection.close()
                 raise
-        except BaseException:
-            connection.close()
-            raise
         if reusable:
             self._give_back(connection)
         else:

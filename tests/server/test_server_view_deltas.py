@@ -309,6 +309,31 @@ def test_a_hosts_own_rows_are_read_again_after_a_write_naming_it_or_another_proc
     assert fourth.tunnel_ip == "192.0.2.99" and fourth == alone(api, "h1")
 
 
+def test_hosts_that_see_a_groups_members_change_keep_their_own_rows(api):
+    """A port joining the default group changes the address set that the group's rules
+    show on every host with a member: h1 is told (its view changes), but no row of h1's
+    own changed, so its view keeps them; the same for a rule added to the group."""
+    for number, host in enumerate(("h1", "h2"), start=1):
+        api.register(host, "dvr", f"192.0.2.{number}")
+        api.host_mac(host)
+    net = api.network("guarded")  # port security on: ports join the default group
+    api.subnet(net["id"], "198.51.100.0/24")
+    api.port(net["id"], host="h1")
+    first = shared_view(api, "h1")
+    kept = api.context.view_parts.host_parts.get("h1").own
+    api.port(net["id"], host="h2")
+    second = shared_view(api, "h1")
+    assert second.revision > first.revision and second == alone(api, "h1")
+    assert second.address_sets != first.address_sets  # h2's port's address, which h1 shows
+    assert api.context.view_parts.host_parts.get("h1").own.ports is kept.ports
+    group = api.list("security_group", name="default")[0]
+    api.create("security_group_rule", security_group_id=group["id"], direction="ingress",
+               protocol="tcp", port_range_min=22, port_range_max=22)
+    third = shared_view(api, "h1")
+    assert third.revision > second.revision and third == alone(api, "h1")
+    assert api.context.view_parts.host_parts.get("h1").own.ports is kept.ports
+
+
 def test_a_part_no_view_held_is_not_kept(api, small):
     """A router no host sees can change without a revision (nobody to tell): the next
     revision keeps only what a view of the revision before held."""

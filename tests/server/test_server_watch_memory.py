@@ -295,3 +295,40 @@ def test_a_write_waking_many_hosts_reads_their_groups_ahead_once_many_miss(api, 
     follow("h1")
     for host in hosts:
         assert held[host] == alone(api, host), host
+
+
+def test_reads_submitted_together_share_one_transaction(api):
+    """The watches one write wakes whose views need the database submit their reads at
+    once: they run in one transaction, one after the other, each answered with its own
+    result, or its own error."""
+    import asyncio
+
+    from dvr.server.errors import NeutronError, conflict
+    from dvr.server.services.notify import current_revision
+
+    context = api.context
+    revision = context.run_read(lambda tx: current_revision(tx.conn))
+    seen = []  # the transaction each read ran in
+
+    def revision_read(tx):
+        seen.append(tx)
+        return current_revision(tx.conn)
+
+    def refused(tx):
+        seen.append(tx)
+        raise conflict("Conflict", "this one alone")
+
+    def third(tx):
+        seen.append(tx)
+        return "third"
+
+    async def together():
+        return await asyncio.gather(context.read_together(revision_read),
+                                    context.read_together(refused),
+                                    context.read_together(third), return_exceptions=True)
+
+    first, error, last = asyncio.run(together())
+    assert (first, last) == (revision, "third")
+    assert isinstance(error, NeutronError) and error.status == 409
+    assert len(seen) == 3 and all(tx is seen[0] for tx in seen)
+    assert asyncio.run(together())[0] == revision and seen[3] is not seen[0]

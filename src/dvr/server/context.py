@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from dvr.db.session import Database
 from dvr.server.config import LoadLimits, ServerConfig
 from dvr.server.dbhealth import DatabaseHealth, is_unavailable
-from dvr.server.errors import conflict
+from dvr.server.errors import NeutronError, conflict
+from dvr.server.group_commit import GroupCommit
 from dvr.server.hostview_parts import SharedViewParts, shared_forms
 from dvr.server.hostview_served import ServedViews
 from dvr.server.liveness import LivenessMemory
@@ -36,6 +37,20 @@ from dvr.server.watch import ChangeHub
 
 T = TypeVar("T")
 
+READ_TOGETHER_MAX = 32  # reads in one shared transaction (``read_together``)
+
+
+def each_in_turn(tx: ReadTx, works: list[Callable[[ReadTx], Any]]) -> list[Any]:
+    """Every read of ``works`` in ``tx``, one after the other: its result, or the error
+    refusing it alone."""
+    results: list[Any] = []
+    for work in works:
+        try:
+            results.append(work(tx))
+        except NeutronError as error:
+            results.append(error)
+    return results
+
 
 @dataclass
 class ServerContext:
@@ -50,6 +65,10 @@ class ServerContext:
     view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
     view_gate: ViewGate = field(default_factory=lambda: ViewGate(LoadLimits()))  # view turns
     view_adoption: ViewAdoption = field(default_factory=ViewAdoption)  # views agents hold
+    _together: GroupCommit = field(init=False, repr=False)  # reads sharing a transaction
+
+    def __post_init__(self) -> None:
+        self._together = GroupCommit(self.read, each_in_turn, READ_TOGETHER_MAX)
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:
@@ -153,6 +172,13 @@ class ServerContext:
 
     async def read(self, work: Callable[[ReadTx], T]) -> T:
         return await run_in_threadpool(self.run_read, work)
+
+    async def read_together(self, work: Callable[[ReadTx], T]) -> T:
+        """``work`` in a read transaction it shares with the others submitted meanwhile
+        (``GroupCommit``), one after the other in one thread: the watches one write woke
+        whose views need the database then read the revision's shared parts once, and
+        wait for no other thread's lock on them."""
+        return await self._together.submit(work)
 
     async def read_revision(self) -> int:
         return await self.read(lambda tx: current_revision(tx.conn))

@@ -8,7 +8,11 @@ after the other and answers each in order: its result, or the ``NeutronError`` r
 alone.  A batch whose transaction fails raises that error to every request in it.
 
 1,000 agents starting at once then make a few dozen transactions (and as many commits, each
-an fsync on PostgreSQL), not 1,000."""
+an fsync on PostgreSQL), not 1,000.
+
+Reads group the same way (``ServerContext.read_together``): the watches one write wakes
+whose views need the database are built in one read transaction, in one thread, one after
+the other, so the second and later find in memory the parts the first read."""
 
 from __future__ import annotations
 
@@ -17,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from dvr.server.errors import NeutronError
-from dvr.server.tx import WriteTx
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-WriteBatch = Callable[[WriteTx, list[Item]], list[Any]]  # -> Result | NeutronError each
-Write = Callable[[Callable[[WriteTx], Any]], Awaitable[Any]]
+# (a WriteTx or a ReadTx, the items) -> Result | NeutronError each
+WriteBatch = Callable[[Any, list[Item]], list[Any]]
+Write = Callable[[Callable[[Any], Any]], Awaitable[Any]]  # runs one transaction
 
 MAX_GROUP = 256
 
@@ -30,7 +34,8 @@ MAX_GROUP = 256
 class GroupCommit(Generic[Item, Result]):
     def __init__(self, write: Write, write_batch: WriteBatch, max_group: int = MAX_GROUP
                  ) -> None:
-        """``write``: the context's serialized transaction (``ServerContext.write``)."""
+        """``write``: the context's serialized transaction (``ServerContext.write``), or
+        one read transaction (``ServerContext.read``)."""
         self._write = write
         self._write_batch = write_batch
         self._max_group = max_group

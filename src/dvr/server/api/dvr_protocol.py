@@ -301,7 +301,9 @@ def routes(context: ServerContext) -> list[Route]:
             write cannot commit meanwhile).  When the hub remembers every write since
             ``since`` (this process's), the changes come from memory, and so does the view
             when memory holds all it is made of (a woken host of a big change: no
-            transaction); else both are read in one transaction."""
+            transaction); else both are read in one transaction, which the watches needing
+            one meanwhile share (``read_together``: the first reads the revision's shared
+            parts, the others find them in memory)."""
             gate = context.view_gate
             patience = deadline + config.load.view_queue_timeout / 2 - loop.time()
             with_view = view_since is not None and (
@@ -323,7 +325,7 @@ def routes(context: ServerContext) -> list[Route]:
                         result = None
                     if result is not None:
                         return result
-                return await context.read(
+                return await context.read_together(
                     lambda tx: watch_result(tx, host, since, view if with_view else None))
             except ServiceUnavailable:
                 return no_changes(since)

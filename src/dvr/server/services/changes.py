@@ -146,7 +146,7 @@ def _declare(tx: WriteTx, before: PortState | None, after: PortState | None) -> 
         # the address sets of its groups, before and after, changed for their referrers
         groups = set(before_members[0]) | set(after_members[0])
         tx.impact.members_changed(groups)
-        tx.impact.host_changed(*hosts_seeing(tx.conn, remote_group_ids=groups))
+        tx.impact.hosts_told(*hosts_seeing(tx.conn, remote_group_ids=groups))
     port_id = (after or before).id  # type: ignore[union-attr]
     tx.impact.subject("port", port_id)
 
@@ -251,7 +251,8 @@ def firewall_change(
             "address_group_ids": set(address_groups)}
     before = hosts_seeing(tx.conn, **seen)
     yield
-    tx.impact.host_changed(*before, *hosts_seeing(tx.conn, **seen))
+    # a group in use is never deleted: no port's groups, no host's own rows, change here
+    tx.impact.hosts_told(*before, *hosts_seeing(tx.conn, **seen))
     tx.impact.subject(kind, object_id)
 
 

@@ -13,6 +13,8 @@ changed:
   gateway, SNAT);
 - ``router_host_changed(R, H)``: something of R only H sees, if H hosts R (its FIPs);
 - ``host_changed(H)``: something only H sees (its own ports, agent, MAC);
+- ``hosts_told(H...)``: a shared part these hosts show changed (a security group's rules
+  or members' addresses), but none of their own rows;
 - ``host_macs_changed(H...)``: the host MACs, which these hosts show as their peers'.
 
 ``affected_hosts`` then answers from before/after snapshots:
@@ -147,17 +149,22 @@ class Impact:
 
     def members_changed(self, group_ids: Iterable[str]) -> None:
         """The addresses of these groups' members changed (their address sets); the hosts
-        that see them are named with ``host_changed``."""
+        that see them are named with ``hosts_told``."""
         self.member_groups.update(group_ids)
 
     def host_changed(self, *hosts: str | None) -> None:
         self.hosts.update(h for h in hosts if h)
 
+    def hosts_told(self, *hosts: str | None) -> None:
+        """These hosts show a shared part the write declared changed (``members_changed``,
+        a firewall subject): they hear of it, but their own rows did not change."""
+        self.told.update(h for h in hosts if h)
+
     def host_macs_changed(self, *hosts: str) -> None:
         """The host MACs changed, which these hosts show (their peers'): they hear of it,
         but their own rows did not change."""
         self.host_macs_written = True
-        self.told.update(h for h in hosts if h)
+        self.hosts_told(*hosts)
 
     def subject(self, kind: str, object_id: str) -> None:
         if kind not in CHANGE_KINDS:

@@ -28,6 +28,9 @@ from dvr.model.hostview import HostView
 
 log = logging.getLogger(__name__)
 
+# ``settle(seconds, news)``: wait up to that long until ``news()`` (``WakeSignal.until``)
+Settle = Callable[[float, Callable[[], bool]], object]
+
 
 def port_networks(view: HostView) -> dict[str, str]:
     """port id -> network id for every port this host may have on its integration bridge."""
@@ -116,7 +119,7 @@ class HostDataplane:
         self._settled: DesiredState | None = None
         self._known = False  # the flow basis is what the switch holds: fast phases may run
         self._interrupt: Callable[[], bool] | None = None  # see ``interrupt_with``
-        self._settle: Callable[[float], object] | None = None  # see ``interrupt_with``
+        self._settle: Settle | None = None  # see ``interrupt_with``
         self._deferred = False  # the last pass left its full phase for this one
         self.last_log_line = ""
 
@@ -141,16 +144,17 @@ class HostDataplane:
         if subscribe is not None:
             subscribe(callback)
 
-    def interrupt_with(self, check: Callable[[], bool],
-                       settle: Callable[[float], object] | None = None) -> None:
+    def interrupt_with(self, check: Callable[[], bool], settle: Settle | None = None) -> None:
         """``check()`` tells whether something new waits for the loop (a change the server
         told of).  Then, or when the plugged VIFs changed meanwhile, a pass whose fast
         phase went well leaves its full phase to the next pass, which the loop runs at
         once (``ApplyOutcome.verified`` False) -- never two passes in a row.
-        ``settle(seconds)`` waits up to that long for something new (returning early when
-        it comes): a pass whose fast phase sent changes first gives the next change
+        ``settle(seconds, news)`` waits up to that long until ``news()`` (asked again at each
+        poke or nudge): a pass whose fast phase sent changes first gives the next change
         ``full_phase_grace`` to come (a VIF plugged just after its port was bound), so
-        that change's own fast phase is not held behind this pass's observation."""
+        that change's own fast phase is not held behind this pass's observation.  A VIF
+        counts once the switch numbered it: the OVSDB row of a port being added comes
+        first, and the pass waits on for its number."""
         self._interrupt = check
         self._settle = settle
 
@@ -191,7 +195,7 @@ class HostDataplane:
                       or beyond_flows_and_vif_tags(settled, desired))
         may_defer = needs_full and fast is not None and fast.done
         if may_defer and fast.report.counts and not self._deferred:
-            self._wait_for_news()
+            self._wait_for_news(integration_bridge)
         deferred = may_defer and self._news(integration_bridge)
         if needs_full and not deferred:
             # the flows are observed as they are from now: with what the fast phase sent
@@ -220,10 +224,10 @@ class HostDataplane:
             verified=not deferred,
         )
 
-    def _wait_for_news(self) -> None:
+    def _wait_for_news(self, integration_bridge: ObservedBridge | None) -> None:
         grace = self.config.full_phase_grace
         if self._settle is not None and grace > 0:
-            self._settle(grace)
+            self._settle(grace, lambda: self._news(integration_bridge))
 
     def _news(self, integration_bridge: ObservedBridge | None) -> bool:
         """Whether the full phase may wait: something new waits for the loop, or the VIFs

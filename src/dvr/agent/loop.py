@@ -69,7 +69,8 @@ class Dataplane(Protocol):
     # them from what it knows without observing the whole dataplane;
     # ``interrupt_with(check, settle)`` -- ``check()`` says whether a change the server
     # told of waits: a pass may then return unverified (``ApplyOutcome.verified``);
-    # ``settle(seconds)`` waits that long at most for a poke or a nudge
+    # ``settle(seconds, news)`` waits that long at most until ``news()``, asked again at
+    # each poke or nudge (``WakeSignal.until``)
 
 
 def subscribe_local_changes(dataplane: Dataplane, callback: Callable[[], None]) -> bool:
@@ -92,7 +93,8 @@ class WakeSignal:
     there was none): the log line reports how long the loop took to start after it.
     ``only_revisions`` says whether every one of those pokes named the revision it was
     about (a poke without one, a resync, always needs a reconcile).
-    A ``nudge`` only ends the wait early.
+    A ``nudge`` only ends the wait early.  ``until`` waits for a condition that a poke or
+    a nudge may have made true, leaving them to the next ``wait``.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -104,6 +106,8 @@ class WakeSignal:
         self._pending_bare = False
         self.poked_at: float | None = None
         self.only_revisions = True
+        self._stir = threading.Condition()  # notified by every poke and nudge (``until``)
+        self._stirs = 0  # how many pokes and nudges came (``until``)
 
     def poke(self, revision: int | None = None, resync: bool = False) -> None:
         """Something changed (at ``revision``, if known; ``resync``: whatever revision the
@@ -115,7 +119,7 @@ class WakeSignal:
                 self._pending_bare = True
             if self._pending_since is None:
                 self._pending_since = self._clock()
-        self._event.set()
+        self._stirred()
 
     def poked(self) -> bool:
         """Whether a poke came since the last ``wait`` ended."""
@@ -124,12 +128,30 @@ class WakeSignal:
 
     def nudge(self) -> None:
         """Something local may have changed: the loop looks (cheaply) before deciding."""
-        self._event.set()
+        self._stirred()
 
-    def stirred(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for a poke or a nudge, leaving it for the next ``wait``;
-        whether one came."""
-        return self._event.wait(timeout)
+    def _stirred(self) -> None:
+        self._event.set()
+        with self._stir:
+            self._stirs += 1
+            self._stir.notify_all()
+
+    def until(self, timeout: float, news: Callable[[], bool]) -> bool:
+        """Wait up to ``timeout`` seconds until ``news()`` holds, asking again after every
+        poke or nudge (each left for the next ``wait``); whether it came.  A nudge that
+        changed nothing yet (an OVSDB row the switch has not numbered) does not end it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._stir:
+                seen = self._stirs
+            if news():  # not under the lock: it may read what the nudging thread holds
+                return True
+            with self._stir:
+                while self._stirs == seen:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._stir.wait(remaining)
 
     def wait(self, timeout: float) -> bool:
         """Wait for a poke or a nudge (or ``timeout``); True if there was a poke."""
@@ -372,7 +394,7 @@ class AgentLoop:
                         self.config.local_poll_interval)
         interrupt_with = getattr(self.dataplane, "interrupt_with", None)
         if interrupt_with is not None:
-            interrupt_with(self.wake.poked, self.wake.stirred)
+            interrupt_with(self.wake.poked, self.wake.until)
         unverified = False  # the last pass left part of its work to the next one
         self.wake.poke()
         while not stop.is_set():

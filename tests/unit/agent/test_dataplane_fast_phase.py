@@ -258,16 +258,17 @@ class Settle:
     as a hypervisor would just after the port was bound."""
 
     def __init__(self, ovs: FakeOvsDriver, plug: tuple[str, str] | None = None) -> None:
-        self.ovs, self.plug, self.waits = ovs, plug, []
+        self.ovs, self.plug, self.waits, self.news_before = ovs, plug, [], []
 
-    def __call__(self, seconds: float) -> bool:
+    def __call__(self, seconds: float, news) -> bool:
         self.waits.append(seconds)
+        self.news_before.append(news())  # nothing new yet: the pass waits
         if self.plug is None:
             return False
         name, iface_id = self.plug
         self.plug = None
         self.ovs.plug_vif("br-int", name, iface_id)
-        return True
+        return news()
 
 
 def test_a_vif_plugged_within_the_grace_goes_ahead_of_the_observation_owed():
@@ -281,6 +282,7 @@ def test_a_vif_plugged_within_the_grace_goes_ahead_of_the_observation_owed():
     observations = ovs.flow_observations
     first = plane.reconcile(view)  # the watch's pass: sends, then waits a moment: a plug
     assert settle.waits == [config().full_phase_grace] and config().full_phase_grace > 0
+    assert settle.news_before == [False]  # the plug, seen by news(), ended the wait
     assert not first.verified and ovs.flow_observations == observations
     local = plane.reconcile_local(view)  # the VIF's pass: its own flows, then the full phase
     assert local.verified and other.id in local.ports_up

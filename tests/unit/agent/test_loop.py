@@ -330,15 +330,32 @@ def test_a_catch_up_the_server_cannot_answer_from_its_log_resyncs():
     assert loop.wake.wait(0) is True and loop.wake.only_revisions is False
 
 
-def test_stirred_waits_for_a_poke_or_a_nudge_and_leaves_it_to_the_next_wait():
+def test_until_asks_again_at_each_poke_or_nudge_and_leaves_them_to_the_next_wait():
     wake = WakeSignal()
-    assert wake.stirred(0.01) is False
-    wake.nudge()
-    assert wake.stirred(5) is True and wake.wait(5) is False  # a nudge: no poke
+    assert wake.until(0.01, lambda: False) is False
+    assert wake.until(5, lambda: True) is True
+    numbered = threading.Event()  # the switch numbers the port a moment after its row
+
+    def plug() -> None:
+        wake.nudge()  # the OVSDB row: nothing new yet
+        time.sleep(0.05)
+        numbered.set()
+        wake.nudge()  # its number
+
+    asked = []
+
+    def news() -> bool:
+        asked.append(numbered.is_set())
+        return numbered.is_set()
+
+    started = time.monotonic()
+    threading.Thread(target=plug).start()
+    assert wake.until(5, news) is True and time.monotonic() - started < 4
+    assert asked[-1] is True and asked.count(True) == 1
+    assert wake.wait(5) is False  # the nudges are left to the loop's wait: no poke
     wake.poke(7)
-    assert wake.stirred(5) is True and wake.stirred(5) is True
-    assert wake.wait(5) is True and wake.latest_revision == 7
-    assert wake.stirred(0.01) is False
+    assert wake.until(5, wake.poked) is True and wake.wait(5) is True
+    assert wake.latest_revision == 7 and wake.until(0.01, wake.poked) is False
 
 
 def test_wake_signal_collapses_pokes():

@@ -8,6 +8,7 @@ from server_helpers import make_config
 
 from dvr.db.session import Database
 from dvr.server.app import create_app
+from dvr.server.services.notify import NewChanges
 from dvr.server.watch import ChangeHub
 
 pytestmark = pytest.mark.anyio
@@ -140,8 +141,8 @@ async def test_a_second_replica_sees_writes_of_the_first(db_url):
 
 
 async def test_hub_wakes_only_the_hosts_concerned():
-    async def nothing_new(since: int) -> tuple[int, dict[str, int]]:
-        return since, {}
+    async def nothing_new(since: int) -> NewChanges:
+        return NewChanges(since, {})
 
     hub = ChangeHub(read_new_changes=nothing_new, poll_interval=0.05)
     h1, h2 = hub.snapshot("h1"), hub.snapshot("h2")
@@ -153,8 +154,8 @@ async def test_hub_wakes_only_the_hosts_concerned():
 
 
 async def test_hub_poller_wakes_hosts_changed_by_another_replica():
-    async def replica_wrote(since: int) -> tuple[int, dict[str, int]]:
-        return 9, {"h1": 8}
+    async def replica_wrote(since: int) -> NewChanges:
+        return NewChanges(9, {"h1": 8})
 
     hub = ChangeHub(read_new_changes=replica_wrote, poll_interval=0.05)
     woken = await asyncio.wait_for(hub.wait(hub.snapshot("h1"), 30), GUARD)

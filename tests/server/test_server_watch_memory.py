@@ -332,3 +332,53 @@ def test_reads_submitted_together_share_one_transaction(api):
     assert isinstance(error, NeutronError) and error.status == 409
     assert len(seen) == 3 and all(tx is seen[0] for tx in seen)
     assert asyncio.run(together())[0] == revision and seen[3] is not seen[0]
+
+
+def test_another_processs_write_wakes_a_watch_answered_from_memory(db_url, monkeypatch):
+    """Two server processes on one database: a port written through one wakes a watch held
+    by the other, which knows that write's change rows (from its notice on PostgreSQL, from
+    the rows its poller read on SQLite) and answers the changes without reading them."""
+    from server_helpers import Api, make_config
+    from starlette.testclient import TestClient
+
+    from dvr.db.session import Database
+    from dvr.server.app import create_app
+    from dvr.server.services.notify import new_changes
+
+    database = Database.from_url(db_url)
+    try:
+        writer_app = create_app(make_config(db_url), database, migrate=False)
+        watcher_app = create_app(make_config(db_url), database, migrate=False)
+        with TestClient(writer_app) as w, TestClient(watcher_app) as v:
+            writer, watcher = Api(w, writer_app.state.context), Api(v, watcher_app.state.context)
+            net = writer.network("span", port_security_enabled=False)
+            writer.subnet(net["id"], "198.51.100.0/24")
+            writer.register("h2", "dvr", "192.0.2.2")
+            writer.port(net["id"], host="h2")
+            since = writer_app.state.context.hub.latest  # what h2's agent holds
+            known = []
+            changes_known = watcher_app.state.context.hub.changes_known
+
+            def recording(host, after, retained):
+                found = changes_known(host, after, retained)
+                known.append(found is not None)
+                return found
+
+            monkeypatch.setattr(watcher_app.state.context.hub, "changes_known", recording)
+            answers: list = []
+            watch = threading.Thread(target=lambda: answers.append(watcher.call(
+                "GET", "/dvr/v1/hosts/h2/watch", expect=200, since=since, timeout=20)))
+            watch.start()
+            threading.Event().wait(0.5)  # it long-polls
+            port = writer.port(net["id"], host="h2")
+            watch.join(25)
+            assert answers and known and known[-1] is True
+            expected = writer_app.state.context.run_read(
+                lambda tx: dvr_protocol.watch_result(tx, "h2", since))
+            assert answers[0]["changes"] == expected["changes"]
+            assert {"kind": "port", "id": port["id"]} in answers[0]["changes"]
+            read = writer_app.state.context.run_read(lambda tx: new_changes(tx.conn, since))
+            assert read.writes == {expected["revision"]: (
+                frozenset({"h2"}), tuple((c["kind"], c["id"]) for c in expected["changes"]))}
+    finally:
+        database.dispose()

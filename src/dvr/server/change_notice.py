@@ -1,12 +1,13 @@
 """What one server process tells the others after a write commits (pure): the revision, the
-hosts it concerns and the shared parts of host views it may have changed (``ChangedParts``),
-as a PostgreSQL NOTIFY payload.
+hosts it concerns, the subjects of its change rows and the shared parts of host views it may
+have changed (``ChangedParts``), as a PostgreSQL NOTIFY payload.
 
 A payload is limited to 8000 bytes; when the hosts do not fit, the notice leaves them out
-and the receivers read them from the change rows (exact either way, never "wake
-everyone"); when the changed parts do not fit either, it leaves them out too and the
-receivers read every part of that revision again, as for any revision whose write they do
-not know.
+(and the subjects) and the receivers read both from the change rows (exact either way,
+never "wake everyone"); subjects that do not fit beside the hosts are left out, and the
+receivers' woken watches read their changes from the database; when the changed parts do
+not fit either, the notice leaves them out too and the receivers read every part of that
+revision again, as for any revision whose write they do not know.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from dvr.server.services.notify import ChangedParts
+from dvr.server.services.notify import ChangedParts, Subject
 
 CHANNEL = "dvr_changes"
 MAX_PAYLOAD_BYTES = 7900  # PostgreSQL's limit is 8000, minus room for the channel
@@ -27,14 +28,19 @@ class ChangeNotice:
     revision: int
     hosts: frozenset[str] | None  # None: too many to send; read them from the change rows
     changed: ChangedParts | None = None  # None: not sent; every part of it is read again
+    # each host's change rows' (kind, id), in order; None: not sent (read when needed)
+    subjects: tuple[Subject, ...] | None = None
 
 
-def encode_notice(revision: int, hosts: Collection[str],
-                  changed: ChangedParts | None = None) -> str:
-    """The payload for ``revision`` concerning ``hosts`` and changing ``changed``: each of
-    them when it fits (the hosts first)."""
+def encode_notice(revision: int, hosts: Collection[str], changed: ChangedParts | None = None,
+                  subjects: Collection[Subject] = ()) -> str:
+    """The payload for ``revision`` concerning ``hosts``, with ``subjects`` and changing
+    ``changed``: each of them when it fits (the hosts first, then the parts)."""
     parts = None if changed is None else _parts_to_json(changed)
-    for candidate in ({"h": sorted(hosts), "p": parts}, {"p": parts}, {}):
+    named = sorted(hosts)
+    listed = [list(s) for s in subjects] or None
+    for candidate in ({"h": named, "s": listed, "p": parts}, {"h": named, "p": parts},
+                      {"p": parts}, {}):
         fields = {"r": revision, **{k: v for k, v in candidate.items() if v is not None}}
         payload = json.dumps(fields, separators=(",", ":"))
         if len(payload.encode()) <= MAX_PAYLOAD_BYTES:
@@ -88,4 +94,19 @@ def decode_notice(payload: str) -> ChangeNotice | None:
     if hosts is None:
         return ChangeNotice(revision, None, changed)
     named = _strings(hosts)
-    return None if named is None else ChangeNotice(revision, named, changed)
+    if named is None:
+        return None
+    return ChangeNotice(revision, named, changed, _subjects(data.get("s")))
+
+
+def _subjects(value: Any) -> tuple[Subject, ...] | None:
+    """A JSON list of [kind, id] pairs; None when absent or not well formed."""
+    if not isinstance(value, list) or not value:
+        return None
+    pairs = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2
+                and all(isinstance(part, str) for part in item)):
+            return None
+        pairs.append((item[0], item[1]))
+    return tuple(pairs)

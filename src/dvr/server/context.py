@@ -25,6 +25,7 @@ from dvr.server.loadshed import ViewGate
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo, send_change_notice
 from dvr.server.serialize import JsonableCache
 from dvr.server.services.notify import (
+    NewChanges,
     current_revision,
     new_changes,
     newest_change_for_host,
@@ -126,7 +127,7 @@ class ServerContext:
                 )
                 changed = tx.impact.changed_parts() if revision is not None else None
                 if revision is not None and self.db.is_postgres:
-                    send_change_notice(conn, revision, hosts, changed)
+                    send_change_notice(conn, revision, hosts, changed, subjects)
         except IntegrityError as exc:
             raise conflict(
                 "Conflict", f"The request conflicts with existing data: {exc.orig}"
@@ -183,9 +184,8 @@ class ServerContext:
     async def read_revision(self) -> int:
         return await self.read(lambda tx: current_revision(tx.conn))
 
-    async def read_new_changes(self, since: int) -> tuple[int, dict[str, int] | None]:
-        """The newest revision and the hosts with changes after ``since``, each with its
-        newest revision (None: possibly every host); for other processes' writes."""
+    async def read_new_changes(self, since: int) -> NewChanges:
+        """The changes after ``since`` (``notify.NewChanges``): other processes' writes."""
         return await self.read(lambda tx: new_changes(tx.conn, since))
 
     async def host_revision(self, host: str) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
@@ -28,16 +28,18 @@ from sqlalchemy.engine import URL, make_url
 from dvr.server.change_notice import CHANNEL, decode_notice, encode_notice
 from dvr.server.dbhealth import describe
 from dvr.server.errors import ServiceUnavailable
-from dvr.server.services.notify import ChangedParts
+from dvr.server.services.notify import ChangedParts, Subject
 from dvr.server.watch import ChangeHub, ReadNewChanges
 
 log = logging.getLogger("dvr.server.notify")
 
 
 def send_change_notice(conn: Connection, revision: int, hosts: set[str],
-                       changed: ChangedParts | None = None) -> None:
+                       changed: ChangedParts | None = None,
+                       subjects: Collection[Subject] = ()) -> None:
     """Notify the other server processes of ``revision`` (delivered when ``conn`` commits)."""
-    conn.execute(select(func.pg_notify(CHANNEL, encode_notice(revision, hosts, changed))))
+    conn.execute(select(func.pg_notify(
+        CHANNEL, encode_notice(revision, hosts, changed, subjects))))
 
 
 def libpq_conninfo(database_url: str | URL) -> str:
@@ -104,11 +106,11 @@ class ChangeListener:
             await self.catch_up(hub)
             return
         self.seen = notice.revision
-        hub.publish(notice.revision, notice.hosts)
+        hub.publish(notice.revision, notice.hosts, notice.subjects)
 
     async def catch_up(self, hub: ChangeHub) -> None:
         """Publish every change after the last one seen, from the change rows."""
-        revision, hosts = await self.read_new_changes(self.seen or 0)
-        if self.seen is None or revision > self.seen:
-            hub.publish_each(revision, hosts, since=self.seen)
-            self.seen = revision
+        new = await self.read_new_changes(self.seen or 0)
+        if self.seen is None or new.revision > self.seen:
+            hub.publish_new(new, since=self.seen)
+            self.seen = new.revision

@@ -1,12 +1,14 @@
-"""The change rows of this process's newest writes, in memory: what a woken watch would read
+"""The change rows of the newest writes, in memory: what a woken watch would read
 of the database (``notify.changes_for_host``), answered without a transaction.
 
 A write that commits here is remembered with the hosts it concerned and its subjects (the
-(kind, id) pairs ``notify.record_changes`` wrote for each of those hosts, in that order).
+(kind, id) pairs ``notify.record_changes`` wrote for each of those hosts, in that order);
+so is another process's, when its notice carried both or its change rows were read
+(``ChangeHub.publish_new``).
 The changes for a host after revision S are then those of the remembered revisions after S
 that name it, in revision order, each pair once: exactly the rows the database holds, as
-long as every revision after S is remembered (a revision another process wrote, or one this
-process heard of without its subjects, is not: the caller then reads the database) and the
+long as every revision after S is remembered (one heard of without its subjects is not: the
+caller then reads the database) and the
 database still holds them all (no more rows were written after S than it retains: pruning
 drops the oldest rows first, so then none of these is dropped, and none of the rows it drops
 is newer than S).  Pure bookkeeping: no I/O, no clock.
@@ -18,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-Subject = tuple[str, str]  # (kind, object id), as a change row names it
+from dvr.server.services.notify import Subject
 WINDOW = 256  # revisions remembered
 
 
@@ -43,7 +45,10 @@ class RecentWrites:
     def wrote(self, revision: int, hosts: Collection[str], subjects: Collection[Subject]
               ) -> None:
         """``revision`` committed with a change row per host of ``hosts`` and subject of
-        ``subjects`` (in that order)."""
+        ``subjects`` (in that order).  A revision known already is kept as it is (its rows
+        never change)."""
+        if revision in self._writes:
+            return
         self._writes[revision] = RecentWrite(frozenset(hosts), tuple(subjects))
         self._writes.move_to_end(revision)
         while len(self._writes) > self.window:

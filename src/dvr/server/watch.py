@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from dvr.server.recent_writes import RecentWrites, Subject
+from dvr.server.services.notify import NewChanges
 
-# (newest revision, host -> the newest revision concerning it, for hosts with changes after
-# ``since``; None: possibly every host)
-ReadNewChanges = Callable[[int], Awaitable[tuple[int, dict[str, int] | None]]]
+# the changes after ``since``, from the change rows
+ReadNewChanges = Callable[[int], Awaitable[NewChanges]]
 # runs until cancelled, publishing other processes' writes into the hub it is given
 Follow = Callable[["ChangeHub"], Awaitable[None]]
 MAX_HEARD_AHEAD = 1024  # revisions published past one not heard yet, kept to close the gap
@@ -84,6 +84,14 @@ class ChangeHub:
         self.publish_each(revision, dict.fromkeys(hosts, revision) if hosts is not None else None,
                           since=revision - 1)
 
+    def publish_new(self, new: NewChanges, since: int | None) -> None:
+        """The revisions after ``since`` up to ``new.revision``, read from the change rows
+        (other processes' writes): each revision's hosts and subjects, when read, are
+        remembered as this process's own writes are (``changes_known``)."""
+        for revision, (hosts, subjects) in sorted((new.writes or {}).items()):
+            self.recent.wrote(revision, hosts, subjects)
+        self.publish_each(new.revision, new.host_revisions, since=since)
+
     def publish_each(self, revision: int, host_revisions: Mapping[str, int] | None,
                      since: int | None = None) -> None:
         """Revisions up to ``revision`` committed; ``host_revisions``: each host concerned
@@ -115,8 +123,9 @@ class ChangeHub:
     def changes_known(self, host: str, since: int, retained_rows: int
                       ) -> tuple[int, list[Subject]] | None:
         """(the newest revision heard, the (kind, id) of ``host``'s changes after ``since``)
-        when this hub heard every revision up to it and each was a write of this process
-        whose change rows it remembers (``RecentWrites``); None: the database can tell."""
+        when this hub heard every revision up to it and remembers each one's change rows
+        (``RecentWrites``: a write of this process, or another's whose notice carried its
+        subjects or whose rows it read); None: the database can tell."""
         if self.known_from is None or self._heard != self.latest:
             return None
         changes = self.recent.changes_for(host, since, self._heard, retained_rows)
@@ -180,11 +189,11 @@ class ChangeHub:
         while self._waiters > 0 and not self._closed:
             await asyncio.sleep(self.poll_interval)
             try:
-                revision, hosts = await self.read_new_changes(self.latest)
+                new = await self.read_new_changes(self.latest)
             except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
                 continue
-            if revision > self.latest:
-                self.publish_each(revision, hosts, since=self.latest)
+            if new.revision > self.latest:
+                self.publish_new(new, since=self.latest)
 
     async def close(self) -> None:
         """Wake everyone and stop polling and following (server shutdown)."""

@@ -3,10 +3,11 @@ concerns a host, as far as it heard every revision since it started (``nothing_n
 
 from __future__ import annotations
 
+from dvr.server.services.notify import NewChanges
 from dvr.server.watch import MAX_HEARD_AHEAD, ChangeHub
 
 
-async def _never(since: int) -> tuple[int, dict[str, int] | None]:
+async def _never(since: int) -> NewChanges:
     raise AssertionError("the hub read the database")
 
 

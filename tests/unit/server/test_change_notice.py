@@ -15,7 +15,7 @@ from dvr.server.change_notice import (
     encode_notice,
 )
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo
-from dvr.server.services.notify import ChangedParts
+from dvr.server.services.notify import ChangedParts, NewChanges
 from dvr.server.watch import ChangeHub
 
 
@@ -50,13 +50,13 @@ class ChangeRows:
         self.rows: list[tuple[int, str]] = []  # (revision, host)
         self.reads: list[int] = []
 
-    async def __call__(self, since: int) -> tuple[int, dict[str, int]]:
+    async def __call__(self, since: int) -> NewChanges:
         self.reads.append(since)
         newest: dict[str, int] = {}
         for revision, host in self.rows:
             if revision > since:
                 newest[host] = max(newest.get(host, 0), revision)
-        return max([since, *(r for r, _ in self.rows)]), newest
+        return NewChanges(max([since, *(r for r, _ in self.rows)]), newest)
 
 
 def run(coroutine):  # type: ignore[no-untyped-def]
@@ -150,4 +150,50 @@ def test_the_listener_tells_what_each_write_changed_whatever_path_publishes_it()
         await listener.receive(encode_notice(6, {f"h{i}" for i in range(500)}, CHANGED), hub)
         await listener.receive(encode_notice(7, {"h1"}), hub)  # no parts: nothing to tell
         assert told == [(5, CHANGED), (6, CHANGED)]
+    run(scenario())
+
+
+def test_a_notice_carries_its_subjects_when_they_fit_beside_the_hosts():
+    subjects = [("port", "p-1"), ("router", "r-1")]
+    payload = encode_notice(7, {"compute-1"}, CHANGED, subjects)
+    assert decode_notice(payload) == ChangeNotice(7, frozenset({"compute-1"}), CHANGED,
+                                                  tuple(subjects))
+    many = [("port", f"{i:036d}") for i in range(300)]  # do not fit: hosts and parts stay
+    payload = encode_notice(7, {"compute-1"}, CHANGED, many)
+    assert len(payload.encode()) <= MAX_PAYLOAD_BYTES
+    assert decode_notice(payload) == ChangeNotice(7, frozenset({"compute-1"}), CHANGED)
+
+
+@pytest.mark.parametrize("subjects", ['"port"', "[]", '[["port"]]', '[["port", 1]]',
+                                      '[["port", "p", "x"]]', '[{"kind": "port"}]'])
+def test_malformed_subjects_count_as_not_sent(subjects):
+    payload = f'{{"r":5,"h":["h1"],"s":{subjects}}}'
+    assert decode_notice(payload) == ChangeNotice(5, frozenset({"h1"}))
+
+
+def test_another_processs_writes_are_known_from_its_notices_or_its_change_rows():
+    """A notice with its subjects, or change rows read with theirs, let the hub answer a
+    woken watch's changes without the database, as for this process's own writes."""
+    async def scenario() -> None:
+        rows = ChangeRows()
+        hub = ChangeHub(read_new_changes=rows, latest=4, known_from=4)
+        listener = ChangeListener("postgresql://x", rows, seen=4)
+        await listener.receive(encode_notice(5, {"h1", "h2"}, None, [("port", "p1")]), hub)
+        assert hub.changes_known("h1", 4, 1000) == (5, [("port", "p1")])
+        await listener.receive(encode_notice(6, {"h1"}), hub)  # no subjects: not known
+        assert hub.changes_known("h1", 4, 1000) is None
+        assert hub.changes_known("h2", 6, 1000) == (6, [])
+
+        async def with_writes(since: int) -> NewChanges:
+            rows.reads.append(since)
+            return NewChanges(8, {"h1": 8, "h3": 7}, {
+                7: (frozenset({"h3"}), (("network", "n1"),)),
+                8: (frozenset({"h1"}), (("port", "p2"), ("port", "p3")))})
+
+        listener.read_new_changes = with_writes
+        await listener.receive('{"r":8}', hub)  # too many hosts to carry: rows read
+        assert rows.reads == [6] and hub.latest == 8
+        assert hub.changes_known("h1", 6, 1000) == (8, [("port", "p2"), ("port", "p3")])
+        assert hub.changes_known("h3", 6, 1000) == (8, [("network", "n1")])
+        assert hub.changes_known("h1", 5, 1000) is None  # revision 6 is not remembered
     run(scenario())

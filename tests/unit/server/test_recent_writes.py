@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dvr.server.recent_writes import RecentWrites
+from dvr.server.services.notify import NewChanges
 from dvr.server.watch import ChangeHub
 
 HOSTS = ["h1", "h2", "h3", "h4"]
@@ -101,7 +102,7 @@ def test_more_rows_than_the_database_retains_are_not_claimed():
 
 def hub():
     async def nothing(since):
-        return since, {}
+        return NewChanges(since, {})
 
     return ChangeHub(read_new_changes=nothing, latest=0, known_from=0)
 

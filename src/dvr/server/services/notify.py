@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -368,18 +369,48 @@ def unchanged_since(conn: Connection, host: str, since: int) -> int | None:
     return revision
 
 
-def new_changes(conn: Connection, since: int) -> tuple[int, dict[str, int] | None]:
-    """The newest revision, and every host with a change after ``since`` with the newest
-    revision that concerns it (None: changes after ``since`` were pruned, so possibly
-    every host)."""
+Subject = tuple[str, str]  # (kind, object id), as a change row names it
+WRITES_READ_MAX = 256  # revisions after which ``new_changes`` reads no write one by one
+
+
+class NewChanges(NamedTuple):
+    """What the change rows say after a revision (other server processes' writes)."""
+
+    revision: int  # the newest
+    # host -> the newest revision concerning it, for hosts with changes after the revision
+    # asked about; None: changes after it were pruned, so possibly every host
+    host_revisions: dict[str, int] | None
+    # each revision's change rows as (hosts, subjects): every host has a row for every
+    # subject (``record_changes``); None: not read (too many revisions)
+    writes: dict[int, tuple[frozenset[str], tuple[Subject, ...]]] | None = None
+
+
+def new_changes(conn: Connection, since: int) -> NewChanges:
+    """The changes after ``since`` (``NewChanges``); with each revision's hosts and
+    subjects when at most ``WRITES_READ_MAX`` revisions came since."""
     pruned, revision = revision_bounds(conn)
     if revision <= since:
-        return revision, {}
+        return NewChanges(revision, {}, {})
     if since < pruned:
-        return revision, None
-    query = (
-        select(changes.c.host, func.max(changes.c.revision))
+        return NewChanges(revision, None)
+    if revision - since > WRITES_READ_MAX:
+        query = (
+            select(changes.c.host, func.max(changes.c.revision))
+            .where(changes.c.revision > since)
+            .group_by(changes.c.host)
+        )
+        return NewChanges(revision, {host: newest for host, newest in conn.execute(query)})
+    rows = conn.execute(
+        select(changes.c.revision, changes.c.host, changes.c.kind, changes.c.object_id)
         .where(changes.c.revision > since)
-        .group_by(changes.c.host)
+        .order_by(changes.c.id)
     )
-    return revision, {host: newest for host, newest in conn.execute(query)}
+    hosts: dict[int, set[str]] = {}
+    subjects: dict[int, dict[Subject, None]] = {}
+    newest: dict[str, int] = {}
+    for row_revision, host, kind, object_id in rows:
+        hosts.setdefault(row_revision, set()).add(host)
+        subjects.setdefault(row_revision, {}).setdefault((kind, object_id), None)
+        newest[host] = max(newest.get(host, 0), row_revision)
+    writes = {r: (frozenset(hosts[r]), tuple(subjects[r])) for r in hosts}
+    return NewChanges(revision, newest, writes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import cache
 from operator import attrgetter
@@ -62,7 +62,7 @@ from dvr.server.hostview_parts import (
     reuse,
 )
 from dvr.server.memory_only import parts_locked
-from dvr.server.services.common import in_ids, in_ids_param
+from dvr.server.services.common import ids_statement, in_ids_param
 from dvr.server.services.firewall_rules import is_filtered
 from dvr.server.services.l2pop import L2POP_NETWORK_TYPES
 from dvr.server.services.notify import current_revision
@@ -82,14 +82,18 @@ MANY = 100  # beyond this many keys, read the whole (small) table instead of a l
 POSTGRES_RANDOM_PAGE_COST = "1.1"
 
 
+def _fixed_ips_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return select(
+        ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address
+    ).where(ids(ip_allocations.c.port_id))
+
+
 def fixed_ips_by_port(conn: Connection, port_ids: Collection[str]) -> dict[str, list[FixedIp]]:
     """port id -> its fixed IPs, sorted by (subnet id, address); ports without any are absent."""
     result: dict[str, list[FixedIp]] = defaultdict(list)
     if port_ids:
-        query = select(
-            ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address
-        ).where(in_ids(conn, ip_allocations.c.port_id, port_ids))
-        for port_id, subnet_id, ip in conn.execute(query).all():
+        query = ids_statement(conn, _fixed_ips_query)
+        for port_id, subnet_id, ip in conn.execute(query, {"ids": list(port_ids)}).all():
             result[port_id].append(FixedIp(subnet_id, ip))
     return {k: sorted(v, key=lambda f: (f.subnet_id, f.ip_address)) for k, v in result.items()}
 
@@ -185,17 +189,21 @@ def _port_view(
     )
 
 
+def _subnets_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return select(
+        subnets.c.id,
+        subnets.c.network_id,
+        subnets.c.cidr,
+        subnets.c.gateway_ip,
+        subnets.c.ip_version,
+    ).where(ids(subnets.c.network_id))
+
+
 def _subnet_views(conn: Connection, network_ids: Collection[str]) -> dict[str, list[SubnetView]]:
     result: dict[str, list[SubnetView]] = defaultdict(list)
     if network_ids:
-        query = select(
-            subnets.c.id,
-            subnets.c.network_id,
-            subnets.c.cidr,
-            subnets.c.gateway_ip,
-            subnets.c.ip_version,
-        ).where(in_ids(conn, subnets.c.network_id, network_ids))
-        for row in conn.execute(query).all():
+        query = ids_statement(conn, _subnets_query)
+        for row in conn.execute(query, {"ids": list(network_ids)}).all():
             result[row.network_id].append(SubnetView(*row))
     return {k: sorted(v, key=lambda s: s.id) for k, v in result.items()}
 
@@ -264,22 +272,16 @@ def _reusing_network(previous: NetworkView | None, new: NetworkView) -> NetworkV
     return replace(new, remote_hosts=interned(previous.remote_hosts, new.remote_hosts))
 
 
+def _networks_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    columns = ("id", "name", "network_type", "segmentation_id", "mtu", "external",
+               "physical_network")
+    return select(*(networks.c[n] for n in columns)).where(ids(networks.c.id))
+
+
 def _shared_networks(conn: Connection, network_ids: set[str]) -> dict[str, NetworkView]:
     """The networks, each with the remote-host entry of every host touching it."""
     subnet_map = _subnet_views(conn, network_ids)
-    columns = [
-        networks.c[n]
-        for n in (
-            "id",
-            "name",
-            "network_type",
-            "segmentation_id",
-            "mtu",
-            "external",
-            "physical_network",
-        )
-    ]
-    rows = conn.execute(select(*columns).where(in_ids(conn, networks.c.id, network_ids))).all()
+    rows = conn.execute(ids_statement(conn, _networks_query), {"ids": list(network_ids)}).all()
     tunnel_networks = {row.id for row in rows if row.network_type in L2POP_NETWORK_TYPES}
     remote = _remote_hosts(conn, tunnel_networks)
     return {
@@ -344,74 +346,94 @@ def _remote_hosts(conn: Connection, network_ids: set[str]) -> dict[str, tuple[Re
     return result
 
 
+_TUNNEL_IPS = select(dvr_hosts.c.host, dvr_hosts.c.tunnel_ip).where(
+    dvr_hosts.c.tunnel_ip.is_not(None))
+
+
+def _tunnel_ips_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return _TUNNEL_IPS.where(ids(dvr_hosts.c.host))
+
+
 def _tunnel_ips(conn: Connection, hosts: set[str]) -> dict[str, str]:
     if not hosts:
         return {}
-    query = select(dvr_hosts.c.host, dvr_hosts.c.tunnel_ip).where(
-        dvr_hosts.c.tunnel_ip.is_not(None)
+    if len(hosts) > MANY:
+        return {h: ip for h, ip in conn.execute(_TUNNEL_IPS).all() if h in hosts}
+    rows = conn.execute(ids_statement(conn, _tunnel_ips_query), {"ids": list(hosts)})
+    return {h: ip for h, ip in rows.all() if h in hosts}
+
+
+def _bound_port_addresses_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return (
+        select(ports.c.network_id, ports.c.host, ports.c.mac_address, ip_allocations.c.ip_address)
+        .select_from(ports.outerjoin(ip_allocations, ip_allocations.c.port_id == ports.c.id))
+        .where(ids(ports.c.network_id), ports.c.host != "")
     )
-    if len(hosts) <= MANY:
-        query = query.where(in_ids(conn, dvr_hosts.c.host, hosts))
-    return {h: ip for h, ip in conn.execute(query).all() if h in hosts}
 
 
 def bound_port_addresses(conn: Connection, network_ids: Collection[str]) -> list[Any]:
     """(network, host, mac, ip-or-None) of every bound port on these networks."""
-    query = (
-        select(ports.c.network_id, ports.c.host, ports.c.mac_address, ip_allocations.c.ip_address)
-        .select_from(ports.outerjoin(ip_allocations, ip_allocations.c.port_id == ports.c.id))
-        .where(in_ids(conn, ports.c.network_id, network_ids), ports.c.host != "")
+    query = ids_statement(conn, _bound_port_addresses_query)
+    return conn.execute(query, {"ids": list(network_ids)}).all()
+
+
+_ROUTER_INTERFACES = select(
+    router_interfaces.c.router_id,
+    router_interfaces.c.port_id,
+    router_interfaces.c.subnet_id,
+    router_interfaces.c.network_id,
+    ports.c.mac_address,
+    ip_allocations.c.ip_address,
+    subnets.c.cidr,
+    networks.c.mtu,
+).select_from(
+    router_interfaces.join(ports, ports.c.id == router_interfaces.c.port_id)
+    .join(
+        ip_allocations,
+        and_(
+            ip_allocations.c.port_id == router_interfaces.c.port_id,
+            ip_allocations.c.subnet_id == router_interfaces.c.subnet_id,
+        ),
     )
-    return conn.execute(query).all()
+    .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
+    .join(networks, networks.c.id == router_interfaces.c.network_id)
+)
+
+
+def _router_interfaces_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return _ROUTER_INTERFACES.where(ids(router_interfaces.c.router_id))
 
 
 def router_interface_rows(conn: Connection, router_ids: Collection[str] | None = None) -> list[Any]:
     """(router_id, port_id, subnet_id, network_id, mac_address, ip_address, cidr, mtu) of
     every interface of these routers (None: of every router), in no particular order."""
-    query = select(
-        router_interfaces.c.router_id,
-        router_interfaces.c.port_id,
-        router_interfaces.c.subnet_id,
-        router_interfaces.c.network_id,
-        ports.c.mac_address,
-        ip_allocations.c.ip_address,
-        subnets.c.cidr,
-        networks.c.mtu,
-    ).select_from(
-        router_interfaces.join(ports, ports.c.id == router_interfaces.c.port_id)
-        .join(
-            ip_allocations,
-            and_(
-                ip_allocations.c.port_id == router_interfaces.c.port_id,
-                ip_allocations.c.subnet_id == router_interfaces.c.subnet_id,
-            ),
-        )
-        .join(subnets, subnets.c.id == router_interfaces.c.subnet_id)
-        .join(networks, networks.c.id == router_interfaces.c.network_id)
-    )
-    if router_ids is not None:
-        query = query.where(in_ids(conn, router_interfaces.c.router_id, router_ids))
-    return conn.execute(query).all()
+    if router_ids is None:
+        return conn.execute(_ROUTER_INTERFACES).all()
+    query = ids_statement(conn, _router_interfaces_query)
+    return conn.execute(query, {"ids": list(router_ids)}).all()
 
 
-def _arp_rows(conn: Connection, subnet_ids: Collection[str]) -> list[Any]:
-    if not subnet_ids:
-        return []
-    query = (
+def _arp_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return (
         select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address, ports.c.mac_address)
         .select_from(ip_allocations.join(ports, ports.c.id == ip_allocations.c.port_id))
         .where(
-            in_ids(conn, ip_allocations.c.subnet_id, subnet_ids),
+            ids(ip_allocations.c.subnet_id),
             ports.c.device_owner.not_in(
                 (OWNER_ROUTER_INTERFACE, OWNER_ROUTER_INTERFACE_DISTRIBUTED)
             ),
         )
     )
-    return conn.execute(query).all()
 
 
-def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
-    query = (
+def _arp_rows(conn: Connection, subnet_ids: Collection[str]) -> list[Any]:
+    if not subnet_ids:
+        return []
+    return conn.execute(ids_statement(conn, _arp_query), {"ids": list(subnet_ids)}).all()
+
+
+def _snat_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return (
         select(
             ports.c.device_id,
             ports.c.id,
@@ -427,11 +449,12 @@ def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
             .join(subnets, subnets.c.id == ip_allocations.c.subnet_id)
             .join(networks, networks.c.id == ports.c.network_id)
         )
-        .where(
-            ports.c.device_owner == OWNER_ROUTER_SNAT, in_ids(conn, ports.c.device_id, router_ids)
-        )
+        .where(ports.c.device_owner == OWNER_ROUTER_SNAT, ids(ports.c.device_id))
     )
-    return conn.execute(query).all()
+
+
+def _snat_rows(conn: Connection, router_ids: Collection[str]) -> list[Any]:
+    return conn.execute(ids_statement(conn, _snat_query), {"ids": list(router_ids)}).all()
 
 
 @cache
@@ -509,23 +532,20 @@ def _reusing_router(previous: RouterView | None, new: RouterView) -> RouterView:
                    interfaces=reuse(previous.interfaces, new.interfaces))
 
 
+def _routers_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    columns = ("id", "name", "distributed", "ha", "admin_state_up", "routes", "gw_port_id",
+               "gw_network_id", "enable_snat")
+    return select(*(routers.c[n] for n in columns)).where(ids(routers.c.id))
+
+
+def _port_macs_query(ids: Callable[[Any], Any]) -> Select[Any]:
+    return select(ports.c.id, ports.c.mac_address).where(ids(ports.c.id))
+
+
 def _shared_routers(conn: Connection, router_ids: set[str]) -> dict[str, RouterView]:
     """The routers, without floating IPs (they depend on the host)."""
-    columns = [
-        routers.c[n]
-        for n in (
-            "id",
-            "name",
-            "distributed",
-            "ha",
-            "admin_state_up",
-            "routes",
-            "gw_port_id",
-            "gw_network_id",
-            "enable_snat",
-        )
-    ]
-    router_rows = conn.execute(select(*columns).where(in_ids(conn, routers.c.id, router_ids))).all()
+    router_rows = conn.execute(ids_statement(conn, _routers_query),
+                               {"ids": list(router_ids)}).all()
     interfaces: dict[str, list[RouterInterfaceView]] = defaultdict(list)
     subnet_router: dict[str, str] = {}
     for r in router_interface_rows(conn, router_ids):
@@ -580,11 +600,7 @@ def _gateway_views(conn: Connection, router_rows: list[Any]) -> dict[str, Gatewa
     if not with_gateway:
         return {}
     port_ids = [r.gw_port_id for r in with_gateway]
-    macs = dict(
-        conn.execute(
-            select(ports.c.id, ports.c.mac_address).where(in_ids(conn, ports.c.id, port_ids))
-        ).all()
-    )
+    macs = dict(conn.execute(ids_statement(conn, _port_macs_query), {"ids": port_ids}).all())
     fixed = fixed_ips_by_port(conn, port_ids)
     external_subnets = _subnet_views(conn, {r.gw_network_id for r in with_gateway})
     return {

@@ -21,6 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from dvr.server.services.notify import Subject
+
 WINDOW = 256  # revisions remembered
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Table, any_, bindparam, select, update
@@ -36,6 +38,23 @@ def in_ids_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(String)))
     return column.in_(bindparam(name, expanding=True))
+
+
+# ``build(ids)`` -> a statement, where ``ids(column)`` is ``column IN`` the ids bound to "ids"
+IdsStatement = Callable[[Callable[[Any], ColumnElement[bool]]], Any]
+
+
+def ids_statement(conn: Connection, build: IdsStatement) -> Any:
+    """The statement ``build`` makes (a module-level function), built once per dialect:
+    ``ids(column)`` in it is ``column IN`` the ids bound to "ids" when it runs
+    (``in_ids_param``).  Building a statement per call cost more than running it (SQLAlchemy
+    constructs, coerces and keys it again each time)."""
+    return _ids_statement(conn.dialect.name, build)
+
+
+@cache
+def _ids_statement(dialect: str, build: IdsStatement) -> Any:
+    return build(lambda column: in_ids_param(dialect, column, "ids"))
 
 
 def new_id() -> str:

@@ -10,11 +10,13 @@ only for tunnel types).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 from sqlalchemy import Connection, select
 
 from dvr.db.tables import networks, ports
+from dvr.server.services.common import ids_statement
 from dvr.server.services.scheduler import router_hosts, routers_on_networks
 
 L2POP_NETWORK_TYPES = ("vxlan",)
@@ -31,17 +33,18 @@ def populated_networks(conn: Connection, network_ids: Collection[str]) -> set[st
     return {row[0] for row in conn.execute(query)}
 
 
+def _bound_hosts_query(ids: Callable[[Any], Any]) -> Any:
+    return select(ports.c.network_id, ports.c.host).where(
+        ids(ports.c.network_id), ports.c.host != "").distinct()
+
+
 def touching_hosts(conn: Connection, network_ids: Collection[str]) -> dict[str, set[str]]:
     """network id -> hosts touching it (every id given appears)."""
     result: dict[str, set[str]] = {n: set() for n in network_ids}
     if not result:
         return result
-    query = (
-        select(ports.c.network_id, ports.c.host)
-        .where(ports.c.network_id.in_(list(result)), ports.c.host != "")
-        .distinct()
-    )
-    for network_id, host in conn.execute(query):
+    query = ids_statement(conn, _bound_hosts_query)
+    for network_id, host in conn.execute(query, {"ids": list(result)}):
         result[network_id].add(host)
     routers_by_network = routers_on_networks(conn, list(result))
     all_routers = {r for rs in routers_by_network.values() for r in rs}

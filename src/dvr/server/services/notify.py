@@ -41,7 +41,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from dvr.db.tables import changes, dvr_hosts, server_state
 from dvr.server.services.l2pop import populated_networks, touching_hosts
@@ -340,20 +340,24 @@ def prune_changes(conn: Connection, retained: int) -> None:
     )
 
 
+_CHANGES_FOR_HOST = (
+    select(changes.c.revision, changes.c.kind, changes.c.object_id)
+    .where(changes.c.host == bindparam("host"), changes.c.revision > bindparam("since"))
+    .order_by(changes.c.revision, changes.c.id)
+)
+_NEWEST_CHANGE_FOR_HOST = select(func.max(changes.c.revision)).where(
+    changes.c.host == bindparam("host"))
+
+
 def changes_for_host(conn: Connection, host: str, since: int) -> list[tuple[int, str, str]]:
     """(revision, kind, id) of changes for ``host`` after ``since``, oldest first."""
-    query = (
-        select(changes.c.revision, changes.c.kind, changes.c.object_id)
-        .where(changes.c.host == host, changes.c.revision > since)
-        .order_by(changes.c.revision, changes.c.id)
-    )
-    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+    rows = conn.execute(_CHANGES_FOR_HOST, {"host": host, "since": since})
+    return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
 def newest_change_for_host(conn: Connection, host: str) -> int:
     """The newest revision with a change row for ``host`` (0: none retained)."""
-    query = select(func.max(changes.c.revision)).where(changes.c.host == host)
-    return conn.execute(query).scalar() or 0
+    return conn.execute(_NEWEST_CHANGE_FOR_HOST, {"host": host}).scalar() or 0
 
 
 def unchanged_since(conn: Connection, host: str, since: int) -> int | None:

@@ -8,8 +8,9 @@ is bound to one host in ``router_l3_bindings``; that host hosts the router too.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, union
 
@@ -22,7 +23,7 @@ from dvr.db.tables import (
     router_l3_bindings,
     routers,
 )
-from dvr.server.services.common import in_ids
+from dvr.server.services.common import ids_statement, in_ids
 
 
 def _serviceable_hosts_select():  # type: ignore[no-untyped-def]
@@ -41,16 +42,19 @@ def router_hosts(conn: Connection, router_ids: Collection[str]) -> dict[str, set
     result: dict[str, set[str]] = {r: set() for r in router_ids}
     if not result:
         return result
-    ids = list(result)
-    query = union(
-        _serviceable_hosts_select().where(in_ids(conn, router_interfaces.c.router_id, ids)),
-        select(router_l3_bindings.c.router_id, router_l3_bindings.c.host).where(
-            in_ids(conn, router_l3_bindings.c.router_id, ids)
-        ),
-    )
-    for router_id, host in conn.execute(query):
+    for router_id, host in conn.execute(ids_statement(conn, _router_hosts_query),
+                                        {"ids": list(result)}):
         result[router_id].add(host)
     return result
+
+
+def _router_hosts_query(ids: Callable[[Any], Any]) -> Any:
+    return union(
+        _serviceable_hosts_select().where(ids(router_interfaces.c.router_id)),
+        select(router_l3_bindings.c.router_id, router_l3_bindings.c.host).where(
+            ids(router_l3_bindings.c.router_id)
+        ),
+    )
 
 
 # the routers hosted on the host bound to "host" (a constant statement: compiled once)
@@ -69,10 +73,12 @@ def routers_hosted_on(conn: Connection, host: str) -> set[str]:
 def routers_on_subnets(conn: Connection, subnet_ids: Collection[str]) -> set[str]:
     if not subnet_ids:
         return set()
-    query = select(router_interfaces.c.router_id).where(
-        router_interfaces.c.subnet_id.in_(list(subnet_ids))
-    )
-    return {row[0] for row in conn.execute(query)}
+    query = ids_statement(conn, _routers_on_subnets_query)
+    return {row[0] for row in conn.execute(query, {"ids": list(subnet_ids)})}
+
+
+def _routers_on_subnets_query(ids: Callable[[Any], Any]) -> Any:
+    return select(router_interfaces.c.router_id).where(ids(router_interfaces.c.subnet_id))
 
 
 def routers_on_networks(conn: Connection, network_ids: Collection[str]) -> dict[str, set[str]]:
@@ -80,22 +86,27 @@ def routers_on_networks(conn: Connection, network_ids: Collection[str]) -> dict[
     result: dict[str, set[str]] = {n: set() for n in network_ids}
     if not result:
         return result
-    query = select(router_interfaces.c.network_id, router_interfaces.c.router_id).where(
-        in_ids(conn, router_interfaces.c.network_id, result)
-    )
-    for network_id, router_id in conn.execute(query):
+    query = ids_statement(conn, _routers_on_networks_query)
+    for network_id, router_id in conn.execute(query, {"ids": list(result)}):
         result[network_id].add(router_id)
     return result
+
+
+def _routers_on_networks_query(ids: Callable[[Any], Any]) -> Any:
+    return select(router_interfaces.c.network_id, router_interfaces.c.router_id).where(
+        ids(router_interfaces.c.network_id))
 
 
 def router_networks(conn: Connection, router_ids: Collection[str]) -> set[str]:
     """Networks of the interfaces of these routers."""
     if not router_ids:
         return set()
-    query = select(router_interfaces.c.network_id).where(
-        router_interfaces.c.router_id.in_(list(router_ids))
-    )
-    return {row[0] for row in conn.execute(query)}
+    query = ids_statement(conn, _router_networks_query)
+    return {row[0] for row in conn.execute(query, {"ids": list(router_ids)})}
+
+
+def _router_networks_query(ids: Callable[[Any], Any]) -> Any:
+    return select(router_interfaces.c.network_id).where(ids(router_interfaces.c.router_id))
 
 
 def alive_since(now: datetime, agent_down_time: int) -> datetime:

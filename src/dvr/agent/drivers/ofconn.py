@@ -277,7 +277,8 @@ def _describe(errors: list[ErrorReply], messages: ofwire.BundleMessages) -> str:
     """``Error OFPBAC_BAD_OUT_PORT for: add table=..`` per error (ovs-ofctl's words)."""
     lines = []
     for error in errors:
-        what = messages.what.get(error.xid)
+        item = messages.what.get(error.xid)
+        what = None if item is None else ofwire.describe(item)
         if what is None:
             what = "the bundle's commit" if error.xid == messages.commit_xid else \
                 f"message xid {error.xid:#x}"

@@ -287,10 +287,11 @@ def test_a_bundle_is_open_every_flow_mod_in_order_a_barrier_then_commit_or_disca
         100, 104, 105, 106)
     assert messages_in(plan.commit) == [(33, 105, struct.pack("!IHH", 5, 4, 3))]
     assert messages_in(plan.discard) == [(33, 106, struct.pack("!IHH", 5, 6, 3))]
-    assert {x: ofwire.describe(item) for x, item in plan.what.items()} == {101: "delete table=3,cookie=0x77/-1",
-                         102: f"add table=0,priority=1,cookie={add[0].cookie:#x},actions=drop",
-                         103: f"add table=1,priority=2,cookie={add[1].cookie:#x},"
-                              f'in_port="tap-a",actions=NORMAL'}
+    worded = {xid: ofwire.describe(item) for xid, item in plan.what.items()}
+    assert worded == {101: "delete table=3,cookie=0x77/-1",
+                      102: f"add table=0,priority=1,cookie={add[0].cookie:#x},actions=drop",
+                      103: f"add table=1,priority=2,cookie={add[1].cookie:#x},"
+                           f'in_port="tap-a",actions=NORMAL'}
 
 
 def test_a_bundle_with_a_flow_it_cannot_encode_is_not_encoded_at_all():

@@ -167,8 +167,13 @@ def test_stateful_walks_answer_as_documented(fuzz_app, walk):  # type: ignore[no
             super().after_call(response, case)
             seen[(case.operation.label, response.status_code)] += 1
 
-    settings = _settings(f"stateful {walk}")
-    Walk.run(settings=hypothesis.settings(settings, max_examples=EXAMPLES * 5))
+    # seeded like every other run here: unseeded, a walk drew new examples each time, and
+    # now and then one ended in hypothesis's FlakyStrategyDefinition (the
+    # server's state, which carries over from one example to the next, let a replayed
+    # prefix enable other rules); a seed makes that, too, replay exactly
+    label = f"stateful {walk}"
+    _seeded(Walk, label).run(settings=hypothesis.settings(_settings(label),
+                                                           max_examples=EXAMPLES * 5))
     followed = {
         label for (label, status) in seen
         if status < 300 and label.startswith(("GET", "PUT", "DELETE"))

@@ -5,6 +5,7 @@ they happen (statistics are not), and flows applied and observed with ovs-ofctl
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from dataplane_support import br_int_with_two_ports, comparable, ofctl
@@ -13,7 +14,7 @@ from dvr.agent.desired.openflow import DROP, NORMAL, STRIP_VLAN, Match, Output
 from dvr.agent.desired.state import Flow
 from dvr.agent.drivers.base import DriverError
 from dvr.agent.drivers.openflow import parse_dump_flows
-from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+from dvr.agent.drivers.ovs import OFPP_LOCAL, OvsConfig, OvsDriver
 from dvr.agent.reconcile.commands import EnsureBridge, FlowBundle, SetPortTag
 from dvr.lab.hostenv import HostEnv
 
@@ -75,6 +76,15 @@ def test_ports_are_read_once_while_ovsdb_is_unchanged_and_again_after_any_change
             (bridge,) = ovs.observe(["br-int"], with_flows=False)
             assert seen(bridge), change
         assert "tapw" not in ovs.port_numbers("br-int")
+        host.vsctl("add-port", "br-int", "tapw")  # read alone, then with the bridge: equal
+        deadline = time.monotonic() + 10  # the IDL hears of the number a moment later
+        while "tapw" not in ovs.port_numbers("br-int") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        numbers = ovs.port_numbers("br-int")
+        assert numbers["tapw"] > 0 and numbers["br-int"] == OFPP_LOCAL
+        (bridge,) = ovs.observe(["br-int"], with_flows=False)
+        assert ovs.port_numbers("br-int") == numbers == {
+            **{p.name: p.ofport for p in bridge.ports if p.ofport}, "br-int": OFPP_LOCAL}
 
 
 def test_flows_by_name_in_and_out_match_what_ovs_ofctl_names_prints(host: HostEnv):

@@ -25,14 +25,14 @@ from dvr.server.errors import NeutronError
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 # (a WriteTx or a ReadTx, the items) -> Result | NeutronError each
-WriteBatch = Callable[[Any, list[Item]], list[Any]]
-Write = Callable[[Callable[[Any], Any]], Awaitable[Any]]  # runs one transaction
+Batch = Callable[[Any, list[Item]], list[Any]]
+Transaction = Callable[[Callable[[Any], Any]], Awaitable[Any]]  # runs one transaction
 
 MAX_GROUP = 256
 
 
 class GroupCommit(Generic[Item, Result]):
-    def __init__(self, write: Write, write_batch: WriteBatch, max_group: int = MAX_GROUP
+    def __init__(self, write: Transaction, write_batch: Batch, max_group: int = MAX_GROUP
                  ) -> None:
         """``write``: the context's serialized transaction (``ServerContext.write``), or
         one read transaction (``ServerContext.read``)."""

@@ -20,9 +20,10 @@ from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from dvr.server.services.notify import Subject
+from dvr.server.services.notify import WRITES_READ_MAX, Subject
 
-WINDOW = 256  # revisions remembered
+# revisions remembered: as many as another process's writes are read one by one
+WINDOW = WRITES_READ_MAX
 
 
 @dataclass(frozen=True)

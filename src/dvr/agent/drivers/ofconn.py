@@ -278,9 +278,11 @@ def _describe(errors: list[ErrorReply], messages: ofwire.BundleMessages) -> str:
     lines = []
     for error in errors:
         item = messages.what.get(error.xid)
-        what = None if item is None else ofwire.describe(item)
-        if what is None:
-            what = "the bundle's commit" if error.xid == messages.commit_xid else \
-                f"message xid {error.xid:#x}"
+        if item is not None:
+            what = ofwire.describe(item)
+        elif error.xid == messages.commit_xid:
+            what = "the bundle's commit"
+        else:
+            what = f"message xid {error.xid:#x}"
         lines.append(f"Error {error.name} for: {what}")
     return "; ".join(lines)

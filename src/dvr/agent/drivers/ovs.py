@@ -30,9 +30,10 @@ import logging
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ovs.db import idl as ovs_idl
 from ovsdbapp.backend.ovs_idl import command as ovs_command
@@ -194,18 +195,16 @@ class _PortNumbers(ovs_command.ReadOnlyCommand):
             self.result = {} if bridge is None else _port_numbers(bridge)
             return
         row = idlutils.row_by_value(self.api.idl, "Bridge", "name", self.name, None)
-        if row is None:
-            self.result = {}
-            return
-        numbers = {}
-        for port in row.ports:
-            if port.name == self.name or not port.interfaces:
-                continue  # the bridge's own internal port, as ``_read_bridge`` skips it
-            ofport = _single(port.interfaces[0].ofport)
-            if ofport is not None and ofport > 0:
-                numbers[port.name] = ofport
-        numbers[self.name] = OFPP_LOCAL
-        self.result = numbers
+        self.result = {} if row is None else _numbered(self.name, (
+            (port.name, _single(iface.ofport)) for port, iface in _port_rows(row, self.name)))
+
+
+def _port_rows(bridge, name: str) -> Iterator[tuple[Any, Any]]:
+    """(Port row, its Interface row) of each port of the bridge row ``bridge`` named
+    ``name``, but the bridge's own internal port."""
+    for port in bridge.ports:
+        if port.name != name and port.interfaces:
+            yield port, port.interfaces[0]
 
 
 def _read_bridge(idl, name: str) -> ObservedBridge | None:
@@ -213,10 +212,7 @@ def _read_bridge(idl, name: str) -> ObservedBridge | None:
     if bridge is None:
         return None
     ports = []
-    for port in bridge.ports:
-        if port.name == name or not port.interfaces:
-            continue  # the bridge's own internal port
-        iface = port.interfaces[0]
+    for port, iface in _port_rows(bridge, name):
         ports.append(ObservedPort(
             name=port.name,
             type=iface.type,
@@ -344,8 +340,14 @@ class _Unplug(ovs_command.BaseCommand):
 
 
 def _port_numbers(bridge: ObservedBridge) -> dict[str, int]:
-    numbers = {p.name: p.ofport for p in bridge.ports if p.ofport is not None and p.ofport > 0}
-    numbers[bridge.name] = OFPP_LOCAL
+    return _numbered(bridge.name, ((p.name, p.ofport) for p in bridge.ports))
+
+
+def _numbered(bridge: str, ports: Iterable[tuple[str, Any]]) -> dict[str, int]:
+    """name -> number of the (name, OpenFlow number) ``ports`` that have one, and the
+    bridge's own port (LOCAL)."""
+    numbers = {name: number for name, number in ports if number is not None and number > 0}
+    numbers[bridge] = OFPP_LOCAL
     return numbers
 
 

@@ -374,7 +374,9 @@ def unchanged_since(conn: Connection, host: str, since: int) -> int | None:
 
 
 Subject = tuple[str, str]  # (kind, object id), as a change row names it
-WRITES_READ_MAX = 256  # revisions after which ``new_changes`` reads no write one by one
+# revisions after which ``new_changes`` reads no write one by one (the change hub remembers
+# as many: ``recent_writes.WINDOW``)
+WRITES_READ_MAX = 256
 
 
 class NewChanges(NamedTuple):

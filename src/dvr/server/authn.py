@@ -32,7 +32,6 @@ from dvr.server.scope_tag import CLIENT_CN_KEY, TRANSPORT_KEY
 from dvr.server.services.credentials import host_of_token
 
 log = logging.getLogger("dvr.server.auth")
-KNOWN_CREDENTIALS = 100_000  # memory bound of the credentials remembered for outages
 
 
 def client_address(scope: Scope) -> str:
@@ -71,8 +70,6 @@ class AuthMiddleware:
         self.app = app
         self.context = context
         self.limiter = FailureLimiter(context.config.auth_limits)
-        # sha256 of a host credential -> its host, as last read (oldest first)
-        self.known_hosts: dict[str, str] = {}
 
     async def _identity(self, scope: Scope, token: str | None) -> Identity | None:
         """The caller, or None for a token that names nobody."""
@@ -87,22 +84,24 @@ class AuthMiddleware:
         return host_identity(host) if host is not None else None
 
     async def _host_of(self, token: str) -> str | None:
-        """The host of a credential.  While the database is unreachable, the host this
-        process last found for it (so that agents' heartbeats and watches are still
-        answered from memory; no credential can be revoked meanwhile)."""
+        """The host of a credential: from memory when this process sees every credential
+        write (``known_credentials``), else read.  While the database is unreachable, the
+        host this process last found for it (so that agents' heartbeats and watches are
+        still answered from memory; no credential can be revoked meanwhile)."""
         key = token_sha256(token)
+        known = self.context.credentials
+        host = known.trusted(key)
+        if host is not None:
+            return host
+        generation = known.generation
         try:
-            host = await self.context.read(lambda tx: host_of_token(tx.conn, token))
+            host = await self.context.read(lambda tx: host_of_token(tx.conn, key))
         except ServiceUnavailable:
-            host = self.known_hosts.get(key)
+            host = known.last_read(key)
             if host is None:
                 raise
             return host
-        self.known_hosts.pop(key, None)
-        if host is not None:
-            self.known_hosts[key] = host
-            while len(self.known_hosts) > KNOWN_CREDENTIALS:
-                self.known_hosts.pop(next(iter(self.known_hosts)))
+        known.remember(key, host, generation)
         return host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -19,6 +19,7 @@ from dvr.server.errors import NeutronError, conflict
 from dvr.server.group_commit import GroupCommit
 from dvr.server.hostview_parts import SharedViewParts, shared_forms
 from dvr.server.hostview_served import ServedViews
+from dvr.server.known_credentials import KnownCredentials
 from dvr.server.liveness import LivenessMemory
 from dvr.server.liveness_keeper import LivenessKeeper
 from dvr.server.loadshed import ViewGate
@@ -66,6 +67,7 @@ class ServerContext:
     view_forms: JsonableCache = field(default_factory=shared_forms)  # of answered views
     view_gate: ViewGate = field(default_factory=lambda: ViewGate(LoadLimits()))  # view turns
     view_adoption: ViewAdoption = field(default_factory=ViewAdoption)  # views agents hold
+    credentials: KnownCredentials = field(default_factory=KnownCredentials)  # hosts' tokens
     _together: GroupCommit = field(init=False, repr=False)  # reads sharing a transaction
 
     def __post_init__(self) -> None:
@@ -82,6 +84,7 @@ class ServerContext:
             health=DatabaseHealth(retry_after=config.load.database_retry_after),
             keeper=None,  # type: ignore[arg-type]
             view_gate=ViewGate(config.load),
+            credentials=KnownCredentials(sees_every_write=not db.is_postgres),
         )
         start = context.run_read(lambda tx: current_revision(tx.conn))
         follow = None

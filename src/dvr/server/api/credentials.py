@@ -20,7 +20,10 @@ from dvr.server.services import credentials
 def routes(context: ServerContext) -> list[Route]:
     async def create(request: Request) -> Response:
         host = host_param(request)
-        credential = await context.write(lambda tx: credentials.create(tx, host))
+        try:
+            credential = await context.write(lambda tx: credentials.create(tx, host))
+        finally:  # the old token is refused from now on (also if the answer is an error)
+            context.credentials.forget_host(host)
         return json_response({"credential": credential}, status=201)
 
     async def show(request: Request) -> Response:
@@ -30,7 +33,10 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def revoke(request: Request) -> Response:
         host = host_param(request)
-        await context.write(lambda tx: credentials.revoke(tx, host))
+        try:
+            await context.write(lambda tx: credentials.revoke(tx, host))
+        finally:
+            context.credentials.forget_host(host)
         return Response(status_code=204)
 
     path = f"{PREFIX}/hosts/{{host}}/credential"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from dvr.db.tables import host_credentials
 from dvr.server.auth import new_host_token, token_sha256
@@ -52,12 +52,15 @@ def revoke(tx: WriteTx, host: str) -> None:
         raise _not_found(host)
 
 
-def host_of_token(conn: Connection, token: str) -> str | None:
-    """The host a token belongs to (looked up by its hash), or None."""
-    query = select(host_credentials.c.host).where(
-        host_credentials.c.token_sha256 == token_sha256(token)
-    )
-    return conn.execute(query).scalar()
+# built once: constructing the statement cost as much as running it
+_HOST_OF_TOKEN = select(host_credentials.c.host).where(
+    host_credentials.c.token_sha256 == bindparam("token_sha256")
+)
+
+
+def host_of_token(conn: Connection, token_hash: str) -> str | None:
+    """The host of the credential whose token has sha256 ``token_hash``, or None."""
+    return conn.execute(_HOST_OF_TOKEN, {"token_sha256": token_hash}).scalar()
 
 
 def has_credential(conn: Connection, host: str) -> bool:

@@ -6,6 +6,9 @@ request on both."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 from server_helpers import make_config
 from starlette.testclient import TestClient
@@ -23,13 +26,13 @@ PATH = "/dvr/v1/hosts/compute-1"
 def counted_lookups(monkeypatch):  # type: ignore[no-untyped-def]
     """The hashes the middleware looked up in the database, in order."""
     looked_up: list[str] = []
-    real = authn.host_of_token
+    real = authn.hosts_of_tokens
 
-    def counting(conn, token_hash):  # type: ignore[no-untyped-def]
-        looked_up.append(token_hash)
-        return real(conn, token_hash)
+    def counting(tx, token_hashes):  # type: ignore[no-untyped-def]
+        looked_up.extend(token_hashes)
+        return real(tx, token_hashes)
 
-    monkeypatch.setattr(authn, "host_of_token", counting)
+    monkeypatch.setattr(authn, "hosts_of_tokens", counting)
     return looked_up
 
 
@@ -69,3 +72,49 @@ def test_a_credential_is_read_once_where_one_process_sees_every_write(db_url, co
             assert client.delete(f"{PATH}/credential", headers=ADMIN).status_code == 404
     finally:
         database.dispose()
+
+
+def test_lookups_of_requests_that_arrive_together_share_one_read(db_url, monkeypatch):
+    """Twenty agents' heartbeats at once (as after a write that wakes them all): their
+    credentials are read in a couple of reads, not twenty, and each is answered as its
+    own host (an unknown token among them is refused alone)."""
+    batches: list[list[str]] = []
+    real = authn.hosts_of_tokens
+
+    def counting(tx, token_hashes):  # type: ignore[no-untyped-def]
+        batches.append(list(token_hashes))
+        return real(tx, token_hashes)
+
+    monkeypatch.setattr(authn, "hosts_of_tokens", counting)
+    database = Database.from_url(db_url)
+    app = create_app(make_config(db_url, no_auth=False, admin_token="admin-secret"), database,
+                     migrate=False)
+    hosts = [f"compute-{i}" for i in range(20)]
+
+    async def scenario() -> list[tuple[str, int]]:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://dvr") as client:
+            tokens = {}
+            for host in hosts:
+                registered = await client.post("/dvr/v1/agents", json={"host": host},
+                                               headers=ADMIN)
+                assert registered.status_code in (200, 201), registered.text
+                minted = await client.post(f"/dvr/v1/hosts/{host}/credential", headers=ADMIN)
+                tokens[host] = minted.json()["credential"]["token"]
+            tokens["stranger"] = "dvrh_" + "x" * 43
+
+            async def beat(host: str) -> tuple[str, int]:
+                answer = await client.post(
+                    f"/dvr/v1/hosts/{host if host != 'stranger' else hosts[0]}/heartbeat",
+                    json=BEAT, headers={"X-Auth-Token": tokens[host]})
+                return host, answer.status_code
+
+            return list(await asyncio.gather(*(beat(h) for h in [*hosts, "stranger"])))
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        database.dispose()
+    assert answers == [(h, 200) for h in hosts] + [("stranger", 401)]
+    assert sum(len(b) for b in batches) == 21
+    assert len(batches) <= 3, [len(b) for b in batches]

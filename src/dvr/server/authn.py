@@ -29,9 +29,11 @@ from dvr.server.errors import NeutronError, ServiceUnavailable
 from dvr.server.jsonbody import error_response
 from dvr.server.ratelimit import FailureLimiter
 from dvr.server.scope_tag import CLIENT_CN_KEY, TRANSPORT_KEY
-from dvr.server.services.credentials import host_of_token
+from dvr.server.group_commit import GroupCommit
+from dvr.server.services.credentials import hosts_of_tokens
 
 log = logging.getLogger("dvr.server.auth")
+LOOKUPS_TOGETHER_MAX = 256  # credential lookups sharing one read (``hosts_of_tokens``)
 
 
 def client_address(scope: Scope) -> str:
@@ -70,6 +72,9 @@ class AuthMiddleware:
         self.app = app
         self.context = context
         self.limiter = FailureLimiter(context.config.auth_limits)
+        # the lookups of the requests that arrive while one is read go in the next read
+        self.lookups: GroupCommit[str, str | None] = GroupCommit(
+            context.read, hosts_of_tokens, LOOKUPS_TOGETHER_MAX)
 
     async def _identity(self, scope: Scope, token: str | None) -> Identity | None:
         """The caller, or None for a token that names nobody."""
@@ -85,7 +90,8 @@ class AuthMiddleware:
 
     async def _host_of(self, token: str) -> str | None:
         """The host of a credential: from memory when this process sees every credential
-        write (``known_credentials``), else read.  While the database is unreachable, the
+        write (``known_credentials``), else read (with the lookups of the requests that
+        arrived meanwhile: a write that wakes 1,000 agents brings their requests together).  While the database is unreachable, the
         host this process last found for it (so that agents' heartbeats and watches are
         still answered from memory; no credential can be revoked meanwhile)."""
         key = token_sha256(token)
@@ -95,7 +101,7 @@ class AuthMiddleware:
             return host
         generation = known.generation
         try:
-            host = await self.context.read(lambda tx: host_of_token(tx.conn, key))
+            host = await self.lookups.submit(key)
         except ServiceUnavailable:
             host = known.last_read(key)
             if host is None:

@@ -26,10 +26,10 @@ from dvr.server.auth import (
 )
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError, ServiceUnavailable
+from dvr.server.group_commit import GroupCommit
 from dvr.server.jsonbody import error_response
 from dvr.server.ratelimit import FailureLimiter
 from dvr.server.scope_tag import CLIENT_CN_KEY, TRANSPORT_KEY
-from dvr.server.group_commit import GroupCommit
 from dvr.server.services.credentials import hosts_of_tokens
 
 log = logging.getLogger("dvr.server.auth")
@@ -91,9 +91,10 @@ class AuthMiddleware:
     async def _host_of(self, token: str) -> str | None:
         """The host of a credential: from memory when this process sees every credential
         write (``known_credentials``), else read (with the lookups of the requests that
-        arrived meanwhile: a write that wakes 1,000 agents brings their requests together).  While the database is unreachable, the
-        host this process last found for it (so that agents' heartbeats and watches are
-        still answered from memory; no credential can be revoked meanwhile)."""
+        arrived meanwhile: a write that wakes 1,000 agents brings their requests
+        together).  While the database is unreachable, the host this process last found
+        for it (so that agents' heartbeats and watches are still answered from memory; no
+        credential can be revoked meanwhile)."""
         key = token_sha256(token)
         known = self.context.credentials
         host = known.trusted(key)

@@ -6,6 +6,9 @@ scale scenario of bench/bench_server.py's ``populate()`` (N hosts, 10 of them `d
 distributed routers each on two tenant networks, VM ports, floating IPs) plus network
 ``span`` with a VM port on every host.  Each host is the real agent loop
 (bench/bench_scale_agents.py), many per worker process, split round-robin over the servers,
+authenticated as a real fleet's agents are, each with its own host credential (minted
+before the clock starts; ``--credentials admin``: all with the admin token, as before
+2026-12-04 19:00, which skips the servers' credential lookups),
 with the real ``HostDataplane`` on the fake drivers (``--agents full``, the default up to
 300 hosts) or with a dataplane that takes each view as applied (``--agents loop``, the
 default above: the control plane alone, the simulated hosts' own computes no longer
@@ -55,6 +58,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -247,6 +252,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         specs = [{"host": host, "mode": mode, "local_ip": ip,
                   "server": servers[i % len(servers)].url}
                  for i, (host, mode, ip) in enumerate(host_rows)]
+        report["credentials"] = args.credentials
+        if args.credentials == "host":
+            mint_credentials(url, token, specs)
         hosts = [s["host"] for s in specs]
         processes = args.agent_processes or max(2, min(8, math.ceil(n / 125)))
 
@@ -423,6 +431,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         "change (default 100)")
     p.add_argument("--check-sample", type=int, default=50,
                    help="beyond --check-all: hosts checked after each change and at the end")
+    p.add_argument("--credentials", choices=("host", "admin"), default="host",
+                   help="each simulated agent authenticates with its own host credential "
+                        "(default, as a real fleet's), or all with the admin token")
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--keep-workdir", action="store_true",
                    help="keep the database, server and agent logs (the path is printed)")
@@ -438,6 +449,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds: servers, agents, database stop
+
+
+def mint_credentials(url: str, admin_token: str, specs: list[dict[str, str]]) -> None:
+    """A host credential for each host of ``specs`` (as ``token``), minted by the admin."""
+    with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=60) as api:
+        for spec in specs:
+            answer = api.post(f"/dvr/v1/hosts/{spec['host']}/credential")
+            answer.raise_for_status()
+            spec["token"] = answer.json()["credential"]["token"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -273,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     emit({"event": "ready", "t": time.time()})
     if sys.stdin.readline().split() != ["start"]:
         return 0
-    hosts = {spec["host"]: start_host(spec, token, stop, emit, settings, args.agents)
+    # each host with its own credential when the harness minted one, else the admin token
+    hosts = {spec["host"]: start_host(spec, spec.get("token", token), stop, emit, settings,
+                                      args.agents)
              for spec in specs}
     try:
         serve_commands(hosts, emit)

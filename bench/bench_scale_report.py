@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+CREDENTIALS = {"host": "a host credential each", "admin": "the admin token"}
+
 FIGURES = (  # (key without the _N suffix, what it is)
     ("sync_all_s", "all agents started at once → all applied (s)"),
     ("restart_resync_s", "server restart → all in sync again (s)"),
@@ -138,7 +140,9 @@ def section(report: dict[str, Any], keys: dict[str, Any], runs: dict[str, dict],
         f"Machine: {m['cpus']} CPUs, {m['memory_gb']} GB, {m['cpu']}, Linux {m['kernel']}, "
         f"Python {m['python']}.  Backend {report['backend']}, {report['servers']} server "
         f"process(es), {report['sync_all']['agent_processes']} agent processes, simulated "
-        f"hosts' dataplane `{report.get('agents_kind', 'full')}` (`--agents`).",
+        f"hosts' dataplane `{report.get('agents_kind', 'full')}` (`--agents`), agents "
+        f"authenticated with {CREDENTIALS[report.get('credentials', 'admin')]} "
+        "(`--credentials`).",
         "Load average (1/5/15 min) at each phase: " + "; ".join(
             f"{phase} {value}" for phase, value in load.items()) + ".",
         f"Scenario: {report['scenario']}.", "",

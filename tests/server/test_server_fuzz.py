@@ -102,8 +102,9 @@ def fuzz_app(db_url):  # type: ignore[no-untyped-def]
 
 class FreshEachWalk:
     """The walks' server: before each scenario, the database emptied to what a fresh one
-    holds (its revision counter goes on) and a new app on it (new memory).  A scenario then meets the same server
-    whatever ran before it, so replaying its choices replays its answers: with the state
+    holds (its revision counter goes on) and a new app on it (new memory).  A scenario
+    then meets the same server whatever ran before it, so replaying its choices replays
+    its answers: with the state
     of earlier scenarios carried over, a replayed prefix could meet another answer (a
     create refused as a duplicate, an address pool exhausted) and enable other rules, and
     hypothesis stopped with ``FlakyStrategyDefinition`` (``make fuzz``, 60 examples, on

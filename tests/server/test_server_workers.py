@@ -228,3 +228,46 @@ def test_after_a_database_restart_b_is_notified_again(private_pg_cluster, tmp_pa
     log = b.log_path.read_text()
     assert log.count("lost the change notification connection") == 1, log
     assert "change notifications from other server processes are back" in log, log
+
+
+def test_a_credential_rotated_or_revoked_through_one_process_is_refused_by_the_other(
+        pg_url, tmp_path):
+    """Each process keeps the credentials it read while it hears every other process's
+    credential notices (``known_credentials``): a rotation through B and a revocation
+    through A are refused by the other process too, within the notice's delivery."""
+    a = start_live_server(pg_url, tmp_path, auth=True)
+    b = start_live_server(pg_url, tmp_path, auth=True)
+    admin = {"X-Auth-Token": (tmp_path / "admin-token").read_text().strip()}
+    path = "/dvr/v1/hosts/compute-1"
+    beat = {"applied_revision": 0, "vifs": {}, "local_vlans": {}}
+
+    def heartbeat(server: LiveServer, token: str) -> int:
+        return httpx.post(f"{server.url}{path}/heartbeat", json=beat, timeout=10,
+                          headers={"X-Auth-Token": token}).status_code
+
+    def refused_soon(server: LiveServer, token: str) -> None:
+        deadline = time.monotonic() + 2.0  # a notice arrives in milliseconds
+        while heartbeat(server, token) != 401:
+            assert time.monotonic() < deadline, "the other process still accepts it"
+            time.sleep(0.01)
+        assert [heartbeat(server, token) for _ in range(3)] == [401] * 3
+
+    try:
+        registered = httpx.post(f"{a.url}/dvr/v1/agents", json={"host": "compute-1"},
+                                headers=admin, timeout=10)
+        assert registered.status_code in (200, 201), registered.text
+        old = httpx.post(f"{a.url}{path}/credential", headers=admin,
+                         timeout=10).json()["credential"]["token"]
+        assert [heartbeat(s, old) for s in (a, b, a, b)] == [200] * 4  # both keep it
+        new = httpx.post(f"{b.url}{path}/credential", headers=admin,
+                         timeout=10).json()["credential"]["token"]
+        assert heartbeat(b, old) == 401  # at once where it was rotated
+        refused_soon(a, old)
+        assert [heartbeat(s, new) for s in (a, b, a, b)] == [200] * 4
+        assert httpx.delete(f"{a.url}{path}/credential", headers=admin,
+                            timeout=10).status_code == 204
+        assert heartbeat(a, new) == 401
+        refused_soon(b, new)
+    finally:
+        a.stop()
+        b.stop()

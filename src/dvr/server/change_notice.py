@@ -79,6 +79,23 @@ def _parts_from_json(data: Any) -> ChangedParts | None:
     return ChangedParts(networks, routers, members, data["f"], own, host_macs)
 
 
+def encode_credential_notice(host: str) -> str:
+    """The payload telling the other processes that ``host``'s credential was rotated or
+    revoked (``known_credentials``): no revision, so no change notice mistakes it."""
+    return json.dumps({"c": host}, separators=(",", ":"))
+
+
+def decode_credential_notice(payload: str) -> str | None:
+    """The host of a credential notice; None when ``payload`` is not one."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or set(data) != {"c"} or not isinstance(data["c"], str):
+        return None
+    return data["c"]
+
+
 def decode_notice(payload: str) -> ChangeNotice | None:
     """The notice in ``payload``; None when it is not one (another sender on the channel)."""
     try:

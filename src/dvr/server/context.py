@@ -91,7 +91,7 @@ class ServerContext:
         if db.is_postgres:  # other processes' writes arrive by LISTEN/NOTIFY, not polling
             listener = ChangeListener(
                 libpq_conninfo(db.engine.url), context.read_new_changes, seen=start,
-                written=context.view_parts.written,
+                written=context.view_parts.written, credentials=context.credentials,
             )
             follow = listener.follow
         context.hub = ChangeHub(

@@ -6,17 +6,21 @@ It serves two purposes:
 - **While the database is unreachable**, an agent whose credential was read before is
   still answered from memory (``last_read``), as its watches and heartbeats are; no
   credential can be revoked meanwhile.
-- **When this process sees every credential write** (``sees_every_write``: SQLite, which
-  one server process serves alone), a credential read before is trusted without reading
-  it again (``trusted``): the lookup was a read transaction of its own per agent request,
-  ~8 times the CPU of a heartbeat or of a watch answered from memory
-  (``bench/bench_request_cpu.py --auth``).  Rotating or revoking a host's credential goes
-  through this process, which forgets the host's credentials once the write has
-  committed (``forget_host``), so the old token is refused by the next request, as before.
-  A read that began before that forget cannot bring the old credential back: what it
-  found is remembered only if no credential was forgotten meanwhile (``generation``).
-  With PostgreSQL, where other server processes may rotate or revoke, every request reads
-  the credential again.
+- **When this process hears of every credential write**, a credential read before is
+  trusted without reading it again (``trusted``): the lookup was a read transaction of its
+  own per agent request, ~7 times the CPU of a heartbeat or of a watch answered from
+  memory (``bench/bench_request_cpu.py --auth``).  On SQLite one server process serves the
+  database alone, so it sees every write (``sees_every_write``).  With PostgreSQL, the
+  process that rotates or revokes a credential also sends a notice (``pg_notify``) that
+  every other process's change listener hears (``forget_host``); a process trusts what it
+  read only while its listener is connected (``hearing``), and forgets all trust whenever
+  that changes, since a notice may have been missed meanwhile: then every request reads.
+  The process that rotated or revoked forgets the host's credentials once the write has
+  committed, so the old token is refused by its next request; another process refuses it
+  as soon as it has heard the notice, which PostgreSQL sends at the commit, before the
+  answer to the revocation has left.
+  A read that began before a forget cannot bring the old credential back: what it found
+  is remembered only if nothing was forgotten meanwhile (``generation``).
 
 A token that names nobody is never remembered: a new credential works at once, and a
 guessed token always reaches the database (and the failure rate limit).
@@ -33,7 +37,9 @@ KNOWN_CREDENTIALS = 100_000  # memory bound (the oldest read is dropped first)
 class KnownCredentials:
     sees_every_write: bool = False
     limit: int = KNOWN_CREDENTIALS
-    _hosts: dict[str, str] = field(default_factory=dict)  # sha256 -> host, oldest first
+    _last_read: dict[str, str] = field(default_factory=dict)  # sha256 -> host, oldest first
+    _trusted: dict[str, str] = field(default_factory=dict)  # read while every write is heard
+    _hearing: bool = False  # a PostgreSQL listener is connected (``hearing_from_now``)
     _generation: int = 0  # moved by every forget
 
     @property
@@ -41,28 +47,52 @@ class KnownCredentials:
         """Taken before a read of the database, handed back to ``remember``."""
         return self._generation
 
+    @property
+    def hearing(self) -> bool:
+        return self.sees_every_write or self._hearing
+
     def trusted(self, key: str) -> str | None:
         """The host of credential ``key`` when it need not be read again, else None."""
-        return self._hosts.get(key) if self.sees_every_write else None
+        return self._trusted.get(key) if self.hearing else None
 
     def last_read(self, key: str) -> str | None:
         """The host of credential ``key`` as last read (for outages), or None."""
-        return self._hosts.get(key)
+        return self._last_read.get(key)
 
     def remember(self, key: str, host: str | None, generation: int) -> None:
         """What a read that began at ``generation`` found for ``key`` (None: nobody); kept
-        only if no credential was forgotten since the read began."""
+        only if nothing was forgotten since the read began."""
         if generation != self._generation:
             return
-        self._hosts.pop(key, None)
+        for known in (self._last_read, self._trusted):
+            known.pop(key, None)
         if host is None:
             return
-        self._hosts[key] = host
-        while len(self._hosts) > self.limit:
-            self._hosts.pop(next(iter(self._hosts)))
+        self._last_read[key] = host
+        if self.hearing:
+            self._trusted[key] = host
+        for known in (self._last_read, self._trusted):
+            while len(known) > self.limit:
+                known.pop(next(iter(known)))
 
     def forget_host(self, host: str) -> None:
         """``host``'s credential was rotated or revoked (the write has committed)."""
         self._generation += 1
-        for key in [k for k, h in self._hosts.items() if h == host]:
-            del self._hosts[key]
+        for known in (self._last_read, self._trusted):
+            for key in [k for k, h in known.items() if h == host]:
+                del known[key]
+
+    def hearing_from_now(self) -> None:
+        """The change listener listens (again): what was read before may have been
+        revoked unheard, so it is read again once; from now on reads are trusted."""
+        self._forget_trust()
+        self._hearing = True
+
+    def deaf(self) -> None:
+        """The change listener lost its connection: nothing is trusted until it is back."""
+        self._forget_trust()
+        self._hearing = False
+
+    def _forget_trust(self) -> None:
+        self._generation += 1
+        self._trusted.clear()

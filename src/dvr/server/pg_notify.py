@@ -25,9 +25,16 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import URL, make_url
 
-from dvr.server.change_notice import CHANNEL, decode_notice, encode_notice
+from dvr.server.change_notice import (
+    CHANNEL,
+    decode_credential_notice,
+    decode_notice,
+    encode_credential_notice,
+    encode_notice,
+)
 from dvr.server.dbhealth import describe
 from dvr.server.errors import ServiceUnavailable
+from dvr.server.known_credentials import KnownCredentials
 from dvr.server.services.notify import ChangedParts, Subject
 from dvr.server.watch import ChangeHub, ReadNewChanges
 
@@ -40,6 +47,13 @@ def send_change_notice(conn: Connection, revision: int, hosts: set[str],
     """Notify the other server processes of ``revision`` (delivered when ``conn`` commits)."""
     conn.execute(select(func.pg_notify(
         CHANNEL, encode_notice(revision, hosts, changed, subjects))))
+
+
+def send_credential_notice(conn: Connection, host: str) -> None:
+    """Tell the other server processes that ``host``'s credential was rotated or revoked
+    (delivered when ``conn`` commits; nothing on SQLite, where there are none)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_notify(CHANNEL, encode_credential_notice(host))))
 
 
 def libpq_conninfo(database_url: str | URL) -> str:
@@ -58,6 +72,8 @@ class ChangeListener:
     seen: int | None = None  # the newest revision published from notices or the rows
     # told what each revision's write may have changed (``SharedViewParts.written``)
     written: Callable[[int, ChangedParts], None] | None = None
+    # told of rotated or revoked credentials, and whether every such notice is heard
+    credentials: KnownCredentials | None = None
 
     async def follow(self, hub: ChangeHub) -> None:
         """Feed ``hub`` every commit of every process, until cancelled."""
@@ -71,12 +87,18 @@ class ChangeListener:
                     self.conninfo, autocommit=True, connect_timeout=5
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    if self.credentials is not None:
+                        self.credentials.hearing_from_now()
                     await self.catch_up(hub)
                     if failures:
                         log.warning("change notifications from other server processes are "
                                     "back after %.1f s", time.monotonic() - lost_at)
                     failures = 0
-                    await self._receive_forever(conn, hub)
+                    try:
+                        await self._receive_forever(conn, hub)
+                    finally:  # however it ends: a credential notice may go unheard now
+                        if self.credentials is not None:
+                            self.credentials.deaf()
             except (psycopg.Error, OSError, ServiceUnavailable) as exc:
                 failures += 1
                 if failures == 1:
@@ -94,6 +116,11 @@ class ChangeListener:
 
     async def receive(self, payload: str, hub: ChangeHub) -> None:
         """Publish one notice (or, when it skips revisions, what the change rows say)."""
+        host = decode_credential_notice(payload)
+        if host is not None:
+            if self.credentials is not None:
+                self.credentials.forget_host(host)
+            return
         notice = decode_notice(payload)
         if notice is None:
             log.debug("ignored a notice that is not ours: %.80r", payload)

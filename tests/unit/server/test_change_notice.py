@@ -11,9 +11,12 @@ import pytest
 from dvr.server.change_notice import (
     MAX_PAYLOAD_BYTES,
     ChangeNotice,
+    decode_credential_notice,
     decode_notice,
+    encode_credential_notice,
     encode_notice,
 )
+from dvr.server.known_credentials import KnownCredentials
 from dvr.server.pg_notify import ChangeListener, libpq_conninfo
 from dvr.server.services.notify import ChangedParts, NewChanges
 from dvr.server.watch import ChangeHub
@@ -196,4 +199,27 @@ def test_another_processs_writes_are_known_from_its_notices_or_its_change_rows()
         assert hub.changes_known("h1", 6, 1000) == (8, [("port", "p2"), ("port", "p3")])
         assert hub.changes_known("h3", 6, 1000) == (8, [("network", "n1")])
         assert hub.changes_known("h1", 5, 1000) is None  # revision 6 is not remembered
+    run(scenario())
+
+
+def test_a_credential_notice_names_its_host_and_is_no_change_notice():
+    payload = encode_credential_notice("compute-1")
+    assert decode_credential_notice(payload) == "compute-1"
+    assert decode_notice(payload) is None
+    for other in (encode_notice(5, {"h1"}), "", "[]", '{"c": 5}', '{"c": "h", "r": 3}'):
+        assert decode_credential_notice(other) is None
+
+
+def test_the_listener_forgets_a_credential_it_hears_of_and_publishes_nothing():
+    async def scenario() -> None:
+        rows = ChangeRows()
+        hub = ChangeHub(read_new_changes=rows, latest=4)
+        known = KnownCredentials()
+        listener = ChangeListener("postgresql://x", rows, seen=4, credentials=known)
+        known.hearing_from_now()  # as follow() does once it listens
+        known.remember("k1", "compute-1", known.generation)
+        h1 = hub.snapshot("compute-1")
+        await listener.receive(encode_credential_notice("compute-1"), hub)
+        assert known.trusted("k1") is None and known.last_read("k1") is None
+        assert not h1.is_set() and hub.latest == 4 and rows.reads == [] and listener.seen == 4
     run(scenario())

@@ -55,3 +55,43 @@ def test_memory_is_bounded_by_dropping_the_oldest_read():
     known.remember("k2", "host-2", known.generation)  # read again: the newest now
     known.remember("k5", "host-5", known.generation)
     assert known.trusted("k2") == "host-2" and known.trusted("k3") is None
+
+
+def test_with_postgresql_reads_are_trusted_only_while_every_notice_is_heard():
+    known = KnownCredentials(sees_every_write=False)
+    known.remember("k1", "compute-1", known.generation)
+    assert known.trusted("k1") is None  # no listener yet: read at every request
+    known.hearing_from_now()
+    assert known.trusted("k1") is None  # read before: a notice may have been missed
+    assert known.last_read("k1") == "compute-1"
+    known.remember("k1", "compute-1", known.generation)
+    assert known.trusted("k1") == "compute-1"
+    known.deaf()  # the listener lost its connection
+    assert known.trusted("k1") is None and known.last_read("k1") == "compute-1"
+    known.remember("k2", "compute-2", known.generation)
+    known.hearing_from_now()
+    assert known.trusted("k2") is None  # read while deaf: not trusted once heard again
+
+
+def test_a_read_that_spans_a_change_of_hearing_is_not_trusted():
+    known = KnownCredentials(sees_every_write=False)
+    began = known.generation
+    known.hearing_from_now()
+    known.remember("k1", "compute-1", began)
+    assert known.trusted("k1") is None and known.last_read("k1") is None
+    known.remember("k1", "compute-1", known.generation)
+    began = known.generation
+    known.deaf()
+    known.hearing_from_now()
+    known.remember("k2", "compute-2", began)
+    assert known.trusted("k2") is None
+
+
+def test_a_notice_heard_forgets_the_host_on_this_process_too():
+    known = KnownCredentials(sees_every_write=False)
+    known.hearing_from_now()
+    known.remember("k1", "compute-1", known.generation)
+    known.remember("k2", "compute-2", known.generation)
+    known.forget_host("compute-1")
+    assert known.trusted("k1") is None and known.last_read("k1") is None
+    assert known.trusted("k2") == "compute-2"

@@ -161,3 +161,51 @@ def test_agent_delete(api):
     for agent in api.list("agent"):
         api.delete("agent", agent["id"])
     assert api.list("agent") == [] and api.call("GET", "/dvr/v1/hosts", expect=200) == []
+
+
+def test_agents_starting_together_register_and_get_macs_in_shared_transactions(db_url):
+    """Twenty agents start at once: their registrations share a couple of write
+    transactions (one revision each), each is answered as its own, a bad one among them is
+    refused alone; then their MAC requests likewise, every MAC distinct."""
+    import asyncio
+
+    import httpx
+
+    from dvr.db.session import Database
+    from dvr.server.services.notify import current_revision
+
+    database = Database.from_url(db_url)
+    app = create_app(make_config(db_url), database, migrate=False)
+    context = app.state.context
+    hosts = [f"compute-{i}" for i in range(20)]
+
+    def revision() -> int:
+        return context.run_read(lambda tx: current_revision(tx.conn))
+
+    async def scenario() -> tuple[list, list, list[int]]:
+        revisions = [revision()]
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://dvr") as client:
+            bodies = [{"host": h, "tunnel_ip": f"192.0.2.{10 + i}"} for i, h in enumerate(hosts)]
+            registered = await asyncio.gather(*(
+                client.post("/dvr/v1/agents", json=body)
+                for body in [*bodies, {"host": "bad", "agent_mode": "bogus"}]))
+            revisions.append(revision())
+            macs = await asyncio.gather(*(
+                client.post(f"/dvr/v1/hosts/{h}/host-mac") for h in [*hosts, "stranger"]))
+            revisions.append(revision())
+        return registered, macs, revisions
+
+    try:
+        registered, macs, revisions = asyncio.run(scenario())
+    finally:
+        database.dispose()
+    assert [r.status_code for r in registered] == [200] * 20 + [400]
+    for host, answer in zip(hosts, registered, strict=False):
+        assert {a["host"] for a in answer.json()["agents"]} == {host}
+    assert registered[-1].json()["NeutronError"]["type"] == "InvalidInput"
+    assert [m.status_code for m in macs] == [200] * 20 + [404]
+    assigned = [m.json()["mac_address"] for m in macs[:20]]
+    assert [m.json()["host"] for m in macs[:20]] == hosts and len(set(assigned)) == 20
+    assert 1 <= revisions[1] - revisions[0] <= 3, revisions  # 20 registrations
+    assert 1 <= revisions[2] - revisions[1] <= 3, revisions  # 20 first MACs

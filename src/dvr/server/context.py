@@ -40,12 +40,11 @@ from dvr.server.watch import ChangeHub
 T = TypeVar("T")
 
 READ_TOGETHER_MAX = 32  # reads in one shared transaction (``read_together``)
-WRITE_TOGETHER_MAX = 64  # agents' start-up writes in one transaction (``write_together``)
 
 
-def each_in_turn(tx: Any, works: list[Callable[[Any], Any]]) -> list[Any]:
-    """Every work of ``works`` in ``tx`` (a read or a write transaction), one after the
-    other: its result, or the error refusing it alone."""
+def each_in_turn(tx: ReadTx, works: list[Callable[[ReadTx], Any]]) -> list[Any]:
+    """Every read of ``works`` in ``tx``, one after the other: its result, or the error
+    refusing it alone."""
     results: list[Any] = []
     for work in works:
         try:
@@ -70,11 +69,9 @@ class ServerContext:
     view_adoption: ViewAdoption = field(default_factory=ViewAdoption)  # views agents hold
     credentials: KnownCredentials = field(default_factory=KnownCredentials)  # hosts' tokens
     _together: GroupCommit = field(init=False, repr=False)  # reads sharing a transaction
-    _written_together: GroupCommit = field(init=False, repr=False)  # writes sharing one
 
     def __post_init__(self) -> None:
         self._together = GroupCommit(self.read, each_in_turn, READ_TOGETHER_MAX)
-        self._written_together = GroupCommit(self.write, each_in_turn, WRITE_TOGETHER_MAX)
 
     @classmethod
     def create(cls, config: ServerConfig, db: Database) -> ServerContext:
@@ -186,14 +183,6 @@ class ServerContext:
         whose views need the database then read the revision's shared parts once, and
         wait for no other thread's lock on them."""
         return await self._together.submit(work)
-
-    async def write_together(self, work: Callable[[WriteTx], T]) -> T:
-        """``work`` in a write transaction it shares with the others submitted meanwhile,
-        one after the other (``GroupCommit``): 1,000 agents starting at once register and
-        get their MACs in a few dozen transactions, not 2,000.  Only for a write that
-        refuses (``NeutronError``) before it writes anything: a refusal does not undo what
-        the work wrote before it."""
-        return await self._written_together.submit(work)
 
     async def read_revision(self) -> int:
         return await self.read(lambda tx: current_revision(tx.conn))

@@ -241,8 +241,7 @@ def routes(context: ServerContext) -> list[Route]:
         body = await _json_object(request)
         caller = request_identity(request)
         try:
-            agents = await context.write_together(
-                lambda tx: agent_service.register(tx, body, caller))
+            agents = await context.write(lambda tx: agent_service.register(tx, body, caller))
         except NeutronError as exc:
             if exc.status in (403, 409):
                 log.warning(
@@ -267,8 +266,7 @@ def routes(context: ServerContext) -> list[Route]:
         host = host_param(request)
         mac = await context.read(lambda tx: host_macs.registered_host_mac(tx, host))
         if mac is None:  # not allocated yet, or the host is not registered (a 404)
-            mac = await context.write_together(
-                lambda tx: host_macs.allocate_or_return(tx, host))
+            mac = await context.write(lambda tx: host_macs.allocate_or_return(tx, host))
         return json_response({"host": host, "mac_address": mac})
 
     async def view(request: Request) -> Response:

@@ -37,9 +37,10 @@ KNOWN_CREDENTIALS = 100_000  # memory bound (the oldest read is dropped first)
 class KnownCredentials:
     sees_every_write: bool = False
     limit: int = KNOWN_CREDENTIALS
-    _last_read: dict[str, str] = field(default_factory=dict)  # sha256 -> host, oldest first
-    _trusted: dict[str, str] = field(default_factory=dict)  # read while every write is heard
+    # sha256 -> (host, the trust epoch it was read in), oldest read first
+    _read: dict[str, tuple[str, int]] = field(default_factory=dict)
     _hearing: bool = False  # a PostgreSQL listener is connected (``hearing_from_now``)
+    _trust_epoch: int = 0  # moved whenever hearing starts or stops: older reads untrusted
     _generation: int = 0  # moved by every forget
 
     @property
@@ -53,34 +54,33 @@ class KnownCredentials:
 
     def trusted(self, key: str) -> str | None:
         """The host of credential ``key`` when it need not be read again, else None."""
-        return self._trusted.get(key) if self.hearing else None
+        found = self._read.get(key)
+        if found is None or not self.hearing or found[1] != self._trust_epoch:
+            return None
+        return found[0]
 
     def last_read(self, key: str) -> str | None:
         """The host of credential ``key`` as last read (for outages), or None."""
-        return self._last_read.get(key)
+        found = self._read.get(key)
+        return None if found is None else found[0]
 
     def remember(self, key: str, host: str | None, generation: int) -> None:
         """What a read that began at ``generation`` found for ``key`` (None: nobody); kept
         only if nothing was forgotten since the read began."""
         if generation != self._generation:
             return
-        for known in (self._last_read, self._trusted):
-            known.pop(key, None)
+        self._read.pop(key, None)
         if host is None:
             return
-        self._last_read[key] = host
-        if self.hearing:
-            self._trusted[key] = host
-        for known in (self._last_read, self._trusted):
-            while len(known) > self.limit:
-                known.pop(next(iter(known)))
+        self._read[key] = (host, self._trust_epoch)
+        while len(self._read) > self.limit:
+            self._read.pop(next(iter(self._read)))
 
     def forget_host(self, host: str) -> None:
         """``host``'s credential was rotated or revoked (the write has committed)."""
         self._generation += 1
-        for known in (self._last_read, self._trusted):
-            for key in [k for k, h in known.items() if h == host]:
-                del known[key]
+        for key in [k for k, (h, _) in self._read.items() if h == host]:
+            del self._read[key]
 
     def hearing_from_now(self) -> None:
         """The change listener listens (again): what was read before may have been
@@ -95,4 +95,4 @@ class KnownCredentials:
 
     def _forget_trust(self) -> None:
         self._generation += 1
-        self._trusted.clear()
+        self._trust_epoch += 1

@@ -7,6 +7,7 @@ DELETE /dvr/v1/hosts/{host}/credential    204 revoked
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -23,21 +24,24 @@ from dvr.server.tx import WriteTx
 T = TypeVar("T")
 
 
-def told(tx: WriteTx, host: str, result: T) -> T:
-    """``result`` of a write that rotated or revoked ``host``'s credential, the other server
-    processes told in the same transaction (``known_credentials``)."""
-    send_credential_notice(tx.conn, host)
-    return result
-
-
 def routes(context: ServerContext) -> list[Route]:
+    async def change_credential(host: str, work: Callable[[WriteTx], T]) -> T:
+        """``work`` (a rotation or revocation of ``host``'s credential) written, the other
+        server processes told in its transaction; then this process forgets the host's
+        credentials, also when the answer is an error (``known_credentials``)."""
+        def written(tx: WriteTx) -> T:
+            result = work(tx)
+            send_credential_notice(tx.conn, host)
+            return result
+
+        try:
+            return await context.write(written)
+        finally:
+            context.credentials.forget_host(host)
+
     async def create(request: Request) -> Response:
         host = host_param(request)
-        try:
-            credential = await context.write(
-                lambda tx: told(tx, host, credentials.create(tx, host)))
-        finally:  # the old token is refused from now on (also if the answer is an error)
-            context.credentials.forget_host(host)
+        credential = await change_credential(host, lambda tx: credentials.create(tx, host))
         return json_response({"credential": credential}, status=201)
 
     async def show(request: Request) -> Response:
@@ -47,10 +51,7 @@ def routes(context: ServerContext) -> list[Route]:
 
     async def revoke(request: Request) -> Response:
         host = host_param(request)
-        try:
-            await context.write(lambda tx: told(tx, host, credentials.revoke(tx, host)))
-        finally:
-            context.credentials.forget_host(host)
+        await change_credential(host, lambda tx: credentials.revoke(tx, host))
         return Response(status_code=204)
 
     path = f"{PREFIX}/hosts/{{host}}/credential"

@@ -18,7 +18,7 @@ from typing import Any
 
 from dvr.agent.desired import DesiredConfig, HostInputs, compute_desired_state
 from dvr.agent.desired.state import DesiredState
-from dvr.model.hostview import DEFAULT_EAST_WEST, HostView, is_dvr_serviceable
+from dvr.model.hostview import LAYOUT_CHOICES, HostView, is_dvr_serviceable
 from dvr.trace.hosts import default_vif_name
 
 
@@ -39,8 +39,9 @@ def desired_state_from_reports(view: HostView, agent_state: Mapping[str, Any]) -
     )
     mappings = tuple(sorted((str(k), str(v))
                             for k, v in (agent_state.get("bridge_mappings") or {}).items()))
-    config = DesiredConfig(agent_mode=view.agent_mode, bridge_mappings=mappings,
-                           east_west=agent_state.get("east_west") or DEFAULT_EAST_WEST)
+    layout = {name: agent_state.get(name) or default
+              for name, (_, default) in LAYOUT_CHOICES.items()}
+    config = DesiredConfig(agent_mode=view.agent_mode, bridge_mappings=mappings, **layout)
     return compute_desired_state(view, inputs, config)
 
 

@@ -38,6 +38,7 @@ from tests.unit.desired.desired_scenarios import (
 
 FAST = DesiredConfig()
 SLOW = DesiredConfig(east_west="namespace")
+FOLDED = DesiredConfig(tunnel_layout="folded")  # br-tun's tables and ports in br-int
 QROUTER = router_namespace_name(ROUTER)
 QR_DEVICES = (router_interface_device_name(IF_BLUE), router_interface_device_name(IF_ORANGE))
 IPERF_PORT = 5201
@@ -236,3 +237,27 @@ def test_ttl_1_gets_time_exceeded_from_the_namespace(lab: FastPathLab):
     gateway = lab.cloud.net(lab.cloud.vm(BLUE_1).network_id).gateway_ip
     assert f"From {gateway}" in result.stdout and "Time to live exceeded" in result.stdout, (
         result.stdout)
+
+
+def test_with_br_tun_folded_into_br_int_the_same_packets_arrive(lab: FastPathLab):
+    """One bridge per host (br-tun's tables at an offset in br-int, its ports on the dead
+    VLAN): the agent's plan finds the switch converged after one pass (``apply``), and
+    frames cross hosts bridged and routed as with br-tun, the routed stream still past the
+    namespaces."""
+    lab.apply(FOLDED)
+    for host in lab.hosts.values():
+        assert host.vsctl("list-br").split() == ["br-int"]
+        tags = {name: host.vsctl("get", "port", name, "tag").strip()
+                for name in host.vsctl("list-ports", "br-int").split()
+                if name.startswith(("vxlan-", "patch-int"))}
+        assert tags and set(tags.values()) == {"4095"}, tags
+    assert lab.reachable(BLUE_1, BLUE_2)  # same subnet, cross host
+    assert lab.reachable(BLUE_1, ORANGE_1)  # routed on host A, cross host
+    assert lab.reachable(ORANGE_1, BLUE_1)  # and back, routed on host B
+    seen = lab.capture_one(ORANGE_1, ["ping", "-c", "1", "-W", "1", "-t", "9",
+                                      lab.cloud.vm(ORANGE_1).ip], BLUE_1)
+    assert f"{IF_ORANGE_MAC} > {lab.cloud.vm(ORANGE_1).mac}, ethertype IPv4" in seen, seen
+    assert "ttl 8," in seen, seen
+    lab.reset_probes()
+    assert lab.tcp_stream(BLUE_1, ORANGE_1) > 1000
+    assert lab.tcp_seen_by_namespaces() == 0

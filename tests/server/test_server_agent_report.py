@@ -35,6 +35,7 @@ def test_heartbeat_report_is_returned_by_agent_state(api):
         "local_vlans": {"n1": 1, "n2": 2},
         "bridge_mappings": {"public": "br-ex"},
         "east_west": "openflow",  # not reported: the default
+        "tunnel_layout": "bridge",  # the same
     }
 
 
@@ -45,6 +46,16 @@ def test_an_agent_routing_east_west_in_the_namespace_says_so(api):
              expect=200)
     state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
     assert state["east_west"] == "namespace"
+    assert state["tunnel_layout"] == "bridge"
+
+
+def test_an_agent_with_br_tun_folded_into_br_int_says_so(api):
+    register(api)
+    api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat",
+             {"applied_revision": 1, "vifs": {}, "local_vlans": {}, "tunnel_layout": "folded"},
+             expect=200)
+    state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
+    assert (state["tunnel_layout"], state["east_west"]) == ("folded", "openflow")
 
 
 def test_heartbeat_without_report_keeps_the_last_one(api):
@@ -82,6 +93,8 @@ def test_bad_reports_are_rejected_and_unknown_hosts_are_404(api):
         {"vifs": {}, "bridge_mappings": ["public:br-ex"]},
         {"vifs": {}, "bridge_mappings": {"public": ""}},
         {"vifs": {}, "east_west": "kernel"},
+        {"vifs": {}, "tunnel_layout": "br-int"},
+        {"vifs": {}, "tunnel_layout": ["folded"]},
     ):
         status, error = api.error("POST", "/dvr/v1/hosts/compute-1/heartbeat", body)
         assert status == 400 and error["type"] == "InvalidInput", body

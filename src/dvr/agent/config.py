@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from dvr.client import TOKEN_ENV, read_token_file
-from dvr.model.hostview import AGENT_MODES, EAST_WEST_MODES
+from dvr.model.hostview import (
+    AGENT_MODES,
+    DEFAULT_TUNNEL_LAYOUT,
+    EAST_WEST_MODES,
+    LAYOUT_CHOICES,
+    TUNNEL_LAYOUTS,
+)
 
 DATAPATH_TYPES = ("netdev", "system")
 ON_OFF_SETTINGS = ("flow_mirror", "openflow_connection", "fast_phase")  # flags: on|off
@@ -69,6 +75,9 @@ class AgentConfig:
     # east/west between subnets of a distributed router: "openflow" (routed in br-int, the
     # namespace keeps the rest) or "namespace" (every routed packet through qrouter-)
     east_west: str = "openflow"
+    # br-tun's tables and ports on a bridge of their own ("bridge", Neutron's layout) or
+    # folded into br-int ("folded": one bridge fewer for ovs-vswitchd's main loop)
+    tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT
     # keep observations between reconciles, caught up from notifications: flows from an
     # OpenFlow flow monitor per bridge, namespaces from rtnetlink, NAT tables from nftables
     # (false: dump the flows and read every namespace and table every time)
@@ -103,9 +112,10 @@ class AgentConfig:
             raise ValueError("host must not be empty")
         if self.mode not in AGENT_MODES:
             raise ValueError(f"mode must be one of {', '.join(AGENT_MODES)}, not {self.mode!r}")
-        if self.east_west not in EAST_WEST_MODES:
-            raise ValueError(f"east_west must be one of {', '.join(EAST_WEST_MODES)}, "
-                             f"not {self.east_west!r}")
+        for name, (choices, _default) in LAYOUT_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, "
+                                 f"not {getattr(self, name)!r}")
         for name in ON_OFF_SETTINGS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false")
@@ -196,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--east-west", choices=EAST_WEST_MODES,
                    help="route east/west traffic between subnets of a distributed router in "
                         "OpenFlow (default) or through the router namespace only")
+    p.add_argument("--tunnel-layout", choices=TUNNEL_LAYOUTS,
+                   help="br-tun's tables on a bridge of their own (default) or folded into "
+                        "br-int")
     p.add_argument("--flow-mirror", choices=("on", "off"),
                    help="keep observations between reconciles, caught up from flow monitors "
                         "and netlink notifications (default on), or dump the flows and read "

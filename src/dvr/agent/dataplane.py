@@ -109,6 +109,7 @@ class HostDataplane:
             agent_mode=config.mode,
             bridge_mappings=config.parsed_bridge_mappings(),
             east_west=config.east_west,
+            tunnel_layout=config.tunnel_layout,
         )
         self.cache = DesiredStateCache(self.desired_config)
         self._flow_basis: FlowBasis | None = None  # the last plan's, for the next one

@@ -27,7 +27,7 @@ from dvr.agent.config import AgentConfig
 from dvr.agent.pushed_views import FetchedView, PushedViews
 from dvr.agent.retry import IncompleteReconcile, Retries, honoured_delay
 from dvr.client import ServerClient, ServerClosing
-from dvr.model.hostview import DEFAULT_EAST_WEST, HostView
+from dvr.model.hostview import LAYOUT_CHOICES, HostView
 from dvr.model.hostview_delta import HOLDS_NO_VIEW, DeltaRefused, apply
 
 log = logging.getLogger("dvr.agent")
@@ -302,14 +302,15 @@ class AgentLoop:
     def layout_report(self) -> dict[str, Any]:
         """The local settings that shape the dataplane, for the heartbeat: the server's
         rebuild of this host's desired state (``dvr flows``, ``dvr trace``, the web view)
-        needs them.  The bridge mappings when there are some, ``east_west`` when it is not
-        the default."""
+        needs them.  The bridge mappings when there are some, each of ``LAYOUT_CHOICES``
+        when it is not the default."""
         report: dict[str, Any] = {}
         mappings = dict(self.config.parsed_bridge_mappings())
         if mappings:
             report["bridge_mappings"] = mappings
-        if self.config.east_west != DEFAULT_EAST_WEST:
-            report["east_west"] = self.config.east_west
+        for name, (_, default) in LAYOUT_CHOICES.items():
+            if getattr(self.config, name) != default:
+                report[name] = getattr(self.config, name)
         return report
 
     # -- threads --------------------------------------------------------------------------

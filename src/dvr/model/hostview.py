@@ -23,6 +23,18 @@ AGENT_MODES = ("dvr", "dvr_snat", "legacy")
 # and a fallback)
 EAST_WEST_MODES = ("openflow", "namespace")
 DEFAULT_EAST_WEST = "openflow"
+# where an agent keeps br-tun's tables (its local setting, reported in heartbeats): on a
+# bridge of their own (Neutron's layout) or "folded" into br-int at an offset (one bridge
+# fewer, as OVN lays out its tunnels; ``dvr.agent.desired.folding``)
+TUNNEL_LAYOUTS = ("bridge", "folded")
+DEFAULT_TUNNEL_LAYOUT = "bridge"
+# the local settings of an agent that shape its host's dataplane and that it reports, so
+# that the server can rebuild the host's desired state (``dvr flows``, ``dvr trace``): each
+# name with its choices and its default (a report leaves out a default)
+LAYOUT_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "east_west": (EAST_WEST_MODES, DEFAULT_EAST_WEST),
+    "tunnel_layout": (TUNNEL_LAYOUTS, DEFAULT_TUNNEL_LAYOUT),
+}
 
 # device_owner values (Neutron's)
 OWNER_ROUTER_INTERFACE_DISTRIBUTED = "network:router_interface_distributed"

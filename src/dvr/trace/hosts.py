@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.folding import TUNNEL_TABLE_OFFSET
 from dvr.agent.desired.names import router_namespace_name
 from dvr.agent.desired.state import (
     BridgeState,
@@ -32,6 +33,7 @@ from dvr.agent.desired.state import (
     OvsPort,
     VethLink,
 )
+from dvr.agent.desired.vlans import DEAD_VLAN
 from dvr.model.hostview import HostView, PortView, RouterInterfaceView, RouterView
 from dvr.trace import ofsim
 
@@ -94,7 +96,8 @@ class HostSwitch:
     data: HostData
     pipeline: ofsim.Pipeline
     integration_bridge: str
-    tunnel_bridge: str
+    tunnel_bridge: str  # the bridge that holds br-tun's tables: br-int when folded into it
+    tunnel_table_offset: int  # br-tun's table N is ``tunnel_bridge``'s N + this
     mac_table: Mapping[str, str]
     uplinks: Mapping[str, str]  # external bridge -> its uplink port (on the segment)
 
@@ -106,13 +109,15 @@ class HostSwitch:
         if links:
             integration = links[0].bridge
         tunnel = DEFAULT_BRIDGES.tunnel_bridge
+        folded = data.state.bridge(tunnel) is None  # its tables are br-int's (folding.py)
         bridges, uplinks = with_uplinks(data, (integration, tunnel))
         return cls(
             host=data.view.host,
             data=data,
             pipeline=ofsim.Pipeline(bridges),
             integration_bridge=integration,
-            tunnel_bridge=tunnel,
+            tunnel_bridge=integration if folded else tunnel,
+            tunnel_table_offset=TUNNEL_TABLE_OFFSET if folded else 0,
             mac_table=learned_macs(data, integration),
             uplinks=uplinks,
         )
@@ -120,6 +125,10 @@ class HostSwitch:
     @property
     def view(self) -> HostView:
         return self.data.view
+
+    def tunnel_table(self, table: int) -> int:
+        """The number on the switch of br-tun's ``table``."""
+        return table + self.tunnel_table_offset
 
     @property
     def state(self) -> DesiredState:
@@ -226,8 +235,12 @@ def learned_macs(data: HostData, integration_bridge: str) -> dict[str, str]:
         return {}
     names = {p.name for p in bridge.ports}
     tunnel = data.state.bridge(DEFAULT_BRIDGES.tunnel_bridge)
-    tunnel_ports = {p.name for p in tunnel.ports} if tunnel is not None else set()
+    # br-tun's ports; folded into br-int, those on the dead VLAN, which NORMAL never uses
+    tunnel_ports = ({p.name for p in tunnel.ports} if tunnel is not None else
+                    {p.name for p in bridge.ports if p.tag == DEAD_VLAN
+                     and p.type in ("patch", "vxlan")})
     patch = next((p.name for p in bridge.ports if p.type == "patch"
+                  and p.name not in tunnel_ports
                   and dict(p.options).get("peer") in tunnel_ports), None)
     table: dict[str, str] = {}
     if patch is not None:

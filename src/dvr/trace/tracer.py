@@ -33,6 +33,7 @@ from dvr.agent.desired.firewall_explain import (
 from dvr.agent.desired.names import ROUTER_INTERFACE_PREFIX, ROUTER_NS_PREFIX
 from dvr.agent.desired.openflow import Ct
 from dvr.agent.desired.state import Flow, NamespaceState, NatRule, Neighbor
+from dvr.agent.desired.tables import TunTable
 from dvr.model.hostview import SubnetView
 from dvr.trace import nat, ofsim
 from dvr.trace.endpoints import (
@@ -70,8 +71,8 @@ from dvr.trace.steps import (
 )
 
 MAX_HOPS = 16  # switch passes + namespaces + tunnels in one direction (a loop guard)
-L2POP_TABLE = 20
-FLOOD_TABLE = 22
+L2POP_TABLE = TunTable.UCAST_TO_TUN  # br-tun's tables a missing L2-population entry shows in
+FLOOD_TABLE = TunTable.FLOOD_TO_TUN
 
 
 # --- positions of the walk --------------------------------------------------------------------
@@ -712,25 +713,26 @@ def diagnose_drop(switch: HostSwitch, simulated: ofsim.Trace, flow_steps: list[O
                   rules: RuleIndex | None = None) -> DropStep:
     """Name the place and the reason a pass ended without reaching its goal."""
     host = switch.host
+    l2pop_table, flood_table = switch.tunnel_table(L2POP_TABLE), switch.tunnel_table(FLOOD_TABLE)
     l2pop = next((s for s in flow_steps
-                  if s.bridge == switch.tunnel_bridge and s.table == L2POP_TABLE
+                  if s.bridge == switch.tunnel_bridge and s.table == l2pop_table
                   and (s.flow is None or s.flow.priority == 0)), None)
     flood = next((s for s in flow_steps
-                  if s.bridge == switch.tunnel_bridge and s.table == FLOOD_TABLE), None)
+                  if s.bridge == switch.tunnel_bridge and s.table == flood_table), None)
     if l2pop is not None and _unicast(l2pop.packet_in.dl_dst):
         mac, vlan = l2pop.packet_in.dl_dst, l2pop.packet_in.dl_vlan
         reason = (f"no L2-population entry for {mac} (local VLAN {vlan}) in "
-                  f"{switch.tunnel_bridge} table {L2POP_TABLE} on {host}")
-        place = f"{switch.tunnel_bridge} table {L2POP_TABLE}"
+                  f"{switch.tunnel_bridge} table {l2pop_table} on {host}")
+        place = f"{switch.tunnel_bridge} table {l2pop_table}"
         flood_targets = sorted(t.remote_ip or "" for t in simulated.tunnelled)
         if not flood_targets:
-            reason += f", and nowhere to flood (table {FLOOD_TABLE} drops it)"
+            reason += f", and nowhere to flood (table {flood_table} drops it)"
         else:
             hosts = ", ".join(walk.host_by_tunnel_ip(switch, ip) or ip for ip in flood_targets)
             where = destination.host or "the destination's host"
             reason += f"; flooded to {hosts} only, not to {where}"
         return DropStep(host=host, place=place, reason=reason, bridge=switch.tunnel_bridge,
-                        table=L2POP_TABLE, flow=flood.flow if flood is not None else None)
+                        table=l2pop_table, flow=flood.flow if flood is not None else None)
     drops = simulated.drops
     explicit = next((d for d in drops if d.flow is not None), None)
     chosen = explicit or next((d for d in drops if d.table is not None), None) or (

@@ -253,7 +253,9 @@ def check_random_history(data: st.DataObject, cloud: Cloud) -> None:
     mappings = data.draw(st.sampled_from([(), (("public", "br-ex"),)]), label="mappings")
     east_west = data.draw(st.sampled_from(["openflow", "openflow", "namespace"]),
                           label="east_west")
-    config = DesiredConfig(agent_mode=mode, bridge_mappings=mappings, east_west=east_west)
+    layout = data.draw(st.sampled_from(["bridge", "bridge", "folded"]), label="tunnel_layout")
+    config = DesiredConfig(agent_mode=mode, bridge_mappings=mappings, east_west=east_west,
+                           tunnel_layout=layout)
     cache = DesiredStateCache(config)
     unplugged: set[str] = set()
     stale: dict[str, str] = {}

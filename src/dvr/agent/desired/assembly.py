@@ -17,6 +17,7 @@ from collections import _count_elements  # the C helper of Counter.update
 from collections.abc import Mapping
 
 from dvr.agent.desired.config import DesiredConfig
+from dvr.agent.desired.folding import fold_piece
 from dvr.agent.desired.pieces import Piece
 from dvr.agent.desired.state import BridgeState, DesiredState, Flow, NamespaceState, OvsPort
 
@@ -73,7 +74,10 @@ class Assembly:
             self._apply(before, -1)
 
     def _apply(self, piece: Piece, delta: int) -> None:
-        for bridge, flows in piece.flows:
+        piece_flows, piece_ports = piece.flows, piece.ports
+        if self.config.folded:
+            piece_flows, piece_ports = fold_piece(piece_flows, piece_ports, self.config)
+        for bridge, flows in piece_flows:
             counts = self._flows.get(bridge)
             if counts is None:
                 counts = self._flows[bridge] = {}
@@ -88,7 +92,7 @@ class Assembly:
                     changed = count_change(counts, flow, delta) or changed
             if changed:
                 self._dirty_flows.add(bridge)
-        for bridge, ports in piece.ports:
+        for bridge, ports in piece_ports:
             by_name = self._ports.get(bridge)
             if by_name is None:
                 by_name = self._ports[bridge] = {}
@@ -111,7 +115,7 @@ class Assembly:
 
     # --- output -------------------------------------------------------------------------------
     def _bridge_names(self) -> list[str]:
-        first = [self.config.integration_bridge, self.config.tunnel_bridge]
+        first = list(self.config.switch_bridges)
         used = {name for name, counts in self._flows.items() if counts}
         used |= {name for name, by_name in self._ports.items() if by_name}
         return first + sorted(used - set(first))
@@ -134,7 +138,7 @@ class Assembly:
 
     def build(self, host: str, revision: int, local_vlans: Mapping[str, int]) -> DesiredState:
         self._refresh()
-        for name in (self.config.integration_bridge, self.config.tunnel_bridge):
+        for name in self.config.switch_bridges:
             self._built_flows.setdefault(name, frozenset())
         config = self.config
         bridges = tuple(

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dvr.model.hostview import AGENT_MODES, DEFAULT_EAST_WEST, EAST_WEST_MODES
+from dvr.model.hostview import (
+    AGENT_MODES,
+    DEFAULT_EAST_WEST,
+    DEFAULT_TUNNEL_LAYOUT,
+    LAYOUT_CHOICES,
+)
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,25 @@ class DesiredConfig:
     # (physical network, bridge): external/provider networks on that physical network reach
     # br-int through that bridge (Neutron's ``bridge_mappings``, e.g. (("public", "br-ex"),))
     bridge_mappings: tuple[tuple[str, str], ...] = ()
-    east_west: str = DEFAULT_EAST_WEST  # one of EAST_WEST_MODES
+    east_west: str = DEFAULT_EAST_WEST  # each of these two: one of its LAYOUT_CHOICES
+    tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT
 
     @property
     def fast_path(self) -> bool:
         return self.east_west == "openflow"
+
+    @property
+    def folded(self) -> bool:
+        """br-tun's tables and ports are on br-int (no br-tun bridge)."""
+        return self.tunnel_layout == "folded"
+
+    @property
+    def switch_bridges(self) -> tuple[str, ...]:
+        """The bridges the switch holds whatever the host runs: br-int, and br-tun unless
+        it is folded into br-int."""
+        if self.folded:
+            return (self.integration_bridge,)
+        return (self.integration_bridge, self.tunnel_bridge)
 
     def bridge_for(self, physical_network: str | None) -> str | None:
         return next((b for p, b in self.bridge_mappings if p == physical_network), None)
@@ -39,8 +58,9 @@ class DesiredConfig:
     def __post_init__(self) -> None:
         if self.agent_mode not in AGENT_MODES:
             raise ValueError(f"agent_mode must be one of {AGENT_MODES}, not {self.agent_mode!r}")
-        if self.east_west not in EAST_WEST_MODES:
-            raise ValueError(f"east_west must be one of {EAST_WEST_MODES}, not {self.east_west!r}")
+        for name, (choices, _default) in LAYOUT_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         if self.integration_bridge == self.tunnel_bridge:
             raise ValueError("integration and tunnel bridge must differ")
         for _, bridge in self.bridge_mappings:

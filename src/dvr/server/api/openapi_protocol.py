@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dvr.model.hostview import AGENT_MODES, EAST_WEST_MODES
+from dvr.model.hostview import AGENT_MODES, LAYOUT_CHOICES
 from dvr.server.api.openapi_parts import (
     link,
     obj,
@@ -62,7 +62,7 @@ HEARTBEAT = obj({
     "vifs": {"type": ["object", "null"], "additionalProperties": STRING},
     "local_vlans": {"type": ["object", "null"],
                     "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 4094}},
-    "east_west": {"enum": list(EAST_WEST_MODES)},
+    **{name: {"enum": list(choices)} for name, (choices, _) in LAYOUT_CHOICES.items()},
 })
 HEARTBEAT_REPLY = obj({"host": STRING, "alive": {"type": "boolean"}, "ports_up": STRINGS,
                        "ports_down": STRINGS, "revision": {"type": "integer"}},

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from dvr.db.tables import agents, dvr_hosts, routers
-from dvr.model.hostview import AGENT_MODES, DEFAULT_EAST_WEST
+from dvr.model.hostview import AGENT_MODES, LAYOUT_CHOICES
 from dvr.server.auth import ADMIN, Identity, registration_refusal
 from dvr.server.errors import invalid_input
 from dvr.server.services.changes import host_registration_change
@@ -215,7 +215,7 @@ def agent_report(tx: ReadTx, host: str) -> dict[str, Any]:
         "vifs": report.get("vifs", {}),
         "local_vlans": report.get("local_vlans", {}),
         "bridge_mappings": report.get("bridge_mappings", {}),
-        "east_west": report.get("east_west", DEFAULT_EAST_WEST),
+        **{name: report.get(name, default) for name, (_, default) in LAYOUT_CHOICES.items()},
     }
 
 

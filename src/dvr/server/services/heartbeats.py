@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from dvr.db.tables import agents, dvr_hosts, ports
-from dvr.model.hostview import EAST_WEST_MODES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
+from dvr.model.hostview import LAYOUT_CHOICES, OWNER_ROUTER_INTERFACE_DISTRIBUTED
 from dvr.server.errors import NeutronError, NotFoundError, invalid_input
 from dvr.server.liveness import (
     AgentReport,
@@ -71,11 +71,12 @@ def _dataplane_report(body: dict[str, Any]) -> dict[str, Any] | None:
         ):
             raise invalid_input("bridge_mappings must map physical networks to bridge names")
         report["bridge_mappings"] = mappings
-    east_west = body.get("east_west")
-    if east_west is not None:
-        if east_west not in EAST_WEST_MODES:
-            raise invalid_input(f"east_west must be one of {', '.join(EAST_WEST_MODES)}")
-        report["east_west"] = east_west
+    for name, (choices, _default) in LAYOUT_CHOICES.items():
+        value = body.get(name)
+        if value is not None:
+            if value not in choices:
+                raise invalid_input(f"{name} must be one of {', '.join(choices)}")
+            report[name] = value
     return report
 
 

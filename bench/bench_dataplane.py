@@ -50,6 +50,7 @@ from ovnlab import OvnLab
 
 from dvr.lab.hostenv import HostEnv
 from dvr.lab.vm import DEFAULT_PLUMBING, VmPlumbing
+from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT, TUNNEL_LAYOUTS
 
 LEGACY_ROUTER = "ew-central"
 CENTRAL_NETWORKS = (("cl-a", "198.19.20.0/24", "cl-1", "compute-1"),
@@ -270,6 +271,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pings", type=int, default=100, help="probes per idle ping train")
     p.add_argument("--vm-plumbing", type=VmPlumbing, choices=list(VmPlumbing),
                    default=DEFAULT_PLUMBING, help="both labs' VM NICs and host uplinks")
+    p.add_argument("--tunnel-layout", choices=TUNNEL_LAYOUTS, default=DEFAULT_TUNNEL_LAYOUT,
+                   help="the dvr lab's agents keep br-tun's tables on br-tun or in br-int")
     p.add_argument("--name", default="benchdp", help="the dvr lab's name (its own lab)")
     p.add_argument("--api-port", type=int, default=19851)
     p.add_argument("--ovn-workdir", type=Path, default=Path("/var/lib/dvr-lab-ovn/benchdp"))
@@ -294,7 +297,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     with ExitStack() as labs:  # both labs come down whatever happens, Ctrl-C included
         say(f"dvr lab {args.name!r} ({args.vm_plumbing.value} NICs)")
         bench = labs.enter_context(BenchLab(args.name, args.api_port,
-                                            plumbing=args.vm_plumbing))
+                                            plumbing=args.vm_plumbing,
+                                            tunnel_layout=args.tunnel_layout))
         dvr = DvrSystem(bench)
         bench.lab.vm_add("blue-3", "blue", "compute-2")
         dvr.add_legacy_router()

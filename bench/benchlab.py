@@ -24,6 +24,7 @@ from typing import Protocol
 from dvr.lab.lab import Lab
 from dvr.lab.state import HostRecord
 from dvr.lab.vm import DEFAULT_PLUMBING, VmPlumbing
+from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT
 
 
 class VmRunner(Protocol):
@@ -34,15 +35,17 @@ class VmRunner(Protocol):
 
 class BenchLab:
     def __init__(self, name: str, api_port: int, keep: bool = False, computes: int = 2,
-                 plumbing: VmPlumbing = DEFAULT_PLUMBING):
+                 plumbing: VmPlumbing = DEFAULT_PLUMBING,
+                 tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT):
         self.lab = Lab(name, api_port, out=lambda m: print(f"  lab: {m}", flush=True))
         self.keep = keep
         self.computes = computes
         self.plumbing = plumbing
+        self.tunnel_layout = tunnel_layout
 
     def __enter__(self) -> BenchLab:
         try:
-            self.lab.up(self.computes, self.plumbing)
+            self.lab.up(self.computes, self.plumbing, self.tunnel_layout)
         except BaseException:
             if not self.keep:
                 self.lab.down(quiet=True)

@@ -22,6 +22,7 @@ from dvr.client import ServerClient
 from dvr.lab.lab import Lab
 from dvr.lab.procs import ProcessRef, is_alive
 from dvr.lab.state import VmRecord
+from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT
 
 REQUIRED_TOOLS = ("ovs-vsctl", "ovsdb-server", "ovs-vswitchd", "ip", "nsenter", "unshare",
                   "ethtool", "ping")
@@ -279,7 +280,8 @@ def flows_by_cookie(lines: list[str]) -> dict[str, str]:
     return {line.split("cookie=", 1)[1].split(",", 1)[0]: line for line in lines}
 
 
-def running_lab(name: str, computes: int = 2) -> Iterator[LabDriver]:
+def running_lab(name: str, computes: int = 2,
+                tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT) -> Iterator[LabDriver]:
     """Bring lab ``name`` up, yield it, and take it down again.
 
     A running lab of the same name (another test run on this machine) is never touched.
@@ -292,7 +294,7 @@ def running_lab(name: str, computes: int = 2) -> Iterator[LabDriver]:
         pytest.fail(f"a lab named {name!r} is running already (another test run?); "
                     f"`dvr lab down --name {name}` if it is a leftover")
     try:
-        lab.up(computes=computes)
+        lab.up(computes=computes, tunnel_layout=tunnel_layout)
         yield LabDriver(lab)
     finally:
         lab.down(quiet=True)

@@ -12,6 +12,7 @@ from dvr.client import ServerClient
 from dvr.lab.lab import Lab, LabError
 from dvr.lab.security import VmSecurity
 from dvr.lab.vm import DEFAULT_PLUMBING, VmPlumbing
+from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT, TUNNEL_LAYOUTS
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                     help="a VM's NIC and a host's uplinks to the fabric: an OVS tap port "
                          "moved into the VM (the fabric), or a veth pair (default "
                          "%(default)s; `vm add` follows the lab's choice)")
+    up.add_argument("--tunnel-layout", choices=TUNNEL_LAYOUTS, default=DEFAULT_TUNNEL_LAYOUT,
+                    help="the agents keep br-tun's tables on a bridge of their own (bridge, "
+                         "Neutron's layout) or folded into br-int (folded: one bridge fewer "
+                         "per host; default %(default)s)")
     up.set_defaults(handler=cmd_up)
 
     status = command("status", help="hosts, VMs, routers and how to reach the API")
@@ -104,7 +109,7 @@ def _guard(func):
 @_guard
 def cmd_up(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    lab.up(args.computes, args.vm_plumbing)
+    lab.up(args.computes, args.vm_plumbing, args.tunnel_layout)
     print()
     print(render_status(lab_status(lab)))
     return 0
@@ -122,6 +127,7 @@ def lab_status(lab: Lab) -> dict:
         "lab": lab.name,
         "api": f"http://127.0.0.1:{record.api_port}",
         "vm_plumbing": record.vm_plumbing.value,
+        "tunnel_layout": record.tunnel_layout,
         "openstack": 'eval "$(dvr lab env)"; openstack',
         "hosts": [{"host": h.name, "mode": h.mode, "tunnel_ip": h.tunnel_ip,
                    "host_mac": hosts.get(h.name, {}).get("host_mac"),
@@ -153,8 +159,9 @@ def lab_status(lab: Lab) -> dict:
 
 
 def render_status(status: dict) -> str:
+    tunnels = "br-tun folded into br-int" if status["tunnel_layout"] == "folded" else "br-tun"
     lines = [f"Lab {status['lab']!r} — API {status['api']} — VM NICs: "
-             f"{status['vm_plumbing']}", ""]
+             f"{status['vm_plumbing']} — tunnels: {tunnels}", ""]
     lines.append(format_table(("HOST", "MODE", "TUNNEL IP", "HOST MAC", "ALIVE", "ROUTERS"), [
         (h["host"], h["mode"], h["tunnel_ip"], h["host_mac"] or "-",
          "yes" if h["alive"] else "NO", len(h["routers"])) for h in status["hosts"]]))

@@ -58,6 +58,7 @@ from dvr.lab.vm import (
     unplug_commands,
     vm_namespace,
 )
+from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT
 
 NETNS_PREFIX = "dvrlab-"
 Printer = Callable[[str], None]
@@ -149,15 +150,17 @@ class Lab:
             return None
 
     # -- up -----------------------------------------------------------------------------------
-    def up(self, computes: int = 2, plumbing: VmPlumbing = DEFAULT_PLUMBING) -> LabRecord:
+    def up(self, computes: int = 2, plumbing: VmPlumbing = DEFAULT_PLUMBING,
+           tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT) -> LabRecord:
         existing = self.paths.load()
         if self.is_up(existing):
-            if (existing.computes, existing.api_port, existing.vm_plumbing) != (
-                    computes, self.api_port, plumbing):
+            if (existing.computes, existing.api_port, existing.vm_plumbing,
+                    existing.tunnel_layout) != (computes, self.api_port, plumbing,
+                                                tunnel_layout):
                 raise LabError(f"lab {self.name!r} is already up with {existing.computes} "
                                f"computes on port {existing.api_port}, "
-                               f"{existing.vm_plumbing.value} VM plumbing; "
-                               f"`dvr lab down` first")
+                               f"{existing.vm_plumbing.value} VM plumbing, tunnel layout "
+                               f"{existing.tunnel_layout}; `dvr lab down` first")
             self.out(f"lab {self.name!r} is already up")
             return existing
         if existing is not None:
@@ -168,7 +171,8 @@ class Lab:
             raise LabError(f"127.0.0.1:{self.api_port} is in use (another dvr-server or lab?); "
                            f"choose another with --api-port")
         record = LabRecord(name=self.name, api_port=self.api_port, computes=computes,
-                           fabric_netns=self.fabric_netns, vm_plumbing=plumbing)
+                           fabric_netns=self.fabric_netns, vm_plumbing=plumbing,
+                           tunnel_layout=tunnel_layout)
         self.paths.save(record)
         started = time.monotonic()
         self._start_server(record)
@@ -250,17 +254,18 @@ class Lab:
         write_private_file(self.paths.agent_config(host.name),
                            credential_toml(host.name, credential.token))
 
-    def _agent_argv(self, host: HostRecord) -> list[str]:
+    def _agent_argv(self, host: HostRecord, tunnel_layout: str) -> list[str]:
         return [sys.executable, "-m", "dvr.agent.main",
                 "--config", str(self.paths.agent_config(host.name)),
                 "--server", self.agent_server, "--mode", host.mode,
                 "--local-ip", host.tunnel_ip, "--ovs-rundir", host.workdir,
                 "--heartbeat-interval", "5",
-                "--bridge-mappings", f"{EXTERNAL_PHYSNET}:{fabric_mod.EXTERNAL_BRIDGE}"]
+                "--bridge-mappings", f"{EXTERNAL_PHYSNET}:{fabric_mod.EXTERNAL_BRIDGE}",
+                "--tunnel-layout", tunnel_layout]
 
     def _start_agent(self, record: LabRecord, host: HostRecord) -> None:
         env = self.host_env(host)
-        ref = start_daemon(env.command(self._agent_argv(host)),
+        ref = start_daemon(env.command(self._agent_argv(host, record.tunnel_layout)),
                            Path(host.workdir) / "agent.log", env=env.env())
         host.agent = ref.as_dict()
         self.paths.save(record)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from dvr.lab.procs import ProcessRef
 from dvr.lab.vm import VmPlumbing
+from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT
 from dvr.server.admin_token import admin_token_path
 
 DEFAULT_ROOT = Path("/var/lib/dvr-lab")
@@ -53,6 +54,8 @@ class LabRecord:
     # how every VM and every host uplink of the lab is plugged (`dvr lab up
     # --vm-plumbing`); a record written before the choice existed was a veth lab
     vm_plumbing: VmPlumbing = VmPlumbing.VETH
+    # where the agents keep br-tun's tables (`dvr lab up --tunnel-layout`)
+    tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT
 
     @property
     def outside_ip(self) -> str:

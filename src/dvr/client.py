@@ -338,20 +338,15 @@ class ServerClient:
 
     def heartbeat(self, host: str, applied_revision: int, ports_up: list[str],
                   ports_down: list[str], vifs: dict[str, str],
-                  local_vlans: dict[str, int],
-                  bridge_mappings: dict[str, str] | None = None,
-                  east_west: str | None = None) -> Any:
-        """``bridge_mappings`` (physical network -> bridge) and ``east_west`` (the agent's
-        east/west mode): sent when given, so that the server's rebuild of the host's desired
-        state (``dvr flows``, ``dvr trace``, the web view) has the mapped bridges and the
-        fast path (or not) too."""
+                  local_vlans: dict[str, int], **layout: Any) -> Any:
+        """``layout``: the agent's local settings that shape its dataplane (its
+        ``layout_report``: ``bridge_mappings``, physical network -> bridge, and those of
+        ``LAYOUT_CHOICES`` it does not leave at their default), sent so that the server's
+        rebuild of the host's desired state (``dvr flows``, ``dvr trace``, the web view)
+        has the mapped bridges, the fast path (or not) and the tunnel layout too."""
         body: dict[str, Any] = {"applied_revision": applied_revision, "ports_up": ports_up,
                                 "ports_down": ports_down, "vifs": vifs,
-                                "local_vlans": local_vlans}
-        if bridge_mappings is not None:
-            body["bridge_mappings"] = bridge_mappings
-        if east_west is not None:
-            body["east_west"] = east_west
+                                "local_vlans": local_vlans, **layout}
         return self.request("POST", host_path(host, "heartbeat"), json=body)
 
     def hosts(self) -> list[dict[str, Any]]:

@@ -246,7 +246,7 @@ def test_with_br_tun_folded_into_br_int_the_same_packets_arrive(lab: FastPathLab
     namespaces."""
     lab.apply(FOLDED)
     for host in lab.hosts.values():
-        assert host.vsctl("list-br").split() == ["br-int"]
+        assert host.vsctl("list-br").split() == ["br-int", "br-phy"]  # br-phy: the underlay
         tags = {name: host.vsctl("get", "port", name, "tag").strip()
                 for name in host.vsctl("list-ports", "br-int").split()
                 if name.startswith(("vxlan-", "patch-int"))}

@@ -1,3 +1,4 @@
+import json
 import logging
 import threading
 import time
@@ -7,8 +8,8 @@ import pytest
 
 from dvr.agent.config import AgentConfig
 from dvr.agent.loop import AgentLoop, AgentRefused, ApplyOutcome, WakeSignal
-from dvr.client import ServerError, ViewAnswer, WatchResult
-from dvr.model.hostview import FixedIp, HostView, PortView
+from dvr.client import ServerClient, ServerError, ViewAnswer, WatchResult
+from dvr.model.hostview import LAYOUT_CHOICES, FixedIp, HostView, PortView
 
 
 def view(revision, port_ids=("p1",)):
@@ -465,3 +466,26 @@ def test_a_resync_is_reconciled_even_at_a_revision_already_applied():
     assert wake.wait(0) is True and not wake.only_revisions
     wake.poke()
     assert wake.wait(0) is True and not wake.only_revisions
+
+
+def test_the_real_client_sends_every_layout_setting_the_loop_reports():
+    """The loop's report (``layout_report``) through the real ``ServerClient.heartbeat``,
+    for each layout setting away from its default: the body carries it (a client whose
+    signature lacked one failed every report of such an agent)."""
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"host": "compute-1", "alive": True})
+
+    for name, (choices, default) in LAYOUT_CHOICES.items():
+        other = next(c for c in choices if c != default)
+        loop = AgentLoop(config(**{name: other}, bridge_mappings=("public:br-ex",)),
+                         FakeClient([view(1)]), FakeDataplane())
+        client = ServerClient("http://dvr-server")
+        client._http = httpx.Client(transport=httpx.MockTransport(answer),
+                                    base_url="http://dvr-server")
+        client.heartbeat("compute-1", 1, [], [], {}, {}, **loop.layout_report())
+        assert sent[-1][name] == other
+        assert sent[-1]["bridge_mappings"] == {"public": "br-ex"}
+    assert len(sent) == len(LAYOUT_CHOICES) == 2

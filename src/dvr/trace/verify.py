@@ -110,17 +110,25 @@ def labelled_segments(steps: list[Step], indexes: list[int],
     """One pass as ``ofproto/trace`` can replay it.  A conntrack lookup that must find a
     ct_label (an established connection's) can only be given it in the traced flow, and a
     patch port clears it: such a pass is asked as two traces, the second starting where it
-    enters the lookup's bridge (from the patch port, with the headers it had there)."""
+    last entered a bridge before the lookup (from the patch port, with the headers it had
+    there), be it another bridge or the same one again (br-tun folded into br-int: its
+    patch pair joins br-int to itself)."""
     labelled = next((i for i in indexes if isinstance(steps[i], OpenFlowStep)
                      and steps[i].ct_lookup is not None and steps[i].ct_lookup[1]), None)
     if labelled is None:
         return [(indexes, tunnel)]
-    bridge = steps[labelled].bridge  # type: ignore[union-attr]
-    enters = next((i for i in indexes if steps[i].bridge == bridge), indexes[0])  # type: ignore[union-attr]
-    if enters == indexes[0]:
+    split = max(n for n in range(indexes.index(labelled) + 1)
+                if n == 0 or _entered(steps[indexes[n - 1]], steps[indexes[n]]))
+    if split == 0:
         return [(indexes, tunnel)]
-    split = indexes.index(enters)
     return [(indexes[:split], tunnel), (indexes[split:], None)]
+
+
+def _entered(before: Step, step: Step) -> bool:
+    """Whether ``step`` is the first lookup after the frame crossed into a bridge: its
+    bridge or its in_port is not the lookup's before (resubmits keep both)."""
+    assert isinstance(before, OpenFlowStep) and isinstance(step, OpenFlowStep)
+    return (before.bridge, before.in_port) != (step.bridge, step.in_port)
 
 
 def switch_passes(steps: tuple[Step, ...]) -> list[tuple[list[int], tuple[str, str] | None]]:

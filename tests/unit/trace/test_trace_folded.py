@@ -10,8 +10,9 @@ import pytest
 from dvr.agent.desired import DesiredConfig
 from dvr.agent.desired.folding import TUNNEL_TABLE_OFFSET
 from dvr.trace.hosts import HostData
-from dvr.trace.steps import DropStep, Trace, TraceRequest
+from dvr.trace.steps import DropStep, OpenFlowStep, Trace, TraceRequest
 from dvr.trace.tracer import trace_packet
+from dvr.trace.verify import labelled_segments, switch_passes
 from tests.unit.desired.desired_scenarios import (
     BLUE_1,
     BLUE_2,
@@ -22,6 +23,7 @@ from tests.unit.desired.desired_scenarios import (
     east_west_cloud,
     tap_name,
 )
+from tests.unit.desired.firewall_scenarios import firewall_cloud, overlay
 from tests.unit.trace.trace_scenarios import NAMESPACE_PATH, east_west_hosts
 
 CLOUD = east_west_cloud()
@@ -88,3 +90,26 @@ def test_the_folded_hosts_have_no_br_tun():
     hosts: dict[str, HostData] = east_west_hosts(config=FOLDED)
     assert {b.name for h in hosts.values() for b in h.state.bridges} == {"br-int"}
     assert HOST_2 in hosts
+
+
+def test_verify_asks_a_labelled_lookup_from_where_the_frame_last_entered_br_int():
+    """A firewalled reply on compute-1 arrives from a VXLAN port into br-int, crosses the
+    patch pair into br-int again, and its established connection's conntrack lookup needs
+    a ct_label that the patch crossing clears: verify asks for it in a second trace from
+    ``patch-tun`` (asked from the VXLAN port, the real switch found no label and dropped)."""
+    cloud = firewall_cloud()
+    rules = overlay(cloud=cloud)
+    hosts = east_west_hosts(cloud, {h.name: rules.apply for h in cloud.hosts}, config=FOLDED)
+    reply = trace_packet(hosts, TraceRequest(BLUE_1, ORANGE_1, proto="tcp", dport=8080)).reply
+    assert reply is not None and reply.delivered
+    steps = list(reply.steps)
+    arrival = next((indexes, tunnel) for indexes, tunnel in switch_passes(reply.steps)
+                   if steps[indexes[0]].host == HOST_1)
+    (first, tunnel), (second, none) = labelled_segments(steps, *arrival)
+    assert tunnel is not None and none is None
+    assert steps[first[0]].in_port.startswith("vxlan-")
+    entry = steps[second[0]]
+    assert isinstance(entry, OpenFlowStep)
+    assert (entry.bridge, entry.table, entry.in_port) == ("br-int", 0, "patch-tun")
+    assert any(isinstance(steps[i], OpenFlowStep) and steps[i].ct_lookup
+               and steps[i].ct_lookup[1] for i in second)

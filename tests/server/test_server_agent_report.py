@@ -1,6 +1,10 @@
 """The agent's report (plugged VIFs, local VLANs, bridge mappings): stored with the
 heartbeat, read back."""
 
+import pytest
+
+from dvr.model.hostview import LAYOUT_CHOICES
+
 
 def register(api, host="compute-1"):
     api.call(
@@ -39,23 +43,18 @@ def test_heartbeat_report_is_returned_by_agent_state(api):
     }
 
 
-def test_an_agent_routing_east_west_in_the_namespace_says_so(api):
+@pytest.mark.parametrize("name", sorted(LAYOUT_CHOICES))
+def test_an_agent_away_from_a_layout_default_says_so_and_keeps_the_others(api, name):
+    """``east_west = namespace`` (every routed packet through qrouter-), ``tunnel_layout =
+    folded`` (br-tun in br-int): each reported alone, the others stay at their default."""
     register(api)
+    choices, default = LAYOUT_CHOICES[name]
+    other = next(c for c in choices if c != default)
     api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat",
-             {"applied_revision": 1, "vifs": {}, "local_vlans": {}, "east_west": "namespace"},
-             expect=200)
+             {"applied_revision": 1, "vifs": {}, "local_vlans": {}, name: other}, expect=200)
     state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
-    assert state["east_west"] == "namespace"
-    assert state["tunnel_layout"] == "bridge"
-
-
-def test_an_agent_with_br_tun_folded_into_br_int_says_so(api):
-    register(api)
-    api.call("POST", "/dvr/v1/hosts/compute-1/heartbeat",
-             {"applied_revision": 1, "vifs": {}, "local_vlans": {}, "tunnel_layout": "folded"},
-             expect=200)
-    state = api.call("GET", "/dvr/v1/hosts/compute-1/agent-state", expect=200)
-    assert (state["tunnel_layout"], state["east_west"]) == ("folded", "openflow")
+    assert {key: state[key] for key in LAYOUT_CHOICES} == {
+        key: other if key == name else default_ for key, (_, default_) in LAYOUT_CHOICES.items()}
 
 
 def test_heartbeat_without_report_keeps_the_last_one(api):

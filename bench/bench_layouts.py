@@ -1,0 +1,86 @@
+"""dvr with br-tun on its own bridge against dvr with br-tun folded into br-int, and OVN, in
+one run (issue 12: `--tunnel-layout folded`, docs/design.md §11).
+
+Three labs up side by side, as `make bench` builds its two (the default topology plus
+``blue-3`` and the centralized router's VMs, so every host polls as many VM NICs): dvr
+(``dvr lab up``), dvr folded (``dvr lab up --tunnel-layout folded``) and the OVN reference
+lab.  Agents and controllers run.  Each round measures every system once, the order
+rotated per round, on the two cross-host paths (TCP, ``--seconds``); medians and ratios
+at the end.
+
+    sudo .venv/bin/python bench/bench_layouts.py --runs 6 --seconds 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench_dataplane import CENTRAL_NETWORKS, PATHS, DvrSystem, System, measure
+from benchlab import BenchLab
+from benchlib import load_average, machine
+from ovnlab import OvnLab
+
+from dvr.lab.vm import DEFAULT_PLUMBING
+
+MEASURED = tuple(p for p in PATHS if p.key in ("cross_host_same_subnet", "cross_host_routed"))
+
+
+def dvr_lab(stack: ExitStack, name: str, api_port: int, layout: str) -> DvrSystem:
+    bench = stack.enter_context(BenchLab(name, api_port, tunnel_layout=layout))
+    system = DvrSystem(bench)
+    bench.lab.vm_add("blue-3", "blue", "compute-2")
+    system.add_legacy_router()
+    return system
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=6, help="rounds")
+    p.add_argument("--seconds", type=int, default=6, help="iperf3 -t")
+    p.add_argument("--ovn-workdir", type=Path, default=Path("/var/lib/dvr-lab-ovn/benchly"))
+    args = p.parse_args(argv)
+    if not (1 <= args.runs <= 20 and 3 <= args.seconds <= 60):
+        p.error("--runs 1..20, --seconds 3..60")
+    args.pings = 10  # measure()'s idle ping train before each stream
+    gbps: dict[str, dict[str, list[float]]] = {}
+    with ExitStack() as labs:
+        systems: dict[str, System] = {
+            "dvr": dvr_lab(labs, "benchlyb", 19896, "bridge"),
+            "dvr folded": dvr_lab(labs, "benchlyf", 19897, "folded"),
+        }
+        ovn = OvnLab("benchly", args.ovn_workdir, DEFAULT_PLUMBING, firewall=True,
+                     out=lambda m: print(f"  ovn: {m}", flush=True),
+                     idle_vms=[(vm, host) for _net, _cidr, vm, host in CENTRAL_NETWORKS])
+        labs.callback(ovn.down)
+        ovn.up()
+        systems["ovn"] = ovn
+        load_before = load_average()
+        names = list(systems)
+        for run in range(args.runs):
+            order = names[run % len(names):] + names[:run % len(names)]
+            for name in order:
+                for index, path in enumerate(MEASURED):
+                    result = measure(systems[name], path, args, 5201 + index, profile=False)
+                    gbps.setdefault(name, {}).setdefault(path.key, []).append(
+                        result["sent_gbps"])
+                    print(f"  run {run + 1}/{args.runs} {name:>10} {path.key:<24} "
+                          f"{result['sent_gbps']:.3f} Gbit/s", flush=True)
+        load_after = load_average()
+    medians = {name: {key: statistics.median(v) for key, v in paths.items()}
+               for name, paths in gbps.items()}
+    print(f"\nmachine: {machine()}\nload average before: {load_before}; after: {load_after}\n")
+    print("| system | cross host, same subnet (Gbit/s, median) | cross host, routed | "
+          "routed / OVN routed |\n|---|---|---|---|")
+    for name, paths in medians.items():
+        print(f"| {name} | {paths['cross_host_same_subnet']:.3f} | "
+              f"{paths['cross_host_routed']:.3f} | "
+              f"{paths['cross_host_routed'] / medians['ovn']['cross_host_routed']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dvr.agent.desired.config import DesiredConfig
-from dvr.agent.desired.folding import TUNNEL_TABLE_OFFSET
+from dvr.agent.desired.folding import TUNNEL_TABLE_OFFSET, is_folded_port
 from dvr.agent.desired.names import router_namespace_name
 from dvr.agent.desired.state import (
     BridgeState,
@@ -33,7 +33,6 @@ from dvr.agent.desired.state import (
     OvsPort,
     VethLink,
 )
-from dvr.agent.desired.vlans import DEAD_VLAN
 from dvr.model.hostview import HostView, PortView, RouterInterfaceView, RouterView
 from dvr.trace import ofsim
 
@@ -237,8 +236,7 @@ def learned_macs(data: HostData, integration_bridge: str) -> dict[str, str]:
     tunnel = data.state.bridge(DEFAULT_BRIDGES.tunnel_bridge)
     # br-tun's ports; folded into br-int, those on the dead VLAN, which NORMAL never uses
     tunnel_ports = ({p.name for p in tunnel.ports} if tunnel is not None else
-                    {p.name for p in bridge.ports if p.tag == DEAD_VLAN
-                     and p.type in ("patch", "vxlan")})
+                    {p.name for p in bridge.ports if is_folded_port(p)})
     patch = next((p.name for p in bridge.ports if p.type == "patch"
                   and p.name not in tunnel_ports
                   and dict(p.options).get("peer") in tunnel_ports), None)

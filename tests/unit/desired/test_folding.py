@@ -31,6 +31,7 @@ from dvr.agent.desired.folding import (
     TUNNEL_TABLE_OFFSET,
     fold_piece,
     folded_flow,
+    is_folded_port,
 )
 from dvr.agent.desired.names import router_interface_bridge_port_name
 from dvr.agent.desired.openflow import Ct, Match, Output, Resubmit
@@ -99,6 +100,8 @@ def test_the_folded_switch_holds_exactly_both_bridges_flows_and_ports(cloud, hos
     assert {p.name: p.tag for p in folded.bridge("br-int").ports} == {
         **{p.name: p.tag for p in integration.ports},
         **{p.name: DEAD_VLAN for p in tunnel.ports}}
+    assert {p.name for p in folded.bridge("br-int").ports if is_folded_port(p)} == {
+        p.name for p in tunnel.ports}
     assert max(f.table for f in integration.flows) < TUNNEL_TABLE_OFFSET
     assert max(f.priority for f in integration.flows if f.table == 0) < PRIO_FOLDED_PORT
     assert folded.local_vlans == apart.local_vlans and folded.namespaces == apart.namespaces

@@ -62,6 +62,12 @@ def folded_port(port: OvsPort) -> OvsPort:
     return replace(port, tag=DEAD_VLAN)
 
 
+def is_folded_port(port: OvsPort) -> bool:
+    """Whether ``port``, on br-int, is one of br-tun's (a patch or VXLAN port on the dead
+    VLAN: br-int's own patch port to br-tun is a trunk)."""
+    return port.tag == DEAD_VLAN and port.type in ("patch", "vxlan")
+
+
 def dispatch_flow(port: OvsPort, owner: str) -> Flow:
     """br-int table 0: what a folded port receives goes to br-tun's table 0."""
     return Flow(IntTable.LOCAL_SWITCHING, PRIO_FOLDED_PORT, Match(in_port=port.name),

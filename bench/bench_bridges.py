@@ -40,13 +40,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench_dataplane import CENTRAL_NETWORKS, PATHS, DvrSystem, System, measure
-from benchlab import BenchLab
+from bench_dataplane import PATHS, System, dvr_bench_lab, measure, ovn_bench_lab
 from benchlib import machine
-from ovnlab import OvnLab
 
 from dvr.lab.hostenv import HostEnv
-from dvr.lab.vm import DEFAULT_PLUMBING
 
 OFFSET = 200
 DEAD_VLAN = 4095
@@ -119,15 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     args.pings = 10  # measure()'s idle ping train before each stream
     gbps: dict[str, dict[str, list[float]]] = {}
     with ExitStack() as labs:
-        bench = labs.enter_context(BenchLab(args.name, args.api_port))
-        dvr = DvrSystem(bench)
-        bench.lab.vm_add("blue-3", "blue", "compute-2")
-        dvr.add_legacy_router()  # every VM NIC of `make bench`'s lab, so the hosts poll as many
-        ovn = OvnLab(args.name, args.ovn_workdir, DEFAULT_PLUMBING, firewall=True,
-                     out=lambda m: print(f"  ovn: {m}", flush=True),
-                     idle_vms=[(vm, host) for _net, _cidr, vm, host in CENTRAL_NETWORKS])
-        labs.callback(ovn.down)
-        ovn.up()
+        dvr = dvr_bench_lab(labs, args.name, args.api_port)  # `make bench`'s, every VM NIC
+        bench = dvr.bench
+        ovn = ovn_bench_lab(labs, args.name, args.ovn_workdir,
+                            out=lambda m: print(f"  ovn: {m}", flush=True))
         agents = [h.agent["pid"] for h in bench.record.hosts.values() if h.agent]
         for pid in agents:
             os.kill(pid, signal.SIGSTOP)

@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +112,31 @@ class DvrSystem:
                 client.add_router_interface(router["id"], subnet["id"])
         for network, _cidr, vm, host in CENTRAL_NETWORKS:
             self.bench.lab.vm_add(vm, network, host)
+
+
+def dvr_bench_lab(stack: ExitStack, name: str, api_port: int,
+                  plumbing: VmPlumbing = DEFAULT_PLUMBING,
+                  tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT) -> DvrSystem:
+    """dvr's lab as this benchmark measures it (the default topology, ``blue-3`` on
+    compute-2 and the legacy router with its two VMs), taken down with ``stack``."""
+    bench = stack.enter_context(BenchLab(name, api_port, plumbing=plumbing,
+                                         tunnel_layout=tunnel_layout))
+    dvr = DvrSystem(bench)
+    bench.lab.vm_add("blue-3", "blue", "compute-2")
+    dvr.add_legacy_router()
+    return dvr
+
+
+def ovn_bench_lab(stack: ExitStack, name: str, workdir: Path,
+                  plumbing: VmPlumbing = DEFAULT_PLUMBING, firewall: bool = True,
+                  out: Callable[[str], None] = print) -> OvnLab:
+    """The OVN reference lab beside it (``cl-1`` and ``cl-2``, dvr's centralized path,
+    idle in OVN: as many VM NICs per host), up, taken down with ``stack``."""
+    ovn = OvnLab(name, workdir, plumbing, firewall=firewall, out=out,
+                 idle_vms=[(vm, host) for _net, _cidr, vm, host in CENTRAL_NETWORKS])
+    stack.callback(ovn.down)
+    ovn.up()
+    return ovn
 
 
 def _run(system: System, vm: str, argv: list[str],
@@ -296,22 +321,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     raw: dict[str, dict[str, list[dict]]] = {}
     with ExitStack() as labs:  # both labs come down whatever happens, Ctrl-C included
         say(f"dvr lab {args.name!r} ({args.vm_plumbing.value} NICs)")
-        bench = labs.enter_context(BenchLab(args.name, args.api_port,
-                                            plumbing=args.vm_plumbing,
-                                            tunnel_layout=args.tunnel_layout))
-        dvr = DvrSystem(bench)
-        bench.lab.vm_add("blue-3", "blue", "compute-2")
-        dvr.add_legacy_router()
+        dvr = dvr_bench_lab(labs, args.name, args.api_port, args.vm_plumbing,
+                            args.tunnel_layout)
         systems["dvr"] = dvr
         if not args.no_ovn:
             say(f"OVN lab in {args.ovn_workdir} ({args.vm_plumbing.value} NICs)")
-            # cl-1 and cl-2 (dvr's centralized path) idle in OVN: as many VM NICs per host
-            ovn = OvnLab(args.name, args.ovn_workdir, args.vm_plumbing,
-                         firewall=args.ovn_firewall, out=lambda m: say(f"ovn: {m}"),
-                         idle_vms=[(vm, host) for _net, _cidr, vm, host in CENTRAL_NETWORKS])
-            labs.callback(ovn.down)
-            ovn.up()
-            systems["ovn"] = ovn
+            systems["ovn"] = ovn_bench_lab(labs, args.name, args.ovn_workdir, args.vm_plumbing,
+                                           args.ovn_firewall, lambda m: say(f"ovn: {m}"))
         time.sleep(1.0)
         say(f"waiting for a quieter machine: {wait_for_quiet(args.wait_idle, args.wait_max)}")
         before = conditions(args.name)

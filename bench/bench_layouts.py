@@ -19,22 +19,10 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench_dataplane import CENTRAL_NETWORKS, PATHS, DvrSystem, System, measure
-from benchlab import BenchLab
+from bench_dataplane import PATHS, System, dvr_bench_lab, measure, ovn_bench_lab
 from benchlib import load_average, machine
-from ovnlab import OvnLab
-
-from dvr.lab.vm import DEFAULT_PLUMBING
 
 MEASURED = tuple(p for p in PATHS if p.key in ("cross_host_same_subnet", "cross_host_routed"))
-
-
-def dvr_lab(stack: ExitStack, name: str, api_port: int, layout: str) -> DvrSystem:
-    bench = stack.enter_context(BenchLab(name, api_port, tunnel_layout=layout))
-    system = DvrSystem(bench)
-    bench.lab.vm_add("blue-3", "blue", "compute-2")
-    system.add_legacy_router()
-    return system
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,15 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     gbps: dict[str, dict[str, list[float]]] = {}
     with ExitStack() as labs:
         systems: dict[str, System] = {
-            "dvr": dvr_lab(labs, "benchlyb", 19896, "bridge"),
-            "dvr folded": dvr_lab(labs, "benchlyf", 19897, "folded"),
+            "dvr": dvr_bench_lab(labs, "benchlyb", 19896, tunnel_layout="bridge"),
+            "dvr folded": dvr_bench_lab(labs, "benchlyf", 19897, tunnel_layout="folded"),
+            "ovn": ovn_bench_lab(labs, "benchly", args.ovn_workdir,
+                                 out=lambda m: print(f"  ovn: {m}", flush=True)),
         }
-        ovn = OvnLab("benchly", args.ovn_workdir, DEFAULT_PLUMBING, firewall=True,
-                     out=lambda m: print(f"  ovn: {m}", flush=True),
-                     idle_vms=[(vm, host) for _net, _cidr, vm, host in CENTRAL_NETWORKS])
-        labs.callback(ovn.down)
-        ovn.up()
-        systems["ovn"] = ovn
         load_before = load_average()
         names = list(systems)
         for run in range(args.runs):

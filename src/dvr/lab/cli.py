@@ -159,7 +159,8 @@ def lab_status(lab: Lab) -> dict:
 
 
 def render_status(status: dict) -> str:
-    tunnels = "br-tun folded into br-int" if status["tunnel_layout"] == "folded" else "br-tun"
+    folded = status["tunnel_layout"] == "folded"
+    tunnels = "br-tun folded into br-int" if folded else "br-tun"
     lines = [f"Lab {status['lab']!r} — API {status['api']} — VM NICs: "
              f"{status['vm_plumbing']} — tunnels: {tunnels}", ""]
     lines.append(format_table(("HOST", "MODE", "TUNNEL IP", "HOST MAC", "ALIVE", "ROUTERS"), [
@@ -186,7 +187,9 @@ def render_status(status: dict) -> str:
     lines += ["", "Try:",
               "  dvr lab ping blue-1 orange-1    # routed on compute-1, straight to compute-2",
               "  dvr trace blue-1 orange-1       # the path, flow by flow",
-              "  dvr lab exec compute-1 -- ovs-ofctl dump-flows br-tun",
+              ("  dvr lab exec compute-1 -- ovs-ofctl dump-flows br-int  # br-tun's: table 200 up"
+               if folded else
+               "  dvr lab exec compute-1 -- ovs-ofctl dump-flows br-tun"),
               f"  {status['openstack']} router list",
               "  dvr lab down                    # remove everything"]
     return "\n".join(lines)

@@ -261,3 +261,23 @@ def test_with_br_tun_folded_into_br_int_the_same_packets_arrive(lab: FastPathLab
     lab.reset_probes()
     assert lab.tcp_stream(BLUE_1, ORANGE_1) > 1000
     assert lab.tcp_seen_by_namespaces() == 0
+
+
+
+def test_a_running_host_switches_layouts_in_one_pass_each_way(lab: FastPathLab):
+    """An agent restarted with the other ``tunnel_layout`` on a host that runs: br-tun's
+    ports move to br-int and br-tun goes (its tunnel ports recreated in a transaction of
+    their own, or the switch refuses the same tunnel twice), then back; each way one pass
+    converges (``apply``) and frames cross hosts bridged and routed."""
+    lab.apply(FAST)
+    assert lab.reachable(BLUE_1, ORANGE_1)
+    for config, bridges in ((FOLDED, ["br-int", "br-phy"]),
+                            (FAST, ["br-int", "br-phy", "br-tun"])):
+        lab.apply(config)
+        for host in lab.hosts.values():
+            assert host.vsctl("list-br").split() == bridges
+            tunnel_side = "br-int" if config.folded else "br-tun"
+            assert {name for name in host.vsctl("list-ports", tunnel_side).split()
+                    if name.startswith(("vxlan-", "patch-int"))}, tunnel_side
+        assert lab.reachable(BLUE_1, BLUE_2)  # same subnet, cross host
+        assert lab.reachable(BLUE_1, ORANGE_1)  # routed, cross host

@@ -156,4 +156,5 @@ class Assembly:
             bridges=bridges,
             namespaces=self._built_namespaces,
             local_vlans=tuple(sorted(local_vlans.items())),
+            retired_bridges=config.retired_bridges,
         )

@@ -52,6 +52,12 @@ class DesiredConfig:
             return (self.integration_bridge,)
         return (self.integration_bridge, self.tunnel_bridge)
 
+    @property
+    def retired_bridges(self) -> tuple[str, ...]:
+        """The agent's own bridges this layout does not use: br-tun when folded (left by
+        the other layout on a host switched to this one)."""
+        return (self.tunnel_bridge,) if self.folded else ()
+
     def bridge_for(self, physical_network: str | None) -> str | None:
         return next((b for p, b in self.bridge_mappings if p == physical_network), None)
 

@@ -316,6 +316,8 @@ class DesiredState:
     bridges: tuple[BridgeState, ...]  # br-int, br-tun, then the mapped bridges (br-ex)
     namespaces: tuple[NamespaceState, ...]  # sorted by name
     local_vlans: tuple[tuple[str, int], ...] = field(default=())  # (network id, vlan)
+    # the agent's own bridges the host must not have (``DesiredConfig.retired_bridges``)
+    retired_bridges: tuple[str, ...] = ()
 
     def bridge(self, name: str) -> BridgeState | None:
         return next((b for b in self.bridges if b.name == name), None)

@@ -33,6 +33,7 @@ from dvr.agent.reconcile.commands import (
     CreateVeth,
     CreateVethPair,
     DeleteAddress,
+    DeleteBridge,
     DeleteLink,
     DeleteNamespace,
     DeleteNeighbor,
@@ -243,6 +244,8 @@ class FakeOvsDriver:
         elif isinstance(op, DeletePort):
             if op.bridge in bridges:
                 bridges[op.bridge].ports.pop(op.name, None)
+        elif isinstance(op, DeleteBridge):
+            bridges.pop(op.name, None)
         else:
             raise DriverError(f"not an OVSDB command: {op!r}")
         return next_ofport

@@ -48,6 +48,7 @@ from dvr.agent.drivers.ofconn import BridgeConnection, BundleRefused, Connection
 from dvr.agent.drivers.ofwire import NotEncodable
 from dvr.agent.drivers.openflow import bundle_lines, numbered_bundle, parse_dump_flows
 from dvr.agent.reconcile.commands import (
+    DeleteBridge,
     DeletePort,
     EnsureBridge,
     EnsurePort,
@@ -272,6 +273,13 @@ class _Apply(ovs_command.BaseCommand):
             bridge = idlutils.row_by_value(self.api.idl, "Bridge", "name", op.bridge, None)
             if port is not None and bridge is not None and port in bridge.ports:
                 _delete_port(self.api, port)
+        elif isinstance(op, DeleteBridge):
+            bridge = idlutils.row_by_value(self.api.idl, "Bridge", "name", op.name, None)
+            if bridge is not None:
+                for port in list(bridge.ports):
+                    _delete_port(self.api, port)
+                self.api._ovs.delvalue("bridges", bridge)
+                bridge.delete()
         else:
             raise DriverError(f"not an OVSDB command: {op!r}")
 

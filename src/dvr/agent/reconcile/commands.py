@@ -58,7 +58,15 @@ class DeletePort:
     name: str
 
 
-OvsdbOp = EnsureBridge | EnsurePort | SetPortTag | DeletePort
+@dataclass(frozen=True)
+class DeleteBridge:
+    """A bridge of the agent's own that the host's layout no longer uses (br-tun once its
+    tables are folded into br-int), with whatever ports are still on it."""
+
+    name: str
+
+
+OvsdbOp = EnsureBridge | EnsurePort | SetPortTag | DeletePort | DeleteBridge
 
 # --- OpenFlow ---------------------------------------------------------------------------
 
@@ -248,7 +256,7 @@ LinuxOp = (
     | AnnounceAddress
 )
 
-OVSDB_OPS = (EnsureBridge, EnsurePort, SetPortTag, DeletePort)
+OVSDB_OPS = (EnsureBridge, EnsurePort, SetPortTag, DeletePort, DeleteBridge)
 LINUX_OPS = (
     CreateNamespace,
     DeleteNamespace,

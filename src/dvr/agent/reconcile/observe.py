@@ -29,7 +29,8 @@ def observation_scope(desired: DesiredState, ownership: Ownership) -> LinuxScope
 def observe(
     drivers: Drivers, desired: DesiredState, ownership: Ownership = DEFAULT_OWNERSHIP
 ) -> ObservedState:
-    """Read the bridges of ``desired``, the owned namespaces and the veth bridge ends."""
+    """Read the bridges of ``desired`` (its retired ones without their flows: they are only
+    emptied and deleted), the owned namespaces and the veth bridge ends."""
     return observe_timed(drivers, desired, ownership)[0]
 
 
@@ -48,7 +49,9 @@ def observe_timed(
     def read_switch() -> None:
         started = time.perf_counter()
         try:
-            switch["bridges"] = drivers.ovs.observe(names)
+            retired = drivers.ovs.observe(desired.retired_bridges, with_flows=False) \
+                if desired.retired_bridges else ()
+            switch["bridges"] = (*drivers.ovs.observe(names), *retired)
         except BaseException as error:  # re-raised in the caller's thread
             switch["error"] = error
         timings["switch"] = (time.perf_counter() - started) * 1000

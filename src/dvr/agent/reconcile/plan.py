@@ -49,6 +49,7 @@ from dvr.agent.reconcile.commands import (
     CreateVeth,
     CreateVethPair,
     DeleteAddress,
+    DeleteBridge,
     DeleteLink,
     DeleteNamespace,
     DeleteNeighbor,
@@ -540,6 +541,12 @@ def _plan_ports(
         for port in bridge.ports:
             if port.name not in wanted_anywhere and ownership.owns_port(port):
                 steps.stale_ports.append(DeletePort(bridge.name, port.name))
+    for name in desired.retired_bridges:
+        retired = observed.bridge(name)
+        if retired is not None and all(p.name in wanted_anywhere or ownership.owns_port(p)
+                                       for p in retired.ports):
+            # its ports wanted elsewhere were moved above; somebody else's keep it
+            steps.stale_ports.append(DeleteBridge(name))
     return created
 
 

@@ -154,6 +154,7 @@ class _Steps:
     stale_addresses: list[Op] = field(default_factory=list)
     stale_links: list[Op] = field(default_factory=list)
     stale_ports: list[Op] = field(default_factory=list)
+    stale_bridges: list[Op] = field(default_factory=list)
     stale_namespaces: list[Op] = field(default_factory=list)
 
     def ordered(self) -> tuple[Op, ...]:
@@ -177,6 +178,7 @@ class _Steps:
                 *self.stale_addresses,
                 *self.stale_links,
                 *self.stale_ports,
+                *self.stale_bridges,
                 *self.stale_namespaces,
             ]
         )
@@ -546,7 +548,7 @@ def _plan_ports(
         if retired is not None and all(p.name in wanted_anywhere or ownership.owns_port(p)
                                        for p in retired.ports):
             # its ports wanted elsewhere were moved above; somebody else's keep it
-            steps.stale_ports.append(DeleteBridge(name))
+            steps.stale_bridges.append(DeleteBridge(name))
     return created
 
 

@@ -78,3 +78,30 @@ def test_an_agent_restart_changes_no_flow(lab):
     lab.wait_converged()
     assert flows(lab, "compute-1") == before
     assert lab.ping("blue-1", "orange-1").returncode == 0
+
+
+def test_a_running_host_switched_to_br_tun_and_back_keeps_forwarding(lab):
+    """`dvr lab restart-agent compute-1 --tunnel-layout bridge`, then `folded` again: each
+    restarted agent's first pass moves br-tun's ports (and deletes or recreates br-tun); the
+    lab runs both layouts side by side meanwhile, and `dvr trace --verify` agrees with each
+    host's switch as it is laid out."""
+    for layout in ("bridge", "folded"):
+        passes = lab.reconciles("compute-1")
+        lab.lab.restart_agent("compute-1", layout)
+        lab.wait_for(lambda before=passes: lab.reconciles("compute-1") > before,
+                     "the agent's first pass")
+        lab.wait_converged()
+        bridges = host_ovs(lab, "compute-1", "ovs-vsctl", "list-br").split()
+        assert ("br-tun" in bridges) == (layout == "bridge"), bridges
+        assert lab.record.layout_of(lab.record.hosts["compute-1"]) == layout
+        for source, destination in (("blue-1", "blue-2"), ("blue-1", "orange-1"),
+                                    ("orange-1", "blue-1")):
+            result = lab.ping(source, destination)
+            assert result.returncode == 0, (layout, source, destination, result.stdout)
+        result = subprocess.run([sys.executable, "-m", "dvr.cli.main", "trace", "blue-1",
+                                 "orange-1", "--verify", "--json", "--lab", LAB_NAME],
+                                text=True, capture_output=True, timeout=120)
+        doc = json.loads(result.stdout)
+        assert doc["verified"] is True and doc["disagreements"] == 0, result.stdout[-2000:]
+        assert doc["reply"]["disagreements"] == 0
+        assert any(s.get("bridge") == "br-tun" for s in doc["steps"]) == (layout == "bridge")

@@ -86,6 +86,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     restart = command("restart-agent", help="restart the agent of a lab host")
     restart.add_argument("host")
+    restart.add_argument("--tunnel-layout", choices=TUNNEL_LAYOUTS, default=None,
+                         help="switch the running host to this layout (default: keep its own)")
     restart.set_defaults(handler=cmd_restart_agent)
 
     down = command("down", help="remove everything the lab made")
@@ -130,6 +132,7 @@ def lab_status(lab: Lab) -> dict:
         "tunnel_layout": record.tunnel_layout,
         "openstack": 'eval "$(dvr lab env)"; openstack',
         "hosts": [{"host": h.name, "mode": h.mode, "tunnel_ip": h.tunnel_ip,
+                   "tunnel_layout": record.layout_of(h),
                    "host_mac": hosts.get(h.name, {}).get("host_mac"),
                    "alive": bool(hosts.get(h.name, {}).get("alive")),
                    "routers": hosts.get(h.name, {}).get("routers", [])}
@@ -158,9 +161,20 @@ def lab_status(lab: Lab) -> dict:
     }
 
 
+HINT_HOST = "compute-1"  # the host the status's hints dump
+
+
+def _tunnels(layout: str) -> str:
+    return "br-tun folded into br-int" if layout == "folded" else "br-tun"
+
+
 def render_status(status: dict) -> str:
-    folded = status["tunnel_layout"] == "folded"
-    tunnels = "br-tun folded into br-int" if folded else "br-tun"
+    layouts = {h["host"]: h.get("tunnel_layout", status["tunnel_layout"])
+               for h in status["hosts"]}
+    folded = layouts.get(HINT_HOST, status["tunnel_layout"]) == "folded"
+    tunnels = _tunnels(status["tunnel_layout"]) + "".join(
+        f"; {_tunnels(layout)} on {host}" for host, layout in layouts.items()
+        if layout != status["tunnel_layout"])
     lines = [f"Lab {status['lab']!r} — API {status['api']} — VM NICs: "
              f"{status['vm_plumbing']} — tunnels: {tunnels}", ""]
     lines.append(format_table(("HOST", "MODE", "TUNNEL IP", "HOST MAC", "ALIVE", "ROUTERS"), [
@@ -187,9 +201,8 @@ def render_status(status: dict) -> str:
     lines += ["", "Try:",
               "  dvr lab ping blue-1 orange-1    # routed on compute-1, straight to compute-2",
               "  dvr trace blue-1 orange-1       # the path, flow by flow",
-              ("  dvr lab exec compute-1 -- ovs-ofctl dump-flows br-int  # br-tun's: table 200 up"
-               if folded else
-               "  dvr lab exec compute-1 -- ovs-ofctl dump-flows br-tun"),
+              f"  dvr lab exec {HINT_HOST} -- ovs-ofctl dump-flows "
+              + ("br-int  # br-tun's: table 200 up" if folded else "br-tun"),
               f"  {status['openstack']} router list",
               "  dvr lab down                    # remove everything"]
     return "\n".join(lines)
@@ -273,7 +286,7 @@ def cmd_fip(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_restart_agent(args: argparse.Namespace) -> int:
-    _lab(args).restart_agent(args.host)
+    _lab(args).restart_agent(args.host, args.tunnel_layout)
     return 0
 
 

@@ -58,7 +58,7 @@ from dvr.lab.vm import (
     unplug_commands,
     vm_namespace,
 )
-from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT
+from dvr.model.hostview import DEFAULT_TUNNEL_LAYOUT, TUNNEL_LAYOUTS
 
 NETNS_PREFIX = "dvrlab-"
 Printer = Callable[[str], None]
@@ -265,7 +265,7 @@ class Lab:
 
     def _start_agent(self, record: LabRecord, host: HostRecord) -> None:
         env = self.host_env(host)
-        ref = start_daemon(env.command(self._agent_argv(host, record.tunnel_layout)),
+        ref = start_daemon(env.command(self._agent_argv(host, record.layout_of(host))),
                            Path(host.workdir) / "agent.log", env=env.env())
         host.agent = ref.as_dict()
         self.paths.save(record)
@@ -487,14 +487,21 @@ class Lab:
         ip = self.resolve_ip(destination)
         return self.exec(source, ["ping", "-c", str(count), "-W", "1", "-i", "0.2", ip])
 
-    def restart_agent(self, host: str) -> None:
+    def restart_agent(self, host: str, tunnel_layout: str | None = None) -> None:
+        """Restart ``host``'s agent; with ``tunnel_layout``, the agent switches the running
+        host to that layout (its first pass moves br-tun's ports, docs/design.md §11)."""
         record = self.record()
         if host not in record.hosts:
             raise LabError(f"no lab host {host!r}")
+        if tunnel_layout is not None and tunnel_layout not in TUNNEL_LAYOUTS:
+            raise LabError(f"tunnel layout must be one of {', '.join(TUNNEL_LAYOUTS)}, "
+                           f"not {tunnel_layout!r}")
         rec = record.hosts[host]
         stop_process(ProcessRef.from_dict(rec.agent))
+        if tunnel_layout is not None:
+            rec.tunnel_layout = "" if tunnel_layout == record.tunnel_layout else tunnel_layout
         self._start_agent(record, rec)
-        self.out(f"restarted dvr-agent on {host}")
+        self.out(f"restarted dvr-agent on {host} (tunnels: {record.layout_of(rec)})")
 
     # -- down -----------------------------------------------------------------------------------
     def down(self, quiet: bool = False) -> None:

@@ -26,6 +26,8 @@ class HostRecord:
     workdir: str
     agent: dict[str, int] | None = None  # ProcessRef.as_dict()
     fabric_port: str = ""  # its uplink's device on the fabric bridge (e.g. for tcpdump)
+    # its agent's own tunnel layout (`dvr lab restart-agent --tunnel-layout`); "": the lab's
+    tunnel_layout: str = ""
 
 
 @dataclass
@@ -56,6 +58,10 @@ class LabRecord:
     vm_plumbing: VmPlumbing = VmPlumbing.VETH
     # where the agents keep br-tun's tables (`dvr lab up --tunnel-layout`)
     tunnel_layout: str = DEFAULT_TUNNEL_LAYOUT
+
+    def layout_of(self, host: HostRecord) -> str:
+        """Where ``host``'s agent keeps br-tun's tables: its own choice, else the lab's."""
+        return host.tunnel_layout or self.tunnel_layout
 
     @property
     def outside_ip(self) -> str:

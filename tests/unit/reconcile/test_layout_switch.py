@@ -82,6 +82,12 @@ def test_a_retired_bridge_holding_a_port_of_somebody_else_is_kept():
     theirs = ObservedBridge("br-tun", "netdev", "secure",
                             ports=(ObservedPort("mirror-0", "", ofport=5),))
     assert not plan_changes(state, ObservedState(bridges=(theirs,))).of_type(DeleteBridge)
+    # a VIF this host wants on br-int, plugged into br-tun by mistake: only tagged, never
+    # moved, so it keeps br-tun too
+    vif = next(p.name for p in state.bridge("br-int").ports if not p.managed)
+    misplugged = ObservedBridge("br-tun", "netdev", "secure",
+                                ports=(ObservedPort(vif, "", ofport=6),))
+    assert not plan_changes(state, ObservedState(bridges=(misplugged,))).of_type(DeleteBridge)
     ours = ObservedBridge("br-tun", "netdev", "secure",
                           ports=(ObservedPort("vxlan-old", "vxlan", external_ids=(MANAGED,),
                                               ofport=5),))

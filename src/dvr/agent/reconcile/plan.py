@@ -543,11 +543,13 @@ def _plan_ports(
         for port in bridge.ports:
             if port.name not in wanted_anywhere and ownership.owns_port(port):
                 steps.stale_ports.append(DeletePort(bridge.name, port.name))
+    moved = {name for ports in wanted.values() for name, port in ports.items() if port.managed}
     for name in desired.retired_bridges:
         retired = observed.bridge(name)
-        if retired is not None and all(p.name in wanted_anywhere or ownership.owns_port(p)
+        if retired is not None and all(p.name in moved or ownership.owns_port(p)
                                        for p in retired.ports):
-            # its ports wanted elsewhere were moved above; somebody else's keep it
+            # the ports the agent wants elsewhere were moved above; any other port on it
+            # (a VIF plugged there by somebody else) keeps the bridge
             steps.stale_bridges.append(DeleteBridge(name))
     return created
 

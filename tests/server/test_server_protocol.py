@@ -31,6 +31,13 @@ def test_register_creates_two_neutron_agents(api):
     assert l3["configurations"]["agent_mode"] == "dvr_snat"
 
 
+def test_a_registration_answers_with_the_host_mac_once_the_host_has_one(api):
+    assert api.register("compute-1", "dvr", "192.0.2.11")["host_mac"] is None
+    mac = api.host_mac("compute-1")
+    assert api.register("compute-1", "dvr", "192.0.2.11")["host_mac"] == mac
+    assert api.register("compute-2", "dvr", "192.0.2.12")["host_mac"] is None  # its own
+
+
 def test_register_rejects_bad_input(api):
     for body in (
         {"host": "h", "agent_mode": "bogus"},

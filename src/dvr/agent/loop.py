@@ -163,6 +163,14 @@ class WakeSignal:
         return self.poked_at is not None
 
 
+def registered_mac(answer: Any) -> str | None:
+    """The host's DVR MAC from a registration's answer, when the server gave one (a server
+    gives it once the host has one; an older one never does: then ``host-mac`` is asked,
+    whose answer the agent takes as it comes too)."""
+    mac = answer.get("host_mac") if isinstance(answer, dict) else None
+    return mac if isinstance(mac, str) and mac else None
+
+
 class AgentLoop:
     def __init__(self, config: AgentConfig, client: ServerClient, dataplane: Dataplane,
                  clock: Callable[[], float] = time.monotonic,
@@ -190,10 +198,10 @@ class AgentLoop:
         retries = self.retries("register")
         while not stop.is_set():
             try:
-                self.client.register_agent(self.config.host, self.config.mode,
-                                           self.config.local_ip, self.config.datapath,
-                                           self.config.availability_zone)
-                mac = self.client.host_mac(self.config.host)
+                answer = self.client.register_agent(self.config.host, self.config.mode,
+                                                    self.config.local_ip, self.config.datapath,
+                                                    self.config.availability_zone)
+                mac = registered_mac(answer) or self.client.host_mac(self.config.host)
                 log.info("registered host=%s mode=%s host_mac=%s", self.config.host,
                          self.config.mode, mac)
                 return mac

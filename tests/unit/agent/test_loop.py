@@ -183,6 +183,38 @@ def test_register_retries_transient_errors_with_jittered_backoff():
     assert stop.waits == [0.375, 0.75]  # 0.5 s then 1 s, each at 3/4 of its step
 
 
+class MacOnRegistration(FakeClient):
+    """A server that answers a registration with the host's MAC (or None), and counts the
+    ``host-mac`` requests."""
+
+    def __init__(self, answer):
+        super().__init__([view(3)])
+        self.answer = answer
+        self.mac_requests = 0
+
+    def register_agent(self, host, mode, ip, datapath, zone="nova"):
+        super().register_agent(host, mode, ip, datapath, zone)
+        return self.answer
+
+    def host_mac(self, host):
+        self.mac_requests += 1
+        return super().host_mac(host)
+
+
+@pytest.mark.parametrize(("answer", "mac", "asked"), [
+    ({"agents": [], "host_mac": "fa:16:3f:00:00:09"}, "fa:16:3f:00:00:09", 0),
+    ({"agents": [], "host_mac": None}, "fa:16:3f:00:00:01", 1),  # none yet: allocated
+    ({"agents": []}, "fa:16:3f:00:00:01", 1),  # a server from before the key
+    ({"agents": [], "host_mac": 7}, "fa:16:3f:00:00:01", 1),
+    (None, "fa:16:3f:00:00:01", 1),
+])
+def test_the_mac_a_registration_answers_with_spares_the_host_mac_request(answer, mac, asked):
+    client = MacOnRegistration(answer)
+    loop = AgentLoop(config(), client, FakeDataplane(), random=half)
+    assert loop.register(FakeStop(checks=10)) == mac
+    assert client.mac_requests == asked
+
+
 def test_register_refused_for_good_stops_the_agent_after_one_try(caplog):
     client = ScriptedClient("register_agent", [ServerError(400, "BadRequest", "invalid mode")])
     loop = AgentLoop(config(), client, FakeDataplane(), random=half)

@@ -35,6 +35,7 @@ from dvr.model.hostview import HostView
 from dvr.model.hostview_delta import HOLDS_NO_VIEW, HostViewDelta, compact_delta_dict
 from dvr.server.api.common import json_response
 from dvr.server.attributes import decode_json
+from dvr.server.auth import Identity
 from dvr.server.authn import describe_caller, request_identity
 from dvr.server.context import ServerContext
 from dvr.server.errors import NeutronError, ServiceUnavailable, http_bad_request
@@ -59,7 +60,7 @@ from dvr.server.services.scheduler import (
     routers_hosted_on,
 )
 from dvr.server.shutdown_guard import RETRY_AFTER_SHUTDOWN
-from dvr.server.tx import ReadTx, utcnow
+from dvr.server.tx import ReadTx, WriteTx, utcnow
 from dvr.server.validate import is_plain_text
 
 PREFIX = "/dvr/v1"
@@ -234,6 +235,14 @@ def host_param(request: Request) -> str:
     return host
 
 
+def _register(tx: WriteTx, body: dict[str, Any], caller: Identity
+              ) -> tuple[list[dict[str, Any]], str | None]:
+    """The host's agents as registered, and its DVR MAC when it has one already: an agent
+    that starts again needs no second request for it (None: ask ``host-mac``)."""
+    agents = agent_service.register(tx, body, caller)
+    return agents, host_macs.host_mac(tx, agents[0]["host"])
+
+
 def routes(context: ServerContext) -> list[Route]:
     config = context.config
 
@@ -241,7 +250,7 @@ def routes(context: ServerContext) -> list[Route]:
         body = await _json_object(request)
         caller = request_identity(request)
         try:
-            agents = await context.write(lambda tx: agent_service.register(tx, body, caller))
+            agents, mac = await context.write(lambda tx: _register(tx, body, caller))
         except NeutronError as exc:
             if exc.status in (403, 409):
                 log.warning(
@@ -249,7 +258,7 @@ def routes(context: ServerContext) -> list[Route]:
                     body.get("host"), describe_caller(request), exc.message,
                 )
             raise
-        return json_response({"agents": agents})
+        return json_response({"agents": agents, "host_mac": mac})
 
     async def heartbeat(request: Request) -> Response:
         """Liveness from memory (a database write only when the report says something new);

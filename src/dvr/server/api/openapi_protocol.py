@@ -124,7 +124,9 @@ def describe(agent: JsonSchema) -> tuple[dict[str, JsonSchema], dict[str, Any]]:
     paths = {
         f"{p}/agents": {"post": operation(
             "registerAgents", "Register (or update) a host's agents",
-            (200, "OK", obj({"agents": array_of(agent)}, ("agents",))), (409,),
+            (200, "OK", obj({"agents": array_of(agent),
+                             "host_mac": {"anyOf": [MAC_SCHEMA, {"type": "null"}]}},
+                            ("agents",))), (409,),
             body=request_body(REGISTRATION), links=_host_links(), tags=kind,
         )},
         f"{p}/hosts": {"get": operation(

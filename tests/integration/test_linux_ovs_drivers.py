@@ -213,3 +213,23 @@ def test_the_ovs_driver_from_outside_the_host(host: HostEnv):
         assert after.flows[0].text == f"in_port={port.ofport} actions=drop"
         assert after.flows[0].ports == (str(port.ofport),)
         assert ovs.dump_flows("br-int")[0].text == f"priority=5,in_port={port.ofport} actions=drop"
+
+
+def test_a_tunnel_port_moved_to_another_bridge_is_numbered_there(host: HostEnv):
+    """Ensured on another bridge without ``recreate`` (the plan did not see where it was):
+    the driver unplugs it in a transaction of its own first, or ovs-vswitchd refuses the
+    tunnel as a twin of itself ("File exists") and leaves it without a number."""
+    from dvr.agent.drivers.ovs import OvsConfig, OvsDriver
+    from dvr.agent.reconcile.commands import EnsureBridge
+
+    tunnel = ("vxlan-moved", "vxlan", (("key", "flow"), ("local_ip", "198.18.0.1"),
+                                        ("remote_ip", "198.18.0.2")))
+    with OvsDriver(OvsConfig.for_rundir(host.rundir)) as ovs:
+        ovs.transact([EnsureBridge("br-a", "netdev", "secure"),
+                      EnsureBridge("br-b", "netdev", "secure"),
+                      EnsurePort("br-a", *tunnel)])
+        ovs.transact([EnsurePort("br-b", *tunnel)])
+        bridges = {b.name: b for b in ovs.observe(["br-a", "br-b"], with_flows=False)}
+        assert bridges["br-a"].ports == ()
+        (moved,) = bridges["br-b"].ports
+        assert moved.name == "vxlan-moved" and moved.ofport > 0 and not moved.error

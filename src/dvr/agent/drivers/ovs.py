@@ -334,6 +334,23 @@ class _Apply(ovs_command.BaseCommand):
                 iface.setkey("external_ids", key, value)
 
 
+class _Elsewhere(ovs_command.ReadOnlyCommand):
+    """The names of the ports ``ops`` ensure that exist on another bridge than theirs."""
+
+    def __init__(self, api, ops: Sequence[EnsurePort]):
+        super().__init__(api)
+        self.ops = ops
+
+    def run_idl(self, txn) -> None:
+        found = set()
+        for op in self.ops:
+            port = _find_port(self.api, op.name)
+            bridge = None if port is None else _port_bridge(self.api, port)
+            if bridge is not None and bridge.name != op.bridge:
+                found.add(op.name)
+        self.result = found
+
+
 class _Unplug(ovs_command.BaseCommand):
     """Remove port ``name`` from whatever bridge has it (the first step of a recreate)."""
 
@@ -451,11 +468,14 @@ class OvsDriver:
         _ = self.api  # connect now: changes are only seen by a live connection
 
     def transact(self, ops: Sequence[OvsdbOp]) -> None:
-        # a port recreated under the same name must disappear in a transaction of its own:
-        # ovs-vswitchd matches ports by name and would otherwise keep the old device open
-        recreate = [o for o in ops if isinstance(o, EnsurePort) and o.recreate]
-        if recreate:
-            self._commit([_Unplug(self.api, o.name) for o in recreate])
+        # a port recreated under the same name, or moved to another bridge, must disappear
+        # in a transaction of its own: ovs-vswitchd matches ports by name and would keep the
+        # old device open, and refuses a tunnel moved in one transaction as a twin of itself
+        ensured = [o for o in ops if isinstance(o, EnsurePort)]
+        moving = _Elsewhere(self.api, ensured).execute(check_error=True) if ensured else set()
+        unplug = [o.name for o in ensured if o.recreate or o.name in moving]
+        if unplug:
+            self._commit([_Unplug(self.api, name) for name in unplug])
         self._commit([_Apply(self.api, o) for o in ops],
                      wait_for_switch=not all(isinstance(o, SetPortTag) for o in ops))
 

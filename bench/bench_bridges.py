@@ -40,7 +40,15 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench_dataplane import PATHS, System, dvr_bench_lab, measure, ovn_bench_lab
+from bench_dataplane import (
+    PATHS,
+    System,
+    checked_stream_arguments,
+    dvr_bench_lab,
+    measure,
+    ovn_bench_lab,
+    stream_arguments,
+)
 from benchlib import machine
 
 from dvr.lab.hostenv import HostEnv
@@ -104,16 +112,12 @@ def rounds(label_a: str, a: System, label_b: str, b: System, runs: int,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=4, help="rounds per phase")
-    p.add_argument("--seconds", type=int, default=6, help="iperf3 -t")
+    stream_arguments(p, runs=4, seconds=6)
     p.add_argument("--name", default="benchbr", help="the dvr lab's name (its own lab)")
     p.add_argument("--api-port", type=int, default=19893)
     p.add_argument("--drop-external", action="store_true", help="a third phase without br-ex")
     p.add_argument("--ovn-workdir", type=Path, default=Path("/var/lib/dvr-lab-ovn/benchbr"))
-    args = p.parse_args(argv)
-    if not (1 <= args.runs <= 20 and 3 <= args.seconds <= 60):
-        p.error("--runs 1..20, --seconds 3..60")
-    args.pings = 10  # measure()'s idle ping train before each stream
+    args = checked_stream_arguments(p, argv, pings=10)
     gbps: dict[str, dict[str, list[float]]] = {}
     with ExitStack() as labs:
         dvr = dvr_bench_lab(labs, args.name, args.api_port)  # `make bench`'s, every VM NIC

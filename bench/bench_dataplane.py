@@ -289,6 +289,24 @@ def table(stats: dict[str, dict[str, dict]]) -> list[str]:
     return lines
 
 
+def stream_arguments(p: argparse.ArgumentParser, runs: int, seconds: int) -> None:
+    """``--runs`` and ``--seconds`` of an experiment built on ``measure`` (its rounds of
+    iperf3 streams); ``checked_stream_arguments`` parses them."""
+    p.add_argument("--runs", type=int, default=runs, help="rounds")
+    p.add_argument("--seconds", type=int, default=seconds, help="iperf3 -t")
+
+
+def checked_stream_arguments(p: argparse.ArgumentParser, argv: list[str] | None,
+                             pings: int) -> argparse.Namespace:
+    """The parsed arguments, ``--runs`` 1..20 and ``--seconds`` 3..60 (else the parser's
+    error), with ``pings``: the idle ping train ``measure`` sends before each stream."""
+    args = p.parse_args(argv)
+    if not (1 <= args.runs <= 20 and 3 <= args.seconds <= 60):
+        p.error("--runs 1..20, --seconds 3..60")
+    args.pings = pings
+    return args
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="repetitions of every path")

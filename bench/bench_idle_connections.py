@@ -20,7 +20,13 @@ import sys
 import time
 from contextlib import ExitStack
 
-from bench_dataplane import PATHS, dvr_bench_lab, measure
+from bench_dataplane import (
+    PATHS,
+    checked_stream_arguments,
+    dvr_bench_lab,
+    measure,
+    stream_arguments,
+)
 from benchlib import machine
 
 HOSTS = ("compute-1", "compute-2")
@@ -51,15 +57,13 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=6, help="rounds of both conditions")
-    p.add_argument("--seconds", type=int, default=5, help="iperf3 -t")
+    stream_arguments(p, runs=6, seconds=5)
     p.add_argument("--extra", type=int, default=6, help="idle connections added per host")
     p.add_argument("--name", default="benchconn", help="the dvr lab's name (its own lab)")
     p.add_argument("--api-port", type=int, default=19894)
-    args = p.parse_args(argv)
-    if not (1 <= args.runs <= 20 and 3 <= args.seconds <= 60 and 1 <= args.extra <= 30):
-        p.error("--runs 1..20, --seconds 3..60, --extra 1..30")
-    args.pings = 5  # measure()'s idle ping train before each stream
+    args = checked_stream_arguments(p, argv, pings=5)
+    if not 1 <= args.extra <= 30:
+        p.error("--extra 1..30")
     gbps: dict[tuple[str, str], list[float]] = {}
     with ExitStack() as labs:
         dvr = dvr_bench_lab(labs, args.name, args.api_port)

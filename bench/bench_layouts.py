@@ -19,7 +19,15 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench_dataplane import PATHS, System, dvr_bench_lab, measure, ovn_bench_lab
+from bench_dataplane import (
+    PATHS,
+    System,
+    checked_stream_arguments,
+    dvr_bench_lab,
+    measure,
+    ovn_bench_lab,
+    stream_arguments,
+)
 from benchlib import load_average, machine
 
 MEASURED = tuple(p for p in PATHS if p.key in ("cross_host_same_subnet", "cross_host_routed"))
@@ -27,13 +35,9 @@ MEASURED = tuple(p for p in PATHS if p.key in ("cross_host_same_subnet", "cross_
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=6, help="rounds")
-    p.add_argument("--seconds", type=int, default=6, help="iperf3 -t")
+    stream_arguments(p, runs=6, seconds=6)
     p.add_argument("--ovn-workdir", type=Path, default=Path("/var/lib/dvr-lab-ovn/benchly"))
-    args = p.parse_args(argv)
-    if not (1 <= args.runs <= 20 and 3 <= args.seconds <= 60):
-        p.error("--runs 1..20, --seconds 3..60")
-    args.pings = 10  # measure()'s idle ping train before each stream
+    args = checked_stream_arguments(p, argv, pings=10)
     gbps: dict[str, dict[str, list[float]]] = {}
     with ExitStack() as labs:
         systems: dict[str, System] = {

@@ -12,6 +12,8 @@ import json
 
 import pytest
 
+from dvr.lab.topology import default_topology
+
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 OUTSIDE_IP = "203.0.113.1"
@@ -66,8 +68,12 @@ def probe_on_br_ex(lab3, host: str, address: str):
         lab3.run(host, ["ip", "netns", "delete", netns], check=False)
 
 
+# addresses the server never allocates (the lab's pool stops short of them)
+PROBES = default_topology().external_network.outside_addresses()
+
+
 @pytest.mark.parametrize(
-    ("host", "address"), [("network-1", "203.0.113.250"), ("compute-1", "203.0.113.251")]
+    ("host", "address"), [("network-1", PROBES[-2]), ("compute-1", PROBES[-1])]
 )
 def test_frames_from_br_ex_reach_the_outside_host(lab3, host, address):
     with probe_on_br_ex(lab3, host, address) as netns:

@@ -30,11 +30,12 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import ExitStack, contextmanager
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_network
 
 import pytest
 
 from dvr.lab.security import find_group
+from dvr.lab.topology import default_topology
 from tests.e2e.conftest import (
     LabDriver,
     VmProgram,
@@ -54,8 +55,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root]
 PROMPT_BOUND_S = 5.0
 PORT = 8080  # neither demo-web (80) nor a Neutron default rule opens it
 WEB_PORT = 80  # demo-web opens it from anywhere
-FORGED_IP = "192.0.2.250"  # on blue, nobody's
-PAIR_IP, PAIR_MAC = "192.0.2.240", "fa:16:3e:e2:e0:01"
+PAIR_MAC = "fa:16:3e:e2:e0:01"
 FORGED_MAC = "fa:16:3e:e2:e0:99"
 
 # --- programs run in the VMs --------------------------------------------------------------------
@@ -411,6 +411,16 @@ def assert_delivery(lab: LabDriver, sender: str, targets: tuple[str, ...], marke
         assert not set(unwanted) & seen[target], f"{target} saw frames it should not: {seen}"
 
 
+def unheld_addresses(lab: LabDriver, network: str, count: int) -> list[str]:
+    """``count`` addresses of ``network``'s subnet, from its top down, that no port holds."""
+    cidr = ip_network(next(n.cidr for n in default_topology().networks if n.name == network))
+    with lab.client() as client:
+        held = {fixed["ip_address"] for port in client.get("/v2.0/ports")["ports"]
+                for fixed in port["fixed_ips"]}
+    free = (str(a) for a in reversed(list(cidr.hosts())) if str(a) not in held)
+    return [next(free) for _ in range(count)]
+
+
 def update_port(lab: LabDriver, vm: str, body: dict) -> None:
     with lab.client() as client:
         client.update("ports", "port", lab.record.vms[vm].port_id, body)
@@ -428,6 +438,9 @@ def test_forged_sources_deliver_nothing_and_address_pairs_exactly_their_pair(lab
     victim = vms["blue-2"].ip_address
     with temporary_vm(lab, "spoof-1", "blue", "compute-1") as spoof:
         mac, ip = spoof.mac_address, spoof.ip_address
+        # the server allocates at random, so the forged and the pair's addresses are ones
+        # no port holds now (fixed ones collided with blue-2's once)
+        forged_address, pair_address = unheld_addresses(lab, "blue", 2)
 
         def echo(tag: str, src_mac: str, src_ip: str) -> dict[str, list[bytes]]:
             return {tag: [icmp_echo_frame(src_mac, vms[t].mac_address, src_ip,
@@ -440,7 +453,7 @@ def test_forged_sources_deliver_nothing_and_address_pairs_exactly_their_pair(lab
 
         blue_1 = vms["blue-1"]
         forged_mac = echo("forged-mac", FORGED_MAC, ip)
-        forged_ip = echo("forged-ip", mac, FORGED_IP)
+        forged_ip = echo("forged-ip", mac, forged_address)
         assert_delivery(lab, "spoof-1", targets, marker,
                         wanted={**echo("genuine", mac, ip), **garp(mac, ip)},
                         unwanted={
@@ -452,12 +465,13 @@ def test_forged_sources_deliver_nothing_and_address_pairs_exactly_their_pair(lab
                                 2, mac, blue_1.mac_address, victim, blue_1.ip_address)]})
 
         update_port(lab, "spoof-1", {"allowed_address_pairs": [
-            {"ip_address": PAIR_IP, "mac_address": PAIR_MAC}]})
+            {"ip_address": pair_address, "mac_address": PAIR_MAC}]})
         assert_delivery(lab, "spoof-1", targets, marker,
-                        wanted={**echo("pair", PAIR_MAC, PAIR_IP), **garp(PAIR_MAC, PAIR_IP)},
-                        unwanted={**echo("pair-ip-own-mac", mac, PAIR_IP),
+                        wanted={**echo("pair", PAIR_MAC, pair_address),
+                                **garp(PAIR_MAC, pair_address)},
+                        unwanted={**echo("pair-ip-own-mac", mac, pair_address),
                                   **echo("pair-mac-own-ip", PAIR_MAC, ip),
-                                  **echo("pair-mac-forged-ip", PAIR_MAC, FORGED_IP),
+                                  **echo("pair-mac-forged-ip", PAIR_MAC, forged_address),
                                   **forged_mac, **garp(PAIR_MAC, victim)})
 
         # the receivers would see forgeries: without port security they get through

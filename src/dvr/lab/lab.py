@@ -289,9 +289,7 @@ class Lab:
         for net in topology.networks:
             self.out(f"creating network {net.name} {net.cidr}")
             network = client.create("networks", "network", net.api_body())
-            subnet = client.create("subnets", "subnet", {
-                "name": f"{net.name}-subnet", "network_id": network["id"],
-                "cidr": net.cidr, "ip_version": 4})
+            subnet = client.create("subnets", "subnet", net.subnet_body(network["id"]))
             subnets[net.name] = subnet["id"]
         self.out(f"creating distributed router {topology.router}")
         router = client.create("routers", "router",

@@ -4,7 +4,8 @@ The default is the scenario of DVR.md §5: compute-1 and compute-2 (agent mode `
 network-1 (``dvr_snat``), networks ``blue`` and ``orange`` on the distributed router
 ``demo-router``, VMs ``blue-1`` on compute-1, ``orange-1`` and ``blue-2`` on compute-2; the
 external network ``public`` (flat, physical network ``public``) and the ``outside`` host
-on it at the external subnet's gateway address.
+on it at the external subnet's gateway address. The external subnet's allocation pool
+leaves its top addresses to hosts outside the cloud (the tests' probes).
 Only documentation/benchmark ranges are used.
 """
 
@@ -20,6 +21,7 @@ NETWORK_NODE_OFFSET = 100  # network-1 = 198.18.0.101
 TENANT_MTU = 1450
 EXTERNAL_PHYSNET = "public"  # the provider network the external segment carries
 OUTSIDE_HOST = "outside"
+OUTSIDE_ONLY = 32  # the external subnet's top addresses, never allocated: for outside hosts
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 
 
@@ -47,6 +49,22 @@ class LabNetwork:
             body.update({"router:external": True, "provider:network_type": "flat",
                          "provider:physical_network": EXTERNAL_PHYSNET})
         return body
+
+    def subnet_body(self, network_id: str) -> dict[str, object]:
+        """The subnet's create request: an external subnet's pool stops short of
+        :meth:`outside_addresses`, as a provider network leaves room for its own routers."""
+        body: dict[str, object] = {"name": f"{self.name}-subnet", "network_id": network_id,
+                                   "cidr": self.cidr, "ip_version": 4}
+        if self.external:
+            hosts = list(ipaddress.ip_network(self.cidr).hosts())
+            body["allocation_pools"] = [{"start": str(hosts[1]),
+                                         "end": str(hosts[-OUTSIDE_ONLY - 1])}]
+        return body
+
+    def outside_addresses(self) -> tuple[str, ...]:
+        """Addresses of an external subnet that no port of the cloud is ever given."""
+        hosts = list(ipaddress.ip_network(self.cidr).hosts())
+        return tuple(str(a) for a in hosts[-OUTSIDE_ONLY:]) if self.external else ()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,21 @@ def test_external_network_is_flat_and_the_outside_host_is_its_gateway():
     assert blue.gateway_ip == "192.0.2.1"
 
 
+def test_the_external_subnets_pool_leaves_its_top_to_outside_hosts():
+    public = default_topology().external_network
+    body = public.subnet_body("net-id")
+    assert body == {"name": "public-subnet", "network_id": "net-id", "cidr": "203.0.113.0/24",
+                    "ip_version": 4,
+                    "allocation_pools": [{"start": "203.0.113.2", "end": "203.0.113.222"}]}
+    outside = public.outside_addresses()
+    assert (outside[0], outside[-1], len(outside)) == ("203.0.113.223", "203.0.113.254", 32)
+    pool_end = ipaddress.ip_address(body["allocation_pools"][0]["end"])
+    assert all(ipaddress.ip_address(a) > pool_end for a in outside)
+    blue = next(n for n in default_topology().networks if n.name == "blue")
+    assert "allocation_pools" not in blue.subnet_body("b")  # tenant subnets: all of it
+    assert blue.outside_addresses() == ()
+
+
 def test_computes_bounds_and_names():
     with pytest.raises(ValueError):
         lab_hosts(0)

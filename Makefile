@@ -12,7 +12,7 @@ APT_RUNTIME := openvswitch-switch iproute2 iputils-ping ethtool nftables iperf3 
 # and what the test suite needs besides (a real PostgreSQL, Chromium for the browser test)
 APT_TEST := postgresql chromium
 # and what the benchmarks need besides (the OVN reference lab)
-APT_BENCH := ovn-central ovn-host iperf3
+APT_BENCH := ovn-central ovn-host iperf3 strace
 
 .PHONY: demo test bench bench-scale fuzz compat system-deps test-deps bench-deps venv lint down
 

@@ -91,19 +91,10 @@ def descriptors(pid: int) -> dict[int, tuple[str, str]]:
     return found_fds
 
 
-def count_calls(pid: int, seconds: float, fds: dict[int, tuple[str, str]]
-                ) -> tuple[int, Counter[tuple[str, str]]]:
-    """The main thread's iterations (``poll`` calls) and its calls by (fd kind, name)."""
-    with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
-        tracer = subprocess.Popen(["strace", "-qq", "-e", f"trace={','.join(CALLS)}", "-o",
-                                   out.name, "-p", str(pid)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(seconds)
-        finally:
-            tracer.terminate()
-            tracer.wait(timeout=10)
-        lines = out.read().splitlines()
+def tally(lines: list[str], fds: dict[int, tuple[str, str]]
+          ) -> tuple[int, Counter[tuple[str, str]]]:
+    """strace's lines -> the iterations (``poll`` calls) and the calls on each descriptor
+    (kind, name); a descriptor it does not know is ("other", "")."""
     calls: Counter[tuple[str, str]] = Counter()
     polls = 0
     for line in lines:
@@ -116,6 +107,21 @@ def count_calls(pid: int, seconds: float, fds: dict[int, tuple[str, str]]
         elif fd is not None:
             calls[fds.get(int(fd), ("other", ""))] += 1
     return polls, calls
+
+
+def count_calls(pid: int, seconds: float, fds: dict[int, tuple[str, str]]
+                ) -> tuple[int, Counter[tuple[str, str]]]:
+    """The main thread's iterations and calls by descriptor over ``seconds`` (``tally``)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
+        tracer = subprocess.Popen(["strace", "-qq", "-e", f"trace={','.join(CALLS)}", "-o",
+                                   out.name, "-p", str(pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(seconds)
+        finally:
+            tracer.terminate()
+            tracer.wait(timeout=10)
+        return tally(out.read().splitlines(), fds)
 
 
 def vswitchd_pid(system, host: str) -> int:  # type: ignore[no-untyped-def]

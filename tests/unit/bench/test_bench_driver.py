@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import sys
-from pathlib import Path
 
-import pytest
-
-BENCH = Path(__file__).resolve().parents[3] / "bench"
-
-
-@pytest.fixture(autouse=True)
-def bench_on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    yield
-    for name in ("run_all", "bench_dataplane", "ovnlab", "benchlab", "benchlib"):
-        sys.modules.pop(name, None)
+from tests.unit.bench.conftest import BENCH
 
 
 def test_merging_a_suite_keeps_every_other_suites_keys(tmp_path):

@@ -3,23 +3,12 @@ guest and probe both sides share, the OVN side's run order, the figures and the 
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[3] / "bench"
-MODULES = ("run_all", "bench_port_pair", "bench_port", "bench_port_ovn", "portprobe",
-           "ovnlab", "benchlab", "benchlib", "bench_dataplane")
-
-
-@pytest.fixture(autouse=True)
-def bench_on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    yield
-    for name in MODULES:
-        sys.modules.pop(name, None)
+from tests.unit.bench.conftest import BENCH
 
 
 def guest(mtu: int = 1442):

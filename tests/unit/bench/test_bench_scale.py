@@ -5,23 +5,16 @@ simulated hosts on SQLite (real dvr-server, real agent loops on the fake datapla
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[3] / "bench"
-MODULES = ("bench_scale", "bench_scale_agents", "bench_scale_changes", "bench_scale_compute",
-           "bench_scale_fleet", "bench_scale_report", "bench_server", "benchlib", "pg")
-
 
 @pytest.fixture
-def scale(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
+def scale():
     import bench_scale
 
     yield bench_scale
-    for name in MODULES:
-        sys.modules.pop(name, None)
+    sys.modules.pop("pg", None)  # bench_server imports tests/pg.py as a top-level module
 
 
 def test_percentile_is_nearest_rank(scale):
@@ -148,12 +141,8 @@ def test_after_a_restart_a_watch_that_caught_up_counts_as_in_sync(scale):
 
 
 def test_failed_requests_are_counted_by_kind_over_every_phase():
-    sys.path.insert(0, str(BENCH))
-    try:
-        from bench_scale_report import failed
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.modules.pop("bench_scale_report", None)
+    from bench_scale_report import failed
+
     errors = {"sync_all": {"timeout": 2, "5xx 503": 1}, "restart": {"5xx 500": 4, "connect": 9}}
     assert failed(errors, "timeout") == 2
     assert failed(errors, "5xx") == 5

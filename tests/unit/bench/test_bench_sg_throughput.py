@@ -3,12 +3,7 @@ its table; importing it needs no root and starts nothing."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[3] / "bench"
 
 # two threads, as OVS 3.1 prints them for the userspace datapath
 PMD_STATS = """\
@@ -30,13 +25,10 @@ main thread:
 
 
 @pytest.fixture
-def sg(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
+def sg():
     import bench_sg_throughput
 
-    yield bench_sg_throughput
-    for name in ("bench_sg_throughput", "benchlab", "benchlib"):
-        sys.modules.pop(name, None)
+    return bench_sg_throughput
 
 
 def test_datapath_counters_are_summed_over_threads_and_taken_per_packet(sg) -> None:

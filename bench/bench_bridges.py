@@ -41,7 +41,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench_dataplane import (
-    PATHS,
+    CROSS_HOST_PATHS,
     System,
     checked_stream_arguments,
     dvr_bench_lab,
@@ -56,7 +56,6 @@ from dvr.lab.hostenv import HostEnv
 OFFSET = 200
 DEAD_VLAN = 4095
 FOLDED_HOSTS = ("compute-1", "compute-2")
-MEASURED = tuple(p for p in PATHS if p.key in ("cross_host_same_subnet", "cross_host_routed"))
 
 
 def moved_up(flow: str) -> str:
@@ -103,7 +102,7 @@ def rounds(label_a: str, a: System, label_b: str, b: System, runs: int,
         if run % 2:
             order.reverse()
         for label, system in order:
-            for index, path in enumerate(MEASURED):
+            for index, path in enumerate(CROSS_HOST_PATHS):
                 result = measure(system, path, args, 5201 + index, profile=False)
                 out.setdefault(label, {}).setdefault(path.key, []).append(result["sent_gbps"])
                 print(f"  {label:>11} {path.key:<24} {result['sent_gbps']:.3f} Gbit/s",

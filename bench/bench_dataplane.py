@@ -76,6 +76,8 @@ PATHS = (
 CENTRALIZED = BenchPath("centralized", "cross host, centralized router on network-1", "cl-1",
                     "cl-2", "compute-1")
 PROFILED = "cross_host_routed"
+# the two paths the experiments on the gap to OVN measure (bench_bridges, _layouts, ...)
+CROSS_HOST_PATHS = tuple(p for p in PATHS if p.key.startswith("cross_host_"))
 
 
 class System(VmRunner, Protocol):

@@ -21,7 +21,7 @@ import time
 from contextlib import ExitStack
 
 from bench_dataplane import (
-    PATHS,
+    CROSS_HOST_PATHS,
     checked_stream_arguments,
     dvr_bench_lab,
     measure,
@@ -31,7 +31,6 @@ from benchlib import machine
 
 HOSTS = ("compute-1", "compute-2")
 BRIDGES = ("br-int", "br-tun", "br-ex")
-MEASURED = tuple(p for p in PATHS if p.key in ("cross_host_same_subnet", "cross_host_routed"))
 
 
 def idle_monitors(dvr, count: int) -> list[subprocess.Popen]:  # type: ignore[no-untyped-def]
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             for label in (("base", "extra") if run % 2 == 0 else ("extra", "base")):
                 extra = idle_monitors(dvr, args.extra) if label == "extra" else []
                 try:
-                    for index, path in enumerate(MEASURED):
+                    for index, path in enumerate(CROSS_HOST_PATHS):
                         result = measure(dvr, path, args, 5201 + index, profile=False)
                         gbps.setdefault((label, path.key), []).append(result["sent_gbps"])
                         print(f"  {label:>5} {path.key:<24} {result['sent_gbps']:.3f} Gbit/s",
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     stop(extra)
     print(f"\nmachine: {machine()}\n")
-    for path in MEASURED:
+    for path in CROSS_HOST_PATHS:
         base = statistics.median(gbps[("base", path.key)])
         extra = statistics.median(gbps[("extra", path.key)])
         print(f"{path.key}: {base:.3f} -> {extra:.3f} Gbit/s with {args.extra} more idle "

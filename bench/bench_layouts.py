@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench_dataplane import (
-    PATHS,
+    CROSS_HOST_PATHS,
     System,
     checked_stream_arguments,
     dvr_bench_lab,
@@ -29,8 +29,6 @@ from bench_dataplane import (
     stream_arguments,
 )
 from benchlib import load_average, machine
-
-MEASURED = tuple(p for p in PATHS if p.key in ("cross_host_same_subnet", "cross_host_routed"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(args.runs):
             order = names[run % len(names):] + names[:run % len(names)]
             for name in order:
-                for index, path in enumerate(MEASURED):
+                for index, path in enumerate(CROSS_HOST_PATHS):
                     result = measure(systems[name], path, args, 5201 + index, profile=False)
                     gbps.setdefault(name, {}).setdefault(path.key, []).append(
                         result["sent_gbps"])

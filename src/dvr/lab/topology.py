@@ -56,9 +56,9 @@ class LabNetwork:
         body: dict[str, object] = {"name": f"{self.name}-subnet", "network_id": network_id,
                                    "cidr": self.cidr, "ip_version": 4}
         if self.external:
-            hosts = list(ipaddress.ip_network(self.cidr).hosts())
-            body["allocation_pools"] = [{"start": str(hosts[1]),
-                                         "end": str(hosts[-OUTSIDE_ONLY - 1])}]
+            first_outside = ipaddress.ip_address(self.outside_addresses()[0])
+            body["allocation_pools"] = [{"start": str(ipaddress.ip_address(self.gateway_ip) + 1),
+                                         "end": str(first_outside - 1)}]
         return body
 
     def outside_addresses(self) -> tuple[str, ...]:
